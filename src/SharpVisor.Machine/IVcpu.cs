@@ -1,0 +1,23 @@
+namespace SharpVisor.Machine;
+
+/// <summary>
+/// One virtual CPU. <see cref="Run"/> blocks on the calling thread (one vCPU, one thread),
+/// dispatching port-I/O and MMIO exits to the machine's buses, and returns only when the
+/// vCPU can run no further or a stop was requested.
+/// </summary>
+public interface IVcpu : IDisposable
+{
+    int Id { get; }
+
+    /// <summary>Exit counts by reason for this vCPU (io, mmio, hlt, ...).</summary>
+    ExitCounters Exits { get; }
+
+    VcpuState GetState();
+
+    void SetState(VcpuState state);
+
+    VcpuExit Run();
+
+    /// <summary>Makes a blocked <see cref="Run"/> return soon; callable from any thread.</summary>
+    void Kick();
+}

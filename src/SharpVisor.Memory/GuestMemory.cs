@@ -1,0 +1,182 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+
+namespace SharpVisor.Memory;
+
+/// <summary>
+/// Guest physical memory: a sorted set of non-overlapping regions. Every guest-supplied
+/// address and length is validated here, once; callers get spans that cannot reach
+/// outside the region they were checked against.
+/// </summary>
+public sealed unsafe class GuestMemory : IDisposable
+{
+    /// <summary>Start of the 32-bit MMIO hole (PCI windows, I/O APIC, local APIC).</summary>
+    public const ulong MmioHoleStart = 0xC000_0000;
+
+    /// <summary>RAM that does not fit below the hole continues here.</summary>
+    public const ulong HighMemoryStart = 0x1_0000_0000;
+
+    /// <summary>Largest guest RAM accepted (1 TiB): larger sizes are a typo, not a plan.</summary>
+    public const ulong MaxRamSize = 1UL << 40;
+
+    /// <summary>Smallest guest RAM accepted: the boot code needs the first megabyte and some.</summary>
+    public const ulong MinRamSize = 2UL << 20;
+
+    private readonly List<MemoryRegion> _regions = new();
+    private MemoryRegion? _lastHit;
+
+    public IReadOnlyList<MemoryRegion> Regions => _regions;
+
+    /// <summary>Total bytes of RAM (excluding read-only regions).</summary>
+    public ulong RamSize { get; private set; }
+
+    /// <summary>
+    /// Lays out <paramref name="ramSize"/> bytes of RAM the way a PC does: up to
+    /// <see cref="MmioHoleStart"/> at 0, the rest from 4 GiB.
+    /// </summary>
+    public static GuestMemory CreateRam(ulong ramSize)
+    {
+        if (ramSize < MinRamSize || ramSize > MaxRamSize)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ramSize), $"guest memory must be between {MinRamSize >> 20} MiB and {MaxRamSize >> 30} GiB");
+        }
+
+        if ((ramSize & (MemoryRegion.PageSize - 1)) != 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(ramSize), "guest memory must be a multiple of 4 KiB");
+        }
+
+        var memory = new GuestMemory();
+        try
+        {
+            ulong low = Math.Min(ramSize, MmioHoleStart);
+            memory.AddRegion(0, low);
+            if (ramSize > low)
+            {
+                memory.AddRegion(HighMemoryStart, ramSize - low);
+            }
+        }
+        catch
+        {
+            memory.Dispose();
+            throw;
+        }
+
+        return memory;
+    }
+
+    public MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly = false, string name = "sharpvisor-ram")
+    {
+        if (guestPhysicalAddress + size < guestPhysicalAddress)
+        {
+            throw new ArgumentOutOfRangeException(nameof(size), "region wraps the address space");
+        }
+
+        foreach (MemoryRegion r in _regions)
+        {
+            if (guestPhysicalAddress < r.End && r.GuestPhysicalAddress < guestPhysicalAddress + size)
+            {
+                throw new ArgumentException($"region 0x{guestPhysicalAddress:x}+0x{size:x} overlaps 0x{r.GuestPhysicalAddress:x}+0x{r.Size:x}");
+            }
+        }
+
+        var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name);
+        _regions.Add(region);
+        _regions.Sort((a, b) => a.GuestPhysicalAddress.CompareTo(b.GuestPhysicalAddress));
+        if (!readOnly)
+        {
+            RamSize += size;
+        }
+
+        return region;
+    }
+
+    /// <summary>The region holding all of [address, address+length), or null.</summary>
+    public MemoryRegion? FindRegion(ulong address, ulong length = 1)
+    {
+        MemoryRegion? hit = _lastHit;
+        if (hit is not null && hit.Contains(address, length))
+        {
+            return hit;
+        }
+
+        foreach (MemoryRegion r in _regions)
+        {
+            if (r.Contains(address, length))
+            {
+                _lastHit = r;
+                return r;
+            }
+        }
+
+        return null;
+    }
+
+    public bool IsValid(ulong address, ulong length) => FindRegion(address, length) is not null;
+
+    /// <summary>Host pointer for a guest range lying wholly inside one region, or false.</summary>
+    public bool TryTranslate(ulong address, ulong length, out nint host)
+    {
+        MemoryRegion? r = FindRegion(address, length);
+        if (r is null)
+        {
+            host = 0;
+            return false;
+        }
+
+        host = r.HostAddress + (nint)(address - r.GuestPhysicalAddress);
+        return true;
+    }
+
+    /// <summary>A span over guest memory; throws <see cref="GuestMemoryException"/> when out of range.</summary>
+    public Span<byte> GetSpan(ulong address, int length)
+    {
+        if (length < 0 || !TryTranslate(address, (ulong)length, out nint host))
+        {
+            throw new GuestMemoryException(address, (ulong)Math.Max(length, 0));
+        }
+
+        return new Span<byte>((void*)host, length);
+    }
+
+    public bool TryGetSpan(ulong address, int length, out Span<byte> span)
+    {
+        if (length < 0 || !TryTranslate(address, (ulong)length, out nint host))
+        {
+            span = default;
+            return false;
+        }
+
+        span = new Span<byte>((void*)host, length);
+        return true;
+    }
+
+    public void Read(ulong address, Span<byte> destination) => GetSpan(address, destination.Length).CopyTo(destination);
+
+    public void Write(ulong address, ReadOnlySpan<byte> source) => source.CopyTo(GetSpan(address, source.Length));
+
+    public T Read<T>(ulong address)
+        where T : unmanaged
+    {
+        return MemoryMarshal.Read<T>(GetSpan(address, Unsafe.SizeOf<T>()));
+    }
+
+    public void Write<T>(ulong address, T value)
+        where T : unmanaged
+    {
+        MemoryMarshal.Write(GetSpan(address, Unsafe.SizeOf<T>()), in value);
+    }
+
+    public void Fill(ulong address, int length, byte value) => GetSpan(address, length).Fill(value);
+
+    public void Dispose()
+    {
+        foreach (MemoryRegion r in _regions)
+        {
+            r.Dispose();
+        }
+
+        _regions.Clear();
+        _lastHit = null;
+    }
+}

@@ -1,0 +1,81 @@
+using SharpVisor.Interop;
+
+namespace SharpVisor.Memory;
+
+/// <summary>
+/// One contiguous range of guest physical memory, backed by a memfd mapped into this
+/// process. The memfd lets other processes (or KVM) share the same pages.
+/// </summary>
+public sealed unsafe class MemoryRegion : IDisposable
+{
+    private nint _host;
+    private int _memfd;
+
+    internal MemoryRegion(ulong guestPhysicalAddress, ulong size, bool readOnly, string name)
+    {
+        if (size == 0 || (size & (PageSize - 1)) != 0)
+        {
+            throw new ArgumentException($"region size 0x{size:x} must be a non-zero multiple of 4 KiB", nameof(size));
+        }
+
+        if ((guestPhysicalAddress & (PageSize - 1)) != 0)
+        {
+            throw new ArgumentException($"region address 0x{guestPhysicalAddress:x} must be 4 KiB aligned", nameof(guestPhysicalAddress));
+        }
+
+        GuestPhysicalAddress = guestPhysicalAddress;
+        Size = size;
+        ReadOnly = readOnly;
+        _memfd = LibC.MemfdCreate(name, LibC.MFD_CLOEXEC);
+        LinuxException.ThrowIfFailed(_memfd, "memfd_create");
+        if (LibC.Ftruncate(_memfd, (long)size) < 0)
+        {
+            LinuxException error = LinuxException.FromLastError("ftruncate of guest memory");
+            LibC.Close(_memfd);
+            throw error;
+        }
+
+        // The host mapping is always writable: read-only applies to the guest (KVM slot flag),
+        // the VMM itself writes ROM contents.
+        _host = LibC.Mmap(0, (nuint)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_NORESERVE, _memfd, 0);
+        if (_host == LibC.MAP_FAILED)
+        {
+            LinuxException error = LinuxException.FromLastError($"mmap of {size >> 20} MiB guest memory");
+            LibC.Close(_memfd);
+            throw error;
+        }
+    }
+
+    public const ulong PageSize = 4096;
+
+    public ulong GuestPhysicalAddress { get; }
+
+    public ulong Size { get; }
+
+    public ulong End => GuestPhysicalAddress + Size;
+
+    public bool ReadOnly { get; }
+
+    /// <summary>Start of the host mapping of this region.</summary>
+    public nint HostAddress => _host;
+
+    public int MemFd => _memfd;
+
+    public bool Contains(ulong address, ulong length) =>
+        address >= GuestPhysicalAddress && length <= Size && address - GuestPhysicalAddress <= Size - length;
+
+    public void Dispose()
+    {
+        if (_host != 0)
+        {
+            LibC.Munmap(_host, (nuint)Size);
+            _host = 0;
+        }
+
+        if (_memfd >= 0)
+        {
+            LibC.Close(_memfd);
+            _memfd = -1;
+        }
+    }
+}

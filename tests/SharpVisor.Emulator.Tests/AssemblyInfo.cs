@@ -1,0 +1,1 @@
+namespace SharpVisor.Emulator.Tests;
