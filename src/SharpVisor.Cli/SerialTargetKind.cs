@@ -1,0 +1,8 @@
+namespace SharpVisor.Cli;
+
+public enum SerialTargetKind
+{
+    Stdio,
+    File,
+    None,
+}
