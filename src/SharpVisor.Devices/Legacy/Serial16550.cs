@@ -176,6 +176,12 @@ public sealed class Serial16550 : IPortIoDevice
             int accepted = 0;
             foreach (byte b in data)
             {
+                if (_hostInput.IsFull)
+                {
+                    // Let the receiver take what it has room for before giving up on a byte.
+                    MoveHostInputToReceiver();
+                }
+
                 if (_hostInput.TryEnqueue(b))
                 {
                     accepted++;
