@@ -66,7 +66,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath);
 
         GuestMemory memory;
         try
@@ -121,7 +121,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         MachineControl control = _machine.Control;
         if (!stopped)
         {
-            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped after the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
+            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped by the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
         }
 
         MachineStopReason reason = control.StopReason ?? MachineStopReason.PowerOff;
@@ -130,6 +130,33 @@ public sealed class VirtualMachineMonitor : IDisposable
     }
 
     public bool Pause(TimeSpan timeout) => _runner.Pause(timeout);
+
+    /// <summary>
+    /// Where each vCPU is executing: pauses the guest for an instant (a kick per vCPU), reads
+    /// RIP and resumes. Null when the vCPUs could not be parked in time.
+    /// </summary>
+    public IReadOnlyList<ulong>? SampleInstructionPointers()
+    {
+        if (_runner.IsPaused)
+        {
+            return null;
+        }
+
+        if (!_runner.Pause(TimeSpan.FromSeconds(1)))
+        {
+            _runner.Resume();
+            return null;
+        }
+
+        try
+        {
+            return _vcpus.Select(v => v.GetState().Rip).ToArray();
+        }
+        finally
+        {
+            _runner.Resume();
+        }
+    }
 
     public void Resume() => _runner.Resume();
 
