@@ -65,7 +65,7 @@ public sealed unsafe class SerialConsole : IDisposable
 
     public Stream Output => _output;
 
-    /// <summary>Why input stopped early (a read error), or null.</summary>
+    /// <summary>Why input stopped early (a read error, a failing escape handler), or null.</summary>
     public string? InputError
     {
         get
@@ -284,17 +284,35 @@ public sealed unsafe class SerialConsole : IDisposable
 
                 if (quit)
                 {
-                    _onEscape();
+                    InvokeEscape();
                     return;
                 }
             }
         }
         catch (LinuxException e)
         {
-            lock (_lock)
-            {
-                _inputError = e.Message;
-            }
+            RecordInputError(e.Message);
+        }
+    }
+
+    private void InvokeEscape()
+    {
+        try
+        {
+            _onEscape!();
+        }
+        catch (Exception e)
+        {
+            // An exception on this background thread would end the process with the terminal raw.
+            RecordInputError($"console escape handler failed: {e.Message}");
+        }
+    }
+
+    private void RecordInputError(string message)
+    {
+        lock (_lock)
+        {
+            _inputError = message;
         }
     }
 }

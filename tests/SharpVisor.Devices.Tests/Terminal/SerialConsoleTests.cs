@@ -95,6 +95,30 @@ public sealed class SerialConsoleTests
     }
 
     [Fact]
+    public void AFailingEscapeHandlerIsReportedNotFatal()
+    {
+        using var pty = new PseudoTerminal();
+        using var called = new ManualResetEventSlim();
+        using var console = new SerialConsole(new MemoryStream(), ownsOutput: true, inputFd: pty.Slave, rawMode: true, onEscape: () =>
+        {
+            called.Set();
+            throw new InvalidOperationException("machine already gone");
+        });
+        console.Attach(_uart);
+
+        pty.Type("\x01x"u8);
+
+        Assert.True(called.Wait(s_timeout));
+        var deadline = DateTime.UtcNow + s_timeout;
+        while (console.InputError is null && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        Assert.Equal("console escape handler failed: machine already gone", console.InputError);
+    }
+
+    [Fact]
     public async Task DisposeStopsAnIdleInputThreadPromptly()
     {
         using var pty = new PseudoTerminal();
