@@ -165,10 +165,19 @@ public sealed class SerialConsoleTests
                 }
 
 
-                // Unbuffered: readable before the console is closed.
-                using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                using var text = new StreamReader(reader);
-                Assert.Equal("boot\r\n", text.ReadToEnd());
+                // Written promptly: readable before the console is closed.
+                string contents = "";
+                var deadline = DateTime.UtcNow + s_timeout;
+                while (contents != "boot\r\n" && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(1);
+                    using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                    using var text = new StreamReader(reader);
+                    contents = text.ReadToEnd();
+                }
+
+                Assert.Equal("boot\r\n", contents);
+                Assert.Null(console.OutputError);
             }
 
             Assert.Equal("boot\r\n", File.ReadAllText(path));
