@@ -22,6 +22,8 @@ public sealed class OutputPump : Stream
     private byte[] _writing;
     private int _count;
     private bool _busy;
+    private bool _writerIdle;
+    private int _blockedProducers;
     private bool _closing;
     private string? _error;
 
@@ -81,7 +83,9 @@ public sealed class OutputPump : Stream
                 int room = _filling.Length - _count;
                 if (room == 0)
                 {
+                    _blockedProducers++;
                     Monitor.Wait(_lock);
+                    _blockedProducers--;
                     continue;
                 }
 
@@ -89,7 +93,12 @@ public sealed class OutputPump : Stream
                 data[..chunk].CopyTo(_filling.AsSpan(_count));
                 _count += chunk;
                 data = data[chunk..];
-                Monitor.PulseAll(_lock);
+
+                // Wake the writer only when it sleeps; a busy writer finds the bytes on its next round.
+                if (_writerIdle)
+                {
+                    Monitor.PulseAll(_lock);
+                }
             }
         }
     }
@@ -155,10 +164,12 @@ public sealed class OutputPump : Stream
             lock (_lock)
             {
                 _busy = false;
-                Monitor.PulseAll(_lock); // room for writers, progress for Drain
                 while (_count == 0 && !_closing)
                 {
+                    Monitor.PulseAll(_lock); // progress for Drain
+                    _writerIdle = true;
                     Monitor.Wait(_lock);
+                    _writerIdle = false;
                 }
 
                 if (_count == 0)
@@ -170,7 +181,10 @@ public sealed class OutputPump : Stream
                 count = _count;
                 _count = 0;
                 _busy = true;
-                Monitor.PulseAll(_lock);
+                if (_blockedProducers > 0)
+                {
+                    Monitor.PulseAll(_lock); // room again
+                }
             }
 
             try
