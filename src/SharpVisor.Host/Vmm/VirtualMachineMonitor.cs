@@ -17,7 +17,6 @@ public sealed class VirtualMachineMonitor : IDisposable
     private readonly IVirtualMachine _machine;
     private readonly IReadOnlyList<IVcpu> _vcpus;
     private readonly VirtualMachineRunner _runner;
-    private readonly CountingStream _serialOutput;
 
     private VirtualMachineMonitor(
         MachineConfiguration configuration,
@@ -26,8 +25,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         IVirtualMachine machine,
         IReadOnlyList<IVcpu> vcpus,
         LegacyPlatform legacy,
-        BootResult boot,
-        CountingStream serialOutput)
+        BootResult boot)
     {
         Configuration = configuration;
         Accelerator = accelerator;
@@ -36,7 +34,6 @@ public sealed class VirtualMachineMonitor : IDisposable
         _vcpus = vcpus;
         Legacy = legacy;
         Boot = boot;
-        _serialOutput = serialOutput;
         _runner = new VirtualMachineRunner(machine, vcpus);
     }
 
@@ -55,7 +52,8 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
-    public long SerialBytesWritten => _serialOutput.BytesWritten;
+    /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
+    public long SerialBytesWritten => Legacy.Serial.TransmittedBytes;
 
     public bool IsPaused => _runner.IsPaused;
 
@@ -90,15 +88,14 @@ public sealed class VirtualMachineMonitor : IDisposable
             });
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
-            var serialOutput = new CountingStream(configuration.SerialOutput);
-            LegacyPlatform legacy = LegacyPlatform.Register(machine, serialOutput);
+            LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot, serialOutput);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot);
         }
         catch
         {
@@ -117,7 +114,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public RunOutcome Run(TimeSpan? timeout = null)
     {
         bool stopped = _runner.Run(timeout);
-        _serialOutput.Flush();
+        Legacy.Serial.Output?.Flush();
         MachineControl control = _machine.Control;
         if (!stopped)
         {
