@@ -215,8 +215,9 @@ public sealed class SoftTlb
         }
 
         int kept = 0;
-        foreach (int index in _globalSlots)
+        for (int i = 0; i < _globalSlots.Count; i++)
         {
+            int index = _globalSlots[i];
             if ((_slotFlags[index] & SlotGlobal) != 0 && Restamp(ref _entries[index], old))
             {
                 _globalSlots[kept++] = index;
