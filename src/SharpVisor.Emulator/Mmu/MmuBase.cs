@@ -64,15 +64,15 @@ public abstract class MmuBase : IMmu
         return TranslateMiss(linear, access);
     }
 
-    public bool LoadControlRegisters(ulong cr0, ulong cr3, ulong cr4, ulong efer) => Apply(cr0, cr3, cr4, efer, cr3Load: true, reload: true);
+    public bool LoadControlRegisters(ulong cr0, ulong cr3, ulong cr4, ulong efer) => Apply(cr0, cr3, cr4, efer, cr3Load: true, load: true);
 
-    public bool OnCr0Write(ulong cr0) => Apply(cr0, Walker.Cr3, Walker.Cr4, Walker.Efer, cr3Load: false, reload: false);
+    public bool OnCr0Write(ulong cr0) => Apply(cr0, Walker.Cr3, Walker.Cr4, Walker.Efer, cr3Load: false, load: false);
 
-    public bool OnCr3Write(ulong cr3) => Apply(Walker.Cr0, cr3, Walker.Cr4, Walker.Efer, cr3Load: true, reload: false);
+    public bool OnCr3Write(ulong cr3) => Apply(Walker.Cr0, cr3, Walker.Cr4, Walker.Efer, cr3Load: true, load: false);
 
-    public bool OnCr4Write(ulong cr4) => Apply(Walker.Cr0, Walker.Cr3, cr4, Walker.Efer, cr3Load: false, reload: false);
+    public bool OnCr4Write(ulong cr4) => Apply(Walker.Cr0, Walker.Cr3, cr4, Walker.Efer, cr3Load: false, load: false);
 
-    public bool OnEferWrite(ulong efer) => Apply(Walker.Cr0, Walker.Cr3, Walker.Cr4, efer, cr3Load: false, reload: false);
+    public bool OnEferWrite(ulong efer) => Apply(Walker.Cr0, Walker.Cr3, Walker.Cr4, efer, cr3Load: false, load: false);
 
     public void FlushPage(ulong linear)
     {
@@ -138,12 +138,15 @@ public abstract class MmuBase : IMmu
             return Translation.Mmio(physical);
         }
 
-        bool tracked = IsWriteTracked(physicalPage);
         PageAccess context = access & (PageAccess.User | PageAccess.Implicit | PageAccess.AlignmentCheck);
         bool canRead = !pagingEnabled || Walker.IsAllowed(rights, context);
-        bool canWrite = hostWritable && !tracked && (rights & PageRights.Dirty) != 0
+        bool canWrite = hostWritable && (rights & PageRights.Dirty) != 0
             && (!pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Write));
         bool canExecute = !pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Execute);
+
+        // Stores to write-tracked pages (shadowed page tables) must come back to the MMU.
+        bool tracked = (write || canWrite) && IsWriteTracked(physicalPage);
+        canWrite &= !tracked;
         Tlb.Fill(linear, SoftTlb.ContextFor(access), hostPage, physicalPage, canRead, canWrite, canExecute, (rights & PageRights.Global) != 0, pageSize);
         return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked);
     }
@@ -155,7 +158,7 @@ public abstract class MmuBase : IMmu
         return Translation.PageFaulted(errorCode, linear);
     }
 
-    private bool Apply(ulong cr0, ulong cr3, ulong cr4, ulong efer, bool cr3Load, bool reload)
+    private bool Apply(ulong cr0, ulong cr3, ulong cr4, ulong efer, bool cr3Load, bool load)
     {
         if ((cr4 & PageWalker.Cr4Pcide) != 0)
         {
@@ -172,7 +175,7 @@ public abstract class MmuBase : IMmu
         ulong cr0Changed = cr0 ^ Walker.Cr0;
         ulong cr4Changed = cr4 ^ Walker.Cr4;
         ulong eferChanged = efer ^ Walker.Efer;
-        bool reset = reload || mode != oldMode
+        bool reset = load || mode != oldMode
             || (cr4Changed & PageWalker.Cr4Pse) != 0
             || (eferChanged & VcpuState.EferNoExecute) != 0;
         bool flushAll = reset || (cr0Changed & VcpuState.Cr0WriteProtect) != 0 || (cr4Changed & Cr4FlushAllBits) != 0;

@@ -54,17 +54,28 @@ public sealed class ShadowMmu : MmuBase
             end = ulong.MaxValue;
         }
 
-        for (ulong frame = physicalAddress & SoftTlb.PageMask; frame < end; frame += 4096)
+        ulong first = physicalAddress & SoftTlb.PageMask;
+        ulong frames = ((end - 1 - first) >> 12) + 1;
+        if (frames == 1)
         {
-            if (_frames.TryGetValue(frame, out ShadowTable? head))
+            WriteFrame(first, physicalAddress, end);
+        }
+        else if (frames <= (ulong)_frames.Count)
+        {
+            for (ulong i = 0; i < frames; i++)
             {
-                Counters.TrackedWrites++;
-                OnTrackedWrite(frame, head, Math.Max(physicalAddress, frame), Math.Min(end, frame + 4096));
+                WriteFrame(first + (i << 12), physicalAddress, end);
             }
-
-            if (frame + 4096 < frame)
+        }
+        else
+        {
+            // A large write (DMA, a loader): visit the tracked frames rather than every frame written.
+            foreach (ulong frame in _frames.Keys.ToArray())
             {
-                break;
+                if (frame >= first && frame < end)
+                {
+                    WriteFrame(frame, physicalAddress, end);
+                }
             }
         }
     }
@@ -290,6 +301,15 @@ public sealed class ShadowMmu : MmuBase
         }
 
         return table;
+    }
+
+    private void WriteFrame(ulong frame, ulong start, ulong end)
+    {
+        if (_frames.TryGetValue(frame, out ShadowTable? head))
+        {
+            Counters.TrackedWrites++;
+            OnTrackedWrite(frame, head, Math.Max(start, frame), Math.Min(end, frame + 4096));
+        }
     }
 
     private void OnTrackedWrite(ulong frame, ShadowTable head, ulong start, ulong end)

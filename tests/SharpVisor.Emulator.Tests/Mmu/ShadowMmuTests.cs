@@ -244,6 +244,26 @@ public class ShadowMmuTests
         Assert.Equal(1, h.Mmu.Counters.ShadowInvalidations);
     }
 
+    [Fact]
+    public void AReportedBulkWriteInvalidatesEveryChangedEntryInIt()
+    {
+        using var h = new MmuHarness(MmuMode.Shadow);
+        ulong first = h.Tables.Map(Linear, Page, P | RW | US);
+        ulong second = h.Tables.Map(Kernel, Page + 0x1000, P | RW);
+        h.EnablePaging();
+        h.Translate(Linear);
+        h.Translate(Kernel);
+
+        // A device (or the loader) rewrites guest memory wholesale and reports it once.
+        h.Tables.Write(first, (Page + 0x2000) | P | RW | US);
+        h.Tables.Write(second, (Page + 0x3000) | P | RW);
+        h.Mmu.OnGuestPhysicalWrite(0, 32 << 20);
+
+        MmuAssert.Ram(h.Translate(Linear), Page + 0x2000);
+        MmuAssert.Ram(h.Translate(Kernel), Page + 0x3000);
+        Assert.Equal(2, h.Mmu.Counters.ShadowInvalidations);
+    }
+
     private static void MapTableAlias(MmuHarness h)
     {
         for (ulong i = 0; i < 64; i++)
