@@ -181,7 +181,11 @@ public sealed class ShadowMmu : MmuBase
                 return false;
             }
 
-            table.WritesSinceUse = 0;
+            if (table.WritesSinceUse != 0)
+            {
+                table.WritesSinceUse = 0; // in use as a page table: not flooded
+            }
+
             rights &= Walker.RightsOf(entry, level);
             if (Walker.IsLeaf(entry, level))
             {
