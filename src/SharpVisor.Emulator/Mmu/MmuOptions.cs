@@ -12,8 +12,11 @@ public sealed class MmuOptions
     /// <summary>Software TLB slots per privilege context; a power of two.</summary>
     public int TlbSlots { get; init; } = 1024;
 
-    /// <summary>Shadow mode: when more guest page-table pages than this are shadowed, all are dropped and rebuilt on demand.</summary>
-    public int MaxShadowTables { get; init; } = 16384;
+    /// <summary>
+    /// Shadow mode: when more guest page-table pages than this are shadowed, all are dropped and
+    /// rebuilt on demand. Bounds what a guest can make the host allocate (8 KiB per table).
+    /// </summary>
+    public int MaxShadowTables { get; init; } = 8192;
 
     /// <summary>
     /// Shadow mode: writes to a shadowed page-table page with no use of the page in between,

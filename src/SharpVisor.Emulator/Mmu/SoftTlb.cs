@@ -117,6 +117,11 @@ public sealed class SoftTlb
     /// <summary>Caches the 4 KiB page of <paramref name="linear"/> for one context with the accesses it allows.</summary>
     public void Fill(ulong linear, TlbContext context, nint hostPage, ulong physicalPage, bool read, bool write, bool execute, bool global, ulong pageSize)
     {
+        if (pageSize > 4096 && _largePages.Count >= 4 * Slots)
+        {
+            Flush(includeGlobal: true); // keeps the large-page set bounded whatever the guest maps
+        }
+
         int index = ((int)context * Slots) + ((int)(linear >> 12) & _slotMask);
         ulong page = linear & PageMask;
         ulong tag = page | _stamp;

@@ -114,6 +114,21 @@ public class SoftTlbTests
     }
 
     [Fact]
+    public void ManyLargePagesCannotGrowTheTlbWithoutBound()
+    {
+        var tlb = new SoftTlb(16);
+        for (ulong i = 0; i < 1000; i++)
+        {
+            tlb.Fill(i << 21, TlbContext.Supervisor, Host, 0, true, true, true, global: true, 2 << 20);
+            Assert.True(tlb.TryGetHostAddress(i << 21, PageAccess.Read, out _));
+        }
+
+        // Past the bound the TLB flushes itself (allowed: a TLB may always drop entries); INVLPG still finds the large page.
+        tlb.FlushPage((999UL << 21) + 0x1000);
+        Assert.False(tlb.TryGetHostAddress(999UL << 21, PageAccess.Read, out _));
+    }
+
+    [Fact]
     public void SlotCountMustBeAPowerOfTwo()
     {
         Assert.Throws<ArgumentOutOfRangeException>(() => new SoftTlb(100));
