@@ -22,6 +22,7 @@ public sealed class Pic8259Pair : IExternalInterruptSource
     private readonly Pic8259 _master = new(isMaster: true);
     private readonly Pic8259 _slave = new(isMaster: false);
     private volatile bool _output;
+    private volatile bool _outputChanged;
 
     public Pic8259Pair()
     {
@@ -146,10 +147,20 @@ public sealed class Pic8259Pair : IExternalInterruptSource
     private void UpdateOutputLocked()
     {
         _master.SetIrq(CascadeIrq, _slave.GetIrq() >= 0);
-        _output = _master.GetIrq() >= 0;
+        bool output = _master.GetIrq() >= 0;
+        _outputChanged |= output != _output;
+        _output = output;
     }
 
-    private void NotifyOutput() => OutputChanged?.Invoke(_output);
+    /// <summary>Reports a change of the INT output, with its level now (so racing notifications end on the truth).</summary>
+    private void NotifyOutput()
+    {
+        if (_outputChanged)
+        {
+            _outputChanged = false;
+            OutputChanged?.Invoke(_output);
+        }
+    }
 
     private byte ReadChip(bool slave, int port)
     {
