@@ -1172,19 +1172,24 @@ public sealed class LocalApic : IMmioDevice
 
     private void SetLint(int index, bool level)
     {
+        bool wake;
         lock (_lock)
         {
             bool rising = level && !_lintLevel[index - LvtLint0];
             _lintLevel[index - LvtLint0] = level;
+            bool hadEvents = _eventsHint;
             if (rising && IsHardwareEnabledLocked)
             {
                 DeliverLocalLocked(index);
             }
 
             UpdateSnapshots();
+
+            // Wake for a new local event, or for the 8259's request when it reaches this CPU.
+            wake = (_eventsHint && !hadEvents) || (level && index == LvtLint0 && _acceptsPicInterrupts);
         }
 
-        if (level)
+        if (wake)
         {
             Wake();
         }

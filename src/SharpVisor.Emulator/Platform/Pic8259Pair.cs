@@ -19,6 +19,7 @@ public sealed class Pic8259Pair : IExternalInterruptSource
     public const int CascadeIrq = 2;
 
     private readonly object _lock = new();
+    private readonly object _notifyLock = new();
     private readonly Pic8259 _master = new(isMaster: true);
     private readonly Pic8259 _slave = new(isMaster: false);
     private volatile bool _output;
@@ -152,13 +153,24 @@ public sealed class Pic8259Pair : IExternalInterruptSource
         _output = output;
     }
 
-    /// <summary>Reports a change of the INT output, with its level now (so racing notifications end on the truth).</summary>
+    /// <summary>
+    /// Reports a change of the INT output with its level now. Notifications are serialised and each
+    /// reads the latest level, so racing changes end with the listener seeing the truth.
+    /// </summary>
     private void NotifyOutput()
     {
-        if (_outputChanged)
+        if (!_outputChanged)
         {
-            _outputChanged = false;
-            OutputChanged?.Invoke(_output);
+            return;
+        }
+
+        lock (_notifyLock)
+        {
+            if (_outputChanged)
+            {
+                _outputChanged = false;
+                OutputChanged?.Invoke(_output);
+            }
         }
     }
 

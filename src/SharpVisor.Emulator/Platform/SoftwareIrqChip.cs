@@ -7,8 +7,9 @@ namespace SharpVisor.Emulator.Platform;
 /// I/O APIC and one local APIC per vCPU, joined by an <see cref="ApicBus"/>. As the machine's
 /// <see cref="IInterruptController"/>, it routes GSIs 0-15 (the ISA IRQs) to both the 8259 pair and
 /// the same-numbered I/O APIC pin, as KVM's default routing does (so firmware tables need no
-/// interrupt source override for IRQ 0), GSIs 16-23 to the I/O APIC only, and MSIs to the local
-/// APICs. The 8259's INT output drives every local APIC's LINT0.
+/// interrupt source override for IRQ 0; set <see cref="Irq0IoApicPin"/> to 2 to match tables that
+/// have QEMU's override instead), GSIs 16-23 to the I/O APIC only, and MSIs to the local APICs.
+/// The 8259's INT output drives every local APIC's LINT0.
 /// </summary>
 public sealed class SoftwareIrqChip : IInterruptController
 {
@@ -16,6 +17,7 @@ public sealed class SoftwareIrqChip : IInterruptController
 
     private readonly PlatformLog _log;
     private readonly LocalApic[] _localApics;
+    private readonly int _irq0Pin;
 
     public SoftwareIrqChip(int vcpuCount, PlatformTimeBase time, PlatformLog? log = null, bool x2ApicSupported = true)
     {
@@ -43,6 +45,24 @@ public sealed class SoftwareIrqChip : IInterruptController
     }
 
     public ApicBus Bus { get; }
+
+    /// <summary>
+    /// The I/O APIC pin ISA IRQ 0 (the PIT) drives: 0 (KVM's default routing) or 2 (QEMU's, for
+    /// firmware tables with an IRQ 0 → GSI 2 interrupt source override; pin 0 is then unused).
+    /// </summary>
+    public int Irq0IoApicPin
+    {
+        get => _irq0Pin;
+        init
+        {
+            if (value is not (0 or 2))
+            {
+                throw new ArgumentOutOfRangeException(nameof(Irq0IoApicPin), "IRQ 0 is wired to I/O APIC pin 0 or 2");
+            }
+
+            _irq0Pin = value;
+        }
+    }
 
     public Pic8259Pair Pic { get; }
 
@@ -80,7 +100,14 @@ public sealed class SoftwareIrqChip : IInterruptController
             Pic.SetIrq((int)gsi, asserted);
         }
 
-        IoApic.SetPin((int)gsi, asserted);
+        if (gsi == 0)
+        {
+            IoApic.SetPin(_irq0Pin, asserted);
+        }
+        else if (gsi != 2 || _irq0Pin != 2)
+        {
+            IoApic.SetPin((int)gsi, asserted);
+        }
     }
 
     public void SignalMsi(ulong address, uint data)

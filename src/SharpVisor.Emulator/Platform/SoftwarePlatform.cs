@@ -12,11 +12,17 @@ namespace SharpVisor.Emulator.Platform;
 /// </summary>
 public sealed class SoftwarePlatform
 {
-    public SoftwarePlatform(GuestMemory memory, int vcpuCount, PlatformTimeBase? time = null, PlatformLog? log = null, bool x2ApicSupported = true)
+    /// <param name="memory">Guest RAM (kvmclock writes into it; the RTC reports its size).</param>
+    /// <param name="vcpuCount">Number of vCPUs, one local APIC each.</param>
+    /// <param name="time">The time base (default: the system clock).</param>
+    /// <param name="log">Where guest misbehaviour is reported.</param>
+    /// <param name="x2ApicSupported">Whether the CPU advertises x2APIC.</param>
+    /// <param name="irq0IoApicPin">See <see cref="SoftwareIrqChip.Irq0IoApicPin"/>: must agree with the MADT.</param>
+    public SoftwarePlatform(GuestMemory memory, int vcpuCount, PlatformTimeBase? time = null, PlatformLog? log = null, bool x2ApicSupported = true, int irq0IoApicPin = 0)
     {
         Time = time ?? new PlatformTimeBase();
         Log = log ?? PlatformLog.Null;
-        IrqChip = new SoftwareIrqChip(vcpuCount, Time, Log, x2ApicSupported);
+        IrqChip = new SoftwareIrqChip(vcpuCount, Time, Log, x2ApicSupported) { Irq0IoApicPin = irq0IoApicPin };
         Pit = new Pit8254(Time, IrqChip);
         Rtc = new CmosRtc(Time, IrqChip, Log);
         Rtc.SetMemorySize(memory);

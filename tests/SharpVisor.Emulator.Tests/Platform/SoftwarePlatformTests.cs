@@ -98,6 +98,26 @@ public sealed class SoftwarePlatformTests : IDisposable
     }
 
     [Fact]
+    public void Irq0CanFollowQemusInterruptSourceOverrideToPin2()
+    {
+        var time = new PlatformTimeBase(_clock);
+        var chip = new SoftwareIrqChip(1, time) { Irq0IoApicPin = 2 };
+        LocalApic cpu = chip.GetLocalApic(0);
+        cpu.SoftwareEnable();
+        cpu.WriteRegister(ApicRegister.LvtLint0, LocalApic.LvtMasked);
+        chip.IoApic.Write(0, BitConverter.GetBytes(IoApic.RegisterRedirectionBase + 4));
+        chip.IoApic.Write(0x10, BitConverter.GetBytes(0x30u));
+        chip.IoApic.Write(0, BitConverter.GetBytes(IoApic.RegisterRedirectionBase));
+        chip.IoApic.Write(0x10, BitConverter.GetBytes(0x3Fu));
+
+        chip.SetIrqLevel(0, true);
+        Assert.Equal(0x30, cpu.TakeInterrupt());
+        chip.SetIrqLevel(2, true); // GSI 2 is not a separate input then
+        cpu.AssertNoInterrupt();
+        Assert.Throws<ArgumentOutOfRangeException>(() => new SoftwareIrqChip(1, time) { Irq0IoApicPin = 1 });
+    }
+
+    [Fact]
     public void MsiReachesTheDestinationApic()
     {
         _cpu1.SoftwareEnable();
