@@ -7,8 +7,10 @@ namespace SharpVisor.Emulator.Platform;
 /// redirection entries with remote IRR for level-triggered pins (cleared by the local APICs' EOI
 /// broadcast, then re-delivered if the pin is still asserted). Pin levels are logical (asserted or
 /// not), as QEMU and KVM model them; the polarity bit is stored for the guest but not applied.
+/// As an <see cref="IInterruptController"/> on its own, GSI n is pin n and MSIs go straight to the
+/// APIC bus; <see cref="SoftwareIrqChip"/> adds the 8259 pair in front of it.
 /// </summary>
-public sealed class IoApic : IMmioDevice
+public sealed class IoApic : IMmioDevice, IInterruptController
 {
     public const ulong DefaultBaseAddress = 0xFEC0_0000;
 
@@ -98,6 +100,32 @@ public sealed class IoApic : IMmioDevice
                 // An edge on a masked pin is lost, as the 82093AA manual says.
                 DeliverLocked(pin, entry);
             }
+        }
+    }
+
+    public void SetIrqLevel(uint gsi, bool asserted)
+    {
+        if (gsi >= PinCount)
+        {
+            _log.Warn(LogSource, $"no GSI {gsi}");
+            return;
+        }
+
+        SetPin((int)gsi, asserted);
+    }
+
+    /// <summary>Decodes an MSI and delivers it on the APIC bus (MSIs bypass the redirection table).</summary>
+    public void SignalMsi(ulong address, uint data)
+    {
+        if (!MsiMessage.TryDecode(address, data, out ApicMessage message, out string? error))
+        {
+            _log.Warn(LogSource, error!);
+            return;
+        }
+
+        if (_bus.Deliver(message) == 0)
+        {
+            _log.Warn(LogSource, $"MSI to destination 0x{message.Destination:x} reached no local APIC");
         }
     }
 

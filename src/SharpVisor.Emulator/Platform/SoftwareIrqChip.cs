@@ -110,17 +110,5 @@ public sealed class SoftwareIrqChip : IInterruptController
         }
     }
 
-    public void SignalMsi(ulong address, uint data)
-    {
-        if (!MsiMessage.TryDecode(address, data, out ApicMessage message, out string? error))
-        {
-            _log.Warn(LogSource, error!);
-            return;
-        }
-
-        if (Bus.Deliver(message) == 0)
-        {
-            _log.Warn(LogSource, $"MSI to destination 0x{message.Destination:x} reached no local APIC");
-        }
-    }
+    public void SignalMsi(ulong address, uint data) => IoApic.SignalMsi(address, data);
 }

@@ -161,6 +161,20 @@ public class IoApicTests
         Assert.True(_log.Count >= 3);
     }
 
+    [Fact]
+    public void AsAnInterruptControllerGsisArePinsAndMsisGoToTheBus()
+    {
+        WriteEntry(18, 0x48, destination: 1);
+        _ioapic.SetIrqLevel(18, true);
+        Assert.Equal(0x48, _cpu1.TakeInterrupt());
+        _ioapic.SetIrqLevel(99, true);
+        Assert.Contains("no GSI 99", _log.LastMessage);
+
+        (ulong address, uint data) = MsiMessage.Encode(0, 0x49);
+        _ioapic.SignalMsi(address, data);
+        Assert.Equal(0x49, _cpu0.TakeInterrupt());
+    }
+
     private void WriteEntry(int pin, int vector, uint destination, bool level = false, bool logical = false, bool masked = false, ApicDeliveryMode mode = ApicDeliveryMode.Fixed)
     {
         uint low = (uint)vector | ((uint)mode << 8) | (logical ? (uint)IoApic.EntryLogicalDestination : 0)
