@@ -483,6 +483,48 @@ public sealed class LocalApic : IMmioDevice
         }
     }
 
+    /// <summary>
+    /// Takes the next event the CPU should act on, in architectural order: INIT, then SIPI (only
+    /// in wait-for-SIPI), then NMI (if <paramref name="nmiAllowed"/>: not blocked by an NMI in
+    /// progress), then a maskable interrupt (if <paramref name="interruptsAllowed"/>: RFLAGS.IF set
+    /// and no interrupt shadow). False when there is nothing the CPU can take now.
+    /// </summary>
+    public bool TryTakeEvent(bool nmiAllowed, bool interruptsAllowed, out ApicEvent apicEvent)
+    {
+        if (TryTakeInit())
+        {
+            apicEvent = new ApicEvent(ApicEventKind.Init, 0);
+            return true;
+        }
+
+        if (TryTakeSipi(out int sipiVector))
+        {
+            apicEvent = new ApicEvent(ApicEventKind.StartUp, sipiVector);
+            return true;
+        }
+
+        if (IsWaitingForSipi)
+        {
+            apicEvent = default;
+            return false;
+        }
+
+        if (nmiAllowed && TryTakeNmi())
+        {
+            apicEvent = new ApicEvent(ApicEventKind.Nmi, 2);
+            return true;
+        }
+
+        if (interruptsAllowed && TryTakeInterrupt(out int vector))
+        {
+            apicEvent = new ApicEvent(ApicEventKind.Interrupt, vector);
+            return true;
+        }
+
+        apicEvent = default;
+        return false;
+    }
+
     /// <summary>Takes a pending NMI (the CPU handles NMI blocking itself).</summary>
     public bool TryTakeNmi()
     {

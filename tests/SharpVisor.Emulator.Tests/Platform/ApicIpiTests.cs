@@ -189,6 +189,31 @@ public class ApicIpiTests
     }
 
     [Fact]
+    public void EventsComeOutInArchitecturalOrder()
+    {
+        _cpu1.WriteRegister(ApicRegister.LvtTimer, 0xEC);
+        _cpu0.SendIpi(1, LevelAssert | 0x70);
+        _cpu0.SendIpi(1, LevelAssert | ModeNmi);
+        Assert.False(_cpu1.TryTakeEvent(nmiAllowed: true, interruptsAllowed: true, out _)); // still waiting for SIPI
+
+        _cpu0.SendIpi(1, LevelTrigger | LevelAssert | ModeInit);
+        _cpu0.SendIpi(1, ModeStartUp | 0x08);
+        Assert.True(_cpu1.TryTakeEvent(true, true, out ApicEvent first));
+        Assert.Equal(new ApicEvent(ApicEventKind.Init, 0), first);
+        Assert.True(_cpu1.TryTakeEvent(true, true, out ApicEvent second));
+        Assert.Equal(new ApicEvent(ApicEventKind.StartUp, 0x08), second);
+
+        _cpu1.SoftwareEnable();
+        _cpu0.SendIpi(1, LevelAssert | 0x70);
+        _cpu0.SendIpi(1, LevelAssert | ModeNmi);
+        Assert.True(_cpu1.TryTakeEvent(nmiAllowed: false, interruptsAllowed: true, out ApicEvent third));
+        Assert.Equal(new ApicEvent(ApicEventKind.Interrupt, 0x70), third);
+        Assert.False(_cpu1.TryTakeEvent(nmiAllowed: false, interruptsAllowed: false, out _));
+        Assert.True(_cpu1.TryTakeEvent(nmiAllowed: true, interruptsAllowed: false, out ApicEvent fourth));
+        Assert.Equal(ApicEventKind.Nmi, fourth.Kind);
+    }
+
+    [Fact]
     public void InitResetsTheApicButKeepsItsIdAndBase()
     {
         _cpu1.WriteRegister(ApicRegister.TaskPriority, 0x40);
