@@ -45,6 +45,42 @@ public class Pit8254Tests
     }
 
     [Fact]
+    public void LinuxCalibrationLoopMeasuresTheAdvertisedTscFrequency()
+    {
+        // pit_calibrate_tsc as a guest runs it: every loop iteration costs some virtual time.
+        var time = new PlatformTimeBase(_clock, 2_400_000_000);
+        var pit = new Pit8254(time, null);
+        var ports = new PortIoBus();
+        pit.RegisterPorts(ports);
+        Span<byte> b = stackalloc byte[1];
+
+        ports.Read(0x61, b);
+        ports.Write(0x61, [(byte)((b[0] & ~0x02) | 0x01)]);
+        ports.Write(0x43, [0xB0]);
+        const int Latch = 1_193_182 / 20;
+        ports.Write(0x42, [Latch & 0xFF]);
+        ports.Write(0x42, [Latch >> 8]);
+        ulong t1 = time.ReadTsc();
+        int loops = 0;
+        while (true)
+        {
+            _clock.Advance(1_700);
+            ports.Read(0x61, b);
+            if ((b[0] & 0x20) != 0)
+            {
+                break;
+            }
+
+            loops++;
+        }
+
+        ulong t2 = time.ReadTsc();
+        ulong khz = (t2 - t1) / 50;
+        Assert.True(loops > 1000, "Linux wants many PIT reads (loopmin)");
+        Assert.InRange((long)khz, 2_399_900, 2_400_200);
+    }
+
+    [Fact]
     public void QuickPitCalibrateReadsTheCountDownByteByByte()
     {
         // quick_pit_calibrate: gate on, counter 2 mode 0 from 0xFFFF, then inb LSB/MSB pairs without latching.
