@@ -215,7 +215,12 @@ public sealed class CmosRtc
     /// <summary>The oscillator runs only with the normal 32.768 kHz divider (010 in register A bits 6:4).</summary>
     private bool IsRunning => (_cmos[RegisterA] & 0x70) == 0x20 && !IsSetMode;
 
-    private DateTime RtcTime(long now) => _time.WallClockAt(now).UtcDateTime + _offset;
+    /// <summary>The RTC's time; a guest-set date near year 9999 saturates instead of overflowing.</summary>
+    private DateTime RtcTime(long now)
+    {
+        long ticks = _time.WallClockAt(now).UtcDateTime.Ticks + _offset.Ticks;
+        return new DateTime(Math.Clamp(ticks, 0, DateTime.MaxValue.Ticks), DateTimeKind.Utc);
+    }
 
     private long RtcSecond(long now) => RtcTime(now).Ticks / TimeSpan.TicksPerSecond;
 

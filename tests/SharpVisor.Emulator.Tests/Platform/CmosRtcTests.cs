@@ -99,6 +99,23 @@ public class CmosRtcTests
     }
 
     [Fact]
+    public void ClockSetToTheEndOfTimeSaturates()
+    {
+        Write(0x0B, CmosRtc.SetClock | CmosRtc.Hour24Mode | CmosRtc.BinaryMode | CmosRtc.UpdateEndedInterruptEnable);
+        foreach ((int index, byte value) in (ReadOnlySpan<(int, byte)>)[(0x00, 59), (0x02, 59), (0x04, 23), (0x07, 31), (0x08, 12), (0x09, 99), (0x32, 99)])
+        {
+            Write(index, value);
+        }
+
+        Write(0x0B, CmosRtc.Hour24Mode | CmosRtc.BinaryMode | CmosRtc.UpdateEndedInterruptEnable);
+        _clock.Advance(5L * 1_000_000_000);
+        _rtc.Poll();
+        Assert.Equal(99, Read(0x09));
+        Assert.Equal(59, Read(0x00));
+        Assert.Equal(99, Read(0x32));
+    }
+
+    [Fact]
     public void StatusRegistersAreSane()
     {
         Assert.Equal(CmosRtc.ValidRamAndTime, Read(0x0D));
