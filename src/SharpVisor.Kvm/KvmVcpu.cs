@@ -59,8 +59,9 @@ public sealed unsafe class KvmVcpu : IVcpu
             }
 
             _run = (KvmRun*)run;
-            Cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
-            SetCpuid(Cpuid);
+            KvmCpuidEntry2[] cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
+            SetCpuid(cpuid);
+            Cpuid = GetCpuid(cpuid.Length);
             UnsupportedBootMsrs = SetBootMsrs();
             SetUpFpu();
             SetUpLapicLints();
@@ -76,7 +77,11 @@ public sealed unsafe class KvmVcpu : IVcpu
 
     public ExitCounters Exits { get; } = new();
 
-    /// <summary>The CPUID table the guest sees on this vCPU.</summary>
+    /// <summary>
+    /// The CPUID table the guest sees on this vCPU, read back from KVM after KVM_SET_CPUID2:
+    /// KVM may adjust bits of what <see cref="KvmCpuidPolicy"/> asked for (PVM, for one, adds
+    /// host features to leaf 1 ECX).
+    /// </summary>
     public IReadOnlyList<KvmCpuidEntry2> Cpuid { get; }
 
     /// <summary>Boot MSRs (<see cref="KvmBootMsrs"/>) this KVM refused; they keep KVM's reset values.</summary>
@@ -495,6 +500,23 @@ public sealed unsafe class KvmVcpu : IVcpu
             }
 
             Ioctl(KvmIoctls.SetCpuid2, header, "KVM_SET_CPUID2");
+        }
+        finally
+        {
+            NativeMemory.Free(header);
+        }
+    }
+
+    private KvmCpuidEntry2[] GetCpuid(int count)
+    {
+        nuint bytes = (nuint)(sizeof(KvmCpuid2) + (count * sizeof(KvmCpuidEntry2)));
+        var header = (KvmCpuid2*)NativeMemory.AllocZeroed(bytes);
+        try
+        {
+            header->NEnt = (uint)count;
+            Ioctl(KvmIoctls.GetCpuid2, header, "KVM_GET_CPUID2");
+            int returned = (int)Math.Min(header->NEnt, (uint)count);
+            return new ReadOnlySpan<KvmCpuidEntry2>(header + 1, returned).ToArray();
         }
         finally
         {

@@ -41,6 +41,9 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
         VcpuCount = vcpuCount;
         _vcpus = new KvmVcpu?[vcpuCount];
         Interrupts = new KvmInterruptController(this);
+
+        // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
+        Control.OnStop(KickAll);
         _fd = system.CreateVmFd();
         try
         {
@@ -151,6 +154,20 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
         if (_ownsSystem)
         {
             _system.Dispose();
+        }
+    }
+
+    private void KickAll()
+    {
+        KvmVcpu?[] vcpus;
+        lock (_vcpuLock)
+        {
+            vcpus = (KvmVcpu?[])_vcpus.Clone();
+        }
+
+        foreach (KvmVcpu? vcpu in vcpus)
+        {
+            vcpu?.Kick();
         }
     }
 
