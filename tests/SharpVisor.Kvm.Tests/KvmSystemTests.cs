@@ -15,6 +15,7 @@ public class KvmSystemTests
         Assert.True(system.VcpuMmapSize >= 2352, $"vCPU mmap size {system.VcpuMmapSize}");
         Assert.True(system.CheckExtension(KvmCapability.Irqchip) > 0);
         Assert.True(system.CheckExtension(KvmCapability.ImmediateExit) > 0);
+        Assert.True(system.CheckExtension(KvmCapability.ReadonlyMem) > 0);
         KvmCpuidEntry2 vendor = Assert.Single(system.GetSupportedCpuid(), e => e.Function == 0);
         Assert.True(vendor.Eax >= 1, "leaf 0 reports the highest basic leaf");
     }
