@@ -183,32 +183,48 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    /// <summary>
+    /// Closes the vCPU. kvm_run is never unmapped under a thread inside <see cref="Run"/>: that
+    /// thread is kicked and given up to 5 seconds to leave; if it does not (or Dispose is called
+    /// from inside Run, by a device), the mapping and fd are left alone rather than risk a crash.
+    /// </summary>
     public void Dispose()
     {
-        if (Volatile.Read(ref _running) != 0)
+        int self = LibC.Gettid();
+        for (int attempt = 0; attempt < 500; attempt++)
         {
-            // Never unmap kvm_run under a running thread: kick it out and wait a little.
-            Kick();
-            SpinWait.SpinUntil(() => Volatile.Read(ref _running) == 0, TimeSpan.FromSeconds(5));
-            if (Volatile.Read(ref _running) != 0)
+            lock (_threadLock)
             {
-                return;
-            }
-        }
+                if (_threadId == 0)
+                {
+                    if (_run is not null)
+                    {
+                        LibC.Munmap((nint)_run, (nuint)_runSize);
+                        _run = null;
+                    }
 
-        lock (_threadLock)
-        {
-            if (_run is not null)
-            {
-                LibC.Munmap((nint)_run, (nuint)_runSize);
-                _run = null;
+                    if (_fd >= 0)
+                    {
+                        LibC.Close(_fd);
+                        _fd = -1;
+                    }
+
+                    return;
+                }
+
+                if (_threadId == self)
+                {
+                    Kick();
+                    return;
+                }
             }
 
-            if (_fd >= 0)
+            if (attempt == 0)
             {
-                LibC.Close(_fd);
-                _fd = -1;
+                Kick();
             }
+
+            Thread.Sleep(10);
         }
     }
 

@@ -144,6 +144,30 @@ public class KvmVcpuLifecycleTests
     }
 
     [KvmFact]
+    public void DisposeWhileRunningStopsTheVcpuFirst()
+    {
+        using KvmTestMachine machine = KvmTestMachine.LongMode(a =>
+        {
+            Label self = a.CreateLabel();
+            a.Label(ref self);
+            a.jmp(self);
+        });
+        KvmVcpu vcpu = machine.Vcpus[0];
+        VcpuExit? exit = null;
+        var thread = new Thread(() => exit = vcpu.Run()) { IsBackground = true };
+        thread.Start();
+        Thread.Sleep(100);
+
+        vcpu.Dispose();
+
+        Assert.True(thread.Join(TimeSpan.FromSeconds(1)));
+        Assert.Equal(VcpuExitReason.Stopped, exit?.Reason);
+        Assert.Throws<ObjectDisposedException>(() => vcpu.Run());
+        Assert.Throws<ObjectDisposedException>(() => vcpu.GetState());
+        vcpu.Kick();
+    }
+
+    [KvmFact]
     public void StateRoundTripsAndTheGuestSeesTheRegisters()
     {
         using KvmTestMachine machine = KvmTestMachine.LongMode(a =>

@@ -38,6 +38,7 @@ public class KvmVirtualMachineTests
     {
         using GuestMemory memory = GuestMemory.CreateRam(2 << 20);
         Assert.Throws<ArgumentOutOfRangeException>(() => KvmVirtualMachine.Create(memory, 0));
+        Assert.Throws<ArgumentOutOfRangeException>(() => KvmVirtualMachine.Create(memory, -1));
         Assert.Throws<ArgumentOutOfRangeException>(() => KvmVirtualMachine.Create(memory, 256));
 
         using KvmVirtualMachine vm = KvmVirtualMachine.Create(memory, 1);
