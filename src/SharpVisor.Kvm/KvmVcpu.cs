@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using SharpVisor.Interop;
 using SharpVisor.Interop.Kvm;
 using SharpVisor.Machine;
@@ -308,7 +309,7 @@ public sealed unsafe class KvmVcpu : IVcpu
 
             default:
                 Exits.Increment("unknown");
-                string name = Enum.IsDefined(reason) ? $" (KVM_EXIT_{reason.ToString().ToUpperInvariant()})" : "";
+                string name = Enum.IsDefined(reason) ? $" (KVM_EXIT_{SnakeCase(reason.ToString())})" : "";
                 return ExitWithState(VcpuExitReason.InternalError, $"unhandled KVM exit reason {(uint)reason}{name}");
         }
     }
@@ -607,6 +608,9 @@ public sealed unsafe class KvmVcpu : IVcpu
         uint value = BinaryPrimitives.ReadUInt32LittleEndian(register);
         BinaryPrimitives.WriteUInt32LittleEndian(register, (value & ~LvtDeliveryModeMask) | (mode << 8));
     }
+
+    /// <summary>"IrqWindowOpen" → "IRQ_WINDOW_OPEN", the way &lt;linux/kvm.h&gt; spells it.</summary>
+    private static string SnakeCase(string name) => Regex.Replace(name, "(?<=[a-z0-9])(?=[A-Z])", "_").ToUpperInvariant();
 
     private int Ioctl(nuint request, void* argument, string name)
     {
