@@ -42,6 +42,28 @@ public class KvmVcpuLifecycleTests
         Assert.Equal(1, machine.Vcpus[0].Exits["shutdown"]);
     }
 
+    [PvmFact]
+    public void InstructionPvmCannotEmulateEndsAsAnInternalErrorWithItsDetail()
+    {
+        // PVM runs guest kernel code through KVM's instruction emulator, which has no int3.
+        using KvmTestMachine machine = KvmTestMachine.LongMode(a =>
+        {
+            a.nop();
+            a.int3();
+            KvmTestMachine.EmitDebugExit(a, 0);
+        });
+
+        VirtualMachineRunner runner = machine.Run();
+
+        VcpuExit exit = Assert.IsType<VcpuExit>(runner.FailureExit);
+        Assert.Equal(VcpuExitReason.InternalError, exit.Reason);
+        Assert.StartsWith("KVM internal error, suberror 1 (instruction emulation failed), data [", exit.Detail);
+        Assert.Equal(LongModeTestGuest.CodeAddress + 1, exit.State?.Rip);
+        Assert.Equal((byte)0xCC, exit.InstructionBytes?[0]);
+        Assert.Equal(1, machine.Vcpus[0].Exits["internal-error"]);
+        Assert.Equal(MachineStopReason.Crashed, machine.Vm.Control.StopReason);
+    }
+
     [KvmFact]
     public void KickStopsAGuestSpinningInAnEndlessLoop()
     {
