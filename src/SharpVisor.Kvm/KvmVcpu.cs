@@ -123,6 +123,43 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    /// <summary>KVM_GET_MSRS for the given MSR indices; an MSR KVM does not know makes this throw.</summary>
+    public ulong[] ReadMsrs(params uint[] indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        int bytes = sizeof(KvmMsrs) + (indices.Length * sizeof(KvmMsrEntry));
+        byte* buffer = stackalloc byte[bytes];
+        var header = (KvmMsrs*)buffer;
+        *header = new KvmMsrs { NMsrs = (uint)indices.Length };
+        var entries = (KvmMsrEntry*)(header + 1);
+        for (int i = 0; i < indices.Length; i++)
+        {
+            entries[i] = new KvmMsrEntry { Index = indices[i] };
+        }
+
+        int read = Ioctl(KvmIoctls.GetMsrs, header, "KVM_GET_MSRS");
+        if (read != indices.Length)
+        {
+            throw new InvalidOperationException($"KVM_GET_MSRS on vCPU {Id} stopped at MSR 0x{indices[read]:x}");
+        }
+
+        var values = new ulong[indices.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            values[i] = entries[i].Data;
+        }
+
+        return values;
+    }
+
+    /// <summary>KVM_GET_LAPIC: the in-kernel local APIC's register page.</summary>
+    public KvmLapicState GetLapic()
+    {
+        KvmLapicState lapic;
+        Ioctl(KvmIoctls.GetLapic, &lapic, "KVM_GET_LAPIC");
+        return lapic;
+    }
+
     /// <summary>
     /// Runs the guest on the calling thread until the machine stops, this vCPU is kicked, or the
     /// guest does something that ends it (triple fault, an error KVM or a device cannot get past).
