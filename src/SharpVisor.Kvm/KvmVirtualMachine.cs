@@ -189,7 +189,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
         {
             if (_system.CheckExtension(capability) == 0)
             {
-                throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_{capability} ({use}); use --accel emulator");
+                throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_{capability} ({use})");
             }
         }
 

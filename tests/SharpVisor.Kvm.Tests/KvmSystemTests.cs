@@ -24,7 +24,7 @@ public class KvmSystemTests
     public void MissingDeviceSaysWhatToDo()
     {
         var e = Assert.Throws<KvmUnavailableException>(() => KvmSystem.Open("/nonexistent/kvm"));
-        Assert.Equal("/nonexistent/kvm not found: load kvm_intel/kvm_amd or use --accel emulator", e.Message);
+        Assert.Equal("/nonexistent/kvm not found: load the kvm_intel or kvm_amd module", e.Message);
     }
 
     [Fact]
