@@ -70,6 +70,7 @@ public abstract class PciDevice
     {
         lock (_configLock)
         {
+            OnConfigRead(offset, data.Length);
             Config.Read(offset, data);
         }
     }
@@ -109,18 +110,22 @@ public abstract class PciDevice
 
     public abstract void WriteBar(int index, ulong offset, ReadOnlySpan<byte> data);
 
-    /// <summary>Drives INTx# (ignored while the guest set Interrupt Disable in the command register).</summary>
+    /// <summary>
+    /// Drives INTx# (ignored while the guest set Interrupt Disable in the command register).
+    /// Called from device threads, so it does not take the config lock (which may be held while
+    /// a config access reaches into the device); the status bit it mirrors is informational.
+    /// </summary>
     public void SetIntx(bool asserted)
     {
-        bool effective;
-        lock (_configLock)
-        {
-            effective = asserted && (Command & PciConfigSpace.CommandIntxDisable) == 0;
-            ushort status = Config.ReadUInt16(PciConfigSpace.Status);
-            Config.SetUInt16(PciConfigSpace.Status, (ushort)(asserted ? status | PciConfigSpace.StatusInterrupt : status & ~PciConfigSpace.StatusInterrupt));
-        }
-
+        bool effective = asserted && (Command & PciConfigSpace.CommandIntxDisable) == 0;
+        ushort status = Config.ReadUInt16(PciConfigSpace.Status);
+        Config.SetUInt16(PciConfigSpace.Status, (ushort)(asserted ? status | PciConfigSpace.StatusInterrupt : status & ~PciConfigSpace.StatusInterrupt));
         Bus?.SetIntx(this, effective);
+    }
+
+    /// <summary>Called under the config lock before a guest config read, for registers computed on demand.</summary>
+    protected virtual void OnConfigRead(int offset, int length)
+    {
     }
 
     /// <summary>Called under the config lock after a guest config write, for capability registers.</summary>
