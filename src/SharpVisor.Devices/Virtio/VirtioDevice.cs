@@ -256,6 +256,18 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
+    /// <summary>Runs back-end work (a TAP became readable) under the device lock, guarded like queue work.</summary>
+    protected void ServiceBackend(Action action)
+    {
+        lock (Lock)
+        {
+            if (IsActive)
+            {
+                Guard(action);
+            }
+        }
+    }
+
     public virtual void Dispose()
     {
         _worker?.Dispose();

@@ -134,16 +134,29 @@ public sealed class Virtqueue
         return true;
     }
 
-    /// <summary>Returns a chain to the driver: the element first, then (release) the new used index.</summary>
-    public void PushUsed(ushort head, uint writtenLength)
+    /// <summary>
+    /// Returns a chain to the driver: the element first, then (release) the new used index.
+    /// With <paramref name="publish"/> false the index is left for <see cref="PublishUsed"/>, so
+    /// several elements (one merged receive packet) become visible at once.
+    /// </summary>
+    public void PushUsed(ushort head, uint writtenLength, bool publish = true)
     {
         ulong element = DeviceAreaAddress + 4 + (8 * (ulong)(UsedIndex % Size));
         Span<byte> slot = _memory.GetSpan(element, 8);
         MemoryMarshal.Write(slot, (uint)head);
         MemoryMarshal.Write(slot[4..], writtenLength);
         UsedIndex++;
-        Volatile.Write(ref U16(DeviceAreaAddress + 2), UsedIndex);
+        if (publish)
+        {
+            PublishUsed();
+        }
     }
+
+    /// <summary>Makes every element pushed so far visible to the driver (release store of used->idx).</summary>
+    public void PublishUsed() => Volatile.Write(ref U16(DeviceAreaAddress + 2), UsedIndex);
+
+    /// <summary>Gives back the last <paramref name="count"/> popped chains unused (nothing was pushed for them).</summary>
+    public void UndoPop(int count) => LastAvailIndex -= (ushort)count;
 
     /// <summary>
     /// Whether the driver wants an interrupt for the used entries pushed since the last call:
