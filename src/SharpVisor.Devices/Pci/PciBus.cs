@@ -101,6 +101,10 @@ public sealed class PciBus
     public uint? IntxGsiOf(PciDevice device) =>
         device.Bus == this && device.InterruptPin != 0 ? Layout.IntxGsi(device.Slot, device.InterruptPin) : null;
 
+    /// <summary>(slot, pin, GSI) of every attached function with an INTx pin: the ACPI _PRT entries.</summary>
+    public IReadOnlyList<(int Slot, int Pin, uint Gsi)> IntxRoutes() =>
+        Devices.Where(d => d.InterruptPin != 0).Select(d => (d.Slot, (int)d.InterruptPin, Layout.IntxGsi(d.Slot, d.InterruptPin))).ToArray();
+
     internal void ReadConfig(int slot, int register, Span<byte> data)
     {
         PciDevice? device = GetDevice(slot);

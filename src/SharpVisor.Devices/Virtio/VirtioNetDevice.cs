@@ -172,6 +172,8 @@ public sealed class VirtioNetDevice : VirtioDevice
     {
         if (!queue.Enabled)
         {
+            // Nowhere to put frames: stop polling the TAP until the driver notifies this queue.
+            _rxStalled = true;
             return;
         }
 
