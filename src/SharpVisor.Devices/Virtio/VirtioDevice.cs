@@ -39,17 +39,11 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Features the device offers.</summary>
     public ulong DeviceFeatures { get; protected set; }
 
-    /// <summary>Features the driver accepted (meaningful once FEATURES_OK is set).</summary>
-    public ulong DriverFeatures
-    {
-        get
-        {
-            lock (Lock)
-            {
-                return _driverFeatures;
-            }
-        }
-    }
+    /// <summary>
+    /// Features the driver accepted (meaningful once FEATURES_OK is set). Read without the lock:
+    /// a vCPU reading common configuration must not wait for a worker busy with disk I/O.
+    /// </summary>
+    public ulong DriverFeatures => Volatile.Read(ref _driverFeatures);
 
     public VirtioDeviceStatus Status { get; private set; }
 
@@ -99,7 +93,7 @@ public abstract class VirtioDevice : IDisposable
             }
 
             int shift = (int)(32 * select);
-            _driverFeatures = (_driverFeatures & ~(0xFFFF_FFFFUL << shift)) | ((ulong)value << shift);
+            Volatile.Write(ref _driverFeatures, (_driverFeatures & ~(0xFFFF_FFFFUL << shift)) | ((ulong)value << shift));
         }
     }
 
@@ -221,7 +215,7 @@ public abstract class VirtioDevice : IDisposable
         lock (Lock)
         {
             Status = VirtioDeviceStatus.None;
-            _driverFeatures = 0;
+            Volatile.Write(ref _driverFeatures, 0UL);
             FailureReason = null;
             foreach (Virtqueue q in _queues)
             {

@@ -152,6 +152,22 @@ public sealed class PciBusTests
     }
 
     [Fact]
+    public void SizingABarWhileDecodingUnmapsItUntilItIsRestored()
+    {
+        using var p = new TestPlatform();
+        var d = new TestPciDevice();
+        int slot = p.Pci.Attach(d);
+        p.ConfigWrite16(slot, PciConfigSpace.Command, PciConfigSpace.CommandMemorySpace);
+        uint original = p.ConfigRead32(slot, 0x10);
+        d.RegisterFile[0] = 0x77;
+
+        p.ConfigWrite32(slot, 0x10, 0xFFFF_FFFF); // 0xFFFFF000: outside the window, so not decoded
+        Assert.Null(d.Registers.MappedAddress);
+        p.ConfigWrite32(slot, 0x10, original);
+        Assert.Equal(0x77u, p.MmioRead32(original));
+    }
+
+    [Fact]
     public void A64BitBarCanMoveIntoThe64BitWindow()
     {
         var layout = new PciBusLayout { Mmio64 = new PciWindow(0x80_0000_0000, 0x10_0000_0000) };
@@ -198,6 +214,15 @@ public sealed class PciBusTests
         b.SetIntx(false);
         Assert.False(p.Interrupts.Level(gsi));
         Assert.Equal(2, p.Interrupts.LevelChanges.Count);
+    }
+
+    [Fact]
+    public void IntxRoutesListEveryFunctionWithAPin()
+    {
+        using var p = new TestPlatform();
+        p.Pci.Attach(new TestPciDevice("a"), 3);
+        p.Pci.Attach(new TestPciDevice("b"), 12);
+        Assert.Equal([(3, 1, 19u), (12, 1, 20u)], p.Pci.IntxRoutes());
     }
 
     [Fact]

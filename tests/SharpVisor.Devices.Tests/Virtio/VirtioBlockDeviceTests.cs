@@ -252,6 +252,28 @@ public sealed class VirtioBlockDeviceTests : IDisposable
     }
 
     [Fact]
+    public void TheWorkerThreadServesRequestsFromManyNotifications()
+    {
+        Start();
+        _device!.StartWorker();
+        for (int i = 0; i < 16; i++)
+        {
+            ulong header = Header + (ulong)(32 * i);
+            _p.Memory.Write(header, VirtioBlockDevice.RequestIn);
+            _p.Memory.Write(header + 8, (ulong)(100 + i));
+            _ring!.AddChain((header, 16, false), (Buffer + (ulong)(512 * i), 512, true), (Status + (ulong)i, 1, true));
+            _driver!.Notify(0);
+        }
+
+        Assert.True(SpinWait.SpinUntil(() => _ring!.UsedIndex == 16, TimeSpan.FromSeconds(10)));
+        for (int i = 0; i < 16; i++)
+        {
+            Assert.Equal(0, _p.Memory.Read<byte>(Status + (ulong)i));
+            Assert.Equal(OriginalSector(100 + i), _p.Memory.GetSpan(Buffer + (ulong)(512 * i), 512).ToArray());
+        }
+    }
+
+    [Fact]
     public void ManyRequestsInOneNotificationCompleteInOrderWithOneInterrupt()
     {
         Start();
