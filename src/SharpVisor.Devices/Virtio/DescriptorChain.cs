@@ -38,9 +38,14 @@ public sealed class DescriptorChain
 
     public ulong WritableLength { get; }
 
-    /// <summary>Reads and validates the chain starting at <paramref name="head"/>; throws <see cref="VirtqueueException"/>.</summary>
-    public static DescriptorChain Read(GuestMemory memory, ulong descriptorTable, int queueSize, ushort head, bool indirectAllowed)
+    /// <summary>
+    /// Reads and validates the chain starting at <paramref name="head"/>; throws <see cref="VirtqueueException"/>.
+    /// An indirect table may hold up to <paramref name="maxIndirect"/> entries (the device's maximum
+    /// queue size: Linux may build indirect chains longer than a queue it shrank).
+    /// </summary>
+    public static DescriptorChain Read(GuestMemory memory, ulong descriptorTable, int queueSize, ushort head, bool indirectAllowed, int maxIndirect = 0)
     {
+        maxIndirect = Math.Max(maxIndirect, queueSize);
         if (head >= queueSize)
         {
             throw new VirtqueueException($"head descriptor index {head} is not below the queue size {queueSize}");
@@ -100,9 +105,9 @@ public sealed class DescriptorChain
                     throw new VirtqueueException($"indirect descriptor in the middle of the chain from head {head}");
                 }
 
-                if (length == 0 || length % DescriptorSize != 0 || length / DescriptorSize > (uint)queueSize)
+                if (length == 0 || length % DescriptorSize != 0 || length / DescriptorSize > (uint)maxIndirect)
                 {
-                    throw new VirtqueueException($"indirect table length {length} is not a non-zero multiple of 16 up to {queueSize} entries");
+                    throw new VirtqueueException($"indirect table length {length} is not a non-zero multiple of 16 up to {maxIndirect} entries");
                 }
 
                 if (!memory.IsValid(address, length))

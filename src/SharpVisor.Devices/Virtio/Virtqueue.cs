@@ -129,7 +129,7 @@ public sealed class Virtqueue
         }
 
         ushort head = Volatile.Read(ref U16(DriverAreaAddress + 4 + (2 * (ulong)(LastAvailIndex % Size))));
-        chain = DescriptorChain.Read(_memory, DescriptorTableAddress, Size, head, IndirectDescriptors);
+        chain = DescriptorChain.Read(_memory, DescriptorTableAddress, Size, head, IndirectDescriptors, MaxSize);
         LastAvailIndex++;
         return true;
     }

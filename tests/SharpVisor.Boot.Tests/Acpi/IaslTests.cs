@@ -9,18 +9,7 @@ namespace SharpVisor.Boot.Tests.Acpi;
 /// </summary>
 public sealed class IaslTests
 {
-    private static readonly string? s_iasl = new[] { "/usr/bin/iasl", "/usr/local/bin/iasl" }.FirstOrDefault(File.Exists);
-
-    public sealed class IaslFactAttribute : FactAttribute
-    {
-        public IaslFactAttribute()
-        {
-            if (s_iasl is null)
-            {
-                Skip = "SKIPPED — NEEDS iasl: install Debian's acpica-tools to check the ACPI tables with ACPICA";
-            }
-        }
-    }
+    private static string? Iasl => IaslFactAttribute.IaslPath;
 
     [IaslFact]
     public void EveryTableDisassemblesAndRecompilesCleanly()
@@ -67,7 +56,7 @@ public sealed class IaslTests
 
     private static (int Exit, string Output) Run(string directory, params string[] arguments)
     {
-        var start = new ProcessStartInfo(s_iasl!)
+        var start = new ProcessStartInfo(Iasl!)
         {
             WorkingDirectory = directory,
             RedirectStandardOutput = true,

@@ -199,6 +199,29 @@ public sealed class VirtqueueTests : IDisposable
     }
 
     [Fact]
+    public void IndirectTablesMayReachTheDeviceMaximumOfAShrunkQueue()
+    {
+        var ring = new DriverRing(_memory, 0x3_0000, 8);
+        var queue = new Virtqueue(_memory, 1, 16)
+        {
+            Size = 8,
+            DescriptorTableAddress = ring.DescriptorTable,
+            DriverAreaAddress = ring.DriverArea,
+            DeviceAreaAddress = ring.DeviceArea,
+            IndirectDescriptors = true,
+        };
+        queue.Enable();
+        (ulong, uint, bool)[] twelve = Enumerable.Range(0, 12).Select(i => (Data + (ulong)(16 * i), 16u, false)).ToArray();
+        ring.AddIndirect(Data + 0x1000, twelve);
+        Assert.True(queue.TryPop(out DescriptorChain chain));
+        Assert.Equal(12, chain.Buffers.Count);
+
+        (ulong, uint, bool)[] seventeen = Enumerable.Range(0, 17).Select(i => (Data + (ulong)(16 * i), 16u, false)).ToArray();
+        ring.AddIndirect(Data + 0x2000, seventeen);
+        Assert.Contains("up to 16 entries", Assert.Throws<VirtqueueException>(() => queue.TryPop(out _)).Message);
+    }
+
+    [Fact]
     public void IndirectWithoutTheFeatureIsRejected()
     {
         _queue.IndirectDescriptors = false;
