@@ -22,10 +22,15 @@ public sealed class VirtioNetDeviceTests
             File.WriteAllText(ipv6, "1"); // keep the kernel from sending its own frames into the test
         }
 
-        using Process ip = Process.Start(new ProcessStartInfo("ip", ["link", "set", "dev", tap.Name, "up"]) { RedirectStandardError = true })!;
-        ip.WaitForExit();
-        Assert.True(ip.ExitCode == 0, ip.StandardError.ReadToEnd());
+        RunIp("link", "set", "dev", tap.Name, "up");
         return tap;
+    }
+
+    private static void RunIp(params string[] arguments)
+    {
+        using Process ip = Process.Start(new ProcessStartInfo("ip", arguments) { RedirectStandardError = true })!;
+        ip.WaitForExit();
+        Assert.True(ip.ExitCode == 0, $"ip {string.Join(' ', arguments)}: {ip.StandardError.ReadToEnd()}");
     }
 
     private static byte[] Frame(ReadOnlySpan<byte> destination, ReadOnlySpan<byte> source, string payload)
@@ -51,6 +56,30 @@ public sealed class VirtioNetDeviceTests
             name = tap.Name;
             Assert.True(Directory.Exists($"/sys/class/net/{name}"));
             Assert.Equal("0x5002", File.ReadAllText($"/sys/class/net/{name}/tun_flags").Trim()); // TAP | NO_PI | VNET_HDR
+        }
+
+        Assert.False(Directory.Exists($"/sys/class/net/{name}"));
+    }
+
+    [TapFact]
+    public void AttachesToAnExistingPersistentTap()
+    {
+        string name = NewTapName();
+        RunIp("tuntap", "add", "dev", name, "mode", "tap", "vnet_hdr");
+        try
+        {
+            using (TapDevice tap = TapDevice.Open(name))
+            {
+                Assert.Equal(name, tap.Name);
+                tap.SetVnetHeaderSize(VirtioNetDevice.HeaderSize);
+            }
+
+            // Closing our descriptor leaves a persistent interface in place.
+            Assert.True(Directory.Exists($"/sys/class/net/{name}"));
+        }
+        finally
+        {
+            RunIp("tuntap", "del", "dev", name, "mode", "tap");
         }
 
         Assert.False(Directory.Exists($"/sys/class/net/{name}"));
