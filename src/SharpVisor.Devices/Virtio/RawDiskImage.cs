@@ -87,14 +87,22 @@ public sealed unsafe class RawDiskImage : IDisposable
         }
     }
 
-    /// <summary>Deallocates a range; it reads back as zeros.</summary>
+    /// <summary>Deallocates a range; it reads back as zeros (written as zeros where holes are unsupported).</summary>
     public void Discard(long offset, long length)
     {
         EnsureWritable();
-        if (LibC.Fallocate(_fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) < 0)
+        if (LibC.Fallocate(_fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0)
         {
-            throw new IOException($"punching a hole in '{Path}' failed: {LibC.Strerror(Marshal.GetLastPInvokeError())}");
+            return;
         }
+
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != LibC.EOPNOTSUPP)
+        {
+            throw new IOException($"punching a hole in '{Path}' failed: {LibC.Strerror(errno)}");
+        }
+
+        WriteZeroes(offset, length, unmap: false);
     }
 
     /// <summary>Zeroes a range, deallocating it when <paramref name="unmap"/> allows; falls back to writing zeros.</summary>
