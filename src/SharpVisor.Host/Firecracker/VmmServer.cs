@@ -51,11 +51,22 @@ public sealed class VmmServer : IAsyncDisposable
 
         UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
         UnixSocketFiles.PrepareForListening(options.EffectiveConsoleSocketPath);
+
+        // The console listens before the API does: a client that sees the API can attach at once.
+        var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
         WebApplication app = BuildApp(options.ApiSocketPath);
         VmmApi.Map(app, controller);
-        await app.StartAsync(cancel);
+        try
+        {
+            await app.StartAsync(cancel);
+        }
+        catch
+        {
+            await consoleServer.DisposeAsync();
+            throw;
+        }
+
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
-        var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
         var server = new VmmServer(options, controller, console, app, consoleServer);
         controller.StatusChanged += server.WriteStateFile;
         server.WriteStateFile(controller.Status());

@@ -1,5 +1,6 @@
 using System.Text.Json;
 using Microsoft.AspNetCore.Http;
+using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
 
 namespace SharpVisor.Host.Http;
@@ -25,6 +26,10 @@ public static class ApiResults
         catch (ApiException e)
         {
             return Fault(e.StatusCode, e.Message);
+        }
+        catch (DomainStateException e)
+        {
+            return Fault(StatusCodes.Status409Conflict, e.Message);
         }
         catch (BadHttpRequestException e)
         {
