@@ -1,8 +1,0 @@
-namespace SharpVisor.Cli;
-
-public enum SerialTargetKind
-{
-    Stdio,
-    File,
-    None,
-}

@@ -1,0 +1,170 @@
+using SharpVisor.Boot;
+using SharpVisor.Devices.Legacy;
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>
+/// One domain's machine: guest memory, the accelerator's VM and vCPUs, the PC legacy devices
+/// and the booted kernel. Built by <see cref="Create"/>; <see cref="Run"/> blocks until the
+/// guest stops; <see cref="Pause"/>, <see cref="Resume"/> and <see cref="Stop"/> may be called
+/// from other threads meanwhile.
+/// </summary>
+public sealed class VirtualMachineMonitor : IDisposable
+{
+    private readonly GuestMemory _memory;
+    private readonly IVirtualMachine _machine;
+    private readonly IReadOnlyList<IVcpu> _vcpus;
+    private readonly VirtualMachineRunner _runner;
+    private readonly CountingStream _serialOutput;
+
+    private VirtualMachineMonitor(
+        MachineConfiguration configuration,
+        AcceleratorSelection accelerator,
+        GuestMemory memory,
+        IVirtualMachine machine,
+        IReadOnlyList<IVcpu> vcpus,
+        LegacyPlatform legacy,
+        BootResult boot,
+        CountingStream serialOutput)
+    {
+        Configuration = configuration;
+        Accelerator = accelerator;
+        _memory = memory;
+        _machine = machine;
+        _vcpus = vcpus;
+        Legacy = legacy;
+        Boot = boot;
+        _serialOutput = serialOutput;
+        _runner = new VirtualMachineRunner(machine, vcpus);
+    }
+
+    public MachineConfiguration Configuration { get; }
+
+    public AcceleratorSelection Accelerator { get; }
+
+    public BootResult Boot { get; }
+
+    public LegacyPlatform Legacy { get; }
+
+    /// <summary>The 16550 UART at 0x3F8: attach a console to it for input.</summary>
+    public Serial16550 Serial => Legacy.Serial;
+
+    public MachineControl Control => _machine.Control;
+
+    public IReadOnlyList<IVcpu> Vcpus => _vcpus;
+
+    public long SerialBytesWritten => _serialOutput.BytesWritten;
+
+    public bool IsPaused => _runner.IsPaused;
+
+    /// <summary>
+    /// Builds the machine and loads the kernel. Bad configurations throw one-line errors:
+    /// <see cref="ArgumentException"/>, <see cref="BootImageException"/>, KvmUnavailableException.
+    /// </summary>
+    public static VirtualMachineMonitor Create(MachineConfiguration configuration)
+    {
+        configuration.Validate();
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator);
+
+        GuestMemory memory;
+        try
+        {
+            memory = GuestMemory.CreateRam(configuration.MemorySize);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentException($"memory size {configuration.MemorySize >> 20} MiB: {FirstLine(e.Message)}");
+        }
+
+        IVirtualMachine? machine = null;
+        var vcpus = new List<IVcpu>();
+        try
+        {
+            BootResult boot = BootLoader.Load(memory, new BootRequest(configuration.KernelPath)
+            {
+                CommandLine = configuration.CommandLine,
+                InitrdPath = configuration.InitrdPath,
+                Modules = configuration.Modules,
+            });
+
+            machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
+            var serialOutput = new CountingStream(configuration.SerialOutput);
+            LegacyPlatform legacy = LegacyPlatform.Register(machine, serialOutput);
+            for (int id = 0; id < configuration.VcpuCount; id++)
+            {
+                vcpus.Add(machine.CreateVcpu(id));
+            }
+
+            vcpus[0].SetState(boot.State);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot, serialOutput);
+        }
+        catch
+        {
+            foreach (IVcpu vcpu in vcpus)
+            {
+                vcpu.Dispose();
+            }
+
+            machine?.Dispose();
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs the guest until it stops (or <paramref name="timeout"/> passes) and says how it ended.</summary>
+    public RunOutcome Run(TimeSpan? timeout = null)
+    {
+        bool stopped = _runner.Run(timeout);
+        _serialOutput.Flush();
+        MachineControl control = _machine.Control;
+        if (!stopped)
+        {
+            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped after the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
+        }
+
+        MachineStopReason reason = control.StopReason ?? MachineStopReason.PowerOff;
+        string? report = reason == MachineStopReason.Crashed ? _runner.FailureExit?.Format() : null;
+        return new RunOutcome(control.ExitStatus, reason, control.StopDetail ?? reason.ToString(), report);
+    }
+
+    public bool Pause(TimeSpan timeout) => _runner.Pause(timeout);
+
+    public void Resume() => _runner.Resume();
+
+    /// <summary>Stops the guest at once (destroy): its run ends as powered off by the VMM.</summary>
+    public void Stop(string detail = "stopped by the VMM") => _machine.Control.Stop(MachineStopReason.PowerOff, 0, detail);
+
+    /// <summary>Exit counts summed over all vCPUs, by reason.</summary>
+    public IReadOnlyDictionary<string, long> ExitCounts()
+    {
+        var totals = new Dictionary<string, long>();
+        foreach (IVcpu vcpu in _vcpus)
+        {
+            foreach ((string reason, long count) in vcpu.Exits.Snapshot())
+            {
+                totals[reason] = totals.GetValueOrDefault(reason) + count;
+            }
+        }
+
+        return totals;
+    }
+
+    public void Dispose()
+    {
+        foreach (IVcpu vcpu in _vcpus)
+        {
+            vcpu.Dispose();
+        }
+
+        _machine.Dispose();
+        _memory.Dispose();
+    }
+
+    private static string FirstLine(string message)
+    {
+        int end = message.IndexOf(" (Parameter", StringComparison.Ordinal);
+        return end > 0 ? message[..end] : message;
+    }
+}
