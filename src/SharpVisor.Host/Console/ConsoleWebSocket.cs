@@ -43,6 +43,9 @@ public static class ConsoleWebSocket
             }
 
             await socket.CloseOutputAsync(WebSocketCloseStatus.NormalClosure, Truncate(describeEnd()), done.Token);
+
+            // Give the client time to read the close frame before the connection is torn down.
+            await Task.WhenAny(input, Task.Delay(TimeSpan.FromSeconds(2), done.Token));
         }
         catch (Exception e) when (e is OperationCanceledException or WebSocketException)
         {

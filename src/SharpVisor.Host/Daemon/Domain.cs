@@ -46,7 +46,11 @@ public sealed class Domain
 
     public string Name { get; }
 
+    /// <summary>The accelerator asked for: kvm, emulator or auto.</summary>
     public string Accelerator { get; }
+
+    /// <summary>The accelerator the VMM actually uses (auto resolved), once it runs.</summary>
+    public string? RunningAccelerator { get; private set; }
 
     public FullVmConfiguration Config { get; }
 
@@ -100,6 +104,7 @@ public sealed class Domain
                 {
                     DomainState state = live.State == VmmState.Paused ? DomainState.Paused : DomainState.Running;
                     var domain = new Domain(environment, record.Id, record.Name, record.Accelerator, config, record.CreatedAt, new DomainStateMachine(record.Name, state), record.Schedule);
+                    domain.RunningAccelerator = live.Accelerator;
                     var connection = new VmmConnection(handle, client, record.StartedAt ?? DateTimeOffset.UtcNow);
                     connection.Console = await ConnectConsoleAsync(paths, domain.Console);
                     domain._vmm = connection;
@@ -134,7 +139,7 @@ public sealed class Domain
             State = DomainStateMachine.Name(StateMachine.State),
             Vcpus = VcpuCount,
             MemoryMib = MemoryMib,
-            Accelerator = Accelerator,
+            Accelerator = RunningAccelerator ?? Accelerator,
             UptimeSeconds = vmm is null ? null : Math.Round((DateTimeOffset.UtcNow - vmm.StartedAt).TotalSeconds, 1),
             Pid = vmm?.Handle.Pid,
             Detail = StateMachine.Detail,
@@ -375,6 +380,7 @@ public sealed class Domain
             connection.Console = await ConnectConsoleAsync(Paths, Console);
             Console.Reopen();
             await connection.Client.ConfigureAndStartAsync(Config, CancellationToken.None);
+            RunningAccelerator = (await connection.Client.GetStatusAsync(CancellationToken.None)).Accelerator;
         }
         catch (VmmRequestException e)
         {

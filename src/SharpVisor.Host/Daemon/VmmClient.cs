@@ -19,7 +19,8 @@ public sealed class VmmClient : IDisposable
     public VmmClient(string apiSocket, TimeSpan? timeout = null)
     {
         ApiSocket = apiSocket;
-        _http = UnixSocketHttp.CreateClient(apiSocket, timeout ?? TimeSpan.FromSeconds(15));
+        // Unpooled: every request connects, so a VMM socket that went away is noticed at once.
+        _http = UnixSocketHttp.CreateClient(apiSocket, timeout ?? TimeSpan.FromSeconds(15), pooled: false);
     }
 
     public string ApiSocket { get; }

@@ -6,7 +6,8 @@ namespace SharpVisor.Host.Http;
 public static class UnixSocketHttp
 {
     /// <summary>A handler whose every connection goes to <paramref name="socketPath"/>.</summary>
-    public static SocketsHttpHandler CreateHandler(string socketPath) => new()
+    /// <param name="pooled">Reuse connections; without pooling each request connects anew, so a socket that went away is noticed at once.</param>
+    public static SocketsHttpHandler CreateHandler(string socketPath, bool pooled = true) => new()
     {
         ConnectCallback = async (_, cancel) =>
         {
@@ -23,11 +24,12 @@ public static class UnixSocketHttp
             }
         },
         PooledConnectionIdleTimeout = TimeSpan.FromSeconds(30),
+        PooledConnectionLifetime = pooled ? Timeout.InfiniteTimeSpan : TimeSpan.Zero,
     };
 
     /// <summary>A client for <paramref name="socketPath"/>; requests use http://localhost/ as the base address.</summary>
-    public static HttpClient CreateClient(string socketPath, TimeSpan? timeout = null) =>
-        new(CreateHandler(socketPath))
+    public static HttpClient CreateClient(string socketPath, TimeSpan? timeout = null, bool pooled = true) =>
+        new(CreateHandler(socketPath, pooled))
         {
             BaseAddress = new Uri("http://localhost/"),
             Timeout = timeout ?? TimeSpan.FromSeconds(30),

@@ -62,6 +62,8 @@ public sealed class FakeDomainMachine : IDomainMachine
 
     public void Stop(string detail) => Finish(MachineStopReason.PowerOff, 0, detail);
 
+    public void Reset(string detail) => Finish(MachineStopReason.Reset, 0, detail);
+
     public void Crash(string detail) => Finish(MachineStopReason.Crashed, 2, detail);
 
     public void WriteConsoleInput(ReadOnlySpan<byte> data) => _serialOutput.Write(data);

@@ -23,6 +23,14 @@ public sealed class FakeDomainMachineFactory : IDomainMachineFactory
         }
     }
 
+    public FakeDomainMachine Find(string name)
+    {
+        lock (_machines)
+        {
+            return _machines.Last(m => m.Spec.Name == name);
+        }
+    }
+
     public IDomainMachine Create(DomainMachineSpec spec, Stream serialOutput)
     {
         if (RefuseWith is not null)
