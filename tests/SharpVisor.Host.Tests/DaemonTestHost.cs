@@ -105,6 +105,7 @@ public sealed class DaemonTestHost : IAsyncDisposable
             }
         }
 
+        Server?.Registry.Environment.Cgroups?.RemoveParentIfEmpty();
         await StopDaemonAsync();
         (Launcher as InProcessVmmLauncher)?.KillAll();
         Client.Dispose();
