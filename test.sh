@@ -21,7 +21,7 @@ mkdir -p "$results"
 log "running tests"
 status=0
 dotnet test SharpVisor.sln -c Release --no-build -nologo \
-    --logger "console;verbosity=normal" --results-directory "$results" 2>&1 | tee "$results/console.log" || status=$?
+    --logger "console;verbosity=normal" --logger trx --results-directory "$results" 2>&1 | tee "$results/console.log" || status=$?
 
 # Skipped tests say why; repeat them here so a skip is never silent.
 if grep -q '^\s*Skipped ' "$results/console.log"; then
@@ -30,19 +30,16 @@ if grep -q '^\s*Skipped ' "$results/console.log"; then
     grep -A2 '^\s*Skipped ' "$results/console.log" || true
 fi
 
-# One summary line over all test assemblies.
-awk '
-    /^(Passed|Failed)!/ {
-        for (i = 1; i <= NF; i++) {
-            gsub(",", "", $(i + 1))
-            if ($i == "Failed:") failed += $(i + 1)
-            if ($i == "Passed:") passed += $(i + 1)
-            if ($i == "Skipped:") skipped += $(i + 1)
-        }
-        assemblies++
-    }
-    END {
-        printf "\n%d test assemblies\n", assemblies
-        printf "tests: %d passed, %d failed, %d skipped\n", passed, failed, skipped
-    }' "$results/console.log"
+# One summary line over all test assemblies, from the TRX files' counters.
+counter() { grep -ho "$1=\"[0-9]*\"" "$results"/*.trx | grep -o '[0-9]*' | awk '{ s += $1 } END { print s + 0 }'; }
+assemblies=$(ls "$results"/*.trx 2>/dev/null | wc -l)
+passed=$(counter passed)
+failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
+skipped=$(counter notExecuted)
+echo
+echo "$assemblies test assemblies"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then
+    status=1
+fi
 exit "$status"

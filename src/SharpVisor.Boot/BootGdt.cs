@@ -34,7 +34,7 @@ public static class BootGdt
     public static void WriteProtectedMode(GuestMemory memory) => Write(memory, Code32Descriptor);
 
     /// <summary>The low 8 bytes of the TSS descriptor; in long mode the next 8 hold base bits 63:32 (zero here).</summary>
-    public static ulong TssDescriptor => Encode(BootLayout.TssAddress, BootLayout.TssLimit, BusyTssType, codeOrData: false, flags: 0);
+    public static ulong TssDescriptor => EncodeSystem(BootLayout.TssAddress, BootLayout.TssLimit, BusyTssType);
 
     /// <summary>The hidden-cache view of a code or data descriptor loaded through <paramref name="selector"/>.</summary>
     public static SegmentRegister ToSegment(ushort selector, ulong descriptor)
@@ -70,14 +70,14 @@ public static class BootGdt
         memory.Fill(BootLayout.TssAddress, BootLayout.TssSize, 0);
     }
 
-    private static ulong Encode(ulong baseAddress, uint limit, byte type, bool codeOrData, byte flags)
+    /// <summary>A present, DPL 0, byte-granular system descriptor (S = 0).</summary>
+    private static ulong EncodeSystem(ulong baseAddress, uint limit, byte type)
     {
-        ulong access = type | (codeOrData ? 0x10UL : 0) | 0x80; // P, DPL 0
+        ulong access = type | 0x80UL;
         return (limit & 0xFFFF)
             | ((baseAddress & 0xFF_FFFF) << 16)
             | (access << 40)
-            | ((ulong)(limit >> 16 & 0xF) << 48)
-            | ((ulong)flags << 52)
+            | ((ulong)((limit >> 16) & 0xF) << 48)
             | (((baseAddress >> 24) & 0xFF) << 56);
     }
 }

@@ -14,7 +14,7 @@ public sealed class ProgressReporter : IDisposable
     private readonly Stopwatch _startedAt;
     private readonly TimeSpan _interval;
     private readonly Timer _timer;
-    private long _lastSerialBytes = -1;
+    private long _lastSerialBytes;
 
     public ProgressReporter(VirtualMachineMonitor vmm, Notices notices, Stopwatch startedAt, TimeSpan interval)
     {
@@ -35,8 +35,10 @@ public sealed class ProgressReporter : IDisposable
         }
 
         string exits = string.Join(", ", _vmm.ExitCounts().OrderByDescending(p => p.Value).Take(6).Select(p => $"{p.Key} {p.Value}"));
+        IReadOnlyList<ulong>? rips = _vmm.SampleInstructionPointers();
+        string where = rips is null ? "" : "; " + string.Join(", ", rips.Select((rip, i) => $"vCPU {i} at RIP {rip:x}"));
         _notices.Say($"{_startedAt.Elapsed.TotalSeconds:0} s: guest running, no serial output for {_interval.TotalSeconds:0} s " +
-            $"({bytes} bytes so far); exits: {(exits.Length == 0 ? "none" : exits)}");
+            $"({bytes} bytes so far); exits: {(exits.Length == 0 ? "none" : exits)}{where}");
     }
 
     public void Dispose() => _timer.Dispose();

@@ -77,6 +77,7 @@ public static class RunCommand
                 MemorySize = MemorySize.Parse(memory),
                 VcpuCount = cpus,
                 Accelerator = accel == "kvm" ? AcceleratorKind.Kvm : AcceleratorKind.Auto,
+                KvmDevicePath = Environment.GetEnvironmentVariable("SHARPVISOR_KVM_DEVICE") is { Length: > 0 } device ? device : "/dev/kvm",
             };
 
             console = SerialConsole.Open(serial, onEscape: () => vmm?.Stop("console escape (Ctrl-A x)"), Console.Error);

@@ -164,7 +164,7 @@ public sealed class BzImageTests : IDisposable
     public void InitrdThatDoesNotFitIsAClearError()
     {
         string kernel = _files.Write("bzImage", new BzImageSpec().Build());
-        string initrd = _files.WritePattern("initrd", 50 << 20, 3); // 64 MiB guest: 16..20 MiB kernel leaves 15 + 44 MiB
+        string initrd = _files.WriteSparse("initrd", 50 << 20); // 64 MiB guest: 16..20 MiB kernel leaves 15 + 44 MiB
         using GuestMemory memory = GuestMemory.CreateRam(Ram);
 
         BootImageException e = Assert.Throws<BootImageException>(() => BootLoader.Load(memory, new BootRequest(kernel) { InitrdPath = initrd }));

@@ -23,6 +23,15 @@ internal sealed class TempFiles : IDisposable
         return Write(name, TestImages.Pattern(size, seed));
     }
 
+    /// <summary>A sparse file of <paramref name="size"/> zero bytes: large inputs without writing them.</summary>
+    public string WriteSparse(string name, long size)
+    {
+        string path = Path.Combine(Directory, name);
+        using FileStream stream = File.Create(path);
+        stream.SetLength(size);
+        return path;
+    }
+
     public void Dispose()
     {
         try

@@ -6,7 +6,8 @@ using SharpVisor.Interop.Terminal;
 namespace SharpVisor.Devices.Terminal;
 
 /// <summary>
-/// Connects a UART to the host: guest output to a stream (stdout or a file), and, when there
+/// Connects a UART to the host: guest output to a stream (stdout or a file, written in
+/// batches by an <see cref="OutputPump"/> and flushed on Dispose), and, when there
 /// is an input descriptor (the interactive terminal, in raw mode), host keystrokes to the
 /// guest. Input is read on a background thread that polls the descriptor together with a
 /// stop eventfd, so Dispose can always end it. With an escape callback, Ctrl-A x calls it.
@@ -65,7 +66,10 @@ public sealed unsafe class SerialConsole : IDisposable
 
     public Stream Output => _output;
 
-    /// <summary>Why input stopped early (a read error), or null.</summary>
+    /// <summary>Why output to the host stopped (e.g. the disk is full), or null.</summary>
+    public string? OutputError => (_output as OutputPump)?.Error;
+
+    /// <summary>Why input stopped early (a read error, a failing escape handler), or null.</summary>
     public string? InputError
     {
         get
@@ -108,14 +112,24 @@ public sealed unsafe class SerialConsole : IDisposable
     /// </summary>
     public static SerialConsole OpenStdio(Action? onEscape, TextWriter? notices = null)
     {
-        Stream stdout = System.Console.OpenStandardOutput();
+        // Console.OpenStandardOutput is unbuffered; the pump batches whatever the guest
+        // writes while a write is in progress, and writes the rest at once.
+        var stdout = new OutputPump(System.Console.OpenStandardOutput());
         if (LibC.Isatty(0) != 1)
         {
-            return new SerialConsole(stdout, ownsOutput: false);
+            return new SerialConsole(stdout, ownsOutput: true);
         }
 
         (notices ?? System.Console.Error).WriteLine(EscapeHint);
-        return new SerialConsole(stdout, ownsOutput: false, inputFd: 0, rawMode: true, onEscape);
+        try
+        {
+            return new SerialConsole(stdout, ownsOutput: true, inputFd: 0, rawMode: true, onEscape);
+        }
+        catch
+        {
+            stdout.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Output to a file, created or truncated; no input.</summary>
@@ -129,7 +143,7 @@ public sealed unsafe class SerialConsole : IDisposable
         FileStream file;
         try
         {
-            // No buffering: each byte reaches the file when the guest writes it.
+            // No FileStream buffering: the pump decides when bytes go out, and that is at once.
             file = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.ReadWrite, bufferSize: 0);
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or NotSupportedException)
@@ -137,7 +151,7 @@ public sealed unsafe class SerialConsole : IDisposable
             throw new IOException($"cannot open serial console file '{path}': {e.Message}", e);
         }
 
-        return new SerialConsole(file, ownsOutput: true);
+        return new SerialConsole(new OutputPump(file, ownsTarget: true), ownsOutput: true);
     }
 
     /// <summary>Routes <paramref name="uart"/>'s output here and starts feeding it input.</summary>
@@ -201,6 +215,7 @@ public sealed unsafe class SerialConsole : IDisposable
             uart.Output = null;
         }
 
+        // Closing the output writes out whatever the guest sent last.
         if (_ownsOutput)
         {
             _output.Dispose();
@@ -284,17 +299,35 @@ public sealed unsafe class SerialConsole : IDisposable
 
                 if (quit)
                 {
-                    _onEscape();
+                    InvokeEscape();
                     return;
                 }
             }
         }
         catch (LinuxException e)
         {
-            lock (_lock)
-            {
-                _inputError = e.Message;
-            }
+            RecordInputError(e.Message);
+        }
+    }
+
+    private void InvokeEscape()
+    {
+        try
+        {
+            _onEscape!();
+        }
+        catch (Exception e)
+        {
+            // An exception on this background thread would end the process with the terminal raw.
+            RecordInputError($"console escape handler failed: {e.Message}");
+        }
+    }
+
+    private void RecordInputError(string message)
+    {
+        lock (_lock)
+        {
+            _inputError = message;
         }
     }
 }

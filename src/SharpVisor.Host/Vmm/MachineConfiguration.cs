@@ -23,6 +23,9 @@ public sealed record MachineConfiguration
 
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
 
+    /// <summary>The KVM device node (a test can name a missing one).</summary>
+    public string KvmDevicePath { get; init; } = "/dev/kvm";
+
     /// <summary>Where the 16550's output goes; null discards it.</summary>
     public Stream? SerialOutput { get; init; }
 

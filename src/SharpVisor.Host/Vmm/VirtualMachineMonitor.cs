@@ -17,7 +17,6 @@ public sealed class VirtualMachineMonitor : IDisposable
     private readonly IVirtualMachine _machine;
     private readonly IReadOnlyList<IVcpu> _vcpus;
     private readonly VirtualMachineRunner _runner;
-    private readonly CountingStream _serialOutput;
 
     private VirtualMachineMonitor(
         MachineConfiguration configuration,
@@ -26,8 +25,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         IVirtualMachine machine,
         IReadOnlyList<IVcpu> vcpus,
         LegacyPlatform legacy,
-        BootResult boot,
-        CountingStream serialOutput)
+        BootResult boot)
     {
         Configuration = configuration;
         Accelerator = accelerator;
@@ -36,7 +34,6 @@ public sealed class VirtualMachineMonitor : IDisposable
         _vcpus = vcpus;
         Legacy = legacy;
         Boot = boot;
-        _serialOutput = serialOutput;
         _runner = new VirtualMachineRunner(machine, vcpus);
     }
 
@@ -55,7 +52,8 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
-    public long SerialBytesWritten => _serialOutput.BytesWritten;
+    /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
+    public long SerialBytesWritten => Legacy.Serial.TransmittedBytes;
 
     public bool IsPaused => _runner.IsPaused;
 
@@ -66,7 +64,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath);
 
         GuestMemory memory;
         try
@@ -90,15 +88,14 @@ public sealed class VirtualMachineMonitor : IDisposable
             });
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
-            var serialOutput = new CountingStream(configuration.SerialOutput);
-            LegacyPlatform legacy = LegacyPlatform.Register(machine, serialOutput);
+            LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot, serialOutput);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot);
         }
         catch
         {
@@ -117,11 +114,11 @@ public sealed class VirtualMachineMonitor : IDisposable
     public RunOutcome Run(TimeSpan? timeout = null)
     {
         bool stopped = _runner.Run(timeout);
-        _serialOutput.Flush();
+        Legacy.Serial.Output?.Flush();
         MachineControl control = _machine.Control;
         if (!stopped)
         {
-            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped after the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
+            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped by the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
         }
 
         MachineStopReason reason = control.StopReason ?? MachineStopReason.PowerOff;
@@ -130,6 +127,33 @@ public sealed class VirtualMachineMonitor : IDisposable
     }
 
     public bool Pause(TimeSpan timeout) => _runner.Pause(timeout);
+
+    /// <summary>
+    /// Where each vCPU is executing: pauses the guest for an instant (a kick per vCPU), reads
+    /// RIP and resumes. Null when the vCPUs could not be parked in time.
+    /// </summary>
+    public IReadOnlyList<ulong>? SampleInstructionPointers()
+    {
+        if (_runner.IsPaused)
+        {
+            return null;
+        }
+
+        if (!_runner.Pause(TimeSpan.FromSeconds(1)))
+        {
+            _runner.Resume();
+            return null;
+        }
+
+        try
+        {
+            return _vcpus.Select(v => v.GetState().Rip).ToArray();
+        }
+        finally
+        {
+            _runner.Resume();
+        }
+    }
 
     public void Resume() => _runner.Resume();
 

@@ -225,6 +225,88 @@ public sealed class I8042ControllerTests
         Assert.Equal(0, Status & StatusTimeout);
     }
 
+    /// <summary>
+    /// Linux's __i8042_command(): the low byte is the command, bits 12-15 the parameter count,
+    /// bits 8-11 the result count. Fails where Linux would time out or see an aux error.
+    /// </summary>
+    private byte[] LinuxCommand(int command, params byte[] parameters)
+    {
+        Assert.Equal(0, Status & StatusInputFull);
+        Command((byte)command);
+        Assert.Equal((command >> 12) & 0xF, parameters.Length);
+        foreach (byte p in parameters)
+        {
+            Assert.Equal(0, Status & StatusInputFull);
+            Data(p);
+        }
+
+        var results = new byte[(command >> 8) & 0xF];
+        for (int i = 0; i < results.Length; i++)
+        {
+            byte status = Status;
+            Assert.True((status & StatusOutputFull) != 0, $"command 0x{command:x4}: no result byte {i} (Linux times out)");
+            if ((command & 0xFF) == CommandWriteAuxOutput)
+            {
+                Assert.True((status & StatusAuxData) != 0, $"command 0x{command:x4}: loop result is not aux data");
+            }
+
+            results[i] = Read(_controller.DataPort);
+        }
+
+        return results;
+    }
+
+    [Fact]
+    public void LinuxProbeFindsAControllerAKeyboardAndNoMouse()
+    {
+        // i8042_controller_check / selftest: nothing to flush, 0x55 back.
+        Assert.Empty(Drain());
+        Assert.Equal([SelfTestPassed], LinuxCommand(0x01AA));
+
+        // i8042_controller_init: read the CTR twice, disable the keyboard and its interrupt.
+        byte ctr = LinuxCommand(0x0120)[0];
+        Assert.Equal(ctr, LinuxCommand(0x0120)[0]);
+        Assert.NotEqual(0, ctr & CommandByteTranslate); // Linux keeps translation: no i8042.direct needed
+        ctr = (byte)((ctr | CommandByteKeyboardDisabled) & ~CommandByteKeyboardInterrupt);
+        Assert.Equal([], LinuxCommand(0x1060, ctr));
+
+        // i8042_check_aux: AUX_LOOP echoes with the aux bit set; the aux interface toggles.
+        Assert.Equal([0x5A], LinuxCommand(0x11D3, 0x5A));
+        Assert.Equal([], LinuxCommand(0x00A7));
+        Assert.NotEqual(0, LinuxCommand(0x0120)[0] & CommandByteAuxDisabled);
+        Assert.Equal([], LinuxCommand(0x00A8));
+        Assert.Equal(0, LinuxCommand(0x0120)[0] & CommandByteAuxDisabled);
+
+        // AUX IRQ delivery test: with AUXINT on, a looped byte raises IRQ 12.
+        ctr = (byte)(LinuxCommand(0x0120)[0] | CommandByteAuxInterrupt);
+        LinuxCommand(0x1060, ctr);
+        LinuxCommand(0x10D3, 0xA5);
+        Assert.True(_interrupts.Level(AuxIrq));
+        Assert.Equal(0xA5, Read(_controller.DataPort));
+
+        // i8042_set_mux_mode: the third loop byte comes back unchanged, so no active multiplexer.
+        Assert.Equal([0xF0], LinuxCommand(0x11D3, 0xF0));
+        Assert.Equal([0x56], LinuxCommand(0x11D3, 0x56));
+        Assert.Equal([0xA4], LinuxCommand(0x11D3, 0xA4));
+
+        // Enable the keyboard port and interrupt, then atkbd's probe over IRQ 1.
+        ctr = (byte)((LinuxCommand(0x0120)[0] & ~CommandByteKeyboardDisabled) | CommandByteKeyboardInterrupt);
+        LinuxCommand(0x1060, ctr);
+        int keyboardEdges = _interrupts.RisingEdges(KeyboardIrq);
+        Data(KeyboardReset);
+        Data(KeyboardGetId);
+        Assert.Equal([ReplyAck, ReplySelfTestPassed, ReplyAck, 0xAB, 0x41], Drain());
+        Assert.Equal(keyboardEdges + 5, _interrupts.RisingEdges(KeyboardIrq));
+
+        // psmouse's probe through AUX_SEND fails at once: a timeout-flagged 0xFE on IRQ 12.
+        int auxEdges = _interrupts.RisingEdges(AuxIrq);
+        Assert.Equal([], LinuxCommand(0x10D4, 0xF2));
+        Assert.Equal(auxEdges + 1, _interrupts.RisingEdges(AuxIrq));
+        Assert.Equal(StatusOutputFull | StatusAuxData | StatusTimeout, Status & (StatusOutputFull | StatusAuxData | StatusTimeout));
+        Assert.Equal([ReplyResend], Drain());
+        Assert.False(_control.IsStopRequested);
+    }
+
     [Fact]
     public void UnregisteredWidthsAndOffsetsAreHarmless()
     {

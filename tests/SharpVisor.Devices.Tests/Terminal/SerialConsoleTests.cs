@@ -95,6 +95,30 @@ public sealed class SerialConsoleTests
     }
 
     [Fact]
+    public void AFailingEscapeHandlerIsReportedNotFatal()
+    {
+        using var pty = new PseudoTerminal();
+        using var called = new ManualResetEventSlim();
+        using var console = new SerialConsole(new MemoryStream(), ownsOutput: true, inputFd: pty.Slave, rawMode: true, onEscape: () =>
+        {
+            called.Set();
+            throw new InvalidOperationException("machine already gone");
+        });
+        console.Attach(_uart);
+
+        pty.Type("\x01x"u8);
+
+        Assert.True(called.Wait(s_timeout));
+        var deadline = DateTime.UtcNow + s_timeout;
+        while (console.InputError is null && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(1);
+        }
+
+        Assert.Equal("console escape handler failed: machine already gone", console.InputError);
+    }
+
+    [Fact]
     public async Task DisposeStopsAnIdleInputThreadPromptly()
     {
         using var pty = new PseudoTerminal();
@@ -141,10 +165,19 @@ public sealed class SerialConsoleTests
                 }
 
 
-                // Unbuffered: readable before the console is closed.
-                using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
-                using var text = new StreamReader(reader);
-                Assert.Equal("boot\r\n", text.ReadToEnd());
+                // Written promptly: readable before the console is closed.
+                string contents = "";
+                var deadline = DateTime.UtcNow + s_timeout;
+                while (contents != "boot\r\n" && DateTime.UtcNow < deadline)
+                {
+                    Thread.Sleep(1);
+                    using var reader = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.ReadWrite);
+                    using var text = new StreamReader(reader);
+                    contents = text.ReadToEnd();
+                }
+
+                Assert.Equal("boot\r\n", contents);
+                Assert.Null(console.OutputError);
             }
 
             Assert.Equal("boot\r\n", File.ReadAllText(path));
