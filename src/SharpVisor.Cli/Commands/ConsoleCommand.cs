@@ -1,6 +1,8 @@
 using System.CommandLine;
 using System.Net.WebSockets;
+using System.Runtime.InteropServices;
 using SharpVisor.Devices.Terminal;
+using SharpVisor.Interop;
 
 namespace SharpVisor.Cli.Commands;
 
@@ -11,6 +13,7 @@ namespace SharpVisor.Cli.Commands;
 public static class ConsoleCommand
 {
     public const byte DetachKey = 0x1D;
+    private const int EINTR = 4;
 
     public static Command Create()
     {
@@ -70,22 +73,35 @@ public static class ConsoleCommand
         }
     }
 
-    private static void ForwardInput(WebSocket socket, CancellationTokenSource detached)
+    /// <summary>
+    /// Reads fd 0 directly: .NET's stdin stream on a terminal is line-buffered through its own
+    /// line editor, which would hold keystrokes (and Ctrl-]) until Enter.
+    /// </summary>
+    private static unsafe void ForwardInput(WebSocket socket, CancellationTokenSource detached)
     {
-        using Stream stdin = Console.OpenStandardInput();
         byte[] buffer = new byte[1024];
         try
         {
             while (!detached.IsCancellationRequested)
             {
-                int read = stdin.Read(buffer, 0, buffer.Length);
-                if (read == 0)
+                nint read;
+                fixed (byte* p = buffer)
+                {
+                    read = LibC.Read(0, p, (nuint)buffer.Length);
+                }
+
+                if (read < 0 && Marshal.GetLastPInvokeError() == EINTR)
+                {
+                    continue;
+                }
+
+                if (read <= 0)
                 {
                     return; // stdin ended: keep showing output until the console closes.
                 }
 
-                int detach = Array.IndexOf(buffer, DetachKey, 0, read);
-                int length = detach < 0 ? read : detach;
+                int detach = Array.IndexOf(buffer, DetachKey, 0, (int)read);
+                int length = detach < 0 ? (int)read : detach;
                 if (length > 0)
                 {
                     socket.SendAsync(buffer.AsMemory(0, length), WebSocketMessageType.Binary, true, detached.Token).AsTask().GetAwaiter().GetResult();
@@ -98,7 +114,7 @@ public static class ConsoleCommand
                 }
             }
         }
-        catch (Exception e) when (e is WebSocketException or OperationCanceledException or IOException or ObjectDisposedException)
+        catch (Exception e) when (e is WebSocketException or OperationCanceledException or ObjectDisposedException)
         {
         }
     }
