@@ -37,7 +37,7 @@ public static class DaemonCommand
             {
                 Runtime = runtime,
                 Launcher = ProcessVmmLauncher.ForCurrentProcess(),
-                CgroupName = noCgroups ? null : "sharpvisor",
+                CgroupName = noCgroups ? null : runtime.CgroupName,
             });
         }
         catch (Exception e) when (e is ApiException or IOException or UnauthorizedAccessException)

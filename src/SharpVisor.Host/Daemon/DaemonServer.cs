@@ -68,6 +68,7 @@ public sealed class DaemonServer : IAsyncDisposable
         DaemonApi.Map(app, registry);
         await app.StartAsync(cancel);
         UnixSocketFiles.RestrictToOwner(runtime.DaemonSocket);
+        File.WriteAllText(runtime.DaemonPidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
         environment.Log($"listening on {runtime.DaemonSocket}; {registry.List().Count} domain(s) found; scheduling: {(cgroups is null ? cgroupReason : $"cgroup {cgroups.Version} at {cgroups.Parent}")}");
         return new DaemonServer(app, registry, runtime);
     }
@@ -78,5 +79,6 @@ public sealed class DaemonServer : IAsyncDisposable
         await _app.DisposeAsync();
         await Registry.DetachAllAsync();
         File.Delete(_runtime.DaemonSocket);
+        File.Delete(_runtime.DaemonPidFile);
     }
 }

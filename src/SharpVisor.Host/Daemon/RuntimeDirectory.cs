@@ -22,7 +22,18 @@ public sealed class RuntimeDirectory
 
     public string DaemonLog => Path.Combine(Root, "sharpvisord.log");
 
+    /// <summary>The running daemon's pid (for `kill`, and for tests that stop a daemon the CLI started).</summary>
+    public string DaemonPidFile => Path.Combine(Root, "sharpvisord.pid");
+
     public string DomainsDirectory => Path.Combine(Root, "domains");
+
+    /// <summary>
+    /// The cgroup this runtime directory's daemon keeps its domains under: "sharpvisor" for the
+    /// default directory, else one named after the directory, so two daemons never share dom&lt;id&gt; groups.
+    /// </summary>
+    public string CgroupName => Root == DefaultPath
+        ? "sharpvisor"
+        : "sharpvisor-" + Convert.ToHexString(System.Security.Cryptography.SHA256.HashData(System.Text.Encoding.UTF8.GetBytes(Root)))[..8].ToLowerInvariant();
 
     public static RuntimeDirectory FromEnvironment() =>
         new(Environment.GetEnvironmentVariable(EnvironmentVariable) is { Length: > 0 } path ? path : DefaultPath);
