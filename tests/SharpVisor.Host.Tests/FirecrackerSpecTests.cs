@@ -30,7 +30,7 @@ public sealed class FirecrackerSpecTests
         var routes = ((IEndpointRouteBuilder)app).DataSources
             .SelectMany(source => source.Endpoints)
             .OfType<RouteEndpoint>()
-            .Where(e => !e.RoutePattern.RawText!.StartsWith("/sharpvisor/", StringComparison.Ordinal))
+            .Where(e => !e.RoutePattern.RawText!.StartsWith("/sharpvisor/", StringComparison.Ordinal) && e.Metadata.GetMetadata<HttpMethodMetadata>() is not null)
             .SelectMany(e => e.Metadata.GetMetadata<HttpMethodMetadata>()!.HttpMethods.Select(m => (Method: m, Path: e.RoutePattern.RawText!)))
             .ToList();
 

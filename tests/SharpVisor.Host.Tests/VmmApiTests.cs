@@ -71,6 +71,20 @@ public sealed class VmmApiTests
     }
 
     [Fact]
+    public async Task UnknownPathsAndMethodsAreRefusedWithAFaultMessage()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+
+        VmmTestServer.Response unknown = await vmm.PutAsync("/snapshot/create", """{"mem_file_path": "/m", "snapshot_path": "/s"}""");
+        VmmTestServer.Response wrongMethod = await vmm.SendAsync(HttpMethod.Delete, "/boot-source", null);
+
+        Assert.Equal(HttpStatusCode.BadRequest, unknown.Status);
+        Assert.Contains("Invalid request method and/or path", unknown.FaultMessage);
+        Assert.Equal(HttpStatusCode.BadRequest, wrongMethod.Status);
+        Assert.Contains("Invalid request method and/or path: DELETE /boot-source", wrongMethod.FaultMessage);
+    }
+
+    [Fact]
     public async Task OversizedBodyIsRefusedWith413()
     {
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();

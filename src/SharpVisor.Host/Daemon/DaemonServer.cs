@@ -64,6 +64,7 @@ public sealed class DaemonServer : IAsyncDisposable
             kestrel.ListenUnixSocket(runtime.DaemonSocket);
         });
         WebApplication app = builder.Build();
+        ApiResults.UseFaultBodies(app);
         app.UseWebSockets();
         DaemonApi.Map(app, registry);
         await app.StartAsync(cancel);

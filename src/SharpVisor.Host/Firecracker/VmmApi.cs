@@ -110,6 +110,10 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        // Like Firecracker, a path it does not serve is bad input.
+        routes.MapFallback((HttpContext context) =>
+            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}"));
+
         // SharpVisor extensions, for the daemon.
         ControlJsonContext control = ControlJsonContext.Default;
         routes.MapGet("/sharpvisor/status", () => ApiResults.Guard(() => Results.Json(vmm.Status(), control.VmmStatus)));

@@ -55,6 +55,7 @@ public sealed class VmmServer : IAsyncDisposable
         // The console listens before the API does: a client that sees the API can attach at once.
         var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
         WebApplication app = BuildApp(options.ApiSocketPath);
+        ApiResults.UseFaultBodies(app);
         VmmApi.Map(app, controller);
         try
         {

@@ -47,6 +47,17 @@ public static class ApiResults
 
     public static Task<IResult> Guard(Func<IResult> handler) => GuardAsync(() => Task.FromResult(handler()));
 
+    /// <summary>
+    /// Gives the answers routing produces without a body (405 for a known path with another
+    /// method) the same {"fault_message": ...} body as every other refusal.
+    /// </summary>
+    public static void UseFaultBodies(Microsoft.AspNetCore.Builder.IApplicationBuilder app) =>
+        Microsoft.AspNetCore.Builder.StatusCodePagesExtensions.UseStatusCodePages(app, async context =>
+        {
+            HttpContext http = context.HttpContext;
+            await Fault(http.Response.StatusCode, $"{http.Request.Method} is not allowed on {http.Request.Path}").ExecuteAsync(http);
+        });
+
     /// <summary>The fault message of an error body, or the body itself when it is not one.</summary>
     public static string ReadFaultMessage(string body)
     {
