@@ -45,7 +45,6 @@ public static unsafe partial class LibC
     public const int EAGAIN = 11;
     public const int EACCES = 13;
     public const int ENOENT = 2;
-    public const int ENOTTY = 25;
 
     public static readonly nint MAP_FAILED = -1;
 

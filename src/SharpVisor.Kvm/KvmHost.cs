@@ -8,7 +8,7 @@ public static class KvmHost
 {
     public const string PvmExplanation =
         "PVM: nested KVM that runs guest kernel code through an instruction emulator at ~1 µs/instruction; " +
-        "Linux guests crawl and stop on xrstor/int3/cmpxchg16b; use --accel emulator";
+        "Linux guests crawl and stop on xrstor/int3/cmpxchg16b; tiny guests run fine";
 
     /// <summary>Probes the host. The paths are parameters so tests can point them at fakes.</summary>
     public static KvmHostStatus Probe(

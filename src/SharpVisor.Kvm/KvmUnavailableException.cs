@@ -13,8 +13,8 @@ public sealed class KvmUnavailableException : Exception
     /// <summary>The error for a failed open() of the KVM device, by errno.</summary>
     public static KvmUnavailableException ForOpenError(string devicePath, int errno) => errno switch
     {
-        LibC.ENOENT => new($"{devicePath} not found: load kvm_intel/kvm_amd or use --accel emulator"),
+        LibC.ENOENT => new($"{devicePath} not found: load the kvm_intel or kvm_amd module"),
         LibC.EACCES or LibC.EPERM => new($"no permission to open {devicePath}: add your user to the kvm group or run as root"),
-        _ => new($"cannot open {devicePath}: {LibC.Strerror(errno)} (errno {errno}); use --accel emulator"),
+        _ => new($"cannot open {devicePath}: {LibC.Strerror(errno)} (errno {errno})"),
     };
 }

@@ -1,5 +1,6 @@
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
+using System.Text.RegularExpressions;
 using SharpVisor.Interop;
 using SharpVisor.Interop.Kvm;
 using SharpVisor.Machine;
@@ -59,8 +60,9 @@ public sealed unsafe class KvmVcpu : IVcpu
             }
 
             _run = (KvmRun*)run;
-            Cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
-            SetCpuid(Cpuid);
+            KvmCpuidEntry2[] cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
+            SetCpuid(cpuid);
+            Cpuid = GetCpuid(cpuid.Length);
             UnsupportedBootMsrs = SetBootMsrs();
             SetUpFpu();
             SetUpLapicLints();
@@ -76,7 +78,11 @@ public sealed unsafe class KvmVcpu : IVcpu
 
     public ExitCounters Exits { get; } = new();
 
-    /// <summary>The CPUID table the guest sees on this vCPU.</summary>
+    /// <summary>
+    /// The CPUID table the guest sees on this vCPU, read back from KVM after KVM_SET_CPUID2:
+    /// KVM may adjust bits of what <see cref="KvmCpuidPolicy"/> asked for (PVM, for one, adds
+    /// host features to leaf 1 ECX).
+    /// </summary>
     public IReadOnlyList<KvmCpuidEntry2> Cpuid { get; }
 
     /// <summary>Boot MSRs (<see cref="KvmBootMsrs"/>) this KVM refused; they keep KVM's reset values.</summary>
@@ -115,6 +121,43 @@ public sealed unsafe class KvmVcpu : IVcpu
             mpState.MpState = KvmMpState.Runnable;
             Ioctl(KvmIoctls.SetMpState, &mpState, "KVM_SET_MP_STATE");
         }
+    }
+
+    /// <summary>KVM_GET_MSRS for the given MSR indices; an MSR KVM does not know makes this throw.</summary>
+    public ulong[] ReadMsrs(params uint[] indices)
+    {
+        ArgumentNullException.ThrowIfNull(indices);
+        int bytes = sizeof(KvmMsrs) + (indices.Length * sizeof(KvmMsrEntry));
+        byte* buffer = stackalloc byte[bytes];
+        var header = (KvmMsrs*)buffer;
+        *header = new KvmMsrs { NMsrs = (uint)indices.Length };
+        var entries = (KvmMsrEntry*)(header + 1);
+        for (int i = 0; i < indices.Length; i++)
+        {
+            entries[i] = new KvmMsrEntry { Index = indices[i] };
+        }
+
+        int read = Ioctl(KvmIoctls.GetMsrs, header, "KVM_GET_MSRS");
+        if (read != indices.Length)
+        {
+            throw new InvalidOperationException($"KVM_GET_MSRS on vCPU {Id} stopped at MSR 0x{indices[read]:x}");
+        }
+
+        var values = new ulong[indices.Length];
+        for (int i = 0; i < indices.Length; i++)
+        {
+            values[i] = entries[i].Data;
+        }
+
+        return values;
+    }
+
+    /// <summary>KVM_GET_LAPIC: the in-kernel local APIC's register page.</summary>
+    public KvmLapicState GetLapic()
+    {
+        KvmLapicState lapic;
+        Ioctl(KvmIoctls.GetLapic, &lapic, "KVM_GET_LAPIC");
+        return lapic;
     }
 
     /// <summary>
@@ -178,32 +221,48 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    /// <summary>
+    /// Closes the vCPU. kvm_run is never unmapped under a thread inside <see cref="Run"/>: that
+    /// thread is kicked and given up to 5 seconds to leave; if it does not (or Dispose is called
+    /// from inside Run, by a device), the mapping and fd are left alone rather than risk a crash.
+    /// </summary>
     public void Dispose()
     {
-        if (Volatile.Read(ref _running) != 0)
+        int self = LibC.Gettid();
+        for (int attempt = 0; attempt < 500; attempt++)
         {
-            // Never unmap kvm_run under a running thread: kick it out and wait a little.
-            Kick();
-            SpinWait.SpinUntil(() => Volatile.Read(ref _running) == 0, TimeSpan.FromSeconds(5));
-            if (Volatile.Read(ref _running) != 0)
+            lock (_threadLock)
             {
-                return;
-            }
-        }
+                if (_threadId == 0)
+                {
+                    if (_run is not null)
+                    {
+                        LibC.Munmap((nint)_run, (nuint)_runSize);
+                        _run = null;
+                    }
 
-        lock (_threadLock)
-        {
-            if (_run is not null)
-            {
-                LibC.Munmap((nint)_run, (nuint)_runSize);
-                _run = null;
+                    if (_fd >= 0)
+                    {
+                        LibC.Close(_fd);
+                        _fd = -1;
+                    }
+
+                    return;
+                }
+
+                if (_threadId == self)
+                {
+                    Kick();
+                    return;
+                }
             }
 
-            if (_fd >= 0)
+            if (attempt == 0)
             {
-                LibC.Close(_fd);
-                _fd = -1;
+                Kick();
             }
+
+            Thread.Sleep(10);
         }
     }
 
@@ -287,7 +346,7 @@ public sealed unsafe class KvmVcpu : IVcpu
 
             default:
                 Exits.Increment("unknown");
-                string name = Enum.IsDefined(reason) ? $" (KVM_EXIT_{reason.ToString().ToUpperInvariant()})" : "";
+                string name = Enum.IsDefined(reason) ? $" (KVM_EXIT_{SnakeCase(reason.ToString())})" : "";
                 return ExitWithState(VcpuExitReason.InternalError, $"unhandled KVM exit reason {(uint)reason}{name}");
         }
     }
@@ -502,6 +561,23 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
     }
 
+    private KvmCpuidEntry2[] GetCpuid(int count)
+    {
+        nuint bytes = (nuint)(sizeof(KvmCpuid2) + (count * sizeof(KvmCpuidEntry2)));
+        var header = (KvmCpuid2*)NativeMemory.AllocZeroed(bytes);
+        try
+        {
+            header->NEnt = (uint)count;
+            Ioctl(KvmIoctls.GetCpuid2, header, "KVM_GET_CPUID2");
+            int returned = (int)Math.Min(header->NEnt, (uint)count);
+            return new ReadOnlySpan<KvmCpuidEntry2>(header + 1, returned).ToArray();
+        }
+        finally
+        {
+            NativeMemory.Free(header);
+        }
+    }
+
     /// <summary>
     /// Sets <see cref="KvmBootMsrs"/>. KVM_SET_MSRS stops at the first MSR it rejects and returns how
     /// many it set, so a rejected one is noted and skipped and the rest are set.
@@ -569,6 +645,9 @@ public sealed unsafe class KvmVcpu : IVcpu
         uint value = BinaryPrimitives.ReadUInt32LittleEndian(register);
         BinaryPrimitives.WriteUInt32LittleEndian(register, (value & ~LvtDeliveryModeMask) | (mode << 8));
     }
+
+    /// <summary>"IrqWindowOpen" → "IRQ_WINDOW_OPEN", the way &lt;linux/kvm.h&gt; spells it.</summary>
+    private static string SnakeCase(string name) => Regex.Replace(name, "(?<=[a-z0-9])(?=[A-Z])", "_").ToUpperInvariant();
 
     private int Ioctl(nuint request, void* argument, string name)
     {

@@ -18,7 +18,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
     /// unpaged code on Intel CPUs without unrestricted guest. Like Firecracker, just below the
     /// 256 KiB BIOS window under 4 GiB: inside the 32-bit MMIO hole, clear of the I/O APIC
     /// (0xFEC00000) and local APIC (0xFEE00000) and of anything a guest sees as RAM. Boot code
-    /// reports [IdentityMapAddress, TssAddress + TssSize) as reserved in the e820 map.
+    /// should mark [IdentityMapAddress, TssAddress + TssSize) reserved in the e820 map.
     /// </summary>
     public const ulong IdentityMapAddress = 0xFFFB_C000;
 
@@ -35,12 +35,17 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
 
     private KvmVirtualMachine(KvmSystem system, bool ownsSystem, GuestMemory memory, int vcpuCount)
     {
+        ArgumentNullException.ThrowIfNull(memory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(vcpuCount, 1);
         _system = system;
         _ownsSystem = ownsSystem;
         Memory = memory;
         VcpuCount = vcpuCount;
         _vcpus = new KvmVcpu?[vcpuCount];
         Interrupts = new KvmInterruptController(this);
+
+        // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
+        Control.OnStop(KickAll);
         _fd = system.CreateVmFd();
         try
         {
@@ -154,6 +159,20 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
         }
     }
 
+    private void KickAll()
+    {
+        KvmVcpu?[] vcpus;
+        lock (_vcpuLock)
+        {
+            vcpus = (KvmVcpu?[])_vcpus.Clone();
+        }
+
+        foreach (KvmVcpu? vcpu in vcpus)
+        {
+            vcpu?.Kick();
+        }
+    }
+
     private void CheckCapabilities()
     {
         (KvmCapability Capability, string Use)[] required =
@@ -170,7 +189,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
         {
             if (_system.CheckExtension(capability) == 0)
             {
-                throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_{capability} ({use}); use --accel emulator");
+                throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_{capability} ({use})");
             }
         }
 
@@ -182,7 +201,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
 
         // xAPIC ids are 8 bits and 0xFF is broadcast.
         int limit = Math.Min(maxVcpus, 255);
-        if (VcpuCount < 1 || VcpuCount > limit)
+        if (VcpuCount > limit)
         {
             throw new ArgumentOutOfRangeException("vcpuCount", $"{VcpuCount} vCPUs requested; KVM here supports 1..{limit}");
         }

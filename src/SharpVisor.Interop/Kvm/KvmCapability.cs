@@ -17,12 +17,12 @@ public enum KvmCapability
     Ioeventfd = 36,
     SetIdentityMapAddr = 37,
     AdjustClock = 39,
-    ReadonlyMem = 31,
     Xsave = 55,
     MaxVcpus = 66,
     TscDeadlineTimer = 72,
     SyncRegs = 74,
     KvmclockCtrl = 76,
     SignalMsi = 77,
+    ReadonlyMem = 81,
     ImmediateExit = 136,
 }

@@ -20,7 +20,7 @@ public enum KvmExitReason : uint
     InternalError = 17,
     SystemEvent = 24,
     IoapicEoi = 26,
-    HypervSynic = 27,
+    Hyperv = 27,
     X86Rdmsr = 29,
     X86Wrmsr = 30,
     DirtyRingFull = 31,
