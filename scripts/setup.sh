@@ -21,6 +21,7 @@ declare -A wanted=(
     [gzip]=/usr/bin/gzip
     [xz-utils]=/usr/bin/xz
     [iproute2]=/usr/sbin/ip
+    [acpica-tools]=/usr/bin/iasl
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

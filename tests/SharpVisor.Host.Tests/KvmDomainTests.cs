@@ -85,23 +85,34 @@ public sealed partial class KvmDomainTests
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
         await host.Client.CreateAsync(host.Request("loop", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
+        await host.Client.CreateAsync(host.Request("deaf", bootArgs: "loop=20000 noacpi", memoryMib: 16, kernel: TestKernels.MultibootHello));
         await host.Client.CreateAsync(host.Request("quits", bootArgs: "exit=3", memoryMib: 16, kernel: TestKernels.MultibootHello));
         await WaitForTickAsync(host.Client, "loop", 1);
+        await WaitForTickAsync(host.Client, "deaf", 1);
         int pid = (await host.Client.GetAsync("loop")).Pid!.Value;
+        int deafPid = (await host.Client.GetAsync("deaf")).Pid!.Value;
 
-        // The test kernel has no ACPI: the power button goes unanswered, so the guest is forced off.
-        ShutdownResult result = await host.Client.ShutdownAsync("loop", 2);
+        // The test kernel polls PM1a_STS and enters S5 on a power-button press, as an ACPI OS does.
+        ShutdownResult result = await host.Client.ShutdownAsync("loop", 30);
 
-        Assert.False(result.Graceful);
-        Assert.StartsWith("forced off:", result.Detail);
+        Assert.True(result.Graceful, result.Detail);
         Assert.Equal("shutdown", result.Domain.State);
         Assert.False(ProcessInfo.IsAlive(pid, null));
+
+        // With "noacpi" it ignores the button: after the timeout it is forced off, and says so.
+        ShutdownResult forced = await host.Client.ShutdownAsync("deaf", 2);
+
+        Assert.False(forced.Graceful);
+        Assert.StartsWith("forced off: the guest did not react", forced.Detail);
+        Assert.Equal("shutdown", forced.Domain.State);
+        Assert.False(ProcessInfo.IsAlive(deafPid, null));
 
         // A guest that ends by itself (debug exit) is shut down with its reason.
         await Eventually.TrueAsync(async () => (await host.Client.GetAsync("quits")).State == "shutdown", s_timeout, "quits is shut down");
         Assert.Contains("debug exit with value 0x03", (await host.Client.GetAsync("quits")).Detail);
 
         await host.Client.DestroyAsync("loop");
+        await host.Client.DestroyAsync("deaf");
         await host.Client.DestroyAsync("quits");
         Assert.Empty(await host.Client.ListAsync());
     }

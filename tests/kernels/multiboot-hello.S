@@ -9,7 +9,10 @@
 # then writes the byte N from the command-line option exit=N (decimal, default 0) to the
 # debug-exit port 0xF4, so the VMM exits with status (N << 1) | 1.
 # With the option "loop" (or loop=N) it instead prints "tick <counter>" every N (default
-# 100000) iterations of a busy loop, forever.
+# 100000) iterations of a busy loop, until the ACPI power button is pressed: after each
+# tick it polls PM1a_STS (port 0x600, SharpVisor's PM block) and on PWRBTN_STS prints
+# "power button: powering off" and enters S5 through PM1a_CNT, as an ACPI OS would —
+# unless the command line has "noacpi", for a guest that ignores the button.
 #
 # Register use: ESI holds the multiboot_info pointer and EDI the command line (0 when
 # there is none) for the whole run; the helpers preserve them.
@@ -18,6 +21,11 @@
     .set MB_FLAGS,     0x00000003          # bit 0: page-align modules, bit 1: memory info
     .set MB_CHECKSUM,  -(MB_MAGIC + MB_FLAGS)
     .set MB_BOOT_MAGIC, 0x2BADB002
+    .set PM1A_STS,     0x600               # SharpVisor's ACPI PM1a event block (FADT)
+    .set PM1A_CNT,     0x604               # PM1a control block
+    .set PWRBTN_STS,   0x100
+    .set SLP_TYP_S5,   (5 << 10)
+    .set SLP_EN,       (1 << 13)
     .set COM1,         0x3F8
     .set COM1_LSR,     COM1 + 5
     .set LSR_THRE,     0x20
@@ -159,11 +167,34 @@ loop_forever:
     mov %ebp, %eax
     call putdec
     call newline
+    call poll_power_button
     mov %ebx, %ecx
 2:
     dec %ecx
     jnz 2b
     jmp 1b
+
+# poll_power_button: enters S5 when PM1a_STS says the power button was pressed. An absent PM
+# block reads as all-ones, which is not a button press. Clobbers EAX, ECX, EDX.
+poll_power_button:
+    mov $opt_noacpi, %eax
+    call find_option
+    test %eax, %eax
+    jnz 1f
+    mov $PM1A_STS, %dx
+    inw %dx, %ax
+    cmp $0xFFFF, %ax
+    je 1f
+    test $PWRBTN_STS, %ax
+    jz 1f
+    mov $msg_power_off, %eax
+    call puts
+    call newline
+    mov $PM1A_CNT, %dx
+    mov $(SLP_TYP_S5 | SLP_EN), %ax
+    outw %ax, %dx
+1:
+    ret
 
 # putc: writes AL to COM1 once the transmitter holding register is empty. Clobbers EDX.
 putc:
@@ -283,6 +314,8 @@ msg_module:    .asciz "module: "
 msg_bytes:     .asciz " bytes"
 msg_tick:      .asciz "tick "
 opt_loop:      .asciz "loop"
+msg_power_off: .asciz "power button: powering off"
+opt_noacpi:    .asciz "noacpi"
 opt_exit:      .asciz "exit="
 
     .section .bss

@@ -234,9 +234,9 @@ public sealed unsafe class SerialConsole : IDisposable
         {
             while (true)
             {
-                fds[0] = new PollFd { Fd = _inputFd, Events = Poll.POLLIN };
-                fds[1] = new PollFd { Fd = _stopSignal!.Fd, Events = Poll.POLLIN };
-                if (Poll.Wait(fds, 2, -1) < 0)
+                fds[0] = new PollFd { Fd = _inputFd, Events = LibC.POLLIN };
+                fds[1] = new PollFd { Fd = _stopSignal!.Fd, Events = LibC.POLLIN };
+                if (LibC.Poll(fds, 2, -1) < 0)
                 {
                     if (Marshal.GetLastPInvokeError() == LibC.EINTR)
                     {
@@ -246,12 +246,12 @@ public sealed unsafe class SerialConsole : IDisposable
                     throw LinuxException.FromLastError("poll on console input");
                 }
 
-                if (fds[1].ReturnedEvents != 0)
+                if (fds[1].Revents != 0)
                 {
                     return;
                 }
 
-                if ((fds[0].ReturnedEvents & Poll.POLLIN) == 0)
+                if ((fds[0].Revents & LibC.POLLIN) == 0)
                 {
                     // Hang-up or error without data: the terminal is gone.
                     return;

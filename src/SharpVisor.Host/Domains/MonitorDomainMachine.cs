@@ -43,8 +43,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
     public void Resume() => _monitor.Resume();
 
-    public void PressPowerButton() =>
-        throw new NotSupportedException("this machine has no ACPI power button yet");
+    public void PressPowerButton() => _monitor.PressPowerButton();
 
     public void SendCtrlAltDel() =>
         throw new NotSupportedException("this machine's i8042 cannot inject keys yet");

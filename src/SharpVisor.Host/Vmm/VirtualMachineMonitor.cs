@@ -1,4 +1,6 @@
 using SharpVisor.Boot;
+using SharpVisor.Boot.Acpi;
+using SharpVisor.Devices.Pci;
 using SharpVisor.Devices.Legacy;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
@@ -25,6 +27,8 @@ public sealed class VirtualMachineMonitor : IDisposable
         IVirtualMachine machine,
         IReadOnlyList<IVcpu> vcpus,
         LegacyPlatform legacy,
+        AcpiPmDevice powerManagement,
+        PciBus pci,
         BootResult boot)
     {
         Configuration = configuration;
@@ -33,6 +37,8 @@ public sealed class VirtualMachineMonitor : IDisposable
         _machine = machine;
         _vcpus = vcpus;
         Legacy = legacy;
+        PowerManagement = powerManagement;
+        Pci = pci;
         Boot = boot;
         _runner = new VirtualMachineRunner(machine, vcpus);
     }
@@ -44,6 +50,12 @@ public sealed class VirtualMachineMonitor : IDisposable
     public BootResult Boot { get; }
 
     public LegacyPlatform Legacy { get; }
+
+    /// <summary>The ACPI PM register block (power button, S5 power-off, reset register).</summary>
+    public AcpiPmDevice PowerManagement { get; }
+
+    /// <summary>PCI bus 0 behind configuration mechanism #1 at 0xCF8.</summary>
+    public PciBus Pci { get; }
 
     /// <summary>The 16550 UART at 0x3F8: attach a console to it for input.</summary>
     public Serial16550 Serial => Legacy.Serial;
@@ -89,13 +101,21 @@ public sealed class VirtualMachineMonitor : IDisposable
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
+
+            // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning
+            // the BIOS area; PCI bus 0 for the devices the tables describe.
+            var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq));
+            machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
+            var pci = new PciBus(machine.Mmio, machine.Interrupts);
+            machine.PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, pci.ConfigIo, "pci-config");
+            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount }).WriteTo(memory);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, boot);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, pci, boot);
         }
         catch
         {
@@ -156,6 +176,9 @@ public sealed class VirtualMachineMonitor : IDisposable
     }
 
     public void Resume() => _runner.Resume();
+
+    /// <summary>Asks the guest to shut down gracefully: an ACPI fixed-feature power-button press.</summary>
+    public void PressPowerButton() => PowerManagement.PressPowerButton();
 
     /// <summary>Stops the guest at once (destroy): its run ends as powered off by the VMM.</summary>
     public void Stop(string detail = "stopped by the VMM") => _machine.Control.Stop(MachineStopReason.PowerOff, 0, detail);
