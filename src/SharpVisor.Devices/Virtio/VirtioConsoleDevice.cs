@@ -30,6 +30,9 @@ public sealed class VirtioConsoleDevice : VirtioDevice
 
     public Stream Output { get; }
 
+    /// <summary>Guest output the host stream refused.</summary>
+    public long DroppedOutputBytes { get; private set; }
+
     public override int ConfigSize => ConfigLength;
 
     public int PendingInput
@@ -106,8 +109,18 @@ public sealed class VirtioConsoleDevice : VirtioDevice
     {
         byte[] data = new byte[(int)Math.Min(chain.ReadableLength, 1 << 20)];
         chain.CopyFromReadable(0, data);
-        Output.Write(data);
-        Output.Flush();
+        try
+        {
+            Output.Write(data);
+            Output.Flush();
+        }
+        catch (IOException e)
+        {
+            // The host side went away (a closed pipe): the guest's output is lost, the device lives on.
+            DroppedOutputBytes += data.Length;
+            Log?.Invoke($"{Name}: output dropped: {e.Message}");
+        }
+
         return 0;
     }
 

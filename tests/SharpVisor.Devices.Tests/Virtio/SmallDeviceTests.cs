@@ -51,6 +51,17 @@ public sealed class SmallDeviceTests
     }
 
     [Fact]
+    public void ConsoleSurvivesABrokenHostStream()
+    {
+        using var rig = new DeviceRig(p => new VirtioConsoleDevice(p.Memory, new BrokenStream()));
+        rig.Rings[1].AddChain((DeviceRig.Data(0), 10, false));
+        rig.Driver.Notify(1);
+        Assert.Equal(1, rig.Rings[1].UsedIndex);
+        Assert.False(rig.Device.NeedsReset);
+        Assert.Equal(10, ((VirtioConsoleDevice)rig.Device).DroppedOutputBytes);
+    }
+
+    [Fact]
     public void ConsoleInputWaitsForReceiveBuffersAndSplitsAcrossThem()
     {
         using var rig = new DeviceRig(p => new VirtioConsoleDevice(p.Memory, Stream.Null));
@@ -168,5 +179,30 @@ public sealed class SmallDeviceTests
         using var rig = new DeviceRig(p => new VirtioBalloonDevice(p.Memory));
         Assert.NotEqual(0UL, rig.Device.DeviceFeatures & VirtioBalloonDevice.FeatureDeflateOnOom);
         Assert.Equal(0UL, rig.Device.DeviceFeatures & 1UL); // no MUST_TELL_HOST: deflated pages are usable at once
+    }
+
+    private sealed class BrokenStream : Stream
+    {
+        public override bool CanRead => false;
+
+        public override bool CanSeek => false;
+
+        public override bool CanWrite => true;
+
+        public override long Length => 0;
+
+        public override long Position { get => 0; set { } }
+
+        public override void Flush()
+        {
+        }
+
+        public override int Read(byte[] buffer, int offset, int count) => throw new NotSupportedException();
+
+        public override long Seek(long offset, SeekOrigin origin) => throw new NotSupportedException();
+
+        public override void SetLength(long value) => throw new NotSupportedException();
+
+        public override void Write(byte[] buffer, int offset, int count) => throw new IOException("Broken pipe");
     }
 }
