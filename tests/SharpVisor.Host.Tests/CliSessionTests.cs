@@ -46,9 +46,10 @@ public sealed class CliSessionTests
             Assert.Equal(0, top.ExitCode);
             Assert.Matches(@"1\s+hello\s+running", top.Stdout);
 
-            Result shutdown = Run(env, "shutdown", "hello", "--timeout", "1");
+            // The test kernel answers the ACPI power button by entering S5: a graceful shutdown.
+            Result shutdown = Run(env, "shutdown", "hello", "--timeout", "30");
             Assert.Equal(0, shutdown.ExitCode);
-            Assert.Contains("domain hello shut down by force", shutdown.Stdout);
+            Assert.Contains("domain hello shut down: guest entered ACPI S5", shutdown.Stdout);
             Assert.Matches(@"1\s+hello\s+shutdown", Run(env, "list").Stdout);
 
             Assert.Equal(0, Run(env, "destroy", "hello").ExitCode);
