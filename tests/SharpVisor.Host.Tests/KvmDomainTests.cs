@@ -45,6 +45,7 @@ public sealed partial class KvmDomainTests
 
         // Pause stops the guest: no new ticks while paused; unpause resumes.
         await host.Client.PauseAsync("b");
+        await Task.Delay(TimeSpan.FromMilliseconds(300)); // output already on its way to the daemon lands first
         int pausedAt = await LastTickAsync(host.Client, "b");
         int aBefore = await LastTickAsync(host.Client, "a");
         await Task.Delay(TimeSpan.FromSeconds(1.5));
