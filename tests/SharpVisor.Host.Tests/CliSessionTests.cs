@@ -36,6 +36,12 @@ public sealed class CliSessionTests
             await Eventually.TrueAsync(() => Run(env, "console", "hello", "--history").Stdout.Contains("tick 2"), TimeSpan.FromSeconds(60), "the console shows ticks");
             Assert.Contains("Hello from a multiboot kernel", Run(env, "console", "hello", "--history").Stdout);
 
+            // Stopping the daemon leaves the domain running; the next command starts a daemon that finds it.
+            int firstDaemon = int.Parse(File.ReadAllText(Path.Combine(runtime, "sharpvisord.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture);
+            StopDaemon(runtime);
+            Assert.Matches(@"1\s+hello\s+running", Run(env, "list").Stdout);
+            Assert.NotEqual(firstDaemon, int.Parse(File.ReadAllText(Path.Combine(runtime, "sharpvisord.pid")).Trim(), System.Globalization.CultureInfo.InvariantCulture));
+
             Assert.Equal(0, Run(env, "pause", "hello").ExitCode);
             AssertRefused(Run(env, "pause", "hello"), "already paused");
             Assert.Equal(0, Run(env, "unpause", "hello").ExitCode);

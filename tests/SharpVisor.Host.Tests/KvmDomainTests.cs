@@ -45,6 +45,7 @@ public sealed partial class KvmDomainTests
 
         // Pause stops the guest: no new ticks while paused; unpause resumes.
         await host.Client.PauseAsync("b");
+        await Task.Delay(TimeSpan.FromMilliseconds(300)); // output already on its way to the daemon lands first
         int pausedAt = await LastTickAsync(host.Client, "b");
         int aBefore = await LastTickAsync(host.Client, "a");
         await Task.Delay(TimeSpan.FromSeconds(1.5));
@@ -69,6 +70,9 @@ public sealed partial class KvmDomainTests
         domains = await host.Client.ListAsync();
         Assert.Equal([("a", "running"), ("b", "crashed"), ("c", "running")], domains.Select(d => (d.Name, d.State)));
         Assert.Equal(aPid, domains[0].Pid);
+
+        // The VMM replays its own console ring to the new daemon, so the boot log survives.
+        Assert.Contains("Hello from a multiboot kernel", Encoding.UTF8.GetString(await host.Client.ConsoleHistoryAsync("a")));
         int aAfterRestart = await LastTickAsync(host.Client, "a");
         await WaitForTickAsync(host.Client, "a", aAfterRestart + 2);
         Assert.Equal("paused", (await host.Client.PauseAsync("c")).State);
