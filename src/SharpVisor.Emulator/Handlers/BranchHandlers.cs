@@ -1,0 +1,99 @@
+namespace SharpVisor.Emulator;
+
+/// <summary>Near JMP, Jcc, CALL, RET, LOOPcc, JrCXZ. Targets are block-relative offsets in <see cref="Op.Imm"/>.</summary>
+internal static class BranchHandlers
+{
+    private static ulong OperandMask(ref Op op) => ulong.MaxValue >> (64 - (op.OpSize << 3));
+
+    private static ulong RelativeTarget(X86Cpu cpu, ref Op op) =>
+        (cpu._regs[RegisterFile.BlockRip] + op.Imm) & OperandMask(ref op);
+
+    public static void JmpRel(X86Cpu cpu, ref Op op) => cpu.Jump(RelativeTarget(cpu, ref op));
+
+    public static void Jcc(X86Cpu cpu, ref Op op)
+    {
+        if (cpu.Condition(op.Aux))
+        {
+            cpu.Jump(RelativeTarget(cpu, ref op));
+        }
+    }
+
+    public static void JmpR<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize =>
+        cpu.Jump(TSize.ReadReg(cpu, op.Rm));
+
+    public static void JmpM<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize =>
+        cpu.Jump(TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read)));
+
+    public static void CallRel<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong target = RelativeTarget(cpu, ref op);
+        cpu.CheckJumpTarget(target);
+        cpu.Push<TSize>(cpu.NextIp(ref op));
+        cpu.Jump(target);
+    }
+
+    public static void CallR<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong target = TSize.ReadReg(cpu, op.Rm);
+        cpu.CheckJumpTarget(target);
+        cpu.Push<TSize>(cpu.NextIp(ref op));
+        cpu.Jump(target);
+    }
+
+    public static void CallM<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong target = TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read));
+        cpu.CheckJumpTarget(target);
+        cpu.Push<TSize>(cpu.NextIp(ref op));
+        cpu.Jump(target);
+    }
+
+    /// <summary>RET / RET imm16 (Imm = bytes to release after popping).</summary>
+    public static void Ret<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong target = cpu.PeekStack<TSize>(0);
+        cpu.CheckJumpTarget(target);
+        cpu.Gpr(X86Cpu.Rsp) = cpu.StackAdd(cpu.Gpr(X86Cpu.Rsp), (ulong)TSize.Bytes + op.Imm);
+        cpu.Jump(target);
+    }
+
+    /// <summary>LOOP/LOOPE/LOOPNE (Aux = 0, 1, 2): the counter is CX/ECX/RCX by address size.</summary>
+    public static void Loop(X86Cpu cpu, ref Op op)
+    {
+        ulong mask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
+        ulong rcx = cpu.Gpr(1);
+        ulong count = (rcx - 1) & mask;
+        ulong target = RelativeTarget(cpu, ref op);
+        bool taken = count != 0 && op.Aux switch
+        {
+            1 => cpu.ZeroFlag,
+            2 => !cpu.ZeroFlag,
+            _ => true,
+        };
+        if (taken)
+        {
+            cpu.CheckJumpTarget(target);
+        }
+
+        cpu.Gpr(1) = (rcx & ~mask) | count;
+        if (taken)
+        {
+            cpu.Jump(target);
+        }
+    }
+
+    public static void Jrcxz(X86Cpu cpu, ref Op op)
+    {
+        ulong mask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
+        if ((cpu.Gpr(1) & mask) == 0)
+        {
+            cpu.Jump(RelativeTarget(cpu, ref op));
+        }
+    }
+}

@@ -1,0 +1,13 @@
+using Iced.Intel;
+
+namespace SharpVisor.Emulator;
+
+/// <summary>Families bound in later stages.</summary>
+internal unsafe partial struct InstructionBinder
+{
+    private bool? BindSse(in Instruction ins, ref Op op) => null;
+
+    private bool? BindX87(in Instruction ins, ref Op op) => null;
+
+    private bool? BindSystem(in Instruction ins, ref Op op) => null;
+}
