@@ -54,7 +54,7 @@ internal unsafe partial struct InstructionBinder
             case Mnemonic.Loope:
             case Mnemonic.Loopne:
                 BindRelative(in ins, ref op);
-                op.AddrSize = (byte)(ins.Op1Register switch { Register.CX => 2, Register.ECX => 4, _ => 8 });
+                op.AddrSize = LoopCounterSize(ins.Code);
                 op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Loope ? 1 : ins.Mnemonic == Mnemonic.Loopne ? 2 : 0);
                 op.Handler = &BranchHandlers.Loop;
                 return true;
@@ -213,6 +213,13 @@ internal unsafe partial struct InstructionBinder
                 return null;
         }
     }
+
+    private static readonly Dictionary<Code, byte> s_loopCounterSizes = Enum.GetValues<Code>()
+        .Where(c => c.Mnemonic() is Mnemonic.Loop or Mnemonic.Loope or Mnemonic.Loopne)
+        .ToDictionary(c => c, c => (byte)(c.ToString().EndsWith("_RCX", StringComparison.Ordinal) ? 8 : c.ToString().EndsWith("_ECX", StringComparison.Ordinal) ? 4 : 2));
+
+    /// <summary>The counter LOOPcc decrements (CX, ECX or RCX: the address size) from its Iced code.</summary>
+    private static byte LoopCounterSize(Code code) => s_loopCounterSizes[code];
 
     private static bool IsFarPointer(MemorySize size) => size is MemorySize.SegPtr16 or MemorySize.SegPtr32 or MemorySize.SegPtr64;
 

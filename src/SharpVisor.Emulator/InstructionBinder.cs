@@ -152,7 +152,15 @@ internal unsafe partial struct InstructionBinder
             op.AddrSize = (byte)(ins.MemoryDisplSize is 2 or 4 or 8 ? ins.MemoryDisplSize : _bitness / 8);
         }
 
-        SetSegment(ins.MemorySegment, ref op);
+        Register segment = ins.MemorySegment;
+        if (_bitness == 64 && segment is Register.ES or Register.CS or Register.SS or Register.DS)
+        {
+            // 64-bit mode ignores these prefixes entirely: the segment (SS for rBP/rSP bases, which
+            // decides #SS versus #GP on a non-canonical address) is the default one.
+            segment = ins.MemoryBase is Register.RSP or Register.RBP or Register.ESP or Register.EBP ? Register.SS : Register.DS;
+        }
+
+        SetSegment(segment, ref op);
     }
 
     private static void SetSegment(Register segment, ref Op op)

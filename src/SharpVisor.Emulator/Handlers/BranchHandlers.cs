@@ -81,7 +81,8 @@ internal static class BranchHandlers
             cpu.CheckJumpTarget(target);
         }
 
-        cpu.Gpr(1) = (rcx & ~mask) | count;
+        // ECX (32-bit address size) is written like any 32-bit register: zero-extended.
+        cpu.Gpr(1) = op.AddrSize == 4 ? count : (rcx & ~mask) | count;
         if (taken)
         {
             cpu.Jump(target);

@@ -154,11 +154,13 @@ internal static class ExchangeHandlers
 
     public static void Cmpxchg16b(X86Cpu cpu, ref Op op)
     {
-        ulong linear = cpu.Linear(ref op, 16, MemoryAccess.Write);
-        if ((linear & 15) != 0)
+        // The alignment check comes before the canonical/segment checks.
+        if (((cpu.EffectiveAddress(ref op) + cpu._segBase[op.Seg]) & 15) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
+
+        ulong linear = cpu.Linear(ref op, 16, MemoryAccess.Write);
 
         ref byte p = ref cpu.RmwRef(linear, 16);
         bool equal;

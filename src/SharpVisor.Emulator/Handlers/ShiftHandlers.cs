@@ -23,6 +23,11 @@ internal static class ShiftHandlers
         {
             TSize.WriteReg(cpu, op.Reg, ShiftSemantics.Apply<TSize>(cpu, op.Aux, TSize.ReadReg(cpu, op.Reg), count));
         }
+        else if (TSize.Bits == 32)
+        {
+            // Even a zero count writes (zero-extends) a 32-bit destination.
+            TSize.WriteReg(cpu, op.Reg, TSize.ReadReg(cpu, op.Reg));
+        }
     }
 
     private static void ShiftMem<TSize>(X86Cpu cpu, ref Op op, ulong rawCount)
@@ -59,6 +64,10 @@ internal static class ShiftHandlers
         {
             ulong r = ShiftSemantics.Double<TSize>(cpu, op.Aux != 0, TSize.ReadReg(cpu, op.Reg), TSize.ReadReg(cpu, op.Rm), count);
             TSize.WriteReg(cpu, op.Reg, r);
+        }
+        else if (TSize.Bits == 32)
+        {
+            TSize.WriteReg(cpu, op.Reg, TSize.ReadReg(cpu, op.Reg));
         }
     }
 

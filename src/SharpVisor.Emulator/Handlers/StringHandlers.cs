@@ -158,6 +158,29 @@ internal static unsafe class StringHandlers
     public static void Cmps<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            CmpsLoop<TSize>(cpu, ref op);
+            return;
+        }
+
+        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
+        // the comparison flags only when the instruction completes or is interrupted).
+        ulong flags = cpu.GetRflags();
+        try
+        {
+            CmpsLoop<TSize>(cpu, ref op);
+        }
+        catch (CpuException)
+        {
+            cpu.SetRflags(flags);
+            throw;
+        }
+    }
+
+    private static void CmpsLoop<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
         ulong mask = AddressMask(ref op);
         ulong step = Step<TSize>(cpu);
         bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
@@ -174,8 +197,9 @@ internal static unsafe class StringHandlers
 
             ulong si = cpu.Gpr(6) & mask;
             ulong di = cpu.Gpr(7) & mask;
-            ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            // Intel processors fetch the ES:rDI operand first (it decides which fault is reported).
             ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+            ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
             CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
             SetAddressRegister(cpu, 6, si + step, ref op);
             SetAddressRegister(cpu, 7, di + step, ref op);
@@ -192,6 +216,29 @@ internal static unsafe class StringHandlers
     }
 
     public static void Scas<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            ScasLoop<TSize>(cpu, ref op);
+            return;
+        }
+
+        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
+        // the comparison flags only when the instruction completes or is interrupted).
+        ulong flags = cpu.GetRflags();
+        try
+        {
+            ScasLoop<TSize>(cpu, ref op);
+        }
+        catch (CpuException)
+        {
+            cpu.SetRflags(flags);
+            throw;
+        }
+    }
+
+    private static void ScasLoop<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
         ulong mask = AddressMask(ref op);

@@ -99,6 +99,12 @@ internal static class ShiftSemantics
     {
         int bits = TSize.Bits;
         int c = bits == 8 ? count % 9 : bits == 16 ? count % 17 : count;
+        if (c == 0)
+        {
+            // A count that is a multiple of the rotation width changes nothing, flags included.
+            return a;
+        }
+
         ulong cfIn = cpu.CarryFlag ? 1UL : 0;
         ulong top = (ulong)(bits - 1);
         ulong of;

@@ -1,0 +1,263 @@
+using Iced.Intel;
+
+namespace SharpVisor.Emulator.Tests.Differential;
+
+/// <summary>The instruction families of the differential suite.</summary>
+internal sealed partial class DiffGenerator
+{
+    private static readonly Code[] s_aluCodes = CodesFor(null,
+        Mnemonic.Add, Mnemonic.Or, Mnemonic.Adc, Mnemonic.Sbb, Mnemonic.And, Mnemonic.Sub, Mnemonic.Xor, Mnemonic.Cmp,
+        Mnemonic.Test, Mnemonic.Inc, Mnemonic.Dec, Mnemonic.Neg, Mnemonic.Not);
+
+    private static readonly Code[] s_moveCodes = CodesFor(c => c is not (Code.Bswap_r16 or Code.Xlat_m8),
+        Mnemonic.Mov, Mnemonic.Movzx, Mnemonic.Movsx, Mnemonic.Movsxd, Mnemonic.Lea, Mnemonic.Xchg, Mnemonic.Bswap,
+        Mnemonic.Movbe, Mnemonic.Cbw, Mnemonic.Cwde, Mnemonic.Cdqe, Mnemonic.Cwd, Mnemonic.Cdq, Mnemonic.Cqo,
+        Mnemonic.Lahf, Mnemonic.Sahf, Mnemonic.Nop,
+        Mnemonic.Cmovo, Mnemonic.Cmovno, Mnemonic.Cmovb, Mnemonic.Cmovae, Mnemonic.Cmove, Mnemonic.Cmovne, Mnemonic.Cmovbe,
+        Mnemonic.Cmova, Mnemonic.Cmovs, Mnemonic.Cmovns, Mnemonic.Cmovp, Mnemonic.Cmovnp, Mnemonic.Cmovl, Mnemonic.Cmovge,
+        Mnemonic.Cmovle, Mnemonic.Cmovg,
+        Mnemonic.Seto, Mnemonic.Setno, Mnemonic.Setb, Mnemonic.Setae, Mnemonic.Sete, Mnemonic.Setne, Mnemonic.Setbe,
+        Mnemonic.Seta, Mnemonic.Sets, Mnemonic.Setns, Mnemonic.Setp, Mnemonic.Setnp, Mnemonic.Setl, Mnemonic.Setge,
+        Mnemonic.Setle, Mnemonic.Setg);
+
+    private static readonly Code[] s_mulDivCodes = CodesFor(null, Mnemonic.Mul, Mnemonic.Imul, Mnemonic.Div, Mnemonic.Idiv);
+
+    private static readonly Code[] s_shiftCodes = CodesFor(null,
+        Mnemonic.Rol, Mnemonic.Ror, Mnemonic.Rcl, Mnemonic.Rcr, Mnemonic.Shl, Mnemonic.Sal, Mnemonic.Shr, Mnemonic.Sar,
+        Mnemonic.Shld, Mnemonic.Shrd);
+
+    private static readonly Code[] s_bitCodes = CodesFor(null,
+        Mnemonic.Bt, Mnemonic.Bts, Mnemonic.Btr, Mnemonic.Btc, Mnemonic.Bsf, Mnemonic.Bsr, Mnemonic.Tzcnt, Mnemonic.Lzcnt,
+        Mnemonic.Popcnt);
+
+    private static readonly Code[] s_atomicCodes = CodesFor(null,
+        Mnemonic.Xadd, Mnemonic.Cmpxchg, Mnemonic.Cmpxchg8b, Mnemonic.Cmpxchg16b, Mnemonic.Xchg);
+
+    private static readonly Code[] s_stackCodes = CodesFor(c => c.ToOpCode().OpCount == 0 || c.ToOpCode().GetOpKind(0) != OpCodeOperandKind.r64_opcode || true,
+        Mnemonic.Push, Mnemonic.Pop, Mnemonic.Pushf, Mnemonic.Pushfq, Mnemonic.Enter, Mnemonic.Leave);
+
+    private static readonly Code[] s_flagCodes = CodesFor(null,
+        Mnemonic.Clc, Mnemonic.Stc, Mnemonic.Cmc, Mnemonic.Cld, Mnemonic.Std, Mnemonic.Lahf, Mnemonic.Sahf);
+
+    private static readonly Code[] s_jccCodes = Enum.GetValues<Code>()
+        .Where(c => c != Code.INVALID && c.ToOpCode() is { Mode64: true, OpCount: 1 } info
+            && info.GetOpKind(0) is OpCodeOperandKind.br64_1 or OpCodeOperandKind.br64_4
+            && c.ConditionCode() != ConditionCode.None && c.Mnemonic() is >= Mnemonic.Ja and <= Mnemonic.Js)
+        .ToArray();
+
+    private static Dictionary<string, Family> BuildFamilies()
+    {
+        var families = new Dictionary<string, Family>();
+        void Add(Family f) => families.Add(f.Name, f);
+
+        Add(new Family { Name = "alu", Codes = s_aluCodes, Build = g => Sequence(g, s_aluCodes, 1, 5) });
+        Add(new Family { Name = "move", Codes = s_moveCodes, Build = g => Sequence(g, s_moveCodes, 1, 5, s_aluCodes) });
+        Add(new Family { Name = "muldiv", Codes = s_mulDivCodes, Build = BuildMulDiv });
+        Add(new Family { Name = "shift", Codes = s_shiftCodes, Build = BuildShift });
+        Add(new Family { Name = "bits", Codes = s_bitCodes, Build = BuildBits });
+        Add(new Family { Name = "atomic", Codes = s_atomicCodes, Build = g => Sequence(g, s_atomicCodes, 1, 4, s_aluCodes) });
+        Add(new Family { Name = "stack", Codes = s_stackCodes, Build = BuildStack });
+        Add(new Family { Name = "branch", Build = BuildBranches });
+        Add(new Family { Name = "string", AllowPointerWrites = true, Build = BuildStrings });
+        Add(new Family { Name = "flags", Codes = s_flagCodes, Build = g => Sequence(g, s_flagCodes, 1, 5, s_aluCodes) });
+        Add(new Family { Name = "faults", Build = BuildFaults });
+        return families;
+    }
+
+    /// <summary>count instructions from <paramref name="codes"/>, mixed with a few from <paramref name="mix"/>.</summary>
+    private static void Sequence(CaseBuilder g, Code[] codes, int min, int max, Code[]? mix = null)
+    {
+        int n = min + g.Random.Below(max - min + 1);
+        for (int i = 0; i < n; i++)
+        {
+            g.AddRandom(mix is not null && g.Random.Chance(0.2) ? mix : codes);
+        }
+    }
+
+    private static void BuildMulDiv(CaseBuilder g)
+    {
+        // Dividends that usually fit the quotient: rDX zero, small or the sign of rAX.
+        int mode = g.Random.Below(4);
+        ulong rax = g.GetRegister(Register.RAX);
+        g.SetRegister(Register.RDX, mode switch
+        {
+            0 => 0,
+            1 => (ulong)g.Random.Below(4),
+            2 => (long)rax < 0 ? ulong.MaxValue : 0,
+            _ => g.Random.Value(),
+        });
+        Sequence(g, s_mulDivCodes, 1, 3);
+    }
+
+    private static void BuildShift(CaseBuilder g)
+    {
+        g.SetRegister(Register.RCX, g.Random.Chance(0.8) ? (ulong)g.Random.Below(70) : g.Random.Value());
+        Sequence(g, s_shiftCodes, 1, 4);
+    }
+
+    private static void BuildBits(CaseBuilder g)
+    {
+        // Bit offsets for BT* with memory operands stay within a few hundred bits either side.
+        foreach (Register r in new[] { Register.RAX, Register.RCX, Register.RDX })
+        {
+            if (g.Random.Chance(0.6))
+            {
+                g.SetRegister(r, (ulong)(long)(g.Random.Below(1024) - 512));
+            }
+        }
+
+        Sequence(g, s_bitCodes, 1, 4);
+    }
+
+    private static void BuildStack(CaseBuilder g)
+    {
+        g.SetRegister(Register.RBP, g.PointerValue());
+        int n = 1 + g.Random.Below(5);
+        for (int i = 0; i < n; i++)
+        {
+            if (g.Random.Chance(0.15))
+            {
+                // POPF of a known, harmless value (no TF/AC).
+                ulong value = (g.Random.Next() & (RflagsBits.Arithmetic | RflagsBits.Direction)) | 0x202;
+                g.Add(Instruction.Create(Code.Mov_r64_imm64, Register.R11, value));
+                g.Add(Instruction.Create(Code.Push_r64, Register.R11));
+                g.Add(Instruction.Create(Code.Popfq));
+                continue;
+            }
+
+            if (g.Random.Chance(0.15))
+            {
+                // CALL forward to a RET-terminated routine skipped by a JMP.
+                g.AddBranch(Code.Call_rel32_64, g.Count + 2);
+                g.AddBranch(Code.Jmp_rel8_64, g.Count + 3);
+                g.AddRandom(s_aluCodes);
+                g.Add(g.Random.Chance(0.8) ? Instruction.Create(Code.Retnq) : Instruction.Create(Code.Retnq_imm16, (uint)(g.Random.Below(4) * 8)));
+                continue;
+            }
+
+            g.AddRandom(s_stackCodes.Where(c => c is not (Code.Enterw_imm16_imm8 or Code.Enterq_imm16_imm8) || g.Random.Chance(0.3)).ToArray());
+        }
+    }
+
+    private static void BuildBranches(CaseBuilder g)
+    {
+        g.SetRegister(Register.RCX, g.Random.Chance(0.5) ? (ulong)g.Random.Below(3) : g.Random.Value());
+        int n = 3 + g.Random.Below(6);
+        Code[] loops = [Code.Loop_rel8_64_RCX, Code.Loope_rel8_64_RCX, Code.Loopne_rel8_64_RCX, Code.Jrcxz_rel8_64,
+                        Code.Loop_rel8_64_ECX, Code.Jecxz_rel8_64];
+        for (int i = 0; i < n; i++)
+        {
+            int target = g.Count + 1 + g.Random.Below(4);
+            switch (g.Random.Below(6))
+            {
+                case 0:
+                case 1:
+                    g.AddRandom(s_aluCodes);
+                    break;
+                case 2:
+                    g.AddBranch(g.Random.Pick(s_jccCodes), target);
+                    break;
+                case 3:
+                    g.AddBranch(g.Random.Chance(0.5) ? Code.Jmp_rel8_64 : Code.Jmp_rel32_64, target);
+                    break;
+                case 4:
+                    g.AddBranch(g.Random.Pick(loops), target);
+                    break;
+                default:
+                    g.AddRandom(s_moveCodes);
+                    break;
+            }
+        }
+    }
+
+    private static void BuildStrings(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+        g.SetRegister(Register.RSI, g.PointerValue());
+        g.SetRegister(Register.RDI, g.PointerValue());
+        g.SetRegister(Register.RCX, r.Chance(0.8) ? (ulong)r.Below(40) : (ulong)r.Below(600));
+        if (r.Chance(0.3))
+        {
+            // Sometimes let the operation run up to the window's end (a #PF part-way through).
+            g.SetRegister(Register.RDI, DiffCase.DataBase + DiffCase.DataSize - (ulong)r.Below(64));
+        }
+
+        int n = 1 + r.Below(3);
+        for (int i = 0; i < n; i++)
+        {
+            int addressSize = r.Chance(0.85) ? 64 : 32;
+            Register segment = r.Chance(0.1) ? Register.GS : Register.None;
+            RepPrefixKind rep = r.Below(3) switch { 0 => RepPrefixKind.None, 1 => RepPrefixKind.Repe, _ => RepPrefixKind.Repne };
+            if (segment == Register.GS)
+            {
+                g.SetRegister(Register.RSI, (ulong)r.Below(0x1000));
+            }
+
+            Instruction ins = r.Below(5) switch
+            {
+                0 => r.Below(4) switch
+                {
+                    0 => Instruction.CreateMovsb(addressSize, segment, rep),
+                    1 => Instruction.CreateMovsw(addressSize, segment, rep),
+                    2 => Instruction.CreateMovsd(addressSize, segment, rep),
+                    _ => Instruction.CreateMovsq(addressSize, segment, rep),
+                },
+                1 => r.Below(4) switch
+                {
+                    0 => Instruction.CreateStosb(addressSize, rep),
+                    1 => Instruction.CreateStosw(addressSize, rep),
+                    2 => Instruction.CreateStosd(addressSize, rep),
+                    _ => Instruction.CreateStosq(addressSize, rep),
+                },
+                2 => r.Below(4) switch
+                {
+                    0 => Instruction.CreateLodsb(addressSize, segment, rep),
+                    1 => Instruction.CreateLodsw(addressSize, segment, rep),
+                    2 => Instruction.CreateLodsd(addressSize, segment, rep),
+                    _ => Instruction.CreateLodsq(addressSize, segment, rep),
+                },
+                3 => r.Below(4) switch
+                {
+                    0 => Instruction.CreateCmpsb(addressSize, segment, rep),
+                    1 => Instruction.CreateCmpsw(addressSize, segment, rep),
+                    2 => Instruction.CreateCmpsd(addressSize, segment, rep),
+                    _ => Instruction.CreateCmpsq(addressSize, segment, rep),
+                },
+                _ => r.Below(4) switch
+                {
+                    0 => Instruction.CreateScasb(addressSize, rep),
+                    1 => Instruction.CreateScasw(addressSize, rep),
+                    2 => Instruction.CreateScasd(addressSize, rep),
+                    _ => Instruction.CreateScasq(addressSize, rep),
+                },
+            };
+            if (r.Chance(0.2))
+            {
+                // Make compares find equal runs: copy the source over the destination's start.
+                g.Patch((int)((g.GetRegister(Register.RDI) - DiffCase.DataBase) & 0x1FC0), new byte[64]);
+            }
+
+            g.Add(ins);
+        }
+    }
+
+    private static void BuildFaults(CaseBuilder g)
+    {
+        Code[] faulting = [Code.Ud2, Code.Hlt, Code.Cli, Code.Sti, Code.Int3, Code.In_AL_DX, Code.Out_DX_AL, Code.Int_imm8, Code.Rdtsc];
+        g.AddRandom(s_aluCodes);
+        Code code = g.Random.Pick(faulting);
+        if (code == Code.Int_imm8)
+        {
+            byte vector = (byte)g.Random.Below(256);
+            g.Add(Instruction.Create(code, vector == 0x80 ? 0x81u : vector));
+        }
+        else if (code.ToOpCode().OpCount > 0)
+        {
+            g.AddRandom([code]);
+        }
+        else if (code != Code.Rdtsc)
+        {
+            g.Add(Instruction.Create(code));
+        }
+    }
+}
