@@ -16,11 +16,12 @@ public sealed class CpuException : Exception
         FaultAddress = faultAddress;
     }
 
-    private CpuException(byte vector, bool software)
+    private CpuException(byte vector, bool software, int instructionLength)
         : base(Describe(vector, null, 0, software))
     {
         Vector = vector;
         IsSoftwareInterrupt = software;
+        InstructionLength = instructionLength;
     }
 
     /// <summary>The interrupt vector (0-31 for exceptions, any for INT n).</summary>
@@ -34,7 +35,10 @@ public sealed class CpuException : Exception
     /// <summary>INT n / INT3 / INTO: a trap, RIP already points after the instruction.</summary>
     public bool IsSoftwareInterrupt { get; }
 
-    public static CpuException SoftwareInterrupt(byte vector) => new(vector, true);
+    /// <summary>Length of the INT instruction (RIP - length is its address, where a failed gate check faults).</summary>
+    public int InstructionLength { get; }
+
+    public static CpuException SoftwareInterrupt(byte vector, int instructionLength) => new(vector, true, instructionLength);
 
     private static string Describe(byte vector, uint? errorCode, ulong address, bool software)
     {

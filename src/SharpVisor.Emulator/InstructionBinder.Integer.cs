@@ -210,7 +210,13 @@ internal unsafe partial struct InstructionBinder
             op.AddrSize = (byte)AddressSize(ins.MemoryBase);
         }
 
-        SetSegment(ins.MemorySegment, ref op);
+        Register segment = ins.MemorySegment;
+        if (_bitness == 64 && segment is Register.ES or Register.CS or Register.SS or Register.DS)
+        {
+            segment = Register.DS;
+        }
+
+        SetSegment(segment, ref op);
         op.OpSize = (byte)Math.Max(1, ins.MemorySize.GetSize());
     }
 

@@ -136,13 +136,13 @@ internal static class MiscHandlers
     public static void Unimplemented(X86Cpu cpu, ref Op op) => cpu.RaiseUnimplemented(ref op);
 
     /// <summary>INT n, INT3, INT1 (Imm = vector): a trap the platform delivers through the IDT.</summary>
-    public static void SoftwareInterrupt(X86Cpu cpu, ref Op op) => throw CpuException.SoftwareInterrupt((byte)op.Imm);
+    public static void SoftwareInterrupt(X86Cpu cpu, ref Op op) => throw CpuException.SoftwareInterrupt((byte)op.Imm, op.Length);
 
     public static void Into(X86Cpu cpu, ref Op op)
     {
         if (cpu.OverflowFlag)
         {
-            throw CpuException.SoftwareInterrupt(4);
+            throw CpuException.SoftwareInterrupt(4, op.Length);
         }
     }
 

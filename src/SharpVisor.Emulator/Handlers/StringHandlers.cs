@@ -34,6 +34,32 @@ internal static unsafe class StringHandlers
         }
     }
 
+    /// <summary>
+    /// With a REP prefix and a 32-bit address size the processor writes the index and count
+    /// registers as 32-bit registers up front, zero-extending them even when no iteration completes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ZeroExtendAddressRegisters(X86Cpu cpu, ref Op op, bool source, bool destination)
+    {
+        if (op.AddrSize == 4 && cpu._is64 && (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
+        {
+            if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
+            {
+                cpu.Gpr(1) = (uint)cpu.Gpr(1);
+            }
+
+            if (source)
+            {
+                cpu.Gpr(6) = (uint)cpu.Gpr(6);
+            }
+
+            if (destination)
+            {
+                cpu.Gpr(7) = (uint)cpu.Gpr(7);
+            }
+        }
+    }
+
     private static ulong Step<TSize>(X86Cpu cpu)
         where TSize : struct, IOperandSize =>
         (cpu._flags & RflagsBits.Direction) != 0 ? (ulong)-TSize.Bytes : (ulong)TSize.Bytes;
@@ -47,6 +73,7 @@ internal static unsafe class StringHandlers
     public static void Movs<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
         ulong mask = AddressMask(ref op);
         ulong step = Step<TSize>(cpu);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
@@ -91,6 +118,7 @@ internal static unsafe class StringHandlers
     public static void Stos<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
         ulong mask = AddressMask(ref op);
         ulong step = Step<TSize>(cpu);
         ulong value = TSize.ReadReg(cpu, 0);
@@ -130,6 +158,7 @@ internal static unsafe class StringHandlers
     public static void Lods<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: false);
         ulong mask = AddressMask(ref op);
         ulong step = Step<TSize>(cpu);
         bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
@@ -158,6 +187,7 @@ internal static unsafe class StringHandlers
     public static void Cmps<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             CmpsLoop<TSize>(cpu, ref op);
@@ -218,6 +248,7 @@ internal static unsafe class StringHandlers
     public static void Scas<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             ScasLoop<TSize>(cpu, ref op);

@@ -33,6 +33,9 @@ internal sealed class DiffCase
 
     public byte[] Code { get; set; } = [];
 
+    /// <summary>False when the bytes must not run natively (system calls, segment loads, instructions the emulator lacks): the case then only checks that the emulator copes.</summary>
+    public bool NativeSafe { get; set; } = true;
+
     /// <summary>Human-readable listing of the generated instructions.</summary>
     public string Listing { get; set; } = "";
 

@@ -61,6 +61,7 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "string", AllowPointerWrites = true, Build = BuildStrings });
         Add(new Family { Name = "flags", Codes = s_flagCodes, Build = g => Sequence(g, s_flagCodes, 1, 5, s_aluCodes) });
         Add(new Family { Name = "faults", Build = BuildFaults });
+        Add(new Family { Name = "bytes", Build = BuildRandomBytes });
         return families;
     }
 
@@ -259,5 +260,106 @@ internal sealed partial class DiffGenerator
         {
             g.Add(Instruction.Create(code));
         }
+    }
+
+    private static readonly byte[] s_prefixes = [0x66, 0x67, 0xF0, 0xF2, 0xF3, 0x2E, 0x3E, 0x26, 0x36, 0x65, 0x40, 0x41, 0x44, 0x48, 0x49, 0x4C, 0x4D, 0x0F];
+
+    /// <summary>Random byte strings, trimmed to whole instructions. Those that decode to instructions safe to run natively are compared; the rest only have to leave the emulator standing (a result or a guest exception).</summary>
+    private static void BuildRandomBytes(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+        int length = 1 + r.Below(16);
+        byte[] bytes = new byte[length];
+        for (int i = 0; i < length; i++)
+        {
+            bytes[i] = r.Chance(0.25) ? s_prefixes[r.Below(s_prefixes.Length)] : (byte)r.Next();
+        }
+
+        // Keep whole instructions only (stopping at the first invalid one, which must fault).
+        var decoder = Decoder.Create(64, new ByteArrayCodeReader(bytes), DiffCase.CodeBase);
+        int end = 0;
+        bool safe = true;
+        var cpu = s_bindingCpu.Value!;
+        var boundaries = new HashSet<ulong> { DiffCase.CodeBase };
+        var targets = new List<ulong>();
+        while (end < length)
+        {
+            Instruction ins = decoder.Decode();
+            if (decoder.LastError == DecoderError.NoMoreBytes)
+            {
+                break;
+            }
+
+            end += ins.Length;
+            boundaries.Add(DiffCase.CodeBase + (ulong)end);
+            if (ins.IsInvalid)
+            {
+                break;
+            }
+
+            safe &= IsNativeSafe(in ins, cpu);
+            if (ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64)
+            {
+                targets.Add(ins.NearBranchTarget);
+            }
+        }
+
+        // A branch into the middle of an instruction runs bytes that were never checked.
+        foreach (ulong target in targets)
+        {
+            if (target - DiffCase.CodeBase < DiffCase.CodePageSize && !boundaries.Contains(target))
+            {
+                safe = false;
+            }
+        }
+
+        g.SetCode(bytes[..end], safe);
+    }
+
+    private static readonly ThreadLocal<X86Cpu> s_bindingCpu = new(() => new X86Cpu(new PhysicalMemory(new SharpVisor.Memory.GuestMemory())));
+
+    /// <summary>Whether an instruction may run in the native harness: implemented by the emulator and unable to leave the sandbox.</summary>
+    internal static bool IsNativeSafe(in Instruction ins, X86Cpu cpu)
+    {
+        if (!InstructionBinder.IsImplemented(in ins, cpu))
+        {
+            return false;
+        }
+
+        switch (ins.Mnemonic)
+        {
+            case Mnemonic.Syscall:
+            case Mnemonic.Sysenter:
+            case Mnemonic.Rdtsc:
+            case Mnemonic.Rdtscp:
+            case Mnemonic.Rdrand:
+            case Mnemonic.Rdseed:
+            case Mnemonic.Cpuid:
+            case Mnemonic.Int1:
+            case Mnemonic.Popf:
+            case Mnemonic.Popfd:
+            case Mnemonic.Popfq:
+            case Mnemonic.Iret:
+            case Mnemonic.Iretd:
+            case Mnemonic.Iretq:
+            case Mnemonic.Retf:
+            case Mnemonic.Lss:
+            case Mnemonic.Lfs:
+            case Mnemonic.Lgs:
+            case Mnemonic.Wrfsbase:
+            case Mnemonic.Wrgsbase:
+            case Mnemonic.Wrpkru:
+                return false;
+            case Mnemonic.Int:
+                return ins.Immediate8 != 0x80;
+            case Mnemonic.Mov when ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister():
+            case Mnemonic.Pop when ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister():
+                return false;
+            case Mnemonic.Jmp or Mnemonic.Call when ins.IsJmpFarIndirect || ins.IsCallFarIndirect || ins.IsJmpFar || ins.IsCallFar:
+                return false;
+        }
+
+        // FS-relative memory would read the harness's thread block.
+        return !(ins.SegmentPrefix == Register.FS && ins.OpCount > 0);
     }
 }

@@ -473,9 +473,32 @@ internal sealed partial class DiffGenerator
             }
         }
 
+        private byte[]? _rawCode;
+
+        /// <summary>Uses raw bytes as the case's code instead of the generated items.</summary>
+        public void SetCode(byte[] code, bool nativeSafe)
+        {
+            _rawCode = code;
+            Case.NativeSafe = nativeSafe;
+        }
+
         /// <summary>Lays out and encodes the items, resolving branch targets.</summary>
         public void Encode()
         {
+            if (_rawCode is not null)
+            {
+                Case.Code = _rawCode;
+                var decoder = Iced.Intel.Decoder.Create(64, new ByteArrayCodeReader(_rawCode), DiffCase.CodeBase);
+                var text = new StringBuilder();
+                while (decoder.IP < DiffCase.CodeBase + (ulong)_rawCode.Length)
+                {
+                    text.Append(decoder.Decode().ToString()).Append("; ");
+                }
+
+                Case.Listing = text.ToString().TrimEnd(' ', ';');
+                return;
+            }
+
             var lengths = new int[_items.Count];
             var writer = new CodeWriterImpl();
             var encoder = Iced.Intel.Encoder.Create(64, writer);

@@ -152,7 +152,7 @@ internal sealed class EmulatorHarness : IDisposable
                     // #GP with the IDT vector as error code.
                     r.Vector = 13;
                     r.ErrorCode = ((ulong)e.Vector << 3) | 2;
-                    r.Rip = cpu.Rip - 2;
+                    r.Rip = cpu.Rip - (ulong)e.InstructionLength;
                 }
                 else
                 {
