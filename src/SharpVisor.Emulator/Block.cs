@@ -39,4 +39,10 @@ internal sealed class Block
 
     /// <summary>Cleared when guest code in the block's page(s) is overwritten.</summary>
     public bool Valid = true;
+
+    // The last two blocks that followed this one (64-bit mode), so the run loop can skip the
+    // lookup; valid while the CPU's chain epoch (bumped on TLB flushes) is unchanged.
+    public Block? Next;
+    public Block? NextOther;
+    public int NextEpoch;
 }

@@ -41,15 +41,17 @@ internal unsafe partial struct InstructionBinder
             case Mnemonic.Jg:
                 BindRelative(in ins, ref op);
                 op.Aux = (ushort)((int)ins.ConditionCode - 1);
-                op.Handler = &BranchHandlers.Jcc;
-                return true;
+                op.Handler = (delegate*<X86Cpu, ref Op, void>)BranchHandlers.JccTable[op.Aux];
+
+                // Conditional branches do not end a block: the not-taken path runs on.
+                return false;
             case Mnemonic.Jcxz:
             case Mnemonic.Jecxz:
             case Mnemonic.Jrcxz:
                 BindRelative(in ins, ref op);
                 op.AddrSize = (byte)(ins.Mnemonic == Mnemonic.Jcxz ? 2 : ins.Mnemonic == Mnemonic.Jecxz ? 4 : 8);
                 op.Handler = &BranchHandlers.Jrcxz;
-                return true;
+                return false;
             case Mnemonic.Loop:
             case Mnemonic.Loope:
             case Mnemonic.Loopne:
@@ -57,7 +59,7 @@ internal unsafe partial struct InstructionBinder
                 op.AddrSize = LoopCounterSize(ins.Code);
                 op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Loope ? 1 : ins.Mnemonic == Mnemonic.Loopne ? 2 : 0);
                 op.Handler = &BranchHandlers.Loop;
-                return true;
+                return false;
             case Mnemonic.Call when ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64:
             {
                 BindRelative(in ins, ref op);

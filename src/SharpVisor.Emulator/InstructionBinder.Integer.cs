@@ -141,7 +141,7 @@ internal unsafe partial struct InstructionBinder
                 return false;
             case Mnemonic.Movsb:
             case Mnemonic.Movsw:
-            case Mnemonic.Movsd when ins.Op0Kind != OpKind.Register:
+            case Mnemonic.Movsd when ins.Code == Code.Movsd_m32_m32:
             case Mnemonic.Movsq:
                 BindStringSource(in ins, ref op);
                 op.Handler = Sized(ins.MemorySize.GetSize(), &StringHandlers.Movs<Size8>, &StringHandlers.Movs<Size16>, &StringHandlers.Movs<Size32>, &StringHandlers.Movs<Size64>);
@@ -162,7 +162,7 @@ internal unsafe partial struct InstructionBinder
                 return false;
             case Mnemonic.Cmpsb:
             case Mnemonic.Cmpsw:
-            case Mnemonic.Cmpsd when ins.Op0Kind != OpKind.Register:
+            case Mnemonic.Cmpsd when ins.Code == Code.Cmpsd_m32_m32:
             case Mnemonic.Cmpsq:
                 BindStringSource(in ins, ref op);
                 op.Handler = Sized(ins.MemorySize.GetSize(), &StringHandlers.Cmps<Size8>, &StringHandlers.Cmps<Size16>, &StringHandlers.Cmps<Size32>, &StringHandlers.Cmps<Size64>);
@@ -266,20 +266,19 @@ internal unsafe partial struct InstructionBinder
     private bool BindUnary(in Instruction ins, ref Op op, int kind)
     {
         int size = Op0Size(in ins);
-        op.Aux = (ushort)kind;
+        int form;
         if (ins.Op0Kind == OpKind.Register)
         {
             op.Reg = Gpr(ins.Op0Register);
-            op.Handler = Sized(size, &UnaryHandlers.R<Size8>, &UnaryHandlers.R<Size16>, &UnaryHandlers.R<Size32>, &UnaryHandlers.R<Size64>);
+            form = 0;
         }
         else
         {
             BindMemory(in ins, ref op);
-            op.Handler = (op.Flags & OpFlags.Lock) != 0
-                ? Sized(size, &UnaryHandlers.MLock<Size8>, &UnaryHandlers.MLock<Size16>, &UnaryHandlers.MLock<Size32>, &UnaryHandlers.MLock<Size64>)
-                : Sized(size, &UnaryHandlers.M<Size8>, &UnaryHandlers.M<Size16>, &UnaryHandlers.M<Size32>, &UnaryHandlers.M<Size64>);
+            form = (op.Flags & OpFlags.Lock) != 0 ? 2 : 1;
         }
 
+        op.Handler = (delegate*<X86Cpu, ref Op, void>)UnaryHandlers.Table[(kind * 12) + (form * 4) + SizeIndex(size)];
         return false;
     }
 

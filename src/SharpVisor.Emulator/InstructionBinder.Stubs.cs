@@ -8,6 +8,4 @@ internal unsafe partial struct InstructionBinder
     private bool? BindSse(in Instruction ins, ref Op op) => null;
 
     private bool? BindX87(in Instruction ins, ref Op op) => null;
-
-    private bool? BindSystem(in Instruction ins, ref Op op) => null;
 }

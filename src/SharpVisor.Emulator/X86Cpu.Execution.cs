@@ -92,6 +92,7 @@ public sealed unsafe partial class X86Cpu
     private CpuRunResult RunBlocks()
     {
         bool first = true;
+        Block? previous = null;
         while (true)
         {
             if (_stopRequested)
@@ -111,12 +112,47 @@ public sealed unsafe partial class X86Cpu
             }
 
             first = false;
-            Block block = LookupBlock();
+            Block block;
+            if (previous is not null && _is64 && previous.NextEpoch == _chainEpoch)
+            {
+                // Chained successors: the common case, no cache lookup.
+                Block? next = previous.Next;
+                if (next is not null && next.Linear == _rip && next.Valid)
+                {
+                    block = next;
+                }
+                else if ((next = previous.NextOther) is not null && next.Linear == _rip && next.Valid)
+                {
+                    previous.NextOther = previous.Next;
+                    previous.Next = next;
+                    block = next;
+                }
+                else
+                {
+                    block = LookupBlock();
+                    previous.NextOther = previous.Next;
+                    previous.Next = block;
+                }
+            }
+            else
+            {
+                block = LookupBlock();
+                if (previous is not null && _is64)
+                {
+                    previous.Next = block;
+                    previous.NextOther = null;
+                    previous.NextEpoch = _chainEpoch;
+                }
+            }
+
             ExecuteBlock(block);
             if (_halted)
             {
                 return new CpuRunResult(CpuStopReason.Halted);
             }
+
+            // Chaining needs the same mode and no breakpoint in between; a mode change ends the chain.
+            previous = (int)(block.Key & 7) == (int)_mode ? block : null;
         }
     }
 
@@ -129,38 +165,48 @@ public sealed unsafe partial class X86Cpu
         _inBlock = true;
         ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
         int count = block.Count;
-        long remaining = _runLimit - _instructions;
-        if (remaining < count)
-        {
-            count = (int)remaining;
-        }
-
-        int i = 0;
         while (true)
         {
-            _opIndex = i;
-            ref Op op = ref Unsafe.Add(ref first, i);
-            op.Handler(this, ref op);
-            i++;
-            if (_exitBlock != ExitNone)
+            long remaining = _runLimit - _instructions;
+            int n = remaining < count ? (int)remaining : count;
+            int i = 0;
+            bool loopAgain = false;
+            while (true)
             {
-                if (_exitBlock == ExitAfter)
+                _opIndex = i;
+                ref Op op = ref Unsafe.Add(ref first, i);
+                op.Handler(this, ref op);
+                i++;
+                if (_exitBlock != ExitNone)
                 {
-                    _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                    if (_exitBlock == ExitAfter)
+                    {
+                        _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                    }
+                    else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0)
+                    {
+                        // A loop whose back edge targets this block's start: run it again in place.
+                        loopAgain = true;
+                    }
+
+                    _exitBlock = ExitNone;
+                    break;
                 }
 
-                _exitBlock = ExitNone;
-                break;
+                if (i == n)
+                {
+                    _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                    break;
+                }
             }
 
-            if (i == count)
+            _instructions += i;
+            if (!loopAgain || _instructions >= _runLimit)
             {
-                _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
                 break;
             }
         }
 
-        _instructions += i;
         _inBlock = false;
     }
 
@@ -213,7 +259,13 @@ public sealed unsafe partial class X86Cpu
         return physicalPage == block.SecondPage;
     }
 
-    private void FlushJumpCache() => Array.Clear(_jumpCache);
+    private void FlushJumpCache()
+    {
+        Array.Clear(_jumpCache);
+        _chainEpoch++;
+    }
+
+    private int _chainEpoch;
 
     /// <summary>Drops every decoded block.</summary>
     public void FlushCodeCache()

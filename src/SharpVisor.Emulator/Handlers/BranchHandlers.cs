@@ -1,7 +1,7 @@
 namespace SharpVisor.Emulator;
 
 /// <summary>Near JMP, Jcc, CALL, RET, LOOPcc, JrCXZ. Targets are block-relative offsets in <see cref="Op.Imm"/>.</summary>
-internal static class BranchHandlers
+internal static unsafe class BranchHandlers
 {
     private static ulong OperandMask(ref Op op) => ulong.MaxValue >> (64 - (op.OpSize << 3));
 
@@ -10,13 +10,27 @@ internal static class BranchHandlers
 
     public static void JmpRel(X86Cpu cpu, ref Op op) => cpu.Jump(RelativeTarget(cpu, ref op));
 
-    public static void Jcc(X86Cpu cpu, ref Op op)
+    public static void Jcc<TCond>(X86Cpu cpu, ref Op op)
+        where TCond : struct, ICondition
     {
-        if (cpu.Condition(op.Aux))
+        if (TCond.Evaluate(cpu))
         {
             cpu.Jump(RelativeTarget(cpu, ref op));
         }
     }
+
+    /// <summary>Jcc handlers indexed by condition code.</summary>
+    public static readonly nint[] JccTable =
+    [
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondO>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondNo>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondB>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondAe>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondE>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondNe>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondBe>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondA>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondS>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondNs>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondP>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondNp>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondL>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondGe>,
+        (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondLe>, (nint)(delegate*<X86Cpu, ref Op, void>)&Jcc<CondG>,
+    ];
 
     public static void JmpR<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize =>
