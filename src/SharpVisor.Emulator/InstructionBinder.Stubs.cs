@@ -5,7 +5,9 @@ namespace SharpVisor.Emulator;
 /// <summary>Families bound in later stages.</summary>
 internal unsafe partial struct InstructionBinder
 {
-    private bool? BindSse(in Instruction ins, ref Op op) => null;
+    private bool? BindMmx(in Instruction ins, ref Op op) => null;
+
+    private bool? BindSseFloat(in Instruction ins, ref Op op) => null;
 
     private bool? BindX87(in Instruction ins, ref Op op) => null;
 }

@@ -17,4 +17,10 @@ internal static class OpFlags
 
     /// <summary>The rm operand is memory (not a register).</summary>
     public const byte Memory = 16;
+
+    /// <summary>A 16-byte SSE memory operand that must be 16-byte aligned (#GP otherwise).</summary>
+    public const byte Aligned = 32;
+
+    /// <summary>The operation works on MMX registers (64-bit) instead of XMM.</summary>
+    public const byte Mmx = 64;
 }

@@ -322,6 +322,17 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
+    /// <summary>
+    /// Probes a large save area the way FXSAVE/XSAVE do on Intel processors: the last byte first
+    /// (a fault there reports that byte's address in CR2), then the first.
+    /// </summary>
+    internal void ProbeArea(ulong linear, int size, MemoryAccess access)
+    {
+        ulong last = NextLinear(linear, (ulong)size - 1);
+        TranslatePage(last, access, last);
+        TranslatePage(linear, access, linear);
+    }
+
     /// <summary>Raises the fault a read of <paramref name="size"/> bytes at <paramref name="linear"/> would raise.</summary>
     internal void ProbeRead(ulong linear, int size)
     {

@@ -51,13 +51,40 @@ public sealed partial class X86Cpu
             throw new ArgumentException("an FXSAVE image is 512 bytes", nameof(image));
         }
 
+        FxsaveImage(image, wide: true);
+    }
+
+    /// <summary>Loads the x87 and SSE state from a 512-byte FXSAVE image (64-bit layout); false when MXCSR has reserved bits set.</summary>
+    public bool Fxrstor(ReadOnlySpan<byte> image)
+    {
+        if (image.Length < 512)
+        {
+            throw new ArgumentException("an FXSAVE image is 512 bytes", nameof(image));
+        }
+
+        return FxrstorImage(image, wide: true);
+    }
+
+    /// <summary>FXSAVE layout; <paramref name="wide"/> selects the 64-bit FIP/FDP form (REX.W) over offset+selector.</summary>
+    internal void FxsaveImage(Span<byte> image, bool wide)
+    {
         BinaryPrimitives.WriteUInt16LittleEndian(image, _fcw);
         BinaryPrimitives.WriteUInt16LittleEndian(image[2..], FpuStatusWord);
         image[4] = _fpuValid;
         image[5] = 0;
         BinaryPrimitives.WriteUInt16LittleEndian(image[6..], _fop);
-        BinaryPrimitives.WriteUInt64LittleEndian(image[8..], _fip);
-        BinaryPrimitives.WriteUInt64LittleEndian(image[16..], _fdp);
+        if (wide)
+        {
+            BinaryPrimitives.WriteUInt64LittleEndian(image[8..], _fip);
+            BinaryPrimitives.WriteUInt64LittleEndian(image[16..], _fdp);
+        }
+        else
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(image[8..], (uint)_fip);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[12..], _fcs);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)_fdp);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[20..], _fds);
+        }
         BinaryPrimitives.WriteUInt32LittleEndian(image[24..], _mxcsr);
         BinaryPrimitives.WriteUInt32LittleEndian(image[28..], MxcsrMask);
         for (int i = 0; i < 8; i++)
@@ -75,14 +102,8 @@ public sealed partial class X86Cpu
         }
     }
 
-    /// <summary>Loads the x87 and SSE state from a 512-byte FXSAVE image; false when MXCSR has reserved bits set (FXRSTOR raises #GP).</summary>
-    public bool Fxrstor(ReadOnlySpan<byte> image)
+    internal bool FxrstorImage(ReadOnlySpan<byte> image, bool wide)
     {
-        if (image.Length < 512)
-        {
-            throw new ArgumentException("an FXSAVE image is 512 bytes", nameof(image));
-        }
-
         uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
         if ((mxcsr & ~MxcsrMask) != 0)
         {
@@ -95,8 +116,18 @@ public sealed partial class X86Cpu
         _fsw = (ushort)(fsw & ~0x3800);
         _fpuValid = image[4];
         _fop = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(image[6..]) & 0x7FF);
-        _fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
-        _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+        if (wide)
+        {
+            _fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
+            _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+        }
+        else
+        {
+            _fip = BinaryPrimitives.ReadUInt32LittleEndian(image[8..]);
+            _fcs = BinaryPrimitives.ReadUInt16LittleEndian(image[12..]);
+            _fdp = BinaryPrimitives.ReadUInt32LittleEndian(image[16..]);
+            _fds = BinaryPrimitives.ReadUInt16LittleEndian(image[20..]);
+        }
         _mxcsr = mxcsr;
         for (int i = 0; i < 8; i++)
         {

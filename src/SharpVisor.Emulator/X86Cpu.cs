@@ -247,6 +247,7 @@ public sealed unsafe partial class X86Cpu
         };
         _stackMask = _is64 ? ulong.MaxValue : _segs[SegSs].DefaultBig ? 0xFFFF_FFFF : 0xFFFF;
         RefreshSegmentBases();
+        RefreshFpuAvailability();
     }
 
     internal void RefreshSegmentBases()

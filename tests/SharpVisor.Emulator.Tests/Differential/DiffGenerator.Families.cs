@@ -45,6 +45,54 @@ internal sealed partial class DiffGenerator
             && c.ConditionCode() != ConditionCode.None && c.Mnemonic() is >= Mnemonic.Ja and <= Mnemonic.Js)
         .ToArray();
 
+    private static bool NoMmx(Code c)
+    {
+        OpCodeInfo info = c.ToOpCode();
+        for (int i = 0; i < info.OpCount; i++)
+        {
+            if (info.GetOpKind(i) is OpCodeOperandKind.mm_or_mem or OpCodeOperandKind.mm_reg or OpCodeOperandKind.mm_rm)
+            {
+                return false;
+            }
+        }
+
+        return true;
+    }
+
+    private static readonly Code[] s_sseIntegerCodes = CodesFor(NoMmx,
+        Mnemonic.Paddb, Mnemonic.Paddw, Mnemonic.Paddd, Mnemonic.Paddq, Mnemonic.Psubb, Mnemonic.Psubw, Mnemonic.Psubd, Mnemonic.Psubq,
+        Mnemonic.Paddsb, Mnemonic.Paddsw, Mnemonic.Paddusb, Mnemonic.Paddusw, Mnemonic.Psubsb, Mnemonic.Psubsw, Mnemonic.Psubusb,
+        Mnemonic.Psubusw, Mnemonic.Pmullw, Mnemonic.Pmulhw, Mnemonic.Pmulhuw, Mnemonic.Pmuludq, Mnemonic.Pmaddwd, Mnemonic.Pavgb,
+        Mnemonic.Pavgw, Mnemonic.Pminub, Mnemonic.Pmaxub, Mnemonic.Pminsw, Mnemonic.Pmaxsw, Mnemonic.Psadbw, Mnemonic.Pcmpeqb,
+        Mnemonic.Pcmpeqw, Mnemonic.Pcmpeqd, Mnemonic.Pcmpgtb, Mnemonic.Pcmpgtw, Mnemonic.Pcmpgtd, Mnemonic.Pand, Mnemonic.Pandn,
+        Mnemonic.Por, Mnemonic.Pxor, Mnemonic.Andps, Mnemonic.Andpd, Mnemonic.Andnps, Mnemonic.Andnpd, Mnemonic.Orps, Mnemonic.Orpd,
+        Mnemonic.Xorps, Mnemonic.Xorpd, Mnemonic.Punpcklbw, Mnemonic.Punpcklwd, Mnemonic.Punpckldq, Mnemonic.Punpcklqdq,
+        Mnemonic.Punpckhbw, Mnemonic.Punpckhwd, Mnemonic.Punpckhdq, Mnemonic.Punpckhqdq, Mnemonic.Unpcklps, Mnemonic.Unpckhps,
+        Mnemonic.Unpcklpd, Mnemonic.Unpckhpd, Mnemonic.Packsswb, Mnemonic.Packssdw, Mnemonic.Packuswb, Mnemonic.Psllw, Mnemonic.Pslld,
+        Mnemonic.Psllq, Mnemonic.Psrlw, Mnemonic.Psrld, Mnemonic.Psrlq, Mnemonic.Psraw, Mnemonic.Psrad, Mnemonic.Pslldq, Mnemonic.Psrldq,
+        Mnemonic.Pshufd, Mnemonic.Pshuflw, Mnemonic.Pshufhw, Mnemonic.Shufps, Mnemonic.Shufpd);
+
+    private static readonly Code[] s_sseMoveCodes = CodesFor(NoMmx,
+        Mnemonic.Movdqa, Mnemonic.Movdqu, Mnemonic.Movaps, Mnemonic.Movups, Mnemonic.Movapd, Mnemonic.Movupd, Mnemonic.Lddqu,
+        Mnemonic.Movntdq, Mnemonic.Movntps, Mnemonic.Movntpd, Mnemonic.Movntdqa, Mnemonic.Movss, Mnemonic.Movsd, Mnemonic.Movlps,
+        Mnemonic.Movlpd, Mnemonic.Movhps, Mnemonic.Movhpd, Mnemonic.Movhlps, Mnemonic.Movlhps, Mnemonic.Movddup, Mnemonic.Movshdup,
+        Mnemonic.Movsldup, Mnemonic.Movd, Mnemonic.Movq, Mnemonic.Pmovmskb, Mnemonic.Movmskps, Mnemonic.Movmskpd, Mnemonic.Pextrb,
+        Mnemonic.Pextrw, Mnemonic.Pextrd, Mnemonic.Pextrq, Mnemonic.Extractps, Mnemonic.Pinsrb, Mnemonic.Pinsrw, Mnemonic.Pinsrd,
+        Mnemonic.Pinsrq, Mnemonic.Ldmxcsr, Mnemonic.Stmxcsr, Mnemonic.Fxsave64, Mnemonic.Fxrstor64, Mnemonic.Fxsave);
+
+    private static readonly Code[] s_ssse3Codes = CodesFor(NoMmx,
+        Mnemonic.Pshufb, Mnemonic.Pabsb, Mnemonic.Pabsw, Mnemonic.Pabsd, Mnemonic.Phaddw, Mnemonic.Phaddd, Mnemonic.Phaddsw,
+        Mnemonic.Phsubw, Mnemonic.Phsubd, Mnemonic.Phsubsw, Mnemonic.Pmaddubsw, Mnemonic.Pmulhrsw, Mnemonic.Psignb, Mnemonic.Psignw,
+        Mnemonic.Psignd, Mnemonic.Palignr);
+
+    private static readonly Code[] s_sse41IntegerCodes = CodesFor(NoMmx,
+        Mnemonic.Packusdw, Mnemonic.Pcmpeqq, Mnemonic.Pcmpgtq, Mnemonic.Pmaxsb, Mnemonic.Pmaxsd, Mnemonic.Pmaxud, Mnemonic.Pmaxuw,
+        Mnemonic.Pminsb, Mnemonic.Pminsd, Mnemonic.Pminud, Mnemonic.Pminuw, Mnemonic.Pmuldq, Mnemonic.Pmulld, Mnemonic.Phminposuw,
+        Mnemonic.Pmovsxbw, Mnemonic.Pmovsxbd, Mnemonic.Pmovsxbq, Mnemonic.Pmovsxwd, Mnemonic.Pmovsxwq, Mnemonic.Pmovsxdq,
+        Mnemonic.Pmovzxbw, Mnemonic.Pmovzxbd, Mnemonic.Pmovzxbq, Mnemonic.Pmovzxwd, Mnemonic.Pmovzxwq, Mnemonic.Pmovzxdq,
+        Mnemonic.Pblendw, Mnemonic.Blendps, Mnemonic.Blendpd, Mnemonic.Mpsadbw, Mnemonic.Insertps, Mnemonic.Ptest, Mnemonic.Pblendvb,
+        Mnemonic.Blendvps, Mnemonic.Blendvpd);
+
     private static Dictionary<string, Family> BuildFamilies()
     {
         var families = new Dictionary<string, Family>();
@@ -62,6 +110,10 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "flags", Codes = s_flagCodes, Build = g => Sequence(g, s_flagCodes, 1, 5, s_aluCodes) });
         Add(new Family { Name = "faults", Build = BuildFaults });
         Add(new Family { Name = "bytes", Build = BuildRandomBytes });
+        Add(new Family { Name = "sse-int", Codes = s_sseIntegerCodes, Build = g => Sequence(g, s_sseIntegerCodes, 1, 5, s_sseMoveCodes) });
+        Add(new Family { Name = "sse-move", Codes = s_sseMoveCodes, Build = BuildSseMoves });
+        Add(new Family { Name = "ssse3", Codes = s_ssse3Codes, Build = g => Sequence(g, s_ssse3Codes, 1, 4, s_sseIntegerCodes) });
+        Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
         return families;
     }
 
@@ -138,6 +190,18 @@ internal sealed partial class DiffGenerator
 
             g.AddRandom(s_stackCodes.Where(c => c is not (Code.Enterw_imm16_imm8 or Code.Enterq_imm16_imm8) || g.Random.Chance(0.3)).ToArray());
         }
+    }
+
+    private static void BuildSseMoves(CaseBuilder g)
+    {
+        // LDMXCSR/FXRSTOR need valid images: put a plausible MXCSR in memory for them.
+        for (int i = 0; i < 8; i++)
+        {
+            int offset = 0x100 + (i * 0x400);
+            g.Patch(offset, BitConverter.GetBytes(0x1F80u | (uint)(g.Random.Next() & 0x3F)));
+        }
+
+        Sequence(g, s_sseMoveCodes, 1, 5, s_sseIntegerCodes);
     }
 
     private static void BuildBranches(CaseBuilder g)

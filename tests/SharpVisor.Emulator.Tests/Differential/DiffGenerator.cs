@@ -348,6 +348,11 @@ internal sealed partial class DiffGenerator
                 ins.HasLockPrefix = true;
             }
 
+            if (memoryUsed && ins.MemorySize.GetSize() >= 16 && Random.Chance(0.85))
+            {
+                AlignMemory(ref ins, ins.MemorySize.GetSize() >= 512 ? 64 : 16);
+            }
+
             return true;
         }
 
@@ -480,6 +485,27 @@ internal sealed partial class DiffGenerator
         {
             _rawCode = code;
             Case.NativeSafe = nativeSafe;
+        }
+
+        /// <summary>Adjusts the displacement so the operand's effective address is aligned (when the base is a known pointer).</summary>
+        private void AlignMemory(ref Instruction ins, int alignment)
+        {
+            if (ins.MemoryBase is Register.RIP or Register.None || ins.MemoryIndex != Register.None || ins.SegmentPrefix == Register.GS)
+            {
+                return;
+            }
+
+            ulong baseValue = GetRegister(ins.MemoryBase);
+            long displacement = (long)ins.MemoryDisplacement64;
+            ulong ea = baseValue + (ulong)displacement;
+            displacement -= (long)(ea & (ulong)(alignment - 1));
+            if (alignment >= 64 && ea - DiffCase.DataBase > DiffCase.DataSize - 0x240)
+            {
+                displacement -= 0x240;
+            }
+
+            ins.MemoryDisplacement64 = (ulong)displacement;
+            ins.MemoryDisplSize = displacement is >= -128 and <= 127 ? 1 : 4;
         }
 
         /// <summary>Lays out and encodes the items, resolving branch targets.</summary>
