@@ -124,3 +124,34 @@ public sealed unsafe partial class X86Cpu
         WriteBytes(linear, data);
     }
 }
+
+/// <summary>MXCSR-driven floating-point environment for SSE instructions.</summary>
+public sealed partial class X86Cpu
+{
+    internal FloatEnvironment SimdEnvironment() => FloatEnvironment.FromMxcsr(_mxcsr);
+
+    /// <summary>Records the flags; an unmasked one raises #XM (or #UD without CR4.OSXMMEXCPT) before the destination is written.</summary>
+    internal void CommitSimd(ref FloatEnvironment env)
+    {
+        // Pre-computation exceptions (invalid, denormal, divide-by-zero) of all lanes are checked
+        // first: an unmasked one stops the instruction before any post-computation flag is set.
+        uint unmasked = ~(_mxcsr >> 7) & FloatFlags.All;
+        uint pre = env.Flags & (FloatFlags.Invalid | FloatFlags.Denormal | FloatFlags.DivideByZero);
+        if ((pre & unmasked) != 0)
+        {
+            _mxcsr |= pre;
+            SimdException();
+        }
+
+        uint flags = env.Flags;
+        _mxcsr |= flags;
+        if ((flags & unmasked) != 0)
+        {
+            SimdException();
+        }
+    }
+
+    [DoesNotReturn]
+    private void SimdException() =>
+        throw new CpuException((_cr4 & Cr4OsXmmExceptions) != 0 ? ExceptionVector.SimdFloatingPoint : ExceptionVector.InvalidOpcode);
+}

@@ -93,6 +93,20 @@ internal sealed partial class DiffGenerator
         Mnemonic.Pblendw, Mnemonic.Blendps, Mnemonic.Blendpd, Mnemonic.Mpsadbw, Mnemonic.Insertps, Mnemonic.Ptest, Mnemonic.Pblendvb,
         Mnemonic.Blendvps, Mnemonic.Blendvpd);
 
+    private static readonly Code[] s_sseFloatCodes = CodesFor(NoMmx,
+        Mnemonic.Addps, Mnemonic.Addpd, Mnemonic.Addss, Mnemonic.Addsd, Mnemonic.Subps, Mnemonic.Subpd, Mnemonic.Subss, Mnemonic.Subsd,
+        Mnemonic.Mulps, Mnemonic.Mulpd, Mnemonic.Mulss, Mnemonic.Mulsd, Mnemonic.Divps, Mnemonic.Divpd, Mnemonic.Divss, Mnemonic.Divsd,
+        Mnemonic.Minps, Mnemonic.Minpd, Mnemonic.Minss, Mnemonic.Minsd, Mnemonic.Maxps, Mnemonic.Maxpd, Mnemonic.Maxss, Mnemonic.Maxsd,
+        Mnemonic.Sqrtps, Mnemonic.Sqrtpd, Mnemonic.Sqrtss, Mnemonic.Sqrtsd, Mnemonic.Cmpps, Mnemonic.Cmppd, Mnemonic.Cmpss, Mnemonic.Cmpsd,
+        Mnemonic.Ucomiss, Mnemonic.Ucomisd, Mnemonic.Comiss, Mnemonic.Comisd);
+
+    private static readonly Code[] s_sseConvertCodes = CodesFor(NoMmx,
+        Mnemonic.Cvtsi2ss, Mnemonic.Cvtsi2sd, Mnemonic.Cvtss2si, Mnemonic.Cvttss2si, Mnemonic.Cvtsd2si, Mnemonic.Cvttsd2si,
+        Mnemonic.Cvtss2sd, Mnemonic.Cvtsd2ss, Mnemonic.Cvtps2pd, Mnemonic.Cvtpd2ps, Mnemonic.Cvtdq2ps, Mnemonic.Cvtps2dq,
+        Mnemonic.Cvttps2dq, Mnemonic.Cvtdq2pd, Mnemonic.Cvtpd2dq, Mnemonic.Cvttpd2dq, Mnemonic.Roundps, Mnemonic.Roundpd,
+        Mnemonic.Roundss, Mnemonic.Roundsd, Mnemonic.Addsubps, Mnemonic.Addsubpd, Mnemonic.Haddps, Mnemonic.Haddpd, Mnemonic.Hsubps,
+        Mnemonic.Hsubpd, Mnemonic.Dpps, Mnemonic.Dppd);
+
     private static Dictionary<string, Family> BuildFamilies()
     {
         var families = new Dictionary<string, Family>();
@@ -113,6 +127,8 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "sse-int", Codes = s_sseIntegerCodes, Build = g => Sequence(g, s_sseIntegerCodes, 1, 5, s_sseMoveCodes) });
         Add(new Family { Name = "sse-move", Codes = s_sseMoveCodes, Build = BuildSseMoves });
         Add(new Family { Name = "ssse3", Codes = s_ssse3Codes, Build = g => Sequence(g, s_ssse3Codes, 1, 4, s_sseIntegerCodes) });
+        Add(new Family { Name = "sse-fp", Codes = s_sseFloatCodes, Build = g => FloatCase(g, s_sseFloatCodes) });
+        Add(new Family { Name = "sse-cvt", Codes = s_sseConvertCodes, Build = g => FloatCase(g, s_sseConvertCodes) });
         Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
         return families;
     }
@@ -202,6 +218,52 @@ internal sealed partial class DiffGenerator
         }
 
         Sequence(g, s_sseMoveCodes, 1, 5, s_sseIntegerCodes);
+    }
+
+    /// <summary>Floating-point cases: float-shaped register and memory contents, and varied MXCSR settings.</summary>
+    private static void FloatCase(CaseBuilder g, Code[] codes)
+    {
+        CaseRandom r = g.Random;
+        for (int i = 0; i < 16; i++)
+        {
+            bool doubles = r.Chance(0.5);
+            for (int lane = 0; lane < 2; lane++)
+            {
+                ulong value = doubles ? FloatValues.Double(r) : FloatValues.Single(r) | ((ulong)FloatValues.Single(r) << 32);
+                BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(160 + (16 * i) + (8 * lane)), value);
+            }
+        }
+
+        foreach (Register p in g.Pointers)
+        {
+            int offset = (int)((g.GetRegister(p) - DiffCase.DataBase) & ~15UL) - 0x80;
+            byte[] bytes = new byte[0x100];
+            bool doubles = r.Chance(0.5);
+            for (int i = 0; i < bytes.Length; i += 8)
+            {
+                ulong value = doubles ? FloatValues.Double(r) : FloatValues.Single(r) | ((ulong)FloatValues.Single(r) << 32);
+                BitConverter.TryWriteBytes(bytes.AsSpan(i), value);
+            }
+
+            if (offset >= 0 && offset + bytes.Length <= DiffCase.DataSize)
+            {
+                g.Patch(offset, bytes);
+            }
+        }
+
+        uint mxcsr = 0x1F80;
+        if (r.Chance(0.5))
+        {
+            mxcsr = (uint)((r.Below(4) << 13) | (r.Chance(0.3) ? 0x8000 : 0) | (r.Chance(0.3) ? 0x40 : 0) | 0x1F80);
+            if (r.Chance(0.25))
+            {
+                mxcsr &= ~(uint)(0x80 << r.Below(6));
+            }
+        }
+
+        mxcsr |= r.Chance(0.3) ? (uint)(r.Next() & 0x3F) : 0u;
+        BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(24), mxcsr);
+        Sequence(g, codes, 1, 4);
     }
 
     private static void BuildBranches(CaseBuilder g)

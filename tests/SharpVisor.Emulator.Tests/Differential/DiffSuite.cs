@@ -91,6 +91,7 @@ internal sealed class DiffSuite : IDisposable
         text.AppendLine($"case {c.Reproducer}: {c.Listing}");
         text.AppendLine($"  code {Convert.ToHexString(c.Code).ToLowerInvariant()}");
         text.AppendLine($"  in:  rflags 0x{c.Rflags:x} " + string.Join(" ", c.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+        text.AppendLine($"  in:  mxcsr 0x{BitConverter.ToUInt32(c.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(c.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
         foreach ((string name, DiffResult? r) in new[] { ("native", native), ("emulator", (DiffResult?)emulated) })
         {
             if (r is null)
@@ -100,6 +101,7 @@ internal sealed class DiffSuite : IDisposable
             }
 
             text.AppendLine($"  {name}: {r.Describe()} rflags 0x{r.Rflags:x} " + string.Join(" ", r.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+            text.AppendLine($"  {name}: mxcsr 0x{BitConverter.ToUInt32(r.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(r.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
         }
 
         text.AppendLine($"  undefined flags: {(undefined is ulong u ? $"0x{u:x}" : "tainted")}");
