@@ -290,7 +290,8 @@ internal unsafe partial struct InstructionBinder
     /// <summary>Memory operands the instruction may take unaligned although they are 16 bytes.</summary>
     private static bool AllowsUnaligned(Mnemonic m) =>
         m is Mnemonic.Movups or Mnemonic.Movupd or Mnemonic.Movdqu or Mnemonic.Lddqu
-            or Mnemonic.Pcmpestri or Mnemonic.Pcmpestrm or Mnemonic.Pcmpistri or Mnemonic.Pcmpistrm;
+            or Mnemonic.Pcmpestri or Mnemonic.Pcmpestrm or Mnemonic.Pcmpistri or Mnemonic.Pcmpistrm
+            or Mnemonic.Pcmpestri64 or Mnemonic.Pcmpestrm64;
 
     /// <summary>Form xmm, xmm/m[, imm8] (also blend forms with an implicit XMM0 third operand).</summary>
     private bool V(in Instruction ins, ref Op op, delegate*<X86Cpu, ref Op, void> handler)

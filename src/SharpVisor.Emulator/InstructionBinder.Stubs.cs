@@ -7,7 +7,6 @@ internal unsafe partial struct InstructionBinder
 {
     private bool? BindMmx(in Instruction ins, ref Op op) => null;
 
-    private bool? BindSse42(in Instruction ins, ref Op op) => null;
 
     private bool? BindX87(in Instruction ins, ref Op op) => null;
 }

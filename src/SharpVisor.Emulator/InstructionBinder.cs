@@ -46,6 +46,7 @@ internal unsafe partial struct InstructionBinder
 
         bool? bound = BindInteger(in ins, ref op);
         bound ??= BindControl(in ins, ref op);
+        bound ??= BindBmi(in ins, ref op);
         bound ??= BindSse(in ins, ref op);
         bound ??= BindX87(in ins, ref op);
         bound ??= BindSystem(in ins, ref op);

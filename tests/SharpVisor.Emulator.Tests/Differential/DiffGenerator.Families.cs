@@ -107,6 +107,15 @@ internal sealed partial class DiffGenerator
         Mnemonic.Roundss, Mnemonic.Roundsd, Mnemonic.Addsubps, Mnemonic.Addsubpd, Mnemonic.Haddps, Mnemonic.Haddpd, Mnemonic.Hsubps,
         Mnemonic.Hsubpd, Mnemonic.Dpps, Mnemonic.Dppd);
 
+    private static readonly Code[] s_sse42Codes = CodesFor(NoMmx,
+        Mnemonic.Pcmpestri, Mnemonic.Pcmpestri64, Mnemonic.Pcmpestrm, Mnemonic.Pcmpestrm64, Mnemonic.Pcmpistri, Mnemonic.Pcmpistrm,
+        Mnemonic.Pcmpgtq, Mnemonic.Crc32);
+
+    private static readonly Code[] s_bmiCodes = CodesFor(null,
+        Mnemonic.Andn, Mnemonic.Bextr, Mnemonic.Blsi, Mnemonic.Blsmsk, Mnemonic.Blsr, Mnemonic.Bzhi, Mnemonic.Mulx, Mnemonic.Pdep,
+        Mnemonic.Pext, Mnemonic.Rorx, Mnemonic.Sarx, Mnemonic.Shlx, Mnemonic.Shrx, Mnemonic.Adcx, Mnemonic.Adox, Mnemonic.Tzcnt,
+        Mnemonic.Lzcnt, Mnemonic.Popcnt);
+
     private static Dictionary<string, Family> BuildFamilies()
     {
         var families = new Dictionary<string, Family>();
@@ -129,6 +138,8 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "ssse3", Codes = s_ssse3Codes, Build = g => Sequence(g, s_ssse3Codes, 1, 4, s_sseIntegerCodes) });
         Add(new Family { Name = "sse-fp", Codes = s_sseFloatCodes, Build = g => FloatCase(g, s_sseFloatCodes) });
         Add(new Family { Name = "sse-cvt", Codes = s_sseConvertCodes, Build = g => FloatCase(g, s_sseConvertCodes) });
+        Add(new Family { Name = "sse42", Codes = s_sse42Codes, Build = BuildSse42 });
+        Add(new Family { Name = "bmi", Codes = s_bmiCodes, Build = BuildBmi });
         Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
         return families;
     }
@@ -264,6 +275,44 @@ internal sealed partial class DiffGenerator
         mxcsr |= r.Chance(0.3) ? (uint)(r.Next() & 0x3F) : 0u;
         BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(24), mxcsr);
         Sequence(g, codes, 1, 4);
+    }
+
+    private static void BuildSse42(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+
+        // Short strings: explicit lengths in rAX/rDX, NUL bytes for implicit lengths.
+        g.SetRegister(Register.RAX, (ulong)(long)(r.Below(41) - 20));
+        g.SetRegister(Register.RDX, (ulong)(long)(r.Below(41) - 20));
+        for (int i = 0; i < 16; i++)
+        {
+            byte[] text = new byte[16];
+            for (int k = 0; k < 16; k++)
+            {
+                text[k] = r.Chance(0.1) ? (byte)0 : (byte)('a' + r.Below(6));
+            }
+
+            if (r.Chance(0.5))
+            {
+                text.CopyTo(g.Case.Fx, 160 + (16 * i));
+            }
+        }
+
+        Sequence(g, s_sse42Codes, 1, 3);
+    }
+
+    private static void BuildBmi(CaseBuilder g)
+    {
+        // BEXTR/BZHI control values with small start/length fields.
+        foreach (Register reg in new[] { Register.RAX, Register.RCX, Register.RDX })
+        {
+            if (g.Random.Chance(0.5))
+            {
+                g.SetRegister(reg, (ulong)(g.Random.Below(80) | (g.Random.Below(80) << 8)));
+            }
+        }
+
+        Sequence(g, s_bmiCodes, 1, 4, s_aluCodes);
     }
 
     private static void BuildBranches(CaseBuilder g)
