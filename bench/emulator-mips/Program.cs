@@ -1,0 +1,161 @@
+using System.Diagnostics;
+using System.Globalization;
+using SharpVisor.Emulator;
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Bench.EmulatorMips;
+
+/// <summary>
+/// Guest MIPS of the SharpVisor emulator on a CPU-bound loop mix, side by side with QEMU TCG
+/// running the same machine code as a bare-metal guest.
+/// Usage: dotnet run -c Release --project bench/emulator-mips [-- --iterations N] [--no-qemu] [--no-sse]
+/// </summary>
+internal static class Program
+{
+    public static int Main(string[] args)
+    {
+        int iterations = 3000;
+        bool runQemu = true;
+        bool sse = true;
+        for (int i = 0; i < args.Length; i++)
+        {
+            switch (args[i])
+            {
+                case "--iterations":
+                    iterations = int.Parse(args[++i], CultureInfo.InvariantCulture);
+                    break;
+                case "--no-qemu":
+                    runQemu = false;
+                    break;
+                case "--no-sse":
+                    sse = false;
+                    break;
+                case "--micro":
+                    Micro.Run();
+                    return 0;
+                default:
+                    Console.Error.WriteLine($"unknown argument {args[i]}");
+                    return 2;
+            }
+        }
+
+        // Warm up the JIT, then measure; two sizes give the per-iteration instruction count.
+        int warmup = Math.Max(1, iterations / 10);
+        (long warmInstructions, _) = RunEmulator(warmup, sse);
+        (long instructions, TimeSpan elapsed) = RunEmulator(iterations, sse);
+        double perIteration = (double)(instructions - warmInstructions) / (iterations - warmup);
+        double mips = instructions / elapsed.TotalSeconds / 1e6;
+        Console.WriteLine($"workload: {iterations} iterations x {perIteration:F0} guest instructions (integer, memory, branches, calls, string{(sse ? ", SSE" : "")})");
+        Console.WriteLine($"SharpVisor emulator: {instructions:N0} instructions in {elapsed.TotalSeconds:F3} s = {mips:F1} MIPS");
+
+        if (!runQemu)
+        {
+            return 0;
+        }
+
+        string? qemu = FindQemu();
+        if (qemu is null)
+        {
+            Console.WriteLine("QEMU: qemu-system-x86_64 not found (apt-get install qemu-system-x86); no ratio");
+            return 0;
+        }
+
+        // The difference of two runs cancels QEMU's start-up and boot time.
+        double small = TimeQemu(qemu, iterations, sse);
+        double large = TimeQemu(qemu, iterations * 3, sse);
+        double qemuMips = perIteration * iterations * 2 / (large - small) / 1e6;
+        Console.WriteLine($"QEMU TCG ({Path.GetFileName(qemu)}): {qemuMips:F1} MIPS (from {iterations}- and {iterations * 3}-iteration runs: {small:F3} s, {large:F3} s)");
+        Console.WriteLine($"ratio emulator/QEMU TCG: {mips / qemuMips:F3}");
+        return 0;
+    }
+
+    private static (long Instructions, TimeSpan Elapsed) RunEmulator(int iterations, bool sse)
+    {
+        (byte[] image, ulong entry) = Workload.Build(iterations, sse);
+        using GuestMemory memory = GuestMemory.CreateRam(64UL << 20);
+        memory.Write(Workload.LoadAddress, image);
+        var cpu = new X86Cpu(new PhysicalMemory(memory));
+        cpu.SetState(new VcpuState
+        {
+            Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0Paging | VcpuState.Cr0ExtensionType | VcpuState.Cr0NumericError,
+            Cr4 = VcpuState.Cr4Pae | VcpuState.Cr4OsFxsr | VcpuState.Cr4OsXmmExcpt,
+            Efer = VcpuState.EferLongModeEnable | VcpuState.EferLongModeActive,
+            Cs = SegmentRegister.Flat(0x08, 0xB, longMode: true, defaultBig: false),
+            Ss = SegmentRegister.Flat(0x10, 0x3, false, true),
+            Ds = SegmentRegister.Flat(0x10, 0x3, false, true),
+            Es = SegmentRegister.Flat(0x10, 0x3, false, true),
+            Rip = entry,
+            Rflags = 2,
+        });
+        cpu.Diagnostics = Console.Error.WriteLine;
+        var clock = Stopwatch.StartNew();
+        CpuRunResult result = cpu.Run();
+        clock.Stop();
+        if (result.Reason != CpuStopReason.Halted)
+        {
+            throw new InvalidOperationException($"the workload did not finish: {result} at RIP 0x{cpu.Rip:x}");
+        }
+
+        return (cpu.InstructionsExecuted, clock.Elapsed);
+    }
+
+    private static string? FindQemu()
+    {
+        foreach (string dir in (Environment.GetEnvironmentVariable("PATH") ?? "").Split(':'))
+        {
+            string candidate = Path.Combine(dir, "qemu-system-x86_64");
+            if (File.Exists(candidate))
+            {
+                return candidate;
+            }
+        }
+
+        return null;
+    }
+
+    private static double TimeQemu(string qemu, int iterations, bool sse)
+    {
+        (byte[] image, _) = Workload.Build(iterations, sse);
+        string path = Path.Combine(Path.GetTempPath(), $"sharpvisor-mips-{Environment.ProcessId}-{iterations}.bin");
+        File.WriteAllBytes(path, image);
+        try
+        {
+            double best = double.MaxValue;
+            for (int run = 0; run < 2; run++)
+            {
+                var info = new ProcessStartInfo(qemu)
+                {
+                    RedirectStandardOutput = true,
+                    RedirectStandardError = true,
+                };
+                foreach (string arg in new[]
+                {
+                    "-accel", "tcg", "-m", "128", "-display", "none", "-serial", "none", "-monitor", "none",
+                    "-no-reboot", "-device", $"isa-debug-exit,iobase=0x{Workload.DebugExitPort:x},iosize=1", "-kernel", path,
+                })
+                {
+                    info.ArgumentList.Add(arg);
+                }
+
+                var clock = Stopwatch.StartNew();
+                using Process p = Process.Start(info)!;
+                string stderr = p.StandardError.ReadToEnd();
+                p.WaitForExit();
+                clock.Stop();
+                if (p.ExitCode != 1)
+                {
+                    throw new InvalidOperationException($"QEMU exited with {p.ExitCode} (expected the debug-exit code 1): {stderr}");
+                }
+
+                best = Math.Min(best, clock.Elapsed.TotalSeconds);
+            }
+
+            return best;
+        }
+        finally
+        {
+            File.Delete(path);
+        }
+    }
+}

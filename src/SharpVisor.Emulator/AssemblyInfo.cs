@@ -1,0 +1,4 @@
+using System.Runtime.CompilerServices;
+
+[assembly: InternalsVisibleTo("SharpVisor.Emulator.Tests")]
+[assembly: InternalsVisibleTo("EmulatorMips")]

@@ -1,0 +1,141 @@
+namespace SharpVisor.Emulator;
+
+/// <summary>
+/// The processor the guest sees through CPUID: vendor, family/model, and exactly the
+/// features the core implements. <see cref="Default"/> advertises every instruction set the
+/// core executes and no platform feature (the platform layer adds those it implements).
+/// </summary>
+public sealed class CpuModel
+{
+    /// <summary>Instruction sets the core implements (see docs/emulator.md).</summary>
+    public const CpuFeature ImplementedInstructionSets =
+        CpuFeature.Fpu | CpuFeature.Tsc | CpuFeature.Cx8 | CpuFeature.Cmov | CpuFeature.Clflush
+        | CpuFeature.Fxsr | CpuFeature.Sse | CpuFeature.Sse2 | CpuFeature.Sse3 | CpuFeature.Ssse3
+        | CpuFeature.Cx16 | CpuFeature.Sse41 | CpuFeature.Sse42 | CpuFeature.Movbe | CpuFeature.Popcnt
+        | CpuFeature.Xsave | CpuFeature.Rdrand | CpuFeature.Bmi1 | CpuFeature.Bmi2 | CpuFeature.Erms
+        | CpuFeature.Fsrm | CpuFeature.LahfLm | CpuFeature.Lzcnt | CpuFeature.Rdtscp | CpuFeature.LongMode
+        | CpuFeature.Syscall | CpuFeature.NoExecute | CpuFeature.Adx | CpuFeature.Rdseed;
+
+    public CpuModel(CpuFeature features, string vendor = "GenuineIntel", string brand = "SharpVisor x86-64 emulated CPU")
+    {
+        if (vendor.Length != 12)
+        {
+            throw new ArgumentException("a CPUID vendor string is 12 characters", nameof(vendor));
+        }
+
+        Features = features;
+        Vendor = vendor;
+        Brand = brand.Length > 47 ? brand[..47] : brand;
+    }
+
+    public static CpuModel Default { get; } = new(ImplementedInstructionSets);
+
+    public CpuFeature Features { get; }
+
+    public string Vendor { get; }
+
+    public string Brand { get; }
+
+    /// <summary>Family 6, model 0x3A (a generic Core-family signature), stepping 9.</summary>
+    public uint Signature { get; init; } = 0x0003_06A9;
+
+    /// <summary>Nominal TSC frequency that RDTSC counts at.</summary>
+    public ulong TscFrequency { get; init; } = 2_000_000_000;
+
+    /// <summary>Size of the XSAVE area for the components the core saves (x87 and SSE).</summary>
+    public const uint XsaveAreaSize = 512 + 64;
+
+    /// <summary>XCR0 components the core supports: x87 (bit 0) and SSE (bit 1).</summary>
+    public const ulong SupportedXcr0 = 3;
+
+    public bool Has(CpuFeature feature) => (Features & feature) == feature;
+
+    private uint Bit(CpuFeature feature, int bit) => Has(feature) ? 1u << bit : 0;
+
+    /// <summary>The CPUID result for <paramref name="leaf"/>/<paramref name="subleaf"/> given the control state that shows through (OSXSAVE, APIC id).</summary>
+    public (uint Eax, uint Ebx, uint Ecx, uint Edx) Query(uint leaf, uint subleaf, bool osxsave, uint apicId = 0)
+    {
+        switch (leaf)
+        {
+            case 0:
+                return (0xD, VendorWord(0), VendorWord(2), VendorWord(1));
+            case 1:
+            {
+                uint ebx = (apicId << 24) | (1u << 16) | (8u << 8); // CLFLUSH line size 8*8 bytes, 1 logical CPU
+                uint ecx = Bit(CpuFeature.Sse3, 0) | Bit(CpuFeature.Pclmulqdq, 1) | Bit(CpuFeature.Ssse3, 9)
+                    | Bit(CpuFeature.Cx16, 13) | Bit(CpuFeature.Sse41, 19) | Bit(CpuFeature.Sse42, 20)
+                    | Bit(CpuFeature.X2Apic, 21) | Bit(CpuFeature.Movbe, 22) | Bit(CpuFeature.Popcnt, 23)
+                    | Bit(CpuFeature.TscDeadline, 24) | Bit(CpuFeature.Xsave, 26)
+                    | (Has(CpuFeature.Xsave) && osxsave ? 1u << 27 : 0) | Bit(CpuFeature.Rdrand, 30)
+                    | Bit(CpuFeature.Hypervisor, 31);
+                uint edx = Bit(CpuFeature.Fpu, 0) | Bit(CpuFeature.Vme, 1) | Bit(CpuFeature.De, 2) | Bit(CpuFeature.Pse, 3)
+                    | Bit(CpuFeature.Tsc, 4) | Bit(CpuFeature.Msr, 5) | Bit(CpuFeature.Pae, 6) | Bit(CpuFeature.Mce, 7)
+                    | Bit(CpuFeature.Cx8, 8) | Bit(CpuFeature.Apic, 9) | Bit(CpuFeature.Sep, 11) | Bit(CpuFeature.Mtrr, 12)
+                    | Bit(CpuFeature.Pge, 13) | Bit(CpuFeature.Mca, 14) | Bit(CpuFeature.Cmov, 15) | Bit(CpuFeature.Pat, 16)
+                    | Bit(CpuFeature.Pse36, 17) | Bit(CpuFeature.Clflush, 19) | Bit(CpuFeature.Mmx, 23)
+                    | Bit(CpuFeature.Fxsr, 24) | Bit(CpuFeature.Sse, 25) | Bit(CpuFeature.Sse2, 26);
+                return (Signature, ebx, ecx, edx);
+            }
+
+            case 7 when subleaf == 0:
+            {
+                uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Bmi2, 8)
+                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
+                uint edx = Bit(CpuFeature.Fsrm, 4);
+                return (0, ebx, 0, edx);
+            }
+
+            case 0xD when Has(CpuFeature.Xsave):
+                return subleaf switch
+                {
+                    // Supported components, size for the enabled ones, size for all.
+                    0 => ((uint)SupportedXcr0, XsaveAreaSize, XsaveAreaSize, 0),
+                    1 => (0, 0, 0, 0),
+                    _ => (0, 0, 0, 0),
+                };
+
+            case 0x8000_0000:
+                return (0x8000_0008, 0, 0, 0);
+            case 0x8000_0001:
+            {
+                uint ecx = Bit(CpuFeature.LahfLm, 0) | Bit(CpuFeature.Lzcnt, 5);
+                uint edx = Bit(CpuFeature.Syscall, 11) | Bit(CpuFeature.NoExecute, 20) | Bit(CpuFeature.Page1Gb, 26)
+                    | Bit(CpuFeature.Rdtscp, 27) | Bit(CpuFeature.LongMode, 29);
+                return (0, 0, ecx, edx);
+            }
+
+            case 0x8000_0002:
+            case 0x8000_0003:
+            case 0x8000_0004:
+                return BrandWords((int)(leaf - 0x8000_0002));
+            case 0x8000_0007:
+                return (0, 0, 0, Bit(CpuFeature.InvariantTsc, 8));
+            case 0x8000_0008:
+                return (0x3027, 0, 0, 0); // 39-bit physical, 48-bit linear addresses
+            default:
+                return (0, 0, 0, 0);
+        }
+    }
+
+    private uint VendorWord(int index) =>
+        (uint)Vendor[index * 4] | (uint)Vendor[(index * 4) + 1] << 8 | (uint)Vendor[(index * 4) + 2] << 16 | (uint)Vendor[(index * 4) + 3] << 24;
+
+    private (uint, uint, uint, uint) BrandWords(int part)
+    {
+        Span<uint> words = stackalloc uint[4];
+        for (int w = 0; w < 4; w++)
+        {
+            uint value = 0;
+            for (int b = 0; b < 4; b++)
+            {
+                int i = (part * 16) + (w * 4) + b;
+                uint c = i < Brand.Length ? Brand[i] : 0u;
+                value |= (c & 0xFF) << (b * 8);
+            }
+
+            words[w] = value;
+        }
+
+        return (words[0], words[1], words[2], words[3]);
+    }
+}

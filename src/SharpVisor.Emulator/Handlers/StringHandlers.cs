@@ -1,0 +1,305 @@
+using System.Runtime.CompilerServices;
+
+namespace SharpVisor.Emulator;
+
+/// <summary>
+/// MOVS, STOS, LODS, CMPS, SCAS with REP/REPE/REPNE. The source segment is <see cref="Op.Seg"/>,
+/// the destination is always ES; registers follow the address size. A REP instruction runs
+/// a bounded number of iterations per visit and then restarts itself, so a huge count never
+/// blocks the vCPU thread; registers always reflect completed iterations, so faults are precise.
+/// </summary>
+internal static unsafe class StringHandlers
+{
+    /// <summary>Elements processed per visit of a REP instruction before it restarts.</summary>
+    private const ulong IterationsPerVisit = 1 << 16;
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong AddressMask(ref Op op) => ulong.MaxValue >> (64 - (op.AddrSize << 3));
+
+    /// <summary>Writes an index/count register the way an address-size write does (32-bit zero-extends, 16-bit merges).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void SetAddressRegister(X86Cpu cpu, int slot, ulong value, ref Op op)
+    {
+        if (op.AddrSize == 8)
+        {
+            cpu.Gpr(slot) = value;
+        }
+        else if (op.AddrSize == 4)
+        {
+            cpu.Gpr(slot) = (uint)value;
+        }
+        else
+        {
+            cpu.Gpr(slot) = (cpu.Gpr(slot) & ~0xFFFFUL) | (value & 0xFFFF);
+        }
+    }
+
+    /// <summary>
+    /// With a REP prefix and a 32-bit address size the processor writes the index and count
+    /// registers as 32-bit registers up front, zero-extending them even when no iteration completes.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void ZeroExtendAddressRegisters(X86Cpu cpu, ref Op op, bool source, bool destination)
+    {
+        if (op.AddrSize == 4 && cpu._is64 && (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
+        {
+            if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
+            {
+                cpu.Gpr(1) = (uint)cpu.Gpr(1);
+            }
+
+            if (source)
+            {
+                cpu.Gpr(6) = (uint)cpu.Gpr(6);
+            }
+
+            if (destination)
+            {
+                cpu.Gpr(7) = (uint)cpu.Gpr(7);
+            }
+        }
+    }
+
+    private static ulong Step<TSize>(X86Cpu cpu)
+        where TSize : struct, IOperandSize =>
+        (cpu._flags & RflagsBits.Direction) != 0 ? (ulong)-TSize.Bytes : (ulong)TSize.Bytes;
+
+    private static void Restart(X86Cpu cpu, ref Op op)
+    {
+        cpu._rip = cpu.CurrentIp(ref op);
+        cpu._exitBlock = X86Cpu.ExitJump;
+    }
+
+    public static void Movs<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
+        ulong mask = AddressMask(ref op);
+        ulong step = Step<TSize>(cpu);
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            ulong si = cpu.Gpr(6) & mask;
+            ulong di = cpu.Gpr(7) & mask;
+            ulong value = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            TSize.Write(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Write), value);
+            SetAddressRegister(cpu, 6, si + step, ref op);
+            SetAddressRegister(cpu, 7, di + step, ref op);
+            return;
+        }
+
+        ulong count = cpu.Gpr(1) & mask;
+        ulong budget = IterationsPerVisit;
+        while (count != 0)
+        {
+            if (budget == 0)
+            {
+                Restart(cpu, ref op);
+                return;
+            }
+
+            ulong si = cpu.Gpr(6) & mask;
+            ulong di = cpu.Gpr(7) & mask;
+            ulong done = step == (ulong)TSize.Bytes && cpu._is64 ? cpu.CopyForward(si + cpu._segBase[op.Seg], di + cpu._segBase[X86Cpu.SegEs], count, TSize.Bytes) : 0;
+            if (done == 0)
+            {
+                ulong value = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+                TSize.Write(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Write), value);
+                done = 1;
+            }
+
+            count -= done;
+            budget -= Math.Min(budget, done);
+            SetAddressRegister(cpu, 6, si + (step * done), ref op);
+            SetAddressRegister(cpu, 7, di + (step * done), ref op);
+            SetAddressRegister(cpu, 1, count, ref op);
+        }
+    }
+
+    public static void Stos<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
+        ulong mask = AddressMask(ref op);
+        ulong step = Step<TSize>(cpu);
+        ulong value = TSize.ReadReg(cpu, 0);
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            ulong di = cpu.Gpr(7) & mask;
+            TSize.Write(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Write), value);
+            SetAddressRegister(cpu, 7, di + step, ref op);
+            return;
+        }
+
+        ulong count = cpu.Gpr(1) & mask;
+        ulong budget = IterationsPerVisit;
+        while (count != 0)
+        {
+            if (budget == 0)
+            {
+                Restart(cpu, ref op);
+                return;
+            }
+
+            ulong di = cpu.Gpr(7) & mask;
+            ulong done = step == (ulong)TSize.Bytes && cpu._is64 ? cpu.FillForward(di + cpu._segBase[X86Cpu.SegEs], count, TSize.Bytes, value) : 0;
+            if (done == 0)
+            {
+                TSize.Write(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Write), value);
+                done = 1;
+            }
+
+            count -= done;
+            budget -= Math.Min(budget, done);
+            SetAddressRegister(cpu, 7, di + (step * done), ref op);
+            SetAddressRegister(cpu, 1, count, ref op);
+        }
+    }
+
+    public static void Lods<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: false);
+        ulong mask = AddressMask(ref op);
+        ulong step = Step<TSize>(cpu);
+        bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        ulong count = rep ? cpu.Gpr(1) & mask : 1;
+        ulong budget = IterationsPerVisit;
+        while (count != 0)
+        {
+            if (budget-- == 0)
+            {
+                Restart(cpu, ref op);
+                return;
+            }
+
+            ulong si = cpu.Gpr(6) & mask;
+            ulong value = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            TSize.WriteReg(cpu, 0, value);
+            SetAddressRegister(cpu, 6, si + step, ref op);
+            count--;
+            if (rep)
+            {
+                SetAddressRegister(cpu, 1, count, ref op);
+            }
+        }
+    }
+
+    public static void Cmps<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            CmpsLoop<TSize>(cpu, ref op);
+            return;
+        }
+
+        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
+        // the comparison flags only when the instruction completes or is interrupted).
+        ulong flags = cpu.GetRflags();
+        try
+        {
+            CmpsLoop<TSize>(cpu, ref op);
+        }
+        catch (CpuException)
+        {
+            cpu.SetRflags(flags);
+            throw;
+        }
+    }
+
+    private static void CmpsLoop<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong mask = AddressMask(ref op);
+        ulong step = Step<TSize>(cpu);
+        bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        bool whileEqual = (op.Flags & OpFlags.Rep) != 0;
+        ulong count = rep ? cpu.Gpr(1) & mask : 1;
+        ulong budget = IterationsPerVisit;
+        while (count != 0)
+        {
+            if (budget-- == 0)
+            {
+                Restart(cpu, ref op);
+                return;
+            }
+
+            ulong si = cpu.Gpr(6) & mask;
+            ulong di = cpu.Gpr(7) & mask;
+            // Intel processors fetch the ES:rDI operand first (it decides which fault is reported).
+            ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+            ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
+            SetAddressRegister(cpu, 6, si + step, ref op);
+            SetAddressRegister(cpu, 7, di + step, ref op);
+            count--;
+            if (rep)
+            {
+                SetAddressRegister(cpu, 1, count, ref op);
+                if ((a == b) != whileEqual)
+                {
+                    return;
+                }
+            }
+        }
+    }
+
+    public static void Scas<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
+        if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
+        {
+            ScasLoop<TSize>(cpu, ref op);
+            return;
+        }
+
+        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
+        // the comparison flags only when the instruction completes or is interrupted).
+        ulong flags = cpu.GetRflags();
+        try
+        {
+            ScasLoop<TSize>(cpu, ref op);
+        }
+        catch (CpuException)
+        {
+            cpu.SetRflags(flags);
+            throw;
+        }
+    }
+
+    private static void ScasLoop<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ulong mask = AddressMask(ref op);
+        ulong step = Step<TSize>(cpu);
+        bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        bool whileEqual = (op.Flags & OpFlags.Rep) != 0;
+        ulong count = rep ? cpu.Gpr(1) & mask : 1;
+        ulong a = TSize.ReadReg(cpu, 0);
+        ulong budget = IterationsPerVisit;
+        while (count != 0)
+        {
+            if (budget-- == 0)
+            {
+                Restart(cpu, ref op);
+                return;
+            }
+
+            ulong di = cpu.Gpr(7) & mask;
+            ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+            CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
+            SetAddressRegister(cpu, 7, di + step, ref op);
+            count--;
+            if (rep)
+            {
+                SetAddressRegister(cpu, 1, count, ref op);
+                if ((a == b) != whileEqual)
+                {
+                    return;
+                }
+            }
+        }
+    }
+}

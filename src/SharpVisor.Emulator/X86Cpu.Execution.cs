@@ -1,0 +1,478 @@
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using Iced.Intel;
+
+namespace SharpVisor.Emulator;
+
+/// <summary>The run loop and the cache of decoded blocks.</summary>
+public sealed unsafe partial class X86Cpu
+{
+    private const int MaxBlockInstructions = 64;
+    private const int JumpCacheSize = 4096;
+
+    // Exit requests raised by a handler in the middle of a block.
+    internal const int ExitNone = 0;
+
+    /// <summary>Leave the block after this instruction and continue at the next one (code was overwritten, mode changed).</summary>
+    internal const int ExitAfter = 1;
+
+    /// <summary>Leave the block; the handler has set RIP (jumps, restarted REP instructions).</summary>
+    internal const int ExitJump = 2;
+
+    internal int _exitBlock;
+    internal bool _halted;
+
+    private readonly Dictionary<ulong, Block> _blocks = new();
+    private readonly Dictionary<ulong, List<Block>> _codePages = new();
+    private readonly Block?[] _jumpCache = new Block?[JumpCacheSize];
+    private readonly HashSet<ulong> _breakpoints = new();
+    private readonly HashSet<ulong> _reportedUnimplemented = new();
+    private readonly BlockCodeReader _codeReader = new();
+    private readonly Decoder?[] _decoders = new Decoder?[3];
+    private readonly Op[] _scratchOps = new Op[MaxBlockInstructions];
+    private readonly Instruction[] _scratchInstructions = new Instruction[MaxBlockInstructions];
+    private readonly byte[] _splitBuffer = new byte[32];
+
+    internal Block? _block;
+    private int _opIndex;
+    private bool _inBlock;
+    private long _instructions;
+    private long _runLimit;
+    private volatile bool _stopRequested;
+
+    /// <summary>Number of blocks decoded since creation (a cache-efficiency figure).</summary>
+    public long BlocksDecoded { get; private set; }
+
+    /// <summary>Stops before executing the instruction at RIP <paramref name="rip"/> (except as the first instruction of a Run call).</summary>
+    public void AddBreakpoint(ulong rip)
+    {
+        _breakpoints.Add(rip);
+        FlushCodeCache();
+    }
+
+    public void ClearBreakpoints()
+    {
+        _breakpoints.Clear();
+        FlushCodeCache();
+    }
+
+    /// <summary>Asks a running <see cref="Run"/> to return at the next block boundary; callable from any thread.</summary>
+    public void RequestStop() => _stopRequested = true;
+
+    /// <summary>
+    /// Runs until an exception, HLT, a breakpoint, a stop request or <paramref name="maxInstructions"/>
+    /// retired instructions. Guest exceptions are returned, not delivered (the platform delivers them).
+    /// </summary>
+    public CpuRunResult Run(long maxInstructions = long.MaxValue)
+    {
+        _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
+        _halted = false;
+        try
+        {
+            return RunBlocks();
+        }
+        catch (CpuException e)
+        {
+            if (_inBlock)
+            {
+                Block block = _block!;
+                ref Op op = ref block.Ops[_opIndex];
+                ulong blockRip = _regs[RegisterFile.BlockRip];
+                _rip = (blockRip + (e.IsSoftwareInterrupt ? (ulong)op.NextOffset : op.Offset)) & _ipMask;
+                _instructions += _opIndex + (e.IsSoftwareInterrupt ? 1 : 0);
+                _inBlock = false;
+                _exitBlock = ExitNone;
+                _rmwPending = false;
+            }
+
+            return new CpuRunResult(CpuStopReason.Exception, e);
+        }
+    }
+
+    private CpuRunResult RunBlocks()
+    {
+        bool first = true;
+        Block? previous = null;
+        while (true)
+        {
+            if (_stopRequested)
+            {
+                _stopRequested = false;
+                return new CpuRunResult(CpuStopReason.StopRequested);
+            }
+
+            if (_instructions >= _runLimit)
+            {
+                return new CpuRunResult(CpuStopReason.InstructionLimit);
+            }
+
+            if (!first && _breakpoints.Count != 0 && _breakpoints.Contains(_rip))
+            {
+                return new CpuRunResult(CpuStopReason.Breakpoint);
+            }
+
+            first = false;
+            Block block;
+            if (previous is not null && _is64 && previous.NextEpoch == _chainEpoch)
+            {
+                // Chained successors: the common case, no cache lookup.
+                Block? next = previous.Next;
+                if (next is not null && next.Linear == _rip && next.Valid)
+                {
+                    block = next;
+                }
+                else if ((next = previous.NextOther) is not null && next.Linear == _rip && next.Valid)
+                {
+                    previous.NextOther = previous.Next;
+                    previous.Next = next;
+                    block = next;
+                }
+                else
+                {
+                    block = LookupBlock();
+                    previous.NextOther = previous.Next;
+                    previous.Next = block;
+                }
+            }
+            else
+            {
+                block = LookupBlock();
+                if (previous is not null && _is64)
+                {
+                    previous.Next = block;
+                    previous.NextOther = null;
+                    previous.NextEpoch = _chainEpoch;
+                }
+            }
+
+            ExecuteBlock(block);
+            if (_halted)
+            {
+                return new CpuRunResult(CpuStopReason.Halted);
+            }
+
+            // Chaining needs the same mode and no breakpoint in between; a mode change ends the chain.
+            previous = (int)(block.Key & 7) == (int)_mode ? block : null;
+        }
+    }
+
+    [MethodImpl(MethodImplOptions.AggressiveOptimization)]
+    private void ExecuteBlock(Block block)
+    {
+        ulong blockRip = _rip;
+        _regs[RegisterFile.BlockRip] = blockRip;
+        _block = block;
+        _inBlock = true;
+        ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+        int count = block.Count;
+        while (true)
+        {
+            long remaining = _runLimit - _instructions;
+            int n = remaining < count ? (int)remaining : count;
+            int i = 0;
+            bool loopAgain = false;
+            while (true)
+            {
+                _opIndex = i;
+                ref Op op = ref Unsafe.Add(ref first, i);
+                op.Handler(this, ref op);
+                i++;
+                if (_exitBlock != ExitNone)
+                {
+                    if (_exitBlock == ExitAfter)
+                    {
+                        _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                    }
+                    else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0)
+                    {
+                        // A loop whose back edge targets this block's start: run it again in place.
+                        loopAgain = true;
+                    }
+
+                    _exitBlock = ExitNone;
+                    break;
+                }
+
+                if (i == n)
+                {
+                    _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                    break;
+                }
+            }
+
+            _instructions += i;
+            if (!loopAgain || _instructions >= _runLimit)
+            {
+                break;
+            }
+        }
+
+        _inBlock = false;
+    }
+
+    private Block LookupBlock()
+    {
+        ulong linear;
+        if (_is64)
+        {
+            linear = _rip;
+        }
+        else
+        {
+            if (_rip > _segs[SegCs].Limit && _mode != CpuMode.Real)
+            {
+                throw new CpuException(ExceptionVector.GeneralProtection, 0);
+            }
+
+            linear = (uint)(_segs[SegCs].Base + _rip);
+        }
+
+        int slot = (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
+        Block? block = _jumpCache[slot];
+        if (block is not null && block.Valid && block.Linear == linear && (int)(block.Key & 7) == (int)_mode)
+        {
+            return block;
+        }
+
+        nint page = FetchPage(linear, out ulong physicalPage);
+        ulong physical = physicalPage | (linear & 0xFFF);
+        ulong key = (physical << 3) | (ulong)_mode;
+        if (!_blocks.TryGetValue(key, out block) || !SecondPageMatches(block, linear))
+        {
+            block = DecodeBlock(linear, physical, (byte*)page);
+        }
+
+        block.Linear = linear;
+        _jumpCache[slot] = block;
+        return block;
+    }
+
+    private bool SecondPageMatches(Block block, ulong linear)
+    {
+        if (block.SecondPage == ulong.MaxValue)
+        {
+            return true;
+        }
+
+        ulong next = (linear & PageMask) + 0x1000;
+        FetchPage(_is64 ? next : (uint)next, out ulong physicalPage);
+        return physicalPage == block.SecondPage;
+    }
+
+    private void FlushJumpCache()
+    {
+        Array.Clear(_jumpCache);
+        _chainEpoch++;
+    }
+
+    private int _chainEpoch;
+
+    /// <summary>Drops every decoded block.</summary>
+    public void FlushCodeCache()
+    {
+        foreach (Block b in _blocks.Values)
+        {
+            b.Valid = false;
+        }
+
+        _blocks.Clear();
+        _codePages.Clear();
+        FlushJumpCache();
+        if (_inBlock)
+        {
+            _exitBlock = _exitBlock == ExitNone ? ExitAfter : _exitBlock;
+        }
+    }
+
+    /// <summary>
+    /// Drops decoded blocks overlapping guest physical range [physical, physical+length): call after
+    /// writing guest code behind the CPU's back (DMA, the VMM loading an image).
+    /// </summary>
+    public void InvalidateCode(ulong physical, ulong length)
+    {
+        if (length == 0)
+        {
+            return;
+        }
+
+        ulong last = physical + length - 1;
+        for (ulong page = physical & PageMask; page <= (last & PageMask); page += 0x1000)
+        {
+            if (IsCodePage(page))
+            {
+                InvalidateCodePage(page);
+            }
+
+            if (page + 0x1000 < page)
+            {
+                break;
+            }
+        }
+    }
+
+    private bool IsCodePage(ulong physicalPage) => _codePages.ContainsKey(physicalPage);
+
+    private void InvalidateCodePage(ulong physicalPage)
+    {
+        if (!_codePages.Remove(physicalPage, out List<Block>? blocks))
+        {
+            return;
+        }
+
+        foreach (Block b in blocks)
+        {
+            if (!b.Valid)
+            {
+                continue;
+            }
+
+            b.Valid = false;
+            if (_blocks.TryGetValue(b.Key, out Block? cached) && ReferenceEquals(cached, b))
+            {
+                _blocks.Remove(b.Key);
+            }
+
+            if (_inBlock && ReferenceEquals(b, _block) && _exitBlock == ExitNone)
+            {
+                // The running block was overwritten: finish this instruction, then decode afresh.
+                _exitBlock = ExitAfter;
+            }
+        }
+    }
+
+    private void RegisterCodePage(ulong physicalPage, Block block)
+    {
+        if (!_codePages.TryGetValue(physicalPage, out List<Block>? list))
+        {
+            list = new List<Block>();
+            _codePages.Add(physicalPage, list);
+            ProtectCodePage(physicalPage);
+        }
+
+        list.Add(block);
+    }
+
+    private Decoder DecoderFor(int bitness)
+    {
+        int index = bitness == 64 ? 2 : bitness == 32 ? 1 : 0;
+        return _decoders[index] ??= Decoder.Create(bitness, _codeReader, DecoderOptions.None);
+    }
+
+    private Block DecodeBlock(ulong linear, ulong physical, byte* page)
+    {
+        int bitness = Bitness;
+        Decoder decoder = DecoderFor(bitness);
+        int start = (int)(linear & 0xFFF);
+        int pageRemaining = 0x1000 - start;
+        _codeReader.Reset(page + start, pageRemaining, 0);
+        decoder.IP = 0;
+        int count = 0;
+        int offset = 0;
+        bool endsWithJump = false;
+        ulong secondPage = ulong.MaxValue;
+        var binder = new InstructionBinder(this, bitness);
+        while (count < MaxBlockInstructions)
+        {
+            if (count > 0 && _breakpoints.Count != 0 && _breakpoints.Contains((_rip + (ulong)offset) & _ipMask))
+            {
+                break;
+            }
+
+            ref Instruction ins = ref _scratchInstructions[count];
+            decoder.Decode(out ins);
+            if (decoder.LastError == DecoderError.NoMoreBytes)
+            {
+                if (count > 0)
+                {
+                    break;
+                }
+
+                // The first instruction straddles the page end: decode it from a buffer holding both pages.
+                secondPage = DecodeSplit(linear, page + start, pageRemaining, decoder, ref ins);
+            }
+
+            ref Op op = ref _scratchOps[count];
+            op = default;
+            op.Offset = (ushort)offset;
+            op.Length = (byte)ins.Length;
+            op.Number = (ushort)count;
+            bool ends = binder.Bind(in ins, ref op);
+            count++;
+            offset += ins.Length;
+            if (ends)
+            {
+                endsWithJump = true;
+                break;
+            }
+
+            if (offset >= pageRemaining)
+            {
+                break;
+            }
+
+            decoder.IP = (ulong)offset;
+        }
+
+        var block = new Block(_scratchOps[..count], _scratchInstructions[..count], count)
+        {
+            Key = (physical << 3) | (ulong)_mode,
+            PhysicalAddress = physical,
+            SecondPage = secondPage,
+            ByteLength = offset,
+            EndsWithJump = endsWithJump,
+        };
+        BlocksDecoded++;
+        _blocks[block.Key] = block;
+        RegisterCodePage(physical & PageMask, block);
+        if (secondPage != ulong.MaxValue)
+        {
+            RegisterCodePage(secondPage, block);
+        }
+
+        return block;
+    }
+
+    private ulong DecodeSplit(ulong linear, byte* tail, int tailLength, Decoder decoder, ref Instruction ins)
+    {
+        ulong next = (linear & PageMask) + 0x1000;
+        next = _is64 ? next : (uint)next;
+        nint nextPage = FetchPage(next, out ulong secondPhysical);
+        int total = Math.Min(15, tailLength + 0x1000);
+        for (int i = 0; i < total; i++)
+        {
+            _splitBuffer[i] = i < tailLength ? tail[i] : ((byte*)nextPage)[i - tailLength];
+        }
+
+        fixed (byte* buffer = _splitBuffer)
+        {
+            _codeReader.Reset(buffer, total, 0);
+            decoder.IP = 0;
+            decoder.Decode(out ins);
+        }
+
+        return secondPhysical;
+    }
+
+    /// <summary>Reports an unimplemented instruction once per address and raises #UD.</summary>
+    internal void RaiseUnimplemented(ref Op op)
+    {
+        ulong rip = (_regs[RegisterFile.BlockRip] + op.Offset) & _ipMask;
+        if (_reportedUnimplemented.Add(rip))
+        {
+            Instruction ins = _block!.Instructions[op.Number];
+            byte[] bytes = new byte[op.Length];
+            try
+            {
+                ulong linear = _is64 ? rip : (uint)(_segs[SegCs].Base + rip);
+                ReadBytes(linear, bytes);
+            }
+            catch (CpuException)
+            {
+            }
+
+            Diagnostics?.Invoke($"unimplemented instruction at RIP 0x{rip:x}: {ins} (bytes {Convert.ToHexString(bytes).ToLowerInvariant()}), raising #UD");
+        }
+
+        throw new CpuException(ExceptionVector.InvalidOpcode);
+    }
+}

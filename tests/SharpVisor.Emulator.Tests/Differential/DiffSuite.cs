@@ -1,0 +1,182 @@
+using System.Diagnostics;
+using System.Text;
+
+namespace SharpVisor.Emulator.Tests.Differential;
+
+/// <summary>Runs generated cases natively and in the emulator and compares them.</summary>
+internal sealed class DiffSuite : IDisposable
+{
+    private const int BatchSize = 2000;
+
+    private readonly NativeHarness _native;
+    private readonly EmulatorHarness _emulator;
+
+    public DiffSuite()
+    {
+        _native = NativeHarness.Create();
+        _emulator = new EmulatorHarness(_native.QueryExitSlot());
+    }
+
+    public CompareOptions Options { get; init; } = new(CompareX87: false);
+
+    /// <summary>Runs <paramref name="count"/> cases of <paramref name="family"/> from run seed <paramref name="seed"/>.</summary>
+    public DiffReport Run(string family, ulong seed, int count, int firstIndex = 0)
+    {
+        var report = new DiffReport();
+        var clock = Stopwatch.StartNew();
+        for (int start = 0; start < count; start += BatchSize)
+        {
+            int n = Math.Min(BatchSize, count - start);
+            var cases = new DiffCase[n];
+            for (int i = 0; i < n; i++)
+            {
+                cases[i] = DiffGenerator.Generate(family, seed, firstIndex + start + i);
+            }
+
+            DiffCase[] nativeCases = cases.Where(c => c.NativeSafe).ToArray();
+            Task<DiffResult?[]> native = Task.Run(() => _native.Run(nativeCases));
+            var emulated = new DiffResult[n];
+            var undefined = new ulong?[n];
+            for (int i = 0; i < n; i++)
+            {
+                emulated[i] = _emulator.Run(cases[i], out undefined[i]);
+            }
+
+            DiffResult?[] nativeResults = native.Result;
+            int nativeIndex = 0;
+            for (int i = 0; i < n; i++)
+            {
+                report.Cases++;
+                if (!cases[i].NativeSafe)
+                {
+                    report.EmulatorOnly++;
+                    continue;
+                }
+
+                if (nativeResults[nativeIndex++] is not DiffResult nr)
+                {
+                    report.AddMismatch(cases[i], "the native harness process died on this case");
+                    continue;
+                }
+
+                if (undefined[i] is not ulong mask)
+                {
+                    report.Skipped++;
+                    continue;
+                }
+
+                string? difference = DiffComparer.Compare(cases[i], nr, emulated[i], mask, Options);
+                if (difference is not null)
+                {
+                    report.AddMismatch(cases[i], difference);
+                }
+                else if (nr.Outcome == DiffOutcome.Fault)
+                {
+                    report.Faults++;
+                }
+            }
+        }
+
+        report.Elapsed = clock.Elapsed;
+        report.Diagnostics.AddRange(_emulator.Diagnostics.Distinct());
+        return report;
+    }
+
+    /// <summary>Both sides' full results for one case, for reproducer output.</summary>
+    public string Explain(DiffCase c)
+    {
+        DiffResult? native = _native.Run([c])[0];
+        DiffResult emulated = _emulator.Run(c, out ulong? undefined);
+        var text = new StringBuilder();
+        text.AppendLine($"case {c.Reproducer}: {c.Listing}");
+        text.AppendLine($"  code {Convert.ToHexString(c.Code).ToLowerInvariant()}");
+        text.AppendLine($"  in:  rflags 0x{c.Rflags:x} " + string.Join(" ", c.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+        text.AppendLine($"  in:  mxcsr 0x{BitConverter.ToUInt32(c.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(c.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
+        foreach ((string name, DiffResult? r) in new[] { ("native", native), ("emulator", (DiffResult?)emulated) })
+        {
+            if (r is null)
+            {
+                text.AppendLine($"  {name}: harness died");
+                continue;
+            }
+
+            text.AppendLine($"  {name}: {r.Describe()} rflags 0x{r.Rflags:x} " + string.Join(" ", r.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+            text.AppendLine($"  {name}: mxcsr 0x{BitConverter.ToUInt32(r.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(r.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
+        }
+
+        text.AppendLine($"  undefined flags: {(undefined is ulong u ? $"0x{u:x}" : "tainted")}");
+        return text.ToString();
+    }
+
+    public void Dispose()
+    {
+        _native.Dispose();
+        _emulator.Dispose();
+    }
+}
+
+/// <summary>Counts and the first mismatches of a differential run.</summary>
+internal sealed class DiffReport
+{
+    public const int MaxListed = 20;
+
+    public int Cases { get; set; }
+
+    public int Faults { get; set; }
+
+    /// <summary>Cases whose executed path read a flag an earlier instruction left undefined (not comparable).</summary>
+    public int Skipped { get; set; }
+
+    public int Mismatches { get; private set; }
+
+    /// <summary>Random byte strings not safe to run natively: only run in the emulator (which must not fail).</summary>
+    public int EmulatorOnly { get; set; }
+
+    public List<string> Failures { get; } = new();
+
+    public List<string> Diagnostics { get; } = new();
+
+    public TimeSpan Elapsed { get; set; }
+
+    public void AddMismatch(DiffCase c, string difference)
+    {
+        Mismatches++;
+        if (Failures.Count < MaxListed)
+        {
+            Failures.Add($"{c.Reproducer} [{c.Listing}] bytes {Convert.ToHexString(c.Code).ToLowerInvariant()}: {difference}");
+        }
+    }
+
+    public void Add(DiffReport other)
+    {
+        Cases += other.Cases;
+        Faults += other.Faults;
+        Skipped += other.Skipped;
+        EmulatorOnly += other.EmulatorOnly;
+        Mismatches += other.Mismatches;
+        foreach (string f in other.Failures)
+        {
+            if (Failures.Count < MaxListed)
+            {
+                Failures.Add(f);
+            }
+        }
+
+        Diagnostics.AddRange(other.Diagnostics);
+        Elapsed += other.Elapsed;
+    }
+
+    public string Summary(string name) =>
+        $"{name}: {Cases} cases, {Mismatches} mismatches, {Faults} faulting, {Skipped} skipped (undefined-flag reads), {EmulatorOnly} emulator-only, {Elapsed.TotalSeconds:F1} s";
+
+    public string Format(string name)
+    {
+        var text = new StringBuilder(Summary(name));
+        foreach (string f in Failures)
+        {
+            text.Append('\n').Append(f);
+        }
+
+        return text.ToString();
+    }
+}
