@@ -5,6 +5,10 @@ using static SharpVisor.Emulator.Tests.Mmu.PageTables;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>
 /// Shadow and nested paging side by side on the same random workload (translations, page-table
 /// stores followed by the INVLPG or flush a guest would issue, CR3 loads, WP/SMAP/SMEP changes):

@@ -4,6 +4,10 @@ using static SharpVisor.Emulator.Tests.Mmu.PageTables;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>32-bit paging, PAE paging and paging off, in both MMU modes.</summary>
 public class LegacyAndPaeTests
 {

@@ -2,6 +2,10 @@ using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 internal static class MmuAssert
 {
     public static void Ram(Translation t, ulong physical)

@@ -4,6 +4,10 @@ using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>Guest memory, hand-built page tables and an MMU of one mode over them.</summary>
 internal sealed class MmuHarness : IDisposable
 {

@@ -3,6 +3,10 @@ using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>Builds guest page tables by hand in guest memory, for any paging mode.</summary>
 internal sealed class PageTables
 {

@@ -3,6 +3,10 @@ using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 public class SecondLevelTableTests
 {
     [Fact]

@@ -3,6 +3,10 @@ using static SharpVisor.Emulator.Tests.Mmu.PageTables;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>What only shadow paging does: cached tables shared across CR3s, write tracking, flood detection.</summary>
 public class ShadowMmuTests
 {

@@ -2,6 +2,10 @@ using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 public class SoftTlbTests
 {
     private static readonly nint Host = unchecked((nint)0x7F00_0000_0000);

@@ -4,6 +4,10 @@ using static SharpVisor.Emulator.Tests.Mmu.PageTables;
 
 namespace SharpVisor.Emulator.Tests.Mmu;
 
+// The CPU core has its own IMmu and TlbEntry in SharpVisor.Emulator; these tests mean the MMU's.
+using IMmu = SharpVisor.Emulator.Mmu.IMmu;
+using TlbEntry = SharpVisor.Emulator.Mmu.TlbEntry;
+
 /// <summary>TLB behaviour both modes share: hits, global pages, INVLPG, CR3 loads and privilege contexts.</summary>
 public class TlbTests
 {
