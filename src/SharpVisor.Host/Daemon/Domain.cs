@@ -380,7 +380,6 @@ public sealed class Domain
             connection.Console = await ConnectConsoleAsync(Paths, Console);
             Console.Reopen();
             await connection.Client.ConfigureAndStartAsync(Config, CancellationToken.None);
-            RunningAccelerator = (await connection.Client.GetStatusAsync(CancellationToken.None)).Accelerator;
         }
         catch (VmmRequestException e)
         {
@@ -391,6 +390,15 @@ public sealed class Domain
         }
 
         _vmm = connection;
+        try
+        {
+            RunningAccelerator = (await connection.Client.GetStatusAsync(CancellationToken.None)).Accelerator;
+        }
+        catch (VmmRequestException)
+        {
+            // A guest that ends at once (a test kernel's debug exit) takes its VMM with it; the watcher reports that.
+        }
+
         try
         {
             if (_environment.Cgroups is { } cgroups)
@@ -406,7 +414,14 @@ public sealed class Domain
 
         foreach ((int index, IReadOnlyList<int> cpus) in _vcpuPins)
         {
-            ApplyPin(connection, index, cpus);
+            try
+            {
+                ApplyPin(connection, index, cpus);
+            }
+            catch (ApiException e)
+            {
+                _environment.Log($"domain {Name}: vCPU {index} pin not applied again: {e.Message}");
+            }
         }
 
         SaveRecord();

@@ -22,6 +22,7 @@ public sealed class VmmController : IDisposable
     private IDomainMachine? _machine;
     private VmmState _state = VmmState.NotStarted;
     private long? _balloonTargetMib;
+    private DomainStopInfo? _stopInfo;
 
     public VmmController(VmmIdentity identity, IDomainMachineFactory factory, ConsoleBroadcaster console)
     {
@@ -80,7 +81,7 @@ public sealed class VmmController : IDisposable
                 StartedAt = StartedAt,
                 VcpuCount = _configuration.MachineConfig.VcpuCount,
                 MemSizeMib = _configuration.MachineConfig.MemSizeMib,
-                Stop = _stopped.Task.IsCompletedSuccessfully ? VmmStopStatus.From(_stopped.Task.Result) : null,
+                Stop = _stopInfo is null ? null : VmmStopStatus.From(_stopInfo),
             };
         }
     }
@@ -310,10 +311,13 @@ public sealed class VmmController : IDisposable
         lock (_lock)
         {
             _state = VmmState.Stopped;
+            _stopInfo = info;
         }
 
-        _stopped.TrySetResult(info);
+        // The state file records how the machine stopped before anyone may act on the stop
+        // (the process exits soon after): a daemon must never find a stopped VMM without it.
         RaiseStatusChanged();
+        _stopped.TrySetResult(info);
     }
 
     private void RaiseStatusChanged() => StatusChanged?.Invoke(Status());
