@@ -8,5 +8,4 @@ internal unsafe partial struct InstructionBinder
     private bool? BindMmx(in Instruction ins, ref Op op) => null;
 
 
-    private bool? BindX87(in Instruction ins, ref Op op) => null;
 }
