@@ -132,6 +132,21 @@ internal sealed partial class DiffGenerator
         Mnemonic.Fninit, Mnemonic.Fnclex, Mnemonic.Fldcw, Mnemonic.Fnstcw, Mnemonic.Fnstsw, Mnemonic.Fnstenv, Mnemonic.Fldenv,
         Mnemonic.Fnsave, Mnemonic.Frstor, Mnemonic.Wait, Mnemonic.Fld, Mnemonic.Fadd, Mnemonic.Fstp);
 
+    private static readonly Code[] s_mmxCodes = CodesFor(c => !NoMmx(c) || c == Code.Emms,
+        Mnemonic.Paddb, Mnemonic.Paddw, Mnemonic.Paddd, Mnemonic.Paddq, Mnemonic.Psubb, Mnemonic.Psubw, Mnemonic.Psubd, Mnemonic.Psubq,
+        Mnemonic.Paddsb, Mnemonic.Paddsw, Mnemonic.Paddusb, Mnemonic.Paddusw, Mnemonic.Psubsb, Mnemonic.Psubsw, Mnemonic.Psubusb,
+        Mnemonic.Psubusw, Mnemonic.Pmullw, Mnemonic.Pmulhw, Mnemonic.Pmulhuw, Mnemonic.Pmuludq, Mnemonic.Pmaddwd, Mnemonic.Pavgb,
+        Mnemonic.Pavgw, Mnemonic.Pminub, Mnemonic.Pmaxub, Mnemonic.Pminsw, Mnemonic.Pmaxsw, Mnemonic.Psadbw, Mnemonic.Pcmpeqb,
+        Mnemonic.Pcmpeqw, Mnemonic.Pcmpeqd, Mnemonic.Pcmpgtb, Mnemonic.Pcmpgtw, Mnemonic.Pcmpgtd, Mnemonic.Pand, Mnemonic.Pandn,
+        Mnemonic.Por, Mnemonic.Pxor, Mnemonic.Punpcklbw, Mnemonic.Punpcklwd, Mnemonic.Punpckldq, Mnemonic.Punpckhbw,
+        Mnemonic.Punpckhwd, Mnemonic.Punpckhdq, Mnemonic.Packsswb, Mnemonic.Packssdw, Mnemonic.Packuswb, Mnemonic.Psllw,
+        Mnemonic.Pslld, Mnemonic.Psllq, Mnemonic.Psrlw, Mnemonic.Psrld, Mnemonic.Psrlq, Mnemonic.Psraw, Mnemonic.Psrad,
+        Mnemonic.Pabsb, Mnemonic.Pabsw, Mnemonic.Pabsd, Mnemonic.Pmaddubsw, Mnemonic.Pmulhrsw, Mnemonic.Psignb, Mnemonic.Psignw,
+        Mnemonic.Psignd, Mnemonic.Phaddw, Mnemonic.Phaddd, Mnemonic.Phaddsw, Mnemonic.Phsubw, Mnemonic.Phsubd, Mnemonic.Phsubsw,
+        Mnemonic.Pshufb, Mnemonic.Palignr, Mnemonic.Pshufw, Mnemonic.Pmovmskb, Mnemonic.Pextrw, Mnemonic.Pinsrw, Mnemonic.Movd,
+        Mnemonic.Movq, Mnemonic.Movntq, Mnemonic.Movq2dq, Mnemonic.Movdq2q, Mnemonic.Cvtpi2ps, Mnemonic.Cvtpi2pd, Mnemonic.Cvtps2pi,
+        Mnemonic.Cvttps2pi, Mnemonic.Cvtpd2pi, Mnemonic.Cvttpd2pi, Mnemonic.Emms);
+
     private static Dictionary<string, Family> BuildFamilies()
     {
         var families = new Dictionary<string, Family>();
@@ -159,7 +174,28 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "x87", Codes = s_x87Codes, Build = g => X87Case(g, s_x87Codes) });
         Add(new Family { Name = "x87-control", Codes = s_x87ControlCodes, Build = g => X87Case(g, s_x87ControlCodes) });
         Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
+        Add(new Family { Name = "mmx", Codes = s_mmxCodes, Build = BuildMmx });
         return families;
+    }
+
+    /// <summary>MMX cases: random x87 register contents (the MMX registers alias their significands) and tags.</summary>
+    private static void BuildMmx(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+        int top = r.Chance(0.5) ? 0 : r.Below(8);
+        BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(2), (ushort)(top << 11));
+        g.Case.Fx[4] = r.Chance(0.5) ? (byte)0xFF : (byte)r.Next();
+        for (int i = 0; i < 8; i++)
+        {
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(32 + (16 * i)), r.Value());
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(40 + (16 * i)), r.Chance(0.5) ? (ushort)0xFFFF : (ushort)r.Next());
+        }
+
+        int n = 1 + r.Below(5);
+        for (int i = 0; i < n; i++)
+        {
+            g.AddRandom(r.Chance(0.1) ? s_x87ControlCodes : r.Chance(0.1) ? s_sseIntegerCodes : s_mmxCodes);
+        }
     }
 
     /// <summary>count instructions from <paramref name="codes"/>, mixed with a few from <paramref name="mix"/>.</summary>
