@@ -10,7 +10,7 @@ public sealed class CpuModel
     /// <summary>Instruction sets the core implements (see docs/emulator.md).</summary>
     public const CpuFeature ImplementedInstructionSets =
         CpuFeature.Fpu | CpuFeature.Tsc | CpuFeature.Cx8 | CpuFeature.Cmov | CpuFeature.Clflush
-        | CpuFeature.Fxsr | CpuFeature.Sse | CpuFeature.Sse2 | CpuFeature.Sse3 | CpuFeature.Ssse3
+        | CpuFeature.Mmx | CpuFeature.Fxsr | CpuFeature.Sse | CpuFeature.Sse2 | CpuFeature.Sse3 | CpuFeature.Ssse3
         | CpuFeature.Cx16 | CpuFeature.Sse41 | CpuFeature.Sse42 | CpuFeature.Movbe | CpuFeature.Popcnt
         | CpuFeature.Xsave | CpuFeature.Rdrand | CpuFeature.Bmi1 | CpuFeature.Bmi2 | CpuFeature.Erms
         | CpuFeature.Fsrm | CpuFeature.LahfLm | CpuFeature.Lzcnt | CpuFeature.Rdtscp | CpuFeature.LongMode

@@ -7,6 +7,11 @@ internal unsafe partial struct InstructionBinder
 {
     private bool? BindSse(in Instruction ins, ref Op op)
     {
+        if (ins.Mnemonic is Mnemonic.Cvtpi2ps or Mnemonic.Cvtpi2pd)
+        {
+            return BindMmx(in ins, ref op);
+        }
+
         for (int i = 0; i < ins.OpCount; i++)
         {
             if (ins.GetOpKind(i) == OpKind.Register && ins.GetOpRegister(i).IsMM())
@@ -185,6 +190,9 @@ internal unsafe partial struct InstructionBinder
                 return false;
             }
 
+            case Mnemonic.Emms:
+                op.Handler = &MmxHandlers.Emms;
+                return false;
             case Mnemonic.Ldmxcsr:
                 BindMemory(in ins, ref op);
                 op.Handler = &VectorHandlers.Ldmxcsr;

@@ -12,6 +12,9 @@ internal unsafe partial struct InstructionBinder
     private readonly X86Cpu _cpu;
     private readonly int _bitness;
 
+    /// <summary>The raw bytes of the instruction being bound (x87 records its opcode), or null.</summary>
+    public byte* InstructionBytes;
+
     public InstructionBinder(X86Cpu cpu, int bitness)
     {
         _cpu = cpu;

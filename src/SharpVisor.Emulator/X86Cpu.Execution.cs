@@ -393,6 +393,7 @@ public sealed unsafe partial class X86Cpu
 
             ref Op op = ref _scratchOps[count];
             op = default;
+            binder.InstructionBytes = secondPage != ulong.MaxValue ? null : page + start + offset;
             op.Offset = (ushort)offset;
             op.Length = (byte)ins.Length;
             op.Number = (ushort)count;

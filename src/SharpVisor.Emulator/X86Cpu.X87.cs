@@ -143,3 +143,155 @@ public sealed partial class X86Cpu
         return true;
     }
 }
+
+/// <summary>x87 stack, tags, status and exception bookkeeping.</summary>
+public sealed partial class X86Cpu
+{
+    internal const ushort FswStackFault = 0x40;
+    internal const ushort FswErrorSummary = 0x80;
+    internal const ushort FswC0 = 0x100;
+    internal const ushort FswC1 = 0x200;
+    internal const ushort FswC2 = 0x400;
+    internal const ushort FswC3 = 0x4000;
+    internal const ushort FswBusy = 0x8000;
+    internal const ushort FswConditionCodes = FswC0 | FswC1 | FswC2 | FswC3;
+
+    [System.Runtime.CompilerServices.MethodImpl(System.Runtime.CompilerServices.MethodImplOptions.AggressiveInlining)]
+    internal ref Float80 St(int i) => ref _st[(_fpuTop + i) & 7];
+
+    internal bool StEmpty(int i) => (_fpuValid & (1 << ((_fpuTop + i) & 7))) == 0;
+
+    internal void SetStValid(int i, bool valid)
+    {
+        int bit = 1 << ((_fpuTop + i) & 7);
+        _fpuValid = (byte)(valid ? _fpuValid | bit : _fpuValid & ~bit);
+    }
+
+    internal void FpuPush(Float80 value)
+    {
+        _fpuTop = (_fpuTop - 1) & 7;
+        St(0) = value;
+        SetStValid(0, true);
+    }
+
+    internal void FpuPop()
+    {
+        SetStValid(0, false);
+        _fpuTop = (_fpuTop + 1) & 7;
+    }
+
+    /// <summary>
+    /// Start of an x87 instruction: #NM when CR0.EM/TS, and for waiting instructions a pending
+    /// unmasked exception (FSW.ES) is delivered as #MF first.
+    /// </summary>
+    internal void X87Begin(bool waiting = true)
+    {
+        if (_fpuUnavailable)
+        {
+            throw new CpuException(ExceptionVector.DeviceNotAvailable);
+        }
+
+        if (waiting && (_fsw & FswErrorSummary) != 0)
+        {
+            throw new CpuException(ExceptionVector.FloatingPoint);
+        }
+    }
+
+    /// <summary>Records the instruction pointer of a non-control x87 instruction (FOP/FDP only change on unmasked exceptions).</summary>
+    internal void X87Record(ref Op op) => _fip = CurrentIp(ref op);
+
+    /// <summary>
+    /// Merges exception flags into FSW and sets C1 from the rounding direction. Returns false when an
+    /// unmasked invalid, denormal or divide-by-zero exception means the destination is left alone.
+    /// An unmasked exception sets ES/B and records FOP (and the data pointer) for the handler.
+    /// </summary>
+    internal bool X87Commit(ref FloatEnvironment env, ref Op op, ulong? dataPointer = null)
+    {
+        uint flags = env.Flags;
+        const uint preComputation = FloatFlags.Invalid | FloatFlags.Denormal | FloatFlags.DivideByZero;
+        if ((flags & preComputation & ~(uint)_fcw) != 0)
+        {
+            // An unmasked invalid, denormal or divide-by-zero stops the operation before it computes.
+            flags &= preComputation;
+            env.RoundedUp = false;
+        }
+
+        _fsw = (ushort)((uint)(_fsw & ~FswC1) | (flags & FloatFlags.All));
+        if ((flags & FloatFlags.Inexact) != 0 && env.RoundedUp)
+        {
+            _fsw |= FswC1;
+        }
+
+        uint unmasked = flags & ~(uint)_fcw & FloatFlags.All;
+        if (unmasked != 0)
+        {
+            _fsw |= FswErrorSummary | FswBusy;
+            _fop = (ushort)op.Imm;
+            if (dataPointer is ulong pointer)
+            {
+                _fdp = pointer;
+            }
+        }
+
+        return (unmasked & (FloatFlags.Invalid | FloatFlags.Denormal | FloatFlags.DivideByZero)) == 0;
+    }
+
+    /// <summary>Stack overflow/underflow: IE + SF, C1 = overflow. Returns true when masked (the default response applies).</summary>
+    internal bool X87StackFault(bool overflow, ref Op op, ulong? dataPointer = null)
+    {
+        _fsw = (ushort)((uint)(_fsw & ~FswC1) | FswStackFault | FloatFlags.Invalid | (overflow ? FswC1 : 0u));
+        if ((_fcw & 1) == 0)
+        {
+            _fsw |= FswErrorSummary | FswBusy;
+            _fop = (ushort)op.Imm;
+            if (dataPointer is ulong pointer)
+            {
+                _fdp = pointer;
+            }
+
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>The 2-bit tag of physical register <paramref name="physical"/>: 0 valid, 1 zero, 2 special, 3 empty.</summary>
+    internal int FullTag(int physical)
+    {
+        if ((_fpuValid & (1 << physical)) == 0)
+        {
+            return 3;
+        }
+
+        Float80 v = _st[physical];
+        int e = v.Exponent;
+        if (e == 0x7FFF || (e != 0 && (v.Significand >> 63) == 0) || (e == 0 && v.Significand != 0))
+        {
+            return 2;
+        }
+
+        return e == 0 && v.Significand == 0 ? 1 : 0;
+    }
+
+    internal ushort FullTagWord()
+    {
+        int word = 0;
+        for (int i = 0; i < 8; i++)
+        {
+            word |= FullTag(i) << (2 * i);
+        }
+
+        return (ushort)word;
+    }
+
+    /// <summary>MMX instructions make the x87 stack an MMX register file: TOP = 0, all tags valid.</summary>
+    internal void EnterMmx()
+    {
+        _fpuTop = 0;
+        _fpuValid = 0xFF;
+    }
+
+    internal ulong ReadMmx(int index) => _st[index].Significand;
+
+    internal void WriteMmx(int index, ulong value) => _st[index] = new Float80(value, 0xFFFF);
+}

@@ -245,6 +245,7 @@ internal static class SoftFloat
         int biased = exp + f.Bias;
         bool tiny = false;
         UInt128 unbounded = sig;
+        int unbiased = exp;
         if (biased <= 0)
         {
             // Tininess after rounding: tiny unless rounding with an unbounded exponent reaches the normal range.
@@ -256,6 +257,7 @@ internal static class SoftFloat
         }
 
         UInt128 kept = RoundedValue(sig, shift, sign, env.Rounding, out bool inexact);
+        env.RoundedUp = kept != sig >> shift;
         if (biased == 0)
         {
             if (kept >> (p - 1) != 0)
@@ -273,9 +275,22 @@ internal static class SoftFloat
 
                 if (!env.UnderflowMasked)
                 {
-                    // Unmasked: underflow on tininess alone; inexact as for the unbounded-exponent result.
-                    RoundedValue(unbounded, shift, sign, env.Rounding, out bool unboundedInexact);
+                    // Unmasked: underflow on tininess alone; inexact as for the unbounded-exponent result,
+                    // which x87 delivers with its exponent biased up by 24576 (SSE delivers nothing).
+                    UInt128 wide = RoundedValue(unbounded, shift, sign, env.Rounding, out bool unboundedInexact);
+                    env.RoundedUp = wide != unbounded >> shift;
                     env.Flags |= FloatFlags.Underflow | (unboundedInexact ? FloatFlags.Inexact : 0);
+                    if (f.ExplicitInteger && unbiased + f.Bias + X87ExponentWrap > 0)
+                    {
+                        return PackWrapped(f, sign, unbiased + f.Bias + X87ExponentWrap, wide, p);
+                    }
+
+                    // SSE, or too tiny even for the x87 wrap: the masked response.
+                    if (f.ExplicitInteger)
+                    {
+                        env.Flags |= FloatFlags.Inexact;
+                    }
+
                     return PackZero(f, sign);
                 }
 
@@ -296,6 +311,16 @@ internal static class SoftFloat
             if (!env.OverflowMasked)
             {
                 env.Flags |= FloatFlags.Overflow | (inexact ? FloatFlags.Inexact : 0);
+                if (f.ExplicitInteger && biased - X87ExponentWrap < f.MaxBiasedExponent)
+                {
+                    return PackWrapped(f, sign, biased - X87ExponentWrap, kept, p);
+                }
+
+                if (f.ExplicitInteger)
+                {
+                    env.Flags |= FloatFlags.Inexact;
+                }
+
                 return PackInfinity(f, sign);
             }
 
@@ -307,6 +332,7 @@ internal static class SoftFloat
                 RoundingMode.Down => sign,
                 _ => !sign,
             };
+            env.RoundedUp = toInfinity;
             return toInfinity ? PackInfinity(f, sign) : PackLargest(f, sign);
         }
 
@@ -322,6 +348,21 @@ internal static class SoftFloat
         }
 
         return Pack(f, sign, biased, stored);
+    }
+
+    /// <summary>The exponent adjustment x87 applies to results of unmasked overflow/underflow.</summary>
+    public const int X87ExponentWrap = 24576;
+
+    /// <summary>An extended result with its exponent wrapped into range (unmasked x87 overflow/underflow).</summary>
+    private static UInt128 PackWrapped(FloatFormat f, bool sign, int biased, UInt128 kept, int p)
+    {
+        if (kept >> p != 0)
+        {
+            kept >>= 1;
+            biased++;
+        }
+
+        return Pack(f, sign, biased & 0x7FFF, (ulong)kept << (64 - p));
     }
 
     /// <summary>sig rounded to its top (128 − shift) bits as an integer (may carry one bit beyond).</summary>

@@ -425,7 +425,7 @@ internal static class SseFloatHandlers
     /// <summary>1/x or 1/sqrt(x) within the architectural 1.5 × 2^−12 relative error: the correctly rounded value truncated to 12 fraction bits.</summary>
     private static uint ApproximateLane(uint bits, bool sqrt)
     {
-        var env = new FloatEnvironment { DenormalsAreZero = true, FlushToZero = true, UnderflowMasked = true, OverflowMasked = true };
+        var env = new FloatEnvironment { DenormalsAreZero = true, FlushToZero = true };
         FloatValue v = SoftFloat.Unpack32(bits, denormalsAreZero: true);
         bool sign = v.Sign;
         switch (v.Class)

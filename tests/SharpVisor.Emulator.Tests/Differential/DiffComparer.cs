@@ -100,6 +100,14 @@ internal static class DiffComparer
             diff.Append($"x87 fcw/fsw/ftw native {fcwN:x4}/{fswN:x4}/{native[4]:x2} emulator {fcwE:x4}/{fswE:x4}/{emulated[4]:x2}; ");
         }
 
+        ushort fopN = BitConverter.ToUInt16(native, 6), fopE = BitConverter.ToUInt16(emulated, 6);
+        ulong fipN = BitConverter.ToUInt64(native, 8), fipE = BitConverter.ToUInt64(emulated, 8);
+        ulong fdpN = BitConverter.ToUInt64(native, 16), fdpE = BitConverter.ToUInt64(emulated, 16);
+        if (fopN != fopE || fipN != fipE || fdpN != fdpE)
+        {
+            diff.Append($"x87 fop/fip/fdp native {fopN:x}/{fipN:x}/{fdpN:x} emulator {fopE:x}/{fipE:x}/{fdpE:x}; ");
+        }
+
         for (int i = 0; i < 8; i++)
         {
             ReadOnlySpan<byte> a = native.AsSpan(32 + (16 * i), 10);

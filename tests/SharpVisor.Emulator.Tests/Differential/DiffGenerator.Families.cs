@@ -116,6 +116,37 @@ internal sealed partial class DiffGenerator
         Mnemonic.Pext, Mnemonic.Rorx, Mnemonic.Sarx, Mnemonic.Shlx, Mnemonic.Shrx, Mnemonic.Adcx, Mnemonic.Adox, Mnemonic.Tzcnt,
         Mnemonic.Lzcnt, Mnemonic.Popcnt);
 
+    private static readonly Code[] s_x87Codes = CodesFor(c => c.Mnemonic() is not (Mnemonic.F2xm1 or Mnemonic.Fyl2x or Mnemonic.Fyl2xp1
+            or Mnemonic.Fptan or Mnemonic.Fpatan or Mnemonic.Fsin or Mnemonic.Fcos or Mnemonic.Fsincos),
+        Mnemonic.Fld, Mnemonic.Fild, Mnemonic.Fbld, Mnemonic.Fld1, Mnemonic.Fldl2t, Mnemonic.Fldl2e, Mnemonic.Fldpi, Mnemonic.Fldlg2,
+        Mnemonic.Fldln2, Mnemonic.Fldz, Mnemonic.Fst, Mnemonic.Fstp, Mnemonic.Fist, Mnemonic.Fistp, Mnemonic.Fisttp, Mnemonic.Fbstp,
+        Mnemonic.Fadd, Mnemonic.Faddp, Mnemonic.Fiadd, Mnemonic.Fmul, Mnemonic.Fmulp, Mnemonic.Fimul, Mnemonic.Fsub, Mnemonic.Fsubp,
+        Mnemonic.Fisub, Mnemonic.Fsubr, Mnemonic.Fsubrp, Mnemonic.Fisubr, Mnemonic.Fdiv, Mnemonic.Fdivp, Mnemonic.Fidiv, Mnemonic.Fdivr,
+        Mnemonic.Fdivrp, Mnemonic.Fidivr, Mnemonic.Fcom, Mnemonic.Fcomp, Mnemonic.Fcompp, Mnemonic.Ficom, Mnemonic.Ficomp, Mnemonic.Fucom,
+        Mnemonic.Fucomp, Mnemonic.Fucompp, Mnemonic.Fcomi, Mnemonic.Fcomip, Mnemonic.Fucomi, Mnemonic.Fucomip, Mnemonic.Ftst, Mnemonic.Fxch,
+        Mnemonic.Fcmovb, Mnemonic.Fcmove, Mnemonic.Fcmovbe, Mnemonic.Fcmovu, Mnemonic.Fcmovnb, Mnemonic.Fcmovne, Mnemonic.Fcmovnbe,
+        Mnemonic.Fcmovnu, Mnemonic.Ffree, Mnemonic.Fincstp, Mnemonic.Fdecstp, Mnemonic.Fnop, Mnemonic.Fchs, Mnemonic.Fabs, Mnemonic.Fsqrt,
+        Mnemonic.Frndint, Mnemonic.Fxam, Mnemonic.Fscale, Mnemonic.Fxtract, Mnemonic.Fprem, Mnemonic.Fprem1);
+
+    private static readonly Code[] s_x87ControlCodes = CodesFor(null,
+        Mnemonic.Fninit, Mnemonic.Fnclex, Mnemonic.Fldcw, Mnemonic.Fnstcw, Mnemonic.Fnstsw, Mnemonic.Fnstenv, Mnemonic.Fldenv,
+        Mnemonic.Fnsave, Mnemonic.Frstor, Mnemonic.Wait, Mnemonic.Fld, Mnemonic.Fadd, Mnemonic.Fstp);
+
+    private static readonly Code[] s_mmxCodes = CodesFor(c => !NoMmx(c) || c == Code.Emms,
+        Mnemonic.Paddb, Mnemonic.Paddw, Mnemonic.Paddd, Mnemonic.Paddq, Mnemonic.Psubb, Mnemonic.Psubw, Mnemonic.Psubd, Mnemonic.Psubq,
+        Mnemonic.Paddsb, Mnemonic.Paddsw, Mnemonic.Paddusb, Mnemonic.Paddusw, Mnemonic.Psubsb, Mnemonic.Psubsw, Mnemonic.Psubusb,
+        Mnemonic.Psubusw, Mnemonic.Pmullw, Mnemonic.Pmulhw, Mnemonic.Pmulhuw, Mnemonic.Pmuludq, Mnemonic.Pmaddwd, Mnemonic.Pavgb,
+        Mnemonic.Pavgw, Mnemonic.Pminub, Mnemonic.Pmaxub, Mnemonic.Pminsw, Mnemonic.Pmaxsw, Mnemonic.Psadbw, Mnemonic.Pcmpeqb,
+        Mnemonic.Pcmpeqw, Mnemonic.Pcmpeqd, Mnemonic.Pcmpgtb, Mnemonic.Pcmpgtw, Mnemonic.Pcmpgtd, Mnemonic.Pand, Mnemonic.Pandn,
+        Mnemonic.Por, Mnemonic.Pxor, Mnemonic.Punpcklbw, Mnemonic.Punpcklwd, Mnemonic.Punpckldq, Mnemonic.Punpckhbw,
+        Mnemonic.Punpckhwd, Mnemonic.Punpckhdq, Mnemonic.Packsswb, Mnemonic.Packssdw, Mnemonic.Packuswb, Mnemonic.Psllw,
+        Mnemonic.Pslld, Mnemonic.Psllq, Mnemonic.Psrlw, Mnemonic.Psrld, Mnemonic.Psrlq, Mnemonic.Psraw, Mnemonic.Psrad,
+        Mnemonic.Pabsb, Mnemonic.Pabsw, Mnemonic.Pabsd, Mnemonic.Pmaddubsw, Mnemonic.Pmulhrsw, Mnemonic.Psignb, Mnemonic.Psignw,
+        Mnemonic.Psignd, Mnemonic.Phaddw, Mnemonic.Phaddd, Mnemonic.Phaddsw, Mnemonic.Phsubw, Mnemonic.Phsubd, Mnemonic.Phsubsw,
+        Mnemonic.Pshufb, Mnemonic.Palignr, Mnemonic.Pshufw, Mnemonic.Pmovmskb, Mnemonic.Pextrw, Mnemonic.Pinsrw, Mnemonic.Movd,
+        Mnemonic.Movq, Mnemonic.Movntq, Mnemonic.Movq2dq, Mnemonic.Movdq2q, Mnemonic.Cvtpi2ps, Mnemonic.Cvtpi2pd, Mnemonic.Cvtps2pi,
+        Mnemonic.Cvttps2pi, Mnemonic.Cvtpd2pi, Mnemonic.Cvttpd2pi, Mnemonic.Emms);
+
     private static Dictionary<string, Family> BuildFamilies()
     {
         var families = new Dictionary<string, Family>();
@@ -140,8 +171,31 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "sse-cvt", Codes = s_sseConvertCodes, Build = g => FloatCase(g, s_sseConvertCodes) });
         Add(new Family { Name = "sse42", Codes = s_sse42Codes, Build = BuildSse42 });
         Add(new Family { Name = "bmi", Codes = s_bmiCodes, Build = BuildBmi });
+        Add(new Family { Name = "x87", Codes = s_x87Codes, Build = g => X87Case(g, s_x87Codes) });
+        Add(new Family { Name = "x87-control", Codes = s_x87ControlCodes, Build = g => X87Case(g, s_x87ControlCodes) });
         Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
+        Add(new Family { Name = "mmx", Codes = s_mmxCodes, Build = BuildMmx });
         return families;
+    }
+
+    /// <summary>MMX cases: random x87 register contents (the MMX registers alias their significands) and tags.</summary>
+    private static void BuildMmx(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+        int top = r.Chance(0.5) ? 0 : r.Below(8);
+        BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(2), (ushort)(top << 11));
+        g.Case.Fx[4] = r.Chance(0.5) ? (byte)0xFF : (byte)r.Next();
+        for (int i = 0; i < 8; i++)
+        {
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(32 + (16 * i)), r.Value());
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(40 + (16 * i)), r.Chance(0.5) ? (ushort)0xFFFF : (ushort)r.Next());
+        }
+
+        int n = 1 + r.Below(5);
+        for (int i = 0; i < n; i++)
+        {
+            g.AddRandom(r.Chance(0.1) ? s_x87ControlCodes : r.Chance(0.1) ? s_sseIntegerCodes : s_mmxCodes);
+        }
     }
 
     /// <summary>count instructions from <paramref name="codes"/>, mixed with a few from <paramref name="mix"/>.</summary>
@@ -313,6 +367,82 @@ internal sealed partial class DiffGenerator
         }
 
         Sequence(g, s_bmiCodes, 1, 4, s_aluCodes);
+    }
+
+    /// <summary>x87 cases: a random stack (TOP, tags, extended values), control word and float-shaped memory.</summary>
+    private static void X87Case(CaseBuilder g, Code[] codes)
+    {
+        CaseRandom r = g.Random;
+        int top = r.Below(8);
+        byte valid = (byte)r.Next();
+        if (r.Chance(0.3))
+        {
+            valid = 0xFF;
+        }
+
+        // FCW: random rounding and precision, exceptions mostly masked.
+        ushort fcw = (ushort)(0x37F & ~0x0F00);
+        fcw |= (ushort)(r.Below(4) << 10);
+        fcw |= (ushort)((r.Chance(0.6) ? 3 : r.Below(4)) << 8);
+        if (r.Chance(0.15))
+        {
+            fcw &= (ushort)~(1 << r.Below(6));
+        }
+
+        ushort fsw = (ushort)((top << 11) | (r.Chance(0.3) ? (ushort)(r.Next() & 0x473F) : 0));
+        if ((fsw & ~fcw & 0x3F) != 0)
+        {
+            fsw |= 0x8080; // a pending unmasked exception is consistent only with ES/B set
+        }
+
+        BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(0), fcw);
+        BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(2), fsw);
+        g.Case.Fx[4] = valid;
+        for (int i = 0; i < 8; i++)
+        {
+            (ulong significand, ushort signExponent) = ExtendedValues.Next(r);
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(32 + (16 * i)), significand);
+            BitConverter.TryWriteBytes(g.Case.Fx.AsSpan(40 + (16 * i)), signExponent);
+        }
+
+        foreach (Register p in g.Pointers)
+        {
+            int offset = (int)((g.GetRegister(p) - DiffCase.DataBase) & ~15UL) - 0x80;
+            byte[] bytes = new byte[0x100];
+            for (int i = 0; i < bytes.Length; i += 16)
+            {
+                switch (r.Below(4))
+                {
+                    case 0:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i), FloatValues.Double(r));
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i + 8), FloatValues.Double(r));
+                        break;
+                    case 1:
+                        for (int k = 0; k < 16; k += 4)
+                        {
+                            BitConverter.TryWriteBytes(bytes.AsSpan(i + k), FloatValues.Single(r));
+                        }
+
+                        break;
+                    case 2:
+                        (ulong s, ushort e) = ExtendedValues.Next(r);
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i), s);
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i + 8), e);
+                        break;
+                    default:
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i), (long)(r.Below(2001) - 1000));
+                        BitConverter.TryWriteBytes(bytes.AsSpan(i + 8), r.Value());
+                        break;
+                }
+            }
+
+            if (offset >= 0 && offset + bytes.Length <= DiffCase.DataSize)
+            {
+                g.Patch(offset, bytes);
+            }
+        }
+
+        Sequence(g, codes, 1, 5);
     }
 
     private static void BuildBranches(CaseBuilder g)
@@ -503,6 +633,18 @@ internal sealed partial class DiffGenerator
 
         switch (ins.Mnemonic)
         {
+            case Mnemonic.F2xm1:
+            case Mnemonic.Fyl2x:
+            case Mnemonic.Fyl2xp1:
+            case Mnemonic.Fptan:
+            case Mnemonic.Fpatan:
+            case Mnemonic.Fsin:
+            case Mnemonic.Fcos:
+            case Mnemonic.Fsincos:
+            case Mnemonic.Rcpps:
+            case Mnemonic.Rcpss:
+            case Mnemonic.Rsqrtps:
+            case Mnemonic.Rsqrtss:
             case Mnemonic.Syscall:
             case Mnemonic.Sysenter:
             case Mnemonic.Rdtsc:

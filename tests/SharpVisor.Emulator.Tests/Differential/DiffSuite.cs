@@ -17,7 +17,7 @@ internal sealed class DiffSuite : IDisposable
         _emulator = new EmulatorHarness(_native.QueryExitSlot());
     }
 
-    public CompareOptions Options { get; init; } = new(CompareX87: false);
+    public CompareOptions Options { get; init; } = new(CompareX87: true);
 
     /// <summary>Runs <paramref name="count"/> cases of <paramref name="family"/> from run seed <paramref name="seed"/>.</summary>
     public DiffReport Run(string family, ulong seed, int count, int firstIndex = 0)
@@ -79,6 +79,7 @@ internal sealed class DiffSuite : IDisposable
 
         report.Elapsed = clock.Elapsed;
         report.Diagnostics.AddRange(_emulator.Diagnostics.Distinct());
+        report.Diagnostics.AddRange(_emulator.TaintReasons.Select(kv => $"skipped because {kv.Key} read an undefined flag: {kv.Value}"));
         return report;
     }
 
@@ -91,6 +92,7 @@ internal sealed class DiffSuite : IDisposable
         text.AppendLine($"case {c.Reproducer}: {c.Listing}");
         text.AppendLine($"  code {Convert.ToHexString(c.Code).ToLowerInvariant()}");
         text.AppendLine($"  in:  rflags 0x{c.Rflags:x} " + string.Join(" ", c.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+        text.AppendLine("  in:  " + X87Text(c.Fx));
         text.AppendLine($"  in:  mxcsr 0x{BitConverter.ToUInt32(c.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(c.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
         foreach ((string name, DiffResult? r) in new[] { ("native", native), ("emulator", (DiffResult?)emulated) })
         {
@@ -101,12 +103,17 @@ internal sealed class DiffSuite : IDisposable
             }
 
             text.AppendLine($"  {name}: {r.Describe()} rflags 0x{r.Rflags:x} " + string.Join(" ", r.Gpr.Select((v, i) => $"r{i}=0x{v:x}")));
+            text.AppendLine($"  {name}: " + X87Text(r.Fx));
             text.AppendLine($"  {name}: mxcsr 0x{BitConverter.ToUInt32(r.Fx, 24):x} " + string.Join(" ", Enumerable.Range(0, 16).Select(i => $"xmm{i}={Convert.ToHexString(r.Fx.AsSpan(160 + (16 * i), 16)).ToLowerInvariant()}")));
         }
 
         text.AppendLine($"  undefined flags: {(undefined is ulong u ? $"0x{u:x}" : "tainted")}");
         return text.ToString();
     }
+
+    private static string X87Text(byte[] fx) =>
+        $"fcw {BitConverter.ToUInt16(fx, 0):x4} fsw {BitConverter.ToUInt16(fx, 2):x4} ftw {fx[4]:x2} fop {BitConverter.ToUInt16(fx, 6):x3} " +
+        string.Join(" ", Enumerable.Range(0, 8).Select(i => $"st{i}={BitConverter.ToUInt16(fx, 40 + (16 * i)):x4}:{BitConverter.ToUInt64(fx, 32 + (16 * i)):x16}"));
 
     public void Dispose()
     {

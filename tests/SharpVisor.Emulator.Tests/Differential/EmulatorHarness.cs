@@ -30,6 +30,9 @@ internal sealed class EmulatorHarness : IDisposable
 
     public List<string> Diagnostics { get; } = new();
 
+    /// <summary>Mnemonics that read a flag an earlier instruction left undefined (why cases were skipped).</summary>
+    public Dictionary<string, int> TaintReasons { get; } = new();
+
     /// <summary>Runs a case; <paramref name="undefinedFlags"/> gets the flags left undefined by the executed path, or null when an instruction read an undefined flag.</summary>
     public DiffResult Run(DiffCase c, out ulong? undefinedFlags)
     {
@@ -99,8 +102,10 @@ internal sealed class EmulatorHarness : IDisposable
                 break;
             }
 
-            if (((ulong)ins.RflagsRead & undefined) != 0)
+            // Only RFLAGS matter here: x87 condition codes (which Iced also tracks) are compared exactly.
+            if ((ToRflagsBits((ulong)ins.RflagsRead) & ToRflagsBits(undefined)) != 0)
             {
+                TaintReasons[ins.Mnemonic.ToString()] = TaintReasons.GetValueOrDefault(ins.Mnemonic.ToString()) + 1;
                 return null;
             }
 

@@ -63,3 +63,39 @@ internal static class FloatValues
         }
     }
 }
+
+/// <summary>x87 extended-precision bit patterns.</summary>
+internal static class ExtendedValues
+{
+    /// <summary>(significand, sign/exponent) of an interesting extended value.</summary>
+    public static (ulong Significand, ushort SignExponent) Next(CaseRandom r)
+    {
+        ushort sign = r.Chance(0.5) ? (ushort)0x8000 : (ushort)0;
+        switch (r.Below(12))
+        {
+            case 0: return (0, sign); // zero
+            case 1: return (1UL << 63, (ushort)(sign | 0x7FFF)); // infinity
+            case 2: return (0xC000_0000_0000_0000UL | (r.Next() >> 2), (ushort)(sign | 0x7FFF)); // QNaN
+            case 3: return ((1UL << 63) | (r.Next() >> 3) | 1, (ushort)(sign | 0x7FFF)); // SNaN
+            case 4: return (r.Next() >> 1, sign); // denormal
+            case 5: return ((r.Next() | (1UL << 63)) & (r.Chance(0.5) ? 0xFFFF_FF00_0000_0000UL : ulong.MaxValue), (ushort)(sign | (0x3FFF + r.Below(64) - 32))); // modest
+            case 6:
+            {
+                // Exactly a double or single (ties and exact results).
+                ulong d = FloatValues.Double(r);
+                int e = (int)((d >> 52) & 0x7FF);
+                if (e == 0 || e == 0x7FF)
+                {
+                    return ((1UL << 63) | (d << 11), (ushort)(sign | 0x3FFF));
+                }
+
+                return ((1UL << 63) | (d << 11), (ushort)(sign | (e - 1023 + 16383)));
+            }
+
+            case 7: return ((long)r.Below(1000) is long v && v > 0 ? (ulong)v << System.Numerics.BitOperations.LeadingZeroCount((ulong)v) : 1UL << 63, (ushort)(sign | (0x3FFF + 9 - (int)(r.Next() % 3))));
+            case 8: return (r.Next() | (1UL << 63), (ushort)(sign | (r.Chance(0.5) ? 0x7FFE - r.Below(3) : 1 + r.Below(3)))); // near overflow/underflow
+            case 9: return (r.Next() & ~(1UL << 63), (ushort)(sign | (1 + r.Below(0x7FFE)))); // unnormal (invalid operand)
+            default: return (r.Next() | (1UL << 63), (ushort)(sign | (0x3FFF + r.Below(200) - 100)));
+        }
+    }
+}
