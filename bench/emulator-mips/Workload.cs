@@ -21,7 +21,8 @@ internal static class Workload
     private const ulong DataArea = LoadAddress + 0x1_0000;
     private const ulong Gdt = DataArea;
     private const ulong GdtPointer = DataArea + 0x20;
-    private const ulong Pml4 = DataArea + 0x1000;
+    /// <summary>The image's identity page tables (the first 1 GiB in 2 MiB pages): CR3 for the 64-bit entry.</summary>
+    public const ulong Pml4 = DataArea + 0x1000;
     private const ulong Pdpt = DataArea + 0x2000;
     private const ulong Pd = DataArea + 0x3000;
     private const int ImageSize = 0x1_4000;

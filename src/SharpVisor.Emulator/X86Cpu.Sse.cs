@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
@@ -99,7 +100,7 @@ public sealed unsafe partial class X86Cpu
     internal Vector128<byte> Read128(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF0)
+        if (e.ReadTag == Tag(linear) && (linear & 0xFFF) <= 0xFF0)
         {
             return Unsafe.ReadUnaligned<Vector128<byte>>((void*)((nint)linear + e.Addend));
         }
@@ -113,7 +114,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write128(ulong linear, Vector128<byte> value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF0)
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= 0xFF0)
         {
             Unsafe.WriteUnaligned((void*)((nint)linear + e.Addend), value);
             return;
