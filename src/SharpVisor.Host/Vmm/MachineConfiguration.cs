@@ -1,4 +1,5 @@
 using SharpVisor.Boot;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Host.Vmm;
 
@@ -22,6 +23,12 @@ public sealed record MachineConfiguration
     public int VcpuCount { get; init; } = 1;
 
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
+
+    /// <summary>
+    /// The emulator's paging technique (<c>--mmu shadow|nested</c>); null means shadow. Asking for
+    /// one together with <see cref="AcceleratorKind.Kvm"/> is an error; when auto picks KVM it is ignored.
+    /// </summary>
+    public MmuMode? Mmu { get; init; }
 
     /// <summary>The KVM device node (a test can name a missing one).</summary>
     public string KvmDevicePath { get; init; } = "/dev/kvm";
