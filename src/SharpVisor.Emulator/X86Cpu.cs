@@ -135,6 +135,21 @@ public sealed unsafe partial class X86Cpu
 
     public ulong Efer => _efer;
 
+    /// <summary>XCR0 (the XSAVE feature mask); only the components in <see cref="CpuModel.SupportedXcr0"/>, x87 always.</summary>
+    public ulong Xcr0
+    {
+        get => _xcr0;
+        set
+        {
+            if ((value & 1) == 0 || (value & ~CpuModel.SupportedXcr0) != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "unsupported XCR0 value");
+            }
+
+            _xcr0 = value;
+        }
+    }
+
     /// <summary>A general register by number (RAX=0, RCX=1, ... R15=15).</summary>
     public ulong GetRegister(int index) => _regs[CheckGpr(index)];
 
@@ -185,6 +200,7 @@ public sealed unsafe partial class X86Cpu
         _cr0 = 0x6000_0010;
         _cr2 = _cr3 = _cr4 = _cr8 = _efer = 0;
         _xcr0 = 1;
+        _xinuse = 0;
         _mxcsr = 0x1F80;
         Array.Clear(_dr);
         _dr[6] = 0xFFFF_0FF0;
