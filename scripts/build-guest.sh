@@ -128,10 +128,6 @@ if [ "$VERIFY" = 0 ] && [ "$REFRESH" != 1 ] && fast_path; then
 	exit 0
 fi
 
-cand_version() { # candidate version of a package, empty if unknown
-	apt-cache show --no-all-versions "$1" 2>/dev/null | sed -n 's/^Version: //p' | head -n1
-}
-
 # Which versions to build: reuse the ones recorded in current/ unless asked
 # to refresh, so a recipe change never needs apt.
 KPKG="" KVER="" BBVER=""
@@ -148,8 +144,12 @@ if [ -z "$KPKG" ] || [ -z "$KVER" ] || [ -z "$BBVER" ]; then
 			sed -n 's/^ *Depends: \(linux-image-[0-9][^ ]*\)$/\1/p' | head -n1)
 		KVER="" BBVER=""
 		[ -n "$KPKG" ] || return 1
-		KVER=$(cand_version "$KPKG")
-		BBVER=$(cand_version "$BUSYBOX_PKG")
+		# One apt-cache call for both candidates (each call costs ~1 s).
+		local pkg ver
+		while read -r pkg ver; do
+			case "$pkg" in "$KPKG") KVER=$ver ;; "$BUSYBOX_PKG") BBVER=$ver ;; esac
+		done < <(apt-cache show --no-all-versions "$KPKG" "$BUSYBOX_PKG" 2>/dev/null |
+			awk '/^Package: /{p=$2} /^Version: /{print p, $2}')
 		[ -n "$KVER" ] && [ -n "$BBVER" ]
 	}
 	if [ "$REFRESH" = 1 ]; then apt_update_once; fi
@@ -175,8 +175,9 @@ deb_path() {
 		mv "$tmp"/*.deb "$f"
 		rm -rf "$tmp"
 	fi
-	[ "$(dpkg-deb -f "$f" Package)" = "$pkg" ] && [ "$(dpkg-deb -f "$f" Version)" = "$ver" ] ||
+	if [ "$(dpkg-deb -f "$f" Package)" != "$pkg" ] || [ "$(dpkg-deb -f "$f" Version)" != "$ver" ]; then
 		die "$f is not $pkg $ver"
+	fi
 	printf '%s\n' "$f"
 }
 KDEB=$(deb_path "$KPKG" "$KVER")
@@ -358,6 +359,10 @@ mv -f "$OUT/manifest.txt.tmp" "$OUT/manifest.txt"
 # Relative symlink, swapped atomically.
 ln -sfn "$DIR_NAME" "$CACHE_ROOT/current.tmp"
 mv -Tf "$CACHE_ROOT/current.tmp" "$CACHE_ROOT/current"
+# Old .debs are only needed to rebuild old versions; keep the cache small.
+for f in "$DEB_DIR"/*.deb; do
+	[ "$f" = "$KDEB" ] || [ "$f" = "$BBDEB" ] || rm -f "$f"
+done
 log "done: $OUT ($(stat -c %s "$OUT/vmlinuz") + $(stat -c %s "$OUT/initrd.img") bytes)"
 
 fast_path || die "fresh build does not pass its own manifest check"

@@ -17,4 +17,10 @@ public enum CpuStopReason
 
     /// <summary><see cref="X86Cpu.RequestStop"/> was called.</summary>
     StopRequested,
+
+    /// <summary>A fault while delivering a double fault: the processor shuts down (system mode only).</summary>
+    TripleFault,
+
+    /// <summary>The CPU is in the wait-for-SIPI state after INIT.</summary>
+    WaitingForStartup,
 }

@@ -39,6 +39,8 @@ public static unsafe partial class LibC
     public const int EFD_CLOEXEC = 0x80000;
     public const int EFD_NONBLOCK = 0x800;
 
+    public const int EPERM = 1;
+    public const int ESRCH = 3;
     public const int EINTR = 4;
     public const int EAGAIN = 11;
     public const int EACCES = 13;
@@ -108,6 +110,10 @@ public static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "sigaction", SetLastError = true)]
     public static partial int Sigaction(int signal, SigAction* action, SigAction* oldAction);
+
+    /// <summary>glibc's SIGRTMIN: the first real-time signal left to applications (glibc keeps a few for itself).</summary>
+    [LibraryImport(Library, EntryPoint = "__libc_current_sigrtmin")]
+    public static partial int LibcCurrentSigrtmin();
 
     [LibraryImport(Library, EntryPoint = "strerror")]
     private static partial nint StrerrorNative(int errno);

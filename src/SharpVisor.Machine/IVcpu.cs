@@ -18,6 +18,10 @@ public interface IVcpu : IDisposable
 
     VcpuExit Run();
 
-    /// <summary>Makes a blocked <see cref="Run"/> return soon; callable from any thread.</summary>
+    /// <summary>
+    /// Makes <see cref="Run"/> return <see cref="VcpuExitReason.Stopped"/> soon (or at once, if it
+    /// has not entered the guest yet); callable from any thread. The runner then decides whether
+    /// the machine is stopping or pausing.
+    /// </summary>
     void Kick();
 }

@@ -3,18 +3,24 @@ namespace SharpVisor.Machine;
 /// <summary>
 /// Runs each vCPU on its own thread until the machine stops. A vCPU whose run ends for a
 /// reason of its own (triple fault, internal error) stops the whole machine as crashed.
+/// Pausing kicks every vCPU out of its run call and parks its thread until resumed.
 /// </summary>
 public sealed class VirtualMachineRunner
 {
     private readonly IVirtualMachine _machine;
     private readonly IReadOnlyList<IVcpu> _vcpus;
     private readonly List<VcpuExit> _exits = new();
+    private readonly ManualResetEventSlim _running = new(true);
+    private readonly object _pauseLock = new();
+    private int _parkedVcpus;
 
     public VirtualMachineRunner(IVirtualMachine machine, IReadOnlyList<IVcpu> vcpus)
     {
         _machine = machine;
         _vcpus = vcpus;
     }
+
+    public bool IsPaused => !_running.IsSet;
 
     /// <summary>How each vCPU's run ended, in the order they ended.</summary>
     public IReadOnlyList<VcpuExit> Exits
@@ -31,12 +37,42 @@ public sealed class VirtualMachineRunner
     /// <summary>The first exit that was a failure (the one a crash report should show), if any.</summary>
     public VcpuExit? FailureExit => Exits.FirstOrDefault(e => e.Reason is not VcpuExitReason.Stopped);
 
+    /// <summary>Stops guest progress: returns once every vCPU is out of its run call (or the timeout passed).</summary>
+    public bool Pause(TimeSpan timeout)
+    {
+        _running.Reset();
+        foreach (IVcpu vcpu in _vcpus)
+        {
+            vcpu.Kick();
+        }
+
+        DateTime deadline = DateTime.UtcNow + timeout;
+        lock (_pauseLock)
+        {
+            while (Volatile.Read(ref _parkedVcpus) < _vcpus.Count && !_machine.Control.IsStopRequested)
+            {
+                TimeSpan left = deadline - DateTime.UtcNow;
+                if (left <= TimeSpan.Zero)
+                {
+                    return false;
+                }
+
+                Monitor.Wait(_pauseLock, left);
+            }
+        }
+
+        return true;
+    }
+
+    public void Resume() => _running.Set();
+
     /// <summary>Runs until the machine stops or <paramref name="timeout"/> elapses; returns false on timeout.</summary>
     public bool Run(TimeSpan? timeout = null)
     {
         MachineControl control = _machine.Control;
         control.OnStop(() =>
         {
+            _running.Set();
             foreach (IVcpu vcpu in _vcpus)
             {
                 vcpu.Kick();
@@ -71,14 +107,29 @@ public sealed class VirtualMachineRunner
 
     private void RunVcpu(IVcpu vcpu)
     {
+        MachineControl control = _machine.Control;
         VcpuExit exit;
-        try
+        while (true)
         {
-            exit = vcpu.Run();
-        }
-        catch (Exception e)
-        {
-            exit = new VcpuExit(vcpu.Id, VcpuExitReason.InternalError, $"{e.GetType().Name}: {e.Message}");
+            try
+            {
+                exit = vcpu.Run();
+            }
+            catch (Exception e)
+            {
+                exit = new VcpuExit(vcpu.Id, VcpuExitReason.InternalError, $"{e.GetType().Name}: {e.Message}");
+            }
+
+            // A kick returns Stopped: either the machine is stopping, or a pause wants the thread parked.
+            if (exit.Reason != VcpuExitReason.Stopped || control.IsStopRequested)
+            {
+                break;
+            }
+
+            if (!_running.IsSet)
+            {
+                Park();
+            }
         }
 
         lock (_exits)
@@ -91,14 +142,29 @@ public sealed class VirtualMachineRunner
             case VcpuExitReason.Stopped:
                 break;
             case VcpuExitReason.Shutdown:
-                _machine.Control.Crash($"vCPU {vcpu.Id} triple-faulted (shutdown)");
+                control.Crash($"vCPU {vcpu.Id} triple-faulted (shutdown)");
                 break;
             case VcpuExitReason.HaltedForever:
-                _machine.Control.Crash($"vCPU {vcpu.Id} halted with interrupts disabled");
+                control.Crash($"vCPU {vcpu.Id} halted with interrupts disabled");
                 break;
             default:
-                _machine.Control.Crash($"vCPU {vcpu.Id}: {exit.Detail}");
+                control.Crash($"vCPU {vcpu.Id}: {exit.Detail}");
                 break;
+        }
+    }
+
+    private void Park()
+    {
+        lock (_pauseLock)
+        {
+            _parkedVcpus++;
+            Monitor.PulseAll(_pauseLock);
+        }
+
+        _running.Wait();
+        lock (_pauseLock)
+        {
+            _parkedVcpus--;
         }
     }
 }

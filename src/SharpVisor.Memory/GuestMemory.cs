@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
+using SharpVisor.Interop;
 
 namespace SharpVisor.Memory;
 
@@ -168,6 +169,31 @@ public sealed unsafe class GuestMemory : IDisposable
     }
 
     public void Fill(ulong address, int length, byte value) => GetSpan(address, length).Fill(value);
+
+    /// <summary>
+    /// Gives the backing of whole guest pages back to the host (virtio-balloon inflate): the
+    /// memfd pages are freed and later guest reads see zeros. Returns false, touching nothing,
+    /// when the range is not page-aligned, not inside one writable region, or cannot be freed.
+    /// </summary>
+    public bool TryDiscard(ulong address, ulong length)
+    {
+        if (length == 0 || ((address | length) & (MemoryRegion.PageSize - 1)) != 0)
+        {
+            return false;
+        }
+
+        MemoryRegion? r = FindRegion(address, length);
+        if (r is null || r.ReadOnly)
+        {
+            return false;
+        }
+
+        nint host = r.HostAddress + (nint)(address - r.GuestPhysicalAddress);
+
+        // MADV_REMOVE punches a hole in the shared memfd; MADV_DONTNEED alone would only drop
+        // this process's page-table entries and keep the pages in the memfd.
+        return LibC.Madvise(host, (nuint)length, LibC.MADV_REMOVE) == 0;
+    }
 
     public void Dispose()
     {

@@ -8,7 +8,10 @@ namespace SharpVisor.Memory;
 /// </summary>
 public sealed unsafe class MemoryRegion : IDisposable
 {
+    private const int MapFixed = 0x10;
+
     private nint _host;
+    private nint _reservation;
     private int _memfd;
 
     internal MemoryRegion(ulong guestPhysicalAddress, ulong size, bool readOnly, string name)
@@ -35,18 +38,32 @@ public sealed unsafe class MemoryRegion : IDisposable
             throw error;
         }
 
+        // An inaccessible guard page on each side: a host bug that runs off the end of guest
+        // memory faults at once instead of corrupting a neighbouring mapping.
+        _reservation = LibC.Mmap(0, (nuint)(size + 2 * GuardSize), LibC.PROT_NONE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
+        if (_reservation == LibC.MAP_FAILED)
+        {
+            LinuxException error = LinuxException.FromLastError($"mmap of {size >> 20} MiB guest memory reservation");
+            LibC.Close(_memfd);
+            throw error;
+        }
+
         // The host mapping is always writable: read-only applies to the guest (KVM slot flag),
         // the VMM itself writes ROM contents.
-        _host = LibC.Mmap(0, (nuint)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_NORESERVE, _memfd, 0);
+        _host = LibC.Mmap(_reservation + (nint)GuardSize, (nuint)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_NORESERVE | MapFixed, _memfd, 0);
         if (_host == LibC.MAP_FAILED)
         {
             LinuxException error = LinuxException.FromLastError($"mmap of {size >> 20} MiB guest memory");
+            LibC.Munmap(_reservation, (nuint)(size + 2 * GuardSize));
             LibC.Close(_memfd);
             throw error;
         }
     }
 
     public const ulong PageSize = 4096;
+
+    /// <summary>Size of the PROT_NONE guard mapped just below and just above <see cref="HostAddress"/>.</summary>
+    public const ulong GuardSize = PageSize;
 
     public ulong GuestPhysicalAddress { get; }
 
@@ -66,9 +83,10 @@ public sealed unsafe class MemoryRegion : IDisposable
 
     public void Dispose()
     {
-        if (_host != 0)
+        if (_reservation != 0)
         {
-            LibC.Munmap(_host, (nuint)Size);
+            LibC.Munmap(_reservation, (nuint)(Size + 2 * GuardSize));
+            _reservation = 0;
             _host = 0;
         }
 

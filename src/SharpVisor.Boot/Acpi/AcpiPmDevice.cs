@@ -1,0 +1,203 @@
+using System.Diagnostics;
+using SharpVisor.Machine;
+
+namespace SharpVisor.Boot.Acpi;
+
+/// <summary>
+/// The ACPI fixed-hardware register block the FADT points at, on I/O ports:
+/// <code>
+/// base+0x0 PM1a_STS (16-bit, write-one-to-clear)   base+0x2 PM1a_EN (16-bit)
+/// base+0x4 PM1a_CNT (16-bit: SCI_EN, SLP_TYP, SLP_EN)
+/// base+0x8 PM_TMR   (32-bit, 3.579545 MHz)          base+0xC RESET (write 0x01)
+/// </code>
+/// Linux's poweroff writes SLP_TYP=S5 with SLP_EN, which powers the machine off; the reset
+/// register resets it; <see cref="PressPowerButton"/> raises the fixed power-button event
+/// (PWRBTN_STS, and SCI while PWRBTN_EN is set) so the guest can shut down gracefully.
+/// </summary>
+public sealed class AcpiPmDevice : IPortIoDevice
+{
+    public const ushort DefaultBasePort = 0x600;
+    public const byte DefaultSciIrq = 9;
+    public const ushort PortCount = 16;
+
+    public const int Pm1EventOffset = 0x0;
+    public const int Pm1ControlOffset = 0x4;
+    public const int PmTimerOffset = 0x8;
+    public const int ResetOffset = 0xC;
+    public const byte Pm1EventLength = 4;
+    public const byte Pm1ControlLength = 2;
+    public const byte PmTimerLength = 4;
+    public const byte ResetValue = 0x01;
+
+    /// <summary>SLP_TYP for soft-off, as the DSDT's \_S5 package says.</summary>
+    public const byte S5SleepType = 5;
+
+    public const ushort TimerStatus = 1 << 0;
+    public const ushort GlobalStatus = 1 << 5;
+    public const ushort PowerButtonStatus = 1 << 8;
+    public const ushort SleepButtonStatus = 1 << 9;
+    public const ushort RtcStatus = 1 << 10;
+    public const ushort WakeStatus = 1 << 15;
+
+    public const ushort SciEnable = 1 << 0;
+    public const ushort SleepEnable = 1 << 13;
+
+    public const long TimerFrequency = 3_579_545;
+
+    private const ushort EventBits = TimerStatus | GlobalStatus | PowerButtonStatus | SleepButtonStatus | RtcStatus;
+
+    private readonly MachineControl _control;
+    private readonly InterruptLine _sci;
+    private readonly object _lock = new();
+    private readonly long _timerStart = Stopwatch.GetTimestamp();
+    private ushort _status;
+    private ushort _enable;
+    private ushort _control1 = SciEnable;
+    private bool _sciLevel;
+
+    public AcpiPmDevice(MachineControl control, InterruptLine sci)
+    {
+        _control = control;
+        _sci = sci;
+    }
+
+    /// <summary>Where guest mistakes (an unsupported sleep state) are reported.</summary>
+    public Action<string>? Log { get; set; }
+
+    public ushort Pm1Status
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _status;
+            }
+        }
+    }
+
+    public ushort Pm1Enable
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _enable;
+            }
+        }
+    }
+
+    public bool SciAsserted
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _sciLevel;
+            }
+        }
+    }
+
+    /// <summary>The control plane's graceful shutdown request: a fixed-feature power-button press.</summary>
+    public void PressPowerButton()
+    {
+        lock (_lock)
+        {
+            _status |= PowerButtonStatus;
+            UpdateSci();
+        }
+    }
+
+    public void Read(ushort offset, Span<byte> data)
+    {
+        uint timer = (uint)((Stopwatch.GetTimestamp() - _timerStart) * TimerFrequency / Stopwatch.Frequency);
+        lock (_lock)
+        {
+            for (int i = 0; i < data.Length; i++)
+            {
+                int o = offset + i;
+                data[i] = o switch
+                {
+                    0 or 1 => (byte)(_status >> (8 * o)),
+                    2 or 3 => (byte)(_enable >> (8 * (o - 2))),
+                    4 or 5 => (byte)((_control1 & ~SleepEnable) >> (8 * (o - 4))),
+                    >= 8 and < 12 => (byte)(timer >> (8 * (o - 8))),
+                    _ => 0,
+                };
+            }
+        }
+    }
+
+    public void Write(ushort offset, ReadOnlySpan<byte> data)
+    {
+        bool powerOff = false;
+        bool reset = false;
+        lock (_lock)
+        {
+            ushort controlWritten = _control1;
+            bool controlTouched = false;
+            for (int i = 0; i < data.Length; i++)
+            {
+                int o = offset + i;
+                byte value = data[i];
+                switch (o)
+                {
+                    case 0 or 1:
+                        _status &= (ushort)~(value << (8 * o));
+                        break;
+                    case 2 or 3:
+                        int shift = 8 * (o - 2);
+                        _enable = (ushort)((_enable & ~(0xFF << shift)) | (value << shift));
+                        break;
+                    case 4 or 5:
+                        int s = 8 * (o - 4);
+                        controlWritten = (ushort)((controlWritten & ~(0xFF << s)) | (value << s));
+                        controlTouched = true;
+                        break;
+                    case ResetOffset:
+                        reset |= value == ResetValue;
+                        break;
+                }
+            }
+
+            if (controlTouched)
+            {
+                // SCI_EN stays set: there is no legacy (non-ACPI) mode to return to.
+                _control1 = (ushort)((controlWritten & ~SleepEnable) | SciEnable);
+                if ((controlWritten & SleepEnable) != 0)
+                {
+                    int sleepType = (controlWritten >> 10) & 7;
+                    if (sleepType == S5SleepType)
+                    {
+                        powerOff = true;
+                    }
+                    else
+                    {
+                        Log?.Invoke($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
+                    }
+                }
+            }
+
+            UpdateSci();
+        }
+
+        if (powerOff)
+        {
+            _control.PowerOff("guest entered ACPI S5 (soft off)");
+        }
+
+        if (reset)
+        {
+            _control.Reset("guest wrote the ACPI reset register");
+        }
+    }
+
+    private void UpdateSci()
+    {
+        bool level = (_status & _enable & EventBits) != 0;
+        if (level != _sciLevel)
+        {
+            _sciLevel = level;
+            _sci.Set(level);
+        }
+    }
+}

@@ -1,0 +1,83 @@
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Boot;
+
+/// <summary>
+/// The GDT the VMM loads before entering a kernel. Selectors follow Linux's boot GDT
+/// (__BOOT_CS = 0x10, __BOOT_DS = 0x18), which Linux's 64-bit protocol requires and which
+/// serves Multiboot kernels as well; 0x20 is a busy TSS so TR is valid for VM entry.
+/// The segment registers in the entry state are decoded from these same descriptors.
+/// </summary>
+public static class BootGdt
+{
+    public const ushort CodeSelector = 0x10;
+    public const ushort DataSelector = 0x18;
+    public const ushort TssSelector = 0x20;
+
+    /// <summary>Flat 64-bit code: base 0, limit 0xFFFFF pages, P, S, type 0xB (exec/read, accessed), L, G.</summary>
+    public const ulong Code64Descriptor = 0x00AF_9B00_0000_FFFF;
+
+    /// <summary>Flat 32-bit code: as <see cref="Code64Descriptor"/> with D instead of L.</summary>
+    public const ulong Code32Descriptor = 0x00CF_9B00_0000_FFFF;
+
+    /// <summary>Flat data: base 0, limit 4 GiB, P, S, type 0x3 (read/write, accessed), D/B, G.</summary>
+    public const ulong DataDescriptor = 0x00CF_9300_0000_FFFF;
+
+    /// <summary>System descriptor type of a busy 32/64-bit TSS.</summary>
+    public const byte BusyTssType = 0xB;
+
+    /// <summary>Writes the long-mode GDT: 64-bit code at 0x10, data at 0x18, a 16-byte TSS descriptor at 0x20.</summary>
+    public static void WriteLongMode(GuestMemory memory) => Write(memory, Code64Descriptor);
+
+    /// <summary>Writes the protected-mode GDT: 32-bit code at 0x10, data at 0x18, an 8-byte TSS descriptor at 0x20.</summary>
+    public static void WriteProtectedMode(GuestMemory memory) => Write(memory, Code32Descriptor);
+
+    /// <summary>The low 8 bytes of the TSS descriptor; in long mode the next 8 hold base bits 63:32 (zero here).</summary>
+    public static ulong TssDescriptor => EncodeSystem(BootLayout.TssAddress, BootLayout.TssLimit, BusyTssType);
+
+    /// <summary>The hidden-cache view of a code or data descriptor loaded through <paramref name="selector"/>.</summary>
+    public static SegmentRegister ToSegment(ushort selector, ulong descriptor)
+    {
+        uint rawLimit = (uint)(descriptor & 0xFFFF) | (uint)((descriptor >> 32) & 0xF_0000);
+        bool granularity = ((descriptor >> 55) & 1) != 0;
+        return new SegmentRegister
+        {
+            Base = ((descriptor >> 16) & 0xFF_FFFF) | (((descriptor >> 56) & 0xFF) << 24),
+            Limit = granularity ? (rawLimit << 12) | 0xFFF : rawLimit,
+            Selector = selector,
+            Type = (byte)((descriptor >> 40) & 0xF),
+            CodeOrData = ((descriptor >> 44) & 1) != 0,
+            Dpl = (byte)((descriptor >> 45) & 3),
+            Present = ((descriptor >> 47) & 1) != 0,
+            Long = ((descriptor >> 53) & 1) != 0,
+            DefaultBig = ((descriptor >> 54) & 1) != 0,
+            Granularity = granularity,
+        };
+    }
+
+    private static void Write(GuestMemory memory, ulong codeDescriptor)
+    {
+        Span<ulong> gdt = stackalloc ulong[BootLayout.GdtSize / 8];
+        gdt.Clear();
+        gdt[CodeSelector / 8] = codeDescriptor;
+        gdt[DataSelector / 8] = DataDescriptor;
+        gdt[TssSelector / 8] = TssDescriptor;
+        memory.Write(BootLayout.GdtAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(gdt));
+
+        // The slot after the TSS descriptor stays zero: in long mode it is the descriptor's upper
+        // half (base 63:32), a 32-bit CPU never looks at it.
+        memory.Fill(BootLayout.TssAddress, BootLayout.TssSize, 0);
+    }
+
+    /// <summary>A present, DPL 0, byte-granular system descriptor (S = 0).</summary>
+    private static ulong EncodeSystem(ulong baseAddress, uint limit, byte type)
+    {
+        ulong access = type | 0x80UL;
+        return (limit & 0xFFFF)
+            | ((baseAddress & 0xFF_FFFF) << 16)
+            | (access << 40)
+            | ((ulong)((limit >> 16) & 0xF) << 48)
+            | (((baseAddress >> 24) & 0xFF) << 56);
+    }
+}

@@ -1,0 +1,78 @@
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Boot;
+
+/// <summary>
+/// What bzImage and vmlinux boots share once the kernel is in place: the command line, the
+/// initrd, boot_params, the identity page tables, the GDT and the 64-bit entry state.
+/// </summary>
+internal static class LinuxBoot
+{
+    /// <summary>__START_KERNEL_map: where x86-64 Linux maps its image (virtual = physical + this).</summary>
+    public const ulong StartKernelMap = 0xFFFF_FFFF_8000_0000;
+
+    public static BootResult Finish(
+        GuestMemory memory,
+        BootRequest request,
+        MemoryPlan plan,
+        BootParams zeroPage,
+        ulong entry,
+        long commandLineLimit,
+        ulong initrdAddressMax,
+        KernelFormat format,
+        string description)
+    {
+        string kernelFile = request.KernelPath;
+        if (request.Modules.Count > 0)
+        {
+            throw new BootImageException(kernelFile, "modules are for Multiboot kernels; a Linux kernel takes an initrd");
+        }
+
+        byte[] commandLine = BootCommandLine.Encode(kernelFile, request.CommandLine, commandLineLimit);
+        memory.Write(BootLayout.CommandLineAddress, commandLine);
+
+        ulong initrdAddress = 0, initrdSize = 0;
+        if (request.InitrdPath is { } initrd)
+        {
+            (initrdAddress, initrdSize) = LoadInitrd(memory, plan, initrd, initrdAddressMax);
+        }
+
+        zeroPage.SetLoaderFields(BootLayout.CommandLineAddress, initrdAddress, initrdSize, plan.Map);
+        memory.Write(BootLayout.ZeroPageAddress, zeroPage.Bytes);
+        IdentityPageTables.Write(memory);
+        BootGdt.WriteLongMode(memory);
+
+        VcpuState state = BootCpuState.LongMode(entry, BootLayout.ZeroPageAddress);
+        var placements = new List<BootPlacement>(plan.Placements)
+        {
+            new("GDT", BootLayout.GdtAddress, BootLayout.GdtSize),
+            new("boot_params", BootLayout.ZeroPageAddress, BootParams.Size),
+            new("page tables", BootLayout.Pml4Address, (2UL + BootLayout.PageDirectoryCount) * 0x1000),
+            new("command line", BootLayout.CommandLineAddress, (ulong)commandLine.Length),
+        };
+        placements.Sort((a, b) => a.Address.CompareTo(b.Address));
+        return new BootResult(format, description, state, placements, plan.Map);
+    }
+
+    /// <summary>
+    /// Puts the initrd as high as possible below min(initrd_addr_max + 1, top of low RAM),
+    /// page aligned, clear of the kernel's init_size span; Linux finds it through boot_params.
+    /// </summary>
+    private static (ulong Address, ulong Size) LoadInitrd(GuestMemory memory, MemoryPlan plan, string path, ulong initrdAddressMax)
+    {
+        ulong size = (ulong)BootFile.GetLength(path, "initrd");
+        ulong ceiling = Math.Min(initrdAddressMax + 1, plan.Map.LowRamEnd);
+        ulong reserved = (size + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
+        ulong? address = plan.FindHighest(reserved, MemoryRegion.PageSize, BootLayout.KernelMinimumAddress, ceiling);
+        if (address is not { } at)
+        {
+            string kernel = string.Join(", ", plan.Placements.Select(p => $"{p.Name} at 0x{p.Address:x}-0x{p.End:x}"));
+            throw new BootImageException(path, $"initrd ({BootPlacement.FormatSize(size)}) does not fit in guest RAM below 0x{ceiling:x} next to the {kernel}; give the guest more memory");
+        }
+
+        plan.Place(path, "initrd", at, reserved);
+        BootFile.ReadInto(path, "initrd", memory.GetSpan(at, (int)size));
+        return (at, size);
+    }
+}

@@ -1,0 +1,76 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Runtime.InteropServices;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Firecracker;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Cli.Commands;
+
+/// <summary>
+/// <c>sharpvisor vmm</c>: one domain's VMM process, serving the Firecracker REST API on
+/// --api-sock (and its serial console on --console-sock). The daemon starts one per domain;
+/// it also runs on its own, driven by any Firecracker client.
+/// </summary>
+public static class VmmCommand
+{
+    public static Command Create()
+    {
+        var apiSock = new Option<string>("--api-sock") { Description = "Unix socket for the Firecracker API", Required = true };
+        var configFile = new Option<string?>("--config-file") { Description = "Firecracker JSON configuration: configure and start at once" };
+        var id = new Option<int>("--id") { Description = "Domain id (given by the daemon)", DefaultValueFactory = _ => 0 };
+        var name = new Option<string?>("--name") { Description = "Domain name: the instance id reported by GET /" };
+        var consoleSock = new Option<string?>("--console-sock") { Description = "Unix socket for the serial console (default: API socket + .console)" };
+        var stateFile = new Option<string?>("--state-file") { Description = "Keep a JSON state file here (the daemon reads it)" };
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm or auto", DefaultValueFactory = _ => "auto" };
+        accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
+        var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
+        {
+            apiSock, configFile, id, name, consoleSock, stateFile, accel,
+        };
+        command.SetAction((result, cancel) => RunAsync(
+            new VmmServerOptions
+            {
+                ApiSocketPath = result.GetValue(apiSock)!,
+                ConfigFile = result.GetValue(configFile),
+                ConsoleSocketPath = result.GetValue(consoleSock),
+                StateFilePath = result.GetValue(stateFile),
+                Identity = new VmmIdentity(
+                    result.GetValue(name) ?? $"vmm-{result.GetValue(id).ToString(CultureInfo.InvariantCulture)}",
+                    result.GetValue(id),
+                    result.GetValue(accel)!),
+            },
+            cancel));
+        return command;
+    }
+
+    private static async Task<int> RunAsync(VmmServerOptions options, CancellationToken cancel)
+    {
+        using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            terminate.Cancel();
+        });
+        VmmServer server;
+        try
+        {
+            server = await VmmServer.StartAsync(options, new MonitorDomainMachineFactory(), cancel);
+        }
+        catch (Exception e) when (e is ApiException or IOException or UnauthorizedAccessException)
+        {
+            return Toolstack.Fail(e.Message);
+        }
+
+        await using (server)
+        {
+            int status = await server.RunAsync(terminate.Token);
+            if (server.Controller.Status().Stop is { } stop)
+            {
+                Console.Error.WriteLine($"[sharpvisor] domain {options.Identity.InstanceId}: {stop.Detail} (exit status {stop.ExitStatus})");
+            }
+
+            return status;
+        }
+    }
+}

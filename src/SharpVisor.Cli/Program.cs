@@ -1,0 +1,21 @@
+using System.CommandLine;
+using SharpVisor.Cli;
+using SharpVisor.Cli.Commands;
+
+var root = new RootCommand("SharpVisor: a hypervisor platform in C#. Boots Linux guests on KVM.");
+root.Subcommands.Add(RunCommand.Create());
+root.Subcommands.Add(CreateCommand.Create());
+root.Subcommands.Add(ListCommand.Create());
+root.Subcommands.Add(ConsoleCommand.Create());
+root.Subcommands.Add(PauseCommand.Create());
+root.Subcommands.Add(UnpauseCommand.Create());
+root.Subcommands.Add(ShutdownCommand.Create());
+root.Subcommands.Add(RebootCommand.Create());
+root.Subcommands.Add(DestroyCommand.Create());
+root.Subcommands.Add(MemSetCommand.Create());
+root.Subcommands.Add(VcpuPinCommand.Create());
+root.Subcommands.Add(SchedCommand.Create());
+root.Subcommands.Add(TopCommand.Create());
+root.Subcommands.Add(DaemonCommand.Create());
+root.Subcommands.Add(VmmCommand.Create());
+return root.Parse(args).Invoke();

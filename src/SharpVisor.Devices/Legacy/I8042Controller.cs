@@ -1,0 +1,540 @@
+using SharpVisor.Machine;
+
+namespace SharpVisor.Devices.Legacy;
+
+/// <summary>
+/// The PC keyboard controller (Intel 8042): data port 0x60, status/command port 0x64, a PS/2
+/// keyboard that answers commands but never types, and an empty auxiliary (mouse) port.
+/// Enough for Linux's i8042 and atkbd drivers to probe, and for <c>reboot=k</c>: pulsing the
+/// output port's reset line (command 0xFE) resets the machine.
+/// </summary>
+/// <remarks>
+/// Commands complete at once, so the input buffer is never full (IBF stays 0). Bytes for the
+/// guest wait in a small output queue; the head is the output buffer the status register
+/// describes, and the keyboard (IRQ 1) or aux (IRQ 12) line is raised for it when the
+/// command byte enables that interrupt.
+/// </remarks>
+public sealed class I8042Controller
+{
+    public const ushort DataPortAddress = 0x60;
+    public const ushort CommandPortAddress = 0x64;
+    public const uint KeyboardIrq = 1;
+    public const uint AuxIrq = 12;
+
+    // Status register.
+    public const byte StatusOutputFull = 0x01;
+    public const byte StatusInputFull = 0x02;
+    public const byte StatusSystemFlag = 0x04;
+    public const byte StatusLastWriteWasCommand = 0x08;
+    public const byte StatusKeyboardUnlocked = 0x10;
+    public const byte StatusAuxData = 0x20;
+    public const byte StatusTimeout = 0x40;
+
+    // Command byte (controller RAM byte 0).
+    public const byte CommandByteKeyboardInterrupt = 0x01;
+    public const byte CommandByteAuxInterrupt = 0x02;
+    public const byte CommandByteSystemFlag = 0x04;
+    public const byte CommandByteKeyboardDisabled = 0x10;
+    public const byte CommandByteAuxDisabled = 0x20;
+    public const byte CommandByteTranslate = 0x40;
+
+    // Controller commands (written to 0x64).
+    public const byte CommandReadCommandByte = 0x20;
+    public const byte CommandWriteCommandByte = 0x60;
+    public const byte CommandPasswordInstalled = 0xA4;
+    public const byte CommandDisableAux = 0xA7;
+    public const byte CommandEnableAux = 0xA8;
+    public const byte CommandTestAux = 0xA9;
+    public const byte CommandSelfTest = 0xAA;
+    public const byte CommandTestKeyboard = 0xAB;
+    public const byte CommandDisableKeyboard = 0xAD;
+    public const byte CommandEnableKeyboard = 0xAE;
+    public const byte CommandReadInputPort = 0xC0;
+    public const byte CommandReadOutputPort = 0xD0;
+    public const byte CommandWriteOutputPort = 0xD1;
+    public const byte CommandWriteKeyboardOutput = 0xD2;
+    public const byte CommandWriteAuxOutput = 0xD3;
+    public const byte CommandWriteAux = 0xD4;
+    public const byte CommandDisableA20 = 0xDD;
+    public const byte CommandEnableA20 = 0xDF;
+    public const byte CommandReadTestInputs = 0xE0;
+    public const byte CommandPulseResetLine = 0xFE;
+
+    public const byte SelfTestPassed = 0x55;
+    public const byte InterfaceTestPassed = 0x00;
+
+    public const byte OutputPortReset = 0x01; // active low: writing 0 resets the CPU
+    public const byte OutputPortA20 = 0x02;
+
+    // PS/2 keyboard commands and replies.
+    public const byte KeyboardSetLeds = 0xED;
+    public const byte KeyboardEcho = 0xEE;
+    public const byte KeyboardScanCodeSet = 0xF0;
+    public const byte KeyboardGetId = 0xF2;
+    public const byte KeyboardSetTypematic = 0xF3;
+    public const byte KeyboardEnable = 0xF4;
+    public const byte KeyboardResetDisable = 0xF5;
+    public const byte KeyboardSetDefaults = 0xF6;
+    public const byte KeyboardResend = 0xFE;
+    public const byte KeyboardReset = 0xFF;
+    public const byte ReplyAck = 0xFA;
+    public const byte ReplyResend = 0xFE;
+    public const byte ReplySelfTestPassed = 0xAA;
+
+    private const int OutputQueueCapacity = 16;
+
+    private readonly object _lock = new();
+    private readonly InterruptLine _keyboardInterrupt;
+    private readonly InterruptLine _auxInterrupt;
+    private readonly MachineControl _control;
+    private readonly Queue<OutputByte> _output = new();
+    private readonly byte[] _ram = new byte[32];
+
+    private byte _outputPort = 0xCF; // reset inactive, A20 on, keyboard clock/data high
+    private byte _lastOutput;
+    private byte _pendingCommand;
+    private byte _pendingKeyboardCommand;
+    private bool _lastWriteWasCommand;
+    private byte _scanCodeSet = 2;
+    private bool _keyboardScanning = true;
+    private bool _keyboardLineAsserted;
+    private bool _auxLineAsserted;
+
+    public I8042Controller(InterruptLine keyboardInterrupt, InterruptLine auxInterrupt, MachineControl control)
+    {
+        ArgumentNullException.ThrowIfNull(keyboardInterrupt);
+        ArgumentNullException.ThrowIfNull(auxInterrupt);
+        ArgumentNullException.ThrowIfNull(control);
+        _keyboardInterrupt = keyboardInterrupt;
+        _auxInterrupt = auxInterrupt;
+        _control = control;
+
+        // As firmware leaves it: keyboard interrupt on, self-test passed, scan code translation on, aux off.
+        _ram[0] = CommandByteKeyboardInterrupt | CommandByteSystemFlag | CommandByteAuxDisabled | CommandByteTranslate;
+        DataPort = new Port(this, isCommandPort: false);
+        CommandPort = new Port(this, isCommandPort: true);
+    }
+
+    /// <summary>Port 0x60: output buffer (read), keyboard data and command parameters (write).</summary>
+    public IPortIoDevice DataPort { get; }
+
+    /// <summary>Port 0x64: status register (read), controller commands (write).</summary>
+    public IPortIoDevice CommandPort { get; }
+
+    public byte CommandByte
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _ram[0];
+            }
+        }
+    }
+
+    /// <summary>Whether the keyboard would send scan codes (it was enabled, not reset-disabled).</summary>
+    public bool KeyboardScanning
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _keyboardScanning;
+            }
+        }
+    }
+
+    public void Register(PortIoBus bus)
+    {
+        ArgumentNullException.ThrowIfNull(bus);
+        bus.Register(DataPortAddress, 1, DataPort, "i8042 data");
+        bus.Register(CommandPortAddress, 1, CommandPort, "i8042 status/command");
+    }
+
+    private byte ReadStatus()
+    {
+        lock (_lock)
+        {
+            byte status = StatusKeyboardUnlocked;
+            if ((_ram[0] & CommandByteSystemFlag) != 0)
+            {
+                status |= StatusSystemFlag;
+            }
+
+            if (_lastWriteWasCommand)
+            {
+                status |= StatusLastWriteWasCommand;
+            }
+
+            if (_output.TryPeek(out OutputByte head))
+            {
+                status |= StatusOutputFull;
+                if (head.FromAux)
+                {
+                    status |= StatusAuxData;
+                }
+
+                if (head.Timeout)
+                {
+                    status |= StatusTimeout;
+                }
+            }
+
+            return status;
+        }
+    }
+
+    private byte ReadData()
+    {
+        lock (_lock)
+        {
+            if (_output.TryDequeue(out OutputByte head))
+            {
+                _lastOutput = head.Value;
+
+                // Drop the lines so that a following byte raises a fresh edge.
+                SetLines(keyboard: false, aux: false);
+                UpdateInterrupts();
+            }
+
+            // An empty output buffer reads as the last byte, as on the real part.
+            return _lastOutput;
+        }
+    }
+
+    private void WriteData(byte value)
+    {
+        bool reset = false;
+        lock (_lock)
+        {
+            _lastWriteWasCommand = false;
+            byte command = _pendingCommand;
+            _pendingCommand = 0;
+            switch (command)
+            {
+                case >= CommandWriteCommandByte and <= CommandWriteCommandByte + 0x1F:
+                    _ram[command - CommandWriteCommandByte] = value;
+                    break;
+
+                case CommandWriteOutputPort:
+                    _outputPort = value;
+                    reset = (value & OutputPortReset) == 0;
+                    break;
+
+                case CommandWriteKeyboardOutput:
+                    Enqueue(value, fromAux: false);
+                    break;
+
+                case CommandWriteAuxOutput:
+                    Enqueue(value, fromAux: true);
+                    break;
+
+                case CommandWriteAux:
+                    // No mouse is attached: the controller gives up on the aux device and
+                    // reports a timeout, so Linux's psmouse probe fails at once instead of waiting.
+                    Enqueue(ReplyResend, fromAux: true, timeout: true);
+                    break;
+
+                default:
+                    // Sending to the keyboard re-enables its interface.
+                    _ram[0] &= unchecked((byte)~CommandByteKeyboardDisabled);
+                    KeyboardWrite(value);
+                    break;
+            }
+
+            UpdateInterrupts();
+        }
+
+        if (reset)
+        {
+            _control.Reset("guest reset the CPU through the i8042 output port");
+        }
+    }
+
+    private void WriteCommand(byte command)
+    {
+        bool reset = false;
+        lock (_lock)
+        {
+            _lastWriteWasCommand = true;
+            _pendingCommand = 0;
+            switch (command)
+            {
+                case >= CommandReadCommandByte and <= CommandReadCommandByte + 0x1F:
+                    Enqueue(_ram[command - CommandReadCommandByte], fromAux: false);
+                    break;
+
+                case >= CommandWriteCommandByte and <= CommandWriteCommandByte + 0x1F:
+                case CommandWriteOutputPort:
+                case CommandWriteKeyboardOutput:
+                case CommandWriteAuxOutput:
+                case CommandWriteAux:
+                    // The parameter follows on the data port.
+                    _pendingCommand = command;
+                    break;
+
+                case CommandPasswordInstalled:
+                    Enqueue(0xF1, fromAux: false); // no password installed
+                    break;
+
+                case CommandDisableAux:
+                    _ram[0] |= CommandByteAuxDisabled;
+                    break;
+
+                case CommandEnableAux:
+                    _ram[0] &= unchecked((byte)~CommandByteAuxDisabled);
+                    break;
+
+                case CommandTestAux:
+                case CommandTestKeyboard:
+                    Enqueue(InterfaceTestPassed, fromAux: false);
+                    break;
+
+                case CommandSelfTest:
+                    _ram[0] |= CommandByteSystemFlag;
+                    Enqueue(SelfTestPassed, fromAux: false);
+                    break;
+
+                case CommandDisableKeyboard:
+                    _ram[0] |= CommandByteKeyboardDisabled;
+                    break;
+
+                case CommandEnableKeyboard:
+                    _ram[0] &= unchecked((byte)~CommandByteKeyboardDisabled);
+                    break;
+
+                case CommandReadInputPort:
+                    Enqueue(0x80, fromAux: false); // keyboard not inhibited
+                    break;
+
+                case CommandReadOutputPort:
+                    Enqueue(OutputPortValue(), fromAux: false);
+                    break;
+
+                case CommandDisableA20:
+                    // A20 masking is not emulated (KVM does not either); the bit is only remembered.
+                    _outputPort &= unchecked((byte)~OutputPortA20);
+                    break;
+
+                case CommandEnableA20:
+                    _outputPort |= OutputPortA20;
+                    break;
+
+                case CommandReadTestInputs:
+                    Enqueue(0x00, fromAux: false);
+                    break;
+
+                case >= 0xF0:
+                    // Pulse output port bits 0-3 low where the command's bits are 0; bit 0 is reset.
+                    reset = (command & OutputPortReset) == 0;
+                    break;
+
+                default:
+                    // Unknown commands are ignored, as the real controller does.
+                    break;
+            }
+
+            UpdateInterrupts();
+        }
+
+        if (reset)
+        {
+            _control.Reset("guest pulsed the i8042 reset line");
+        }
+    }
+
+    /// <summary>A byte for the PS/2 keyboard: its command set, answered as a real keyboard does.</summary>
+    private void KeyboardWrite(byte value)
+    {
+        byte pending = _pendingKeyboardCommand;
+        _pendingKeyboardCommand = 0;
+        if (pending != 0)
+        {
+            KeyboardParameter(pending, value);
+            return;
+        }
+
+        switch (value)
+        {
+            case KeyboardSetLeds:
+            case KeyboardSetTypematic:
+            case KeyboardScanCodeSet:
+                _pendingKeyboardCommand = value;
+                Enqueue(ReplyAck, fromAux: false);
+                break;
+
+            case KeyboardEcho:
+                Enqueue(KeyboardEcho, fromAux: false);
+                break;
+
+            case KeyboardGetId:
+                Enqueue(ReplyAck, fromAux: false);
+                Enqueue(0xAB, fromAux: false);
+                Enqueue(Translating ? (byte)0x41 : (byte)0x83, fromAux: false); // MF2 keyboard
+                break;
+
+            case KeyboardEnable:
+                _keyboardScanning = true;
+                Enqueue(ReplyAck, fromAux: false);
+                break;
+
+            case KeyboardResetDisable:
+                _keyboardScanning = false;
+                _scanCodeSet = 2;
+                Enqueue(ReplyAck, fromAux: false);
+                break;
+
+            case KeyboardSetDefaults:
+                _keyboardScanning = true;
+                _scanCodeSet = 2;
+                Enqueue(ReplyAck, fromAux: false);
+                break;
+
+            case >= 0xF7 and <= 0xFD:
+            case KeyboardResend:
+                // Scan code set 3 key modes and resend: nothing to do but acknowledge.
+                Enqueue(ReplyAck, fromAux: false);
+                break;
+
+            case KeyboardReset:
+                _keyboardScanning = true;
+                _scanCodeSet = 2;
+                Enqueue(ReplyAck, fromAux: false);
+                Enqueue(ReplySelfTestPassed, fromAux: false);
+                break;
+
+            default:
+                Enqueue(ReplyResend, fromAux: false);
+                break;
+        }
+    }
+
+    private void KeyboardParameter(byte command, byte value)
+    {
+        if (command == KeyboardScanCodeSet)
+        {
+            if (value == 0)
+            {
+                Enqueue(ReplyAck, fromAux: false);
+
+                // Through the translator, set numbers come back as their set-1 codes.
+                byte set = Translating ? (byte)(_scanCodeSet switch { 1 => 0x43, 2 => 0x41, _ => 0x3F }) : _scanCodeSet;
+                Enqueue(set, fromAux: false);
+                return;
+            }
+
+            if (value > 3)
+            {
+                Enqueue(ReplyResend, fromAux: false);
+                return;
+            }
+
+            _scanCodeSet = value;
+        }
+
+        // LED state and typematic rate have nothing to drive here.
+        Enqueue(ReplyAck, fromAux: false);
+    }
+
+    private bool Translating => (_ram[0] & CommandByteTranslate) != 0;
+
+    private byte OutputPortValue()
+    {
+        byte value = (byte)(_outputPort & ~0x30);
+        if (_output.TryPeek(out OutputByte head))
+        {
+            value |= head.FromAux ? (byte)0x20 : (byte)0x10;
+        }
+
+        return value;
+    }
+
+    private void Enqueue(byte value, bool fromAux, bool timeout = false)
+    {
+        // Replies are a few bytes at most; a guest that never reads loses the newest ones.
+        if (_output.Count < OutputQueueCapacity)
+        {
+            _output.Enqueue(new OutputByte(value, fromAux, timeout));
+        }
+    }
+
+    private void UpdateInterrupts()
+    {
+        bool keyboard = false;
+        bool aux = false;
+        if (_output.TryPeek(out OutputByte head))
+        {
+            if (head.FromAux)
+            {
+                aux = (_ram[0] & CommandByteAuxInterrupt) != 0;
+            }
+            else
+            {
+                keyboard = (_ram[0] & (CommandByteKeyboardInterrupt | CommandByteKeyboardDisabled)) == CommandByteKeyboardInterrupt;
+            }
+        }
+
+        SetLines(keyboard, aux);
+    }
+
+    private void SetLines(bool keyboard, bool aux)
+    {
+        if (keyboard != _keyboardLineAsserted)
+        {
+            _keyboardLineAsserted = keyboard;
+            _keyboardInterrupt.Set(keyboard);
+        }
+
+        if (aux != _auxLineAsserted)
+        {
+            _auxLineAsserted = aux;
+            _auxInterrupt.Set(aux);
+        }
+    }
+
+    private readonly record struct OutputByte(byte Value, bool FromAux, bool Timeout);
+
+    /// <summary>One of the controller's two I/O ports, each registered on its own.</summary>
+    private sealed class Port : IPortIoDevice
+    {
+        private readonly I8042Controller _controller;
+        private readonly bool _isCommandPort;
+
+        public Port(I8042Controller controller, bool isCommandPort)
+        {
+            _controller = controller;
+            _isCommandPort = isCommandPort;
+        }
+
+        public void Read(ushort offset, Span<byte> data)
+        {
+            if (data.IsEmpty)
+            {
+                return;
+            }
+
+            data.Fill(0xFF);
+            if (offset == 0)
+            {
+                data[0] = _isCommandPort ? _controller.ReadStatus() : _controller.ReadData();
+            }
+        }
+
+        public void Write(ushort offset, ReadOnlySpan<byte> data)
+        {
+            if (offset != 0 || data.IsEmpty)
+            {
+                return;
+            }
+
+            if (_isCommandPort)
+            {
+                _controller.WriteCommand(data[0]);
+            }
+            else
+            {
+                _controller.WriteData(data[0]);
+            }
+        }
+    }
+}

@@ -1,0 +1,150 @@
+using System.Runtime.InteropServices;
+using SharpVisor.Interop;
+
+namespace SharpVisor.Devices.Virtio;
+
+/// <summary>
+/// A raw disk image file, the virtio-blk back end: positional reads and writes straight to and
+/// from guest memory, fsync for flushes, and hole punching for discard and write-zeroes.
+/// </summary>
+public sealed unsafe class RawDiskImage : IDisposable
+{
+    private int _fd;
+
+    public RawDiskImage(string path, bool readOnly = false)
+    {
+        Path = path;
+        ReadOnly = readOnly;
+        _fd = LibC.Open(path, (readOnly ? LibC.O_RDONLY : LibC.O_RDWR) | LibC.O_CLOEXEC);
+        if (_fd < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            throw new IOException($"cannot open disk image '{path}': {LibC.Strerror(errno)}");
+        }
+
+        Size = new FileInfo(path).Length;
+    }
+
+    public string Path { get; }
+
+    public bool ReadOnly { get; }
+
+    /// <summary>Size in bytes when opened; the disk's capacity is this rounded down to 512-byte sectors.</summary>
+    public long Size { get; }
+
+    /// <summary>Reads exactly <paramref name="destination"/>.Length bytes (zeros past the end of the file).</summary>
+    public void Read(long offset, Span<byte> destination)
+    {
+        fixed (byte* p = destination)
+        {
+            int done = 0;
+            while (done < destination.Length)
+            {
+                nint n = LibC.Pread(_fd, p + done, (nuint)(destination.Length - done), offset + done);
+                if (n < 0)
+                {
+                    ThrowUnlessInterrupted("read");
+                    continue;
+                }
+
+                if (n == 0)
+                {
+                    destination[done..].Clear();
+                    return;
+                }
+
+                done += (int)n;
+            }
+        }
+    }
+
+    public void Write(long offset, ReadOnlySpan<byte> source)
+    {
+        EnsureWritable();
+        fixed (byte* p = source)
+        {
+            int done = 0;
+            while (done < source.Length)
+            {
+                nint n = LibC.Pwrite(_fd, p + done, (nuint)(source.Length - done), offset + done);
+                if (n < 0)
+                {
+                    ThrowUnlessInterrupted("write");
+                    continue;
+                }
+
+                done += (int)n;
+            }
+        }
+    }
+
+    /// <summary>Makes completed writes durable (a real fsync).</summary>
+    public void Flush()
+    {
+        if (LibC.Fsync(_fd) < 0)
+        {
+            throw new IOException($"fsync of '{Path}' failed: {LibC.Strerror(Marshal.GetLastPInvokeError())}");
+        }
+    }
+
+    /// <summary>Deallocates a range; it reads back as zeros (written as zeros where holes are unsupported).</summary>
+    public void Discard(long offset, long length)
+    {
+        EnsureWritable();
+        if (LibC.Fallocate(_fd, LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE, offset, length) == 0)
+        {
+            return;
+        }
+
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != LibC.EOPNOTSUPP)
+        {
+            throw new IOException($"punching a hole in '{Path}' failed: {LibC.Strerror(errno)}");
+        }
+
+        WriteZeroes(offset, length, unmap: false);
+    }
+
+    /// <summary>Zeroes a range, deallocating it when <paramref name="unmap"/> allows; falls back to writing zeros.</summary>
+    public void WriteZeroes(long offset, long length, bool unmap)
+    {
+        EnsureWritable();
+        int mode = unmap ? LibC.FALLOC_FL_PUNCH_HOLE | LibC.FALLOC_FL_KEEP_SIZE : LibC.FALLOC_FL_ZERO_RANGE | LibC.FALLOC_FL_KEEP_SIZE;
+        if (LibC.Fallocate(_fd, mode, offset, length) == 0)
+        {
+            return;
+        }
+
+        byte[] zeros = new byte[Math.Min(length, 1 << 20)];
+        for (long done = 0; done < length; done += zeros.Length)
+        {
+            Write(offset + done, zeros.AsSpan(0, (int)Math.Min(zeros.Length, length - done)));
+        }
+    }
+
+    public void Dispose()
+    {
+        if (_fd >= 0)
+        {
+            LibC.Close(_fd);
+            _fd = -1;
+        }
+    }
+
+    private void EnsureWritable()
+    {
+        if (ReadOnly)
+        {
+            throw new IOException($"disk image '{Path}' is read-only");
+        }
+    }
+
+    private void ThrowUnlessInterrupted(string operation)
+    {
+        int errno = Marshal.GetLastPInvokeError();
+        if (errno != LibC.EINTR)
+        {
+            throw new IOException($"{operation} of '{Path}' failed: {LibC.Strerror(errno)}");
+        }
+    }
+}

@@ -1,0 +1,231 @@
+using System.Buffers.Binary;
+using System.Text;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Devices.Virtio;
+
+/// <summary>
+/// virtio-blk (virtio 1.x §5.2) over a <see cref="RawDiskImage"/>: read, write, flush (fsync),
+/// get-id, discard and write-zeroes, or a read-only disk. One request queue. Each request is
+/// a 16-byte header, data, and a status byte that the device writes last.
+/// </summary>
+public sealed class VirtioBlockDevice : VirtioDevice
+{
+    public const ulong FeatureSegMax = 1UL << 2;
+    public const ulong FeatureReadOnly = 1UL << 5;
+    public const ulong FeatureBlockSize = 1UL << 6;
+    public const ulong FeatureFlush = 1UL << 9;
+    public const ulong FeatureDiscard = 1UL << 13;
+    public const ulong FeatureWriteZeroes = 1UL << 14;
+
+    public const uint RequestIn = 0;
+    public const uint RequestOut = 1;
+    public const uint RequestFlush = 4;
+    public const uint RequestGetId = 8;
+    public const uint RequestDiscard = 11;
+    public const uint RequestWriteZeroes = 13;
+
+    public const byte StatusOk = 0;
+    public const byte StatusIoError = 1;
+    public const byte StatusUnsupported = 2;
+
+    public const int SectorSize = 512;
+    public const int HeaderSize = 16;
+    public const int IdBytes = 20;
+    public const int DiscardSegmentSize = 16;
+    public const uint MaxDiscardSectors = 1u << 22;
+    public const uint MaxDiscardSegments = 1;
+
+    private const int ConfigLength = 60;
+
+    private readonly RawDiskImage _image;
+    private readonly byte[] _id;
+    private readonly List<VirtqBuffer> _segments = new();
+
+    public VirtioBlockDevice(GuestMemory memory, RawDiskImage image, string serial = "sharpvisor", ushort queueSize = 256)
+        : base(VirtioDeviceType.Block, memory, 1, queueSize,
+            FeatureSegMax | FeatureBlockSize | FeatureFlush | (image.ReadOnly ? FeatureReadOnly : FeatureDiscard | FeatureWriteZeroes))
+    {
+        _image = image;
+        CapacitySectors = (ulong)image.Size / SectorSize;
+        _id = new byte[IdBytes];
+        Encoding.ASCII.GetBytes(serial.AsSpan(0, Math.Min(serial.Length, IdBytes)), _id);
+    }
+
+    /// <summary>Disk size in 512-byte sectors (the image size rounded down).</summary>
+    public ulong CapacitySectors { get; }
+
+    public override int ConfigSize => ConfigLength;
+
+    public override void ReadConfig(int offset, Span<byte> data)
+    {
+        Span<byte> config = stackalloc byte[ConfigLength];
+        config.Clear();
+        BinaryPrimitives.WriteUInt64LittleEndian(config[0..], CapacitySectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[12..], (uint)(Queues[0].MaxSize - 2)); // seg_max: header and status take two
+        BinaryPrimitives.WriteUInt32LittleEndian(config[20..], SectorSize); // blk_size
+        BinaryPrimitives.WriteUInt16LittleEndian(config[34..], 1); // num_queues
+        BinaryPrimitives.WriteUInt32LittleEndian(config[36..], MaxDiscardSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[40..], MaxDiscardSegments);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[44..], 1); // discard_sector_alignment
+        BinaryPrimitives.WriteUInt32LittleEndian(config[48..], MaxDiscardSectors);
+        BinaryPrimitives.WriteUInt32LittleEndian(config[52..], MaxDiscardSegments);
+        config[56] = 1; // write_zeroes_may_unmap
+        config.Slice(offset, data.Length).CopyTo(data);
+    }
+
+    protected override void ProcessQueue(Virtqueue queue) => DrainQueue(queue, HandleRequest);
+
+    private uint HandleRequest(DescriptorChain chain)
+    {
+        if (chain.WritableLength < 1)
+        {
+            // Without a status byte the request cannot even be failed: the driver is broken.
+            Fail($"request at head {chain.Head} has no writable status byte");
+            return 0;
+        }
+
+        ulong statusOffset = chain.WritableLength - 1;
+        uint written = 1;
+        byte status;
+        if (chain.ReadableLength < HeaderSize)
+        {
+            status = StatusIoError;
+        }
+        else
+        {
+            Span<byte> header = stackalloc byte[HeaderSize];
+            chain.CopyFromReadable(0, header);
+            uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+            try
+            {
+                status = type switch
+                {
+                    RequestIn => Read(chain, sector, statusOffset, ref written),
+                    RequestOut => Write(chain, sector),
+                    RequestFlush => Flush(),
+                    RequestGetId => GetId(chain, statusOffset, ref written),
+                    RequestDiscard => DiscardOrZero(chain, FeatureDiscard, isDiscard: true),
+                    RequestWriteZeroes => DiscardOrZero(chain, FeatureWriteZeroes, isDiscard: false),
+                    _ => StatusUnsupported,
+                };
+            }
+            catch (IOException e)
+            {
+                Log?.Invoke($"{Name}: I/O error: {e.Message}");
+                status = StatusIoError;
+                written = 1;
+            }
+        }
+
+        // The status byte goes last, after all data is in place.
+        chain.CopyToWritable(statusOffset, [status]);
+        return written;
+    }
+
+    private bool InRange(ulong sector, ulong bytes) =>
+        bytes % SectorSize == 0 && sector <= CapacitySectors && bytes / SectorSize <= CapacitySectors - sector;
+
+    private byte Read(DescriptorChain chain, ulong sector, ulong dataLength, ref uint written)
+    {
+        if (!InRange(sector, dataLength))
+        {
+            return StatusIoError;
+        }
+
+        chain.GetSegments(writable: true, 0, dataLength, _segments);
+        long offset = (long)(sector * SectorSize);
+        foreach (VirtqBuffer s in _segments)
+        {
+            _image.Read(offset, Memory.GetSpan(s.Address, s.Length));
+            offset += s.Length;
+        }
+
+        written = (uint)dataLength + 1;
+        return StatusOk;
+    }
+
+    private byte Write(DescriptorChain chain, ulong sector)
+    {
+        ulong dataLength = chain.ReadableLength - HeaderSize;
+        if (_image.ReadOnly || !InRange(sector, dataLength))
+        {
+            return StatusIoError;
+        }
+
+        chain.GetSegments(writable: false, HeaderSize, dataLength, _segments);
+        long offset = (long)(sector * SectorSize);
+        foreach (VirtqBuffer s in _segments)
+        {
+            _image.Write(offset, Memory.GetSpan(s.Address, s.Length));
+            offset += s.Length;
+        }
+
+        return StatusOk;
+    }
+
+    private byte Flush()
+    {
+        if (!HasFeature(FeatureFlush))
+        {
+            return StatusUnsupported;
+        }
+
+        _image.Flush();
+        return StatusOk;
+    }
+
+    private byte GetId(DescriptorChain chain, ulong dataLength, ref uint written)
+    {
+        int length = (int)Math.Min((ulong)IdBytes, dataLength);
+        chain.CopyToWritable(0, _id.AsSpan(0, length));
+        written = (uint)length + 1;
+        return StatusOk;
+    }
+
+    private byte DiscardOrZero(DescriptorChain chain, ulong feature, bool isDiscard)
+    {
+        if (!HasFeature(feature))
+        {
+            return StatusUnsupported;
+        }
+
+        ulong payload = chain.ReadableLength - HeaderSize;
+        if (_image.ReadOnly || payload == 0 || payload % DiscardSegmentSize != 0 || payload / DiscardSegmentSize > MaxDiscardSegments)
+        {
+            return StatusIoError;
+        }
+
+        Span<byte> segment = stackalloc byte[DiscardSegmentSize];
+        for (ulong at = HeaderSize; at < chain.ReadableLength; at += DiscardSegmentSize)
+        {
+            chain.CopyFromReadable(at, segment);
+            ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(segment);
+            uint sectors = BinaryPrimitives.ReadUInt32LittleEndian(segment[8..]);
+            uint flags = BinaryPrimitives.ReadUInt32LittleEndian(segment[12..]);
+            if ((flags & ~1u) != 0 || (isDiscard && flags != 0))
+            {
+                return StatusUnsupported;
+            }
+
+            if (sectors > MaxDiscardSectors || !InRange(sector, (ulong)sectors * SectorSize))
+            {
+                return StatusIoError;
+            }
+
+            long offset = (long)(sector * SectorSize);
+            long length = (long)sectors * SectorSize;
+            if (isDiscard)
+            {
+                _image.Discard(offset, length);
+            }
+            else
+            {
+                _image.WriteZeroes(offset, length, unmap: (flags & 1) != 0);
+            }
+        }
+
+        return StatusOk;
+    }
+}

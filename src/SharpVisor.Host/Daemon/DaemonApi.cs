@@ -1,0 +1,162 @@
+using System.Net.WebSockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using SharpVisor.Host.Console;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Host.Daemon;
+
+/// <summary>
+/// The daemon's REST API, the toolstack's verbs: create, list, pause, unpause, shutdown,
+/// reboot, destroy, console, mem-set, vcpu-pin, sched, stats, and Prometheus /metrics.
+/// Refusals are 4xx with {"fault_message": ...}: 400 bad input, 404 no such domain,
+/// 409 not possible in the domain's state (or a name already taken), 413 body too large.
+/// </summary>
+public static class DaemonApi
+{
+    public const int MaxCreateBodyBytes = 256 * 1024;
+
+    public static void Map(IEndpointRouteBuilder routes, DomainRegistry registry)
+    {
+        DaemonJsonContext json = DaemonJsonContext.Default;
+
+        routes.MapGet("/domains", () => Guard(() => Results.Json(registry.List().Select(d => d.Info()).ToList(), json.ListDomainInfo)));
+
+        routes.MapPost("/domains", (HttpRequest request) => GuardAsync(async () =>
+        {
+            CreateDomainRequest body = await JsonBody.ReadAsync(request, json.CreateDomainRequest, MaxCreateBodyBytes);
+            Domain domain = await registry.CreateAsync(body);
+            return Results.Json(domain.Info(), json.DomainInfo, statusCode: StatusCodes.Status201Created);
+        }));
+
+        routes.MapGet("/domains/{domain}", (string domain) => Guard(() => Results.Json(registry.Find(domain).Info(), json.DomainInfo)));
+
+        routes.MapDelete("/domains/{domain}", (string domain) => GuardAsync(async () =>
+        {
+            await registry.DestroyAsync(registry.Find(domain));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPost("/domains/{domain}/pause", (string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            await d.PauseAsync();
+            return Results.Json(d.Info(), json.DomainInfo);
+        }));
+
+        routes.MapPost("/domains/{domain}/unpause", (string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            await d.UnpauseAsync();
+            return Results.Json(d.Info(), json.DomainInfo);
+        }));
+
+        routes.MapPost("/domains/{domain}/shutdown", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            TimeSpan timeout = await ReadTimeoutAsync(request);
+            return Results.Json(await d.ShutdownAsync(timeout), json.ShutdownResult);
+        }));
+
+        routes.MapPost("/domains/{domain}/reboot", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            TimeSpan timeout = await ReadTimeoutAsync(request);
+            return Results.Json(await d.RebootAsync(timeout), json.ShutdownResult);
+        }));
+
+        routes.MapPut("/domains/{domain}/memory", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            MemoryRequest body = await JsonBody.ReadAsync(request, json.MemoryRequest);
+            await d.SetMemoryAsync(body.TargetMib);
+            return Results.Json(d.Info(), json.DomainInfo);
+        }));
+
+        routes.MapPut("/domains/{domain}/vcpu-pin", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            VcpuPinRequest body = await JsonBody.ReadAsync(request, json.VcpuPinRequest);
+            await d.PinVcpuAsync(body.Vcpu, body.Cpus);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapGet("/domains/{domain}/sched", (string domain) => Guard(() => Results.Json(registry.Find(domain).Schedule, json.DomainSchedule)));
+
+        routes.MapPut("/domains/{domain}/sched", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            ScheduleRequest body = await JsonBody.ReadAsync(request, json.ScheduleRequest);
+            await d.SetScheduleAsync(body);
+            return Results.Json(d.Schedule, json.DomainSchedule);
+        }));
+
+        routes.MapGet("/domains/{domain}/stats", (string domain, CancellationToken cancel) => GuardAsync(async () =>
+            Results.Json(await registry.Find(domain).StatsAsync(cancel), json.DomainStats)));
+
+        routes.MapGet("/stats", (CancellationToken cancel) => GuardAsync(async () =>
+            Results.Json(await CollectStatsAsync(registry, cancel), json.ListDomainStats)));
+
+        routes.MapGet("/metrics", (CancellationToken cancel) => GuardAsync(async () =>
+            Results.Text(MetricsFormatter.Format(await CollectStatsAsync(registry, cancel)), MetricsFormatter.ContentType)));
+
+        // A WebSocket carries the console both ways; a plain GET returns the ring's history.
+        routes.MapGet("/domains/{domain}/console", async (HttpContext context, string domain) =>
+        {
+            Domain d;
+            try
+            {
+                d = registry.Find(domain);
+            }
+            catch (ApiException e)
+            {
+                await ApiResults.Fault(e.StatusCode, e.Message).ExecuteAsync(context);
+                return;
+            }
+
+            if (!context.WebSockets.IsWebSocketRequest)
+            {
+                await Results.Bytes(d.Console.History(), "application/octet-stream").ExecuteAsync(context);
+                return;
+            }
+
+            using WebSocket socket = await context.WebSockets.AcceptWebSocketAsync();
+            await ConsoleWebSocket.ServeAsync(socket, d.Console, () => $"domain {d.Name} is {DomainStateMachine.Name(d.State)}", context.RequestAborted);
+        });
+
+        routes.MapFallback((HttpContext context) =>
+            ApiResults.Fault(StatusCodes.Status404NotFound, $"no such endpoint: {context.Request.Method} {context.Request.Path}"));
+    }
+
+    private static async Task<List<DomainStats>> CollectStatsAsync(DomainRegistry registry, CancellationToken cancel)
+    {
+        using var timeout = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        timeout.CancelAfter(TimeSpan.FromSeconds(5));
+        DomainStats[] stats = await Task.WhenAll(registry.List().Select(d => d.StatsAsync(timeout.Token)));
+        return stats.ToList();
+    }
+
+    private static async Task<TimeSpan> ReadTimeoutAsync(HttpRequest request)
+    {
+        byte[] body = await JsonBody.ReadBytesAsync(request, JsonBody.DefaultMaxBytes);
+        if (body.Length == 0)
+        {
+            return TimeSpan.FromSeconds(ShutdownRequest.DefaultTimeoutSeconds);
+        }
+
+        ShutdownRequest shutdown = JsonBody.Parse(body, DaemonJsonContext.Default.ShutdownRequest);
+        int seconds = shutdown.TimeoutS ?? ShutdownRequest.DefaultTimeoutSeconds;
+        if (seconds is < 0 or > ShutdownRequest.MaxTimeoutSeconds)
+        {
+            throw ApiException.BadRequest($"timeout_s {seconds} is out of range (0-{ShutdownRequest.MaxTimeoutSeconds})");
+        }
+
+        return TimeSpan.FromSeconds(seconds);
+    }
+
+    private static Task<IResult> Guard(Func<IResult> handler) => ApiResults.Guard(handler);
+
+    private static Task<IResult> GuardAsync(Func<Task<IResult>> handler) => ApiResults.GuardAsync(handler);
+}

@@ -1,0 +1,10 @@
+namespace SharpVisor.Host.Daemon;
+
+/// <summary>The body of POST /domains/{domain}/shutdown and /reboot: how long the guest gets to react.</summary>
+public sealed record ShutdownRequest
+{
+    public const int DefaultTimeoutSeconds = 30;
+    public const int MaxTimeoutSeconds = 3600;
+
+    public int? TimeoutS { get; init; }
+}

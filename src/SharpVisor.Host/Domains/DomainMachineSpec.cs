@@ -1,0 +1,27 @@
+namespace SharpVisor.Host.Domains;
+
+/// <summary>Everything needed to build one guest machine, already validated.</summary>
+public sealed record DomainMachineSpec
+{
+    public required string Name { get; init; }
+
+    public required string KernelPath { get; init; }
+
+    public string? InitrdPath { get; init; }
+
+    public string CommandLine { get; init; } = "";
+
+    public required int VcpuCount { get; init; }
+
+    public required ulong MemoryBytes { get; init; }
+
+    /// <summary>"kvm", "emulator" or "auto".</summary>
+    public string Accelerator { get; init; } = "auto";
+
+    public IReadOnlyList<DriveSpec> Drives { get; init; } = [];
+
+    public IReadOnlyList<NetworkInterfaceSpec> NetworkInterfaces { get; init; } = [];
+
+    /// <summary>Balloon target in MiB when a balloon was configured, else null.</summary>
+    public long? BalloonTargetMib { get; init; }
+}

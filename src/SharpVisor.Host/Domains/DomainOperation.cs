@@ -1,0 +1,14 @@
+namespace SharpVisor.Host.Domains;
+
+/// <summary>What the toolstack can ask of a domain; each is allowed only in some states.</summary>
+public enum DomainOperation
+{
+    Pause,
+    Unpause,
+    Shutdown,
+    Reboot,
+    Destroy,
+    SetMemory,
+    PinVcpu,
+    Schedule,
+}

@@ -1,0 +1,40 @@
+namespace SharpVisor.Host.Domains;
+
+/// <summary>
+/// One running guest machine, as the per-domain VMM process drives it: boot, pause, resume,
+/// power button, forced stop, serial input, counters. The real implementation wraps the
+/// VirtualMachineMonitor; tests use a fake so the API layer is tested on its own.
+/// </summary>
+public interface IDomainMachine : IDisposable
+{
+    /// <summary>Short accelerator name for reports: "kvm", "emulator".</summary>
+    string AcceleratorName { get; }
+
+    /// <summary>Raised once, on any thread, when the machine has stopped for good.</summary>
+    event Action<DomainStopInfo>? Stopped;
+
+    /// <summary>Builds nothing new: starts the vCPUs of a machine already built from its spec.</summary>
+    void Start();
+
+    /// <summary>Returns once no vCPU runs guest code; the guest keeps its state.</summary>
+    void Pause();
+
+    void Resume();
+
+    /// <summary>Presses the ACPI power button: a guest with ACPI shuts itself down.</summary>
+    void PressPowerButton();
+
+    /// <summary>Sends Ctrl-Alt-Del through the i8042 keyboard, as Firecracker's SendCtrlAltDel does.</summary>
+    void SendCtrlAltDel();
+
+    /// <summary>Stops the machine now (pulls the plug); <see cref="Stopped"/> follows.</summary>
+    void Stop(string detail);
+
+    /// <summary>Bytes typed on the serial console, for the guest's UART.</summary>
+    void WriteConsoleInput(ReadOnlySpan<byte> data);
+
+    /// <summary>Sets the balloon's target; throws <see cref="NotSupportedException"/> without a balloon device.</summary>
+    void SetBalloonTarget(long amountMib);
+
+    DomainCounters ReadCounters();
+}

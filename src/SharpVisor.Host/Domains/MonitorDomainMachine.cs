@@ -1,0 +1,86 @@
+using SharpVisor.Host.Vmm;
+using SharpVisor.Machine;
+
+namespace SharpVisor.Host.Domains;
+
+/// <summary>
+/// The real machine of a per-domain VMM: a <see cref="VirtualMachineMonitor"/> running on its
+/// own thread. What the monitor cannot do yet (ACPI power button, i8042 key injection,
+/// balloon) is refused with <see cref="NotSupportedException"/>, which the API turns into a 400.
+/// </summary>
+public sealed class MonitorDomainMachine : IDomainMachine
+{
+    private static readonly TimeSpan s_pauseTimeout = TimeSpan.FromSeconds(5);
+
+    private readonly VirtualMachineMonitor _monitor;
+    private Thread? _thread;
+
+    public MonitorDomainMachine(VirtualMachineMonitor monitor)
+    {
+        _monitor = monitor;
+    }
+
+    public event Action<DomainStopInfo>? Stopped;
+
+    public string AcceleratorName => _monitor.Accelerator.Accelerator.Name;
+
+    public string AcceleratorReason => _monitor.Accelerator.Reason;
+
+    public void Start()
+    {
+        _thread = new Thread(Run) { Name = "vmm-run", IsBackground = true };
+        _thread.Start();
+    }
+
+    public void Pause()
+    {
+        if (!_monitor.Pause(s_pauseTimeout))
+        {
+            _monitor.Resume();
+            throw new TimeoutException($"the vCPUs did not stop within {s_pauseTimeout.TotalSeconds:0} s");
+        }
+    }
+
+    public void Resume() => _monitor.Resume();
+
+    public void PressPowerButton() => _monitor.PressPowerButton();
+
+    public void SendCtrlAltDel() =>
+        throw new NotSupportedException("this machine's i8042 cannot inject keys yet");
+
+    public void Stop(string detail) => _monitor.Stop(detail);
+
+    public void WriteConsoleInput(ReadOnlySpan<byte> data) => _monitor.Serial.EnqueueInput(data);
+
+    public void SetBalloonTarget(long amountMib) =>
+        throw new NotSupportedException("this machine has no balloon device yet");
+
+    public DomainCounters ReadCounters() => new() { Exits = _monitor.ExitCounts() };
+
+    public void Dispose()
+    {
+        if (_thread is { IsAlive: true })
+        {
+            _monitor.Stop("the VMM is shutting down");
+            _thread.Join(TimeSpan.FromSeconds(10));
+        }
+
+        _monitor.Dispose();
+    }
+
+    private void Run()
+    {
+        RunOutcome outcome;
+        try
+        {
+            outcome = _monitor.Run();
+        }
+        catch (Exception e)
+        {
+            outcome = new RunOutcome(2, MachineStopReason.Crashed, $"the VMM failed: {e.Message}", null);
+        }
+
+        string detail = outcome.CrashReport is null ? outcome.Detail : $"{outcome.Detail}\n{outcome.CrashReport}";
+        Stopped?.Invoke(new DomainStopInfo(outcome.Reason, outcome.ExitStatus, detail));
+    }
+}

@@ -1,0 +1,4 @@
+namespace SharpVisor.Host.Domains;
+
+/// <summary>A virtio-net device backed by a host TAP device; <paramref name="GuestMac"/> null means "pick one".</summary>
+public sealed record NetworkInterfaceSpec(string Id, string TapName, string? GuestMac, int? Mtu);

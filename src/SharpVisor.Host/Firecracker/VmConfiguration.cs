@@ -1,0 +1,368 @@
+using System.Text.RegularExpressions;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Http;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Host.Firecracker;
+
+/// <summary>
+/// The pre-boot configuration of one VM, built by the Firecracker API's PUT requests (or a
+/// config file, which applies the same steps). Each setter validates its whole input before
+/// changing anything, so a refused request leaves the configuration as it was.
+/// Not thread-safe: the VMM controller serializes access.
+/// </summary>
+public sealed partial class VmConfiguration
+{
+    public const int MaxVcpus = 32;
+    public const int MaxCommandLineBytes = 4096;
+    public const int MaxDevices = 16;
+
+    private readonly List<Drive> _drives = new();
+    private readonly List<NetworkInterface> _networkInterfaces = new();
+
+    public BootSource? BootSource { get; private set; }
+
+    /// <summary>Firecracker's defaults until PUT /machine-config: 1 vCPU, 128 MiB.</summary>
+    public MachineConfiguration MachineConfig { get; private set; } = new() { VcpuCount = 1, MemSizeMib = 128 };
+
+    public IReadOnlyList<Drive> Drives => _drives;
+
+    public IReadOnlyList<NetworkInterface> NetworkInterfaces => _networkInterfaces;
+
+    public Balloon? Balloon { get; private set; }
+
+    [GeneratedRegex("^[A-Za-z0-9_]{1,64}$")]
+    private static partial Regex DeviceIdPattern();
+
+    [GeneratedRegex("^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
+    private static partial Regex MacPattern();
+
+    /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
+    public static VmConfiguration FromFull(FullVmConfiguration full)
+    {
+        RefuseUnsupportedSection(full.CpuConfig, "cpu-config");
+        RefuseUnsupportedSection(full.Logger, "logger");
+        RefuseUnsupportedSection(full.Metrics, "metrics");
+        RefuseUnsupportedSection(full.MemoryHotplug, "memory-hotplug");
+        RefuseUnsupportedSection(full.MmdsConfig, "mmds-config");
+        RefuseUnsupportedSection(full.Pmem, "pmem");
+        RefuseUnsupportedSection(full.Vsock, "vsock");
+        RefuseUnsupportedSection(full.Entropy, "entropy");
+
+        var configuration = new VmConfiguration();
+        if (full.MachineConfig is not null)
+        {
+            configuration.SetMachineConfig(full.MachineConfig);
+        }
+
+        if (full.BootSource is not null)
+        {
+            configuration.SetBootSource(full.BootSource);
+        }
+
+        foreach (Drive drive in full.Drives ?? [])
+        {
+            configuration.PutDrive(drive.DriveId, drive);
+        }
+
+        foreach (NetworkInterface nic in full.NetworkInterfaces ?? [])
+        {
+            configuration.PutNetworkInterface(nic.IfaceId, nic);
+        }
+
+        if (full.Balloon is not null)
+        {
+            configuration.SetBalloon(full.Balloon);
+        }
+
+        return configuration;
+    }
+
+    public FullVmConfiguration ToFull() => new()
+    {
+        BootSource = BootSource,
+        MachineConfig = MachineConfig with
+        {
+            Smt = MachineConfig.Smt ?? false,
+            TrackDirtyPages = MachineConfig.TrackDirtyPages ?? false,
+            HugePages = MachineConfig.HugePages ?? "None",
+        },
+        Drives = _drives.ToList(),
+        NetworkInterfaces = _networkInterfaces.ToList(),
+        Balloon = Balloon,
+    };
+
+    public void SetBootSource(BootSource source)
+    {
+        RequireExistingFile(source.KernelImagePath, "kernel_image_path");
+        if (source.InitrdPath is not null)
+        {
+            RequireExistingFile(source.InitrdPath, "initrd_path");
+        }
+
+        if (source.BootArgs is { } args)
+        {
+            if (args.Contains('\0'))
+            {
+                throw ApiException.BadRequest("boot_args must not contain NUL characters");
+            }
+
+            if (System.Text.Encoding.UTF8.GetByteCount(args) > MaxCommandLineBytes)
+            {
+                throw ApiException.BadRequest($"boot_args is longer than {MaxCommandLineBytes} bytes");
+            }
+        }
+
+        BootSource = source;
+    }
+
+    public void SetMachineConfig(MachineConfiguration config)
+    {
+        ValidateMachineConfig(config);
+        if (Balloon is not null && Balloon.AmountMib > config.MemSizeMib)
+        {
+            throw ApiException.BadRequest($"mem_size_mib {config.MemSizeMib} is smaller than the balloon's amount_mib {Balloon.AmountMib}");
+        }
+
+        MachineConfig = config;
+    }
+
+    public void PatchMachineConfig(MachineConfigurationPatch patch) => SetMachineConfig(new MachineConfiguration
+    {
+        VcpuCount = patch.VcpuCount ?? MachineConfig.VcpuCount,
+        MemSizeMib = patch.MemSizeMib ?? MachineConfig.MemSizeMib,
+        Smt = patch.Smt ?? MachineConfig.Smt,
+        CpuTemplate = patch.CpuTemplate ?? MachineConfig.CpuTemplate,
+        TrackDirtyPages = patch.TrackDirtyPages ?? MachineConfig.TrackDirtyPages,
+        HugePages = patch.HugePages ?? MachineConfig.HugePages,
+    });
+
+    public void PutDrive(string pathId, Drive drive)
+    {
+        RequireDeviceId(pathId, "drive_id");
+        if (drive.DriveId != pathId)
+        {
+            throw ApiException.BadRequest($"drive_id '{drive.DriveId}' in the body does not match '{pathId}' in the path");
+        }
+
+        if (drive.Socket is not null)
+        {
+            throw ApiException.BadRequest("vhost-user drives (socket) are not supported; give path_on_host");
+        }
+
+        if (drive.PathOnHost is null)
+        {
+            throw ApiException.BadRequest("path_on_host is required");
+        }
+
+        RequireExistingFile(drive.PathOnHost, "path_on_host");
+        RefuseRateLimiter(drive.RateLimiter, "rate_limiter");
+        if (drive.CacheType is not (null or "Unsafe" or "Writeback"))
+        {
+            throw ApiException.BadRequest($"cache_type '{drive.CacheType}' is not one of Unsafe, Writeback");
+        }
+
+        if (drive.IoEngine is not (null or "Sync"))
+        {
+            throw ApiException.BadRequest($"io_engine '{drive.IoEngine}' is not supported (SharpVisor has the Sync engine)");
+        }
+
+        if (drive.IsRootDevice && _drives.Any(d => d.IsRootDevice && d.DriveId != pathId))
+        {
+            throw ApiException.BadRequest("a root device is already configured; only one drive can be the root device");
+        }
+
+        int index = _drives.FindIndex(d => d.DriveId == pathId);
+        if (index < 0 && _drives.Count >= MaxDevices)
+        {
+            throw ApiException.BadRequest($"at most {MaxDevices} drives are supported");
+        }
+
+        if (index >= 0)
+        {
+            _drives[index] = drive;
+        }
+        else
+        {
+            _drives.Add(drive);
+        }
+    }
+
+    public void PutNetworkInterface(string pathId, NetworkInterface nic)
+    {
+        RequireDeviceId(pathId, "iface_id");
+        if (nic.IfaceId != pathId)
+        {
+            throw ApiException.BadRequest($"iface_id '{nic.IfaceId}' in the body does not match '{pathId}' in the path");
+        }
+
+        if (nic.HostDevName.Length is 0 or > 15 || nic.HostDevName.Contains('/') || nic.HostDevName.Any(char.IsWhiteSpace))
+        {
+            throw ApiException.BadRequest($"host_dev_name '{nic.HostDevName}' is not a valid interface name (1-15 characters, no '/' or spaces)");
+        }
+
+        if (nic.GuestMac is not null && !MacPattern().IsMatch(nic.GuestMac))
+        {
+            throw ApiException.BadRequest($"guest_mac '{nic.GuestMac}' is not a MAC address like 06:00:ac:10:00:02");
+        }
+
+        if (nic.Mtu is < 68 or > 65535)
+        {
+            throw ApiException.BadRequest($"mtu {nic.Mtu} is out of range (68-65535)");
+        }
+
+        RefuseRateLimiter(nic.RxRateLimiter, "rx_rate_limiter");
+        RefuseRateLimiter(nic.TxRateLimiter, "tx_rate_limiter");
+        if (_networkInterfaces.Any(n => n.IfaceId != pathId && n.HostDevName == nic.HostDevName))
+        {
+            throw ApiException.BadRequest($"host_dev_name '{nic.HostDevName}' is already used by another interface");
+        }
+
+        if (nic.GuestMac is not null && _networkInterfaces.Any(n => n.IfaceId != pathId && string.Equals(n.GuestMac, nic.GuestMac, StringComparison.OrdinalIgnoreCase)))
+        {
+            throw ApiException.BadRequest($"guest_mac '{nic.GuestMac}' is already used by another interface");
+        }
+
+        int index = _networkInterfaces.FindIndex(n => n.IfaceId == pathId);
+        if (index < 0 && _networkInterfaces.Count >= MaxDevices)
+        {
+            throw ApiException.BadRequest($"at most {MaxDevices} network interfaces are supported");
+        }
+
+        if (index >= 0)
+        {
+            _networkInterfaces[index] = nic;
+        }
+        else
+        {
+            _networkInterfaces.Add(nic);
+        }
+    }
+
+    public void SetBalloon(Balloon balloon)
+    {
+        ValidateBalloonTarget(balloon.AmountMib);
+        if (balloon.StatsPollingIntervalS is < 0)
+        {
+            throw ApiException.BadRequest("stats_polling_interval_s must not be negative");
+        }
+
+        if (balloon.FreePageHinting == true || balloon.FreePageReporting == true)
+        {
+            throw ApiException.BadRequest("free page hinting and reporting are not supported");
+        }
+
+        Balloon = balloon;
+    }
+
+    /// <summary>A new balloon target must fit in the guest's memory.</summary>
+    public void ValidateBalloonTarget(long amountMib)
+    {
+        if (amountMib < 0 || amountMib > MachineConfig.MemSizeMib)
+        {
+            throw ApiException.BadRequest($"amount_mib {amountMib} is out of range (0-{MachineConfig.MemSizeMib}, the guest's memory)");
+        }
+    }
+
+    /// <summary>What InstanceStart builds; throws when the configuration is not complete.</summary>
+    public DomainMachineSpec ToMachineSpec(string name, string accelerator)
+    {
+        BootSource source = BootSource ?? throw ApiException.BadRequest("no boot source: PUT /boot-source before InstanceStart");
+
+        // Like Firecracker: the root drive comes first (/dev/vda) and the command line says so.
+        List<Drive> ordered = _drives.OrderByDescending(d => d.IsRootDevice).ToList();
+        string commandLine = source.BootArgs ?? "";
+        Drive? root = ordered.FirstOrDefault(d => d.IsRootDevice);
+        if (root is not null)
+        {
+            string device = root.Partuuid is { Length: > 0 } uuid ? $"PARTUUID={uuid}" : "/dev/vda";
+            commandLine = $"{commandLine} root={device} {(root.IsReadOnly == true ? "ro" : "rw")}".Trim();
+        }
+
+        return new DomainMachineSpec
+        {
+            Name = name,
+            KernelPath = source.KernelImagePath,
+            InitrdPath = source.InitrdPath,
+            CommandLine = commandLine,
+            VcpuCount = MachineConfig.VcpuCount,
+            MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
+            Accelerator = accelerator,
+            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Writeback")).ToList(),
+            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
+            BalloonTargetMib = Balloon?.AmountMib,
+        };
+    }
+
+    private static void ValidateMachineConfig(MachineConfiguration config)
+    {
+        if (config.VcpuCount is < 1 or > MaxVcpus)
+        {
+            throw ApiException.BadRequest($"vcpu_count {config.VcpuCount} is out of range (1-{MaxVcpus})");
+        }
+
+        long minMib = (long)(GuestMemory.MinRamSize >> 20);
+        long maxMib = (long)(GuestMemory.MaxRamSize >> 20);
+        if (config.MemSizeMib < minMib || config.MemSizeMib > maxMib)
+        {
+            throw ApiException.BadRequest($"mem_size_mib {config.MemSizeMib} is out of range ({minMib}-{maxMib})");
+        }
+
+        if (config.Smt == true)
+        {
+            throw ApiException.BadRequest("smt is not supported; each vCPU is a core");
+        }
+
+        if (config.CpuTemplate is not (null or "None"))
+        {
+            throw ApiException.BadRequest($"cpu_template '{config.CpuTemplate}' is not supported (only None)");
+        }
+
+        if (config.HugePages is not (null or "None"))
+        {
+            throw ApiException.BadRequest($"huge_pages '{config.HugePages}' is not supported (only None)");
+        }
+    }
+
+    private static void RequireExistingFile(string path, string field)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw ApiException.BadRequest($"{field} is empty");
+        }
+
+        if (!Path.IsPathFullyQualified(path))
+        {
+            throw ApiException.BadRequest($"{field} '{path}' is not an absolute path");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw ApiException.BadRequest($"{field} '{path}' does not exist or is not a file");
+        }
+    }
+
+    private static void RequireDeviceId(string id, string field)
+    {
+        if (!DeviceIdPattern().IsMatch(id))
+        {
+            throw ApiException.BadRequest($"{field} '{id}' is invalid: use 1-64 letters, digits or underscores");
+        }
+    }
+
+    private static void RefuseRateLimiter(System.Text.Json.JsonElement? limiter, string field)
+    {
+        if (limiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        {
+            throw ApiException.BadRequest($"{field} is not supported by SharpVisor");
+        }
+    }
+
+    private static void RefuseUnsupportedSection(System.Text.Json.JsonElement? section, string name)
+    {
+        if (section is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        {
+            throw ApiException.BadRequest($"the '{name}' section is not supported by SharpVisor");
+        }
+    }
+}

@@ -1,0 +1,139 @@
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Http;
+using Microsoft.AspNetCore.Routing;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Host.Firecracker;
+
+/// <summary>
+/// The per-domain VMM's REST API: Firecracker's requests with Firecracker's JSON and status
+/// codes (204 for a PUT/PATCH that worked, 400 with a fault_message for bad input), plus a
+/// few SharpVisor extensions under /sharpvisor/ that the daemon uses.
+/// </summary>
+public static class VmmApi
+{
+    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    {
+        FirecrackerJsonContext json = FirecrackerJsonContext.Default;
+
+        routes.MapGet("/", () => ApiResults.Guard(() => Results.Json(vmm.Describe(), json.InstanceInfo)));
+        routes.MapGet("/version", () => ApiResults.Guard(() =>
+            Results.Json(new FirecrackerVersion { Version = VmmVersion.FirecrackerApi }, json.FirecrackerVersion)));
+        routes.MapGet("/machine-config", () => ApiResults.Guard(() => Results.Json(vmm.GetMachineConfig(), json.MachineConfiguration)));
+        routes.MapGet("/vm/config", () => ApiResults.Guard(() => Results.Json(vmm.GetFullConfig(), json.FullVmConfiguration)));
+        routes.MapGet("/balloon", () => ApiResults.Guard(() => Results.Json(vmm.GetBalloon(), json.Balloon)));
+
+        routes.MapPut("/boot-source", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            BootSource body = await JsonBody.ReadAsync(request, json.BootSource);
+            vmm.ConfigurePreBoot(c => c.SetBootSource(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/machine-config", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            MachineConfiguration body = await JsonBody.ReadAsync(request, json.MachineConfiguration);
+            vmm.ConfigurePreBoot(c => c.SetMachineConfig(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPatch("/machine-config", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            MachineConfigurationPatch body = await JsonBody.ReadAsync(request, json.MachineConfigurationPatch);
+            vmm.ConfigurePreBoot(c => c.PatchMachineConfig(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/drives/{drive_id}", (HttpRequest request, string drive_id) => ApiResults.GuardAsync(async () =>
+        {
+            Drive body = await JsonBody.ReadAsync(request, json.Drive);
+            vmm.ConfigurePreBoot(c => c.PutDrive(drive_id, body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
+        {
+            NetworkInterface body = await JsonBody.ReadAsync(request, json.NetworkInterface);
+            vmm.ConfigurePreBoot(c => c.PutNetworkInterface(iface_id, body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/balloon", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            Balloon body = await JsonBody.ReadAsync(request, json.Balloon);
+            vmm.ConfigurePreBoot(c => c.SetBalloon(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPatch("/balloon", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            BalloonUpdate body = await JsonBody.ReadAsync(request, json.BalloonUpdate);
+            vmm.SetBalloonTarget(body.AmountMib);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/actions", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            InstanceActionInfo body = await JsonBody.ReadAsync(request, json.InstanceActionInfo);
+            switch (body.ActionType)
+            {
+                case InstanceActionInfo.InstanceStart:
+                    vmm.Start();
+                    break;
+                case InstanceActionInfo.SendCtrlAltDel:
+                    vmm.SendCtrlAltDel();
+                    break;
+                case InstanceActionInfo.FlushMetrics:
+                    throw ApiException.BadRequest("no metrics file is configured (SharpVisor serves counters at GET /sharpvisor/counters)");
+                default:
+                    throw ApiException.BadRequest($"action_type '{body.ActionType}' is not one of InstanceStart, SendCtrlAltDel, FlushMetrics");
+            }
+
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            VmState body = await JsonBody.ReadAsync(request, json.VmState);
+            switch (body.State)
+            {
+                case VmState.Paused:
+                    vmm.Pause();
+                    break;
+                case VmState.Resumed:
+                    vmm.Resume();
+                    break;
+                default:
+                    throw ApiException.BadRequest($"state '{body.State}' is not one of Paused, Resumed");
+            }
+
+            return ApiResults.NoContent();
+        }));
+
+        // Like Firecracker, a path it does not serve is bad input.
+        routes.MapFallback((HttpContext context) =>
+            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}"));
+
+        // SharpVisor extensions, for the daemon.
+        ControlJsonContext control = ControlJsonContext.Default;
+        routes.MapGet("/sharpvisor/status", () => ApiResults.Guard(() => Results.Json(vmm.Status(), control.VmmStatus)));
+        routes.MapGet("/sharpvisor/counters", () => ApiResults.Guard(() => Results.Json(vmm.ReadCounters(), control.DomainCounters)));
+        routes.MapPut("/sharpvisor/power", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            PowerRequest body = await JsonBody.ReadAsync(request, control.PowerRequest);
+            switch (body.Action)
+            {
+                case PowerRequest.PowerButton:
+                    vmm.PressPowerButton();
+                    break;
+                case PowerRequest.PowerOff:
+                    vmm.PowerOff(body.Reason ?? "powered off by the control plane");
+                    break;
+                default:
+                    throw ApiException.BadRequest($"action '{body.Action}' is not one of PowerButton, PowerOff");
+            }
+
+            return ApiResults.NoContent();
+        }));
+    }
+}

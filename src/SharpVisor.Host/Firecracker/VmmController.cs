@@ -1,0 +1,352 @@
+using SharpVisor.Host.Console;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Host.Firecracker;
+
+/// <summary>
+/// The brain of a per-domain VMM, behind the Firecracker API: holds the pre-boot
+/// configuration, builds and starts the machine on InstanceStart, pauses, resumes and stops
+/// it. Every request is checked against the current state first; a refused request changes
+/// nothing. Thread-safe: Kestrel calls it from many threads.
+/// </summary>
+public sealed class VmmController : IDisposable
+{
+    public const string AppName = "sharpvisor";
+
+    private readonly object _lock = new();
+    private readonly IDomainMachineFactory _factory;
+    private readonly ConsoleBroadcaster _console;
+    private readonly TaskCompletionSource<DomainStopInfo> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
+    private VmConfiguration _configuration = new();
+    private IDomainMachine? _machine;
+    private VmmState _state = VmmState.NotStarted;
+    private long? _balloonTargetMib;
+    private DomainStopInfo? _stopInfo;
+
+    public VmmController(VmmIdentity identity, IDomainMachineFactory factory, ConsoleBroadcaster console)
+    {
+        Identity = identity;
+        _factory = factory;
+        _console = console;
+    }
+
+    public VmmIdentity Identity { get; }
+
+    /// <summary>Raised after every state change (the state file follows it).</summary>
+    public event Action<VmmStatus>? StatusChanged;
+
+    /// <summary>Completes when the machine has stopped for good.</summary>
+    public Task<DomainStopInfo> Stopped => _stopped.Task;
+
+    public VmmState State
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _state;
+            }
+        }
+    }
+
+    public DateTimeOffset? StartedAt { get; private set; }
+
+    public string? AcceleratorName { get; private set; }
+
+    public InstanceInfo Describe() => new()
+    {
+        AppName = AppName,
+        Id = Identity.InstanceId,
+        State = State switch
+        {
+            VmmState.NotStarted => InstanceInfo.NotStarted,
+            VmmState.Paused => InstanceInfo.Paused,
+            _ => InstanceInfo.Running,
+        },
+        VmmVersion = VmmVersion.Current,
+    };
+
+    public VmmStatus Status()
+    {
+        lock (_lock)
+        {
+            return new VmmStatus
+            {
+                Pid = Environment.ProcessId,
+                DomainId = Identity.DomainId,
+                Name = Identity.InstanceId,
+                State = _state,
+                Accelerator = AcceleratorName ?? Identity.Accelerator,
+                StartedAt = StartedAt,
+                VcpuCount = _configuration.MachineConfig.VcpuCount,
+                MemSizeMib = _configuration.MachineConfig.MemSizeMib,
+                Stop = _stopInfo is null ? null : VmmStopStatus.From(_stopInfo),
+            };
+        }
+    }
+
+    public MachineConfiguration GetMachineConfig()
+    {
+        lock (_lock)
+        {
+            return _configuration.ToFull().MachineConfig!;
+        }
+    }
+
+    public FullVmConfiguration GetFullConfig()
+    {
+        lock (_lock)
+        {
+            FullVmConfiguration full = _configuration.ToFull();
+            if (full.Balloon is not null && _balloonTargetMib is long target)
+            {
+                full = full with { Balloon = full.Balloon with { AmountMib = target } };
+            }
+
+            return full;
+        }
+    }
+
+    public Balloon GetBalloon()
+    {
+        lock (_lock)
+        {
+            Balloon balloon = _configuration.Balloon ?? throw ApiException.BadRequest("no balloon device is configured");
+            return _balloonTargetMib is long target ? balloon with { AmountMib = target } : balloon;
+        }
+    }
+
+    public void ConfigurePreBoot(Action<VmConfiguration> change)
+    {
+        lock (_lock)
+        {
+            RequireNotStarted();
+            change(_configuration);
+        }
+    }
+
+    /// <summary>Replaces the whole pre-boot configuration (the --config-file path).</summary>
+    public void LoadConfiguration(FullVmConfiguration full)
+    {
+        VmConfiguration configuration = VmConfiguration.FromFull(full);
+        lock (_lock)
+        {
+            RequireNotStarted();
+            _configuration = configuration;
+        }
+    }
+
+    /// <summary>PUT /actions InstanceStart: builds the machine and runs it.</summary>
+    public void Start()
+    {
+        lock (_lock)
+        {
+            RequireNotStarted();
+            DomainMachineSpec spec = _configuration.ToMachineSpec(Identity.InstanceId, Identity.Accelerator);
+            IDomainMachine? machine = null;
+            try
+            {
+                machine = _factory.Create(spec, _console.OutputSink);
+                machine.Stopped += OnMachineStopped;
+                _console.Input = machine.WriteConsoleInput;
+                machine.Start();
+            }
+            catch (Exception e) when (e is not ApiException and not OutOfMemoryException)
+            {
+                // Firecracker answers a failed InstanceStart with 400 and the reason; nothing stays built.
+                _console.Input = null;
+                machine?.Dispose();
+                throw ApiException.BadRequest($"cannot start the microVM: {e.Message}");
+            }
+
+            _machine = machine;
+            _balloonTargetMib = spec.BalloonTargetMib;
+            AcceleratorName = machine.AcceleratorName;
+            StartedAt = DateTimeOffset.UtcNow;
+            if (_state == VmmState.NotStarted)
+            {
+                _state = VmmState.Running;
+            }
+        }
+
+        RaiseStatusChanged();
+    }
+
+    /// <summary>PATCH /vm Paused: idempotent, as in Firecracker.</summary>
+    public void Pause() => ChangeRunState(VmmState.Paused);
+
+    /// <summary>PATCH /vm Resumed: idempotent, as in Firecracker.</summary>
+    public void Resume() => ChangeRunState(VmmState.Running);
+
+    public void SendCtrlAltDel() => WithRunningMachine("SendCtrlAltDel", m => m.SendCtrlAltDel());
+
+    public void PressPowerButton() => WithRunningMachine("the power button", m => m.PressPowerButton());
+
+    /// <summary>Pulls the plug: the machine stops now (destroy, or a shutdown that timed out).</summary>
+    public void PowerOff(string detail)
+    {
+        IDomainMachine machine;
+        lock (_lock)
+        {
+            if (_state is VmmState.NotStarted or VmmState.Stopped)
+            {
+                throw ApiException.BadRequest($"the machine is {Describe(_state)}; there is nothing to power off");
+            }
+
+            machine = _machine!;
+        }
+
+        machine.Stop(detail);
+    }
+
+    public void SetBalloonTarget(long amountMib)
+    {
+        lock (_lock)
+        {
+            if (_configuration.Balloon is null)
+            {
+                throw ApiException.BadRequest("no balloon device is configured; PUT /balloon before InstanceStart");
+            }
+
+            _configuration.ValidateBalloonTarget(amountMib);
+            if (_state == VmmState.NotStarted)
+            {
+                _configuration.SetBalloon(_configuration.Balloon with { AmountMib = amountMib });
+                return;
+            }
+
+            RequireLive("the balloon");
+            try
+            {
+                _machine!.SetBalloonTarget(amountMib);
+            }
+            catch (NotSupportedException e)
+            {
+                throw ApiException.BadRequest(e.Message);
+            }
+
+            _balloonTargetMib = amountMib;
+        }
+    }
+
+    public DomainCounters ReadCounters()
+    {
+        IDomainMachine? machine;
+        lock (_lock)
+        {
+            machine = _machine;
+        }
+
+        DomainCounters counters = machine?.ReadCounters() ?? new DomainCounters();
+        return counters with
+        {
+            Devices = counters.Devices.Append(_console.Counters()).ToList(),
+            BalloonTargetMib = counters.BalloonTargetMib ?? _balloonTargetMib,
+        };
+    }
+
+    public void Dispose()
+    {
+        IDomainMachine? machine;
+        lock (_lock)
+        {
+            machine = _machine;
+        }
+
+        machine?.Dispose();
+    }
+
+    private void ChangeRunState(VmmState target)
+    {
+        lock (_lock)
+        {
+            RequireLive(target == VmmState.Paused ? "pausing" : "resuming");
+            if (_state == target)
+            {
+                return;
+            }
+
+            if (target == VmmState.Paused)
+            {
+                _machine!.Pause();
+            }
+            else
+            {
+                _machine!.Resume();
+            }
+
+            _state = target;
+        }
+
+        RaiseStatusChanged();
+    }
+
+    private void WithRunningMachine(string what, Action<IDomainMachine> action)
+    {
+        IDomainMachine machine;
+        lock (_lock)
+        {
+            RequireLive(what);
+            if (_state == VmmState.Paused)
+            {
+                throw ApiException.BadRequest($"the machine is paused; resume it before {what}");
+            }
+
+            machine = _machine!;
+        }
+
+        try
+        {
+            action(machine);
+        }
+        catch (NotSupportedException e)
+        {
+            throw ApiException.BadRequest(e.Message);
+        }
+    }
+
+    private void OnMachineStopped(DomainStopInfo info)
+    {
+        lock (_lock)
+        {
+            _state = VmmState.Stopped;
+            _stopInfo = info;
+        }
+
+        // The state file records how the machine stopped before anyone may act on the stop
+        // (the process exits soon after): a daemon must never find a stopped VMM without it.
+        RaiseStatusChanged();
+        _stopped.TrySetResult(info);
+    }
+
+    private void RaiseStatusChanged() => StatusChanged?.Invoke(Status());
+
+    private void RequireNotStarted()
+    {
+        if (_state != VmmState.NotStarted)
+        {
+            throw ApiException.BadRequest("The requested operation is not supported after starting the microVM.");
+        }
+    }
+
+    private void RequireLive(string what)
+    {
+        if (_state == VmmState.NotStarted)
+        {
+            throw ApiException.BadRequest($"The requested operation ({what}) is not supported before starting the microVM.");
+        }
+
+        if (_state == VmmState.Stopped)
+        {
+            throw ApiException.BadRequest($"the machine has stopped; {what} is not possible");
+        }
+    }
+
+    private static string Describe(VmmState state) => state switch
+    {
+        VmmState.NotStarted => "not started",
+        VmmState.Stopped => "stopped",
+        _ => state.ToString().ToLowerInvariant(),
+    };
+}

@@ -1,0 +1,184 @@
+using System.Net.Sockets;
+using Microsoft.AspNetCore.Builder;
+using Microsoft.AspNetCore.Hosting;
+using Microsoft.Extensions.Logging;
+using SharpVisor.Host.Console;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Host.Firecracker;
+
+/// <summary>
+/// One per-domain VMM process's servers: the Firecracker API on a Unix socket (Kestrel), the
+/// serial console socket and the state file. <see cref="RunAsync"/> returns the exit status
+/// once the machine has stopped (or the process was asked to terminate).
+/// </summary>
+public sealed class VmmServer : IAsyncDisposable
+{
+    /// <summary>Limit for config files (the API's bodies have Firecracker's 51200-byte limit).</summary>
+    public const int MaxConfigFileBytes = 1 << 20;
+
+    private readonly VmmServerOptions _options;
+    private readonly ConsoleBroadcaster _console;
+    private readonly WebApplication _app;
+    private readonly ConsoleSocketServer _consoleServer;
+    private readonly object _stateFileLock = new();
+
+    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication app, ConsoleSocketServer consoleServer)
+    {
+        _options = options;
+        Controller = controller;
+        _console = console;
+        _app = app;
+        _consoleServer = consoleServer;
+    }
+
+    public VmmController Controller { get; }
+
+    /// <summary>
+    /// Starts listening. With a config file the machine is configured and started before this
+    /// returns; a bad file throws <see cref="ApiException"/> and nothing keeps running.
+    /// </summary>
+    public static async Task<VmmServer> StartAsync(VmmServerOptions options, IDomainMachineFactory factory, CancellationToken cancel = default)
+    {
+        FullVmConfiguration? config = options.ConfigFile is null ? null : ReadConfigFile(options.ConfigFile);
+        var console = new ConsoleBroadcaster();
+        var controller = new VmmController(options.Identity, factory, console);
+        if (config is not null)
+        {
+            controller.LoadConfiguration(config);
+        }
+
+        UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
+        UnixSocketFiles.PrepareForListening(options.EffectiveConsoleSocketPath);
+
+        // The console listens before the API does: a client that sees the API can attach at once.
+        var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
+        WebApplication app = BuildApp(options.ApiSocketPath);
+        ApiResults.UseFaultBodies(app);
+        VmmApi.Map(app, controller);
+        try
+        {
+            await app.StartAsync(cancel);
+        }
+        catch
+        {
+            await consoleServer.DisposeAsync();
+            throw;
+        }
+
+        UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
+        var server = new VmmServer(options, controller, console, app, consoleServer);
+        controller.StatusChanged += server.WriteStateFile;
+        server.WriteStateFile(controller.Status());
+        if (config is not null)
+        {
+            try
+            {
+                controller.Start();
+            }
+            catch
+            {
+                await server.DisposeAsync();
+                throw;
+            }
+        }
+
+        return server;
+    }
+
+    /// <summary>Waits for the machine to stop, or for <paramref name="terminate"/> (which powers it off); returns the exit status.</summary>
+    public async Task<int> RunAsync(CancellationToken terminate)
+    {
+        var terminated = new TaskCompletionSource(TaskCreationOptions.RunContinuationsAsynchronously);
+        using CancellationTokenRegistration registration = terminate.Register(() => terminated.TrySetResult());
+        await Task.WhenAny(Controller.Stopped, terminated.Task);
+        if (!Controller.Stopped.IsCompleted)
+        {
+            if (Controller.State == VmmState.NotStarted)
+            {
+                return 0;
+            }
+
+            try
+            {
+                Controller.PowerOff("the VMM process was asked to terminate");
+            }
+            catch (ApiException)
+            {
+                // It stopped in the meantime.
+            }
+        }
+
+        DomainStopInfo stop = await Controller.Stopped;
+        _console.Complete();
+        await _consoleServer.DrainAsync(TimeSpan.FromSeconds(2));
+        return stop.ExitStatus;
+    }
+
+    public async ValueTask DisposeAsync()
+    {
+        Controller.StatusChanged -= WriteStateFile;
+        _console.Complete();
+        await _consoleServer.DisposeAsync();
+        await _app.StopAsync();
+        await _app.DisposeAsync();
+        Controller.Dispose();
+        File.Delete(_options.ApiSocketPath);
+    }
+
+    private static FullVmConfiguration ReadConfigFile(string path)
+    {
+        byte[] bytes;
+        try
+        {
+            var info = new FileInfo(path);
+            if (!info.Exists)
+            {
+                throw ApiException.BadRequest($"config file '{path}' does not exist");
+            }
+
+            if (info.Length > MaxConfigFileBytes)
+            {
+                throw ApiException.BadRequest($"config file '{path}' is larger than {MaxConfigFileBytes} bytes");
+            }
+
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (IOException e)
+        {
+            throw ApiException.BadRequest($"config file '{path}' cannot be read: {e.Message}");
+        }
+
+        return JsonBody.Parse(bytes, FirecrackerJsonContext.Default.FullVmConfiguration);
+    }
+
+    private static WebApplication BuildApp(string socketPath)
+    {
+        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
+        builder.Logging.ClearProviders();
+        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
+        builder.Logging.SetMinimumLevel(LogLevel.Warning);
+        builder.WebHost.ConfigureKestrel(kestrel =>
+        {
+            kestrel.AddServerHeader = false;
+            kestrel.Limits.MaxRequestBodySize = JsonBody.DefaultMaxBytes * 2;
+            kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
+            kestrel.ListenUnixSocket(socketPath);
+        });
+        return builder.Build();
+    }
+
+    private void WriteStateFile(VmmStatus status)
+    {
+        if (_options.StateFilePath is not { } path)
+        {
+            return;
+        }
+
+        lock (_stateFileLock)
+        {
+            VmmStateFile.Write(path, status);
+        }
+    }
+}

@@ -1,0 +1,21 @@
+namespace SharpVisor.Host.Firecracker;
+
+/// <summary>Where a per-domain VMM listens and what it starts with.</summary>
+public sealed record VmmServerOptions
+{
+    /// <summary>The Firecracker API socket.</summary>
+    public required string ApiSocketPath { get; init; }
+
+    /// <summary>The serial console socket; defaults to the API socket's path plus ".console".</summary>
+    public string? ConsoleSocketPath { get; init; }
+
+    /// <summary>Where to keep the state file; none when null (a VMM not run by the daemon).</summary>
+    public string? StateFilePath { get; init; }
+
+    /// <summary>A Firecracker JSON configuration to apply and start at once, like firecracker --config-file.</summary>
+    public string? ConfigFile { get; init; }
+
+    public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
+
+    public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";
+}

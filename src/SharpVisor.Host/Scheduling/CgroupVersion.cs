@@ -1,0 +1,7 @@
+namespace SharpVisor.Host.Scheduling;
+
+public enum CgroupVersion
+{
+    V1,
+    V2,
+}

@@ -1,0 +1,217 @@
+using SharpVisor.Boot;
+using SharpVisor.Boot.Acpi;
+using SharpVisor.Devices.Pci;
+using SharpVisor.Devices.Legacy;
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>
+/// One domain's machine: guest memory, the accelerator's VM and vCPUs, the PC legacy devices
+/// and the booted kernel. Built by <see cref="Create"/>; <see cref="Run"/> blocks until the
+/// guest stops; <see cref="Pause"/>, <see cref="Resume"/> and <see cref="Stop"/> may be called
+/// from other threads meanwhile.
+/// </summary>
+public sealed class VirtualMachineMonitor : IDisposable
+{
+    private readonly GuestMemory _memory;
+    private readonly IVirtualMachine _machine;
+    private readonly IReadOnlyList<IVcpu> _vcpus;
+    private readonly VirtualMachineRunner _runner;
+
+    private VirtualMachineMonitor(
+        MachineConfiguration configuration,
+        AcceleratorSelection accelerator,
+        GuestMemory memory,
+        IVirtualMachine machine,
+        IReadOnlyList<IVcpu> vcpus,
+        LegacyPlatform legacy,
+        AcpiPmDevice powerManagement,
+        PciBus pci,
+        BootResult boot)
+    {
+        Configuration = configuration;
+        Accelerator = accelerator;
+        _memory = memory;
+        _machine = machine;
+        _vcpus = vcpus;
+        Legacy = legacy;
+        PowerManagement = powerManagement;
+        Pci = pci;
+        Boot = boot;
+        _runner = new VirtualMachineRunner(machine, vcpus);
+    }
+
+    public MachineConfiguration Configuration { get; }
+
+    public AcceleratorSelection Accelerator { get; }
+
+    public BootResult Boot { get; }
+
+    public LegacyPlatform Legacy { get; }
+
+    /// <summary>The ACPI PM register block (power button, S5 power-off, reset register).</summary>
+    public AcpiPmDevice PowerManagement { get; }
+
+    /// <summary>PCI bus 0 behind configuration mechanism #1 at 0xCF8.</summary>
+    public PciBus Pci { get; }
+
+    /// <summary>The 16550 UART at 0x3F8: attach a console to it for input.</summary>
+    public Serial16550 Serial => Legacy.Serial;
+
+    public MachineControl Control => _machine.Control;
+
+    public IReadOnlyList<IVcpu> Vcpus => _vcpus;
+
+    /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
+    public long SerialBytesWritten => Legacy.Serial.TransmittedBytes;
+
+    public bool IsPaused => _runner.IsPaused;
+
+    /// <summary>
+    /// Builds the machine and loads the kernel. Bad configurations throw one-line errors:
+    /// <see cref="ArgumentException"/>, <see cref="BootImageException"/>, KvmUnavailableException.
+    /// </summary>
+    public static VirtualMachineMonitor Create(MachineConfiguration configuration)
+    {
+        configuration.Validate();
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath);
+
+        GuestMemory memory;
+        try
+        {
+            memory = GuestMemory.CreateRam(configuration.MemorySize);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new ArgumentException($"memory size {configuration.MemorySize >> 20} MiB: {FirstLine(e.Message)}");
+        }
+
+        IVirtualMachine? machine = null;
+        var vcpus = new List<IVcpu>();
+        try
+        {
+            BootResult boot = BootLoader.Load(memory, new BootRequest(configuration.KernelPath)
+            {
+                CommandLine = configuration.CommandLine,
+                InitrdPath = configuration.InitrdPath,
+                Modules = configuration.Modules,
+            });
+
+            machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
+            LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
+
+            // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning
+            // the BIOS area; PCI bus 0 for the devices the tables describe.
+            var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq));
+            machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
+            var pci = new PciBus(machine.Mmio, machine.Interrupts);
+            machine.PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, pci.ConfigIo, "pci-config");
+            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount }).WriteTo(memory);
+            for (int id = 0; id < configuration.VcpuCount; id++)
+            {
+                vcpus.Add(machine.CreateVcpu(id));
+            }
+
+            vcpus[0].SetState(boot.State);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, pci, boot);
+        }
+        catch
+        {
+            foreach (IVcpu vcpu in vcpus)
+            {
+                vcpu.Dispose();
+            }
+
+            machine?.Dispose();
+            memory.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Runs the guest until it stops (or <paramref name="timeout"/> passes) and says how it ended.</summary>
+    public RunOutcome Run(TimeSpan? timeout = null)
+    {
+        bool stopped = _runner.Run(timeout);
+        Legacy.Serial.Output?.Flush();
+        MachineControl control = _machine.Control;
+        if (!stopped)
+        {
+            return new RunOutcome(124, MachineStopReason.PowerOff, $"stopped by the {timeout!.Value.TotalSeconds:0.#} s timeout", null);
+        }
+
+        MachineStopReason reason = control.StopReason ?? MachineStopReason.PowerOff;
+        string? report = reason == MachineStopReason.Crashed ? _runner.FailureExit?.Format() : null;
+        return new RunOutcome(control.ExitStatus, reason, control.StopDetail ?? reason.ToString(), report);
+    }
+
+    public bool Pause(TimeSpan timeout) => _runner.Pause(timeout);
+
+    /// <summary>
+    /// Where each vCPU is executing: pauses the guest for an instant (a kick per vCPU), reads
+    /// RIP and resumes. Null when the vCPUs could not be parked in time.
+    /// </summary>
+    public IReadOnlyList<ulong>? SampleInstructionPointers()
+    {
+        if (_runner.IsPaused)
+        {
+            return null;
+        }
+
+        if (!_runner.Pause(TimeSpan.FromSeconds(1)))
+        {
+            _runner.Resume();
+            return null;
+        }
+
+        try
+        {
+            return _vcpus.Select(v => v.GetState().Rip).ToArray();
+        }
+        finally
+        {
+            _runner.Resume();
+        }
+    }
+
+    public void Resume() => _runner.Resume();
+
+    /// <summary>Asks the guest to shut down gracefully: an ACPI fixed-feature power-button press.</summary>
+    public void PressPowerButton() => PowerManagement.PressPowerButton();
+
+    /// <summary>Stops the guest at once (destroy): its run ends as powered off by the VMM.</summary>
+    public void Stop(string detail = "stopped by the VMM") => _machine.Control.Stop(MachineStopReason.PowerOff, 0, detail);
+
+    /// <summary>Exit counts summed over all vCPUs, by reason.</summary>
+    public IReadOnlyDictionary<string, long> ExitCounts()
+    {
+        var totals = new Dictionary<string, long>();
+        foreach (IVcpu vcpu in _vcpus)
+        {
+            foreach ((string reason, long count) in vcpu.Exits.Snapshot())
+            {
+                totals[reason] = totals.GetValueOrDefault(reason) + count;
+            }
+        }
+
+        return totals;
+    }
+
+    public void Dispose()
+    {
+        foreach (IVcpu vcpu in _vcpus)
+        {
+            vcpu.Dispose();
+        }
+
+        _machine.Dispose();
+        _memory.Dispose();
+    }
+
+    private static string FirstLine(string message)
+    {
+        int end = message.IndexOf(" (Parameter", StringComparison.Ordinal);
+        return end > 0 ? message[..end] : message;
+    }
+}

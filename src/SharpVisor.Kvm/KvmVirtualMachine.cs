@@ -1,0 +1,318 @@
+using System.Runtime.InteropServices;
+using SharpVisor.Interop;
+using SharpVisor.Interop.Kvm;
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Kvm;
+
+/// <summary>
+/// A KVM virtual machine: one memory slot per guest memory region, the in-kernel irqchip
+/// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
+/// irqfd/ioeventfd registration for device data paths that bypass user space.
+/// </summary>
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine
+{
+    /// <summary>
+    /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
+    /// unpaged code on Intel CPUs without unrestricted guest. Like Firecracker, just below the
+    /// 256 KiB BIOS window under 4 GiB: inside the 32-bit MMIO hole, clear of the I/O APIC
+    /// (0xFEC00000) and local APIC (0xFEE00000) and of anything a guest sees as RAM. Boot code
+    /// should mark [IdentityMapAddress, TssAddress + TssSize) reserved in the e820 map.
+    /// </summary>
+    public const ulong IdentityMapAddress = 0xFFFB_C000;
+
+    /// <summary>The three pages of the real-mode TSS KVM needs on Intel (KVM_SET_TSS_ADDR), right after the identity map.</summary>
+    public const ulong TssAddress = 0xFFFB_D000;
+
+    public const ulong TssSize = 3 * 4096;
+
+    private readonly KvmSystem _system;
+    private readonly bool _ownsSystem;
+    private readonly KvmVcpu?[] _vcpus;
+    private readonly object _vcpuLock = new();
+    private int _fd;
+
+    private KvmVirtualMachine(KvmSystem system, bool ownsSystem, GuestMemory memory, int vcpuCount)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        ArgumentOutOfRangeException.ThrowIfLessThan(vcpuCount, 1);
+        _system = system;
+        _ownsSystem = ownsSystem;
+        Memory = memory;
+        VcpuCount = vcpuCount;
+        _vcpus = new KvmVcpu?[vcpuCount];
+        Interrupts = new KvmInterruptController(this);
+
+        // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
+        Control.OnStop(KickAll);
+        _fd = system.CreateVmFd();
+        try
+        {
+            CheckCapabilities();
+            SetUpSystemAreas();
+            SetUpIrqchip();
+            MapMemory();
+            SupportedCpuid = system.GetSupportedCpuid();
+        }
+        catch
+        {
+            LibC.Close(_fd);
+            _fd = -1;
+            throw;
+        }
+    }
+
+    /// <summary>Creates a VM over <paramref name="memory"/>, opening the KVM device itself.</summary>
+    public static KvmVirtualMachine Create(GuestMemory memory, int vcpuCount, string devicePath = KvmSystem.DefaultDevicePath)
+    {
+        KvmSystem system = KvmSystem.Open(devicePath);
+        try
+        {
+            return new KvmVirtualMachine(system, ownsSystem: true, memory, vcpuCount);
+        }
+        catch
+        {
+            system.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Creates a VM on an already open KVM device (not owned by the VM).</summary>
+    public static KvmVirtualMachine Create(KvmSystem system, GuestMemory memory, int vcpuCount) =>
+        new(system, ownsSystem: false, memory, vcpuCount);
+
+    public GuestMemory Memory { get; }
+
+    public PortIoBus PortIo { get; } = new();
+
+    public MmioBus Mmio { get; } = new();
+
+    public IInterruptController Interrupts { get; }
+
+    public MachineControl Control { get; } = new();
+
+    public int VcpuCount { get; }
+
+    public KvmSystem System => _system;
+
+    /// <summary>What KVM_GET_SUPPORTED_CPUID reported; each vCPU applies <see cref="KvmCpuidPolicy"/> to it.</summary>
+    public IReadOnlyList<KvmCpuidEntry2> SupportedCpuid { get; }
+
+    internal int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(KvmVirtualMachine));
+
+    public IVcpu CreateVcpu(int id)
+    {
+        if (id < 0 || id >= VcpuCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), $"vCPU id {id} is outside 0..{VcpuCount - 1}");
+        }
+
+        lock (_vcpuLock)
+        {
+            if (_vcpus[id] is not null)
+            {
+                throw new InvalidOperationException($"vCPU {id} already exists");
+            }
+
+            var vcpu = new KvmVcpu(this, id);
+            _vcpus[id] = vcpu;
+            return vcpu;
+        }
+    }
+
+    /// <summary>KVM_IRQFD: signalling <paramref name="eventFd"/> raises GSI <paramref name="gsi"/> (edge) in the kernel, with no exit.</summary>
+    public void RegisterIrqFd(EventFd eventFd, uint gsi) => IrqFd(eventFd, gsi, 0);
+
+    public void UnregisterIrqFd(EventFd eventFd, uint gsi) => IrqFd(eventFd, gsi, KvmIrqfd.FlagDeassign);
+
+    /// <summary>
+    /// KVM_IOEVENTFD: a guest write of <paramref name="length"/> bytes to <paramref name="address"/>
+    /// (a port when <paramref name="isPio"/>) signals <paramref name="eventFd"/> inside the kernel
+    /// instead of exiting — optionally only when the written value equals <paramref name="datamatch"/>.
+    /// </summary>
+    public void RegisterIoEventFd(EventFd eventFd, ulong address, uint length, bool isPio, ulong? datamatch = null) =>
+        IoEventFd(eventFd, address, length, isPio, datamatch, 0);
+
+    public void UnregisterIoEventFd(EventFd eventFd, ulong address, uint length, bool isPio, ulong? datamatch = null) =>
+        IoEventFd(eventFd, address, length, isPio, datamatch, KvmIoeventfd.FlagDeassign);
+
+    public void Dispose()
+    {
+        lock (_vcpuLock)
+        {
+            foreach (KvmVcpu? vcpu in _vcpus)
+            {
+                vcpu?.Dispose();
+            }
+        }
+
+        if (_fd >= 0)
+        {
+            LibC.Close(_fd);
+            _fd = -1;
+        }
+
+        if (_ownsSystem)
+        {
+            _system.Dispose();
+        }
+    }
+
+    private void KickAll()
+    {
+        KvmVcpu?[] vcpus;
+        lock (_vcpuLock)
+        {
+            vcpus = (KvmVcpu?[])_vcpus.Clone();
+        }
+
+        foreach (KvmVcpu? vcpu in vcpus)
+        {
+            vcpu?.Kick();
+        }
+    }
+
+    private void CheckCapabilities()
+    {
+        (KvmCapability Capability, string Use)[] required =
+        [
+            (KvmCapability.UserMemory, "memory slots"),
+            (KvmCapability.SetTssAddr, "KVM_SET_TSS_ADDR"),
+            (KvmCapability.SetIdentityMapAddr, "KVM_SET_IDENTITY_MAP_ADDR"),
+            (KvmCapability.Irqchip, "the in-kernel irqchip"),
+            (KvmCapability.Pit2, "the in-kernel PIT"),
+            (KvmCapability.ImmediateExit, "kicking vCPUs (immediate_exit)"),
+            (KvmCapability.ExtCpuid, "KVM_GET_SUPPORTED_CPUID"),
+        ];
+        foreach ((KvmCapability capability, string use) in required)
+        {
+            if (_system.CheckExtension(capability) == 0)
+            {
+                throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_{capability} ({use})");
+            }
+        }
+
+        int maxVcpus = _system.CheckExtension(KvmCapability.MaxVcpus);
+        if (maxVcpus == 0)
+        {
+            maxVcpus = _system.CheckExtension(KvmCapability.NrVcpus);
+        }
+
+        // xAPIC ids are 8 bits and 0xFF is broadcast.
+        int limit = Math.Min(maxVcpus, 255);
+        if (VcpuCount > limit)
+        {
+            throw new ArgumentOutOfRangeException("vcpuCount", $"{VcpuCount} vCPUs requested; KVM here supports 1..{limit}");
+        }
+
+        if (Memory.Regions.Any(r => r.ReadOnly) && _system.CheckExtension(KvmCapability.ReadonlyMem) == 0)
+        {
+            throw new KvmUnavailableException($"{_system.DevicePath} lacks KVM_CAP_READONLY_MEM, needed for read-only guest memory");
+        }
+    }
+
+    private void SetUpSystemAreas()
+    {
+        ulong start = IdentityMapAddress;
+        ulong end = TssAddress + TssSize;
+        foreach (MemoryRegion region in Memory.Regions)
+        {
+            if (region.GuestPhysicalAddress < end && start < region.End)
+            {
+                throw new ArgumentException(
+                    $"guest memory 0x{region.GuestPhysicalAddress:x}+0x{region.Size:x} overlaps KVM's identity map/TSS at 0x{start:x}-0x{end:x}");
+            }
+        }
+
+        // The identity map must be set before any vCPU exists.
+        ulong identityMap = IdentityMapAddress;
+        if (LibC.Ioctl(_fd, KvmIoctls.SetIdentityMapAddr, &identityMap) < 0)
+        {
+            throw LinuxException.FromLastError("KVM_SET_IDENTITY_MAP_ADDR");
+        }
+
+        if (LibC.Ioctl(_fd, KvmIoctls.SetTssAddr, unchecked((nint)TssAddress)) < 0)
+        {
+            throw LinuxException.FromLastError("KVM_SET_TSS_ADDR");
+        }
+    }
+
+    private void SetUpIrqchip()
+    {
+        // PIC pair + I/O APIC in the kernel, with the default routing of GSIs 0-23; local APICs per vCPU.
+        if (LibC.Ioctl(_fd, KvmIoctls.CreateIrqchip, 0) < 0)
+        {
+            throw LinuxException.FromLastError("KVM_CREATE_IRQCHIP");
+        }
+
+        // The PIT on GSI 0, with the "dummy speaker" so port 0x61 (PIT channel 2 gate, used by
+        // Linux to calibrate the TSC) is handled in the kernel too.
+        var pit = new KvmPitConfig { Flags = KvmPitConfig.SpeakerDummy };
+        if (LibC.Ioctl(_fd, KvmIoctls.CreatePit2, &pit) < 0)
+        {
+            throw LinuxException.FromLastError("KVM_CREATE_PIT2");
+        }
+    }
+
+    private void MapMemory()
+    {
+        uint slot = 0;
+        foreach (MemoryRegion region in Memory.Regions)
+        {
+            var memoryRegion = new KvmUserspaceMemoryRegion
+            {
+                Slot = slot,
+                Flags = region.ReadOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0,
+                GuestPhysAddr = region.GuestPhysicalAddress,
+                MemorySize = region.Size,
+                UserspaceAddr = (ulong)region.HostAddress,
+            };
+            if (LibC.Ioctl(_fd, KvmIoctls.SetUserMemoryRegion, &memoryRegion) < 0)
+            {
+                throw LinuxException.FromLastError($"KVM_SET_USER_MEMORY_REGION slot {slot} at 0x{region.GuestPhysicalAddress:x}+0x{region.Size:x}");
+            }
+
+            slot++;
+        }
+    }
+
+    private void IrqFd(EventFd eventFd, uint gsi, uint flags)
+    {
+        ArgumentNullException.ThrowIfNull(eventFd);
+        var irqfd = new KvmIrqfd { Fd = (uint)eventFd.Fd, Gsi = gsi, Flags = flags };
+        if (LibC.Ioctl(Fd, KvmIoctls.Irqfd, &irqfd) < 0)
+        {
+            throw LinuxException.FromLastError($"KVM_IRQFD gsi {gsi}{(flags != 0 ? " (deassign)" : "")}");
+        }
+    }
+
+    private void IoEventFd(EventFd eventFd, ulong address, uint length, bool isPio, ulong? datamatch, uint flags)
+    {
+        ArgumentNullException.ThrowIfNull(eventFd);
+        if (length is not (1 or 2 or 4 or 8))
+        {
+            throw new ArgumentOutOfRangeException(nameof(length), $"ioeventfd length must be 1, 2, 4 or 8, not {length}");
+        }
+
+        if (isPio && address + length > 0x1_0000)
+        {
+            throw new ArgumentOutOfRangeException(nameof(address), $"port 0x{address:x} is outside the I/O port space");
+        }
+
+        var ioeventfd = new KvmIoeventfd
+        {
+            Datamatch = datamatch ?? 0,
+            Addr = address,
+            Len = length,
+            Fd = eventFd.Fd,
+            Flags = flags | (isPio ? KvmIoeventfd.FlagPio : 0) | (datamatch.HasValue ? KvmIoeventfd.FlagDatamatch : 0),
+        };
+        if (LibC.Ioctl(Fd, KvmIoctls.Ioeventfd, &ioeventfd) < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            string what = isPio ? $"port 0x{address:x}" : $"address 0x{address:x}";
+            throw new LinuxException($"KVM_IOEVENTFD {what} length {length}{((flags & KvmIoeventfd.FlagDeassign) != 0 ? " (deassign)" : "")}", errno);
+        }
+    }
+}

@@ -1,0 +1,45 @@
+#!/usr/bin/env bash
+# Runs every SharpVisor test. Installs what the tests need first (Debian packages, the test
+# kernels, the default guest), all idempotently, then builds once and runs each test project.
+# Ends with one line: "tests: N passed, N failed, N skipped".
+set -euo pipefail
+root="$(cd "$(dirname "$(readlink -f "${BASH_SOURCE[0]}")")" && pwd)"
+cd "$root"
+
+log() { printf '[test] %s\n' "$*" >&2; }
+
+scripts/setup.sh
+[ -x scripts/build-test-kernels.sh ] && scripts/build-test-kernels.sh >/dev/null
+[ -x scripts/build-guest.sh ] && scripts/build-guest.sh >/dev/null
+
+log "building the solution"
+dotnet build SharpVisor.sln -c Release -nologo -v quiet -clp:ErrorsOnly
+
+results="$root/out/test-results"
+rm -rf "$results"
+mkdir -p "$results"
+log "running tests"
+status=0
+dotnet test SharpVisor.sln -c Release --no-build -nologo \
+    --logger "console;verbosity=normal" --logger trx --results-directory "$results" 2>&1 | tee "$results/console.log" || status=$?
+
+# Skipped tests say why; repeat them here so a skip is never silent.
+if grep -q '^\s*Skipped ' "$results/console.log"; then
+    echo
+    echo "==== SKIPPED TESTS ===="
+    grep -A2 '^\s*Skipped ' "$results/console.log" || true
+fi
+
+# One summary line over all test assemblies, from the TRX files' counters.
+counter() { grep -ho "$1=\"[0-9]*\"" "$results"/*.trx | grep -o '[0-9]*' | awk '{ s += $1 } END { print s + 0 }'; }
+assemblies=$(ls "$results"/*.trx 2>/dev/null | wc -l)
+passed=$(counter passed)
+failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
+skipped=$(counter notExecuted)
+echo
+echo "$assemblies test assemblies"
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+if [ "$failed" -gt 0 ] && [ "$status" -eq 0 ]; then
+    status=1
+fi
+exit "$status"

@@ -1,0 +1,91 @@
+using SharpVisor.Host.Domains;
+using SharpVisor.Machine;
+
+namespace SharpVisor.Host.Tests.Fakes;
+
+/// <summary>
+/// A machine that runs no guest: it records what the VMM asked of it, echoes console input
+/// to its serial output, and stops when told to (or on the power button when
+/// <see cref="ObeysPowerButton"/>), so the API layer can be tested without a hypervisor.
+/// </summary>
+public sealed class FakeDomainMachine : IDomainMachine
+{
+    private readonly Stream _serialOutput;
+    private int _stopped;
+
+    public FakeDomainMachine(DomainMachineSpec spec, Stream serialOutput)
+    {
+        Spec = spec;
+        _serialOutput = serialOutput;
+    }
+
+    public event Action<DomainStopInfo>? Stopped;
+
+    public DomainMachineSpec Spec { get; }
+
+    public string AcceleratorName => "fake";
+
+    public bool ObeysPowerButton { get; set; }
+
+    public bool IsStarted { get; private set; }
+
+    public bool IsPaused { get; private set; }
+
+    public int CtrlAltDelCount { get; private set; }
+
+    public int PowerButtonCount { get; private set; }
+
+    public long? BalloonTarget { get; private set; }
+
+    public bool IsDisposed { get; private set; }
+
+    public void Start()
+    {
+        IsStarted = true;
+        SerialWrite($"fake guest {Spec.Name} booting: {Spec.CommandLine}\n");
+    }
+
+    public void Pause() => IsPaused = true;
+
+    public void Resume() => IsPaused = false;
+
+    public void PressPowerButton()
+    {
+        PowerButtonCount++;
+        if (ObeysPowerButton)
+        {
+            Finish(MachineStopReason.PowerOff, 0, "guest powered off (ACPI S5)");
+        }
+    }
+
+    public void SendCtrlAltDel() => CtrlAltDelCount++;
+
+    public void Stop(string detail) => Finish(MachineStopReason.PowerOff, 0, detail);
+
+    public void Reset(string detail) => Finish(MachineStopReason.Reset, 0, detail);
+
+    public void Crash(string detail) => Finish(MachineStopReason.Crashed, 2, detail);
+
+    public void WriteConsoleInput(ReadOnlySpan<byte> data) => _serialOutput.Write(data);
+
+    public void SetBalloonTarget(long amountMib) => BalloonTarget = amountMib;
+
+    public DomainCounters ReadCounters() => new()
+    {
+        Exits = new Dictionary<string, long> { ["io"] = 10, ["hlt"] = 3 },
+        Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512)],
+        BalloonActualMib = BalloonTarget,
+    };
+
+    public void SerialWrite(string text) => _serialOutput.Write(System.Text.Encoding.UTF8.GetBytes(text));
+
+    public void Dispose() => IsDisposed = true;
+
+    private void Finish(MachineStopReason reason, int status, string detail)
+    {
+        if (Interlocked.Exchange(ref _stopped, 1) == 0)
+        {
+            Stopped?.Invoke(new DomainStopInfo(reason, status, detail));
+        }
+    }
+}

@@ -1,0 +1,34 @@
+using System.Diagnostics;
+
+namespace SharpVisor.Host.Tests;
+
+/// <summary>The Multiboot test kernel, built by scripts/build-test-kernels.sh once per test run.</summary>
+internal static class TestKernels
+{
+    private static readonly Lazy<string> s_multibootHello = new(Build);
+
+    /// <summary>With "loop=N" on its command line it prints "tick K" every N busy-loop iterations, forever.</summary>
+    public static string MultibootHello => s_multibootHello.Value;
+
+    private static string Build()
+    {
+        string? root = AppContext.BaseDirectory;
+        while (root is not null && !File.Exists(Path.Combine(root, "scripts", "build-test-kernels.sh")))
+        {
+            root = Path.GetDirectoryName(root);
+        }
+
+        Assert.True(root is not null, "scripts/build-test-kernels.sh not found above the test directory");
+        var start = new ProcessStartInfo("bash", [Path.Combine(root!, "scripts", "build-test-kernels.sh")])
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+        };
+        using Process process = Process.Start(start)!;
+        Task<string> stdout = process.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = process.StandardError.ReadToEndAsync();
+        Assert.True(process.WaitForExit(TimeSpan.FromSeconds(120)), "build-test-kernels.sh took more than 2 minutes");
+        Assert.True(process.ExitCode == 0, $"build-test-kernels.sh failed: {stderr.Result}");
+        return stdout.Result.Split('\n').Single(line => line.EndsWith("/multiboot-hello.elf", StringComparison.Ordinal));
+    }
+}

@@ -1,1 +1,0 @@
-namespace SharpVisor.Machine.Tests;
