@@ -90,7 +90,7 @@ internal static class Workload
         a.cli();
         a.lgdt(__dword_ptr[(uint)gdtPointer]);
         a.mov(eax, cr4);
-        a.or(eax, 1 << 5);
+        a.or(eax, (1 << 5) | (1 << 9) | (1 << 10)); // PAE, OSFXSR and OSXMMEXCPT (SSE raises #UD without OSFXSR)
         a.mov(cr4, eax);
         a.mov(eax, (uint)pml4);
         a.mov(cr3, eax);

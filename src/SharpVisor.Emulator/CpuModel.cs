@@ -98,8 +98,9 @@ public sealed class CpuModel
 
             case 7 when subleaf == 0:
             {
+                // Bit 13: FCS and FDS are deprecated (saved as zero), a property of the x87 implementation.
                 uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Bmi2, 8)
-                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
+                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Fpu, 13) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
                 uint edx = Bit(CpuFeature.Fsrm, 4) | Bit(CpuFeature.ArchCapabilities, 29);
                 return (0, ebx, 0, edx);
             }

@@ -164,9 +164,6 @@ internal unsafe partial struct InstructionBinder
                 op.Handler = &SystemHandlers.Sysexit;
                 return true;
             case Mnemonic.Swapgs: op.Handler = &SystemHandlers.Swapgs; return false;
-            case Mnemonic.Xsetbv when _cpu.Model.Has(CpuFeature.Xsave):
-                op.Handler = &SystemHandlers.Xsetbv;
-                return true;
             default:
                 return null;
         }

@@ -358,25 +358,7 @@ public sealed partial class X86Cpu
             | (longMode ? SegmentCache.AttrLong : SegmentCache.AttrDefaultBig),
     };
 
-    // ---- XSETBV, CPUID ----------------------------------------------------------------------
-
-    /// <summary>XSETBV: XCR0 (ECX = 0) at CPL 0 with CR4.OSXSAVE; x87 always on, AVX state needs SSE.</summary>
-    internal void ExecuteXsetbv()
-    {
-        if ((_cr4 & Cr4OsXsave) == 0)
-        {
-            throw new CpuException(ExceptionVector.InvalidOpcode);
-        }
-
-        RequireCpl0();
-        ulong value = ((_regs[2] & 0xFFFF_FFFF) << 32) | (_regs[0] & 0xFFFF_FFFF);
-        if ((uint)_regs[1] != 0 || (value & 1) == 0 || (value & ~CpuModel.SupportedXcr0) != 0 || (value & 6) == 4)
-        {
-            throw new CpuException(ExceptionVector.GeneralProtection, 0);
-        }
-
-        _xcr0 = value;
-    }
+    // ---- CPUID ----------------------------------------------------------------------
 
     /// <summary>CPUID: the model's answer, adjusted by the platform (hypervisor leaves, APIC id, x2APIC).</summary>
     internal void ExecuteCpuid()

@@ -14,6 +14,15 @@ public sealed unsafe partial class X86Cpu
     /// <summary>Non-zero when x87/MMX instructions fault (CR0.EM or CR0.TS).</summary>
     internal bool _fpuUnavailable;
 
+    /// <summary>
+    /// XINUSE for the x87 (bit 0) and SSE (bit 1) components: cleared when XRSTOR initializes a component,
+    /// set again by any instruction of that component (XSAVE reports it in XSTATE_BV, as hardware does).
+    /// </summary>
+    internal int _xinuse;
+
+    internal const int XinuseX87 = 1;
+    internal const int XinuseSse = 2;
+
     internal void RefreshFpuAvailability()
     {
         bool em = (_cr0 & Cr0Emulation) != 0;
@@ -26,6 +35,7 @@ public sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void CheckSse()
     {
+        _xinuse |= XinuseSse;
         if (_sseUnavailable)
         {
             SseUnavailable();

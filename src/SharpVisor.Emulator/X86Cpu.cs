@@ -150,6 +150,21 @@ public sealed unsafe partial class X86Cpu
     /// <summary>The task-priority register as MOV CR8 sees it (the platform's local APIC when there is one).</summary>
     public ulong Cr8 => Platform is { } platform ? platform.ReadCr8(this) : _cr8;
 
+    /// <summary>XCR0 (the XSAVE feature mask); only the components in <see cref="CpuModel.SupportedXcr0"/>, x87 always.</summary>
+    public ulong Xcr0
+    {
+        get => _xcr0;
+        set
+        {
+            if ((value & 1) == 0 || (value & ~CpuModel.SupportedXcr0) != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "unsupported XCR0 value");
+            }
+
+            _xcr0 = value;
+        }
+    }
+
     /// <summary>A general register by number (RAX=0, RCX=1, ... R15=15).</summary>
     public ulong GetRegister(int index) => _regs[CheckGpr(index)];
 
@@ -211,6 +226,7 @@ public sealed unsafe partial class X86Cpu
         if (!init)
         {
             _xcr0 = 1;
+            _xinuse = 0;
             _mxcsr = 0x1F80;
             for (int i = 0; i < 16; i++)
             {

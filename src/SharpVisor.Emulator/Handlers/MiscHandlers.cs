@@ -143,20 +143,4 @@ internal static class MiscHandlers
             throw CpuException.SoftwareInterrupt(4, op.Length);
         }
     }
-
-    public static void Xgetbv(X86Cpu cpu, ref Op op)
-    {
-        if ((cpu._cr4 & X86Cpu.Cr4OsXsave) == 0)
-        {
-            throw new CpuException(ExceptionVector.InvalidOpcode);
-        }
-
-        if ((uint)cpu.Gpr(1) != 0)
-        {
-            throw new CpuException(ExceptionVector.GeneralProtection, 0);
-        }
-
-        cpu.Gpr(0) = (uint)cpu._xcr0;
-        cpu.Gpr(2) = cpu._xcr0 >> 32;
-    }
 }

@@ -207,8 +207,6 @@ internal static class SystemHandlers
 
     public static void Swapgs(X86Cpu cpu, ref Op op) => cpu.ExecuteSwapgs();
 
-    public static void Xsetbv(X86Cpu cpu, ref Op op) => cpu.ExecuteXsetbv();
-
     // ---- Operand helpers --------------------------------------------------------------------
 
     /// <summary>A 16-bit r/m source (selector, machine status word).</summary>

@@ -610,7 +610,6 @@ internal static class X87Handlers
         cpu._fpuValid = 0;
         cpu._fip = cpu._fdp = 0;
         cpu._fop = 0;
-        cpu._fcs = cpu._fds = 0;
     }
 
     public static void Fnclex(X86Cpu cpu, ref Op op)
@@ -682,9 +681,9 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt16LittleEndian(image[4..], cpu.FullTagWord());
             // Protected-mode 16-bit layout: IP offset, CS selector, data offset, DS selector (no FOP).
             BinaryPrimitives.WriteUInt16LittleEndian(image[6..], (ushort)cpu._fip);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], cpu._fcs);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], 0);
             BinaryPrimitives.WriteUInt16LittleEndian(image[10..], (ushort)cpu._fdp);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], cpu._fds);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], 0);
         }
         else
         {
@@ -692,9 +691,9 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt32LittleEndian(image[4..], 0xFFFF_0000u | cpu.FpuStatusWord);
             BinaryPrimitives.WriteUInt32LittleEndian(image[8..], 0xFFFF_0000u | cpu.FullTagWord());
             BinaryPrimitives.WriteUInt32LittleEndian(image[12..], (uint)cpu._fip);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], cpu._fcs | ((uint)cpu._fop << 16));
+            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)cpu._fop << 16);
             BinaryPrimitives.WriteUInt32LittleEndian(image[20..], (uint)cpu._fdp);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u | cpu._fds);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u);
         }
 
         if (registers)

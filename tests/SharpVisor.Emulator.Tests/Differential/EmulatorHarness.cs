@@ -52,6 +52,7 @@ internal sealed class EmulatorHarness : IDisposable
         cpu.InvalidateCode(DiffCase.CodeBase, DiffCase.CodePageSize);
         cpu.SetState(UserState(c));
         cpu.Fxrstor(c.Fx);
+        cpu.Xcr0 = CpuModel.SupportedXcr0;
         cpu.ClearBreakpoints();
         cpu.AddBreakpoint(DiffCase.CodeBase + (ulong)c.Code.Length);
         cpu.Diagnostics = Diagnostics.Add;
