@@ -132,7 +132,7 @@ internal static class DomainCommands
             return $"domain {name} is {outcome.Domain.State}: {outcome.Detail}";
         }
 
-        string verb = reboot ? "rebooted" : "shut down";
-        return outcome.Graceful ? $"domain {name} {verb}: {outcome.Detail}" : $"domain {name} {verb} by force: {outcome.Detail}";
+        // A forced end says so in its detail ("forced off: ...", "reset by force: ...").
+        return $"domain {name} {(reboot ? "rebooted" : "shut down")}: {outcome.Detail}";
     }
 }
