@@ -52,6 +52,16 @@ public sealed class CliSessionTests
             Assert.Equal(0, top.ExitCode);
             Assert.Matches(@"1\s+hello\s+running", top.Stdout);
 
+            // The test kernel resets on Ctrl-Alt-Del: the domain boots again, same id, running.
+            Result reboot = Run(env, "reboot", "hello", "--timeout", "30");
+            Assert.True(reboot.ExitCode == 0, reboot.Stderr);
+            Assert.Contains("domain hello rebooted: guest pulsed the i8042 reset line", reboot.Stdout);
+            Assert.Matches(@"1\s+hello\s+running", Run(env, "list").Stdout);
+            await Eventually.TrueAsync(
+                () => Run(env, "console", "hello", "--history").Stdout.Split("Hello from a multiboot kernel").Length == 3,
+                TimeSpan.FromSeconds(60),
+                "the console shows a second boot");
+
             // The test kernel answers the ACPI power button by entering S5: a graceful shutdown.
             Result shutdown = Run(env, "shutdown", "hello", "--timeout", "30");
             Assert.Equal(0, shutdown.ExitCode);
