@@ -63,6 +63,9 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public MachineControl Control => _machine.Control;
 
+    /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
+    public IVirtualMachine Machine => _machine;
+
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
     /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
