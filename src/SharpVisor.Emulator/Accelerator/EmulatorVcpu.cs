@@ -51,6 +51,7 @@ public sealed class EmulatorVcpu : IVcpu
             Platform = CpuPlatform,
             DeliverExceptions = true,
             PortIo = VcpuPortIo.CreateBus(vm.PortIo, Exits),
+            Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
     }
 

@@ -80,7 +80,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Diagnostics);
 
         GuestMemory memory;
         try
