@@ -164,7 +164,6 @@ public sealed class EmulatorVcpu : IVcpu
             if (_apic.IsWaitingForSipi)
             {
                 // Application processors from power-on, and any AP after INIT: only a SIPI (or a kick) wakes them.
-                EnterInitStateOnce();
                 _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
                 continue;
             }
@@ -290,7 +289,10 @@ public sealed class EmulatorVcpu : IVcpu
         }
     }
 
-    /// <summary>An AP's CPU enters its INIT state once before it waits for its first SIPI.</summary>
+    /// <summary>
+    /// An AP's CPU enters its INIT state before its first SIPI: at power-on it is in its RESET
+    /// state, and a start-up IPI is taken only in wait-for-SIPI. (Until then it never executes.)
+    /// </summary>
     private void EnterInitStateOnce()
     {
         if (!_inInitState)
