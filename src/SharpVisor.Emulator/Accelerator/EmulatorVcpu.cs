@@ -46,7 +46,7 @@ public sealed class EmulatorVcpu : IVcpu
         _apic = _platform.IrqChip.GetLocalApic(id);
         var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
         CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount);
-        _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(id))
+        _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
             DeliverExceptions = true,

@@ -98,12 +98,12 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     /// The one place a vCPU's MMU is made. The CPU core still takes its own <see cref="Emulator.IMmu"/>
     /// and runs unpaged (<see cref="FlatMmu"/>) in both modes until the system state (branch cpusys)
     /// joins the core to <see cref="Mmu.IMmu"/>; then this becomes
-    /// <c>MmuFactory.Create(MmuMode, Memory, _secondLevel, MmuOptions)</c>.
+    /// <c>MmuFactory.Create(mode, Memory, _secondLevel, MmuOptions)</c>.
     /// </summary>
-    internal Emulator.IMmu CreateMmu(int vcpuId) => MmuMode switch
+    internal Emulator.IMmu CreateMmu(MmuMode mode) => mode switch
     {
         MmuMode.Shadow or MmuMode.Nested => FlatMmu.Instance,
-        _ => throw new InvalidOperationException($"unknown MMU mode {MmuMode}"),
+        _ => throw new InvalidOperationException($"unknown MMU mode {mode}"),
     };
 
     /// <summary>The options the MMU is built with: MAXPHYADDR must agree with CPUID 0x80000008.</summary>
