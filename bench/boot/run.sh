@@ -33,7 +33,7 @@ say "guest: $KERNEL + $INITRD, $memory, \"$cmdline\"; $runs runs each; logs in $
 "$root/sharpvisor" --help >/dev/null
 
 seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
-median() { sort -n | awk '{ v[NR] = $1 } END { if (NR == 0) print "n/a"; else print (NR % 2) ? v[(NR + 1) / 2] : (v[NR / 2] + v[NR / 2 + 1]) / 2 }'; }
+median() { sort -n | awk 'NF { v[++n] = $1 } END { if (n == 0) print "n/a"; else print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.1fx", a / b }'; }
 
 # boot NAME LOG COMMAND...: runs one boot under GNU time; sets init_s, off_s, rss_mib, ok.
@@ -94,12 +94,12 @@ for ((i = 1; i <= runs; i++)); do
 	fi
 done
 
-q_init=$(printf '%s\n' "${qemu_init[@]}" | grep -v '^$' | median)
-q_off=$(printf '%s\n' "${qemu_off[@]}" | grep -v '^$' | median)
-q_rss=$(printf '%s\n' "${qemu_rss[@]}" | grep -v '^$' | median)
-s_init=$(printf '%s\n' "${sv_init[@]}" | grep -v '^$' | median)
-s_off=$(printf '%s\n' "${sv_off[@]}" | grep -v '^$' | median)
-s_rss=$(printf '%s\n' "${sv_rss[@]}" | grep -v '^$' | median)
+q_init=$(printf '%s\n' "${qemu_init[@]}" | median)
+q_off=$(printf '%s\n' "${qemu_off[@]}" | median)
+q_rss=$(printf '%s\n' "${qemu_rss[@]}" | median)
+s_init=$(printf '%s\n' "${sv_init[@]}" | median)
+s_off=$(printf '%s\n' "${sv_off[@]}" | median)
+s_rss=$(printf '%s\n' "${sv_rss[@]}" | median)
 
 echo
 echo "boot of the default guest ($memory, 1 vCPU), medians of ${#qemu_off[@]} QEMU and ${#sv_off[@]} SharpVisor runs:"
