@@ -100,10 +100,10 @@ public static class RunCommand
             };
 
             console = SerialConsole.Open(serial, onEscape: () => vmm?.Stop("console escape (Ctrl-A x)"), Console.Error);
-            vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output });
+            var notices = new Notices(console);
+            vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output, Diagnostics = notices.Say });
             console.Attach(vmm.Serial);
 
-            var notices = new Notices(console);
             notices.Say($"accelerator: {vmm.Accelerator.Reason}");
             notices.Say($"booting {vmm.Boot.KernelDescription}: {configuration.MemorySize >> 20} MiB, {cpus} vCPU{(cpus == 1 ? "" : "s")}");
             if (verbose)

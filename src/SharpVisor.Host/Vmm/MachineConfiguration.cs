@@ -33,6 +33,12 @@ public sealed record MachineConfiguration
     /// <summary>The KVM device node (a test can name a missing one).</summary>
     public string KvmDevicePath { get; init; } = "/dev/kvm";
 
+    /// <summary>
+    /// Where the emulator reports what the guest did wrong that it could survive (bad device
+    /// register accesses, unimplemented instructions), one line each, rate-limited; null: counted only.
+    /// </summary>
+    public Action<string>? Diagnostics { get; init; }
+
     /// <summary>Where the 16550's output goes; null discards it.</summary>
     public Stream? SerialOutput { get; init; }
 

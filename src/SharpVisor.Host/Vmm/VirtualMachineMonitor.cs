@@ -63,6 +63,9 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public MachineControl Control => _machine.Control;
 
+    /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
+    public IVirtualMachine Machine => _machine;
+
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
     /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
@@ -77,7 +80,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Diagnostics);
 
         GuestMemory memory;
         try
