@@ -2,7 +2,7 @@ namespace SharpVisor.Emulator.Tests.Differential;
 
 /// <summary>
 /// The address space the native harness process gives a test case, as an MMU: the data
-/// window (read/write, no execute), the code page (read/write/execute); everything else
+/// window (read/write, no execute), the code page (read/execute); everything else
 /// unmapped, with kernel-half addresses reported as protection faults the way Linux does.
 /// </summary>
 internal sealed class UserModeMmu : IMmu
@@ -21,6 +21,12 @@ internal sealed class UserModeMmu : IMmu
 
         if (linear - DiffCase.CodeBase < DiffCase.CodePageSize)
         {
+            // Read/execute: a store into the code (and its exit stub) faults on both sides.
+            if (access == MemoryAccess.Write)
+            {
+                throw cpu.PageFault(linear, access, present: true);
+            }
+
             return linear;
         }
 
