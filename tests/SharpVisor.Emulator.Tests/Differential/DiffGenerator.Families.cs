@@ -207,16 +207,25 @@ internal sealed partial class DiffGenerator
     private static void BuildXsave(CaseBuilder g)
     {
         CaseRandom r = g.Random;
-        Register p = g.Pointers[0];
+
+        // Sometimes RBP (a stack-segment operand) or a non-canonical, possibly misaligned, address:
+        // which of #SS/#GP(canonical) and #GP(alignment) comes first.
+        Register p = r.Chance(0.1) ? Register.RBP : g.Pointers[0];
         int offset = 0x100 + (64 * r.Below((DiffCase.DataSize - 0x100 - 0x280) / 64));
         ulong address = DiffCase.DataBase + (ulong)offset + (r.Chance(0.05) ? (ulong)(8 * (1 + r.Below(7))) : 0);
+        if (r.Chance(0.03))
+        {
+            address ^= 0x8000_0000_0000_0000UL | (r.Chance(0.5) ? 8UL : 0);
+        }
+
         g.SetRegister(p, address);
         g.SetRegister(Register.RAX, (r.Value() & 0xFFFF_FFFF_0000_0000UL) | (uint)r.Below(4));
 
         byte[] image = new byte[576];
         int fcw = (0x37F & ~(r.Chance(0.2) ? 1 << r.Below(6) : 0) & ~0xF00) | (r.Below(16) << 8);
         BitConverter.TryWriteBytes(image.AsSpan(0), (ushort)fcw);
-        BitConverter.TryWriteBytes(image.AsSpan(2), (ushort)(r.Next() & 0x3F00));
+        // FSW: condition codes and TOP, sometimes exception flags and an ES/B that disagree with them.
+        BitConverter.TryWriteBytes(image.AsSpan(2), (ushort)(r.Next() & (r.Chance(0.2) ? 0xFFFFu : 0x3F00u)));
         image[4] = (byte)r.Next();
         BitConverter.TryWriteBytes(image.AsSpan(6), (ushort)(r.Next() & 0x7FF));
         BitConverter.TryWriteBytes(image.AsSpan(8), r.Value());
