@@ -413,7 +413,7 @@ public sealed unsafe partial class X86Cpu
 
         // Translate every page first so a fault leaves memory untouched.
         ulong last = NextLinear(linear, (ulong)data.Length - 1);
-        nint firstHost = TranslatePage(linear, access);
+        nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
         bool firstTracked = _lastTracked;
         int firstLength = (linear & PageMask) == (last & PageMask) ? data.Length : (int)(0x1000 - (linear & 0xFFF));
@@ -423,7 +423,7 @@ public sealed unsafe partial class X86Cpu
         if (firstLength < data.Length)
         {
             ulong secondLinear = NextLinear(linear, (ulong)firstLength);
-            secondHost = TranslatePage(secondLinear, access);
+            secondHost = TranslatePage(secondLinear, access, implicitAccess);
             secondPhys = _lastPhysical;
             secondTracked = _lastTracked;
         }
