@@ -4,6 +4,7 @@ using SharpVisor.Boot;
 using SharpVisor.Devices.Legacy;
 using SharpVisor.Emulator;
 using SharpVisor.Emulator.Mmu;
+using SharpVisor.Emulator.Platform;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -29,6 +30,7 @@ internal static class Program
         double seconds = 120;
         MmuMode mode = MmuMode.Shadow;
         bool traceExceptions = false;
+        bool withPlatform = true;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -40,6 +42,7 @@ internal static class Program
                 case "--seconds": seconds = double.Parse(args[++i], CultureInfo.InvariantCulture); break;
                 case "--mmu": mode = Enum.Parse<MmuMode>(args[++i], ignoreCase: true); break;
                 case "--trace-exceptions": traceExceptions = true; break;
+                case "--no-platform": withPlatform = false; break;
                 default:
                     Console.Error.WriteLine($"unknown argument {args[i]}");
                     return 2;
@@ -51,16 +54,21 @@ internal static class Program
         Console.Error.WriteLine(boot.Describe());
 
         var ports = new PortIoBus();
+        var mmioBus = new MmioBus();
         var control = new MachineControl();
         using Stream console = Console.OpenStandardOutput();
-        LegacyPlatform legacy = LegacyPlatform.Register(ports, new NoInterrupts(), control, console);
+        SoftwarePlatform? platform = withPlatform ? new SoftwarePlatform(memory, 1) : null;
+        platform?.Register(ports, mmioBus);
+        LegacyPlatform legacy = LegacyPlatform.Register(ports, platform is null ? new NoInterrupts() : platform.IrqChip, control, console);
+        PlatformGlue? glue = platform is null ? null : new PlatformGlue(platform, mmioBus);
 
         using SecondLevelTable? secondLevel = mode == MmuMode.Nested ? SecondLevelTable.Build(memory) : null;
         IMmu mmu = MmuFactory.Create(mode, memory, secondLevel);
         // XSAVE/XRSTOR are not implemented yet: a model without them makes Linux use FXSAVE.
         var model = new CpuModel(CpuModel.Default.Features & ~CpuFeature.Xsave);
-        var cpu = new X86Cpu(new PhysicalMemory(memory), model, mmu)
+        var cpu = new X86Cpu(new PhysicalMemory(memory, glue), model, mmu)
         {
+            Platform = glue,
             DeliverExceptions = true,
             PortIo = ports,
             Diagnostics = line => Console.Error.WriteLine($"[cpu] {line}"),
@@ -71,8 +79,16 @@ internal static class Program
         CpuRunResult result = default;
         while (clock.Elapsed.TotalSeconds < seconds && !control.IsStopRequested)
         {
-            result = traceExceptions ? cpu.Run(1) : cpu.Run(5_000_000);
-            if (result.Reason is CpuStopReason.Halted or CpuStopReason.TripleFault or CpuStopReason.WaitingForStartup)
+            glue?.DeliverEvents(cpu);
+            if (cpu.IsHalted && glue is not null)
+            {
+                glue.WaitWhileHalted();
+                continue;
+            }
+
+            result = traceExceptions ? cpu.Run(1) : cpu.Run(200_000);
+            if (result.Reason is CpuStopReason.TripleFault or CpuStopReason.WaitingForStartup
+                || (result.Reason == CpuStopReason.Halted && glue is null))
             {
                 break;
             }
