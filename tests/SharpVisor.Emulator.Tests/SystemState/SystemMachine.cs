@@ -167,6 +167,41 @@ internal sealed class SystemMachine : IDisposable
         Cpu.SetState(state);
     }
 
+    /// <summary>The same long-mode state at CPL 3 (user code and stack selectors), interrupts on.</summary>
+    public void EnterUserMode(ulong rip = UserCode)
+    {
+        EnterLongMode(rip);
+        VcpuState state = Cpu.GetState();
+        state.Cs = SegmentRegister.Flat(UserCode64, 0xB, longMode: true, defaultBig: false) with { Dpl = 3 };
+        state.Ss = SegmentRegister.Flat(UserData, 0x3, false, true) with { Dpl = 3 };
+        state.Ds = state.Es = SegmentRegister.Flat(UserData, 0x3, false, true) with { Dpl = 3 };
+        state.Rsp = UserStackTop;
+        state.Rflags = 0x202;
+        Cpu.SetState(state);
+    }
+
+    /// <summary>Real mode at 0000:<paramref name="ip"/> with all segments at 0.</summary>
+    public void EnterRealMode(ushort ip, ushort sp = 0x7000)
+    {
+        Cpu.Reset();
+        VcpuState state = Cpu.GetState();
+        SegmentRegister real = new() { Selector = 0, Base = 0, Limit = 0xFFFF, Type = 3, Present = true, CodeOrData = true };
+        state.Cs = real with { Type = 0xB };
+        state.Ds = state.Es = state.Fs = state.Gs = state.Ss = real;
+        state.Rip = ip;
+        state.Rsp = sp;
+        Cpu.SetState(state);
+    }
+
+    /// <summary>Runs until RIP reaches <paramref name="address"/> and asserts it got there.</summary>
+    public void RunTo(ulong address, long limit = 1_000_000)
+    {
+        Cpu.AddBreakpoint(address);
+        CpuRunResult result = Cpu.Run(limit);
+        Cpu.ClearBreakpoints();
+        Assert.True(result.Reason == CpuStopReason.Breakpoint && Cpu.Rip == address, $"expected to reach 0x{address:x}, got {result} at RIP 0x{Cpu.Rip:x}");
+    }
+
     /// <summary>Runs until HLT and asserts it got there.</summary>
     public void RunToHalt(long limit = 1_000_000)
     {
