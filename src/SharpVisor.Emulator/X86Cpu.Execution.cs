@@ -72,6 +72,7 @@ public sealed unsafe partial class X86Cpu
     public CpuRunResult Run(long maxInstructions = long.MaxValue)
     {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
+        bool first = true;
         while (true)
         {
             if (_shutdownReason is not null)
@@ -91,7 +92,7 @@ public sealed unsafe partial class X86Cpu
 
             try
             {
-                return RunBlocks();
+                return RunBlocks(first);
             }
             catch (CpuException e)
             {
@@ -115,13 +116,14 @@ public sealed unsafe partial class X86Cpu
                 }
 
                 RaiseException(e, faultRip);
+                first = false; // a breakpoint on the handler stops the run
+
             }
         }
     }
 
-    private CpuRunResult RunBlocks()
+    private CpuRunResult RunBlocks(bool first)
     {
-        bool first = true;
         Block? previous = null;
         while (true)
         {
