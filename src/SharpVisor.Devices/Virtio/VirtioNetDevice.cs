@@ -159,6 +159,7 @@ public sealed class VirtioNetDevice : VirtioDevice
         if (_tap.Write(_txFrame.AsSpan(0, length)))
         {
             TxFrames++;
+            IoCounters.AddWrite(length - HeaderSize);
         }
         else
         {
@@ -254,6 +255,7 @@ public sealed class VirtioNetDevice : VirtioDevice
 
         queue.PublishUsed();
         RxFrames++;
+        IoCounters.AddRead(frame.Length - HeaderSize);
         return true;
     }
 }
