@@ -65,6 +65,9 @@ public sealed class VirtioNetDevice : VirtioDevice
 
     public TapDevice Tap => _tap;
 
+    /// <summary>The guest's MAC address, aa:bb:cc:dd:ee:ff.</summary>
+    public string MacAddress => string.Join(':', _mac.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+
     public long TxFrames { get; private set; }
 
     public long TxDropped { get; private set; }
