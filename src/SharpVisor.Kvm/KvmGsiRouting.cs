@@ -37,6 +37,18 @@ internal sealed unsafe class KvmGsiRouting : IDisposable
     /// <summary>False when this KVM cannot route MSIs through irqfds (KVM_SIGNAL_MSI is used instead).</summary>
     public bool IsAvailable => _gsiLimit > 0;
 
+    /// <summary>MSI routes committed to KVM now.</summary>
+    public int MsiRouteCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _msi.Count;
+            }
+        }
+    }
+
     public KvmMsiRoute? TryCreate()
     {
         lock (_lock)

@@ -100,6 +100,9 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     /// <summary>What KVM_GET_SUPPORTED_CPUID reported; each vCPU applies <see cref="KvmCpuidPolicy"/> to it.</summary>
     public IReadOnlyList<KvmCpuidEntry2> SupportedCpuid { get; }
 
+    /// <summary>MSI messages routed through irqfds right now (each MSI-X vector in use gets one).</summary>
+    public int MsiRouteCount => GsiRouting.MsiRouteCount;
+
     /// <summary>MSI routes for irqfds (<see cref="KvmInterruptController"/> hands them out).</summary>
     internal KvmGsiRouting GsiRouting { get; } = null!;
 
