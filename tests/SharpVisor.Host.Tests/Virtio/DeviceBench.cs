@@ -9,12 +9,20 @@ public sealed class DeviceBench : IDisposable
     public const ulong RingStride = 0x1_0000;
     public const ulong DataBase = 0x40_0000;
 
-    public DeviceBench(MachineConfiguration configuration)
+    /// <summary>Builds and starts every device of <paramref name="configuration"/>; with <paramref name="start"/> false, none (the test attaches its own, then starts).</summary>
+    public DeviceBench(MachineConfiguration configuration, bool start = true)
     {
         Machine = new FakeMachine(configuration.MemorySize);
         try
         {
-            Devices = PciDeviceManager.Create(Machine, configuration with { Log = message => { lock (Log) { Log.Add(message); } } });
+            Action<string> log = message =>
+            {
+                lock (Log)
+                {
+                    Log.Add(message);
+                }
+            };
+            Devices = start ? PciDeviceManager.Create(Machine, configuration with { Log = log }) : new PciDeviceManager(Machine, log);
         }
         catch
         {
