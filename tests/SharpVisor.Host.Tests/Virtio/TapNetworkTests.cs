@@ -4,6 +4,7 @@ using System.Net.Sockets;
 using System.Text.RegularExpressions;
 using SharpVisor.Devices.Virtio;
 using SharpVisor.Host.Vmm;
+using SharpVisor.TestSupport;
 
 namespace SharpVisor.Host.Tests.Virtio;
 

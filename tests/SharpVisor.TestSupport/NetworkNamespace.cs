@@ -1,7 +1,7 @@
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 
-namespace SharpVisor.Host.Tests.Virtio;
+namespace SharpVisor.TestSupport;
 
 /// <summary>
 /// A network namespace the test creates (ip netns add) and removes. Code run through
