@@ -33,6 +33,7 @@ public sealed class MsixCapability
     private readonly ulong[] _pending;
     private readonly IMsiRoute?[] _routes;
     private readonly bool[] _routeAsked;
+    private readonly bool[] _refusalLogged;
     private readonly object _lock = new();
 
     public MsixCapability(PciDevice device, int capabilityOffset, int vectorCount, int bar, uint tableOffset, uint pbaOffset)
@@ -57,6 +58,7 @@ public sealed class MsixCapability
         _pending = new ulong[(vectorCount + 63) / 64];
         _routes = new IMsiRoute?[vectorCount];
         _routeAsked = new bool[vectorCount];
+        _refusalLogged = new bool[vectorCount];
         for (int v = 0; v < vectorCount; v++)
         {
             // Every vector starts masked.
@@ -232,11 +234,18 @@ public sealed class MsixCapability
             {
                 bus.Interrupts.SignalMsi(address, data);
             }
+
+            _refusalLogged[vector] = false;
         }
         catch (Exception e) when (e is LinuxException or ObjectDisposedException)
         {
-            // A message the platform refuses (or a machine going away) is dropped, as on hardware.
-            bus.Log?.Invoke($"pci: {_device.Name} MSI-X vector {vector} (address 0x{address:x} data 0x{data:x}) not delivered: {e.Message}");
+            // A message the platform refuses (or a machine going away) is dropped, as on hardware;
+            // said once until the vector works again, so a guest cannot flood the log.
+            if (!_refusalLogged[vector])
+            {
+                _refusalLogged[vector] = true;
+                bus.Log?.Invoke($"pci: {_device.Name} MSI-X vector {vector} (address 0x{address:x} data 0x{data:x}) not delivered: {e.Message}");
+            }
         }
     }
 

@@ -54,7 +54,8 @@ public sealed class MsixRouteTests
 
         controller.Refuse = true;
         Assert.True(device.Msix.Signal(0));
-        Assert.Contains(log, l => l.Contains("vector 0") && l.Contains("not delivered"));
+        Assert.True(device.Msix.Signal(0));
+        Assert.Single(log, l => l.Contains("vector 0") && l.Contains("not delivered")); // said once, not per interrupt
     }
 
     private static void Program(MmioBus mmio, ulong table, int vector, ulong address, uint data)
