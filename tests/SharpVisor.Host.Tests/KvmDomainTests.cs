@@ -165,6 +165,36 @@ public sealed partial class KvmDomainTests
         Assert.False(Directory.Exists(domainGroup));
     }
 
+    [KvmFact]
+    public async Task ADomainWithADriveAndABalloonBootsAndMemSetReachesItsBalloon()
+    {
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
+        string image = host.Directory.File("rootfs.img");
+        File.WriteAllBytes(image, new byte[1 << 20]);
+        CreateDomainRequest request = host.Request("io", bootArgs: "loop=20000", memoryMib: 32, kernel: TestKernels.MultibootHello, balloon: true);
+        request = request with
+        {
+            Config = request.Config with
+            {
+                Drives = [new SharpVisor.Host.Firecracker.Drive { DriveId = "rootfs", IsRootDevice = true, PathOnHost = image }],
+            },
+        };
+
+        await host.Client.CreateAsync(request);
+        await WaitForTickAsync(host.Client, "io", 1);
+        await host.Client.SetMemoryAsync("io", 24);
+
+        string metrics = await host.Client.MetricsAsync();
+        Assert.Contains("sharpvisor_domain_balloon_target_bytes{domain=\"io\",id=\"1\"} 8388608\n", metrics);
+        Assert.Contains("sharpvisor_domain_balloon_actual_bytes{domain=\"io\",id=\"1\"} 0\n", metrics); // this guest has no balloon driver
+        Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"rootfs\",direction=\"read\"} 0\n", metrics);
+        Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"balloon0\",direction=\"write\"} 0\n", metrics);
+
+        DaemonException tooMuch = await Assert.ThrowsAsync<DaemonException>(() => host.Client.SetMemoryAsync("io", 64));
+        Assert.Equal(400, tooMuch.StatusCode);
+        await host.Client.DestroyAsync("io");
+    }
+
     private static async Task<int> LastTickAsync(DaemonClient client, string domain)
     {
         string history = Encoding.UTF8.GetString(await client.ConsoleHistoryAsync(domain));
