@@ -187,7 +187,9 @@ internal static unsafe class StringHandlers
     public static void Cmps<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
-        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
+        // Unlike MOVS/STOS, a REP CMPS/SCAS zero-extends only the count up front (rSI/rDI are
+        // written as 32-bit registers once an iteration completes), as on hardware.
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: false);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             CmpsLoop<TSize>(cpu, ref op);
@@ -269,7 +271,7 @@ internal static unsafe class StringHandlers
     public static void Scas<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
-        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: false);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             ScasLoop<TSize>(cpu, ref op);
