@@ -9,7 +9,7 @@
 # --seed S      run seed, hex (default 5eed0001, the seed ./test.sh uses at reduced size)
 # --family NAME only this family (alu, x87, xsave, bytes, ...; see DiffGenerator.Families.cs)
 #
-# Prints a progress line per batch of 2000 cases and a summary per family; a mismatch prints a
+# Prints a progress line every 10000 cases and a summary per family; a mismatch prints a
 # one-line reproducer (SHARPVISOR_DIFFTEST_REPRO=family:seed:index, re-run with
 # `dotnet test tests/SharpVisor.Emulator.Tests --filter ReproduceOneCase`). Exit status 0 only
 # when every case agrees.

@@ -228,12 +228,12 @@ public sealed partial class X86Cpu
     /// </summary>
     internal void X87Begin(bool waiting = true)
     {
-        _xinuse |= XinuseX87;
         if (_fpuUnavailable)
         {
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
+        _xinuse |= XinuseX87;
         if (waiting && (_fsw & FswErrorSummary) != 0)
         {
             throw new CpuException(ExceptionVector.FloatingPoint);

@@ -649,6 +649,39 @@ internal static class X87Handlers
         }
     }
 
+    /// <summary>
+    /// The faults of an FNSTENV/FNSAVE/FLDENV/FRSTOR image access, in hardware's order: the first
+    /// byte, then the last byte (a #PF there reports that byte's address; an image that runs past
+    /// the canonical boundary is #GP only once the first byte was accessible).
+    /// </summary>
+    private static void ProbeImage(X86Cpu cpu, ulong linear, int size, MemoryAccess access)
+    {
+        ulong last = linear + (ulong)size - 1;
+        if (access == MemoryAccess.Write)
+        {
+            cpu.ProbeWrite(linear, 1);
+        }
+        else
+        {
+            cpu.ProbeRead(linear, 1);
+        }
+
+        if (cpu._is64 && !X86Cpu.IsCanonical(last))
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        last = cpu._is64 ? last : (uint)last;
+        if (access == MemoryAccess.Write)
+        {
+            cpu.ProbeWrite(last, 1);
+        }
+        else
+        {
+            cpu.ProbeRead(last, 1);
+        }
+    }
+
     /// <summary>FNSTENV/FNSAVE (Aux: bit 0 save registers, bit 1 16-bit format).</summary>
     public static void Fnstenv(X86Cpu cpu, ref Op op)
     {
@@ -658,11 +691,7 @@ internal static class X87Handlers
         int envSize = small ? 14 : 28;
         int size = envSize + (registers ? 80 : 0);
         ulong linear = cpu.Linear(ref op, size, MemoryAccess.Write);
-
-        // The environment is stored in parts: a fault on the first page comes before the #GP of an
-        // area that runs past the canonical boundary (as on hardware).
-        cpu.ProbeWrite(linear, 1);
-        cpu.ProbeWrite(linear, size);
+        ProbeImage(cpu, linear, size, MemoryAccess.Write);
         Span<byte> image = stackalloc byte[108];
         image.Clear();
         if (small)
@@ -718,7 +747,9 @@ internal static class X87Handlers
         int envSize = small ? 14 : 28;
         int size = envSize + (registers ? 80 : 0);
         Span<byte> image = stackalloc byte[108];
-        cpu.ReadBytes(cpu.Linear(ref op, size, MemoryAccess.Read), image[..size]);
+        ulong linear = cpu.Linear(ref op, size, MemoryAccess.Read);
+        ProbeImage(cpu, linear, size, MemoryAccess.Read);
+        cpu.ReadBytes(linear, image[..size]);
         int step = small ? 2 : 4;
         cpu._fcw = ControlWord(BinaryPrimitives.ReadUInt16LittleEndian(image));
         ushort fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[step..]);

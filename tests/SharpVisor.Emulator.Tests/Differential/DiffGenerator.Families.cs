@@ -620,6 +620,37 @@ internal sealed partial class DiffGenerator
                 g.Patch((int)((g.GetRegister(Register.RDI) - DiffCase.DataBase) & 0x1FC0), new byte[64]);
             }
 
+            if (r.Chance(0.3))
+            {
+                // Equal runs for REPE CMPS (sometimes with one differing element) and uniform runs for SCAS.
+                ulong si = g.GetRegister(Register.RSI) - DiffCase.DataBase;
+                ulong di = g.GetRegister(Register.RDI) - DiffCase.DataBase;
+                int length = 1 + r.Below(r.Chance(0.5) ? 64 : 700);
+                byte[] run = new byte[length];
+                bool uniform = r.Chance(0.3);
+                byte fill = (byte)g.GetRegister(Register.RAX);
+                for (int k = 0; k < length; k++)
+                {
+                    run[k] = uniform ? fill : (byte)r.Next();
+                }
+
+                if (si + (ulong)length <= DiffCase.DataSize)
+                {
+                    g.Patch((int)si, run);
+                }
+
+                if (di + (ulong)length <= DiffCase.DataSize)
+                {
+                    byte[] copy = (byte[])run.Clone();
+                    if (r.Chance(0.5))
+                    {
+                        copy[r.Below(length)] ^= (byte)(1 << r.Below(8));
+                    }
+
+                    g.Patch((int)di, copy);
+                }
+            }
+
             g.Add(ins);
         }
     }
