@@ -61,6 +61,109 @@ public sealed class SystemInstructionTests
     }
 
     [Fact]
+    public void SysenterAndSysexitRoundTrip()
+    {
+        using var m = new SystemMachine();
+        m.InstallHaltHandlers();
+        ulong entry = 0x18_8000;
+        m.Load(entry, a =>
+        {
+            a.mov(r12, rsp);          // SYSENTER_ESP
+            a.mov(r13, cs);
+            a.mov(rdx, SystemMachine.UserCode + 0x40);
+            a.mov(rcx, SystemMachine.UserStackTop - 0x100);
+            a.db(0x48, 0x0F, 0x35);   // sysexitq
+        });
+        m.Load(SystemMachine.UserCode, a => a.sysenter());
+        m.Load(SystemMachine.UserCode + 0x40, a =>
+        {
+            a.mov(rbx, cs);
+            a.mov(rsi, rsp);
+            a.ud2();
+        });
+
+        // SYSENTER_CS names the kernel code (0x10); SYSEXIT to 64-bit code takes CS = +32, SS = +40.
+        m.Load(SystemMachine.KernelCode, a =>
+        {
+            a.xor(edx, edx);
+            a.mov(ecx, 0x174);
+            a.mov(eax, (int)SystemMachine.KernelCode64);
+            a.wrmsr();
+            a.mov(ecx, 0x175);
+            a.mov(eax, 0x8_8000);
+            a.wrmsr();
+            a.mov(ecx, 0x176);
+            a.mov(eax, (uint)entry);
+            a.wrmsr();
+            a.push(SystemMachine.UserData);
+            a.push((int)SystemMachine.UserStackTop);
+            a.push(0x202);
+            a.push(SystemMachine.UserCode64);
+            a.push((int)SystemMachine.UserCode);
+            a.iretq();
+        });
+        m.EnterLongMode();
+        m.RunToHandler(6);
+        Assert.Equal(0x8_8000UL, m.Cpu.GetRegister(12));
+        Assert.Equal((ulong)SystemMachine.KernelCode64, m.Cpu.GetRegister(13));
+        Assert.Equal((ulong)(SystemMachine.KernelCode64 + 32) | 3, m.Cpu.GetRegister(3) & 0xFFFF);
+        Assert.Equal(SystemMachine.UserStackTop - 0x100, m.Cpu.GetRegister(6));
+    }
+
+    [Fact]
+    public void RepInsAndOutsMoveStringsThroughAPort()
+    {
+        using var m = new SystemMachine();
+        var device = new FifoPort();
+        m.Cpu.PortIo = new SharpVisor.Machine.PortIoBus();
+        m.Cpu.PortIo.Register(0x300, 2, device, "test fifo");
+        ulong source = SystemMachine.UserDataArea;
+        ulong destination = SystemMachine.UserDataArea + 0x1000;
+        m.Memory.Write(source, "hello, port"u8.ToArray());
+        m.Load(SystemMachine.KernelCode, a =>
+        {
+            a.mov(edx, 0x300);
+            a.mov(rsi, source);
+            a.mov(ecx, 11);
+            a.rep.outsb();
+            a.mov(rdi, destination);
+            a.mov(ecx, 11);
+            a.rep.insb();
+            a.hlt();
+        });
+        m.EnterLongMode();
+        m.RunToHalt();
+        byte[] copy = new byte[11];
+        m.Memory.Read(destination, copy);
+        Assert.Equal("hello, port"u8.ToArray(), copy);
+        Assert.Equal(0UL, m.Cpu.GetRegister(1));
+        Assert.Equal(source + 11, m.Cpu.GetRegister(6));
+        Assert.Equal(destination + 11, m.Cpu.GetRegister(7));
+    }
+
+    /// <summary>A port that queues what is written and gives it back on reads.</summary>
+    private sealed class FifoPort : SharpVisor.Machine.IPortIoDevice
+    {
+        private readonly Queue<byte> _bytes = new();
+
+        public void Read(ushort offset, Span<byte> data)
+        {
+            for (int i = 0; i < data.Length; i++)
+            {
+                data[i] = _bytes.TryDequeue(out byte b) ? b : (byte)0xFF;
+            }
+        }
+
+        public void Write(ushort offset, ReadOnlySpan<byte> data)
+        {
+            foreach (byte b in data)
+            {
+                _bytes.Enqueue(b);
+            }
+        }
+    }
+
+    [Fact]
     public void SwapgsExchangesTheGsBases()
     {
         using var m = new SystemMachine();
