@@ -135,7 +135,9 @@ public sealed unsafe partial class X86Cpu
 
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
             {
-                return new CpuRunResult(CpuStopReason.InterruptWindow);
+                return _shutdownReason is not null
+                    ? new CpuRunResult(CpuStopReason.TripleFault, Detail: _shutdownReason)
+                    : new CpuRunResult(CpuStopReason.InterruptWindow);
             }
 
             if (_instructions >= _runLimit)
