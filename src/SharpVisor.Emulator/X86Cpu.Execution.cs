@@ -117,7 +117,6 @@ public sealed unsafe partial class X86Cpu
 
                 RaiseException(e, faultRip);
                 first = false; // a breakpoint on the handler stops the run
-
             }
         }
     }
@@ -151,6 +150,17 @@ public sealed unsafe partial class X86Cpu
             }
 
             first = false;
+            if ((_flags & RflagsBits.Trap) != 0 && DeliverExceptions)
+            {
+                if (SingleStep())
+                {
+                    return new CpuRunResult(CpuStopReason.Halted);
+                }
+
+                previous = null;
+                continue;
+            }
+
             Block block;
             if (previous is not null && _is64 && previous.NextEpoch == _chainEpoch)
             {
@@ -194,6 +204,33 @@ public sealed unsafe partial class X86Cpu
             // Chaining needs the same mode and privilege; a change of either ends the chain.
             previous = (int)(block.Key & 7) == (int)_mode && cpl == _cpl ? block : null;
         }
+    }
+
+    /// <summary>
+    /// RFLAGS.TF: runs one instruction, then raises the single-step #DB trap (DR6.BS) after it.
+    /// Faults raised by the instruction propagate as usual. True when the instruction halted.
+    /// </summary>
+    private bool SingleStep()
+    {
+        long limit = _runLimit;
+        _runLimit = _instructions + 1;
+        try
+        {
+            ExecuteBlock(LookupBlock());
+        }
+        finally
+        {
+            _runLimit = limit;
+        }
+
+        if (_halted)
+        {
+            return true;
+        }
+
+        _dr[6] |= 1UL << 14;
+        RaiseEvent((byte)ExceptionVector.Debug, null, EventKind.Exception, _rip, _rip);
+        return false;
     }
 
     /// <summary>

@@ -332,6 +332,29 @@ public sealed class InterruptDeliveryTests
     }
 
     [Fact]
+    public void TrapFlagSingleStepsAfterTheInstructionFollowingPopf()
+    {
+        using var m = new SystemMachine();
+        m.InstallHaltHandlers();
+        ulong firstNop = 0;
+        ulong end = m.Load(SystemMachine.UserCode, a =>
+        {
+            a.pushfq();
+            a.or(__qword_ptr[rsp], 0x100);
+            a.popfq();                 // TF was clear when POPF began: no trap after it
+            a.nop();                   // traps after this one
+            a.nop();
+            a.hlt();
+        });
+        firstNop = end - 3;
+        m.EnterUserMode();
+        m.RunToHandler(1);
+        Assert.Equal(firstNop + 1, m.StackSlot(0));           // #DB is a trap: RIP after the NOP
+        Assert.Equal(0x100UL, m.StackSlot(2) & 0x100);        // the frame still has TF set
+        Assert.Equal(0UL, m.Cpu.Rflags & 0x100);              // the handler runs without it
+    }
+
+    [Fact]
     public void RequestStopFromAnotherThreadEndsAnEndlessLoop()
     {
         using var m = new SystemMachine();
