@@ -73,6 +73,7 @@ public sealed unsafe partial class X86Cpu
     {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
         bool first = true;
+        long deliveries = 0;
         while (true)
         {
             if (_shutdownReason is not null)
@@ -117,6 +118,13 @@ public sealed unsafe partial class X86Cpu
 
                 RaiseException(e, faultRip);
                 first = false; // a breakpoint on the handler stops the run
+
+                // A handler that faults before retiring anything (its code unmapped) would loop here
+                // forever: deliveries count against the budget, so Run still returns.
+                if (++deliveries > maxInstructions || _instructions + deliveries >= _runLimit)
+                {
+                    return new CpuRunResult(CpuStopReason.InstructionLimit);
+                }
             }
         }
     }

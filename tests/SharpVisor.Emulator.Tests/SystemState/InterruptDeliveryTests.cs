@@ -306,6 +306,21 @@ public sealed class InterruptDeliveryTests
     }
 
     [Fact]
+    public void AHandlerThatFaultsOnItsFirstFetchStillLetsRunReturn()
+    {
+        using var m = new SystemMachine();
+        ulong missing = 0x3E_0000;
+        m.UnmapPage(missing);
+        m.SetGate(14, missing, ist: 1);        // the #PF handler itself is not mapped
+        m.Load(SystemMachine.KernelCode, a => a.jmp(missing));
+        m.EnterLongMode();
+        CpuRunResult result = m.Cpu.Run(10_000);
+        Assert.Equal(CpuStopReason.InstructionLimit, result.Reason);
+        Assert.Equal(missing, m.Cpu.Cr2);
+        Assert.Equal(missing, m.Cpu.Rip);
+    }
+
+    [Fact]
     public void InitWaitsForStartupThenRunsRealModeCodeAtTheVector()
     {
         using var m = new SystemMachine();
