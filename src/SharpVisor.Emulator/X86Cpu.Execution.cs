@@ -140,6 +140,11 @@ public sealed unsafe partial class X86Cpu
                 return new CpuRunResult(CpuStopReason.StopRequested);
             }
 
+            if (_pageTracker is not null && _pageTracker.HasEvents(_pageTrackerIndex))
+            {
+                DrainPageTrackEvents();
+            }
+
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
             {
                 return _shutdownReason is not null
@@ -386,6 +391,11 @@ public sealed unsafe partial class X86Cpu
         }
 
         _blocks.Clear();
+        foreach (ulong page in _codePages.Keys)
+        {
+            UntrackCodePage(page);
+        }
+
         _codePages.Clear();
         FlushJumpCache();
         if (_inBlock)
@@ -429,6 +439,8 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
+        UntrackCodePage(physicalPage);
+
         foreach (Block b in blocks)
         {
             if (!b.Valid)
@@ -457,6 +469,7 @@ public sealed unsafe partial class X86Cpu
             list = new List<Block>();
             _codePages.Add(physicalPage, list);
             ProtectCodePage(physicalPage);
+            TrackCodePage(physicalPage);
         }
 
         list.Add(block);
