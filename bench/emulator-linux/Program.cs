@@ -13,9 +13,11 @@ namespace SharpVisor.Bench.EmulatorLinux;
 /// <summary>
 /// Boots a Linux bzImage on the bare emulated CPU (no accelerator yet): the boot protocol state
 /// from <see cref="BootLoader"/>, COM1 on the port bus, exceptions delivered through the guest's
-/// IDT. Prints the serial console and, at the end, how far the kernel got and why it stopped.
+/// IDT. Prints the serial console and, at the end, how far the kernel got and why it stopped
+/// (it stops at GUEST-READY, or after --seconds).
 /// Usage: dotnet run -c Release --project bench/emulator-linux [-- --kernel F] [--initrd F]
-///        [--cmdline S] [--memory MiB] [--seconds N] [--mmu shadow|nested] [--trace-exceptions]
+///        [--cmdline S] [--memory MiB] [--seconds N] [--mmu shadow|nested] [--no-platform]
+///        [--profile] [--trace-exceptions]
 /// </summary>
 internal static class Program
 {
@@ -31,6 +33,7 @@ internal static class Program
         MmuMode mode = MmuMode.Shadow;
         bool traceExceptions = false;
         bool withPlatform = true;
+        Profile? profile = null;
         for (int i = 0; i < args.Length; i++)
         {
             switch (args[i])
@@ -43,6 +46,7 @@ internal static class Program
                 case "--mmu": mode = Enum.Parse<MmuMode>(args[++i], ignoreCase: true); break;
                 case "--trace-exceptions": traceExceptions = true; break;
                 case "--no-platform": withPlatform = false; break;
+                case "--profile": profile = new Profile(); break;
                 default:
                     Console.Error.WriteLine($"unknown argument {args[i]}");
                     return 2;
@@ -56,7 +60,8 @@ internal static class Program
         var ports = new PortIoBus();
         var mmioBus = new MmioBus();
         var control = new MachineControl();
-        using Stream console = Console.OpenStandardOutput();
+        var clock = new Stopwatch();
+        using var console = new MarkerStream(Console.OpenStandardOutput(), clock, "Run /init", "INIT-START", "GUEST-READY");
         SoftwarePlatform? platform = withPlatform ? new SoftwarePlatform(memory, 1) : null;
         platform?.Register(ports, mmioBus);
         LegacyPlatform legacy = LegacyPlatform.Register(ports, platform is null ? new NoInterrupts() : platform.IrqChip, control, console);
@@ -75,18 +80,22 @@ internal static class Program
         };
         cpu.SetState(boot.State);
 
-        var clock = Stopwatch.StartNew();
+        clock.Start();
+        TimeSpan halted = TimeSpan.Zero;
         CpuRunResult result = default;
-        while (clock.Elapsed.TotalSeconds < seconds && !control.IsStopRequested)
+        while (clock.Elapsed.TotalSeconds < seconds && !control.IsStopRequested && !console.Seen.ContainsKey("GUEST-READY"))
         {
             glue?.DeliverEvents(cpu);
             if (cpu.IsHalted && glue is not null)
             {
+                TimeSpan before = clock.Elapsed;
                 glue.WaitWhileHalted();
+                halted += clock.Elapsed - before;
                 continue;
             }
 
-            result = traceExceptions ? cpu.Run(1) : cpu.Run(200_000);
+            result = traceExceptions ? cpu.Run(1) : cpu.Run(profile is null ? 200_000 : 20_000);
+            profile?.Sample(cpu.Rip);
             if (result.Reason is CpuStopReason.TripleFault or CpuStopReason.WaitingForStartup
                 || (result.Reason == CpuStopReason.Halted && glue is null))
             {
@@ -98,8 +107,10 @@ internal static class Program
         console.Flush();
         Console.Error.WriteLine();
         Console.Error.WriteLine($"stopped: {result} after {cpu.InstructionsExecuted:N0} instructions in {clock.Elapsed.TotalSeconds:F1} s ({cpu.InstructionsExecuted / clock.Elapsed.TotalSeconds / 1e6:F1} MIPS); control: {control.StopReason?.ToString() ?? "running"}");
+        Console.Error.WriteLine($"halted (idle) {halted.TotalSeconds:F1} s; markers: {string.Join(", ", console.Seen.Select(p => $"{p.Key} at {p.Value:F1} s"))}");
         Console.Error.WriteLine($"serial: {legacy.Serial.TransmittedBytes} bytes; blocks decoded {cpu.BlocksDecoded:N0}; MMU {mmu.Counters}");
         Console.Error.WriteLine(cpu.GetState().Format());
+        profile?.Print(Console.Error, cpu);
         return 0;
     }
 

@@ -73,6 +73,7 @@ public sealed unsafe partial class X86Cpu
     {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
         bool first = true;
+        long deliveries = 0;
         while (true)
         {
             if (_shutdownReason is not null)
@@ -118,6 +119,12 @@ public sealed unsafe partial class X86Cpu
                 RaiseException(e, faultRip);
                 first = false; // a breakpoint on the handler stops the run
 
+                // A handler that faults before retiring anything (its code unmapped) would loop here
+                // forever: deliveries count against the budget, so Run still returns.
+                if (++deliveries > maxInstructions || _instructions + deliveries >= _runLimit)
+                {
+                    return new CpuRunResult(CpuStopReason.InstructionLimit);
+                }
             }
         }
     }
@@ -133,9 +140,16 @@ public sealed unsafe partial class X86Cpu
                 return new CpuRunResult(CpuStopReason.StopRequested);
             }
 
+            if (_pageTracker is not null && _pageTracker.HasEvents(_pageTrackerIndex))
+            {
+                DrainPageTrackEvents();
+            }
+
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
             {
-                return new CpuRunResult(CpuStopReason.InterruptWindow);
+                return _shutdownReason is not null
+                    ? new CpuRunResult(CpuStopReason.TripleFault, Detail: _shutdownReason)
+                    : new CpuRunResult(CpuStopReason.InterruptWindow);
             }
 
             if (_instructions >= _runLimit)
@@ -149,6 +163,17 @@ public sealed unsafe partial class X86Cpu
             }
 
             first = false;
+            if ((_flags & RflagsBits.Trap) != 0 && DeliverExceptions)
+            {
+                if (SingleStep())
+                {
+                    return new CpuRunResult(CpuStopReason.Halted);
+                }
+
+                previous = null;
+                continue;
+            }
+
             Block block;
             if (previous is not null && _is64 && previous.NextEpoch == _chainEpoch)
             {
@@ -192,6 +217,33 @@ public sealed unsafe partial class X86Cpu
             // Chaining needs the same mode and privilege; a change of either ends the chain.
             previous = (int)(block.Key & 7) == (int)_mode && cpl == _cpl ? block : null;
         }
+    }
+
+    /// <summary>
+    /// RFLAGS.TF: runs one instruction, then raises the single-step #DB trap (DR6.BS) after it.
+    /// Faults raised by the instruction propagate as usual. True when the instruction halted.
+    /// </summary>
+    private bool SingleStep()
+    {
+        long limit = _runLimit;
+        _runLimit = _instructions + 1;
+        try
+        {
+            ExecuteBlock(LookupBlock());
+        }
+        finally
+        {
+            _runLimit = limit;
+        }
+
+        if (_halted)
+        {
+            return true;
+        }
+
+        _dr[6] |= 1UL << 14;
+        RaiseEvent((byte)ExceptionVector.Debug, null, EventKind.Exception, _rip, _rip);
+        return false;
     }
 
     /// <summary>
@@ -339,6 +391,11 @@ public sealed unsafe partial class X86Cpu
         }
 
         _blocks.Clear();
+        foreach (ulong page in _codePages.Keys)
+        {
+            UntrackCodePage(page);
+        }
+
         _codePages.Clear();
         FlushJumpCache();
         if (_inBlock)
@@ -382,6 +439,8 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
+        UntrackCodePage(physicalPage);
+
         foreach (Block b in blocks)
         {
             if (!b.Valid)
@@ -410,6 +469,7 @@ public sealed unsafe partial class X86Cpu
             list = new List<Block>();
             _codePages.Add(physicalPage, list);
             ProtectCodePage(physicalPage);
+            TrackCodePage(physicalPage);
         }
 
         list.Add(block);

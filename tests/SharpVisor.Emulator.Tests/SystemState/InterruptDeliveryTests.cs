@@ -306,6 +306,21 @@ public sealed class InterruptDeliveryTests
     }
 
     [Fact]
+    public void AHandlerThatFaultsOnItsFirstFetchStillLetsRunReturn()
+    {
+        using var m = new SystemMachine();
+        ulong missing = 0x3E_0000;
+        m.UnmapPage(missing);
+        m.SetGate(14, missing, ist: 1);        // the #PF handler itself is not mapped
+        m.Load(SystemMachine.KernelCode, a => a.jmp(missing));
+        m.EnterLongMode();
+        CpuRunResult result = m.Cpu.Run(10_000);
+        Assert.Equal(CpuStopReason.InstructionLimit, result.Reason);
+        Assert.Equal(missing, m.Cpu.Cr2);
+        Assert.Equal(missing, m.Cpu.Rip);
+    }
+
+    [Fact]
     public void InitWaitsForStartupThenRunsRealModeCodeAtTheVector()
     {
         using var m = new SystemMachine();
@@ -329,6 +344,29 @@ public sealed class InterruptDeliveryTests
         Assert.Equal(0x9A00UL, m.Cpu.GetRegister(3) & 0xFFFF);
         m.Cpu.DeliverStartup(0x10);               // not waiting: ignored
         Assert.Equal(CpuMode.Real, m.Cpu.Mode);
+    }
+
+    [Fact]
+    public void TrapFlagSingleStepsAfterTheInstructionFollowingPopf()
+    {
+        using var m = new SystemMachine();
+        m.InstallHaltHandlers();
+        ulong firstNop = 0;
+        ulong end = m.Load(SystemMachine.UserCode, a =>
+        {
+            a.pushfq();
+            a.or(__qword_ptr[rsp], 0x100);
+            a.popfq();                 // TF was clear when POPF began: no trap after it
+            a.nop();                   // traps after this one
+            a.nop();
+            a.hlt();
+        });
+        firstNop = end - 3;
+        m.EnterUserMode();
+        m.RunToHandler(1);
+        Assert.Equal(firstNop + 1, m.StackSlot(0));           // #DB is a trap: RIP after the NOP
+        Assert.Equal(0x100UL, m.StackSlot(2) & 0x100);        // the frame still has TF set
+        Assert.Equal(0UL, m.Cpu.Rflags & 0x100);              // the handler runs without it
     }
 
     [Fact]

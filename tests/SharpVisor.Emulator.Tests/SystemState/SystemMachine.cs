@@ -18,6 +18,9 @@ internal sealed class SystemMachine : IDisposable
     public const ulong GdtAddress = 0x1000;
     public const ulong IdtAddress = 0x2000;
     public const ulong TssAddress = 0x3000;
+    public const ulong Tss32Address = 0x3800;
+    public const ulong Idt32Address = 0x4000;
+    public const ulong Tss32StackTop = 0x8_8000;
     public const ulong Pml4Address = 0x10000;
     public const ulong PdptAddress = 0x11000;
     public const ulong PdAddress = 0x12000;
@@ -38,6 +41,7 @@ internal sealed class SystemMachine : IDisposable
     public const ushort UserData = 0x2B;
     public const ushort UserCode64 = 0x33;
     public const ushort Tss = 0x40;
+    public const ushort Tss32 = 0x50;
 
     public SystemMachine(MmuMode mode = MmuMode.Shadow, CpuModel? model = null)
     {
@@ -80,6 +84,9 @@ internal sealed class SystemMachine : IDisposable
         ulong low = limit | ((TssAddress & 0xFF_FFFF) << 16) | (0x89UL << 40) | ((TssAddress >> 24) << 56);
         SetGdtEntry(8, low);
         SetGdtEntry(9, TssAddress >> 32);
+
+        // 0x50: 32-bit TSS, available.
+        SetGdtEntry(10, limit | ((Tss32Address & 0xFF_FFFF) << 16) | (0x89UL << 40));
     }
 
     private void WriteTss()
@@ -87,6 +94,9 @@ internal sealed class SystemMachine : IDisposable
         Memory.Write(TssAddress + 4, KernelStackTop);   // RSP0
         Memory.Write(TssAddress + 36, IstStackTop);     // IST1
         Memory.Write(TssAddress + 0x66, (ushort)0x68);  // no I/O bitmap
+        Memory.Write(Tss32Address + 4, (uint)Tss32StackTop); // ESP0
+        Memory.Write(Tss32Address + 8, (uint)KernelData);    // SS0
+        Memory.Write(Tss32Address + 0x66, (ushort)0x68);
     }
 
     private void WritePageTables()
@@ -141,6 +151,48 @@ internal sealed class SystemMachine : IDisposable
 
     public static ulong HaltHandler(int vector) => HandlerCode + ((ulong)vector * 16);
 
+    /// <summary>A 32-bit interrupt (or trap) gate in the protected-mode IDT.</summary>
+    public void SetGate32(int vector, ulong handler, int dpl = 0, bool trap = false, ushort selector = KernelCode32)
+    {
+        ulong gate = (handler & 0xFFFF) | ((ulong)selector << 16) | ((ulong)(trap ? 0xF : 0xE) << 40)
+            | ((ulong)dpl << 45) | (1UL << 47) | ((handler >> 16 & 0xFFFF) << 48);
+        Memory.Write(Idt32Address + ((ulong)vector * 8), gate);
+    }
+
+    /// <summary>HLT handlers for every vector in the 32-bit IDT.</summary>
+    public void InstallHaltHandlers32()
+    {
+        for (int vector = 0; vector < 256; vector++)
+        {
+            Memory.Write(HaltHandler(vector), (byte)0xF4);
+            SetGate32(vector, HaltHandler(vector));
+        }
+    }
+
+    /// <summary>32-bit protected mode, CPL 0, paging off, flat segments, the 32-bit IDT and TSS.</summary>
+    public void EnterProtectedMode32(ulong rip)
+    {
+        var state = new VcpuState
+        {
+            Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0ExtensionType | VcpuState.Cr0NumericError,
+            Cs = SegmentRegister.Flat(KernelCode32, 0xB, longMode: false, defaultBig: true),
+            Ss = SegmentRegister.Flat(KernelData, 0x3, false, true),
+            Ds = SegmentRegister.Flat(KernelData, 0x3, false, true),
+            Es = SegmentRegister.Flat(KernelData, 0x3, false, true),
+            Fs = SegmentRegister.Flat(KernelData, 0x3, false, true),
+            Gs = SegmentRegister.Flat(KernelData, 0x3, false, true),
+            Gdt = new DescriptorTable(GdtAddress, 0x5F),
+            Idt = new DescriptorTable(Idt32Address, 0x7FF),
+            Tr = new SegmentRegister { Selector = Tss32, Base = Tss32Address, Limit = 0x67, Type = 0xB, Present = true },
+            Rip = rip,
+            Rsp = KernelStackTop,
+            Rflags = 0x2,
+        };
+        Cpu.SetState(state);
+    }
+
+    public void RunToHandler32(int vector) => RunToHandler(vector);
+
     /// <summary>64-bit long mode at CPL 0 with paging on, GDT/IDT/TR loaded, RIP at <paramref name="rip"/>.</summary>
     public void EnterLongMode(ulong rip = KernelCode)
     {
@@ -157,7 +209,7 @@ internal sealed class SystemMachine : IDisposable
             Es = SegmentRegister.Flat(KernelData, 0x3, false, true),
             Fs = SegmentRegister.Flat(0, 0x3, false, true),
             Gs = SegmentRegister.Flat(0, 0x3, false, true),
-            Gdt = new DescriptorTable(GdtAddress, 0x4F),
+            Gdt = new DescriptorTable(GdtAddress, 0x7F),
             Idt = new DescriptorTable(IdtAddress, 0xFFF),
             Tr = new SegmentRegister { Selector = Tss, Base = TssAddress, Limit = 0x67, Type = 0xB, Present = true },
             Rip = rip,
