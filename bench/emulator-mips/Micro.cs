@@ -62,12 +62,18 @@ internal static class Micro
         asm.Assemble(new StreamCodeWriter(stream), 0x10_0000);
         using GuestMemory memory = GuestMemory.CreateRam(16UL << 20);
         memory.Write(0x10_0000, stream.ToArray());
+
+        // Identity map of the first 1 GiB (one 1 GiB page) for long mode.
+        memory.Write<ulong>(0x1000, 0x2000 | 0x3);
+        memory.Write<ulong>(0x2000, 0x83);
         for (int round = 0; round < 2; round++)
         {
             var cpu = new X86Cpu(new PhysicalMemory(memory));
             cpu.SetState(new VcpuState
             {
                 Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0Paging,
+                Cr3 = 0x1000,
+                Cr4 = VcpuState.Cr4Pae,
                 Efer = VcpuState.EferLongModeEnable | VcpuState.EferLongModeActive,
                 Cs = SegmentRegister.Flat(0x08, 0xB, longMode: true, defaultBig: false),
                 Ss = SegmentRegister.Flat(0x10, 0x3, false, true),

@@ -81,6 +81,7 @@ internal static class Program
             Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0Paging | VcpuState.Cr0ExtensionType | VcpuState.Cr0NumericError,
             Cr4 = VcpuState.Cr4Pae | VcpuState.Cr4OsFxsr | VcpuState.Cr4OsXmmExcpt,
             Efer = VcpuState.EferLongModeEnable | VcpuState.EferLongModeActive,
+            Cr3 = Workload.Pml4,
             Cs = SegmentRegister.Flat(0x08, 0xB, longMode: true, defaultBig: false),
             Ss = SegmentRegister.Flat(0x10, 0x3, false, true),
             Ds = SegmentRegister.Flat(0x10, 0x3, false, true),

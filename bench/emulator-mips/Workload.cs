@@ -21,7 +21,8 @@ internal static class Workload
     private const ulong DataArea = LoadAddress + 0x1_0000;
     private const ulong Gdt = DataArea;
     private const ulong GdtPointer = DataArea + 0x20;
-    private const ulong Pml4 = DataArea + 0x1000;
+    /// <summary>The image's identity page tables (the first 1 GiB in 2 MiB pages): CR3 for the 64-bit entry.</summary>
+    public const ulong Pml4 = DataArea + 0x1000;
     private const ulong Pdpt = DataArea + 0x2000;
     private const ulong Pd = DataArea + 0x3000;
     private const int ImageSize = 0x1_4000;
@@ -89,7 +90,7 @@ internal static class Workload
         a.cli();
         a.lgdt(__dword_ptr[(uint)gdtPointer]);
         a.mov(eax, cr4);
-        a.or(eax, 1 << 5);
+        a.or(eax, (1 << 5) | (1 << 9) | (1 << 10)); // PAE, OSFXSR and OSXMMEXCPT (SSE raises #UD without OSFXSR)
         a.mov(cr4, eax);
         a.mov(eax, (uint)pml4);
         a.mov(cr3, eax);

@@ -3,6 +3,7 @@ using System.Diagnostics;
 using SharpVisor.Boot;
 using SharpVisor.Devices.Virtio;
 using SharpVisor.Devices.Terminal;
+using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
 using SharpVisor.Kvm;
@@ -23,8 +24,14 @@ public static class RunCommand
         var cmdline = new Option<string?>("--cmdline") { Description = $"Kernel command line (default: \"{DefaultGuest.CommandLine}\")" };
         var memory = new Option<string>("--memory") { Description = "Guest RAM, e.g. 512, 512M, 2G (a bare number is MiB)", DefaultValueFactory = _ => "512M" };
         var cpus = new Option<int>("--cpus") { Description = "Number of vCPUs", DefaultValueFactory = _ => 1 };
-        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm or auto", DefaultValueFactory = _ => "auto" };
-        accel.AcceptOnlyFromAmong("kvm", "auto");
+        var accel = new Option<string>("--accel")
+        {
+            Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)",
+            DefaultValueFactory = _ => "auto",
+        };
+        accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
+        var mmu = new Option<string?>("--mmu") { Description = "The emulator's paging technique: shadow (default) or nested; not for KVM" };
+        mmu.AcceptOnlyFromAmong("shadow", "nested");
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
@@ -38,7 +45,7 @@ public static class RunCommand
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, serial, modules, timeout, verbose,
+            kernel, initrd, cmdline, memory, cpus, accel, mmu, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng,
         };
         command.SetAction(result => Execute(
@@ -48,6 +55,7 @@ public static class RunCommand
             result.GetValue(memory)!,
             result.GetValue(cpus),
             result.GetValue(accel)!,
+            result.GetValue(mmu),
             result.GetValue(serial)!,
             result.GetValue(modules) ?? [],
             result.GetValue(timeout),
@@ -66,7 +74,7 @@ public static class RunCommand
     private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng);
 
     private static int Execute(
-        string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel,
+        string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu,
         string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices)
     {
         var startedAt = Stopwatch.StartNew();
@@ -95,7 +103,18 @@ public static class RunCommand
                 Modules = modules.Select(m => new BootModule(m)).ToArray(),
                 MemorySize = MemorySize.Parse(memory),
                 VcpuCount = cpus,
-                Accelerator = accel == "kvm" ? AcceleratorKind.Kvm : AcceleratorKind.Auto,
+                Accelerator = accel switch
+                {
+                    "kvm" => AcceleratorKind.Kvm,
+                    "emulator" => AcceleratorKind.Emulator,
+                    _ => AcceleratorKind.Auto,
+                },
+                Mmu = mmu switch
+                {
+                    "shadow" => MmuMode.Shadow,
+                    "nested" => MmuMode.Nested,
+                    _ => null,
+                },
                 KvmDevicePath = Environment.GetEnvironmentVariable("SHARPVISOR_KVM_DEVICE") is { Length: > 0 } device ? device : "/dev/kvm",
                 ExtraInitrdPaths = devices.ExtraInitrds,
                 Disks = devices.Disks.Select(DeviceOptions.ParseDisk).ToArray(),

@@ -39,7 +39,9 @@ public enum CpuFeature : ulong
     Rdseed = 1UL << 29,
     Pclmulqdq = 1UL << 30,
 
-    // Platform features (paging, APIC, MSRs...) that the platform layer implements and turns on.
+    // System features. The core implements paging (PSE, PAE, PGE, PAT, PSE-36, 1 GiB pages), MSRs,
+    // SYSENTER, debug extensions and IA32_ARCH_CAPABILITIES; the platform adds the APIC family,
+    // the hypervisor bit and TSC-related bits it backs.
     Vme = 1UL << 40,
     De = 1UL << 41,
     Pse = 1UL << 42,
@@ -59,4 +61,7 @@ public enum CpuFeature : ulong
     Hypervisor = 1UL << 56,
     InvariantTsc = 1UL << 57,
     Fsgsbase = 1UL << 58,
+
+    /// <summary>IA32_ARCH_CAPABILITIES (CPUID.7.0:EDX[29]): the MSR says which speculation bugs the CPU lacks.</summary>
+    ArchCapabilities = 1UL << 59,
 }

@@ -16,6 +16,14 @@ public sealed class CpuModel
         | CpuFeature.Fsrm | CpuFeature.LahfLm | CpuFeature.Lzcnt | CpuFeature.Rdtscp | CpuFeature.LongMode
         | CpuFeature.Syscall | CpuFeature.NoExecute | CpuFeature.Adx | CpuFeature.Rdseed;
 
+    /// <summary>
+    /// System features the core implements: paging extensions (the MMU), MSRs, SYSENTER/SYSEXIT,
+    /// debug extensions (CR4.DE) and IA32_ARCH_CAPABILITIES.
+    /// </summary>
+    public const CpuFeature ImplementedSystemFeatures =
+        CpuFeature.De | CpuFeature.Pse | CpuFeature.Msr | CpuFeature.Pae | CpuFeature.Sep | CpuFeature.Pge
+        | CpuFeature.Pat | CpuFeature.Pse36 | CpuFeature.Page1Gb | CpuFeature.ArchCapabilities;
+
     public CpuModel(CpuFeature features, string vendor = "GenuineIntel", string brand = "SharpVisor x86-64 emulated CPU")
     {
         if (vendor.Length != 12)
@@ -28,7 +36,8 @@ public sealed class CpuModel
         Brand = brand.Length > 47 ? brand[..47] : brand;
     }
 
-    public static CpuModel Default { get; } = new(ImplementedInstructionSets);
+    /// <summary>Every instruction set and system feature the core implements; no platform device (APIC, hypervisor leaves).</summary>
+    public static CpuModel Default { get; } = new(ImplementedInstructionSets | ImplementedSystemFeatures);
 
     public CpuFeature Features { get; }
 
@@ -41,6 +50,16 @@ public sealed class CpuModel
 
     /// <summary>Nominal TSC frequency that RDTSC counts at.</summary>
     public ulong TscFrequency { get; init; } = 2_000_000_000;
+
+    /// <summary>
+    /// The core crystal clock CPUID 15H reports (TSC = crystal × TscFrequency / CrystalFrequency):
+    /// Linux then knows the TSC rate without calibrating, and takes the crystal for the local APIC
+    /// timer's clock, which is 1 GHz in the software platform (as KVM's APIC bus).
+    /// </summary>
+    public ulong CrystalFrequency { get; init; } = 1_000_000_000;
+
+    /// <summary>MAXPHYADDR (CPUID 80000008H:EAX[7:0]); the MMU's <c>MmuOptions.PhysicalAddressBits</c> must match.</summary>
+    public int PhysicalAddressBits { get; init; } = 40;
 
     /// <summary>Size of the XSAVE area for the components the core saves (x87 and SSE).</summary>
     public const uint XsaveAreaSize = 512 + 64;
@@ -58,7 +77,7 @@ public sealed class CpuModel
         switch (leaf)
         {
             case 0:
-                return (0xD, VendorWord(0), VendorWord(2), VendorWord(1));
+                return (0x15, VendorWord(0), VendorWord(2), VendorWord(1));
             case 1:
             {
                 uint ebx = (apicId << 24) | (1u << 16) | (8u << 8); // CLFLUSH line size 8*8 bytes, 1 logical CPU
@@ -79,9 +98,10 @@ public sealed class CpuModel
 
             case 7 when subleaf == 0:
             {
+                // Bit 13: FCS and FDS are deprecated (saved as zero), a property of the x87 implementation.
                 uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Bmi2, 8)
-                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
-                uint edx = Bit(CpuFeature.Fsrm, 4);
+                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Fpu, 13) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
+                uint edx = Bit(CpuFeature.Fsrm, 4) | Bit(CpuFeature.ArchCapabilities, 29);
                 return (0, ebx, 0, edx);
             }
 
@@ -93,6 +113,13 @@ public sealed class CpuModel
                     1 => (0, 0, 0, 0),
                     _ => (0, 0, 0, 0),
                 };
+
+            case 0x15:
+            {
+                // TSC/crystal ratio as a fraction, and the crystal in Hz.
+                ulong divisor = GreatestCommonDivisor(TscFrequency, CrystalFrequency);
+                return ((uint)(CrystalFrequency / divisor), (uint)(TscFrequency / divisor), (uint)CrystalFrequency, 0);
+            }
 
             case 0x8000_0000:
                 return (0x8000_0008, 0, 0, 0);
@@ -111,10 +138,20 @@ public sealed class CpuModel
             case 0x8000_0007:
                 return (0, 0, 0, Bit(CpuFeature.InvariantTsc, 8));
             case 0x8000_0008:
-                return (0x3027, 0, 0, 0); // 39-bit physical, 48-bit linear addresses
+                return ((uint)PhysicalAddressBits | (48u << 8), 0, 0, 0); // MAXPHYADDR, 48-bit linear addresses
             default:
                 return (0, 0, 0, 0);
         }
+    }
+
+    private static ulong GreatestCommonDivisor(ulong a, ulong b)
+    {
+        while (b != 0)
+        {
+            (a, b) = (b, a % b);
+        }
+
+        return Math.Max(a, 1);
     }
 
     private uint VendorWord(int index) =>

@@ -18,9 +18,12 @@ public enum CpuStopReason
     /// <summary><see cref="X86Cpu.RequestStop"/> was called.</summary>
     StopRequested,
 
-    /// <summary>A fault while delivering a double fault: the processor shuts down (system mode only).</summary>
+    /// <summary>A fault while delivering a double fault: the processor shut down (system mode only; <see cref="CpuRunResult.Detail"/> says why).</summary>
     TripleFault,
 
     /// <summary>The CPU is in the wait-for-SIPI state after INIT.</summary>
     WaitingForStartup,
+
+    /// <summary><see cref="X86Cpu.InterruptWindowRequested"/> is set and an external interrupt can be delivered now.</summary>
+    InterruptWindow,
 }

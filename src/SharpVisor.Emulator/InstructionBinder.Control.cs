@@ -187,7 +187,8 @@ internal unsafe partial struct InstructionBinder
                 op.Reg = Gpr(ins.Op0Register);
                 op.Handler = Sized(RegisterSize(ins.Op0Register), null, &MiscHandlers.Rdrand<Size16>, &MiscHandlers.Rdrand<Size32>, &MiscHandlers.Rdrand<Size64>);
                 return false;
-            case Mnemonic.Xgetbv: op.Handler = &MiscHandlers.Xgetbv; return false;
+            case Mnemonic.Xgetbv: op.Handler = &FxHandlers.Xgetbv; return false;
+            case Mnemonic.Xsetbv: op.Handler = &FxHandlers.Xsetbv; return false;
             case Mnemonic.Hlt: op.Handler = &MiscHandlers.Hlt; return true;
             case Mnemonic.Cli: op.Handler = &MiscHandlers.Cli; return false;
             case Mnemonic.Sti: op.Handler = &MiscHandlers.Sti; return false;

@@ -213,6 +213,18 @@ internal unsafe partial struct InstructionBinder
                 op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Fxrstor64 ? 1 : 0);
                 op.Handler = &FxHandlers.Fxrstor;
                 return false;
+            case Mnemonic.Xsave:
+            case Mnemonic.Xsave64:
+                BindMemory(in ins, ref op);
+                op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Xsave64 ? 1 : 0);
+                op.Handler = &FxHandlers.Xsave;
+                return false;
+            case Mnemonic.Xrstor:
+            case Mnemonic.Xrstor64:
+                BindMemory(in ins, ref op);
+                op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Xrstor64 ? 1 : 0);
+                op.Handler = &FxHandlers.Xrstor;
+                return false;
 
             // SSSE3
             case Mnemonic.Pshufb: return V(in ins, ref op, &VectorHandlers.Binary<PshufbOp>);

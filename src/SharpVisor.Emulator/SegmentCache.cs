@@ -29,6 +29,16 @@ internal struct SegmentCache
 
     public readonly bool Unusable => (Attributes & AttrUnusable) != 0;
 
+    public readonly bool Present => (Attributes & AttrPresent) != 0;
+
+    /// <summary>A system descriptor (LDT, TSS, gate): S = 0.</summary>
+    public readonly bool IsSystem => (Attributes & AttrS) == 0;
+
+    public readonly bool IsData => (Attributes & (AttrS | 8)) == AttrS;
+
+    /// <summary>A conforming code segment (runs at the caller's privilege).</summary>
+    public readonly bool Conforming => (Attributes & (AttrS | 8 | 4)) == (AttrS | 8 | 4);
+
     public readonly bool IsCode => (Attributes & AttrS) != 0 && (Attributes & 8) != 0;
 
     public readonly bool ExpandDown => (Attributes & (AttrS | 8 | 4)) == (AttrS | 4);
@@ -65,6 +75,24 @@ internal struct SegmentCache
         CodeOrData = (Attributes & AttrS) != 0,
         Unusable = Unusable,
     };
+
+    /// <summary>The hidden part a legacy (8-byte) code, data or system descriptor loads.</summary>
+    public static SegmentCache FromDescriptor(ushort selector, ulong descriptor)
+    {
+        ulong baseAddress = ((descriptor >> 16) & 0xFF_FFFF) | (((descriptor >> 56) & 0xFF) << 24);
+        uint limit = (uint)((descriptor & 0xFFFF) | ((descriptor >> 32) & 0xF_0000));
+        uint attributes = (uint)(((descriptor >> 40) & 0xFF) | (((descriptor >> 52) & 0xF) << 12));
+        if ((attributes & AttrGranularity) != 0)
+        {
+            limit = (limit << 12) | 0xFFF;
+        }
+
+        return new SegmentCache { Base = baseAddress, Limit = limit, Selector = selector, Attributes = attributes };
+    }
+
+    /// <summary>A segment register loaded with a null selector: unusable until loaded again.</summary>
+    public static SegmentCache Null(ushort selector, int dpl = 0) =>
+        new() { Selector = selector, Attributes = AttrUnusable | (uint)(dpl & 3) << 5 };
 
     /// <summary>A real-mode segment: base = selector * 16, 64 KiB limit, read/write data.</summary>
     public static SegmentCache RealMode(ushort selector, bool code) => new()

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
@@ -19,7 +20,7 @@ public sealed unsafe partial class X86Cpu
 
         ref TlbEntry s = ref TlbFor(source);
         ref TlbEntry d = ref TlbFor(destination);
-        if (s.ReadPage != (source & PageMask) || d.WritePage != (destination & PageMask))
+        if (s.ReadTag != Tag(source) || d.WriteTag != Tag(destination))
         {
             return 0;
         }
@@ -54,7 +55,7 @@ public sealed unsafe partial class X86Cpu
         }
 
         ref TlbEntry d = ref TlbFor(destination);
-        if (d.WritePage != (destination & PageMask))
+        if (d.WriteTag != Tag(destination))
         {
             return 0;
         }

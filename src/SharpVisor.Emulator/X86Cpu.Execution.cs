@@ -24,7 +24,11 @@ public sealed unsafe partial class X86Cpu
 
     private readonly Dictionary<ulong, Block> _blocks = new();
     private readonly Dictionary<ulong, List<Block>> _codePages = new();
-    private readonly Block?[] _jumpCache = new Block?[JumpCacheSize];
+    // Linear-address lookups, one array per privilege context so user code never reuses a block
+    // that was looked up (fetch-checked) at CPL 0; _jumpCache is the current one.
+    private readonly Block?[] _supervisorJumpCache = new Block?[JumpCacheSize];
+    private readonly Block?[] _userJumpCache = new Block?[JumpCacheSize];
+    private Block?[] _jumpCache = null!;
     private readonly HashSet<ulong> _breakpoints = new();
     private readonly HashSet<ulong> _reportedUnimplemented = new();
     private readonly BlockCodeReader _codeReader = new();
@@ -60,38 +64,66 @@ public sealed unsafe partial class X86Cpu
     public void RequestStop() => _stopRequested = true;
 
     /// <summary>
-    /// Runs until an exception, HLT, a breakpoint, a stop request or <paramref name="maxInstructions"/>
-    /// retired instructions. Guest exceptions are returned, not delivered (the platform delivers them).
+    /// Runs until HLT, a breakpoint, a stop request, <paramref name="maxInstructions"/> retired
+    /// instructions or, unless <see cref="DeliverExceptions"/> is set, an exception (returned, not
+    /// delivered). In system mode exceptions go through the IDT and only a triple fault ends the
+    /// run. A halted CPU, one waiting for SIPI or one shut down returns at once.
     /// </summary>
     public CpuRunResult Run(long maxInstructions = long.MaxValue)
     {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
-        _halted = false;
-        try
+        bool first = true;
+        while (true)
         {
-            return RunBlocks();
-        }
-        catch (CpuException e)
-        {
-            if (_inBlock)
+            if (_shutdownReason is not null)
             {
-                Block block = _block!;
-                ref Op op = ref block.Ops[_opIndex];
-                ulong blockRip = _regs[RegisterFile.BlockRip];
-                _rip = (blockRip + (e.IsSoftwareInterrupt ? (ulong)op.NextOffset : op.Offset)) & _ipMask;
-                _instructions += _opIndex + (e.IsSoftwareInterrupt ? 1 : 0);
-                _inBlock = false;
-                _exitBlock = ExitNone;
-                _rmwPending = false;
+                return new CpuRunResult(CpuStopReason.TripleFault, Detail: _shutdownReason);
             }
 
-            return new CpuRunResult(CpuStopReason.Exception, e);
+            if (_waitingForStartup)
+            {
+                return new CpuRunResult(CpuStopReason.WaitingForStartup);
+            }
+
+            if (_halted)
+            {
+                return new CpuRunResult(CpuStopReason.Halted);
+            }
+
+            try
+            {
+                return RunBlocks(first);
+            }
+            catch (CpuException e)
+            {
+                ulong faultRip = _rip;
+                if (_inBlock)
+                {
+                    Block block = _block!;
+                    ref Op op = ref block.Ops[_opIndex];
+                    ulong blockRip = _regs[RegisterFile.BlockRip];
+                    faultRip = (blockRip + op.Offset) & _ipMask;
+                    _rip = (blockRip + (e.IsSoftwareInterrupt ? (ulong)op.NextOffset : op.Offset)) & _ipMask;
+                    _instructions += _opIndex + (e.IsSoftwareInterrupt ? 1 : 0);
+                    _inBlock = false;
+                    _exitBlock = ExitNone;
+                    _rmwPending = false;
+                }
+
+                if (!DeliverExceptions)
+                {
+                    return new CpuRunResult(CpuStopReason.Exception, e);
+                }
+
+                RaiseException(e, faultRip);
+                first = false; // a breakpoint on the handler stops the run
+
+            }
         }
     }
 
-    private CpuRunResult RunBlocks()
+    private CpuRunResult RunBlocks(bool first)
     {
-        bool first = true;
         Block? previous = null;
         while (true)
         {
@@ -99,6 +131,11 @@ public sealed unsafe partial class X86Cpu
             {
                 _stopRequested = false;
                 return new CpuRunResult(CpuStopReason.StopRequested);
+            }
+
+            if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
+            {
+                return new CpuRunResult(CpuStopReason.InterruptWindow);
             }
 
             if (_instructions >= _runLimit)
@@ -145,14 +182,39 @@ public sealed unsafe partial class X86Cpu
                 }
             }
 
-            ExecuteBlock(block);
+            int cpl = _cpl;
+            ExecuteBlockWithinShadow(block);
             if (_halted)
             {
                 return new CpuRunResult(CpuStopReason.Halted);
             }
 
-            // Chaining needs the same mode and no breakpoint in between; a mode change ends the chain.
-            previous = (int)(block.Key & 7) == (int)_mode ? block : null;
+            // Chaining needs the same mode and privilege; a change of either ends the chain.
+            previous = (int)(block.Key & 7) == (int)_mode && cpl == _cpl ? block : null;
+        }
+    }
+
+    /// <summary>
+    /// Runs a block; while an interrupt window is wanted and an STI/MOV SS shadow is active, only
+    /// up to the instruction that ends the shadow, so the window opens exactly there.
+    /// </summary>
+    private void ExecuteBlockWithinShadow(Block block)
+    {
+        if (!InterruptWindowRequested || !InInterruptShadow || _interruptShadowEnd + 1 >= _runLimit)
+        {
+            ExecuteBlock(block);
+            return;
+        }
+
+        long limit = _runLimit;
+        _runLimit = _interruptShadowEnd + 1;
+        try
+        {
+            ExecuteBlock(block);
+        }
+        finally
+        {
+            _runLimit = limit;
         }
     }
 
@@ -261,7 +323,8 @@ public sealed unsafe partial class X86Cpu
 
     private void FlushJumpCache()
     {
-        Array.Clear(_jumpCache);
+        Array.Clear(_supervisorJumpCache);
+        Array.Clear(_userJumpCache);
         _chainEpoch++;
     }
 

@@ -1,44 +1,73 @@
 using System.Buffers.Binary;
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
-/// <summary>Address generation, segmentation checks and the software TLB.</summary>
+/// <summary>
+/// Address generation, segmentation checks and memory access through the MMU's software TLB.
+/// The inline fast path checks the TLB entry of the current privilege context (user or
+/// supervisor); everything else goes to <see cref="Mmu.IMmu.Translate"/>, which fills the TLB.
+/// </summary>
 public sealed unsafe partial class X86Cpu
 {
-    internal const int TlbSize = 256;
     internal const ulong PageMask = ~0xFFFUL;
 
-    internal readonly TlbEntry[] _tlb;
+    private IMmu _mmu = null!;
+    private SoftTlb _tlb = null!;
+    private TlbEntry[] _tlbEntries = null!;
+    private int _tlbSlotMask;
 
-    // A read-modify-write operand that could not be reached through a host pointer (MMIO, page split).
+    // Offset of the current privilege context's slots in _tlbEntries, and the User bit explicit accesses carry.
+    private int _tlbContextBase;
+    private PageAccess _privilegeAccess;
+
+    // A read-modify-write operand that could not be reached through a host pointer (MMIO, page split, tracked page).
     private readonly byte[] _rmwBuffer = new byte[16];
     private bool _rmwPending;
     private ulong _rmwLinear;
     private int _rmwSize;
 
-    /// <summary>Drops every cached translation (CR3 load, paging mode change, INVLPG of a global page, MMU swap).</summary>
+    private void AttachMmu(IMmu mmu)
+    {
+        _mmu = mmu;
+        _tlb = mmu.Tlb;
+        _tlbEntries = _tlb.Entries;
+        _tlbSlotMask = _tlb.Slots - 1;
+        RefreshTlbContext();
+    }
+
+    /// <summary>Selects the TLB context for the CPL: explicit accesses at CPL 3 are user accesses.</summary>
+    private void RefreshTlbContext()
+    {
+        bool user = _cpl == 3;
+        _privilegeAccess = user ? PageAccess.User : PageAccess.Read;
+        _tlbContextBase = (int)(user ? TlbContext.User : TlbContext.Supervisor) * _tlb.Slots;
+    }
+
+    /// <summary>Drops every cached translation, global ones included, and the linear-address block lookups.</summary>
     public void FlushTlb()
     {
-        for (int i = 0; i < _tlb.Length; i++)
-        {
-            _tlb[i].Clear();
-        }
-
+        _mmu.FlushAll();
         FlushJumpCache();
     }
 
     /// <summary>Drops the cached translation of one linear page (INVLPG).</summary>
     public void FlushTlbPage(ulong linear)
     {
-        TlbFor(linear).Clear();
+        _mmu.FlushPage(linear);
         FlushJumpCache();
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private ref TlbEntry TlbFor(ulong linear) =>
-        ref Unsafe.Add(ref System.Runtime.InteropServices.MemoryMarshal.GetArrayDataReference(_tlb), (int)((linear >> 12) & (TlbSize - 1)));
+        ref Unsafe.Add(ref MemoryMarshal.GetArrayDataReference(_tlbEntries), _tlbContextBase + ((int)(linear >> 12) & _tlbSlotMask));
+
+    /// <summary>The tag a TLB entry holds for an access it allows to the page of <paramref name="linear"/>.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private ulong Tag(ulong linear) => (linear & PageMask) | _tlb.Stamp;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal static bool IsCanonical(ulong address) => (ulong)((long)(address << 16) >> 16) == address;
@@ -97,7 +126,7 @@ public sealed unsafe partial class X86Cpu
         throw new CpuException(seg == SegSs ? ExceptionVector.StackSegment : ExceptionVector.GeneralProtection, 0);
     }
 
-    /// <summary>Segmentation outside 64-bit mode: presence, type and limit checks, 32-bit linear wrap.</summary>
+    /// <summary>Segmentation outside 64-bit mode: usability, type and limit checks, 32-bit linear wrap.</summary>
     private ulong LegacyLinear(int seg, ulong offset, int size, MemoryAccess access)
     {
         ref SegmentCache s = ref _segs[seg];
@@ -129,11 +158,6 @@ public sealed unsafe partial class X86Cpu
             throw new CpuException(vector, 0);
         }
 
-        if (_mode == CpuMode.Long64 || _mode is CpuMode.Compatibility16 or CpuMode.Compatibility32)
-        {
-            return (uint)(s.Base + offset);
-        }
-
         return (uint)(s.Base + offset);
     }
 
@@ -143,7 +167,7 @@ public sealed unsafe partial class X86Cpu
     internal byte Read8(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask))
+        if (e.ReadTag == Tag(linear))
         {
             return *(byte*)((nint)linear + e.Addend);
         }
@@ -155,7 +179,7 @@ public sealed unsafe partial class X86Cpu
     internal ushort Read16(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask) && (linear & 0xFFF) <= 0xFFE)
+        if (e.ReadTag == Tag(linear) && (linear & 0xFFF) <= 0xFFE)
         {
             return Unsafe.ReadUnaligned<ushort>((void*)((nint)linear + e.Addend));
         }
@@ -167,7 +191,7 @@ public sealed unsafe partial class X86Cpu
     internal uint Read32(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask) && (linear & 0xFFF) <= 0xFFC)
+        if (e.ReadTag == Tag(linear) && (linear & 0xFFF) <= 0xFFC)
         {
             return Unsafe.ReadUnaligned<uint>((void*)((nint)linear + e.Addend));
         }
@@ -179,7 +203,7 @@ public sealed unsafe partial class X86Cpu
     internal ulong Read64(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF8)
+        if (e.ReadTag == Tag(linear) && (linear & 0xFFF) <= 0xFF8)
         {
             return Unsafe.ReadUnaligned<ulong>((void*)((nint)linear + e.Addend));
         }
@@ -202,7 +226,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write8(ulong linear, byte value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask))
+        if (e.WriteTag == Tag(linear))
         {
             *(byte*)((nint)linear + e.Addend) = value;
             return;
@@ -215,7 +239,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write16(ulong linear, ushort value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= 0xFFE)
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= 0xFFE)
         {
             Unsafe.WriteUnaligned((void*)((nint)linear + e.Addend), value);
             return;
@@ -228,7 +252,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write32(ulong linear, uint value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= 0xFFC)
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= 0xFFC)
         {
             Unsafe.WriteUnaligned((void*)((nint)linear + e.Addend), value);
             return;
@@ -241,7 +265,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write64(ulong linear, ulong value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF8)
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= 0xFF8)
         {
             Unsafe.WriteUnaligned((void*)((nint)linear + e.Addend), value);
             return;
@@ -269,7 +293,7 @@ public sealed unsafe partial class X86Cpu
     internal ref byte RmwRef(ulong linear, int size)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= (ulong)(0x1000 - size))
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= (ulong)(0x1000 - size))
         {
             return ref Unsafe.AsRef<byte>((void*)((nint)linear + e.Addend));
         }
@@ -283,7 +307,7 @@ public sealed unsafe partial class X86Cpu
         // Check write access to every page first, then try again for a direct pointer.
         ProbeWrite(linear, size);
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= (ulong)(0x1000 - size))
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= (ulong)(0x1000 - size))
         {
             return ref Unsafe.AsRef<byte>((void*)((nint)linear + e.Addend));
         }
@@ -315,10 +339,10 @@ public sealed unsafe partial class X86Cpu
     internal void ProbeWrite(ulong linear, int size)
     {
         ulong last = NextLinear(linear, (ulong)size - 1);
-        TranslatePage(linear, MemoryAccess.Write, linear);
+        TranslatePage(linear, MemoryAccess.Write);
         if ((last & PageMask) != (linear & PageMask))
         {
-            TranslatePage(last & PageMask, MemoryAccess.Write, last & PageMask);
+            TranslatePage(last & PageMask, MemoryAccess.Write);
         }
     }
 
@@ -329,22 +353,22 @@ public sealed unsafe partial class X86Cpu
     internal void ProbeArea(ulong linear, int size, MemoryAccess access)
     {
         ulong last = NextLinear(linear, (ulong)size - 1);
-        TranslatePage(last, access, last);
-        TranslatePage(linear, access, linear);
+        TranslatePage(last, access);
+        TranslatePage(linear, access);
     }
 
     /// <summary>Raises the fault a read of <paramref name="size"/> bytes at <paramref name="linear"/> would raise.</summary>
     internal void ProbeRead(ulong linear, int size)
     {
         ulong last = NextLinear(linear, (ulong)size - 1);
-        TranslatePage(linear, MemoryAccess.Read, linear);
+        TranslatePage(linear, MemoryAccess.Read);
         if ((last & PageMask) != (linear & PageMask))
         {
-            TranslatePage(last & PageMask, MemoryAccess.Read, last & PageMask);
+            TranslatePage(last & PageMask, MemoryAccess.Read);
         }
     }
 
-    // ---- Slow paths: page splits, MMIO, TLB fill -------------------------------------------
+    // ---- Slow paths: page splits, MMIO, tracked pages, TLB fill ------------------------------
 
     /// <summary>Linear address <paramref name="delta"/> bytes after <paramref name="linear"/> (wraps at 4 GiB outside 64-bit mode).</summary>
     private ulong NextLinear(ulong linear, ulong delta)
@@ -364,20 +388,23 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>Reads bytes that may span pages or hit MMIO. All pages are translated before any is read.</summary>
-    internal void ReadBytes(ulong linear, Span<byte> data)
-    {
-        AccessBytes(linear, data, MemoryAccess.Read);
-    }
+    internal void ReadBytes(ulong linear, Span<byte> data) => AccessBytes(linear, data, MemoryAccess.Read, implicitAccess: false);
 
     internal void WriteBytes(ulong linear, ReadOnlySpan<byte> data)
     {
         fixed (byte* p = data)
         {
-            AccessBytes(linear, new Span<byte>(p, data.Length), MemoryAccess.Write);
+            AccessBytes(linear, new Span<byte>(p, data.Length), MemoryAccess.Write, implicitAccess: false);
         }
     }
 
-    private void AccessBytes(ulong linear, Span<byte> data, MemoryAccess access)
+    /// <summary>
+    /// An implicit supervisor-mode access (descriptor tables, the TSS, the IDT, interrupt stack
+    /// frames being built): checked as CPL 0 whatever the CPL.
+    /// </summary>
+    internal void AccessSystem(ulong linear, Span<byte> data, MemoryAccess access) => AccessBytes(linear, data, access, implicitAccess: true);
+
+    private void AccessBytes(ulong linear, Span<byte> data, MemoryAccess access, bool implicitAccess)
     {
         if (data.Length == 0)
         {
@@ -386,26 +413,29 @@ public sealed unsafe partial class X86Cpu
 
         // Translate every page first so a fault leaves memory untouched.
         ulong last = NextLinear(linear, (ulong)data.Length - 1);
-        nint firstHost = TranslatePage(linear, access, linear);
+        nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
+        bool firstTracked = _lastTracked;
         int firstLength = (linear & PageMask) == (last & PageMask) ? data.Length : (int)(0x1000 - (linear & 0xFFF));
         nint secondHost = 0;
         ulong secondPhys = 0;
-        ulong secondLinear = NextLinear(linear, (ulong)firstLength);
+        bool secondTracked = false;
         if (firstLength < data.Length)
         {
-            secondHost = TranslatePage(secondLinear, access, secondLinear);
+            ulong secondLinear = NextLinear(linear, (ulong)firstLength);
+            secondHost = TranslatePage(secondLinear, access, implicitAccess);
             secondPhys = _lastPhysical;
+            secondTracked = _lastTracked;
         }
 
-        CopyPage(firstHost, firstPhys, data[..firstLength], access);
+        CopyPage(firstHost, firstPhys, data[..firstLength], access, firstTracked);
         if (firstLength < data.Length)
         {
-            CopyPage(secondHost, secondPhys, data[firstLength..], access);
+            CopyPage(secondHost, secondPhys, data[firstLength..], access, secondTracked);
         }
     }
 
-    private void CopyPage(nint host, ulong physical, Span<byte> data, MemoryAccess access)
+    private void CopyPage(nint host, ulong physical, Span<byte> data, MemoryAccess access, bool tracked)
     {
         if (host != 0)
         {
@@ -413,6 +443,10 @@ public sealed unsafe partial class X86Cpu
             if (access == MemoryAccess.Write)
             {
                 data.CopyTo(page);
+                if (tracked)
+                {
+                    _mmu.OnGuestPhysicalWrite(physical, data.Length);
+                }
             }
             else
             {
@@ -433,97 +467,85 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
+    // Results of the last TranslatePage besides its return value.
     private ulong _lastPhysical;
+    private bool _lastTracked;
 
     /// <summary>
-    /// Translates the page of <paramref name="linear"/> for <paramref name="access"/>, fills the TLB when
-    /// RAM backs it and returns the host address of <paramref name="linear"/> (0 for MMIO, with the physical
-    /// address left in <see cref="_lastPhysical"/>). Raises #PF for unbacked addresses when no MMIO handler exists.
+    /// Translates <paramref name="linear"/> for <paramref name="access"/> through the MMU (which fills
+    /// the TLB) and returns its host address: 0 for MMIO, with the guest-physical address left in
+    /// <see cref="_lastPhysical"/>. Raises #PF with the MMU's error code; keeps pages holding decoded
+    /// code write-protected in the TLB, and drops their blocks when this access writes them.
     /// </summary>
-    private nint TranslatePage(ulong linear, MemoryAccess access, ulong faultAddress)
+    private nint TranslatePage(ulong linear, MemoryAccess access, bool implicitAccess = false)
     {
-        ulong physical = _mmu.Translate(this, linear, access);
-        _lastPhysical = physical;
-        ulong physicalPage = physical & PageMask;
-        bool write = access == MemoryAccess.Write;
-        if (_physical.TryGetRamPage(physicalPage, write, out nint hostPage))
+        PageAccess kind = access switch
         {
-            if (write && IsCodePage(physicalPage))
+            MemoryAccess.Write => PageAccess.Write,
+            MemoryAccess.Execute => PageAccess.Execute,
+            _ => PageAccess.Read,
+        };
+        kind |= implicitAccess ? PageAccess.Implicit : _privilegeAccess;
+        Translation t = _mmu.Translate(linear, kind);
+        if (t.IsPageFault)
+        {
+            throw RaisePageFault(t.Fault.Address, (uint)t.Fault.ErrorCode);
+        }
+
+        ulong physical = t.PhysicalAddress;
+        _lastPhysical = physical;
+        _lastTracked = t.WriteTracked;
+        if (t.IsRam)
+        {
+            ulong physicalPage = physical & PageMask;
+            if (IsCodePage(physicalPage))
             {
-                InvalidateCodePage(physicalPage);
+                if (access == MemoryAccess.Write)
+                {
+                    // Self-modifying code, through whatever linear alias: the blocks go, the page is data again.
+                    InvalidateCodePage(physicalPage);
+                }
+                else
+                {
+                    // The MMU may just have granted a write tag: stores to cached code must come here.
+                    _tlb.EntryFor(linear, SoftTlb.ContextFor(kind)).WriteTag = SoftTlb.InvalidTag;
+                }
             }
 
-            ref TlbEntry e = ref TlbFor(linear);
-            ulong linearPage = linear & PageMask;
-            nint addend = hostPage - (nint)linearPage;
-            if (e.Addend != addend || e.PhysicalPage != physicalPage)
-            {
-                e.Clear();
-                e.Addend = addend;
-                e.PhysicalPage = physicalPage;
-            }
-
-            switch (access)
-            {
-                case MemoryAccess.Read:
-                    e.ReadPage = linearPage;
-                    break;
-                case MemoryAccess.Write:
-                    e.WritePage = linearPage;
-                    e.ReadPage = linearPage;
-                    break;
-                default:
-                    e.FetchPage = linearPage;
-                    break;
-            }
-
-            return hostPage + (nint)(physical & 0xFFF);
+            return t.HostAddress;
         }
 
         if (_physical.Mmio is null || access == MemoryAccess.Execute)
         {
-            throw PageFault(faultAddress, access, present: false);
+            // No device can answer (or code would run from a device): as if nothing were mapped.
+            throw RaisePageFault(linear, (uint)(kind & (PageAccess.Write | PageAccess.User)));
         }
 
         return 0;
     }
 
-    /// <summary>A #PF for <paramref name="linear"/> with the error code the access implies.</summary>
-    public CpuException PageFault(ulong linear, MemoryAccess access, bool present, bool reservedBit = false)
+    /// <summary>Loads CR2 and makes the #PF exception.</summary>
+    private CpuException RaisePageFault(ulong linear, uint errorCode)
     {
-        uint code = present ? 1u : 0;
-        code |= access == MemoryAccess.Write ? 2u : 0;
-        code |= _cpl == 3 ? 4u : 0;
-        code |= reservedBit ? 8u : 0;
-        code |= access == MemoryAccess.Execute && (_efer & Machine.VcpuState.EferNoExecute) != 0 ? 16u : 0;
         _cr2 = linear;
-        return new CpuException(ExceptionVector.PageFault, code, linear);
+        return new CpuException(ExceptionVector.PageFault, errorCode, linear);
     }
 
     /// <summary>Host pointer to the start of the code page holding <paramref name="linear"/>, and its physical address.</summary>
     internal nint FetchPage(ulong linear, out ulong physicalPage)
     {
-        ref TlbEntry e = ref TlbFor(linear);
-        if (e.FetchPage == (linear & PageMask))
+        PageAccess kind = PageAccess.Execute | _privilegeAccess;
+        if (_tlb.TryLookup(linear & PageMask, kind, out nint host, out ulong physical))
         {
-            physicalPage = e.PhysicalPage;
-            return (nint)(linear & PageMask) + e.Addend;
+            physicalPage = physical;
+            return host;
         }
 
-        nint host = TranslatePage(linear, MemoryAccess.Execute, linear);
+        host = TranslatePage(linear, MemoryAccess.Execute);
         physicalPage = _lastPhysical & PageMask;
         return host - (nint)(linear & 0xFFF);
     }
 
-    /// <summary>Drops write tags of TLB entries mapping <paramref name="physicalPage"/> (it now holds cached code).</summary>
-    private void ProtectCodePage(ulong physicalPage)
-    {
-        for (int i = 0; i < _tlb.Length; i++)
-        {
-            if (_tlb[i].PhysicalPage == physicalPage)
-            {
-                _tlb[i].WritePage = TlbEntry.Invalid;
-            }
-        }
-    }
+    /// <summary>Takes write access away from every TLB entry for <paramref name="physicalPage"/> (it now holds cached code).</summary>
+    private void ProtectCodePage(ulong physicalPage) => _tlb.RevokeWrite(physicalPage);
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics.CodeAnalysis;
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
@@ -12,6 +13,15 @@ public sealed unsafe partial class X86Cpu
 
     /// <summary>Non-zero when x87/MMX instructions fault (CR0.EM or CR0.TS).</summary>
     internal bool _fpuUnavailable;
+
+    /// <summary>
+    /// XINUSE for the x87 (bit 0) and SSE (bit 1) components: cleared when XRSTOR initializes a component,
+    /// set again by any instruction of that component (XSAVE reports it in XSTATE_BV, as hardware does).
+    /// </summary>
+    internal int _xinuse;
+
+    internal const int XinuseX87 = 1;
+    internal const int XinuseSse = 2;
 
     internal void RefreshFpuAvailability()
     {
@@ -25,6 +35,7 @@ public sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void CheckSse()
     {
+        _xinuse |= XinuseSse;
         if (_sseUnavailable)
         {
             SseUnavailable();
@@ -99,7 +110,7 @@ public sealed unsafe partial class X86Cpu
     internal Vector128<byte> Read128(ulong linear)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.ReadPage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF0)
+        if (e.ReadTag == Tag(linear) && (linear & 0xFFF) <= 0xFF0)
         {
             return Unsafe.ReadUnaligned<Vector128<byte>>((void*)((nint)linear + e.Addend));
         }
@@ -113,7 +124,7 @@ public sealed unsafe partial class X86Cpu
     internal void Write128(ulong linear, Vector128<byte> value)
     {
         ref TlbEntry e = ref TlbFor(linear);
-        if (e.WritePage == (linear & PageMask) && (linear & 0xFFF) <= 0xFF0)
+        if (e.WriteTag == Tag(linear) && (linear & 0xFFF) <= 0xFF0)
         {
             Unsafe.WriteUnaligned((void*)((nint)linear + e.Addend), value);
             return;

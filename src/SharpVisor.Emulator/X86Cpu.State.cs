@@ -29,14 +29,17 @@ public sealed partial class X86Cpu
             Cr2 = _cr2,
             Cr3 = _cr3,
             Cr4 = _cr4,
-            Cr8 = _cr8,
+            Cr8 = Cr8,
             Efer = _efer,
             ApicBase = _apicBase,
         };
         return s;
     }
 
-    /// <summary>Loads the architectural state (the VMM's boot state, a restored snapshot).</summary>
+    /// <summary>
+    /// Loads the architectural state (the VMM's boot state, a restored snapshot): wakes a halted or
+    /// shut-down CPU; the MMU reloads the paging state. Invalid PAE PDPTEs throw <see cref="ArgumentException"/>.
+    /// </summary>
     public void SetState(VcpuState s)
     {
         _regs[0] = s.Rax;
@@ -73,10 +76,14 @@ public sealed partial class X86Cpu
         _cr2 = s.Cr2;
         _cr3 = s.Cr3;
         _cr4 = s.Cr4;
-        _cr8 = s.Cr8;
+        _cr8 = s.Cr8 & 0xF;
+        Platform?.WriteCr8(this, _cr8);
         _efer = s.Efer;
         _apicBase = s.ApicBase;
+        _halted = false;
+        _shutdownReason = null;
+        _interruptShadowEnd = -1;
         UpdateMode();
-        FlushTlb();
+        LoadMmuControlRegisters();
     }
 }

@@ -17,23 +17,21 @@ public sealed partial class X86Cpu
     internal ushort _fop;
     internal ulong _fip;
     internal ulong _fdp;
-    internal ushort _fcs;
-    internal ushort _fds;
 
     private void InitializeX87()
     {
     }
 
-    private void ResetX87()
+    /// <summary>The x87 initial configuration (XRSTOR's init): FNINIT plus zeroed registers and pointers.</summary>
+    internal void ResetX87()
     {
-        // FNINIT state; RESET leaves FCW 0x40 on real hardware but software always FNINITs.
+        // RESET leaves FCW 0x40 on real hardware, but software always FNINITs.
         _fcw = 0x37F;
         _fsw = 0;
         _fpuTop = 0;
         _fpuValid = 0;
         _fop = 0;
         _fip = _fdp = 0;
-        _fcs = _fds = 0;
         for (int i = 0; i < 8; i++)
         {
             _st[i] = default;
@@ -57,6 +55,7 @@ public sealed partial class X86Cpu
     /// <summary>Loads the x87 and SSE state from a 512-byte FXSAVE image (64-bit layout); false when MXCSR has reserved bits set.</summary>
     public bool Fxrstor(ReadOnlySpan<byte> image)
     {
+        _xinuse = XinuseX87 | XinuseSse;
         if (image.Length < 512)
         {
             throw new ArgumentException("an FXSAVE image is 512 bytes", nameof(image));
@@ -67,6 +66,14 @@ public sealed partial class X86Cpu
 
     /// <summary>FXSAVE layout; <paramref name="wide"/> selects the 64-bit FIP/FDP form (REX.W) over offset+selector.</summary>
     internal void FxsaveImage(Span<byte> image, bool wide)
+    {
+        SaveX87Image(image, wide);
+        SaveMxcsrImage(image);
+        SaveXmmImage(image);
+    }
+
+    /// <summary>The x87 part of the legacy save area: bytes 0-23 and the registers at 32-159.</summary>
+    internal void SaveX87Image(Span<byte> image, bool wide)
     {
         BinaryPrimitives.WriteUInt16LittleEndian(image, _fcw);
         BinaryPrimitives.WriteUInt16LittleEndian(image[2..], FpuStatusWord);
@@ -81,12 +88,11 @@ public sealed partial class X86Cpu
         else
         {
             BinaryPrimitives.WriteUInt32LittleEndian(image[8..], (uint)_fip);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[12..], _fcs);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[12..], 0); // FCS/FDS are deprecated: saved as zero
             BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)_fdp);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[20..], _fds);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[20..], 0);
         }
-        BinaryPrimitives.WriteUInt32LittleEndian(image[24..], _mxcsr);
-        BinaryPrimitives.WriteUInt32LittleEndian(image[28..], MxcsrMask);
+
         for (int i = 0; i < 8; i++)
         {
             Span<byte> slot = image.Slice(32 + (16 * i), 16);
@@ -95,7 +101,18 @@ public sealed partial class X86Cpu
             BinaryPrimitives.WriteUInt16LittleEndian(slot[8..], v.SignExponent);
             slot[10..].Clear();
         }
+    }
 
+    /// <summary>MXCSR and MXCSR_MASK (bytes 24-31).</summary>
+    internal void SaveMxcsrImage(Span<byte> image)
+    {
+        BinaryPrimitives.WriteUInt32LittleEndian(image[24..], _mxcsr);
+        BinaryPrimitives.WriteUInt32LittleEndian(image[28..], MxcsrMask);
+    }
+
+    /// <summary>XMM0-15 (bytes 160-415).</summary>
+    internal void SaveXmmImage(Span<byte> image)
+    {
         for (int i = 0; i < 16; i++)
         {
             System.Runtime.Intrinsics.Vector128.CopyTo(_xmm[i], image.Slice(160 + (16 * i), 16));
@@ -110,37 +127,62 @@ public sealed partial class X86Cpu
             return false;
         }
 
-        _fcw = BinaryPrimitives.ReadUInt16LittleEndian(image);
+        RestoreX87Image(image, wide);
+        _mxcsr = mxcsr;
+        RestoreXmmImage(image);
+        return true;
+    }
+
+    /// <summary>
+    /// ES/B follow the exception flags not masked by FCW: hardware recomputes them whenever FCW or
+    /// FSW is loaded (FLDCW, FLDENV, FRSTOR, FXRSTOR, XRSTOR), whatever the image says.
+    /// </summary>
+    internal void UpdateErrorSummary()
+    {
+        if ((_fsw & ~_fcw & 0x3F) != 0)
+        {
+            _fsw |= FswErrorSummary | FswBusy;
+        }
+        else
+        {
+            _fsw &= unchecked((ushort)~(FswErrorSummary | FswBusy));
+        }
+    }
+
+    internal void RestoreX87Image(ReadOnlySpan<byte> image, bool wide)
+    {
+        _fcw = (ushort)((BinaryPrimitives.ReadUInt16LittleEndian(image) & 0x1F3F) | 0x40); // reserved bits as hardware reads them
         ushort fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[2..]);
         _fpuTop = (fsw >> 11) & 7;
         _fsw = (ushort)(fsw & ~0x3800);
+        UpdateErrorSummary();
         _fpuValid = image[4];
         _fop = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(image[6..]) & 0x7FF);
         if (wide)
         {
-            _fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
+            // FIP is kept canonical (48 bits sign-extended), as hardware does; FDP keeps all 64 bits.
+            _fip = (ulong)((long)BinaryPrimitives.ReadUInt64LittleEndian(image[8..]) << 16 >> 16);
             _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
         }
         else
         {
             _fip = BinaryPrimitives.ReadUInt32LittleEndian(image[8..]);
-            _fcs = BinaryPrimitives.ReadUInt16LittleEndian(image[12..]);
             _fdp = BinaryPrimitives.ReadUInt32LittleEndian(image[16..]);
-            _fds = BinaryPrimitives.ReadUInt16LittleEndian(image[20..]);
         }
-        _mxcsr = mxcsr;
+
         for (int i = 0; i < 8; i++)
         {
             ReadOnlySpan<byte> slot = image.Slice(32 + (16 * i), 16);
             _st[(_fpuTop + i) & 7] = new Float80(BinaryPrimitives.ReadUInt64LittleEndian(slot), BinaryPrimitives.ReadUInt16LittleEndian(slot[8..]));
         }
+    }
 
+    internal void RestoreXmmImage(ReadOnlySpan<byte> image)
+    {
         for (int i = 0; i < 16; i++)
         {
             _xmm[i] = System.Runtime.Intrinsics.Vector128.Create<byte>(image.Slice(160 + (16 * i), 16));
         }
-
-        return true;
     }
 }
 
@@ -186,6 +228,7 @@ public sealed partial class X86Cpu
     /// </summary>
     internal void X87Begin(bool waiting = true)
     {
+        _xinuse |= XinuseX87;
         if (_fpuUnavailable)
         {
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
@@ -287,6 +330,7 @@ public sealed partial class X86Cpu
     /// <summary>MMX instructions make the x87 stack an MMX register file: TOP = 0, all tags valid.</summary>
     internal void EnterMmx()
     {
+        _xinuse |= XinuseX87;
         _fpuTop = 0;
         _fpuValid = 0xFF;
     }

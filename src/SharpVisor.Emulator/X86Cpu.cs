@@ -1,12 +1,14 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.Intrinsics;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
 /// <summary>
-/// A software x86-64 CPU: architectural state, a software TLB over an <see cref="IMmu"/>,
-/// a cache of decoded blocks and the interpreter that runs them. One instance is one
-/// logical processor and is driven by one thread.
+/// A software x86-64 CPU: architectural state, an MMU (<see cref="Mmu.IMmu"/>: shadow or nested
+/// paging, with the software TLB the memory fast path reads), a cache of decoded blocks keyed
+/// by physical address and the interpreter that runs them. One instance is one logical
+/// processor and is driven by one thread.
 /// </summary>
 public sealed unsafe partial class X86Cpu
 {
@@ -58,15 +60,33 @@ public sealed unsafe partial class X86Cpu
     internal SegmentBases _segBase;
 
     private readonly PhysicalMemory _physical;
-    private IMmu _mmu;
 
+    /// <param name="memory">Guest-physical memory: RAM and the MMIO handler.</param>
+    /// <param name="model">What CPUID reports (default: <see cref="CpuModel.Default"/>).</param>
+    /// <param name="mmu">
+    /// The MMU (one per vCPU). Default: a <see cref="ShadowMmu"/> over the RAM whose options match
+    /// the model. It must agree with the model on MAXPHYADDR and 1 GiB pages.
+    /// </param>
     public X86Cpu(PhysicalMemory memory, CpuModel? model = null, IMmu? mmu = null)
     {
         _physical = memory;
-        _mmu = mmu ?? FlatMmu.Instance;
         Model = model ?? CpuModel.Default;
-        _tlb = new TlbEntry[TlbSize];
-        FlushTlb();
+        mmu ??= new ShadowMmu(memory.Ram, new MmuOptions
+        {
+            PhysicalAddressBits = Model.PhysicalAddressBits,
+            Supports1GiBPages = Model.Has(CpuFeature.Page1Gb),
+        });
+        if (mmu.Options.PhysicalAddressBits != Model.PhysicalAddressBits)
+        {
+            throw new ArgumentException($"the MMU's MAXPHYADDR ({mmu.Options.PhysicalAddressBits}) differs from the CPU model's ({Model.PhysicalAddressBits})", nameof(mmu));
+        }
+
+        if (Model.Has(CpuFeature.Page1Gb) && !mmu.Options.Supports1GiBPages)
+        {
+            throw new ArgumentException("the CPU model advertises 1 GiB pages but the MMU does not support them", nameof(mmu));
+        }
+
+        AttachMmu(mmu);
         InitializeX87();
         Reset();
     }
@@ -76,16 +96,8 @@ public sealed unsafe partial class X86Cpu
 
     public PhysicalMemory Memory => _physical;
 
-    /// <summary>Linear-to-physical translation; replacing it flushes the TLB.</summary>
-    public IMmu Mmu
-    {
-        get => _mmu;
-        set
-        {
-            _mmu = value;
-            FlushTlb();
-        }
-    }
+    /// <summary>The MMU: paging under the guest's control registers, its TLB and counters.</summary>
+    public IMmu Mmu => _mmu;
 
     /// <summary>Port I/O for IN/OUT; without one, reads return all-ones and writes are dropped.</summary>
     public SharpVisor.Machine.PortIoBus? PortIo { get; set; }
@@ -135,6 +147,24 @@ public sealed unsafe partial class X86Cpu
 
     public ulong Efer => _efer;
 
+    /// <summary>The task-priority register as MOV CR8 sees it (the platform's local APIC when there is one).</summary>
+    public ulong Cr8 => Platform is { } platform ? platform.ReadCr8(this) : _cr8;
+
+    /// <summary>XCR0 (the XSAVE feature mask); only the components in <see cref="CpuModel.SupportedXcr0"/>, x87 always.</summary>
+    public ulong Xcr0
+    {
+        get => _xcr0;
+        set
+        {
+            if ((value & 1) == 0 || (value & ~CpuModel.SupportedXcr0) != 0)
+            {
+                throw new ArgumentOutOfRangeException(nameof(value), value, "unsupported XCR0 value");
+            }
+
+            _xcr0 = value;
+        }
+    }
+
     /// <summary>A general register by number (RAX=0, RCX=1, ... R15=15).</summary>
     public ulong GetRegister(int index) => _regs[CheckGpr(index)];
 
@@ -161,7 +191,13 @@ public sealed unsafe partial class X86Cpu
     }
 
     /// <summary>The processor's state at RESET: real mode, CS:IP = F000:FFF0 with the BIOS alias base.</summary>
-    public void Reset()
+    public void Reset() => ResetArchitecturalState(init: false);
+
+    /// <summary>
+    /// RESET (<paramref name="init"/> false) or INIT: real mode at F000:FFF0, caches of the MMU dropped.
+    /// INIT keeps the x87/SSE state, XCR0 and the MSRs, as the processor does.
+    /// </summary>
+    private void ResetArchitecturalState(bool init)
     {
         for (int i = 0; i < RegisterFile.Slots; i++)
         {
@@ -184,19 +220,37 @@ public sealed unsafe partial class X86Cpu
         _gdtLimit = _idtLimit = 0xFFFF;
         _cr0 = 0x6000_0010;
         _cr2 = _cr3 = _cr4 = _cr8 = _efer = 0;
-        _xcr0 = 1;
-        _mxcsr = 0x1F80;
         Array.Clear(_dr);
         _dr[6] = 0xFFFF_0FF0;
         _dr[7] = 0x400;
-        for (int i = 0; i < 16; i++)
+        if (!init)
         {
-            _xmm[i] = default;
+            _xcr0 = 1;
+            _xinuse = 0;
+            _mxcsr = 0x1F80;
+            for (int i = 0; i < 16; i++)
+            {
+                _xmm[i] = default;
+            }
+
+            ResetX87();
+            ResetModelSpecificRegisters();
         }
 
-        ResetX87();
+        ResetEventState();
         UpdateMode();
-        FlushTlb();
+        LoadMmuControlRegisters();
+    }
+
+    /// <summary>Gives the MMU the control registers (reset, state load) and drops every cached translation.</summary>
+    private void LoadMmuControlRegisters()
+    {
+        if (!_mmu.LoadControlRegisters(_cr0, _cr3, _cr4, _efer))
+        {
+            throw new ArgumentException($"CR3 0x{_cr3:x} points at invalid PAE page-directory-pointer entries");
+        }
+
+        FlushJumpCache();
     }
 
     internal const int SegEs = 0;
@@ -248,6 +302,8 @@ public sealed unsafe partial class X86Cpu
         _stackMask = _is64 ? ulong.MaxValue : _segs[SegSs].DefaultBig ? 0xFFFF_FFFF : 0xFFFF;
         RefreshSegmentBases();
         RefreshFpuAvailability();
+        RefreshTlbContext();
+        _jumpCache = _cpl == 3 ? _userJumpCache : _supervisorJumpCache;
     }
 
     internal void RefreshSegmentBases()
@@ -297,9 +353,17 @@ public sealed partial class X86Cpu
     internal const ulong Cr4FsGsBase = 1UL << 16;
     internal const ulong Cr4OsXsave = 1UL << 18;
 
-    /// <summary>The time-stamp counter: host monotonic time at the model's TSC rate, plus the guest's offset.</summary>
+    /// <summary>
+    /// The time-stamp counter: the platform's (one clock for every vCPU) or, without one, host
+    /// monotonic time at the model's TSC rate; plus this CPU's offset (IA32_TSC writes).
+    /// </summary>
     internal ulong ReadTsc()
     {
+        if (Platform is { } platform)
+        {
+            return platform.ReadTsc() + (ulong)_tscOffset;
+        }
+
         long ticks = System.Diagnostics.Stopwatch.GetTimestamp();
         UInt128 scaled = (UInt128)(ulong)ticks * Model.TscFrequency / (ulong)System.Diagnostics.Stopwatch.Frequency;
         return (ulong)scaled + (ulong)_tscOffset;

@@ -14,6 +14,9 @@ public sealed class ExitCounters
 
     public void Increment(string reason) => Interlocked.Increment(ref _counts.GetOrAdd(reason, _ => new StrongBox()).Value);
 
+    /// <summary>Adds <paramref name="count"/> at once (a software accelerator's instructions per time slice).</summary>
+    public void Add(string reason, long count) => Interlocked.Add(ref _counts.GetOrAdd(reason, _ => new StrongBox()).Value, count);
+
     public long this[string reason] => _counts.TryGetValue(reason, out StrongBox? box) ? Interlocked.Read(ref box.Value) : 0;
 
     public IReadOnlyDictionary<string, long> Snapshot() => _counts.ToDictionary(p => p.Key, p => Interlocked.Read(ref p.Value.Value));

@@ -15,6 +15,23 @@ internal sealed class TestCpu : IDisposable
     {
         Memory = GuestMemory.CreateRam(ramSize);
         Cpu = new X86Cpu(new PhysicalMemory(Memory));
+        IdentityPml4 = ramSize - 0x2000;
+        WriteIdentityPageTables();
+    }
+
+    /// <summary>A PML4 at the end of RAM whose 1 GiB pages identity-map the first 4 GiB (user, writable, executable).</summary>
+    public ulong IdentityPml4 { get; }
+
+    private void WriteIdentityPageTables()
+    {
+        const ulong presentWritableUser = 0x7;
+        const ulong largePage = 0x80;
+        ulong pdpt = IdentityPml4 + 0x1000;
+        Memory.Write(IdentityPml4, pdpt | presentWritableUser);
+        for (ulong i = 0; i < 4; i++)
+        {
+            Memory.Write(pdpt + (i * 8), (i << 30) | presentWritableUser | largePage);
+        }
     }
 
     public GuestMemory Memory { get; }
@@ -29,6 +46,7 @@ internal sealed class TestCpu : IDisposable
             Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0Paging | VcpuState.Cr0ExtensionType | VcpuState.Cr0NumericError,
             Cr4 = VcpuState.Cr4Pae | VcpuState.Cr4OsFxsr | VcpuState.Cr4OsXmmExcpt,
             Efer = VcpuState.EferLongModeEnable | VcpuState.EferLongModeActive | VcpuState.EferSyscall | VcpuState.EferNoExecute,
+            Cr3 = IdentityPml4,
             Cs = SegmentRegister.Flat((ushort)(cpl == 3 ? 0x33 : 0x08), 0xB, longMode: true, defaultBig: false) with { Dpl = (byte)cpl },
             Ss = SegmentRegister.Flat((ushort)(cpl == 3 ? 0x2B : 0x10), 0x3, false, true) with { Dpl = (byte)cpl },
             Ds = SegmentRegister.Flat(0, 0x3, false, true),

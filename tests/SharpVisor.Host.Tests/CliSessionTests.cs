@@ -20,7 +20,7 @@ public sealed class CliSessionTests
         var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
         try
         {
-            Result created = Run(env, "create", config);
+            Result created = Run(env, "create", config, "--accel", "kvm");
             Assert.Equal(0, created.ExitCode);
             Assert.Contains("created domain hello (id 1)", created.Stdout);
             Assert.True(File.Exists(Path.Combine(runtime, "sharpvisord.pid")), "the CLI started the daemon");
@@ -52,6 +52,16 @@ public sealed class CliSessionTests
             Assert.Equal(0, top.ExitCode);
             Assert.Matches(@"1\s+hello\s+running", top.Stdout);
 
+            // The test kernel resets on Ctrl-Alt-Del: the domain boots again, same id, running.
+            Result reboot = Run(env, "reboot", "hello", "--timeout", "30");
+            Assert.True(reboot.ExitCode == 0, reboot.Stderr);
+            Assert.Contains("domain hello rebooted: guest pulsed the i8042 reset line", reboot.Stdout);
+            Assert.Matches(@"1\s+hello\s+running", Run(env, "list").Stdout);
+            await Eventually.TrueAsync(
+                () => Run(env, "console", "hello", "--history").Stdout.Split("Hello from a multiboot kernel").Length == 3,
+                TimeSpan.FromSeconds(60),
+                "the console shows a second boot");
+
             // The test kernel answers the ACPI power button by entering S5: a graceful shutdown.
             Result shutdown = Run(env, "shutdown", "hello", "--timeout", "30");
             Assert.Equal(0, shutdown.ExitCode);
@@ -74,7 +84,7 @@ public sealed class CliSessionTests
         using var directory = new TempDirectory();
         string config = WriteConfig(directory, "vm.json", "loop=20000");
         string socket = directory.File("fc.sock");
-        using Process vmm = Start("vmm", "--api-sock", socket, "--config-file", config, "--name", "fc-test");
+        using Process vmm = Start("vmm", "--api-sock", socket, "--config-file", config, "--name", "fc-test", "--accel", "kvm");
         using HttpClient http = UnixSocketHttp.CreateClient(socket);
         await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the VMM listens");
 

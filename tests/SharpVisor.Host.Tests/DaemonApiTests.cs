@@ -5,6 +5,7 @@ using SharpVisor.Host.Client;
 using SharpVisor.Host.Daemon;
 using SharpVisor.Host.Http;
 using SharpVisor.Host.Tests.Fakes;
+using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Tests;
 
@@ -194,21 +195,100 @@ public sealed class DaemonApiTests
     }
 
     [Fact]
-    public async Task RebootBootsAFreshVmm()
+    public async Task RebootOfAGuestThatResetsBootsAFreshVmmForTheSameDomain()
+    {
+        var launcher = new InProcessVmmLauncher();
+        launcher.Factory.CtrlAltDelReaction = MachineStopReason.Reset;
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
+        await host.Client.CreateAsync(host.Request("web"));
+        DomainInfo before = await host.Client.GetAsync("web");
+        FakeDomainMachine first = launcher.Factory.Last!;
+
+        ShutdownResult result = await host.Client.RebootAsync("web", 10);
+
+        Assert.True(result.Graceful, result.Detail);
+        Assert.Equal("guest pulsed the i8042 reset line", result.Detail);
+        Assert.Equal(("web", before.Id, "running"), (result.Domain.Name, result.Domain.Id, result.Domain.State));
+        Assert.Equal(1, first.CtrlAltDelCount);
+        Assert.NotSame(first, launcher.Factory.Last);
+        Assert.True(launcher.Factory.Last!.IsStarted);
+        Assert.Equal(2, launcher.Launches);
+        Assert.True(result.Domain.UptimeSeconds < 5);
+    }
+
+    [Fact]
+    public async Task RebootOfADeafGuestFailsAfterTheTimeoutAndChangesNothing()
+    {
+        var launcher = new InProcessVmmLauncher();
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
+        await host.Client.CreateAsync(host.Request("web"));
+        DomainInfo before = await host.Client.GetAsync("web");
+
+        DaemonException error = await Assert.ThrowsAsync<DaemonException>(() => host.Client.RebootAsync("web", 1));
+
+        Assert.Equal(409, error.StatusCode);
+        Assert.Contains("domain 'web' did not reboot: the guest did not react to Ctrl-Alt-Del within 1 s; it is still running", error.Message);
+        DomainInfo after = await host.Client.GetAsync("web");
+        Assert.Equal(("running", before.Pid), (after.State, after.Pid));
+        Assert.Equal(1, launcher.Factory.Last!.CtrlAltDelCount);
+        Assert.Equal(1, launcher.Launches);
+    }
+
+    [Fact]
+    public async Task ForcedRebootOfADeafGuestResetsItAndBootsAgain()
     {
         var launcher = new InProcessVmmLauncher();
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
         await host.Client.CreateAsync(host.Request("web"));
         FakeDomainMachine first = launcher.Factory.Last!;
 
-        ShutdownResult result = await host.Client.RebootAsync("web", 1);
+        ShutdownResult result = await host.Client.RebootAsync("web", 1, force: true);
 
         Assert.False(result.Graceful);
+        Assert.StartsWith("reset by force: the guest did not react to Ctrl-Alt-Del within 1 s", result.Detail);
         Assert.Equal("running", result.Domain.State);
-        Assert.Equal(1, first.CtrlAltDelCount);
-        Assert.NotSame(first, launcher.Factory.Last);
-        Assert.True(launcher.Factory.Last!.IsStarted);
+        Assert.True(first.IsDisposed);
         Assert.Equal(2, launcher.Launches);
+        Assert.True(launcher.Factory.Last!.IsStarted);
+    }
+
+    [Fact]
+    public async Task AGuestThatPowersOffOnCtrlAltDelEndsShutDownNotRebooted()
+    {
+        var launcher = new InProcessVmmLauncher();
+        launcher.Factory.CtrlAltDelReaction = MachineStopReason.PowerOff;
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
+        await host.Client.CreateAsync(host.Request("web"));
+
+        ShutdownResult result = await host.Client.RebootAsync("web", 10);
+
+        Assert.Equal("shutdown", result.Domain.State);
+        Assert.Contains("the guest did not reboot", result.Detail);
+        Assert.Equal(1, launcher.Launches);
+    }
+
+    [Fact]
+    public async Task RebootIsRefusedWhilePausedAndItsBodyIsChecked()
+    {
+        var launcher = new InProcessVmmLauncher();
+        launcher.Factory.CtrlAltDelReaction = MachineStopReason.Reset;
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
+        await host.Client.CreateAsync(host.Request("web"));
+        await host.Client.PauseAsync("web");
+
+        DaemonException paused = await Assert.ThrowsAsync<DaemonException>(() => host.Client.RebootAsync("web", 5));
+        Assert.Equal(409, paused.StatusCode);
+        Assert.Equal(0, launcher.Factory.Last!.CtrlAltDelCount);
+
+        await host.Client.UnpauseAsync("web");
+        foreach (string body in new[] { """{"timeout_s": -1}""", """{"force": "yes"}""", """{"timeout_s": 5, "hard": true}""" })
+        {
+            (HttpStatusCode status, string text) = await PostRawAsync(host, "/domains/web/reboot", body);
+            Assert.True(status == HttpStatusCode.BadRequest, $"{body}: {status} {text}");
+        }
+
+        Assert.Equal(0, launcher.Factory.Last!.CtrlAltDelCount);
+        Assert.Equal("running", (await host.Client.GetAsync("web")).State);
     }
 
     [Fact]

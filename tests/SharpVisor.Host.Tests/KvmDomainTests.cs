@@ -27,7 +27,7 @@ public sealed partial class KvmDomainTests
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
         foreach (string name in new[] { "a", "b", "c" })
         {
-            await host.Client.CreateAsync(host.Request(name, bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
+            await host.Client.CreateAsync(host.Request(name, bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         }
 
         List<DomainInfo> domains = await host.Client.ListAsync();
@@ -88,9 +88,9 @@ public sealed partial class KvmDomainTests
     public async Task ShutdownPowersTheGuestOffAndSaysHow()
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
-        await host.Client.CreateAsync(host.Request("loop", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
-        await host.Client.CreateAsync(host.Request("deaf", bootArgs: "loop=20000 noacpi", memoryMib: 16, kernel: TestKernels.MultibootHello));
-        await host.Client.CreateAsync(host.Request("quits", bootArgs: "exit=3", memoryMib: 16, kernel: TestKernels.MultibootHello));
+        await host.Client.CreateAsync(host.Request("loop", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
+        await host.Client.CreateAsync(host.Request("deaf", bootArgs: "loop=20000 noacpi", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
+        await host.Client.CreateAsync(host.Request("quits", bootArgs: "exit=3", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         await WaitForTickAsync(host.Client, "loop", 1);
         await WaitForTickAsync(host.Client, "deaf", 1);
         int pid = (await host.Client.GetAsync("loop")).Pid!.Value;
@@ -126,7 +126,7 @@ public sealed partial class KvmDomainTests
     {
         string group = "sharpvisor-test-" + Guid.NewGuid().ToString("N")[..8];
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher(), cgroupName: group);
-        await host.Client.CreateAsync(host.Request("web", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
+        await host.Client.CreateAsync(host.Request("web", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         int pid = (await host.Client.GetAsync("web")).Pid!.Value;
 
         await host.Client.PinVcpuAsync("web", "0", "1");

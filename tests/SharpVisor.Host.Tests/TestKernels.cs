@@ -2,12 +2,20 @@ using System.Diagnostics;
 
 namespace SharpVisor.Host.Tests;
 
-/// <summary>The Multiboot test kernel, built by scripts/build-test-kernels.sh once per test run.</summary>
+/// <summary>
+/// The Multiboot test kernel, built by scripts/build-test-kernels.sh once per test run into a
+/// cache beside the tests, so a test run from another checkout (another kernel version) never
+/// swaps it underneath the running tests.
+/// </summary>
 internal static class TestKernels
 {
     private static readonly Lazy<string> s_multibootHello = new(Build);
 
-    /// <summary>With "loop=N" on its command line it prints "tick K" every N busy-loop iterations, forever.</summary>
+    /// <summary>
+    /// With "loop=N" on its command line it prints "tick K" every N busy-loop iterations, forever,
+    /// powering off on the ACPI power button (unless "noacpi") and resetting on Ctrl-Alt-Del
+    /// (unless "nokbd").
+    /// </summary>
     public static string MultibootHello => s_multibootHello.Value;
 
     private static string Build()
@@ -24,6 +32,7 @@ internal static class TestKernels
             RedirectStandardOutput = true,
             RedirectStandardError = true,
         };
+        start.Environment["SHARPVISOR_CACHE"] = Path.Combine(AppContext.BaseDirectory, "kernel-cache");
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         Task<string> stderr = process.StandardError.ReadToEndAsync();

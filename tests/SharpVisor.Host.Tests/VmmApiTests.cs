@@ -257,6 +257,48 @@ public sealed class VmmApiTests
     }
 
     [Fact]
+    public async Task SendCtrlAltDelRefusedByTheGuestsKeyboardIs400AndSaysWhy()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+        await vmm.StartMachineAsync();
+        vmm.Factory.Last!.KeyboardRefusal = "the guest's keyboard did not take Ctrl-Alt-Del: the guest has disabled it";
+
+        VmmTestServer.Response response = await vmm.PutAsync("/actions", """{"action_type": "SendCtrlAltDel"}""");
+
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.Contains("the guest has disabled it", JsonDocument.Parse(response.Body).RootElement.GetProperty("fault_message").GetString());
+        Assert.Equal(VmmState.Running, vmm.Server.Controller.State);
+    }
+
+    [Fact]
+    public async Task SendCtrlAltDelToAPausedMachineIsRefused()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+        await vmm.StartMachineAsync();
+        await vmm.PatchAsync("/vm", """{"state": "Paused"}""");
+
+        Assert.Equal(HttpStatusCode.BadRequest, (await vmm.PutAsync("/actions", """{"action_type": "SendCtrlAltDel"}""")).Status);
+
+        Assert.Equal(0, vmm.Factory.Last!.CtrlAltDelCount);
+    }
+
+    [Fact]
+    public async Task AGuestThatResetsOnCtrlAltDelStopsTheVmmAsReset()
+    {
+        var factory = new FakeDomainMachineFactory { CtrlAltDelReaction = MachineStopReason.Reset };
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync(factory: factory);
+        await vmm.StartMachineAsync();
+        Task<int> run = vmm.Server.RunAsync(CancellationToken.None);
+
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PutAsync("/actions", """{"action_type": "SendCtrlAltDel"}""")).Status);
+
+        // As Firecracker: the guest's reset ends the VMM (status 0); whoever supervises it boots a new one.
+        Assert.Equal(0, await run.WaitAsync(TimeSpan.FromSeconds(10)));
+        VmmStatus status = VmmStateFile.TryRead(vmm.Options.StateFilePath!)!;
+        Assert.Equal(MachineStopReason.Reset, status.Stop!.Reason);
+    }
+
+    [Fact]
     public async Task BalloonTargetCanBePatchedAfterBootAndShowsInCounters()
     {
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();

@@ -12,7 +12,12 @@
 # 100000) iterations of a busy loop, until the ACPI power button is pressed: after each
 # tick it polls PM1a_STS (port 0x600, SharpVisor's PM block) and on PWRBTN_STS prints
 # "power button: powering off" and enters S5 through PM1a_CNT, as an ACPI OS would —
-# unless the command line has "noacpi", for a guest that ignores the button.
+# unless the command line has "noacpi", for a guest that ignores the button. It also polls
+# the i8042 (status port 0x64, data port 0x60) and reads the keys as set 1 scan codes (the
+# controller translates by default); on the Ctrl-Alt-Del make sequence (1D 38 E0 53, Ctrl and
+# Alt still down when Delete goes down) it prints "ctrl-alt-del: resetting" and pulses the
+# reset line with i8042 command 0xFE, as Linux does with reboot=k — unless the command line
+# has "nokbd", for a guest that ignores the keyboard.
 #
 # Register use: ESI holds the multiboot_info pointer and EDI the command line (0 when
 # there is none) for the whole run; the helpers preserve them.
@@ -30,6 +35,16 @@
     .set COM1_LSR,     COM1 + 5
     .set LSR_THRE,     0x20
     .set DEBUG_EXIT,   0xF4
+    .set I8042_DATA,   0x60
+    .set I8042_STATUS, 0x64            # read: status; write: controller command
+    .set I8042_OBF,    0x01            # output buffer full
+    .set I8042_AUXDATA, 0x20           # the byte is from the aux (mouse) port
+    .set I8042_PULSE_RESET, 0xFE
+    .set KBD_POLL_MAX, 32              # bytes read per poll at most
+    .set SC_CTRL,      0x1D            # set 1 make codes; break = make | 0x80
+    .set SC_ALT,       0x38
+    .set SC_EXTENDED,  0xE0
+    .set SC_DELETE,    0x53            # after E0
     .set TICK_DEFAULT, 100000          # about 1.2 s per tick on PVM-backed KVM
 
     .section .multiboot, "a"
@@ -168,6 +183,7 @@ loop_forever:
     call putdec
     call newline
     call poll_power_button
+    call poll_keyboard
     mov %ebx, %ecx
 2:
     dec %ecx
@@ -194,6 +210,77 @@ poll_power_button:
     mov $(SLP_TYP_S5 | SLP_EN), %ax
     outw %ax, %dx
 1:
+    ret
+
+# poll_keyboard: reads what the i8042 has (a bounded number of bytes) and resets the machine
+# through the controller on Ctrl-Alt-Del. An absent controller reads as all-ones and is
+# ignored. Clobbers EAX, ECX, EDX.
+poll_keyboard:
+    mov $opt_nokbd, %eax
+    call find_option
+    test %eax, %eax
+    jnz 9f
+    mov $KBD_POLL_MAX, %ecx
+1:
+    in $I8042_STATUS, %al
+    cmp $0xFF, %al
+    je 9f
+    test $I8042_OBF, %al
+    jz 9f
+    mov %al, %ah
+    in $I8042_DATA, %al
+    test $I8042_AUXDATA, %ah
+    jnz 8f                          # a mouse byte: not ours
+    cmp $SC_EXTENDED, %al
+    jne 2f
+    movb $1, kbd_extended
+    jmp 8f
+2:
+    movzbl kbd_extended, %edx
+    movb $0, kbd_extended
+    mov %al, %ah
+    and $0x7F, %ah                  # the key
+    shr $7, %al                     # 1 on a break code
+    xor $1, %al                     # 1 when the key goes down
+    test %edx, %edx
+    jnz 4f
+    cmp $SC_CTRL, %ah
+    jne 3f
+    mov %al, kbd_ctrl
+    jmp 8f
+3:
+    cmp $SC_ALT, %ah
+    jne 8f
+    mov %al, kbd_alt
+    jmp 8f
+4:
+    cmp $SC_DELETE, %ah             # E0 53: Delete (E0 1D, E0 38 are the right Ctrl and Alt)
+    jne 5f
+    test %al, %al
+    jz 8f
+    cmpb $0, kbd_ctrl
+    je 8f
+    cmpb $0, kbd_alt
+    je 8f
+    mov $msg_cad, %eax
+    call puts
+    call newline
+    mov $I8042_PULSE_RESET, %al
+    out %al, $I8042_STATUS
+    jmp halt                        # the VMM stops the machine on the reset
+5:
+    cmp $SC_CTRL, %ah
+    jne 6f
+    mov %al, kbd_ctrl
+    jmp 8f
+6:
+    cmp $SC_ALT, %ah
+    jne 8f
+    mov %al, kbd_alt
+8:
+    dec %ecx
+    jnz 1b
+9:
     ret
 
 # putc: writes AL to COM1 once the transmitter holding register is empty. Clobbers EDX.
@@ -316,9 +403,14 @@ msg_tick:      .asciz "tick "
 opt_loop:      .asciz "loop"
 msg_power_off: .asciz "power button: powering off"
 opt_noacpi:    .asciz "noacpi"
+msg_cad:       .asciz "ctrl-alt-del: resetting"
+opt_nokbd:     .asciz "nokbd"
 opt_exit:      .asciz "exit="
 
     .section .bss
+kbd_ctrl:      .skip 1             # 1 while a Ctrl key is down
+kbd_alt:       .skip 1             # 1 while an Alt key is down
+kbd_extended:  .skip 1             # 1 after an E0 prefix
     .balign 16
 stack_bottom:
     .skip 16384

@@ -303,10 +303,8 @@ public sealed class AcpiTables
         t.AppendU32(p.IoApicAddress);
         t.AppendU32(0); // GSI base
 
-        // ISA IRQ 0 (the PIT) is wired to I/O APIC pin 2.
-        t.AppendBytes([2, 10, 0, 0]);
-        t.AppendU32(2);
-        t.AppendU16(0);
+        // No override for ISA IRQ 0: the PIT drives I/O APIC pin 0, as KVM's default GSI routing and
+        // the emulator's SoftwareIrqChip both wire it (QEMU's IRQ 0 -> GSI 2 override would be wrong for both).
 
         // SCI: level-triggered, active-high (ISA IRQs default to edge/high, so say so).
         t.AppendBytes([2, 10, 0, p.SciIrq]);

@@ -26,7 +26,7 @@ internal static class DomainCommands
 
     public static Command Shutdown() => PowerCommand("shutdown", "Press the domain's ACPI power button; force it off after the timeout.", reboot: false);
 
-    public static Command Reboot() => PowerCommand("reboot", "Send Ctrl-Alt-Del; force a reset after the timeout; boot the domain again.", reboot: true);
+    public static Command Reboot() => PowerCommand("reboot", "Send Ctrl-Alt-Del and boot the domain again once the guest resets; fail after the timeout unless --force.", reboot: true);
 
     public static Command MemSet()
     {
@@ -98,23 +98,41 @@ internal static class DomainCommands
         var domain = DomainArgument();
         var timeout = new Option<int>("--timeout", "-t")
         {
-            Description = "Seconds the guest gets before it is forced",
+            Description = reboot ? "Seconds the guest gets to reset" : "Seconds the guest gets before it is forced",
             DefaultValueFactory = _ => ShutdownRequest.DefaultTimeoutSeconds,
         };
+        var force = new Option<bool>("--force", "-F")
+        {
+            Description = "Reset the guest by force when it does not react to Ctrl-Alt-Del in time",
+        };
         var command = new Command(name, description) { domain, timeout };
+        if (reboot)
+        {
+            command.Options.Add(force);
+        }
+
         command.SetAction((result, cancel) => Toolstack.RunAsync(async client =>
         {
             string target = result.GetValue(domain)!;
             Console.Error.WriteLine($"[sharpvisor] {(reboot ? "rebooting" : "shutting down")} {target} (timeout {result.GetValue(timeout)} s)...");
             ShutdownResult outcome = reboot
-                ? await client.RebootAsync(target, result.GetValue(timeout), cancel)
+                ? await client.RebootAsync(target, result.GetValue(timeout), result.GetValue(force), cancel)
                 : await client.ShutdownAsync(target, result.GetValue(timeout), cancel);
-            string verb = reboot ? "rebooted" : "shut down";
-            Console.WriteLine(outcome.Graceful
-                ? $"domain {outcome.Domain.Name} {verb}: {outcome.Detail}"
-                : $"domain {outcome.Domain.Name} {verb} by force: {outcome.Detail}");
+            Console.WriteLine(Describe(outcome, reboot));
             return ExitCodes.Success;
         }, cancel));
         return command;
+    }
+
+    private static string Describe(ShutdownResult outcome, bool reboot)
+    {
+        string name = outcome.Domain.Name;
+        if (reboot && outcome.Domain.State != "running")
+        {
+            return $"domain {name} is {outcome.Domain.State}: {outcome.Detail}";
+        }
+
+        // A forced end says so in its detail ("forced off: ...", "reset by force: ...").
+        return $"domain {name} {(reboot ? "rebooted" : "shut down")}: {outcome.Detail}";
     }
 }

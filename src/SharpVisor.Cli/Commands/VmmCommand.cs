@@ -22,7 +22,7 @@ public static class VmmCommand
         var name = new Option<string?>("--name") { Description = "Domain name: the instance id reported by GET /" };
         var consoleSock = new Option<string?>("--console-sock") { Description = "Unix socket for the serial console (default: API socket + .console)" };
         var stateFile = new Option<string?>("--state-file") { Description = "Keep a JSON state file here (the daemon reads it)" };
-        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm or auto", DefaultValueFactory = _ => "auto" };
+        var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
         {

@@ -3,16 +3,19 @@ using SharpVisor.Machine;
 namespace SharpVisor.Devices.Legacy;
 
 /// <summary>
-/// The PC keyboard controller (Intel 8042): data port 0x60, status/command port 0x64, a PS/2
-/// keyboard that answers commands but never types, and an empty auxiliary (mouse) port.
-/// Enough for Linux's i8042 and atkbd drivers to probe, and for <c>reboot=k</c>: pulsing the
-/// output port's reset line (command 0xFE) resets the machine.
+/// The PC keyboard controller (Intel 8042): data port 0x60, status/command port 0x64, a
+/// <see cref="Ps2Keyboard"/> on the keyboard port and an empty auxiliary (mouse) port. Enough
+/// for Linux's i8042 and atkbd drivers to probe, for the host to type Ctrl-Alt-Del
+/// (<see cref="InjectCtrlAltDel"/>), and for <c>reboot=k</c>: pulsing the output port's reset
+/// line (command 0xFE) resets the machine.
 /// </summary>
 /// <remarks>
-/// Commands complete at once, so the input buffer is never full (IBF stays 0). Bytes for the
-/// guest wait in a small output queue; the head is the output buffer the status register
-/// describes, and the keyboard (IRQ 1) or aux (IRQ 12) line is raised for it when the
-/// command byte enables that interrupt.
+/// Commands complete at once, so the input buffer is never full (IBF stays 0). The output
+/// buffer holds one byte; when the guest has read it the controller refills it, first from
+/// its own results (a small bounded queue), then from the keyboard — unless the command byte
+/// disables the keyboard interface — through the set 2 → set 1 translation when the command
+/// byte asks for it. The keyboard (IRQ 1) or aux (IRQ 12) line is raised for a full output
+/// buffer when the command byte enables that interrupt.
 /// </remarks>
 public sealed class I8042Controller
 {
@@ -66,37 +69,26 @@ public sealed class I8042Controller
     public const byte OutputPortReset = 0x01; // active low: writing 0 resets the CPU
     public const byte OutputPortA20 = 0x02;
 
-    // PS/2 keyboard commands and replies.
-    public const byte KeyboardSetLeds = 0xED;
-    public const byte KeyboardEcho = 0xEE;
-    public const byte KeyboardScanCodeSet = 0xF0;
-    public const byte KeyboardGetId = 0xF2;
-    public const byte KeyboardSetTypematic = 0xF3;
-    public const byte KeyboardEnable = 0xF4;
-    public const byte KeyboardResetDisable = 0xF5;
-    public const byte KeyboardSetDefaults = 0xF6;
-    public const byte KeyboardResend = 0xFE;
-    public const byte KeyboardReset = 0xFF;
-    public const byte ReplyAck = 0xFA;
-    public const byte ReplyResend = 0xFE;
-    public const byte ReplySelfTestPassed = 0xAA;
+    /// <summary>What a write to the empty aux port reads back, flagged with a timeout.</summary>
+    public const byte AuxTimeoutReply = 0xFE;
 
-    private const int OutputQueueCapacity = 16;
+    private const int ResultQueueCapacity = 16;
 
     private readonly object _lock = new();
     private readonly InterruptLine _keyboardInterrupt;
     private readonly InterruptLine _auxInterrupt;
     private readonly MachineControl _control;
-    private readonly Queue<OutputByte> _output = new();
+    private readonly Queue<OutputByte> _results = new();
+    private readonly Ps2Keyboard _keyboard = new();
+    private readonly ScanCodeTranslator _translator = new();
     private readonly byte[] _ram = new byte[32];
+
+    private OutputByte? _outputBuffer;
 
     private byte _outputPort = 0xCF; // reset inactive, A20 on, keyboard clock/data high
     private byte _lastOutput;
     private byte _pendingCommand;
-    private byte _pendingKeyboardCommand;
     private bool _lastWriteWasCommand;
-    private byte _scanCodeSet = 2;
-    private bool _keyboardScanning = true;
     private bool _keyboardLineAsserted;
     private bool _auxLineAsserted;
 
@@ -139,8 +131,36 @@ public sealed class I8042Controller
         {
             lock (_lock)
             {
-                return _keyboardScanning;
+                return _keyboard.Scanning;
             }
+        }
+    }
+
+    /// <summary>The scan code set the keyboard sends (before the controller's translation).</summary>
+    public int KeyboardScanCodeSet
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _keyboard.ScanCodeSet;
+            }
+        }
+    }
+
+    /// <summary>
+    /// Types Ctrl-Alt-Del on the keyboard: left Ctrl, left Alt and Delete go down, then up
+    /// (set 1 as the guest reads it by default: 1D 38 E0 53 E0 D3 B8 9D). False, with nothing
+    /// typed, when the guest has disabled the keyboard or has not read what it sent before.
+    /// </summary>
+    public bool InjectCtrlAltDel()
+    {
+        lock (_lock)
+        {
+            bool typed = _keyboard.TryTypeChord(Ps2Key.LeftCtrl, Ps2Key.LeftAlt, Ps2Key.Delete);
+            Refill();
+            UpdateInterrupts();
+            return typed;
         }
     }
 
@@ -166,7 +186,7 @@ public sealed class I8042Controller
                 status |= StatusLastWriteWasCommand;
             }
 
-            if (_output.TryPeek(out OutputByte head))
+            if (_outputBuffer is OutputByte head)
             {
                 status |= StatusOutputFull;
                 if (head.FromAux)
@@ -188,12 +208,14 @@ public sealed class I8042Controller
     {
         lock (_lock)
         {
-            if (_output.TryDequeue(out OutputByte head))
+            if (_outputBuffer is OutputByte head)
             {
                 _lastOutput = head.Value;
+                _outputBuffer = null;
 
                 // Drop the lines so that a following byte raises a fresh edge.
                 SetLines(keyboard: false, aux: false);
+                Refill();
                 UpdateInterrupts();
             }
 
@@ -232,16 +254,18 @@ public sealed class I8042Controller
                 case CommandWriteAux:
                     // No mouse is attached: the controller gives up on the aux device and
                     // reports a timeout, so Linux's psmouse probe fails at once instead of waiting.
-                    Enqueue(ReplyResend, fromAux: true, timeout: true);
+                    Enqueue(AuxTimeoutReply, fromAux: true, timeout: true);
                     break;
 
                 default:
                     // Sending to the keyboard re-enables its interface.
                     _ram[0] &= unchecked((byte)~CommandByteKeyboardDisabled);
-                    KeyboardWrite(value);
+                    _translator.Reset();
+                    _keyboard.Write(value);
                     break;
             }
 
+            Refill();
             UpdateInterrupts();
         }
 
@@ -334,6 +358,7 @@ public sealed class I8042Controller
                     break;
             }
 
+            Refill();
             UpdateInterrupts();
         }
 
@@ -343,105 +368,10 @@ public sealed class I8042Controller
         }
     }
 
-    /// <summary>A byte for the PS/2 keyboard: its command set, answered as a real keyboard does.</summary>
-    private void KeyboardWrite(byte value)
-    {
-        byte pending = _pendingKeyboardCommand;
-        _pendingKeyboardCommand = 0;
-        if (pending != 0)
-        {
-            KeyboardParameter(pending, value);
-            return;
-        }
-
-        switch (value)
-        {
-            case KeyboardSetLeds:
-            case KeyboardSetTypematic:
-            case KeyboardScanCodeSet:
-                _pendingKeyboardCommand = value;
-                Enqueue(ReplyAck, fromAux: false);
-                break;
-
-            case KeyboardEcho:
-                Enqueue(KeyboardEcho, fromAux: false);
-                break;
-
-            case KeyboardGetId:
-                Enqueue(ReplyAck, fromAux: false);
-                Enqueue(0xAB, fromAux: false);
-                Enqueue(Translating ? (byte)0x41 : (byte)0x83, fromAux: false); // MF2 keyboard
-                break;
-
-            case KeyboardEnable:
-                _keyboardScanning = true;
-                Enqueue(ReplyAck, fromAux: false);
-                break;
-
-            case KeyboardResetDisable:
-                _keyboardScanning = false;
-                _scanCodeSet = 2;
-                Enqueue(ReplyAck, fromAux: false);
-                break;
-
-            case KeyboardSetDefaults:
-                _keyboardScanning = true;
-                _scanCodeSet = 2;
-                Enqueue(ReplyAck, fromAux: false);
-                break;
-
-            case >= 0xF7 and <= 0xFD:
-            case KeyboardResend:
-                // Scan code set 3 key modes and resend: nothing to do but acknowledge.
-                Enqueue(ReplyAck, fromAux: false);
-                break;
-
-            case KeyboardReset:
-                _keyboardScanning = true;
-                _scanCodeSet = 2;
-                Enqueue(ReplyAck, fromAux: false);
-                Enqueue(ReplySelfTestPassed, fromAux: false);
-                break;
-
-            default:
-                Enqueue(ReplyResend, fromAux: false);
-                break;
-        }
-    }
-
-    private void KeyboardParameter(byte command, byte value)
-    {
-        if (command == KeyboardScanCodeSet)
-        {
-            if (value == 0)
-            {
-                Enqueue(ReplyAck, fromAux: false);
-
-                // Through the translator, set numbers come back as their set-1 codes.
-                byte set = Translating ? (byte)(_scanCodeSet switch { 1 => 0x43, 2 => 0x41, _ => 0x3F }) : _scanCodeSet;
-                Enqueue(set, fromAux: false);
-                return;
-            }
-
-            if (value > 3)
-            {
-                Enqueue(ReplyResend, fromAux: false);
-                return;
-            }
-
-            _scanCodeSet = value;
-        }
-
-        // LED state and typematic rate have nothing to drive here.
-        Enqueue(ReplyAck, fromAux: false);
-    }
-
-    private bool Translating => (_ram[0] & CommandByteTranslate) != 0;
-
     private byte OutputPortValue()
     {
         byte value = (byte)(_outputPort & ~0x30);
-        if (_output.TryPeek(out OutputByte head))
+        if (_outputBuffer is OutputByte head)
         {
             value |= head.FromAux ? (byte)0x20 : (byte)0x10;
         }
@@ -449,12 +379,49 @@ public sealed class I8042Controller
         return value;
     }
 
+    /// <summary>Queues a byte the controller itself produces: a command's result, a loop-back, an aux timeout.</summary>
     private void Enqueue(byte value, bool fromAux, bool timeout = false)
     {
-        // Replies are a few bytes at most; a guest that never reads loses the newest ones.
-        if (_output.Count < OutputQueueCapacity)
+        // Results are a byte or two at most; a guest that never reads loses the newest ones.
+        if (_results.Count < ResultQueueCapacity)
         {
-            _output.Enqueue(new OutputByte(value, fromAux, timeout));
+            _results.Enqueue(new OutputByte(value, fromAux, timeout));
+        }
+    }
+
+    /// <summary>Fills an empty output buffer: the controller's own results first, then the keyboard's bytes.</summary>
+    private void Refill()
+    {
+        if (_outputBuffer is not null)
+        {
+            return;
+        }
+
+        if (_results.TryDequeue(out OutputByte result))
+        {
+            _outputBuffer = result;
+            return;
+        }
+
+        // A disabled keyboard interface holds the keyboard's clock low: its bytes wait in the keyboard.
+        if ((_ram[0] & CommandByteKeyboardDisabled) != 0)
+        {
+            return;
+        }
+
+        while (_keyboard.TryRead(out byte code))
+        {
+            if ((_ram[0] & CommandByteTranslate) == 0)
+            {
+                _outputBuffer = new OutputByte(code, FromAux: false, Timeout: false);
+                return;
+            }
+
+            if (_translator.TryTranslate(code, out byte translated))
+            {
+                _outputBuffer = new OutputByte(translated, FromAux: false, Timeout: false);
+                return;
+            }
         }
     }
 
@@ -462,7 +429,7 @@ public sealed class I8042Controller
     {
         bool keyboard = false;
         bool aux = false;
-        if (_output.TryPeek(out OutputByte head))
+        if (_outputBuffer is OutputByte head)
         {
             if (head.FromAux)
             {
@@ -470,7 +437,7 @@ public sealed class I8042Controller
             }
             else
             {
-                keyboard = (_ram[0] & (CommandByteKeyboardInterrupt | CommandByteKeyboardDisabled)) == CommandByteKeyboardInterrupt;
+                keyboard = (_ram[0] & CommandByteKeyboardInterrupt) != 0;
             }
         }
 

@@ -1,8 +1,14 @@
+using System.Buffers.Binary;
+
 namespace SharpVisor.Emulator;
 
-/// <summary>FXSAVE/FXRSTOR (Aux = 1 for the 64-bit REX.W forms).</summary>
+/// <summary>FXSAVE/FXRSTOR and XSAVE/XRSTOR/XGETBV/XSETBV (Aux = 1 for the 64-bit REX.W forms).</summary>
 internal static class FxHandlers
 {
+    private const int XsaveHeader = 512;
+    private const ulong X87Component = 1;
+    private const ulong SseComponent = 2;
+
     private static ulong AlignedLinear(X86Cpu cpu, ref Op op, MemoryAccess access)
     {
         if (cpu._fpuUnavailable)
@@ -10,12 +16,15 @@ internal static class FxHandlers
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
-        if (((cpu.EffectiveAddress(ref op) + cpu._segBase[op.Seg]) & 15) != 0)
+        // Unlike MOVDQA or CMPXCHG16B, the canonical/segment checks (#SS for a stack-based operand)
+        // come before the alignment check (as on hardware).
+        ulong linear = cpu.Linear(ref op, 512, access);
+        if ((linear & 15) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
-        return cpu.Linear(ref op, 512, access);
+        return linear;
     }
 
     public static void Fxsave(X86Cpu cpu, ref Op op)
@@ -38,5 +47,146 @@ internal static class FxHandlers
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
+
+        cpu._xinuse = X86Cpu.XinuseX87 | X86Cpu.XinuseSse;
+    }
+
+    private static ulong XsaveLinear(X86Cpu cpu, ref Op op, MemoryAccess access)
+    {
+        if ((cpu._cr4 & X86Cpu.Cr4OsXsave) == 0)
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        if ((cpu._cr0 & X86Cpu.Cr0TaskSwitched) != 0)
+        {
+            throw new CpuException(ExceptionVector.DeviceNotAvailable);
+        }
+
+        // As for FXSAVE: canonical/segment checks first, then the 64-byte alignment.
+        ulong linear = cpu.Linear(ref op, (int)CpuModel.XsaveAreaSize, access);
+        if ((linear & 63) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        return linear;
+    }
+
+    /// <summary>The requested-feature bitmap: XCR0 AND EDX:EAX.</summary>
+    private static ulong RequestedFeatures(X86Cpu cpu) => cpu._xcr0 & (((cpu.Gpr(2) & 0xFFFF_FFFF) << 32) | (cpu.Gpr(0) & 0xFFFF_FFFF));
+
+    /// <summary>XSAVE in the standard format: XSTATE_BV[i] = XINUSE[i] for the requested components; the rest of the header is left as it was.</summary>
+    public static void Xsave(X86Cpu cpu, ref Op op)
+    {
+        ulong linear = XsaveLinear(cpu, ref op, MemoryAccess.Write);
+        int size = (int)CpuModel.XsaveAreaSize;
+        cpu.ProbeArea(linear, size, MemoryAccess.Write);
+        Span<byte> image = stackalloc byte[size];
+        cpu.ReadBytes(linear, image);
+        ulong rfbm = RequestedFeatures(cpu);
+        if ((rfbm & X87Component) != 0)
+        {
+            cpu.SaveX87Image(image, op.Aux == 1);
+        }
+
+        if ((rfbm & SseComponent) != 0)
+        {
+            cpu.SaveMxcsrImage(image);
+            cpu.SaveXmmImage(image);
+        }
+
+        ulong xstate = BinaryPrimitives.ReadUInt64LittleEndian(image[XsaveHeader..]);
+        BinaryPrimitives.WriteUInt64LittleEndian(image[XsaveHeader..], (xstate & ~rfbm) | (rfbm & (ulong)cpu._xinuse));
+        cpu.WriteBytes(linear, image);
+    }
+
+    /// <summary>XRSTOR from the standard format; components absent from XSTATE_BV are initialized.</summary>
+    public static void Xrstor(X86Cpu cpu, ref Op op)
+    {
+        ulong linear = XsaveLinear(cpu, ref op, MemoryAccess.Read);
+        int size = (int)CpuModel.XsaveAreaSize;
+        cpu.ProbeArea(linear, size, MemoryAccess.Read);
+        Span<byte> image = stackalloc byte[size];
+        cpu.ReadBytes(linear, image);
+        ulong rfbm = RequestedFeatures(cpu);
+        ulong xstate = BinaryPrimitives.ReadUInt64LittleEndian(image[XsaveHeader..]);
+        ulong xcomp = BinaryPrimitives.ReadUInt64LittleEndian(image[(XsaveHeader + 8)..]);
+        ulong reserved = BinaryPrimitives.ReadUInt64LittleEndian(image[(XsaveHeader + 16)..]);
+
+        // The compacted format (XCOMP_BV[63]) is not supported (XSAVEC is not advertised).
+        if ((xstate & ~cpu._xcr0) != 0 || xcomp != 0 || reserved != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        if ((rfbm & X87Component) != 0)
+        {
+            if ((xstate & X87Component) != 0)
+            {
+                cpu.RestoreX87Image(image, op.Aux == 1);
+            }
+            else
+            {
+                cpu.ResetX87();
+            }
+        }
+
+        if ((rfbm & SseComponent) != 0)
+        {
+            // Hardware has already loaded the x87 component when it finds a reserved MXCSR bit.
+            uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
+            if ((mxcsr & ~X86Cpu.MxcsrMask) != 0)
+            {
+                throw new CpuException(ExceptionVector.GeneralProtection, 0);
+            }
+
+            cpu._mxcsr = mxcsr;
+            if ((xstate & SseComponent) != 0)
+            {
+                cpu.RestoreXmmImage(image);
+            }
+            else
+            {
+                for (int i = 0; i < 16; i++)
+                {
+                    cpu.Xmm(i) = default;
+                }
+            }
+        }
+
+        cpu._xinuse = (int)(((ulong)cpu._xinuse & ~rfbm) | (rfbm & xstate));
+    }
+
+    public static void Xgetbv(X86Cpu cpu, ref Op op)
+    {
+        if ((cpu._cr4 & X86Cpu.Cr4OsXsave) == 0)
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        if ((uint)cpu.Gpr(1) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        cpu.Gpr(0) = (uint)cpu._xcr0;
+        cpu.Gpr(2) = cpu._xcr0 >> 32;
+    }
+
+    public static void Xsetbv(X86Cpu cpu, ref Op op)
+    {
+        if ((cpu._cr4 & X86Cpu.Cr4OsXsave) == 0)
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        ulong value = ((cpu.Gpr(2) & 0xFFFF_FFFF) << 32) | (cpu.Gpr(0) & 0xFFFF_FFFF);
+        if (cpu._cpl != 0 || (uint)cpu.Gpr(1) != 0 || (value & X87Component) == 0 || (value & ~CpuModel.SupportedXcr0) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        cpu._xcr0 = value;
     }
 }

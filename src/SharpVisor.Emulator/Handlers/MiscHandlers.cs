@@ -34,6 +34,12 @@ internal static class MiscHandlers
     public static void Sti(X86Cpu cpu, ref Op op)
     {
         CheckIopl(cpu);
+        if ((cpu._flags & RflagsBits.Interrupt) == 0)
+        {
+            // Interrupts wait until the instruction after STI has completed.
+            cpu.BeginInterruptShadow();
+        }
+
         cpu._flags |= RflagsBits.Interrupt;
         cpu._exitBlock = X86Cpu.ExitAfter;
     }
@@ -79,15 +85,7 @@ internal static class MiscHandlers
         cpu.GprBytes(0) = cpu.Read8(cpu.SegmentLinear(op.Seg, ea, 1, MemoryAccess.Read));
     }
 
-    public static void Cpuid(X86Cpu cpu, ref Op op)
-    {
-        bool osxsave = (cpu._cr4 & X86Cpu.Cr4OsXsave) != 0;
-        (uint a, uint b, uint c, uint d) = cpu.Model.Query((uint)cpu.Gpr(0), (uint)cpu.Gpr(1), osxsave);
-        cpu.Gpr(0) = a;
-        cpu.Gpr(3) = b;
-        cpu.Gpr(1) = c;
-        cpu.Gpr(2) = d;
-    }
+    public static void Cpuid(X86Cpu cpu, ref Op op) => cpu.ExecuteCpuid();
 
     public static void Rdtsc(X86Cpu cpu, ref Op op)
     {
@@ -144,21 +142,5 @@ internal static class MiscHandlers
         {
             throw CpuException.SoftwareInterrupt(4, op.Length);
         }
-    }
-
-    public static void Xgetbv(X86Cpu cpu, ref Op op)
-    {
-        if ((cpu._cr4 & X86Cpu.Cr4OsXsave) == 0)
-        {
-            throw new CpuException(ExceptionVector.InvalidOpcode);
-        }
-
-        if ((uint)cpu.Gpr(1) != 0)
-        {
-            throw new CpuException(ExceptionVector.GeneralProtection, 0);
-        }
-
-        cpu.Gpr(0) = (uint)cpu._xcr0;
-        cpu.Gpr(2) = cpu._xcr0 >> 32;
     }
 }

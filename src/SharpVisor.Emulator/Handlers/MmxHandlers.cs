@@ -48,14 +48,17 @@ internal static class MmxHandlers
     {
         Check(cpu);
         ulong value = cpu.ReadMmx(op.Reg);
+
+        // A store that faults has already reset TOP but not the tags (observed on hardware); loads fault before either.
+        cpu._fpuTop = 0;
         if ((op.Flags & OpFlags.Memory) != 0)
         {
             cpu.Write64(cpu.Linear(ref op, 8, MemoryAccess.Write), value);
-            cpu.EnterMmx();
         }
-        else
+
+        cpu.EnterMmx();
+        if ((op.Flags & OpFlags.Memory) == 0)
         {
-            cpu.EnterMmx();
             cpu.WriteMmx(op.Rm, value);
         }
     }
@@ -84,6 +87,7 @@ internal static class MmxHandlers
     {
         Check(cpu);
         ulong value = cpu.ReadMmx(op.Reg);
+        cpu._fpuTop = 0;
         if ((op.Flags & OpFlags.Memory) != 0)
         {
             ulong linear = cpu.Linear(ref op, op.OpSize, MemoryAccess.Write);
@@ -149,6 +153,7 @@ internal static class MmxHandlers
         Check(cpu);
         ulong data = cpu.ReadMmx(op.Reg);
         ulong mask = cpu.ReadMmx(op.Rm);
+        cpu._fpuTop = 0;
         ulong addressMask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
         ulong ea = cpu.Gpr(7) & addressMask;
         for (int i = 0; i < 8; i++)

@@ -610,7 +610,6 @@ internal static class X87Handlers
         cpu._fpuValid = 0;
         cpu._fip = cpu._fdp = 0;
         cpu._fop = 0;
-        cpu._fcs = cpu._fds = 0;
     }
 
     public static void Fnclex(X86Cpu cpu, ref Op op)
@@ -624,24 +623,11 @@ internal static class X87Handlers
         cpu.X87Begin();
         ushort value = cpu.Read16(cpu.Linear(ref op, 2, MemoryAccess.Read));
         cpu._fcw = ControlWord(value);
-        UpdateErrorSummary(cpu);
+        cpu.UpdateErrorSummary();
     }
 
     /// <summary>FCW as loaded: reserved bits 7 and 13-15 read as zero, bit 6 as one.</summary>
     private static ushort ControlWord(ushort value) => (ushort)((value & 0x1F3F) | 0x40);
-
-    /// <summary>ES/B follow the exception flags not masked by FCW (after FLDCW, FLDENV, FRSTOR).</summary>
-    private static void UpdateErrorSummary(X86Cpu cpu)
-    {
-        if ((cpu._fsw & ~cpu._fcw & 0x3F) != 0)
-        {
-            cpu._fsw |= X86Cpu.FswErrorSummary | X86Cpu.FswBusy;
-        }
-        else
-        {
-            cpu._fsw &= unchecked((ushort)~(X86Cpu.FswErrorSummary | X86Cpu.FswBusy));
-        }
-    }
 
     public static void Fnstcw(X86Cpu cpu, ref Op op)
     {
@@ -672,6 +658,10 @@ internal static class X87Handlers
         int envSize = small ? 14 : 28;
         int size = envSize + (registers ? 80 : 0);
         ulong linear = cpu.Linear(ref op, size, MemoryAccess.Write);
+
+        // The environment is stored in parts: a fault on the first page comes before the #GP of an
+        // area that runs past the canonical boundary (as on hardware).
+        cpu.ProbeWrite(linear, 1);
         cpu.ProbeWrite(linear, size);
         Span<byte> image = stackalloc byte[108];
         image.Clear();
@@ -682,9 +672,9 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt16LittleEndian(image[4..], cpu.FullTagWord());
             // Protected-mode 16-bit layout: IP offset, CS selector, data offset, DS selector (no FOP).
             BinaryPrimitives.WriteUInt16LittleEndian(image[6..], (ushort)cpu._fip);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], cpu._fcs);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], 0);
             BinaryPrimitives.WriteUInt16LittleEndian(image[10..], (ushort)cpu._fdp);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], cpu._fds);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], 0);
         }
         else
         {
@@ -692,9 +682,9 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt32LittleEndian(image[4..], 0xFFFF_0000u | cpu.FpuStatusWord);
             BinaryPrimitives.WriteUInt32LittleEndian(image[8..], 0xFFFF_0000u | cpu.FullTagWord());
             BinaryPrimitives.WriteUInt32LittleEndian(image[12..], (uint)cpu._fip);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], cpu._fcs | ((uint)cpu._fop << 16));
+            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)cpu._fop << 16);
             BinaryPrimitives.WriteUInt32LittleEndian(image[20..], (uint)cpu._fdp);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u | cpu._fds);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u);
         }
 
         if (registers)
@@ -715,7 +705,7 @@ internal static class X87Handlers
         else
         {
             cpu._fcw |= 0x3F;
-            UpdateErrorSummary(cpu);
+            cpu.UpdateErrorSummary();
         }
     }
 
@@ -768,6 +758,6 @@ internal static class X87Handlers
             }
         }
 
-        UpdateErrorSummary(cpu);
+        cpu.UpdateErrorSummary();
     }
 }

@@ -17,6 +17,9 @@ public interface IMmu
 
     MmuCounters Counters { get; }
 
+    /// <summary>The processor features the MMU models (MAXPHYADDR, 1 GiB pages): CPUID must report the same.</summary>
+    MmuOptions Options { get; }
+
     /// <summary>
     /// Translates <paramref name="linear"/> for <paramref name="access"/> to a host pointer into
     /// RAM, a guest-physical MMIO address, or a #PF (error code and CR2). Fills the TLB.

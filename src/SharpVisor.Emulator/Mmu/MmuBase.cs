@@ -45,7 +45,7 @@ public abstract class MmuBase : IMmu
 
     protected GuestMemory Memory { get; }
 
-    protected MmuOptions Options { get; }
+    public MmuOptions Options { get; }
 
     public Translation Translate(ulong linear, PageAccess access)
     {

@@ -221,6 +221,29 @@ public sealed class LocalApic : IMmioDevice
     }
 
     /// <summary>
+    /// The task-priority register in any mode: what CR8 reads and writes (CR8 = TPR bits 7:4),
+    /// which must work whether the guest uses the xAPIC page, x2APIC MSRs or neither.
+    /// </summary>
+    public uint TaskPriority
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _tpr;
+            }
+        }
+
+        set
+        {
+            lock (_lock)
+            {
+                _tpr = value & 0xFF;
+            }
+        }
+    }
+
+    /// <summary>
     /// Cheap hint for the vCPU's hot path: something may need attention (an IRR bit, NMI, INIT,
     /// SIPI or the 8259's output through LINT0). The timer is not included: compare the clock
     /// with <see cref="NextTimerDeadline"/>.

@@ -41,8 +41,8 @@ public sealed class DaemonClient : IDisposable
     public Task<ShutdownResult> ShutdownAsync(string domain, int timeoutSeconds, CancellationToken cancel = default) =>
         SendAsync(HttpMethod.Post, DomainPath(domain) + "/shutdown", new ShutdownRequest { TimeoutS = timeoutSeconds }, DaemonJsonContext.Default.ShutdownRequest, DaemonJsonContext.Default.ShutdownResult, cancel);
 
-    public Task<ShutdownResult> RebootAsync(string domain, int timeoutSeconds, CancellationToken cancel = default) =>
-        SendAsync(HttpMethod.Post, DomainPath(domain) + "/reboot", new ShutdownRequest { TimeoutS = timeoutSeconds }, DaemonJsonContext.Default.ShutdownRequest, DaemonJsonContext.Default.ShutdownResult, cancel);
+    public Task<ShutdownResult> RebootAsync(string domain, int timeoutSeconds, bool force = false, CancellationToken cancel = default) =>
+        SendAsync(HttpMethod.Post, DomainPath(domain) + "/reboot", new RebootRequest { TimeoutS = timeoutSeconds, Force = force }, DaemonJsonContext.Default.RebootRequest, DaemonJsonContext.Default.ShutdownResult, cancel);
 
     public async Task DestroyAsync(string domain, CancellationToken cancel = default)
     {

@@ -1,4 +1,5 @@
 using System.Net.WebSockets;
+using System.Text.Json.Serialization.Metadata;
 using Microsoft.AspNetCore.Builder;
 using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
@@ -56,15 +57,15 @@ public static class DaemonApi
         routes.MapPost("/domains/{domain}/shutdown", (HttpRequest request, string domain) => GuardAsync(async () =>
         {
             Domain d = registry.Find(domain);
-            TimeSpan timeout = await ReadTimeoutAsync(request);
-            return Results.Json(await d.ShutdownAsync(timeout), json.ShutdownResult);
+            ShutdownRequest body = await ReadOptionalBodyAsync(request, json.ShutdownRequest, new ShutdownRequest());
+            return Results.Json(await d.ShutdownAsync(CheckedTimeout(body.TimeoutS)), json.ShutdownResult);
         }));
 
         routes.MapPost("/domains/{domain}/reboot", (HttpRequest request, string domain) => GuardAsync(async () =>
         {
             Domain d = registry.Find(domain);
-            TimeSpan timeout = await ReadTimeoutAsync(request);
-            return Results.Json(await d.RebootAsync(timeout), json.ShutdownResult);
+            RebootRequest body = await ReadOptionalBodyAsync(request, json.RebootRequest, new RebootRequest());
+            return Results.Json(await d.RebootAsync(CheckedTimeout(body.TimeoutS), body.Force ?? false), json.ShutdownResult);
         }));
 
         routes.MapPut("/domains/{domain}/memory", (HttpRequest request, string domain) => GuardAsync(async () =>
@@ -138,16 +139,16 @@ public static class DaemonApi
         return stats.ToList();
     }
 
-    private static async Task<TimeSpan> ReadTimeoutAsync(HttpRequest request)
+    /// <summary>Parses a body that may be left out (then <paramref name="empty"/>).</summary>
+    private static async Task<T> ReadOptionalBodyAsync<T>(HttpRequest request, JsonTypeInfo<T> type, T empty)
     {
         byte[] body = await JsonBody.ReadBytesAsync(request, JsonBody.DefaultMaxBytes);
-        if (body.Length == 0)
-        {
-            return TimeSpan.FromSeconds(ShutdownRequest.DefaultTimeoutSeconds);
-        }
+        return body.Length == 0 ? empty : JsonBody.Parse(body, type);
+    }
 
-        ShutdownRequest shutdown = JsonBody.Parse(body, DaemonJsonContext.Default.ShutdownRequest);
-        int seconds = shutdown.TimeoutS ?? ShutdownRequest.DefaultTimeoutSeconds;
+    private static TimeSpan CheckedTimeout(int? timeoutSeconds)
+    {
+        int seconds = timeoutSeconds ?? ShutdownRequest.DefaultTimeoutSeconds;
         if (seconds is < 0 or > ShutdownRequest.MaxTimeoutSeconds)
         {
             throw ApiException.BadRequest($"timeout_s {seconds} is out of range (0-{ShutdownRequest.MaxTimeoutSeconds})");

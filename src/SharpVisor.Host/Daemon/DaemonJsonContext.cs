@@ -16,6 +16,7 @@ namespace SharpVisor.Host.Daemon;
 [JsonSerializable(typeof(DomainSchedule))]
 [JsonSerializable(typeof(ScheduleRequest))]
 [JsonSerializable(typeof(ShutdownRequest))]
+[JsonSerializable(typeof(RebootRequest))]
 [JsonSerializable(typeof(ShutdownResult))]
 [JsonSerializable(typeof(MemoryRequest))]
 [JsonSerializable(typeof(VcpuPinRequest))]

@@ -215,7 +215,17 @@ public sealed class Domain
         (bool graceful, string detail) = (false, "");
         await WithOperationAsync(DomainOperation.Shutdown, async vmm =>
         {
-            (graceful, detail) = await StopGuestAsync(vmm, timeout, reboot: false);
+            (bool stopped, string? refused) = await AskGuestAsync(vmm, timeout, reboot: false);
+            if (stopped)
+            {
+                (graceful, detail) = (true, VmmStateFile.TryRead(Paths.VmmStateFile)?.Stop?.Detail ?? "the guest powered off");
+            }
+            else
+            {
+                detail = $"forced off: {NoReaction("the ACPI power button", timeout, refused)}";
+                await ForceOffAsync(vmm, detail);
+            }
+
             await EndIncarnationAsync(vmm);
             StateMachine.MoveTo(DomainState.Shutdown, detail);
             Console.Complete();
@@ -224,14 +234,48 @@ public sealed class Domain
         return new ShutdownResult { Graceful = graceful, Detail = detail, Domain = Info() };
     }
 
-    /// <summary>Sends Ctrl-Alt-Del, waits for the guest to reset (forcing it after the timeout), then boots a fresh VMM.</summary>
-    public async Task<ShutdownResult> RebootAsync(TimeSpan timeout)
+    /// <summary>
+    /// Xen's <c>xl reboot</c>: types Ctrl-Alt-Del on the guest's keyboard and waits up to
+    /// <paramref name="timeout"/> for the guest to reset, then boots the domain again in a fresh
+    /// VMM (same name and id). A guest that does not reset in time is left running and the
+    /// request fails with 409 — unless <paramref name="force"/>, which then resets it by force.
+    /// A guest that powers off (or crashes) instead ends shut down (or crashed), as it would
+    /// from inside.
+    /// </summary>
+    public async Task<ShutdownResult> RebootAsync(TimeSpan timeout, bool force)
     {
         (bool graceful, string detail) = (false, "");
         await WithOperationAsync(DomainOperation.Reboot, async vmm =>
         {
-            (graceful, detail) = await StopGuestAsync(vmm, timeout, reboot: true);
+            (bool stopped, string? refused) = await AskGuestAsync(vmm, timeout, reboot: true);
+            if (stopped)
+            {
+                VmmStopStatus? stop = VmmStateFile.TryRead(Paths.VmmStateFile)?.Stop;
+                await EndIncarnationAsync(vmm);
+                if (stop?.Reason == MachineStopReason.Reset)
+                {
+                    (graceful, detail) = (true, stop.Detail);
+                    await RelaunchOrCrashAsync("reboot");
+                    return;
+                }
+
+                (DomainState state, string why) = Classify(stop, vmm.Handle.Pid);
+                (graceful, detail) = (true, $"the guest did not reboot: {why}");
+                StateMachine.MoveTo(state, why);
+                Console.Complete();
+                SaveRecord();
+                return;
+            }
+
+            string reason = NoReaction("Ctrl-Alt-Del", timeout, refused);
+            if (!force)
+            {
+                throw ApiException.Conflict($"domain '{Name}' did not reboot: {reason}; it is still running (reboot --force resets it)");
+            }
+
+            await ForceOffAsync(vmm, $"reset by force: {reason}");
             await EndIncarnationAsync(vmm);
+            (graceful, detail) = (false, $"reset by force: {reason}");
             await RelaunchOrCrashAsync("reboot");
         });
         return new ShutdownResult { Graceful = graceful, Detail = detail, Domain = Info() };
@@ -487,9 +531,12 @@ public sealed class Domain
         }
     }
 
-    private async Task<(bool Graceful, string Detail)> StopGuestAsync(VmmConnection vmm, TimeSpan timeout, bool reboot)
+    /// <summary>
+    /// Presses the power button (or types Ctrl-Alt-Del) and waits for the VMM to exit. Says
+    /// whether it did, or why the VMM refused the request.
+    /// </summary>
+    private static async Task<(bool Stopped, string? Refused)> AskGuestAsync(VmmConnection vmm, TimeSpan timeout, bool reboot)
     {
-        string? refused = null;
         try
         {
             if (reboot)
@@ -503,22 +550,22 @@ public sealed class Domain
         }
         catch (VmmRequestException e) when (!e.IsUnreachable)
         {
-            refused = e.Message;
+            return (false, e.Message);
         }
 
-        if (refused is null && await vmm.WaitForExitAsync(timeout))
-        {
-            VmmStopStatus? stop = VmmStateFile.TryRead(Paths.VmmStateFile)?.Stop;
-            return (true, stop?.Detail ?? (reboot ? "the guest rebooted" : "the guest powered off"));
-        }
+        return (await vmm.WaitForExitAsync(timeout), null);
+    }
 
-        string what = reboot ? "Ctrl-Alt-Del" : "the ACPI power button";
-        string reason = refused is null
-            ? $"the guest did not react to {what} within {timeout.TotalSeconds:0} s"
-            : $"{what} is not available ({refused})";
+    private static string NoReaction(string what, TimeSpan timeout, string? refused) => refused is null
+        ? $"the guest did not react to {what} within {timeout.TotalSeconds:0} s"
+        : $"{what} is not available ({refused})";
+
+    /// <summary>Pulls the plug on the VMM's machine, and kills the process if even that does not end it.</summary>
+    private async Task ForceOffAsync(VmmConnection vmm, string detail)
+    {
         try
         {
-            await vmm.Client.PowerOffAsync($"forced off: {reason}", CancellationToken.None);
+            await vmm.Client.PowerOffAsync(detail, CancellationToken.None);
         }
         catch (VmmRequestException)
         {
@@ -529,8 +576,6 @@ public sealed class Domain
         {
             await vmm.KillAsync();
         }
-
-        return (false, $"forced off: {reason}");
     }
 
     private async Task EndIncarnationAsync(VmmConnection vmm)

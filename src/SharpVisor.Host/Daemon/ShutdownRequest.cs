@@ -1,6 +1,6 @@
 namespace SharpVisor.Host.Daemon;
 
-/// <summary>The body of POST /domains/{domain}/shutdown and /reboot: how long the guest gets to react.</summary>
+/// <summary>The body of POST /domains/{domain}/shutdown: how long the guest gets to power off (the timeouts of /reboot too).</summary>
 public sealed record ShutdownRequest
 {
     public const int DefaultTimeoutSeconds = 30;

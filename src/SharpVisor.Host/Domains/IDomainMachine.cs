@@ -24,7 +24,10 @@ public interface IDomainMachine : IDisposable
     /// <summary>Presses the ACPI power button: a guest with ACPI shuts itself down.</summary>
     void PressPowerButton();
 
-    /// <summary>Sends Ctrl-Alt-Del through the i8042 keyboard, as Firecracker's SendCtrlAltDel does.</summary>
+    /// <summary>
+    /// Types Ctrl-Alt-Del on the i8042 keyboard, as Firecracker's SendCtrlAltDel does; throws
+    /// <see cref="InvalidOperationException"/> when the guest's keyboard cannot take the keys.
+    /// </summary>
     void SendCtrlAltDel();
 
     /// <summary>Stops the machine now (pulls the plug); <see cref="Stopped"/> follows.</summary>

@@ -6,8 +6,8 @@ namespace SharpVisor.Host.Domains;
 
 /// <summary>
 /// The real machine of a per-domain VMM: a <see cref="VirtualMachineMonitor"/> running on its
-/// own thread. What the machine cannot do (i8042 key injection; a balloon it was built
-/// without) is refused with <see cref="NotSupportedException"/>, which the API turns into a 400.
+/// own thread. What the machine cannot do (a balloon it was built without) is refused with
+/// <see cref="NotSupportedException"/>, which the API turns into a 400.
 /// </summary>
 public sealed class MonitorDomainMachine : IDomainMachine
 {
@@ -46,8 +46,14 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
     public void PressPowerButton() => _monitor.PressPowerButton();
 
-    public void SendCtrlAltDel() =>
-        throw new NotSupportedException("this machine's i8042 cannot inject keys yet");
+    public void SendCtrlAltDel()
+    {
+        if (!_monitor.Legacy.KeyboardController.InjectCtrlAltDel())
+        {
+            throw new InvalidOperationException(
+                "the guest's keyboard did not take Ctrl-Alt-Del: the guest has disabled it, or has not read the keys sent before");
+        }
+    }
 
     public void Stop(string detail) => _monitor.Stop(detail);
 

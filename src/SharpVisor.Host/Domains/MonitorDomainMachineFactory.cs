@@ -13,7 +13,8 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
         {
             "auto" => AcceleratorKind.Auto,
             "kvm" => AcceleratorKind.Kvm,
-            _ => throw new DomainConfigurationException($"accelerator '{spec.Accelerator}' is not available yet (kvm or auto)"),
+            "emulator" => AcceleratorKind.Emulator,
+            _ => throw new DomainConfigurationException($"accelerator '{spec.Accelerator}' is not one of kvm, emulator, auto"),
         };
         var configuration = new MachineConfiguration
         {

@@ -360,7 +360,7 @@ public sealed class VmmController : IDisposable
         {
             action(machine);
         }
-        catch (NotSupportedException e)
+        catch (Exception e) when (e is NotSupportedException or InvalidOperationException)
         {
             throw ApiException.BadRequest(e.Message);
         }

@@ -1,3 +1,5 @@
+using SharpVisor.Emulator.Accelerator;
+using SharpVisor.Emulator.Mmu;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
 
@@ -6,26 +8,72 @@ namespace SharpVisor.Host.Vmm;
 /// <summary>The accelerator chosen for a domain, and a sentence saying why.</summary>
 public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reason)
 {
+    /// <summary>The MMU mode the emulator uses when none is asked for.</summary>
+    public const MmuMode DefaultMmuMode = MmuMode.Shadow;
+
     /// <summary>
-    /// Chooses per <paramref name="kind"/>. Throws <see cref="KvmUnavailableException"/> with a
-    /// one-line reason when KVM is asked for (or is the only choice) and cannot be used.
+    /// Chooses per <paramref name="kind"/>, probing <paramref name="kvmDevicePath"/> when KVM is a
+    /// candidate. <paramref name="mmu"/> is the emulator's paging technique (null: shadow).
+    /// Throws <see cref="KvmUnavailableException"/> when KVM is asked for and cannot be used, and
+    /// <see cref="ArgumentException"/> when an MMU mode is asked for together with KVM.
     /// </summary>
-    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm")
+    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null, Action<string>? diagnostics = null) =>
+        Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), diagnostics);
+
+    /// <summary>
+    /// The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).
+    /// <paramref name="diagnostics"/> receives the emulator's reports of guest misbehaviour.
+    /// </summary>
+    public static AcceleratorSelection Choose(AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm, Action<string>? diagnostics = null)
     {
-        KvmHostStatus host = KvmHost.Probe(kvmDevicePath);
-        if (!host.IsUsable)
+        ArgumentNullException.ThrowIfNull(probeKvm);
+        switch (kind)
         {
-            throw new KvmUnavailableException(host.Summary);
-        }
+            case AcceleratorKind.Emulator:
+                return Emulator(mmu, "as asked", diagnostics);
 
-        var kvm = new KvmAccelerator(kvmDevicePath);
-        if (kind == AcceleratorKind.Kvm)
-        {
-            return new AcceleratorSelection(kvm, host.IsPvm ? $"kvm (as asked; {host.Summary})" : "kvm (as asked)");
-        }
+            case AcceleratorKind.Kvm:
+            {
+                if (mmu is { } mode)
+                {
+                    throw new ArgumentException(
+                        $"--mmu {Name(mode)} chooses the emulator's paging technique; KVM pages with the hardware's EPT/NPT (drop --mmu, or use --accel emulator)");
+                }
 
-        // The software emulator is not an accelerator yet, so auto can only take KVM; say plainly
-        // when that KVM is PVM-backed and what that means for Linux guests.
-        return new AcceleratorSelection(kvm, host.IsPvm ? $"kvm: {host.Summary}" : "kvm: hardware-assisted /dev/kvm");
+                KvmHostStatus host = probeKvm();
+                if (!host.IsUsable)
+                {
+                    throw new KvmUnavailableException(host.Summary);
+                }
+
+                return new AcceleratorSelection(new KvmAccelerator(kvmDevicePath), host.IsPvm ? $"kvm (as asked; {host.Summary})" : "kvm (as asked)");
+            }
+
+            case AcceleratorKind.Auto:
+            {
+                KvmHostStatus host = probeKvm();
+                if (host.IsHardwareBacked)
+                {
+                    string ignored = mmu is { } mode ? $"; --mmu {Name(mode)} does not apply (KVM pages with EPT/NPT)" : "";
+                    return new AcceleratorSelection(new KvmAccelerator(kvmDevicePath), $"kvm: hardware-assisted {kvmDevicePath}{ignored}");
+                }
+
+                // PVM-backed KVM runs guest kernel code through an instruction emulator of its own,
+                // far slower than ours; without KVM the emulator is the only way.
+                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics);
+            }
+
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown accelerator kind");
+        }
+    }
+
+    /// <summary>"shadow" or "nested", as the command line spells it.</summary>
+    public static string Name(MmuMode mode) => mode.ToString().ToLowerInvariant();
+
+    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics)
+    {
+        MmuMode mode = mmu ?? DefaultMmuMode;
+        return new AcceleratorSelection(new EmulatorAccelerator(mode, diagnostics), $"emulator ({Name(mode)} paging): {why}");
     }
 }

@@ -1,4 +1,5 @@
 using SharpVisor.Boot;
+using SharpVisor.Emulator.Mmu;
 using SharpVisor.Interop;
 
 namespace SharpVisor.Host.Vmm;
@@ -23,6 +24,12 @@ public sealed record MachineConfiguration
     public int VcpuCount { get; init; } = 1;
 
     public AcceleratorKind Accelerator { get; init; } = AcceleratorKind.Auto;
+
+    /// <summary>
+    /// The emulator's paging technique (<c>--mmu shadow|nested</c>); null means shadow. Asking for
+    /// one together with <see cref="AcceleratorKind.Kvm"/> is an error; when auto picks KVM it is ignored.
+    /// </summary>
+    public MmuMode? Mmu { get; init; }
 
     /// <summary>The KVM device node (a test can name a missing one).</summary>
     public string KvmDevicePath { get; init; } = "/dev/kvm";
@@ -54,7 +61,11 @@ public sealed record MachineConfiguration
     /// </summary>
     public bool EntropyDevice { get; init; } = true;
 
-    /// <summary>Where the VMM reports device trouble (a device that needs reset, a BAR the guest misplaced).</summary>
+    /// <summary>
+    /// Where the VMM reports what the guest did wrong that it could survive, one line each: a device
+    /// that needs reset, a BAR the guest misplaced, bad platform register accesses, unimplemented
+    /// instructions (the emulator rate-limits its own); null: counted only.
+    /// </summary>
     public Action<string>? Log { get; init; }
 
     /// <summary>Checks the values that no later layer checks; throws <see cref="ArgumentException"/>.</summary>

@@ -2,6 +2,7 @@ using SharpVisor.Boot;
 using SharpVisor.Boot.Acpi;
 using SharpVisor.Devices.Pci;
 using SharpVisor.Devices.Legacy;
+using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -65,6 +66,9 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public MachineControl Control => _machine.Control;
 
+    /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
+    public IVirtualMachine Machine => _machine;
+
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
     /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
@@ -79,7 +83,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log);
 
         GuestMemory memory;
         try
@@ -112,7 +116,10 @@ public sealed class VirtualMachineMonitor : IDisposable
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq));
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
             devices = PciDeviceManager.Create(machine, configuration);
-            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, PciRoutes = devices.AcpiRoutes() }).WriteTo(memory);
+
+            // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
+            bool hasRtc = machine is EmulatorVirtualMachine;
+            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() }).WriteTo(memory);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
@@ -151,7 +158,13 @@ public sealed class VirtualMachineMonitor : IDisposable
         return new RunOutcome(control.ExitStatus, reason, control.StopDetail ?? reason.ToString(), report);
     }
 
-    public bool Pause(TimeSpan timeout) => _runner.Pause(timeout);
+    /// <summary>Parks every vCPU; on the emulator virtual time (TSC, timers, kvmclock) stops too.</summary>
+    public bool Pause(TimeSpan timeout)
+    {
+        bool paused = _runner.Pause(timeout);
+        (_machine as EmulatorVirtualMachine)?.PauseTime();
+        return paused;
+    }
 
     /// <summary>
     /// Where each vCPU is executing: pauses the guest for an instant (a kick per vCPU), reads
@@ -180,7 +193,11 @@ public sealed class VirtualMachineMonitor : IDisposable
         }
     }
 
-    public void Resume() => _runner.Resume();
+    public void Resume()
+    {
+        (_machine as EmulatorVirtualMachine)?.ResumeTime();
+        _runner.Resume();
+    }
 
     /// <summary>Asks the guest to shut down gracefully: an ACPI fixed-feature power-button press.</summary>
     public void PressPowerButton() => PowerManagement.PressPowerButton();

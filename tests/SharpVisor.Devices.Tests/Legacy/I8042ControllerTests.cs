@@ -136,54 +136,54 @@ public sealed class I8042ControllerTests
     [Fact]
     public void KeyboardResetIsAcknowledgedAndPassesItsSelfTest()
     {
-        Data(KeyboardReset);
-        Assert.Equal([ReplyAck, ReplySelfTestPassed], Drain());
+        Data(Ps2Keyboard.Reset);
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.BatPassed], Drain());
         Assert.True(_controller.KeyboardScanning);
     }
 
     [Fact]
     public void KeyboardCommandsWithParametersAreAcknowledgedTwice()
     {
-        Data(KeyboardSetLeds);
+        Data(Ps2Keyboard.SetLeds);
         Data(0x07);
-        Assert.Equal([ReplyAck, ReplyAck], Drain());
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack], Drain());
 
-        Data(KeyboardSetTypematic);
+        Data(Ps2Keyboard.SetTypematic);
         Data(0x20);
-        Assert.Equal([ReplyAck, ReplyAck], Drain());
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack], Drain());
 
-        Data(KeyboardScanCodeSet);
+        Data(Ps2Keyboard.ScanCodeSetCommand);
         Data(0x00); // query
-        Assert.Equal([ReplyAck, ReplyAck, 0x41], Drain()); // set 2, as seen through the translator
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack, 0x41], Drain()); // set 2, as seen through the translator
 
-        Data(KeyboardResetDisable);
-        Assert.Equal([ReplyAck], Drain());
+        Data(Ps2Keyboard.ResetDisable);
+        Assert.Equal([Ps2Keyboard.Ack], Drain());
         Assert.False(_controller.KeyboardScanning);
-        Data(KeyboardEnable);
-        Assert.Equal([ReplyAck], Drain());
+        Data(Ps2Keyboard.Enable);
+        Assert.Equal([Ps2Keyboard.Ack], Drain());
         Assert.True(_controller.KeyboardScanning);
 
         Data(0x01); // not a keyboard command
-        Assert.Equal([ReplyResend], Drain());
+        Assert.Equal([Ps2Keyboard.Resend], Drain());
     }
 
     [Fact]
     public void GetIdReportsAnMf2KeyboardTranslatedOrNot()
     {
-        Data(KeyboardGetId);
-        Assert.Equal([ReplyAck, 0xAB, 0x41], Drain());
+        Data(Ps2Keyboard.GetId);
+        Assert.Equal([Ps2Keyboard.Ack, 0xAB, 0x41], Drain());
 
         Command(CommandWriteCommandByte);
         Data(CommandByteKeyboardInterrupt | CommandByteSystemFlag);
-        Data(KeyboardGetId);
-        Assert.Equal([ReplyAck, 0xAB, 0x83], Drain());
+        Data(Ps2Keyboard.GetId);
+        Assert.Equal([Ps2Keyboard.Ack, 0xAB, 0x83], Drain());
     }
 
     [Fact]
     public void KeyboardInterruptFollowsTheOutputBufferWhenEnabled()
     {
         // Enabled by default: each byte of a multi-byte reply is its own edge on IRQ 1.
-        Data(KeyboardReset);
+        Data(Ps2Keyboard.Reset);
         Assert.True(_interrupts.Level(KeyboardIrq));
         Drain();
         Assert.False(_interrupts.Level(KeyboardIrq));
@@ -221,7 +221,7 @@ public sealed class I8042ControllerTests
 
         byte status = Status;
         Assert.Equal(StatusOutputFull | StatusAuxData | StatusTimeout, status & (StatusOutputFull | StatusAuxData | StatusTimeout));
-        Assert.Equal([ReplyResend], Drain());
+        Assert.Equal([AuxTimeoutReply], Drain());
         Assert.Equal(0, Status & StatusTimeout);
     }
 
@@ -293,9 +293,9 @@ public sealed class I8042ControllerTests
         ctr = (byte)((LinuxCommand(0x0120)[0] & ~CommandByteKeyboardDisabled) | CommandByteKeyboardInterrupt);
         LinuxCommand(0x1060, ctr);
         int keyboardEdges = _interrupts.RisingEdges(KeyboardIrq);
-        Data(KeyboardReset);
-        Data(KeyboardGetId);
-        Assert.Equal([ReplyAck, ReplySelfTestPassed, ReplyAck, 0xAB, 0x41], Drain());
+        Data(Ps2Keyboard.Reset);
+        Data(Ps2Keyboard.GetId);
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.BatPassed, Ps2Keyboard.Ack, 0xAB, 0x41], Drain());
         Assert.Equal(keyboardEdges + 5, _interrupts.RisingEdges(KeyboardIrq));
 
         // psmouse's probe through AUX_SEND fails at once: a timeout-flagged 0xFE on IRQ 12.
@@ -303,8 +303,199 @@ public sealed class I8042ControllerTests
         Assert.Equal([], LinuxCommand(0x10D4, 0xF2));
         Assert.Equal(auxEdges + 1, _interrupts.RisingEdges(AuxIrq));
         Assert.Equal(StatusOutputFull | StatusAuxData | StatusTimeout, Status & (StatusOutputFull | StatusAuxData | StatusTimeout));
-        Assert.Equal([ReplyResend], Drain());
+        Assert.Equal([AuxTimeoutReply], Drain());
         Assert.False(_control.IsStopRequested);
+    }
+
+    /// <summary>Linux's i8042_interrupt: while IRQ 1 is up, read the output buffer (each byte is its own edge).</summary>
+    private List<byte> ServiceKeyboardInterrupts()
+    {
+        var bytes = new List<byte>();
+        while (_interrupts.Level(KeyboardIrq))
+        {
+            Assert.Equal(StatusOutputFull, Status & (StatusOutputFull | StatusAuxData));
+            bytes.Add(Read(_controller.DataPort));
+        }
+
+        return bytes;
+    }
+
+    private List<byte> KeyboardCommand(params byte[] bytes)
+    {
+        var replies = new List<byte>();
+        foreach (byte b in bytes)
+        {
+            Data(b);
+            replies.AddRange(ServiceKeyboardInterrupts());
+        }
+
+        return replies;
+    }
+
+    private static readonly byte[] s_ctrlAltDelSet1 = [0x1D, 0x38, 0xE0, 0x53, 0xE0, 0xD3, 0xB8, 0x9D];
+
+    [Fact]
+    public void AtkbdConnectsOverIrq1ThroughTheTranslator()
+    {
+        // atkbd_probe: GETID (the MF2 id as translated), then deactivate; atkbd_select_set keeps
+        // set 2 behind the translator; atkbd_reset_state: LEDs and repeat rate; atkbd_activate.
+        int edges = _interrupts.RisingEdges(KeyboardIrq);
+        Assert.Equal([Ps2Keyboard.Ack, 0xAB, 0x41], KeyboardCommand(Ps2Keyboard.GetId));
+        Assert.Equal([Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.ResetDisable));
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.SetLeds, 0x00));
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.SetTypematic, 0x00));
+        Assert.Equal([Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.Enable));
+        Assert.Equal(edges + 9, _interrupts.RisingEdges(KeyboardIrq));
+        Assert.True(_controller.KeyboardScanning);
+        Assert.Equal(2, _controller.KeyboardScanCodeSet);
+
+        // Ctrl-Alt-Del then reaches atkbd_interrupt as set 1, one IRQ 1 edge per byte.
+        Assert.True(_controller.InjectCtrlAltDel());
+        Assert.Equal(s_ctrlAltDelSet1, ServiceKeyboardInterrupts());
+        Assert.Equal(edges + 9 + s_ctrlAltDelSet1.Length, _interrupts.RisingEdges(KeyboardIrq));
+        Assert.Equal(0, _interrupts.RisingEdges(AuxIrq));
+        Assert.False(_control.IsStopRequested);
+    }
+
+    [Fact]
+    public void WithoutTranslationTheGuestReadsSet2()
+    {
+        Command(CommandWriteCommandByte);
+        Data(CommandByteKeyboardInterrupt | CommandByteSystemFlag);
+
+        Assert.True(_controller.InjectCtrlAltDel());
+
+        Assert.Equal([0x14, 0x11, 0xE0, 0x71, 0xE0, 0xF0, 0x71, 0xF0, 0x11, 0xF0, 0x14], ServiceKeyboardInterrupts());
+    }
+
+    [Fact]
+    public void SwitchingTheKeyboardToSet1WithoutTranslationGivesSet1()
+    {
+        Command(CommandWriteCommandByte);
+        Data(CommandByteKeyboardInterrupt | CommandByteSystemFlag);
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.ScanCodeSetCommand, 1));
+        Assert.Equal([Ps2Keyboard.Ack, Ps2Keyboard.Ack, 1], KeyboardCommand(Ps2Keyboard.ScanCodeSetCommand, 0));
+
+        Assert.True(_controller.InjectCtrlAltDel());
+
+        Assert.Equal(s_ctrlAltDelSet1, ServiceKeyboardInterrupts());
+    }
+
+    [Fact]
+    public void APollingGuestSeesTheKeysWithItsInterruptOff()
+    {
+        // The test kernel's way: interrupts off in the command byte, poll 0x64 and read 0x60.
+        Command(CommandWriteCommandByte);
+        Data(CommandByteSystemFlag | CommandByteTranslate);
+
+        Assert.True(_controller.InjectCtrlAltDel());
+
+        Assert.False(_interrupts.Level(KeyboardIrq));
+        Assert.Equal(StatusOutputFull, Status & (StatusOutputFull | StatusAuxData | StatusTimeout));
+        Assert.Equal(s_ctrlAltDelSet1, Drain());
+        Assert.Equal(0, _interrupts.RisingEdges(KeyboardIrq));
+    }
+
+    [Fact]
+    public void ADisabledKeyboardInterfaceHoldsTheKeysUntilEnabled()
+    {
+        Command(CommandDisableKeyboard);
+
+        Assert.True(_controller.InjectCtrlAltDel());
+        Assert.Equal(0, Status & StatusOutputFull);
+        Assert.False(_interrupts.Level(KeyboardIrq));
+
+        Command(CommandEnableKeyboard);
+        Assert.Equal(s_ctrlAltDelSet1, ServiceKeyboardInterrupts());
+    }
+
+    [Fact]
+    public void ControllerResultsAreReadBeforeKeysStillInTheKeyboard()
+    {
+        Assert.True(_controller.InjectCtrlAltDel());
+
+        Command(CommandReadCommandByte);
+
+        List<byte> bytes = Drain();
+        Assert.Equal([s_ctrlAltDelSet1[0], _controller.CommandByte, .. s_ctrlAltDelSet1[1..]], bytes);
+    }
+
+    [Fact]
+    public void AGuestThatNeverReadsOverflowsTheKeyboardNotTheHost()
+    {
+        Assert.True(_controller.InjectCtrlAltDel());
+        for (int i = 0; i < 100; i++)
+        {
+            Assert.False(_controller.InjectCtrlAltDel());
+        }
+
+        // The first chord, then the keyboard's overrun code (0x00 in set 2, translated to 0xFF).
+        Assert.Equal([.. s_ctrlAltDelSet1, 0xFF], ServiceKeyboardInterrupts());
+        Assert.True(_controller.InjectCtrlAltDel());
+        Assert.Equal(s_ctrlAltDelSet1, ServiceKeyboardInterrupts());
+    }
+
+    [Fact]
+    public void AKeyboardTheGuestDisabledTypesNothing()
+    {
+        Assert.Equal([Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.ResetDisable));
+
+        Assert.False(_controller.InjectCtrlAltDel());
+
+        Assert.Equal(0, Status & StatusOutputFull);
+        Assert.Equal([Ps2Keyboard.Ack], KeyboardCommand(Ps2Keyboard.Enable));
+        Assert.True(_controller.InjectCtrlAltDel());
+    }
+
+    [Fact]
+    public void TheGuestResetsThroughTheControllerAfterCtrlAltDel()
+    {
+        // What Linux does on Ctrl-Alt-Del with reboot=k: read the keys, then pulse the reset line.
+        _controller.InjectCtrlAltDel();
+        Assert.Equal(s_ctrlAltDelSet1, ServiceKeyboardInterrupts());
+
+        Command(CommandPulseResetLine);
+
+        Assert.Equal(MachineStopReason.Reset, _control.StopReason);
+    }
+
+    [Fact]
+    public async Task InjectionRacesWithTheGuestWithoutLosingOrReorderingBytes()
+    {
+        Command(CommandWriteCommandByte);
+        Data(CommandByteSystemFlag | CommandByteTranslate);
+        var received = new List<byte>();
+        int typed = 0;
+        using var done = new CancellationTokenSource();
+        var guest = Task.Run(() =>
+        {
+            while (!done.IsCancellationRequested || (Status & StatusOutputFull) != 0)
+            {
+                if ((Status & StatusOutputFull) != 0)
+                {
+                    received.Add(Read(_controller.DataPort));
+                }
+            }
+        });
+
+        for (int i = 0; i < 200; i++)
+        {
+            if (_controller.InjectCtrlAltDel())
+            {
+                typed++;
+            }
+        }
+
+        done.Cancel();
+        await guest.WaitAsync(TimeSpan.FromSeconds(10));
+
+        Assert.True(typed > 0);
+        received.RemoveAll(b => b == 0xFF); // overrun codes, when the host typed faster than the guest read
+        Assert.Equal(typed * s_ctrlAltDelSet1.Length, received.Count);
+        for (int i = 0; i < received.Count; i++)
+        {
+            Assert.Equal(s_ctrlAltDelSet1[i % s_ctrlAltDelSet1.Length], received[i]);
+        }
     }
 
     [Fact]

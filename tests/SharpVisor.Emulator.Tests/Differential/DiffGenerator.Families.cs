@@ -175,6 +175,7 @@ internal sealed partial class DiffGenerator
         Add(new Family { Name = "x87-control", Codes = s_x87ControlCodes, Build = g => X87Case(g, s_x87ControlCodes) });
         Add(new Family { Name = "sse41-int", Codes = s_sse41IntegerCodes, Build = g => Sequence(g, s_sse41IntegerCodes, 1, 4, s_sseIntegerCodes) });
         Add(new Family { Name = "mmx", Codes = s_mmxCodes, Build = BuildMmx });
+        Add(new Family { Name = "xsave", Build = BuildXsave });
         return families;
     }
 
@@ -195,6 +196,82 @@ internal sealed partial class DiffGenerator
         for (int i = 0; i < n; i++)
         {
             g.AddRandom(r.Chance(0.1) ? s_x87ControlCodes : r.Chance(0.1) ? s_sseIntegerCodes : s_mmxCodes);
+        }
+    }
+
+    /// <summary>
+    /// XSAVE/XRSTOR of the x87 and SSE components: EAX selects a subset of them (the host's XCR0 has more
+    /// components, so the mask stays within x87|SSE), the area is usually 64-byte aligned and XRSTOR finds a
+    /// plausible image (valid header, sometimes a reserved MXCSR bit or a non-zero reserved header field).
+    /// </summary>
+    private static void BuildXsave(CaseBuilder g)
+    {
+        CaseRandom r = g.Random;
+
+        // Sometimes RBP (a stack-segment operand) or a non-canonical, possibly misaligned, address:
+        // which of #SS/#GP(canonical) and #GP(alignment) comes first.
+        Register p = r.Chance(0.1) ? Register.RBP : g.Pointers[0];
+        int offset = 0x100 + (64 * r.Below((DiffCase.DataSize - 0x100 - 0x280) / 64));
+        ulong address = DiffCase.DataBase + (ulong)offset + (r.Chance(0.05) ? (ulong)(8 * (1 + r.Below(7))) : 0);
+        if (r.Chance(0.03))
+        {
+            address ^= 0x8000_0000_0000_0000UL | (r.Chance(0.5) ? 8UL : 0);
+        }
+
+        g.SetRegister(p, address);
+        g.SetRegister(Register.RAX, (r.Value() & 0xFFFF_FFFF_0000_0000UL) | (uint)r.Below(4));
+
+        byte[] image = new byte[576];
+        int fcw = (0x37F & ~(r.Chance(0.2) ? 1 << r.Below(6) : 0) & ~0xF00) | (r.Below(16) << 8);
+        BitConverter.TryWriteBytes(image.AsSpan(0), (ushort)fcw);
+        // FSW: condition codes and TOP, sometimes exception flags and an ES/B that disagree with them.
+        BitConverter.TryWriteBytes(image.AsSpan(2), (ushort)(r.Next() & (r.Chance(0.2) ? 0xFFFFu : 0x3F00u)));
+        image[4] = (byte)r.Next();
+        BitConverter.TryWriteBytes(image.AsSpan(6), (ushort)(r.Next() & 0x7FF));
+        BitConverter.TryWriteBytes(image.AsSpan(8), r.Value());
+        BitConverter.TryWriteBytes(image.AsSpan(16), r.Value());
+        uint mxcsr = 0x1F80 | (uint)(r.Next() & 0x7F) | (uint)(r.Below(4) << 13);
+        BitConverter.TryWriteBytes(image.AsSpan(24), r.Chance(0.05) ? mxcsr | (1u << (16 + r.Below(16))) : mxcsr);
+        for (int i = 0; i < 8; i++)
+        {
+            (ulong significand, ushort signExponent) = ExtendedValues.Next(r);
+            BitConverter.TryWriteBytes(image.AsSpan(32 + (16 * i)), significand);
+            BitConverter.TryWriteBytes(image.AsSpan(40 + (16 * i)), signExponent);
+        }
+
+        for (int i = 0; i < 32; i++)
+        {
+            BitConverter.TryWriteBytes(image.AsSpan(160 + (8 * i)), r.Value());
+        }
+
+        BitConverter.TryWriteBytes(image.AsSpan(512), (ulong)r.Below(4));
+        if (r.Chance(0.05))
+        {
+            // A reserved header byte (XCOMP_BV without bit 63 counts too): #GP.
+            image[520 + r.Below(44)] = (byte)(1 + r.Below(0x7F));
+        }
+
+        g.Patch(offset, image);
+
+        Code[] xsaves = [Code.Xsave_mem, Code.Xsave64_mem];
+        Code[] xrstors = [Code.Xrstor_mem, Code.Xrstor64_mem];
+        int n = 1 + r.Below(3);
+        for (int i = 0; i < n; i++)
+        {
+            switch (r.Below(5))
+            {
+                case 0:
+                case 1:
+                    g.Add(Instruction.Create(xsaves[r.Below(2)], new MemoryOperand(p)));
+                    break;
+                case 2:
+                case 3:
+                    g.Add(Instruction.Create(xrstors[r.Below(2)], new MemoryOperand(p)));
+                    break;
+                default:
+                    g.AddRandom(r.Chance(0.5) ? s_x87Codes : s_sseIntegerCodes);
+                    break;
+            }
         }
     }
 

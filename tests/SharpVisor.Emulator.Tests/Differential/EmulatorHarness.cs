@@ -24,8 +24,8 @@ internal sealed class EmulatorHarness : IDisposable
         _memory.AddRegion(DiffCase.CodeBase, DiffCase.CodePageSize, name: "difftest-code");
         _memory.AddRegion(DiffCase.ExitSlot, 0x1000, readOnly: true, name: "difftest-exit");
         _memory.Write(DiffCase.ExitSlot, exitSlotValue);
-        _cpu = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu());
-        _stepper = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu());
+        _cpu = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
+        _stepper = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
     }
 
     public List<string> Diagnostics { get; } = new();
@@ -52,6 +52,7 @@ internal sealed class EmulatorHarness : IDisposable
         cpu.InvalidateCode(DiffCase.CodeBase, DiffCase.CodePageSize);
         cpu.SetState(UserState(c));
         cpu.Fxrstor(c.Fx);
+        cpu.Xcr0 = CpuModel.SupportedXcr0;
         cpu.ClearBreakpoints();
         cpu.AddBreakpoint(DiffCase.CodeBase + (ulong)c.Code.Length);
         cpu.Diagnostics = Diagnostics.Add;

@@ -6,7 +6,8 @@ namespace SharpVisor.Host.Tests.Fakes;
 /// <summary>
 /// A machine that runs no guest: it records what the VMM asked of it, echoes console input
 /// to its serial output, and stops when told to (or on the power button when
-/// <see cref="ObeysPowerButton"/>), so the API layer can be tested without a hypervisor.
+/// <see cref="ObeysPowerButton"/>, on Ctrl-Alt-Del as <see cref="CtrlAltDelReaction"/> says), so
+/// the API layer can be tested without a hypervisor.
 /// </summary>
 public sealed class FakeDomainMachine : IDomainMachine
 {
@@ -26,6 +27,12 @@ public sealed class FakeDomainMachine : IDomainMachine
     public string AcceleratorName => "fake";
 
     public bool ObeysPowerButton { get; set; }
+
+    /// <summary>How the guest answers Ctrl-Alt-Del: null ignores it, Reset reboots, PowerOff powers off.</summary>
+    public MachineStopReason? CtrlAltDelReaction { get; set; }
+
+    /// <summary>When set, the keyboard refuses the keys (the guest disabled it) with this message.</summary>
+    public string? KeyboardRefusal { get; set; }
 
     public bool IsStarted { get; private set; }
 
@@ -58,7 +65,24 @@ public sealed class FakeDomainMachine : IDomainMachine
         }
     }
 
-    public void SendCtrlAltDel() => CtrlAltDelCount++;
+    public void SendCtrlAltDel()
+    {
+        if (KeyboardRefusal is not null)
+        {
+            throw new InvalidOperationException(KeyboardRefusal);
+        }
+
+        CtrlAltDelCount++;
+        switch (CtrlAltDelReaction)
+        {
+            case MachineStopReason.Reset:
+                Reset("guest pulsed the i8042 reset line");
+                break;
+            case MachineStopReason.PowerOff:
+                Finish(MachineStopReason.PowerOff, 0, "guest powered off (ACPI S5)");
+                break;
+        }
+    }
 
     public void Stop(string detail) => Finish(MachineStopReason.PowerOff, 0, detail);
 

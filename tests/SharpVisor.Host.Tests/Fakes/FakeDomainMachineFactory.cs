@@ -1,4 +1,5 @@
 using SharpVisor.Host.Domains;
+using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Tests.Fakes;
 
@@ -8,6 +9,8 @@ public sealed class FakeDomainMachineFactory : IDomainMachineFactory
     private readonly List<FakeDomainMachine> _machines = new();
 
     public bool ObeysPowerButton { get; set; }
+
+    public MachineStopReason? CtrlAltDelReaction { get; set; }
 
     /// <summary>When set, Create refuses with this message, as a bad kernel image would.</summary>
     public string? RefuseWith { get; set; }
@@ -38,7 +41,7 @@ public sealed class FakeDomainMachineFactory : IDomainMachineFactory
             throw new DomainConfigurationException(RefuseWith);
         }
 
-        var machine = new FakeDomainMachine(spec, serialOutput) { ObeysPowerButton = ObeysPowerButton };
+        var machine = new FakeDomainMachine(spec, serialOutput) { ObeysPowerButton = ObeysPowerButton, CtrlAltDelReaction = CtrlAltDelReaction };
         lock (_machines)
         {
             _machines.Add(machine);

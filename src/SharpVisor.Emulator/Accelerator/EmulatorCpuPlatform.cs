@@ -1,0 +1,118 @@
+using SharpVisor.Emulator.Platform;
+
+namespace SharpVisor.Emulator.Accelerator;
+
+/// <summary>
+/// What one emulated vCPU asks of the machine around it: MSRs beyond the core go to the
+/// software platform (local APIC, TSC deadline, kvmclock) or to <see cref="VcpuMsrs"/>; the TSC
+/// is the platform's time base (one clock for every vCPU, frozen while the machine is paused);
+/// CPUID gains the KVM hypervisor leaves, the hypervisor/x2APIC/TSC-deadline bits and this
+/// vCPU's APIC id; CR8 is the local APIC's task priority.
+/// </summary>
+public sealed class EmulatorCpuPlatform : ICpuPlatform
+{
+    private const uint HypervisorBit = 1u << 31;
+    private const uint X2ApicBit = 1u << 21;
+    private const uint TscDeadlineBit = 1u << 24;
+    private const uint ApicBit = 1u << 9;
+    private const uint TopologyLevelSmt = 1;
+    private const uint TopologyLevelCore = 2;
+
+    private readonly SoftwarePlatform _platform;
+    private readonly LocalApic _apic;
+    private readonly int _vcpuId;
+    private readonly int _vcpuCount;
+
+    public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount)
+    {
+        ArgumentNullException.ThrowIfNull(platform);
+        ArgumentOutOfRangeException.ThrowIfNegative(vcpuId);
+        ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(vcpuId, vcpuCount);
+        _platform = platform;
+        _apic = platform.IrqChip.GetLocalApic(vcpuId);
+        _vcpuId = vcpuId;
+        _vcpuCount = vcpuCount;
+    }
+
+    public VcpuMsrs Msrs { get; } = new();
+
+    public bool TryReadMsr(X86Cpu cpu, uint index, out ulong value)
+    {
+        if (SoftwarePlatform.HandlesMsr(index))
+        {
+            return _platform.ReadMsr(_vcpuId, index, out value);
+        }
+
+        return Msrs.TryRead(index, out value);
+    }
+
+    public bool TryWriteMsr(X86Cpu cpu, uint index, ulong value)
+    {
+        if (SoftwarePlatform.HandlesMsr(index))
+        {
+            return _platform.WriteMsr(_vcpuId, index, value);
+        }
+
+        return Msrs.TryWrite(index, value);
+    }
+
+    public ulong ReadTsc() => _platform.Time.ReadTsc();
+
+    public void AdjustCpuid(X86Cpu cpu, uint leaf, uint subleaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
+    {
+        if (KvmCpuid.TryGetLeaf(leaf, out uint a, out uint b, out uint c, out uint d))
+        {
+            (eax, ebx, ecx, edx) = (a, b, c, d);
+            return;
+        }
+
+        uint apicId = (uint)_vcpuId;
+        switch (leaf)
+        {
+            case 1:
+                ebx = (ebx & 0x00FF_FFFF) | (apicId << 24);
+                ecx |= HypervisorBit | X2ApicBit | TscDeadlineBit;
+                edx |= ApicBit;
+                break;
+
+            case 0xB:
+                // Extended topology: one thread per core, every vCPU a core of one package.
+                // EDX is the x2APIC id at every level; ECX echoes the level number.
+                edx = apicId;
+                ecx = subleaf & 0xFF;
+                if (subleaf == 0)
+                {
+                    (eax, ebx) = (0, 1);
+                    ecx |= TopologyLevelSmt << 8;
+                }
+                else if (subleaf == 1)
+                {
+                    eax = (uint)BitsFor(_vcpuCount);
+                    ebx = (uint)_vcpuCount;
+                    ecx |= TopologyLevelCore << 8;
+                }
+                else
+                {
+                    (eax, ebx) = (0, 0);
+                }
+
+                break;
+        }
+    }
+
+    public ulong ReadCr8(X86Cpu cpu) => (_apic.TaskPriority >> 4) & 0xF;
+
+    public void WriteCr8(X86Cpu cpu, ulong value) => _apic.TaskPriority = (uint)(value & 0xF) << 4;
+
+    /// <summary>Bits of the APIC id that number the cores of a package holding <paramref name="count"/>.</summary>
+    private static int BitsFor(int count)
+    {
+        int bits = 0;
+        while ((1 << bits) < count)
+        {
+            bits++;
+        }
+
+        return bits;
+    }
+}

@@ -1,0 +1,332 @@
+using SharpVisor.Emulator.Platform;
+using SharpVisor.Machine;
+
+namespace SharpVisor.Emulator.Accelerator;
+
+/// <summary>
+/// One vCPU of the software accelerator: an <see cref="X86Cpu"/> in system mode (exceptions go
+/// through the guest's IDT) with its local APIC. <see cref="Run"/> interprets the guest in slices
+/// of a bounded number of instructions; between slices it serves the timers and takes the local
+/// APIC's events in architectural order (INIT, SIPI, NMI, then a maskable interrupt when the CPU
+/// accepts one). HLT and wait-for-SIPI sleep on the APIC's wake-up event until something can
+/// run or the next timer deadline, so an idle guest costs no host CPU.
+/// </summary>
+public sealed class EmulatorVcpu : IVcpu
+{
+    /// <summary>
+    /// Guest instructions per slice: well under a millisecond of interpretation, so timers are
+    /// served and pending interrupts delivered within about a millisecond. A kick does not wait
+    /// for the slice: it stops the CPU at the next block boundary.
+    /// </summary>
+    public const long SliceInstructions = 20_000;
+
+    /// <summary>
+    /// The shorter slice while an interrupt waits for the guest to set IF (KVM's interrupt
+    /// window): the guest usually re-enables interrupts within a few instructions.
+    /// </summary>
+    public const long InterruptWindowSliceInstructions = 500;
+
+    private const ulong RflagsInterruptEnable = 1UL << 9;
+
+    private readonly EmulatorVirtualMachine _vm;
+    private readonly X86Cpu _cpu;
+    private readonly LocalApic _apic;
+    private readonly SoftwarePlatform _platform;
+    private int _kickPending;
+    private int _running;
+    private bool _halted;
+    private bool _inInitState;
+    private bool _windowOpenRequested;
+
+    internal EmulatorVcpu(EmulatorVirtualMachine vm, int id)
+    {
+        _vm = vm;
+        Id = id;
+        _platform = vm.Platform;
+        _apic = _platform.IrqChip.GetLocalApic(id);
+        var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount);
+        _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
+        {
+            Platform = CpuPlatform,
+            DeliverExceptions = true,
+            PortIo = VcpuPortIo.CreateBus(vm.PortIo, Exits),
+            Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
+        };
+    }
+
+    public int Id { get; }
+
+    /// <summary>
+    /// Counts a KVM user recognises: "io", "mmio", "hlt", "irq-injection", "nmi-injection",
+    /// "irq-window", "init", "sipi", "intr" (kicks), plus "apic-access" (the local APIC page, which
+    /// KVM handles in-kernel) and "instructions" (guest instructions retired).
+    /// </summary>
+    public ExitCounters Exits { get; } = new();
+
+    /// <summary>The interpreter; for tests and diagnostics. Use it only while <see cref="Run"/> is not running.</summary>
+    internal X86Cpu Cpu => _cpu;
+
+    internal EmulatorCpuPlatform CpuPlatform { get; }
+
+    public LocalApic LocalApic => _apic;
+
+    /// <summary>Guest instructions retired on this vCPU.</summary>
+    public long InstructionsExecuted => _cpu.InstructionsExecuted;
+
+    /// <summary>The architectural state; call it while the vCPU is not running (paused or stopped), as on KVM.</summary>
+    public VcpuState GetState()
+    {
+        VcpuState state = _cpu.GetState();
+        state.ApicBase = _apic.ApicBase;
+        state.Cr8 = (_apic.TaskPriority >> 4) & 0xF;
+        return state;
+    }
+
+    /// <summary>Loads the registers; CR8 becomes the local APIC's task priority and APIC_BASE its base (the BSP flag is fixed).</summary>
+    public void SetState(VcpuState state)
+    {
+        ArgumentNullException.ThrowIfNull(state);
+        ulong bootFlag = _apic.ApicBase & LocalApic.ApicBaseBsp;
+        ulong apicBase = (state.ApicBase & ~LocalApic.ApicBaseBsp) | bootFlag;
+        if (apicBase != _apic.ApicBase && !_apic.WriteMsr(LocalApic.MsrApicBase, apicBase))
+        {
+            throw new ArgumentException($"vCPU {Id}: IA32_APIC_BASE 0x{state.ApicBase:x} is not a valid value");
+        }
+
+        _cpu.SetState(state);
+        _apic.TaskPriority = (uint)(state.Cr8 & 0xF) << 4;
+        _halted = false;
+    }
+
+    /// <summary>
+    /// Runs the guest on the calling thread until the machine stops, this vCPU is kicked, or the
+    /// guest does something that ends it (triple fault, halting for good, an internal error).
+    /// </summary>
+    public VcpuExit Run()
+    {
+        if (Interlocked.Exchange(ref _running, 1) != 0)
+        {
+            throw new InvalidOperationException($"vCPU {Id} is already running on another thread");
+        }
+
+        try
+        {
+            return RunLoop();
+        }
+        finally
+        {
+            Volatile.Write(ref _running, 0);
+        }
+    }
+
+    /// <summary>
+    /// Makes the current <see cref="Run"/> — or the next one, if none is in progress — return
+    /// <see cref="VcpuExitReason.Stopped"/>: stops the interpreter at its next block boundary and
+    /// wakes the thread if it sleeps in HLT or wait-for-SIPI.
+    /// </summary>
+    public void Kick()
+    {
+        Volatile.Write(ref _kickPending, 1);
+        _cpu.RequestStop();
+        _apic.Wake();
+    }
+
+    /// <summary>Kicks a running vCPU and waits up to 5 seconds for its thread to leave <see cref="Run"/>.</summary>
+    public void Dispose() => StopAndWait(TimeSpan.FromSeconds(5));
+
+    /// <summary>Whether the vCPU's thread is out of <see cref="Run"/> (kicking it first); false after the timeout.</summary>
+    internal bool StopAndWait(TimeSpan timeout)
+    {
+        if (Volatile.Read(ref _running) == 0)
+        {
+            return true;
+        }
+
+        Kick();
+        return SpinWait.SpinUntil(() => Volatile.Read(ref _running) == 0, timeout);
+    }
+
+    private VcpuExit RunLoop()
+    {
+        MachineControl control = _vm.Control;
+        while (true)
+        {
+            if (control.IsStopRequested || Volatile.Read(ref _kickPending) != 0)
+            {
+                return Stopped();
+            }
+
+            _platform.PollTimers();
+            _apic.UpdateTimer();
+            TakeApicEvents();
+
+            if (_apic.IsWaitingForSipi)
+            {
+                // Application processors from power-on, and any AP after INIT: only a SIPI (or a kick) wakes them.
+                _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
+                continue;
+            }
+
+            if (_halted)
+            {
+                if (IsHaltedForever())
+                {
+                    return ExitWithState(VcpuExitReason.HaltedForever, "HLT with interrupts disabled and nothing that could wake the vCPU (no NMI source, no other vCPU)");
+                }
+
+                _apic.WaitForWakeupUntil(_platform.NextDeadlineFor(Id));
+                continue;
+            }
+
+            VcpuExit? exit = RunSlice();
+            if (exit is not null)
+            {
+                return exit;
+            }
+        }
+    }
+
+    /// <summary>Interprets one slice; null means "go round the loop again".</summary>
+    private VcpuExit? RunSlice()
+    {
+        long before = _cpu.InstructionsExecuted;
+        CpuRunResult result = _cpu.Run(_windowOpenRequested ? InterruptWindowSliceInstructions : SliceInstructions);
+        Exits.Add("instructions", _cpu.InstructionsExecuted - before);
+        switch (result.Reason)
+        {
+            case CpuStopReason.InstructionLimit:
+            case CpuStopReason.StopRequested:
+            case CpuStopReason.Breakpoint:
+                return null;
+
+            case CpuStopReason.Halted:
+                Exits.Increment("hlt");
+                _halted = true;
+                return null;
+
+            case CpuStopReason.WaitingForStartup:
+                // The core waits for a SIPI the local APIC has not announced yet: sleep rather than spin.
+                _apic.WaitForWakeup(TimeSpan.FromMilliseconds(1));
+                return null;
+
+            case CpuStopReason.TripleFault:
+                Exits.Increment("shutdown");
+                return ExitWithState(VcpuExitReason.Shutdown, "triple fault: the vCPU shut down");
+
+            case CpuStopReason.Exception:
+                Exits.Increment("internal-error");
+                return ExitWithState(VcpuExitReason.InternalError, $"guest exception not delivered: {result.Exception?.Message}");
+
+            default:
+                return ExitWithState(VcpuExitReason.InternalError, $"unexpected CPU stop reason {result.Reason}");
+        }
+    }
+
+    /// <summary>Takes what the local APIC has for the CPU, in architectural order, while the CPU can take it.</summary>
+    private void TakeApicEvents()
+    {
+        if (!_apic.HasPendingEvents)
+        {
+            _windowOpenRequested = false;
+            return;
+        }
+
+        while (true)
+        {
+            bool interruptsAllowed = !_apic.IsWaitingForSipi && _cpu.CanAcceptInterrupt;
+            if (!_apic.TryTakeEvent(nmiAllowed: true, interruptsAllowed, out ApicEvent apicEvent))
+            {
+                // A maskable interrupt waits for IF (or the end of an interrupt shadow): KVM's interrupt window.
+                bool waiting = !interruptsAllowed && !_apic.IsWaitingForSipi && _apic.TryGetPendingInterrupt(out _);
+                if (waiting && !_windowOpenRequested)
+                {
+                    Exits.Increment("irq-window");
+                }
+
+                _windowOpenRequested = waiting;
+                return;
+            }
+
+            switch (apicEvent.Kind)
+            {
+                case ApicEventKind.Init:
+                    Exits.Increment("init");
+                    if (_apic.IsBootProcessor)
+                    {
+                        // A BSP leaves INIT at the reset vector rather than waiting for a SIPI.
+                        _cpu.Reset();
+                    }
+                    else
+                    {
+                        _cpu.EnterInitState();
+                        _inInitState = true;
+                    }
+
+                    _halted = false;
+                    break;
+
+                case ApicEventKind.StartUp:
+                    Exits.Increment("sipi");
+                    EnterInitStateOnce();
+                    _cpu.DeliverStartup((byte)apicEvent.Vector);
+                    _inInitState = false;
+                    _halted = false;
+                    break;
+
+                case ApicEventKind.Nmi:
+                    Exits.Increment("nmi-injection");
+                    _cpu.DeliverNmi();
+                    _halted = false;
+                    break;
+
+                case ApicEventKind.Interrupt:
+                    Exits.Increment("irq-injection");
+                    _cpu.DeliverInterrupt((byte)apicEvent.Vector);
+                    _halted = false;
+                    break;
+            }
+        }
+    }
+
+    /// <summary>
+    /// An AP's CPU enters its INIT state before its first SIPI: at power-on it is in its RESET
+    /// state, and a start-up IPI is taken only in wait-for-SIPI. (Until then it never executes.)
+    /// </summary>
+    private void EnterInitStateOnce()
+    {
+        if (!_inInitState)
+        {
+            _cpu.EnterInitState();
+            _inInitState = true;
+        }
+    }
+
+    /// <summary>
+    /// HLT with IF=0 on a machine with one vCPU and no NMI or INIT pending: nothing can ever wake
+    /// it (NMIs, INITs and SIPIs come from other vCPUs). With more vCPUs the halt is legitimate —
+    /// Linux parks CPUs so while another powers the machine off — and the vCPU sleeps.
+    /// </summary>
+    private bool IsHaltedForever() =>
+        _vm.VcpuCount == 1
+        && (_cpu.Rflags & RflagsInterruptEnable) == 0
+        && !_apic.PendingNmi
+        && !_apic.PendingInit;
+
+    private VcpuExit Stopped()
+    {
+        if (Interlocked.Exchange(ref _kickPending, 0) != 0)
+        {
+            Exits.Increment("intr");
+        }
+
+        return new VcpuExit(Id, VcpuExitReason.Stopped, _vm.Control.StopDetail ?? "kicked");
+    }
+
+    private VcpuExit ExitWithState(VcpuExitReason reason, string detail)
+    {
+        VcpuState state = GetState();
+        byte[]? code = GuestCodeReader.Read(_vm.Memory, state, EmulatorCpuModel.PhysicalAddressBits(_vm.CpuModel));
+        return new VcpuExit(Id, reason, detail, state, code);
+    }
+}

@@ -1,0 +1,139 @@
+using SharpVisor.Emulator.Mmu;
+using SharpVisor.Emulator.Platform;
+using SharpVisor.Machine;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Emulator.Accelerator;
+
+/// <summary>
+/// A machine on the software accelerator: guest memory, the I/O buses, the software platform
+/// (its <see cref="SoftwareIrqChip"/> is the machine's interrupt controller, and its PIC, PIT,
+/// RTC and I/O APIC sit on the buses as KVM's in-kernel ones would), and the vCPUs.
+/// </summary>
+public sealed class EmulatorVirtualMachine : IVirtualMachine
+{
+    /// <summary>As for KVM: xAPIC ids are 8 bits and 0xFF is broadcast.</summary>
+    public const int MaxVcpus = 255;
+
+    private readonly EmulatorVcpu?[] _vcpus;
+    private readonly object _vcpuLock = new();
+    private readonly SecondLevelTable? _secondLevel;
+
+    public EmulatorVirtualMachine(GuestMemory memory, int vcpuCount, MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(memory);
+        if (vcpuCount < 1 || vcpuCount > MaxVcpus)
+        {
+            throw new ArgumentOutOfRangeException(nameof(vcpuCount), $"{vcpuCount} vCPUs requested; the emulator supports 1..{MaxVcpus}");
+        }
+
+        Memory = memory;
+        VcpuCount = vcpuCount;
+        MmuMode = mmuMode;
+        CpuModel = EmulatorCpuModel.Create(PlatformTimeBase.DefaultTscFrequencyHz);
+        Platform = new SoftwarePlatform(memory, vcpuCount, log: new PlatformLog(log));
+        Platform.Register(PortIo, Mmio);
+        _vcpus = new EmulatorVcpu?[vcpuCount];
+
+        // The hypervisor's own GPA→host table, shared read-only by every vCPU's nested MMU.
+        _secondLevel = mmuMode == MmuMode.Nested ? SecondLevelTable.Build(memory) : null;
+
+        // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
+        Control.OnStop(KickAll);
+    }
+
+    public GuestMemory Memory { get; }
+
+    public PortIoBus PortIo { get; } = new();
+
+    public MmioBus Mmio { get; } = new();
+
+    public IInterruptController Interrupts => Platform.IrqChip;
+
+    public MachineControl Control { get; } = new();
+
+    public int VcpuCount { get; }
+
+    public MmuMode MmuMode { get; }
+
+    /// <summary>The processor every vCPU reports through CPUID.</summary>
+    public CpuModel CpuModel { get; }
+
+    /// <summary>The devices KVM would provide in-kernel, and the time base (pause it with the machine).</summary>
+    public SoftwarePlatform Platform { get; }
+
+    public IVcpu CreateVcpu(int id)
+    {
+        if (id < 0 || id >= VcpuCount)
+        {
+            throw new ArgumentOutOfRangeException(nameof(id), $"vCPU id {id} is outside 0..{VcpuCount - 1}");
+        }
+
+        lock (_vcpuLock)
+        {
+            if (_vcpus[id] is not null)
+            {
+                throw new InvalidOperationException($"vCPU {id} already exists");
+            }
+
+            var vcpu = new EmulatorVcpu(this, id);
+            _vcpus[id] = vcpu;
+            return vcpu;
+        }
+    }
+
+    /// <summary>Freezes virtual time (TSC, timers, kvmclock) while the machine is paused.</summary>
+    public void PauseTime() => Platform.Pause();
+
+    /// <summary>Restarts virtual time and tells the guest (kvmclock) it was stopped; nothing if time is not paused.</summary>
+    public void ResumeTime()
+    {
+        if (Platform.Time.IsPaused)
+        {
+            Platform.Resume();
+        }
+    }
+
+    /// <summary>The one place a vCPU's MMU is made: shadow or nested paging over this machine's memory.</summary>
+    internal Mmu.IMmu CreateMmu(MmuMode mode) => MmuFactory.Create(mode, Memory, _secondLevel, MmuOptions);
+
+    /// <summary>The options the MMU is built with: MAXPHYADDR must agree with CPUID 0x80000008.</summary>
+    internal MmuOptions MmuOptions => new() { PhysicalAddressBits = EmulatorCpuModel.PhysicalAddressBits(CpuModel) };
+
+    internal SecondLevelTable? SecondLevel => _secondLevel;
+
+    /// <summary>
+    /// Stops the vCPUs (waiting up to 5 seconds each for their threads to leave Run) and frees the
+    /// second-level table — unless a vCPU thread is still inside the guest, which may still use it.
+    /// </summary>
+    public void Dispose()
+    {
+        bool allStopped = true;
+        lock (_vcpuLock)
+        {
+            foreach (EmulatorVcpu? vcpu in _vcpus)
+            {
+                allStopped &= vcpu?.StopAndWait(TimeSpan.FromSeconds(5)) ?? true;
+            }
+        }
+
+        if (allStopped)
+        {
+            _secondLevel?.Dispose();
+        }
+    }
+
+    private void KickAll()
+    {
+        EmulatorVcpu?[] vcpus;
+        lock (_vcpuLock)
+        {
+            vcpus = (EmulatorVcpu?[])_vcpus.Clone();
+        }
+
+        foreach (EmulatorVcpu? vcpu in vcpus)
+        {
+            vcpu?.Kick();
+        }
+    }
+}
