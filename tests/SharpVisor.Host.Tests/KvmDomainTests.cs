@@ -169,6 +169,12 @@ public sealed partial class KvmDomainTests
     public async Task ADomainWithADriveAndABalloonBootsAndMemSetReachesItsBalloon()
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
+        if (!HostCapabilities.IsRoot || !File.Exists("/dev/net/tun"))
+        {
+            Assert.Fail("SKIPPED — NEEDS root and /dev/net/tun: the domain's NIC is a TAP the VMM creates");
+        }
+
+        string tap = $"svd{Environment.ProcessId % 100000}";
         string image = host.Directory.File("rootfs.img");
         File.WriteAllBytes(image, new byte[1 << 20]);
         CreateDomainRequest request = host.Request("io", bootArgs: "loop=20000", memoryMib: 32, kernel: TestKernels.MultibootHello, balloon: true);
@@ -177,11 +183,15 @@ public sealed partial class KvmDomainTests
             Config = request.Config with
             {
                 Drives = [new SharpVisor.Host.Firecracker.Drive { DriveId = "rootfs", IsRootDevice = true, PathOnHost = image }],
+
+                // A TAP the VMM creates (root has CAP_NET_ADMIN) and that goes away with it.
+                NetworkInterfaces = [new SharpVisor.Host.Firecracker.NetworkInterface { IfaceId = "eth0", HostDevName = tap, GuestMac = "06:00:ac:10:00:02" }],
             },
         };
 
         await host.Client.CreateAsync(request);
         await WaitForTickAsync(host.Client, "io", 1);
+        Assert.True(Directory.Exists($"/sys/class/net/{tap}"), $"the VMM did not create TAP {tap}");
         await host.Client.SetMemoryAsync("io", 24);
 
         string metrics = await host.Client.MetricsAsync();
@@ -189,10 +199,12 @@ public sealed partial class KvmDomainTests
         Assert.Contains("sharpvisor_domain_balloon_actual_bytes{domain=\"io\",id=\"1\"} 0\n", metrics); // this guest has no balloon driver
         Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"rootfs\",direction=\"read\"} 0\n", metrics);
         Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"balloon0\",direction=\"write\"} 0\n", metrics);
+        Assert.Contains("sharpvisor_domain_device_bytes_total{domain=\"io\",id=\"1\",device=\"eth0\",direction=\"write\"} 0\n", metrics);
 
         DaemonException tooMuch = await Assert.ThrowsAsync<DaemonException>(() => host.Client.SetMemoryAsync("io", 64));
         Assert.Equal(400, tooMuch.StatusCode);
         await host.Client.DestroyAsync("io");
+        await Eventually.TrueAsync(() => !Directory.Exists($"/sys/class/net/{tap}"), s_timeout, $"TAP {tap} is gone with its VMM");
     }
 
     private static async Task<int> LastTickAsync(DaemonClient client, string domain)
