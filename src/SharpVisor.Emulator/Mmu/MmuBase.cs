@@ -23,7 +23,7 @@ public abstract class MmuBase : IMmu
     private readonly ulong[] _pdptes = new ulong[4];
 
     /// <param name="tracker">The machine's write tracker (shared by its vCPUs); null: one of its own (a lone CPU).</param>
-    protected MmuBase(GuestMemory memory, MmuOptions? options, WriteTracker? tracker)
+    protected MmuBase(GuestMemory memory, MmuOptions? options, WriteTracker? tracker = null)
     {
         options ??= MmuOptions.Default;
         options.Validate();
