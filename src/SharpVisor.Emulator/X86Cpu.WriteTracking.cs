@@ -35,9 +35,17 @@ public sealed unsafe partial class X86Cpu
             _mmu.OnGuestPhysicalWrite(physical, (int)Math.Min(length, int.MaxValue));
         }
 
-        while (_tracking.TryTakeSettled(out ulong frame))
+        // Frames tracked while another vCPU's store to them could still land.
+        while (_tracking.TryTakeSettled(out ulong frame, out TrackReason reason))
         {
-            _mmu.RecheckFrame(frame); // a page table shadowed while another vCPU's store to it could still land
+            if (reason == TrackReason.Code)
+            {
+                InvalidateCodePage(frame); // such a store did land: what was decoded may be stale
+            }
+            else
+            {
+                _mmu.RecheckFrame(frame);
+            }
         }
     }
 }

@@ -13,11 +13,12 @@ namespace SharpVisor.Emulator.Mmu;
 /// The race this handles beyond reports: another vCPU may be between checking its TLB write tag
 /// and storing when this vCPU begins tracking a frame (revoking the tag cannot stop a store
 /// already past the check). Every vCPU therefore counts its progress — odd while it executes
-/// guest instructions, advanced at each block boundary, even while it waits — and once every
-/// vCPU that was executing when the tags were revoked has moved on, such stores have landed.
-/// Code waits for that before it is decoded (<see cref="Track"/> is called at a block boundary);
-/// a page table, tracked in the middle of a translation, is "unsettled" until then and its
-/// shadow is re-compared with memory afterwards (<see cref="TryTakeSettled"/>).
+/// guest instructions, advanced at each block boundary — and once every vCPU that was
+/// executing when the tags were revoked has moved on, such stores have landed. Until then the
+/// frame is "unsettled": for code, a copy of the page taken before decoding is compared with
+/// memory at each of the owner's block boundaries, so a racing store drops the blocks before
+/// the owner can run one after seeing anything stored later; for a page table, the shadow is
+/// re-compared with memory once settled (<see cref="TryTakeSettled"/>). No vCPU ever waits.
 /// </remarks>
 public sealed class WriteTrackerMember
 {
@@ -27,6 +28,7 @@ public sealed class WriteTrackerMember
     private readonly WriteTracker _tracker;
     private readonly ConcurrentQueue<(ulong Address, ulong Length)> _writes = new();
     private readonly List<Unsettled> _unsettled = new();
+    private readonly Stack<byte[]> _snapshots = new();
     private readonly ulong _codeBit;
     private readonly ulong _tableBit;
     private readonly bool _sharedBit;
@@ -70,8 +72,7 @@ public sealed class WriteTrackerMember
     /// <summary>
     /// Starts tracking a frame: from now on no TLB of the machine holds a write tag for it and
     /// every store to it is reported to this vCPU. Call before reading what will be derived from
-    /// the frame. For <see cref="TrackReason.Code"/>, call it only at a block boundary (no store of
-    /// this vCPU under way): it waits until stores the other vCPUs had begun have landed.
+    /// the frame (decoding code, walking a table).
     /// </summary>
     public void Track(ulong frame, TrackReason reason)
     {
@@ -110,15 +111,8 @@ public sealed class WriteTrackerMember
         }
 
         // Another vCPU is executing: a store of its may be past its tag check.
-        if (reason == TrackReason.Code)
-        {
-            WaitUntilSettled(progress);
-        }
-        else
-        {
-            _unsettled.Add(new Unsettled(frame, progress));
-            Volatile.Write(ref _pending, 1);
-        }
+        _unsettled.Add(new Unsettled(frame, reason, progress, reason == TrackReason.Code ? Snapshot(frame) : null));
+        Volatile.Write(ref _pending, 1);
     }
 
     /// <summary>Stops tracking a frame for <paramref name="reason"/> (this vCPU derived nothing from it any more).</summary>
@@ -189,18 +183,32 @@ public sealed class WriteTrackerMember
     }
 
     /// <summary>
-    /// A page-table frame whose racing stores have all landed (owner thread): re-compare its
-    /// shadow with memory. Frames not settled yet keep <see cref="HasWork"/> set.
+    /// The next unsettled frame that needs the owner (owner thread, at a block boundary): a code
+    /// frame whose memory no longer matches the copy taken before decoding (drop its blocks), or
+    /// a page-table frame whose racing stores have all landed (re-compare its shadow with memory).
+    /// Code frames that settled unchanged are dropped silently; frames not settled yet keep
+    /// <see cref="HasWork"/> set.
     /// </summary>
-    public bool TryTakeSettled(out ulong frame)
+    public bool TryTakeSettled(out ulong frame, out TrackReason reason)
     {
         for (int i = 0; i < _unsettled.Count; i++)
         {
             Unsettled u = _unsettled[i];
-            if (IsSettled(u.Progress))
+            bool changed = u.Reason == TrackReason.Code && HasChanged(u);
+            if (!changed && !IsSettled(u.Progress))
             {
-                _unsettled.RemoveAt(i);
-                frame = u.Frame;
+                continue;
+            }
+
+            _unsettled.RemoveAt(i--);
+            if (u.Snapshot is not null && _snapshots.Count < 16)
+            {
+                _snapshots.Push(u.Snapshot);
+            }
+
+            if (u.Reason == TrackReason.PageTable || changed)
+            {
+                (frame, reason) = (u.Frame, u.Reason);
                 return true;
             }
         }
@@ -211,6 +219,7 @@ public sealed class WriteTrackerMember
         }
 
         frame = 0;
+        reason = default;
         return false;
     }
 
@@ -240,27 +249,6 @@ public sealed class WriteTrackerMember
         return Volatile.Read(ref _pending) != 0;
     }
 
-    /// <summary>Waits until the vCPUs in <paramref name="progress"/> have moved on, counting as not executing meanwhile.</summary>
-    private void WaitUntilSettled(long[] progress)
-    {
-        bool executing = (_progress & 1) != 0;
-        if (executing)
-        {
-            Volatile.Write(ref _progress, _progress + 1); // even: others waiting for us need not wait
-        }
-
-        var spin = default(SpinWait);
-        while (!IsSettled(progress))
-        {
-            spin.SpinOnce();
-        }
-
-        if (executing)
-        {
-            Volatile.Write(ref _progress, _progress + 1);
-        }
-    }
-
     private bool IsSettled(long[] progress)
     {
         WriteTrackerMember[] members = _tracker.Members;
@@ -275,5 +263,23 @@ public sealed class WriteTrackerMember
         return true;
     }
 
-    private readonly record struct Unsettled(ulong Frame, long[] Progress);
+    private unsafe bool HasChanged(Unsettled u) =>
+        u.Snapshot is null
+        || !_tracker.Memory.TryTranslate(u.Frame, 4096, out nint host)
+        || !new ReadOnlySpan<byte>((void*)host, 4096).SequenceEqual(u.Snapshot);
+
+    /// <summary>A copy of the frame as tracking begins (null: not RAM; treated as changed).</summary>
+    private unsafe byte[]? Snapshot(ulong frame)
+    {
+        if (!_tracker.Memory.TryTranslate(frame, 4096, out nint host))
+        {
+            return null;
+        }
+
+        byte[] copy = _snapshots.Count != 0 ? _snapshots.Pop() : new byte[4096];
+        new ReadOnlySpan<byte>((void*)host, 4096).CopyTo(copy);
+        return copy;
+    }
+
+    private readonly record struct Unsettled(ulong Frame, TrackReason Reason, long[] Progress, byte[]? Snapshot);
 }

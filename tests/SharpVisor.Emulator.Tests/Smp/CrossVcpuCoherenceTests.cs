@@ -69,7 +69,7 @@ public class CrossVcpuCoherenceTests
     [MemberData(nameof(Modes))]
     public void RepeatedPatchesAreNeverSeenOutOfOrder(MmuMode mode)
     {
-        const int patches = 3000;
+        const int patches = 2000;
         using var m = new SmpMachine(mode);
         m.Load(Patchable, a =>
         {
@@ -222,7 +222,7 @@ public class CrossVcpuCoherenceTests
     [MemberData(nameof(Modes))]
     public void RepeatedRemapsAreAllSeen(MmuMode mode)
     {
-        const int remaps = 2000;
+        const int remaps = 500;
         using var m = new SmpMachine(mode);
         ulong pte = m.Tables.EntryAddressOf(Window, 1);
         m.Tables.Write(pte, Frame2 | PageTables.P | PageTables.RW);
