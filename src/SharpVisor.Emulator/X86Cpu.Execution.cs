@@ -1,6 +1,7 @@
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using Iced.Intel;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
@@ -71,6 +72,19 @@ public sealed unsafe partial class X86Cpu
     /// </summary>
     public CpuRunResult Run(long maxInstructions = long.MaxValue)
     {
+        _tracking.EnterGuest();
+        try
+        {
+            return RunInGuest(maxInstructions);
+        }
+        finally
+        {
+            _tracking.LeaveGuest();
+        }
+    }
+
+    private CpuRunResult RunInGuest(long maxInstructions)
+    {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
         bool first = true;
         long deliveries = 0;
@@ -138,6 +152,11 @@ public sealed unsafe partial class X86Cpu
             {
                 _stopRequested = false;
                 return new CpuRunResult(CpuStopReason.StopRequested);
+            }
+
+            if (_tracking.PassBoundary())
+            {
+                ServiceWriteTracking();
             }
 
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
@@ -292,9 +311,10 @@ public sealed unsafe partial class X86Cpu
                     {
                         _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
                     }
-                    else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0)
+                    else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
                     {
-                        // A loop whose back edge targets this block's start: run it again in place.
+                        // A loop whose back edge targets this block's start: run it again in place
+                        // (a boundary for the write tracking too; with reports waiting, leave to apply them).
                         loopAgain = true;
                     }
 
@@ -386,6 +406,11 @@ public sealed unsafe partial class X86Cpu
         }
 
         _blocks.Clear();
+        foreach (ulong page in _codePages.Keys)
+        {
+            _tracking.Untrack(page, TrackReason.Code);
+        }
+
         _codePages.Clear();
         FlushJumpCache();
         if (_inBlock)
@@ -429,6 +454,7 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
+        _tracking.Untrack(physicalPage, TrackReason.Code);
         foreach (Block b in blocks)
         {
             if (!b.Valid)
@@ -450,16 +476,22 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
-    private void RegisterCodePage(ulong physicalPage, Block block)
+    private void RegisterCodePage(ulong physicalPage, Block block) => TrackCodePage(physicalPage).Add(block);
+
+    /// <summary>
+    /// The blocks decoded from a page, tracking the page (machine-wide) first if it had none:
+    /// call before reading code from it, so that no store to it can go unreported after the read.
+    /// </summary>
+    private List<Block> TrackCodePage(ulong physicalPage)
     {
         if (!_codePages.TryGetValue(physicalPage, out List<Block>? list))
         {
             list = new List<Block>();
             _codePages.Add(physicalPage, list);
-            ProtectCodePage(physicalPage);
+            _tracking.Track(physicalPage, TrackReason.Code);
         }
 
-        list.Add(block);
+        return list;
     }
 
     private Decoder DecoderFor(int bitness)
@@ -470,6 +502,7 @@ public sealed unsafe partial class X86Cpu
 
     private Block DecodeBlock(ulong linear, ulong physical, byte* page)
     {
+        TrackCodePage(physical & PageMask);
         int bitness = Bitness;
         Decoder decoder = DecoderFor(bitness);
         int start = (int)(linear & 0xFFF);
@@ -548,6 +581,7 @@ public sealed unsafe partial class X86Cpu
         ulong next = (linear & PageMask) + 0x1000;
         next = _is64 ? next : (uint)next;
         nint nextPage = FetchPage(next, out ulong secondPhysical);
+        TrackCodePage(secondPhysical);
         int total = Math.Min(15, tailLength + 0x1000);
         for (int i = 0; i < total; i++)
         {

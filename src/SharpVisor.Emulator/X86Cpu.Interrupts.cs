@@ -80,7 +80,15 @@ public sealed partial class X86Cpu
         }
 
         _halted = false;
-        RaiseEvent(vector, null, EventKind.External, _rip, _rip);
+        _tracking.EnterGuest(); // pushes to the guest's stack, as Run's stores
+        try
+        {
+            RaiseEvent(vector, null, EventKind.External, _rip, _rip);
+        }
+        finally
+        {
+            _tracking.LeaveGuest();
+        }
     }
 
     /// <summary>Delivers an NMI (vector 2) unless one is being handled (then one is latched until IRET); wakes from HLT.</summary>
@@ -98,7 +106,15 @@ public sealed partial class X86Cpu
             return;
         }
 
-        DeliverNmiNow();
+        _tracking.EnterGuest();
+        try
+        {
+            DeliverNmiNow();
+        }
+        finally
+        {
+            _tracking.LeaveGuest();
+        }
     }
 
     private void DeliverNmiNow()

@@ -24,15 +24,19 @@ public sealed unsafe partial class X86Cpu
     private int _tlbContextBase;
     private PageAccess _privilegeAccess;
 
-    // A read-modify-write operand that could not be reached through a host pointer (MMIO, page split, tracked page).
+    // A read-modify-write operand that could not be reached through a host pointer (MMIO, page
+    // split), or one in a write-tracked frame (operated on in place, then reported).
     private readonly byte[] _rmwBuffer = new byte[16];
     private bool _rmwPending;
     private ulong _rmwLinear;
     private int _rmwSize;
+    private ulong _rmwTrackedPhysical = NoTrackedRmw;
+    private const ulong NoTrackedRmw = ulong.MaxValue;
 
     private void AttachMmu(IMmu mmu)
     {
         _mmu = mmu;
+        _tracking = mmu.Tracking;
         _tlb = mmu.Tlb;
         _tlbEntries = _tlb.Entries;
         _tlbSlotMask = _tlb.Slots - 1;
@@ -312,8 +316,23 @@ public sealed unsafe partial class X86Cpu
             return ref Unsafe.AsRef<byte>((void*)((nint)linear + e.Addend));
         }
 
+        if ((linear & 0xFFF) <= (ulong)(0x1000 - size))
+        {
+            // A write-tracked RAM frame: in place, so LOCKed operations stay atomic against the
+            // other vCPUs (and their page walks' A/D updates); CommitRmw reports the store.
+            nint host = TranslatePage(linear, MemoryAccess.Write);
+            if (host != 0 && _lastTracked)
+            {
+                _rmwPending = true;
+                _rmwTrackedPhysical = _lastPhysical;
+                _rmwSize = size;
+                return ref Unsafe.AsRef<byte>((void*)host);
+            }
+        }
+
         // Split or MMIO: operate on a copy and write it back in CommitRmw.
         ReadBytes(linear, _rmwBuffer.AsSpan(0, size));
+        _rmwTrackedPhysical = NoTrackedRmw;
         _rmwPending = true;
         _rmwLinear = linear;
         _rmwSize = size;
@@ -332,6 +351,12 @@ public sealed unsafe partial class X86Cpu
     private void CommitRmwSlow()
     {
         _rmwPending = false;
+        if (_rmwTrackedPhysical != NoTrackedRmw)
+        {
+            OnTrackedStore(_rmwTrackedPhysical, _rmwSize);
+            return;
+        }
+
         WriteBytes(_rmwLinear, _rmwBuffer.AsSpan(0, _rmwSize));
     }
 
@@ -445,7 +470,7 @@ public sealed unsafe partial class X86Cpu
                 data.CopyTo(page);
                 if (tracked)
                 {
-                    _mmu.OnGuestPhysicalWrite(physical, data.Length);
+                    OnTrackedStore(physical, data.Length);
                 }
             }
             else
@@ -474,8 +499,9 @@ public sealed unsafe partial class X86Cpu
     /// <summary>
     /// Translates <paramref name="linear"/> for <paramref name="access"/> through the MMU (which fills
     /// the TLB) and returns its host address: 0 for MMIO, with the guest-physical address left in
-    /// <see cref="_lastPhysical"/>. Raises #PF with the MMU's error code; keeps pages holding decoded
-    /// code write-protected in the TLB, and drops their blocks when this access writes them.
+    /// <see cref="_lastPhysical"/>, and whether a store must be reported in <see cref="_lastTracked"/>
+    /// (decoded code or a shadowed table: the MMU never gives those frames TLB write tags). Raises
+    /// #PF with the MMU's error code.
     /// </summary>
     private nint TranslatePage(ulong linear, MemoryAccess access, bool implicitAccess = false)
     {
@@ -497,21 +523,6 @@ public sealed unsafe partial class X86Cpu
         _lastTracked = t.WriteTracked;
         if (t.IsRam)
         {
-            ulong physicalPage = physical & PageMask;
-            if (IsCodePage(physicalPage))
-            {
-                if (access == MemoryAccess.Write)
-                {
-                    // Self-modifying code, through whatever linear alias: the blocks go, the page is data again.
-                    InvalidateCodePage(physicalPage);
-                }
-                else
-                {
-                    // The MMU may just have granted a write tag: stores to cached code must come here.
-                    _tlb.EntryFor(linear, SoftTlb.ContextFor(kind)).WriteTag = SoftTlb.InvalidTag;
-                }
-            }
-
             return t.HostAddress;
         }
 
@@ -545,7 +556,4 @@ public sealed unsafe partial class X86Cpu
         physicalPage = _lastPhysical & PageMask;
         return host - (nint)(linear & 0xFFF);
     }
-
-    /// <summary>Takes write access away from every TLB entry for <paramref name="physicalPage"/> (it now holds cached code).</summary>
-    private void ProtectCodePage(ulong physicalPage) => _tlb.RevokeWrite(physicalPage);
 }

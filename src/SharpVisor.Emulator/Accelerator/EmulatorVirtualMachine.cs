@@ -38,6 +38,9 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         // The hypervisor's own GPA→host table, shared read-only by every vCPU's nested MMU.
         _secondLevel = mmuMode == MmuMode.Nested ? SecondLevelTable.Build(memory) : null;
 
+        // The frames whose stores every vCPU must see (decoded code, shadowed page tables).
+        WriteTracker = new WriteTracker(memory);
+
         // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
         Control.OnStop(KickAll);
     }
@@ -94,8 +97,11 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         }
     }
 
+    /// <summary>The machine's write-tracked frames, shared by the vCPUs' MMUs and code caches.</summary>
+    public WriteTracker WriteTracker { get; }
+
     /// <summary>The one place a vCPU's MMU is made: shadow or nested paging over this machine's memory.</summary>
-    internal Mmu.IMmu CreateMmu(MmuMode mode) => MmuFactory.Create(mode, Memory, _secondLevel, MmuOptions);
+    internal Mmu.IMmu CreateMmu(MmuMode mode) => MmuFactory.Create(mode, Memory, _secondLevel, MmuOptions, WriteTracker);
 
     /// <summary>The options the MMU is built with: MAXPHYADDR must agree with CPUID 0x80000008.</summary>
     internal MmuOptions MmuOptions => new() { PhysicalAddressBits = EmulatorCpuModel.PhysicalAddressBits(CpuModel) };

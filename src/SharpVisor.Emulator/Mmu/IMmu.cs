@@ -3,7 +3,8 @@ namespace SharpVisor.Emulator.Mmu;
 /// <summary>
 /// A vCPU's memory-management unit: translates linear addresses under the guest's paging mode,
 /// keeps a software TLB for the CPU's inline fast path, and follows the control-register
-/// writes and invalidations the CPU executes. One instance per vCPU, used by its thread only;
+/// writes and invalidations the CPU executes. One instance per vCPU, used by its thread only
+/// (other vCPUs only revoke its TLB's write tags, through the machine's <see cref="WriteTracker"/>);
 /// a domain chooses the implementation (<see cref="MmuMode"/>).
 /// </summary>
 public interface IMmu
@@ -51,7 +52,10 @@ public interface IMmu
     /// <summary>Drops every cached translation and shadow table: after guest memory is remapped or a snapshot restored.</summary>
     void Reset();
 
-    /// <summary>Whether stores to this guest-physical page must be reported with <see cref="OnGuestPhysicalWrite"/>.</summary>
+    /// <summary>This vCPU's part in the machine's write tracking (frames holding decoded code or shadowed tables).</summary>
+    WriteTrackerMember Tracking { get; }
+
+    /// <summary>Whether stores to this guest-physical page must be reported: some vCPU of the machine write-tracks it.</summary>
     bool IsWriteTracked(ulong physicalAddress);
 
     /// <summary>
@@ -60,4 +64,10 @@ public interface IMmu
     /// the entries written. Cheap for untracked pages.
     /// </summary>
     void OnGuestPhysicalWrite(ulong physicalAddress, int length);
+
+    /// <summary>
+    /// A store may have reached this tracked frame unreported (another vCPU's, racing with the
+    /// start of tracking): drop whatever this MMU derived from entries that differ from memory.
+    /// </summary>
+    void RecheckFrame(ulong frame);
 }

@@ -22,7 +22,8 @@ public abstract class MmuBase : IMmu
 
     private readonly ulong[] _pdptes = new ulong[4];
 
-    protected MmuBase(GuestMemory memory, MmuOptions? options)
+    /// <param name="tracker">The machine's write tracker (shared by its vCPUs); null: one of its own (a lone CPU).</param>
+    protected MmuBase(GuestMemory memory, MmuOptions? options, WriteTracker? tracker = null)
     {
         options ??= MmuOptions.Default;
         options.Validate();
@@ -30,6 +31,7 @@ public abstract class MmuBase : IMmu
         Options = options;
         Walker = new PageWalker(options);
         Tlb = new SoftTlb(options.TlbSlots);
+        Tracking = (tracker ?? new WriteTracker(memory)).Join(Tlb);
     }
 
     public abstract MmuMode Mode { get; }
@@ -39,6 +41,8 @@ public abstract class MmuBase : IMmu
     public SoftTlb Tlb { get; }
 
     public MmuCounters Counters { get; } = new();
+
+    public WriteTrackerMember Tracking { get; }
 
     /// <summary>The paging state and the walk over it.</summary>
     public PageWalker Walker { get; }
@@ -95,9 +99,13 @@ public abstract class MmuBase : IMmu
         OnAddressSpaceChanged();
     }
 
-    public virtual bool IsWriteTracked(ulong physicalAddress) => false;
+    public bool IsWriteTracked(ulong physicalAddress) => Tracking.IsTracked(physicalAddress);
 
     public virtual void OnGuestPhysicalWrite(ulong physicalAddress, int length)
+    {
+    }
+
+    public virtual void RecheckFrame(ulong frame)
     {
     }
 
@@ -144,10 +152,23 @@ public abstract class MmuBase : IMmu
             && (!pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Write));
         bool canExecute = !pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Execute);
 
-        // Stores to write-tracked pages (shadowed page tables) must come back to the MMU.
-        bool tracked = (write || canWrite) && IsWriteTracked(physicalPage);
+        // Stores to write-tracked frames (decoded code, shadowed page tables) must be reported.
+        bool tracked = (write || canWrite) && Tracking.IsTracked(physicalPage);
         canWrite &= !tracked;
-        Tlb.Fill(linear, SoftTlb.ContextFor(access), hostPage, physicalPage, canRead, canWrite, canExecute, (rights & PageRights.Global) != 0, pageSize);
+        TlbContext tlbContext = SoftTlb.ContextFor(access);
+        Tlb.Fill(linear, tlbContext, hostPage, physicalPage, canRead, canWrite, canExecute, (rights & PageRights.Global) != 0, pageSize);
+        if (canWrite && Tlb.Shared)
+        {
+            // Another vCPU may have begun tracking the frame since we looked, and scanned this
+            // TLB before the tag was in it: look again after the fill (it looks after its mark).
+            Interlocked.MemoryBarrier();
+            if (Tracking.IsTracked(physicalPage))
+            {
+                Tlb.RevokeWrite(linear, tlbContext);
+                tracked = true;
+            }
+        }
+
         return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked);
     }
 

@@ -15,8 +15,9 @@ public sealed class NestedMmu : MmuBase
     private readonly SecondLevelTable _secondLevel;
 
     /// <param name="secondLevel">The domain's second-level table (shared by its vCPUs; the domain disposes it).</param>
-    public NestedMmu(GuestMemory memory, SecondLevelTable secondLevel, MmuOptions? options = null)
-        : base(memory, options)
+    /// <param name="tracker">The domain's write tracker (null: this vCPU's own).</param>
+    public NestedMmu(GuestMemory memory, SecondLevelTable secondLevel, MmuOptions? options = null, WriteTracker? tracker = null)
+        : base(memory, options, tracker)
     {
         _secondLevel = secondLevel;
     }

@@ -19,7 +19,9 @@ namespace SharpVisor.Emulator.Mmu;
 /// guest entries changed are dropped, with the TLB pages they mapped. A page written many times
 /// without being walked is taken to be data again and is no longer shadowed. Writes that do not
 /// pass through the CPU (device DMA into page tables) are not seen: INVLPG or a reset covers them.
-/// One vCPU per instance: cross-vCPU coherence for SMP guests needs a shared tracker (not yet).
+/// One instance per vCPU; the tracked set is the machine's (<see cref="WriteTracker"/>), so other
+/// vCPUs' stores to frames this one shadows reach it too, as reports its CPU applies at a block
+/// boundary with <see cref="OnGuestPhysicalWrite"/>.
 /// </remarks>
 public sealed class ShadowMmu : MmuBase
 {
@@ -28,8 +30,9 @@ public sealed class ShadowMmu : MmuBase
     private ShadowTable? _root;
     private int _tableCount;
 
-    public ShadowMmu(GuestMemory memory, MmuOptions? options = null)
-        : base(memory, options)
+    /// <param name="tracker">The domain's write tracker (null: this vCPU's own).</param>
+    public ShadowMmu(GuestMemory memory, MmuOptions? options = null, WriteTracker? tracker = null)
+        : base(memory, options, tracker)
     {
     }
 
@@ -37,9 +40,6 @@ public sealed class ShadowMmu : MmuBase
 
     /// <summary>Live shadow tables (write-tracked guest page-table pages).</summary>
     public int ShadowTableCount => _tableCount;
-
-    public override bool IsWriteTracked(ulong physicalAddress) =>
-        _frames.Count != 0 && _frames.ContainsKey(physicalAddress & SoftTlb.PageMask);
 
     public override void OnGuestPhysicalWrite(ulong physicalAddress, int length)
     {
@@ -119,9 +119,23 @@ public sealed class ShadowMmu : MmuBase
         return region.HostAddress + (nint)(physicalPage - region.GuestPhysicalAddress);
     }
 
+    public override void RecheckFrame(ulong frame)
+    {
+        frame &= SoftTlb.PageMask;
+        if (_frames.TryGetValue(frame, out ShadowTable? head))
+        {
+            DropChangedEntries(frame, head, frame, frame + 4096);
+        }
+    }
+
     protected override void OnPagingReset()
     {
         Counters.ShadowTablesDropped += _tableCount;
+        foreach (ulong frame in _frames.Keys)
+        {
+            Tracking.Untrack(frame, TrackReason.PageTable);
+        }
+
         _frames.Clear();
         _tableCount = 0;
         _root = null;
@@ -225,8 +239,20 @@ public sealed class ShadowMmu : MmuBase
             OnAddressSpaceChanged();
         }
 
+        // Frames that were not tracked when the walk read them: a store may have slipped in between.
+        Span<ulong> fresh = stackalloc ulong[PageWalkLevels.MaxLevels + 1];
+        int freshCount = 0;
         int top = Walker.TopLevel;
-        ShadowTable table = CurrentRoot() ?? (_root = GetOrCreate(walk.Tables[0], top, 0));
+        ShadowTable? table = CurrentRoot();
+        if (table is null)
+        {
+            table = _root = GetOrCreate(walk.Tables[0], top, 0, out bool created);
+            if (created)
+            {
+                fresh[freshCount++] = walk.Tables[0];
+            }
+        }
+
         for (int i = 0; ; i++)
         {
             int level = top - i;
@@ -235,7 +261,7 @@ public sealed class ShadowMmu : MmuBase
             table.WritesSinceUse = 0;
             if (i == walk.Levels - 1)
             {
-                return;
+                break;
             }
 
             ulong childAddress = walk.Tables[i + 1];
@@ -243,8 +269,12 @@ public sealed class ShadowMmu : MmuBase
             ShadowTable? child = table.Children![index];
             if (child is null || child.Dead || child.PhysicalAddress != childAddress)
             {
-                child = GetOrCreate(childAddress, level - 1, childBase);
+                child = GetOrCreate(childAddress, level - 1, childBase, out bool created);
                 table.Children[index] = child;
+                if (created)
+                {
+                    fresh[freshCount++] = childAddress;
+                }
             }
             else if (child.LinearBase != childBase)
             {
@@ -252,6 +282,12 @@ public sealed class ShadowMmu : MmuBase
             }
 
             table = child;
+        }
+
+        // Tracked now: any later store is reported; compare what was cached with memory for earlier ones.
+        for (int i = 0; i < freshCount; i++)
+        {
+            RecheckFrame(fresh[i]);
         }
     }
 
@@ -277,8 +313,10 @@ public sealed class ShadowMmu : MmuBase
         return table;
     }
 
-    private ShadowTable GetOrCreate(ulong physicalAddress, int level, ulong linearBase)
+    /// <param name="newlyTracked">Whether the frame was not tracked before (its first shadow).</param>
+    private ShadowTable GetOrCreate(ulong physicalAddress, int level, ulong linearBase, out bool newlyTracked)
     {
+        newlyTracked = false;
         ShadowTable? table = Find(physicalAddress, level);
         if (table is not null)
         {
@@ -301,7 +339,9 @@ public sealed class ShadowMmu : MmuBase
         Counters.ShadowTablesCreated++;
         if (head is null)
         {
-            Tlb.RevokeWrite(frame); // newly tracked: stores to it must come to the MMU from now on
+            // Newly tracked: no TLB of the machine may write it without reporting from now on.
+            Tracking.Track(frame, TrackReason.PageTable);
+            newlyTracked = true;
         }
 
         return table;
@@ -330,6 +370,12 @@ public sealed class ShadowMmu : MmuBase
             return;
         }
 
+        DropChangedEntries(frame, head, start, end);
+    }
+
+    /// <summary>Drops the cached entries in [start, end) of the frame's shadows that differ from guest memory.</summary>
+    private void DropChangedEntries(ulong frame, ShadowTable head, ulong start, ulong end)
+    {
         int size = Walker.EntrySize;
         int first = (int)(start - frame) / size;
         int last = (int)(end - 1 - frame) / size;
@@ -357,6 +403,7 @@ public sealed class ShadowMmu : MmuBase
     private void Unshadow(ulong frame, ShadowTable head)
     {
         _frames.Remove(frame);
+        Tracking.Untrack(frame, TrackReason.PageTable);
         for (ShadowTable? table = head; table is not null; table = table.NextInFrame)
         {
             table.Dead = true;

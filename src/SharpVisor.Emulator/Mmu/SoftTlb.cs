@@ -11,7 +11,9 @@ namespace SharpVisor.Emulator.Mmu;
 /// Tags carry a generation stamp in their low 12 bits, so a full flush is a counter increment.
 /// A CR3 load flushes all but global entries: those are re-stamped from a list. A tag is set
 /// only when that access needs no MMU work: writes need the leaf's dirty bit already set, a
-/// writable host page, and a page the shadow MMU does not write-track.
+/// writable host page, and a frame no vCPU write-tracks (<see cref="WriteTracker"/>).
+/// In a machine with more vCPUs, other threads revoke write tags (<see cref="RevokeWrite(ulong)"/>):
+/// write tags are then stored with care so that a revocation is never undone.
 /// <code>
 /// ref TlbEntry e = ref tlb.EntryFor(linear, context);
 /// if (e.ReadTag == ((linear &amp; SoftTlb.PageMask) | tlb.Stamp)) host = (nint)linear + e.Addend;
@@ -55,6 +57,12 @@ public sealed class SoftTlb
         _slotFlags = new byte[ContextCount * slots];
         ClearAll();
     }
+
+    /// <summary>
+    /// Set when other vCPUs' threads may revoke this TLB's write tags (a machine with more than
+    /// one vCPU): re-stamping then uses compare-and-swap so it cannot revive a revoked tag.
+    /// </summary>
+    public bool Shared { get; internal set; }
 
     /// <summary>Slots per context.</summary>
     public int Slots { get; }
@@ -130,7 +138,9 @@ public sealed class SoftTlb
         entry.WriteTag = write ? tag : InvalidTag;
         entry.ExecuteTag = execute ? tag : InvalidTag;
         entry.Addend = hostPage - (nint)page;
-        _physicalPages[index] = physicalPage & PageMask;
+
+        // After the tags: a revoking thread that sees this page also sees (and kills) the write tag.
+        Volatile.Write(ref _physicalPages[index], physicalPage & PageMask);
 
         byte flags = (byte)(_slotFlags[index] & SlotListed);
         if (global)
@@ -236,25 +246,44 @@ public sealed class SoftTlb
         _globalSlots.RemoveRange(kept, _globalSlots.Count - kept);
     }
 
-    /// <summary>Takes write access away from every entry for <paramref name="physicalPage"/> (it became write-tracked).</summary>
+    /// <summary>
+    /// Takes write access away from every entry for <paramref name="physicalPage"/> (it became
+    /// write-tracked). Safe from any thread: a slot being refilled meanwhile may lose its write
+    /// tag too, which only costs its owner a slow-path store.
+    /// </summary>
     public void RevokeWrite(ulong physicalPage)
     {
         physicalPage &= PageMask;
         for (int i = 0; i < _physicalPages.Length; i++)
         {
-            if (_physicalPages[i] == physicalPage)
+            if (Volatile.Read(ref _physicalPages[i]) == physicalPage)
             {
-                _entries[i].WriteTag = InvalidTag;
+                Volatile.Write(ref _entries[i].WriteTag, InvalidTag);
             }
         }
     }
 
+    /// <summary>Takes write access away from the entry of <paramref name="linear"/> in one context.</summary>
+    public void RevokeWrite(ulong linear, TlbContext context) => Volatile.Write(ref EntryFor(linear, context).WriteTag, InvalidTag);
+
     private bool Restamp(ref TlbEntry entry, ulong old)
     {
         bool any = Restamp(ref entry.ReadTag, old);
-        any |= Restamp(ref entry.WriteTag, old);
+        any |= Shared ? RestampShared(ref entry.WriteTag, old) : Restamp(ref entry.WriteTag, old);
         any |= Restamp(ref entry.ExecuteTag, old);
         return any;
+    }
+
+    /// <summary>Re-stamps a write tag another thread may be revoking: a revoked tag stays revoked.</summary>
+    private bool RestampShared(ref ulong tag, ulong old)
+    {
+        ulong current = Volatile.Read(ref tag);
+        if ((current & 0xFFF) != old)
+        {
+            return false;
+        }
+
+        return Interlocked.CompareExchange(ref tag, (current & PageMask) | _stamp, current) == current;
     }
 
     private bool Restamp(ref ulong tag, ulong old)
