@@ -1,3 +1,4 @@
+using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
 using SharpVisor.Machine;
 
@@ -63,6 +64,8 @@ public sealed class EmulatorVcpu : IVcpu
     /// KVM handles in-kernel) and "instructions" (guest instructions retired).
     /// </summary>
     public ExitCounters Exits { get; } = new();
+
+    private readonly MmuCounters _publishedMmu = new();
 
     /// <summary>The interpreter; for tests and diagnostics. Use it only while <see cref="Run"/> is not running.</summary>
     internal X86Cpu Cpu => _cpu;
@@ -187,12 +190,39 @@ public sealed class EmulatorVcpu : IVcpu
         }
     }
 
+    /// <summary>
+    /// Adds what this vCPU's MMU counted since the last slice to <see cref="Exits"/> (prefixed
+    /// "mmu-"), so the domain's progress lines, `top` and metrics show the paging technique at work.
+    /// </summary>
+    private void PublishMmuCounters()
+    {
+        MmuCounters now = _cpu.Mmu.Counters;
+        Publish("mmu-walks", now.Walks, ref _publishedMmu.Walks);
+        Publish("mmu-shadow-hits", now.ShadowHits, ref _publishedMmu.ShadowHits);
+        Publish("mmu-shadow-misses", now.ShadowMisses, ref _publishedMmu.ShadowMisses);
+        Publish("mmu-nested-walks", now.NestedWalks, ref _publishedMmu.NestedWalks);
+        Publish("mmu-page-faults", now.PageFaults, ref _publishedMmu.PageFaults);
+        Publish("mmu-invlpg", now.PageInvalidations, ref _publishedMmu.PageInvalidations);
+        Publish("mmu-flushes", now.TlbFlushes, ref _publishedMmu.TlbFlushes);
+        Publish("mmu-shadow-invalidations", now.ShadowInvalidations, ref _publishedMmu.ShadowInvalidations);
+
+        void Publish(string name, long current, ref long published)
+        {
+            if (current != published)
+            {
+                Exits.Add(name, current - published);
+                published = current;
+            }
+        }
+    }
+
     /// <summary>Interprets one slice; null means "go round the loop again".</summary>
     private VcpuExit? RunSlice()
     {
         long before = _cpu.InstructionsExecuted;
         CpuRunResult result = _cpu.Run(_windowOpenRequested ? InterruptWindowSliceInstructions : SliceInstructions);
         Exits.Add("instructions", _cpu.InstructionsExecuted - before);
+        PublishMmuCounters();
         switch (result.Reason)
         {
             case CpuStopReason.InstructionLimit:
