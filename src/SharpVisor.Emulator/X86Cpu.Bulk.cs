@@ -103,7 +103,7 @@ public sealed unsafe partial class X86Cpu
 
         ref TlbEntry s = ref TlbFor(source);
         ref TlbEntry d = ref TlbFor(destination);
-        if (s.ReadPage != (source & PageMask) || d.ReadPage != (destination & PageMask))
+        if (s.ReadTag != Tag(source) || d.ReadTag != Tag(destination))
         {
             return 0;
         }
@@ -156,7 +156,7 @@ public sealed unsafe partial class X86Cpu
         }
 
         ref TlbEntry d = ref TlbFor(destination);
-        if (d.ReadPage != (destination & PageMask))
+        if (d.ReadTag != Tag(destination))
         {
             return 0;
         }
