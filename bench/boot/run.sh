@@ -84,12 +84,11 @@ for ((i = 1; i <= runs; i++)); do
 		sv_init+=("$init_s") sv_off+=("$off_s") sv_rss+=("$rss_mib")
 		say "sharpvisor run $i/$runs: INIT-START $init_s s, power-off $off_s s, peak RSS $rss_mib MiB"
 	else
-		# Until the emulator's system state (paging, IDT, interrupts) is in, Linux cannot boot on it:
-		# say so once, with SharpVisor's own last words, and time QEMU alone.
+		# A failed boot is a bug to look at, not a figure: say so once, with SharpVisor's own last
+		# words, and time QEMU alone.
 		sv_failed=$(grep -E '^\[sharpvisor\]|^sharpvisor:' "$work/sharpvisor-$i.log" | tail -n 3 | tr '\n' ' ')
 		say "sharpvisor run $i/$runs: the emulator did not boot the default guest to power-off (INIT-START: $init_s)."
 		say "  SharpVisor said: ${sv_failed:-nothing}"
-		say "  The emulator boots Linux once the CPU's system state (paging, IDT delivery, interrupts) is merged;"
 		say "  skipping the remaining SharpVisor runs. Full log: $work/sharpvisor-$i.log"
 	fi
 done
@@ -108,5 +107,5 @@ printf '  %-28s %14s %14s %14s\n' "QEMU TCG (-M pc -accel tcg)" "$q_init" "$q_of
 printf '  %-28s %14s %14s %14s\n' "SharpVisor --accel emulator" "$s_init" "$s_off" "$s_rss"
 printf '  %-28s %14s %14s %14s\n' "ratio SharpVisor/QEMU" "$(ratio "$s_init" "$q_init")" "$(ratio "$s_off" "$q_off")" "$(ratio "$s_rss" "$q_rss")"
 if [ -n "$sv_failed" ]; then
-	echo "  (SharpVisor: no figures — the emulator cannot boot Linux yet; see above)"
+	echo "  (SharpVisor: a boot failed, the remaining runs were skipped; see above)"
 fi

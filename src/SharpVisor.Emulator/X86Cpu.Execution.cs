@@ -140,11 +140,6 @@ public sealed unsafe partial class X86Cpu
                 return new CpuRunResult(CpuStopReason.StopRequested);
             }
 
-            if (_pageTracker is not null && _pageTracker.HasEvents(_pageTrackerIndex))
-            {
-                DrainPageTrackEvents();
-            }
-
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
             {
                 return _shutdownReason is not null
@@ -391,11 +386,6 @@ public sealed unsafe partial class X86Cpu
         }
 
         _blocks.Clear();
-        foreach (ulong page in _codePages.Keys)
-        {
-            UntrackCodePage(page);
-        }
-
         _codePages.Clear();
         FlushJumpCache();
         if (_inBlock)
@@ -439,8 +429,6 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
-        UntrackCodePage(physicalPage);
-
         foreach (Block b in blocks)
         {
             if (!b.Valid)
@@ -469,7 +457,6 @@ public sealed unsafe partial class X86Cpu
             list = new List<Block>();
             _codePages.Add(physicalPage, list);
             ProtectCodePage(physicalPage);
-            TrackCodePage(physicalPage);
         }
 
         list.Add(block);

@@ -416,31 +416,26 @@ public sealed unsafe partial class X86Cpu
         nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
         bool firstTracked = _lastTracked;
-        bool firstShared = _lastSharedWrite;
         int firstLength = (linear & PageMask) == (last & PageMask) ? data.Length : (int)(0x1000 - (linear & 0xFFF));
         nint secondHost = 0;
         ulong secondPhys = 0;
         bool secondTracked = false;
-        bool secondShared = false;
         if (firstLength < data.Length)
         {
             ulong secondLinear = NextLinear(linear, (ulong)firstLength);
             secondHost = TranslatePage(secondLinear, access, implicitAccess);
             secondPhys = _lastPhysical;
             secondTracked = _lastTracked;
-            secondShared = _lastSharedWrite;
         }
 
-        CopyPage(firstHost, firstPhys, data[..firstLength], access, firstTracked, firstShared);
+        CopyPage(firstHost, firstPhys, data[..firstLength], access, firstTracked);
         if (firstLength < data.Length)
         {
-            CopyPage(secondHost, secondPhys, data[firstLength..], access, secondTracked, secondShared);
+            CopyPage(secondHost, secondPhys, data[firstLength..], access, secondTracked);
         }
     }
 
-    /// <param name="tracked">This CPU's MMU write-tracks the page: report the store to it.</param>
-    /// <param name="shared">Another vCPU tracks the page: post the store to it.</param>
-    private void CopyPage(nint host, ulong physical, Span<byte> data, MemoryAccess access, bool tracked, bool shared)
+    private void CopyPage(nint host, ulong physical, Span<byte> data, MemoryAccess access, bool tracked)
     {
         if (host != 0)
         {
@@ -451,11 +446,6 @@ public sealed unsafe partial class X86Cpu
                 if (tracked)
                 {
                     _mmu.OnGuestPhysicalWrite(physical, data.Length);
-                }
-
-                if (shared)
-                {
-                    _pageTracker!.NotifyWrite(_pageTrackerIndex, physical, data.Length);
                 }
             }
             else
@@ -480,7 +470,6 @@ public sealed unsafe partial class X86Cpu
     // Results of the last TranslatePage besides its return value.
     private ulong _lastPhysical;
     private bool _lastTracked;
-    private bool _lastSharedWrite;
 
     /// <summary>
     /// Translates <paramref name="linear"/> for <paramref name="access"/> through the MMU (which fills
@@ -506,21 +495,20 @@ public sealed unsafe partial class X86Cpu
         ulong physical = t.PhysicalAddress;
         _lastPhysical = physical;
         _lastTracked = t.WriteTracked;
-        _lastSharedWrite = false;
         if (t.IsRam)
         {
             ulong physicalPage = physical & PageMask;
-            bool code = IsCodePage(physicalPage);
-            bool elsewhere = IsTrackedElsewhere(physicalPage);
-            if (code || elsewhere)
+            if (IsCodePage(physicalPage))
             {
-                // The MMU may just have granted a write tag: stores to cached code (this CPU's or another's) must come here.
-                _tlb.EntryFor(linear, SoftTlb.ContextFor(kind)).WriteTag = SoftTlb.InvalidTag;
                 if (access == MemoryAccess.Write)
                 {
                     // Self-modifying code, through whatever linear alias: the blocks go, the page is data again.
                     InvalidateCodePage(physicalPage);
-                    _lastSharedWrite = elsewhere;
+                }
+                else
+                {
+                    // The MMU may just have granted a write tag: stores to cached code must come here.
+                    _tlb.EntryFor(linear, SoftTlb.ContextFor(kind)).WriteTag = SoftTlb.InvalidTag;
                 }
             }
 

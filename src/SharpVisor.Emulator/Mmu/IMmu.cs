@@ -51,12 +51,6 @@ public interface IMmu
     /// <summary>Drops every cached translation and shadow table: after guest memory is remapped or a snapshot restored.</summary>
     void Reset();
 
-    /// <summary>
-    /// Called when the MMU starts (true) or stops (false) write-tracking a guest frame, so the CPU
-    /// can have other vCPUs report their stores to it (<see cref="PageTracker"/>).
-    /// </summary>
-    Action<ulong, bool>? FrameTrackingChanged { get; set; }
-
     /// <summary>Whether stores to this guest-physical page must be reported with <see cref="OnGuestPhysicalWrite"/>.</summary>
     bool IsWriteTracked(ulong physicalAddress);
 

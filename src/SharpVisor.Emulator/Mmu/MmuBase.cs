@@ -95,8 +95,6 @@ public abstract class MmuBase : IMmu
         OnAddressSpaceChanged();
     }
 
-    public Action<ulong, bool>? FrameTrackingChanged { get; set; }
-
     public virtual bool IsWriteTracked(ulong physicalAddress) => false;
 
     public virtual void OnGuestPhysicalWrite(ulong physicalAddress, int length)

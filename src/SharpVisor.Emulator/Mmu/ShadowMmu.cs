@@ -122,14 +122,6 @@ public sealed class ShadowMmu : MmuBase
     protected override void OnPagingReset()
     {
         Counters.ShadowTablesDropped += _tableCount;
-        if (FrameTrackingChanged is { } changed)
-        {
-            foreach (ulong frame in _frames.Keys)
-            {
-                changed(frame, false);
-            }
-        }
-
         _frames.Clear();
         _tableCount = 0;
         _root = null;
@@ -310,7 +302,6 @@ public sealed class ShadowMmu : MmuBase
         if (head is null)
         {
             Tlb.RevokeWrite(frame); // newly tracked: stores to it must come to the MMU from now on
-            FrameTrackingChanged?.Invoke(frame, true);
         }
 
         return table;
@@ -366,7 +357,6 @@ public sealed class ShadowMmu : MmuBase
     private void Unshadow(ulong frame, ShadowTable head)
     {
         _frames.Remove(frame);
-        FrameTrackingChanged?.Invoke(frame, false);
         for (ShadowTable? table = head; table is not null; table = table.NextInFrame)
         {
             table.Dead = true;
