@@ -82,11 +82,11 @@ internal static class Micro
                 Rflags = 2,
             });
             var clock = Stopwatch.StartNew();
-            TimeSpan cpuStart = Process.GetCurrentProcess().TotalProcessorTime;
+            double cpuStart = CpuTime.Thread();
             CpuRunResult r = cpu.Run();
             clock.Stop();
-            TimeSpan cpuTime = Process.GetCurrentProcess().TotalProcessorTime - cpuStart;
-            Console.WriteLine($"{name}: {r.Reason}, {cpu.InstructionsExecuted / clock.Elapsed.TotalSeconds / 1e6:F1} MIPS wall, {cpu.InstructionsExecuted / cpuTime.TotalSeconds / 1e6:F1} MIPS cpu, {cpu.BlocksDecoded} blocks decoded");
+            double cpuTime = CpuTime.Thread() - cpuStart;
+            Console.WriteLine($"{name}: {r.Reason}, {cpu.InstructionsExecuted / clock.Elapsed.TotalSeconds / 1e6:F1} MIPS wall, {cpu.InstructionsExecuted / cpuTime / 1e6:F1} MIPS cpu, {cpu.BlocksDecoded} blocks decoded");
         }
     }
 }

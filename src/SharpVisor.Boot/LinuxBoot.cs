@@ -33,9 +33,16 @@ internal static class LinuxBoot
         memory.Write(BootLayout.CommandLineAddress, commandLine);
 
         ulong initrdAddress = 0, initrdSize = 0;
+        var initrds = new List<string>();
         if (request.InitrdPath is { } initrd)
         {
-            (initrdAddress, initrdSize) = LoadInitrd(memory, plan, initrd, initrdAddressMax);
+            initrds.Add(initrd);
+        }
+
+        initrds.AddRange(request.ExtraInitrdPaths);
+        if (initrds.Count > 0)
+        {
+            (initrdAddress, initrdSize) = LoadInitrd(memory, plan, initrds.ToArray(), initrdAddressMax);
         }
 
         zeroPage.SetLoaderFields(BootLayout.CommandLineAddress, initrdAddress, initrdSize, plan.Map);
@@ -58,10 +65,27 @@ internal static class LinuxBoot
     /// <summary>
     /// Puts the initrd as high as possible below min(initrd_addr_max + 1, top of low RAM),
     /// page aligned, clear of the kernel's init_size span; Linux finds it through boot_params.
+    /// Several files are laid end to end, each padded with zeros to a 4-byte boundary (Linux
+    /// skips zero padding between archives, and wants every cpio header 4-byte aligned).
     /// </summary>
-    private static (ulong Address, ulong Size) LoadInitrd(GuestMemory memory, MemoryPlan plan, string path, ulong initrdAddressMax)
+    private static (ulong Address, ulong Size) LoadInitrd(GuestMemory memory, MemoryPlan plan, string[] paths, ulong initrdAddressMax)
     {
-        ulong size = (ulong)BootFile.GetLength(path, "initrd");
+        var offsets = new ulong[paths.Length];
+        var lengths = new ulong[paths.Length];
+        ulong size = 0;
+        for (int i = 0; i < paths.Length; i++)
+        {
+            offsets[i] = (size + 3) & ~3UL;
+            lengths[i] = (ulong)BootFile.GetLength(paths[i], "initrd");
+            size = offsets[i] + lengths[i];
+        }
+
+        if (size > (ulong)BootFile.MaxSize)
+        {
+            throw new BootImageException(paths[0], $"the initrds together are too large ({size >> 20} MiB)");
+        }
+
+        string path = paths.Length == 1 ? paths[0] : $"{paths[0]} (+{paths.Length - 1} more)";
         ulong ceiling = Math.Min(initrdAddressMax + 1, plan.Map.LowRamEnd);
         ulong reserved = (size + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
         ulong? address = plan.FindHighest(reserved, MemoryRegion.PageSize, BootLayout.KernelMinimumAddress, ceiling);
@@ -72,7 +96,12 @@ internal static class LinuxBoot
         }
 
         plan.Place(path, "initrd", at, reserved);
-        BootFile.ReadInto(path, "initrd", memory.GetSpan(at, (int)size));
+        memory.Fill(at, (int)size, 0);
+        for (int i = 0; i < paths.Length; i++)
+        {
+            BootFile.ReadInto(paths[i], "initrd", memory.GetSpan(at + offsets[i], (int)lengths[i]));
+        }
+
         return (at, size);
     }
 }

@@ -62,7 +62,7 @@ public sealed class MultibootImage : KernelImage
 
     public override BootResult Load(GuestMemory memory, BootRequest request)
     {
-        if (request.InitrdPath is not null)
+        if (request.InitrdPath is not null || request.ExtraInitrdPaths.Count > 0)
         {
             throw new BootImageException(Path, "an initrd is for Linux kernels; give a Multiboot kernel modules instead");
         }

@@ -1,6 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using SharpVisor.Boot;
+using SharpVisor.Devices.Virtio;
 using SharpVisor.Devices.Terminal;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
@@ -35,10 +36,17 @@ public static class RunCommand
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed" };
+        var extraInitrds = new Option<string[]>("--extra-initrd") { Description = "A cpio archive (optionally compressed) appended after the initrd, e.g. one holding /hook.sh (repeatable)", AllowMultipleArgumentsPerToken = false };
+        var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda)", AllowMultipleArgumentsPerToken = false };
+        var nets = new Option<string[]>("--net") { Description = "virtio-net NIC over a TAP: tap[=NAME][,mac=MAC] (repeatable; a TAP that does not exist is created, which needs CAP_NET_ADMIN)", AllowMultipleArgumentsPerToken = false };
+        var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
+        var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
+        var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, serial, modules, timeout, verbose,
+            extraInitrds, disks, nets, balloon, virtioConsole, noRng,
         };
         command.SetAction(result => Execute(
             result.GetValue(kernel),
@@ -51,17 +59,28 @@ public static class RunCommand
             result.GetValue(serial)!,
             result.GetValue(modules) ?? [],
             result.GetValue(timeout),
-            result.GetValue(verbose)));
+            result.GetValue(verbose),
+            new DeviceArguments(
+                result.GetValue(extraInitrds) ?? [],
+                result.GetValue(disks) ?? [],
+                result.GetValue(nets) ?? [],
+                result.GetResult(balloon) is null ? null : result.GetValue(balloon) ?? "0",
+                result.GetValue(virtioConsole),
+                !result.GetValue(noRng))));
         return command;
     }
 
+    /// <summary>The device options as given on the command line.</summary>
+    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng);
+
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu,
-        string serial, string[] modules, double? timeoutSeconds, bool verbose)
+        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices)
     {
         var startedAt = Stopwatch.StartNew();
         SerialConsole? console = null;
         VirtualMachineMonitor? vmm = null;
+        FileStream? hvc = null;
         try
         {
             if (kernel is null)
@@ -97,15 +116,31 @@ public static class RunCommand
                     _ => null,
                 },
                 KvmDevicePath = Environment.GetEnvironmentVariable("SHARPVISOR_KVM_DEVICE") is { Length: > 0 } device ? device : "/dev/kvm",
+                ExtraInitrdPaths = devices.ExtraInitrds,
+                Disks = devices.Disks.Select(DeviceOptions.ParseDisk).ToArray(),
+                NetworkInterfaces = devices.Nets.Select(DeviceOptions.ParseNetwork).ToArray(),
+                Balloon = devices.Balloon is { } target ? new BalloonConfiguration { InitialTargetMib = ParseBalloonTarget(target) } : null,
+                EntropyDevice = devices.Rng,
             };
+            configuration.Validate();
+            if (devices.VirtioConsole is { } hvcPath)
+            {
+                hvc = OpenConsoleFile(hvcPath);
+                configuration = configuration with { VirtioConsoleOutput = hvc };
+            }
 
             console = SerialConsole.Open(serial, onEscape: () => vmm?.Stop("console escape (Ctrl-A x)"), Console.Error);
-            vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output });
+            var notices = new Notices(console);
+            vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output, Log = notices.Say });
             console.Attach(vmm.Serial);
 
-            var notices = new Notices(console);
             notices.Say($"accelerator: {vmm.Accelerator.Reason}");
             notices.Say($"booting {vmm.Boot.KernelDescription}: {configuration.MemorySize >> 20} MiB, {cpus} vCPU{(cpus == 1 ? "" : "s")}");
+            foreach (string line in DescribeDevices(vmm))
+            {
+                notices.Say(line);
+            }
+
             if (verbose)
             {
                 foreach (string line in vmm.Boot.Describe().Split('\n'))
@@ -133,6 +168,45 @@ public static class RunCommand
         {
             console?.Dispose();
             vmm?.Dispose();
+            hvc?.Dispose();
+        }
+    }
+
+    private static long ParseBalloonTarget(string text) => text == "0" ? 0 : (long)(MemorySize.Parse(text) >> 20);
+
+    private static FileStream OpenConsoleFile(string path)
+    {
+        try
+        {
+            return new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new CliException($"--virtio-console '{path}': {e.Message}");
+        }
+    }
+
+    /// <summary>One line per virtio device: what the guest will see where.</summary>
+    private static IEnumerable<string> DescribeDevices(VirtualMachineMonitor vmm)
+    {
+        int disk = 0;
+        foreach (AttachedVirtioDevice attached in vmm.Devices.Devices)
+        {
+            string where = $"pci 00:{attached.Slot:x2}.0";
+            switch (attached.Device)
+            {
+                case VirtioBlockDevice blk:
+                    DiskConfiguration config = vmm.Configuration.Disks[disk];
+                    yield return $"{attached.Name}: virtio-blk {where} /dev/vd{(char)('a' + disk)} {config.Path} ({blk.CapacitySectors * 512 >> 20} MiB{(config.ReadOnly ? ", read-only" : "")})";
+                    disk++;
+                    break;
+                case VirtioNetDevice net:
+                    yield return $"{attached.Name}: virtio-net {where} on TAP {net.Tap.Name}, MAC {net.MacAddress}";
+                    break;
+                default:
+                    yield return $"{attached.Name}: {attached.Device.Name} {where}";
+                    break;
+            }
         }
     }
 

@@ -173,6 +173,19 @@ internal unsafe partial struct InstructionBinder
             case Mnemonic.Prefetchw:
             case Mnemonic.Endbr32:
             case Mnemonic.Endbr64:
+            case Mnemonic.Rdsspd:
+            case Mnemonic.Rdsspq:
+            case Mnemonic.Cldemote:
+            case Mnemonic.Bndcl:
+            case Mnemonic.Bndcu:
+            case Mnemonic.Bndcn:
+            case Mnemonic.Bndmk:
+            case Mnemonic.Bndmov:
+            case Mnemonic.Bndldx:
+            case Mnemonic.Bndstx:
+            case Mnemonic.Reservednop:
+                // The hint space (0F 0D, 0F 18-1F): CET, CLDEMOTE and MPX encodings are NOPs on a CPU
+                // without (or with disabled) CET/MPX, which is what this model is.
                 op.Handler = &MoveHandlers.Nop;
                 return false;
             case Mnemonic.Clflush:

@@ -127,6 +127,34 @@ internal unsafe partial struct InstructionBinder
             case Mnemonic.Cmc: op.Handler = &MiscHandlers.Cmc; return false;
             case Mnemonic.Cld: op.Handler = &MiscHandlers.Cld; return false;
             case Mnemonic.Std: op.Handler = &MiscHandlers.Std; return false;
+            case Mnemonic.Daa: op.Handler = &LegacyHandlers.Daa; return false;
+            case Mnemonic.Das: op.Handler = &LegacyHandlers.Das; return false;
+            case Mnemonic.Aaa: op.Handler = &LegacyHandlers.AsciiAdjust; return false;
+            case Mnemonic.Aas:
+                op.Aux = 1;
+                op.Handler = &LegacyHandlers.AsciiAdjust;
+                return false;
+            case Mnemonic.Aam:
+                op.Imm = ins.Immediate8;
+                op.Handler = &LegacyHandlers.Aam;
+                return false;
+            case Mnemonic.Aad:
+                op.Imm = ins.Immediate8;
+                op.Handler = &LegacyHandlers.Aad;
+                return false;
+            case Mnemonic.Salc: op.Handler = &LegacyHandlers.Salc; return false;
+            case Mnemonic.Bound:
+                BindMemory(in ins, ref op);
+                op.Reg = Gpr(ins.Op0Register);
+                op.Aux = (ushort)RegisterSize(ins.Op0Register);
+                op.Handler = &LegacyHandlers.Bound;
+                return false;
+            case Mnemonic.Arpl:
+                BindRm(in ins, 0, ref op);
+                op.Reg = Gpr(ins.Op1Register);
+                op.Handler = &LegacyHandlers.Arpl;
+                return false;
+            case Mnemonic.Movnti: return BindMov(in ins, ref op);
             case Mnemonic.Lahf: op.Handler = &MiscHandlers.Lahf; return false;
             case Mnemonic.Sahf: op.Handler = &MiscHandlers.Sahf; return false;
             case Mnemonic.Cbw: op.Handler = &MiscHandlers.SignExtendAccumulator<Size16>; return false;

@@ -29,6 +29,18 @@ internal unsafe partial struct InstructionBinder
                 return false;
             }
 
+            case Mnemonic.Insb:
+            case Mnemonic.Insw:
+            case Mnemonic.Insd:
+                BindStringSource(in ins, ref op);
+                op.Handler = Sized(ins.MemorySize.GetSize(), &SystemHandlers.Ins<Size8>, &SystemHandlers.Ins<Size16>, &SystemHandlers.Ins<Size32>, null);
+                return false;
+            case Mnemonic.Outsb:
+            case Mnemonic.Outsw:
+            case Mnemonic.Outsd:
+                BindStringSource(in ins, ref op);
+                op.Handler = Sized(ins.MemorySize.GetSize(), &SystemHandlers.Outs<Size8>, &SystemHandlers.Outs<Size16>, &SystemHandlers.Outs<Size32>, null);
+                return false;
             case Mnemonic.Mov:
                 return BindSystemMove(in ins, ref op);
             case Mnemonic.Push when ins.Op0Kind == OpKind.Register && ins.Op0Register.IsSegmentRegister():

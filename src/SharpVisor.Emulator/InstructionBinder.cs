@@ -72,8 +72,27 @@ internal unsafe partial struct InstructionBinder
         return implemented;
     }
 
-    // The Iced decoder rejects instructions longer than 15 bytes; the CPU raises #GP for them, not #UD.
-    private static bool IsTooLong(in Instruction ins) => ins.Length >= 15;
+    /// <summary>
+    /// The CPU raises #GP, not #UD, for an instruction longer than 15 bytes. Iced reports those as
+    /// invalid with length 15; an instruction of exactly 15 bytes that is invalid for another reason
+    /// (LOCK on CMP, say) decodes without Iced's validity checks and is #UD.
+    /// </summary>
+    private bool IsTooLong(in Instruction ins)
+    {
+        if (ins.Length < 15)
+        {
+            return false;
+        }
+
+        if (InstructionBytes is null)
+        {
+            return true;
+        }
+
+        byte[] bytes = new ReadOnlySpan<byte>(InstructionBytes, 15).ToArray();
+        var decoder = Decoder.Create(_bitness, new ByteArrayCodeReader(bytes), DecoderOptions.NoInvalidCheck);
+        return decoder.Decode().IsInvalid;
+    }
 
     // ---- Operand helpers -------------------------------------------------------------------
 

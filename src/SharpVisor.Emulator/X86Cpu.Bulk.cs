@@ -3,7 +3,7 @@ using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator;
 
-/// <summary>Page-at-a-time fast paths for forward REP MOVS/STOS between RAM pages already in the TLB.</summary>
+/// <summary>Page-at-a-time fast paths for forward REP MOVS/STOS/CMPS/SCAS over RAM pages already in the TLB.</summary>
 public sealed unsafe partial class X86Cpu
 {
     /// <summary>
@@ -85,4 +85,107 @@ public sealed unsafe partial class X86Cpu
 
         return elements;
     }
+
+    /// <summary>
+    /// REPE/REPNE CMPS forward within the current pages of <paramref name="source"/> and
+    /// <paramref name="destination"/> (both readable in the TLB): compares up to <paramref name="count"/>
+    /// elements and stops after the first whose equality is not <paramref name="whileEqual"/>. Returns
+    /// the number of elements compared (0: take the slow path); <paramref name="a"/> and
+    /// <paramref name="b"/> are the last pair compared (source, destination).
+    /// </summary>
+    internal ulong CompareForward(ulong source, ulong destination, ulong count, int size, bool whileEqual, out ulong a, out ulong b)
+    {
+        a = b = 0;
+        if (!IsCanonical(source) || !IsCanonical(destination))
+        {
+            return 0;
+        }
+
+        ref TlbEntry s = ref TlbFor(source);
+        ref TlbEntry d = ref TlbFor(destination);
+        if (s.ReadTag != Tag(source) || d.ReadTag != Tag(destination))
+        {
+            return 0;
+        }
+
+        ulong bytes = Math.Min(0x1000 - (source & 0xFFF), 0x1000 - (destination & 0xFFF));
+        ulong elements = Math.Min(count, bytes / (ulong)size);
+        if (elements == 0)
+        {
+            return 0;
+        }
+
+        byte* from = (byte*)((nint)source + s.Addend);
+        byte* to = (byte*)((nint)destination + d.Addend);
+        ulong done;
+        if (whileEqual)
+        {
+            int common = new ReadOnlySpan<byte>(from, (int)(elements * (ulong)size)).CommonPrefixLength(new ReadOnlySpan<byte>(to, (int)(elements * (ulong)size)));
+            done = Math.Min(elements, ((ulong)common / (ulong)size) + 1);
+        }
+        else
+        {
+            done = elements;
+            for (ulong i = 0; i < elements; i++)
+            {
+                if (LoadElement(from + (i * (ulong)size), size) == LoadElement(to + (i * (ulong)size), size))
+                {
+                    done = i + 1;
+                    break;
+                }
+            }
+        }
+
+        a = LoadElement(from + ((done - 1) * (ulong)size), size);
+        b = LoadElement(to + ((done - 1) * (ulong)size), size);
+        return done;
+    }
+
+    /// <summary>
+    /// REPE/REPNE SCAS forward within the current page of <paramref name="destination"/>: compares up to
+    /// <paramref name="count"/> elements with <paramref name="value"/> and stops after the first whose
+    /// equality is not <paramref name="whileEqual"/>. Returns the number compared (0: slow path);
+    /// <paramref name="last"/> is the last element compared.
+    /// </summary>
+    internal ulong ScanForward(ulong destination, ulong count, int size, ulong value, bool whileEqual, out ulong last)
+    {
+        last = 0;
+        if (!IsCanonical(destination))
+        {
+            return 0;
+        }
+
+        ref TlbEntry d = ref TlbFor(destination);
+        if (d.ReadTag != Tag(destination))
+        {
+            return 0;
+        }
+
+        ulong elements = Math.Min(count, (0x1000 - (destination & 0xFFF)) / (ulong)size);
+        if (elements == 0)
+        {
+            return 0;
+        }
+
+        byte* to = (byte*)((nint)destination + d.Addend);
+        int n = (int)elements;
+        int stop = size switch
+        {
+            1 => whileEqual ? new ReadOnlySpan<byte>(to, n).IndexOfAnyExcept((byte)value) : new ReadOnlySpan<byte>(to, n).IndexOf((byte)value),
+            2 => whileEqual ? new ReadOnlySpan<ushort>(to, n).IndexOfAnyExcept((ushort)value) : new ReadOnlySpan<ushort>(to, n).IndexOf((ushort)value),
+            4 => whileEqual ? new ReadOnlySpan<uint>(to, n).IndexOfAnyExcept((uint)value) : new ReadOnlySpan<uint>(to, n).IndexOf((uint)value),
+            _ => whileEqual ? new ReadOnlySpan<ulong>(to, n).IndexOfAnyExcept(value) : new ReadOnlySpan<ulong>(to, n).IndexOf(value),
+        };
+        ulong done = stop < 0 ? elements : (ulong)stop + 1;
+        last = LoadElement(to + ((done - 1) * (ulong)size), size);
+        return done;
+    }
+
+    private static ulong LoadElement(byte* p, int size) => size switch
+    {
+        1 => *p,
+        2 => Unsafe.ReadUnaligned<ushort>(p),
+        4 => Unsafe.ReadUnaligned<uint>(p),
+        _ => Unsafe.ReadUnaligned<ulong>(p),
+    };
 }

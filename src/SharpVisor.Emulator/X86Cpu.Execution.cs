@@ -86,6 +86,8 @@ public sealed unsafe partial class X86Cpu
     private CpuRunResult RunInGuest(long maxInstructions)
     {
         _runLimit = maxInstructions >= long.MaxValue - _instructions ? long.MaxValue : _instructions + maxInstructions;
+        bool first = true;
+        long deliveries = 0;
         while (true)
         {
             if (_shutdownReason is not null)
@@ -105,7 +107,7 @@ public sealed unsafe partial class X86Cpu
 
             try
             {
-                return RunBlocks();
+                return RunBlocks(first);
             }
             catch (CpuException e)
             {
@@ -129,13 +131,20 @@ public sealed unsafe partial class X86Cpu
                 }
 
                 RaiseException(e, faultRip);
+                first = false; // a breakpoint on the handler stops the run
+
+                // A handler that faults before retiring anything (its code unmapped) would loop here
+                // forever: deliveries count against the budget, so Run still returns.
+                if (++deliveries > maxInstructions || _instructions + deliveries >= _runLimit)
+                {
+                    return new CpuRunResult(CpuStopReason.InstructionLimit);
+                }
             }
         }
     }
 
-    private CpuRunResult RunBlocks()
+    private CpuRunResult RunBlocks(bool first)
     {
-        bool first = true;
         Block? previous = null;
         while (true)
         {
@@ -152,7 +161,9 @@ public sealed unsafe partial class X86Cpu
 
             if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
             {
-                return new CpuRunResult(CpuStopReason.InterruptWindow);
+                return _shutdownReason is not null
+                    ? new CpuRunResult(CpuStopReason.TripleFault, Detail: _shutdownReason)
+                    : new CpuRunResult(CpuStopReason.InterruptWindow);
             }
 
             if (_instructions >= _runLimit)
@@ -166,6 +177,17 @@ public sealed unsafe partial class X86Cpu
             }
 
             first = false;
+            if ((_flags & RflagsBits.Trap) != 0 && DeliverExceptions)
+            {
+                if (SingleStep())
+                {
+                    return new CpuRunResult(CpuStopReason.Halted);
+                }
+
+                previous = null;
+                continue;
+            }
+
             Block block;
             if (previous is not null && _is64 && previous.NextEpoch == _chainEpoch)
             {
@@ -209,6 +231,33 @@ public sealed unsafe partial class X86Cpu
             // Chaining needs the same mode and privilege; a change of either ends the chain.
             previous = (int)(block.Key & 7) == (int)_mode && cpl == _cpl ? block : null;
         }
+    }
+
+    /// <summary>
+    /// RFLAGS.TF: runs one instruction, then raises the single-step #DB trap (DR6.BS) after it.
+    /// Faults raised by the instruction propagate as usual. True when the instruction halted.
+    /// </summary>
+    private bool SingleStep()
+    {
+        long limit = _runLimit;
+        _runLimit = _instructions + 1;
+        try
+        {
+            ExecuteBlock(LookupBlock());
+        }
+        finally
+        {
+            _runLimit = limit;
+        }
+
+        if (_halted)
+        {
+            return true;
+        }
+
+        _dr[6] |= 1UL << 14;
+        RaiseEvent((byte)ExceptionVector.Debug, null, EventKind.Exception, _rip, _rip);
+        return false;
     }
 
     /// <summary>

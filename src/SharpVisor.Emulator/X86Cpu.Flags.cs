@@ -29,14 +29,24 @@ public sealed partial class X86Cpu
 
     internal bool CarryFlag
     {
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
         get
         {
-            if (_lazy == 0)
+            // The common producers inline (INC/DEC read CF after ADD/SUB/CMP in every counted loop).
+            switch (_lazy >> 2)
             {
-                return (_flags & RflagsBits.Carry) != 0;
+                case LazyFlags.None:
+                    return (_flags & RflagsBits.Carry) != 0;
+                case LazyFlags.Sub:
+                    return _lazyA < _lazyB;
+                case LazyFlags.Logic:
+                    return false;
+                case LazyFlags.Inc:
+                case LazyFlags.Dec:
+                    return _lazyCarry != 0;
+                default:
+                    return (LazyCarry() & 1) != 0;
             }
-
-            return (LazyCarry() & 1) != 0;
         }
     }
 

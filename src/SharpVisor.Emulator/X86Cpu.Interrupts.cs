@@ -162,13 +162,18 @@ public sealed partial class X86Cpu
 
     /// <summary>
     /// Checked at block boundaries while an NMI is latched or the accelerator waits for an
-    /// interrupt window: delivers a latched NMI that may go now; says whether Run must return.
+    /// interrupt window: delivers a latched NMI that may go now; says whether Run must return
+    /// (the window is open, or delivering the NMI shut the processor down).
     /// </summary>
     private bool ServiceEventRequests()
     {
         if (_nmiPending && !_nmiBlocked && !InInterruptShadow)
         {
             DeliverNmiNow();
+            if (_shutdownReason is not null)
+            {
+                return true;
+            }
         }
 
         return InterruptWindowRequested && CanAcceptInterrupt;

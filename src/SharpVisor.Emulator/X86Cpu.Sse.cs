@@ -35,11 +35,12 @@ public sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal void CheckSse()
     {
-        _xinuse |= XinuseSse;
         if (_sseUnavailable)
         {
             SseUnavailable();
         }
+
+        _xinuse |= XinuseSse;
     }
 
     [DoesNotReturn]

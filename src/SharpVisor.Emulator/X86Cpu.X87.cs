@@ -133,12 +133,29 @@ public sealed partial class X86Cpu
         return true;
     }
 
+    /// <summary>
+    /// ES/B follow the exception flags not masked by FCW: hardware recomputes them whenever FCW or
+    /// FSW is loaded (FLDCW, FLDENV, FRSTOR, FXRSTOR, XRSTOR), whatever the image says.
+    /// </summary>
+    internal void UpdateErrorSummary()
+    {
+        if ((_fsw & ~_fcw & 0x3F) != 0)
+        {
+            _fsw |= FswErrorSummary | FswBusy;
+        }
+        else
+        {
+            _fsw &= unchecked((ushort)~(FswErrorSummary | FswBusy));
+        }
+    }
+
     internal void RestoreX87Image(ReadOnlySpan<byte> image, bool wide)
     {
         _fcw = (ushort)((BinaryPrimitives.ReadUInt16LittleEndian(image) & 0x1F3F) | 0x40); // reserved bits as hardware reads them
         ushort fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[2..]);
         _fpuTop = (fsw >> 11) & 7;
         _fsw = (ushort)(fsw & ~0x3800);
+        UpdateErrorSummary();
         _fpuValid = image[4];
         _fop = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(image[6..]) & 0x7FF);
         if (wide)
@@ -211,12 +228,12 @@ public sealed partial class X86Cpu
     /// </summary>
     internal void X87Begin(bool waiting = true)
     {
-        _xinuse |= XinuseX87;
         if (_fpuUnavailable)
         {
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
+        _xinuse |= XinuseX87;
         if (waiting && (_fsw & FswErrorSummary) != 0)
         {
             throw new CpuException(ExceptionVector.FloatingPoint);

@@ -7,9 +7,10 @@ namespace SharpVisor.Kvm;
 
 /// <summary>
 /// The in-kernel interrupt controllers (8259 pair, I/O APIC, local APICs) as the machine's
-/// interrupt inputs: GSI levels through KVM_IRQ_LINE, MSIs through KVM_SIGNAL_MSI.
+/// interrupt inputs: GSI levels through KVM_IRQ_LINE, MSIs through KVM_SIGNAL_MSI, or — for a
+/// device that asks for a route — through an irqfd bound to an MSI routing entry.
 /// </summary>
-public sealed unsafe class KvmInterruptController : IInterruptController
+public sealed unsafe class KvmInterruptController : IInterruptController, IMsiRouteProvider
 {
     private readonly KvmVirtualMachine _vm;
 
@@ -39,4 +40,7 @@ public sealed unsafe class KvmInterruptController : IInterruptController
             throw new LinuxException($"KVM_SIGNAL_MSI address 0x{address:x} data 0x{data:x}", errno);
         }
     }
+
+    /// <summary>An irqfd-backed MSI route, or null when KVM here has no irqfd/GSI routing or no free GSI.</summary>
+    public IMsiRoute? TryCreateMsiRoute() => _vm.GsiRouting.TryCreate();
 }

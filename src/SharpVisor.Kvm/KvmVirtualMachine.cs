@@ -11,7 +11,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -54,6 +54,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
             SetUpIrqchip();
             MapMemory();
             SupportedCpuid = system.GetSupportedCpuid();
+            GsiRouting = new KvmGsiRouting(this);
         }
         catch
         {
@@ -98,6 +99,12 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
 
     /// <summary>What KVM_GET_SUPPORTED_CPUID reported; each vCPU applies <see cref="KvmCpuidPolicy"/> to it.</summary>
     public IReadOnlyList<KvmCpuidEntry2> SupportedCpuid { get; }
+
+    /// <summary>MSI messages routed through irqfds right now (each MSI-X vector in use gets one).</summary>
+    public int MsiRouteCount => GsiRouting.MsiRouteCount;
+
+    /// <summary>MSI routes for irqfds (<see cref="KvmInterruptController"/> hands them out).</summary>
+    internal KvmGsiRouting GsiRouting { get; } = null!;
 
     internal int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(KvmVirtualMachine));
 
@@ -147,6 +154,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine
             }
         }
 
+        GsiRouting?.Dispose();
         if (_fd >= 0)
         {
             LibC.Close(_fd);

@@ -161,6 +161,42 @@ public sealed class BzImageTests : IDisposable
     }
 
     [Fact]
+    public void ExtraInitrdsFollowTheInitrdEachFourByteAlignedWithZeroPadding()
+    {
+        string kernel = _files.Write("bzImage", new BzImageSpec().Build());
+        string initrd = _files.WritePattern("initrd", 1001, 3);
+        string hook = _files.WritePattern("hook.cpio", 22, 7);
+        string more = _files.WritePattern("more.cpio", 8, 9);
+        using GuestMemory memory = GuestMemory.CreateRam(Ram);
+
+        BootResult result = BootLoader.Load(memory, new BootRequest(kernel) { InitrdPath = initrd, ExtraInitrdPaths = [hook, more] });
+
+        // 1001 bytes, 3 bytes of padding, 22 bytes at 1004, 2 of padding, 8 bytes at 1028: 1036 in all.
+        ulong zp = result.State.Rsi;
+        ulong address = memory.Read<uint>(zp + 0x218);
+        Assert.Equal(1036u, memory.Read<uint>(zp + 0x21C));
+        byte[] loaded = new byte[1036];
+        memory.Read(address, loaded);
+        Assert.Equal(File.ReadAllBytes(initrd), loaded[..1001]);
+        Assert.Equal(new byte[3], loaded[1001..1004]);
+        Assert.Equal(File.ReadAllBytes(hook), loaded[1004..1026]);
+        Assert.Equal(new byte[2], loaded[1026..1028]);
+        Assert.Equal(File.ReadAllBytes(more), loaded[1028..]);
+    }
+
+    [Fact]
+    public void MissingExtraInitrdIsAClearError()
+    {
+        string kernel = _files.Write("bzImage", new BzImageSpec().Build());
+        string missing = Path.Combine(_files.Directory, "no-hook.cpio");
+        using GuestMemory memory = GuestMemory.CreateRam(Ram);
+
+        BootImageException e = Assert.Throws<BootImageException>(() => BootLoader.Load(memory, new BootRequest(kernel) { ExtraInitrdPaths = [missing] }));
+
+        Assert.Contains("no-hook.cpio", e.Message);
+    }
+
+    [Fact]
     public void InitrdThatDoesNotFitIsAClearError()
     {
         string kernel = _files.Write("bzImage", new BzImageSpec().Build());

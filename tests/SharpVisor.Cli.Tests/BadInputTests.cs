@@ -125,10 +125,10 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
-    public void NoKvmDevice()
+    public void NoKvmDeviceWhenKvmIsAskedFor()
     {
         SharpVisorProcess.Result result = SharpVisorProcess.Run(
-            ["run", "--serial", "none", "--kernel", DefaultGuestFiles.Kernel],
+            ["run", "--serial", "none", "--accel", "kvm", "--kernel", DefaultGuestFiles.Kernel],
             environment: new Dictionary<string, string> { ["SHARPVISOR_KVM_DEVICE"] = "/nonexistent/kvm" });
         AssertOneLineError(result, "/nonexistent/kvm");
     }
@@ -142,7 +142,7 @@ public sealed class BadInputTests : IDisposable
         }
 
         SharpVisorProcess.Result result = SharpVisorProcess.Run(
-            ["run", "--serial", "none", "--kernel", DefaultGuestFiles.Kernel], runAsUser: "65534");
+            ["run", "--serial", "none", "--accel", "kvm", "--kernel", DefaultGuestFiles.Kernel], runAsUser: "65534");
         Assert.Equal(125, result.ExitCode);
         Assert.Contains("permission", result.StandardError, StringComparison.OrdinalIgnoreCase);
         Assert.DoesNotContain("   at ", result.StandardError);
@@ -154,6 +154,21 @@ public sealed class BadInputTests : IDisposable
         SharpVisorProcess.Result result = Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "warp-drive");
         Assert.NotEqual(0, result.ExitCode);
         Assert.Contains("warp-drive", result.StandardError);
+        Assert.DoesNotContain("   at ", result.StandardError);
+    }
+
+    [Fact]
+    public void AnMmuModeWithKvm()
+    {
+        AssertOneLineError(Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "kvm", "--mmu", "shadow"), "--mmu shadow");
+    }
+
+    [Fact]
+    public void UnknownMmuMode()
+    {
+        SharpVisorProcess.Result result = Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "emulator", "--mmu", "psychic");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("psychic", result.StandardError);
         Assert.DoesNotContain("   at ", result.StandardError);
     }
 

@@ -9,8 +9,9 @@ public static class SharpVisorProcess
 
     public static string AssemblyPath => Path.Combine(AppContext.BaseDirectory, "sharpvisor.dll");
 
+    /// <param name="wrapper">A command the CLI runs under, e.g. setpriv dropping a capability.</param>
     public static Result Run(IEnumerable<string> arguments, IDictionary<string, string>? environment = null,
-        TimeSpan? timeout = null, string? runAsUser = null)
+        TimeSpan? timeout = null, string? runAsUser = null, string[]? wrapper = null)
     {
         var start = new ProcessStartInfo
         {
@@ -20,7 +21,15 @@ public static class SharpVisorProcess
             UseShellExecute = false,
         };
 
-        if (runAsUser is null)
+        if (wrapper is not null)
+        {
+            start.FileName = wrapper[0];
+            foreach (string a in wrapper.Skip(1).Append("dotnet"))
+            {
+                start.ArgumentList.Add(a);
+            }
+        }
+        else if (runAsUser is null)
         {
             start.FileName = "dotnet";
         }

@@ -20,7 +20,7 @@ public sealed class CliSessionTests
         var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
         try
         {
-            Result created = Run(env, "create", config);
+            Result created = Run(env, "create", config, "--accel", "kvm");
             Assert.Equal(0, created.ExitCode);
             Assert.Contains("created domain hello (id 1)", created.Stdout);
             Assert.True(File.Exists(Path.Combine(runtime, "sharpvisord.pid")), "the CLI started the daemon");
@@ -84,7 +84,7 @@ public sealed class CliSessionTests
         using var directory = new TempDirectory();
         string config = WriteConfig(directory, "vm.json", "loop=20000");
         string socket = directory.File("fc.sock");
-        using Process vmm = Start("vmm", "--api-sock", socket, "--config-file", config, "--name", "fc-test");
+        using Process vmm = Start("vmm", "--api-sock", socket, "--config-file", config, "--name", "fc-test", "--accel", "kvm");
         using HttpClient http = UnixSocketHttp.CreateClient(socket);
         await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the VMM listens");
 

@@ -27,7 +27,7 @@ public sealed partial class KvmDomainTests
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
         foreach (string name in new[] { "a", "b", "c" })
         {
-            await host.Client.CreateAsync(host.Request(name, bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
+            await host.Client.CreateAsync(host.Request(name, bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         }
 
         List<DomainInfo> domains = await host.Client.ListAsync();
@@ -88,9 +88,9 @@ public sealed partial class KvmDomainTests
     public async Task ShutdownPowersTheGuestOffAndSaysHow()
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
-        await host.Client.CreateAsync(host.Request("loop", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
-        await host.Client.CreateAsync(host.Request("deaf", bootArgs: "loop=20000 noacpi", memoryMib: 16, kernel: TestKernels.MultibootHello));
-        await host.Client.CreateAsync(host.Request("quits", bootArgs: "exit=3", memoryMib: 16, kernel: TestKernels.MultibootHello));
+        await host.Client.CreateAsync(host.Request("loop", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
+        await host.Client.CreateAsync(host.Request("deaf", bootArgs: "loop=20000 noacpi", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
+        await host.Client.CreateAsync(host.Request("quits", bootArgs: "exit=3", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         await WaitForTickAsync(host.Client, "loop", 1);
         await WaitForTickAsync(host.Client, "deaf", 1);
         int pid = (await host.Client.GetAsync("loop")).Pid!.Value;
@@ -126,7 +126,7 @@ public sealed partial class KvmDomainTests
     {
         string group = "sharpvisor-test-" + Guid.NewGuid().ToString("N")[..8];
         await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher(), cgroupName: group);
-        await host.Client.CreateAsync(host.Request("web", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello));
+        await host.Client.CreateAsync(host.Request("web", bootArgs: "loop=20000", memoryMib: 16, kernel: TestKernels.MultibootHello) with { Accelerator = "kvm" });
         int pid = (await host.Client.GetAsync("web")).Pid!.Value;
 
         await host.Client.PinVcpuAsync("web", "0", "1");
@@ -163,6 +163,48 @@ public sealed partial class KvmDomainTests
 
         await host.Client.DestroyAsync("web");
         Assert.False(Directory.Exists(domainGroup));
+    }
+
+    [KvmFact]
+    public async Task ADomainWithADriveAndABalloonBootsAndMemSetReachesItsBalloon()
+    {
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(SharpVisorCommand.Launcher());
+        if (!HostCapabilities.IsRoot || !File.Exists("/dev/net/tun"))
+        {
+            Assert.Fail("SKIPPED — NEEDS root and /dev/net/tun: the domain's NIC is a TAP the VMM creates");
+        }
+
+        string tap = $"svd{Environment.ProcessId % 100000}";
+        string image = host.Directory.File("rootfs.img");
+        File.WriteAllBytes(image, new byte[1 << 20]);
+        CreateDomainRequest request = host.Request("io", bootArgs: "loop=20000", memoryMib: 32, kernel: TestKernels.MultibootHello, balloon: true);
+        request = request with
+        {
+            Config = request.Config with
+            {
+                Drives = [new SharpVisor.Host.Firecracker.Drive { DriveId = "rootfs", IsRootDevice = true, PathOnHost = image }],
+
+                // A TAP the VMM creates (root has CAP_NET_ADMIN) and that goes away with it.
+                NetworkInterfaces = [new SharpVisor.Host.Firecracker.NetworkInterface { IfaceId = "eth0", HostDevName = tap, GuestMac = "06:00:ac:10:00:02" }],
+            },
+        };
+
+        await host.Client.CreateAsync(request);
+        await WaitForTickAsync(host.Client, "io", 1);
+        Assert.True(Directory.Exists($"/sys/class/net/{tap}"), $"the VMM did not create TAP {tap}");
+        await host.Client.SetMemoryAsync("io", 24);
+
+        string metrics = await host.Client.MetricsAsync();
+        Assert.Contains("sharpvisor_domain_balloon_target_bytes{domain=\"io\",id=\"1\"} 8388608\n", metrics);
+        Assert.Contains("sharpvisor_domain_balloon_actual_bytes{domain=\"io\",id=\"1\"} 0\n", metrics); // this guest has no balloon driver
+        Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"rootfs\",direction=\"read\"} 0\n", metrics);
+        Assert.Contains("sharpvisor_domain_device_requests_total{domain=\"io\",id=\"1\",device=\"balloon0\",direction=\"write\"} 0\n", metrics);
+        Assert.Contains("sharpvisor_domain_device_bytes_total{domain=\"io\",id=\"1\",device=\"eth0\",direction=\"write\"} 0\n", metrics);
+
+        DaemonException tooMuch = await Assert.ThrowsAsync<DaemonException>(() => host.Client.SetMemoryAsync("io", 64));
+        Assert.Equal(400, tooMuch.StatusCode);
+        await host.Client.DestroyAsync("io");
+        await Eventually.TrueAsync(() => !Directory.Exists($"/sys/class/net/{tap}"), s_timeout, $"TAP {tap} is gone with its VMM");
     }
 
     private static async Task<int> LastTickAsync(DaemonClient client, string domain)

@@ -319,6 +319,33 @@ public sealed class VmmApiTests
     }
 
     [Fact]
+    public async Task BalloonStatisticsAreServedOnlyWhenEnabledBeforeBoot()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+        Assert.Equal(HttpStatusCode.BadRequest, (await vmm.GetAsync("/balloon/statistics")).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PutAsync("/balloon", """{"amount_mib": 16, "deflate_on_oom": false, "stats_polling_interval_s": 1}""")).Status);
+        VmmTestServer.Response early = await vmm.GetAsync("/balloon/statistics");
+        Assert.Equal(HttpStatusCode.BadRequest, early.Status);
+        Assert.Contains("before starting", early.Body);
+        await vmm.StartMachineAsync();
+        Assert.Equal(16, vmm.Factory.Last!.Spec.BalloonTargetMib);
+        Assert.Equal((false, 1), (vmm.Factory.Last!.Spec.BalloonDeflateOnOom, vmm.Factory.Last!.Spec.BalloonStatisticsIntervalSeconds));
+
+        using JsonDocument stats = JsonDocument.Parse((await vmm.GetAsync("/balloon/statistics")).Body);
+        Assert.Equal(16 * 256, stats.RootElement.GetProperty("target_pages").GetInt64());
+        Assert.Equal(16, stats.RootElement.GetProperty("actual_mib").GetInt64());
+        Assert.Equal(100L << 20, stats.RootElement.GetProperty("free_memory").GetInt64());
+        Assert.False(stats.RootElement.TryGetProperty("swap_in", out _)); // the guest did not report it
+
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PatchAsync("/balloon/statistics", """{"stats_polling_interval_s": 3}""")).Status);
+        Assert.Equal(3, vmm.Factory.Last!.BalloonStatisticsInterval);
+        Assert.Equal(3, JsonDocument.Parse((await vmm.GetAsync("/balloon")).Body).RootElement.GetProperty("stats_polling_interval_s").GetInt32());
+        VmmTestServer.Response off = await vmm.PatchAsync("/balloon/statistics", """{"stats_polling_interval_s": 0}""");
+        Assert.Equal(HttpStatusCode.BadRequest, off.Status);
+        Assert.Contains("cannot be enabled or disabled after boot", off.Body);
+    }
+
+    [Fact]
     public async Task PowerOffStopsTheMachineAndRunReturnsItsStatus()
     {
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();

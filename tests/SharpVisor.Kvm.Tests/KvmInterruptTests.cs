@@ -32,6 +32,21 @@ public class KvmInterruptTests
     }
 
     [KvmFact]
+    public void MsiThroughAnIrqFdRouteReachesTheGuestHandler()
+    {
+        const byte vector = 0x43;
+        using KvmTestMachine machine = CreateGuest(vector, _ => { }, out ManualResetEventSlim ready);
+        using IMsiRoute route = Assert.IsAssignableFrom<IMsiRouteProvider>(machine.Vm.Interrupts).TryCreateMsiRoute()!;
+        Assert.NotNull(route);
+
+        RunAndTrigger(machine, ready, () => route.Signal(LocalApicBase, vector));
+
+        Assert.Equal((vector << 1) | 1, machine.Vm.Control.ExitStatus);
+        Assert.Equal(1, machine.Vm.MsiRouteCount);
+        Assert.Equal(1, ((KvmMsiRoute)route).IrqfdSignals);
+    }
+
+    [KvmFact]
     public void GsiLevelThroughTheIoApicReachesTheGuestHandler()
     {
         const byte vector = 0x41;

@@ -7,7 +7,7 @@
 //   per case, output: struct case_out, then one 128-byte chunk for every bit set in
 //                     changed_chunks (the data window after the run).
 // A case runs with the data window at DATA_BASE (read/write, not executable), the code at
-// CODE_BASE (read/write/execute) followed by "jmp [EXIT_SLOT]", and GS based at DATA_BASE.
+// CODE_BASE (read/execute) followed by "jmp [EXIT_SLOT]", and GS based at DATA_BASE.
 // Faults are caught with sigaction on an alternate stack and reported with the kernel's
 // trap number, error code and CR2 from the signal context.
 #define _GNU_SOURCE
@@ -195,7 +195,20 @@ static void *map_fixed(uint64_t address, size_t size, int prot)
 int main(void)
 {
     g_data = map_fixed(DATA_BASE, DATA_SIZE, PROT_READ | PROT_WRITE);
-    g_code = map_fixed(CODE_BASE, CODE_SIZE, PROT_READ | PROT_WRITE | PROT_EXEC);
+    // The code page is read/execute for the case (a store into it faults, as in the emulator's
+    // address space: a store into the exit stub would otherwise diverge); the harness writes the
+    // code through a second, writable mapping of the same memfd.
+    int code_fd = memfd_create("difftest-code", 0);
+    if (code_fd < 0 || ftruncate(code_fd, CODE_SIZE) != 0) {
+        die("cannot create the code memfd");
+    }
+    if (mmap((void *)CODE_BASE, CODE_SIZE, PROT_READ | PROT_EXEC, MAP_SHARED | MAP_FIXED_NOREPLACE, code_fd, 0) != (void *)CODE_BASE) {
+        die("cannot map the code page");
+    }
+    g_code = mmap(NULL, CODE_SIZE, PROT_READ | PROT_WRITE, MAP_SHARED, code_fd, 0);
+    if (g_code == MAP_FAILED) {
+        die("cannot map the code page for writing");
+    }
     uint64_t *exit_slot = map_fixed(EXIT_SLOT, 0x1000, PROT_READ | PROT_WRITE);
     *exit_slot = (uint64_t)&dt_exit;
     mprotect(exit_slot, 0x1000, PROT_READ);

@@ -165,6 +165,37 @@ public sealed class Serial16550 : IPortIoDevice
     }
 
     /// <summary>
+    /// Takes as much of <paramref name="data"/> as the host-side buffer has room for, without
+    /// flagging an overrun: for feeders that can wait (piped console input) and retry the rest.
+    /// </summary>
+    /// <returns>The number of leading bytes taken.</returns>
+    public int OfferInput(ReadOnlySpan<byte> data)
+    {
+        lock (_lock)
+        {
+            int accepted = 0;
+            foreach (byte b in data)
+            {
+                if (_hostInput.IsFull)
+                {
+                    MoveHostInputToReceiver();
+                }
+
+                if (!_hostInput.TryEnqueue(b))
+                {
+                    break;
+                }
+
+                accepted++;
+            }
+
+            MoveHostInputToReceiver();
+            UpdateInterrupt();
+            return accepted;
+        }
+    }
+
+    /// <summary>
     /// Queues bytes from the host (a terminal, a test) for the guest to receive. Bytes beyond
     /// the host-side queue's capacity are dropped and flag an overrun in LSR.
     /// </summary>

@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using SharpVisor.Interop;
+using SharpVisor.Machine;
 
 namespace SharpVisor.Devices.Pci;
 
@@ -6,7 +8,9 @@ namespace SharpVisor.Devices.Pci;
 /// MSI-X (PCI 3.0 §6.8.2): a capability in configuration space (message control with enable
 /// and function mask, table and PBA locations) and a vector table plus pending-bit array that
 /// live in one of the function's BARs. A vector signalled while masked (per vector or for the
-/// whole function) sets its pending bit and is delivered when unmasked.
+/// whole function) sets its pending bit and is delivered when unmasked. Where the interrupt
+/// controller offers MSI routes (KVM: irqfd), each vector gets its own and a delivery is one
+/// eventfd write; otherwise messages go through <see cref="IInterruptController.SignalMsi"/>.
 /// </summary>
 public sealed class MsixCapability
 {
@@ -27,6 +31,9 @@ public sealed class MsixCapability
     private readonly int _capabilityOffset;
     private readonly byte[] _table;
     private readonly ulong[] _pending;
+    private readonly IMsiRoute?[] _routes;
+    private readonly bool[] _routeAsked;
+    private readonly bool[] _refusalLogged;
     private readonly object _lock = new();
 
     public MsixCapability(PciDevice device, int capabilityOffset, int vectorCount, int bar, uint tableOffset, uint pbaOffset)
@@ -49,6 +56,9 @@ public sealed class MsixCapability
         PbaOffset = pbaOffset;
         _table = new byte[vectorCount * EntrySize];
         _pending = new ulong[(vectorCount + 63) / 64];
+        _routes = new IMsiRoute?[vectorCount];
+        _routeAsked = new bool[vectorCount];
+        _refusalLogged = new bool[vectorCount];
         for (int v = 0; v < vectorCount; v++)
         {
             // Every vector starts masked.
@@ -208,6 +218,46 @@ public sealed class MsixCapability
         ulong address = BinaryPrimitives.ReadUInt32LittleEndian(entry[EntryAddressLow..]) |
             ((ulong)BinaryPrimitives.ReadUInt32LittleEndian(entry[EntryAddressHigh..]) << 32);
         uint data = BinaryPrimitives.ReadUInt32LittleEndian(entry[EntryData..]);
-        _device.Bus?.Interrupts.SignalMsi(address, data);
+        PciBus? bus = _device.Bus;
+        if (bus is null)
+        {
+            return;
+        }
+
+        try
+        {
+            if (RouteFor(vector, bus.Interrupts) is IMsiRoute route)
+            {
+                route.Signal(address, data);
+            }
+            else
+            {
+                bus.Interrupts.SignalMsi(address, data);
+            }
+
+            _refusalLogged[vector] = false;
+        }
+        catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+        {
+            // A message the platform refuses (or a machine going away) is dropped, as on hardware;
+            // said once until the vector works again, so a guest cannot flood the log.
+            if (!_refusalLogged[vector])
+            {
+                _refusalLogged[vector] = true;
+                bus.Log?.Invoke($"pci: {_device.Name} MSI-X vector {vector} (address 0x{address:x} data 0x{data:x}) not delivered: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>The vector's own route, asked for once; null when the controller has none to give.</summary>
+    private IMsiRoute? RouteFor(int vector, IInterruptController controller)
+    {
+        if (!_routeAsked[vector])
+        {
+            _routeAsked[vector] = true;
+            _routes[vector] = (controller as IMsiRouteProvider)?.TryCreateMsiRoute();
+        }
+
+        return _routes[vector];
     }
 }

@@ -117,7 +117,9 @@ public sealed unsafe class SerialConsole : IDisposable
         var stdout = new OutputPump(System.Console.OpenStandardOutput());
         if (LibC.Isatty(0) != 1)
         {
-            return new SerialConsole(stdout, ownsOutput: true);
+            // Piped or redirected input (a script typing into the guest): fed as is, no escape key,
+            // and never dropped: the feeder waits for the guest to drain the UART.
+            return new SerialConsole(stdout, ownsOutput: true, inputFd: 0);
         }
 
         (notices ?? System.Console.Error).WriteLine(EscapeHint);
@@ -225,6 +227,31 @@ public sealed unsafe class SerialConsole : IDisposable
         _stopSignal?.Dispose();
     }
 
+    /// <summary>
+    /// Hands <paramref name="data"/> to the UART, waiting while its buffer is full (the guest reads
+    /// at its own pace); false when the console is being disposed meanwhile.
+    /// </summary>
+    private bool FeedWithoutLoss(Serial16550 uart, ReadOnlySpan<byte> data)
+    {
+        PollFd stop = default;
+        while (true)
+        {
+            data = data[uart.OfferInput(data)..];
+            if (data.IsEmpty)
+            {
+                return true;
+            }
+
+            stop.Fd = _stopSignal!.Fd;
+            stop.Events = LibC.POLLIN;
+            stop.Revents = 0;
+            if (LibC.Poll(&stop, 1, 2) > 0)
+            {
+                return false;
+            }
+        }
+    }
+
     private void InputLoop(Serial16550 uart)
     {
         byte[] buffer = new byte[ReadChunk];
@@ -287,7 +314,11 @@ public sealed unsafe class SerialConsole : IDisposable
 
                 if (_onEscape is null)
                 {
-                    uart.EnqueueInput(buffer.AsSpan(0, (int)count));
+                    if (!FeedWithoutLoss(uart, buffer.AsSpan(0, (int)count)))
+                    {
+                        return;
+                    }
+
                     continue;
                 }
 

@@ -50,7 +50,9 @@ public sealed unsafe class TapDevice : IDisposable
         int fd = LibC.Open("/dev/net/tun", LibC.O_RDWR | LibC.O_NONBLOCK | LibC.O_CLOEXEC);
         if (fd < 0)
         {
-            throw new IOException($"cannot open /dev/net/tun: {LibC.Strerror(Marshal.GetLastPInvokeError())}");
+            int errno = Marshal.GetLastPInvokeError();
+            string hint = errno == LibC.ENOENT ? " (is the tun module loaded?)" : errno is LibC.EACCES or LibC.EPERM ? " (TAP networking needs access to /dev/net/tun)" : "";
+            throw new IOException($"cannot open /dev/net/tun: {LibC.Strerror(errno)}{hint}");
         }
 
         byte* request = stackalloc byte[InterfaceRequestSize];
@@ -61,7 +63,11 @@ public sealed unsafe class TapDevice : IDisposable
         {
             int errno = Marshal.GetLastPInvokeError();
             LibC.Close(fd);
-            throw new IOException($"TUNSETIFF for TAP '{name}' failed: {LibC.Strerror(errno)}");
+            string what = name.Length == 0 ? "a new TAP interface" : $"TAP '{name}'";
+            string hint = errno == LibC.EPERM
+                ? " (creating a TAP needs CAP_NET_ADMIN; an existing persistent TAP must be owned by this user)"
+                : errno == LibC.EBUSY ? " (another process has it open)" : "";
+            throw new IOException($"cannot create or attach {what}: {LibC.Strerror(errno)}{hint}");
         }
 
         string actual = Encoding.ASCII.GetString(new ReadOnlySpan<byte>(request, InterfaceNameSize)).TrimEnd('\0');

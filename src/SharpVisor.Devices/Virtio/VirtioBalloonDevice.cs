@@ -28,8 +28,9 @@ public sealed class VirtioBalloonDevice : VirtioDevice
     private uint _actualPages;
     private DescriptorChain? _heldStats;
 
-    public VirtioBalloonDevice(GuestMemory memory, ushort queueSize = 256)
-        : base(VirtioDeviceType.Balloon, memory, 3, queueSize, FeatureStatsQueue | FeatureDeflateOnOom)
+    /// <summary>A balloon offering the statistics queue and deflate-on-OOM as asked (both by default).</summary>
+    public VirtioBalloonDevice(GuestMemory memory, ushort queueSize = 256, bool statistics = true, bool deflateOnOom = true)
+        : base(VirtioDeviceType.Balloon, memory, 3, queueSize, (statistics ? FeatureStatsQueue : 0) | (deflateOnOom ? FeatureDeflateOnOom : 0))
     {
     }
 

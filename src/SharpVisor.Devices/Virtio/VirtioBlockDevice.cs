@@ -143,6 +143,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
         }
 
         written = (uint)dataLength + 1;
+        IoCounters.AddRead((long)dataLength);
         return StatusOk;
     }
 
@@ -162,6 +163,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
             offset += s.Length;
         }
 
+        IoCounters.AddWrite((long)dataLength);
         return StatusOk;
     }
 
@@ -173,6 +175,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
         }
 
         _image.Flush();
+        IoCounters.AddWrite(0);
         return StatusOk;
     }
 

@@ -113,6 +113,7 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         {
             Output.Write(data);
             Output.Flush();
+            IoCounters.AddWrite(data.Length);
         }
         catch (IOException e)
         {
@@ -153,6 +154,7 @@ public sealed class VirtioConsoleDevice : VirtioDevice
 
             int written = chain.CopyToWritable(0, chunk);
             queue.PushUsed(chain.Head, (uint)written);
+            IoCounters.AddRead(written);
         }
 
         SignalIfNeeded(queue);

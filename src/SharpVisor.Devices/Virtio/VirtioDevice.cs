@@ -60,6 +60,9 @@ public abstract class VirtioDevice : IDisposable
 
     public IVirtioTransport? Transport { get; set; }
 
+    /// <summary>Requests and bytes moved each way, for metrics.</summary>
+    public VirtioIoCounters IoCounters { get; } = new();
+
     /// <summary>Where the device reports failures and notable guest mistakes.</summary>
     public Action<string>? Log { get; set; }
 

@@ -65,6 +65,9 @@ public sealed class VirtioNetDevice : VirtioDevice
 
     public TapDevice Tap => _tap;
 
+    /// <summary>The guest's MAC address, aa:bb:cc:dd:ee:ff.</summary>
+    public string MacAddress => string.Join(':', _mac.Select(b => b.ToString("x2", System.Globalization.CultureInfo.InvariantCulture)));
+
     public long TxFrames { get; private set; }
 
     public long TxDropped { get; private set; }
@@ -159,6 +162,7 @@ public sealed class VirtioNetDevice : VirtioDevice
         if (_tap.Write(_txFrame.AsSpan(0, length)))
         {
             TxFrames++;
+            IoCounters.AddWrite(length - HeaderSize);
         }
         else
         {
@@ -254,6 +258,7 @@ public sealed class VirtioNetDevice : VirtioDevice
 
         queue.PublishUsed();
         RxFrames++;
+        IoCounters.AddRead(frame.Length - HeaderSize);
         return true;
     }
 }

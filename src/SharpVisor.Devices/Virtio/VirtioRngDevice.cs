@@ -29,6 +29,7 @@ public sealed class VirtioRngDevice : VirtioDevice
             RandomNumberGenerator.Fill(Memory.GetSpan(s.Address, s.Length));
         }
 
+        IoCounters.AddRead((long)length);
         return (uint)length;
     });
 }

@@ -12,7 +12,10 @@ namespace SharpVisor.Emulator.Accelerator;
 public sealed class EmulatorAccelerator : IAccelerator
 {
     /// <param name="mmuMode">The memory-virtualization technique every vCPU uses.</param>
-    /// <param name="log">Where guest misbehaviour the platform devices notice is reported (rate-limited).</param>
+    /// <param name="log">
+    /// Where guest misbehaviour the platform devices notice, and instructions the CPU does not
+    /// implement, are reported (rate-limited: a guest can cause them at will).
+    /// </param>
     public EmulatorAccelerator(MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null)
     {
         if (!Enum.IsDefined(mmuMode))

@@ -46,11 +46,12 @@ public sealed class EmulatorVcpu : IVcpu
         _apic = _platform.IrqChip.GetLocalApic(id);
         var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
         CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount);
-        _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(id))
+        _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
             DeliverExceptions = true,
             PortIo = VcpuPortIo.CreateBus(vm.PortIo, Exits),
+            Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
     }
 
@@ -163,7 +164,6 @@ public sealed class EmulatorVcpu : IVcpu
             if (_apic.IsWaitingForSipi)
             {
                 // Application processors from power-on, and any AP after INIT: only a SIPI (or a kick) wakes them.
-                EnterInitStateOnce();
                 _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
                 continue;
             }
@@ -289,7 +289,10 @@ public sealed class EmulatorVcpu : IVcpu
         }
     }
 
-    /// <summary>An AP's CPU enters its INIT state once before it waits for its first SIPI.</summary>
+    /// <summary>
+    /// An AP's CPU enters its INIT state before its first SIPI: at power-on it is in its RESET
+    /// state, and a start-up IPI is taken only in wait-for-SIPI. (Until then it never executes.)
+    /// </summary>
     private void EnterInitStateOnce()
     {
         if (!_inInitState)

@@ -101,7 +101,7 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     public WriteTracker WriteTracker { get; }
 
     /// <summary>The one place a vCPU's MMU is made: shadow or nested paging over this machine's memory.</summary>
-    internal Mmu.IMmu CreateMmu(int vcpuId) => MmuFactory.Create(MmuMode, Memory, _secondLevel, MmuOptions, WriteTracker);
+    internal Mmu.IMmu CreateMmu(MmuMode mode) => MmuFactory.Create(mode, Memory, _secondLevel, MmuOptions, WriteTracker);
 
     /// <summary>The options the MMU is built with: MAXPHYADDR must agree with CPUID 0x80000008.</summary>
     internal MmuOptions MmuOptions => new() { PhysicalAddressBits = EmulatorCpuModel.PhysicalAddressBits(CpuModel) };

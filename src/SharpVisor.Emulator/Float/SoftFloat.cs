@@ -318,7 +318,9 @@ internal static class SoftFloat
 
                 if (f.ExplicitInteger)
                 {
+                    // Too large even for the x87 wrap: infinity, rounded up in magnitude (C1 = 1).
                     env.Flags |= FloatFlags.Inexact;
+                    env.RoundedUp = true;
                 }
 
                 return PackInfinity(f, sign);

@@ -40,31 +40,51 @@ internal static unsafe class BranchHandlers
         where TSize : struct, IOperandSize =>
         cpu.Jump(TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read)));
 
+    /// <summary>
+    /// Pushes the return address and jumps. In 64-bit mode Intel processors store the return address
+    /// before they find the target non-canonical: the #GP leaves RSP as it was but the stack written.
+    /// </summary>
+    private static void CallTo<TSize>(X86Cpu cpu, ref Op op, ulong target)
+        where TSize : struct, IOperandSize
+    {
+        if (!cpu._is64)
+        {
+            cpu.CheckJumpTarget(target);
+            cpu.Push<TSize>(cpu.NextIp(ref op));
+            cpu.Jump(target);
+            return;
+        }
+
+        ulong rsp = cpu.Gpr(X86Cpu.Rsp);
+        cpu.Push<TSize>(cpu.NextIp(ref op));
+        if (!X86Cpu.IsCanonical(target))
+        {
+            cpu.Gpr(X86Cpu.Rsp) = rsp;
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        cpu.Jump(target);
+    }
+
     public static void CallRel<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
         ulong target = RelativeTarget(cpu, ref op);
-        cpu.CheckJumpTarget(target);
-        cpu.Push<TSize>(cpu.NextIp(ref op));
-        cpu.Jump(target);
+        CallTo<TSize>(cpu, ref op, target);
     }
 
     public static void CallR<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
         ulong target = TSize.ReadReg(cpu, op.Rm);
-        cpu.CheckJumpTarget(target);
-        cpu.Push<TSize>(cpu.NextIp(ref op));
-        cpu.Jump(target);
+        CallTo<TSize>(cpu, ref op, target);
     }
 
     public static void CallM<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
         ulong target = TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read));
-        cpu.CheckJumpTarget(target);
-        cpu.Push<TSize>(cpu.NextIp(ref op));
-        cpu.Jump(target);
+        CallTo<TSize>(cpu, ref op, target);
     }
 
     /// <summary>RET / RET imm16 (Imm = bytes to release after popping).</summary>

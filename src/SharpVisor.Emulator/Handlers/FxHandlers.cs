@@ -16,12 +16,15 @@ internal static class FxHandlers
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
-        if (((cpu.EffectiveAddress(ref op) + cpu._segBase[op.Seg]) & 15) != 0)
+        // Unlike MOVDQA or CMPXCHG16B, the canonical/segment checks (#SS for a stack-based operand)
+        // come before the alignment check (as on hardware).
+        ulong linear = cpu.Linear(ref op, 512, access);
+        if ((linear & 15) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
-        return cpu.Linear(ref op, 512, access);
+        return linear;
     }
 
     public static void Fxsave(X86Cpu cpu, ref Op op)
@@ -60,12 +63,14 @@ internal static class FxHandlers
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
-        if (((cpu.EffectiveAddress(ref op) + cpu._segBase[op.Seg]) & 63) != 0)
+        // As for FXSAVE: canonical/segment checks first, then the 64-byte alignment.
+        ulong linear = cpu.Linear(ref op, (int)CpuModel.XsaveAreaSize, access);
+        if ((linear & 63) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
-        return cpu.Linear(ref op, (int)CpuModel.XsaveAreaSize, access);
+        return linear;
     }
 
     /// <summary>The requested-feature bitmap: XCR0 AND EDX:EAX.</summary>

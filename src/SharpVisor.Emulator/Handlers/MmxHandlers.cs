@@ -153,9 +153,12 @@ internal static class MmxHandlers
         Check(cpu);
         ulong data = cpu.ReadMmx(op.Reg);
         ulong mask = cpu.ReadMmx(op.Rm);
-        cpu._fpuTop = 0;
+
+        // A faulting MASKMOVQ has already switched to MMX (TOP = 0, all tags valid), as on hardware.
+        cpu.EnterMmx();
         ulong addressMask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
         ulong ea = cpu.Gpr(7) & addressMask;
+        VectorHandlers.ProbeMaskedStore(cpu, ref op, ea, 8, addressMask);
         for (int i = 0; i < 8; i++)
         {
             if (((mask >> ((8 * i) + 7)) & 1) != 0)
@@ -163,8 +166,6 @@ internal static class MmxHandlers
                 cpu.Write8(cpu.SegmentLinear(op.Seg, (ea + (ulong)i) & addressMask, 1, MemoryAccess.Write), (byte)(data >> (8 * i)));
             }
         }
-
-        cpu.EnterMmx();
     }
 
     /// <summary>MOVQ2DQ xmm, mm (Reg = xmm, Rm = mm).</summary>

@@ -356,6 +356,16 @@ internal static class SseFloatHandlers
     }
 
     /// <summary>
+    /// DPPS/DPPD run in stages (multiply, then add), each raising its exceptions as a packed
+    /// instruction does: a fault in the add stage leaves the multiply stage's flags in MXCSR.
+    /// </summary>
+    private static void CommitStage(X86Cpu cpu, ref FloatEnvironment env)
+    {
+        cpu.CommitSimd(ref env);
+        env.Flags = 0;
+    }
+
+    /// <summary>
     /// DPPS (Aux 0) and DPPD (Aux 1): masked products summed pairwise into the lanes selected by
     /// imm8[3:0]. Intel processors sum in a different operand order for each destination lane
     /// (which decides the propagated NaN); this follows that order.
@@ -374,6 +384,7 @@ internal static class SseFloatHandlers
             Vector128<ulong> y = b.AsUInt64();
             ulong t0 = (imm & 0x10) != 0 ? SseFloat.Double(SseFloat.OpMul, x.GetElement(0), y.GetElement(0), ref env) : 0;
             ulong t1 = (imm & 0x20) != 0 ? SseFloat.Double(SseFloat.OpMul, x.GetElement(1), y.GetElement(1), ref env) : 0;
+            CommitStage(cpu, ref env);
             ulong sum0 = SseFloat.Double(SseFloat.OpAdd, t0, t1, ref env);
             ulong sum1 = SseFloat.Double(SseFloat.OpAdd, t1, t0, ref env);
             r = Vector128.Create((imm & 1) != 0 ? sum0 : 0, (imm & 2) != 0 ? sum1 : 0).AsByte();
@@ -388,12 +399,20 @@ internal static class SseFloatHandlers
                 t[i] = (imm & (0x10 << i)) != 0 ? SseFloat.Single(SseFloat.OpMul, x.GetElement(i), y.GetElement(i), ref env) : 0;
             }
 
+            CommitStage(cpu, ref env);
+
+            // The pair sums are a stage of their own (DPPS has three).
+            uint lowEven = SseFloat.Single(SseFloat.OpAdd, t[1], t[0], ref env);
+            uint lowOdd = SseFloat.Single(SseFloat.OpAdd, t[0], t[1], ref env);
+            uint highEven = SseFloat.Single(SseFloat.OpAdd, t[3], t[2], ref env);
+            uint highOdd = SseFloat.Single(SseFloat.OpAdd, t[2], t[3], ref env);
+            CommitStage(cpu, ref env);
             Span<uint> lanes = stackalloc uint[4];
             for (int j = 0; j < 4; j++)
             {
                 bool even = (j & 1) == 0;
-                uint low = even ? SseFloat.Single(SseFloat.OpAdd, t[1], t[0], ref env) : SseFloat.Single(SseFloat.OpAdd, t[0], t[1], ref env);
-                uint high = even ? SseFloat.Single(SseFloat.OpAdd, t[3], t[2], ref env) : SseFloat.Single(SseFloat.OpAdd, t[2], t[3], ref env);
+                uint low = even ? lowEven : lowOdd;
+                uint high = even ? highEven : highOdd;
                 uint sum = j < 2 ? SseFloat.Single(SseFloat.OpAdd, low, high, ref env) : SseFloat.Single(SseFloat.OpAdd, high, low, ref env);
                 lanes[j] = (imm & (1 << j)) != 0 ? sum : 0;
             }

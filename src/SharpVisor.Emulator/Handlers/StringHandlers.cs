@@ -187,7 +187,9 @@ internal static unsafe class StringHandlers
     public static void Cmps<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
-        ZeroExtendAddressRegisters(cpu, ref op, source: true, destination: true);
+        // Unlike MOVS/STOS, a REP CMPS/SCAS zero-extends only the count up front (rSI/rDI are
+        // written as 32-bit registers once an iteration completes), as on hardware.
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: false);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             CmpsLoop<TSize>(cpu, ref op);
@@ -227,6 +229,27 @@ internal static unsafe class StringHandlers
 
             ulong si = cpu.Gpr(6) & mask;
             ulong di = cpu.Gpr(7) & mask;
+            if (rep && step == (ulong)TSize.Bytes && cpu._is64)
+            {
+                // Whole runs within the current pages at once.
+                ulong done = cpu.CompareForward(si + cpu._segBase[op.Seg], di + cpu._segBase[X86Cpu.SegEs], Math.Min(count, budget + 1), TSize.Bytes, whileEqual, out ulong sa, out ulong sb);
+                if (done != 0)
+                {
+                    CmpOp.SetFlags<TSize>(cpu, sa, sb, sa - sb);
+                    SetAddressRegister(cpu, 6, si + (step * done), ref op);
+                    SetAddressRegister(cpu, 7, di + (step * done), ref op);
+                    count -= done;
+                    budget -= done - 1;
+                    SetAddressRegister(cpu, 1, count, ref op);
+                    if ((sa == sb) != whileEqual)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+            }
+
             // Intel processors fetch the ES:rDI operand first (it decides which fault is reported).
             ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
             ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
@@ -248,7 +271,7 @@ internal static unsafe class StringHandlers
     public static void Scas<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize
     {
-        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: true);
+        ZeroExtendAddressRegisters(cpu, ref op, source: false, destination: false);
         if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) == 0)
         {
             ScasLoop<TSize>(cpu, ref op);
@@ -288,6 +311,25 @@ internal static unsafe class StringHandlers
             }
 
             ulong di = cpu.Gpr(7) & mask;
+            if (rep && step == (ulong)TSize.Bytes && cpu._is64)
+            {
+                ulong done = cpu.ScanForward(di + cpu._segBase[X86Cpu.SegEs], Math.Min(count, budget + 1), TSize.Bytes, a & TSize.Mask, whileEqual, out ulong last);
+                if (done != 0)
+                {
+                    CmpOp.SetFlags<TSize>(cpu, a, last, a - last);
+                    SetAddressRegister(cpu, 7, di + (step * done), ref op);
+                    count -= done;
+                    budget -= done - 1;
+                    SetAddressRegister(cpu, 1, count, ref op);
+                    if (((a & TSize.Mask) == last) != whileEqual)
+                    {
+                        return;
+                    }
+
+                    continue;
+                }
+            }
+
             ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
             CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
             SetAddressRegister(cpu, 7, di + step, ref op);

@@ -207,6 +207,85 @@ internal static class SystemHandlers
 
     public static void Swapgs(X86Cpu cpu, ref Op op) => cpu.ExecuteSwapgs();
 
+    // ---- String I/O ---------------------------------------------------------------------------
+
+    /// <summary>Port reads and writes per visit of a REP INS/OUTS before it restarts (devices are slow).</summary>
+    private const ulong IoIterationsPerVisit = 4096;
+
+    /// <summary>INS: port DX to ES:rDI (REP: rCX times). The destination is checked before the port is read.</summary>
+    public static void Ins<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ushort port = (ushort)cpu.Gpr(2);
+        cpu.CheckIoPermission(port, TSize.Bytes);
+        ulong mask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
+        bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        ulong count = rep ? cpu.Gpr(1) & mask : 1;
+        ulong step = (cpu._flags & RflagsBits.Direction) != 0 ? (ulong)-TSize.Bytes : (ulong)TSize.Bytes;
+        Span<byte> data = stackalloc byte[8];
+        for (ulong done = 0; done < Math.Min(count, IoIterationsPerVisit); done++)
+        {
+            ulong di = cpu.Gpr(7) & mask;
+            ulong linear = cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Write);
+            cpu.ProbeWrite(linear, TSize.Bytes);
+            data.Fill(0xFF);
+            cpu.PortIo?.Read(port, data[..TSize.Bytes]);
+            TSize.Write(cpu, linear, BitConverter.ToUInt64(data));
+            SetAddressRegister(cpu, 7, di + step, op.AddrSize);
+            if (rep)
+            {
+                SetAddressRegister(cpu, 1, (cpu.Gpr(1) & mask) - 1, op.AddrSize);
+            }
+        }
+
+        RestartIfUnfinished(cpu, ref op, rep, mask);
+    }
+
+    /// <summary>OUTS: seg:rSI (DS unless overridden) to port DX (REP: rCX times).</summary>
+    public static void Outs<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize
+    {
+        ushort port = (ushort)cpu.Gpr(2);
+        cpu.CheckIoPermission(port, TSize.Bytes);
+        ulong mask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
+        bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        ulong count = rep ? cpu.Gpr(1) & mask : 1;
+        ulong step = (cpu._flags & RflagsBits.Direction) != 0 ? (ulong)-TSize.Bytes : (ulong)TSize.Bytes;
+        Span<byte> data = stackalloc byte[8];
+        for (ulong done = 0; done < Math.Min(count, IoIterationsPerVisit); done++)
+        {
+            ulong si = cpu.Gpr(6) & mask;
+            ulong value = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            BitConverter.TryWriteBytes(data, value);
+            cpu.PortIo?.Write(port, data[..TSize.Bytes]);
+            SetAddressRegister(cpu, 6, si + step, op.AddrSize);
+            if (rep)
+            {
+                SetAddressRegister(cpu, 1, (cpu.Gpr(1) & mask) - 1, op.AddrSize);
+            }
+        }
+
+        RestartIfUnfinished(cpu, ref op, rep, mask);
+    }
+
+    private static void RestartIfUnfinished(X86Cpu cpu, ref Op op, bool rep, ulong mask)
+    {
+        if (rep && (cpu.Gpr(1) & mask) != 0)
+        {
+            cpu._rip = cpu.CurrentIp(ref op);
+            cpu._exitBlock = X86Cpu.ExitJump;
+        }
+    }
+
+    /// <summary>Writes rSI/rDI/rCX as the address size does: 32-bit zero-extends, 16-bit merges.</summary>
+    private static void SetAddressRegister(X86Cpu cpu, int slot, ulong value, int addressSize) =>
+        cpu.Gpr(slot) = addressSize switch
+        {
+            8 => value,
+            4 => (uint)value,
+            _ => (cpu.Gpr(slot) & ~0xFFFFUL) | (value & 0xFFFF),
+        };
+
     // ---- Operand helpers --------------------------------------------------------------------
 
     /// <summary>A 16-bit r/m source (selector, machine status word).</summary>

@@ -166,6 +166,19 @@ internal static class VectorHandlers
         };
     }
 
+    /// <summary>
+    /// MASKMOVQ/MASKMOVDQU check the whole destination before storing anything: Intel processors
+    /// fault on an inaccessible destination even when the mask selects no byte (the SDM leaves that
+    /// implementation-specific).
+    /// </summary>
+    internal static void ProbeMaskedStore(X86Cpu cpu, ref Op op, ulong ea, int size, ulong addressMask)
+    {
+        for (int i = 0; i < size; i++)
+        {
+            cpu.ProbeWrite(cpu.SegmentLinear(op.Seg, (ea + (ulong)i) & addressMask, 1, MemoryAccess.Write), 1);
+        }
+    }
+
     /// <summary>MASKMOVDQU xmm1, xmm2: bytes of xmm1 whose mask byte (xmm2) has the top bit set go to DS:rDI.</summary>
     public static void MaskMove(X86Cpu cpu, ref Op op)
     {
@@ -174,6 +187,7 @@ internal static class VectorHandlers
         Vector128<byte> mask = cpu.Xmm(op.Rm);
         ulong addressMask = ulong.MaxValue >> (64 - (op.AddrSize << 3));
         ulong ea = cpu.Gpr(7) & addressMask;
+        ProbeMaskedStore(cpu, ref op, ea, 16, addressMask);
         for (int i = 0; i < 16; i++)
         {
             if ((mask.GetElement(i) & 0x80) != 0)

@@ -623,24 +623,11 @@ internal static class X87Handlers
         cpu.X87Begin();
         ushort value = cpu.Read16(cpu.Linear(ref op, 2, MemoryAccess.Read));
         cpu._fcw = ControlWord(value);
-        UpdateErrorSummary(cpu);
+        cpu.UpdateErrorSummary();
     }
 
     /// <summary>FCW as loaded: reserved bits 7 and 13-15 read as zero, bit 6 as one.</summary>
     private static ushort ControlWord(ushort value) => (ushort)((value & 0x1F3F) | 0x40);
-
-    /// <summary>ES/B follow the exception flags not masked by FCW (after FLDCW, FLDENV, FRSTOR).</summary>
-    private static void UpdateErrorSummary(X86Cpu cpu)
-    {
-        if ((cpu._fsw & ~cpu._fcw & 0x3F) != 0)
-        {
-            cpu._fsw |= X86Cpu.FswErrorSummary | X86Cpu.FswBusy;
-        }
-        else
-        {
-            cpu._fsw &= unchecked((ushort)~(X86Cpu.FswErrorSummary | X86Cpu.FswBusy));
-        }
-    }
 
     public static void Fnstcw(X86Cpu cpu, ref Op op)
     {
@@ -662,6 +649,39 @@ internal static class X87Handlers
         }
     }
 
+    /// <summary>
+    /// The faults of an FNSTENV/FNSAVE/FLDENV/FRSTOR image access, in hardware's order: the first
+    /// byte, then the last byte (a #PF there reports that byte's address; an image that runs past
+    /// the canonical boundary is #GP only once the first byte was accessible).
+    /// </summary>
+    private static void ProbeImage(X86Cpu cpu, ulong linear, int size, MemoryAccess access)
+    {
+        ulong last = linear + (ulong)size - 1;
+        if (access == MemoryAccess.Write)
+        {
+            cpu.ProbeWrite(linear, 1);
+        }
+        else
+        {
+            cpu.ProbeRead(linear, 1);
+        }
+
+        if (cpu._is64 && !X86Cpu.IsCanonical(last))
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        last = cpu._is64 ? last : (uint)last;
+        if (access == MemoryAccess.Write)
+        {
+            cpu.ProbeWrite(last, 1);
+        }
+        else
+        {
+            cpu.ProbeRead(last, 1);
+        }
+    }
+
     /// <summary>FNSTENV/FNSAVE (Aux: bit 0 save registers, bit 1 16-bit format).</summary>
     public static void Fnstenv(X86Cpu cpu, ref Op op)
     {
@@ -671,7 +691,7 @@ internal static class X87Handlers
         int envSize = small ? 14 : 28;
         int size = envSize + (registers ? 80 : 0);
         ulong linear = cpu.Linear(ref op, size, MemoryAccess.Write);
-        cpu.ProbeWrite(linear, size);
+        ProbeImage(cpu, linear, size, MemoryAccess.Write);
         Span<byte> image = stackalloc byte[108];
         image.Clear();
         if (small)
@@ -714,7 +734,7 @@ internal static class X87Handlers
         else
         {
             cpu._fcw |= 0x3F;
-            UpdateErrorSummary(cpu);
+            cpu.UpdateErrorSummary();
         }
     }
 
@@ -727,7 +747,9 @@ internal static class X87Handlers
         int envSize = small ? 14 : 28;
         int size = envSize + (registers ? 80 : 0);
         Span<byte> image = stackalloc byte[108];
-        cpu.ReadBytes(cpu.Linear(ref op, size, MemoryAccess.Read), image[..size]);
+        ulong linear = cpu.Linear(ref op, size, MemoryAccess.Read);
+        ProbeImage(cpu, linear, size, MemoryAccess.Read);
+        cpu.ReadBytes(linear, image[..size]);
         int step = small ? 2 : 4;
         cpu._fcw = ControlWord(BinaryPrimitives.ReadUInt16LittleEndian(image));
         ushort fsw = BinaryPrimitives.ReadUInt16LittleEndian(image[step..]);
@@ -767,6 +789,6 @@ internal static class X87Handlers
             }
         }
 
-        UpdateErrorSummary(cpu);
+        cpu.UpdateErrorSummary();
     }
 }

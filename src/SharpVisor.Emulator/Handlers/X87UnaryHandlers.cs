@@ -313,6 +313,11 @@ internal static class X87UnaryHandlers
             ushort affected = reduced ? X86Cpu.FswConditionCodes : (ushort)(X86Cpu.FswC2 | X86Cpu.FswC1);
             cpu._fsw = (ushort)((cpu._fsw & ~affected) | codes);
         }
+        else
+        {
+            // An unmasked exception stops the instruction with C2 (and C1, by X87Commit) clear, as on hardware.
+            cpu._fsw &= unchecked((ushort)~X86Cpu.FswC2);
+        }
     }
 
     /// <summary>Exact remainder x − q·y with q truncated (or rounded to nearest even when <paramref name="nearest"/>); exponent difference below 64.</summary>

@@ -24,4 +24,10 @@ public sealed record DomainMachineSpec
 
     /// <summary>Balloon target in MiB when a balloon was configured, else null.</summary>
     public long? BalloonTargetMib { get; init; }
+
+    /// <summary>The balloon may deflate when the guest runs short of memory.</summary>
+    public bool BalloonDeflateOnOom { get; init; }
+
+    /// <summary>Seconds between balloon statistics refreshes; 0 leaves statistics off.</summary>
+    public int BalloonStatisticsIntervalSeconds { get; init; }
 }

@@ -39,5 +39,14 @@ public interface IDomainMachine : IDisposable
     /// <summary>Sets the balloon's target; throws <see cref="NotSupportedException"/> without a balloon device.</summary>
     void SetBalloonTarget(long amountMib);
 
+    /// <summary>The balloon's target, actual size and statistics; throws <see cref="NotSupportedException"/> without a balloon device.</summary>
+    BalloonState ReadBalloon();
+
+    /// <summary>
+    /// How often the guest refreshes its balloon statistics; throws <see cref="NotSupportedException"/>
+    /// without a balloon or when statistics were not enabled at boot.
+    /// </summary>
+    void SetBalloonStatisticsInterval(int seconds);
+
     DomainCounters ReadCounters();
 }

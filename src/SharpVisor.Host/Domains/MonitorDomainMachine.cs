@@ -1,3 +1,4 @@
+using SharpVisor.Devices.Virtio;
 using SharpVisor.Host.Vmm;
 using SharpVisor.Machine;
 
@@ -5,7 +6,7 @@ namespace SharpVisor.Host.Domains;
 
 /// <summary>
 /// The real machine of a per-domain VMM: a <see cref="VirtualMachineMonitor"/> running on its
-/// own thread. What the monitor cannot do yet (the balloon) is refused with
+/// own thread. What the machine cannot do (a balloon it was built without) is refused with
 /// <see cref="NotSupportedException"/>, which the API turns into a 400.
 /// </summary>
 public sealed class MonitorDomainMachine : IDomainMachine
@@ -58,10 +59,50 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
     public void WriteConsoleInput(ReadOnlySpan<byte> data) => _monitor.Serial.EnqueueInput(data);
 
-    public void SetBalloonTarget(long amountMib) =>
-        throw new NotSupportedException("this machine has no balloon device yet");
+    public void SetBalloonTarget(long amountMib)
+    {
+        RequireBalloon();
+        try
+        {
+            _monitor.SetBalloonTarget(amountMib);
+        }
+        catch (ArgumentOutOfRangeException e)
+        {
+            throw new NotSupportedException(e.Message.Split(" (Parameter", 2)[0]);
+        }
+    }
 
-    public DomainCounters ReadCounters() => new() { Exits = _monitor.ExitCounts() };
+    public BalloonState ReadBalloon()
+    {
+        VirtioBalloonDevice balloon = RequireBalloon();
+        return new BalloonState(balloon.TargetPages, balloon.ActualPages, balloon.Statistics);
+    }
+
+    public void SetBalloonStatisticsInterval(int seconds)
+    {
+        RequireBalloon();
+        try
+        {
+            _monitor.Devices.SetStatisticsInterval(seconds);
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentOutOfRangeException)
+        {
+            throw new NotSupportedException(e.Message.Split(" (Parameter", 2)[0]);
+        }
+    }
+
+    public DomainCounters ReadCounters()
+    {
+        VirtioBalloonDevice? balloon = _monitor.Devices.Balloon;
+        return new DomainCounters
+        {
+            Exits = _monitor.ExitCounts(),
+            Devices = _monitor.Devices.Devices.Select(d => new DeviceCounters(
+                d.Name, d.Device.IoCounters.ReadRequests, d.Device.IoCounters.ReadBytes, d.Device.IoCounters.WriteRequests, d.Device.IoCounters.WriteBytes)).ToList(),
+            BalloonTargetMib = balloon is null ? null : balloon.TargetPages / BalloonState.PagesPerMib,
+            BalloonActualMib = balloon is null ? null : balloon.ActualPages / BalloonState.PagesPerMib,
+        };
+    }
 
     public void Dispose()
     {
@@ -73,6 +114,9 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
         _monitor.Dispose();
     }
+
+    private VirtioBalloonDevice RequireBalloon() =>
+        _monitor.Devices.Balloon ?? throw new NotSupportedException("this machine has no balloon device; configure one before boot (PUT /balloon)");
 
     private void Run()
     {

@@ -16,21 +16,6 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             "emulator" => AcceleratorKind.Emulator,
             _ => throw new DomainConfigurationException($"accelerator '{spec.Accelerator}' is not one of kvm, emulator, auto"),
         };
-        if (spec.Drives.Count > 0)
-        {
-            throw new DomainConfigurationException("drives need virtio-block, which this VMM does not have yet");
-        }
-
-        if (spec.NetworkInterfaces.Count > 0)
-        {
-            throw new DomainConfigurationException("network interfaces need virtio-net, which this VMM does not have yet");
-        }
-
-        if (spec.BalloonTargetMib is not null)
-        {
-            throw new DomainConfigurationException("a balloon needs virtio-balloon, which this VMM does not have yet");
-        }
-
         var configuration = new MachineConfiguration
         {
             KernelPath = spec.KernelPath,
@@ -40,12 +25,45 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             VcpuCount = spec.VcpuCount,
             Accelerator = accelerator,
             SerialOutput = serialOutput,
+
+            // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
+            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id)).ToArray(),
+            NetworkInterfaces = spec.NetworkInterfaces.Select(n => new NetworkInterfaceConfiguration
+            {
+                Id = n.Id,
+                TapName = n.TapName,
+                Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
+            }).ToArray(),
+            Balloon = spec.BalloonTargetMib is long target
+                ? new BalloonConfiguration
+                {
+                    InitialTargetMib = target,
+                    DeflateOnOom = spec.BalloonDeflateOnOom,
+                    StatisticsIntervalSeconds = spec.BalloonStatisticsIntervalSeconds,
+                }
+                : null,
+
+            // Like Firecracker, no entropy device unless asked for (its /entropy is not served yet).
+            EntropyDevice = false,
+            Log = System.Console.Error.WriteLine,
         };
         try
         {
             return new MonitorDomainMachine(VirtualMachineMonitor.Create(configuration));
         }
         catch (Exception e) when (e is ArgumentException or BootImageException or KvmUnavailableException or IOException or UnauthorizedAccessException)
+        {
+            throw new DomainConfigurationException(e.Message, e);
+        }
+    }
+
+    private static MacAddress ParseMac(string text)
+    {
+        try
+        {
+            return MacAddress.Parse(text);
+        }
+        catch (ArgumentException e)
         {
             throw new DomainConfigurationException(e.Message, e);
         }

@@ -21,6 +21,8 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(NetworkInterface))]
 [JsonSerializable(typeof(Balloon))]
 [JsonSerializable(typeof(BalloonUpdate))]
+[JsonSerializable(typeof(BalloonStats))]
+[JsonSerializable(typeof(BalloonStatsUpdate))]
 [JsonSerializable(typeof(InstanceActionInfo))]
 [JsonSerializable(typeof(InstanceInfo))]
 [JsonSerializable(typeof(VmState))]

@@ -291,6 +291,8 @@ public sealed partial class VmConfiguration
             Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Writeback")).ToList(),
             NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
             BalloonTargetMib = Balloon?.AmountMib,
+            BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
+            BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
         };
     }
 

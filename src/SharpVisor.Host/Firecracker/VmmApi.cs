@@ -72,6 +72,15 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        routes.MapGet("/balloon/statistics", () => ApiResults.Guard(() => Results.Json(vmm.GetBalloonStatistics(), json.BalloonStats)));
+
+        routes.MapPatch("/balloon/statistics", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            BalloonStatsUpdate body = await JsonBody.ReadAsync(request, json.BalloonStatsUpdate);
+            vmm.SetBalloonStatisticsInterval(body.StatsPollingIntervalS);
+            return ApiResults.NoContent();
+        }));
+
         routes.MapPut("/actions", (HttpRequest request) => ApiResults.GuardAsync(async () =>
         {
             InstanceActionInfo body = await JsonBody.ReadAsync(request, json.InstanceActionInfo);

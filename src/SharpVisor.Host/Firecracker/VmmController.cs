@@ -230,6 +230,66 @@ public sealed class VmmController : IDisposable
         }
     }
 
+    /// <summary>GET /balloon/statistics: only when statistics were enabled (a non-zero interval) before boot.</summary>
+    public BalloonStats GetBalloonStatistics()
+    {
+        IDomainMachine machine;
+        lock (_lock)
+        {
+            Balloon balloon = _configuration.Balloon ?? throw ApiException.BadRequest("no balloon device is configured");
+            if (balloon.StatsPollingIntervalS is null or 0)
+            {
+                throw ApiException.BadRequest("balloon statistics are not enabled (stats_polling_interval_s was 0 at boot)");
+            }
+
+            RequireLive("balloon statistics");
+            machine = _machine!;
+        }
+
+        try
+        {
+            return BalloonStats.From(machine.ReadBalloon());
+        }
+        catch (NotSupportedException e)
+        {
+            throw ApiException.BadRequest(e.Message);
+        }
+    }
+
+    /// <summary>PATCH /balloon/statistics: a new interval; after boot statistics can be neither switched on nor off (as in Firecracker).</summary>
+    public void SetBalloonStatisticsInterval(int seconds)
+    {
+        lock (_lock)
+        {
+            Balloon balloon = _configuration.Balloon ?? throw ApiException.BadRequest("no balloon device is configured; PUT /balloon before InstanceStart");
+            if (seconds < 0)
+            {
+                throw ApiException.BadRequest("stats_polling_interval_s must not be negative");
+            }
+
+            if (_state != VmmState.NotStarted)
+            {
+                RequireLive("the balloon statistics interval");
+                bool enabled = balloon.StatsPollingIntervalS is > 0;
+                if (enabled != seconds > 0)
+                {
+                    throw ApiException.BadRequest("balloon statistics cannot be enabled or disabled after boot; only their interval can change");
+                }
+
+                try
+                {
+                    _machine!.SetBalloonStatisticsInterval(seconds);
+                }
+                catch (NotSupportedException e)
+                {
+                    throw ApiException.BadRequest(e.Message);
+                }
+            }
+
+            _configuration.SetBalloon(balloon with { StatsPollingIntervalS = seconds });
+        }
+    }
+
     public DomainCounters ReadCounters()
     {
         IDomainMachine? machine;

@@ -17,17 +17,20 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// Throws <see cref="KvmUnavailableException"/> when KVM is asked for and cannot be used, and
     /// <see cref="ArgumentException"/> when an MMU mode is asked for together with KVM.
     /// </summary>
-    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null) =>
-        Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath));
+    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null, Action<string>? diagnostics = null) =>
+        Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), diagnostics);
 
-    /// <summary>The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).</summary>
-    public static AcceleratorSelection Choose(AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm)
+    /// <summary>
+    /// The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).
+    /// <paramref name="diagnostics"/> receives the emulator's reports of guest misbehaviour.
+    /// </summary>
+    public static AcceleratorSelection Choose(AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm, Action<string>? diagnostics = null)
     {
         ArgumentNullException.ThrowIfNull(probeKvm);
         switch (kind)
         {
             case AcceleratorKind.Emulator:
-                return Emulator(mmu, "as asked");
+                return Emulator(mmu, "as asked", diagnostics);
 
             case AcceleratorKind.Kvm:
             {
@@ -57,7 +60,7 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
 
                 // PVM-backed KVM runs guest kernel code through an instruction emulator of its own,
                 // far slower than ours; without KVM the emulator is the only way.
-                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}");
+                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics);
             }
 
             default:
@@ -68,9 +71,9 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// <summary>"shadow" or "nested", as the command line spells it.</summary>
     public static string Name(MmuMode mode) => mode.ToString().ToLowerInvariant();
 
-    private static AcceleratorSelection Emulator(MmuMode? mmu, string why)
+    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics)
     {
         MmuMode mode = mmu ?? DefaultMmuMode;
-        return new AcceleratorSelection(new EmulatorAccelerator(mode), $"emulator ({Name(mode)} paging): {why}");
+        return new AcceleratorSelection(new EmulatorAccelerator(mode, diagnostics), $"emulator ({Name(mode)} paging): {why}");
     }
 }

@@ -1,5 +1,6 @@
 using SharpVisor.Boot;
 using SharpVisor.Emulator.Mmu;
+using SharpVisor.Interop;
 
 namespace SharpVisor.Host.Vmm;
 
@@ -36,6 +37,37 @@ public sealed record MachineConfiguration
     /// <summary>Where the 16550's output goes; null discards it.</summary>
     public Stream? SerialOutput { get; init; }
 
+    /// <summary>Initramfs archives appended after <see cref="InitrdPath"/> (each 4-byte aligned).</summary>
+    public IReadOnlyList<string> ExtraInitrdPaths { get; init; } = [];
+
+    /// <summary>virtio-blk disks, in the order the guest names them (vda, vdb, ...).</summary>
+    public IReadOnlyList<DiskConfiguration> Disks { get; init; } = [];
+
+    /// <summary>virtio-net NICs over TAP interfaces.</summary>
+    public IReadOnlyList<NetworkInterfaceConfiguration> NetworkInterfaces { get; init; } = [];
+
+    /// <summary>A virtio-balloon device, or null for none.</summary>
+    public BalloonConfiguration? Balloon { get; init; }
+
+    /// <summary>
+    /// Where a virtio-console (the guest's hvc0) writes; null means no such device. Off by
+    /// default: the 16550 is the console, and a second one needs somewhere to go.
+    /// </summary>
+    public Stream? VirtioConsoleOutput { get; init; }
+
+    /// <summary>
+    /// A virtio-rng fed by the host's CSPRNG. On by default, as in Cloud Hypervisor: a guest
+    /// without a hardware entropy source otherwise waits long for its random pool.
+    /// </summary>
+    public bool EntropyDevice { get; init; } = true;
+
+    /// <summary>
+    /// Where the VMM reports what the guest did wrong that it could survive, one line each: a device
+    /// that needs reset, a BAR the guest misplaced, bad platform register accesses, unimplemented
+    /// instructions (the emulator rate-limits its own); null: counted only.
+    /// </summary>
+    public Action<string>? Log { get; init; }
+
     /// <summary>Checks the values that no later layer checks; throws <see cref="ArgumentException"/>.</summary>
     public void Validate()
     {
@@ -47,6 +79,114 @@ public sealed record MachineConfiguration
         if (string.IsNullOrEmpty(KernelPath))
         {
             throw new ArgumentException("no kernel given");
+        }
+
+        foreach (string initrd in ExtraInitrdPaths)
+        {
+            RequireRegularFile(initrd, "extra initrd");
+        }
+
+        ValidateDisks();
+        ValidateNetworkInterfaces();
+        if (Balloon is { } balloon)
+        {
+            if (balloon.InitialTargetMib < 0 || (ulong)balloon.InitialTargetMib > MemorySize >> 20)
+            {
+                throw new ArgumentException($"balloon target {balloon.InitialTargetMib} MiB is out of range (0-{MemorySize >> 20} MiB, the guest's memory)");
+            }
+
+            if (balloon.StatisticsIntervalSeconds < 0)
+            {
+                throw new ArgumentException("balloon statistics interval must not be negative");
+            }
+        }
+    }
+
+    /// <summary>The file must exist and be a regular file (not a directory or a device node).</summary>
+    private static void RequireRegularFile(string path, string what)
+    {
+        if (string.IsNullOrEmpty(path))
+        {
+            throw new ArgumentException($"{what}: empty path");
+        }
+
+        if (Directory.Exists(path))
+        {
+            throw new ArgumentException($"{what} '{path}' is a directory, not a regular file");
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new ArgumentException($"{what} '{path}' does not exist");
+        }
+
+        if (!IsRegularFile(path))
+        {
+            throw new ArgumentException($"{what} '{path}' is not a regular file");
+        }
+    }
+
+    private static unsafe bool IsRegularFile(string path)
+    {
+        FileStat stat;
+        return LibC.Stat(path, &stat) == 0 && stat.IsRegularFile;
+    }
+
+    private void ValidateDisks()
+    {
+        var paths = new HashSet<string>();
+        var ids = new HashSet<string>();
+        foreach (DiskConfiguration disk in Disks)
+        {
+            RequireRegularFile(disk.Path, "disk image");
+            if (new FileInfo(disk.Path).Length < 512)
+            {
+                throw new ArgumentException($"disk image '{disk.Path}' is smaller than one 512-byte sector");
+            }
+
+            if (!paths.Add(Path.GetFullPath(disk.Path)))
+            {
+                throw new ArgumentException($"disk image '{disk.Path}' is given twice");
+            }
+
+            if (disk.Id is { } id && (id.Length is 0 or > 20 || id.Any(c => c is < ' ' or > '~') || !ids.Add(id)))
+            {
+                throw new ArgumentException($"disk id '{id}' must be 1-20 printable ASCII characters and unique");
+            }
+        }
+    }
+
+    private void ValidateNetworkInterfaces()
+    {
+        var taps = new HashSet<string>();
+        var macs = new HashSet<MacAddress>();
+        foreach (NetworkInterfaceConfiguration nic in NetworkInterfaces)
+        {
+            if (nic.TapName is { } tap)
+            {
+                if (tap.Length is 0 or > 15 || tap.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || c > '~'))
+                {
+                    throw new ArgumentException($"TAP name '{tap}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
+                }
+
+                if (!taps.Add(tap))
+                {
+                    throw new ArgumentException($"TAP '{tap}' is given to two NICs");
+                }
+            }
+
+            if (nic.Mac is { } mac)
+            {
+                if (mac.IsMulticast || mac.IsZero)
+                {
+                    throw new ArgumentException($"MAC address {mac} is not a unicast address");
+                }
+
+                if (!macs.Add(mac))
+                {
+                    throw new ArgumentException($"MAC address {mac} is given to two NICs");
+                }
+            }
         }
     }
 }

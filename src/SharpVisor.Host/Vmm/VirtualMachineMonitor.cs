@@ -29,7 +29,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         IReadOnlyList<IVcpu> vcpus,
         LegacyPlatform legacy,
         AcpiPmDevice powerManagement,
-        PciBus pci,
+        PciDeviceManager devices,
         BootResult boot)
     {
         Configuration = configuration;
@@ -39,7 +39,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         _vcpus = vcpus;
         Legacy = legacy;
         PowerManagement = powerManagement;
-        Pci = pci;
+        Devices = devices;
         Boot = boot;
         _runner = new VirtualMachineRunner(machine, vcpus);
     }
@@ -56,12 +56,18 @@ public sealed class VirtualMachineMonitor : IDisposable
     public AcpiPmDevice PowerManagement { get; }
 
     /// <summary>PCI bus 0 behind configuration mechanism #1 at 0xCF8.</summary>
-    public PciBus Pci { get; }
+    public PciBus Pci => Devices.Pci;
+
+    /// <summary>The virtio devices on bus 0 (disks, NICs, balloon, console, entropy).</summary>
+    public PciDeviceManager Devices { get; }
 
     /// <summary>The 16550 UART at 0x3F8: attach a console to it for input.</summary>
     public Serial16550 Serial => Legacy.Serial;
 
     public MachineControl Control => _machine.Control;
+
+    /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
+    public IVirtualMachine Machine => _machine;
 
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
@@ -77,7 +83,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log);
 
         GuestMemory memory;
         try
@@ -90,6 +96,7 @@ public sealed class VirtualMachineMonitor : IDisposable
         }
 
         IVirtualMachine? machine = null;
+        PciDeviceManager? devices = null;
         var vcpus = new List<IVcpu>();
         try
         {
@@ -97,6 +104,7 @@ public sealed class VirtualMachineMonitor : IDisposable
             {
                 CommandLine = configuration.CommandLine,
                 InitrdPath = configuration.InitrdPath,
+                ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
             });
 
@@ -104,21 +112,21 @@ public sealed class VirtualMachineMonitor : IDisposable
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
 
             // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning
-            // the BIOS area; PCI bus 0 for the devices the tables describe.
+            // the BIOS area; PCI bus 0 with the virtio devices, whose INTx routes go into _PRT.
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq));
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
-            var pci = new PciBus(machine.Mmio, machine.Interrupts);
-            machine.PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, pci.ConfigIo, "pci-config");
+            devices = PciDeviceManager.Create(machine, configuration);
+
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
-            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc }).WriteTo(memory);
+            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() }).WriteTo(memory);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, pci, boot);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot);
         }
         catch
         {
@@ -127,6 +135,7 @@ public sealed class VirtualMachineMonitor : IDisposable
                 vcpu.Dispose();
             }
 
+            devices?.Dispose();
             machine?.Dispose();
             memory.Dispose();
             throw;
@@ -211,6 +220,9 @@ public sealed class VirtualMachineMonitor : IDisposable
         return totals;
     }
 
+    /// <summary>Asks the guest to hand <paramref name="mib"/> MiB back through its balloon.</summary>
+    public void SetBalloonTarget(long mib) => Devices.SetBalloonTarget(mib);
+
     public void Dispose()
     {
         foreach (IVcpu vcpu in _vcpus)
@@ -218,6 +230,8 @@ public sealed class VirtualMachineMonitor : IDisposable
             vcpu.Dispose();
         }
 
+        // Device workers touch guest memory and the VM's ioeventfds: they go first.
+        Devices.Dispose();
         _machine.Dispose();
         _memory.Dispose();
     }

@@ -228,7 +228,9 @@ public sealed class EmulatorInterruptDeliveryTests
         var runner = new VirtualMachineRunner(machine.Vm, machine.Vcpus);
         var thread = new Thread(() => runner.Run(TimeSpan.FromSeconds(20))) { IsBackground = true };
         thread.Start();
-        Assert.True(SpinWait.SpinUntil(() => machine.Vcpus[0].Exits["instructions"] > 100_000, TimeSpan.FromSeconds(10)), "the loop did not run");
+        SpinWait.SpinUntil(() => machine.Vcpus[0].Exits["instructions"] > 100_000 || !thread.IsAlive, TimeSpan.FromSeconds(10));
+        Assert.True(runner.FailureExit is null, runner.FailureExit?.Format());
+        Assert.True(machine.Vcpus[0].Exits["instructions"] > 100_000, "the loop did not run");
         machine.Vm.Control.PowerOff("test");
 
         Assert.True(thread.Join(TimeSpan.FromSeconds(5)), "the looping vCPU did not stop");

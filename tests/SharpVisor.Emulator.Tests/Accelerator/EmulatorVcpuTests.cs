@@ -266,6 +266,26 @@ public sealed class EmulatorVcpuTests
         Assert.Equal(0xFEE0_0800UL, machine.Vcpus[1].GetState().ApicBase);
     }
 
+    [Fact]
+    public void AnApplicationProcessorStaysParkedUntilASipi()
+    {
+        using EmulatorTestMachine machine = EmulatorTestMachine.LongMode(
+            a =>
+            {
+                EmulatorTestMachine.EmitOutputString(a, "bsp");
+                EmulatorTestMachine.EmitDebugExit(a, 1);
+            },
+            vcpuCount: 2);
+
+        VirtualMachineRunner runner = machine.Run();
+
+        Assert.Null(runner.FailureExit);
+        Assert.Equal("bsp", machine.Output.Text);
+        Assert.All(runner.Exits, e => Assert.Equal(VcpuExitReason.Stopped, e.Reason));
+        Assert.Equal(0, machine.Vcpus[1].InstructionsExecuted);
+        Assert.True(machine.Vcpus[1].LocalApic.IsWaitingForSipi);
+    }
+
     /// <summary>utime + stime of a thread of this process, in clock ticks (/proc/self/task/TID/stat).</summary>
     private static long ThreadCpuTicks(int threadId)
     {

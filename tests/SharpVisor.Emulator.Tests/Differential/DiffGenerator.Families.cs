@@ -207,16 +207,25 @@ internal sealed partial class DiffGenerator
     private static void BuildXsave(CaseBuilder g)
     {
         CaseRandom r = g.Random;
-        Register p = g.Pointers[0];
+
+        // Sometimes RBP (a stack-segment operand) or a non-canonical, possibly misaligned, address:
+        // which of #SS/#GP(canonical) and #GP(alignment) comes first.
+        Register p = r.Chance(0.1) ? Register.RBP : g.Pointers[0];
         int offset = 0x100 + (64 * r.Below((DiffCase.DataSize - 0x100 - 0x280) / 64));
         ulong address = DiffCase.DataBase + (ulong)offset + (r.Chance(0.05) ? (ulong)(8 * (1 + r.Below(7))) : 0);
+        if (r.Chance(0.03))
+        {
+            address ^= 0x8000_0000_0000_0000UL | (r.Chance(0.5) ? 8UL : 0);
+        }
+
         g.SetRegister(p, address);
         g.SetRegister(Register.RAX, (r.Value() & 0xFFFF_FFFF_0000_0000UL) | (uint)r.Below(4));
 
         byte[] image = new byte[576];
         int fcw = (0x37F & ~(r.Chance(0.2) ? 1 << r.Below(6) : 0) & ~0xF00) | (r.Below(16) << 8);
         BitConverter.TryWriteBytes(image.AsSpan(0), (ushort)fcw);
-        BitConverter.TryWriteBytes(image.AsSpan(2), (ushort)(r.Next() & 0x3F00));
+        // FSW: condition codes and TOP, sometimes exception flags and an ES/B that disagree with them.
+        BitConverter.TryWriteBytes(image.AsSpan(2), (ushort)(r.Next() & (r.Chance(0.2) ? 0xFFFFu : 0x3F00u)));
         image[4] = (byte)r.Next();
         BitConverter.TryWriteBytes(image.AsSpan(6), (ushort)(r.Next() & 0x7FF));
         BitConverter.TryWriteBytes(image.AsSpan(8), r.Value());
@@ -609,6 +618,37 @@ internal sealed partial class DiffGenerator
             {
                 // Make compares find equal runs: copy the source over the destination's start.
                 g.Patch((int)((g.GetRegister(Register.RDI) - DiffCase.DataBase) & 0x1FC0), new byte[64]);
+            }
+
+            if (r.Chance(0.3))
+            {
+                // Equal runs for REPE CMPS (sometimes with one differing element) and uniform runs for SCAS.
+                ulong si = g.GetRegister(Register.RSI) - DiffCase.DataBase;
+                ulong di = g.GetRegister(Register.RDI) - DiffCase.DataBase;
+                int length = 1 + r.Below(r.Chance(0.5) ? 64 : 700);
+                byte[] run = new byte[length];
+                bool uniform = r.Chance(0.3);
+                byte fill = (byte)g.GetRegister(Register.RAX);
+                for (int k = 0; k < length; k++)
+                {
+                    run[k] = uniform ? fill : (byte)r.Next();
+                }
+
+                if (si + (ulong)length <= DiffCase.DataSize)
+                {
+                    g.Patch((int)si, run);
+                }
+
+                if (di + (ulong)length <= DiffCase.DataSize)
+                {
+                    byte[] copy = (byte[])run.Clone();
+                    if (r.Chance(0.5))
+                    {
+                        copy[r.Below(length)] ^= (byte)(1 << r.Below(8));
+                    }
+
+                    g.Patch((int)di, copy);
+                }
             }
 
             g.Add(ins);

@@ -19,8 +19,11 @@ internal sealed class DiffSuite : IDisposable
 
     public CompareOptions Options { get; init; } = new(CompareX87: true);
 
-    /// <summary>Runs <paramref name="count"/> cases of <paramref name="family"/> from run seed <paramref name="seed"/>.</summary>
-    public DiffReport Run(string family, ulong seed, int count, int firstIndex = 0)
+    /// <summary>
+    /// Runs <paramref name="count"/> cases of <paramref name="family"/> from run seed <paramref name="seed"/>;
+    /// <paramref name="progress"/> sees the running report after every batch.
+    /// </summary>
+    public DiffReport Run(string family, ulong seed, int count, int firstIndex = 0, Action<DiffReport>? progress = null)
     {
         var report = new DiffReport();
         var clock = Stopwatch.StartNew();
@@ -75,6 +78,9 @@ internal sealed class DiffSuite : IDisposable
                     report.Faults++;
                 }
             }
+
+            report.Elapsed = clock.Elapsed;
+            progress?.Invoke(report);
         }
 
         report.Elapsed = clock.Elapsed;

@@ -6,7 +6,9 @@ namespace SharpVisor.Emulator.Tests.Differential;
 /// Differential testing against the host CPU. The test run uses a reduced number of cases;
 /// SHARPVISOR_DIFFTEST_CASES=N runs N cases spread over all families (see docs/emulator.md),
 /// SHARPVISOR_DIFFTEST_SEED picks the run seed and SHARPVISOR_DIFFTEST_REPRO=family:seed:index
-/// re-runs one case.
+/// re-runs one case. SHARPVISOR_DIFFTEST_PROGRESS=FILE appends a progress line per batch and
+/// a summary line (with reproducers) per family to FILE, and SHARPVISOR_DIFFTEST_FAMILY=NAME spends
+/// all the cases on one family (the others return at once): scripts/emulator-diff.sh uses them.
 /// </summary>
 public sealed class DifferentialTests
 {
@@ -25,9 +27,30 @@ public sealed class DifferentialTests
     [MemberData(nameof(Families))]
     public void EmulatorMatchesHostCpu(string family)
     {
-        (ulong seed, int perFamily) = Settings();
+        string? only = Environment.GetEnvironmentVariable("SHARPVISOR_DIFFTEST_FAMILY");
+        if (only is not null && only != family)
+        {
+            return;
+        }
+
+        (ulong seed, int perFamily) = Settings(only is not null);
+        string? progressFile = Environment.GetEnvironmentVariable("SHARPVISOR_DIFFTEST_PROGRESS");
+        Action<DiffReport>? progress = progressFile is null
+            ? null
+            : r =>
+            {
+                if (r.Cases % 10_000 == 0)
+                {
+                    File.AppendAllText(progressFile, $"progress {family}: {r.Cases}/{perFamily} cases, {r.Mismatches} mismatches, {r.Elapsed.TotalSeconds:F1} s\n");
+                }
+            };
         using var suite = new DiffSuite();
-        DiffReport report = suite.Run(family, seed, perFamily);
+        DiffReport report = suite.Run(family, seed, perFamily, progress: progress);
+        if (progressFile is not null)
+        {
+            File.AppendAllText(progressFile, $"summary {report.Summary(family)}\n" + string.Concat(report.Failures.Select(f => $"mismatch {f}\n")));
+        }
+
         _output.WriteLine(report.Format(family));
         foreach (string d in report.Diagnostics.Take(10))
         {
@@ -57,7 +80,7 @@ public sealed class DifferentialTests
         Assert.Equal(0, report.Mismatches);
     }
 
-    private static (ulong Seed, int PerFamily) Settings()
+    private static (ulong Seed, int PerFamily) Settings(bool oneFamily)
     {
         ulong seed = 0x5EED_0001;
         string? seedText = Environment.GetEnvironmentVariable("SHARPVISOR_DIFFTEST_SEED");
@@ -70,7 +93,8 @@ public sealed class DifferentialTests
         string? casesText = Environment.GetEnvironmentVariable("SHARPVISOR_DIFFTEST_CASES");
         if (casesText is not null)
         {
-            perFamily = Math.Max(1, int.Parse(casesText) / DiffGenerator.FamilyNames.Count);
+            int families = oneFamily ? 1 : DiffGenerator.FamilyNames.Count;
+            perFamily = Math.Max(1, (int.Parse(casesText) + families - 1) / families);
         }
 
         return (seed, perFamily);

@@ -5,9 +5,10 @@ namespace SharpVisor.Emulator.Tests.Differential;
 
 /// <summary>
 /// The address space the native harness process gives a test case, as an MMU: the data
-/// window (read/write, no execute), the code page (read/write/execute), the read-only exit
-/// slot; everything else unmapped, with kernel-half addresses reported as protection faults
-/// the way Linux does. Paging structures are not involved: the layout is the page table.
+/// window (read/write, no execute), the code page (read/execute: a store into the code and
+/// its exit stub faults on both sides), the read-only exit slot; everything else unmapped,
+/// with kernel-half addresses reported as protection faults the way Linux does. Paging
+/// structures are not involved: the layout is the page table.
 /// </summary>
 internal sealed class UserModeMmu : MmuBase
 {
@@ -27,7 +28,7 @@ internal sealed class UserModeMmu : MmuBase
         }
         else if (linear - DiffCase.CodeBase < DiffCase.CodePageSize)
         {
-            rights = PageRights.All | PageRights.Dirty;
+            rights = PageRights.User | PageRights.Execute;
         }
         else if (linear - DiffCase.ExitSlot < 0x1000)
         {

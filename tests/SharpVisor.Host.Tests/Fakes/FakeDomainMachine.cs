@@ -94,6 +94,16 @@ public sealed class FakeDomainMachine : IDomainMachine
 
     public void SetBalloonTarget(long amountMib) => BalloonTarget = amountMib;
 
+    public int? BalloonStatisticsInterval { get; private set; }
+
+    /// <summary>A guest that inflated exactly to the target and reports 100 MiB free.</summary>
+    public BalloonState ReadBalloon() => new(
+        (BalloonTarget ?? Spec.BalloonTargetMib ?? 0) * BalloonState.PagesPerMib,
+        (BalloonTarget ?? Spec.BalloonTargetMib ?? 0) * BalloonState.PagesPerMib,
+        new Dictionary<ushort, ulong> { [4] = 100UL << 20, [5] = (ulong)Spec.MemoryBytes });
+
+    public void SetBalloonStatisticsInterval(int seconds) => BalloonStatisticsInterval = seconds;
+
     public DomainCounters ReadCounters() => new()
     {
         Exits = new Dictionary<string, long> { ["io"] = 10, ["hlt"] = 3 },

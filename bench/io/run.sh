@@ -1,0 +1,139 @@
+#!/usr/bin/env bash
+# bench/io: virtio-blk and virtio-net, SharpVisor side by side with QEMU (Debian's
+# qemu-system-x86) with the same accelerator kind and the same default guest:
+#   seq-write-1m / seq-read-1m   sequential 1 MiB O_DIRECT writes / reads in the guest (MiB/s)
+#   rand-read-4k                 4 KiB O_DIRECT random reads, queue depth 1 (IOPS)
+#   tcp-guest-to-host            a TCP stream from the guest to a sink in the host's namespace (MiB/s)
+# QEMU gets virtio-blk-pci on a raw image (cache=writeback: buffered on the host, as
+# SharpVisor's back end is) and virtio-net-pci on a TAP (vhost off: both VMMs move packets in
+# user space). The accelerator: SharpVisor's emulator against QEMU TCG where the emulator
+# exists, else hardware KVM against QEMU KVM; with neither, only QEMU runs and the script says why.
+# The guest side is iobench.c, built static and appended to the initrd with a /hook.sh.
+#
+# Usage: bench/io/run.sh [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor]
+# Needs root (network namespace, TAP). Prints every run, then medians and SharpVisor/QEMU ratios.
+set -euo pipefail
+root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+runs=3 mib=64 netmib=64 rand=5 only=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+    --runs) runs="$2"; shift 2 ;;
+    --mib) mib="$2"; shift 2 ;;
+    --net-mib) netmib="$2"; shift 2 ;;
+    --rand-seconds) rand="$2"; shift 2 ;;
+    --only) only="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor]" >&2; exit 2 ;;
+    esac
+done
+[ "$(id -u)" = 0 ] || { echo "bench/io: needs root (network namespace and TAP)" >&2; exit 1; }
+
+say() { echo "bench/io: $*" >&2; }
+if ! command -v qemu-system-x86_64 >/dev/null; then
+    say "installing qemu-system-x86"
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null ||
+        { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends qemu-system-x86 >/dev/null; }
+fi
+for tool in gcc cpio ip; do
+    command -v "$tool" >/dev/null || { say "needs $tool"; exit 1; }
+done
+eval "$("$root/scripts/build-guest.sh")" # KERNEL, INITRD
+
+# Which accelerator kind both sides use.
+sharpvisor_accel="" qemu_accel="tcg" why=""
+if "$root/sharpvisor" run --help 2>/dev/null | grep -q emulator; then
+    sharpvisor_accel=emulator qemu_accel=tcg
+elif [ -w /dev/kvm ] && [ ! -d /sys/module/kvm_pvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then
+    sharpvisor_accel=kvm qemu_accel=kvm
+else
+    why="no SharpVisor accelerator here boots the default guest (/dev/kvm is PVM-backed or missing, and the emulator accelerator is not available)"
+fi
+
+work="$(mktemp -d /tmp/sharpvisor-bench-io.XXXXXX)"
+ns="svbio$$"
+cleanup() {
+    [ -n "${sink_pid:-}" ] && kill "$sink_pid" 2>/dev/null || true
+    ip netns del "$ns" 2>/dev/null || true
+    rm -rf "$work"
+}
+trap cleanup EXIT
+
+# The guest side: iobench and a hook, appended to the default initrd (4-byte aligned).
+mkdir -p "$work/h"
+gcc -O2 -static -o "$work/h/iobench" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
+cat >"$work/h/hook.sh" <<HOOK
+ip addr add 10.80.0.2/24 dev eth0 && ip link set eth0 up
+/iobench seqwrite /dev/vda $mib
+/iobench seqread /dev/vda $mib
+/iobench randread /dev/vda $rand
+/iobench send 10.80.0.1 7000 $netmib
+echo BENCH-DONE
+HOOK
+(cd "$work/h" && printf 'hook.sh\niobench\n' | cpio -o -H newc -R 0:0 --quiet) >"$work/hook.cpio"
+cp "$INITRD" "$work/initrd-bench.img"
+size=$(stat -c %s "$work/initrd-bench.img")
+head -c $(((4 - size % 4) % 4)) /dev/zero >>"$work/initrd-bench.img"
+cat "$work/hook.cpio" >>"$work/initrd-bench.img"
+
+# The host side: a namespace with a persistent TAP, and a TCP sink in it.
+ip netns add "$ns"
+ip -n "$ns" tuntap add dev svb0 mode tap vnet_hdr
+ip netns exec "$ns" sysctl -qw net.ipv6.conf.svb0.disable_ipv6=1
+ip -n "$ns" addr add 10.80.0.1/24 dev svb0
+ip -n "$ns" link set svb0 up
+gcc -O2 -o "$work/sink" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
+
+cmdline="console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff"
+run_qemu() {
+    ip netns exec "$ns" timeout 3600 qemu-system-x86_64 -M pc -accel "$qemu_accel" -m 512 -smp 1 -nographic -no-reboot \
+        -kernel "$KERNEL" -initrd "$work/initrd-bench.img" -append "$cmdline" \
+        -drive "file=$work/disk.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
+        -netdev tap,id=n0,ifname=svb0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0 </dev/null 2>&1
+}
+run_sharpvisor() {
+    ip netns exec "$ns" timeout 3600 "$root/sharpvisor" run --accel "$sharpvisor_accel" --memory 512M --cpus 1 \
+        --kernel "$KERNEL" --initrd "$INITRD" --extra-initrd "$work/hook.cpio" --cmdline "$cmdline" \
+        --disk "$work/disk.img" --net tap=svb0 --no-rng --serial stdio </dev/null 2>&1
+}
+
+# One run: fresh image, the sink listening, the VMM booting the guest; RESULT lines collected.
+declare -A results
+one_run() { # $1 = qemu | sharpvisor, $2 = run number
+    truncate -s 0 "$work/disk.img" && truncate -s "$((mib + 16))M" "$work/disk.img"
+    ip netns exec "$ns" "$work/sink" sink 7000 >"$work/sink.log" 2>&1 &
+    sink_pid=$!
+    until grep -q LISTENING "$work/sink.log" 2>/dev/null; do sleep 0.05; done
+    local log="$work/$1-$2.log"
+    "run_$1" >"$log" || true
+    wait "$sink_pid" || true
+    sink_pid=""
+    if ! grep -q BENCH-DONE "$log"; then
+        say "$1 run $2 did not finish; log: $(tail -5 "$log" | tr '\n' '|')"
+        return 1
+    fi
+    local line name value
+    while read -r _ name value _; do
+        results["$1,$name"]+="$value "
+    done < <(grep -h '^RESULT' "$log" | grep -v tcp-guest-to-host; grep -h '^RESULT' "$work/sink.log" | sed 's/tcp-received/tcp-guest-to-host/')
+    echo "$1 run $2: $(grep -h '^RESULT' "$log" "$work/sink.log" | grep -v tcp-guest-to-host | awk '{printf "%s=%s %s  ", $2, $3, $4}')"
+}
+
+sides=()
+[ "$only" != sharpvisor ] && sides+=(qemu)
+if [ "$only" != qemu ]; then
+    if [ -n "$sharpvisor_accel" ]; then sides+=(sharpvisor); else say "SharpVisor half SKIPPED: $why"; fi
+fi
+for ((i = 1; i <= runs; i++)); do
+    for side in "${sides[@]}"; do one_run "$side" "$i" || true; done
+done
+
+median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
+echo
+printf '%-20s %8s %16s %22s %8s\n' metric unit "qemu ($qemu_accel)" "sharpvisor (${sharpvisor_accel:-none})" ratio
+for metric in seq-write-1m:MiB/s seq-read-1m:MiB/s rand-read-4k:IOPS tcp-guest-to-host:MiB/s; do
+    name=${metric%%:*} unit=${metric#*:}
+    q=$(echo "${results[qemu,$name]:-}" | median)
+    s=$(echo "${results[sharpvisor,$name]:-}" | median)
+    ratio=$(awk -v q="$q" -v s="$s" 'BEGIN { if (q+0 > 0 && s != "-") printf "%.2f", s / q; else print "-" }')
+    printf '%-20s %8s %16s %22s %8s\n' "$name" "$unit" "$q" "$s" "$ratio"
+done
+echo "(medians of $runs runs; $mib MiB sequential, ${rand} s random, $netmib MiB TCP; ratio = SharpVisor / QEMU, higher is better)"

@@ -1,0 +1,253 @@
+using SharpVisor.Boot.Acpi;
+using SharpVisor.Devices.Pci;
+using SharpVisor.Devices.Virtio;
+using SharpVisor.Machine;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>
+/// PCI bus 0 of one machine and the virtio devices on it, accelerator-neutral. Devices are
+/// attached before the guest runs, in slot order: disks (so the first is /dev/vda), NICs, the
+/// balloon, the console and the entropy device. Each device's queues are served by its own
+/// worker thread; where the machine has ioeventfds (KVM) the queue doorbells are registered
+/// there, and MSI-X messages take the controller's irqfd routes where it has them. A device
+/// the guest breaks reports NEEDS_RESET through <see cref="Log"/>; the machine runs on.
+/// </summary>
+public sealed class PciDeviceManager : IDisposable
+{
+    public const int PagesPerMib = 256;
+
+    private readonly IVirtualMachine _machine;
+    private readonly List<AttachedVirtioDevice> _devices = new();
+    private readonly List<IDisposable> _backends = new();
+    private readonly Dictionary<string, QueueDoorbells> _doorbells = new();
+    private Timer? _statisticsTimer;
+    private int _statisticsIntervalSeconds;
+    private bool _started;
+
+    public PciDeviceManager(IVirtualMachine machine, Action<string>? log = null)
+    {
+        _machine = machine;
+        Log = log;
+        Pci = new PciBus(machine.Mmio, machine.Interrupts) { Log = log };
+        machine.PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, Pci.ConfigIo, "pci-config");
+    }
+
+    public PciBus Pci { get; }
+
+    public Action<string>? Log { get; }
+
+    public IReadOnlyList<AttachedVirtioDevice> Devices => _devices;
+
+    public VirtioBalloonDevice? Balloon { get; private set; }
+
+    public VirtioConsoleDevice? Console { get; private set; }
+
+    /// <summary>Attaches every device <paramref name="configuration"/> asks for and starts them.</summary>
+    public static PciDeviceManager Create(IVirtualMachine machine, MachineConfiguration configuration)
+    {
+        var manager = new PciDeviceManager(machine, configuration.Log);
+        try
+        {
+            for (int i = 0; i < configuration.Disks.Count; i++)
+            {
+                manager.AddDisk(configuration.Disks[i], configuration.Disks[i].Id ?? $"disk{i}");
+            }
+
+            for (int i = 0; i < configuration.NetworkInterfaces.Count; i++)
+            {
+                manager.AddNetworkInterface(configuration.NetworkInterfaces[i], configuration.NetworkInterfaces[i].Id ?? $"net{i}");
+            }
+
+            if (configuration.Balloon is { } balloon)
+            {
+                manager.AddBalloon(balloon);
+            }
+
+            if (configuration.VirtioConsoleOutput is { } console)
+            {
+                manager.AddConsole(console);
+            }
+
+            if (configuration.EntropyDevice)
+            {
+                manager.AddEntropy();
+            }
+
+            manager.Start();
+            return manager;
+        }
+        catch
+        {
+            manager.Dispose();
+            throw;
+        }
+    }
+
+    public AttachedVirtioDevice AddDisk(DiskConfiguration disk, string name)
+    {
+        var image = new RawDiskImage(disk.Path, disk.ReadOnly);
+        _backends.Add(image);
+        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name));
+    }
+
+    public AttachedVirtioDevice AddNetworkInterface(NetworkInterfaceConfiguration nic, string name)
+    {
+        TapDevice tap = TapDevice.Open(nic.TapName ?? "");
+        _backends.Add(tap);
+        MacAddress mac = nic.Mac ?? MacAddress.Random();
+        return Attach(name, new VirtioNetDevice(_machine.Memory, tap, mac.ToBytes()));
+    }
+
+    public AttachedVirtioDevice AddBalloon(BalloonConfiguration configuration)
+    {
+        if (Balloon is not null)
+        {
+            throw new InvalidOperationException("a machine has at most one balloon");
+        }
+
+        var balloon = new VirtioBalloonDevice(_machine.Memory, statistics: configuration.StatisticsIntervalSeconds > 0, deflateOnOom: configuration.DeflateOnOom);
+        AttachedVirtioDevice attached = Attach("balloon0", balloon);
+        Balloon = balloon;
+        _statisticsIntervalSeconds = configuration.StatisticsIntervalSeconds;
+        SetBalloonTarget(configuration.InitialTargetMib);
+        return attached;
+    }
+
+    public AttachedVirtioDevice AddConsole(Stream output)
+    {
+        var console = new VirtioConsoleDevice(_machine.Memory, output);
+        AttachedVirtioDevice attached = Attach("console0", console);
+        Console = console;
+        return attached;
+    }
+
+    public AttachedVirtioDevice AddEntropy() => Attach("rng0", new VirtioRngDevice(_machine.Memory));
+
+    /// <summary>Starts every device's worker and binds the queue doorbells; call once, before the guest runs.</summary>
+    public void Start()
+    {
+        if (_started)
+        {
+            return;
+        }
+
+        _started = true;
+        foreach (AttachedVirtioDevice attached in _devices)
+        {
+            attached.Device.StartWorker();
+            if (_machine is IIoEventFdRegistry registry)
+            {
+                _doorbells.Add(attached.Name, new QueueDoorbells(attached.Transport, registry, Log));
+            }
+        }
+
+        if (Balloon is not null && _statisticsIntervalSeconds > 0)
+        {
+            SetStatisticsInterval(_statisticsIntervalSeconds);
+        }
+    }
+
+    /// <summary>The INTx routes of every function on the bus, for the DSDT's _PRT.</summary>
+    public IReadOnlyList<AcpiPciRoute> AcpiRoutes() =>
+        Pci.IntxRoutes().Select(r => new AcpiPciRoute(r.Slot, r.Pin, r.Gsi)).ToArray();
+
+    /// <summary>Where <paramref name="name"/>'s queue doorbells are registered as ioeventfds now (empty without them).</summary>
+    public IReadOnlyList<ulong> IoEventFdAddresses(string name) =>
+        _doorbells.TryGetValue(name, out QueueDoorbells? doorbells) ? doorbells.Addresses : [];
+
+    /// <summary>Asks the guest to give <paramref name="mib"/> MiB back through the balloon.</summary>
+    public void SetBalloonTarget(long mib)
+    {
+        VirtioBalloonDevice balloon = Balloon ?? throw new InvalidOperationException("this machine has no balloon device");
+        long memoryMib = (long)(_machine.Memory.RamSize >> 20);
+        if (mib < 0 || mib > memoryMib)
+        {
+            throw new ArgumentOutOfRangeException(nameof(mib), $"balloon target {mib} MiB is out of range (0-{memoryMib} MiB, the guest's memory)");
+        }
+
+        balloon.SetTargetPages((uint)(mib * PagesPerMib));
+    }
+
+    /// <summary>
+    /// How often the balloon's statistics buffer goes back to the guest to be refilled; the
+    /// statistics queue must have been offered at boot (a non-zero interval then).
+    /// </summary>
+    public void SetStatisticsInterval(int seconds)
+    {
+        VirtioBalloonDevice balloon = Balloon ?? throw new InvalidOperationException("this machine has no balloon device");
+        if ((balloon.DeviceFeatures & VirtioBalloonDevice.FeatureStatsQueue) == 0)
+        {
+            throw new InvalidOperationException("balloon statistics were not enabled when the machine was built");
+        }
+
+        if (seconds < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(seconds), "the statistics interval must not be negative");
+        }
+
+        _statisticsIntervalSeconds = seconds;
+        _statisticsTimer?.Dispose();
+        _statisticsTimer = null;
+        if (seconds > 0)
+        {
+            TimeSpan period = TimeSpan.FromSeconds(seconds);
+            _statisticsTimer = new Timer(_ => balloon.RequestStatistics(), null, period, period);
+        }
+    }
+
+    public int StatisticsIntervalSeconds => _statisticsIntervalSeconds;
+
+    public void Dispose()
+    {
+        _statisticsTimer?.Dispose();
+        _statisticsTimer = null;
+        foreach (QueueDoorbells doorbells in _doorbells.Values)
+        {
+            doorbells.Dispose();
+        }
+
+        _doorbells.Clear();
+        foreach (AttachedVirtioDevice attached in _devices)
+        {
+            attached.Device.Dispose();
+        }
+
+        foreach (IDisposable backend in _backends)
+        {
+            backend.Dispose();
+        }
+
+        _backends.Clear();
+    }
+
+    private AttachedVirtioDevice Attach(string name, VirtioDevice device)
+    {
+        if (_started)
+        {
+            throw new InvalidOperationException("devices are attached before the machine starts");
+        }
+
+        if (_devices.Any(d => d.Name == name))
+        {
+            device.Dispose();
+            throw new ArgumentException($"two devices are named '{name}'");
+        }
+
+        device.Log = Log is { } log ? message => log($"{name}: {message}") : null;
+        var transport = new VirtioPciDevice(device);
+        try
+        {
+            Pci.Attach(transport);
+        }
+        catch
+        {
+            device.Dispose();
+            throw;
+        }
+
+        var attached = new AttachedVirtioDevice(name, device, transport);
+        _devices.Add(attached);
+        return attached;
+    }
+}
