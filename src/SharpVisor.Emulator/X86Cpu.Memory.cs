@@ -460,6 +460,7 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
+    /// <param name="tracked">Some vCPU write-tracks the page: report the store (<see cref="OnTrackedStore"/>).</param>
     private void CopyPage(nint host, ulong physical, Span<byte> data, MemoryAccess access, bool tracked)
     {
         if (host != 0)
