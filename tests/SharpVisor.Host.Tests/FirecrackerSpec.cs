@@ -5,7 +5,7 @@ using YamlDotNet.Serialization;
 namespace SharpVisor.Host.Tests;
 
 /// <summary>
-/// The Firecracker API spec (swagger 2.0, shared/firecracker-api.yaml beside the repo), loaded
+/// The Firecracker API spec (swagger 2.0, Firecracker/firecracker-api.yaml in this project, Apache-2.0), loaded
 /// with YamlDotNet, and a small validator for what SharpVisor's tests send and receive: paths,
 /// methods, status codes, and JSON bodies against the definitions (types, required fields,
 /// known properties, enums, minimum/maximum).
@@ -19,28 +19,12 @@ public sealed class FirecrackerSpec
         _root = root;
     }
 
+    /// <summary>The spec file the build copies beside the test assembly (Firecracker/firecracker-api.yaml in this project).</summary>
     public static string Locate()
     {
-        string? repo = AppContext.BaseDirectory;
-        while (repo is not null && !File.Exists(Path.Combine(repo, "SharpVisor.sln")))
-        {
-            repo = Path.GetDirectoryName(repo);
-        }
-
-        Assert.True(repo is not null, $"no SharpVisor.sln above {AppContext.BaseDirectory}");
-
-        // CI has shared/ beside the clone (../shared from the repo root); a worktree finds it further up.
-        for (string? directory = Path.GetDirectoryName(repo); directory is not null; directory = Path.GetDirectoryName(directory))
-        {
-            string candidate = Path.Combine(directory, "shared", "firecracker-api.yaml");
-            if (File.Exists(candidate))
-            {
-                return candidate;
-            }
-        }
-
-        Assert.Fail($"shared/firecracker-api.yaml not found beside {repo} or above it");
-        return "";
+        string path = Path.Combine(AppContext.BaseDirectory, "Firecracker", "firecracker-api.yaml");
+        Assert.True(File.Exists(path), $"{path} missing: the build copies tests/SharpVisor.Host.Tests/Firecracker/firecracker-api.yaml there");
+        return path;
     }
 
     public static FirecrackerSpec Load() =>
