@@ -279,12 +279,26 @@ public sealed unsafe class KvmVcpu : IVcpu
             if (LibC.Ioctl(_fd, KvmIoctls.Run, 0) < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
+                if (errno == LibC.EAGAIN)
+                {
+                    // An application processor that waited in the kernel for INIT/SIPI was woken by
+                    // an APIC event: KVM returns EAGAIN and expects the VMM to run it again (as QEMU does).
+                    Exits.Increment("again");
+                    if (control.IsStopRequested || Volatile.Read(ref _kickPending) != 0)
+                    {
+                        return Stopped();
+                    }
+
+                    continue;
+                }
+
                 if (errno != LibC.EINTR)
                 {
                     return ExitWithState(VcpuExitReason.InternalError, $"KVM_RUN failed: {LibC.Strerror(errno)} (errno {errno})");
                 }
 
-                // A kick, or some other signal for this thread (e.g. the runtime's own).
+                // A kick, or some other signal for this thread (e.g. the runtime's own): run again
+                // unless a stop or kick is pending.
                 Exits.Increment("intr");
                 if (control.IsStopRequested || Volatile.Read(ref _kickPending) != 0)
                 {
