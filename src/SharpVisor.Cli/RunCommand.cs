@@ -35,7 +35,7 @@ public static class RunCommand
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
-        var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed" };
+        var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed, and keep reporting a silent guest on an interactive console" };
         var extraInitrds = new Option<string[]>("--extra-initrd") { Description = "A cpio archive (optionally compressed) appended after the initrd, e.g. one holding /hook.sh (repeatable)", AllowMultipleArgumentsPerToken = false };
         var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda)", AllowMultipleArgumentsPerToken = false };
         var nets = new Option<string[]>("--net") { Description = "virtio-net NIC over a TAP: tap[=NAME][,mac=MAC] (repeatable; a TAP that does not exist is created, which needs CAP_NET_ADMIN)", AllowMultipleArgumentsPerToken = false };
@@ -149,7 +149,8 @@ public static class RunCommand
                 }
             }
 
-            using var progress = new ProgressReporter(vmm, notices, startedAt, s_progressInterval);
+            // On an interactive console the terminal is the guest's once it speaks: no progress lines over it.
+            using var progress = new ProgressReporter(vmm, notices, startedAt, s_progressInterval, quietAfterGuestOutput: console.IsInteractive && !verbose);
             RunOutcome outcome = vmm.Run(timeoutSeconds is { } s ? TimeSpan.FromSeconds(s) : null);
             progress.Dispose();
             console.Dispose();
