@@ -344,6 +344,19 @@ public sealed unsafe class KvmVcpu : IVcpu
                 return ExitWithState(VcpuExitReason.Shutdown, "triple fault: the vCPU shut down (KVM_EXIT_SHUTDOWN)");
 
             case KvmExitReason.InternalError:
+                if (_run->Internal.Suberror == KvmRunInternal.SuberrorEmulation && _vm.InstructionEmulator is { } emulator)
+                {
+                    try
+                    {
+                        return EmulateFailedInstruction(emulator);
+                    }
+                    catch (LinuxException e)
+                    {
+                        Exits.Increment("internal-error");
+                        return ExitWithState(VcpuExitReason.InternalError, $"{DescribeInternalError()}; moving the state to SharpVisor's emulator failed: {e.Message}");
+                    }
+                }
+
                 Exits.Increment("internal-error");
                 return ExitWithState(VcpuExitReason.InternalError, DescribeInternalError());
 
@@ -453,6 +466,77 @@ public sealed unsafe class KvmVcpu : IVcpu
             default:
                 return ExitWithState(VcpuExitReason.InternalError, $"unhandled KVM system event type {(uint)type}");
         }
+    }
+
+    /// <summary>
+    /// KVM's emulator gave up on the instruction at RIP: run it in SharpVisor's emulator against this
+    /// vCPU's registers, XCR0 and SSE state, load the result back and enter the guest again. Counted
+    /// as "emulated-MNEMONIC". When the fallback cannot run it either, the vCPU stops as before.
+    /// </summary>
+    private VcpuExit? EmulateFailedInstruction(IInstructionEmulator emulator)
+    {
+        string kvmError = DescribeInternalError();
+        KvmRegs regs;
+        KvmSregs sregs;
+        KvmFpu fpu;
+        Ioctl(KvmIoctls.GetRegs, &regs, "KVM_GET_REGS");
+        Ioctl(KvmIoctls.GetSregs, &sregs, "KVM_GET_SREGS");
+        Ioctl(KvmIoctls.GetFpu, &fpu, "KVM_GET_FPU");
+        KvmXcrs xcrs;
+        ulong xcr0 = 1;
+        bool haveXcrs = LibC.Ioctl(Fd, KvmIoctls.GetXcrs, &xcrs) >= 0 && xcrs.TryGet(0, out xcr0);
+
+        var state = new EmulatedInstructionState(KvmStateConversion.ToVcpuState(regs, sregs))
+        {
+            Xcr0 = haveXcrs ? xcr0 : 1,
+            Mxcsr = fpu.Mxcsr,
+        };
+        new ReadOnlySpan<byte>(fpu.Xmm, EmulatedInstructionState.XmmBytes).CopyTo(state.Xmm);
+
+        InstructionEmulationResult result;
+        try
+        {
+            result = emulator.EmulateOne(Id, state);
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            result = InstructionEmulationResult.Refused("unknown", $"{e.GetType().Name}: {e.Message}");
+        }
+
+        if (!result.Completed)
+        {
+            Exits.Increment("internal-error");
+            return ExitWithState(VcpuExitReason.InternalError, $"{kvmError}; SharpVisor's emulator did not run it ({result.Mnemonic}): {result.Failure}");
+        }
+
+        KvmStateConversion.CopyTo(state.Registers, ref sregs);
+        Ioctl(KvmIoctls.SetSregs, &sregs, "KVM_SET_SREGS");
+        regs = KvmStateConversion.ToKvmRegs(state.Registers);
+        Ioctl(KvmIoctls.SetRegs, &regs, "KVM_SET_REGS");
+        var xmm = new Span<byte>(fpu.Xmm, EmulatedInstructionState.XmmBytes);
+        if (fpu.Mxcsr != state.Mxcsr || !xmm.SequenceEqual(state.Xmm))
+        {
+            fpu.Mxcsr = state.Mxcsr;
+            state.Xmm.CopyTo(xmm);
+            Ioctl(KvmIoctls.SetFpu, &fpu, "KVM_SET_FPU");
+        }
+
+        if (state.Xcr0 != (haveXcrs ? xcr0 : 1))
+        {
+            KvmXcrs update = KvmXcrs.Single(0, state.Xcr0);
+            Ioctl(KvmIoctls.SetXcrs, &update, "KVM_SET_XCRS");
+        }
+
+        Exits.Increment("emulated-" + result.Mnemonic);
+        return null;
+    }
+
+    /// <summary>KVM_GET_XCRS: the vCPU's XCR0 (the XSAVE feature mask).</summary>
+    public ulong GetXcr0()
+    {
+        KvmXcrs xcrs;
+        Ioctl(KvmIoctls.GetXcrs, &xcrs, "KVM_GET_XCRS");
+        return xcrs.TryGet(0, out ulong value) ? value : throw new InvalidOperationException($"KVM_GET_XCRS on vCPU {Id} reported no XCR0");
     }
 
     private string DescribeInternalError()

@@ -93,6 +93,12 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
 
     public MachineControl Control { get; } = new();
 
+    /// <summary>
+    /// Runs an instruction KVM could not emulate (KVM_INTERNAL_ERROR_EMULATION), so the guest goes
+    /// on instead of stopping; null: such an instruction stops the vCPU. Set before the vCPUs run.
+    /// </summary>
+    public IInstructionEmulator? InstructionEmulator { get; set; }
+
     public int VcpuCount { get; }
 
     public KvmSystem System => _system;

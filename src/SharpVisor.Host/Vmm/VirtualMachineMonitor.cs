@@ -3,6 +3,7 @@ using SharpVisor.Boot.Acpi;
 using SharpVisor.Devices.Pci;
 using SharpVisor.Devices.Legacy;
 using SharpVisor.Emulator.Accelerator;
+using SharpVisor.Kvm;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -109,6 +110,12 @@ public sealed class VirtualMachineMonitor : IDisposable
             });
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
+            if (machine is KvmVirtualMachine kvm)
+            {
+                // What KVM's own emulator cannot run (PVM: XGETBV, INT3, ...) runs in SharpVisor's.
+                kvm.InstructionEmulator = new X86InstructionEmulator(memory, kvm.PortIo, kvm.Mmio);
+            }
+
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
 
             // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning

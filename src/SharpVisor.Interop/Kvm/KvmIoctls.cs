@@ -59,6 +59,8 @@ public static class KvmIoctls
     public static readonly nuint GetCpuid2 = IoWriteRead<KvmCpuid2>(0x91);
     public static readonly nuint GetMpState = IoRead<KvmMpState>(0x98);
     public static readonly nuint SetMpState = IoWrite<KvmMpState>(0x99);
+    public static readonly nuint GetXcrs = IoRead<KvmXcrs>(0xA6);
+    public static readonly nuint SetXcrs = IoWrite<KvmXcrs>(0xA7);
 
     /// <summary>_IO(KVMIO, nr): no argument struct.</summary>
     public static nuint Io(uint number) => Encode(DirectionNone, number, 0);

@@ -43,6 +43,8 @@ public class KvmIoctlsTests
         { "KVM_GET_CPUID2", KvmIoctls.GetCpuid2, 0xC008AE91 },
         { "KVM_GET_MP_STATE", KvmIoctls.GetMpState, 0x8004AE98 },
         { "KVM_SET_MP_STATE", KvmIoctls.SetMpState, 0x4004AE99 },
+        { "KVM_GET_XCRS", KvmIoctls.GetXcrs, 0x8188AEA6 },
+        { "KVM_SET_XCRS", KvmIoctls.SetXcrs, 0x4188AEA7 },
     };
 
     [Theory]

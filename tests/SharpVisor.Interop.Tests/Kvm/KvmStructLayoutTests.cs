@@ -34,6 +34,7 @@ public class KvmStructLayoutTests
         { "kvm_lapic_state", Unsafe.SizeOf<KvmLapicState>(), 1024 },
         { "kvm_translation", Unsafe.SizeOf<KvmTranslation>(), 24 },
         { "kvm_fpu", Unsafe.SizeOf<KvmFpu>(), 416 },
+        { "kvm_xcrs", Unsafe.SizeOf<KvmXcrs>(), 392 },
         { "kvm_mp_state", Unsafe.SizeOf<KvmMpState>(), 4 },
     };
 
@@ -125,6 +126,7 @@ public class KvmStructLayoutTests
         { "kvm_fpu.last_dp", Offset<KvmFpu>(nameof(KvmFpu.LastDp)), 144 },
         { "kvm_fpu.xmm", Offset<KvmFpu>(nameof(KvmFpu.Xmm)), 152 },
         { "kvm_fpu.mxcsr", Offset<KvmFpu>(nameof(KvmFpu.Mxcsr)), 408 },
+        { "kvm_xcrs.xcrs", Offset<KvmXcrs>(nameof(KvmXcrs.Entries)), 8 },
     };
 
     [Theory]
