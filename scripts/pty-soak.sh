@@ -6,7 +6,8 @@
 # after the guest's first byte are counted too: an interactive console must not have any.
 #
 # Usage: scripts/pty-soak.sh [-n BOOTS] [--stall SECONDS] [--boot-timeout SECONDS]
-#                            [--keep DIR] [-- EXTRA RUN OPTIONS...]
+#                            [--keys-during-boot] [--keep DIR] [-- EXTRA RUN OPTIONS...]
+#   --keys-during-boot  also press Enter every 2 s while the guest boots (input racing output)
 #   SHARPVISOR_CLI   the command to run (default: ./sharpvisor; the tests pass `dotnet .../sharpvisor.dll`)
 # Prints one line per boot and a summary "pty-soak: N boots, N ok, N stalled, N failed".
 # The soak (-n 50) takes a long time on a loaded machine; ./test.sh runs -n 3 (PtySoakTests).
@@ -17,6 +18,7 @@ boots=50
 stall=120
 boot_timeout=600
 keep=""
+keys_during_boot=0
 extra=()
 while [ "$#" -gt 0 ]; do
     case "$1" in
@@ -24,6 +26,7 @@ while [ "$#" -gt 0 ]; do
         --stall) stall="$2"; shift 2 ;;
         --boot-timeout) boot_timeout="$2"; shift 2 ;;
         --keep) keep="$2"; shift 2 ;;
+        --keys-during-boot) keys_during_boot=1; shift ;;
         --) shift; extra=("$@"); break ;;
         *) echo "pty-soak: unknown option $1" >&2; exit 2 ;;
     esac
@@ -92,6 +95,8 @@ for i in $(seq 1 "$boots"); do
                 if sed -n '/^SELF-CHECK-END/,$p' <<<"$content" | grep -q '^/[^ ]* # '; then
                     tmuxc send-keys -t "boot$i" 'echo pty-soak-$((6*7))' Enter
                     phase=prompt
+                elif [ "$keys_during_boot" = 1 ] && [ $((now % 2)) = 0 ]; then
+                    tmuxc send-keys -t "boot$i" Enter
                 fi
                 ;;
             prompt)

@@ -22,6 +22,7 @@ declare -A wanted=(
     [xz-utils]=/usr/bin/xz
     [iproute2]=/usr/sbin/ip
     [acpica-tools]=/usr/bin/iasl
+    [tmux]=/usr/bin/tmux
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

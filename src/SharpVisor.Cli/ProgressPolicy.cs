@@ -11,7 +11,7 @@ namespace SharpVisor.Cli;
 public sealed class ProgressPolicy
 {
     /// <summary>Silent intervals without a halt before a vCPU counts as stuck.</summary>
-    public const int StuckIntervals = 2;
+    public const int StuckIntervals = 6;
 
     private readonly bool _quietAfterGuestOutput;
     private long _lastSerialBytes;

@@ -42,21 +42,40 @@ public sealed class ProgressPolicyTests
     public void AVcpuBusyWithoutHaltingWhileTheGuestIsSilentIsReportedOncePerEpisode()
     {
         var policy = new ProgressPolicy(quietAfterGuestOutput: true);
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(5, 1000), new(7, 1000)]));
+        long halts0 = 5;
+        long tick = 1;
+        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(halts0, 1000), new(7, 1000)]));
 
-        // vCPU 1 stops halting: one busy interval is not yet trouble, the second is.
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(6, 2000), new(7, 2000)]));
-        Assert.Equal(ProgressVerdict.Stuck, policy.Next(100, [new(7, 3000), new(7, 3000)]));
+        // vCPU 1 stops halting: fewer than StuckIntervals busy intervals are not trouble (a slow
+        // boot step); the StuckIntervals-th is.
+        for (int i = 1; i < ProgressPolicy.StuckIntervals; i++)
+        {
+            tick++;
+            Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(++halts0, tick * 1000), new(7, tick * 1000)]));
+        }
+
+        tick++;
+        Assert.Equal(ProgressVerdict.Stuck, policy.Next(100, [new(++halts0, tick * 1000), new(7, tick * 1000)]));
         Assert.Equal([1], policy.StuckVcpus);
 
         // Still stuck: said once, not repeated every interval.
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(8, 4000), new(7, 4000)]));
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(9, 5000), new(7, 5000)]));
+        for (int i = 0; i < 2 * ProgressPolicy.StuckIntervals; i++)
+        {
+            tick++;
+            Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(++halts0, tick * 1000), new(7, tick * 1000)]));
+        }
 
-        // It halts again, then gets stuck again: a new episode.
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(10, 6000), new(8, 6000)]));
-        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(11, 7000), new(8, 7000)]));
-        Assert.Equal(ProgressVerdict.Stuck, policy.Next(100, [new(12, 8000), new(8, 8000)]));
+        // It halts once, then gets stuck again: a new episode.
+        tick++;
+        Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(++halts0, tick * 1000), new(8, tick * 1000)]));
+        for (int i = 1; i < ProgressPolicy.StuckIntervals; i++)
+        {
+            tick++;
+            Assert.Equal(ProgressVerdict.Quiet, policy.Next(100, [new(++halts0, tick * 1000), new(8, tick * 1000)]));
+        }
+
+        tick++;
+        Assert.Equal(ProgressVerdict.Stuck, policy.Next(100, [new(++halts0, tick * 1000), new(8, tick * 1000)]));
     }
 
     [Fact]
