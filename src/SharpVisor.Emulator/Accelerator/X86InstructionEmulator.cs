@@ -41,7 +41,13 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
             return InstructionEmulationResult.Refused("unknown", $"no readable code at RIP 0x{registers.Rip:x}");
         }
 
-        string mnemonic = Decode(code, registers);
+        Instruction instruction = Decode(code, registers);
+        string mnemonic = instruction.Code == Code.INVALID ? "invalid" : instruction.Mnemonic.ToString().ToLowerInvariant();
+        if (UsesUncarriedState(instruction) is { } uncarried)
+        {
+            return InstructionEmulationResult.Refused(mnemonic, uncarried);
+        }
+
         string? unimplemented = null;
         X86Cpu cpu = CreateCpu();
         cpu.Diagnostics = line => unimplemented ??= line;
@@ -94,8 +100,8 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
         return InstructionEmulationResult.Done(mnemonic);
     }
 
-    /// <summary>The instruction's mnemonic in lower case ("xgetbv", "int3"), or "invalid".</summary>
-    public static string Decode(byte[] code, VcpuState state)
+    /// <summary>Decodes the instruction at RIP in the vCPU's current code size.</summary>
+    public static Instruction Decode(byte[] code, VcpuState state)
     {
         ArgumentNullException.ThrowIfNull(code);
         ArgumentNullException.ThrowIfNull(state);
@@ -104,7 +110,39 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
             : 16;
         Decoder decoder = Decoder.Create(bitness, new ByteArrayCodeReader(code), state.Rip);
         decoder.Decode(out Instruction instruction);
-        return instruction.Code == Code.INVALID ? "invalid" : instruction.Mnemonic.ToString().ToLowerInvariant();
+        return instruction;
+    }
+
+    /// <summary>
+    /// Why the instruction needs state that is not handed over (x87, MMX, AVX/AVX-512, the XSAVE
+    /// and FXSAVE images), or null. Running it would read or write registers the other accelerator
+    /// never sees, so it is refused rather than half done.
+    /// </summary>
+    public static string? UsesUncarriedState(in Instruction instruction)
+    {
+        if (instruction.Encoding != EncodingKind.Legacy)
+        {
+            return $"{instruction.Encoding}-encoded instructions use AVX/AVX-512 state, which is not carried between the accelerators";
+        }
+
+        switch (instruction.Mnemonic)
+        {
+            case Mnemonic.Fxsave or Mnemonic.Fxsave64 or Mnemonic.Fxrstor or Mnemonic.Fxrstor64
+                or Mnemonic.Xsave or Mnemonic.Xsave64 or Mnemonic.Xsaveopt or Mnemonic.Xsaveopt64
+                or Mnemonic.Xsavec or Mnemonic.Xsavec64 or Mnemonic.Xsaves or Mnemonic.Xsaves64
+                or Mnemonic.Xrstor or Mnemonic.Xrstor64 or Mnemonic.Xrstors or Mnemonic.Xrstors64:
+                return "it saves or restores the x87/SSE/AVX state image, which is not carried between the accelerators";
+        }
+
+        foreach (CpuidFeature feature in instruction.Code.CpuidFeatures())
+        {
+            if (feature is CpuidFeature.FPU or CpuidFeature.FPU287 or CpuidFeature.FPU387 or CpuidFeature.FPU387SL_ONLY or CpuidFeature.MMX)
+            {
+                return "it uses the x87/MMX registers, which are not carried between the accelerators";
+            }
+        }
+
+        return null;
     }
 
     // Unclaimed MMIO reads return all-ones and writes are dropped, as on KVM.
