@@ -24,9 +24,13 @@ internal sealed class EmulatorHarness : IDisposable
         _memory.AddRegion(DiffCase.CodeBase, DiffCase.CodePageSize, name: "difftest-code");
         _memory.AddRegion(DiffCase.ExitSlot, 0x1000, readOnly: true, name: "difftest-exit");
         _memory.Write(DiffCase.ExitSlot, exitSlotValue);
-        _cpu = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
-        _stepper = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
+        // The host CPU is the reference: the emulator runs the profile of the host's vendor.
+        _cpu = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
+        _stepper = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
     }
+
+    /// <summary>The CPU model of the host's vendor (<see cref="HostCpu.Vendor"/>) the cases run on.</summary>
+    public static CpuModel Model { get; } = CpuModel.ForVendor(HostCpu.Vendor);
 
     public List<string> Diagnostics { get; } = new();
 
