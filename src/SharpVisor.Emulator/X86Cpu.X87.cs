@@ -179,9 +179,10 @@ public sealed partial class X86Cpu
         // them; only saving depends on ES). FCS/FDS come from the 32-bit layout on AMD.
         if (wide)
         {
-            // Intel keeps FIP canonical (48 bits sign-extended), AMD its low 56 bits (measured); FDP keeps all 64 bits.
+            // FIP is kept sign-extended from bit 47 on Intel (canonical), from bit 55 on AMD (measured);
+            // FDP keeps all 64 bits.
             ulong fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
-            _fip = _amd ? fip & 0x00FF_FFFF_FFFF_FFFF : (ulong)((long)fip << 16 >> 16);
+            _fip = _amd ? (ulong)((long)fip << 8 >> 8) : (ulong)((long)fip << 16 >> 16);
 
             _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
             _fcs = _fds = 0;

@@ -336,9 +336,21 @@ internal static unsafe class StringHandlers
                 }
             }
 
-            // Intel processors fetch the ES:rDI operand first (it decides which fault is reported).
-            ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
-            ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            // Which operand is fetched first decides which fault is reported: the ES:rDI one on Intel,
+            // and on AMD too except for REPE CMPSB, which fetches DS:rSI first (measured on Zen).
+            ulong a;
+            ulong b;
+            if (rep && whileEqual && cpu._amd && TSize.Bytes == 1)
+            {
+                a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+                b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+            }
+            else
+            {
+                b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+                a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            }
+
             CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
             SetAddressRegister(cpu, 6, si + step, ref op);
             SetAddressRegister(cpu, 7, di + step, ref op);
