@@ -37,7 +37,7 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
         switch (kind)
         {
             case AcceleratorKind.Emulator:
-                return Emulator(mmu, "as asked", diagnostics, guestVendor);
+                return Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor);
 
             case AcceleratorKind.Kvm:
             {
@@ -66,7 +66,7 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
             {
                 if (foreignVendor)
                 {
-                    return Emulator(mmu, $"--cpu-vendor {HostCpu.Name(guestVendor)} differs from the host's {HostCpu.Name(hostVendor)}, which KVM runs", diagnostics, guestVendor);
+                    return Emulator(mmu, $"--cpu-vendor {HostCpu.Name(guestVendor)} differs from the host's {HostCpu.Name(hostVendor)}, which KVM runs", diagnostics, guestVendor, foreignVendor);
                 }
 
                 KvmHostStatus host = probeKvm();
@@ -78,7 +78,7 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
 
                 // PVM-backed KVM runs guest kernel code through an instruction emulator of its own,
                 // far slower than ours; without KVM the emulator is the only way.
-                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics, guestVendor);
+                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics, guestVendor, foreignVendor);
             }
 
             default:
@@ -89,10 +89,11 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// <summary>"shadow" or "nested", as the command line spells it.</summary>
     public static string Name(MmuMode mode) => mode.ToString().ToLowerInvariant();
 
-    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics, CpuVendor vendor)
+    /// <summary>The emulator; the reason names the CPU vendor when it is not the host's.</summary>
+    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics, CpuVendor vendor, bool foreignVendor)
     {
         MmuMode mode = mmu ?? DefaultMmuMode;
-        return new AcceleratorSelection(
-            new EmulatorAccelerator(mode, diagnostics, vendor), $"emulator ({Name(mode)} paging, {HostCpu.Name(vendor)} CPU): {why}");
+        string cpu = foreignVendor ? $", {HostCpu.Name(vendor)} CPU" : "";
+        return new AcceleratorSelection(new EmulatorAccelerator(mode, diagnostics, vendor), $"emulator ({Name(mode)} paging{cpu}): {why}");
     }
 }
