@@ -179,12 +179,13 @@ public sealed partial class X86Cpu
         // them; only saving depends on ES). FCS/FDS come from the 32-bit layout on AMD.
         if (wide)
         {
-            // FIP is kept sign-extended from bit 47 on Intel (canonical), from bit 55 on AMD (measured);
-            // FDP keeps all 64 bits.
+            // Intel keeps FIP canonical (sign-extended from bit 47) and all 64 bits of FDP; AMD keeps
+            // both as 57-bit values sign-extended from bit 56 (measured on Zen 4, whose linear
+            // addresses are 57 bits wide).
             ulong fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
-            _fip = _amd ? (ulong)((long)fip << 8 >> 8) : (ulong)((long)fip << 16 >> 16);
-
-            _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+            ulong fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+            _fip = _amd ? (ulong)((long)fip << 7 >> 7) : (ulong)((long)fip << 16 >> 16);
+            _fdp = _amd ? (ulong)((long)fdp << 7 >> 7) : fdp;
             _fcs = _fds = 0;
         }
         else

@@ -152,6 +152,30 @@ public sealed class VendorProfileTests
     }
 
     [Theory]
+    [InlineData(CpuVendor.Intel, 0x0000_0000_0000_1111UL, 0xAB00_0000_0000_2222UL)] // FIP canonical (47), FDP whole
+    [InlineData(CpuVendor.Amd, 0xFF00_0000_0000_1111UL, 0xFF00_0000_0000_2222UL)] // both sign-extended from bit 56
+    public void Fxrstor64LoadsThePointersAsWideAsTheVendorKeepsThem(CpuVendor vendor, ulong fip, ulong fdp)
+    {
+        using TestCpu t = LongMode(vendor);
+        var image = new byte[512];
+        BinaryPrimitives.WriteUInt16LittleEndian(image, 0x37E); // IE unmasked ...
+        BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan(2), 0x81); // ... and pending: ES, so AMD saves the pointers
+        BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan(24), 0x1F80);
+        BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(8), 0xAB00_0000_0000_1111);
+        BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan(16), 0xAB00_0000_0000_2222);
+        t.Memory.Write(Area, image);
+        t.Load(64, a =>
+        {
+            a.fxrstor64(__[Area]);
+            a.fxsave64(__[Area + 0x1000]);
+            a.hlt();
+        });
+        t.RunToHalt();
+        Assert.Equal(fip, t.Memory.Read<ulong>(Area + 0x1000 + 8));
+        Assert.Equal(fdp, t.Memory.Read<ulong>(Area + 0x1000 + 16));
+    }
+
+    [Theory]
     [InlineData(CpuVendor.Intel)]
     [InlineData(CpuVendor.Amd)]
     public void AmdRecordsFopAndTheDataPointerForEveryX87Instruction(CpuVendor vendor)
