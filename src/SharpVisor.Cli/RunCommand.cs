@@ -3,6 +3,7 @@ using System.Diagnostics;
 using SharpVisor.Boot;
 using SharpVisor.Devices.Virtio;
 using SharpVisor.Devices.Terminal;
+using SharpVisor.Emulator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
@@ -32,6 +33,7 @@ public static class RunCommand
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var mmu = new Option<string?>("--mmu") { Description = "The emulator's paging technique: shadow (default) or nested; not for KVM" };
         mmu.AcceptOnlyFromAmong("shadow", "nested");
+        var cpuVendor = new Option<string?>("--cpu-vendor") { Description = "The CPU vendor the guest sees: intel or amd (default: the host's)" };
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
@@ -45,7 +47,7 @@ public static class RunCommand
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, mmu, serial, modules, timeout, verbose,
+            kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng,
         };
         command.SetAction(result => Execute(
@@ -56,6 +58,7 @@ public static class RunCommand
             result.GetValue(cpus),
             result.GetValue(accel)!,
             result.GetValue(mmu),
+            result.GetValue(cpuVendor),
             result.GetValue(serial)!,
             result.GetValue(modules) ?? [],
             result.GetValue(timeout),
@@ -74,7 +77,7 @@ public static class RunCommand
     private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng);
 
     private static int Execute(
-        string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu,
+        string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
         string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices)
     {
         var startedAt = Stopwatch.StartNew();
@@ -88,6 +91,14 @@ public static class RunCommand
                 DefaultGuest.EnsurePresent();
                 kernel = DefaultGuest.KernelPath;
                 initrd ??= DefaultGuest.InitrdPath;
+            }
+
+            CpuVendor? vendor = null;
+            if (cpuVendor is not null)
+            {
+                vendor = HostCpu.TryParse(cpuVendor, out CpuVendor parsed)
+                    ? parsed
+                    : throw new CliException($"--cpu-vendor {cpuVendor}: the vendor is intel or amd");
             }
 
             if (timeoutSeconds is <= 0 or > 1e7)
@@ -115,6 +126,7 @@ public static class RunCommand
                     "nested" => MmuMode.Nested,
                     _ => null,
                 },
+                CpuVendor = vendor,
                 KvmDevicePath = Environment.GetEnvironmentVariable("SHARPVISOR_KVM_DEVICE") is { Length: > 0 } device ? device : "/dev/kvm",
                 ExtraInitrdPaths = devices.ExtraInitrds,
                 Disks = devices.Disks.Select(DeviceOptions.ParseDisk).ToArray(),

@@ -39,6 +39,13 @@ public enum CpuFeature : ulong
     Rdseed = 1UL << 29,
     Pclmulqdq = 1UL << 30,
 
+    /// <summary>
+    /// AMD's misaligned SSE mode (CPUID 8000_0001H:ECX[7] MisAlignSse): MXCSR.MM (bit 17) is writable
+    /// and, when set, lets legacy SSE instructions that are not explicitly aligned access misaligned
+    /// 16-byte operands. Reported only by an AMD model.
+    /// </summary>
+    MisalignedSse = 1UL << 31,
+
     // System features. The core implements paging (PSE, PAE, PGE, PAT, PSE-36, 1 GiB pages), MSRs,
     // SYSENTER, debug extensions and IA32_ARCH_CAPABILITIES; the platform adds the APIC family,
     // the hypervisor bit and TSC-related bits it backs.

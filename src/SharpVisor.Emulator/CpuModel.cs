@@ -1,9 +1,12 @@
 namespace SharpVisor.Emulator;
 
 /// <summary>
-/// The processor the guest sees through CPUID: vendor, family/model, and exactly the
-/// features the core implements. <see cref="Default"/> advertises every instruction set the
-/// core executes and no platform feature (the platform layer adds those it implements).
+/// The processor the guest sees: vendor, family/model, and exactly the features the core
+/// implements. The vendor (<see cref="CpuVendor"/>) also selects the behaviours where Intel and
+/// AMD processors differ (<see cref="X86Cpu"/> reads it; docs/emulator.md lists them).
+/// <see cref="Default"/> is the Intel profile with every instruction set the core executes and no
+/// platform feature (the platform layer adds those it implements); <see cref="ForVendor"/> gives
+/// either vendor's profile.
 /// </summary>
 public sealed class CpuModel
 {
@@ -24,29 +27,55 @@ public sealed class CpuModel
         CpuFeature.De | CpuFeature.Pse | CpuFeature.Msr | CpuFeature.Pae | CpuFeature.Sep | CpuFeature.Pge
         | CpuFeature.Pat | CpuFeature.Pse36 | CpuFeature.Page1Gb | CpuFeature.ArchCapabilities;
 
-    public CpuModel(CpuFeature features, string vendor = "GenuineIntel", string brand = "SharpVisor x86-64 emulated CPU")
+    public const string IntelVendorString = "GenuineIntel";
+
+    public const string AmdVendorString = "AuthenticAMD";
+
+    /// <summary>Features only an AMD model reports (the AMD profile adds them).</summary>
+    public const CpuFeature AmdOnlyFeatures = CpuFeature.MisalignedSse;
+
+    /// <param name="features">What CPUID advertises; AMD-only features are dropped from an Intel model.</param>
+    /// <param name="vendor">The vendor: CPUID strings and leaves, and the vendor-specific behaviours.</param>
+    public CpuModel(CpuFeature features, CpuVendor vendor = CpuVendor.Intel, string brand = "SharpVisor x86-64 emulated CPU")
     {
-        if (vendor.Length != 12)
+        if (!Enum.IsDefined(vendor))
         {
-            throw new ArgumentException("a CPUID vendor string is 12 characters", nameof(vendor));
+            throw new ArgumentOutOfRangeException(nameof(vendor), vendor, "unknown CPU vendor");
         }
 
-        Features = features;
+        Features = vendor == CpuVendor.Amd ? features : features & ~AmdOnlyFeatures;
         Vendor = vendor;
         Brand = brand.Length > 47 ? brand[..47] : brand;
+
+        // Intel: family 6 model 0x3A stepping 9 (a generic Core signature). AMD: family 17H
+        // (extended family 8 + base 0xF) model 31H stepping 0, a Zen 2 EPYC signature.
+        Signature = vendor == CpuVendor.Amd ? 0x0083_0F10u : 0x0003_06A9u;
     }
 
-    /// <summary>Every instruction set and system feature the core implements; no platform device (APIC, hypervisor leaves).</summary>
-    public static CpuModel Default { get; } = new(ImplementedInstructionSets | ImplementedSystemFeatures);
+    /// <summary>Every instruction set and system feature the core implements; no platform device (APIC, hypervisor leaves). Intel.</summary>
+    public static CpuModel Default { get; } = ForVendor(CpuVendor.Intel);
+
+    /// <summary>The profile of <paramref name="vendor"/>: every instruction set and system feature the core implements for it.</summary>
+    public static CpuModel ForVendor(CpuVendor vendor, CpuFeature extra = 0) =>
+        new(ImplementedInstructionSets | ImplementedSystemFeatures | AmdOnlyFeatures | extra, vendor);
 
     public CpuFeature Features { get; }
 
-    public string Vendor { get; }
+    public CpuVendor Vendor { get; }
+
+    /// <summary>The CPUID leaf-0 vendor string: "GenuineIntel" or "AuthenticAMD".</summary>
+    public string VendorString => Vendor == CpuVendor.Amd ? AmdVendorString : IntelVendorString;
 
     public string Brand { get; }
 
-    /// <summary>Family 6, model 0x3A (a generic Core-family signature), stepping 9.</summary>
-    public uint Signature { get; init; } = 0x0003_06A9;
+    /// <summary>CPUID 1:EAX (family, model, stepping); the vendor's by default.</summary>
+    public uint Signature { get; init; }
+
+    /// <summary>
+    /// MXCSR_MASK (FXSAVE bytes 28-31): the MXCSR bits software may set. AMD's misaligned SSE mode
+    /// adds MM (bit 17) to the 16 bits both vendors have (DAZ included).
+    /// </summary>
+    public uint MxcsrMask => Vendor == CpuVendor.Amd && Has(CpuFeature.MisalignedSse) ? 0x0002_FFFFu : 0xFFFFu;
 
     /// <summary>Nominal TSC frequency that RDTSC counts at.</summary>
     public ulong TscFrequency { get; init; } = 2_000_000_000;
@@ -77,7 +106,8 @@ public sealed class CpuModel
         switch (leaf)
         {
             case 0:
-                return (0x15, VendorWord(0), VendorWord(2), VendorWord(1));
+                // AMD processors have no leaf 15H (the TSC/crystal ratio is Intel's).
+                return (Vendor == CpuVendor.Amd ? 0xDu : 0x15u, VendorWord(0), VendorWord(2), VendorWord(1));
             case 1:
             {
                 uint ebx = (apicId << 24) | (1u << 16) | (8u << 8); // CLFLUSH line size 8*8 bytes, 1 logical CPU
@@ -98,9 +128,11 @@ public sealed class CpuModel
 
             case 7 when subleaf == 0:
             {
-                // Bit 13: FCS and FDS are deprecated (saved as zero), a property of the x87 implementation.
+                // Bit 13: FCS and FDS are deprecated (saved as zero), a property of Intel's x87; AMD
+                // processors save both selectors (and do not set the bit).
                 uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Bmi2, 8)
-                    | Bit(CpuFeature.Erms, 9) | Bit(CpuFeature.Fpu, 13) | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
+                    | Bit(CpuFeature.Erms, 9) | (Vendor == CpuVendor.Intel ? Bit(CpuFeature.Fpu, 13) : 0)
+                    | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
                 uint edx = Bit(CpuFeature.Fsrm, 4) | Bit(CpuFeature.ArchCapabilities, 29);
                 return (0, ebx, 0, edx);
             }
@@ -114,7 +146,7 @@ public sealed class CpuModel
                     _ => (0, 0, 0, 0),
                 };
 
-            case 0x15:
+            case 0x15 when Vendor == CpuVendor.Intel:
             {
                 // TSC/crystal ratio as a fraction, and the crystal in Hz.
                 ulong divisor = GreatestCommonDivisor(TscFrequency, CrystalFrequency);
@@ -122,13 +154,24 @@ public sealed class CpuModel
             }
 
             case 0x8000_0000:
-                return (0x8000_0008, 0, 0, 0);
+                // AMD repeats the vendor string here; Intel returns zeros.
+                return Vendor == CpuVendor.Amd
+                    ? (0x8000_0008, VendorWord(0), VendorWord(2), VendorWord(1))
+                    : (0x8000_0008, 0, 0, 0);
             case 0x8000_0001:
             {
-                uint ecx = Bit(CpuFeature.LahfLm, 0) | Bit(CpuFeature.Lzcnt, 5);
+                uint ecx = Bit(CpuFeature.LahfLm, 0) | Bit(CpuFeature.Lzcnt, 5) | Bit(CpuFeature.MisalignedSse, 7);
                 uint edx = Bit(CpuFeature.Syscall, 11) | Bit(CpuFeature.NoExecute, 20) | Bit(CpuFeature.Page1Gb, 26)
                     | Bit(CpuFeature.Rdtscp, 27) | Bit(CpuFeature.LongMode, 29);
-                return (0, 0, ecx, edx);
+                uint eax = 0;
+                if (Vendor == CpuVendor.Amd)
+                {
+                    // AMD: the signature again, and leaf 1's EDX bits 0-9, 12-17, 23 and 24 mirrored.
+                    eax = Signature;
+                    edx |= Query(1, 0, osxsave, apicId).Edx & 0x0183_F3FF;
+                }
+
+                return (eax, 0, ecx, edx);
             }
 
             case 0x8000_0002:
@@ -154,8 +197,11 @@ public sealed class CpuModel
         return Math.Max(a, 1);
     }
 
-    private uint VendorWord(int index) =>
-        (uint)Vendor[index * 4] | (uint)Vendor[(index * 4) + 1] << 8 | (uint)Vendor[(index * 4) + 2] << 16 | (uint)Vendor[(index * 4) + 3] << 24;
+    private uint VendorWord(int index)
+    {
+        string text = VendorString;
+        return (uint)text[index * 4] | (uint)text[(index * 4) + 1] << 8 | (uint)text[(index * 4) + 2] << 16 | (uint)text[(index * 4) + 3] << 24;
+    }
 
     private (uint, uint, uint, uint) BrandWords(int part)
     {

@@ -58,6 +58,12 @@ internal unsafe partial struct InstructionBinder
                 BindRelative(in ins, ref op);
                 op.AddrSize = LoopCounterSize(ins.Code);
                 op.Aux = (ushort)(ins.Mnemonic == Mnemonic.Loope ? 1 : ins.Mnemonic == Mnemonic.Loopne ? 2 : 0);
+                if (_cpu._amd && op.Aux != 0 && (ins.HasRepePrefix || ins.HasRepnePrefix))
+                {
+                    // AMD takes LOOPE/LOOPNE's condition from an F3/F2 prefix when there is one (measured).
+                    op.Aux = (ushort)(ins.HasRepnePrefix ? 2 : 1);
+                }
+
                 op.Handler = &BranchHandlers.Loop;
                 return false;
             case Mnemonic.Call when ins.Op0Kind is OpKind.NearBranch16 or OpKind.NearBranch32 or OpKind.NearBranch64:
@@ -161,6 +167,11 @@ internal unsafe partial struct InstructionBinder
                     _ => &StackHandlers.Leave<Size64>,
                 };
                 return false;
+            case Mnemonic.Reservednop when _cpu._amd && ins.Op0Kind == OpKind.Register
+                && ins.Code is Code.Reservednop_rm16_r16_0F0D or Code.Reservednop_rm32_r32_0F0D or Code.Reservednop_rm64_r64_0F0D:
+                // AMD's 0F 0D is the PREFETCH/PREFETCHW group: a register operand is #UD (Intel: a hint NOP).
+                op.Handler = &MiscHandlers.Undefined;
+                return true;
             case Mnemonic.Nop:
             case Mnemonic.Pause:
             case Mnemonic.Lfence:

@@ -363,6 +363,11 @@ internal unsafe partial struct InstructionBinder
         if (size == 16 && !AllowsUnaligned(ins.Mnemonic))
         {
             op.Flags |= OpFlags.Aligned;
+            if (ins.Mnemonic is Mnemonic.Movaps or Mnemonic.Movapd or Mnemonic.Movdqa or Mnemonic.Movntps
+                or Mnemonic.Movntpd or Mnemonic.Movntdq or Mnemonic.Movntdqa)
+            {
+                op.Flags |= OpFlags.ExplicitlyAligned;
+            }
         }
     }
 

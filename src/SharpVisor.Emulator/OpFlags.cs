@@ -23,4 +23,7 @@ internal static class OpFlags
 
     /// <summary>The operation works on MMX registers (64-bit) instead of XMM.</summary>
     public const byte Mmx = 64;
+
+    /// <summary>An explicitly aligned move (MOVAPS, MOVDQA, MOVNTPS, ...): misaligned is #GP even in AMD's misaligned SSE mode.</summary>
+    public const byte ExplicitlyAligned = 128;
 }

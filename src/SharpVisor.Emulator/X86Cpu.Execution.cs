@@ -497,7 +497,9 @@ public sealed unsafe partial class X86Cpu
     private Decoder DecoderFor(int bitness)
     {
         int index = bitness == 64 ? 2 : bitness == 32 ? 1 : 0;
-        return _decoders[index] ??= Decoder.Create(bitness, _codeReader, DecoderOptions.None);
+        // AMD honours an operand-size prefix on near branches in 64-bit mode (16-bit RET/CALL/JMP/Jcc,
+        // RIP truncated to 16 bits); Intel ignores it. Iced decodes either way.
+        return _decoders[index] ??= Decoder.Create(bitness, _codeReader, _amd ? DecoderOptions.AMD : DecoderOptions.None);
     }
 
     private Block DecodeBlock(ulong linear, ulong physical, byte* page)

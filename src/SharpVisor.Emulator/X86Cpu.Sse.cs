@@ -23,6 +23,41 @@ public sealed unsafe partial class X86Cpu
     internal const int XinuseX87 = 1;
     internal const int XinuseSse = 2;
 
+    /// <summary>
+    /// XINUSE as XSAVE reports it in XSTATE_BV. The SDM lets a processor report a component in its
+    /// initial configuration either way; the vendors differ (measured, docs/emulator.md). Intel: the
+    /// tracked bits. AMD: x87 in use exactly when its state (FCW, FSW, tags, the eight registers; not
+    /// the pointers) differs from the initial configuration, SSE as tracked — with FXRSTOR/XRSTOR
+    /// setting it only when an XMM register is non-zero (<see cref="RestoredSseInUse"/>).
+    /// </summary>
+    internal int XsaveInUse()
+    {
+        if (!_amd)
+        {
+            return _xinuse;
+        }
+
+        bool x87Initial = _fcw == 0x37F && FpuStatusWord == 0 && _fpuValid == 0;
+        for (int i = 0; x87Initial && i < 8; i++)
+        {
+            x87Initial = _st[i].Significand == 0 && _st[i].SignExponent == 0;
+        }
+
+        return (_xinuse & XinuseSse) | (x87Initial ? 0 : XinuseX87);
+    }
+
+    /// <summary>After FXRSTOR/XRSTOR loaded the XMM registers: AMD marks SSE in use only when one is non-zero, Intel always.</summary>
+    internal void RestoredSseInUse()
+    {
+        bool inUse = !_amd;
+        for (int i = 0; !inUse && i < 16; i++)
+        {
+            inUse = _xmm[i] != Vector128<byte>.Zero;
+        }
+
+        _xinuse = inUse ? _xinuse | XinuseSse : _xinuse & ~XinuseSse;
+    }
+
     internal void RefreshFpuAvailability()
     {
         bool em = (_cr0 & Cr0Emulation) != 0;
@@ -95,11 +130,16 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
-    /// <summary>Linear address of an SSE memory operand; a misaligned aligned-only operand is #GP(0) before other checks.</summary>
+    /// <summary>
+    /// Linear address of an SSE memory operand; a misaligned aligned-only operand is #GP(0) before other
+    /// checks — unless AMD's misaligned SSE mode (MXCSR.MM) is on and the instruction is not one of the
+    /// explicitly aligned moves (MOVAPS, MOVDQA, MOVNT*, ...), which fault in every mode (APM vol. 1, 4.4.3).
+    /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong SseLinear(ref Op op, int size, MemoryAccess access)
     {
-        if ((op.Flags & OpFlags.Aligned) != 0 && ((EffectiveAddress(ref op) + _segBase[op.Seg]) & 15) != 0)
+        if ((op.Flags & OpFlags.Aligned) != 0 && ((EffectiveAddress(ref op) + _segBase[op.Seg]) & 15) != 0
+            && ((_mxcsr & MxcsrMisalignedMask) == 0 || (op.Flags & OpFlags.ExplicitlyAligned) != 0))
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }

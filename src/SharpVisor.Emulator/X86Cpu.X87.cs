@@ -18,6 +18,10 @@ public sealed partial class X86Cpu
     internal ulong _fip;
     internal ulong _fdp;
 
+    /// <summary>FCS and FDS: kept by the AMD profile only (Intel's are deprecated, CPUID.7.0:EBX[13], and saved as zero).</summary>
+    internal ushort _fcs;
+    internal ushort _fds;
+
     private void InitializeX87()
     {
     }
@@ -32,6 +36,7 @@ public sealed partial class X86Cpu
         _fpuValid = 0;
         _fop = 0;
         _fip = _fdp = 0;
+        _fcs = _fds = 0;
         for (int i = 0; i < 8; i++)
         {
             _st[i] = default;
@@ -61,7 +66,9 @@ public sealed partial class X86Cpu
             throw new ArgumentException("an FXSAVE image is 512 bytes", nameof(image));
         }
 
-        return FxrstorImage(image, wide: true);
+        bool loaded = FxrstorImage(image, wide: true);
+        RestoredSseInUse();
+        return loaded;
     }
 
     /// <summary>FXSAVE layout; <paramref name="wide"/> selects the 64-bit FIP/FDP form (REX.W) over offset+selector.</summary>
@@ -72,15 +79,25 @@ public sealed partial class X86Cpu
         SaveXmmImage(image);
     }
 
-    /// <summary>The x87 part of the legacy save area: bytes 0-23 and the registers at 32-159.</summary>
+    /// <summary>
+    /// The x87 part of the legacy save area: bytes 0-23 and the registers at 32-159. Intel saves the
+    /// pointers always and FCS/FDS as zero; AMD saves FOP, FIP and FDP (with FCS/FDS in the 32-bit
+    /// layout) only while an unmasked exception is pending (FSW.ES), and zeros otherwise (APM vol. 4,
+    /// FXSAVE: "the x87 pointer registers ... are not saved ... unless ... ES ... is set to 1").
+    /// </summary>
     internal void SaveX87Image(Span<byte> image, bool wide)
     {
         BinaryPrimitives.WriteUInt16LittleEndian(image, _fcw);
         BinaryPrimitives.WriteUInt16LittleEndian(image[2..], FpuStatusWord);
         image[4] = _fpuValid;
         image[5] = 0;
-        BinaryPrimitives.WriteUInt16LittleEndian(image[6..], _fop);
-        if (wide)
+        bool pointers = !_amd || (_fsw & FswErrorSummary) != 0;
+        BinaryPrimitives.WriteUInt16LittleEndian(image[6..], pointers ? _fop : (ushort)0);
+        if (!pointers)
+        {
+            image[8..24].Clear();
+        }
+        else if (wide)
         {
             BinaryPrimitives.WriteUInt64LittleEndian(image[8..], _fip);
             BinaryPrimitives.WriteUInt64LittleEndian(image[16..], _fdp);
@@ -88,9 +105,9 @@ public sealed partial class X86Cpu
         else
         {
             BinaryPrimitives.WriteUInt32LittleEndian(image[8..], (uint)_fip);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[12..], 0); // FCS/FDS are deprecated: saved as zero
+            BinaryPrimitives.WriteUInt32LittleEndian(image[12..], _fcs);
             BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)_fdp);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[20..], 0);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[20..], _fds);
         }
 
         for (int i = 0; i < 8; i++)
@@ -107,7 +124,7 @@ public sealed partial class X86Cpu
     internal void SaveMxcsrImage(Span<byte> image)
     {
         BinaryPrimitives.WriteUInt32LittleEndian(image[24..], _mxcsr);
-        BinaryPrimitives.WriteUInt32LittleEndian(image[28..], MxcsrMask);
+        BinaryPrimitives.WriteUInt32LittleEndian(image[28..], _mxcsrMask);
     }
 
     /// <summary>XMM0-15 (bytes 160-415).</summary>
@@ -122,7 +139,7 @@ public sealed partial class X86Cpu
     internal bool FxrstorImage(ReadOnlySpan<byte> image, bool wide)
     {
         uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
-        if ((mxcsr & ~MxcsrMask) != 0)
+        if ((mxcsr & ~_mxcsrMask) != 0)
         {
             return false;
         }
@@ -158,16 +175,25 @@ public sealed partial class X86Cpu
         UpdateErrorSummary();
         _fpuValid = image[4];
         _fop = (ushort)(BinaryPrimitives.ReadUInt16LittleEndian(image[6..]) & 0x7FF);
+        // Both vendors load the pointers whatever ES says (AMD processors of this century restore
+        // them; only saving depends on ES). FCS/FDS come from the 32-bit layout on AMD.
         if (wide)
         {
-            // FIP is kept canonical (48 bits sign-extended), as hardware does; FDP keeps all 64 bits.
-            _fip = (ulong)((long)BinaryPrimitives.ReadUInt64LittleEndian(image[8..]) << 16 >> 16);
-            _fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+            // Intel keeps FIP canonical (sign-extended from bit 47) and all 64 bits of FDP; AMD keeps
+            // both as 57-bit values sign-extended from bit 56 (measured on Zen 4, whose linear
+            // addresses are 57 bits wide).
+            ulong fip = BinaryPrimitives.ReadUInt64LittleEndian(image[8..]);
+            ulong fdp = BinaryPrimitives.ReadUInt64LittleEndian(image[16..]);
+            _fip = _amd ? (ulong)((long)fip << 7 >> 7) : (ulong)((long)fip << 16 >> 16);
+            _fdp = _amd ? (ulong)((long)fdp << 7 >> 7) : fdp;
+            _fcs = _fds = 0;
         }
         else
         {
             _fip = BinaryPrimitives.ReadUInt32LittleEndian(image[8..]);
             _fdp = BinaryPrimitives.ReadUInt32LittleEndian(image[16..]);
+            _fcs = _amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[12..]) : (ushort)0;
+            _fds = _amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[20..]) : (ushort)0;
         }
 
         for (int i = 0; i < 8; i++)
@@ -240,8 +266,25 @@ public sealed partial class X86Cpu
         }
     }
 
-    /// <summary>Records the instruction pointer of a non-control x87 instruction (FOP/FDP only change on unmasked exceptions).</summary>
-    internal void X87Record(ref Op op) => _fip = CurrentIp(ref op);
+    /// <summary>
+    /// Records the pointers of a non-control x87 instruction. Intel: FIP only (FOP and FDP change on
+    /// unmasked exceptions). AMD: FIP, FCS and FOP always, FDP and FDS when the instruction has a memory
+    /// operand (a register-only instruction leaves the last data pointer).
+    /// </summary>
+    internal void X87Record(ref Op op)
+    {
+        _fip = CurrentIp(ref op);
+        if (_amd)
+        {
+            _fop = (ushort)op.Imm;
+            _fcs = _segs[SegCs].Selector;
+            if ((op.Flags & OpFlags.Memory) != 0)
+            {
+                _fdp = EffectiveAddress(ref op);
+                _fds = _segs[op.Seg].Selector;
+            }
+        }
+    }
 
     /// <summary>
     /// Merges exception flags into FSW and sets C1 from the rounding direction. Returns false when an

@@ -61,6 +61,12 @@ public sealed unsafe partial class X86Cpu
 
     private readonly PhysicalMemory _physical;
 
+    /// <summary>The model is AMD's: the vendor-specific behaviours (docs/emulator.md, "Vendor profiles") follow the APM.</summary>
+    internal readonly bool _amd;
+
+    /// <summary>The model's MXCSR_MASK (<see cref="CpuModel.MxcsrMask"/>).</summary>
+    internal readonly uint _mxcsrMask;
+
     /// <param name="memory">Guest-physical memory: RAM and the MMIO handler.</param>
     /// <param name="model">What CPUID reports (default: <see cref="CpuModel.Default"/>).</param>
     /// <param name="mmu">
@@ -71,6 +77,8 @@ public sealed unsafe partial class X86Cpu
     {
         _physical = memory;
         Model = model ?? CpuModel.Default;
+        _amd = Model.Vendor == CpuVendor.Amd;
+        _mxcsrMask = Model.MxcsrMask;
         mmu ??= new ShadowMmu(memory.Ram, new MmuOptions
         {
             PhysicalAddressBits = Model.PhysicalAddressBits,
@@ -127,11 +135,11 @@ public sealed unsafe partial class X86Cpu
     public uint Mxcsr
     {
         get => _mxcsr;
-        set => _mxcsr = value & MxcsrMask;
+        set => _mxcsr = value & _mxcsrMask;
     }
 
-    /// <summary>Bits of MXCSR software may set (DAZ included, as FXSAVE's MXCSR_MASK says).</summary>
-    public const uint MxcsrMask = 0xFFFF;
+    /// <summary>MXCSR.MM (bit 17): AMD's misaligned SSE mode, writable only when the model has it.</summary>
+    internal const uint MxcsrMisalignedMask = 1u << 17;
 
     public ulong Cr0 => _cr0;
 

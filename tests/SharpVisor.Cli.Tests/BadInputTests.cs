@@ -172,6 +172,15 @@ public sealed class BadInputTests : IDisposable
         Assert.DoesNotContain("   at ", result.StandardError);
     }
 
+    [Theory]
+    [InlineData("cyrix")]
+    [InlineData("Intel")]
+    [InlineData("")]
+    public void UnknownCpuVendor(string vendor)
+    {
+        AssertOneLineError(Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "emulator", "--cpu-vendor", vendor), $"--cpu-vendor {vendor}:");
+    }
+
     [Fact]
     public void BadSerialSpec()
     {

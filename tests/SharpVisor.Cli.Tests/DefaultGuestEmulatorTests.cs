@@ -9,15 +9,17 @@ public sealed class DefaultGuestEmulatorTests
 {
     private const string CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff";
 
+    /// <summary>Both CPU vendor profiles boot (issue 10), whatever the host's vendor; the third run takes the host's.</summary>
     [Theory]
-    [InlineData(1, "shadow")]
-    [InlineData(2, "shadow")]
-    [InlineData(1, "nested")]
-    public void DefaultGuestBootsToGuestReadyAndPowersOff(int cpus, string mmu)
+    [InlineData(2, "shadow", "amd")]
+    [InlineData(1, "shadow", "intel")]
+    [InlineData(1, "nested", null)]
+    public void DefaultGuestBootsToGuestReadyAndPowersOff(int cpus, string mmu, string? vendor)
     {
         Assert.True(File.Exists(DefaultGuestFiles.Kernel), $"missing {DefaultGuestFiles.Kernel} (scripts/build-guest.sh builds it)");
+        string[] vendorOption = vendor is null ? [] : ["--cpu-vendor", vendor];
         SharpVisorProcess.Result result = SharpVisorProcess.Run(
-            ["run", "--accel", "emulator", "--mmu", mmu, "--cpus", cpus.ToString(), "--memory", "512M",
+            ["run", "--accel", "emulator", "--mmu", mmu, "--cpus", cpus.ToString(), "--memory", "512M", .. vendorOption,
              "--kernel", DefaultGuestFiles.Kernel, "--initrd", DefaultGuestFiles.Initrd, "--cmdline", CommandLine,
              "--timeout", "540"],
             timeout: TimeSpan.FromSeconds(600));
@@ -26,6 +28,12 @@ public sealed class DefaultGuestEmulatorTests
         string why = $"exit {result.ExitCode}; stderr:\n{result.StandardError}\nlast output:\n{Tail(output)}";
         Assert.True(result.ExitCode == 0, why);
         Assert.Contains("guest entered ACPI S5", result.StandardError);
+
+        // The kernel identified the vendor's profile (family 17H for AMD, 6 for Intel).
+        if (vendor is not null)
+        {
+            Assert.Contains(vendor == "amd" ? "AMD SharpVisor x86-64 emulated CPU (family: 0x17" : "Intel SharpVisor x86-64 emulated CPU (family: 0x6,", output);
+        }
 
         // The kernel saw exactly the CPUs it was given and started them all.
         Assert.Contains($"smpboot: Allowing {cpus} CPUs", output);

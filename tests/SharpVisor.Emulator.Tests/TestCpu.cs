@@ -11,10 +11,10 @@ internal sealed class TestCpu : IDisposable
     public const ulong CodeAddress = 0x1000;
     public const ulong StackTop = 0x80000;
 
-    public TestCpu(ulong ramSize = 2 << 20)
+    public TestCpu(ulong ramSize = 2 << 20, CpuModel? model = null)
     {
         Memory = GuestMemory.CreateRam(ramSize);
-        Cpu = new X86Cpu(new PhysicalMemory(Memory));
+        Cpu = new X86Cpu(new PhysicalMemory(Memory), model);
         IdentityPml4 = ramSize - 0x2000;
         WriteIdentityPageTables();
     }

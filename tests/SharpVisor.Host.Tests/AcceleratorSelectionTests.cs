@@ -1,3 +1,4 @@
+using SharpVisor.Emulator;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
@@ -29,6 +30,42 @@ public sealed class AcceleratorSelectionTests : IDisposable
         Assert.Equal(expected, emulator.MmuMode);
         Assert.Equal("emulator", emulator.Name);
         Assert.Equal($"emulator ({expected.ToString().ToLowerInvariant()} paging): as asked", selection.Reason);
+    }
+
+    [Theory]
+    [InlineData(CpuVendor.Intel)]
+    [InlineData(CpuVendor.Amd)]
+    public void TheEmulatorPresentsTheHostsVendorUnlessAskedOtherwise(CpuVendor host)
+    {
+        AcceleratorSelection selection = AcceleratorSelection.Choose(AcceleratorKind.Emulator, null, "/dev/kvm", NeverProbed, hostVendor: host);
+        Assert.Equal(host, Assert.IsType<EmulatorAccelerator>(selection.Accelerator).Vendor);
+
+        CpuVendor other = host == CpuVendor.Intel ? CpuVendor.Amd : CpuVendor.Intel;
+        selection = AcceleratorSelection.Choose(AcceleratorKind.Emulator, null, "/dev/kvm", NeverProbed, vendor: other, hostVendor: host);
+        Assert.Equal(other, Assert.IsType<EmulatorAccelerator>(selection.Accelerator).Vendor);
+        Assert.Equal($"emulator (shadow paging, {HostCpu.Name(other)} CPU): as asked", selection.Reason);
+    }
+
+    [Fact]
+    public void KvmRefusesAnotherVendorThanTheHosts()
+    {
+        var e = Assert.Throws<ArgumentException>(() =>
+            AcceleratorSelection.Choose(AcceleratorKind.Kvm, null, "/dev/kvm", () => s_hardware, vendor: CpuVendor.Intel, hostVendor: CpuVendor.Amd));
+        Assert.Contains("--cpu-vendor intel", e.Message);
+        Assert.Contains("--accel emulator", e.Message);
+
+        // The host's own vendor is fine.
+        AcceleratorSelection same = AcceleratorSelection.Choose(AcceleratorKind.Kvm, null, "/dev/kvm", () => s_hardware, vendor: CpuVendor.Amd, hostVendor: CpuVendor.Amd);
+        Assert.IsType<KvmAccelerator>(same.Accelerator);
+    }
+
+    [Fact]
+    public void AutoTakesTheEmulatorForAnotherVendorThanTheHosts()
+    {
+        AcceleratorSelection selection = AcceleratorSelection.Choose(AcceleratorKind.Auto, null, "/dev/kvm", NeverProbed, vendor: CpuVendor.Amd, hostVendor: CpuVendor.Intel);
+
+        Assert.Equal(CpuVendor.Amd, Assert.IsType<EmulatorAccelerator>(selection.Accelerator).Vendor);
+        Assert.Equal("emulator (shadow paging, amd CPU): --cpu-vendor amd differs from the host's intel, which KVM runs", selection.Reason);
     }
 
     [Fact]

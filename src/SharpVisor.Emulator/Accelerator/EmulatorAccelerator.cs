@@ -16,8 +16,14 @@ public sealed class EmulatorAccelerator : IAccelerator
     /// Where guest misbehaviour the platform devices notice, and instructions the CPU does not
     /// implement, are reported (rate-limited: a guest can cause them at will).
     /// </param>
-    public EmulatorAccelerator(MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null)
+    /// <param name="vendor">The CPU vendor the guest sees (null: the host's, so a guest moved to KVM sees the same).</param>
+    public EmulatorAccelerator(MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null, CpuVendor? vendor = null)
     {
+        if (vendor is { } v && !Enum.IsDefined(v))
+        {
+            throw new ArgumentOutOfRangeException(nameof(vendor), vendor, "unknown CPU vendor");
+        }
+
         if (!Enum.IsDefined(mmuMode))
         {
             throw new ArgumentOutOfRangeException(nameof(mmuMode), mmuMode, "unknown MMU mode");
@@ -25,6 +31,7 @@ public sealed class EmulatorAccelerator : IAccelerator
 
         MmuMode = mmuMode;
         Log = log;
+        Vendor = vendor ?? HostCpu.Vendor;
     }
 
     public string Name => "emulator";
@@ -33,6 +40,9 @@ public sealed class EmulatorAccelerator : IAccelerator
 
     public Action<string>? Log { get; }
 
+    /// <summary>The CPU vendor every vCPU presents (<see cref="CpuModel"/>).</summary>
+    public CpuVendor Vendor { get; }
+
     public IVirtualMachine CreateVirtualMachine(GuestMemory memory, int vcpuCount) =>
-        new EmulatorVirtualMachine(memory, vcpuCount, MmuMode, Log);
+        new EmulatorVirtualMachine(memory, vcpuCount, MmuMode, Log, Vendor);
 }

@@ -17,9 +17,12 @@ public static class EmulatorCpuModel
         | CpuFeature.Pat | CpuFeature.Pse36 | CpuFeature.Page1Gb | CpuFeature.X2Apic | CpuFeature.TscDeadline
         | CpuFeature.InvariantTsc | CpuFeature.Hypervisor;
 
-    /// <summary>The model for a machine whose time base counts the TSC at <paramref name="tscFrequencyHz"/>.</summary>
-    public static CpuModel Create(long tscFrequencyHz) =>
-        new(CpuModel.ImplementedInstructionSets | CpuModel.ImplementedSystemFeatures | PlatformFeatures) { TscFrequency = (ulong)tscFrequencyHz };
+    /// <summary>The <paramref name="vendor"/> model for a machine whose time base counts the TSC at <paramref name="tscFrequencyHz"/>.</summary>
+    public static CpuModel Create(long tscFrequencyHz, CpuVendor vendor = CpuVendor.Intel) =>
+        new(CpuModel.ImplementedInstructionSets | CpuModel.ImplementedSystemFeatures | CpuModel.AmdOnlyFeatures | PlatformFeatures, vendor)
+        {
+            TscFrequency = (ulong)tscFrequencyHz,
+        };
 
     /// <summary>MAXPHYADDR as CPUID 0x80000008 reports it: the MMU's reserved-bit checks must agree.</summary>
     public static int PhysicalAddressBits(CpuModel model) => (int)(model.Query(0x8000_0008, 0, osxsave: false).Eax & 0xFF);

@@ -19,7 +19,7 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     private readonly object _vcpuLock = new();
     private readonly SecondLevelTable? _secondLevel;
 
-    public EmulatorVirtualMachine(GuestMemory memory, int vcpuCount, MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null)
+    public EmulatorVirtualMachine(GuestMemory memory, int vcpuCount, MmuMode mmuMode = MmuMode.Shadow, Action<string>? log = null, CpuVendor? vendor = null)
     {
         ArgumentNullException.ThrowIfNull(memory);
         if (vcpuCount < 1 || vcpuCount > MaxVcpus)
@@ -30,7 +30,7 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         Memory = memory;
         VcpuCount = vcpuCount;
         MmuMode = mmuMode;
-        CpuModel = EmulatorCpuModel.Create(PlatformTimeBase.DefaultTscFrequencyHz);
+        CpuModel = EmulatorCpuModel.Create(PlatformTimeBase.DefaultTscFrequencyHz, vendor ?? HostCpu.Vendor);
         Platform = new SoftwarePlatform(memory, vcpuCount, log: new PlatformLog(log));
         Platform.Register(PortIo, Mmio);
         _vcpus = new EmulatorVcpu?[vcpuCount];

@@ -49,6 +49,7 @@ internal static class FxHandlers
         }
 
         cpu._xinuse = X86Cpu.XinuseX87 | X86Cpu.XinuseSse;
+        cpu.RestoredSseInUse();
     }
 
     private static ulong XsaveLinear(X86Cpu cpu, ref Op op, MemoryAccess access)
@@ -63,7 +64,13 @@ internal static class FxHandlers
             throw new CpuException(ExceptionVector.DeviceNotAvailable);
         }
 
-        // As for FXSAVE: canonical/segment checks first, then the 64-byte alignment.
+        // AMD checks the 64-byte alignment first (a misaligned non-canonical stack address is #GP,
+        // not #SS); Intel, as for FXSAVE on both, the canonical/segment checks first.
+        if (cpu._amd && ((cpu.EffectiveAddress(ref op) + cpu._segBase[op.Seg]) & 63) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
         ulong linear = cpu.Linear(ref op, (int)CpuModel.XsaveAreaSize, access);
         if ((linear & 63) != 0)
         {
@@ -97,7 +104,7 @@ internal static class FxHandlers
         }
 
         ulong xstate = BinaryPrimitives.ReadUInt64LittleEndian(image[XsaveHeader..]);
-        BinaryPrimitives.WriteUInt64LittleEndian(image[XsaveHeader..], (xstate & ~rfbm) | (rfbm & (ulong)cpu._xinuse));
+        BinaryPrimitives.WriteUInt64LittleEndian(image[XsaveHeader..], (xstate & ~rfbm) | (rfbm & (ulong)cpu.XsaveInUse()));
         cpu.WriteBytes(linear, image);
     }
 
@@ -120,6 +127,12 @@ internal static class FxHandlers
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
+        // AMD checks MXCSR before it loads anything; Intel has already loaded the x87 component (below).
+        if (cpu._amd && (rfbm & SseComponent) != 0 && (BinaryPrimitives.ReadUInt32LittleEndian(image[24..]) & ~cpu._mxcsrMask) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
         if ((rfbm & X87Component) != 0)
         {
             if ((xstate & X87Component) != 0)
@@ -134,9 +147,9 @@ internal static class FxHandlers
 
         if ((rfbm & SseComponent) != 0)
         {
-            // Hardware has already loaded the x87 component when it finds a reserved MXCSR bit.
+            // Intel has already loaded the x87 component when it finds a reserved MXCSR bit.
             uint mxcsr = BinaryPrimitives.ReadUInt32LittleEndian(image[24..]);
-            if ((mxcsr & ~X86Cpu.MxcsrMask) != 0)
+            if ((mxcsr & ~cpu._mxcsrMask) != 0)
             {
                 throw new CpuException(ExceptionVector.GeneralProtection, 0);
             }
@@ -156,6 +169,10 @@ internal static class FxHandlers
         }
 
         cpu._xinuse = (int)(((ulong)cpu._xinuse & ~rfbm) | (rfbm & xstate));
+        if ((rfbm & xstate & SseComponent) != 0)
+        {
+            cpu.RestoredSseInUse();
+        }
     }
 
     public static void Xgetbv(X86Cpu cpu, ref Op op)

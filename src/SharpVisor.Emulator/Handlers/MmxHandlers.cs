@@ -49,8 +49,13 @@ internal static class MmxHandlers
         Check(cpu);
         ulong value = cpu.ReadMmx(op.Reg);
 
-        // A store that faults has already reset TOP but not the tags (observed on hardware); loads fault before either.
-        cpu._fpuTop = 0;
+        // On Intel a store that faults has already reset TOP but not the tags (observed); on AMD it
+        // faults before either, as loads do on both.
+        if (!cpu._amd)
+        {
+            cpu._fpuTop = 0;
+        }
+
         if ((op.Flags & OpFlags.Memory) != 0)
         {
             cpu.Write64(cpu.Linear(ref op, 8, MemoryAccess.Write), value);
@@ -87,7 +92,11 @@ internal static class MmxHandlers
     {
         Check(cpu);
         ulong value = cpu.ReadMmx(op.Reg);
-        cpu._fpuTop = 0;
+        if (!cpu._amd)
+        {
+            cpu._fpuTop = 0; // Intel: before a store's fault, as for MOVQ m64, mm
+        }
+
         if ((op.Flags & OpFlags.Memory) != 0)
         {
             ulong linear = cpu.Linear(ref op, op.OpSize, MemoryAccess.Write);

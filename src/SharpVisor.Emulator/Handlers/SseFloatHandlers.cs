@@ -368,7 +368,8 @@ internal static class SseFloatHandlers
     /// <summary>
     /// DPPS (Aux 0) and DPPD (Aux 1): masked products summed pairwise into the lanes selected by
     /// imm8[3:0]. Intel processors sum in a different operand order for each destination lane
-    /// (which decides the propagated NaN); this follows that order.
+    /// (which decides the propagated NaN); this follows that order. AMD processors sum every lane
+    /// in the natural order, (p0 + p1) + (p2 + p3) (measured).
     /// </summary>
     public static void DotProduct(X86Cpu cpu, ref Op op)
     {
@@ -386,7 +387,7 @@ internal static class SseFloatHandlers
             ulong t1 = (imm & 0x20) != 0 ? SseFloat.Double(SseFloat.OpMul, x.GetElement(1), y.GetElement(1), ref env) : 0;
             CommitStage(cpu, ref env);
             ulong sum0 = SseFloat.Double(SseFloat.OpAdd, t0, t1, ref env);
-            ulong sum1 = SseFloat.Double(SseFloat.OpAdd, t1, t0, ref env);
+            ulong sum1 = cpu._amd ? sum0 : SseFloat.Double(SseFloat.OpAdd, t1, t0, ref env);
             r = Vector128.Create((imm & 1) != 0 ? sum0 : 0, (imm & 2) != 0 ? sum1 : 0).AsByte();
         }
         else
@@ -411,6 +412,12 @@ internal static class SseFloatHandlers
             for (int j = 0; j < 4; j++)
             {
                 bool even = (j & 1) == 0;
+                if (cpu._amd)
+                {
+                    lanes[j] = (imm & (1 << j)) != 0 ? SseFloat.Single(SseFloat.OpAdd, lowOdd, highOdd, ref env) : 0;
+                    continue;
+                }
+
                 uint low = even ? lowEven : lowOdd;
                 uint high = even ? highEven : highOdd;
                 uint sum = j < 2 ? SseFloat.Single(SseFloat.OpAdd, low, high, ref env) : SseFloat.Single(SseFloat.OpAdd, high, low, ref env);

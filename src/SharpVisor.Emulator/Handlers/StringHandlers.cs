@@ -41,7 +41,8 @@ internal static unsafe class StringHandlers
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void ZeroExtendAddressRegisters(X86Cpu cpu, ref Op op, bool source, bool destination)
     {
-        if (op.AddrSize == 4 && cpu._is64 && (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
+        // AMD writes them only as iterations complete (a REP that faults at once leaves them whole).
+        if (op.AddrSize == 4 && cpu._is64 && !cpu._amd && (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
         {
             if ((op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0)
             {
@@ -64,10 +65,39 @@ internal static unsafe class StringHandlers
         where TSize : struct, IOperandSize =>
         (cpu._flags & RflagsBits.Direction) != 0 ? (ulong)-TSize.Bytes : (ulong)TSize.Bytes;
 
+    /// <summary>
+    /// Suspends a REP instruction after a visit's budget of iterations: it runs again from the
+    /// start, so pending interrupts are taken in between, with RF set as for any interruption
+    /// after an iteration.
+    /// </summary>
     private static void Restart(X86Cpu cpu, ref Op op)
     {
         cpu._rip = cpu.CurrentIp(ref op);
         cpu._exitBlock = X86Cpu.ExitJump;
+        cpu._flags |= RflagsBits.Resume;
+    }
+
+    /// <summary>
+    /// A REP instruction starts (or resumes) with RF clear: RF only spares the instruction's own
+    /// breakpoint, checked before it runs, and an instruction that completes leaves RF clear.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void BeginRep(X86Cpu cpu) => cpu._flags &= ~RflagsBits.Resume;
+
+    /// <summary>
+    /// An exception filter (always false: the exception goes on): a REP instruction that faults after
+    /// at least one iteration has completed (the count moved) is suspended with RF = 1 in RFLAGS, so
+    /// that resuming it after the handler does not raise its instruction breakpoint again (the SDM's
+    /// and the APM's description of RF), on both vendors.
+    /// </summary>
+    private static bool SuspendOnFault(X86Cpu cpu, ulong countBefore)
+    {
+        if (cpu.Gpr(1) != countBefore)
+        {
+            cpu._flags |= RflagsBits.Resume;
+        }
+
+        return false;
     }
 
     public static void Movs<TSize>(X86Cpu cpu, ref Op op)
@@ -87,6 +117,20 @@ internal static unsafe class StringHandlers
             return;
         }
 
+        BeginRep(cpu);
+        ulong countBefore = cpu.Gpr(1);
+        try
+        {
+            MovsRep<TSize>(cpu, ref op, mask, step);
+        }
+        catch (CpuException) when (SuspendOnFault(cpu, countBefore))
+        {
+        }
+    }
+
+    private static void MovsRep<TSize>(X86Cpu cpu, ref Op op, ulong mask, ulong step)
+        where TSize : struct, IOperandSize
+    {
         ulong count = cpu.Gpr(1) & mask;
         ulong budget = IterationsPerVisit;
         while (count != 0)
@@ -130,6 +174,20 @@ internal static unsafe class StringHandlers
             return;
         }
 
+        BeginRep(cpu);
+        ulong countBefore = cpu.Gpr(1);
+        try
+        {
+            StosRep<TSize>(cpu, ref op, mask, step, value);
+        }
+        catch (CpuException) when (SuspendOnFault(cpu, countBefore))
+        {
+        }
+    }
+
+    private static void StosRep<TSize>(X86Cpu cpu, ref Op op, ulong mask, ulong step, ulong value)
+        where TSize : struct, IOperandSize
+    {
         ulong count = cpu.Gpr(1) & mask;
         ulong budget = IterationsPerVisit;
         while (count != 0)
@@ -162,6 +220,26 @@ internal static unsafe class StringHandlers
         ulong mask = AddressMask(ref op);
         ulong step = Step<TSize>(cpu);
         bool rep = (op.Flags & (OpFlags.Rep | OpFlags.RepNe)) != 0;
+        if (!rep)
+        {
+            LodsLoop<TSize>(cpu, ref op, mask, step, rep);
+            return;
+        }
+
+        BeginRep(cpu);
+        ulong countBefore = cpu.Gpr(1);
+        try
+        {
+            LodsLoop<TSize>(cpu, ref op, mask, step, rep);
+        }
+        catch (CpuException) when (SuspendOnFault(cpu, countBefore))
+        {
+        }
+    }
+
+    private static void LodsLoop<TSize>(X86Cpu cpu, ref Op op, ulong mask, ulong step, bool rep)
+        where TSize : struct, IOperandSize
+    {
         ulong count = rep ? cpu.Gpr(1) & mask : 1;
         ulong budget = IterationsPerVisit;
         while (count != 0)
@@ -196,16 +274,24 @@ internal static unsafe class StringHandlers
             return;
         }
 
-        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
-        // the comparison flags only when the instruction completes or is interrupted).
+        // A REP compare that faults part-way: Intel restores RFLAGS to their state before the
+        // instruction ("the EFLAGS value is restored to the state prior to the execution of the
+        // instruction", SDM vol. 2B, REP); AMD keeps the flags of the last completed iteration.
+        BeginRep(cpu);
         ulong flags = cpu.GetRflags();
+        ulong countBefore = cpu.Gpr(1);
         try
         {
             CmpsLoop<TSize>(cpu, ref op);
         }
         catch (CpuException)
         {
-            cpu.SetRflags(flags);
+            if (!cpu._amd)
+            {
+                cpu.SetRflags(flags);
+            }
+
+            SuspendOnFault(cpu, countBefore);
             throw;
         }
     }
@@ -250,9 +336,21 @@ internal static unsafe class StringHandlers
                 }
             }
 
-            // Intel processors fetch the ES:rDI operand first (it decides which fault is reported).
-            ulong b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
-            ulong a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            // Which operand is fetched first decides which fault is reported: the ES:rDI one on Intel,
+            // and on AMD too except for REPE CMPSB, which fetches DS:rSI first (measured on Zen).
+            ulong a;
+            ulong b;
+            if (rep && whileEqual && cpu._amd && TSize.Bytes == 1)
+            {
+                a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+                b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+            }
+            else
+            {
+                b = TSize.Read(cpu, cpu.SegmentLinear(X86Cpu.SegEs, di, TSize.Bytes, MemoryAccess.Read));
+                a = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
+            }
+
             CmpOp.SetFlags<TSize>(cpu, a, b, a - b);
             SetAddressRegister(cpu, 6, si + step, ref op);
             SetAddressRegister(cpu, 7, di + step, ref op);
@@ -278,16 +376,24 @@ internal static unsafe class StringHandlers
             return;
         }
 
-        // A REP compare that faults part-way leaves RFLAGS as they were before it (Intel commits
-        // the comparison flags only when the instruction completes or is interrupted).
+        // A REP compare that faults part-way: Intel restores RFLAGS to their state before the
+        // instruction ("the EFLAGS value is restored to the state prior to the execution of the
+        // instruction", SDM vol. 2B, REP); AMD keeps the flags of the last completed iteration.
+        BeginRep(cpu);
         ulong flags = cpu.GetRflags();
+        ulong countBefore = cpu.Gpr(1);
         try
         {
             ScasLoop<TSize>(cpu, ref op);
         }
         catch (CpuException)
         {
-            cpu.SetRflags(flags);
+            if (!cpu._amd)
+            {
+                cpu.SetRflags(flags);
+            }
+
+            SuspendOnFault(cpu, countBefore);
             throw;
         }
     }

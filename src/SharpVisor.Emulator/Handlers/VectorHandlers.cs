@@ -236,7 +236,7 @@ internal static class VectorHandlers
     {
         cpu.CheckSse();
         uint value = cpu.Read32(cpu.Linear(ref op, 4, MemoryAccess.Read));
-        if ((value & ~X86Cpu.MxcsrMask) != 0)
+        if ((value & ~cpu._mxcsrMask) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }

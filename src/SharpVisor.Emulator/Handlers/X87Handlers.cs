@@ -231,6 +231,12 @@ internal static class X87Handlers
                     || (format is F32 or F64 && (env.Flags & unmasked & (FloatFlags.Overflow | FloatFlags.Underflow)) != 0));
         if (blocked)
         {
+            if (cpu._amd)
+            {
+                // AMD addresses the destination first: it faults even when the value cannot be stored.
+                cpu.ProbeWrite(cpu.Linear(ref op, FormatSize(format), MemoryAccess.Write), FormatSize(format));
+            }
+
             cpu.X87Record(ref op);
             cpu._fsw &= unchecked((ushort)~X86Cpu.FswC1);
             if (empty)
@@ -610,6 +616,7 @@ internal static class X87Handlers
         cpu._fpuValid = 0;
         cpu._fip = cpu._fdp = 0;
         cpu._fop = 0;
+        cpu._fcs = cpu._fds = 0;
     }
 
     public static void Fnclex(X86Cpu cpu, ref Op op)
@@ -700,10 +707,11 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt16LittleEndian(image[2..], cpu.FpuStatusWord);
             BinaryPrimitives.WriteUInt16LittleEndian(image[4..], cpu.FullTagWord());
             // Protected-mode 16-bit layout: IP offset, CS selector, data offset, DS selector (no FOP).
+            // FCS/FDS are zero on Intel (deprecated) and what the AMD profile recorded.
             BinaryPrimitives.WriteUInt16LittleEndian(image[6..], (ushort)cpu._fip);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], 0);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[8..], cpu._fcs);
             BinaryPrimitives.WriteUInt16LittleEndian(image[10..], (ushort)cpu._fdp);
-            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], 0);
+            BinaryPrimitives.WriteUInt16LittleEndian(image[12..], cpu._fds);
         }
         else
         {
@@ -711,9 +719,9 @@ internal static class X87Handlers
             BinaryPrimitives.WriteUInt32LittleEndian(image[4..], 0xFFFF_0000u | cpu.FpuStatusWord);
             BinaryPrimitives.WriteUInt32LittleEndian(image[8..], 0xFFFF_0000u | cpu.FullTagWord());
             BinaryPrimitives.WriteUInt32LittleEndian(image[12..], (uint)cpu._fip);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], (uint)cpu._fop << 16);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[16..], ((uint)cpu._fop << 16) | cpu._fcs);
             BinaryPrimitives.WriteUInt32LittleEndian(image[20..], (uint)cpu._fdp);
-            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u);
+            BinaryPrimitives.WriteUInt32LittleEndian(image[24..], 0xFFFF_0000u | cpu._fds);
         }
 
         if (registers)
@@ -761,12 +769,16 @@ internal static class X87Handlers
             cpu._fip = BinaryPrimitives.ReadUInt16LittleEndian(image[6..]);
             cpu._fop = 0;
             cpu._fdp = BinaryPrimitives.ReadUInt16LittleEndian(image[10..]);
+            cpu._fcs = cpu._amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[8..]) : (ushort)0;
+            cpu._fds = cpu._amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[12..]) : (ushort)0;
         }
         else
         {
             cpu._fip = BinaryPrimitives.ReadUInt32LittleEndian(image[12..]);
             cpu._fop = (ushort)((BinaryPrimitives.ReadUInt32LittleEndian(image[16..]) >> 16) & 0x7FF);
             cpu._fdp = BinaryPrimitives.ReadUInt32LittleEndian(image[20..]);
+            cpu._fcs = cpu._amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[16..]) : (ushort)0;
+            cpu._fds = cpu._amd ? BinaryPrimitives.ReadUInt16LittleEndian(image[24..]) : (ushort)0;
         }
 
         byte valid = 0;

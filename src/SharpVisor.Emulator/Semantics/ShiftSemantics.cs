@@ -176,6 +176,10 @@ internal static class ShiftSemantics
                 cf = (v >> (count - 1)) & 1;
             }
         }
+        else if (count >= 16 && cpu._amd)
+        {
+            return DoubleAmd16(cpu, left, a, b, count);
+        }
         else
         {
             // 16-bit: counts above 16 shift the 48-bit value a:b:a, as Intel processors do.
@@ -195,6 +199,31 @@ internal static class ShiftSemantics
         ulong top = (ulong)(bits - 1);
         ulong of = ((r ^ a) >> (int)top) & 1;
         cpu.SetStatusFlags(cf | (of << 11) | X86Cpu.ResultFlags(TSize.SignExtend(r)));
+        return r;
+    }
+
+    /// <summary>
+    /// AMD's 16-bit SHLD/SHRD with a masked count of 16-31, whose result and flags both manuals call
+    /// undefined ("If the count is greater than the operand size, the result is undefined"), as AMD
+    /// processors compute them (measured on Zen; docs/emulator.md): the result is the source rotated
+    /// by count - 16 (left for SHLD, right for SHRD). CF is the last bit shifted out of the destination
+    /// at a count of 16 (bit 0 for SHLD, bit 15 for SHRD) and 0 above; OF is CF (16) or 0 (above) for
+    /// SHLD and bit 15 XOR bit 14 of the result for SHRD; AF is set; SF, ZF, PF follow the result.
+    /// </summary>
+    private static ulong DoubleAmd16(X86Cpu cpu, bool left, ulong a, ulong b, int count)
+    {
+        int rotate = count - 16;
+        ulong r = left
+            ? ((b << rotate) | (b >> ((16 - rotate) & 15))) & 0xFFFF
+            : ((b >> rotate) | (b << ((16 - rotate) & 15))) & 0xFFFF;
+        if (rotate == 0)
+        {
+            r = b;
+        }
+
+        ulong cf = count == 16 ? (left ? a & 1 : (a >> 15) & 1) : 0;
+        ulong of = left ? cf : ((r >> 15) ^ (r >> 14)) & 1;
+        cpu.SetStatusFlags(cf | (of << 11) | RflagsBits.Adjust | X86Cpu.ResultFlags((ulong)(long)(short)r));
         return r;
     }
 }

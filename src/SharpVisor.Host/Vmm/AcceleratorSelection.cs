@@ -1,3 +1,4 @@
+using SharpVisor.Emulator;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Kvm;
@@ -17,20 +18,26 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// Throws <see cref="KvmUnavailableException"/> when KVM is asked for and cannot be used, and
     /// <see cref="ArgumentException"/> when an MMU mode is asked for together with KVM.
     /// </summary>
-    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null, Action<string>? diagnostics = null) =>
-        Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), diagnostics);
+    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null, Action<string>? diagnostics = null, CpuVendor? vendor = null) =>
+        Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), diagnostics, vendor, HostCpu.Vendor);
 
     /// <summary>
     /// The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).
     /// <paramref name="diagnostics"/> receives the emulator's reports of guest misbehaviour.
+    /// <paramref name="vendor"/> is the CPU vendor asked for (null: the host's, <paramref name="hostVendor"/>):
+    /// KVM can only run the host's.
     /// </summary>
-    public static AcceleratorSelection Choose(AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm, Action<string>? diagnostics = null)
+    public static AcceleratorSelection Choose(
+        AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm, Action<string>? diagnostics = null,
+        CpuVendor? vendor = null, CpuVendor hostVendor = CpuVendor.Intel)
     {
         ArgumentNullException.ThrowIfNull(probeKvm);
+        CpuVendor guestVendor = vendor ?? hostVendor;
+        bool foreignVendor = guestVendor != hostVendor;
         switch (kind)
         {
             case AcceleratorKind.Emulator:
-                return Emulator(mmu, "as asked", diagnostics);
+                return Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor);
 
             case AcceleratorKind.Kvm:
             {
@@ -38,6 +45,12 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
                 {
                     throw new ArgumentException(
                         $"--mmu {Name(mode)} chooses the emulator's paging technique; KVM pages with the hardware's EPT/NPT (drop --mmu, or use --accel emulator)");
+                }
+
+                if (foreignVendor)
+                {
+                    throw new ArgumentException(
+                        $"--cpu-vendor {HostCpu.Name(guestVendor)}: KVM runs the host's {HostCpu.Name(hostVendor)} processor (drop --cpu-vendor, or use --accel emulator)");
                 }
 
                 KvmHostStatus host = probeKvm();
@@ -51,6 +64,11 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
 
             case AcceleratorKind.Auto:
             {
+                if (foreignVendor)
+                {
+                    return Emulator(mmu, $"--cpu-vendor {HostCpu.Name(guestVendor)} differs from the host's {HostCpu.Name(hostVendor)}, which KVM runs", diagnostics, guestVendor, foreignVendor);
+                }
+
                 KvmHostStatus host = probeKvm();
                 if (host.IsHardwareBacked)
                 {
@@ -60,7 +78,7 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
 
                 // PVM-backed KVM runs guest kernel code through an instruction emulator of its own,
                 // far slower than ours; without KVM the emulator is the only way.
-                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics);
+                return Emulator(mmu, host.IsUsable ? host.Summary : $"KVM is unavailable: {host.Summary}", diagnostics, guestVendor, foreignVendor);
             }
 
             default:
@@ -71,9 +89,11 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// <summary>"shadow" or "nested", as the command line spells it.</summary>
     public static string Name(MmuMode mode) => mode.ToString().ToLowerInvariant();
 
-    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics)
+    /// <summary>The emulator; the reason names the CPU vendor when it is not the host's.</summary>
+    private static AcceleratorSelection Emulator(MmuMode? mmu, string why, Action<string>? diagnostics, CpuVendor vendor, bool foreignVendor)
     {
         MmuMode mode = mmu ?? DefaultMmuMode;
-        return new AcceleratorSelection(new EmulatorAccelerator(mode, diagnostics), $"emulator ({Name(mode)} paging): {why}");
+        string cpu = foreignVendor ? $", {HostCpu.Name(vendor)} CPU" : "";
+        return new AcceleratorSelection(new EmulatorAccelerator(mode, diagnostics, vendor), $"emulator ({Name(mode)} paging{cpu}): {why}");
     }
 }

@@ -31,6 +31,13 @@ public sealed record MachineConfiguration
     /// </summary>
     public MmuMode? Mmu { get; init; }
 
+    /// <summary>
+    /// The CPU vendor the guest sees (<c>--cpu-vendor intel|amd</c>); null means the host's, so a
+    /// guest moved between the emulator and KVM sees the same. KVM runs the host's processor: another
+    /// vendor with <see cref="AcceleratorKind.Kvm"/> is an error, and makes auto choose the emulator.
+    /// </summary>
+    public SharpVisor.Emulator.CpuVendor? CpuVendor { get; init; }
+
     /// <summary>The KVM device node (a test can name a missing one).</summary>
     public string KvmDevicePath { get; init; } = "/dev/kvm";
 

@@ -84,7 +84,7 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log, configuration.CpuVendor);
 
         GuestMemory memory;
         try

@@ -24,9 +24,13 @@ internal sealed class EmulatorHarness : IDisposable
         _memory.AddRegion(DiffCase.CodeBase, DiffCase.CodePageSize, name: "difftest-code");
         _memory.AddRegion(DiffCase.ExitSlot, 0x1000, readOnly: true, name: "difftest-exit");
         _memory.Write(DiffCase.ExitSlot, exitSlotValue);
-        _cpu = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
-        _stepper = new X86Cpu(new PhysicalMemory(_memory), mmu: new UserModeMmu(_memory));
+        // The host CPU is the reference: the emulator runs the profile of the host's vendor.
+        _cpu = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
+        _stepper = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
     }
+
+    /// <summary>The CPU model of the host's vendor (<see cref="HostCpu.Vendor"/>) the cases run on.</summary>
+    public static CpuModel Model { get; } = CpuModel.ForVendor(HostCpu.Vendor);
 
     public List<string> Diagnostics { get; } = new();
 
@@ -97,6 +101,7 @@ internal sealed class EmulatorHarness : IDisposable
             decoder.IP = rip;
             var reader = new ByteArrayCodeReader(c.CodePage(), (int)(rip - DiffCase.CodeBase), DiffCase.CodePageSize - (int)(rip - DiffCase.CodeBase));
             Instruction ins = Decoder.Create(64, reader, rip).Decode();
+            ulong rotateOverflow = RotateOverflowUndefined(in ins);
             CpuRunResult step = _stepper.Run(1);
             if (step.Reason == CpuStopReason.Exception)
             {
@@ -110,10 +115,33 @@ internal sealed class EmulatorHarness : IDisposable
                 return null;
             }
 
-            undefined = (undefined & ~(ulong)ins.RflagsModified) | (ulong)ins.RflagsUndefined;
+            undefined = (undefined & ~(ulong)ins.RflagsModified) | (ulong)ins.RflagsUndefined | rotateOverflow;
         }
 
         return ToRflagsBits(undefined);
+    }
+
+    /// <summary>
+    /// Both manuals define OF of ROL/ROR/RCL/RCR only for a masked count of 1 ("The OF flag is defined
+    /// only for the 1-bit rotates; it is undefined in all other cases", SDM; the APM alike), and a
+    /// masked count of 0 affects no flag. Iced counts an RCL/RCR whose masked count is a multiple of
+    /// 9 or 17 as a zero rotate; the manuals do not: OF is undefined there too (in Iced's bit order).
+    /// </summary>
+    private ulong RotateOverflowUndefined(in Instruction ins)
+    {
+        if (ins.Mnemonic is not (Mnemonic.Rol or Mnemonic.Ror or Mnemonic.Rcl or Mnemonic.Rcr) || ins.OpCount < 2)
+        {
+            return 0;
+        }
+
+        ulong raw = ins.Op1Kind switch
+        {
+            OpKind.Immediate8 => ins.Immediate8,
+            OpKind.Register => _stepper.GetRegister(1),
+            _ => 1,
+        };
+        ulong masked = raw & (ins.Op0Kind == OpKind.Register && ins.Op0Register.GetSize() == 8 || ins.Op0Kind == OpKind.Memory && ins.MemorySize.GetSize() == 8 ? 0x3FUL : 0x1FUL);
+        return masked > 1 ? (ulong)Iced.Intel.RflagsBits.OF : 0;
     }
 
     /// <summary>Iced's RflagsBits use their own bit order; map the six status flags to RFLAGS positions.</summary>
