@@ -124,6 +124,9 @@ public sealed partial class X86Cpu
         RaiseEvent((byte)ExceptionVector.Nmi, null, EventKind.Nmi, _rip, _rip);
     }
 
+    /// <summary>Ends a HLT without an event (a paravirtual unhalt): execution continues after the HLT.</summary>
+    public void WakeFromHalt() => _halted = false;
+
     /// <summary>INIT: the architectural INIT state, then wait for a start-up IPI.</summary>
     public void EnterInitState()
     {

@@ -348,6 +348,42 @@ public sealed partial class X86Cpu
         SetSegmentBase(SegGs, kernel);
     }
 
+    /// <summary>
+    /// VMCALL/VMMCALL: the platform answers with the machine's hypercall ABI (any CPL and mode: the
+    /// ABI decides, as KVM does); without one that takes hypercalls the instruction is #UD.
+    /// </summary>
+    internal void ExecuteHypercall()
+    {
+        var registers = new Machine.HypercallRegisters
+        {
+            Rax = _regs[0],
+            Rcx = _regs[1],
+            Rdx = _regs[2],
+            Rbx = _regs[3],
+            Rsi = _regs[6],
+            Rdi = _regs[7],
+            R8 = _regs[8],
+            R9 = _regs[9],
+            R10 = _regs[10],
+            Cpl = _cpl,
+            LongMode = _is64,
+        };
+        if (Platform is not { } platform || !platform.TryHypercall(this, ref registers))
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        _regs[0] = registers.Rax;
+        _regs[1] = registers.Rcx;
+        _regs[2] = registers.Rdx;
+        _regs[3] = registers.Rbx;
+        _regs[6] = registers.Rsi;
+        _regs[7] = registers.Rdi;
+        _regs[8] = registers.R8;
+        _regs[9] = registers.R9;
+        _regs[10] = registers.R10;
+    }
+
     /// <summary>The flat 4 GiB segment SYSCALL/SYSENTER load: code (type 0xB) or data (type 3), present, accessed.</summary>
     private static SegmentCache FlatSegment(ushort selector, int type, int dpl, bool longMode) => new()
     {

@@ -38,6 +38,7 @@ public sealed class EmulatorVcpu : IVcpu
     private bool _halted;
     private bool _inInitState;
     private bool _windowOpenRequested;
+    private int _pvUnhaltPending;
 
     internal EmulatorVcpu(EmulatorVirtualMachine vm, int id)
     {
@@ -46,7 +47,7 @@ public sealed class EmulatorVcpu : IVcpu
         _platform = vm.Platform;
         _apic = _platform.IrqChip.GetLocalApic(id);
         var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
-        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount);
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls);
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
@@ -135,6 +136,16 @@ public sealed class EmulatorVcpu : IVcpu
         _apic.Wake();
     }
 
+    /// <summary>
+    /// KVM_HC_KICK_CPU from another vCPU: ends this vCPU's HLT even with interrupts off (Linux's
+    /// paravirtual spinlocks halt so and are woken this way); callable from any thread.
+    /// </summary>
+    internal void PvUnhalt()
+    {
+        Volatile.Write(ref _pvUnhaltPending, 1);
+        _apic.Wake();
+    }
+
     /// <summary>Kicks a running vCPU and waits up to 5 seconds for its thread to leave <see cref="Run"/>.</summary>
     public void Dispose() => StopAndWait(TimeSpan.FromSeconds(5));
 
@@ -169,6 +180,12 @@ public sealed class EmulatorVcpu : IVcpu
                 // Application processors from power-on, and any AP after INIT: only a SIPI (or a kick) wakes them.
                 _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
                 continue;
+            }
+
+            if (_halted && Interlocked.Exchange(ref _pvUnhaltPending, 0) != 0)
+            {
+                _cpu.WakeFromHalt();
+                _halted = false;
             }
 
             if (_halted)
