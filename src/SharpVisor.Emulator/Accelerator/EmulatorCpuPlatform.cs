@@ -53,7 +53,14 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     {
         if (SoftwarePlatform.HandlesMsr(index))
         {
-            return _platform.WriteMsr(_vcpuId, index, value);
+            bool written = _platform.WriteMsr(_vcpuId, index, value);
+            if (LocalApic.HandlesMsr(index))
+            {
+                // x2APIC EOI, TPR, self-IPI, ...: what is deliverable may have changed.
+                cpu.RequestEventCheck();
+            }
+
+            return written;
         }
 
         return Msrs.TryWrite(index, value);
@@ -105,7 +112,12 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public ulong ReadCr8(X86Cpu cpu) => (_apic.TaskPriority >> 4) & 0xF;
 
-    public void WriteCr8(X86Cpu cpu, ulong value) => _apic.TaskPriority = (uint)(value & 0xF) << 4;
+    /// <summary>A lower priority may unmask a pending interrupt: it is taken right after the MOV CR8, as on hardware.</summary>
+    public void WriteCr8(X86Cpu cpu, ulong value)
+    {
+        _apic.TaskPriority = (uint)(value & 0xF) << 4;
+        cpu.RequestEventCheck();
+    }
 
     public bool TryHypercall(X86Cpu cpu, ref SharpVisor.Machine.HypercallRegisters registers) =>
         _hypercalls?.Invoke() is { } handler && handler.Handle(_vcpuId, ref registers);

@@ -46,7 +46,8 @@ public sealed class EmulatorVcpu : IVcpu
         Id = id;
         _platform = vm.Platform;
         _apic = _platform.IrqChip.GetLocalApic(id);
-        var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
+        var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
+        var physical = new PhysicalMemory(vm.Memory, mmio);
         CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls);
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
@@ -55,6 +56,7 @@ public sealed class EmulatorVcpu : IVcpu
             PortIo = VcpuPortIo.CreateBus(vm.PortIo, Exits),
             Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
+        mmio.ApicWritten = _cpu.RequestEventCheck;
     }
 
     public int Id { get; }
@@ -245,6 +247,7 @@ public sealed class EmulatorVcpu : IVcpu
             case CpuStopReason.InstructionLimit:
             case CpuStopReason.StopRequested:
             case CpuStopReason.Breakpoint:
+            case CpuStopReason.InterruptWindow:
                 return null;
 
             case CpuStopReason.Halted:
@@ -276,6 +279,7 @@ public sealed class EmulatorVcpu : IVcpu
         if (!_apic.HasPendingEvents)
         {
             _windowOpenRequested = false;
+            _cpu.InterruptWindowRequested = false;
             return;
         }
 
@@ -291,7 +295,10 @@ public sealed class EmulatorVcpu : IVcpu
                     Exits.Increment("irq-window");
                 }
 
+                // The CPU returns as soon as IF=1 and no shadow (after STI's shadow, POPF, IRET),
+                // so the interrupt is taken at that instruction boundary, not at the slice's end.
                 _windowOpenRequested = waiting;
+                _cpu.InterruptWindowRequested = waiting;
                 return;
             }
 

@@ -44,13 +44,13 @@ internal static class SystemHandlers
 
     // ---- Segment registers ------------------------------------------------------------------
 
-    /// <summary>MOV Sreg, r/m16 (MOV SS starts an interrupt shadow).</summary>
+    /// <summary>MOV Sreg, r/m16 (MOV SS starts an interrupt shadow, which holds #DB traps too).</summary>
     public static void MovToSreg(X86Cpu cpu, ref Op op)
     {
         cpu.LoadSegment(op.Reg, ReadSelectorOperand(cpu, ref op));
         if (op.Reg == X86Cpu.SegSs)
         {
-            cpu.BeginInterruptShadow();
+            cpu.BeginMovSsShadow();
         }
     }
 
@@ -69,7 +69,7 @@ internal static class SystemHandlers
         cpu.Gpr(X86Cpu.Rsp) = cpu.StackAdd(cpu.Gpr(X86Cpu.Rsp), (ulong)TSize.Bytes);
         if (op.Reg == X86Cpu.SegSs)
         {
-            cpu.BeginInterruptShadow();
+            cpu.BeginMovSsShadow();
         }
     }
 
