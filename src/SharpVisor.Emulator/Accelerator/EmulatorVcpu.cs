@@ -105,6 +105,15 @@ public sealed class EmulatorVcpu : IVcpu
         _halted = false;
     }
 
+    /// <summary>INIT state and wait-for-SIPI, CPU and local APIC (call while not running).</summary>
+    public void EnterWaitForStartup()
+    {
+        _apic.EnterWaitForSipi();
+        _cpu.EnterInitState();
+        _inInitState = true;
+        _halted = false;
+    }
+
     /// <summary>
     /// Runs the guest on the calling thread until the machine stops, this vCPU is kicked, or the
     /// guest does something that ends it (triple fault, halting for good, an internal error).
