@@ -80,6 +80,61 @@ public sealed class EmulatorHypercallTests
     }
 
     [Fact]
+    public void KickCpuEndsAnotherVcpusHaltWithInterruptsOff()
+    {
+        const ulong flag = 0xA000;
+        const byte startupVector = 0x20;
+        using EmulatorTestMachine machine = EmulatorTestMachine.LongMode(
+            a =>
+            {
+                a.mov(rbx, LocalApicBase);
+                a.mov(__dword_ptr[rbx + 0xF0], 0x1FF);
+                a.mov(__dword_ptr[rbx + 0x310], 1 << 24);                 // ICR high: APIC 1
+                a.mov(__dword_ptr[rbx + 0x300], 0x4500);                  // INIT
+                a.mov(__dword_ptr[rbx + 0x310], 1 << 24);
+                a.mov(__dword_ptr[rbx + 0x300], 0x4600 | startupVector);  // STARTUP
+                Label started = a.CreateLabel();
+                a.Label(ref started);
+                a.pause();
+                a.cmp(__byte_ptr[flag], 0x5A);
+                a.jne(started);
+                a.mov(eax, 5);                                            // KVM_HC_KICK_CPU
+                a.xor(ebx, ebx);                                          // flags
+                a.mov(ecx, 1);                                            // APIC id 1
+                a.vmcall();
+                a.mov(__qword_ptr[ResultsAddress], rax);
+                Label woken = a.CreateLabel();
+                a.Label(ref woken);
+                a.pause();
+                a.cmp(__byte_ptr[flag], 0x77);
+                a.jne(woken);
+                EmulatorTestMachine.EmitDebugExit(a, 0x42);
+            },
+            vcpuCount: 2);
+
+        // The AP: flag 0x5A, then HLT with interrupts off; only a PV unhalt gets it to flag 0x77.
+        machine.Memory.Write((ulong)startupVector << 12, GuestCode.Assemble(16, (ulong)startupVector << 12, a =>
+        {
+            a.xor(ax, ax);
+            a.mov(ds, ax);
+            a.cli();
+            a.mov(__byte_ptr[flag], 0x5A);
+            a.hlt();
+            a.mov(__byte_ptr[flag], 0x77);
+            Label park = a.CreateLabel();
+            a.Label(ref park);
+            a.hlt();
+            a.jmp(park);
+        }));
+
+        VirtualMachineRunner runner = machine.Run();
+
+        Assert.Null(runner.FailureExit);
+        Assert.Equal((0x42 << 1) | 1, machine.Vm.Control.ExitStatus);
+        Assert.Equal(0UL, machine.Memory.Read<ulong>(ResultsAddress));
+    }
+
+    [Fact]
     public void WithoutAHypercallHandlerVmcallIsInvalidOpcode()
     {
         using var m = new SystemMachine();
