@@ -16,9 +16,8 @@ namespace SharpVisor.Host.Tests;
 /// </summary>
 public sealed class AcpiSuspendTests
 {
-    private const uint LoadAddress = 0x1_0000;   // on the loader's fixed Multiboot data area: relocated
-    private const uint EntryAddress = LoadAddress + 0x100;
-    private const uint WakeAddress = LoadAddress + 0x200;
+    private const uint EntryOffset = 0x100;
+    private const uint WakeOffset = 0x200;
     private const uint MarkerAddress = 0x8_0000;
     private const uint Marker = 0xCAFE_F00D;
     private const byte Resumed = 0x5A;
@@ -26,12 +25,16 @@ public sealed class AcpiSuspendTests
     private const byte NoWakeStatus = 0x22;
     private const byte NeverSuspended = 0x33;
 
+    /// <param name="loadAddress">
+    /// Both lie on the loader's fixed structures (0x8000: the boot stack, as real-mode test
+    /// kernels; 0x10000: the Multiboot data area), so they also test that those move aside.
+    /// </param>
     [Theory]
-    [InlineData(1)]
-    [InlineData(2)]
-    public void TheGuestSuspendsToRamAndResumesAtItsWakingVector(int vcpus)
+    [InlineData(1, 0x1_0000u)]
+    [InlineData(2, 0x8000u)]
+    public void TheGuestSuspendsToRamAndResumesAtItsWakingVector(int vcpus, uint loadAddress)
     {
-        RunOutcome outcome = RunSuspendGuest(AcceleratorKind.Emulator, vcpus, out int resumes);
+        RunOutcome outcome = RunSuspendGuest(AcceleratorKind.Emulator, vcpus, loadAddress, out int resumes);
 
         Assert.Equal((MachineStopReason.DebugExit, (Resumed << 1) | 1), (outcome.Reason, outcome.ExitStatus));
         Assert.Equal(1, resumes);
@@ -40,17 +43,17 @@ public sealed class AcpiSuspendTests
     [KvmFact]
     public void TheGuestSuspendsToRamAndResumesOnKvm()
     {
-        RunOutcome outcome = RunSuspendGuest(AcceleratorKind.Kvm, 1, out int resumes);
+        RunOutcome outcome = RunSuspendGuest(AcceleratorKind.Kvm, 1, 0x1_0000, out int resumes);
 
         Assert.Equal((MachineStopReason.DebugExit, (Resumed << 1) | 1), (outcome.Reason, outcome.ExitStatus));
         Assert.Equal(1, resumes);
     }
 
-    private static RunOutcome RunSuspendGuest(AcceleratorKind accelerator, int vcpus, out int resumes)
+    private static RunOutcome RunSuspendGuest(AcceleratorKind accelerator, int vcpus, uint loadAddress, out int resumes)
     {
         using var directory = new TempDirectory();
         string kernel = directory.File("s3.bin");
-        File.WriteAllBytes(kernel, BuildKernel());
+        File.WriteAllBytes(kernel, BuildKernel(loadAddress));
         using VirtualMachineMonitor vmm = VirtualMachineMonitor.Create(new MachineConfiguration
         {
             KernelPath = kernel,
@@ -60,16 +63,18 @@ public sealed class AcpiSuspendTests
             Mmu = accelerator == AcceleratorKind.Emulator ? MmuMode.Shadow : null,
             SerialOutput = new CapturedOutput(),
         });
-        Assert.True(vmm.Boot.State.Rbx > LoadAddress + 0x1000, "the Multiboot structures moved after the kernel");
+        Assert.True(vmm.Boot.State.Rbx > loadAddress + 0x1000, "the Multiboot structures moved after the kernel");
 
         RunOutcome outcome = vmm.Run(TimeSpan.FromSeconds(30));
         resumes = vmm.Resumes;
         return outcome;
     }
 
-    /// <summary>An a.out-kludge Multiboot image loaded at 64 KiB: header, 32-bit entry, 16-bit waking code.</summary>
-    private static byte[] BuildKernel()
+    /// <summary>An a.out-kludge Multiboot image at <paramref name="loadAddress"/>: header, 32-bit entry, 16-bit waking code.</summary>
+    private static byte[] BuildKernel(uint loadAddress)
     {
+        uint entryAddress = loadAddress + EntryOffset;
+        uint wakeAddress = loadAddress + WakeOffset;
         byte[] image = new byte[0x1000];
         const uint magic = 0x1BAD_B002;
         const uint flags = 1u << 16;
@@ -77,19 +82,19 @@ public sealed class AcpiSuspendTests
         BinaryPrimitives.WriteUInt32LittleEndian(header, magic);
         BinaryPrimitives.WriteUInt32LittleEndian(header[4..], flags);
         BinaryPrimitives.WriteUInt32LittleEndian(header[8..], unchecked(0u - magic - flags));
-        BinaryPrimitives.WriteUInt32LittleEndian(header[12..], LoadAddress + 0x40); // header_addr
-        BinaryPrimitives.WriteUInt32LittleEndian(header[16..], LoadAddress);        // load_addr
+        BinaryPrimitives.WriteUInt32LittleEndian(header[12..], loadAddress + 0x40); // header_addr
+        BinaryPrimitives.WriteUInt32LittleEndian(header[16..], loadAddress);        // load_addr
         BinaryPrimitives.WriteUInt32LittleEndian(header[20..], 0);                  // load_end_addr: whole file
         BinaryPrimitives.WriteUInt32LittleEndian(header[24..], 0);                  // bss_end_addr: none
-        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], EntryAddress);
+        BinaryPrimitives.WriteUInt32LittleEndian(header[28..], entryAddress);
 
-        byte[] entry = GuestCode.Assemble(32, EntryAddress, a =>
+        byte[] entry = GuestCode.Assemble(32, entryAddress, a =>
         {
             a.mov(__dword_ptr[MarkerAddress], Marker);
             a.mov(esi, __dword_ptr[0xE_0000 + 16]); // RSDP.RsdtAddress
             a.mov(esi, __dword_ptr[esi + 36]);      // RSDT.Entry[0]: the FADT
             a.mov(esi, __dword_ptr[esi + 36]);      // FADT.FIRMWARE_CTRL: the FACS
-            a.mov(__dword_ptr[esi + 12], WakeAddress); // Firmware_Waking_Vector
+            a.mov(__dword_ptr[esi + 12], wakeAddress); // Firmware_Waking_Vector
             a.mov(dx, 0x604);                       // PM1a_CNT
             a.mov(ax, (1 << 10) | (1 << 13));       // SLP_TYP = 1 (\_S3), SLP_EN
             a.@out(dx, ax);
@@ -100,11 +105,11 @@ public sealed class AcpiSuspendTests
             a.mov(al, NeverSuspended);
             a.@out(0xF4, al);
         });
-        entry.CopyTo(image, (int)(EntryAddress - LoadAddress));
+        entry.CopyTo(image, (int)EntryOffset);
 
         byte[] wake = GuestCode.Assemble(16, 0, a =>
         {
-            // Real mode, CS = 0x1020, IP = 0.
+            // Real mode, CS = wakeAddress >> 4, IP = 0.
             Label lost = a.CreateLabel();
             Label noWake = a.CreateLabel();
             a.mov(ax, (ushort)(MarkerAddress >> 4));
@@ -124,7 +129,7 @@ public sealed class AcpiSuspendTests
             a.mov(al, NoWakeStatus);
             a.@out(0xF4, al);
         });
-        wake.CopyTo(image, (int)(WakeAddress - LoadAddress));
+        wake.CopyTo(image, (int)WakeOffset);
         return image;
     }
 }
