@@ -26,13 +26,20 @@ public static class BootCpuState
     /// EAX = 0x2BADB002, EBX = multiboot_info, IF = 0. The spec leaves ESP undefined; it points at
     /// the boot stack anyway so a kernel that pushes before loading its own stack does no harm.
     /// </summary>
-    public static VcpuState ProtectedMode(ulong entry, uint eax, uint ebx)
+    public static VcpuState ProtectedMode(ulong entry, uint eax, uint ebx) =>
+        ProtectedMode(entry, eax, ebx, MultibootPlacement.Fixed);
+
+    /// <summary>The same, with the GDT, TSS and stack where <paramref name="placement"/> put them.</summary>
+    public static VcpuState ProtectedMode(ulong entry, uint eax, uint ebx, MultibootPlacement placement)
     {
         VcpuState state = Flat(BootGdt.Code32Descriptor);
         state.Cr0 = VcpuState.Cr0ProtectionEnable | VcpuState.Cr0ExtensionType;
         state.Rip = entry;
         state.Rax = eax;
         state.Rbx = ebx;
+        state.Rsp = placement.StackTop;
+        state.Gdt = new DescriptorTable(placement.GdtAddress, BootLayout.GdtSize - 1);
+        state.Tr = BootGdt.ToSegment(BootGdt.TssSelector, BootGdt.TssDescriptorAt(placement.TssAddress));
         return state;
     }
 

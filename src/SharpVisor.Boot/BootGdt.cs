@@ -33,8 +33,15 @@ public static class BootGdt
     /// <summary>Writes the protected-mode GDT: 32-bit code at 0x10, data at 0x18, an 8-byte TSS descriptor at 0x20.</summary>
     public static void WriteProtectedMode(GuestMemory memory) => Write(memory, Code32Descriptor);
 
+    /// <summary>The protected-mode GDT at <paramref name="gdtAddress"/>, its TSS at <paramref name="tssAddress"/> (a relocated Multiboot layout).</summary>
+    public static void WriteProtectedMode(GuestMemory memory, ulong gdtAddress, ulong tssAddress) =>
+        Write(memory, Code32Descriptor, gdtAddress, tssAddress);
+
     /// <summary>The low 8 bytes of the TSS descriptor; in long mode the next 8 hold base bits 63:32 (zero here).</summary>
-    public static ulong TssDescriptor => EncodeSystem(BootLayout.TssAddress, BootLayout.TssLimit, BusyTssType);
+    public static ulong TssDescriptor => TssDescriptorAt(BootLayout.TssAddress);
+
+    /// <summary>The TSS descriptor for a TSS at <paramref name="tssAddress"/> (below 4 GiB).</summary>
+    public static ulong TssDescriptorAt(ulong tssAddress) => EncodeSystem(tssAddress, BootLayout.TssLimit, BusyTssType);
 
     /// <summary>The hidden-cache view of a code or data descriptor loaded through <paramref name="selector"/>.</summary>
     public static SegmentRegister ToSegment(ushort selector, ulong descriptor)
@@ -56,18 +63,21 @@ public static class BootGdt
         };
     }
 
-    private static void Write(GuestMemory memory, ulong codeDescriptor)
+    private static void Write(GuestMemory memory, ulong codeDescriptor) =>
+        Write(memory, codeDescriptor, BootLayout.GdtAddress, BootLayout.TssAddress);
+
+    private static void Write(GuestMemory memory, ulong codeDescriptor, ulong gdtAddress, ulong tssAddress)
     {
         Span<ulong> gdt = stackalloc ulong[BootLayout.GdtSize / 8];
         gdt.Clear();
         gdt[CodeSelector / 8] = codeDescriptor;
         gdt[DataSelector / 8] = DataDescriptor;
-        gdt[TssSelector / 8] = TssDescriptor;
-        memory.Write(BootLayout.GdtAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(gdt));
+        gdt[TssSelector / 8] = TssDescriptorAt(tssAddress);
+        memory.Write(gdtAddress, System.Runtime.InteropServices.MemoryMarshal.AsBytes(gdt));
 
         // The slot after the TSS descriptor stays zero: in long mode it is the descriptor's upper
         // half (base 63:32), a 32-bit CPU never looks at it.
-        memory.Fill(BootLayout.TssAddress, BootLayout.TssSize, 0);
+        memory.Fill(tssAddress, BootLayout.TssSize, 0);
     }
 
     /// <summary>A present, DPL 0, byte-granular system descriptor (S = 0).</summary>

@@ -16,6 +16,9 @@ namespace SharpVisor.Boot;
 /// 0x20000-0x2ffff  kernel command line
 /// </code>
 /// The static constructor asserts that no two of these overlap and all stay below the EBDA.
+/// A Multiboot kernel may load anywhere, 0x8000 included: its loader uses these addresses only
+/// when the kernel and modules left them free, and otherwise one block after the last module
+/// (<see cref="MultibootPlacement"/>).
 /// </summary>
 public static class BootLayout
 {

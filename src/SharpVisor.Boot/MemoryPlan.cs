@@ -8,9 +8,16 @@ internal sealed class MemoryPlan
 {
     private readonly List<BootPlacement> _placements = new();
 
-    public MemoryPlan(E820Map map)
+    private readonly bool _reserveBootLayout;
+
+    /// <param name="reserveBootLayout">
+    /// Whether the fixed <see cref="BootLayout"/> regions are off limits (Linux); the Multiboot
+    /// loader places its structures after the kernel instead (<see cref="MultibootPlacement"/>).
+    /// </param>
+    public MemoryPlan(E820Map map, bool reserveBootLayout = true)
     {
         Map = map;
+        _reserveBootLayout = reserveBootLayout;
     }
 
     public E820Map Map { get; }
@@ -84,7 +91,11 @@ internal sealed class MemoryPlan
         return null;
     }
 
-    private IEnumerable<BootPlacement> AllOccupied() => BootLayout.Regions.Concat(_placements);
+    /// <summary>Whether [address, address+size) is usable RAM that nothing placed overlaps.</summary>
+    public bool IsFree(ulong address, ulong size) =>
+        address + size >= address && Map.IsUsable(address, size) && FindOverlap(address, size) is null;
+
+    private IEnumerable<BootPlacement> AllOccupied() => _reserveBootLayout ? BootLayout.Regions.Concat(_placements) : _placements;
 
     private static string Describe(E820Map map) =>
         "usable RAM: " + string.Join(", ", map.Entries.Where(e => e.Type == E820Type.Ram).Select(e => $"0x{e.Address:x}-0x{e.End:x}"));

@@ -68,7 +68,8 @@ public sealed class MultibootImage : KernelImage
         }
 
         byte[] commandLine = BootCommandLine.Encode(Path, request.CommandLine, BootLayout.CommandLineAreaSize - 1);
-        var plan = new MemoryPlan(E820Map.FromGuestMemory(memory));
+        // The loader's own structures are placed after the kernel and modules (see MultibootPlacement).
+        var plan = new MemoryPlan(E820Map.FromGuestMemory(memory), reserveBootLayout: false);
 
         ulong kernelEnd;
         if (Elf is null)
@@ -106,20 +107,45 @@ public sealed class MultibootImage : KernelImage
             next = AlignUp(next + size);
         }
 
-        memory.Write(BootLayout.CommandLineAddress, commandLine);
-        MultibootInfo.Write(memory, Path, plan.Map, modules);
-        BootGdt.WriteProtectedMode(memory);
+        MultibootPlacement placement = PlaceStructures(plan, (ulong)commandLine.Length, next);
+        memory.Write(placement.CommandLineAddress, commandLine);
+        MultibootInfo.Write(memory, Path, plan.Map, modules, placement);
+        BootGdt.WriteProtectedMode(memory, placement.GdtAddress, placement.TssAddress);
 
-        VcpuState state = BootCpuState.ProtectedMode(Entry, MultibootHeader.BootloaderMagic, (uint)BootLayout.MultibootInfoAddress);
-        var placements = new List<BootPlacement>(plan.Placements)
-        {
-            new("GDT", BootLayout.GdtAddress, BootLayout.GdtSize),
-            new("multiboot_info", BootLayout.MultibootInfoAddress, MultibootInfo.Size),
-            new("multiboot data", BootLayout.MultibootDataAddress, BootLayout.MultibootDataSize),
-            new("command line", BootLayout.CommandLineAddress, (ulong)commandLine.Length),
-        };
+        VcpuState state = BootCpuState.ProtectedMode(Entry, MultibootHeader.BootloaderMagic, (uint)placement.InfoAddress, placement);
+        var placements = new List<BootPlacement>(plan.Placements);
         placements.Sort((a, b) => a.Address.CompareTo(b.Address));
         return new BootResult(Format, Description, state, placements, plan.Map);
+    }
+
+    /// <summary>
+    /// The fixed layout when the kernel and modules left it free; otherwise one block at
+    /// <paramref name="afterImage"/> (the page after the last module, as QEMU), or the highest
+    /// free RAM below 4 GiB. Records the structures in <paramref name="plan"/>.
+    /// </summary>
+    private MultibootPlacement PlaceStructures(MemoryPlan plan, ulong commandLineLength, ulong afterImage)
+    {
+        MultibootPlacement placement = MultibootPlacement.Fixed;
+        if (!placement.Regions(commandLineLength).All(r => plan.IsFree(r.Address, r.Size)))
+        {
+            ulong size = MultibootPlacement.BlockSize(commandLineLength);
+            ulong? block = afterImage + size <= FourGiB && plan.IsFree(afterImage, size)
+                ? afterImage
+                : plan.FindHighest(size, MemoryRegion.PageSize, 0x1000, FourGiB);
+            if (block is null)
+            {
+                throw new BootImageException(Path, $"no free RAM below 4 GiB for the Multiboot structures ({BootPlacement.FormatSize(size)}) beside the kernel and modules");
+            }
+
+            placement = MultibootPlacement.At(block.Value);
+        }
+
+        foreach (BootPlacement region in placement.Regions(commandLineLength))
+        {
+            plan.Place(Path, region.Name, region.Address, region.Size);
+        }
+
+        return placement;
     }
 
     private static MultibootImage ParseAddressFields(string path, byte[] image, MultibootHeader header)

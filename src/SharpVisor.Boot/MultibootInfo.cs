@@ -6,9 +6,8 @@ namespace SharpVisor.Boot;
 
 /// <summary>
 /// The multiboot_info structure (Multiboot Specification 0.6.96, section 3.3) and the data it
-/// points at. The structure goes at <see cref="BootLayout.MultibootInfoAddress"/>; the mmap
-/// entries, module list and strings go into the Multiboot data area; the command line into the
-/// command-line area.
+/// points at, at the addresses a <see cref="MultibootPlacement"/> gives: the structure, the
+/// Multiboot data area (mmap entries, module list, strings) and the command-line area.
 /// </summary>
 public static class MultibootInfo
 {
@@ -42,9 +41,9 @@ public static class MultibootInfo
     /// <summary>Conventional memory reported as mem_lower never exceeds 640 KiB.</summary>
     private const ulong ConventionalMemoryEnd = 0xA0000;
 
-    internal static void Write(GuestMemory memory, string kernelFile, E820Map map, IReadOnlyList<MultibootModule> modules)
+    internal static void Write(GuestMemory memory, string kernelFile, E820Map map, IReadOnlyList<MultibootModule> modules, MultibootPlacement placement)
     {
-        var data = new DataArea(kernelFile);
+        var data = new DataArea(kernelFile, placement.DataAddress);
 
         uint mmapAddress = data.Address;
         foreach (E820Entry entry in map.Entries)
@@ -74,15 +73,15 @@ public static class MultibootInfo
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(FlagsOffset), FlagMemory | FlagCommandLine | FlagModules | FlagMemoryMap | FlagBootLoaderName);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(MemLowerOffset), MemLowerKiB(map));
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(MemUpperOffset), MemUpperKiB(map));
-        BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(CmdlineOffset), (uint)BootLayout.CommandLineAddress);
+        BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(CmdlineOffset), (uint)placement.CommandLineAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(ModsCountOffset), (uint)modules.Count);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(ModsAddrOffset), modsAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(MmapLengthOffset), mmapLength);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(MmapAddrOffset), mmapAddress);
         BinaryPrimitives.WriteUInt32LittleEndian(info.AsSpan(BootLoaderNameOffset), loaderName);
 
-        memory.Write(BootLayout.MultibootDataAddress, data.Bytes);
-        memory.Write(BootLayout.MultibootInfoAddress, info);
+        memory.Write(placement.DataAddress, data.Bytes);
+        memory.Write(placement.InfoAddress, info);
     }
 
     /// <summary>KiB of RAM from address 0 (at most 640).</summary>
@@ -97,16 +96,18 @@ public static class MultibootInfo
     private sealed class DataArea
     {
         private readonly string _kernelFile;
+        private readonly ulong _base;
         private int _used;
 
-        public DataArea(string kernelFile)
+        public DataArea(string kernelFile, ulong baseAddress)
         {
             _kernelFile = kernelFile;
+            _base = baseAddress;
         }
 
         public byte[] Bytes { get; } = new byte[BootLayout.MultibootDataSize];
 
-        public uint Address => (uint)BootLayout.MultibootDataAddress + (uint)_used;
+        public uint Address => (uint)_base + (uint)_used;
 
         public Span<byte> Allocate(int size)
         {

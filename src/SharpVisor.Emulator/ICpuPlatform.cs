@@ -27,4 +27,10 @@ public interface ICpuPlatform
 
     /// <summary>CR8 writes: sets the local APIC's task priority.</summary>
     void WriteCr8(X86Cpu cpu, ulong value);
+
+    /// <summary>
+    /// VMCALL/VMMCALL: answers a hypercall (the machine's <see cref="SharpVisor.Machine.IHypercallHandler"/>),
+    /// updating <paramref name="registers"/>; false (the default: no hypervisor ABI) raises #UD.
+    /// </summary>
+    bool TryHypercall(X86Cpu cpu, ref SharpVisor.Machine.HypercallRegisters registers) => false;
 }

@@ -65,6 +65,17 @@ public sealed unsafe partial class X86Cpu
     public void RequestStop() => _stopRequested = true;
 
     /// <summary>
+    /// From the CPU's own thread while it runs (the guest wrote its local APIC or CR8): returns
+    /// from <see cref="Run"/> right after the current instruction, so the platform can deliver an
+    /// interrupt that became deliverable, at that instruction boundary as on hardware.
+    /// </summary>
+    public void RequestEventCheck()
+    {
+        _stopRequested = true;
+        EndBlockAfterThis();
+    }
+
+    /// <summary>
     /// Runs until HLT, a breakpoint, a stop request, <paramref name="maxInstructions"/> retired
     /// instructions or, unless <see cref="DeliverExceptions"/> is set, an exception (returned, not
     /// delivered). In system mode exceptions go through the IDT and only a triple fault ends the
@@ -100,7 +111,7 @@ public sealed unsafe partial class X86Cpu
                 return new CpuRunResult(CpuStopReason.WaitingForStartup);
             }
 
-            if (_halted)
+            if (_halted && !TakeLatchedNmiInHalt())
             {
                 return new CpuRunResult(CpuStopReason.Halted);
             }
@@ -177,9 +188,9 @@ public sealed unsafe partial class X86Cpu
             }
 
             first = false;
-            if ((_flags & RflagsBits.Trap) != 0 && DeliverExceptions)
+            if (DeliverExceptions && DebugStepNeeded)
             {
-                if (SingleStep())
+                if (DebugStep())
                 {
                     return new CpuRunResult(CpuStopReason.Halted);
                 }
@@ -225,39 +236,18 @@ public sealed unsafe partial class X86Cpu
             ExecuteBlockWithinShadow(block);
             if (_halted)
             {
+                if (TakeLatchedNmiInHalt())
+                {
+                    previous = null;
+                    continue;
+                }
+
                 return new CpuRunResult(CpuStopReason.Halted);
             }
 
             // Chaining needs the same mode and privilege; a change of either ends the chain.
             previous = (int)(block.Key & 7) == (int)_mode && cpl == _cpl ? block : null;
         }
-    }
-
-    /// <summary>
-    /// RFLAGS.TF: runs one instruction, then raises the single-step #DB trap (DR6.BS) after it.
-    /// Faults raised by the instruction propagate as usual. True when the instruction halted.
-    /// </summary>
-    private bool SingleStep()
-    {
-        long limit = _runLimit;
-        _runLimit = _instructions + 1;
-        try
-        {
-            ExecuteBlock(LookupBlock());
-        }
-        finally
-        {
-            _runLimit = limit;
-        }
-
-        if (_halted)
-        {
-            return true;
-        }
-
-        _dr[6] |= 1UL << 14;
-        RaiseEvent((byte)ExceptionVector.Debug, null, EventKind.Exception, _rip, _rip);
-        return false;
     }
 
     /// <summary>

@@ -31,6 +31,12 @@ public sealed partial class X86Cpu
         /// <summary>INT1 (ICEBP): a software trap without the DPL check.</summary>
         Icebp,
 
+        /// <summary>
+        /// A #DB the debug machinery raises (instruction breakpoint fault; data breakpoint or
+        /// single-step trap): delivered as an exception, but the pushed RF is RFLAGS' own.
+        /// </summary>
+        Debug,
+
         /// <summary>An external interrupt from the interrupt controller.</summary>
         External,
 
@@ -124,6 +130,9 @@ public sealed partial class X86Cpu
         RaiseEvent((byte)ExceptionVector.Nmi, null, EventKind.Nmi, _rip, _rip);
     }
 
+    /// <summary>Ends a HLT without an event (a paravirtual unhalt): execution continues after the HLT.</summary>
+    public void WakeFromHalt() => _halted = false;
+
     /// <summary>INIT: the architectural INIT state, then wait for a start-up IPI.</summary>
     public void EnterInitState()
     {
@@ -179,6 +188,30 @@ public sealed partial class X86Cpu
         return InterruptWindowRequested && CanAcceptInterrupt;
     }
 
+    /// <summary>
+    /// An NMI latched while a shadow held it (STI; HLT: the NMI arrived between them) wakes the
+    /// HLT once it began, as on hardware; without this it would wait for a wake-up that already came.
+    /// </summary>
+    private bool TakeLatchedNmiInHalt()
+    {
+        if (!_nmiPending || _nmiBlocked || InInterruptShadow)
+        {
+            return false;
+        }
+
+        _tracking.EnterGuest();
+        try
+        {
+            DeliverNmiNow();
+        }
+        finally
+        {
+            _tracking.LeaveGuest();
+        }
+
+        return _shutdownReason is null;
+    }
+
     /// <summary>Hands an exception raised by an instruction to the IDT (system mode).</summary>
     private void RaiseException(CpuException e, ulong faultRip)
     {
@@ -221,6 +254,19 @@ public sealed partial class X86Cpu
             }
         }
     }
+
+    /// <summary>
+    /// The RFLAGS image an event pushes: RF set for every fault-class exception (SDM 17.3.1.1: all
+    /// faults but the instruction-breakpoint #DB, which is <see cref="EventKind.Debug"/>), so IRET
+    /// restarts the faulting instruction without re-triggering an instruction breakpoint; traps,
+    /// aborts, NMIs and interrupts push RF as it is.
+    /// </summary>
+    private static ulong PushedFlags(ulong flags, byte vector, EventKind kind) =>
+        kind == EventKind.Exception && IsFaultClass(vector) ? flags | RflagsBits.Resume : flags;
+
+    /// <summary>Fault-class exceptions: #DE, #DB (general detect, here), #BR, #UD, #NM, #TS, #NP, #SS, #GP, #PF, #MF, #AC, #XM, #VE, #CP.</summary>
+    private static bool IsFaultClass(byte vector) =>
+        vector is 0 or 1 or 5 or 6 or 7 or 10 or 11 or 12 or 13 or 14 or 16 or 17 or 19 or 20 or 21;
 
     private static bool IsContributory(byte vector) =>
         vector is (byte)ExceptionVector.DivideError or (byte)ExceptionVector.InvalidTss or (byte)ExceptionVector.SegmentNotPresent
@@ -394,7 +440,7 @@ public sealed partial class X86Cpu
             Span<ulong> frame = stackalloc ulong[6];
             frame[0] = oldSs.Selector;
             frame[1] = oldRsp;
-            frame[2] = flags;
+            frame[2] = PushedFlags(flags, vector, kind);
             frame[3] = _segs[SegCs].Selector;
             frame[4] = returnRip;
             frame[5] = errorCode ?? 0;
@@ -424,7 +470,7 @@ public sealed partial class X86Cpu
                 frame[count++] = oldRsp;
             }
 
-            frame[count++] = flags;
+            frame[count++] = PushedFlags(flags, vector, kind);
             frame[count++] = _segs[SegCs].Selector;
             frame[count++] = returnRip;
             if (errorCode is uint code)
@@ -609,6 +655,7 @@ public sealed partial class X86Cpu
         _segs[SegCs] = target;
         _segs[SegSs] = ss;
         SetRflags(newFlags);
+        _resumeFlagLoaded = (newFlags & RflagsBits.Resume) != 0; // RF stays for the next instruction
         _rip = ip;
         UpdateMode();
         Gpr(Rsp) = popStack && (_is64 || size == 8) ? newRsp : (Gpr(Rsp) & ~_stackMask) | (newRsp & _stackMask);

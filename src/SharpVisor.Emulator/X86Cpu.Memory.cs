@@ -323,6 +323,11 @@ public sealed unsafe partial class X86Cpu
             nint host = TranslatePage(linear, MemoryAccess.Write);
             if (host != 0 && _lastTracked)
             {
+                if (_dataBreakpointsEnabled)
+                {
+                    CheckDataBreakpoints(linear, size, write: true);
+                }
+
                 _rmwPending = true;
                 _rmwTrackedPhysical = _lastPhysical;
                 _rmwSize = size;
@@ -438,6 +443,11 @@ public sealed unsafe partial class X86Cpu
 
         // Translate every page first so a fault leaves memory untouched.
         ulong last = NextLinear(linear, (ulong)data.Length - 1);
+        if (_dataBreakpointsEnabled)
+        {
+            CheckDataBreakpoints(linear, data.Length, access == MemoryAccess.Write);
+        }
+
         nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
         bool firstTracked = _lastTracked;
@@ -522,6 +532,12 @@ public sealed unsafe partial class X86Cpu
         ulong physical = t.PhysicalAddress;
         _lastPhysical = physical;
         _lastTracked = t.WriteTracked;
+        if (_dataBreakpointsEnabled && access != MemoryAccess.Execute && IsWatchedPage(linear))
+        {
+            // A data breakpoint's page: no TLB entry, so every access to it comes through AccessBytes.
+            _mmu.FlushPage(linear);
+        }
+
         if (t.IsRam)
         {
             return t.HostAddress;

@@ -9,7 +9,7 @@ namespace SharpVisor.Emulator;
 /// <remarks>
 /// Beyond the architectural MSRs, the core answers the ones Linux touches at boot on an Intel
 /// family-6 CPU the way KVM does for a guest without the matching features: IA32_MISC_ENABLE
-/// (fast strings on, no BTS/PEBS), the microcode revision (writes ignored), IA32_FEAT_CTL
+/// (fast strings on, no BTS/PEBS; those two read-only, the rest kept as written), the microcode revision (writes ignored), IA32_FEAT_CTL
 /// (writable, no VMX), MISC_FEATURES_ENABLES and DEBUGCTL (zero), PLATFORM_INFO (zero) and the
 /// MTRR capability and default type (no MTRRs are advertised, so Linux leaves them alone).
 /// IA32_ARCH_CAPABILITIES tells Linux which CPU bugs the emulated CPU does not have.
@@ -51,6 +51,12 @@ public sealed partial class X86Cpu
     /// </summary>
     public const ulong ArchCapabilitiesValue = (1UL << 0) | (1UL << 3) | (1UL << 4) | (1UL << 5) | (1UL << 6) | (1UL << 8)
         | (1UL << 13) | (1UL << 14) | (1UL << 15);
+
+    /// <summary>IA32_MISC_ENABLE bits 11 and 12 (BTS, PEBS unavailable): a write that changes them is #GP.</summary>
+    private const ulong MiscEnableReadOnly = (1UL << 11) | (1UL << 12);
+
+    /// <summary>IA32_MISC_ENABLE bit 7 (performance monitoring available): writes are ignored.</summary>
+    private const ulong MiscEnableEmon = 1UL << 7;
 
     private const ulong DefaultPat = 0x0007_0406_0007_0406;
     private const ulong DefaultApicBase = 0xFEE0_0900;
@@ -128,13 +134,15 @@ public sealed partial class X86Cpu
             case MsrSysenterEsp when IsCanonical(value): _sysenterEsp = value; return true;
             case MsrSysenterEip when IsCanonical(value): _sysenterEip = value; return true;
             case MsrMiscEnable:
-                // Only fast strings may change; the unavailability bits are read-only.
-                if (((value ^ _miscEnable) & ~1UL) != 0)
+                // As KVM: BTS/PEBS-unavailable are read-only (#GP if changed), performance
+                // monitoring available ignores writes, every other bit is kept as written, so a
+                // guest may write back what it read with its own bits changed.
+                if (((value ^ _miscEnable) & MiscEnableReadOnly) != 0)
                 {
                     return false;
                 }
 
-                _miscEnable = value;
+                _miscEnable = (value & ~MiscEnableEmon) | (_miscEnable & MiscEnableEmon);
                 return true;
             case MsrDebugControl: return value == 0;
             case MsrPat when IsValidPat(value): _pat = value; return true;
@@ -346,6 +354,42 @@ public sealed partial class X86Cpu
         ulong kernel = _kernelGsBase;
         _kernelGsBase = _segs[SegGs].Base;
         SetSegmentBase(SegGs, kernel);
+    }
+
+    /// <summary>
+    /// VMCALL/VMMCALL: the platform answers with the machine's hypercall ABI (any CPL and mode: the
+    /// ABI decides, as KVM does); without one that takes hypercalls the instruction is #UD.
+    /// </summary>
+    internal void ExecuteHypercall()
+    {
+        var registers = new Machine.HypercallRegisters
+        {
+            Rax = _regs[0],
+            Rcx = _regs[1],
+            Rdx = _regs[2],
+            Rbx = _regs[3],
+            Rsi = _regs[6],
+            Rdi = _regs[7],
+            R8 = _regs[8],
+            R9 = _regs[9],
+            R10 = _regs[10],
+            Cpl = _cpl,
+            LongMode = _is64,
+        };
+        if (Platform is not { } platform || !platform.TryHypercall(this, ref registers))
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        _regs[0] = registers.Rax;
+        _regs[1] = registers.Rcx;
+        _regs[2] = registers.Rdx;
+        _regs[3] = registers.Rbx;
+        _regs[6] = registers.Rsi;
+        _regs[7] = registers.Rdi;
+        _regs[8] = registers.R8;
+        _regs[9] = registers.R9;
+        _regs[10] = registers.R10;
     }
 
     /// <summary>The flat 4 GiB segment SYSCALL/SYSENTER load: code (type 0xB) or data (type 3), present, accessed.</summary>

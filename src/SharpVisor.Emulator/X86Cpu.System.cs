@@ -249,13 +249,16 @@ public sealed partial class X86Cpu
     internal ulong ReadDebugRegister(int n)
     {
         RequireCpl0();
-        return _dr[DebugRegisterIndex(n)];
+        int index = DebugRegisterIndex(n);
+        CheckGeneralDetect();
+        return _dr[index];
     }
 
     internal void WriteDebugRegister(int n, ulong value)
     {
         RequireCpl0();
         int index = DebugRegisterIndex(n);
+        CheckGeneralDetect();
         if (index >= 6 && (value >> 32) != 0)
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
@@ -267,6 +270,11 @@ public sealed partial class X86Cpu
             7 => (value & 0xFFFF_2BFF) | 0x400,
             _ => _is64 ? value : (uint)value,
         };
+        if (index != 6)
+        {
+            RefreshDebugState();
+            EndBlockAfterThis();
+        }
     }
 
     private int DebugRegisterIndex(int n)
@@ -351,6 +359,12 @@ public sealed partial class X86Cpu
             }
 
             cache.Base |= high << 32;
+
+            // An LDT or TSS base must be canonical (SDM LLDT/LTR; KVM's emulator agrees): #GP(selector).
+            if (!IsCanonical(cache.Base))
+            {
+                throw new CpuException(ExceptionVector.GeneralProtection, SelectorError(selector));
+            }
         }
 
         return cache;

@@ -248,6 +248,7 @@ public sealed unsafe partial class X86Cpu
         ResetEventState();
         UpdateMode();
         LoadMmuControlRegisters();
+        RefreshDebugState();
     }
 
     /// <summary>Gives the MMU the control registers (reset, state load) and drops every cached translation.</summary>

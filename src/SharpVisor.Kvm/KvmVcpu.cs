@@ -107,12 +107,7 @@ public sealed unsafe class KvmVcpu : IVcpu
     public void SetState(VcpuState state)
     {
         ArgumentNullException.ThrowIfNull(state);
-        KvmSregs sregs;
-        Ioctl(KvmIoctls.GetSregs, &sregs, "KVM_GET_SREGS");
-        KvmStateConversion.CopyTo(state, ref sregs);
-        Ioctl(KvmIoctls.SetSregs, &sregs, "KVM_SET_SREGS");
-        KvmRegs regs = KvmStateConversion.ToKvmRegs(state);
-        Ioctl(KvmIoctls.SetRegs, &regs, "KVM_SET_REGS");
+        LoadRegisters(state);
 
         KvmMpState mpState;
         Ioctl(KvmIoctls.GetMpState, &mpState, "KVM_GET_MP_STATE");
@@ -121,6 +116,24 @@ public sealed unsafe class KvmVcpu : IVcpu
             mpState.MpState = KvmMpState.Runnable;
             Ioctl(KvmIoctls.SetMpState, &mpState, "KVM_SET_MP_STATE");
         }
+    }
+
+    /// <summary>The INIT state's registers (real mode at F000:FFF0), then KVM_MP_STATE_INIT_RECEIVED: the in-kernel APIC waits for a SIPI.</summary>
+    public void EnterWaitForStartup()
+    {
+        LoadRegisters(VcpuStates.RealMode(GetState(), VcpuStates.InitSegment, VcpuStates.InitOffset));
+        var mpState = new KvmMpState { MpState = KvmMpState.InitReceived };
+        Ioctl(KvmIoctls.SetMpState, &mpState, "KVM_SET_MP_STATE");
+    }
+
+    private void LoadRegisters(VcpuState state)
+    {
+        KvmSregs sregs;
+        Ioctl(KvmIoctls.GetSregs, &sregs, "KVM_GET_SREGS");
+        KvmStateConversion.CopyTo(state, ref sregs);
+        Ioctl(KvmIoctls.SetSregs, &sregs, "KVM_SET_SREGS");
+        KvmRegs regs = KvmStateConversion.ToKvmRegs(state);
+        Ioctl(KvmIoctls.SetRegs, &regs, "KVM_SET_REGS");
     }
 
     /// <summary>KVM_GET_MSRS for the given MSR indices; an MSR KVM does not know makes this throw.</summary>

@@ -99,6 +99,12 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     /// </summary>
     public IInstructionEmulator? InstructionEmulator { get; set; }
 
+    /// <summary>
+    /// Null: the kernel answers KVM's hypercall ABI itself and no hypercall reaches user space.
+    /// A handler set here is kept for the exits that pass hypercalls up (none are enabled yet).
+    /// </summary>
+    public IHypercallHandler? Hypercalls { get; set; }
+
     public int VcpuCount { get; }
 
     public KvmSystem System => _system;

@@ -16,6 +16,13 @@ public interface IVcpu : IDisposable
 
     void SetState(VcpuState state);
 
+    /// <summary>
+    /// Puts the vCPU in its INIT state, waiting for a start-up IPI, as an application processor
+    /// after power-on (the VMM's ACPI S3 resume leaves the APs so, as firmware does). Call while
+    /// the vCPU is not running; a later <see cref="SetState"/> makes it runnable again.
+    /// </summary>
+    void EnterWaitForStartup();
+
     VcpuExit Run();
 
     /// <summary>

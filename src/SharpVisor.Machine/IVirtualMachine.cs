@@ -18,6 +18,13 @@ public interface IVirtualMachine : IDisposable
 
     MachineControl Control { get; }
 
+    /// <summary>
+    /// Answers the guest's VMCALL/VMMCALL (<see cref="IHypercallHandler"/>). The software accelerator
+    /// starts with KVM's ABI (<see cref="KvmHypercalls"/>); null on KVM, whose kernel answers its own
+    /// ABI. Set it before the vCPUs run to give the guest another ABI.
+    /// </summary>
+    IHypercallHandler? Hypercalls { get; set; }
+
     /// <summary>Creates vCPU <paramref name="id"/> (0 is the boot processor).</summary>
     IVcpu CreateVcpu(int id);
 }

@@ -37,14 +37,23 @@ public sealed class VirtualMachineRunner
     /// <summary>The first exit that was a failure (the one a crash report should show), if any.</summary>
     public VcpuExit? FailureExit => Exits.FirstOrDefault(e => e.Reason is not VcpuExitReason.Stopped);
 
-    /// <summary>Stops guest progress: returns once every vCPU is out of its run call (or the timeout passed).</summary>
-    public bool Pause(TimeSpan timeout)
+    /// <summary>
+    /// Starts a pause without waiting: every vCPU parks at its next chance. Safe on a vCPU's own
+    /// thread (a device that must stop the machine at once); <see cref="Pause"/> waits for it.
+    /// </summary>
+    public void BeginPause()
     {
         _running.Reset();
         foreach (IVcpu vcpu in _vcpus)
         {
             vcpu.Kick();
         }
+    }
+
+    /// <summary>Stops guest progress: returns once every vCPU is out of its run call (or the timeout passed).</summary>
+    public bool Pause(TimeSpan timeout)
+    {
+        BeginPause();
 
         DateTime deadline = DateTime.UtcNow + timeout;
         lock (_pauseLock)

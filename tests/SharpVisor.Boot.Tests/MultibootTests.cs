@@ -241,15 +241,64 @@ public sealed class MultibootTests : IDisposable
         Assert.Equal($"{missing}: module file not found", e.Message);
     }
 
-    [Fact]
-    public void KernelBelowOneMiBOnTheBootStructuresIsRejected()
+    [Theory]
+    [InlineData(0x8000u)]   // real-mode test kernels: on the boot stack
+    [InlineData(0x2_0000u)] // on the command-line area
+    [InlineData(0x7000u)]   // on multiboot_info
+    public void AKernelOnTheFixedBootStructuresLoadsAndTheStructuresMoveAfterIt(uint loadAddr)
     {
         byte[] image = TestImages.Pattern(0x3000, 0x33);
-        TestImages.MultibootHeader(0x1_0003, headerAddr: 0x2_0040, loadAddr: 0x2_0000, entryAddr: 0x2_0100).CopyTo(image, 0x40);
+        TestImages.MultibootHeader(0x1_0003, headerAddr: loadAddr + 0x40, loadAddr: loadAddr, entryAddr: loadAddr + 0x100).CopyTo(image, 0x40);
         string kernel = _files.Write("low", image);
+        string module = _files.WritePattern("module.bin", 100, 7);
 
-        BootImageException e = Assert.Throws<BootImageException>(() => BootLoader.Load(_memory, new BootRequest(kernel)));
-        Assert.Contains("kernel at 0x20000-0x23000 overlaps the command line at 0x20000-0x30000", e.Message);
+        BootResult result = BootLoader.Load(_memory, new BootRequest(kernel)
+        {
+            CommandLine = "realmode",
+            Modules = [new BootModule(module)],
+        });
+
+        // The image is intact where it asked to be.
+        byte[] loaded = new byte[image.Length];
+        _memory.Read(loadAddr, loaded);
+        Assert.Equal(image, loaded);
+        Assert.Equal(loadAddr + 0x100UL, result.State.Rip);
+
+        // The module follows the kernel; the structures follow the module, page-aligned (as QEMU).
+        ulong moduleStart = loadAddr + 0x3000UL;
+        ulong block = moduleStart + 0x1000;
+        ulong info = result.State.Rbx;
+        Assert.Equal(block + 0x1000, info);
+        Assert.Equal(block, result.State.Gdt.Base);
+        Assert.Equal(block + 0x3000, result.State.Rsp);
+        Assert.Equal(block + 0x100, result.State.Tr.Base);
+        Assert.Equal(BootGdt.Code32Descriptor, _memory.Read<ulong>(block + BootGdt.CodeSelector));
+        Assert.Equal("realmode", TestImages.ReadCString(_memory, TestImages.U32(_memory, info + 16)));
+        ulong mods = TestImages.U32(_memory, info + 24);
+        Assert.Equal((uint)moduleStart, TestImages.U32(_memory, mods));
+        Assert.InRange(TestImages.U32(_memory, info + 48), (uint)block, (uint)(block + 0x20000)); // mmap in the block
+
+        // Nothing the loader wrote overlaps anything else it wrote.
+        IReadOnlyList<BootPlacement> all = result.Placements;
+        for (int i = 0; i < all.Count; i++)
+        {
+            for (int j = i + 1; j < all.Count; j++)
+            {
+                Assert.False(all[i].Overlaps(all[j].Address, all[j].Size), $"{all[i]} overlaps {all[j]}");
+            }
+        }
+    }
+
+    [Fact]
+    public void AKernelAtOneMiBKeepsTheFixedLayout()
+    {
+        string kernel = _files.Write("aout", TestImages.AoutKludge());
+
+        BootResult result = BootLoader.Load(_memory, new BootRequest(kernel));
+
+        Assert.Equal(BootLayout.MultibootInfoAddress, result.State.Rbx);
+        Assert.Equal(BootLayout.GdtAddress, result.State.Gdt.Base);
+        Assert.Equal(BootLayout.BootStackTop, result.State.Rsp);
     }
 
     [Fact]

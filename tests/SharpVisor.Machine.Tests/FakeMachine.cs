@@ -16,6 +16,8 @@ internal sealed class FakeMachine : IVirtualMachine
 
     public MachineControl Control { get; } = new();
 
+    public IHypercallHandler? Hypercalls { get; set; }
+
     public IVcpu CreateVcpu(int id) => new ScriptedVcpu(id);
 
     public void Dispose()

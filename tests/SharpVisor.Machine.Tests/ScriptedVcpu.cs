@@ -31,6 +31,10 @@ internal sealed class ScriptedVcpu : IVcpu
     {
     }
 
+    public void EnterWaitForStartup()
+    {
+    }
+
     public VcpuExit Run()
     {
         VcpuExit? scripted = _onRun(Interlocked.Increment(ref _runs));

@@ -10,7 +10,8 @@ namespace SharpVisor.Boot.Acpi;
 /// base+0x4 PM1a_CNT (16-bit: SCI_EN, SLP_TYP, SLP_EN)
 /// base+0x8 PM_TMR   (32-bit, 3.579545 MHz)          base+0xC RESET (write 0x01)
 /// </code>
-/// Linux's poweroff writes SLP_TYP=S5 with SLP_EN, which powers the machine off; the reset
+/// Linux's poweroff writes SLP_TYP=S5 with SLP_EN, which powers the machine off; SLP_TYP=S3
+/// suspends to RAM (<see cref="SuspendToRam"/>: the VMM resumes it at the FACS waking vector); the reset
 /// register resets it; <see cref="PressPowerButton"/> raises the fixed power-button event
 /// (PWRBTN_STS, and SCI while PWRBTN_EN is set) so the guest can shut down gracefully.
 /// </summary>
@@ -31,6 +32,9 @@ public sealed class AcpiPmDevice : IPortIoDevice
 
     /// <summary>SLP_TYP for soft-off, as the DSDT's \_S5 package says.</summary>
     public const byte S5SleepType = 5;
+
+    /// <summary>SLP_TYP for suspend to RAM, as the DSDT's \_S3 package says (QEMU's value).</summary>
+    public const byte S3SleepType = 1;
 
     public const ushort TimerStatus = 1 << 0;
     public const ushort GlobalStatus = 1 << 5;
@@ -63,6 +67,22 @@ public sealed class AcpiPmDevice : IPortIoDevice
 
     /// <summary>Where guest mistakes (an unsupported sleep state) are reported.</summary>
     public Action<string>? Log { get; set; }
+
+    /// <summary>
+    /// Called (on the writing vCPU's thread, without the device's lock) when the guest enters S3:
+    /// the VMM stops the vCPUs and resumes the machine through the FACS waking vector, then calls
+    /// <see cref="Wake"/>. Without it S3 is refused as unsupported.
+    /// </summary>
+    public Action? SuspendToRam { get; set; }
+
+    /// <summary>The machine woke from a sleep state: WAK_STS is set in PM1_STS, as firmware leaves it.</summary>
+    public void Wake()
+    {
+        lock (_lock)
+        {
+            _status |= WakeStatus;
+        }
+    }
 
     public ushort Pm1Status
     {
@@ -131,6 +151,7 @@ public sealed class AcpiPmDevice : IPortIoDevice
     {
         bool powerOff = false;
         bool reset = false;
+        bool suspend = false;
         lock (_lock)
         {
             ushort controlWritten = _control1;
@@ -170,6 +191,10 @@ public sealed class AcpiPmDevice : IPortIoDevice
                     {
                         powerOff = true;
                     }
+                    else if (sleepType == S3SleepType && SuspendToRam is not null)
+                    {
+                        suspend = true;
+                    }
                     else
                     {
                         Log?.Invoke($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
@@ -183,6 +208,11 @@ public sealed class AcpiPmDevice : IPortIoDevice
         if (powerOff)
         {
             _control.PowerOff("guest entered ACPI S5 (soft off)");
+        }
+
+        if (suspend)
+        {
+            SuspendToRam!();
         }
 
         if (reset)

@@ -18,6 +18,15 @@ public sealed class AcpiTables
 
     private const int RsdpLength = 36;
     private const int FacsLength = 64;
+
+    /// <summary>FACS Firmware_Waking_Vector (32-bit): where firmware resumes the OS from S3, in real mode.</summary>
+    public const int FacsWakingVectorOffset = 12;
+
+    /// <summary>FACS X_Firmware_Waking_Vector (64-bit); used instead when not zero (real mode too: no 64BIT_WAKE support).</summary>
+    public const int FacsXWakingVectorOffset = 24;
+
+    /// <summary>Where the FACS is (the firmware's waking vector lives there).</summary>
+    public ulong FacsAddress => Addresses["FACS"];
     private const int FadtRevision = 6;
     private const byte FadtMinorRevision = 5;
 
@@ -118,7 +127,7 @@ public sealed class AcpiTables
     /// <summary>Copies the tables into guest memory at <see cref="BaseAddress"/>.</summary>
     public void WriteTo(GuestMemory memory) => memory.Write(BaseAddress, Image);
 
-    /// <summary>The DSDT: \_SB.PCI0 with its resources and _PRT, legacy ISA devices, and \_S5.</summary>
+    /// <summary>The DSDT: \_SB.PCI0 with its resources and _PRT, legacy ISA devices, \_S3 and \_S5.</summary>
     public static byte[] BuildDsdt(AcpiPlatform platform)
     {
         var aml = new AmlBuilder();
@@ -181,7 +190,8 @@ public sealed class AcpiTables
             }
         });
 
-        // Soft-off: SLP_TYPa, SLP_TYPb, reserved, reserved.
+        // Suspend to RAM and soft-off: SLP_TYPa, SLP_TYPb, reserved, reserved.
+        aml.Name("\\_S3", v => v.Package(p => p.Integer(AcpiPmDevice.S3SleepType).Integer(AcpiPmDevice.S3SleepType).Integer(0).Integer(0)));
         aml.Name("\\_S5", v => v.Package(p => p.Integer(AcpiPmDevice.S5SleepType).Integer(AcpiPmDevice.S5SleepType).Integer(0).Integer(0)));
 
         var table = new AcpiTableWriter("DSDT", 2);

@@ -22,8 +22,10 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     private readonly LocalApic _apic;
     private readonly int _vcpuId;
     private readonly int _vcpuCount;
+    private readonly Func<SharpVisor.Machine.IHypercallHandler?>? _hypercalls;
 
-    public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount)
+    /// <param name="hypercalls">The machine's hypercall handler, read at each call (null: VMCALL is #UD).</param>
+    public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount, Func<SharpVisor.Machine.IHypercallHandler?>? hypercalls = null)
     {
         ArgumentNullException.ThrowIfNull(platform);
         ArgumentOutOfRangeException.ThrowIfNegative(vcpuId);
@@ -32,6 +34,7 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
         _apic = platform.IrqChip.GetLocalApic(vcpuId);
         _vcpuId = vcpuId;
         _vcpuCount = vcpuCount;
+        _hypercalls = hypercalls;
     }
 
     public VcpuMsrs Msrs { get; } = new();
@@ -50,7 +53,14 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     {
         if (SoftwarePlatform.HandlesMsr(index))
         {
-            return _platform.WriteMsr(_vcpuId, index, value);
+            bool written = _platform.WriteMsr(_vcpuId, index, value);
+            if (LocalApic.HandlesMsr(index))
+            {
+                // x2APIC EOI, TPR, self-IPI, ...: what is deliverable may have changed.
+                cpu.RequestEventCheck();
+            }
+
+            return written;
         }
 
         return Msrs.TryWrite(index, value);
@@ -102,7 +112,15 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public ulong ReadCr8(X86Cpu cpu) => (_apic.TaskPriority >> 4) & 0xF;
 
-    public void WriteCr8(X86Cpu cpu, ulong value) => _apic.TaskPriority = (uint)(value & 0xF) << 4;
+    /// <summary>A lower priority may unmask a pending interrupt: it is taken right after the MOV CR8, as on hardware.</summary>
+    public void WriteCr8(X86Cpu cpu, ulong value)
+    {
+        _apic.TaskPriority = (uint)(value & 0xF) << 4;
+        cpu.RequestEventCheck();
+    }
+
+    public bool TryHypercall(X86Cpu cpu, ref SharpVisor.Machine.HypercallRegisters registers) =>
+        _hypercalls?.Invoke() is { } handler && handler.Handle(_vcpuId, ref registers);
 
     /// <summary>Bits of the APIC id that number the cores of a package holding <paramref name="count"/>.</summary>
     private static int BitsFor(int count)

@@ -21,6 +21,12 @@ public sealed class EmulatorMmioHandler : IMmioHandler
         _exits = exits;
     }
 
+    /// <summary>
+    /// Called after each write to this vCPU's local APIC page (EOI, TPR, a self-IPI can make an
+    /// interrupt deliverable at once): the vCPU ends its slice after the instruction.
+    /// </summary>
+    public Action? ApicWritten { get; set; }
+
     public bool Read(ulong physicalAddress, Span<byte> data)
     {
         if (_apic.IsMmioAddress(physicalAddress))
@@ -41,6 +47,7 @@ public sealed class EmulatorMmioHandler : IMmioHandler
         {
             _exits.Increment("apic-access");
             _apic.Write(physicalAddress - _apic.MmioBase, data);
+            ApicWritten?.Invoke();
             return true;
         }
 

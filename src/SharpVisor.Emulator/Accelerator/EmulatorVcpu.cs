@@ -38,6 +38,7 @@ public sealed class EmulatorVcpu : IVcpu
     private bool _halted;
     private bool _inInitState;
     private bool _windowOpenRequested;
+    private int _pvUnhaltPending;
 
     internal EmulatorVcpu(EmulatorVirtualMachine vm, int id)
     {
@@ -45,8 +46,9 @@ public sealed class EmulatorVcpu : IVcpu
         Id = id;
         _platform = vm.Platform;
         _apic = _platform.IrqChip.GetLocalApic(id);
-        var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
-        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount);
+        var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
+        var physical = new PhysicalMemory(vm.Memory, mmio);
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls);
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
@@ -54,6 +56,7 @@ public sealed class EmulatorVcpu : IVcpu
             PortIo = VcpuPortIo.CreateBus(vm.PortIo, Exits),
             Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
+        mmio.ApicWritten = _cpu.RequestEventCheck;
     }
 
     public int Id { get; }
@@ -102,6 +105,15 @@ public sealed class EmulatorVcpu : IVcpu
         _halted = false;
     }
 
+    /// <summary>INIT state and wait-for-SIPI, CPU and local APIC (call while not running).</summary>
+    public void EnterWaitForStartup()
+    {
+        _apic.EnterWaitForSipi();
+        _cpu.EnterInitState();
+        _inInitState = true;
+        _halted = false;
+    }
+
     /// <summary>
     /// Runs the guest on the calling thread until the machine stops, this vCPU is kicked, or the
     /// guest does something that ends it (triple fault, halting for good, an internal error).
@@ -132,6 +144,16 @@ public sealed class EmulatorVcpu : IVcpu
     {
         Volatile.Write(ref _kickPending, 1);
         _cpu.RequestStop();
+        _apic.Wake();
+    }
+
+    /// <summary>
+    /// KVM_HC_KICK_CPU from another vCPU: ends this vCPU's HLT even with interrupts off (Linux's
+    /// paravirtual spinlocks halt so and are woken this way); callable from any thread.
+    /// </summary>
+    internal void PvUnhalt()
+    {
+        Volatile.Write(ref _pvUnhaltPending, 1);
         _apic.Wake();
     }
 
@@ -169,6 +191,12 @@ public sealed class EmulatorVcpu : IVcpu
                 // Application processors from power-on, and any AP after INIT: only a SIPI (or a kick) wakes them.
                 _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
                 continue;
+            }
+
+            if (_halted && Interlocked.Exchange(ref _pvUnhaltPending, 0) != 0)
+            {
+                _cpu.WakeFromHalt();
+                _halted = false;
             }
 
             if (_halted)
@@ -228,6 +256,7 @@ public sealed class EmulatorVcpu : IVcpu
             case CpuStopReason.InstructionLimit:
             case CpuStopReason.StopRequested:
             case CpuStopReason.Breakpoint:
+            case CpuStopReason.InterruptWindow:
                 return null;
 
             case CpuStopReason.Halted:
@@ -259,6 +288,7 @@ public sealed class EmulatorVcpu : IVcpu
         if (!_apic.HasPendingEvents)
         {
             _windowOpenRequested = false;
+            _cpu.InterruptWindowRequested = false;
             return;
         }
 
@@ -274,7 +304,10 @@ public sealed class EmulatorVcpu : IVcpu
                     Exits.Increment("irq-window");
                 }
 
+                // The CPU returns as soon as IF=1 and no shadow (after STI's shadow, POPF, IRET),
+                // so the interrupt is taken at that instruction boundary, not at the slice's end.
                 _windowOpenRequested = waiting;
+                _cpu.InterruptWindowRequested = waiting;
                 return;
             }
 

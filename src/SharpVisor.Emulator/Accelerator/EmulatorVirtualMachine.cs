@@ -41,6 +41,9 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
         // The frames whose stores every vCPU must see (decoded code, shadowed page tables).
         WriteTracker = new WriteTracker(memory);
 
+        // VMCALL/VMMCALL: KVM's ABI, as CPUID 0x40000000 tells the guest.
+        Hypercalls = new KvmHypercalls(new EmulatorParavirtTarget(this));
+
         // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
         Control.OnStop(KickAll);
     }
@@ -54,6 +57,9 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
     public IInterruptController Interrupts => Platform.IrqChip;
 
     public MachineControl Control { get; } = new();
+
+    /// <summary>KVM's hypercall ABI by default (<see cref="KvmHypercalls"/>); every vCPU's VMCALL/VMMCALL comes here.</summary>
+    public IHypercallHandler? Hypercalls { get; set; }
 
     public int VcpuCount { get; }
 
@@ -83,6 +89,23 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
             _vcpus[id] = vcpu;
             return vcpu;
         }
+    }
+
+    /// <summary>The vCPU whose local APIC has id <paramref name="apicId"/>, if it exists.</summary>
+    internal EmulatorVcpu? FindVcpuByApicId(uint apicId)
+    {
+        lock (_vcpuLock)
+        {
+            foreach (EmulatorVcpu? vcpu in _vcpus)
+            {
+                if (vcpu is not null && vcpu.LocalApic.Id == apicId)
+                {
+                    return vcpu;
+                }
+            }
+        }
+
+        return null;
     }
 
     /// <summary>Freezes virtual time (TSC, timers, kvmclock) while the machine is paused.</summary>

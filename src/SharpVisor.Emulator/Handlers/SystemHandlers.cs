@@ -44,13 +44,13 @@ internal static class SystemHandlers
 
     // ---- Segment registers ------------------------------------------------------------------
 
-    /// <summary>MOV Sreg, r/m16 (MOV SS starts an interrupt shadow).</summary>
+    /// <summary>MOV Sreg, r/m16 (MOV SS starts an interrupt shadow, which holds #DB traps too).</summary>
     public static void MovToSreg(X86Cpu cpu, ref Op op)
     {
         cpu.LoadSegment(op.Reg, ReadSelectorOperand(cpu, ref op));
         if (op.Reg == X86Cpu.SegSs)
         {
-            cpu.BeginInterruptShadow();
+            cpu.BeginMovSsShadow();
         }
     }
 
@@ -69,7 +69,7 @@ internal static class SystemHandlers
         cpu.Gpr(X86Cpu.Rsp) = cpu.StackAdd(cpu.Gpr(X86Cpu.Rsp), (ulong)TSize.Bytes);
         if (op.Reg == X86Cpu.SegSs)
         {
-            cpu.BeginInterruptShadow();
+            cpu.BeginMovSsShadow();
         }
     }
 
@@ -206,6 +206,9 @@ internal static class SystemHandlers
     public static void Sysexit(X86Cpu cpu, ref Op op) => cpu.ExecuteSysexit(op.Aux == 1);
 
     public static void Swapgs(X86Cpu cpu, ref Op op) => cpu.ExecuteSwapgs();
+
+    /// <summary>VMCALL, VMMCALL: a hypercall to the platform's hypervisor ABI.</summary>
+    public static void Hypercall(X86Cpu cpu, ref Op op) => cpu.ExecuteHypercall();
 
     // ---- String I/O ---------------------------------------------------------------------------
 

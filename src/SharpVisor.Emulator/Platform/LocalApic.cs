@@ -583,6 +583,23 @@ public sealed class LocalApic : IMmioDevice
     }
 
     /// <summary>
+    /// As after an INIT, without one: registers reset (ID and base kept), nothing pending, and
+    /// wait-for-SIPI (the VMM's ACPI S3 resume parks the application processors so).
+    /// </summary>
+    public void EnterWaitForSipi()
+    {
+        lock (_lock)
+        {
+            _initPending = false;
+            _nmiPending = false;
+            _sipiVector = -1;
+            ResetRegisters(powerOn: false);
+            _waitingForSipi = true;
+            UpdateSnapshots();
+        }
+    }
+
+    /// <summary>
     /// Takes a SIPI received in wait-for-SIPI: the CPU leaves that state and starts in real mode at
     /// CS = vector &lt;&lt; 8, IP = 0 (physical address vector * 0x1000).
     /// </summary>

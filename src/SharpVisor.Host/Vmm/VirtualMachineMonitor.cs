@@ -21,6 +21,8 @@ public sealed class VirtualMachineMonitor : IDisposable
     private readonly IVirtualMachine _machine;
     private readonly IReadOnlyList<IVcpu> _vcpus;
     private readonly VirtualMachineRunner _runner;
+    private readonly ulong _facsAddress;
+    private int _suspending;
 
     private VirtualMachineMonitor(
         MachineConfiguration configuration,
@@ -31,7 +33,8 @@ public sealed class VirtualMachineMonitor : IDisposable
         LegacyPlatform legacy,
         AcpiPmDevice powerManagement,
         PciDeviceManager devices,
-        BootResult boot)
+        BootResult boot,
+        ulong facsAddress)
     {
         Configuration = configuration;
         Accelerator = accelerator;
@@ -43,6 +46,8 @@ public sealed class VirtualMachineMonitor : IDisposable
         Devices = devices;
         Boot = boot;
         _runner = new VirtualMachineRunner(machine, vcpus);
+        _facsAddress = facsAddress;
+        powerManagement.SuspendToRam = BeginSuspendToRam;
     }
 
     public MachineConfiguration Configuration { get; }
@@ -126,14 +131,15 @@ public sealed class VirtualMachineMonitor : IDisposable
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
-            AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() }).WriteTo(memory);
+            AcpiTables tables = AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
+            tables.WriteTo(memory);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot, tables.FacsAddress);
         }
         catch
         {
@@ -204,6 +210,85 @@ public sealed class VirtualMachineMonitor : IDisposable
     {
         (_machine as EmulatorVirtualMachine)?.ResumeTime();
         _runner.Resume();
+    }
+
+    /// <summary>How many times the guest suspended to RAM (S3) and was resumed.</summary>
+    public int Resumes { get; private set; }
+
+    /// <summary>
+    /// SLP_TYP=S3 with SLP_EN, on the writing vCPU's thread: the vCPUs can only be stopped from
+    /// another thread (this one must leave its run call), so the resume runs on one of its own.
+    /// </summary>
+    private void BeginSuspendToRam()
+    {
+        if (Interlocked.Exchange(ref _suspending, 1) != 0)
+        {
+            return;
+        }
+
+        // Stop every vCPU now (the writer parks right after this instruction's block), then wait
+        // for them and resume on another thread.
+        _runner.BeginPause();
+        var thread = new Thread(ResumeFromSuspend) { IsBackground = true, Name = "acpi-s3" };
+        thread.Start();
+    }
+
+    /// <summary>
+    /// What firmware does on the wake event of S3: every vCPU is stopped and reset; vCPU 0
+    /// starts in real mode at the FACS waking vector (X_Firmware_Waking_Vector when set, else
+    /// Firmware_Waking_Vector, as SeaBIOS does), the APs wait for a SIPI; RAM and the devices
+    /// are kept; PM1_STS.WAK_STS is set. The machine wakes at once (there is no wake timer or
+    /// button to wait for).
+    /// </summary>
+    private void ResumeFromSuspend()
+    {
+        try
+        {
+            if (!_runner.Pause(TimeSpan.FromSeconds(10)))
+            {
+                if (!_machine.Control.IsStopRequested)
+                {
+                    _machine.Control.Crash("ACPI S3: the vCPUs did not stop within 10 s");
+                }
+
+                return;
+            }
+
+            if (_machine.Control.IsStopRequested)
+            {
+                return;
+            }
+
+            ulong vector = _memory.Read<ulong>(_facsAddress + AcpiTables.FacsXWakingVectorOffset);
+            if (vector == 0)
+            {
+                vector = _memory.Read<uint>(_facsAddress + AcpiTables.FacsWakingVectorOffset);
+            }
+
+            if (vector >= 0x10_0000)
+            {
+                _machine.Control.Crash($"ACPI S3: the waking vector 0x{vector:x} is beyond real mode's reach (1 MiB)");
+                return;
+            }
+
+            for (int i = 1; i < _vcpus.Count; i++)
+            {
+                _vcpus[i].EnterWaitForStartup();
+            }
+
+            _vcpus[0].SetState(VcpuStates.RealMode(_vcpus[0].GetState(), (ushort)(vector >> 4), (ushort)(vector & 0xF)));
+            PowerManagement.Wake();
+            Resumes++;
+        }
+        catch (Exception e) when (e is InvalidOperationException or ArgumentException or IOException or SharpVisor.Interop.LinuxException)
+        {
+            _machine.Control.Crash($"ACPI S3 resume failed: {e.Message}");
+        }
+        finally
+        {
+            Volatile.Write(ref _suspending, 0);
+            _runner.Resume();
+        }
     }
 
     /// <summary>Asks the guest to shut down gracefully: an ACPI fixed-feature power-button press.</summary>

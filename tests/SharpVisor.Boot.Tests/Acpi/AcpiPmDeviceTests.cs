@@ -47,6 +47,29 @@ public sealed class AcpiPmDeviceTests
     }
 
     [Fact]
+    public void S3CallsTheSuspendHandlerAndWakeSetsWakeStatusUntilWrittenOne()
+    {
+        int suspends = 0;
+        var log = new List<string>();
+        _pm.Log = log.Add;
+        Out16(AcpiPmDevice.Pm1ControlOffset, (AcpiPmDevice.S3SleepType << 10) | AcpiPmDevice.SleepEnable);
+        Assert.Single(log); // no handler: refused as unsupported
+        Assert.Equal(0, suspends);
+
+        _pm.SuspendToRam = () => suspends++;
+        Out16(AcpiPmDevice.Pm1ControlOffset, (AcpiPmDevice.S3SleepType << 10) | AcpiPmDevice.SleepEnable);
+        Assert.Equal(1, suspends);
+        Assert.False(_control.IsStopRequested);
+        Assert.Equal(0, In16(AcpiPmDevice.Pm1EventOffset) & AcpiPmDevice.WakeStatus);
+
+        _pm.Wake();
+        Assert.Equal(AcpiPmDevice.WakeStatus, In16(AcpiPmDevice.Pm1EventOffset) & AcpiPmDevice.WakeStatus);
+        Assert.False(_pm.SciAsserted); // waking is not an SCI event
+        Out16(AcpiPmDevice.Pm1EventOffset, AcpiPmDevice.WakeStatus);
+        Assert.Equal(0, In16(AcpiPmDevice.Pm1EventOffset) & AcpiPmDevice.WakeStatus);
+    }
+
+    [Fact]
     public void OtherSleepStatesAreIgnoredAndSleepEnableReadsZero()
     {
         var log = new List<string>();

@@ -164,6 +164,8 @@ public sealed class AcpiTablesTests
         AmlReader.Node s5 = root.Child("\\_S5_").Value;
         Assert.Equal("Package", s5.Kind);
         Assert.Equal(new ulong?[] { 5, 5, 0, 0 }, s5.Children.Select(c => c.Integer));
+        AmlReader.Node s3 = root.Child("\\_S3_").Value;
+        Assert.Equal(new ulong?[] { 1, 1, 0, 0 }, s3.Children.Select(c => c.Integer));
 
         AmlReader.Node sb = root.Child("\\_SB_");
         AmlReader.Node pci = sb.Child("PCI0");

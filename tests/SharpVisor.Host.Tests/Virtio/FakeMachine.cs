@@ -32,6 +32,8 @@ public sealed class FakeMachine : IVirtualMachine, IIoEventFdRegistry
 
     public MachineControl Control { get; } = new();
 
+    public IHypercallHandler? Hypercalls { get; set; }
+
     /// <summary>The ioeventfds registered now, by guest physical address.</summary>
     public IReadOnlyDictionary<ulong, EventFd> IoEventFds
     {
