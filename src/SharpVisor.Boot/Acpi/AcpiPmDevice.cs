@@ -62,7 +62,7 @@ public sealed class AcpiPmDevice : IPortIoDevice
     }
 
     /// <summary>Where guest mistakes (an unsupported sleep state) are reported.</summary>
-    public Action<string>? Log { get; set; }
+    public GuestLog? Log { get; set; }
 
     public ushort Pm1Status
     {
@@ -172,7 +172,7 @@ public sealed class AcpiPmDevice : IPortIoDevice
                     }
                     else
                     {
-                        Log?.Invoke($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
+                        Log?.Write($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
                     }
                 }
             }

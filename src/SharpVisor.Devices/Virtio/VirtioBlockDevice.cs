@@ -113,7 +113,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
             }
             catch (IOException e)
             {
-                Log?.Invoke($"{Name}: I/O error: {e.Message}");
+                Log?.Write($"{Name}: I/O error: {e.Message}");
                 status = StatusIoError;
                 written = 1;
             }

@@ -119,7 +119,7 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         {
             // The host side went away (a closed pipe): the guest's output is lost, the device lives on.
             DroppedOutputBytes += data.Length;
-            Log?.Invoke($"{Name}: output dropped: {e.Message}");
+            Log?.Write($"{Name}: output dropped: {e.Message}");
         }
 
         return 0;

@@ -95,9 +95,9 @@ public sealed record MachineConfiguration
                 throw new ArgumentException($"balloon target {balloon.InitialTargetMib} MiB is out of range (0-{MemorySize >> 20} MiB, the guest's memory)");
             }
 
-            if (balloon.StatisticsIntervalSeconds < 0)
+            if (balloon.StatisticsIntervalSeconds is < 0 or > BalloonConfiguration.MaxStatisticsIntervalSeconds)
             {
-                throw new ArgumentException("balloon statistics interval must not be negative");
+                throw new ArgumentException($"balloon statistics interval must be 0-{BalloonConfiguration.MaxStatisticsIntervalSeconds} s");
             }
         }
     }
