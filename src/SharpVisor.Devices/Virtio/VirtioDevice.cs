@@ -154,6 +154,27 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
+    /// <summary>
+    /// A driver write to queue <paramref name="index"/>'s set-up registers (size, ring addresses),
+    /// applied under the device lock and only while the queue is disabled, so a second vCPU
+    /// cannot change a queue between its validation in <see cref="EnableQueue"/> and its use.
+    /// Returns false when the write was ignored (the queue is live).
+    /// </summary>
+    public bool ConfigureQueue(int index, Action<Virtqueue> configure)
+    {
+        lock (Lock)
+        {
+            Virtqueue q = _queues[index];
+            if (q.Enabled)
+            {
+                return false;
+            }
+
+            configure(q);
+            return true;
+        }
+    }
+
     /// <summary>The driver wrote queue_enable = 1 after configuring the queue.</summary>
     public void EnableQueue(int index)
     {
