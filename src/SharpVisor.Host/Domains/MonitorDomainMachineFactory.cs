@@ -27,7 +27,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             SerialOutput = serialOutput,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
-            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id)).ToArray(),
+            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode)).ToArray(),
             NetworkInterfaces = spec.NetworkInterfaces.Select(n => new NetworkInterfaceConfiguration
             {
                 Id = n.Id,

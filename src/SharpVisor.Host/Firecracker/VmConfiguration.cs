@@ -1,4 +1,5 @@
 using System.Text.RegularExpressions;
+using SharpVisor.Devices.Virtio;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
 using SharpVisor.Memory;
@@ -288,7 +289,7 @@ public sealed partial class VmConfiguration
             VcpuCount = MachineConfig.VcpuCount,
             MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
             Accelerator = accelerator,
-            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Writeback")).ToList(),
+            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)).ToList(),
             NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
             BalloonTargetMib = Balloon?.AmountMib,
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,

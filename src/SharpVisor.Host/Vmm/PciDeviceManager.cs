@@ -97,7 +97,7 @@ public sealed class PciDeviceManager : IDisposable
     {
         var image = new RawDiskImage(disk.Path, disk.ReadOnly);
         _backends.Add(image);
-        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name));
+        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name, cacheMode: disk.CacheMode));
     }
 
     public AttachedVirtioDevice AddNetworkInterface(NetworkInterfaceConfiguration nic, string name)
