@@ -61,8 +61,16 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         {
             lock (Lock)
             {
-                Output.WriteByte(data[0]);
-                Output.Flush();
+                try
+                {
+                    Output.WriteByte(data[0]);
+                    Output.Flush();
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    // The host side of the console went away: the byte is lost, the guest runs on.
+                    Log?.Write($"{Name}: emergency output dropped: {e.Message}");
+                }
             }
         }
     }
