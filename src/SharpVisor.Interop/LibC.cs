@@ -15,7 +15,9 @@ public static unsafe partial class LibC
     public const int O_RDWR = 0x2;
     public const int O_CREAT = 0x40;
     public const int O_TRUNC = 0x200;
+    public const int O_APPEND = 0x400;
     public const int O_NONBLOCK = 0x800;
+    public const int O_DSYNC = 0x1000;
     public const int O_DIRECT = 0x4000;
     public const int O_CLOEXEC = 0x80000;
 
@@ -99,6 +101,9 @@ public static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "fsync", SetLastError = true)]
     public static partial int Fsync(int fd);
+
+    [LibraryImport(Library, EntryPoint = "fdatasync", SetLastError = true)]
+    public static partial int Fdatasync(int fd);
 
     [LibraryImport(Library, EntryPoint = "isatty")]
     public static partial int Isatty(int fd);

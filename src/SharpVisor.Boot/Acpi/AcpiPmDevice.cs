@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Boot.Acpi;
@@ -53,20 +52,38 @@ public sealed class AcpiPmDevice : IPortIoDevice
     private readonly MachineControl _control;
     private readonly InterruptLine _sci;
     private readonly object _lock = new();
-    private readonly long _timerStart = Stopwatch.GetTimestamp();
+    private readonly TimeProvider _clock;
+    private readonly long _timerStart;
     private ushort _status;
     private ushort _enable;
     private ushort _control1 = SciEnable;
     private bool _sciLevel;
 
-    public AcpiPmDevice(MachineControl control, InterruptLine sci)
+    /// <param name="clock">Where PM_TMR takes its time (the system's monotonic clock by default; tests pass a virtual one).</param>
+    public AcpiPmDevice(MachineControl control, InterruptLine sci, TimeProvider? clock = null)
     {
         _control = control;
         _sci = sci;
+        _clock = clock ?? TimeProvider.System;
+        _timerStart = _clock.GetTimestamp();
+    }
+
+    /// <summary>
+    /// PM_TMR now: ticks of 3.579545 MHz since the device was created, modulo 2^32. The product
+    /// of elapsed timestamp ticks (nanoseconds on Linux) and 3,579,545 overflows 64 bits after
+    /// about 43 minutes, so it is computed in 128 bits, as the emulator does for the TSC.
+    /// </summary>
+    public uint TimerValue
+    {
+        get
+        {
+            long elapsed = _clock.GetTimestamp() - _timerStart;
+            return (uint)(ulong)((Int128)elapsed * TimerFrequency / _clock.TimestampFrequency);
+        }
     }
 
     /// <summary>Where guest mistakes (an unsupported sleep state) are reported.</summary>
-    public Action<string>? Log { get; set; }
+    public GuestLog? Log { get; set; }
 
     /// <summary>
     /// Called (on the writing vCPU's thread, without the device's lock) when the guest enters S3:
@@ -129,7 +146,7 @@ public sealed class AcpiPmDevice : IPortIoDevice
 
     public void Read(ushort offset, Span<byte> data)
     {
-        uint timer = (uint)((Stopwatch.GetTimestamp() - _timerStart) * TimerFrequency / Stopwatch.Frequency);
+        uint timer = TimerValue;
         lock (_lock)
         {
             for (int i = 0; i < data.Length; i++)
@@ -197,7 +214,7 @@ public sealed class AcpiPmDevice : IPortIoDevice
                     }
                     else
                     {
-                        Log?.Invoke($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
+                        Log?.Write($"acpi: guest asked for unsupported sleep type {sleepType}; ignored");
                     }
                 }
             }

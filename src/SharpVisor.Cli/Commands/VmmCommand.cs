@@ -4,6 +4,7 @@ using System.Runtime.InteropServices;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Cli.Commands;
 
@@ -24,11 +25,15 @@ public static class VmmCommand
         var stateFile = new Option<string?>("--state-file") { Description = "Keep a JSON state file here (the daemon reads it)" };
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
+        var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
+        var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
         {
-            apiSock, configFile, id, name, consoleSock, stateFile, accel,
+            apiSock, configFile, id, name, consoleSock, stateFile, accel, logFile, logLimit,
         };
         command.SetAction((result, cancel) => RunAsync(
+            result.GetValue(logFile),
+            result.GetValue(logLimit),
             new VmmServerOptions
             {
                 ApiSocketPath = result.GetValue(apiSock)!,
@@ -44,7 +49,32 @@ public static class VmmCommand
         return command;
     }
 
-    private static async Task<int> RunAsync(VmmServerOptions options, CancellationToken cancel)
+    private static async Task<int> RunAsync(string? logPath, long logLimit, VmmServerOptions options, CancellationToken cancel)
+    {
+        VmmLogFile? log = null;
+        if (logPath is not null)
+        {
+            try
+            {
+                log = new VmmLogFile(logPath, logLimit);
+            }
+            catch (Exception e) when (e is IOException or ArgumentException)
+            {
+                return Toolstack.Fail(e.Message);
+            }
+
+            // Everything the VMM says (guest-triggered device lines included) goes through the capped file.
+            Console.SetError(log);
+            Console.SetOut(log);
+        }
+
+        using (log)
+        {
+            return await RunServerAsync(options, cancel);
+        }
+    }
+
+    private static async Task<int> RunServerAsync(VmmServerOptions options, CancellationToken cancel)
     {
         using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>

@@ -244,7 +244,7 @@ public sealed class MsixCapability
             if (!_refusalLogged[vector])
             {
                 _refusalLogged[vector] = true;
-                bus.Log?.Invoke($"pci: {_device.Name} MSI-X vector {vector} (address 0x{address:x} data 0x{data:x}) not delivered: {e.Message}");
+                bus.Log?.Write($"pci: {_device.Name} MSI-X vector {vector} (address 0x{address:x} data 0x{data:x}) not delivered: {e.Message}");
             }
         }
     }

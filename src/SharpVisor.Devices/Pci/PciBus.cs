@@ -42,7 +42,7 @@ public sealed class PciBus
     public PciConfigIo ConfigIo { get; }
 
     /// <summary>Where the bus reports guest mistakes (a BAR outside the windows, overlapping BARs).</summary>
-    public Action<string>? Log { get; set; }
+    public GuestLog? Log { get; set; }
 
     public IEnumerable<PciDevice> Devices
     {
@@ -130,7 +130,7 @@ public sealed class PciBus
                 ulong? wanted = device.MemoryDecodeEnabled && bar.Address != 0 ? bar.Address : null;
                 if (wanted is ulong w && !InWindow(w, bar.Size))
                 {
-                    Log?.Invoke($"pci: {device.Name} BAR{bar.Index} at 0x{w:x}+0x{bar.Size:x} is outside the host bridge windows; not decoded");
+                    Log?.Write($"pci: {device.Name} BAR{bar.Index} at 0x{w:x}+0x{bar.Size:x} is outside the host bridge windows; not decoded");
                     wanted = null;
                 }
 
@@ -154,7 +154,7 @@ public sealed class PciBus
                     }
                     catch (InvalidOperationException e)
                     {
-                        Log?.Invoke($"pci: {device.Name} BAR{bar.Index} not decoded: {e.Message}");
+                        Log?.Write($"pci: {device.Name} BAR{bar.Index} not decoded: {e.Message}");
                     }
                 }
 

@@ -13,6 +13,7 @@ public abstract class PciDevice
 
     private readonly PciBar?[] _bars = new PciBar?[MaxBars];
     private readonly object _configLock = new();
+    private volatile bool _intxStatus;
     private int _lastCapability;
     private int _nextCapability = 0x40;
 
@@ -73,6 +74,13 @@ public abstract class PciDevice
             OnConfigRead(offset, data.Length);
             Config.Read(offset, data);
         }
+
+        // The Interrupt Status bit lives outside the register file (see SetIntx).
+        int status = PciConfigSpace.Status - offset;
+        if ((uint)status < (uint)data.Length)
+        {
+            data[status] = (byte)(_intxStatus ? data[status] | PciConfigSpace.StatusInterrupt : data[status] & ~PciConfigSpace.StatusInterrupt);
+        }
     }
 
     public void WriteConfig(int offset, ReadOnlySpan<byte> data)
@@ -113,15 +121,18 @@ public abstract class PciDevice
     /// <summary>
     /// Drives INTx# (ignored while the guest set Interrupt Disable in the command register).
     /// Called from device threads, so it does not take the config lock (which may be held while
-    /// a config access reaches into the device); the status bit it mirrors is informational.
+    /// a config access reaches into the device); the Interrupt Status bit it sets is a field of
+    /// its own, merged into config reads, so it never races the guest's writes to the register file.
     /// </summary>
     public void SetIntx(bool asserted)
     {
         bool effective = asserted && (Command & PciConfigSpace.CommandIntxDisable) == 0;
-        ushort status = Config.ReadUInt16(PciConfigSpace.Status);
-        Config.SetUInt16(PciConfigSpace.Status, (ushort)(asserted ? status | PciConfigSpace.StatusInterrupt : status & ~PciConfigSpace.StatusInterrupt));
+        _intxStatus = asserted;
         Bus?.SetIntx(this, effective);
     }
+
+    /// <summary>The Interrupt Status bit of the status register: this function's INTx# is asserted.</summary>
+    public bool IntxStatus => _intxStatus;
 
     /// <summary>Called under the config lock before a guest config read, for registers computed on demand.</summary>
     protected virtual void OnConfigRead(int offset, int length)

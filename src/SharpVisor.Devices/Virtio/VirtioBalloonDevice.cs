@@ -164,7 +164,9 @@ public sealed class VirtioBalloonDevice : VirtioDevice
         byte[] pfns = new byte[(int)Math.Min(chain.ReadableLength, 1 << 20) & ~3];
         chain.CopyFromReadable(0, pfns);
 
-        // Coalesce runs of consecutive frames into one discard each.
+        // Coalesce runs of consecutive frames into one discard each; a chain's invalid runs are
+        // reported in one line, so a guest cannot turn one descriptor into thousands of lines.
+        var outcome = new PageRunOutcome();
         ulong runStart = 0;
         ulong runPages = 0;
         for (int i = 0; i <= pfns.Length; i += 4)
@@ -179,24 +181,39 @@ public sealed class VirtioBalloonDevice : VirtioDevice
 
             if (runPages > 0)
             {
-                Apply(runStart, runPages, inflate);
+                Apply(runStart, runPages, inflate, ref outcome);
             }
 
             runStart = pfn;
             runPages = end ? 0UL : 1UL;
         }
 
+        if (outcome.InvalidRuns > 0)
+        {
+            Log?.Write($"{Name}: {outcome.InvalidPages} PFNs in {outcome.InvalidRuns} runs (first 0x{outcome.FirstInvalidPfn:x}) are outside guest memory; ignored");
+        }
+
+        if (outcome.UnreleasedRuns > 0)
+        {
+            Log?.Write($"{Name}: could not release {outcome.UnreleasedPages} PFNs in {outcome.UnreleasedRuns} runs (first 0x{outcome.FirstUnreleasedPfn:x})");
+        }
+
         return 0;
     }
 
-    private void Apply(ulong firstPfn, ulong pages, bool inflate)
+    private void Apply(ulong firstPfn, ulong pages, bool inflate, ref PageRunOutcome outcome)
     {
         ulong address = firstPfn << PageShift;
         ulong length = pages << PageShift;
         if (!Memory.IsValid(address, length))
         {
             InvalidPages += (long)pages;
-            Log?.Invoke($"{Name}: PFNs 0x{firstPfn:x}+{pages} are outside guest memory; ignored");
+            if (outcome.InvalidRuns++ == 0)
+            {
+                outcome.FirstInvalidPfn = firstPfn;
+            }
+
+            outcome.InvalidPages += pages;
             return;
         }
 
@@ -204,7 +221,12 @@ public sealed class VirtioBalloonDevice : VirtioDevice
         {
             if (!Memory.TryDiscard(address, length))
             {
-                Log?.Invoke($"{Name}: could not release PFNs 0x{firstPfn:x}+{pages}");
+                if (outcome.UnreleasedRuns++ == 0)
+                {
+                    outcome.FirstUnreleasedPfn = firstPfn;
+                }
+
+                outcome.UnreleasedPages += pages;
             }
 
             BalloonedPages += (long)pages;
@@ -237,5 +259,16 @@ public sealed class VirtioBalloonDevice : VirtioDevice
         }
 
         SignalIfNeeded(queue);
+    }
+
+    /// <summary>What one inflate or deflate chain did wrong, summed for a single log line.</summary>
+    private struct PageRunOutcome
+    {
+        public long InvalidRuns;
+        public ulong InvalidPages;
+        public ulong FirstInvalidPfn;
+        public long UnreleasedRuns;
+        public ulong UnreleasedPages;
+        public ulong FirstUnreleasedPfn;
     }
 }

@@ -7,7 +7,9 @@ namespace SharpVisor.Devices.Virtio;
 /// <summary>
 /// virtio-blk (virtio 1.x §5.2) over a <see cref="RawDiskImage"/>: read, write, flush (fsync),
 /// get-id, discard and write-zeroes, or a read-only disk. One request queue. Each request is
-/// a 16-byte header, data, and a status byte that the device writes last.
+/// a 16-byte header, data, and a status byte that the device writes last. When a completed
+/// write is durable depends on <see cref="CacheMode"/> and on whether the driver negotiated
+/// FLUSH: a driver without FLUSH gets a write-through disk unless the mode is Unsafe.
 /// </summary>
 public sealed class VirtioBlockDevice : VirtioDevice
 {
@@ -42,15 +44,21 @@ public sealed class VirtioBlockDevice : VirtioDevice
     private readonly byte[] _id;
     private readonly List<VirtqBuffer> _segments = new();
 
-    public VirtioBlockDevice(GuestMemory memory, RawDiskImage image, string serial = "sharpvisor", ushort queueSize = 256)
+    public VirtioBlockDevice(GuestMemory memory, RawDiskImage image, string serial = "sharpvisor", ushort queueSize = 256, DiskCacheMode cacheMode = DiskCacheMode.Writeback)
         : base(VirtioDeviceType.Block, memory, 1, queueSize,
             FeatureSegMax | FeatureBlockSize | FeatureFlush | (image.ReadOnly ? FeatureReadOnly : FeatureDiscard | FeatureWriteZeroes))
     {
         _image = image;
+        CacheMode = cacheMode;
         CapacitySectors = (ulong)image.Size / SectorSize;
         _id = new byte[IdBytes];
         Encoding.ASCII.GetBytes(serial.AsSpan(0, Math.Min(serial.Length, IdBytes)), _id);
     }
+
+    public DiskCacheMode CacheMode { get; }
+
+    /// <summary>Writes must be durable before they complete: the driver has no FLUSH to ask for it later.</summary>
+    public bool WriteThrough => CacheMode == DiskCacheMode.Writeback && !HasFeature(FeatureFlush);
 
     /// <summary>Disk size in 512-byte sectors (the image size rounded down).</summary>
     public ulong CapacitySectors { get; }
@@ -113,7 +121,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
             }
             catch (IOException e)
             {
-                Log?.Invoke($"{Name}: I/O error: {e.Message}");
+                Log?.Write($"{Name}: I/O error: {e.Message}");
                 status = StatusIoError;
                 written = 1;
             }
@@ -163,6 +171,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
             offset += s.Length;
         }
 
+        SyncIfWriteThrough();
         IoCounters.AddWrite((long)dataLength);
         return StatusOk;
     }
@@ -229,6 +238,15 @@ public sealed class VirtioBlockDevice : VirtioDevice
             }
         }
 
+        SyncIfWriteThrough();
         return StatusOk;
+    }
+
+    private void SyncIfWriteThrough()
+    {
+        if (WriteThrough)
+        {
+            _image.SyncData();
+        }
     }
 }

@@ -61,8 +61,16 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         {
             lock (Lock)
             {
-                Output.WriteByte(data[0]);
-                Output.Flush();
+                try
+                {
+                    Output.WriteByte(data[0]);
+                    Output.Flush();
+                }
+                catch (Exception e) when (e is IOException or ObjectDisposedException)
+                {
+                    // The host side of the console went away: the byte is lost, the guest runs on.
+                    Log?.Write($"{Name}: emergency output dropped: {e.Message}");
+                }
             }
         }
     }
@@ -119,7 +127,7 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         {
             // The host side went away (a closed pipe): the guest's output is lost, the device lives on.
             DroppedOutputBytes += data.Length;
-            Log?.Invoke($"{Name}: output dropped: {e.Message}");
+            Log?.Write($"{Name}: output dropped: {e.Message}");
         }
 
         return 0;

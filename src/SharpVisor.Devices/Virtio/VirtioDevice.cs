@@ -1,4 +1,5 @@
 using SharpVisor.Interop;
+using SharpVisor.Machine;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Devices.Virtio;
@@ -63,8 +64,8 @@ public abstract class VirtioDevice : IDisposable
     /// <summary>Requests and bytes moved each way, for metrics.</summary>
     public VirtioIoCounters IoCounters { get; } = new();
 
-    /// <summary>Where the device reports failures and notable guest mistakes.</summary>
-    public Action<string>? Log { get; set; }
+    /// <summary>Where the device reports failures and notable guest mistakes (rate-limited, never throws).</summary>
+    public GuestLog? Log { get; set; }
 
     /// <summary>Size in bytes of the device-specific configuration structure.</summary>
     public abstract int ConfigSize { get; }
@@ -118,7 +119,7 @@ public abstract class VirtioDevice : IDisposable
             bool newlyFeaturesOk = (next & ~old & VirtioDeviceStatus.FeaturesOk) != 0;
             if (newlyFeaturesOk && !FeaturesAcceptable(_driverFeatures))
             {
-                Log?.Invoke($"{Name}: driver features 0x{_driverFeatures:x} refused (offered 0x{DeviceFeatures:x})");
+                Log?.Write($"{Name}: driver features 0x{_driverFeatures:x} refused (offered 0x{DeviceFeatures:x})");
                 next &= ~VirtioDeviceStatus.FeaturesOk;
             }
 
@@ -150,6 +151,27 @@ public abstract class VirtioDevice : IDisposable
             {
                 Notify(i);
             }
+        }
+    }
+
+    /// <summary>
+    /// A driver write to queue <paramref name="index"/>'s set-up registers (size, ring addresses),
+    /// applied under the device lock and only while the queue is disabled, so a second vCPU
+    /// cannot change a queue between its validation in <see cref="EnableQueue"/> and its use.
+    /// Returns false when the write was ignored (the queue is live).
+    /// </summary>
+    public bool ConfigureQueue(int index, Action<Virtqueue> configure)
+    {
+        lock (Lock)
+        {
+            Virtqueue q = _queues[index];
+            if (q.Enabled)
+            {
+                return false;
+            }
+
+            configure(q);
+            return true;
         }
     }
 
@@ -368,7 +390,7 @@ public abstract class VirtioDevice : IDisposable
 
         Status |= VirtioDeviceStatus.DeviceNeedsReset;
         FailureReason = reason;
-        Log?.Invoke($"{Name}: device needs reset: {reason}");
+        Log?.Write($"{Name}: device needs reset: {reason}");
         if ((Status & VirtioDeviceStatus.DriverOk) != 0)
         {
             Transport?.SignalConfigChange();

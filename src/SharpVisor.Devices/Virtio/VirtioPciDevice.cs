@@ -39,10 +39,17 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
     public const byte IsrConfig = 2;
 
     private readonly int _pciCfgCapability;
+
+    // The transport's register file: written and read as a whole under _registerLock, so two
+    // vCPUs see each other's writes in some order, never half of one.
+    private readonly object _registerLock = new();
     private uint _deviceFeatureSelect;
     private uint _driverFeatureSelect;
     private ushort _queueSelect;
-    private ushort _configMsixVector = Virtqueue.NoVector;
+    private volatile ushort _configMsixVector = Virtqueue.NoVector;
+
+    // ISR and the INTx line change together under _isrLock: the line is always _isr != 0.
+    private readonly object _isrLock = new();
     private int _isr;
 
     public VirtioPciDevice(VirtioDevice device)
@@ -106,6 +113,67 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
             return;
         }
 
+        try
+        {
+            ReadBar0(offset, data);
+        }
+        catch (Exception e)
+        {
+            // A register access runs on a vCPU thread: a device bug fails the device, not the machine.
+            Device.Fail($"internal error reading BAR0+0x{offset:x}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    public override void WriteBar(int index, ulong offset, ReadOnlySpan<byte> data)
+    {
+        if (index != BarIndex)
+        {
+            return;
+        }
+
+        try
+        {
+            WriteBar0(offset, data);
+        }
+        catch (Exception e)
+        {
+            Device.Fail($"internal error writing BAR0+0x{offset:x}: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    public void SignalQueue(Virtqueue queue)
+    {
+        if (Msix.Enabled)
+        {
+            if (queue.MsixVector != Virtqueue.NoVector)
+            {
+                Msix.Signal(queue.MsixVector);
+            }
+
+            return;
+        }
+
+        RaiseIsr(IsrQueue);
+    }
+
+    public void SignalConfigChange()
+    {
+        if (Msix.Enabled)
+        {
+            ushort vector = _configMsixVector;
+            if (vector != Virtqueue.NoVector)
+            {
+                Msix.Signal(vector);
+            }
+
+            return;
+        }
+
+        RaiseIsr(IsrConfig);
+    }
+
+    private void ReadBar0(ulong offset, Span<byte> data)
+    {
         if (offset < CommonConfigOffset + CommonConfigLength)
         {
             ReadCommonConfig((int)offset, data);
@@ -115,8 +183,12 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
             if (offset == IsrOffset)
             {
                 // Reading ISR acknowledges the interrupt and de-asserts INTx#.
-                data[0] = (byte)Interlocked.Exchange(ref _isr, 0);
-                SetIntx(false);
+                lock (_isrLock)
+                {
+                    data[0] = (byte)_isr;
+                    _isr = 0;
+                    SetIntx(false);
+                }
             }
         }
         else if (offset >= DeviceConfigOffset && offset < DeviceConfigOffset + DeviceConfigMaxLength)
@@ -137,13 +209,8 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
         }
     }
 
-    public override void WriteBar(int index, ulong offset, ReadOnlySpan<byte> data)
+    private void WriteBar0(ulong offset, ReadOnlySpan<byte> data)
     {
-        if (index != BarIndex)
-        {
-            return;
-        }
-
         if (offset < CommonConfigOffset + CommonConfigLength)
         {
             WriteCommonConfig((int)offset, data);
@@ -166,36 +233,13 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
         }
     }
 
-    public void SignalQueue(Virtqueue queue)
+    private void RaiseIsr(int bits)
     {
-        if (Msix.Enabled)
+        lock (_isrLock)
         {
-            if (queue.MsixVector != Virtqueue.NoVector)
-            {
-                Msix.Signal(queue.MsixVector);
-            }
-
-            return;
+            _isr |= bits;
+            SetIntx(true);
         }
-
-        Interlocked.Or(ref _isr, IsrQueue);
-        SetIntx(true);
-    }
-
-    public void SignalConfigChange()
-    {
-        if (Msix.Enabled)
-        {
-            if (_configMsixVector != Virtqueue.NoVector)
-            {
-                Msix.Signal(_configMsixVector);
-            }
-
-            return;
-        }
-
-        Interlocked.Or(ref _isr, IsrConfig);
-        SetIntx(true);
     }
 
     protected override void OnConfigRead(int offset, int length)
@@ -263,7 +307,11 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
     private void ReadCommonConfig(int offset, Span<byte> data)
     {
         Span<byte> regs = stackalloc byte[CommonConfigLength];
-        SnapshotCommonConfig(regs);
+        lock (_registerLock)
+        {
+            SnapshotCommonConfig(regs);
+        }
+
         for (int i = 0; i < data.Length; i++)
         {
             data[i] = offset + i < CommonConfigLength ? regs[offset + i] : (byte)0;
@@ -271,6 +319,14 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
     }
 
     private void WriteCommonConfig(int offset, ReadOnlySpan<byte> data)
+    {
+        lock (_registerLock)
+        {
+            WriteCommonConfigLocked(offset, data);
+        }
+    }
+
+    private void WriteCommonConfigLocked(int offset, ReadOnlySpan<byte> data)
     {
         Span<byte> regs = stackalloc byte[CommonConfigLength];
         SnapshotCommonConfig(regs);
@@ -315,20 +371,9 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
             _queueSelect = BinaryPrimitives.ReadUInt16LittleEndian(regs[0x16..]);
         }
 
-        // Queue registers change only while the queue is disabled (the driver sets them up first).
-        if (q is null || q.Enabled)
+        if (q is null)
         {
-            if (q is not null && Touches(0x1A, 2))
-            {
-                q.MsixVector = ValidVector(BinaryPrimitives.ReadUInt16LittleEndian(regs[0x1A..]));
-            }
-
             return;
-        }
-
-        if (Touches(0x18, 2))
-        {
-            q.Size = BinaryPrimitives.ReadUInt16LittleEndian(regs[0x18..]);
         }
 
         if (Touches(0x1A, 2))
@@ -336,25 +381,66 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
             q.MsixVector = ValidVector(BinaryPrimitives.ReadUInt16LittleEndian(regs[0x1A..]));
         }
 
-        if (Touches(0x20, 8))
+        // Size and ring addresses change only while the queue is disabled (the driver sets them
+        // up first), and only under the device lock that also guards enabling and serving it.
+        bool setsUpRings = Touches(0x18, 2) || Touches(0x20, 8) || Touches(0x28, 8) || Touches(0x30, 8);
+        if (setsUpRings)
         {
-            q.DescriptorTableAddress = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x20..]);
-        }
+            ushort size = BinaryPrimitives.ReadUInt16LittleEndian(regs[0x18..]);
+            ulong descriptors = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x20..]);
+            ulong driverArea = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x28..]);
+            ulong deviceArea = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x30..]);
+            bool size16 = Touches(0x18, 2);
+            bool desc64 = Touches(0x20, 8);
+            bool driver64 = Touches(0x28, 8);
+            bool device64 = Touches(0x30, 8);
+            Device.ConfigureQueue(q.Index, queue =>
+            {
+                // Fields not written keep the queue's current value, read under the lock.
+                if (size16)
+                {
+                    queue.Size = size;
+                }
 
-        if (Touches(0x28, 8))
-        {
-            q.DriverAreaAddress = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x28..]);
-        }
+                if (desc64)
+                {
+                    queue.DescriptorTableAddress = MergeHalf(queue.DescriptorTableAddress, descriptors, offset, end, 0x20);
+                }
 
-        if (Touches(0x30, 8))
-        {
-            q.DeviceAreaAddress = BinaryPrimitives.ReadUInt64LittleEndian(regs[0x30..]);
+                if (driver64)
+                {
+                    queue.DriverAreaAddress = MergeHalf(queue.DriverAreaAddress, driverArea, offset, end, 0x28);
+                }
+
+                if (device64)
+                {
+                    queue.DeviceAreaAddress = MergeHalf(queue.DeviceAreaAddress, deviceArea, offset, end, 0x30);
+                }
+            });
         }
 
         if (Touches(0x1C, 2) && BinaryPrimitives.ReadUInt16LittleEndian(regs[0x1C..]) == 1)
         {
             Device.EnableQueue(q.Index);
         }
+    }
+
+    /// <summary>
+    /// The bytes of a 64-bit register that the write covered come from <paramref name="written"/>,
+    /// the rest from <paramref name="current"/> (a driver writes the halves separately).
+    /// </summary>
+    private static ulong MergeHalf(ulong current, ulong written, int offset, int end, int field)
+    {
+        ulong mask = 0;
+        for (int b = 0; b < 8; b++)
+        {
+            if (field + b >= offset && field + b < end)
+            {
+                mask |= 0xFFUL << (8 * b);
+            }
+        }
+
+        return (current & ~mask) | (written & mask);
     }
 
     private void SnapshotCommonConfig(Span<byte> regs)
@@ -391,7 +477,10 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
         _deviceFeatureSelect = 0;
         _driverFeatureSelect = 0;
         _queueSelect = 0;
-        Interlocked.Exchange(ref _isr, 0);
-        SetIntx(false);
+        lock (_isrLock)
+        {
+            _isr = 0;
+            SetIntx(false);
+        }
     }
 }

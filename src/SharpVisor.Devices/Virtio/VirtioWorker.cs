@@ -1,3 +1,4 @@
+using System.Runtime.InteropServices;
 using SharpVisor.Interop;
 
 namespace SharpVisor.Devices.Virtio;
@@ -63,49 +64,89 @@ public sealed unsafe class VirtioWorker : IDisposable
         int[] sourceIndex = new int[_sources.Count];
         while (!_stopping)
         {
-            fds[0] = new PollFd { Fd = _stop.Fd, Events = LibC.POLLIN };
-            for (int i = 0; i < _queueEvents.Length; i++)
+            try
             {
-                fds[i + 1] = new PollFd { Fd = _queueEvents[i].Fd, Events = LibC.POLLIN };
-            }
-
-            int count = fixedCount;
-            for (int s = 0; s < _sources.Count; s++)
-            {
-                if (_sources[s].Wanted())
+                if (!RunOnce(fds, fixedCount, sourceIndex))
                 {
-                    sourceIndex[count - fixedCount] = s;
-                    fds[count++] = new PollFd { Fd = _sources[s].Fd, Events = LibC.POLLIN };
+                    return;
                 }
             }
-
-            int ready = LibC.Poll(fds, (nuint)count, -1);
-            if (ready < 0)
+            catch (Exception e)
             {
-                continue; // EINTR
+                // Nothing a guest does may end the process: whatever escaped the device's own
+                // guard (a back-end callback, a transport signal) fails this device only.
+                FailDevice($"worker: {e.GetType().Name}: {e.Message}");
+            }
+        }
+    }
+
+    /// <summary>One poll round; false when the worker must stop.</summary>
+    private bool RunOnce(PollFd* fds, int fixedCount, int[] sourceIndex)
+    {
+        fds[0] = new PollFd { Fd = _stop.Fd, Events = LibC.POLLIN };
+        for (int i = 0; i < _queueEvents.Length; i++)
+        {
+            fds[i + 1] = new PollFd { Fd = _queueEvents[i].Fd, Events = LibC.POLLIN };
+        }
+
+        int count = fixedCount;
+        for (int s = 0; s < _sources.Count; s++)
+        {
+            if (_sources[s].Wanted())
+            {
+                sourceIndex[count - fixedCount] = s;
+                fds[count++] = new PollFd { Fd = _sources[s].Fd, Events = LibC.POLLIN };
+            }
+        }
+
+        int ready = LibC.Poll(fds, (nuint)count, -1);
+        if (ready < 0)
+        {
+            int errno = Marshal.GetLastPInvokeError();
+            if (errno == LibC.EINTR)
+            {
+                return true;
             }
 
-            if (fds[0].Revents != 0)
-            {
-                return;
-            }
+            // A poll that cannot work would spin: fail the device and end the thread.
+            FailDevice($"worker: poll failed: {LibC.Strerror(errno)}");
+            return false;
+        }
 
-            for (int i = 0; i < _queueEvents.Length; i++)
-            {
-                if (fds[i + 1].Revents != 0)
-                {
-                    _queueEvents[i].Consume();
-                    _device.ServiceQueue(i);
-                }
-            }
+        if (fds[0].Revents != 0)
+        {
+            return false;
+        }
 
-            for (int i = fixedCount; i < count; i++)
+        for (int i = 0; i < _queueEvents.Length; i++)
+        {
+            if (fds[i + 1].Revents != 0)
             {
-                if (fds[i].Revents != 0)
-                {
-                    _sources[sourceIndex[i - fixedCount]].Ready();
-                }
+                _queueEvents[i].Consume();
+                _device.ServiceQueue(i);
             }
+        }
+
+        for (int i = fixedCount; i < count; i++)
+        {
+            if (fds[i].Revents != 0)
+            {
+                _sources[sourceIndex[i - fixedCount]].Ready();
+            }
+        }
+
+        return true;
+    }
+
+    private void FailDevice(string reason)
+    {
+        try
+        {
+            _device.Fail(reason);
+        }
+        catch (Exception)
+        {
+            // Failing the device is the last resort; if even that throws, the thread carries on.
         }
     }
 }

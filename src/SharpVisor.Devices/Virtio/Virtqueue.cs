@@ -19,6 +19,10 @@ public sealed class Virtqueue
 
     private readonly GuestMemory _memory;
     private ushort _signalledUsed;
+    private ushort _size;
+    private ulong _descriptorTable;
+    private ulong _driverArea;
+    private ulong _deviceArea;
 
     public Virtqueue(GuestMemory memory, int index, ushort maxSize)
     {
@@ -37,16 +41,33 @@ public sealed class Virtqueue
 
     public ushort MaxSize { get; }
 
-    /// <summary>The size the driver chose (defaults to <see cref="MaxSize"/>).</summary>
-    public ushort Size { get; set; }
+    /// <summary>The size the driver chose (defaults to <see cref="MaxSize"/>); fixed while the queue is enabled.</summary>
+    public ushort Size
+    {
+        get => _size;
+        set => _size = Configurable(value);
+    }
 
-    public ulong DescriptorTableAddress { get; set; }
+    /// <summary>Fixed while the queue is enabled, like every ring address.</summary>
+    public ulong DescriptorTableAddress
+    {
+        get => _descriptorTable;
+        set => _descriptorTable = Configurable(value);
+    }
 
     /// <summary>The available ring ("driver area").</summary>
-    public ulong DriverAreaAddress { get; set; }
+    public ulong DriverAreaAddress
+    {
+        get => _driverArea;
+        set => _driverArea = Configurable(value);
+    }
 
     /// <summary>The used ring ("device area").</summary>
-    public ulong DeviceAreaAddress { get; set; }
+    public ulong DeviceAreaAddress
+    {
+        get => _deviceArea;
+        set => _deviceArea = Configurable(value);
+    }
 
     public ushort MsixVector { get; set; }
 
@@ -72,12 +93,12 @@ public sealed class Virtqueue
 
     public void Reset()
     {
+        Enabled = false;
         Size = MaxSize;
         DescriptorTableAddress = 0;
         DriverAreaAddress = 0;
         DeviceAreaAddress = 0;
         MsixVector = NoVector;
-        Enabled = false;
         EventIdx = false;
         IndirectDescriptors = false;
         LastAvailIndex = 0;
@@ -210,6 +231,20 @@ public sealed class Virtqueue
 
         Interlocked.MemoryBarrier();
         return ReadAvailIndex() != LastAvailIndex;
+    }
+
+    /// <summary>
+    /// The rings were validated for the size and addresses they had when the queue was enabled;
+    /// changing them afterwards would let the device write where nobody checked.
+    /// </summary>
+    private T Configurable<T>(T value)
+    {
+        if (Enabled)
+        {
+            throw new InvalidOperationException($"queue {Index} is enabled: its size and ring addresses are fixed until reset");
+        }
+
+        return value;
     }
 
     private void CheckArea(string name, ulong address, ulong length)

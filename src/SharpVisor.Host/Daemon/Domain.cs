@@ -650,12 +650,24 @@ public sealed class Domain
 
     private string LogTail()
     {
+        // Only the end of the file is read: the log is the guest's to fill, up to its cap.
+        const int TailBytes = 16 * 1024;
         try
         {
-            string[] lines = File.ReadAllLines(Paths.LogFile);
+            using var file = new FileStream(Paths.LogFile, FileMode.Open, FileAccess.Read, FileShare.ReadWrite | FileShare.Delete);
+            long start = Math.Max(0, file.Length - TailBytes);
+            file.Position = start;
+            byte[] buffer = new byte[(int)(file.Length - start)];
+            file.ReadExactly(buffer);
+            string[] lines = System.Text.Encoding.UTF8.GetString(buffer).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            if (start > 0 && lines.Length > 0)
+            {
+                lines = lines[1..]; // the first line is cut
+            }
+
             return lines.Length == 0 ? "" : "; VMM log: " + string.Join(" | ", lines.TakeLast(5));
         }
-        catch (IOException)
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
         {
             return "";
         }

@@ -5,7 +5,9 @@ namespace SharpVisor.Host.Daemon;
 
 /// <summary>
 /// Starts each VMM as its own process (`sharpvisor vmm ...`) in its own session, so it
-/// outlives the daemon and a Ctrl-C aimed at the daemon; its output goes to the domain's log file.
+/// outlives the daemon and a Ctrl-C aimed at the daemon. The VMM writes its log to the domain's
+/// log file itself, capped and rotated (<see cref="Vmm.VmmLogFile"/>); its stderr is appended to
+/// the same file only for what the runtime prints when the process dies.
 /// </summary>
 public sealed class ProcessVmmLauncher : IVmmLauncher
 {
@@ -69,6 +71,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
         "--id", identity.DomainId.ToString(System.Globalization.CultureInfo.InvariantCulture),
         "--name", identity.InstanceId,
         "--accel", identity.Accelerator,
+        "--log-file", paths.LogFile,
     ];
 
     private sealed class ChildVmmHandle : VmmHandle

@@ -9,6 +9,20 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
 {
     public IDomainMachine Create(DomainMachineSpec spec, Stream serialOutput)
     {
+        MachineConfiguration configuration = ToMachineConfiguration(spec, serialOutput);
+        try
+        {
+            return new MonitorDomainMachine(VirtualMachineMonitor.Create(configuration));
+        }
+        catch (Exception e) when (e is ArgumentException or BootImageException or KvmUnavailableException or IOException or UnauthorizedAccessException)
+        {
+            throw new DomainConfigurationException(e.Message, e);
+        }
+    }
+
+    /// <summary>The machine configuration a domain's spec turns into (what <see cref="Create"/> builds).</summary>
+    public static MachineConfiguration ToMachineConfiguration(DomainMachineSpec spec, Stream serialOutput)
+    {
         AcceleratorKind accelerator = spec.Accelerator switch
         {
             "auto" => AcceleratorKind.Auto,
@@ -16,7 +30,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             "emulator" => AcceleratorKind.Emulator,
             _ => throw new DomainConfigurationException($"accelerator '{spec.Accelerator}' is not one of kvm, emulator, auto"),
         };
-        var configuration = new MachineConfiguration
+        return new MachineConfiguration
         {
             KernelPath = spec.KernelPath,
             InitrdPath = spec.InitrdPath,
@@ -27,7 +41,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             SerialOutput = serialOutput,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
-            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id)).ToArray(),
+            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode)).ToArray(),
             NetworkInterfaces = spec.NetworkInterfaces.Select(n => new NetworkInterfaceConfiguration
             {
                 Id = n.Id,
@@ -47,14 +61,6 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             EntropyDevice = false,
             Log = System.Console.Error.WriteLine,
         };
-        try
-        {
-            return new MonitorDomainMachine(VirtualMachineMonitor.Create(configuration));
-        }
-        catch (Exception e) when (e is ArgumentException or BootImageException or KvmUnavailableException or IOException or UnauthorizedAccessException)
-        {
-            throw new DomainConfigurationException(e.Message, e);
-        }
     }
 
     private static MacAddress ParseMac(string text)

@@ -1,6 +1,7 @@
-using System.Text.RegularExpressions;
+using SharpVisor.Devices.Virtio;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
+using SharpVisor.Host.Vmm;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Host.Firecracker;
@@ -11,7 +12,7 @@ namespace SharpVisor.Host.Firecracker;
 /// changing anything, so a refused request leaves the configuration as it was.
 /// Not thread-safe: the VMM controller serializes access.
 /// </summary>
-public sealed partial class VmConfiguration
+public sealed class VmConfiguration
 {
     public const int MaxVcpus = 32;
     public const int MaxCommandLineBytes = 4096;
@@ -30,12 +31,6 @@ public sealed partial class VmConfiguration
     public IReadOnlyList<NetworkInterface> NetworkInterfaces => _networkInterfaces;
 
     public Balloon? Balloon { get; private set; }
-
-    [GeneratedRegex("^[A-Za-z0-9_]{1,64}$")]
-    private static partial Regex DeviceIdPattern();
-
-    [GeneratedRegex("^[0-9A-Fa-f]{2}(:[0-9A-Fa-f]{2}){5}$")]
-    private static partial Regex MacPattern();
 
     /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
     public static VmConfiguration FromFull(FullVmConfiguration full)
@@ -155,7 +150,8 @@ public sealed partial class VmConfiguration
             throw ApiException.BadRequest("path_on_host is required");
         }
 
-        RequireExistingFile(drive.PathOnHost, "path_on_host");
+        RequireAbsolutePath(drive.PathOnHost, "path_on_host");
+        Refuse(ConfigurationRules.DiskImage(drive.PathOnHost, "path_on_host"));
         RefuseRateLimiter(drive.RateLimiter, "rate_limiter");
         if (drive.CacheType is not (null or "Unsafe" or "Writeback"))
         {
@@ -170,6 +166,11 @@ public sealed partial class VmConfiguration
         if (drive.IsRootDevice && _drives.Any(d => d.IsRootDevice && d.DriveId != pathId))
         {
             throw ApiException.BadRequest("a root device is already configured; only one drive can be the root device");
+        }
+
+        if (_drives.Any(d => d.DriveId != pathId && ConfigurationRules.SameImage(d.PathOnHost!, drive.PathOnHost)))
+        {
+            throw ApiException.BadRequest($"path_on_host '{drive.PathOnHost}' is already the image of another drive");
         }
 
         int index = _drives.FindIndex(d => d.DriveId == pathId);
@@ -196,14 +197,10 @@ public sealed partial class VmConfiguration
             throw ApiException.BadRequest($"iface_id '{nic.IfaceId}' in the body does not match '{pathId}' in the path");
         }
 
-        if (nic.HostDevName.Length is 0 or > 15 || nic.HostDevName.Contains('/') || nic.HostDevName.Any(char.IsWhiteSpace))
+        Refuse(ConfigurationRules.TapName(nic.HostDevName, "host_dev_name"));
+        if (nic.GuestMac is not null)
         {
-            throw ApiException.BadRequest($"host_dev_name '{nic.HostDevName}' is not a valid interface name (1-15 characters, no '/' or spaces)");
-        }
-
-        if (nic.GuestMac is not null && !MacPattern().IsMatch(nic.GuestMac))
-        {
-            throw ApiException.BadRequest($"guest_mac '{nic.GuestMac}' is not a MAC address like 06:00:ac:10:00:02");
+            Refuse(ConfigurationRules.Mac(nic.GuestMac, "guest_mac"));
         }
 
         if (nic.Mtu is < 68 or > 65535)
@@ -241,19 +238,22 @@ public sealed partial class VmConfiguration
 
     public void SetBalloon(Balloon balloon)
     {
-        ValidateBalloonTarget(balloon.AmountMib);
-        if (balloon.StatsPollingIntervalS is < 0)
-        {
-            throw ApiException.BadRequest("stats_polling_interval_s must not be negative");
-        }
+        ValidateBalloon(balloon);
+        Balloon = balloon;
+    }
 
+    /// <summary>Everything <see cref="SetBalloon"/> checks, without changing anything.</summary>
+    public void ValidateBalloon(Balloon balloon)
+    {
+        ValidateBalloonTarget(balloon.AmountMib);
+        ValidateStatisticsInterval(balloon.StatsPollingIntervalS ?? 0);
         if (balloon.FreePageHinting == true || balloon.FreePageReporting == true)
         {
             throw ApiException.BadRequest("free page hinting and reporting are not supported");
         }
-
-        Balloon = balloon;
     }
+
+    public static void ValidateStatisticsInterval(int seconds) => Refuse(ConfigurationRules.StatisticsInterval(seconds, "stats_polling_interval_s"));
 
     /// <summary>A new balloon target must fit in the guest's memory.</summary>
     public void ValidateBalloonTarget(long amountMib)
@@ -288,7 +288,7 @@ public sealed partial class VmConfiguration
             VcpuCount = MachineConfig.VcpuCount,
             MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
             Accelerator = accelerator,
-            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Writeback")).ToList(),
+            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)).ToList(),
             NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
             BalloonTargetMib = Balloon?.AmountMib,
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
@@ -326,6 +326,27 @@ public sealed partial class VmConfiguration
         }
     }
 
+    private static void Refuse(string? reason)
+    {
+        if (reason is not null)
+        {
+            throw ApiException.BadRequest(reason);
+        }
+    }
+
+    private static void RequireAbsolutePath(string path, string field)
+    {
+        if (string.IsNullOrWhiteSpace(path))
+        {
+            throw ApiException.BadRequest($"{field} is empty");
+        }
+
+        if (!Path.IsPathFullyQualified(path))
+        {
+            throw ApiException.BadRequest($"{field} '{path}' is not an absolute path");
+        }
+    }
+
     private static void RequireExistingFile(string path, string field)
     {
         if (string.IsNullOrWhiteSpace(path))
@@ -344,13 +365,7 @@ public sealed partial class VmConfiguration
         }
     }
 
-    private static void RequireDeviceId(string id, string field)
-    {
-        if (!DeviceIdPattern().IsMatch(id))
-        {
-            throw ApiException.BadRequest($"{field} '{id}' is invalid: use 1-64 letters, digits or underscores");
-        }
-    }
+    private static void RequireDeviceId(string id, string field) => Refuse(ConfigurationRules.DeviceId(id, field));
 
     private static void RefuseRateLimiter(System.Text.Json.JsonElement? limiter, string field)
     {

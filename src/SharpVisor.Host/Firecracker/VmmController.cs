@@ -256,17 +256,18 @@ public sealed class VmmController : IDisposable
         }
     }
 
-    /// <summary>PATCH /balloon/statistics: a new interval; after boot statistics can be neither switched on nor off (as in Firecracker).</summary>
+    /// <summary>
+    /// PATCH /balloon/statistics: a new interval; after boot statistics can be neither switched
+    /// on nor off (as in Firecracker). Everything is checked before anything changes, so a
+    /// refused request leaves both the running machine and the configuration as they were.
+    /// </summary>
     public void SetBalloonStatisticsInterval(int seconds)
     {
         lock (_lock)
         {
             Balloon balloon = _configuration.Balloon ?? throw ApiException.BadRequest("no balloon device is configured; PUT /balloon before InstanceStart");
-            if (seconds < 0)
-            {
-                throw ApiException.BadRequest("stats_polling_interval_s must not be negative");
-            }
-
+            Balloon updated = balloon with { StatsPollingIntervalS = seconds };
+            _configuration.ValidateBalloon(updated);
             if (_state != VmmState.NotStarted)
             {
                 RequireLive("the balloon statistics interval");
@@ -286,7 +287,7 @@ public sealed class VmmController : IDisposable
                 }
             }
 
-            _configuration.SetBalloon(balloon with { StatsPollingIntervalS = seconds });
+            _configuration.SetBalloon(updated);
         }
     }
 

@@ -6,6 +6,9 @@ namespace SharpVisor.Host.Vmm;
 /// </summary>
 public sealed record BalloonConfiguration
 {
+    /// <summary>The longest statistics interval: Firecracker's field is a u16 of seconds.</summary>
+    public const int MaxStatisticsIntervalSeconds = ushort.MaxValue;
+
     /// <summary>The target the guest sees at boot, in MiB.</summary>
     public long InitialTargetMib { get; init; }
 

@@ -102,10 +102,7 @@ public sealed record MachineConfiguration
                 throw new ArgumentException($"balloon target {balloon.InitialTargetMib} MiB is out of range (0-{MemorySize >> 20} MiB, the guest's memory)");
             }
 
-            if (balloon.StatisticsIntervalSeconds < 0)
-            {
-                throw new ArgumentException("balloon statistics interval must not be negative");
-            }
+            Refuse(ConfigurationRules.StatisticsInterval(balloon.StatisticsIntervalSeconds, "balloon statistics interval"));
         }
     }
 
@@ -141,25 +138,33 @@ public sealed record MachineConfiguration
 
     private void ValidateDisks()
     {
-        var paths = new HashSet<string>();
+        var paths = new List<string>();
         var ids = new HashSet<string>();
         foreach (DiskConfiguration disk in Disks)
         {
-            RequireRegularFile(disk.Path, "disk image");
-            if (new FileInfo(disk.Path).Length < 512)
-            {
-                throw new ArgumentException($"disk image '{disk.Path}' is smaller than one 512-byte sector");
-            }
-
-            if (!paths.Add(Path.GetFullPath(disk.Path)))
+            Refuse(ConfigurationRules.DiskImage(disk.Path, "disk image"));
+            if (paths.Any(p => ConfigurationRules.SameImage(p, disk.Path)))
             {
                 throw new ArgumentException($"disk image '{disk.Path}' is given twice");
             }
 
-            if (disk.Id is { } id && (id.Length is 0 or > 20 || id.Any(c => c is < ' ' or > '~') || !ids.Add(id)))
+            paths.Add(disk.Path);
+            if (disk.Id is { } id)
             {
-                throw new ArgumentException($"disk id '{id}' must be 1-20 printable ASCII characters and unique");
+                Refuse(ConfigurationRules.DeviceId(id, "disk id"));
+                if (!ids.Add(id))
+                {
+                    throw new ArgumentException($"disk id '{id}' is given twice");
+                }
             }
+        }
+    }
+
+    private static void Refuse(string? reason)
+    {
+        if (reason is not null)
+        {
+            throw new ArgumentException(reason);
         }
     }
 
@@ -171,11 +176,7 @@ public sealed record MachineConfiguration
         {
             if (nic.TapName is { } tap)
             {
-                if (tap.Length is 0 or > 15 || tap.Any(c => c is '/' or ':' || char.IsWhiteSpace(c) || c > '~'))
-                {
-                    throw new ArgumentException($"TAP name '{tap}' is not a valid interface name (1-15 characters, no '/', ':' or spaces)");
-                }
-
+                Refuse(ConfigurationRules.TapName(tap, "TAP name"));
                 if (!taps.Add(tap))
                 {
                     throw new ArgumentException($"TAP '{tap}' is given to two NICs");

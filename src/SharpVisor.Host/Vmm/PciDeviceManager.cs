@@ -21,11 +21,19 @@ public sealed class PciDeviceManager : IDisposable
     private readonly List<AttachedVirtioDevice> _devices = new();
     private readonly List<IDisposable> _backends = new();
     private readonly Dictionary<string, QueueDoorbells> _doorbells = new();
+    private readonly object _timerLock = new();
     private Timer? _statisticsTimer;
     private int _statisticsIntervalSeconds;
     private bool _started;
+    private bool _disposed;
 
     public PciDeviceManager(IVirtualMachine machine, Action<string>? log = null)
+        : this(machine, new GuestLog(log))
+    {
+    }
+
+    /// <param name="log">The machine's guest log: every device and the bus write through it, so its rate limit is machine-wide.</param>
+    public PciDeviceManager(IVirtualMachine machine, GuestLog log)
     {
         _machine = machine;
         Log = log;
@@ -35,7 +43,8 @@ public sealed class PciDeviceManager : IDisposable
 
     public PciBus Pci { get; }
 
-    public Action<string>? Log { get; }
+    /// <summary>Where the bus and the devices report guest mistakes (rate-limited, never throws).</summary>
+    public GuestLog Log { get; }
 
     public IReadOnlyList<AttachedVirtioDevice> Devices => _devices;
 
@@ -44,9 +53,9 @@ public sealed class PciDeviceManager : IDisposable
     public VirtioConsoleDevice? Console { get; private set; }
 
     /// <summary>Attaches every device <paramref name="configuration"/> asks for and starts them.</summary>
-    public static PciDeviceManager Create(IVirtualMachine machine, MachineConfiguration configuration)
+    public static PciDeviceManager Create(IVirtualMachine machine, MachineConfiguration configuration, GuestLog? log = null)
     {
-        var manager = new PciDeviceManager(machine, configuration.Log);
+        var manager = new PciDeviceManager(machine, log ?? new GuestLog(configuration.Log));
         try
         {
             for (int i = 0; i < configuration.Disks.Count; i++)
@@ -88,7 +97,7 @@ public sealed class PciDeviceManager : IDisposable
     {
         var image = new RawDiskImage(disk.Path, disk.ReadOnly);
         _backends.Add(image);
-        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name));
+        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name, cacheMode: disk.CacheMode));
     }
 
     public AttachedVirtioDevice AddNetworkInterface(NetworkInterfaceConfiguration nic, string name)
@@ -138,7 +147,7 @@ public sealed class PciDeviceManager : IDisposable
             attached.Device.StartWorker();
             if (_machine is IIoEventFdRegistry registry)
             {
-                _doorbells.Add(attached.Name, new QueueDoorbells(attached.Transport, registry, Log));
+                _doorbells.Add(attached.Name, new QueueDoorbells(attached.Transport, registry, Log.Write));
             }
         }
 
@@ -171,7 +180,8 @@ public sealed class PciDeviceManager : IDisposable
 
     /// <summary>
     /// How often the balloon's statistics buffer goes back to the guest to be refilled; the
-    /// statistics queue must have been offered at boot (a non-zero interval then).
+    /// statistics queue must have been offered at boot (a non-zero interval then). The new timer
+    /// is built before the old one is stopped: a refused interval leaves polling as it was.
     /// </summary>
     public void SetStatisticsInterval(int seconds)
     {
@@ -181,27 +191,61 @@ public sealed class PciDeviceManager : IDisposable
             throw new InvalidOperationException("balloon statistics were not enabled when the machine was built");
         }
 
-        if (seconds < 0)
+        if (seconds is < 0 or > BalloonConfiguration.MaxStatisticsIntervalSeconds)
         {
-            throw new ArgumentOutOfRangeException(nameof(seconds), "the statistics interval must not be negative");
+            throw new ArgumentOutOfRangeException(nameof(seconds), $"the statistics interval must be 0-{BalloonConfiguration.MaxStatisticsIntervalSeconds} s");
         }
 
-        _statisticsIntervalSeconds = seconds;
-        _statisticsTimer?.Dispose();
-        _statisticsTimer = null;
+        Timer? next = null;
         if (seconds > 0)
         {
             TimeSpan period = TimeSpan.FromSeconds(seconds);
-            _statisticsTimer = new Timer(_ => balloon.RequestStatistics(), null, period, period);
+            next = new Timer(_ => RequestStatistics(balloon), null, period, period);
         }
+
+        Timer? previous;
+        lock (_timerLock)
+        {
+            if (_disposed)
+            {
+                next?.Dispose();
+                return;
+            }
+
+            previous = _statisticsTimer;
+            _statisticsTimer = next;
+            _statisticsIntervalSeconds = seconds;
+        }
+
+        StopTimer(previous);
     }
 
     public int StatisticsIntervalSeconds => _statisticsIntervalSeconds;
 
+    /// <summary>Whether the statistics timer is running.</summary>
+    public bool IsPollingStatistics
+    {
+        get
+        {
+            lock (_timerLock)
+            {
+                return _statisticsTimer is not null;
+            }
+        }
+    }
+
     public void Dispose()
     {
-        _statisticsTimer?.Dispose();
-        _statisticsTimer = null;
+        Timer? timer;
+        lock (_timerLock)
+        {
+            _disposed = true;
+            timer = _statisticsTimer;
+            _statisticsTimer = null;
+        }
+
+        // Waits for a callback in flight: it touches guest memory, which is unmapped after this.
+        StopTimer(timer);
         foreach (QueueDoorbells doorbells in _doorbells.Values)
         {
             doorbells.Dispose();
@@ -221,6 +265,33 @@ public sealed class PciDeviceManager : IDisposable
         _backends.Clear();
     }
 
+    /// <summary>The timer callback: on a thread-pool thread, where an exception would end the process.</summary>
+    private void RequestStatistics(VirtioBalloonDevice balloon)
+    {
+        try
+        {
+            balloon.RequestStatistics();
+        }
+        catch (Exception e)
+        {
+            balloon.Fail($"statistics request: {e.GetType().Name}: {e.Message}");
+        }
+    }
+
+    private static void StopTimer(Timer? timer)
+    {
+        if (timer is null)
+        {
+            return;
+        }
+
+        using var done = new ManualResetEvent(false);
+        if (timer.Dispose(done))
+        {
+            done.WaitOne();
+        }
+    }
+
     private AttachedVirtioDevice Attach(string name, VirtioDevice device)
     {
         if (_started)
@@ -234,7 +305,7 @@ public sealed class PciDeviceManager : IDisposable
             throw new ArgumentException($"two devices are named '{name}'");
         }
 
-        device.Log = Log is { } log ? message => log($"{name}: {message}") : null;
+        device.Log = Log.WithPrefix($"{name}: ");
         var transport = new VirtioPciDevice(device);
         try
         {

@@ -89,7 +89,10 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log, configuration.CpuVendor);
+
+        // One bounded, never-throwing path for everything the guest can make the machine say.
+        var guestLog = new GuestLog(configuration.Log);
+        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
 
         GuestMemory memory;
         try
@@ -125,9 +128,9 @@ public sealed class VirtualMachineMonitor : IDisposable
 
             // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning
             // the BIOS area; PCI bus 0 with the virtio devices, whose INTx routes go into _PRT.
-            var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq));
+            var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq)) { Log = guestLog };
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
-            devices = PciDeviceManager.Create(machine, configuration);
+            devices = PciDeviceManager.Create(machine, configuration, guestLog);
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;

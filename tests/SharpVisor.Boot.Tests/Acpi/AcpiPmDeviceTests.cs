@@ -73,7 +73,7 @@ public sealed class AcpiPmDeviceTests
     public void OtherSleepStatesAreIgnoredAndSleepEnableReadsZero()
     {
         var log = new List<string>();
-        _pm.Log = log.Add;
+        _pm.Log = new GuestLog(log.Add);
         Out16(AcpiPmDevice.Pm1ControlOffset, (3 << 10) | AcpiPmDevice.SleepEnable);
         Assert.False(_control.IsStopRequested);
         Assert.Single(log);

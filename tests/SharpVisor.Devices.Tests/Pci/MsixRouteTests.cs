@@ -42,7 +42,7 @@ public sealed class MsixRouteTests
         var controller = new RoutingController { HasRoutes = false };
         var mmio = new MmioBus();
         var log = new List<string>();
-        var bus = new PciBus(mmio, controller) { Log = log.Add };
+        var bus = new PciBus(mmio, controller) { Log = new GuestLog(log.Add) };
         var device = new TestPciDevice();
         bus.Attach(device);
         device.WriteConfig(PciConfigSpace.Command, BitConverter.GetBytes((ushort)(PciConfigSpace.CommandMemorySpace | PciConfigSpace.CommandBusMaster)));

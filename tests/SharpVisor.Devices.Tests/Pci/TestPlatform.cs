@@ -11,7 +11,7 @@ public sealed class TestPlatform : IDisposable
     {
         Memory = GuestMemory.CreateRam(ramSize);
         Pci = new PciBus(Mmio, Interrupts, layout);
-        Pci.Log = Log.Add;
+        Pci.Log = new GuestLog(Log.Add);
         PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, Pci.ConfigIo, "pci-config");
     }
 
