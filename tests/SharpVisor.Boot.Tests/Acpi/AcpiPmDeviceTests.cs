@@ -51,7 +51,7 @@ public sealed class AcpiPmDeviceTests
     {
         int suspends = 0;
         var log = new List<string>();
-        _pm.Log = log.Add;
+        _pm.Log = new GuestLog(log.Add);
         Out16(AcpiPmDevice.Pm1ControlOffset, (AcpiPmDevice.S3SleepType << 10) | AcpiPmDevice.SleepEnable);
         Assert.Single(log); // no handler: refused as unsupported
         Assert.Equal(0, suspends);
