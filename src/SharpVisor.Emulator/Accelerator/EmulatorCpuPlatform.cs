@@ -39,11 +39,19 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public VcpuMsrs Msrs { get; } = new();
 
+    /// <summary>The AMD-only MSRs, answered when the vCPU presents the AMD profile.</summary>
+    public AmdMsrs AmdMsrs { get; } = new();
+
     public bool TryReadMsr(X86Cpu cpu, uint index, out ulong value)
     {
         if (SoftwarePlatform.HandlesMsr(index))
         {
             return _platform.ReadMsr(_vcpuId, index, out value);
+        }
+
+        if (cpu.Model.Vendor == CpuVendor.Amd && AmdMsrs.Handles(index))
+        {
+            return AmdMsrs.TryRead(index, out value);
         }
 
         return Msrs.TryRead(index, out value);
@@ -61,6 +69,11 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
             }
 
             return written;
+        }
+
+        if (cpu.Model.Vendor == CpuVendor.Amd && AmdMsrs.Handles(index))
+        {
+            return AmdMsrs.TryWrite(index, value);
         }
 
         return Msrs.TryWrite(index, value);
