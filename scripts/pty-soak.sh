@@ -42,6 +42,7 @@ socket="sharpvisor-pty-soak-$$"
 tmuxc() { tmux -L "$socket" -f /dev/null "$@"; }
 cleanup() {
     tmuxc kill-server 2>/dev/null || true
+    rm -f "${TMUX_TMPDIR:-/tmp}/tmux-$(id -u)/$socket"
     [ -n "$keep" ] || rm -rf "$work"
 }
 trap cleanup EXIT
