@@ -27,4 +27,10 @@ public interface ICpuPlatform
 
     /// <summary>CR8 writes: sets the local APIC's task priority.</summary>
     void WriteCr8(X86Cpu cpu, ulong value);
+
+    /// <summary>
+    /// VMCALL or VMMCALL in the guest: runs a hypercall and returns true, or returns false when the
+    /// machine has no hypervisor interface (the instruction then raises #UD, as on bare metal).
+    /// </summary>
+    bool TryHypercall(X86Cpu cpu) => false;
 }
