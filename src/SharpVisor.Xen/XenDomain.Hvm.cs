@@ -49,10 +49,21 @@ public sealed partial class XenDomain
                 }
 
                 ulong type = value >> HvmParam.CallbackTypeShift;
-                if (value != 0 && (type != HvmParam.CallbackTypeVector || (value & 0xFF) < MinimumUpcallVector || (value & ~0xFFUL & ~(0xFFUL << HvmParam.CallbackTypeShift)) != 0))
+                if (type == HvmParam.CallbackTypeVector && (value & 0xFF) < MinimumUpcallVector)
                 {
-                    // GSI and PCI INTx callbacks need the platform device (--xen hvm, not yet).
-                    throw new XenException(XenErrno.EINVAL, $"callback via 0x{value:x} is not a vector");
+                    throw new XenException(XenErrno.EINVAL, $"callback vector {value & 0xFF} is an exception vector");
+                }
+
+                if (type > HvmParam.CallbackTypeVector)
+                {
+                    throw new XenException(XenErrno.EINVAL, $"callback via type {type} does not exist");
+                }
+
+                if (value != 0 && type != HvmParam.CallbackTypeVector)
+                {
+                    // A GSI or PCI INTx callback is recorded (Linux sets GSI 1 once its per-vCPU
+                    // vectors are in place) but delivers nothing without the platform device.
+                    Counters.Increment("callback-via-irq");
                 }
 
                 SetParam(HvmParam.CallbackIrq, value);

@@ -258,8 +258,12 @@ public sealed class XenDomainTests : IDisposable
         _memory.Write<ulong>(Scratch + 8, 0x1234);
         Assert.Equal(-1, _cpu.Call(_xen, HypercallOp.HvmOp, 0, Scratch));
         _memory.Write<uint>(Scratch + 4, HvmParam.CallbackIrq);
-        _memory.Write<ulong>(Scratch + 8, 5);   // a GSI: needs the platform device
+        _memory.Write<ulong>(Scratch + 8, 3UL << 56);   // no such callback type
         Assert.Equal(-22, _cpu.Call(_xen, HypercallOp.HvmOp, 0, Scratch));
+        _memory.Write<ulong>(Scratch + 8, (2UL << 56) | 8);   // an exception vector
+        Assert.Equal(-22, _cpu.Call(_xen, HypercallOp.HvmOp, 0, Scratch));
+        _memory.Write<ulong>(Scratch + 8, 1);   // GSI 1: recorded (Linux's per-vCPU-vector trick)
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.HvmOp, 0, Scratch));
         _memory.Write<uint>(Scratch + 4, 1000);
         Assert.Equal(-22, _cpu.Call(_xen, HypercallOp.HvmOp, 1, Scratch));
     }

@@ -5,6 +5,7 @@ using SharpVisor.Devices.Legacy;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
+using SharpVisor.Xen;
 
 namespace SharpVisor.Host.Vmm;
 
@@ -66,13 +67,17 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public MachineControl Control => _machine.Control;
 
+    /// <summary>The Xen domain and its back ends under --xen, else null.</summary>
+    public XenGuest? Xen { get; private init; }
+
     /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
     public IVirtualMachine Machine => _machine;
 
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
     /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
-    public long SerialBytesWritten => Legacy.Serial.TransmittedBytes;
+    public long SerialBytesWritten =>
+        Legacy.Serial.TransmittedBytes + (Xen is { } xen ? xen.Console.BytesOut + xen.Domain.Counters["console-io-bytes"] : 0);
 
     public bool IsPaused => _runner.IsPaused;
 
@@ -83,7 +88,9 @@ public sealed class VirtualMachineMonitor : IDisposable
     public static VirtualMachineMonitor Create(MachineConfiguration configuration)
     {
         configuration.Validate();
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log);
+        AcceleratorSelection accelerator = configuration.Xen != XenMode.None
+            ? AcceleratorSelection.ForXen(configuration.Accelerator, configuration.Mmu, configuration.Log)
+            : AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, configuration.Log);
 
         GuestMemory memory;
         try
@@ -97,18 +104,28 @@ public sealed class VirtualMachineMonitor : IDisposable
 
         IVirtualMachine? machine = null;
         PciDeviceManager? devices = null;
+        XenGuest? xen = null;
         var vcpus = new List<IVcpu>();
         try
         {
-            BootResult boot = BootLoader.Load(memory, new BootRequest(configuration.KernelPath)
+            var request = new BootRequest(configuration.KernelPath)
             {
                 CommandLine = configuration.CommandLine,
                 InitrdPath = configuration.InitrdPath,
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
-            });
+            };
+            BootResult boot = configuration.Xen == XenMode.Pvh
+                ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
+                : BootLoader.Load(memory, request);
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
+            if (configuration.Xen != XenMode.None)
+            {
+                // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log);
+            }
+
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
 
             // ACPI: the PM block (power button, S5, reset) and the tables Linux finds by scanning
@@ -126,7 +143,7 @@ public sealed class VirtualMachineMonitor : IDisposable
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot) { Xen = xen };
         }
         catch
         {
@@ -135,6 +152,7 @@ public sealed class VirtualMachineMonitor : IDisposable
                 vcpu.Dispose();
             }
 
+            xen?.Dispose();
             devices?.Dispose();
             machine?.Dispose();
             memory.Dispose();
@@ -217,6 +235,15 @@ public sealed class VirtualMachineMonitor : IDisposable
             }
         }
 
+        if (Xen is not null)
+        {
+            // Hypercalls by op, upcalls, event-channel sends: the Xen layer's side of the exits.
+            foreach ((string name, long count) in Xen.Domain.Counters.Snapshot())
+            {
+                totals[$"xen-{name}"] = count;
+            }
+        }
+
         return totals;
     }
 
@@ -232,6 +259,7 @@ public sealed class VirtualMachineMonitor : IDisposable
 
         // Device workers touch guest memory and the VM's ioeventfds: they go first.
         Devices.Dispose();
+        Xen?.Dispose();
         _machine.Dispose();
         _memory.Dispose();
     }
