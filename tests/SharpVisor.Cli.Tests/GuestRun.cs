@@ -72,9 +72,10 @@ public sealed class GuestRun : IDisposable
 
     /// <summary>
     /// Boots the default guest with <paramref name="hook"/> as /hook.sh (plus <paramref name="files"/>)
-    /// and `autopoweroff`, with the extra <paramref name="arguments"/> (devices, memory).
+    /// and `autopoweroff`, with the extra <paramref name="arguments"/> (devices, memory), on
+    /// <paramref name="commandLine"/> (default: the default guest's).
     /// </summary>
-    public static GuestRun Start(string directory, string hook, IReadOnlyDictionary<string, byte[]>? files = null, string[]? arguments = null, NetworkNamespace? ns = null)
+    public static GuestRun Start(string directory, string hook, IReadOnlyDictionary<string, byte[]>? files = null, string[]? arguments = null, NetworkNamespace? ns = null, string? commandLine = null)
     {
         var archive = new CpioArchive().AddFile("hook.sh", hook);
         foreach ((string name, byte[] contents) in files ?? new Dictionary<string, byte[]>())
@@ -98,7 +99,7 @@ public sealed class GuestRun : IDisposable
         [
             SharpVisorProcess.AssemblyPath, "run",
             "--kernel", GuestBootCapability.Kernel, "--initrd", GuestBootCapability.Initrd, "--extra-initrd", cpio,
-            "--cmdline", DefaultGuest.CommandLine + " autopoweroff",
+            "--cmdline", (commandLine ?? DefaultGuest.CommandLine) + " autopoweroff",
             "--timeout", ((int)Timeout.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         ];
         foreach (string a in prefix.Concat(run).Concat(arguments ?? []))
