@@ -1,3 +1,5 @@
+using SharpVisor.Memory;
+
 namespace SharpVisor.Xen;
 
 public sealed partial class XenDomain
@@ -68,6 +70,36 @@ public sealed partial class XenDomain
         }
     }
 
+    /// <summary>
+    /// Where a grant frame may appear: a RAM frame of the domain, or — as Linux's PVH grant table
+    /// asks, from unpopulated address space above its RAM — a frame outside RAM, below the 40-bit
+    /// limit and outside the MMIO hole, which gets a page of host memory of its own.
+    /// </summary>
+    private ulong GrantFrameAddress(ulong gpfn)
+    {
+        if (gpfn < 1UL << 28 && Memory.IsValid(gpfn << 12, 4096))
+        {
+            return gpfn << 12;
+        }
+
+        ulong address = gpfn << 12;
+        if (gpfn >= 1UL << 28 || (address >= GuestMemory.MmioHoleStart && address < GuestMemory.HighMemoryStart) || address < GuestMemory.MmioHoleStart && address < Memory.RamSize)
+        {
+            throw new XenException(XenErrno.EINVAL, $"frame 0x{gpfn:x} cannot hold a grant frame");
+        }
+
+        try
+        {
+            Memory.AddRegion(address, 4096, name: "xen-grant-frame", countAsRam: false);
+            Counters.Increment("grant-frames-outside-ram");
+            return address;
+        }
+        catch (ArgumentException)
+        {
+            throw new XenException(XenErrno.EINVAL, $"frame 0x{gpfn:x} overlaps guest memory");
+        }
+    }
+
     /// <summary>add_to_physmap(grant_table): frame <paramref name="index"/> of the table appears at <paramref name="gpfn"/>.</summary>
     private void MapGrantFrame(ulong index, ulong gpfn)
     {
@@ -76,7 +108,7 @@ public sealed partial class XenDomain
             throw new XenException(XenErrno.EINVAL, $"grant frame {index} is beyond {MaxGrantFrames}");
         }
 
-        ulong address = HypercallFrame.RamFrame(Memory, gpfn);
+        ulong address = GrantFrameAddress(gpfn);
         lock (_lock)
         {
             if ((int)index > _grantFrameCount)

@@ -17,15 +17,17 @@ public sealed class XenGuestTests : IDisposable
     /// everything from the first kernel line to the hook's output and the power-off comes through
     /// Xen's PV console, hvc0 — the command line names no other console.
     /// </summary>
-    [DefaultGuestFact]
-    public void ThePvhGuestBootsOnXenWithItsConsoleOnHvc0()
+    [DefaultGuestTheory]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void ThePvhGuestBootsOnXenWithItsConsoleOnHvc0(int cpus)
     {
         const string Hook =
             "echo \"XEN-TYPE $(cat /sys/hypervisor/type)\"\n" +
             "dmesg | grep -m1 'Booting kernel on' | sed 's/^.*Booting/DMESG Booting/'\n" +
             "dmesg | grep -m1 'Xen HVM callback vector' | sed 's/^.*xen:events:/DMESG events:/'\n" +
             "grep -o '^hvc0' /proc/consoles | sed 's/^/CONSOLE /'\n";
-        using GuestRun run = GuestRun.Start(_directory, Hook, arguments: ["--xen", "pvh", "--memory", "256M"], commandLine: "console=hvc0 reboot=k panic=-1");
+        using GuestRun run = GuestRun.Start(_directory, Hook, arguments: ["--xen", "pvh", "--memory", "256M", "--cpus", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture)], commandLine: "console=hvc0 reboot=k panic=-1");
 
         Assert.Equal("XEN-TYPE xen", run.WaitForLine("XEN-TYPE"));
         Assert.Equal("DMESG Booting kernel on Xen PVH", run.WaitForLine("DMESG Booting"));
@@ -35,6 +37,9 @@ public sealed class XenGuestTests : IDisposable
 
         string[] lines = run.Lines;
         Assert.Contains(lines, l => l.Contains("Linux version 6.", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains($"smpboot: Total of {cpus} processors activated", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("xen:grant_table: Grant tables using version 1 layout", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("add_to_physmap failed", StringComparison.Ordinal));
         int initStart = Array.IndexOf(lines, "INIT-START");
         int ready = Array.IndexOf(lines, "GUEST-READY");
         Assert.True(initStart >= 0 && ready > initStart, string.Join('\n', lines.TakeLast(30)));

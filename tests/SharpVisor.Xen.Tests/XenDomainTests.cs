@@ -212,6 +212,24 @@ public sealed class XenDomainTests : IDisposable
     }
 
     [Fact]
+    public void GrantFrames_MapInRamOrOutsideItButNeverInTheMmioHole()
+    {
+        Assert.Equal(0, GrantMap(0, 0x40));                 // a RAM frame
+        Assert.Equal(0, GrantMap(1, 0x107FFF));             // above 4 GiB: a page of its own
+        Assert.Equal(0x107FFF000UL, _xen.GetGrantFrame(1));
+        Assert.True(_memory.IsValid(0x107FFF000, 4096));
+        Assert.Equal(16UL << 20, _memory.RamSize);          // not counted as RAM
+        Assert.Equal(-22, GrantMap(2, 0xFEE00));            // the local APIC page
+        Assert.Equal(-22, GrantMap(5, 0x41));               // frames are mapped in order
+        Assert.Equal(-22, GrantMap(64, 0x42));              // beyond the table
+
+        _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.GrantTableOp, 6, Scratch, 1));   // query_size
+        Assert.Equal(2u, _memory.Read<uint>(Scratch + 4));
+        Assert.Equal((uint)XenDomain.MaxGrantFrames, _memory.Read<uint>(Scratch + 8));
+    }
+
+    [Fact]
     public void MemoryMap_AndConsoleIo()
     {
         _memory.Write<uint>(Scratch, 8);
@@ -308,6 +326,15 @@ public sealed class XenDomainTests : IDisposable
         _memory.Write<ulong>(Scratch + 16, SharedInfoGfn);
         Assert.Equal(0, _cpu.Call(_xen, HypercallOp.MemoryOp, 7, Scratch));
         Assert.Equal(SharedInfoGfn << 12, _xen.SharedInfoAddress);
+    }
+
+    private long GrantMap(ulong index, ulong gpfn)
+    {
+        _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        _memory.Write<uint>(Scratch + 4, 1);   // XENMAPSPACE_grant_table
+        _memory.Write(Scratch + 8, index);
+        _memory.Write(Scratch + 16, gpfn);
+        return _cpu.Call(_xen, HypercallOp.MemoryOp, 7, Scratch);
     }
 
     private void SetCallbackVector()
