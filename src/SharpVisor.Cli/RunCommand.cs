@@ -136,6 +136,12 @@ public static class RunCommand
             console = SerialConsole.Open(serial, onEscape: () => vmm?.Stop("console escape (Ctrl-A x)"), Console.Error);
             var notices = new Notices(console);
             vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output, Log = notices.Say });
+            if (vmm.Xen is { } xenGuest)
+            {
+                // hvc0 shares the terminal: keystrokes go to the PV console ring too.
+                console.SecondaryInput = data => xenGuest.Console.WriteInput(data.Span);
+            }
+
             console.Attach(vmm.Serial);
 
             notices.Say($"accelerator: {vmm.Accelerator.Reason}");

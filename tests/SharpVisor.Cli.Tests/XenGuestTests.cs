@@ -26,13 +26,26 @@ public sealed class XenGuestTests : IDisposable
             "echo \"XEN-TYPE $(cat /sys/hypervisor/type)\"\n" +
             "dmesg | grep -m1 'Booting kernel on' | sed 's/^.*Booting/DMESG Booting/'\n" +
             "dmesg | grep -m1 'Xen HVM callback vector' | sed 's/^.*xen:events:/DMESG events:/'\n" +
-            "grep -o '^hvc0' /proc/consoles | sed 's/^/CONSOLE /'\n";
+            "grep -o '^hvc0' /proc/consoles | sed 's/^/CONSOLE /'\n" +
+            // XenStore through the kernel's own xenbus device: XS_READ "name", XS_DIRECTORY "control".
+            "exec 3<>/dev/xen/xenbus\n" +
+            "printf '\\002\\000\\000\\000\\007\\000\\000\\000\\000\\000\\000\\000\\005\\000\\000\\000name\\000' >&3\n" +
+            "echo \"XS-NAME $(dd bs=256 count=1 <&3 2>/dev/null | tail -c 16)\"\n" +
+            "printf '\\001\\000\\000\\000\\010\\000\\000\\000\\000\\000\\000\\000\\010\\000\\000\\000control\\000' >&3\n" +
+            "echo \"XS-CONTROL $(dd bs=512 count=1 <&3 2>/dev/null | tail -c +17 | tr '\\000' ' ')\"\n";
         using GuestRun run = GuestRun.Start(_directory, Hook, arguments: ["--xen", "pvh", "--memory", "256M", "--cpus", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture)], commandLine: "console=hvc0 reboot=k panic=-1");
 
         Assert.Equal("XEN-TYPE xen", run.WaitForLine("XEN-TYPE"));
         Assert.Equal("DMESG Booting kernel on Xen PVH", run.WaitForLine("DMESG Booting"));
         Assert.Equal("DMESG events: Xen HVM callback vector for event delivery is enabled", run.WaitForLine("DMESG events"));
         Assert.Equal("CONSOLE hvc0", run.WaitForLine("CONSOLE"));
+
+        // XenStore: the toolstack's seed is readable, and the kernel's own xenbus wrote its
+        // shutdown features under control/ (so watches and writes work too).
+        Assert.Equal("XS-NAME sharpvisor-guest", run.WaitForLine("XS-NAME"));
+        string control = run.WaitForLine("XS-CONTROL");
+        Assert.Contains("feature-poweroff", control, StringComparison.Ordinal);
+        Assert.Contains("feature-reboot", control, StringComparison.Ordinal);
         Assert.Equal(0, run.WaitForExit());
 
         string[] lines = run.Lines;

@@ -15,11 +15,18 @@ public sealed class XenGuest : IDisposable
     /// <summary>Pages the hypervisor keeps at the top of low RAM (reserved in the memory map): the console ring, the XenStore ring, two spare.</summary>
     public const int SpecialPages = 4;
 
-    private XenGuest(XenDomain domain, XenConsoleBackend console)
+    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
     {
         Domain = domain;
         Console = console;
+        Store = store;
+        StoreConnection = storeConnection;
     }
+
+    /// <summary>Dom0's XenStore (this domain's tree, as the toolstack seeded it).</summary>
+    public XenStore Store { get; }
+
+    public XenStoreConnection StoreConnection { get; }
 
     public XenDomain Domain { get; }
 
@@ -65,7 +72,10 @@ public sealed class XenGuest : IDisposable
         });
         host.AttachHypervisorInterface(domain);
         var console = new XenConsoleBackend(domain, special, Write, log);
-        return new XenGuest(domain, console);
+        var store = new XenStore();
+        XenStoreLayout.SeedDomain(store, domain.DomainId, "sharpvisor-guest", machine.Memory.RamSize >> 10, vcpuCount);
+        var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
+        return new XenGuest(domain, console, store, storeConnection);
     }
 
     public void Dispose() => Domain.Dispose();
