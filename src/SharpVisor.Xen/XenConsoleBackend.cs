@@ -1,4 +1,3 @@
-using System.Buffers.Binary;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Xen;

@@ -228,7 +228,7 @@ public sealed partial class XenDomain
     private void OnTimer(object? state)
     {
         var vcpu = (XenVcpu)state!;
-        if (_host is null)
+        if (_host is null || Volatile.Read(ref _disposed))
         {
             return;
         }

@@ -18,6 +18,7 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
     private readonly HashSet<ulong> _unknownLogged = [];
     private IHypervisorHost? _host;
     private (uint Multiplier, sbyte Shift) _scale;
+    private bool _disposed;
 
     public XenDomain(GuestMemory memory, XenDomainOptions options)
     {
@@ -160,8 +161,10 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
 
     private void Warn(string line) => _options.Log?.Invoke($"xen: {line}");
 
+    /// <summary>Stops the timers; a callback already running sees <see cref="_disposed"/> and does nothing.</summary>
     public void Dispose()
     {
+        Volatile.Write(ref _disposed, true);
         foreach (XenVcpu vcpu in _vcpus)
         {
             vcpu.Dispose();

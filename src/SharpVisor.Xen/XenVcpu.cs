@@ -37,5 +37,13 @@ internal sealed class XenVcpu : IDisposable
 
     public Timer Timer { get; }
 
-    public void Dispose() => Timer.Dispose();
+    /// <summary>Stops the timer and waits (briefly) for a callback in flight, which may touch guest memory.</summary>
+    public void Dispose()
+    {
+        using var done = new ManualResetEvent(false);
+        if (Timer.Dispose(done))
+        {
+            done.WaitOne(TimeSpan.FromSeconds(1));
+        }
+    }
 }
