@@ -21,12 +21,16 @@ public sealed class XenGuest : IDisposable
         Console = console;
         Store = store;
         StoreConnection = storeConnection;
+        Grants = new GrantTable(domain);
     }
 
     /// <summary>Dom0's XenStore (this domain's tree, as the toolstack seeded it).</summary>
     public XenStore Store { get; }
 
     public XenStoreConnection StoreConnection { get; }
+
+    /// <summary>The back ends' checked way into the guest's granted pages.</summary>
+    public GrantTable Grants { get; }
 
     public XenDomain Domain { get; }
 
