@@ -98,6 +98,14 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
         {
             result = context.Cpl != 0 ? -XenErrno.EPERM : Dispatch(frame);
         }
+        catch (GuestMemoryException e)
+        {
+            // A safety net: guest addresses are checked before use, so this is a bug of ours — the
+            // guest gets -EFAULT and the host carries on.
+            result = -XenErrno.EFAULT;
+            Counters.Increment("hypercall-memory-faults");
+            Warn($"vCPU {context.VcpuId}: {OpName(frame.Op)}: {e.Message}");
+        }
         catch (XenException e)
         {
             result = -e.Errno;

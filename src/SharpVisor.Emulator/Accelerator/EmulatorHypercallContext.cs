@@ -4,8 +4,8 @@ namespace SharpVisor.Emulator.Accelerator;
 
 /// <summary>
 /// The calling vCPU for one hypercall on the software accelerator. Guest-virtual accesses go
-/// through the CPU's own MMU as supervisor accesses; a page that does not translate answers
-/// false instead of faulting the guest.
+/// through the CPU's own MMU as supervisor accesses, page by page; a page that does not translate
+/// or is not RAM answers false instead of faulting the guest.
 /// </summary>
 internal sealed class EmulatorHypercallContext : IHypercallContext
 {
@@ -30,31 +30,9 @@ internal sealed class EmulatorHypercallContext : IHypercallContext
 
     public void SetRegister(int index, ulong value) => _cpu.SetRegister(index, value);
 
-    public bool TryReadVirtual(ulong address, Span<byte> destination)
-    {
-        try
-        {
-            _cpu.ReadBytes(address, destination);
-            return true;
-        }
-        catch (CpuException)
-        {
-            return false;
-        }
-    }
+    public bool TryReadVirtual(ulong address, Span<byte> destination) => _cpu.TryCopyRam(address, destination, MemoryAccess.Read);
 
-    public bool TryWriteVirtual(ulong address, ReadOnlySpan<byte> source)
-    {
-        try
-        {
-            _cpu.WriteBytes(address, source);
-            return true;
-        }
-        catch (CpuException)
-        {
-            return false;
-        }
-    }
+    public bool TryWriteVirtual(ulong address, ReadOnlySpan<byte> source) => _cpu.TryCopyRam(address, source.ToArray(), MemoryAccess.Write);
 
     public void Halt() => HaltRequested = true;
 }

@@ -39,6 +39,11 @@ public sealed class HypervisorSeamTests
             EmulatorTestMachine.EmitDebugExit(a, 0);
         }, hypervisor: hypervisor);
         machine.Memory.Write<ulong>(Buffer, 0xABCD);
+        byte[] pattern = Enumerable.Range(0, 9000).Select(i => (byte)(i * 7)).ToArray();
+        pattern.AsSpan(0, 8).Clear();
+        BitConverter.GetBytes(0xABCDUL).CopyTo(pattern, 0);
+        machine.Memory.Write(Buffer, pattern);
+        hypervisor.Expected = pattern;
 
         VirtualMachineRunner runner = machine.Run();
 
@@ -51,6 +56,9 @@ public sealed class HypervisorSeamTests
     private sealed class RecordingHypervisor : IHypervisorInterface
     {
         public (int Vcpu, uint Index, ulong Value) MsrWrite { get; private set; }
+
+        /// <summary>What a 9000-byte read at RDI (three pages) must return.</summary>
+        public byte[] Expected { get; set; } = [];
 
         public void Connect(IHypervisorHost host) => Assert.Equal(HypercallInstruction.Vmcall, host.Instruction);
 
@@ -83,6 +91,9 @@ public sealed class HypervisorSeamTests
             Assert.True(context.LongMode);
             Assert.True(context.TryReadVirtual(context.GetRegister(7), word));
             Assert.False(context.TryReadVirtual(0x7FFF_0000_0000, word));
+            var large = new byte[Expected.Length];
+            Assert.True(context.TryReadVirtual(context.GetRegister(7), large));   // a buffer across three pages
+            Assert.Equal(Expected, large);
             context.SetRegister(0, context.GetRegister(0) + ((BitConverter.ToUInt64(word) + 1) << 16));
         }
 
