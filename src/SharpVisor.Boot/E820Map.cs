@@ -86,6 +86,34 @@ public sealed class E820Map
         _entries.Sort((a, b) => a.Address.CompareTo(b.Address));
     }
 
+    /// <summary>
+    /// Carves [address, address+size) out of the RAM range holding it and reports it reserved
+    /// (pages the hypervisor owns, such as Xen's console and XenStore rings).
+    /// </summary>
+    public void Reserve(ulong address, ulong size)
+    {
+        int index = _entries.FindIndex(e => e.Type == E820Type.Ram && e.Contains(address, size));
+        if (index < 0)
+        {
+            throw new ArgumentException($"0x{address:x}+0x{size:x} is not inside one RAM range");
+        }
+
+        E820Entry ram = _entries[index];
+        _entries.RemoveAt(index);
+        if (address > ram.Address)
+        {
+            _entries.Add(new E820Entry(ram.Address, address - ram.Address, E820Type.Ram));
+        }
+
+        _entries.Add(new E820Entry(address, size, E820Type.Reserved));
+        if (address + size < ram.End)
+        {
+            _entries.Add(new E820Entry(address + size, ram.End - (address + size), E820Type.Ram));
+        }
+
+        _entries.Sort((a, b) => a.Address.CompareTo(b.Address));
+    }
+
     /// <summary>True when [address, address+size) lies inside one usable RAM range.</summary>
     public bool IsUsable(ulong address, ulong size)
     {

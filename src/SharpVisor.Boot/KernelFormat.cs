@@ -11,4 +11,7 @@ public enum KernelFormat
 
     /// <summary>A Multiboot v1 kernel (ELF32 or a.out-kludge image), entered in 32-bit protected mode.</summary>
     Multiboot,
+
+    /// <summary>A Linux kernel entered at its PVH entry point (Xen's hvm_start_info), from a bzImage or vmlinux.</summary>
+    Pvh,
 }

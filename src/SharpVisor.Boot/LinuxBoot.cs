@@ -68,7 +68,7 @@ internal static class LinuxBoot
     /// Several files are laid end to end, each padded with zeros to a 4-byte boundary (Linux
     /// skips zero padding between archives, and wants every cpio header 4-byte aligned).
     /// </summary>
-    private static (ulong Address, ulong Size) LoadInitrd(GuestMemory memory, MemoryPlan plan, string[] paths, ulong initrdAddressMax)
+    internal static (ulong Address, ulong Size) LoadInitrd(GuestMemory memory, MemoryPlan plan, string[] paths, ulong initrdAddressMax)
     {
         var offsets = new ulong[paths.Length];
         var lengths = new ulong[paths.Length];

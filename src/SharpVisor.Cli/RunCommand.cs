@@ -44,11 +44,13 @@ public static class RunCommand
         var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
         var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
+        var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0; the emulator only)" };
+        xen.AcceptOnlyFromAmong("pvh");
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
-            extraInitrds, disks, nets, balloon, virtioConsole, noRng,
+            extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen,
         };
         command.SetAction(result => Execute(
             result.GetValue(kernel),
@@ -69,12 +71,13 @@ public static class RunCommand
                 result.GetValue(nets) ?? [],
                 result.GetResult(balloon) is null ? null : result.GetValue(balloon) ?? "0",
                 result.GetValue(virtioConsole),
-                !result.GetValue(noRng))));
+                !result.GetValue(noRng),
+                result.GetValue(xen))));
         return command;
     }
 
     /// <summary>The device options as given on the command line.</summary>
-    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng);
+    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen);
 
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
@@ -110,7 +113,8 @@ public static class RunCommand
             {
                 KernelPath = kernel,
                 InitrdPath = initrd,
-                CommandLine = cmdline ?? DefaultGuest.CommandLine,
+                CommandLine = cmdline ?? (devices.Xen is null ? DefaultGuest.CommandLine : DefaultGuest.XenCommandLine),
+                Xen = devices.Xen == "pvh" ? XenMode.Pvh : XenMode.None,
                 Modules = modules.Select(m => new BootModule(m)).ToArray(),
                 MemorySize = MemorySize.Parse(memory),
                 VcpuCount = cpus,
@@ -144,6 +148,12 @@ public static class RunCommand
             console = SerialConsole.Open(serial, onEscape: () => vmm?.Stop("console escape (Ctrl-A x)"), Console.Error);
             var notices = new Notices(console);
             vmm = VirtualMachineMonitor.Create(configuration with { SerialOutput = console.Output, Log = notices.Say });
+            if (vmm.Xen is { } xenGuest)
+            {
+                // hvc0 shares the terminal: keystrokes go to the PV console ring too.
+                console.SecondaryInput = data => xenGuest.Console.WriteInput(data.Span);
+            }
+
             console.Attach(vmm.Serial);
 
             notices.Say($"accelerator: {vmm.Accelerator.Reason}");

@@ -29,8 +29,9 @@ public interface ICpuPlatform
     void WriteCr8(X86Cpu cpu, ulong value);
 
     /// <summary>
-    /// VMCALL/VMMCALL: answers a hypercall (the machine's <see cref="SharpVisor.Machine.IHypercallHandler"/>),
-    /// updating <paramref name="registers"/>; false (the default: no hypervisor ABI) raises #UD.
+    /// VMCALL or VMMCALL in the guest: runs a hypercall through the machine's hypervisor interface
+    /// (Xen) or its hypercall handler (KVM's ABI) and returns true, or returns false when the
+    /// machine has neither (the instruction then raises #UD, as on bare metal).
     /// </summary>
-    bool TryHypercall(X86Cpu cpu, ref SharpVisor.Machine.HypercallRegisters registers) => false;
+    bool TryHypercall(X86Cpu cpu) => false;
 }

@@ -214,6 +214,11 @@ internal unsafe partial struct InstructionBinder
             case Mnemonic.Xgetbv: op.Handler = &FxHandlers.Xgetbv; return false;
             case Mnemonic.Xsetbv: op.Handler = &FxHandlers.Xsetbv; return false;
             case Mnemonic.Hlt: op.Handler = &MiscHandlers.Hlt; return true;
+            case Mnemonic.Vmcall:
+            case Mnemonic.Vmmcall:
+                // Both, whatever the vendor (KVM patches the other vendor's form; we need not).
+                op.Handler = &MiscHandlers.Hypercall;
+                return true;
             case Mnemonic.Cli: op.Handler = &MiscHandlers.Cli; return false;
             case Mnemonic.Sti: op.Handler = &MiscHandlers.Sti; return false;
             case Mnemonic.Ud0:

@@ -6,7 +6,6 @@ namespace SharpVisor.Emulator;
 /// Binding of system instructions: port I/O, control/debug/segment register moves, descriptor
 /// tables, far transfers, IRET, MSRs and fast system calls. Instructions for features the CPU
 /// model does not advertise (INVPCID, RDPID, VMX, MONITOR/MWAIT, ...) stay unbound and raise #UD.
-/// VMCALL and VMMCALL are hypercalls to the platform (#UD without one that takes them).
 /// </summary>
 internal unsafe partial struct InstructionBinder
 {
@@ -177,12 +176,6 @@ internal unsafe partial struct InstructionBinder
                 op.Handler = &SystemHandlers.Sysexit;
                 return true;
             case Mnemonic.Swapgs: op.Handler = &SystemHandlers.Swapgs; return false;
-            case Mnemonic.Vmcall:
-            case Mnemonic.Vmmcall:
-                // Both, whatever the vendor (KVM patches the other vendor's form; we need not). The
-                // block ends: the hypervisor may have changed memory or other vCPUs' state.
-                op.Handler = &SystemHandlers.Hypercall;
-                return true;
             default:
                 return null;
         }

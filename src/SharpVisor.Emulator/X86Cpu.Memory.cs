@@ -503,6 +503,37 @@ public sealed unsafe partial class X86Cpu
         }
     }
 
+    /// <summary>
+    /// A hypervisor's copy to or from guest-virtual memory (a hypercall's buffer), as supervisor
+    /// accesses, page by page for any length: false on a page that does not translate or is not
+    /// RAM — MMIO is refused, so a hypercall buffer never reaches a device.
+    /// </summary>
+    internal bool TryCopyRam(ulong linear, Span<byte> data, MemoryAccess access)
+    {
+        try
+        {
+            while (!data.IsEmpty)
+            {
+                int chunk = (int)Math.Min((ulong)data.Length, 0x1000 - (linear & 0xFFF));
+                nint host = TranslatePage(linear, access);
+                if (host == 0)
+                {
+                    return false;
+                }
+
+                CopyPage(host, _lastPhysical, data[..chunk], access, _lastTracked);
+                data = data[chunk..];
+                linear = NextLinear(linear, (ulong)chunk);
+            }
+
+            return true;
+        }
+        catch (CpuException)
+        {
+            return false;
+        }
+    }
+
     // Results of the last TranslatePage besides its return value.
     private ulong _lastPhysical;
     private bool _lastTracked;

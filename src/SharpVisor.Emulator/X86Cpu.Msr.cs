@@ -357,10 +357,11 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>
-    /// VMCALL/VMMCALL: the platform answers with the machine's hypercall ABI (any CPL and mode: the
-    /// ABI decides, as KVM does); without one that takes hypercalls the instruction is #UD.
+    /// Runs a VMCALL/VMMCALL through <paramref name="handler"/> (KVM's ABI: any CPL and mode, the
+    /// ABI decides, as KVM does): the registers go in, what the handler changed comes back.
+    /// False: the handler does not take it (the instruction is then #UD).
     /// </summary>
-    internal void ExecuteHypercall()
+    internal bool TryRunHypercall(Machine.IHypercallHandler handler, int vcpuId)
     {
         var registers = new Machine.HypercallRegisters
         {
@@ -376,9 +377,9 @@ public sealed partial class X86Cpu
             Cpl = _cpl,
             LongMode = _is64,
         };
-        if (Platform is not { } platform || !platform.TryHypercall(this, ref registers))
+        if (!handler.Handle(vcpuId, ref registers))
         {
-            throw new CpuException(ExceptionVector.InvalidOpcode);
+            return false;
         }
 
         _regs[0] = registers.Rax;
@@ -390,6 +391,7 @@ public sealed partial class X86Cpu
         _regs[8] = registers.R8;
         _regs[9] = registers.R9;
         _regs[10] = registers.R10;
+        return true;
     }
 
     /// <summary>The flat 4 GiB segment SYSCALL/SYSENTER load: code (type 0xB) or data (type 3), present, accessed.</summary>

@@ -23,7 +23,10 @@ public sealed unsafe class GuestMemory : IDisposable
     /// <summary>Smallest guest RAM accepted: the boot code needs the first megabyte and some.</summary>
     public const ulong MinRamSize = 2UL << 20;
 
-    private readonly List<MemoryRegion> _regions = new();
+    // Copy-on-write: readers (vCPU threads, device workers) iterate a snapshot while a region is
+    // added at run time (a Xen grant frame the guest maps outside its RAM).
+    private MemoryRegion[] _regions = [];
+    private readonly object _addLock = new();
     private MemoryRegion? _lastHit;
 
     public IReadOnlyList<MemoryRegion> Regions => _regions;
@@ -66,30 +69,38 @@ public sealed unsafe class GuestMemory : IDisposable
         return memory;
     }
 
-    public MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly = false, string name = "sharpvisor-ram")
+    /// <summary>
+    /// Adds a region (callable while vCPUs run). <paramref name="countAsRam"/> false: memory the
+    /// hypervisor maps for the guest (grant frames) rather than the guest's RAM.
+    /// </summary>
+    public MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly = false, string name = "sharpvisor-ram", bool countAsRam = true)
     {
         if (guestPhysicalAddress + size < guestPhysicalAddress)
         {
             throw new ArgumentOutOfRangeException(nameof(size), "region wraps the address space");
         }
 
-        foreach (MemoryRegion r in _regions)
+        lock (_addLock)
         {
-            if (guestPhysicalAddress < r.End && r.GuestPhysicalAddress < guestPhysicalAddress + size)
+            foreach (MemoryRegion r in _regions)
             {
-                throw new ArgumentException($"region 0x{guestPhysicalAddress:x}+0x{size:x} overlaps 0x{r.GuestPhysicalAddress:x}+0x{r.Size:x}");
+                if (guestPhysicalAddress < r.End && r.GuestPhysicalAddress < guestPhysicalAddress + size)
+                {
+                    throw new ArgumentException($"region 0x{guestPhysicalAddress:x}+0x{size:x} overlaps 0x{r.GuestPhysicalAddress:x}+0x{r.Size:x}");
+                }
             }
-        }
 
-        var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name);
-        _regions.Add(region);
-        _regions.Sort((a, b) => a.GuestPhysicalAddress.CompareTo(b.GuestPhysicalAddress));
-        if (!readOnly)
-        {
-            RamSize += size;
-        }
+            var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name);
+            MemoryRegion[] regions = [.. _regions, region];
+            Array.Sort(regions, (a, b) => a.GuestPhysicalAddress.CompareTo(b.GuestPhysicalAddress));
+            Volatile.Write(ref _regions, regions);
+            if (!readOnly && countAsRam)
+            {
+                RamSize += size;
+            }
 
-        return region;
+            return region;
+        }
     }
 
     /// <summary>The region holding all of [address, address+length), or null.</summary>
@@ -101,7 +112,7 @@ public sealed unsafe class GuestMemory : IDisposable
             return hit;
         }
 
-        foreach (MemoryRegion r in _regions)
+        foreach (MemoryRegion r in Volatile.Read(ref _regions))
         {
             if (r.Contains(address, length))
             {
@@ -202,7 +213,7 @@ public sealed unsafe class GuestMemory : IDisposable
             r.Dispose();
         }
 
-        _regions.Clear();
+        _regions = [];
         _lastHit = null;
     }
 }

@@ -34,6 +34,12 @@ public sealed class BadInputTests : IDisposable
         SharpVisorProcess.Run(["run", "--serial", "none", .. arguments]);
 
     [Fact]
+    public void XenWithKvmIsRefusedInOneLine()
+    {
+        AssertOneLineError(SharpVisorProcess.Run(["run", "--serial", "none", "--xen", "pvh", "--accel", "kvm"]), "KVM_CAP_XEN_HVM");
+    }
+
+    [Fact]
     public void MissingKernel()
     {
         string path = Path.Combine(_directory, "no-such-kernel");

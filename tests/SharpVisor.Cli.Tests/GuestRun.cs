@@ -72,10 +72,11 @@ public sealed class GuestRun : IDisposable
 
     /// <summary>
     /// Boots the default guest with <paramref name="hook"/> as /hook.sh (plus <paramref name="files"/>)
-    /// and `autopoweroff`, with the extra <paramref name="arguments"/> (devices, memory).
+    /// and `autopoweroff`, with the extra <paramref name="arguments"/> (devices, memory), on
+    /// <paramref name="commandLine"/> (default: the default guest's).
     /// </summary>
     /// <param name="extraCommandLine">Appended to the guest's kernel command line (e.g. pci=nomsi).</param>
-    public static GuestRun Start(string directory, string hook, IReadOnlyDictionary<string, byte[]>? files = null, string[]? arguments = null, NetworkNamespace? ns = null, string? extraCommandLine = null)
+    public static GuestRun Start(string directory, string hook, IReadOnlyDictionary<string, byte[]>? files = null, string[]? arguments = null, NetworkNamespace? ns = null, string? commandLine = null, string? extraCommandLine = null)
     {
         var archive = new CpioArchive().AddFile("hook.sh", hook);
         foreach ((string name, byte[] contents) in files ?? new Dictionary<string, byte[]>())
@@ -99,7 +100,7 @@ public sealed class GuestRun : IDisposable
         [
             SharpVisorProcess.AssemblyPath, "run",
             "--kernel", GuestBootCapability.Kernel, "--initrd", GuestBootCapability.Initrd, "--extra-initrd", cpio,
-            "--cmdline", $"{DefaultGuest.CommandLine} autopoweroff {extraCommandLine}".TrimEnd(),
+            "--cmdline", $"{commandLine ?? DefaultGuest.CommandLine} autopoweroff {extraCommandLine}".TrimEnd(),
             "--timeout", ((int)Timeout.TotalSeconds).ToString(System.Globalization.CultureInfo.InvariantCulture),
         ];
         foreach (string a in prefix.Concat(run).Concat(arguments ?? []))

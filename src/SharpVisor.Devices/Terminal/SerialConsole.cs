@@ -156,6 +156,12 @@ public sealed unsafe class SerialConsole : IDisposable
         return new SerialConsole(new OutputPump(file, ownsTarget: true), ownsOutput: true);
     }
 
+    /// <summary>
+    /// A second console on the same terminal (a Xen domain's hvc0): it gets every input byte too,
+    /// without loss (it returns how many it took), while the UART then gets input best-effort.
+    /// </summary>
+    public Func<ReadOnlyMemory<byte>, int>? SecondaryInput { get; set; }
+
     /// <summary>Routes <paramref name="uart"/>'s output here and starts feeding it input.</summary>
     public void Attach(Serial16550 uart)
     {
@@ -225,6 +231,28 @@ public sealed unsafe class SerialConsole : IDisposable
 
         // The input thread has ended (joined), or is the caller and returns without polling again.
         _stopSignal?.Dispose();
+    }
+
+    /// <summary>Hands <paramref name="data"/> to the secondary console, waiting while it is full; false when disposing.</summary>
+    private bool FeedSecondary(Func<ReadOnlyMemory<byte>, int> secondary, ReadOnlyMemory<byte> data)
+    {
+        PollFd stop = default;
+        while (true)
+        {
+            data = data[secondary(data)..];
+            if (data.IsEmpty)
+            {
+                return true;
+            }
+
+            stop.Fd = _stopSignal!.Fd;
+            stop.Events = LibC.POLLIN;
+            stop.Revents = 0;
+            if (LibC.Poll(&stop, 1, 2) > 0)
+            {
+                return false;
+            }
+        }
     }
 
     /// <summary>
@@ -310,6 +338,34 @@ public sealed unsafe class SerialConsole : IDisposable
                 if (count == 0)
                 {
                     return; // end of input
+                }
+
+                if (SecondaryInput is { } secondary)
+                {
+                    int length = (int)count;
+                    bool quitNow = false;
+                    if (_onEscape is not null)
+                    {
+                        quitNow = _escapeParser.Process(buffer.AsSpan(0, (int)count), filtered, out length);
+                    }
+                    else
+                    {
+                        buffer.AsSpan(0, length).CopyTo(filtered);
+                    }
+
+                    uart.EnqueueInput(filtered.AsSpan(0, length));
+                    if (!FeedSecondary(secondary, filtered.AsMemory(0, length)))
+                    {
+                        return;
+                    }
+
+                    if (quitNow)
+                    {
+                        InvokeEscape();
+                        return;
+                    }
+
+                    continue;
                 }
 
                 if (_onEscape is null)

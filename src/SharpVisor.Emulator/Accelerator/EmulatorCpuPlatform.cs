@@ -1,4 +1,5 @@
 using SharpVisor.Emulator.Platform;
+using SharpVisor.Machine.Hypervisor;
 
 namespace SharpVisor.Emulator.Accelerator;
 
@@ -24,9 +25,16 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     private readonly int _vcpuCount;
     private readonly Func<SharpVisor.Machine.IHypercallHandler?>? _hypercalls;
 
-    /// <param name="hypercalls">The machine's hypercall handler, read at each call (null: VMCALL is #UD).</param>
-    public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount, Func<SharpVisor.Machine.IHypercallHandler?>? hypercalls = null)
+    private const uint HypervisorLeafFirst = 0x4000_0000;
+    private const uint HypervisorLeafLast = 0x4FFF_FFFF;
+
+    private readonly IHypervisorInterface? _hypervisor;
+
+    /// <param name="hypercalls">The machine's hypercall handler (KVM's ABI), read at each call; used when no hypervisor interface is attached.</param>
+    /// <param name="hypervisor">The hypervisor interface (Xen) that owns CPUID 0x40000000+, its MSRs, hypercalls and upcalls; null: none.</param>
+    public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount, Func<SharpVisor.Machine.IHypercallHandler?>? hypercalls = null, IHypervisorInterface? hypervisor = null)
     {
+        _hypervisor = hypervisor;
         ArgumentNullException.ThrowIfNull(platform);
         ArgumentOutOfRangeException.ThrowIfNegative(vcpuId);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(vcpuId, vcpuCount);
@@ -44,6 +52,11 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public bool TryReadMsr(X86Cpu cpu, uint index, out ulong value)
     {
+        if (_hypervisor is not null && _hypervisor.TryReadMsr(_vcpuId, index, out value))
+        {
+            return true;
+        }
+
         if (SoftwarePlatform.HandlesMsr(index))
         {
             return _platform.ReadMsr(_vcpuId, index, out value);
@@ -59,6 +72,11 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public bool TryWriteMsr(X86Cpu cpu, uint index, ulong value)
     {
+        if (_hypervisor is not null && _hypervisor.TryWriteMsr(_vcpuId, index, value, out bool accepted))
+        {
+            return accepted;
+        }
+
         if (SoftwarePlatform.HandlesMsr(index))
         {
             bool written = _platform.WriteMsr(_vcpuId, index, value);
@@ -83,6 +101,14 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public void AdjustCpuid(X86Cpu cpu, uint leaf, uint subleaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
     {
+        if (_hypervisor is not null && leaf is >= HypervisorLeafFirst and <= HypervisorLeafLast)
+        {
+            // The interface's leaves replace KVM's entirely: a guest must not find both.
+            CpuidResult r = _hypervisor.TryGetCpuid(_vcpuId, leaf, subleaf, out CpuidResult answer) ? answer : default;
+            (eax, ebx, ecx, edx) = (r.Eax, r.Ebx, r.Ecx, r.Edx);
+            return;
+        }
+
         if (KvmCpuid.TryGetLeaf(leaf, out uint a, out uint b, out uint c, out uint d))
         {
             (eax, ebx, ecx, edx) = (a, b, c, d);
@@ -132,8 +158,31 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
         cpu.RequestEventCheck();
     }
 
-    public bool TryHypercall(X86Cpu cpu, ref SharpVisor.Machine.HypercallRegisters registers) =>
-        _hypercalls?.Invoke() is { } handler && handler.Handle(_vcpuId, ref registers);
+    public bool TryHypercall(X86Cpu cpu)
+    {
+        if (_hypervisor is null)
+        {
+            // No Xen: KVM's hypercall ABI, when the machine has a handler for it.
+            return _hypercalls?.Invoke() is { } handler && cpu.TryRunHypercall(handler, _vcpuId);
+        }
+
+        var context = new EmulatorHypercallContext(cpu, _vcpuId);
+        _hypervisor.Hypercall(context);
+        if (context.HaltRequested)
+        {
+            // SCHEDOP_block: sleep as after HLT; the upcall (or any interrupt) wakes the CPU.
+            cpu._halted = true;
+        }
+
+        return true;
+    }
+
+    /// <summary>The vector of an upcall the hypervisor interface has pending for this vCPU.</summary>
+    internal bool TryGetPendingUpcall(out byte vector)
+    {
+        vector = 0;
+        return _hypervisor is not null && _hypervisor.TryGetPendingUpcall(_vcpuId, out vector);
+    }
 
     /// <summary>Bits of the APIC id that number the cores of a package holding <paramref name="count"/>.</summary>
     private static int BitsFor(int count)

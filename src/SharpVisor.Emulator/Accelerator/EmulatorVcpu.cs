@@ -46,9 +46,8 @@ public sealed class EmulatorVcpu : IVcpu
         Id = id;
         _platform = vm.Platform;
         _apic = _platform.IrqChip.GetLocalApic(id);
-        var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
-        var physical = new PhysicalMemory(vm.Memory, mmio);
-        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls);
+        var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor);
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
@@ -185,6 +184,7 @@ public sealed class EmulatorVcpu : IVcpu
             _platform.PollTimers();
             _apic.UpdateTimer();
             TakeApicEvents();
+            TakeUpcall();
 
             if (_apic.IsWaitingForSipi)
             {
@@ -350,6 +350,36 @@ public sealed class EmulatorVcpu : IVcpu
                     break;
             }
         }
+    }
+
+    /// <summary>
+    /// Injects the hypervisor interface's upcall vector (Xen's event-channel callback) straight
+    /// into the CPU, not through the local APIC: it is a level the guest lowers by clearing its
+    /// pending flag, and needs no EOI. While the CPU cannot take it, the slices get short.
+    /// </summary>
+    private void TakeUpcall()
+    {
+        if (_apic.IsWaitingForSipi || !CpuPlatform.TryGetPendingUpcall(out byte vector))
+        {
+            return;
+        }
+
+        if (!_cpu.CanAcceptInterrupt)
+        {
+            _windowOpenRequested = true;
+            return;
+        }
+
+        Exits.Increment("upcall-injection");
+        _cpu.DeliverInterrupt(vector);
+        _halted = false;
+    }
+
+    /// <summary>Wakes the vCPU for an upcall: out of HLT, and out of its slice if it runs.</summary>
+    internal void WakeForUpcall()
+    {
+        _cpu.RequestStop();
+        _apic.Wake();
     }
 
     /// <summary>

@@ -1,6 +1,7 @@
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Accelerator;
@@ -10,7 +11,7 @@ namespace SharpVisor.Emulator.Accelerator;
 /// (its <see cref="SoftwareIrqChip"/> is the machine's interrupt controller, and its PIC, PIT,
 /// RTC and I/O APIC sit on the buses as KVM's in-kernel ones would), and the vCPUs.
 /// </summary>
-public sealed class EmulatorVirtualMachine : IVirtualMachine
+public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost
 {
     /// <summary>As for KVM: xAPIC ids are 8 bits and 0xFF is broadcast.</summary>
     public const int MaxVcpus = 255;
@@ -70,6 +71,32 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine
 
     /// <summary>The devices KVM would provide in-kernel, and the time base (pause it with the machine).</summary>
     public SoftwarePlatform Platform { get; }
+
+    /// <summary>The paravirtual interface the vCPUs route hypervisor CPUID leaves, its MSRs and hypercalls to.</summary>
+    public IHypervisorInterface? Hypervisor { get; private set; }
+
+    public void AttachHypervisorInterface(IHypervisorInterface hypervisor)
+    {
+        ArgumentNullException.ThrowIfNull(hypervisor);
+        lock (_vcpuLock)
+        {
+            if (Hypervisor is not null || _vcpus.Any(v => v is not null))
+            {
+                throw new InvalidOperationException("a hypervisor interface is attached once, before the vCPUs are created");
+            }
+
+            Hypervisor = hypervisor;
+        }
+
+        hypervisor.Connect(new EmulatorHypervisorHost(this));
+    }
+
+    /// <summary>Wakes vCPU <paramref name="id"/> for an upcall (nothing if it does not exist yet).</summary>
+    internal void WakeVcpu(int id)
+    {
+        EmulatorVcpu? vcpu = (uint)id < (uint)_vcpus.Length ? Volatile.Read(ref _vcpus[id]) : null;
+        vcpu?.WakeForUpcall();
+    }
 
     public IVcpu CreateVcpu(int id)
     {

@@ -126,6 +126,20 @@ internal static class MiscHandlers
         cpu._exitBlock = X86Cpu.ExitAfter;
     }
 
+    /// <summary>
+    /// VMCALL/VMMCALL: the platform's hypervisor interface, or #UD without one. The block ends
+    /// after it, so an upcall the hypercall raised is taken at once.
+    /// </summary>
+    public static void Hypercall(X86Cpu cpu, ref Op op)
+    {
+        if (cpu.Platform is null || !cpu.Platform.TryHypercall(cpu))
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        cpu._exitBlock = X86Cpu.ExitAfter;
+    }
+
     public static void Undefined(X86Cpu cpu, ref Op op) => throw new CpuException(ExceptionVector.InvalidOpcode);
 
     /// <summary>An instruction longer than 15 bytes.</summary>

@@ -207,9 +207,6 @@ internal static class SystemHandlers
 
     public static void Swapgs(X86Cpu cpu, ref Op op) => cpu.ExecuteSwapgs();
 
-    /// <summary>VMCALL, VMMCALL: a hypercall to the platform's hypervisor ABI.</summary>
-    public static void Hypercall(X86Cpu cpu, ref Op op) => cpu.ExecuteHypercall();
-
     // ---- String I/O ---------------------------------------------------------------------------
 
     /// <summary>Port reads and writes per visit of a REP INS/OUTS before it restarts (devices are slow).</summary>

@@ -86,6 +86,25 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
         }
     }
 
+    /// <summary>
+    /// The accelerator for a Xen domain: the Xen layer rides on the emulator. Riding on KVM needs
+    /// KVM's Xen support (KVM_CAP_XEN_HVM), which SharpVisor does not use (yet): --accel kvm is
+    /// refused with one line, auto picks the emulator and says why.
+    /// </summary>
+    public static AcceleratorSelection ForXen(AcceleratorKind kind, MmuMode? mmu, Action<string>? diagnostics = null, CpuVendor? vendor = null)
+    {
+        CpuVendor hostVendor = HostCpu.Vendor;
+        CpuVendor guestVendor = vendor ?? hostVendor;
+        bool foreignVendor = guestVendor != hostVendor;
+        return kind switch
+        {
+            AcceleratorKind.Kvm => throw new ArgumentException(
+                "--xen with --accel kvm: SharpVisor's Xen layer cannot ride on KVM here (that needs KVM_CAP_XEN_HVM support, not implemented); use --accel emulator or auto"),
+            AcceleratorKind.Emulator => Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor),
+            _ => Emulator(mmu, "--xen: the Xen layer runs on the emulator (KVM's Xen support, KVM_CAP_XEN_HVM, is not used)", diagnostics, guestVendor, foreignVendor),
+        };
+    }
+
     /// <summary>"shadow" or "nested", as the command line spells it.</summary>
     public static string Name(MmuMode mode) => mode.ToString().ToLowerInvariant();
 

@@ -75,6 +75,9 @@ public sealed record MachineConfiguration
     /// </summary>
     public Action<string>? Log { get; init; }
 
+    /// <summary>Run the guest as a Xen domain (PVH): Xen's CPUID leaves, hypercalls, event channels and PV console.</summary>
+    public XenMode Xen { get; init; }
+
     /// <summary>Checks the values that no later layer checks; throws <see cref="ArgumentException"/>.</summary>
     public void Validate()
     {

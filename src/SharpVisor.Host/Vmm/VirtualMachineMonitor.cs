@@ -6,6 +6,7 @@ using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
+using SharpVisor.Xen;
 
 namespace SharpVisor.Host.Vmm;
 
@@ -72,13 +73,17 @@ public sealed class VirtualMachineMonitor : IDisposable
 
     public MachineControl Control => _machine.Control;
 
+    /// <summary>The Xen domain and its back ends under --xen, else null.</summary>
+    public XenGuest? Xen { get; private init; }
+
     /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
     public IVirtualMachine Machine => _machine;
 
     public IReadOnlyList<IVcpu> Vcpus => _vcpus;
 
     /// <summary>Bytes the guest has sent through the UART (what progress reports look at).</summary>
-    public long SerialBytesWritten => Legacy.Serial.TransmittedBytes;
+    public long SerialBytesWritten =>
+        Legacy.Serial.TransmittedBytes + (Xen is { } xen ? xen.Console.BytesOut + xen.Domain.Counters["console-io-bytes"] : 0);
 
     public bool IsPaused => _runner.IsPaused;
 
@@ -92,7 +97,9 @@ public sealed class VirtualMachineMonitor : IDisposable
 
         // One bounded, never-throwing path for everything the guest can make the machine say.
         var guestLog = new GuestLog(configuration.Log);
-        AcceleratorSelection accelerator = AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
+        AcceleratorSelection accelerator = configuration.Xen != XenMode.None
+            ? AcceleratorSelection.ForXen(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
+            : AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
 
         GuestMemory memory;
         try
@@ -106,22 +113,32 @@ public sealed class VirtualMachineMonitor : IDisposable
 
         IVirtualMachine? machine = null;
         PciDeviceManager? devices = null;
+        XenGuest? xen = null;
         var vcpus = new List<IVcpu>();
         try
         {
-            BootResult boot = BootLoader.Load(memory, new BootRequest(configuration.KernelPath)
+            var request = new BootRequest(configuration.KernelPath)
             {
                 CommandLine = configuration.CommandLine,
                 InitrdPath = configuration.InitrdPath,
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
-            });
+            };
+            BootResult boot = configuration.Xen == XenMode.Pvh
+                ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
+                : BootLoader.Load(memory, request);
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
             if (machine is KvmVirtualMachine kvm)
             {
                 // What KVM's own emulator cannot run (PVM: XGETBV, INT3, ...) runs in SharpVisor's.
                 kvm.InstructionEmulator = new X86InstructionEmulator(memory, kvm.PortIo, kvm.Mmio);
+            }
+
+            if (configuration.Xen != XenMode.None)
+            {
+                // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log);
             }
 
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
@@ -142,7 +159,7 @@ public sealed class VirtualMachineMonitor : IDisposable
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot, tables.FacsAddress);
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot, tables.FacsAddress) { Xen = xen };
         }
         catch
         {
@@ -151,6 +168,7 @@ public sealed class VirtualMachineMonitor : IDisposable
                 vcpu.Dispose();
             }
 
+            xen?.Dispose();
             devices?.Dispose();
             machine?.Dispose();
             memory.Dispose();
@@ -312,6 +330,15 @@ public sealed class VirtualMachineMonitor : IDisposable
             }
         }
 
+        if (Xen is not null)
+        {
+            // Hypercalls by op, upcalls, event-channel sends: the Xen layer's side of the exits.
+            foreach ((string name, long count) in Xen.Domain.Counters.Snapshot())
+            {
+                totals[$"xen-{name}"] = count;
+            }
+        }
+
         return totals;
     }
 
@@ -327,6 +354,7 @@ public sealed class VirtualMachineMonitor : IDisposable
 
         // Device workers touch guest memory and the VM's ioeventfds: they go first.
         Devices.Dispose();
+        Xen?.Dispose();
         _machine.Dispose();
         _memory.Dispose();
     }

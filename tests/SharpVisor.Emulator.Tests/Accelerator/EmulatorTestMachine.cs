@@ -2,6 +2,7 @@ using Iced.Intel;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 using SharpVisor.TestSupport;
 using static Iced.Intel.AssemblerRegisters;
@@ -18,12 +19,17 @@ internal sealed class EmulatorTestMachine : IDisposable
     public const ushort DebugExitPort = 0xF4;
     public const ulong RamSize = 2 << 20;
 
-    private EmulatorTestMachine(int vcpuCount, MmuMode mmuMode)
+    private EmulatorTestMachine(int vcpuCount, MmuMode mmuMode, IHypervisorInterface? hypervisor)
     {
         Memory = GuestMemory.CreateRam(RamSize);
         try
         {
             Vm = new EmulatorVirtualMachine(Memory, vcpuCount, mmuMode);
+            if (hypervisor is not null)
+            {
+                Vm.AttachHypervisorInterface(hypervisor);
+            }
+
             Vcpus = Enumerable.Range(0, vcpuCount).Select(id => (EmulatorVcpu)Vm.CreateVcpu(id)).ToArray();
             Output = new TestPortDevice();
             Vm.PortIo.Register(OutputPort, 4, Output, "test-output");
@@ -46,9 +52,9 @@ internal sealed class EmulatorTestMachine : IDisposable
     public TestPortDevice Output { get; }
 
     /// <summary>A machine whose vCPU 0 starts in long mode at <see cref="LongModeTestGuest.CodeAddress"/> (APs wait for a SIPI).</summary>
-    public static EmulatorTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, MmuMode mmuMode = MmuMode.Shadow, Action<VcpuState>? adjust = null)
+    public static EmulatorTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, MmuMode mmuMode = MmuMode.Shadow, Action<VcpuState>? adjust = null, IHypervisorInterface? hypervisor = null)
     {
-        var machine = new EmulatorTestMachine(vcpuCount, mmuMode);
+        var machine = new EmulatorTestMachine(vcpuCount, mmuMode, hypervisor);
         try
         {
             LongModeTestGuest.Load(machine.Memory, GuestCode.Assemble(64, LongModeTestGuest.CodeAddress, code));

@@ -1,0 +1,136 @@
+using System.Buffers.Binary;
+using System.IO.Compression;
+
+namespace SharpVisor.Boot;
+
+/// <summary>
+/// A Linux kernel as a PVH guest sees it: the ELF vmlinux (taken out of a bzImage's payload when
+/// given one) and its PVH entry point, the XEN_ELFNOTE_PHYS32_ENTRY note.
+/// </summary>
+public sealed class PvhImage
+{
+    /// <summary>XEN_ELFNOTE_PHYS32_ENTRY (xen/include/public/elfnote.h).</summary>
+    public const uint Phys32EntryNote = 18;
+
+    private const uint NoteSegment = 4;
+    private const int PayloadOffsetField = 0x248;
+    private const int PayloadLengthField = 0x24C;
+
+    private PvhImage(string path, byte[] vmlinux, ElfFile elf, uint entry, string source)
+    {
+        Path = path;
+        Vmlinux = vmlinux;
+        Elf = elf;
+        Entry = entry;
+        Source = source;
+    }
+
+    public string Path { get; }
+
+    public byte[] Vmlinux { get; }
+
+    public ElfFile Elf { get; }
+
+    /// <summary>The 32-bit physical entry point (pvh_start_xen).</summary>
+    public uint Entry { get; }
+
+    /// <summary>"bzImage, LZ4 payload" or "vmlinux", for --verbose.</summary>
+    public string Source { get; }
+
+    public static PvhImage Load(string path) => Parse(path, BootFile.ReadAll(path, "kernel"));
+
+    public static PvhImage Parse(string path, byte[] image)
+    {
+        string source = "vmlinux";
+        byte[] vmlinux = image;
+        if (!ElfFile.HasElfMagic(image))
+        {
+            BzImage bz = BzImage.Parse(path, image);
+            (vmlinux, string compression) = ExtractPayload(path, image, bz.SetupSize);
+            source = $"bzImage, {compression} payload";
+        }
+
+        ElfFile elf = ElfFile.Parse(path, vmlinux);
+        if (elf.Bits != 64 || !elf.LoadSegments.Any())
+        {
+            throw new BootImageException(path, "the kernel inside is not a loadable ELF64 vmlinux");
+        }
+
+        uint entry = FindEntry(path, vmlinux, elf)
+            ?? throw new BootImageException(path, "has no XEN_ELFNOTE_PHYS32_ENTRY note: the kernel was built without CONFIG_PVH");
+        if (!ElfLoader.IsInsideSegment(elf, entry))
+        {
+            throw new BootImageException(path, $"PVH entry 0x{entry:x} is not inside a loadable segment");
+        }
+
+        return new PvhImage(path, vmlinux, elf, entry, source);
+    }
+
+    /// <summary>The bzImage's payload (payload_offset/payload_length, relative to the protected-mode code), decompressed.</summary>
+    private static (byte[] Vmlinux, string Compression) ExtractPayload(string path, byte[] image, int setupSize)
+    {
+        uint offset = BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(PayloadOffsetField));
+        uint length = BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(PayloadLengthField));
+        ulong start = (ulong)setupSize + offset;
+        if (length < 8 || start + length > (ulong)image.Length)
+        {
+            throw new BootImageException(path, $"payload 0x{offset:x}+0x{length:x} is outside the file");
+        }
+
+        ReadOnlySpan<byte> payload = image.AsSpan((int)start, (int)length);
+        if (Lz4LegacyFrame.HasMagic(payload))
+        {
+            return (Lz4LegacyFrame.Decode(path, payload), "LZ4");
+        }
+
+        if (payload[0] == 0x1F && payload[1] == 0x8B)
+        {
+            using var input = new GZipStream(new MemoryStream(payload.ToArray()), CompressionMode.Decompress);
+            using var output = new MemoryStream();
+            input.CopyTo(output);
+            return (output.ToArray(), "gzip");
+        }
+
+        throw new BootImageException(path, $"payload compression (magic {payload[0]:x2} {payload[1]:x2} {payload[2]:x2} {payload[3]:x2}) is not LZ4 or gzip");
+    }
+
+    /// <summary>Walks the PT_NOTE segments for a "Xen" note of type PHYS32_ENTRY (a 32- or 64-bit value).</summary>
+    private static uint? FindEntry(string path, byte[] vmlinux, ElfFile elf)
+    {
+        foreach (ElfProgramHeader note in elf.ProgramHeaders.Where(p => p.Type == NoteSegment))
+        {
+            if (note.Offset > (ulong)vmlinux.Length || note.FileSize > (ulong)vmlinux.Length - note.Offset)
+            {
+                throw new BootImageException(path, "a PT_NOTE segment is outside the file");
+            }
+
+            ReadOnlySpan<byte> notes = vmlinux.AsSpan((int)note.Offset, (int)note.FileSize);
+            while (notes.Length >= 12)
+            {
+                uint nameSize = BinaryPrimitives.ReadUInt32LittleEndian(notes);
+                uint descSize = BinaryPrimitives.ReadUInt32LittleEndian(notes[4..]);
+                uint type = BinaryPrimitives.ReadUInt32LittleEndian(notes[8..]);
+                ulong nameEnd = 12 + Align4(nameSize);
+                ulong end = nameEnd + Align4(descSize);
+                if (end > (ulong)notes.Length)
+                {
+                    break;
+                }
+
+                ReadOnlySpan<byte> name = notes.Slice(12, (int)nameSize);
+                ReadOnlySpan<byte> desc = notes.Slice((int)nameEnd, (int)descSize);
+                if (type == Phys32EntryNote && name.SequenceEqual("Xen\0"u8) && descSize is 4 or 8)
+                {
+                    ulong value = descSize == 4 ? BinaryPrimitives.ReadUInt32LittleEndian(desc) : BinaryPrimitives.ReadUInt64LittleEndian(desc);
+                    return value <= uint.MaxValue ? (uint)value : throw new BootImageException(path, $"PVH entry 0x{value:x} is above 4 GiB");
+                }
+
+                notes = notes[(int)end..];
+            }
+        }
+
+        return null;
+    }
+
+    private static ulong Align4(uint value) => ((ulong)value + 3) & ~3UL;
+}

@@ -1,0 +1,86 @@
+using SharpVisor.Boot;
+using SharpVisor.Machine;
+using SharpVisor.Machine.Hypervisor;
+using SharpVisor.Memory;
+using SharpVisor.Xen;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>
+/// The Xen side of one domain's VMM: the hypervisor pages carved from the top of low RAM, the
+/// <see cref="XenDomain"/> attached to the accelerator, and Dom0's back ends (the PV console).
+/// </summary>
+public sealed class XenGuest : IDisposable
+{
+    /// <summary>Pages the hypervisor keeps at the top of low RAM (reserved in the memory map): the console ring, the XenStore ring, two spare.</summary>
+    public const int SpecialPages = 4;
+
+    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
+    {
+        Domain = domain;
+        Console = console;
+        Store = store;
+        StoreConnection = storeConnection;
+        Grants = new GrantTable(domain);
+    }
+
+    /// <summary>Dom0's XenStore (this domain's tree, as the toolstack seeded it).</summary>
+    public XenStore Store { get; }
+
+    public XenStoreConnection StoreConnection { get; }
+
+    /// <summary>The back ends' checked way into the guest's granted pages.</summary>
+    public GrantTable Grants { get; }
+
+    public XenDomain Domain { get; }
+
+    public XenConsoleBackend Console { get; }
+
+    /// <summary>The first of the special pages for a machine over <paramref name="memory"/>.</summary>
+    public static ulong SpecialArea(GuestMemory memory)
+    {
+        ulong lowEnd = memory.Regions.Where(r => r.GuestPhysicalAddress < GuestMemory.MmioHoleStart).Max(r => r.End);
+        return lowEnd - (SpecialPages * 4096UL);
+    }
+
+    /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log)
+    {
+        if (machine is not IHypervisorInterfaceHost host)
+        {
+            throw new ArgumentException("--xen needs an accelerator that carries a hypervisor interface (the emulator)");
+        }
+
+        var outputLock = new object();
+        void Write(ReadOnlyMemory<byte> bytes)
+        {
+            if (consoleOutput is null)
+            {
+                return;
+            }
+
+            lock (outputLock)
+            {
+                consoleOutput.Write(bytes.Span);
+                consoleOutput.Flush();
+            }
+        }
+
+        ulong special = SpecialArea(machine.Memory);
+        var domain = new XenDomain(machine.Memory, new XenDomainOptions
+        {
+            VcpuCount = vcpuCount,
+            MemoryMap = boot.MemoryMap.Entries.Select(e => new XenMemoryMapEntry(e.Address, e.Size, (uint)e.Type)).ToArray(),
+            ConsoleOutput = Write,
+            Log = log,
+        });
+        host.AttachHypervisorInterface(domain);
+        var console = new XenConsoleBackend(domain, special, Write, log);
+        var store = new XenStore();
+        XenStoreLayout.SeedDomain(store, domain.DomainId, "sharpvisor-guest", machine.Memory.RamSize >> 10, vcpuCount);
+        var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
+        return new XenGuest(domain, console, store, storeConnection);
+    }
+
+    public void Dispose() => Domain.Dispose();
+}

@@ -1,0 +1,11 @@
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>Whether the guest runs as a Xen domain, and which kind (docs/xen.md).</summary>
+public enum XenMode
+{
+    /// <summary>A plain PC guest (virtio devices, KVM's paravirtual leaves).</summary>
+    None,
+
+    /// <summary>A PVH domain: entered at the kernel's PVH entry with hvm_start_info, Xen's hypercalls and PV console.</summary>
+    Pvh,
+}

@@ -1,0 +1,141 @@
+using System.Runtime.CompilerServices;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Xen;
+
+/// <summary>
+/// Dom0's view of a guest's v1 grant table (xen/include/public/grant_table.h): the entries
+/// live in the grant frames the guest mapped (<see cref="XenDomain.GetGrantFrame"/>), 512 per frame,
+/// each { uint16 flags; domid_t domid; uint32 frame }. A back end copies to and from granted pages
+/// or maps one for a while; every reference, offset, length, the grantee and the read-only flag are
+/// checked here, and GTF_reading/GTF_writing are set while a page is in use (as Xen does), so the
+/// guest can tell when it may take a grant back.
+/// </summary>
+public sealed class GrantTable
+{
+    public const int EntriesPerFrame = 512;
+    public const ushort PermitAccess = 1;
+    public const ushort TypeMask = 3;
+    public const ushort ReadOnly = 1 << 2;
+    public const ushort Reading = 1 << 3;
+    public const ushort Writing = 1 << 4;
+    private const int PageSize = 4096;
+
+    private readonly XenDomain _domain;
+    private readonly GuestMemory _memory;
+
+    public GrantTable(XenDomain domain)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        _domain = domain;
+        _memory = domain.Memory;
+    }
+
+    /// <summary>Grant copies and maps done, bytes copied, refusals; for metrics.</summary>
+    public Machine.ExitCounters Counters { get; } = new();
+
+    /// <summary>Copies from the page the guest granted <paramref name="grantee"/> under <paramref name="reference"/>.</summary>
+    public void CopyFrom(ushort grantee, uint reference, int offset, Span<byte> destination)
+    {
+        ulong page = Acquire(grantee, reference, offset, destination.Length, write: false);
+        try
+        {
+            _memory.Read(page + (ulong)offset, destination);
+            Counters.Increment("grant-copies");
+            Counters.Add("grant-copy-bytes", destination.Length);
+        }
+        finally
+        {
+            Release(reference, write: false);
+        }
+    }
+
+    /// <summary>Copies into the page the guest granted (writable) under <paramref name="reference"/>.</summary>
+    public void CopyTo(ushort grantee, uint reference, int offset, ReadOnlySpan<byte> source)
+    {
+        ulong page = Acquire(grantee, reference, offset, source.Length, write: true);
+        try
+        {
+            _memory.Write(page + (ulong)offset, source);
+            Counters.Increment("grant-copies");
+            Counters.Add("grant-copy-bytes", source.Length);
+        }
+        finally
+        {
+            Release(reference, write: true);
+        }
+    }
+
+    /// <summary>Maps a granted page for the back end: its guest-physical address, marked in use until <see cref="Unmap"/>.</summary>
+    public ulong Map(ushort grantee, uint reference, bool write)
+    {
+        ulong page = Acquire(grantee, reference, 0, PageSize, write);
+        Counters.Increment("grant-maps");
+        return page;
+    }
+
+    public void Unmap(uint reference, bool write) => Release(reference, write);
+
+    /// <summary>Checks the entry and marks it in use with one compare-and-swap on its flags/domid word.</summary>
+    private ulong Acquire(ushort grantee, uint reference, int offset, int length, bool write)
+    {
+        if (offset < 0 || length < 0 || offset + length > PageSize)
+        {
+            throw Refuse("EINVAL", $"offset {offset} + length {length} leaves the page");
+        }
+
+        ref uint header = ref Header(reference, out ulong entry);
+        while (true)
+        {
+            uint old = Volatile.Read(ref header);
+            ushort flags = (ushort)old;
+            ushort domid = (ushort)(old >> 16);
+            if ((flags & TypeMask) != PermitAccess || domid != grantee)
+            {
+                throw Refuse("EACCES", $"grant {reference} is not granted to domain {grantee} (flags 0x{flags:x}, domid {domid})");
+            }
+
+            if (write && (flags & ReadOnly) != 0)
+            {
+                throw Refuse("EACCES", $"grant {reference} is read-only");
+            }
+
+            uint frame = _memory.Read<uint>(entry + 4);
+            ulong page = (ulong)frame << 12;
+            if (!_memory.IsValid(page, PageSize))
+            {
+                throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain");
+            }
+
+            uint marked = old | (uint)(write ? Writing | Reading : Reading);
+            if (Interlocked.CompareExchange(ref header, marked, old) == old)
+            {
+                return page;
+            }
+        }
+    }
+
+    private void Release(uint reference, bool write)
+    {
+        ref uint header = ref Header(reference, out _);
+        Interlocked.And(ref header, ~(uint)(write ? Writing | Reading : Reading));
+    }
+
+    private ref uint Header(uint reference, out ulong entry)
+    {
+        ulong frame = _domain.GetGrantFrame((int)Math.Min(reference / EntriesPerFrame, int.MaxValue));
+        if (frame == 0)
+        {
+            throw Refuse("EINVAL", $"grant {reference} is beyond the guest's grant table");
+        }
+
+        entry = frame + ((reference % EntriesPerFrame) * 8);
+        return ref Unsafe.As<byte, uint>(ref _memory.GetSpan(entry, 8)[0]);
+    }
+
+    private GrantTableException Refuse(string error, string message)
+    {
+        Counters.Increment("grant-refusals");
+        return new GrantTableException(error, message);
+    }
+}

@@ -1,0 +1,124 @@
+using SharpVisor.Memory;
+
+namespace SharpVisor.Xen;
+
+public sealed partial class XenDomain
+{
+    private const int GnttabSetupTable = 2;
+    private const int GnttabQuerySize = 6;
+    private const int GnttabSetVersion = 8;
+    private const int GnttabGetVersion = 10;
+
+    /// <summary>Grant-table frames a domain may have (Xen's default max_grant_frames is 64).</summary>
+    public const int MaxGrantFrames = 64;
+
+    private readonly ulong[] _grantFrames = new ulong[MaxGrantFrames];
+    private int _grantFrameCount;
+
+    /// <summary>The guest-physical address of grant-table frame <paramref name="index"/>, or 0 while it is not mapped.</summary>
+    public ulong GetGrantFrame(int index)
+    {
+        lock (_lock)
+        {
+            return index >= 0 && index < _grantFrameCount ? _grantFrames[index] : 0;
+        }
+    }
+
+    private long GrantTableOp(HypercallFrame frame)
+    {
+        int command = frame.IntArgument(0);
+        ulong arg = frame.Argument(1);
+        uint count = (uint)frame.Argument(2);
+        if (count != 1)
+        {
+            throw new XenException(XenErrno.EINVAL, $"grant_table_op count {count}: one operation at a time");
+        }
+
+        switch (command)
+        {
+            case GnttabQuerySize:
+            {
+                // struct gnttab_query_size { domid_t dom; uint32_t nr_frames; uint32_t max_nr_frames; int16_t status; }
+                CheckSelf(frame.Read<ushort>(arg));
+                int frames;
+                lock (_lock)
+                {
+                    frames = _grantFrameCount;
+                }
+
+                frame.Write(arg + 4, (uint)frames);
+                frame.Write(arg + 8, (uint)MaxGrantFrames);
+                frame.Write(arg + 12, (short)0);
+                return 0;
+            }
+
+            case GnttabSetVersion:
+            {
+                uint version = frame.Read<uint>(arg);
+                frame.Write(arg, 1u);
+                return version == 1 ? 0 : -XenErrno.EINVAL;   // v2 is not offered; the answer says 1
+            }
+
+            case GnttabGetVersion:
+                CheckSelf(frame.Read<ushort>(arg));
+                frame.Write(arg + 4, 1u);
+                return 0;
+
+            case GnttabSetupTable:
+            default:
+                return Unknown(frame, "grant_table_op command", command);
+        }
+    }
+
+    /// <summary>
+    /// Where a grant frame may appear: a RAM frame of the domain, or — as Linux's PVH grant table
+    /// asks, from unpopulated address space above its RAM — a frame outside RAM, below the 40-bit
+    /// limit and outside the MMIO hole, which gets a page of host memory of its own.
+    /// </summary>
+    private ulong GrantFrameAddress(ulong gpfn)
+    {
+        if (gpfn < 1UL << 28 && Memory.IsValid(gpfn << 12, 4096))
+        {
+            return gpfn << 12;
+        }
+
+        ulong address = gpfn << 12;
+        if (gpfn >= 1UL << 28 || (address >= GuestMemory.MmioHoleStart && address < GuestMemory.HighMemoryStart) || address < GuestMemory.MmioHoleStart && address < Memory.RamSize)
+        {
+            throw new XenException(XenErrno.EINVAL, $"frame 0x{gpfn:x} cannot hold a grant frame");
+        }
+
+        try
+        {
+            Memory.AddRegion(address, 4096, name: "xen-grant-frame", countAsRam: false);
+            Counters.Increment("grant-frames-outside-ram");
+            return address;
+        }
+        catch (ArgumentException)
+        {
+            throw new XenException(XenErrno.EINVAL, $"frame 0x{gpfn:x} overlaps guest memory");
+        }
+    }
+
+    /// <summary>add_to_physmap(grant_table): frame <paramref name="index"/> of the table appears at <paramref name="gpfn"/>.</summary>
+    private void MapGrantFrame(ulong index, ulong gpfn)
+    {
+        if (index >= MaxGrantFrames)
+        {
+            throw new XenException(XenErrno.EINVAL, $"grant frame {index} is beyond {MaxGrantFrames}");
+        }
+
+        ulong address = GrantFrameAddress(gpfn);
+        lock (_lock)
+        {
+            if ((int)index > _grantFrameCount)
+            {
+                throw new XenException(XenErrno.EINVAL, $"grant frame {index} skips frame {_grantFrameCount}");
+            }
+
+            Memory.Fill(address, 4096, 0);
+            _grantFrames[index] = address;
+            _grantFrameCount = Math.Max(_grantFrameCount, (int)index + 1);
+        }
+    }
+}

@@ -1,0 +1,487 @@
+using System.Text;
+
+namespace SharpVisor.Xen;
+
+/// <summary>
+/// Dom0's XenStore: a tree of nodes with values and per-domain permissions, watches, and
+/// transactions with real conflict detection (a commit whose reads or writes were changed by
+/// someone else since the transaction began fails with EAGAIN). Domain 0 (SharpVisor's back ends
+/// and toolstack) calls it directly; a guest reaches it through <see cref="XenStoreConnection"/>.
+/// Paths, values, node counts, watches and transactions are bounded per domain.
+/// </summary>
+public sealed class XenStore
+{
+    public const int MaxPathLength = 3072;
+    public const int MaxValueLength = 4096;
+    public const int MaxNodesPerDomain = 2000;
+    public const int MaxWatchesPerDomain = 128;
+    public const int MaxTransactionsPerDomain = 16;
+
+    private readonly object _lock = new();
+    private readonly Dictionary<string, Node> _nodes = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, long> _changedAt = new(StringComparer.Ordinal);
+    private readonly Dictionary<uint, Transaction> _transactions = new();
+    private readonly List<Watch> _watches = new();
+    private long _generation;
+    private uint _nextTransaction = 1;
+
+    public XenStore()
+    {
+        _nodes["/"] = new Node(["n0"]);
+    }
+
+    /// <summary>Requests served, by type; for metrics.</summary>
+    public Machine.ExitCounters Counters { get; } = new();
+
+    private sealed class Node
+    {
+        public Node(string[] perms) => Perms = perms;
+
+        public byte[] Value { get; set; } = [];
+
+        public string[] Perms { get; set; }
+
+        public SortedSet<string> Children { get; } = new(StringComparer.Ordinal);
+
+        public Node Clone()
+        {
+            var copy = new Node(Perms) { Value = Value };
+            copy.Children.UnionWith(Children);
+            return copy;
+        }
+    }
+
+    private sealed record Watch(ushort Domain, string Path, string Token, Action<string, string> Fire);
+
+    private sealed class Transaction
+    {
+        public required ushort Domain { get; init; }
+
+        public required long StartGeneration { get; init; }
+
+        public required Dictionary<string, Node> Nodes { get; init; }
+
+        public HashSet<string> Accessed { get; } = new(StringComparer.Ordinal);
+
+        public List<Action<List<string>>> Log { get; } = new();
+    }
+
+    /// <summary>"/local/domain/N": where a domain's relative paths start.</summary>
+    public static string DomainPath(ushort domain) => $"/local/domain/{domain}";
+
+    public byte[] Read(ushort caller, uint transaction, string path)
+    {
+        lock (_lock)
+        {
+            path = Normalize(caller, path);
+            Node node = Find(caller, transaction, path) ?? throw new XenStoreException("ENOENT", $"{path} does not exist");
+            CheckAccess(caller, node, write: false, path);
+            return node.Value;
+        }
+    }
+
+    public string? TryReadString(string path)
+    {
+        try
+        {
+            return Encoding.UTF8.GetString(Read(0, 0, path));
+        }
+        catch (XenStoreException)
+        {
+            return null;
+        }
+    }
+
+    public IReadOnlyList<string> Directory(ushort caller, uint transaction, string path)
+    {
+        lock (_lock)
+        {
+            path = Normalize(caller, path);
+            Node node = Find(caller, transaction, path) ?? throw new XenStoreException("ENOENT", $"{path} does not exist");
+            CheckAccess(caller, node, write: false, path);
+            return node.Children.ToArray();
+        }
+    }
+
+    public string[] GetPerms(ushort caller, uint transaction, string path)
+    {
+        lock (_lock)
+        {
+            path = Normalize(caller, path);
+            Node node = Find(caller, transaction, path) ?? throw new XenStoreException("ENOENT", $"{path} does not exist");
+            CheckAccess(caller, node, write: false, path);
+            return node.Perms;
+        }
+    }
+
+    public void Write(ushort caller, uint transaction, string path, ReadOnlySpan<byte> value)
+    {
+        if (value.Length > MaxValueLength)
+        {
+            throw new XenStoreException("E2BIG", $"a value of {value.Length} bytes");
+        }
+
+        byte[] copy = value.ToArray();
+        Mutate(caller, transaction, path, (nodes, p, fire) =>
+        {
+            Node node = Create(caller, nodes, p, fire);
+            CheckAccess(caller, node, write: true, p);
+            node.Value = copy;
+            fire(p);
+        });
+    }
+
+    public void Write(ushort caller, string path, string value) => Write(caller, 0, path, Encoding.UTF8.GetBytes(value));
+
+    public void Mkdir(ushort caller, uint transaction, string path) =>
+        Mutate(caller, transaction, path, (nodes, p, fire) =>
+        {
+            if (!nodes.ContainsKey(p))
+            {
+                Create(caller, nodes, p, fire);
+            }
+        });
+
+    public void Remove(ushort caller, uint transaction, string path) =>
+        Mutate(caller, transaction, path, (nodes, p, fire) =>
+        {
+            if (p == "/")
+            {
+                throw new XenStoreException("EINVAL", "the root cannot be removed");
+            }
+
+            Node node = nodes.GetValueOrDefault(p) ?? throw new XenStoreException("ENOENT", $"{p} does not exist");
+            Node parent = nodes[Parent(p)];
+            CheckAccess(caller, parent, write: true, Parent(p));
+            RemoveTree(nodes, p, fire);
+            parent.Children.Remove(Name(p));
+            fire(Parent(p));
+        });
+
+    public void SetPerms(ushort caller, uint transaction, string path, string[] perms)
+    {
+        if (perms.Length == 0 || perms.Length > 64 || perms.Any(p => !IsPerm(p)))
+        {
+            throw new XenStoreException("EINVAL", "bad permissions");
+        }
+
+        Mutate(caller, transaction, path, (nodes, p, fire) =>
+        {
+            Node node = nodes.GetValueOrDefault(p) ?? throw new XenStoreException("ENOENT", $"{p} does not exist");
+            if (caller != 0 && Owner(node) != caller)
+            {
+                throw new XenStoreException("EACCES", $"domain {caller} does not own {p}");
+            }
+
+            node.Perms = perms;
+            fire(p);
+        });
+    }
+
+    /// <summary>Registers a watch; it fires at once (as Xen's does) and then on every change at or below <paramref name="path"/>.</summary>
+    public void AddWatch(ushort caller, string path, string token, Action<string, string> fire)
+    {
+        ArgumentNullException.ThrowIfNull(fire);
+        lock (_lock)
+        {
+            if (!path.StartsWith('@'))
+            {
+                path = Normalize(caller, path);
+            }
+
+            if (_watches.Count(w => w.Domain == caller) >= MaxWatchesPerDomain)
+            {
+                throw new XenStoreException("E2BIG", $"domain {caller} has too many watches");
+            }
+
+            if (_watches.Any(w => w.Domain == caller && w.Path == path && w.Token == token && w.Fire == fire))
+            {
+                throw new XenStoreException("EEXIST", $"watch {path} {token} exists");
+            }
+
+            _watches.Add(new Watch(caller, path, token, fire));
+        }
+
+        fire(path, token);
+    }
+
+    public void RemoveWatch(ushort caller, string path, string token, Action<string, string> fire)
+    {
+        lock (_lock)
+        {
+            if (!path.StartsWith('@'))
+            {
+                path = Normalize(caller, path);
+            }
+
+            if (_watches.RemoveAll(w => w.Domain == caller && w.Path == path && w.Token == token && w.Fire == fire) == 0)
+            {
+                throw new XenStoreException("ENOENT", $"no watch {path} {token}");
+            }
+        }
+    }
+
+    /// <summary>Drops every watch whose callback is <paramref name="fire"/> (a connection's reset).</summary>
+    public void RemoveWatches(Action<string, string> fire)
+    {
+        lock (_lock)
+        {
+            _watches.RemoveAll(w => w.Fire == fire);
+        }
+    }
+
+    public uint StartTransaction(ushort caller)
+    {
+        lock (_lock)
+        {
+            if (_transactions.Values.Count(t => t.Domain == caller) >= MaxTransactionsPerDomain)
+            {
+                throw new XenStoreException("EBUSY", $"domain {caller} has too many transactions");
+            }
+
+            uint id = _nextTransaction++;
+            if (_nextTransaction == 0)
+            {
+                _nextTransaction = 1;
+            }
+
+            _transactions[id] = new Transaction
+            {
+                Domain = caller,
+                StartGeneration = _generation,
+                Nodes = _nodes.ToDictionary(p => p.Key, p => p.Value.Clone(), StringComparer.Ordinal),
+            };
+            return id;
+        }
+    }
+
+    /// <summary>Ends a transaction: commits (EAGAIN when anything it touched changed since it began) or aborts.</summary>
+    public void EndTransaction(ushort caller, uint id, bool commit)
+    {
+        var fired = new List<string>();
+        lock (_lock)
+        {
+            if (!_transactions.TryGetValue(id, out Transaction? transaction) || transaction.Domain != caller)
+            {
+                throw new XenStoreException("ENOENT", $"no transaction {id}");
+            }
+
+            _transactions.Remove(id);
+            if (!commit)
+            {
+                return;
+            }
+
+            if (transaction.Accessed.Any(p => _changedAt.GetValueOrDefault(p) > transaction.StartGeneration))
+            {
+                Counters.Increment("transaction-conflicts");
+                throw new XenStoreException("EAGAIN", $"transaction {id} conflicts with a change made since it began");
+            }
+
+            // Replay the transaction's changes on the live tree; they were checked when made.
+            foreach (Action<List<string>> change in transaction.Log)
+            {
+                change(fired);
+            }
+        }
+
+        FireWatches(fired);
+    }
+
+    /// <summary>Applies a change to the live tree (transaction 0) or to a transaction's copy, recording it for the commit.</summary>
+    private void Mutate(ushort caller, uint transactionId, string path, Action<Dictionary<string, Node>, string, Action<string>> change)
+    {
+        var fired = new List<string>();
+        lock (_lock)
+        {
+            path = Normalize(caller, path);
+            if (transactionId == 0)
+            {
+                change(_nodes, path, p => Changed(p, fired));
+                CheckQuota(caller);
+            }
+            else
+            {
+                Transaction transaction = TransactionOf(caller, transactionId);
+                var touched = new List<string>();
+                change(transaction.Nodes, path, touched.Add);
+                transaction.Accessed.UnionWith(touched);
+                transaction.Accessed.Add(path);
+                transaction.Log.Add(f => change(_nodes, path, p => Changed(p, f)));
+            }
+        }
+
+        FireWatches(fired);
+    }
+
+    private void Changed(string path, List<string> fired)
+    {
+        _changedAt[path] = ++_generation;
+        fired.Add(path);
+    }
+
+    private void FireWatches(List<string> paths)
+    {
+        if (paths.Count == 0)
+        {
+            return;
+        }
+
+        List<(Watch Watch, string Path)> due;
+        lock (_lock)
+        {
+            due = [];
+            foreach (string path in paths.Distinct())
+            {
+                foreach (Watch w in _watches)
+                {
+                    bool below = path == w.Path || path.StartsWith(w.Path == "/" ? "/" : w.Path + "/", StringComparison.Ordinal);
+                    bool above = w.Path.StartsWith(path + "/", StringComparison.Ordinal) && !_nodes.ContainsKey(w.Path);
+                    if ((below || above) && CanSee(w.Domain, path))
+                    {
+                        due.Add((w, above ? w.Path : path));
+                    }
+                }
+            }
+        }
+
+        foreach ((Watch w, string path) in due)
+        {
+            Counters.Increment("watch-events");
+            w.Fire(path, w.Token);
+        }
+    }
+
+    private bool CanSee(ushort domain, string path)
+    {
+        string probe = path;
+        while (!_nodes.ContainsKey(probe))
+        {
+            probe = Parent(probe);
+        }
+
+        return domain == 0 || Allows(_nodes[probe], domain, write: false);
+    }
+
+    private Node? Find(ushort caller, uint transactionId, string path)
+    {
+        if (transactionId == 0)
+        {
+            return _nodes.GetValueOrDefault(path);
+        }
+
+        Transaction transaction = TransactionOf(caller, transactionId);
+        transaction.Accessed.Add(path);
+        return transaction.Nodes.GetValueOrDefault(path);
+    }
+
+    private Transaction TransactionOf(ushort caller, uint id) =>
+        _transactions.TryGetValue(id, out Transaction? t) && t.Domain == caller ? t : throw new XenStoreException("ENOENT", $"no transaction {id}");
+
+    /// <summary>Creates <paramref name="path"/> and missing parents; new nodes inherit the parent's permissions, owned by the creator.</summary>
+    private static Node Create(ushort caller, Dictionary<string, Node> nodes, string path, Action<string> fire)
+    {
+        if (nodes.TryGetValue(path, out Node? existing))
+        {
+            return existing;
+        }
+
+        string parentPath = Parent(path);
+        Node parent = Create(caller, nodes, parentPath, fire);
+        CheckAccess(caller, parent, write: true, parentPath);
+        string[] perms = (string[])parent.Perms.Clone();
+        if (caller != 0)
+        {
+            perms[0] = perms[0][0] + caller.ToString(System.Globalization.CultureInfo.InvariantCulture);
+        }
+
+        var node = new Node(perms);
+        nodes[path] = node;
+        parent.Children.Add(Name(path));
+        fire(path);
+        fire(parentPath);
+        return node;
+    }
+
+    private static void RemoveTree(Dictionary<string, Node> nodes, string path, Action<string> fire)
+    {
+        foreach (string child in nodes[path].Children.ToArray())
+        {
+            RemoveTree(nodes, path + "/" + child, fire);
+        }
+
+        nodes.Remove(path);
+        fire(path);
+    }
+
+    private void CheckQuota(ushort caller)
+    {
+        if (caller != 0 && _nodes.Values.Count(n => Owner(n) == caller) > MaxNodesPerDomain)
+        {
+            throw new XenStoreException("ENOSPC", $"domain {caller} owns too many nodes");
+        }
+    }
+
+    private static void CheckAccess(ushort caller, Node node, bool write, string path)
+    {
+        if (!Allows(node, caller, write))
+        {
+            throw new XenStoreException("EACCES", $"domain {caller} may not {(write ? "write" : "read")} {path}");
+        }
+    }
+
+    /// <summary>Dom0 may do anything; the owner too; others get their own entry, else the default (the first entry's letter).</summary>
+    private static bool Allows(Node node, ushort domain, bool write)
+    {
+        if (domain == 0 || Owner(node) == domain)
+        {
+            return true;
+        }
+
+        char perm = node.Perms[0][0];
+        foreach (string entry in node.Perms.Skip(1))
+        {
+            if (ushort.TryParse(entry.AsSpan(1), out ushort d) && d == domain)
+            {
+                perm = entry[0];
+                break;
+            }
+        }
+
+        return perm == 'b' || perm == (write ? 'w' : 'r');
+    }
+
+    private static ushort Owner(Node node) => ushort.TryParse(node.Perms[0].AsSpan(1), out ushort owner) ? owner : (ushort)0;
+
+    private static bool IsPerm(string p) => p.Length >= 2 && p[0] is 'n' or 'r' or 'w' or 'b' && ushort.TryParse(p.AsSpan(1), out _);
+
+    /// <summary>A checked absolute path: relative paths start at the caller's /local/domain/N.</summary>
+    public static string Normalize(ushort caller, string path)
+    {
+        if (path.Length == 0)
+        {
+            throw new XenStoreException("EINVAL", "an empty path");
+        }
+
+        if (!path.StartsWith('/'))
+        {
+            path = DomainPath(caller) + "/" + path;
+        }
+
+        if (path.Length > MaxPathLength || (path.Length > 1 && path.EndsWith('/')) || path.Contains("//", StringComparison.Ordinal)
+            || path.Any(c => !(char.IsAsciiLetterOrDigit(c) || c is '/' or '-' or '_' or '@')))
+        {
+            throw new XenStoreException("EINVAL", $"bad path '{(path.Length > 80 ? path[..80] + "..." : path)}'");
+        }
+
+        return path;
+    }
+
+    private static string Parent(string path)
+    {
+        int slash = path.LastIndexOf('/');
+        return slash <= 0 ? "/" : path[..slash];
+    }
+
+    private static string Name(string path) => path[(path.LastIndexOf('/') + 1)..];
+}

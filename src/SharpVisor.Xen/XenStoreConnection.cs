@@ -1,0 +1,284 @@
+using System.Buffers.Binary;
+using System.Text;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Xen;
+
+/// <summary>
+/// One guest's XenStore connection over the shared ring (xen/include/public/io/xs_wire.h): the
+/// guest writes xsd_sockmsg requests into `req` and sends on the store event channel; each is
+/// served by <see cref="XenStore"/> and answered in `rsp`, watch events too. Ring indices, message
+/// lengths (at most 4096 bytes of payload) and payloads are checked; a broken ring fails the
+/// connection with one log line rather than the host.
+/// </summary>
+public sealed class XenStoreConnection
+{
+    public const int RingSize = 1024;
+    public const int MaxPayload = 4096;
+    private const int HeaderSize = 16;
+    private const int RspOffset = 1024;
+    private const int ReqConsOffset = 2048;
+    private const int ReqProdOffset = 2052;
+    private const int RspConsOffset = 2056;
+    private const int RspProdOffset = 2060;
+
+    private readonly XenDomain _domain;
+    private readonly XenStore _store;
+    private readonly GuestMemory _memory;
+    private readonly ulong _ring;
+    private readonly ushort _guest;
+    private readonly Action<string>? _log;
+    private readonly object _lock = new();
+    private readonly Queue<byte[]> _pending = new();
+    private readonly Action<string, string> _onWatch;
+    private readonly byte[] _header = new byte[HeaderSize];
+    private int _headerFilled;
+    private byte[]? _body;
+    private int _bodyFilled;
+    private bool _failed;
+
+    public XenStoreConnection(XenDomain domain, XenStore store, ulong ringAddress, Action<string>? log = null)
+    {
+        ArgumentNullException.ThrowIfNull(domain);
+        ArgumentNullException.ThrowIfNull(store);
+        _domain = domain;
+        _store = store;
+        _memory = domain.Memory;
+        if ((ringAddress & 0xFFF) != 0 || !_memory.IsValid(ringAddress, 4096))
+        {
+            throw new ArgumentException($"XenStore ring 0x{ringAddress:x} is not a page of guest RAM");
+        }
+
+        _ring = ringAddress;
+        _guest = domain.DomainId;
+        _log = log;
+        _onWatch = OnWatch;
+        _memory.Fill(ringAddress, 4096, 0);
+        Port = domain.OpenBackendPort(Service);
+        domain.SetParam(HvmParam.StorePfn, ringAddress >> 12);
+        domain.SetParam(HvmParam.StoreEvtchn, (ulong)Port);
+    }
+
+    public int Port { get; }
+
+    public bool Failed => _failed;
+
+    /// <summary>The guest sent on the store port: serve every complete request, then flush replies.</summary>
+    public void Service()
+    {
+        bool notify = false;
+        lock (_lock)
+        {
+            while (!_failed && TryTakeRequest(out XenStoreMessageType type, out uint requestId, out uint transaction, out byte[] payload))
+            {
+                notify = true;
+                _pending.Enqueue(Serve(type, requestId, transaction, payload));
+            }
+
+            notify |= Flush();
+        }
+
+        if (notify)
+        {
+            _domain.NotifyGuest(Port);
+        }
+    }
+
+    private void OnWatch(string path, string token)
+    {
+        lock (_lock)
+        {
+            _pending.Enqueue(Message(XenStoreMessageType.WatchEvent, 0, 0, Encoding.UTF8.GetBytes(path + "\0" + token + "\0")));
+            if (!Flush())
+            {
+                return;
+            }
+        }
+
+        _domain.NotifyGuest(Port);
+    }
+
+    private byte[] Serve(XenStoreMessageType type, uint requestId, uint transaction, byte[] payload)
+    {
+        _store.Counters.Increment(type.ToString());
+        try
+        {
+            string[] args = Encoding.UTF8.GetString(payload).Split('\0');
+            string Arg(int i) => i < args.Length ? args[i] : throw new XenStoreException("EINVAL", "missing argument");
+            byte[] reply = type switch
+            {
+                XenStoreMessageType.Read => _store.Read(_guest, transaction, Arg(0)),
+                XenStoreMessageType.Directory => Strings(_store.Directory(_guest, transaction, Arg(0))),
+                XenStoreMessageType.GetPerms => Strings(_store.GetPerms(_guest, transaction, Arg(0))),
+                XenStoreMessageType.Write => Do(() => _store.Write(_guest, transaction, Arg(0), payload.AsSpan(Arg(0).Length + 1))),
+                XenStoreMessageType.Mkdir => Do(() => _store.Mkdir(_guest, transaction, Arg(0))),
+                XenStoreMessageType.Rm => Do(() => _store.Remove(_guest, transaction, Arg(0))),
+                XenStoreMessageType.SetPerms => Do(() => _store.SetPerms(_guest, transaction, Arg(0), args.Skip(1).Where(a => a.Length > 0).ToArray())),
+                XenStoreMessageType.Watch => Do(() => _store.AddWatch(_guest, Arg(0), Arg(1), _onWatch)),
+                XenStoreMessageType.Unwatch => Do(() => _store.RemoveWatch(_guest, Arg(0), Arg(1), _onWatch)),
+                XenStoreMessageType.ResetWatches => Do(() => _store.RemoveWatches(_onWatch)),
+                XenStoreMessageType.TransactionStart => Encoding.ASCII.GetBytes(_store.StartTransaction(_guest).ToString(System.Globalization.CultureInfo.InvariantCulture) + "\0"),
+                XenStoreMessageType.TransactionEnd => Do(() => _store.EndTransaction(_guest, transaction, Arg(0) == "T")),
+                XenStoreMessageType.GetDomainPath => Encoding.ASCII.GetBytes(XenStore.DomainPath(ushort.TryParse(Arg(0), out ushort d) ? d : throw new XenStoreException("EINVAL", "bad domain id")) + "\0"),
+                XenStoreMessageType.IsDomainIntroduced => "T\0"u8.ToArray(),
+                _ => throw new XenStoreException("EINVAL", $"message type {(uint)type} is not for a guest"),
+            };
+            return Message(type, requestId, transaction, reply);
+        }
+        catch (XenStoreException e)
+        {
+            _store.Counters.Increment($"error-{e.Error}");
+            return Message(XenStoreMessageType.Error, requestId, transaction, Encoding.ASCII.GetBytes(e.Error + "\0"));
+        }
+    }
+
+    private static byte[] Do(Action action)
+    {
+        action();
+        return "OK\0"u8.ToArray();
+    }
+
+    private static byte[] Strings(IEnumerable<string> items) => Encoding.UTF8.GetBytes(string.Concat(items.Select(i => i + "\0")));
+
+    private static byte[] Message(XenStoreMessageType type, uint requestId, uint transaction, byte[] payload)
+    {
+        var message = new byte[HeaderSize + payload.Length];
+        BinaryPrimitives.WriteUInt32LittleEndian(message, (uint)type);
+        BinaryPrimitives.WriteUInt32LittleEndian(message.AsSpan(4), requestId);
+        BinaryPrimitives.WriteUInt32LittleEndian(message.AsSpan(8), transaction);
+        BinaryPrimitives.WriteUInt32LittleEndian(message.AsSpan(12), (uint)payload.Length);
+        payload.CopyTo(message, HeaderSize);
+        return message;
+    }
+
+    /// <summary>
+    /// Consumes what the guest has written of the current request (Linux writes the header and
+    /// the payload separately, and notifies only when it found the ring empty, so the header is
+    /// taken off as soon as it is there); true once a whole request is in.
+    /// </summary>
+    private bool TryTakeRequest(out XenStoreMessageType type, out uint requestId, out uint transaction, out byte[] payload)
+    {
+        type = default;
+        requestId = transaction = 0;
+        payload = [];
+        Span<byte> page = _memory.GetSpan(_ring, 4096);
+        uint consumer = Volatile.Read(ref Index(page, ReqConsOffset));
+        uint producer = Volatile.Read(ref Index(page, ReqProdOffset));
+        uint available = producer - consumer;
+        if (available > RingSize)
+        {
+            Fail($"request ring indices cons {consumer} prod {producer} are more than a ring apart");
+            return false;
+        }
+
+        if (_headerFilled < HeaderSize)
+        {
+            int n = (int)Math.Min(available, (uint)(HeaderSize - _headerFilled));
+            Copy(page, 0, consumer, _header.AsSpan(_headerFilled, n));
+            _headerFilled += n;
+            consumer += (uint)n;
+            available -= (uint)n;
+            if (_headerFilled == HeaderSize)
+            {
+                uint length = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(12));
+                if (length > MaxPayload)
+                {
+                    Fail($"a request of {length} bytes exceeds {MaxPayload}");
+                    return false;
+                }
+
+                _body = new byte[length];
+                _bodyFilled = 0;
+            }
+        }
+
+        if (_body is not null)
+        {
+            int n = (int)Math.Min(available, (uint)(_body.Length - _bodyFilled));
+            Copy(page, 0, consumer, _body.AsSpan(_bodyFilled, n));
+            _bodyFilled += n;
+            consumer += (uint)n;
+        }
+
+        Volatile.Write(ref Index(page, ReqConsOffset), consumer);
+        if (_body is null || _bodyFilled < _body.Length)
+        {
+            return false;
+        }
+
+        type = (XenStoreMessageType)BinaryPrimitives.ReadUInt32LittleEndian(_header);
+        requestId = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(4));
+        transaction = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(8));
+        payload = _body;
+        _body = null;
+        _headerFilled = 0;
+        return true;
+    }
+
+    /// <summary>Writes queued replies and events into `rsp` as far as it has room; true when something was written.</summary>
+    private bool Flush()
+    {
+        bool wrote = false;
+        Span<byte> page = _memory.GetSpan(_ring, 4096);
+        while (!_failed && _pending.TryPeek(out byte[]? message))
+        {
+            uint consumer = Volatile.Read(ref Index(page, RspConsOffset));
+            uint producer = Volatile.Read(ref Index(page, RspProdOffset));
+            uint used = producer - consumer;
+            if (used > RingSize)
+            {
+                Fail($"response ring indices cons {consumer} prod {producer} are more than a ring apart");
+                return wrote;
+            }
+
+            // A reply bigger than the ring goes in pieces: the guest reads as we write.
+            int room = (int)(RingSize - used);
+            if (room == 0)
+            {
+                return wrote;
+            }
+
+            int chunk = Math.Min(room, message.Length);
+            for (int i = 0; i < chunk; i++)
+            {
+                page[RspOffset + (int)((producer + (uint)i) & (RingSize - 1))] = message[i];
+            }
+
+            Volatile.Write(ref Index(page, RspProdOffset), producer + (uint)chunk);
+            wrote = true;
+            _pending.Dequeue();
+            if (chunk < message.Length)
+            {
+                // Requeue the rest at the front: rebuild the queue with it first.
+                byte[][] rest = [message[chunk..], .. _pending];
+                _pending.Clear();
+                foreach (byte[] m in rest)
+                {
+                    _pending.Enqueue(m);
+                }
+
+                return wrote;
+            }
+        }
+
+        return wrote;
+    }
+
+    private static void Copy(Span<byte> page, int offset, uint index, Span<byte> destination)
+    {
+        for (int i = 0; i < destination.Length; i++)
+        {
+            destination[i] = page[offset + (int)((index + (uint)i) & (RingSize - 1))];
+        }
+    }
+
+    private static ref uint Index(Span<byte> page, int offset) =>
+        ref System.Runtime.CompilerServices.Unsafe.As<byte, uint>(ref page[offset]);
+
+    private void Fail(string reason)
+    {
+        _failed = true;
+        _store.RemoveWatches(_onWatch);
+        _log?.Invoke($"xenstore: domain {_guest}: {reason}; the connection stops");
+    }
+}
