@@ -11,7 +11,7 @@ internal sealed class EmulatorHypervisorHost : IHypervisorHost
     public EmulatorHypervisorHost(EmulatorVirtualMachine vm) => _vm = vm;
 
     public HypercallInstruction Instruction =>
-        _vm.CpuModel.Vendor is "AuthenticAMD" or "HygonGenuine" ? HypercallInstruction.Vmmcall : HypercallInstruction.Vmcall;
+        _vm.CpuModel.Vendor == CpuVendor.Amd ? HypercallInstruction.Vmmcall : HypercallInstruction.Vmcall;
 
     public long TscFrequencyHz => _vm.Platform.Time.TscFrequencyHz;
 

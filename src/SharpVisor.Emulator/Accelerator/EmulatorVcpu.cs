@@ -46,7 +46,8 @@ public sealed class EmulatorVcpu : IVcpu
         Id = id;
         _platform = vm.Platform;
         _apic = _platform.IrqChip.GetLocalApic(id);
-        var physical = new PhysicalMemory(vm.Memory, new EmulatorMmioHandler(_apic, vm.Mmio, Exits));
+        var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
+        var physical = new PhysicalMemory(vm.Memory, mmio);
         CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor);
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
