@@ -44,9 +44,38 @@ public sealed class VmmServer : IAsyncDisposable
         FullVmConfiguration? config = options.ConfigFile is null ? null : ReadConfigFile(options.ConfigFile);
         var console = new ConsoleBroadcaster();
         var controller = new VmmController(options.Identity, factory, console);
-        if (config is not null)
+        try
         {
-            controller.LoadConfiguration(config);
+            // The command line's logger and metrics first, then the config file's (as Firecracker).
+            if (options.Logger is not null)
+            {
+                controller.Log.Configure(options.Logger);
+            }
+
+            if (options.Metrics is not null)
+            {
+                controller.Metrics.Configure(options.Metrics);
+            }
+
+            if (config?.Logger is not null)
+            {
+                controller.Log.Configure(config.Logger);
+            }
+
+            if (config?.Metrics is not null)
+            {
+                controller.Metrics.Configure(config.Metrics);
+            }
+
+            if (config is not null)
+            {
+                controller.LoadConfiguration(config);
+            }
+        }
+        catch
+        {
+            controller.Dispose();
+            throw;
         }
 
         UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
@@ -56,6 +85,28 @@ public sealed class VmmServer : IAsyncDisposable
         var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
         WebApplication app = BuildApp(options.ApiSocketPath);
         ApiResults.UseFaultBodies(app);
+        app.Use(async (context, next) =>
+        {
+            // Firecracker's API log line and request metrics, for its own paths only.
+            string method = context.Request.Method;
+            string path = context.Request.Path.Value ?? "/";
+            bool firecrackerPath = !path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
+            if (firecrackerPath)
+            {
+                controller.Log.Info("api_server::request", $"The API server received a {method} request on \"{path}\".");
+            }
+
+            await next(context);
+            if (firecrackerPath)
+            {
+                bool failed = context.Response.StatusCode >= 400;
+                controller.Metrics.CountRequest(method, VmmApi.MetricName(path), failed);
+                if (failed)
+                {
+                    controller.Log.Error("api_server::request", $"{method} {path} answered {context.Response.StatusCode}");
+                }
+            }
+        });
         VmmApi.Map(app, controller);
         try
         {
@@ -68,6 +119,8 @@ public sealed class VmmServer : IAsyncDisposable
         }
 
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
+        controller.Metrics.MarkApiReady();
+        controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, app, consoleServer);
         controller.StatusChanged += server.WriteStateFile;
         server.WriteStateFile(controller.Status());

@@ -15,6 +15,12 @@ public sealed record VmmServerOptions
     /// <summary>A Firecracker JSON configuration to apply and start at once, like firecracker --config-file.</summary>
     public string? ConfigFile { get; init; }
 
+    /// <summary>The logger from the command line (--log-path, --level...), applied before the config file's.</summary>
+    public LoggerConfiguration? Logger { get; init; }
+
+    /// <summary>The metrics file from the command line (--metrics-path).</summary>
+    public MetricsConfiguration? Metrics { get; init; }
+
     public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
 
     public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";
