@@ -20,11 +20,12 @@ public sealed class VmmServer : IAsyncDisposable
 
     private readonly VmmServerOptions _options;
     private readonly ConsoleBroadcaster _console;
-    private readonly WebApplication _app;
+    private readonly WebApplication? _app;
+    private Task? _serialPump;
     private readonly ConsoleSocketServer _consoleServer;
     private readonly object _stateFileLock = new();
 
-    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication app, ConsoleSocketServer consoleServer)
+    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication? app, ConsoleSocketServer consoleServer)
     {
         _options = options;
         Controller = controller;
@@ -78,11 +79,27 @@ public sealed class VmmServer : IAsyncDisposable
             throw;
         }
 
-        UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
+        if (!options.ServeApi && config is null)
+        {
+            throw ApiException.BadRequest("--no-api needs --config-file: without the API nothing could configure the microVM");
+        }
+
+        if (options.ServeApi)
+        {
+            UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
+        }
+
         UnixSocketFiles.PrepareForListening(options.EffectiveConsoleSocketPath);
 
         // The console listens before the API does: a client that sees the API can attach at once.
         var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
+        if (!options.ServeApi)
+        {
+            var headless = new VmmServer(options, controller, console, null, consoleServer);
+            await headless.StartAsync(config!);
+            return headless;
+        }
+
         WebApplication app = BuildApp(options.ApiSocketPath);
         ApiResults.UseFaultBodies(app);
         app.Use(async (context, next) =>
@@ -122,22 +139,52 @@ public sealed class VmmServer : IAsyncDisposable
         controller.Metrics.MarkApiReady();
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, app, consoleServer);
-        controller.StatusChanged += server.WriteStateFile;
-        server.WriteStateFile(controller.Status());
+        await server.StartAsync(config);
+        return server;
+    }
+
+    private async Task StartAsync(FullVmConfiguration? config)
+    {
+        Controller.StatusChanged += WriteStateFile;
+        WriteStateFile(Controller.Status());
+        if (_options.SerialToStandardOutput)
+        {
+            _serialPump = PumpSerialToStandardOutputAsync(_console.Subscribe());
+        }
+
         if (config is not null)
         {
             try
             {
-                controller.Start();
+                Controller.Start();
             }
             catch
             {
-                await server.DisposeAsync();
+                await DisposeAsync();
                 throw;
             }
         }
+    }
 
-        return server;
+    private static async Task PumpSerialToStandardOutputAsync(ConsoleSubscription subscription)
+    {
+        using (subscription)
+        {
+            using Stream stdout = System.Console.OpenStandardOutput();
+            try
+            {
+                stdout.Write(subscription.History);
+                await foreach (byte[] chunk in subscription.Live.ReadAllAsync())
+                {
+                    stdout.Write(chunk);
+                    stdout.Flush();
+                }
+            }
+            catch (IOException)
+            {
+                // Nobody reads standard output any more; the console socket still serves the console.
+            }
+        }
     }
 
     /// <summary>Waits for the machine to stop, or for <paramref name="terminate"/> (which powers it off); returns the exit status.</summary>
@@ -166,6 +213,11 @@ public sealed class VmmServer : IAsyncDisposable
         DomainStopInfo stop = await Controller.Stopped;
         _console.Complete();
         await _consoleServer.DrainAsync(TimeSpan.FromSeconds(2));
+        if (_serialPump is not null)
+        {
+            await Task.WhenAny(_serialPump, Task.Delay(TimeSpan.FromSeconds(2)));
+        }
+
         return stop.ExitStatus;
     }
 
@@ -174,10 +226,14 @@ public sealed class VmmServer : IAsyncDisposable
         Controller.StatusChanged -= WriteStateFile;
         _console.Complete();
         await _consoleServer.DisposeAsync();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            File.Delete(_options.ApiSocketPath);
+        }
+
         Controller.Dispose();
-        File.Delete(_options.ApiSocketPath);
     }
 
     private static FullVmConfiguration ReadConfigFile(string path)

@@ -21,6 +21,12 @@ public sealed record VmmServerOptions
     /// <summary>The metrics file from the command line (--metrics-path).</summary>
     public MetricsConfiguration? Metrics { get; init; }
 
+    /// <summary>False for firecracker --no-api: no API socket, the config file is the whole configuration.</summary>
+    public bool ServeApi { get; init; } = true;
+
+    /// <summary>Also copy the serial console to standard output (where Firecracker writes it).</summary>
+    public bool SerialToStandardOutput { get; init; }
+
     public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
 
     public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";
