@@ -124,6 +124,27 @@ public sealed class FirecrackerDropInTests
     }
 
     [Fact]
+    public async Task MetricsAreAlsoFlushedPeriodicallyLikeFirecrackers()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync(configure: (directory, options) =>
+        {
+            File.WriteAllText(directory.File("fc.metrics"), "");
+            return options with { Metrics = new MetricsConfiguration { MetricsPath = directory.File("fc.metrics") }, MetricsFlushInterval = TimeSpan.FromMilliseconds(200) };
+        });
+
+        await Eventually.TrueAsync(
+            () => File.ReadAllLines(vmm.Directory.File("fc.metrics")).Length >= 2,
+            TimeSpan.FromSeconds(20),
+            "two periodic flushes without FlushMetrics");
+        string text = File.ReadAllText(vmm.Directory.File("fc.metrics"));
+        foreach (string line in text[..(text.LastIndexOf('\n') + 1)].Split('\n', StringSplitOptions.RemoveEmptyEntries))
+        {
+            using JsonDocument json = JsonDocument.Parse(line);
+            Assert.True(json.RootElement.TryGetProperty("put_api_requests", out _));
+        }
+    }
+
+    [Fact]
     public async Task EntropyAddsAVirtioRngAndRefusesARateLimiter()
     {
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();

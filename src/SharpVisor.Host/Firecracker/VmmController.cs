@@ -306,6 +306,15 @@ public sealed class VmmController : IDisposable
     /// <summary>PUT /actions FlushMetrics: one line of Firecracker metrics.</summary>
     public void FlushMetrics()
     {
+        if (!TryFlushMetrics())
+        {
+            throw ApiException.BadRequest("metrics are not configured: PUT /metrics (or --metrics-path) first");
+        }
+    }
+
+    /// <summary>Writes one line of metrics when a metrics file is configured (the periodic flush).</summary>
+    public bool TryFlushMetrics()
+    {
         HashSet<string> drives;
         HashSet<string> nics;
         lock (_lock)
@@ -314,10 +323,7 @@ public sealed class VmmController : IDisposable
             nics = _configuration.NetworkInterfaces.Select(n => n.IfaceId).ToHashSet();
         }
 
-        if (!Metrics.Flush(Identity.InstanceId, ReadCounters(), drives, nics))
-        {
-            throw ApiException.BadRequest("metrics are not configured: PUT /metrics (or --metrics-path) first");
-        }
+        return Metrics.Flush(Identity.InstanceId, ReadCounters(), drives, nics);
     }
 
     public DomainCounters ReadCounters()

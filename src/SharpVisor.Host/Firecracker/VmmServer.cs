@@ -21,7 +21,9 @@ public sealed class VmmServer : IAsyncDisposable
     private readonly VmmServerOptions _options;
     private readonly ConsoleBroadcaster _console;
     private readonly WebApplication? _app;
+    private readonly CancellationTokenSource _stopping = new();
     private Task? _serialPump;
+    private Task? _metricsTimer;
     private readonly ConsoleSocketServer _consoleServer;
     private readonly object _stateFileLock = new();
 
@@ -147,6 +149,7 @@ public sealed class VmmServer : IAsyncDisposable
     {
         Controller.StatusChanged += WriteStateFile;
         WriteStateFile(Controller.Status());
+        _metricsTimer = FlushMetricsPeriodicallyAsync(_stopping.Token);
         if (_options.SerialToStandardOutput)
         {
             _serialPump = PumpSerialToStandardOutputAsync(_console.Subscribe());
@@ -163,6 +166,30 @@ public sealed class VmmServer : IAsyncDisposable
                 await DisposeAsync();
                 throw;
             }
+        }
+    }
+
+    /// <summary>Like Firecracker, metrics are also flushed every <see cref="MetricsFlushInterval"/>.</summary>
+    private async Task FlushMetricsPeriodicallyAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(_options.MetricsFlushInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    Controller.TryFlushMetrics();
+                }
+                catch (ApiException e)
+                {
+                    Controller.Log.Error("vmm::metrics", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The VMM is shutting down.
         }
     }
 
@@ -223,6 +250,12 @@ public sealed class VmmServer : IAsyncDisposable
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
+        if (_metricsTimer is not null)
+        {
+            await _metricsTimer;
+        }
+
         Controller.StatusChanged -= WriteStateFile;
         _console.Complete();
         await _consoleServer.DisposeAsync();
@@ -234,6 +267,7 @@ public sealed class VmmServer : IAsyncDisposable
         }
 
         Controller.Dispose();
+        _stopping.Dispose();
     }
 
     private static FullVmConfiguration ReadConfigFile(string path)

@@ -27,6 +27,9 @@ public sealed record VmmServerOptions
     /// <summary>Also copy the serial console to standard output (where Firecracker writes it).</summary>
     public bool SerialToStandardOutput { get; init; }
 
+    /// <summary>How often metrics are flushed without FlushMetrics (Firecracker: 60 s).</summary>
+    public TimeSpan MetricsFlushInterval { get; init; } = TimeSpan.FromSeconds(60);
+
     public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
 
     public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";
