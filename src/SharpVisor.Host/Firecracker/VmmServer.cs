@@ -106,7 +106,8 @@ public sealed class VmmServer : IAsyncDisposable
         ApiResults.UseFaultBodies(app);
         app.Use(async (context, next) =>
         {
-            // Firecracker's API log line and request metrics, for its own paths only.
+            // Firecracker's API log lines and request metrics, for its own paths only. Refusals
+            // go to a configured log only: standard error (the daemon's vmm.log) stays as it was.
             string method = context.Request.Method;
             string path = context.Request.Path.Value ?? "/";
             bool firecrackerPath = !path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
@@ -120,7 +121,7 @@ public sealed class VmmServer : IAsyncDisposable
             {
                 bool failed = context.Response.StatusCode >= 400;
                 controller.Metrics.CountRequest(method, VmmApi.MetricName(path), failed);
-                if (failed)
+                if (failed && controller.Log.IsConfigured)
                 {
                     controller.Log.Error("api_server::request", $"{method} {path} answered {context.Response.StatusCode}");
                 }
