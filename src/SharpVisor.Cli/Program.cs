@@ -18,4 +18,5 @@ root.Subcommands.Add(SchedCommand.Create());
 root.Subcommands.Add(TopCommand.Create());
 root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(VmmCommand.Create());
+root.Subcommands.Add(FirecrackerCommand.Create());
 return root.Parse(args).Invoke();

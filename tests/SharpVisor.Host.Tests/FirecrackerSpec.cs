@@ -49,6 +49,12 @@ public sealed class FirecrackerSpec
         return null;
     }
 
+    /// <summary>Every operation of the spec: (GET/PUT/PATCH, path template).</summary>
+    public IEnumerable<(string Method, string Template)> Operations() =>
+        Map(_root["paths"]).SelectMany(path => Map(path.Value).Keys.Cast<string>()
+            .Where(m => m is "get" or "put" or "patch" or "post" or "delete")
+            .Select(m => (m.ToUpperInvariant(), (string)path.Key)));
+
     public Dictionary<object, object>? Operation(string method, string template) =>
         Map(Map(_root["paths"])[template]).TryGetValue(method.ToLowerInvariant(), out object? operation) ? Map(operation) : null;
 

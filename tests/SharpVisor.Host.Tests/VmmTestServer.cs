@@ -30,7 +30,7 @@ public sealed class VmmTestServer : IAsyncDisposable
 
     public string Kernel => Directory.File("vmlinux");
 
-    public static async Task<VmmTestServer> StartAsync(Func<TempDirectory, string?>? configFile = null, FakeDomainMachineFactory? factory = null)
+    public static async Task<VmmTestServer> StartAsync(Func<TempDirectory, string?>? configFile = null, FakeDomainMachineFactory? factory = null, Func<TempDirectory, VmmServerOptions, VmmServerOptions>? configure = null)
     {
         var directory = new TempDirectory();
         directory.CreateFile("vmlinux");
@@ -42,6 +42,7 @@ public sealed class VmmTestServer : IAsyncDisposable
             ConfigFile = configFile?.Invoke(directory),
             Identity = new VmmIdentity("test-vm", 7, "auto"),
         };
+        options = configure?.Invoke(directory, options) ?? options;
         VmmServer server = await VmmServer.StartAsync(options, factory);
         return new VmmTestServer(directory, server, factory, options);
     }

@@ -74,7 +74,7 @@ public static class VmmCommand
         }
     }
 
-    private static async Task<int> RunServerAsync(VmmServerOptions options, CancellationToken cancel)
+    internal static async Task<int> RunServerAsync(VmmServerOptions options, CancellationToken cancel)
     {
         using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>

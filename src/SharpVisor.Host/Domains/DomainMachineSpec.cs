@@ -30,4 +30,10 @@ public sealed record DomainMachineSpec
 
     /// <summary>Seconds between balloon statistics refreshes; 0 leaves statistics off.</summary>
     public int BalloonStatisticsIntervalSeconds { get; init; }
+
+    /// <summary>A virtio-rng device (Firecracker's PUT /entropy).</summary>
+    public bool EntropyDevice { get; init; }
+
+    /// <summary>Where the machine's own log lines (device warnings) go; standard error when null.</summary>
+    public Action<string>? Log { get; init; }
 }

@@ -57,9 +57,9 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
                 }
                 : null,
 
-            // Like Firecracker, no entropy device unless asked for (its /entropy is not served yet).
-            EntropyDevice = false,
-            Log = System.Console.Error.WriteLine,
+            // Like Firecracker, no entropy device unless PUT /entropy asked for one.
+            EntropyDevice = spec.EntropyDevice,
+            Log = spec.Log ?? System.Console.Error.WriteLine,
         };
     }
 

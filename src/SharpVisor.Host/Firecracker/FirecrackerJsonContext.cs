@@ -29,6 +29,9 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(FirecrackerVersion))]
 [JsonSerializable(typeof(ApiError))]
 [JsonSerializable(typeof(FullVmConfiguration))]
+[JsonSerializable(typeof(LoggerConfiguration))]
+[JsonSerializable(typeof(MetricsConfiguration))]
+[JsonSerializable(typeof(EntropyDevice))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

@@ -29,10 +29,10 @@ public sealed record FullVmConfiguration
     public JsonElement? CpuConfig { get; init; }
 
     [JsonPropertyName("logger")]
-    public JsonElement? Logger { get; init; }
+    public LoggerConfiguration? Logger { get; init; }
 
     [JsonPropertyName("metrics")]
-    public JsonElement? Metrics { get; init; }
+    public MetricsConfiguration? Metrics { get; init; }
 
     [JsonPropertyName("memory-hotplug")]
     public JsonElement? MemoryHotplug { get; init; }
@@ -47,5 +47,5 @@ public sealed record FullVmConfiguration
     public JsonElement? Vsock { get; init; }
 
     [JsonPropertyName("entropy")]
-    public JsonElement? Entropy { get; init; }
+    public EntropyDevice? Entropy { get; init; }
 }

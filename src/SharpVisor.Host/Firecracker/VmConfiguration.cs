@@ -32,17 +32,29 @@ public sealed class VmConfiguration
 
     public Balloon? Balloon { get; private set; }
 
+    /// <summary>The virtio-rng device, when PUT /entropy asked for one.</summary>
+    public EntropyDevice? Entropy { get; private set; }
+
+    /// <summary>PUT /entropy: a virtio-rng device; a rate limiter is refused (SharpVisor has none yet).</summary>
+    public void SetEntropy(EntropyDevice entropy)
+    {
+        if (entropy.RateLimiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        {
+            throw ApiException.BadRequest("rate_limiter is not supported by SharpVisor yet (it has no token-bucket rate limiter); leave it out");
+        }
+
+        Entropy = entropy;
+    }
+
     /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
     public static VmConfiguration FromFull(FullVmConfiguration full)
     {
         RefuseUnsupportedSection(full.CpuConfig, "cpu-config");
-        RefuseUnsupportedSection(full.Logger, "logger");
-        RefuseUnsupportedSection(full.Metrics, "metrics");
+        // "logger" and "metrics" are the VMM's, not the machine's: VmmServer applies them.
         RefuseUnsupportedSection(full.MemoryHotplug, "memory-hotplug");
         RefuseUnsupportedSection(full.MmdsConfig, "mmds-config");
         RefuseUnsupportedSection(full.Pmem, "pmem");
         RefuseUnsupportedSection(full.Vsock, "vsock");
-        RefuseUnsupportedSection(full.Entropy, "entropy");
 
         var configuration = new VmConfiguration();
         if (full.MachineConfig is not null)
@@ -70,6 +82,11 @@ public sealed class VmConfiguration
             configuration.SetBalloon(full.Balloon);
         }
 
+        if (full.Entropy is not null)
+        {
+            configuration.SetEntropy(full.Entropy);
+        }
+
         return configuration;
     }
 
@@ -85,6 +102,7 @@ public sealed class VmConfiguration
         Drives = _drives.ToList(),
         NetworkInterfaces = _networkInterfaces.ToList(),
         Balloon = Balloon,
+        Entropy = Entropy,
     };
 
     public void SetBootSource(BootSource source)
@@ -293,6 +311,7 @@ public sealed class VmConfiguration
             BalloonTargetMib = Balloon?.AmountMib,
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
             BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
+            EntropyDevice = Entropy is not null,
         };
     }
 

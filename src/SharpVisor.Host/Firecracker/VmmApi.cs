@@ -93,13 +93,37 @@ public static class VmmApi
                     vmm.SendCtrlAltDel();
                     break;
                 case InstanceActionInfo.FlushMetrics:
-                    throw ApiException.BadRequest("no metrics file is configured (SharpVisor serves counters at GET /sharpvisor/counters)");
+                    vmm.FlushMetrics();
+                    break;
                 default:
                     throw ApiException.BadRequest($"action_type '{body.ActionType}' is not one of InstanceStart, SendCtrlAltDel, FlushMetrics");
             }
 
             return ApiResults.NoContent();
         }));
+
+        routes.MapPut("/logger", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            LoggerConfiguration body = await JsonBody.ReadAsync(request, json.LoggerConfiguration);
+            vmm.ConfigurePreBoot(_ => vmm.Log.Configure(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/metrics", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            MetricsConfiguration body = await JsonBody.ReadAsync(request, json.MetricsConfiguration);
+            vmm.ConfigurePreBoot(_ => vmm.Metrics.Configure(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/entropy", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            EntropyDevice body = await JsonBody.ReadAsync(request, json.EntropyDevice);
+            vmm.ConfigurePreBoot(c => c.SetEntropy(body));
+            return ApiResults.NoContent();
+        }));
+
+        MapUnsupported(routes);
 
         routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
         {
@@ -119,7 +143,7 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
-        // Like Firecracker, a path it does not serve is bad input.
+        // Like Firecracker, a path that is not in its API is bad input.
         routes.MapFallback((HttpContext context) =>
             ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}"));
 
@@ -144,5 +168,60 @@ public static class VmmApi
 
             return ApiResults.NoContent();
         }));
+    }
+
+    /// <summary>
+    /// The spec's routes SharpVisor does not implement yet, each refused with its reason
+    /// (docs/firecracker.md lists them), never with the generic invalid-path answer.
+    /// </summary>
+    public static readonly IReadOnlyList<(string Method, string Path, string Reason)> Unsupported =
+    [
+        ("PATCH", "/balloon/hinting/start", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
+        ("GET", "/balloon/hinting/status", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
+        ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
+        ("PUT", "/cpu-config", "cpu-config (custom CPU templates) is not supported by SharpVisor yet: the guest sees the CPUID the accelerator offers"),
+        ("PATCH", "/drives/{drive_id}", "updating a drive (hot-swap of its backing file, rate limiter) is not supported by SharpVisor yet"),
+        ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
+        ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
+        ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
+        ("PATCH", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
+        ("GET", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
+        ("PUT", "/mmds/config", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
+        ("PUT", "/serial", "configuring the serial output is not supported by SharpVisor yet: the serial console is served on the console socket (API socket + .console)"),
+        ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
+        ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
+        ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
+        ("PATCH", "/network-interfaces/{iface_id}", "updating a network interface (rate limiters) is not supported by SharpVisor yet: it has no rate limiter"),
+        ("PUT", "/snapshot/create", "snapshots are not supported by SharpVisor yet"),
+        ("PUT", "/snapshot/load", "snapshots are not supported by SharpVisor yet"),
+        ("PUT", "/vsock", "vsock is not supported by SharpVisor yet (it has no virtio-vsock device)"),
+    ];
+
+    private static void MapUnsupported(IEndpointRouteBuilder routes)
+    {
+        foreach ((string method, string path, string reason) in Unsupported)
+        {
+            routes.MapMethods(path, [method], () => ApiResults.Fault(StatusCodes.Status400BadRequest, reason));
+        }
+    }
+
+    /// <summary>Firecracker's metric name for a request path (put_api_requests.machine_cfg_count...).</summary>
+    public static string MetricName(string path)
+    {
+        string first = path.Split('/', StringSplitOptions.RemoveEmptyEntries).FirstOrDefault() ?? "";
+        return first switch
+        {
+            "" => "instance_info",
+            "version" => "vmm_version",
+            "boot-source" => "boot_source",
+            "drives" => "drive",
+            "network-interfaces" => "network",
+            "machine-config" => "machine_cfg",
+            "cpu-config" => "cpu_cfg",
+            "vm" when path.StartsWith("/vm/config", StringComparison.Ordinal) => "vm_config",
+            "hotplug" => "hotplug_memory",
+            "snapshot" => path.EndsWith("/load", StringComparison.Ordinal) ? "load_snapshot" : "create_snapshot",
+            _ => first.Replace('-', '_'),
+        };
     }
 }

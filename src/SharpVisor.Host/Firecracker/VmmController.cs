@@ -29,9 +29,16 @@ public sealed class VmmController : IDisposable
         Identity = identity;
         _factory = factory;
         _console = console;
+        Log = new VmmLog(identity.InstanceId);
     }
 
     public VmmIdentity Identity { get; }
+
+    /// <summary>The VMM's own log (PUT /logger).</summary>
+    public VmmLog Log { get; }
+
+    /// <summary>Firecracker-format metrics (PUT /metrics, FlushMetrics).</summary>
+    public VmmMetrics Metrics { get; } = new();
 
     /// <summary>Raised after every state change (the state file follows it).</summary>
     public event Action<VmmStatus>? StatusChanged;
@@ -143,7 +150,10 @@ public sealed class VmmController : IDisposable
         lock (_lock)
         {
             RequireNotStarted();
-            DomainMachineSpec spec = _configuration.ToMachineSpec(Identity.InstanceId, Identity.Accelerator);
+            DomainMachineSpec spec = _configuration.ToMachineSpec(Identity.InstanceId, Identity.Accelerator) with
+            {
+                Log = line => Log.Warning("vmm::devices", line),
+            };
             IDomainMachine? machine = null;
             try
             {
@@ -157,6 +167,7 @@ public sealed class VmmController : IDisposable
                 // Firecracker answers a failed InstanceStart with 400 and the reason; nothing stays built.
                 _console.Input = null;
                 machine?.Dispose();
+                Log.Error("vmm::builder", $"cannot start the microVM: {e.Message}");
                 throw ApiException.BadRequest($"cannot start the microVM: {e.Message}");
             }
 
@@ -170,6 +181,7 @@ public sealed class VmmController : IDisposable
             }
         }
 
+        Log.Info("vmm::builder", $"started the microVM with accelerator {AcceleratorName}");
         RaiseStatusChanged();
     }
 
@@ -291,6 +303,29 @@ public sealed class VmmController : IDisposable
         }
     }
 
+    /// <summary>PUT /actions FlushMetrics: one line of Firecracker metrics.</summary>
+    public void FlushMetrics()
+    {
+        if (!TryFlushMetrics())
+        {
+            throw ApiException.BadRequest("metrics are not configured: PUT /metrics (or --metrics-path) first");
+        }
+    }
+
+    /// <summary>Writes one line of metrics when a metrics file is configured (the periodic flush).</summary>
+    public bool TryFlushMetrics()
+    {
+        HashSet<string> drives;
+        HashSet<string> nics;
+        lock (_lock)
+        {
+            drives = _configuration.Drives.Select(d => d.DriveId).ToHashSet();
+            nics = _configuration.NetworkInterfaces.Select(n => n.IfaceId).ToHashSet();
+        }
+
+        return Metrics.Flush(Identity.InstanceId, ReadCounters(), drives, nics);
+    }
+
     public DomainCounters ReadCounters()
     {
         IDomainMachine? machine;
@@ -316,6 +351,8 @@ public sealed class VmmController : IDisposable
         }
 
         machine?.Dispose();
+        Metrics.Dispose();
+        Log.Dispose();
     }
 
     private void ChangeRunState(VmmState target)
@@ -374,6 +411,8 @@ public sealed class VmmController : IDisposable
             _state = VmmState.Stopped;
             _stopInfo = info;
         }
+
+        Log.Info("vmm", $"the microVM stopped: {info.Detail} (exit status {info.ExitStatus})");
 
         // The state file records how the machine stopped before anyone may act on the stop
         // (the process exits soon after): a daemon must never find a stopped VMM without it.

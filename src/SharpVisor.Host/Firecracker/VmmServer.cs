@@ -20,11 +20,14 @@ public sealed class VmmServer : IAsyncDisposable
 
     private readonly VmmServerOptions _options;
     private readonly ConsoleBroadcaster _console;
-    private readonly WebApplication _app;
+    private readonly WebApplication? _app;
+    private readonly CancellationTokenSource _stopping = new();
+    private Task? _serialPump;
+    private Task? _metricsTimer;
     private readonly ConsoleSocketServer _consoleServer;
     private readonly object _stateFileLock = new();
 
-    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication app, ConsoleSocketServer consoleServer)
+    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication? app, ConsoleSocketServer consoleServer)
     {
         _options = options;
         Controller = controller;
@@ -44,18 +47,86 @@ public sealed class VmmServer : IAsyncDisposable
         FullVmConfiguration? config = options.ConfigFile is null ? null : ReadConfigFile(options.ConfigFile);
         var console = new ConsoleBroadcaster();
         var controller = new VmmController(options.Identity, factory, console);
-        if (config is not null)
+        try
         {
-            controller.LoadConfiguration(config);
+            // The command line's logger and metrics first, then the config file's (as Firecracker).
+            if (options.Logger is not null)
+            {
+                controller.Log.Configure(options.Logger);
+            }
+
+            if (options.Metrics is not null)
+            {
+                controller.Metrics.Configure(options.Metrics);
+            }
+
+            if (config?.Logger is not null)
+            {
+                controller.Log.Configure(config.Logger);
+            }
+
+            if (config?.Metrics is not null)
+            {
+                controller.Metrics.Configure(config.Metrics);
+            }
+
+            if (config is not null)
+            {
+                controller.LoadConfiguration(config);
+            }
+        }
+        catch
+        {
+            controller.Dispose();
+            throw;
         }
 
-        UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
+        if (!options.ServeApi && config is null)
+        {
+            throw ApiException.BadRequest("--no-api needs --config-file: without the API nothing could configure the microVM");
+        }
+
+        if (options.ServeApi)
+        {
+            UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
+        }
+
         UnixSocketFiles.PrepareForListening(options.EffectiveConsoleSocketPath);
 
         // The console listens before the API does: a client that sees the API can attach at once.
         var consoleServer = new ConsoleSocketServer(options.EffectiveConsoleSocketPath, console);
+        if (!options.ServeApi)
+        {
+            var headless = new VmmServer(options, controller, console, null, consoleServer);
+            await headless.StartAsync(config!);
+            return headless;
+        }
+
         WebApplication app = BuildApp(options.ApiSocketPath);
         ApiResults.UseFaultBodies(app);
+        app.Use(async (context, next) =>
+        {
+            // Firecracker's API log lines and request metrics, for its own paths only. Refusals
+            // go to a configured log only: standard error (the daemon's vmm.log) stays as it was.
+            string method = context.Request.Method;
+            string path = context.Request.Path.Value ?? "/";
+            bool firecrackerPath = !path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
+            if (firecrackerPath)
+            {
+                controller.Log.Info("api_server::request", $"The API server received a {method} request on \"{path}\".");
+            }
+
+            await next(context);
+            if (firecrackerPath)
+            {
+                bool failed = context.Response.StatusCode >= 400;
+                controller.Metrics.CountRequest(method, VmmApi.MetricName(path), failed);
+                if (failed && controller.Log.IsConfigured)
+                {
+                    controller.Log.Error("api_server::request", $"{method} {path} answered {context.Response.StatusCode}");
+                }
+            }
+        });
         VmmApi.Map(app, controller);
         try
         {
@@ -68,23 +139,80 @@ public sealed class VmmServer : IAsyncDisposable
         }
 
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
+        controller.Metrics.MarkApiReady();
+        controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, app, consoleServer);
-        controller.StatusChanged += server.WriteStateFile;
-        server.WriteStateFile(controller.Status());
+        await server.StartAsync(config);
+        return server;
+    }
+
+    private async Task StartAsync(FullVmConfiguration? config)
+    {
+        Controller.StatusChanged += WriteStateFile;
+        WriteStateFile(Controller.Status());
+        _metricsTimer = FlushMetricsPeriodicallyAsync(_stopping.Token);
+        if (_options.SerialToStandardOutput)
+        {
+            _serialPump = PumpSerialToStandardOutputAsync(_console.Subscribe());
+        }
+
         if (config is not null)
         {
             try
             {
-                controller.Start();
+                Controller.Start();
             }
             catch
             {
-                await server.DisposeAsync();
+                await DisposeAsync();
                 throw;
             }
         }
+    }
 
-        return server;
+    /// <summary>Like Firecracker, metrics are also flushed every <see cref="MetricsFlushInterval"/>.</summary>
+    private async Task FlushMetricsPeriodicallyAsync(CancellationToken stopping)
+    {
+        using var timer = new PeriodicTimer(_options.MetricsFlushInterval);
+        try
+        {
+            while (await timer.WaitForNextTickAsync(stopping))
+            {
+                try
+                {
+                    Controller.TryFlushMetrics();
+                }
+                catch (ApiException e)
+                {
+                    Controller.Log.Error("vmm::metrics", e.Message);
+                }
+            }
+        }
+        catch (OperationCanceledException)
+        {
+            // The VMM is shutting down.
+        }
+    }
+
+    private static async Task PumpSerialToStandardOutputAsync(ConsoleSubscription subscription)
+    {
+        using (subscription)
+        {
+            using Stream stdout = System.Console.OpenStandardOutput();
+            try
+            {
+                stdout.Write(subscription.History);
+                await foreach (byte[] chunk in subscription.Live.ReadAllAsync())
+                {
+                    stdout.Write(chunk);
+                    stdout.Flush();
+                }
+            }
+            catch (IOException)
+            {
+                // Nobody reads standard output any more; the console socket still serves the console.
+            }
+        }
     }
 
     /// <summary>Waits for the machine to stop, or for <paramref name="terminate"/> (which powers it off); returns the exit status.</summary>
@@ -113,18 +241,34 @@ public sealed class VmmServer : IAsyncDisposable
         DomainStopInfo stop = await Controller.Stopped;
         _console.Complete();
         await _consoleServer.DrainAsync(TimeSpan.FromSeconds(2));
+        if (_serialPump is not null)
+        {
+            await Task.WhenAny(_serialPump, Task.Delay(TimeSpan.FromSeconds(2)));
+        }
+
         return stop.ExitStatus;
     }
 
     public async ValueTask DisposeAsync()
     {
+        await _stopping.CancelAsync();
+        if (_metricsTimer is not null)
+        {
+            await _metricsTimer;
+        }
+
         Controller.StatusChanged -= WriteStateFile;
         _console.Complete();
         await _consoleServer.DisposeAsync();
-        await _app.StopAsync();
-        await _app.DisposeAsync();
+        if (_app is not null)
+        {
+            await _app.StopAsync();
+            await _app.DisposeAsync();
+            File.Delete(_options.ApiSocketPath);
+        }
+
         Controller.Dispose();
-        File.Delete(_options.ApiSocketPath);
+        _stopping.Dispose();
     }
 
     private static FullVmConfiguration ReadConfigFile(string path)

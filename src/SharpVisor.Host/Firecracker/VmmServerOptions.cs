@@ -15,6 +15,21 @@ public sealed record VmmServerOptions
     /// <summary>A Firecracker JSON configuration to apply and start at once, like firecracker --config-file.</summary>
     public string? ConfigFile { get; init; }
 
+    /// <summary>The logger from the command line (--log-path, --level...), applied before the config file's.</summary>
+    public LoggerConfiguration? Logger { get; init; }
+
+    /// <summary>The metrics file from the command line (--metrics-path).</summary>
+    public MetricsConfiguration? Metrics { get; init; }
+
+    /// <summary>False for firecracker --no-api: no API socket, the config file is the whole configuration.</summary>
+    public bool ServeApi { get; init; } = true;
+
+    /// <summary>Also copy the serial console to standard output (where Firecracker writes it).</summary>
+    public bool SerialToStandardOutput { get; init; }
+
+    /// <summary>How often metrics are flushed without FlushMetrics (Firecracker: 60 s).</summary>
+    public TimeSpan MetricsFlushInterval { get; init; } = TimeSpan.FromSeconds(60);
+
     public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
 
     public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";

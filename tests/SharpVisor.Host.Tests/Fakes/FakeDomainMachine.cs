@@ -107,7 +107,8 @@ public sealed class FakeDomainMachine : IDomainMachine
     public DomainCounters ReadCounters() => new()
     {
         Exits = new Dictionary<string, long> { ["io"] = 10, ["hlt"] = 3 },
-        Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512)],
+        // A fixed device, and one per drive named after its id (as the real machine names them).
+        Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512), .. Spec.Drives.Select(d => new DeviceCounters(d.Id, 4, 4096, 1, 512))],
         BalloonActualMib = BalloonTarget,
     };
 

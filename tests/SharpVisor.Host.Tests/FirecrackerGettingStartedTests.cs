@@ -1,0 +1,149 @@
+using System.Diagnostics;
+using System.Text;
+using System.Text.Json;
+using SharpVisor.Host.Http;
+
+namespace SharpVisor.Host.Tests;
+
+/// <summary>
+/// Firecracker's getting-started sequence, as its docs write it (curl against the API socket),
+/// run against the real `sharpvisor firecracker` process booting the tiny Multiboot kernel.
+/// </summary>
+public sealed class FirecrackerGettingStartedTests
+{
+    [Fact]
+    public async Task TheGettingStartedSequenceWithCurlBootsTheGuest()
+    {
+        using var directory = new TempDirectory();
+        string socket = directory.File("firecracker.socket");
+        string log = directory.File("firecracker.log");
+        string metrics = directory.File("firecracker.metrics");
+        File.WriteAllText(log, "");
+        File.WriteAllText(metrics, "");
+
+        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-curl", "--enable-pci", "--no-seccomp" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process firecracker = Process.Start(start)!;
+        var stdout = new StringBuilder();
+        firecracker.OutputDataReceived += (_, e) =>
+        {
+            lock (stdout)
+            {
+                stdout.AppendLine(e.Data);
+            }
+        };
+        firecracker.BeginOutputReadLine();
+        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        try
+        {
+            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the API socket listens");
+
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/logger", $$"""{"log_path": "{{log}}", "level": "Debug", "show_level": true, "show_log_origin": true}"""));
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/metrics", $$"""{"metrics_path": "{{metrics}}"}"""));
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 16}"""));
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/boot-source", $$"""{"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=20000"}"""));
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/entropy", "{}"));
+            (int status, string body) = Curl(socket, "PUT", "/vsock", """{"guest_cid": 3, "uds_path": "/tmp/v.sock"}""");
+            Assert.Equal(400, status);
+            Assert.Contains("vsock is not supported by SharpVisor yet", body);
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "InstanceStart"}"""));
+
+            (int infoStatus, string info) = Curl(socket, "GET", "/", null);
+            Assert.Equal(200, infoStatus);
+            Assert.Contains("\"id\":\"fc-curl\"", info);
+            Assert.Contains("\"state\":\"Running\"", info);
+
+            // The serial console goes to standard output, as Firecracker's does.
+            await Eventually.TrueAsync(
+                () =>
+                {
+                    lock (stdout)
+                    {
+                        return stdout.ToString().Contains("Hello from a multiboot kernel", StringComparison.Ordinal);
+                    }
+                },
+                TimeSpan.FromSeconds(60),
+                "the guest's greeting on standard output");
+
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "FlushMetrics"}"""));
+            using (JsonDocument line = JsonDocument.Parse(File.ReadAllLines(metrics).Single()))
+            {
+                JsonElement put = line.RootElement.GetProperty("put_api_requests");
+                Assert.Equal(1, put.GetProperty("logger_count").GetInt64());
+                Assert.Equal(1, put.GetProperty("boot_source_count").GetInt64());
+                Assert.Equal(1, put.GetProperty("vsock_fails").GetInt64());
+                Assert.True(line.RootElement.GetProperty("vcpu").EnumerateObject().Sum(e => e.Value.GetInt64()) > 0, "the vCPU exited at least once");
+            }
+
+            string logText = File.ReadAllText(log);
+            Assert.Contains("[fc-curl:", logText);
+            Assert.Contains(":INFO:api_server::request] The API server received a PUT request on \"/boot-source\".", logText);
+            Assert.Contains(":ERROR:api_server::request] PUT /vsock answered 400", logText);
+            Assert.Contains(":INFO:vmm::builder] started the microVM", logText);
+
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/sharpvisor/power", """{"action": "PowerOff"}"""));
+            Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
+            Assert.Equal(0, firecracker.ExitCode);
+            Assert.Contains("the microVM stopped", File.ReadAllText(log));
+        }
+        finally
+        {
+            if (!firecracker.HasExited)
+            {
+                firecracker.Kill();
+                await firecracker.WaitForExitAsync();
+            }
+        }
+
+        Assert.DoesNotContain("   at ", await stderr);
+    }
+
+    [Fact]
+    public void FirecrackerFlagsAreDocumentedInHelp()
+    {
+        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--help" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process help = Process.Start(start)!;
+        string text = help.StandardOutput.ReadToEnd();
+        help.WaitForExit();
+
+        foreach (string flag in new[] { "--api-sock", "--config-file", "--no-api", "--id", "--boot-timer", "--level", "--log-path", "--show-level", "--show-log-origin", "--metrics-path", "--enable-pci", "--seccomp-filter", "--no-seccomp" })
+        {
+            Assert.Contains(flag, text);
+        }
+
+        Assert.Contains("NOT applied", text);
+    }
+
+    /// <summary>curl as Firecracker's getting-started guide uses it; returns the status and body.</summary>
+    private static (int Status, string Body) Curl(string socket, string method, string path, string? json)
+    {
+        var start = new ProcessStartInfo("curl") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in new[] { "-sS", "--unix-socket", socket, "-X", method, "-H", "Accept: application/json", "-H", "Content-Type: application/json", "-w", "\n%{http_code}" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        if (json is not null)
+        {
+            start.ArgumentList.Add("--data");
+            start.ArgumentList.Add(json);
+        }
+
+        start.ArgumentList.Add("http://localhost" + path);
+        using Process curl = Process.Start(start)!;
+        string output = curl.StandardOutput.ReadToEnd();
+        curl.WaitForExit();
+        Assert.True(curl.ExitCode == 0, $"curl {method} {path} failed: {curl.StandardError.ReadToEnd()}");
+        int split = output.LastIndexOf('\n');
+        return (int.Parse(output[(split + 1)..], System.Globalization.CultureInfo.InvariantCulture), output[..split]);
+    }
+}
