@@ -18,23 +18,20 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     private const uint ApicBit = 1u << 9;
     private const uint TopologyLevelSmt = 1;
     private const uint TopologyLevelCore = 2;
+    private const uint HypervisorLeafFirst = 0x4000_0000;
+    private const uint HypervisorLeafLast = 0x4FFF_FFFF;
 
     private readonly SoftwarePlatform _platform;
     private readonly LocalApic _apic;
     private readonly int _vcpuId;
     private readonly int _vcpuCount;
     private readonly Func<SharpVisor.Machine.IHypercallHandler?>? _hypercalls;
-
-    private const uint HypervisorLeafFirst = 0x4000_0000;
-    private const uint HypervisorLeafLast = 0x4FFF_FFFF;
-
     private readonly IHypervisorInterface? _hypervisor;
 
     /// <param name="hypercalls">The machine's hypercall handler (KVM's ABI), read at each call; used when no hypervisor interface is attached.</param>
     /// <param name="hypervisor">The hypervisor interface (Xen) that owns CPUID 0x40000000+, its MSRs, hypercalls and upcalls; null: none.</param>
     public EmulatorCpuPlatform(SoftwarePlatform platform, int vcpuId, int vcpuCount, Func<SharpVisor.Machine.IHypercallHandler?>? hypercalls = null, IHypervisorInterface? hypervisor = null)
     {
-        _hypervisor = hypervisor;
         ArgumentNullException.ThrowIfNull(platform);
         ArgumentOutOfRangeException.ThrowIfNegative(vcpuId);
         ArgumentOutOfRangeException.ThrowIfGreaterThanOrEqual(vcpuId, vcpuCount);
@@ -43,6 +40,7 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
         _vcpuId = vcpuId;
         _vcpuCount = vcpuCount;
         _hypercalls = hypercalls;
+        _hypervisor = hypervisor;
     }
 
     public VcpuMsrs Msrs { get; } = new();
