@@ -68,7 +68,15 @@ public sealed class VirtioKvmTests : IDisposable
         IVcpu vcpu = vm.CreateVcpu(0);
         LoadGuest(memory, vcpu, notify, ring.DeviceArea + 2, HeaderAddress + 16);
         var runner = new VirtualMachineRunner(vm, [vcpu]);
-        Assert.True(runner.Run(TimeSpan.FromSeconds(30)), "the guest never reported the completion");
+        bool reported = runner.Run(TimeSpan.FromSeconds(30));
+
+        // On a timeout, say where the request got to: served (used index, status byte), signalled
+        // (MSI routes), and what the vCPU did (its exits) — this test has failed once under a full
+        // suite's load and passed alone, and the message is all a CI log keeps.
+        Assert.True(reported,
+            $"the guest never reported the completion: used index {memory.Read<ushort>(ring.DeviceArea + 2)}, " +
+            $"status byte 0x{memory.Read<byte>(HeaderAddress + 16):x2}, MSI routes {vm.MsiRouteCount}, " +
+            $"exits [{string.Join(", ", vcpu.Exits.Snapshot().Select(p => $"{p.Key}={p.Value}"))}]");
 
         Assert.True(runner.FailureExit is null, runner.FailureExit?.Format());
         Assert.Equal(MachineStopReason.DebugExit, vm.Control.StopReason);
