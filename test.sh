@@ -30,6 +30,13 @@ if grep -q '^\s*Skipped ' "$results/console.log"; then
     grep -A2 '^\s*Skipped ' "$results/console.log" || true
 fi
 
+# Failed tests with their messages, last, so that the tail of a CI log names them.
+if grep -q '^\s*Failed ' "$results/console.log"; then
+    echo
+    echo "==== FAILED TESTS ===="
+    grep -A25 '^\s*Failed ' "$results/console.log" | cut -c1-400 || true
+fi
+
 # One summary line over all test assemblies, from the TRX files' counters.
 counter() { grep -ho "$1=\"[0-9]*\"" "$results"/*.trx | grep -o '[0-9]*' | awk '{ s += $1 } END { print s + 0 }'; }
 assemblies=$(ls "$results"/*.trx 2>/dev/null | wc -l)
