@@ -18,6 +18,9 @@ dotnet build SharpVisor.sln -c Release -nologo -v quiet -clp:ErrorsOnly
 results="$root/out/test-results"
 rm -rf "$results"
 mkdir -p "$results"
+# The embedding API's NuGet package (docs/embedding.md), from the build above.
+dotnet pack src/SharpVisor/SharpVisor.csproj -c Release --no-build -nologo -v quiet -o "$root/out/packages" >/dev/null
+
 log "running tests"
 status=0
 dotnet test SharpVisor.sln -c Release --no-build -nologo \

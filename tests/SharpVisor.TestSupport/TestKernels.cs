@@ -1,13 +1,14 @@
 using System.Diagnostics;
+using Xunit;
 
-namespace SharpVisor.Host.Tests;
+namespace SharpVisor.TestSupport;
 
 /// <summary>
 /// The Multiboot test kernel, built by scripts/build-test-kernels.sh once per test run into a
 /// cache beside the tests, so a test run from another checkout (another kernel version) never
 /// swaps it underneath the running tests.
 /// </summary>
-internal static class TestKernels
+public static class TestKernels
 {
     private static readonly Lazy<string> s_multibootHello = new(Build);
 
