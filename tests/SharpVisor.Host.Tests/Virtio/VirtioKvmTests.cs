@@ -87,7 +87,7 @@ public sealed class VirtioKvmTests : IDisposable
     }
 
     /// <summary>
-    /// The guest: enable the local APIC, write the queue index to the notify address, then sti; hlt.
+    /// The guest: enable the local APIC and interrupts, write the queue index to the notify address, then hlt.
     /// The handler for <see cref="Vector"/> exits with (used index &lt;&lt; 4) | status byte.
     /// </summary>
     private static void LoadGuest(GuestMemory memory, IVcpu vcpu, ulong notify, ulong usedIndex, ulong status)
@@ -96,10 +96,16 @@ public sealed class VirtioKvmTests : IDisposable
         {
             a.mov(rbx, LocalApicBase);
             a.mov(__dword_ptr[rbx + 0xF0], 0x1FF);
+            // Interrupts on before the notify, so the completion can never arrive between the
+            // notify and an `sti; hlt`: seen under load (used index 1, the irqfd route fired, the
+            // vCPU halted for good): with the MSI already pending when `sti; hlt` ran, the halted
+            // vCPU was not woken on this PVM host — apparently the STI shadow still counted when
+            // KVM checked it for interrupts. A Linux guest's idle loop survives that on its next
+            // timer tick; this guest has no timer, and the test is about ioeventfd and irqfd.
+            a.sti();
             a.mov(rbx, notify);
             a.mov(ax, 0);
             a.mov(__word_ptr[rbx], ax);
-            a.sti();
             Label halt = a.CreateLabel();
             a.Label(ref halt);
             a.hlt();
