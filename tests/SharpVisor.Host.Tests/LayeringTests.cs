@@ -1,0 +1,82 @@
+using System.Xml.Linq;
+
+namespace SharpVisor.Host.Tests;
+
+/// <summary>
+/// References point downward only, and each project names every layer it uses (transitive
+/// project references are off for src/, Directory.Build.props): a reference outside this map —
+/// the emulator reaching into the devices, Xen into the host — fails here, in review's place.
+/// A new project is added to the map on purpose.
+/// </summary>
+public sealed class LayeringTests
+{
+    private static readonly string[] s_platform = ["SharpVisor.Interop", "SharpVisor.Memory", "SharpVisor.Machine"];
+
+    private static readonly Dictionary<string, string[]> s_mayReference = new()
+    {
+        ["SharpVisor.Interop"] = [],
+        ["SharpVisor.Memory"] = ["SharpVisor.Interop"],
+        ["SharpVisor.Machine"] = ["SharpVisor.Interop", "SharpVisor.Memory"],
+        ["SharpVisor.Emulator"] = s_platform,
+        ["SharpVisor.Kvm"] = s_platform,
+        ["SharpVisor.Devices"] = s_platform,
+        ["SharpVisor.Boot"] = s_platform,
+        ["SharpVisor.Xen"] = s_platform,
+        ["SharpVisor.Host"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen"],
+        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Host"],
+        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Host"],
+    };
+
+    [Fact]
+    public void EveryProjectReferencesOnlyTheLayersBelowIt()
+    {
+        string src = Path.Combine(RepositoryRoot(), "src");
+        var violations = new List<string>();
+        string[] projects = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories);
+        Assert.NotEmpty(projects);
+        foreach (string project in projects)
+        {
+            string name = Path.GetFileNameWithoutExtension(project);
+            if (!s_mayReference.TryGetValue(name, out string[]? allowed))
+            {
+                violations.Add($"{name} is not in the layer map of LayeringTests: place it there");
+                continue;
+            }
+
+            foreach (string reference in ProjectReferences(project))
+            {
+                if (!allowed.Contains(reference))
+                {
+                    violations.Add($"{name} references {reference}, which is not below it");
+                }
+            }
+        }
+
+        Assert.Empty(violations);
+    }
+
+    [Fact]
+    public void TransitiveProjectReferencesAreOffForTheLayers()
+    {
+        XDocument props = XDocument.Load(Path.Combine(RepositoryRoot(), "Directory.Build.props"));
+        XElement setting = Assert.Single(props.Descendants("DisableTransitiveProjectReferences"));
+        Assert.Equal("true", setting.Value);
+        Assert.Contains("/src/", (string?)setting.Attribute("Condition"));
+    }
+
+    private static IEnumerable<string> ProjectReferences(string project) =>
+        XDocument.Load(project).Descendants("ProjectReference")
+            .Select(r => Path.GetFileNameWithoutExtension(((string)r.Attribute("Include")!).Replace('\\', '/')));
+
+    private static string RepositoryRoot()
+    {
+        string? directory = AppContext.BaseDirectory;
+        while (directory is not null && !File.Exists(Path.Combine(directory, "SharpVisor.sln")))
+        {
+            directory = Path.GetDirectoryName(directory);
+        }
+
+        Assert.True(directory is not null, "SharpVisor.sln not found above the test directory");
+        return directory!;
+    }
+}
