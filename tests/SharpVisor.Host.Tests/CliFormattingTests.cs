@@ -37,8 +37,8 @@ public sealed class CliFormattingTests
         string[] lines = ListCommand.Format([running, crashed]).Split('\n');
 
         Assert.Equal(3, lines.Length);
-        Assert.Matches(@"^\s+1\s+web\s+running\s+1\s+64\s+0:02:05\s+kvm$", lines[1]);
-        Assert.Matches(@"^\s+1\s+database\s+crashed\s+1\s+64\s+-\s+kvm\s+\(vCPU 0 triple-faulted \(shutdown\)\)$", lines[2]);
+        Assert.Matches(@"^\s+1\s+web\s+running\s+1\s+64\s+0:02:05\s+pc\s+kvm$", lines[1]);
+        Assert.Matches(@"^\s+1\s+database\s+crashed\s+1\s+64\s+-\s+pc\s+kvm\s+\(vCPU 0 triple-faulted \(shutdown\)\)$", lines[2]);
     }
 
     private static DomainStats Stats(double? cpuSeconds, long io, long hlt) => new()

@@ -31,7 +31,7 @@ public sealed class CliSessionTests
 
             Result list = Run(env, "list");
             Assert.Equal(0, list.ExitCode);
-            Assert.Matches(@"1\s+hello\s+running\s+1\s+16\s+\S+\s+kvm", list.Stdout);
+            Assert.Matches(@"1\s+hello\s+running\s+1\s+16\s+\S+\s+pc\s+kvm", list.Stdout);
 
             await Eventually.TrueAsync(() => Run(env, "console", "hello", "--history").Stdout.Contains("tick 2"), TimeSpan.FromSeconds(60), "the console shows ticks");
             Assert.Contains("Hello from a multiboot kernel", Run(env, "console", "hello", "--history").Stdout);

@@ -32,12 +32,14 @@ internal static class DomainCommands
     {
         var domain = DomainArgument();
         var size = new Argument<string>("SIZE") { Description = "Memory the guest keeps: 256, 256M, 1G (the balloon takes the rest)" };
-        var command = new Command("mem-set", "Set a domain's memory target through its balloon.") { domain, size };
+        var command = new Command("mem-set", "Set a domain's memory target through its balloon (a Xen domain's: XenStore memory/target).") { domain, size };
         command.SetAction((result, cancel) => Toolstack.RunAsync(async client =>
         {
             long mib = (long)(MemorySize.Parse(result.GetValue(size)!) >> 20);
             DomainInfo info = await client.SetMemoryAsync(result.GetValue(domain)!, mib, cancel);
-            Console.WriteLine($"domain {info.Name}: memory target {mib} MiB (balloon {info.MemoryMib - mib} MiB)");
+            Console.WriteLine(info.Type == DomainTypes.Pvh
+                ? $"domain {info.Name}: memory target {mib} MiB (XenStore memory/target, for the guest's balloon driver)"
+                : $"domain {info.Name}: memory target {mib} MiB (balloon {info.MemoryMib - mib} MiB)");
             return ExitCodes.Success;
         }, cancel));
         return command;

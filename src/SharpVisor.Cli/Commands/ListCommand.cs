@@ -29,10 +29,10 @@ public static class ListCommand
     public static string Format(IReadOnlyList<DomainInfo> domains)
     {
         int nameWidth = Math.Max(4, domains.Select(d => d.Name.Length).DefaultIfEmpty(0).Max());
-        var lines = new List<string> { $"{"ID",3}  {"NAME".PadRight(nameWidth)}  {"STATE",-8}  {"VCPUS",5}  {"MEM(MiB)",8}  {"UPTIME",10}  ACCEL" };
+        var lines = new List<string> { $"{"ID",3}  {"NAME".PadRight(nameWidth)}  {"STATE",-8}  {"VCPUS",5}  {"MEM(MiB)",8}  {"UPTIME",10}  {"TYPE",-4}  ACCEL" };
         foreach (DomainInfo d in domains)
         {
-            string line = $"{d.Id,3}  {d.Name.PadRight(nameWidth)}  {d.State,-8}  {d.Vcpus,5}  {d.MemoryMib,8}  {Toolstack.FormatUptime(d.UptimeSeconds),10}  {d.Accelerator}";
+            string line = $"{d.Id,3}  {d.Name.PadRight(nameWidth)}  {d.State,-8}  {d.Vcpus,5}  {d.MemoryMib,8}  {Toolstack.FormatUptime(d.UptimeSeconds),10}  {d.Type,-4}  {d.Accelerator}";
             if (d.Detail is { Length: > 0 } detail && d.State is "shutdown" or "crashed")
             {
                 line += $"  ({detail.Split('\n')[0]})";

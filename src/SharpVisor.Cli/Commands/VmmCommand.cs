@@ -25,11 +25,13 @@ public static class VmmCommand
         var stateFile = new Option<string?>("--state-file") { Description = "Keep a JSON state file here (the daemon reads it)" };
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
+        var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh (docs/xen.md)" };
+        xen.AcceptOnlyFromAmong("pvh");
         var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
         var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
         {
-            apiSock, configFile, id, name, consoleSock, stateFile, accel, logFile, logLimit,
+            apiSock, configFile, id, name, consoleSock, stateFile, accel, xen, logFile, logLimit,
         };
         command.SetAction((result, cancel) => RunAsync(
             result.GetValue(logFile),
@@ -43,7 +45,10 @@ public static class VmmCommand
                 Identity = new VmmIdentity(
                     result.GetValue(name) ?? $"vmm-{result.GetValue(id).ToString(CultureInfo.InvariantCulture)}",
                     result.GetValue(id),
-                    result.GetValue(accel)!),
+                    result.GetValue(accel)!)
+                {
+                    Xen = result.GetValue(xen) == "pvh" ? XenMode.Pvh : XenMode.None,
+                },
             },
             cancel));
         return command;

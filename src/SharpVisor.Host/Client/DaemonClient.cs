@@ -3,6 +3,8 @@ using System.Net.Http.Json;
 using System.Net.WebSockets;
 using System.Text.Json.Serialization.Metadata;
 using SharpVisor.Host.Daemon;
+using SharpVisor.Host.Domains;
+using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
 
 namespace SharpVisor.Host.Client;
@@ -53,6 +55,26 @@ public sealed class DaemonClient : IDisposable
 
     public Task<DomainInfo> SetMemoryAsync(string domain, long targetMib, CancellationToken cancel = default) =>
         SendAsync(HttpMethod.Put, DomainPath(domain) + "/memory", new MemoryRequest { TargetMib = targetMib }, DaemonJsonContext.Default.MemoryRequest, DaemonJsonContext.Default.DomainInfo, cancel);
+
+    public Task<XenStoreListing> ReadXenStoreAsync(string domain, string path, bool recursive, CancellationToken cancel = default) =>
+        GetAsync($"{DomainPath(domain)}/xenstore?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
+
+    public async Task WriteXenStoreAsync(string domain, string path, string value, CancellationToken cancel = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Put, DomainPath(domain) + "/xenstore")
+        {
+            Content = JsonContent.Create(new XenStoreNode { Path = path, Value = value }, ControlJsonContext.Default.XenStoreNode),
+        };
+        using HttpResponseMessage response = await SendAsync(request, cancel);
+        await EnsureSuccessAsync(response, cancel);
+    }
+
+    public async Task RemoveXenStoreAsync(string domain, string path, CancellationToken cancel = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Delete, $"{DomainPath(domain)}/xenstore?path={Uri.EscapeDataString(path)}");
+        using HttpResponseMessage response = await SendAsync(request, cancel);
+        await EnsureSuccessAsync(response, cancel);
+    }
 
     public async Task PinVcpuAsync(string domain, string vcpu, string cpus, CancellationToken cancel = default)
     {

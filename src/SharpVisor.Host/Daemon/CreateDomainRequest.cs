@@ -10,5 +10,8 @@ public sealed record CreateDomainRequest
     /// <summary>"kvm", "emulator" or "auto" (the default).</summary>
     public string? Accelerator { get; init; }
 
+    /// <summary>"pc" (the default) or "pvh" (<see cref="DomainTypes"/>).</summary>
+    public string? Type { get; init; }
+
     public required FullVmConfiguration Config { get; init; }
 }

@@ -5,6 +5,7 @@ using Microsoft.AspNetCore.Http;
 using Microsoft.AspNetCore.Routing;
 using SharpVisor.Host.Console;
 using SharpVisor.Host.Domains;
+using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
 
 namespace SharpVisor.Host.Daemon;
@@ -22,6 +23,7 @@ public static class DaemonApi
     public static void Map(IEndpointRouteBuilder routes, DomainRegistry registry)
     {
         DaemonJsonContext json = DaemonJsonContext.Default;
+        ControlJsonContext control = ControlJsonContext.Default;
 
         routes.MapGet("/domains", () => Guard(() => Results.Json(registry.List().Select(d => d.Info()).ToList(), json.ListDomainInfo)));
 
@@ -74,6 +76,23 @@ public static class DaemonApi
             MemoryRequest body = await JsonBody.ReadAsync(request, json.MemoryRequest);
             await d.SetMemoryAsync(body.TargetMib);
             return Results.Json(d.Info(), json.DomainInfo);
+        }));
+
+        routes.MapGet("/domains/{domain}/xenstore", (string domain, string? path, bool? recursive) => GuardAsync(async () =>
+            Results.Json(await registry.Find(domain).ReadXenStoreAsync(path ?? "", recursive ?? false), control.XenStoreListing)));
+
+        routes.MapPut("/domains/{domain}/xenstore", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            Domain d = registry.Find(domain);
+            XenStoreNode body = await JsonBody.ReadAsync(request, control.XenStoreNode);
+            await d.WriteXenStoreAsync(body.Path, body.Value);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapDelete("/domains/{domain}/xenstore", (string domain, string? path) => GuardAsync(async () =>
+        {
+            await registry.Find(domain).RemoveXenStoreAsync(path ?? throw ApiException.BadRequest("a XenStore path is required: ?path=..."));
+            return ApiResults.NoContent();
         }));
 
         routes.MapPut("/domains/{domain}/vcpu-pin", (HttpRequest request, string domain) => GuardAsync(async () =>

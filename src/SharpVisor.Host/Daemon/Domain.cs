@@ -6,6 +6,7 @@ using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
 using SharpVisor.Host.Scheduling;
+using SharpVisor.Host.Vmm;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Daemon;
@@ -49,6 +50,9 @@ public sealed class Domain
     /// <summary>The accelerator asked for: kvm, emulator or auto.</summary>
     public string Accelerator { get; }
 
+    /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/> or <see cref="DomainTypes.Pvh"/>.</summary>
+    public string Type { get; private init; } = DomainTypes.Pc;
+
     /// <summary>The accelerator the VMM actually uses (auto resolved), once it runs.</summary>
     public string? RunningAccelerator { get; private set; }
 
@@ -72,9 +76,9 @@ public sealed class Domain
     public long MemoryMib => Config.MachineConfig?.MemSizeMib ?? 128;
 
     /// <summary>Writes the domain's files, starts its VMM, configures and boots the guest.</summary>
-    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, FullVmConfiguration config)
+    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config)
     {
-        var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule());
+        var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule()) { Type = type };
         Directory.CreateDirectory(domain.Paths.Directory);
         UnixSocketFiles.RestrictToOwner(domain.Paths.Directory);
         File.WriteAllBytes(domain.Paths.ConfigFile, JsonSerializer.SerializeToUtf8Bytes(config, FirecrackerJsonContext.Default.FullVmConfiguration));
@@ -103,7 +107,7 @@ public sealed class Domain
                 if (live.State is VmmState.Running or VmmState.Paused)
                 {
                     DomainState state = live.State == VmmState.Paused ? DomainState.Paused : DomainState.Running;
-                    var domain = new Domain(environment, record.Id, record.Name, record.Accelerator, config, record.CreatedAt, new DomainStateMachine(record.Name, state), record.Schedule);
+                    var domain = new Domain(environment, record.Id, record.Name, record.Accelerator, config, record.CreatedAt, new DomainStateMachine(record.Name, state), record.Schedule) { Type = record.Type ?? DomainTypes.Pc };
                     domain.RunningAccelerator = live.Accelerator;
                     var connection = new VmmConnection(handle, client, record.StartedAt ?? DateTimeOffset.UtcNow);
                     connection.Console = await ConnectConsoleAsync(paths, domain.Console);
@@ -124,7 +128,7 @@ public sealed class Domain
         (DomainState final, string detail) = record.State is "shutdown" or "crashed"
             ? (record.State == "shutdown" ? DomainState.Shutdown : DomainState.Crashed, record.Detail ?? "")
             : Classify(status?.Stop, record.Pid, whileDaemonWasDown: true);
-        var dead = new Domain(environment, record.Id, record.Name, record.Accelerator, config, record.CreatedAt, new DomainStateMachine(record.Name, final, detail), record.Schedule);
+        var dead = new Domain(environment, record.Id, record.Name, record.Accelerator, config, record.CreatedAt, new DomainStateMachine(record.Name, final, detail), record.Schedule) { Type = record.Type ?? DomainTypes.Pc };
         dead.SaveRecord();
         return dead;
     }
@@ -140,6 +144,7 @@ public sealed class Domain
             Vcpus = VcpuCount,
             MemoryMib = MemoryMib,
             Accelerator = RunningAccelerator ?? Accelerator,
+            Type = Type,
             UptimeSeconds = vmm is null ? null : Math.Round((DateTimeOffset.UtcNow - vmm.StartedAt).TotalSeconds, 1),
             Pid = vmm?.Handle.Pid,
             Detail = StateMachine.Detail,
@@ -202,9 +207,40 @@ public sealed class Domain
             throw ApiException.BadRequest($"target {targetMib} MiB is out of range (0-{MemoryMib}, the domain's memory)");
         }
 
+        if (Type == DomainTypes.Pvh)
+        {
+            // xl mem-set: the guest's Xen balloon driver follows memory/target (KiB).
+            await vmm.Client.WriteXenStoreAsync("memory/target", (targetMib * 1024).ToString(CultureInfo.InvariantCulture), CancellationToken.None);
+            return;
+        }
+
         // The balloon holds what the guest gives back: inflate it by the difference.
         await vmm.Client.SetBalloonAsync(MemoryMib - targetMib, CancellationToken.None);
     });
+
+    /// <summary>xenstore-read (one node) or xenstore-ls (<paramref name="recursive"/>): through the domain's VMM.</summary>
+    public async Task<XenStoreListing> ReadXenStoreAsync(string path, bool recursive)
+    {
+        XenStoreListing? listing = null;
+        await WithXenStoreAsync(async vmm => listing = await vmm.Client.ReadXenStoreAsync(path, recursive, CancellationToken.None));
+        return listing!;
+    }
+
+    public Task WriteXenStoreAsync(string path, string value) =>
+        WithXenStoreAsync(vmm => vmm.Client.WriteXenStoreAsync(path, value, CancellationToken.None));
+
+    public Task RemoveXenStoreAsync(string path) =>
+        WithXenStoreAsync(vmm => vmm.Client.RemoveXenStoreAsync(path, CancellationToken.None));
+
+    private Task WithXenStoreAsync(Func<VmmConnection, Task> action)
+    {
+        if (Type != DomainTypes.Pvh)
+        {
+            throw ApiException.BadRequest($"domain '{Name}' is not a Xen domain (type {Type}): it has no XenStore");
+        }
+
+        return WithOperationAsync(DomainOperation.XenStore, action);
+    }
 
     /// <summary>
     /// Presses the ACPI power button and waits up to <paramref name="timeout"/> for the guest to
@@ -414,7 +450,7 @@ public sealed class Domain
     private async Task LaunchAsync()
     {
         File.Delete(Paths.VmmStateFile);
-        VmmHandle handle = _environment.Launcher.Launch(Paths, new VmmIdentity(Name, Id, Accelerator));
+        VmmHandle handle = _environment.Launcher.Launch(Paths, new VmmIdentity(Name, Id, Accelerator) { Xen = Type == DomainTypes.Pvh ? XenMode.Pvh : XenMode.None });
         var connection = new VmmConnection(handle, new VmmClient(Paths.ApiSocket), DateTimeOffset.UtcNow);
         try
         {
@@ -681,6 +717,7 @@ public sealed class Domain
             Id = Id,
             Name = Name,
             Accelerator = Accelerator,
+            Type = Type,
             CreatedAt = CreatedAt,
             Pid = vmm?.Handle.Pid,
             PidStartTicks = vmm?.Handle.StartTicks,

@@ -12,6 +12,9 @@ public sealed record DomainRecord
 
     public required string Accelerator { get; init; }
 
+    /// <summary>"pc" or "pvh"; records written before Xen domains existed have none: pc.</summary>
+    public string? Type { get; init; }
+
     public required DateTimeOffset CreatedAt { get; init; }
 
     public int? Pid { get; init; }

@@ -62,6 +62,17 @@ public sealed partial class DomainRegistry
             throw ApiException.BadRequest($"accelerator '{accelerator}' is not one of {string.Join(", ", Accelerators)}");
         }
 
+        string type = request.Type ?? DomainTypes.Pc;
+        if (!DomainTypes.All.Contains(type))
+        {
+            throw ApiException.BadRequest($"domain type '{type}' is not one of {string.Join(", ", DomainTypes.All)}");
+        }
+
+        if (type == DomainTypes.Pvh && accelerator == "kvm")
+        {
+            throw ApiException.BadRequest("a pvh domain cannot run on KVM here: SharpVisor's Xen layer rides on the emulator (KVM_CAP_XEN_HVM is not used); use accelerator emulator or auto");
+        }
+
         // Validate the whole configuration here, as the VMM will, before any process starts.
         VmConfiguration.FromFull(request.Config).ToMachineSpec("check", accelerator);
 
@@ -88,7 +99,7 @@ public sealed partial class DomainRegistry
 
         try
         {
-            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, request.Config);
+            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config);
             lock (_lock)
             {
                 _byId.Add(id, domain);

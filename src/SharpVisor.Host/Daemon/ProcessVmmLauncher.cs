@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SharpVisor.Host.Firecracker;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Host.Daemon;
 
@@ -72,6 +73,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
         "--name", identity.InstanceId,
         "--accel", identity.Accelerator,
         "--log-file", paths.LogFile,
+        .. identity.Xen == XenMode.Pvh ? new[] { "--xen", "pvh" } : [],
     ];
 
     private sealed class ChildVmmHandle : VmmHandle

@@ -112,6 +112,23 @@ public sealed class VmmClient : IDisposable
 
     public Task<DomainCounters> GetCountersAsync(CancellationToken cancel) => GetAsync("/sharpvisor/counters", ControlJsonContext.Default.DomainCounters, cancel);
 
+    public Task<XenStoreListing> ReadXenStoreAsync(string path, bool recursive, CancellationToken cancel) =>
+        GetAsync($"{XenStoreRoutes.Path}?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
+
+    public Task WriteXenStoreAsync(string path, string value, CancellationToken cancel) =>
+        PutAsync(XenStoreRoutes.Path, new XenStoreNode { Path = path, Value = value }, ControlJsonContext.Default.XenStoreNode, cancel);
+
+    public async Task RemoveXenStoreAsync(string path, CancellationToken cancel)
+    {
+        string uri = $"{XenStoreRoutes.Path}?path={Uri.EscapeDataString(path)}";
+        using var request = new HttpRequestMessage(HttpMethod.Delete, uri);
+        using HttpResponseMessage response = await SendAsync(request, cancel);
+        if (response.StatusCode != HttpStatusCode.NoContent)
+        {
+            throw await FailureAsync(HttpMethod.Delete, uri, response, cancel);
+        }
+    }
+
     public void Dispose() => _http.Dispose();
 
     private Task PutAsync<T>(string path, T body, JsonTypeInfo<T> typeInfo, CancellationToken cancel) =>

@@ -34,6 +34,9 @@ public sealed record DomainMachineSpec
     /// <summary>A virtio-rng device (Firecracker's PUT /entropy).</summary>
     public bool EntropyDevice { get; init; }
 
+    /// <summary>Build it as a Xen domain (PVH) instead of a plain PC.</summary>
+    public SharpVisor.Host.Vmm.XenMode Xen { get; init; }
+
     /// <summary>Where the machine's own log lines (device warnings) go; standard error when null.</summary>
     public Action<string>? Log { get; init; }
 }

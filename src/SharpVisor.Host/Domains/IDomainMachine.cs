@@ -49,4 +49,7 @@ public interface IDomainMachine : IDisposable
     void SetBalloonStatisticsInterval(int seconds);
 
     DomainCounters ReadCounters();
+
+    /// <summary>The domain's XenStore, as the toolstack reaches it; null for a machine that is not a Xen domain.</summary>
+    DomainXenStore? XenStore => null;
 }

@@ -19,6 +19,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
     public MonitorDomainMachine(VirtualMachineMonitor monitor)
     {
         _monitor = monitor;
+        XenStore = monitor.Xen is { } xen ? new DomainXenStore(xen.Store, xen.Domain.DomainId) : null;
     }
 
     public event Action<DomainStopInfo>? Stopped;
@@ -57,7 +58,14 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
     public void Stop(string detail) => _monitor.Stop(detail);
 
-    public void WriteConsoleInput(ReadOnlySpan<byte> data) => _monitor.Serial.EnqueueInput(data);
+    public void WriteConsoleInput(ReadOnlySpan<byte> data)
+    {
+        // A Xen domain's console is hvc0; the UART gets the keys too, as `sharpvisor run` does.
+        _monitor.Serial.EnqueueInput(data);
+        _monitor.Xen?.Console.WriteInput(data);
+    }
+
+    public DomainXenStore? XenStore { get; }
 
     public void SetBalloonTarget(long amountMib)
     {

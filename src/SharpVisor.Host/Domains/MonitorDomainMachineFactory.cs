@@ -39,6 +39,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             VcpuCount = spec.VcpuCount,
             Accelerator = accelerator,
             SerialOutput = serialOutput,
+            Xen = spec.Xen,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
             Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode)).ToArray(),

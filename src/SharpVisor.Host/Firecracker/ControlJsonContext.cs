@@ -17,6 +17,8 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(VmmStatus))]
 [JsonSerializable(typeof(DomainCounters))]
 [JsonSerializable(typeof(PowerRequest))]
+[JsonSerializable(typeof(XenStoreListing))]
+[JsonSerializable(typeof(XenStoreNode))]
 public sealed partial class ControlJsonContext : JsonSerializerContext
 {
 }

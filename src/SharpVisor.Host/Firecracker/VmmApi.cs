@@ -151,6 +151,7 @@ public static class VmmApi
         ControlJsonContext control = ControlJsonContext.Default;
         routes.MapGet("/sharpvisor/status", () => ApiResults.Guard(() => Results.Json(vmm.Status(), control.VmmStatus)));
         routes.MapGet("/sharpvisor/counters", () => ApiResults.Guard(() => Results.Json(vmm.ReadCounters(), control.DomainCounters)));
+        XenStoreRoutes.Map(routes, vmm);
         routes.MapPut("/sharpvisor/power", (HttpRequest request) => ApiResults.GuardAsync(async () =>
         {
             PowerRequest body = await JsonBody.ReadAsync(request, control.PowerRequest);

@@ -153,6 +153,7 @@ public sealed class VmmController : IDisposable
             DomainMachineSpec spec = _configuration.ToMachineSpec(Identity.InstanceId, Identity.Accelerator) with
             {
                 Log = line => Log.Warning("vmm::devices", line),
+                Xen = Identity.Xen,
             };
             IDomainMachine? machine = null;
             try
@@ -239,6 +240,16 @@ public sealed class VmmController : IDisposable
             }
 
             _balloonTargetMib = amountMib;
+        }
+    }
+
+    /// <summary>The running Xen domain's XenStore (the SharpVisor API's /sharpvisor/xenstore); a 400 for any other machine.</summary>
+    public DomainXenStore XenStore()
+    {
+        lock (_lock)
+        {
+            RequireLive("XenStore");
+            return _machine!.XenStore ?? throw ApiException.BadRequest("this machine is not a Xen domain: it has no XenStore (start it with --xen pvh)");
         }
     }
 

@@ -1,7 +1,12 @@
+using SharpVisor.Host.Vmm;
+
 namespace SharpVisor.Host.Firecracker;
 
 /// <summary>Who a per-domain VMM is: its instance id (the domain name), the numeric domain id and its accelerator choice.</summary>
 public sealed record VmmIdentity(string InstanceId, int DomainId, string Accelerator)
 {
+    /// <summary>Build the machine as a Xen domain (<c>sharpvisor vmm --xen pvh</c>, a pvh domain of the daemon).</summary>
+    public XenMode Xen { get; init; } = XenMode.None;
+
     public static VmmIdentity Anonymous { get; } = new("anonymous-instance", 0, "auto");
 }
