@@ -137,7 +137,7 @@ public sealed class CliSessionTests
         return path;
     }
 
-    private static void AssertRefused(Result result, string expected)
+    internal static void AssertRefused(Result result, string expected)
     {
         Assert.Equal(125, result.ExitCode);
         string line = Assert.Single(result.Stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries), l => l.StartsWith("sharpvisor: error:", StringComparison.Ordinal));
@@ -145,7 +145,7 @@ public sealed class CliSessionTests
         Assert.DoesNotContain("   at ", result.Stderr);
     }
 
-    private static void StopDaemon(string runtime)
+    internal static void StopDaemon(string runtime)
     {
         string pidFile = Path.Combine(runtime, "sharpvisord.pid");
         if (File.Exists(pidFile) && int.TryParse(File.ReadAllText(pidFile).Trim(), out int pid))
@@ -184,7 +184,7 @@ public sealed class CliSessionTests
         return Process.Start(start)!;
     }
 
-    private static Result Run(IDictionary<string, string>? environment, params string[] arguments)
+    internal static Result Run(IDictionary<string, string>? environment, params string[] arguments)
     {
         var start = new ProcessStartInfo(SharpVisorCommand.Dotnet)
         {
@@ -216,5 +216,5 @@ public sealed class CliSessionTests
         return new Result(process.ExitCode, stdout.Result, stderr.Result);
     }
 
-    private sealed record Result(int ExitCode, string Stdout, string Stderr);
+    internal sealed record Result(int ExitCode, string Stdout, string Stderr);
 }

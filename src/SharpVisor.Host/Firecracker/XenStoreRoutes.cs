@@ -22,7 +22,7 @@ public static class XenStoreRoutes
         routes.MapGet(Path, (string? path, bool? recursive) => ApiResults.Guard(() =>
         {
             DomainXenStore store = vmm.XenStore();
-            string node = path ?? store.HomePath;
+            string node = string.IsNullOrEmpty(path) ? store.HomePath : path;
             IReadOnlyList<XenStoreNode> nodes = recursive == true
                 ? store.List(node)
                 : [new XenStoreNode { Path = node, Value = store.Read(node) }];
