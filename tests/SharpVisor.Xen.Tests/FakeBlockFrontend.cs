@@ -59,6 +59,9 @@ internal sealed class FakeBlockFrontend : IDisposable
 
     public int Port { get; private set; }
 
+    /// <summary>The front end's private request producer (requests queued, published or not).</summary>
+    public uint PendingProducer => _requestProducer;
+
     public string FrontendPath => Backend.FrontendPath;
 
     public string BackendPath => Backend.BackendPath;
@@ -71,6 +74,13 @@ internal sealed class FakeBlockFrontend : IDisposable
         Memory.Write<uint>(RingPage + 12, 1);   // rsp_event
         _requestProducer = _responseConsumer = 0;
         Grant(RingRef, RingPage >> 12, readOnly: false);
+        if (Port != 0)
+        {
+            // A reconnect: blkfront frees its old port first.
+            Memory.Write<uint>(Scratch, (uint)Port);
+            Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 3, Scratch));   // close
+        }
+
         Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
         Memory.Write<ushort>(Scratch + 2, Dom0);
         Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 6, Scratch));   // alloc_unbound
