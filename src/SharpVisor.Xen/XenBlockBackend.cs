@@ -1,6 +1,5 @@
 using System.Buffers.Binary;
 using System.Globalization;
-using SharpVisor.Memory;
 
 namespace SharpVisor.Xen;
 
@@ -12,10 +11,9 @@ namespace SharpVisor.Xen;
 /// guest's: each request is copied out of the shared page once and checked (segments, sector
 /// ranges, grants) before anything is done; a bad request is answered BLKIF_RSP_ERROR, broken
 /// ring indices or an unusable ring/port fail the device (one log line, state Closing) — never
-/// the host. Work runs on one worker thread, woken by the guest's notifications and by
-/// XenStore watches; <see cref="Process"/> does one pass (tests call it without the thread).
+/// the host. The handshake and the worker thread are <see cref="XenBackendDevice"/>'s.
 /// </summary>
-public sealed class XenBlockBackend : IDisposable
+public sealed class XenBlockBackend : XenBackendDevice
 {
     /// <summary>Xen's major number for xvd disks: xvda is 202:0 (device id 51712), xvdb 202:16, ...</summary>
     public const int XvdMajor = 202;
@@ -44,335 +42,109 @@ public sealed class XenBlockBackend : IDisposable
     private const int RspEventOffset = 12;
     private const int MaxLoggedErrors = 10;
 
-    private readonly XenDomain _domain;
-    private readonly XenStore _store;
-    private readonly GrantTable _grants;
     private readonly IXenDiskImage _image;
-    private readonly GuestMemory _memory;
-    private readonly Action<string>? _log;
-    private readonly object _lock = new();
-    private readonly AutoResetEvent _work = new(false);
-    private readonly Action<string, string> _onWatch;
     private readonly byte[] _request = new byte[EntrySize];
     private readonly byte[] _data = new byte[MaxSegments * PageSize];
-    private Thread? _worker;
-    private volatile bool _stopping;
-    private XenbusState _frontendState = XenbusState.Unknown;
     private EventChannel? _channel;
     private uint _ringRef;
     private ulong _ringPage;
     private uint _requestConsumer;
     private uint _responseProducer;
-    private bool _failed;
-    private bool _disposed;
 
     /// <summary>Writes the device's XenStore directories (the toolstack's part) and enters InitWait.</summary>
     /// <param name="index">0 for xvda, 1 for xvdb, ... (at most 15).</param>
     public XenBlockBackend(XenDomain domain, XenStore store, GrantTable grants, IXenDiskImage image, int index, Action<string>? log = null)
+        : base(domain, store, grants, "vbd", "blkback", DeviceIdOf(index), "xvd" + (char)('a' + index), log)
     {
-        ArgumentNullException.ThrowIfNull(domain);
-        ArgumentNullException.ThrowIfNull(store);
-        ArgumentNullException.ThrowIfNull(grants);
         ArgumentNullException.ThrowIfNull(image);
-        ArgumentOutOfRangeException.ThrowIfNegative(index);
-        ArgumentOutOfRangeException.ThrowIfGreaterThan(index, 15);
-        _domain = domain;
-        _store = store;
-        _grants = grants;
         _image = image;
-        _memory = domain.Memory;
-        _log = log;
-        _onWatch = (_, _) => _work.Set();
-        DeviceId = (XvdMajor << 8) | (index << 4);
-        Name = "xvd" + (char)('a' + index);
-        string dom = domain.DomainId.ToString(CultureInfo.InvariantCulture);
         string id = DeviceId.ToString(CultureInfo.InvariantCulture);
-        FrontendPath = $"{XenStore.DomainPath(domain.DomainId)}/device/vbd/{id}";
-        BackendPath = $"/local/domain/0/backend/vbd/{dom}/{id}";
-        Seed(dom, id);
-        store.AddWatch(0, FrontendPath + "/state", "blkback", _onWatch);
+        Publish(
+            [("virtual-device", id), ("device-type", "disk")],
+            [
+                ("removable", "0"), ("bootable", "1"), ("dev", Name), ("type", "file"), ("mode", image.ReadOnly ? "r" : "w"),
+                ("device-type", "disk"), ("feature-flush-cache", "1"), ("feature-discard", image.ReadOnly ? "0" : "1"),
+                ("discard-granularity", PageSize.ToString(CultureInfo.InvariantCulture)), ("discard-alignment", "0"),
+                ("discard-secure", "0"), ("feature-persistent", "0"),
+            ]);
     }
-
-    /// <summary>The xenbus device id (the front end's virtual-device): 51712 for xvda.</summary>
-    public int DeviceId { get; }
-
-    /// <summary>The guest's name for the disk: xvda, xvdb, ...</summary>
-    public string Name { get; }
-
-    public string FrontendPath { get; }
-
-    public string BackendPath { get; }
-
-    /// <summary>Requests by op, bytes moved, errors, notifications; for metrics.</summary>
-    public Machine.ExitCounters Counters { get; } = new();
-
-    public XenbusState State { get; private set; }
-
-    public bool Failed => _failed;
 
     public long CapacitySectors => _image.Size / SectorSize;
 
-    /// <summary>Starts the worker thread that serves the device.</summary>
-    public void Start()
-    {
-        lock (_lock)
-        {
-            if (_worker is not null || _disposed)
-            {
-                return;
-            }
-
-            _worker = new Thread(Run) { IsBackground = true, Name = $"xen-blkback-{Name}" };
-            _worker.Start();
-        }
-
-        _work.Set();
-    }
-
-    /// <summary>One pass: follow the front end's state, then serve the ring if connected.</summary>
-    public void Process()
-    {
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            try
-            {
-                FollowFrontend();
-                if (_channel is not null && !_failed)
-                {
-                    ServeRing();
-                }
-            }
-            catch (Exception e) when (e is GuestMemoryException or XenException or XenStoreException or GrantTableException)
-            {
-                // Checked before use, so a bug of ours if it happens: the device stops, the host carries on.
-                Fail($"{e.GetType().Name}: {e.Message}");
-            }
-        }
-    }
-
-    public void Dispose()
-    {
-        _stopping = true;
-        _work.Set();
-        if (_worker is not null && _worker != Thread.CurrentThread)
-        {
-            _worker.Join();
-        }
-
-        lock (_lock)
-        {
-            if (_disposed)
-            {
-                return;
-            }
-
-            _disposed = true;
-            Disconnect();
-            _store.RemoveWatches(_onWatch);
-        }
-
-        _work.Dispose();
-    }
-
-    private void Run()
-    {
-        while (!_stopping)
-        {
-            _work.WaitOne();
-            if (!_stopping)
-            {
-                Process();
-            }
-        }
-    }
-
-    private void Seed(string dom, string id)
-    {
-        // The front end's directory belongs to the guest (device/ is its own), readable by Dom0.
-        _store.Mkdir(0, 0, FrontendPath);
-        _store.Write(0, FrontendPath + "/backend", BackendPath);
-        _store.Write(0, FrontendPath + "/backend-id", "0");
-        _store.Write(0, FrontendPath + "/virtual-device", id);
-        _store.Write(0, FrontendPath + "/device-type", "disk");
-        _store.Write(0, FrontendPath + "/state", ((int)XenbusState.Initialising).ToString(CultureInfo.InvariantCulture));
-
-        // The back end's belongs to Dom0 and the guest may read it.
-        _store.Mkdir(0, 0, BackendPath);
-        _store.SetPerms(0, 0, BackendPath, ["n0", "r" + dom]);
-        _store.Write(0, BackendPath + "/frontend", FrontendPath);
-        _store.Write(0, BackendPath + "/frontend-id", dom);
-        _store.Write(0, BackendPath + "/online", "1");
-        _store.Write(0, BackendPath + "/removable", "0");
-        _store.Write(0, BackendPath + "/bootable", "1");
-        _store.Write(0, BackendPath + "/dev", Name);
-        _store.Write(0, BackendPath + "/type", "file");
-        _store.Write(0, BackendPath + "/mode", _image.ReadOnly ? "r" : "w");
-        _store.Write(0, BackendPath + "/device-type", "disk");
-        _store.Write(0, BackendPath + "/feature-flush-cache", "1");
-        _store.Write(0, BackendPath + "/feature-discard", _image.ReadOnly ? "0" : "1");
-        _store.Write(0, BackendPath + "/discard-granularity", PageSize.ToString(CultureInfo.InvariantCulture));
-        _store.Write(0, BackendPath + "/discard-alignment", "0");
-        _store.Write(0, BackendPath + "/discard-secure", "0");
-        _store.Write(0, BackendPath + "/feature-persistent", "0");
-        _store.Write(0, BackendPath + "/hotplug-status", "connected");
-        SwitchState(XenbusState.InitWait);
-    }
-
-    private void SwitchState(XenbusState state)
-    {
-        State = state;
-        _store.Write(0, BackendPath + "/state", ((int)state).ToString(CultureInfo.InvariantCulture));
-    }
-
-    /// <summary>Xen blkback's frontend_changed: act on each change of the front end's state.</summary>
-    private void FollowFrontend()
-    {
-        string? text = _store.TryReadString(FrontendPath + "/state");
-        XenbusState state = int.TryParse(text, NumberStyles.None, CultureInfo.InvariantCulture, out int value) && value is >= 0 and <= 8
-            ? (XenbusState)value
-            : XenbusState.Unknown;
-        if (state == _frontendState)
-        {
-            return;
-        }
-
-        _frontendState = state;
-        switch (state)
-        {
-            case XenbusState.Initialising:
-                if (State == XenbusState.Closed)
-                {
-                    // The front end starts over (a reconnect after a close).
-                    _failed = false;
-                    SwitchState(XenbusState.InitWait);
-                }
-
-                break;
-
-            case XenbusState.Initialised:
-            case XenbusState.Connected:
-                if (State == XenbusState.InitWait)
-                {
-                    Connect();
-                }
-
-                break;
-
-            case XenbusState.Closing:
-                Disconnect();
-                SwitchState(XenbusState.Closing);
-                break;
-
-            case XenbusState.Closed:
-            case XenbusState.Unknown:
-                Disconnect();
-                SwitchState(XenbusState.Closed);
-                break;
-        }
-    }
-
     /// <summary>Maps the ring the front end granted and binds its port, then tells it the disk's geometry.</summary>
-    private void Connect()
+    protected override bool Connect()
     {
-        string? order = _store.TryReadString(FrontendPath + "/ring-page-order");
-        string? protocol = _store.TryReadString(FrontendPath + "/protocol");
+        string? order = ReadFrontend("ring-page-order");
+        string? protocol = ReadFrontend("protocol");
         if (order is not null && order != "0")
         {
             Fail($"ring-page-order {order}: only one-page rings are offered");
-            return;
+            return false;
         }
 
         if (protocol is not null && protocol != "x86_64-abi")
         {
             Fail($"protocol '{protocol}' is not offered (x86_64-abi only)");
-            return;
+            return false;
         }
 
-        if (!uint.TryParse(_store.TryReadString(FrontendPath + "/ring-ref"), NumberStyles.None, CultureInfo.InvariantCulture, out uint ringRef)
-            || !uint.TryParse(_store.TryReadString(FrontendPath + "/event-channel"), NumberStyles.None, CultureInfo.InvariantCulture, out uint port))
+        if (ReadFrontendNumber("ring-ref") is not { } ringRef || ReadFrontendNumber("event-channel") is not { } port)
         {
             Fail("ring-ref or event-channel is missing or not a number");
-            return;
+            return false;
         }
 
-        ulong page;
-        try
+        if (MapRing(ringRef, "ring-ref") is not { } page)
         {
-            page = _grants.Map(0, ringRef, write: true);
-        }
-        catch (GrantTableException e)
-        {
-            Fail($"ring-ref {ringRef}: {e.Message}");
-            return;
+            return false;
         }
 
         try
         {
-            _channel = _domain.BindBackendPort(port, () => _work.Set());
+            _channel = Domain.BindBackendPort(port, Wake);
         }
         catch (XenException e)
         {
-            _grants.Unmap(ringRef, write: true);
+            UnmapRing(ringRef);
             Fail($"event-channel {port}: {e.Message}");
-            return;
+            return false;
         }
 
         _ringRef = ringRef;
         _ringPage = page;
         _requestConsumer = 0;
         _responseProducer = 0;
-        _store.Write(0, BackendPath + "/sectors", CapacitySectors.ToString(CultureInfo.InvariantCulture));
-        _store.Write(0, BackendPath + "/info", (_image.ReadOnly ? VdiskReadOnly : 0).ToString(CultureInfo.InvariantCulture));
-        _store.Write(0, BackendPath + "/sector-size", SectorSize.ToString(CultureInfo.InvariantCulture));
-        _store.Write(0, BackendPath + "/physical-sector-size", SectorSize.ToString(CultureInfo.InvariantCulture));
-        SwitchState(XenbusState.Connected);
-        Counters.Increment("connects");
+        WriteBackend("sectors", CapacitySectors.ToString(CultureInfo.InvariantCulture));
+        WriteBackend("info", (_image.ReadOnly ? VdiskReadOnly : 0).ToString(CultureInfo.InvariantCulture));
+        WriteBackend("sector-size", SectorSize.ToString(CultureInfo.InvariantCulture));
+        WriteBackend("physical-sector-size", SectorSize.ToString(CultureInfo.InvariantCulture));
+        return true;
     }
 
-    private void Disconnect()
+    protected override void Disconnect()
     {
         if (_channel is not null)
         {
-            _domain.UnbindBackendPort(_channel);
+            Domain.UnbindBackendPort(_channel);
             _channel = null;
             _ringPage = 0;
-            try
-            {
-                _grants.Unmap(_ringRef, write: true);
-            }
-            catch (GrantTableException)
-            {
-                // The guest's table no longer holds the entry: nothing of ours to clear.
-            }
+            UnmapRing(_ringRef);
         }
     }
 
-    /// <summary>The device stops serving: one log line, the ring let go, state Closing (xenbus_dev_fatal's effect).</summary>
-    private void Fail(string reason)
+    protected override void Serve()
     {
-        if (_failed)
+        if (_channel is not null)
         {
-            return;
+            ServeRing();
         }
+    }
 
-        _failed = true;
-        Counters.Increment("failures");
-        _log?.Invoke($"xen blkback {Name}: {reason}; the device stops");
-        Disconnect();
-        try
-        {
-            _store.Write(0, BackendPath + "/error", reason.Length > 256 ? reason[..256] : reason);
-            SwitchState(XenbusState.Closing);
-        }
-        catch (XenStoreException)
-        {
-            // The store refused (quota): the state stays; the device is stopped regardless.
-        }
+    private static int DeviceIdOf(int index)
+    {
+        ArgumentOutOfRangeException.ThrowIfNegative(index);
+        ArgumentOutOfRangeException.ThrowIfGreaterThan(index, 15);
+        return (XvdMajor << 8) | (index << 4);
     }
 
     /// <summary>
@@ -386,7 +158,7 @@ public sealed class XenBlockBackend : IDisposable
         bool notify = false;
         while (true)
         {
-            Span<byte> ring = _memory.GetSpan(_ringPage, PageSize);
+            Span<byte> ring = Memory.GetSpan(_ringPage, PageSize);
             uint producer = Volatile.Read(ref Index(ring, ReqProdOffset));
             if (producer - _responseProducer > RingEntries)
             {
@@ -422,7 +194,7 @@ public sealed class XenBlockBackend : IDisposable
             {
                 if (served >= RingEntries * 8)
                 {
-                    _work.Set();   // a busy guest: let the thread look up (dispose) and come back
+                    Wake();   // a busy guest: let the thread look up (dispose) and come back
                     break;
                 }
 
@@ -440,7 +212,7 @@ public sealed class XenBlockBackend : IDisposable
         if (notify && _channel is not null)
         {
             Counters.Increment("notifications");
-            _domain.NotifyGuest(_channel);
+            Domain.NotifyGuest(_channel);
         }
     }
 
@@ -532,11 +304,11 @@ public sealed class XenBlockBackend : IDisposable
             int length = (_request[29 + (i * 8)] - first + 1) * SectorSize;
             if (write)
             {
-                _grants.CopyFrom(0, grant, first * SectorSize, data.Slice(at, length));
+                Grants.CopyFrom(0, grant, first * SectorSize, data.Slice(at, length));
             }
             else
             {
-                _grants.CopyTo(0, grant, first * SectorSize, data.Slice(at, length));
+                Grants.CopyTo(0, grant, first * SectorSize, data.Slice(at, length));
             }
 
             at += length;
@@ -585,7 +357,7 @@ public sealed class XenBlockBackend : IDisposable
         Counters.Increment("errors");
         if (Counters["errors"] <= MaxLoggedErrors)
         {
-            _log?.Invoke($"xen blkback {Name}: request refused: {reason}");
+            Log($"request refused: {reason}");
         }
 
         return status;
