@@ -221,6 +221,11 @@ public static class RunCommand
                 DiskConfiguration config = vmm.Configuration.Disks[i];
                 yield return $"disk{i}: xen vbd {vbd.DeviceId} /dev/{vbd.Name} {config.Path} ({vbd.CapacitySectors * 512 >> 20} MiB{(config.ReadOnly ? ", read-only" : "")})";
             }
+
+            for (int i = 0; i < xen.NetBackends.Count; i++)
+            {
+                yield return $"net{i}: xen vif {i} on TAP {xen.Taps[i].Name}, MAC {xen.NetBackends[i].Mac}";
+            }
         }
 
         int disk = 0;

@@ -17,6 +17,8 @@ public sealed class XenGuest : IDisposable
 
     private readonly List<XenBlockBackend> _blockBackends = [];
     private readonly List<XenDiskImage> _images = [];
+    private readonly List<XenNetBackend> _netBackends = [];
+    private readonly List<XenTapPort> _taps = [];
 
     private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
     {
@@ -29,6 +31,12 @@ public sealed class XenGuest : IDisposable
 
     /// <summary>blkback of each --disk, in order: xvda, xvdb, ...</summary>
     public IReadOnlyList<XenBlockBackend> BlockBackends => _blockBackends;
+
+    /// <summary>netback of each --net, in order: the guest's eth0, eth1, ...</summary>
+    public IReadOnlyList<XenNetBackend> NetBackends => _netBackends;
+
+    /// <summary>The TAP under each of <see cref="NetBackends"/>.</summary>
+    public IReadOnlyList<XenTapPort> Taps => _taps;
 
     /// <summary>Dom0's XenStore (this domain's tree, as the toolstack seeded it).</summary>
     public XenStore Store { get; }
@@ -50,7 +58,7 @@ public sealed class XenGuest : IDisposable
     }
 
     /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
-    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null)
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null)
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
@@ -102,6 +110,17 @@ public sealed class XenGuest : IDisposable
                 guest._blockBackends.Add(backend);
                 backend.Start();
             }
+
+            nics ??= [];
+            for (int i = 0; i < nics.Count; i++)
+            {
+                var tap = new XenTapPort(nics[i].TapName);
+                guest._taps.Add(tap);
+                MacAddress mac = nics[i].Mac ?? MacAddress.Random();
+                var backend = new XenNetBackend(domain, store, guest.Grants, tap, mac.ToBytes(), i, log);
+                guest._netBackends.Add(backend);
+                backend.StartReceiving();
+            }
         }
         catch
         {
@@ -122,6 +141,16 @@ public sealed class XenGuest : IDisposable
         foreach (XenDiskImage image in _images)
         {
             image.Dispose();
+        }
+
+        foreach (XenNetBackend backend in _netBackends)
+        {
+            backend.Dispose();
+        }
+
+        foreach (XenTapPort tap in _taps)
+        {
+            tap.Dispose();
         }
 
         Domain.Dispose();
