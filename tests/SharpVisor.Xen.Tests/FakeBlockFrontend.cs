@@ -146,6 +146,11 @@ internal sealed class FakeBlockFrontend : IDisposable
     {
         var responses = new List<(ulong, byte, short)>();
         uint producer = Memory.Read<uint>(RingPage + 8);
+        if (producer - _responseConsumer > XenBlockBackend.RingEntries)
+        {
+            _responseConsumer = producer;   // scribbled indices (a fuzz round): nothing to read
+        }
+
         while (_responseConsumer != producer)
         {
             Span<byte> entry = Slot(_responseConsumer++);

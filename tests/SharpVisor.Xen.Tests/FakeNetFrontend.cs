@@ -94,6 +94,11 @@ internal sealed class FakeNetFrontend : IDisposable
     {
         var responses = new List<(ushort, short)>();
         uint producer = Guest.Memory.Read<uint>(TxRing + 8);
+        if (producer - _txConsumer > XenNetBackend.RingEntries)
+        {
+            _txConsumer = producer;   // scribbled indices (a fuzz round): nothing to read
+        }
+
         while (_txConsumer != producer)
         {
             Span<byte> slot = TxSlot(_txConsumer++);
@@ -107,6 +112,11 @@ internal sealed class FakeNetFrontend : IDisposable
     {
         var responses = new List<(ushort, ushort, short)>();
         uint producer = Guest.Memory.Read<uint>(RxRing + 8);
+        if (producer - _rxConsumer > XenNetBackend.RingEntries)
+        {
+            _rxConsumer = producer;   // scribbled indices (a fuzz round): nothing to read
+        }
+
         while (_rxConsumer != producer)
         {
             Span<byte> slot = RxSlot(_rxConsumer++);
