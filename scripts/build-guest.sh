@@ -37,6 +37,13 @@ WANTED_MODULES=(
 	vmw_vsock_virtio_transport:VIRTIO_VSOCKETS
 )
 
+# Xen's PV front ends: /init loads these (xen.order) only when
+# /sys/hypervisor/type reads xen, i.e. under `sharpvisor run --xen` (docs/xen.md).
+XEN_MODULES=(
+	xen_blkfront:XEN_BLKDEV_FRONTEND
+	xen_netfront:XEN_NETDEV_FRONTEND
+)
+
 log() { printf 'build-guest: %s\n' "$*" >&2; }
 die() { printf 'build-guest: ERROR: %s\n' "$*" >&2; exit 1; }
 
@@ -247,8 +254,36 @@ for spec in "${WANTED_MODULES[@]}"; do
 	visit "${spec%%:*}" "${spec#*:}"
 done
 log "module load order: ${LOAD_ORDER[*]}"
+BASE_ORDER=("${LOAD_ORDER[@]}")
+LOAD_ORDER=()
+for spec in "${XEN_MODULES[@]}"; do
+	visit "${spec%%:*}" "${spec#*:}"
+done
+XEN_ORDER=("${LOAD_ORDER[@]}")
+LOAD_ORDER=("${BASE_ORDER[@]}")
+log "xen module load order: ${XEN_ORDER[*]}"
 
 COMPRESSED=none
+# stage_modules DIR ORDERFILE NAME...: the modules as plain .ko and their load order.
+stage_modules() {
+	local root=$1 order=$2 name src dst
+	shift 2
+	: >"$root/lib/modules/$KREL/$order"
+	for name in "$@"; do
+		src=${KO_PATH[$name]}
+		dst="$root/lib/modules/$KREL/${src##*/}"
+		case "$src" in
+		*.ko) install -m 0644 "$src" "$dst" ;;
+		*.ko.xz) need_tool xz xz-utils; xz -dc "$src" >"${dst%.xz}"; dst=${dst%.xz}; COMPRESSED=xz ;;
+		*.ko.zst) need_tool zstd zstd; zstd -qdc "$src" >"${dst%.zst}"; dst=${dst%.zst}; COMPRESSED=zstd ;;
+		*.ko.gz) gzip -dc "$src" >"${dst%.gz}"; dst=${dst%.gz}; COMPRESSED=gzip ;;
+		*) die "unknown module format: $src" ;;
+		esac
+		chmod 0644 "$dst"
+		printf '%s\n' "${dst##*/}" >>"$root/lib/modules/$KREL/$order"
+	done
+}
+
 # stage_initramfs DIR: populate DIR with the initramfs tree.
 stage_initramfs() {
 	local root=$1 name src dst applet
@@ -267,20 +302,8 @@ stage_initramfs() {
 			[ -L "$root/usr/sbin/$applet" ] || die "busybox lacks applet $applet"
 	done
 	# busybox insmod cannot decompress, so store plain .ko files.
-	: >"$root/lib/modules/$KREL/load.order"
-	for name in "${LOAD_ORDER[@]}"; do
-		src=${KO_PATH[$name]}
-		dst="$root/lib/modules/$KREL/${src##*/}"
-		case "$src" in
-		*.ko) install -m 0644 "$src" "$dst" ;;
-		*.ko.xz) need_tool xz xz-utils; xz -dc "$src" >"${dst%.xz}"; dst=${dst%.xz}; COMPRESSED=xz ;;
-		*.ko.zst) need_tool zstd zstd; zstd -qdc "$src" >"${dst%.zst}"; dst=${dst%.zst}; COMPRESSED=zstd ;;
-		*.ko.gz) gzip -dc "$src" >"${dst%.gz}"; dst=${dst%.gz}; COMPRESSED=gzip ;;
-		*) die "unknown module format: $src" ;;
-		esac
-		chmod 0644 "$dst"
-		printf '%s\n' "${dst##*/}" >>"$root/lib/modules/$KREL/load.order"
-	done
+	stage_modules "$root" load.order "${LOAD_ORDER[@]}"
+	stage_modules "$root" xen.order "${XEN_ORDER[@]}"
 	install -m 0755 "$INIT_TEMPLATE" "$root/init"
 	# Console and null nodes so init has fds 0/1/2 before devtmpfs is mounted.
 	mknod -m 0600 "$root/dev/console" c 5 1
@@ -346,6 +369,7 @@ mv -f "$WORK/initrd.img" "$OUT/initrd.img"
 	echo "busybox_package_version=$BBVER"
 	echo "busybox_deb_sha256=$(sha256sum <"$BBDEB" | cut -d' ' -f1)"
 	echo "modules_load_order=${LOAD_ORDER[*]}"
+	echo "modules_xen_load_order=${XEN_ORDER[*]}"
 	echo "modules_builtin=${BUILTIN_NOTES[*]}"
 	echo "modules_compression=$COMPRESSED"
 	echo "initrd_format=newc+gzip"

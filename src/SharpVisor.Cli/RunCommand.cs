@@ -9,6 +9,7 @@ using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
+using SharpVisor.Xen;
 
 namespace SharpVisor.Cli;
 
@@ -39,7 +40,7 @@ public static class RunCommand
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed, and keep reporting a silent guest on an interactive console" };
         var extraInitrds = new Option<string[]>("--extra-initrd") { Description = "A cpio archive (optionally compressed) appended after the initrd, e.g. one holding /hook.sh (repeatable)", AllowMultipleArgumentsPerToken = false };
-        var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda)", AllowMultipleArgumentsPerToken = false };
+        var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda; under --xen a Xen vbd, /dev/xvda)", AllowMultipleArgumentsPerToken = false };
         var nets = new Option<string[]>("--net") { Description = "virtio-net NIC over a TAP: tap[=NAME][,mac=MAC] (repeatable; a TAP that does not exist is created, which needs CAP_NET_ADMIN)", AllowMultipleArgumentsPerToken = false };
         var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
         var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
@@ -212,6 +213,21 @@ public static class RunCommand
     /// <summary>One line per virtio device: what the guest will see where.</summary>
     private static IEnumerable<string> DescribeDevices(VirtualMachineMonitor vmm)
     {
+        if (vmm.Xen is { } xen)
+        {
+            for (int i = 0; i < xen.BlockBackends.Count; i++)
+            {
+                XenBlockBackend vbd = xen.BlockBackends[i];
+                DiskConfiguration config = vmm.Configuration.Disks[i];
+                yield return $"disk{i}: xen vbd {vbd.DeviceId} /dev/{vbd.Name} {config.Path} ({vbd.CapacitySectors * 512 >> 20} MiB{(config.ReadOnly ? ", read-only" : "")})";
+            }
+
+            for (int i = 0; i < xen.NetBackends.Count; i++)
+            {
+                yield return $"net{i}: xen vif {i} on TAP {xen.Taps[i].Name}, MAC {xen.NetBackends[i].Mac}";
+            }
+        }
+
         int disk = 0;
         foreach (AttachedVirtioDevice attached in vmm.Devices.Devices)
         {

@@ -19,9 +19,11 @@ public sealed class XenConsoleBackend
     private const int OutConsOffset = 3080;
     private const int OutProdOffset = 3084;
 
+    private readonly XenByteRing _in;
+    private readonly XenByteRing _out;
+
     private readonly XenDomain _domain;
     private readonly GuestMemory _memory;
-    private readonly ulong _ring;
     private readonly Action<ReadOnlyMemory<byte>> _output;
     private readonly Action<string>? _log;
     private readonly object _lock = new();
@@ -39,7 +41,8 @@ public sealed class XenConsoleBackend
             throw new ArgumentException($"console ring 0x{ringAddress:x} is not a page of guest RAM");
         }
 
-        _ring = ringAddress;
+        _in = new XenByteRing(_memory, ringAddress, 0, InSize, InConsOffset, InProdOffset);
+        _out = new XenByteRing(_memory, ringAddress, OutOffset, OutSize, OutConsOffset, OutProdOffset);
         _output = output;
         _log = log;
         _memory.Fill(ringAddress, 4096, 0);
@@ -65,30 +68,22 @@ public sealed class XenConsoleBackend
                 return;
             }
 
-            Span<byte> page = _memory.GetSpan(_ring, 4096);
-            uint consumer = Volatile.Read(ref Index(page, OutConsOffset));
-            uint producer = Volatile.Read(ref Index(page, OutProdOffset));
-            uint pending = producer - consumer;
-            if (pending > OutSize)
+            if (!_out.TryGetUnread(out int pending))
             {
-                Fail($"out ring indices cons {consumer} prod {producer} are more than a ring apart");
+                Fail($"out ring indices {_out.Describe()} are more than a ring apart");
                 return;
             }
 
             if (pending != 0)
             {
                 data = new byte[pending];
-                for (uint i = 0; i < pending; i++)
-                {
-                    data[i] = page[OutOffset + (int)((consumer + i) & (OutSize - 1))];
-                }
-
-                Volatile.Write(ref Index(page, OutConsOffset), producer);
-                BytesOut += pending;
+                _out.TryRead(data, out int read);
+                data = data[..read];
+                BytesOut += read;
             }
         }
 
-        if (data is not null)
+        if (data is { Length: > 0 })
         {
             _output(data);
             _domain.NotifyGuest(Port);
@@ -98,7 +93,7 @@ public sealed class XenConsoleBackend
     /// <summary>Terminal input for the guest: as much as fits in the `in` ring; returns the bytes taken.</summary>
     public int WriteInput(ReadOnlySpan<byte> input)
     {
-        int taken = 0;
+        int taken;
         lock (_lock)
         {
             if (_failed)
@@ -106,22 +101,11 @@ public sealed class XenConsoleBackend
                 return 0;
             }
 
-            Span<byte> page = _memory.GetSpan(_ring, 4096);
-            uint consumer = Volatile.Read(ref Index(page, InConsOffset));
-            uint producer = Volatile.Read(ref Index(page, InProdOffset));
-            if (producer - consumer > InSize)
+            if (!_in.TryWrite(input, out taken))
             {
-                Fail($"in ring indices cons {consumer} prod {producer} are more than a ring apart");
+                Fail($"in ring indices {_in.Describe()} are more than a ring apart");
                 return 0;
             }
-
-            while (taken < input.Length && producer - consumer < InSize)
-            {
-                page[(int)(producer & (InSize - 1))] = input[taken++];
-                producer++;
-            }
-
-            Volatile.Write(ref Index(page, InProdOffset), producer);
         }
 
         if (taken > 0)
@@ -131,9 +115,6 @@ public sealed class XenConsoleBackend
 
         return taken;
     }
-
-    private static ref uint Index(Span<byte> page, int offset) =>
-        ref System.Runtime.CompilerServices.Unsafe.As<byte, uint>(ref page[offset]);
 
     private void Fail(string reason)
     {

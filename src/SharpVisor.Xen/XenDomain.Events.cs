@@ -55,6 +55,59 @@ public sealed partial class XenDomain
         }
     }
 
+    /// <summary>
+    /// A back end's bind_interdomain to the port the guest allocated for it (alloc_unbound with
+    /// remote domain 0, the number it published in XenStore): the port becomes interdomain and a
+    /// guest send on it calls <paramref name="onGuestSend"/>. A port that is not unbound for Dom0
+    /// is refused with EINVAL, as Xen refuses it.
+    /// </summary>
+    public EventChannel BindBackendPort(uint guestPort, Action onGuestSend)
+    {
+        ArgumentNullException.ThrowIfNull(onGuestSend);
+        lock (_lock)
+        {
+            EventChannel channel = ChannelLocked(guestPort);
+            if (channel.State != EventChannelState.Unbound || channel.RemoteDomain != 0)
+            {
+                throw new XenException(XenErrno.EINVAL, $"port {guestPort} is not unbound for domain 0");
+            }
+
+            channel.State = EventChannelState.Interdomain;
+            channel.OnGuestSend = onGuestSend;
+            return channel;
+        }
+    }
+
+    /// <summary>The back end lets go of a port it bound: if the guest still has it, it is unbound again.</summary>
+    public void UnbindBackendPort(EventChannel channel)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        lock (_lock)
+        {
+            if (GetLocked(channel.Port) == channel && channel.OnGuestSend is not null)
+            {
+                channel.State = EventChannelState.Unbound;
+                channel.OnGuestSend = null;
+            }
+        }
+    }
+
+    /// <summary>The back end's notify on a port it bound; nothing when the guest has closed it since (its number may be reused).</summary>
+    public void NotifyGuest(EventChannel channel)
+    {
+        ArgumentNullException.ThrowIfNull(channel);
+        bool open;
+        lock (_lock)
+        {
+            open = GetLocked(channel.Port) == channel;
+        }
+
+        if (open)
+        {
+            SetPending(channel);
+        }
+    }
+
     /// <summary>The back end's notify: sets the port pending in the guest (and raises the upcall).</summary>
     public void NotifyGuest(int port)
     {

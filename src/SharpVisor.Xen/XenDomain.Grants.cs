@@ -65,9 +65,38 @@ public sealed partial class XenDomain
                 return 0;
 
             case GnttabSetupTable:
+                return SetupTable(frame, arg);
+
             default:
                 return Unknown(frame, "grant_table_op command", command);
         }
+    }
+
+    /// <summary>
+    /// setup_table for a translated guest, as Xen answers it: the frames of the table where the
+    /// guest mapped them (add_to_physmap), INVALID_GFN for those not mapped yet.
+    /// struct gnttab_setup_table { domid_t dom; uint32_t nr_frames; int16_t status; XEN_GUEST_HANDLE(xen_pfn_t) frame_list; }
+    /// </summary>
+    private long SetupTable(HypercallFrame frame, ulong arg)
+    {
+        const short GeneralError = -1;
+        CheckSelf(frame.Read<ushort>(arg));
+        uint frames = frame.Read<uint>(arg + 4);
+        ulong list = frame.Read<ulong>(arg + 16);
+        if (frames > MaxGrantFrames)
+        {
+            frame.Write(arg + 8, GeneralError);
+            return 0;
+        }
+
+        for (int i = 0; i < (int)frames; i++)
+        {
+            ulong address = GetGrantFrame(i);
+            frame.Write(list + ((ulong)i * 8), address != 0 ? address >> 12 : ulong.MaxValue);
+        }
+
+        frame.Write(arg + 8, (short)0);
+        return 0;
     }
 
     /// <summary>

@@ -25,7 +25,8 @@ public sealed class XenStoreConnection
     private readonly XenDomain _domain;
     private readonly XenStore _store;
     private readonly GuestMemory _memory;
-    private readonly ulong _ring;
+    private readonly XenByteRing _requests;
+    private readonly XenByteRing _responses;
     private readonly ushort _guest;
     private readonly Action<string>? _log;
     private readonly object _lock = new();
@@ -49,7 +50,8 @@ public sealed class XenStoreConnection
             throw new ArgumentException($"XenStore ring 0x{ringAddress:x} is not a page of guest RAM");
         }
 
-        _ring = ringAddress;
+        _requests = new XenByteRing(_memory, ringAddress, 0, RingSize, ReqConsOffset, ReqProdOffset);
+        _responses = new XenByteRing(_memory, ringAddress, RspOffset, RingSize, RspConsOffset, RspProdOffset);
         _guest = domain.DomainId;
         _log = log;
         _onWatch = OnWatch;
@@ -161,23 +163,21 @@ public sealed class XenStoreConnection
         type = default;
         requestId = transaction = 0;
         payload = [];
-        Span<byte> page = _memory.GetSpan(_ring, 4096);
-        uint consumer = Volatile.Read(ref Index(page, ReqConsOffset));
-        uint producer = Volatile.Read(ref Index(page, ReqProdOffset));
-        uint available = producer - consumer;
-        if (available > RingSize)
+        if (!_requests.TryGetUnread(out _))
         {
-            Fail($"request ring indices cons {consumer} prod {producer} are more than a ring apart");
+            Fail($"request ring indices {_requests.Describe()} are more than a ring apart");
             return false;
         }
 
         if (_headerFilled < HeaderSize)
         {
-            int n = (int)Math.Min(available, (uint)(HeaderSize - _headerFilled));
-            Copy(page, 0, consumer, _header.AsSpan(_headerFilled, n));
+            if (!_requests.TryRead(_header.AsSpan(_headerFilled), out int n))
+            {
+                Fail($"request ring indices {_requests.Describe()} are more than a ring apart");
+                return false;
+            }
+
             _headerFilled += n;
-            consumer += (uint)n;
-            available -= (uint)n;
             if (_headerFilled == HeaderSize)
             {
                 uint length = BinaryPrimitives.ReadUInt32LittleEndian(_header.AsSpan(12));
@@ -194,13 +194,15 @@ public sealed class XenStoreConnection
 
         if (_body is not null)
         {
-            int n = (int)Math.Min(available, (uint)(_body.Length - _bodyFilled));
-            Copy(page, 0, consumer, _body.AsSpan(_bodyFilled, n));
+            if (!_requests.TryRead(_body.AsSpan(_bodyFilled), out int n))
+            {
+                Fail($"request ring indices {_requests.Describe()} are more than a ring apart");
+                return false;
+            }
+
             _bodyFilled += n;
-            consumer += (uint)n;
         }
 
-        Volatile.Write(ref Index(page, ReqConsOffset), consumer);
         if (_body is null || _bodyFilled < _body.Length)
         {
             return false;
@@ -219,38 +221,26 @@ public sealed class XenStoreConnection
     private bool Flush()
     {
         bool wrote = false;
-        Span<byte> page = _memory.GetSpan(_ring, 4096);
         while (!_failed && _pending.TryPeek(out byte[]? message))
         {
-            uint consumer = Volatile.Read(ref Index(page, RspConsOffset));
-            uint producer = Volatile.Read(ref Index(page, RspProdOffset));
-            uint used = producer - consumer;
-            if (used > RingSize)
-            {
-                Fail($"response ring indices cons {consumer} prod {producer} are more than a ring apart");
-                return wrote;
-            }
-
             // A reply bigger than the ring goes in pieces: the guest reads as we write.
-            int room = (int)(RingSize - used);
-            if (room == 0)
+            if (!_responses.TryWrite(message, out int written))
+            {
+                Fail($"response ring indices {_responses.Describe()} are more than a ring apart");
+                return wrote;
+            }
+
+            if (written == 0)
             {
                 return wrote;
             }
 
-            int chunk = Math.Min(room, message.Length);
-            for (int i = 0; i < chunk; i++)
-            {
-                page[RspOffset + (int)((producer + (uint)i) & (RingSize - 1))] = message[i];
-            }
-
-            Volatile.Write(ref Index(page, RspProdOffset), producer + (uint)chunk);
             wrote = true;
             _pending.Dequeue();
-            if (chunk < message.Length)
+            if (written < message.Length)
             {
                 // Requeue the rest at the front: rebuild the queue with it first.
-                byte[][] rest = [message[chunk..], .. _pending];
+                byte[][] rest = [message[written..], .. _pending];
                 _pending.Clear();
                 foreach (byte[] m in rest)
                 {
@@ -263,17 +253,6 @@ public sealed class XenStoreConnection
 
         return wrote;
     }
-
-    private static void Copy(Span<byte> page, int offset, uint index, Span<byte> destination)
-    {
-        for (int i = 0; i < destination.Length; i++)
-        {
-            destination[i] = page[offset + (int)((index + (uint)i) & (RingSize - 1))];
-        }
-    }
-
-    private static ref uint Index(Span<byte> page, int offset) =>
-        ref System.Runtime.CompilerServices.Unsafe.As<byte, uint>(ref page[offset]);
 
     private void Fail(string reason)
     {

@@ -328,6 +328,28 @@ public sealed class XenDomainTests : IDisposable
         Assert.Equal(SharedInfoGfn << 12, _xen.SharedInfoAddress);
     }
 
+    [Fact]
+    public void GrantSetupTable_ListsTheMappedFramesAndRefusesTooMany()
+    {
+        Assert.Equal(0, GrantMap(0, 0x40));
+        _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        _memory.Write<uint>(Scratch + 4, 2);             // nr_frames
+        _memory.Write<short>(Scratch + 8, 99);
+        _memory.Write<ulong>(Scratch + 16, Scratch + 64); // frame_list
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.GrantTableOp, 2, Scratch, 1));
+        Assert.Equal((short)0, _memory.Read<short>(Scratch + 8));
+        Assert.Equal(0x40UL, _memory.Read<ulong>(Scratch + 64));
+        Assert.Equal(ulong.MaxValue, _memory.Read<ulong>(Scratch + 72));   // frame 1 is not mapped
+
+        _memory.Write<uint>(Scratch + 4, XenDomain.MaxGrantFrames + 1);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.GrantTableOp, 2, Scratch, 1));
+        Assert.Equal((short)-1, _memory.Read<short>(Scratch + 8));        // GNTST_general_error
+
+        _memory.Write<uint>(Scratch + 4, 1);
+        _memory.Write<ulong>(Scratch + 16, 0xFFFF_FFFF_0000);             // a list the guest cannot give
+        Assert.Equal(-14, _cpu.Call(_xen, HypercallOp.GrantTableOp, 2, Scratch, 1));
+    }
+
     private long GrantMap(ulong index, ulong gpfn)
     {
         _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);

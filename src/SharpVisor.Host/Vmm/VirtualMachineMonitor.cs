@@ -138,7 +138,8 @@ public sealed class VirtualMachineMonitor : IDisposable
             if (configuration.Xen != XenMode.None)
             {
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
-                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log);
+                // Under --xen the disks are Xen vbds (blkback) and the NICs vifs (netback), not virtio.
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces);
             }
 
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
@@ -147,7 +148,7 @@ public sealed class VirtualMachineMonitor : IDisposable
             // the BIOS area; PCI bus 0 with the virtio devices, whose INTx routes go into _PRT.
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq)) { Log = guestLog };
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
-            devices = PciDeviceManager.Create(machine, configuration, guestLog);
+            devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [] }, guestLog);
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
@@ -334,6 +335,20 @@ public sealed class VirtualMachineMonitor : IDisposable
         {
             // Hypercalls by op, upcalls, event-channel sends: the Xen layer's side of the exits.
             foreach ((string name, long count) in Xen.Domain.Counters.Snapshot())
+            {
+                totals[$"xen-{name}"] = count;
+            }
+
+            // blkback's and netback's requests, bytes and errors per device, and the grant copies behind them.
+            foreach (XenBackendDevice vbd in Xen.BlockBackends.Concat<XenBackendDevice>(Xen.NetBackends))
+            {
+                foreach ((string name, long count) in vbd.Counters.Snapshot())
+                {
+                    totals[$"xen-{vbd.Name}-{name}"] = count;
+                }
+            }
+
+            foreach ((string name, long count) in Xen.Grants.Counters.Snapshot())
             {
                 totals[$"xen-{name}"] = count;
             }

@@ -15,6 +15,11 @@ public sealed class XenGuest : IDisposable
     /// <summary>Pages the hypervisor keeps at the top of low RAM (reserved in the memory map): the console ring, the XenStore ring, two spare.</summary>
     public const int SpecialPages = 4;
 
+    private readonly List<XenBlockBackend> _blockBackends = [];
+    private readonly List<XenDiskImage> _images = [];
+    private readonly List<XenNetBackend> _netBackends = [];
+    private readonly List<XenTapPort> _taps = [];
+
     private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
     {
         Domain = domain;
@@ -23,6 +28,15 @@ public sealed class XenGuest : IDisposable
         StoreConnection = storeConnection;
         Grants = new GrantTable(domain);
     }
+
+    /// <summary>blkback of each --disk, in order: xvda, xvdb, ...</summary>
+    public IReadOnlyList<XenBlockBackend> BlockBackends => _blockBackends;
+
+    /// <summary>netback of each --net, in order: the guest's eth0, eth1, ...</summary>
+    public IReadOnlyList<XenNetBackend> NetBackends => _netBackends;
+
+    /// <summary>The TAP under each of <see cref="NetBackends"/>.</summary>
+    public IReadOnlyList<XenTapPort> Taps => _taps;
 
     /// <summary>Dom0's XenStore (this domain's tree, as the toolstack seeded it).</summary>
     public XenStore Store { get; }
@@ -44,7 +58,7 @@ public sealed class XenGuest : IDisposable
     }
 
     /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
-    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log)
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null)
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
@@ -79,8 +93,66 @@ public sealed class XenGuest : IDisposable
         var store = new XenStore();
         XenStoreLayout.SeedDomain(store, domain.DomainId, "sharpvisor-guest", machine.Memory.RamSize >> 10, vcpuCount);
         var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
-        return new XenGuest(domain, console, store, storeConnection);
+        var guest = new XenGuest(domain, console, store, storeConnection);
+        try
+        {
+            disks ??= [];
+            if (disks.Count > 16)
+            {
+                throw new ArgumentException($"{disks.Count} disks: a Xen domain here has at most 16 (xvda..xvdp)");
+            }
+
+            for (int i = 0; i < disks.Count; i++)
+            {
+                var image = new XenDiskImage(disks[i].Path, disks[i].ReadOnly);
+                guest._images.Add(image);
+                var backend = new XenBlockBackend(domain, store, guest.Grants, image, i, log);
+                guest._blockBackends.Add(backend);
+                backend.Start();
+            }
+
+            nics ??= [];
+            for (int i = 0; i < nics.Count; i++)
+            {
+                var tap = new XenTapPort(nics[i].TapName);
+                guest._taps.Add(tap);
+                MacAddress mac = nics[i].Mac ?? MacAddress.Random();
+                var backend = new XenNetBackend(domain, store, guest.Grants, tap, mac.ToBytes(), i, log);
+                guest._netBackends.Add(backend);
+                backend.StartReceiving();
+            }
+        }
+        catch
+        {
+            guest.Dispose();
+            throw;
+        }
+
+        return guest;
     }
 
-    public void Dispose() => Domain.Dispose();
+    public void Dispose()
+    {
+        foreach (XenBlockBackend backend in _blockBackends)
+        {
+            backend.Dispose();
+        }
+
+        foreach (XenDiskImage image in _images)
+        {
+            image.Dispose();
+        }
+
+        foreach (XenNetBackend backend in _netBackends)
+        {
+            backend.Dispose();
+        }
+
+        foreach (XenTapPort tap in _taps)
+        {
+            tap.Dispose();
+        }
+
+        Domain.Dispose();
+    }
 }

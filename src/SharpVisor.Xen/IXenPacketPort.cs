@@ -1,0 +1,17 @@
+namespace SharpVisor.Xen;
+
+/// <summary>
+/// What netback needs of the host's side of a NIC: whole Ethernet frames out and in (the host's
+/// TAP is one; tests use queues). Failures to send are drops, as on a wire.
+/// </summary>
+public interface IXenPacketPort
+{
+    /// <summary>Sends one frame; false when it was dropped.</summary>
+    bool Send(ReadOnlySpan<byte> frame);
+
+    /// <summary>Reads one waiting frame into <paramref name="frame"/>; 0 when none is waiting.</summary>
+    int Receive(Span<byte> frame);
+
+    /// <summary>Waits up to <paramref name="timeoutMilliseconds"/> for a frame; true when one may be waiting.</summary>
+    bool WaitReadable(int timeoutMilliseconds);
+}

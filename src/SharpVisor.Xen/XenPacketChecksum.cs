@@ -1,0 +1,85 @@
+using System.Buffers.Binary;
+
+namespace SharpVisor.Xen;
+
+/// <summary>
+/// Completes the TCP or UDP checksum of a frame the guest sent with a blank one (Linux's
+/// CHECKSUM_PARTIAL: the field holds the pseudo-header sum): the one's-complement sum from the
+/// transport header to the end of the frame, folded and complemented, as skb_checksum_help does.
+/// </summary>
+public static class XenPacketChecksum
+{
+    private const int TcpChecksumOffset = 16;
+    private const int UdpChecksumOffset = 6;
+
+    /// <summary>False when the frame is not TCP or UDP over IPv4/IPv6 (optionally VLAN-tagged) or is too short for its headers.</summary>
+    public static bool TryComplete(Span<byte> frame)
+    {
+        int l3 = 14;
+        if (frame.Length < l3)
+        {
+            return false;
+        }
+
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        if (etherType == 0x8100)
+        {
+            if (frame.Length < 18)
+            {
+                return false;
+            }
+
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+            l3 = 18;
+        }
+
+        int l4;
+        byte protocol;
+        if (etherType == 0x0800 && frame.Length >= l3 + 20)
+        {
+            l4 = l3 + ((frame[l3] & 0xF) * 4);
+            protocol = frame[l3 + 9];
+        }
+        else if (etherType == 0x86DD && frame.Length >= l3 + 40)
+        {
+            l4 = l3 + 40;
+            protocol = frame[l3 + 6];
+        }
+        else
+        {
+            return false;
+        }
+
+        int field = protocol switch
+        {
+            6 => l4 + TcpChecksumOffset,
+            17 => l4 + UdpChecksumOffset,
+            _ => -1,
+        };
+        if (field < 0 || field + 2 > frame.Length)
+        {
+            return false;
+        }
+
+        ulong sum = 0;
+        int i = l4;
+        for (; i + 1 < frame.Length; i += 2)
+        {
+            sum += BinaryPrimitives.ReadUInt16BigEndian(frame[i..]);
+        }
+
+        if (i < frame.Length)
+        {
+            sum += (ulong)frame[i] << 8;
+        }
+
+        while (sum >> 16 != 0)
+        {
+            sum = (sum & 0xFFFF) + (sum >> 16);
+        }
+
+        ushort result = (ushort)~sum;
+        BinaryPrimitives.WriteUInt16BigEndian(frame[field..], result == 0 ? (ushort)0xFFFF : result);
+        return true;
+    }
+}

@@ -1,0 +1,182 @@
+using System.Buffers.Binary;
+using System.Globalization;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Xen.Tests;
+
+/// <summary>
+/// A guest's blkfront for in-process blkback tests: a domain with shared_info and one grant
+/// frame, the XenStore seeded as the toolstack does, and the front end's half of the handshake
+/// and the ring (requests written into the shared page, responses read back).
+/// </summary>
+internal sealed class FakeBlockFrontend : IDisposable
+{
+    public const ulong SharedInfo = 0x10000;
+    public const ulong GrantFrame = 0x11000;
+    public const ulong Scratch = 0x20000;
+    public const ulong RingPage = 0x30000;
+    public const uint RingRef = 8;
+    private const ushort Dom0 = 0;
+
+    private readonly FakeHypercallContext _cpu;
+    private uint _requestProducer;
+    private uint _responseConsumer;
+
+    public FakeBlockFrontend(int diskSize = 1 << 20, bool readOnly = false)
+    {
+        Memory = GuestMemory.CreateRam(4 << 20);
+        Xen = new XenDomain(Memory, new XenDomainOptions());
+        Xen.Connect(new FakeHypervisorHost());
+        _cpu = new FakeHypercallContext(Memory);
+        Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        Memory.Write<uint>(Scratch + 4, 0);                    // XENMAPSPACE_shared_info
+        Memory.Write<ulong>(Scratch + 16, SharedInfo >> 12);
+        Check(_cpu.Call(Xen, HypercallOp.MemoryOp, 7, Scratch));
+        Memory.Write<uint>(Scratch + 4, 1);                    // XENMAPSPACE_grant_table, frame 0
+        Memory.Write<ulong>(Scratch + 8, 0);
+        Memory.Write<ulong>(Scratch + 16, GrantFrame >> 12);
+        Check(_cpu.Call(Xen, HypercallOp.MemoryOp, 7, Scratch));
+        Store = new XenStore();
+        XenStoreLayout.SeedDomain(Store, Xen.DomainId, "test", 4096, 1);
+        Grants = new GrantTable(Xen);
+        Image = new MemoryDiskImage(diskSize, readOnly);
+        Backend = new XenBlockBackend(Xen, Store, Grants, Image, 0, Log.Add);
+    }
+
+    public GuestMemory Memory { get; }
+
+    public XenDomain Xen { get; }
+
+    public XenStore Store { get; }
+
+    public GrantTable Grants { get; }
+
+    public MemoryDiskImage Image { get; }
+
+    public XenBlockBackend Backend { get; }
+
+    public List<string> Log { get; } = [];
+
+    public int Port { get; private set; }
+
+    /// <summary>The front end's private request producer (requests queued, published or not).</summary>
+    public uint PendingProducer => _requestProducer;
+
+    public string FrontendPath => Backend.FrontendPath;
+
+    public string BackendPath => Backend.BackendPath;
+
+    /// <summary>What blkfront's talk_to_blkback does: grant the ring, allocate a port for Dom0, publish both, Initialised.</summary>
+    public void Connect()
+    {
+        Memory.Fill(RingPage, 4096, 0);
+        Memory.Write<uint>(RingPage + 4, 1);    // req_event
+        Memory.Write<uint>(RingPage + 12, 1);   // rsp_event
+        _requestProducer = _responseConsumer = 0;
+        Grant(RingRef, RingPage >> 12, readOnly: false);
+        if (Port != 0)
+        {
+            // A reconnect: blkfront frees its old port first.
+            Memory.Write<uint>(Scratch, (uint)Port);
+            Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 3, Scratch));   // close
+        }
+
+        Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        Memory.Write<ushort>(Scratch + 2, Dom0);
+        Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 6, Scratch));   // alloc_unbound
+        Port = (int)Memory.Read<uint>(Scratch + 4);
+        WriteFrontend("ring-ref", RingRef.ToString(CultureInfo.InvariantCulture));
+        WriteFrontend("event-channel", Port.ToString(CultureInfo.InvariantCulture));
+        WriteFrontend("protocol", "x86_64-abi");
+        WriteFrontend("state", "3");
+        Backend.Process();
+    }
+
+    public void WriteFrontend(string key, string value) => Store.Write(Xen.DomainId, $"{FrontendPath}/{key}", value);
+
+    /// <summary>A node of the back end's directory, read as the guest reads it (its permissions apply).</summary>
+    public string ReadBackend(string key) => System.Text.Encoding.UTF8.GetString(Store.Read(Xen.DomainId, 0, $"{BackendPath}/{key}"));
+
+    /// <summary>Writes grant entry <paramref name="reference"/>: permit access for Dom0 to <paramref name="frame"/>.</summary>
+    public void Grant(uint reference, ulong frame, bool readOnly, ushort grantee = Dom0)
+    {
+        ulong entry = GrantFrame + (reference * 8);
+        Memory.Write<uint>(entry + 4, (uint)frame);
+        Memory.Write<uint>(entry, (uint)(grantee << 16) | GrantTable.PermitAccess | (readOnly ? GrantTable.ReadOnly : 0u));
+    }
+
+    /// <summary>Puts a request into the next slot (not yet published).</summary>
+    public void Queue(byte op, ulong id, ulong sector, params (uint Gref, byte First, byte Last)[] segments)
+    {
+        Span<byte> entry = Slot(_requestProducer++);
+        entry.Clear();
+        entry[0] = op;
+        entry[1] = (byte)segments.Length;
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], id);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[16..], sector);
+        for (int i = 0; i < segments.Length && i < XenBlockBackend.MaxSegments; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(entry[(24 + (i * 8))..], segments[i].Gref);
+            entry[28 + (i * 8)] = segments[i].First;
+            entry[29 + (i * 8)] = segments[i].Last;
+        }
+    }
+
+    public void QueueDiscard(ulong id, ulong sector, ulong count)
+    {
+        Span<byte> entry = Slot(_requestProducer++);
+        entry.Clear();
+        entry[0] = XenBlockBackend.OpDiscard;
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], id);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[16..], sector);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[24..], count);
+    }
+
+    /// <summary>Publishes the queued requests, notifies (EVTCHNOP_send) and lets the back end run one pass.</summary>
+    public void Push()
+    {
+        Memory.Write<uint>(RingPage, _requestProducer);
+        Memory.Write<uint>(Scratch, (uint)Port);
+        Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 4, Scratch));   // send
+        Backend.Process();
+    }
+
+    /// <summary>The responses published since the last call: (id, op, status).</summary>
+    public List<(ulong Id, byte Op, short Status)> TakeResponses()
+    {
+        var responses = new List<(ulong, byte, short)>();
+        uint producer = Memory.Read<uint>(RingPage + 8);
+        if (producer - _responseConsumer > XenBlockBackend.RingEntries)
+        {
+            _responseConsumer = producer;   // scribbled indices (a fuzz round): nothing to read
+        }
+
+        while (_responseConsumer != producer)
+        {
+            Span<byte> entry = Slot(_responseConsumer++);
+            responses.Add((BinaryPrimitives.ReadUInt64LittleEndian(entry), entry[8], BinaryPrimitives.ReadInt16LittleEndian(entry[10..])));
+        }
+
+        return responses;
+    }
+
+    public bool PortPending() => (Memory.Read<ulong>(SharedInfo + 2048 + ((ulong)(Port / 64) * 8)) & (1UL << (Port % 64))) != 0;
+
+    public Span<byte> Slot(uint index) =>
+        Memory.GetSpan(RingPage + XenBlockBackend.RingHeaderSize + ((index % XenBlockBackend.RingEntries) * XenBlockBackend.EntrySize), XenBlockBackend.EntrySize);
+
+    public void Dispose()
+    {
+        Backend.Dispose();
+        Xen.Dispose();
+        Memory.Dispose();
+    }
+
+    private static void Check(long result)
+    {
+        if (result != 0)
+        {
+            throw new InvalidOperationException($"hypercall failed: {result}");
+        }
+    }
+}

@@ -1,0 +1,36 @@
+namespace SharpVisor.Xen.Tests;
+
+/// <summary>netback's port for tests: the first frames sent are kept, the rest only counted; nothing arrives by itself (tests call Deliver).</summary>
+internal sealed class FakePacketPort : IXenPacketPort
+{
+    private const int Kept = 64;
+
+    public List<byte[]> Sent { get; } = [];
+
+    public long SentCount { get; private set; }
+
+    public int ShortestSent { get; private set; } = int.MaxValue;
+
+    public int LongestSent { get; private set; }
+
+    public bool Send(ReadOnlySpan<byte> frame)
+    {
+        SentCount++;
+        ShortestSent = Math.Min(ShortestSent, frame.Length);
+        LongestSent = Math.Max(LongestSent, frame.Length);
+        if (Sent.Count < Kept)
+        {
+            Sent.Add(frame.ToArray());
+        }
+
+        return true;
+    }
+
+    public int Receive(Span<byte> frame) => 0;
+
+    public bool WaitReadable(int timeoutMilliseconds)
+    {
+        Thread.Sleep(Math.Min(timeoutMilliseconds, 10));
+        return false;
+    }
+}
