@@ -39,7 +39,9 @@ public sealed partial class VirtualMachineMonitor
         var clock = Stopwatch.StartNew();
         var file = new SnapshotFile();
         file.Add(SnapshotConfiguration.Tag, SnapshotConfiguration.Save(Configuration, emulator.MmuMode, emulator.CpuModel.Vendor));
-        file.Add(CpuTag, Encoding.UTF8.GetBytes(emulator.CpuIdentity()));
+        var cpu = new SnapshotWriter();
+        cpu.Write(emulator.CpuIdentity());
+        file.Add(CpuTag, cpu.ToArray());
         foreach (ISnapshotable part in SnapshotParts(emulator))
         {
             file.Add(part);
@@ -118,7 +120,7 @@ public sealed partial class VirtualMachineMonitor
         try
         {
             EmulatorVirtualMachine emulator = vmm.SnapshotMachine();
-            string saved = Encoding.UTF8.GetString(file.Open(CpuTag).ReadBytes());
+            string saved = file.Open(CpuTag).ReadString();
             string here = emulator.CpuIdentity();
             if (saved != here)
             {
