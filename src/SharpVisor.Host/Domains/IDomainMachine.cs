@@ -49,4 +49,11 @@ public interface IDomainMachine : IDisposable
     void SetBalloonStatisticsInterval(int seconds);
 
     DomainCounters ReadCounters();
+
+    /// <summary>Writes a snapshot of the paused machine (docs/snapshot.md); machines that cannot throw <see cref="NotSupportedException"/>.</summary>
+    /// <summary>Starts the vCPU threads parked, as after a pause (a snapshot loaded without resume_vm).</summary>
+    void StartPaused() => throw new NotSupportedException("this machine cannot start paused");
+
+    SharpVisor.Host.Vmm.SnapshotSummary SaveSnapshot(string statePath, string memoryPath, bool diff) =>
+        throw new NotSupportedException("this machine cannot take snapshots");
 }

@@ -19,9 +19,9 @@ public sealed class EmulatorSnapshotTests
 {
     private const uint LoadAddress = 0x1_0000;
     private const uint EntryOffset = 0x100;
-    private const uint StateAddress = 0x8_0000;
+    internal const uint StateAddress = 0x8_0000;
     private const int Iterations = 60_000_000;
-    private const byte Done = 0x42;
+    internal const byte Done = 0x42;
 
     [Fact]
     public void ARestoredMachineContinuesWhereTheSnapshotWasTaken()
@@ -146,7 +146,7 @@ public sealed class EmulatorSnapshotTests
         EntropyDevice = false,
     };
 
-    private static uint ExpectedValue()
+    internal static uint ExpectedValue()
     {
         uint x = 1;
         for (int i = 0; i < Iterations; i++)
@@ -158,7 +158,7 @@ public sealed class EmulatorSnapshotTests
     }
 
     /// <summary>A Multiboot image whose 32-bit entry runs the recurrence, keeping x and i in RAM (reloaded each round).</summary>
-    private static byte[] BuildKernel()
+    internal static byte[] BuildKernel()
     {
         uint entryAddress = LoadAddress + EntryOffset;
         byte[] image = new byte[0x1000];
