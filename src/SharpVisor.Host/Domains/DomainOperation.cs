@@ -11,4 +11,5 @@ public enum DomainOperation
     SetMemory,
     PinVcpu,
     Schedule,
+    Snapshot,
 }
