@@ -71,16 +71,17 @@ public sealed partial class DomainRegistry
     {
         string path = System.IO.Path.GetFullPath(request.Path);
         FullVmConfiguration config;
+        string accelerator;
         try
         {
-            config = SnapshotConfigurationView.Read(path);
+            config = SnapshotConfigurationView.Read(path, out accelerator);
         }
         catch (SharpVisor.Machine.Snapshots.SnapshotException e)
         {
             throw ApiException.BadRequest(e.Message);
         }
 
-        return CreateAsync(new CreateDomainRequest { Name = request.Name, Accelerator = "emulator", Config = config }, path);
+        return CreateAsync(new CreateDomainRequest { Name = request.Name, Accelerator = accelerator, Config = config }, path);
     }
 
     private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath)

@@ -11,12 +11,14 @@ namespace SharpVisor.Host.Daemon;
 /// </summary>
 public static class SnapshotConfigurationView
 {
-    public static FullVmConfiguration Read(string statePath)
+    /// <param name="accelerator">The accelerator the snapshot was taken on ("kvm" or "emulator"): the only one it loads on.</param>
+    public static FullVmConfiguration Read(string statePath, out string accelerator)
     {
         SnapshotFile file = SnapshotFile.Load(statePath);
         SnapshotReader reader = file.Open(SnapshotConfiguration.Tag);
         Vmm.MachineConfiguration machine = SnapshotConfiguration.Load(reader, out _);
         reader.EnsureEnd();
+        accelerator = machine.Accelerator == AcceleratorKind.Kvm ? "kvm" : "emulator";
         return new FullVmConfiguration
         {
             BootSource = new BootSource { KernelImagePath = machine.KernelPath, InitrdPath = machine.InitrdPath, BootArgs = machine.CommandLine },

@@ -16,7 +16,7 @@ public static class SnapshotConfiguration
 {
     public const string Tag = "machine";
 
-    public static byte[] Save(MachineConfiguration c, MmuMode mmu, CpuVendor vendor)
+    public static byte[] Save(MachineConfiguration c, AcceleratorKind accelerator, MmuMode mmu, CpuVendor vendor)
     {
         var w = new SnapshotWriter();
         w.Write(c.KernelPath);
@@ -37,6 +37,7 @@ public static class SnapshotConfiguration
 
         w.Write(c.MemorySize);
         w.Write(c.VcpuCount);
+        w.Write((int)accelerator);
         w.Write((int)mmu);
         w.Write((int)vendor);
         w.Write(c.Disks.Count);
@@ -91,6 +92,12 @@ public static class SnapshotConfiguration
 
         ulong memory = r.ReadUInt64();
         int vcpus = r.ReadInt32();
+        var accelerator = (AcceleratorKind)r.ReadInt32();
+        if (accelerator is not (AcceleratorKind.Kvm or AcceleratorKind.Emulator))
+        {
+            throw r.Invalid($"accelerator {accelerator}");
+        }
+
         var mmu = (MmuMode)r.ReadInt32();
         var vendor = (CpuVendor)r.ReadInt32();
         if (!Enum.IsDefined(mmu) || !Enum.IsDefined(vendor))
@@ -136,8 +143,8 @@ public static class SnapshotConfiguration
             ExtraInitrdPaths = extra,
             MemorySize = memory,
             VcpuCount = vcpus,
-            Accelerator = AcceleratorKind.Emulator,
-            Mmu = mmu,
+            Accelerator = accelerator,
+            Mmu = accelerator == AcceleratorKind.Emulator ? mmu : null,
             CpuVendor = vendor,
             Disks = disks,
             NetworkInterfaces = nics,

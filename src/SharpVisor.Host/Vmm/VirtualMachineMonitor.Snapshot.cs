@@ -1,8 +1,10 @@
-using System.Buffers.Binary;
 using System.Diagnostics;
 using System.Runtime.InteropServices;
 using System.Text;
+using SharpVisor.Emulator;
 using SharpVisor.Emulator.Accelerator;
+using SharpVisor.Emulator.Mmu;
+using SharpVisor.Kvm;
 using SharpVisor.Machine.Snapshots;
 using SharpVisor.Memory;
 
@@ -30,7 +32,7 @@ public sealed partial class VirtualMachineMonitor
             throw new InvalidOperationException("the machine must be paused to take a snapshot");
         }
 
-        EmulatorVirtualMachine emulator = SnapshotMachine();
+        RequireSnapshotSupport();
         if (diff && _pageDigests is null)
         {
             throw new InvalidOperationException("a diff snapshot needs a previous snapshot of this machine to compare with");
@@ -38,11 +40,15 @@ public sealed partial class VirtualMachineMonitor
 
         var clock = Stopwatch.StartNew();
         var file = new SnapshotFile();
-        file.Add(SnapshotConfiguration.Tag, SnapshotConfiguration.Save(Configuration, emulator.MmuMode, emulator.CpuModel.Vendor));
+        file.Add(SnapshotConfiguration.Tag, SnapshotConfiguration.Save(
+            Configuration,
+            _machine is KvmVirtualMachine ? AcceleratorKind.Kvm : AcceleratorKind.Emulator,
+            (_machine as EmulatorVirtualMachine)?.MmuMode ?? MmuMode.Shadow,
+            (_machine as EmulatorVirtualMachine)?.CpuModel.Vendor ?? HostCpu.Vendor));
         var cpu = new SnapshotWriter();
-        cpu.Write(emulator.CpuIdentity());
+        cpu.Write(CpuIdentity());
         file.Add(CpuTag, cpu.ToArray());
-        foreach (ISnapshotable part in SnapshotParts(emulator))
+        foreach (ISnapshotable part in SnapshotParts())
         {
             file.Add(part);
         }
@@ -119,9 +125,9 @@ public sealed partial class VirtualMachineMonitor
         VirtualMachineMonitor vmm = Create(configuration);
         try
         {
-            EmulatorVirtualMachine emulator = vmm.SnapshotMachine();
+            vmm.RequireSnapshotSupport();
             string saved = file.Open(CpuTag).ReadString();
-            string here = emulator.CpuIdentity();
+            string here = vmm.CpuIdentity();
             if (saved != here)
             {
                 throw new SnapshotException($"snapshot was taken on another CPU model or feature set (saved: {saved}; here: {here})");
@@ -149,7 +155,7 @@ public sealed partial class VirtualMachineMonitor
                 throw new SnapshotException(e.Message, e);
             }
 
-            foreach (ISnapshotable part in vmm.SnapshotParts(emulator))
+            foreach (ISnapshotable part in vmm.SnapshotParts())
             {
                 file.Load(part);
             }
@@ -165,9 +171,15 @@ public sealed partial class VirtualMachineMonitor
     }
 
     /// <summary>Everything with state, in load order: platform (time first), vCPUs, legacy devices, ACPI PM, PCI functions.</summary>
-    private IEnumerable<ISnapshotable> SnapshotParts(EmulatorVirtualMachine emulator)
+    private IEnumerable<ISnapshotable> SnapshotParts()
     {
-        foreach (ISnapshotable part in emulator.SnapshotParts())
+        IEnumerable<ISnapshotable> machine = _machine switch
+        {
+            EmulatorVirtualMachine emulator => emulator.SnapshotParts(),
+            KvmVirtualMachine kvm => [kvm, .. kvm.CreatedVcpus()],
+            _ => throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented"),
+        };
+        foreach (ISnapshotable part in machine)
         {
             yield return part;
         }
@@ -181,15 +193,36 @@ public sealed partial class VirtualMachineMonitor
         }
     }
 
-    private EmulatorVirtualMachine SnapshotMachine()
+    private void RequireSnapshotSupport()
     {
         if (Xen is not null)
         {
             throw new NotSupportedException("snapshots of Xen domains are not implemented yet");
         }
 
-        return _machine as EmulatorVirtualMachine
-            ?? throw new NotSupportedException("snapshots of KVM domains are not implemented yet (the emulator's are: --accel emulator)");
+        if (_machine is not (EmulatorVirtualMachine or KvmVirtualMachine))
+        {
+            throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented");
+        }
+    }
+
+    /// <summary>The accelerator and what the guest saw of the CPU (vendor, CPUID feature leaves): a snapshot loads only where they are the same.</summary>
+    private string CpuIdentity()
+    {
+        if (_machine is EmulatorVirtualMachine emulator)
+        {
+            return emulator.CpuIdentity();
+        }
+
+        var kvm = (KvmVcpu)_vcpus[0];
+        var text = new StringBuilder("kvm");
+        foreach (SharpVisor.Interop.Kvm.KvmCpuidEntry2 e in kvm.Cpuid.Where(e => e.Function is 0 or 1 or 7 or 0xD or 0x8000_0001).OrderBy(e => e.Function).ThenBy(e => e.Index))
+        {
+            uint ebx = e.Function == 1 ? 0 : e.Ebx; // the APIC ID byte is per vCPU
+            text.Append($" {e.Function:x}.{e.Index}={e.Eax:x8}:{ebx:x8}:{e.Ecx:x8}:{e.Edx:x8}");
+        }
+
+        return text.ToString();
     }
 
     private static IEnumerable<ulong> RamPages(GuestMemory memory)

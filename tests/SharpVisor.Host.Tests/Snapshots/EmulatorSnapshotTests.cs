@@ -146,10 +146,10 @@ public sealed class EmulatorSnapshotTests
         EntropyDevice = false,
     };
 
-    internal static uint ExpectedValue()
+    internal static uint ExpectedValue(int iterations = Iterations)
     {
         uint x = 1;
-        for (int i = 0; i < Iterations; i++)
+        for (int i = 0; i < iterations; i++)
         {
             x = unchecked((x * 1_103_515_245) + 12_345);
         }
@@ -158,7 +158,7 @@ public sealed class EmulatorSnapshotTests
     }
 
     /// <summary>A Multiboot image whose 32-bit entry runs the recurrence, keeping x and i in RAM (reloaded each round).</summary>
-    internal static byte[] BuildKernel()
+    internal static byte[] BuildKernel(int iterations = Iterations)
     {
         uint entryAddress = LoadAddress + EntryOffset;
         byte[] image = new byte[0x1000];
@@ -187,7 +187,7 @@ public sealed class EmulatorSnapshotTests
             a.mov(ecx, __dword_ptr[StateAddress + 4]);
             a.inc(ecx);
             a.mov(__dword_ptr[StateAddress + 4], ecx);
-            a.cmp(ecx, Iterations);
+            a.cmp(ecx, iterations);
             a.jne(loop);
             a.mov(al, Done);
             a.@out(0xF4, al);
