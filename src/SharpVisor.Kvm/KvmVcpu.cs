@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using System.Text.RegularExpressions;
@@ -11,7 +12,7 @@ namespace SharpVisor.Kvm;
 /// One KVM vCPU: its fd and mmap'd kvm_run, the CPUID/MSR/FPU/LAPIC setup it starts with,
 /// state get/set, and the run loop that dispatches exits to the machine's buses.
 /// </summary>
-public sealed unsafe class KvmVcpu : IVcpu
+public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
 {
     private const int MaxInstructionBytes = 16;
     private const ulong PageSize = 4096;
@@ -769,5 +770,122 @@ public sealed unsafe class KvmVcpu : IVcpu
         }
 
         return result;
+    }
+
+    /// <summary>MSRs a snapshot carries beyond what SREGS/XSAVE/LAPIC hold; the ones this KVM does not know are left out.</summary>
+    private static readonly uint[] s_snapshotMsrs =
+    [
+        0x10, 0x3B, 0x174, 0x175, 0x176, 0x1A0, 0x277, 0x2FF, 0x6E0,
+        0xC000_0081, 0xC000_0082, 0xC000_0083, 0xC000_0084, 0xC000_0102, 0xC000_0103,
+        0x4B56_4D00, 0x4B56_4D01, 0x4B56_4D02, 0x4B56_4D03, 0x4B56_4D04,
+    ];
+
+    public string SnapshotTag => $"vcpu{Id}";
+
+    /// <summary>
+    /// KVM_GET_REGS, SREGS, FPU, XSAVE, XCRS, MSRS, LAPIC, VCPU_EVENTS and MP_STATE as KVM's own
+    /// structures (the snapshot is only loaded on the same CPU model and KVM ABI).
+    /// </summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        WriteStruct<KvmRegs>(w, KvmIoctls.GetRegs, "KVM_GET_REGS");
+        WriteStruct<KvmSregs>(w, KvmIoctls.GetSregs, "KVM_GET_SREGS");
+        WriteStruct<KvmFpu>(w, KvmIoctls.GetFpu, "KVM_GET_FPU");
+        WriteStruct<KvmXsave>(w, KvmIoctls.GetXsave, "KVM_GET_XSAVE");
+        WriteStruct<KvmXcrs>(w, KvmIoctls.GetXcrs, "KVM_GET_XCRS");
+        uint[] msrs = KnownMsrs();
+        w.Write(msrs);
+        w.Write(ReadMsrs(msrs));
+        WriteStruct<KvmLapicState>(w, KvmIoctls.GetLapic, "KVM_GET_LAPIC");
+        WriteStruct<KvmVcpuEvents>(w, KvmIoctls.GetVcpuEvents, "KVM_GET_VCPU_EVENTS");
+        WriteStruct<KvmMpState>(w, KvmIoctls.GetMpState, "KVM_GET_MP_STATE");
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        KvmRegs regs = ReadStruct<KvmRegs>(r);
+        KvmSregs sregs = ReadStruct<KvmSregs>(r);
+        KvmFpu fpu = ReadStruct<KvmFpu>(r);
+        KvmXsave xsave = ReadStruct<KvmXsave>(r);
+        KvmXcrs xcrs = ReadStruct<KvmXcrs>(r);
+        int count = r.ReadInt32();
+        if (count is < 0 or > 64)
+        {
+            throw r.Invalid($"{count} MSRs");
+        }
+
+        var indices = new uint[count];
+        for (int i = 0; i < count; i++)
+        {
+            indices[i] = r.ReadUInt32();
+        }
+
+        ulong[] values = r.ReadUInt64Array(indices.Length);
+        KvmLapicState lapic = ReadStruct<KvmLapicState>(r);
+        KvmVcpuEvents events = ReadStruct<KvmVcpuEvents>(r);
+        KvmMpState mpState = ReadStruct<KvmMpState>(r);
+
+        Ioctl(KvmIoctls.SetSregs, &sregs, "KVM_SET_SREGS");
+        Ioctl(KvmIoctls.SetRegs, &regs, "KVM_SET_REGS");
+        Ioctl(KvmIoctls.SetFpu, &fpu, "KVM_SET_FPU");
+        Ioctl(KvmIoctls.SetXsave, &xsave, "KVM_SET_XSAVE");
+        Ioctl(KvmIoctls.SetXcrs, &xcrs, "KVM_SET_XCRS");
+        WriteMsrs(indices, values);
+        Ioctl(KvmIoctls.SetLapic, &lapic, "KVM_SET_LAPIC");
+        Ioctl(KvmIoctls.SetVcpuEvents, &events, "KVM_SET_VCPU_EVENTS");
+        Ioctl(KvmIoctls.SetMpState, &mpState, "KVM_SET_MP_STATE");
+    }
+
+    /// <summary>The snapshot MSRs KVM_GET_MSRS reads here (it stops at the first it does not know).</summary>
+    private uint[] KnownMsrs()
+    {
+        var known = new List<uint>();
+        byte* buffer = stackalloc byte[sizeof(KvmMsrs) + sizeof(KvmMsrEntry)];
+        foreach (uint msr in s_snapshotMsrs)
+        {
+            var msrs = (KvmMsrs*)buffer;
+            *msrs = new KvmMsrs { NMsrs = 1 };
+            ((KvmMsrEntry*)(msrs + 1))->Index = msr;
+            if (LibC.Ioctl(Fd, KvmIoctls.GetMsrs, msrs) == 1)
+            {
+                known.Add(msr);
+            }
+        }
+
+        return known.ToArray();
+    }
+
+    private void WriteMsrs(uint[] indices, ulong[] values)
+    {
+        int bytes = sizeof(KvmMsrs) + (indices.Length * sizeof(KvmMsrEntry));
+        byte* buffer = stackalloc byte[bytes];
+        var header = (KvmMsrs*)buffer;
+        *header = new KvmMsrs { NMsrs = (uint)indices.Length };
+        var entries = (KvmMsrEntry*)(header + 1);
+        for (int i = 0; i < indices.Length; i++)
+        {
+            entries[i] = new KvmMsrEntry { Index = indices[i], Data = values[i] };
+        }
+
+        int written = Ioctl(KvmIoctls.SetMsrs, header, "KVM_SET_MSRS");
+        if (written != indices.Length)
+        {
+            throw new SnapshotException($"KVM_SET_MSRS on vCPU {Id} refused MSR 0x{indices[written]:x}");
+        }
+    }
+
+    private void WriteStruct<T>(SnapshotWriter w, nuint request, string name)
+        where T : unmanaged
+    {
+        T value;
+        Ioctl(request, &value, name);
+        w.WriteBytes(new ReadOnlySpan<byte>(&value, sizeof(T)));
+    }
+
+    private static T ReadStruct<T>(SnapshotReader r)
+        where T : unmanaged
+    {
+        byte[] bytes = r.ReadBytes(sizeof(T));
+        return System.Runtime.InteropServices.MemoryMarshal.Read<T>(bytes);
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Runtime.InteropServices;
 using SharpVisor.Interop;
 using SharpVisor.Interop.Kvm;
@@ -11,7 +12,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -333,6 +334,67 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
             int errno = Marshal.GetLastPInvokeError();
             string what = isPio ? $"port 0x{address:x}" : $"address 0x{address:x}";
             throw new LinuxException($"KVM_IOEVENTFD {what} length {length}{((flags & KvmIoeventfd.FlagDeassign) != 0 ? " (deassign)" : "")}", errno);
+        }
+    }
+
+    public string SnapshotTag => "kvm-vm";
+
+    /// <summary>KVM_GET_CLOCK, KVM_GET_IRQCHIP (PIC master, slave, I/O APIC) and KVM_GET_PIT2.</summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        KvmClockData clock;
+        VmIoctl(KvmIoctls.GetClock, &clock, "KVM_GET_CLOCK");
+        w.Write(clock.Clock);
+        foreach (uint chip in (ReadOnlySpan<uint>)[KvmIrqchip.PicMaster, KvmIrqchip.PicSlave, KvmIrqchip.IoApic])
+        {
+            var state = new KvmIrqchip { ChipId = chip };
+            VmIoctl(KvmIoctls.GetIrqchip, &state, "KVM_GET_IRQCHIP");
+            w.WriteBytes(new ReadOnlySpan<byte>(&state, sizeof(KvmIrqchip)));
+        }
+
+        KvmPitState2 pit;
+        VmIoctl(KvmIoctls.GetPit2, &pit, "KVM_GET_PIT2");
+        w.WriteBytes(new ReadOnlySpan<byte>(&pit, sizeof(KvmPitState2)));
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        var clock = new KvmClockData { Clock = r.ReadUInt64() };
+        var chips = new KvmIrqchip[3];
+        for (int i = 0; i < chips.Length; i++)
+        {
+            chips[i] = global::System.Runtime.InteropServices.MemoryMarshal.Read<KvmIrqchip>(r.ReadBytes(sizeof(KvmIrqchip)));
+            if (chips[i].ChipId != (uint)i)
+            {
+                throw r.Invalid($"irqchip {i} is saved as chip {chips[i].ChipId}");
+            }
+        }
+
+        KvmPitState2 pit = global::System.Runtime.InteropServices.MemoryMarshal.Read<KvmPitState2>(r.ReadBytes(sizeof(KvmPitState2)));
+        VmIoctl(KvmIoctls.SetClock, &clock, "KVM_SET_CLOCK");
+        for (int i = 0; i < chips.Length; i++)
+        {
+            KvmIrqchip chip = chips[i];
+            VmIoctl(KvmIoctls.SetIrqchip, &chip, "KVM_SET_IRQCHIP");
+        }
+
+        VmIoctl(KvmIoctls.SetPit2, &pit, "KVM_SET_PIT2");
+    }
+
+    /// <summary>The created vCPUs, in id order (a snapshot saves each).</summary>
+    public IReadOnlyList<KvmVcpu> CreatedVcpus()
+    {
+        lock (_vcpuLock)
+        {
+            return _vcpus.OfType<KvmVcpu>().ToArray();
+        }
+    }
+
+    private void VmIoctl(nuint request, void* argument, string name)
+    {
+        if (LibC.Ioctl(Fd, request, argument) < 0)
+        {
+            throw LinuxException.FromLastError(name);
         }
     }
 }

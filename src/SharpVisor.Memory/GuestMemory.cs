@@ -90,7 +90,7 @@ public sealed unsafe class GuestMemory : IDisposable
                 }
             }
 
-            var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name);
+            var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name) { IsRam = !readOnly && countAsRam };
             MemoryRegion[] regions = [.. _regions, region];
             Array.Sort(regions, (a, b) => a.GuestPhysicalAddress.CompareTo(b.GuestPhysicalAddress));
             Volatile.Write(ref _regions, regions);

@@ -73,6 +73,9 @@ public sealed unsafe class MemoryRegion : IDisposable
 
     public bool ReadOnly { get; }
 
+    /// <summary>Part of the guest's RAM (what a snapshot's memory file holds), not a ROM or a hypervisor-mapped frame.</summary>
+    public bool IsRam { get; internal init; }
+
     /// <summary>Start of the host mapping of this region.</summary>
     public nint HostAddress => _host;
 

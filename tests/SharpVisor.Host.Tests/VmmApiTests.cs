@@ -76,13 +76,13 @@ public sealed class VmmApiTests
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();
 
         VmmTestServer.Response unknown = await vmm.PutAsync("/snapshots/make", """{"mem_file_path": "/m", "snapshot_path": "/s"}""");
-        VmmTestServer.Response unsupported = await vmm.PutAsync("/snapshot/create", """{"mem_file_path": "/m", "snapshot_path": "/s"}""");
+        VmmTestServer.Response unsupported = await vmm.PutAsync("/cpu-config", "{}");
         VmmTestServer.Response wrongMethod = await vmm.SendAsync(HttpMethod.Delete, "/boot-source", null);
 
         Assert.Equal(HttpStatusCode.BadRequest, unknown.Status);
         Assert.Contains("Invalid request method and/or path: PUT /snapshots/make", unknown.FaultMessage);
         Assert.Equal(HttpStatusCode.BadRequest, unsupported.Status);
-        Assert.Equal("snapshots are not supported by SharpVisor yet", unsupported.FaultMessage);
+        Assert.StartsWith("cpu-config (custom CPU templates) is not supported by SharpVisor yet", unsupported.FaultMessage);
         Assert.Equal(HttpStatusCode.BadRequest, wrongMethod.Status);
         Assert.Contains("Invalid request method and/or path: DELETE /boot-source", wrongMethod.FaultMessage);
     }

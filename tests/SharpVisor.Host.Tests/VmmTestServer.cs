@@ -1,5 +1,6 @@
 using System.Net;
 using System.Text;
+using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
 using SharpVisor.Host.Tests.Fakes;
@@ -9,11 +10,13 @@ namespace SharpVisor.Host.Tests;
 /// <summary>A real per-domain VMM server (Kestrel on a Unix socket) over a fake machine.</summary>
 public sealed class VmmTestServer : IAsyncDisposable
 {
-    private VmmTestServer(TempDirectory directory, VmmServer server, FakeDomainMachineFactory factory, VmmServerOptions options)
+    private readonly IDomainMachineFactory _factory;
+
+    private VmmTestServer(TempDirectory directory, VmmServer server, IDomainMachineFactory factory, VmmServerOptions options)
     {
         Directory = directory;
         Server = server;
-        Factory = factory;
+        _factory = factory;
         Options = options;
         Client = UnixSocketHttp.CreateClient(options.ApiSocketPath, TimeSpan.FromSeconds(10));
     }
@@ -22,7 +25,8 @@ public sealed class VmmTestServer : IAsyncDisposable
 
     public VmmServer Server { get; }
 
-    public FakeDomainMachineFactory Factory { get; }
+    /// <summary>The fake machines' factory (a server started with real machines has none).</summary>
+    public FakeDomainMachineFactory Factory => (FakeDomainMachineFactory)_factory;
 
     public VmmServerOptions Options { get; }
 
@@ -30,11 +34,11 @@ public sealed class VmmTestServer : IAsyncDisposable
 
     public string Kernel => Directory.File("vmlinux");
 
-    public static async Task<VmmTestServer> StartAsync(Func<TempDirectory, string?>? configFile = null, FakeDomainMachineFactory? factory = null, Func<TempDirectory, VmmServerOptions, VmmServerOptions>? configure = null)
+    public static async Task<VmmTestServer> StartAsync(Func<TempDirectory, string?>? configFile = null, FakeDomainMachineFactory? factory = null, Func<TempDirectory, VmmServerOptions, VmmServerOptions>? configure = null, IDomainMachineFactory? machines = null)
     {
         var directory = new TempDirectory();
         directory.CreateFile("vmlinux");
-        factory ??= new FakeDomainMachineFactory();
+        IDomainMachineFactory chosen = machines ?? factory ?? new FakeDomainMachineFactory();
         var options = new VmmServerOptions
         {
             ApiSocketPath = directory.File("api.sock"),
@@ -43,8 +47,8 @@ public sealed class VmmTestServer : IAsyncDisposable
             Identity = new VmmIdentity("test-vm", 7, "auto"),
         };
         options = configure?.Invoke(directory, options) ?? options;
-        VmmServer server = await VmmServer.StartAsync(options, factory);
-        return new VmmTestServer(directory, server, factory, options);
+        VmmServer server = await VmmServer.StartAsync(options, chosen);
+        return new VmmTestServer(directory, server, chosen, options);
     }
 
     public Task<Response> GetAsync(string path) => SendAsync(HttpMethod.Get, path, null);

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Boot.Acpi;
@@ -14,7 +15,7 @@ namespace SharpVisor.Boot.Acpi;
 /// register resets it; <see cref="PressPowerButton"/> raises the fixed power-button event
 /// (PWRBTN_STS, and SCI while PWRBTN_EN is set) so the guest can shut down gracefully.
 /// </summary>
-public sealed class AcpiPmDevice : IPortIoDevice
+public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
 {
     public const ushort DefaultBasePort = 0x600;
     public const byte DefaultSciIrq = 9;
@@ -245,6 +246,30 @@ public sealed class AcpiPmDevice : IPortIoDevice
         {
             _sciLevel = level;
             _sci.Set(level);
+        }
+    }
+
+    public string SnapshotTag => "acpi-pm";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.Write(_status);
+            w.Write(_enable);
+            w.Write(_control1);
+            w.Write(_sciLevel);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            _status = r.ReadUInt16();
+            _enable = r.ReadUInt16();
+            _control1 = r.ReadUInt16();
+            _sciLevel = r.ReadBoolean();
         }
     }
 }

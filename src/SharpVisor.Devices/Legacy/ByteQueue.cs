@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Devices.Legacy;
 
 /// <summary>A fixed-capacity FIFO of bytes (a ring buffer): a UART receive FIFO or a host input queue.</summary>
@@ -51,5 +52,31 @@ internal sealed class ByteQueue
     {
         _head = 0;
         _count = 0;
+    }
+
+    public void Save(SnapshotWriter w)
+    {
+        var bytes = new byte[_count];
+        for (int i = 0; i < _count; i++)
+        {
+            bytes[i] = _buffer[(_head + i) % _buffer.Length];
+        }
+
+        w.WriteBytes(bytes);
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        byte[] bytes = r.ReadBytes();
+        if (bytes.Length > _buffer.Length)
+        {
+            throw r.Invalid($"{bytes.Length} bytes queued in a queue of {_buffer.Length}");
+        }
+
+        Clear();
+        foreach (byte b in bytes)
+        {
+            TryEnqueue(b);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Devices.Legacy;
@@ -17,7 +18,7 @@ namespace SharpVisor.Devices.Legacy;
 /// byte asks for it. The keyboard (IRQ 1) or aux (IRQ 12) line is raised for a full output
 /// buffer when the command byte enables that interrupt.
 /// </remarks>
-public sealed class I8042Controller
+public sealed class I8042Controller : ISnapshotable
 {
     public const ushort DataPortAddress = 0x60;
     public const ushort CommandPortAddress = 0x64;
@@ -504,4 +505,70 @@ public sealed class I8042Controller
             }
         }
     }
+
+    public string SnapshotTag => "i8042";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.Write(_results.Count);
+            foreach (OutputByte b in _results)
+            {
+                WriteOutputByte(w, b);
+            }
+
+            w.Write(_outputBuffer.HasValue);
+            if (_outputBuffer is OutputByte head)
+            {
+                WriteOutputByte(w, head);
+            }
+
+            _keyboard.Save(w);
+            _translator.Save(w);
+            w.WriteBytes(_ram);
+            w.Write(_lastOutput);
+            w.Write(_pendingCommand);
+            w.Write(_lastWriteWasCommand);
+            w.Write(_keyboardLineAsserted);
+            w.Write(_auxLineAsserted);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            int count = r.ReadInt32();
+            if (count is < 0 or > 64)
+            {
+                throw r.Invalid($"{count} queued i8042 results");
+            }
+
+            _results.Clear();
+            for (int i = 0; i < count; i++)
+            {
+                _results.Enqueue(ReadOutputByte(r));
+            }
+
+            _outputBuffer = r.ReadBoolean() ? ReadOutputByte(r) : null;
+            _keyboard.Load(r);
+            _translator.Load(r);
+            r.ReadBytes(_ram.Length).CopyTo(_ram, 0);
+            _lastOutput = r.ReadByte();
+            _pendingCommand = r.ReadByte();
+            _lastWriteWasCommand = r.ReadBoolean();
+            _keyboardLineAsserted = r.ReadBoolean();
+            _auxLineAsserted = r.ReadBoolean();
+        }
+    }
+
+    private static void WriteOutputByte(SnapshotWriter w, OutputByte b)
+    {
+        w.Write(b.Value);
+        w.Write(b.FromAux);
+        w.Write(b.Timeout);
+    }
+
+    private static OutputByte ReadOutputByte(SnapshotReader r) => new(r.ReadByte(), r.ReadBoolean(), r.ReadBoolean());
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Devices.Legacy;
 
 /// <summary>
@@ -256,5 +257,30 @@ public sealed class Ps2Keyboard
     {
         // Replies fit in the headroom key presses leave; a host that never reads loses the newest.
         _ = _buffer.TryEnqueue(value);
+    }
+
+    public void Save(SnapshotWriter w)
+    {
+        _buffer.Save(w);
+        w.Write(_pendingCommand);
+        w.Write(_lastSent);
+        w.Write(_overrunQueued);
+        w.Write(ScanCodeSet);
+        w.Write(Scanning);
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        _buffer.Load(r);
+        _pendingCommand = r.ReadByte();
+        _lastSent = r.ReadByte();
+        _overrunQueued = r.ReadBoolean();
+        ScanCodeSet = r.ReadInt32();
+        if (ScanCodeSet is < 1 or > 3)
+        {
+            throw r.Invalid($"scan code set {ScanCodeSet}");
+        }
+
+        Scanning = r.ReadBoolean();
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Devices.Legacy;
 
 /// <summary>
@@ -61,4 +62,8 @@ public sealed class ScanCodeTranslator
 
     /// <summary>Forgets a half-seen break prefix (the keyboard's buffer was flushed).</summary>
     public void Reset() => _breakPending = false;
+
+    public void Save(SnapshotWriter w) => w.Write(_breakPending);
+
+    public void Load(SnapshotReader r) => _breakPending = r.ReadBoolean();
 }

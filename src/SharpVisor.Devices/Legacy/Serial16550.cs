@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Devices.Legacy;
@@ -16,7 +17,7 @@ namespace SharpVisor.Devices.Legacy;
 /// the registers, and the interrupt line is driven while holding it so levels never
 /// reach the interrupt controller out of order.
 /// </remarks>
-public sealed class Serial16550 : IPortIoDevice
+public sealed class Serial16550 : IPortIoDevice, ISnapshotable
 {
     public const ushort Com1Port = 0x3F8;
     public const uint Com1Irq = 4;
@@ -587,6 +588,54 @@ public sealed class Serial16550 : IPortIoDevice
         {
             _lineAsserted = level;
             _interrupt.Set(level);
+        }
+    }
+
+    public string SnapshotTag => "uart-3f8";
+
+    /// <summary>The registers and both FIFOs (typed input not yet read stays queued); not the host side (output stream, counters).</summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            _receiveFifo.Save(w);
+            _hostInput.Save(w);
+            w.Write(_lineAsserted);
+            w.Write(_divisor);
+            foreach (byte b in (ReadOnlySpan<byte>)[_receiveBuffer, _interruptEnable, _fifoControl, _lineControl, _modemControl, _lineStatus, _modemLines, _modemDeltas, _scratch])
+            {
+                w.Write(b);
+            }
+
+            w.Write(_receiveTriggerLevel);
+            w.Write(_transmitterEmptyPending);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            _receiveFifo.Load(r);
+            _hostInput.Load(r);
+            _lineAsserted = r.ReadBoolean();
+            _divisor = r.ReadUInt16();
+            _receiveBuffer = r.ReadByte();
+            _interruptEnable = r.ReadByte();
+            _fifoControl = r.ReadByte();
+            _lineControl = r.ReadByte();
+            _modemControl = r.ReadByte();
+            _lineStatus = r.ReadByte();
+            _modemLines = r.ReadByte();
+            _modemDeltas = r.ReadByte();
+            _scratch = r.ReadByte();
+            _receiveTriggerLevel = r.ReadInt32();
+            if (_receiveTriggerLevel is not (1 or 4 or 8 or 14))
+            {
+                throw r.Invalid($"receive trigger level {_receiveTriggerLevel}");
+            }
+
+            _transmitterEmptyPending = r.ReadBoolean();
         }
     }
 }

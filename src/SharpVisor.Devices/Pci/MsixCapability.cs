@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using SharpVisor.Interop;
 using SharpVisor.Machine;
@@ -259,5 +260,23 @@ public sealed class MsixCapability
         }
 
         return _routes[vector];
+    }
+
+    public void Save(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.WriteBytes(_table);
+            w.Write(_pending);
+        }
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            r.ReadBytes(_table.Length).CopyTo(_table, 0);
+            r.ReadUInt64Array(_pending.Length).CopyTo(_pending, 0);
+        }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 
 namespace SharpVisor.Devices.Pci;
@@ -99,5 +100,23 @@ public sealed class PciConfigSpace
             current = (byte)((current & ~_writable[o]) | (value & _writable[o]));
             _data[o] = current;
         }
+    }
+
+    public void Save(SnapshotWriter w) => w.WriteBytes(_data);
+
+    /// <summary>Loads the register file; the read-only bytes must be the ones this device has (the same device type and layout).</summary>
+    public void Load(SnapshotReader r)
+    {
+        byte[] data = r.ReadBytes(Size);
+        for (int i = 0; i < Size; i++)
+        {
+            byte fixedBits = (byte)~(_writable[i] | _writeOneToClear[i]);
+            if (((data[i] ^ _data[i]) & fixedBits) != 0 && (i < Bar0 || i >= Bar0 + 24))
+            {
+                throw r.Invalid($"PCI configuration byte 0x{i:x2} is 0x{data[i]:x2}, read-only 0x{_data[i]:x2} here: another device");
+            }
+        }
+
+        data.CopyTo(_data, 0);
     }
 }

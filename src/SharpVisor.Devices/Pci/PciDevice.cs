@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Devices.Pci;
@@ -7,7 +8,7 @@ namespace SharpVisor.Devices.Pci;
 /// with sizing and re-programming, a capabilities list, and the INTx pin. Subclasses serve
 /// their BARs and add capabilities; the <see cref="PciBus"/> places BARs and maps them.
 /// </summary>
-public abstract class PciDevice
+public abstract class PciDevice : ISnapshotable
 {
     public const int MaxBars = 6;
 
@@ -252,5 +253,56 @@ public abstract class PciDevice
         bool changed = address != bar.Address;
         bar.Address = address;
         return changed;
+    }
+
+    public string SnapshotTag => $"pci-00:{Slot:x2}.0";
+
+    /// <summary>Configuration space (command, BARs, capabilities), then the device's own state.</summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_configLock)
+        {
+            Config.Save(w);
+        }
+
+        w.Write(_intxStatus);
+        SaveDeviceState(w);
+    }
+
+    /// <summary>Loads the configuration space and maps the BARs where the guest had put them.</summary>
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_configLock)
+        {
+            Config.Load(r);
+            foreach (PciBar bar in Bars)
+            {
+                int register = PciConfigSpace.Bar0 + (4 * bar.Index);
+                ulong address = Config.ReadUInt32(register) & 0xFFFF_FFF0u;
+                if (bar.Is64Bit)
+                {
+                    address |= (ulong)Config.ReadUInt32(register + 4) << 32;
+                }
+
+                if ((address & (bar.Size - 1)) != 0)
+                {
+                    throw r.Invalid($"BAR {bar.Index} at 0x{address:x} is not aligned to its size 0x{bar.Size:x}");
+                }
+
+                bar.Address = address;
+            }
+        }
+
+        _intxStatus = r.ReadBoolean();
+        LoadDeviceState(r);
+        Bus?.RefreshMappings(this);
+    }
+
+    protected virtual void SaveDeviceState(SnapshotWriter w)
+    {
+    }
+
+    protected virtual void LoadDeviceState(SnapshotReader r)
+    {
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using SharpVisor.Memory;
 
@@ -270,5 +271,22 @@ public sealed class VirtioBalloonDevice : VirtioDevice
         public long UnreleasedRuns;
         public ulong UnreleasedPages;
         public ulong FirstUnreleasedPfn;
+    }
+
+    protected override int HeldChains(int index) => index == StatsQueue && _heldStats is not null ? 1 : 0;
+
+    /// <summary>Target and actual size; the guest's statistics are asked for again after a restore.</summary>
+    protected override void SaveDeviceState(SnapshotWriter w)
+    {
+        w.Write(_targetPages);
+        w.Write(_actualPages);
+        w.Write(BalloonedPages);
+    }
+
+    protected override void LoadDeviceState(SnapshotReader r)
+    {
+        _targetPages = r.ReadUInt32();
+        _actualPages = r.ReadUInt32();
+        BalloonedPages = r.ReadInt64();
     }
 }

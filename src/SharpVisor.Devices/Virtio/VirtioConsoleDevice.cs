@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using SharpVisor.Memory;
 
@@ -166,5 +167,31 @@ public sealed class VirtioConsoleDevice : VirtioDevice
         }
 
         SignalIfNeeded(queue);
+    }
+
+    protected override void SaveDeviceState(SnapshotWriter w)
+    {
+        lock (_inputLock)
+        {
+            w.WriteBytes(_input.ToArray());
+        }
+    }
+
+    protected override void LoadDeviceState(SnapshotReader r)
+    {
+        byte[] input = r.ReadBytes();
+        if (input.Length > MaxPendingInput)
+        {
+            throw r.Invalid($"{input.Length} bytes of console input pending");
+        }
+
+        lock (_inputLock)
+        {
+            _input.Clear();
+            foreach (byte b in input)
+            {
+                _input.Enqueue(b);
+            }
+        }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using SharpVisor.Memory;
 
@@ -261,4 +262,8 @@ public sealed class VirtioNetDevice : VirtioDevice
         IoCounters.AddRead(frame.Length - HeaderSize);
         return true;
     }
+
+    protected override void SaveDeviceState(SnapshotWriter w) => w.Write(_linkUp);
+
+    protected override void LoadDeviceState(SnapshotReader r) => _linkUp = r.ReadBoolean();
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using SharpVisor.Devices.Pci;
 
@@ -482,5 +483,43 @@ public sealed class VirtioPciDevice : PciDevice, IVirtioTransport
             _isr = 0;
             SetIntx(false);
         }
+    }
+
+    protected override void SaveDeviceState(SnapshotWriter w)
+    {
+        Msix.Save(w);
+        lock (_registerLock)
+        {
+            w.Write(_deviceFeatureSelect);
+            w.Write(_driverFeatureSelect);
+            w.Write(_queueSelect);
+            w.Write(_configMsixVector);
+        }
+
+        lock (_isrLock)
+        {
+            w.Write(_isr);
+        }
+
+        Device.SaveState(w);
+    }
+
+    protected override void LoadDeviceState(SnapshotReader r)
+    {
+        Msix.Load(r);
+        lock (_registerLock)
+        {
+            _deviceFeatureSelect = r.ReadUInt32();
+            _driverFeatureSelect = r.ReadUInt32();
+            _queueSelect = r.ReadUInt16();
+            _configMsixVector = r.ReadUInt16();
+        }
+
+        lock (_isrLock)
+        {
+            _isr = r.ReadInt32() & (IsrQueue | IsrConfig);
+        }
+
+        Device.LoadState(r);
     }
 }

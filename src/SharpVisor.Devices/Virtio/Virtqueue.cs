@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Runtime.CompilerServices;
 using System.Runtime.InteropServices;
 using SharpVisor.Memory;
@@ -261,4 +262,50 @@ public sealed class Virtqueue
     }
 
     private ref ushort U16(ulong address) => ref Unsafe.As<byte, ushort>(ref MemoryMarshal.GetReference(_memory.GetSpan(address, 2)));
+
+    /// <summary>
+    /// The queue's configuration and ring indices. <paramref name="held"/> chains popped but not
+    /// yet used (a balloon's statistics buffer) are given back: the restored device pops them again.
+    /// </summary>
+    public void Save(SnapshotWriter w, int held)
+    {
+        w.Write(_size);
+        w.Write(_descriptorTable);
+        w.Write(_driverArea);
+        w.Write(_deviceArea);
+        w.Write(MsixVector);
+        w.Write(Enabled);
+        w.Write(EventIdx);
+        w.Write(IndirectDescriptors);
+        w.Write((ushort)(LastAvailIndex - held));
+        w.Write(UsedIndex);
+        w.Write(_signalledUsed);
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        Reset();
+        Size = r.ReadUInt16();
+        DescriptorTableAddress = r.ReadUInt64();
+        DriverAreaAddress = r.ReadUInt64();
+        DeviceAreaAddress = r.ReadUInt64();
+        MsixVector = r.ReadUInt16();
+        bool enabled = r.ReadBoolean();
+        EventIdx = r.ReadBoolean();
+        IndirectDescriptors = r.ReadBoolean();
+        LastAvailIndex = r.ReadUInt16();
+        UsedIndex = r.ReadUInt16();
+        _signalledUsed = r.ReadUInt16();
+        if (enabled)
+        {
+            try
+            {
+                Enable();
+            }
+            catch (VirtqueueException e)
+            {
+                throw r.Invalid(e.Message);
+            }
+        }
+    }
 }

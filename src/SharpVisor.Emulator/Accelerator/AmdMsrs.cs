@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Emulator.Accelerator;
 
 /// <summary>
@@ -46,4 +47,8 @@ public sealed class AmdMsrs
                 return false;
         }
     }
+
+    public void Save(SnapshotWriter w) => w.Write(_hwcr);
+
+    public void Load(SnapshotReader r) => _hwcr = r.ReadUInt64() & HwcrWritable;
 }

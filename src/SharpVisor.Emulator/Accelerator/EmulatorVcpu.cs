@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
 using SharpVisor.Machine;
@@ -12,7 +13,7 @@ namespace SharpVisor.Emulator.Accelerator;
 /// accepts one). HLT and wait-for-SIPI sleep on the APIC's wake-up event until something can
 /// run or the next timer deadline, so an idle guest costs no host CPU.
 /// </summary>
-public sealed class EmulatorVcpu : IVcpu
+public sealed class EmulatorVcpu : IVcpu, ISnapshotable
 {
     /// <summary>
     /// Guest instructions per slice: well under a millisecond of interpretation, so timers are
@@ -422,5 +423,31 @@ public sealed class EmulatorVcpu : IVcpu
         VcpuState state = GetState();
         byte[]? code = GuestCodeReader.Read(_vm.Memory, state, EmulatorCpuModel.PhysicalAddressBits(_vm.CpuModel));
         return new VcpuExit(Id, reason, detail, state, code);
+    }
+
+    public string SnapshotTag => $"vcpu{Id}";
+
+    /// <summary>The CPU core, its local APIC and the platform MSRs; call while the vCPU is parked.</summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        _cpu.SaveState(w);
+        _apic.SaveState(w);
+        CpuPlatform.Msrs.Save(w);
+        CpuPlatform.AmdMsrs.Save(w);
+        w.Write(_halted);
+        w.Write(_inInitState);
+        w.Write(Volatile.Read(ref _pvUnhaltPending));
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        _cpu.LoadState(r);
+        _apic.LoadState(r);
+        CpuPlatform.Msrs.Load(r);
+        CpuPlatform.AmdMsrs.Load(r);
+        _halted = r.ReadBoolean();
+        _inInitState = r.ReadBoolean();
+        Volatile.Write(ref _pvUnhaltPending, r.ReadInt32() == 0 ? 0 : 1);
+        _cpu.RequestEventCheck();
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
 using SharpVisor.Machine;
@@ -191,5 +192,38 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
         {
             vcpu?.Kick();
         }
+    }
+
+    /// <summary>
+    /// The platform's parts and every created vCPU (with its local APIC), in load order. Call while
+    /// the vCPUs are parked; a vCPU not yet created is not part of the machine.
+    /// </summary>
+    public IReadOnlyList<ISnapshotable> SnapshotParts()
+    {
+        lock (_vcpuLock)
+        {
+            return [.. Platform.SnapshotParts, .. _vcpus.OfType<EmulatorVcpu>()];
+        }
+    }
+
+    /// <summary>
+    /// What the guest saw of the processor: vendor and the CPUID feature leaves. A snapshot taken on
+    /// one model is refused on another (the guest chose code paths by these bits).
+    /// </summary>
+    public string CpuIdentity()
+    {
+        var text = new System.Text.StringBuilder($"emulator {CpuModel.VendorString}");
+        foreach ((uint leaf, uint subleaf) in ((uint, uint)[])[(1, 0), (7, 0), (0xD, 0), (0x8000_0001, 0)])
+        {
+            (uint eax, uint ebx, uint ecx, uint edx) = CpuModel.Query(leaf, subleaf, osxsave: false);
+            if (leaf == 1)
+            {
+                ebx = 0; // the APIC ID and the CLFLUSH/count bytes are per vCPU, not the model
+            }
+
+            text.Append($" {leaf:x}.{subleaf}={eax:x8}:{ebx:x8}:{ecx:x8}:{edx:x8}");
+        }
+
+        return text.ToString();
     }
 }

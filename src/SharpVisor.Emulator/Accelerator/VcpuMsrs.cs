@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Emulator.Accelerator;
 
 /// <summary>
@@ -71,6 +72,38 @@ public sealed class VcpuMsrs
 
                 _values[msr] = value;
                 return true;
+        }
+    }
+
+    public void Save(SnapshotWriter w)
+    {
+        w.Write(_values.Count);
+        foreach ((uint msr, ulong value) in _values.OrderBy(p => p.Key))
+        {
+            w.Write(msr);
+            w.Write(value);
+        }
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        int count = r.ReadInt32();
+        if (count < 0 || count > 64)
+        {
+            throw r.Invalid($"{count} MTRR MSRs");
+        }
+
+        _values.Clear();
+        for (int i = 0; i < count; i++)
+        {
+            uint msr = r.ReadUInt32();
+            ulong value = r.ReadUInt64();
+            if (!Handles(msr))
+            {
+                throw r.Invalid($"MSR 0x{msr:x} is not one the vCPU keeps");
+            }
+
+            _values[msr] = value;
         }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Numerics;
 
 namespace SharpVisor.Emulator.Platform;
@@ -45,4 +46,8 @@ internal sealed class ApicVectorSet
 
     /// <summary>Bits 32*index .. 32*index+31, as the eight 32-bit APIC registers expose them.</summary>
     public uint ReadRegister(int index) => (uint)(_words[index >> 1] >> (32 * (index & 1)));
+
+    public void Save(SnapshotWriter w) => w.Write(_words);
+
+    public void Load(SnapshotReader r) => r.ReadUInt64Array(_words.Length).CopyTo(_words, 0);
 }

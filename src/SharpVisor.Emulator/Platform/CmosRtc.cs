@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -11,7 +12,7 @@ namespace SharpVisor.Emulator.Platform;
 /// periodic, alarm and update-ended interrupts raise ISA IRQ 8 when the vCPU loop calls
 /// <see cref="Poll"/>. The memory-size bytes are laid out as SeaBIOS reads them from QEMU. Thread-safe.
 /// </summary>
-public sealed class CmosRtc
+public sealed class CmosRtc : ISnapshotable
 {
     public const ushort BasePort = 0x70;
     public const uint Irq = 8;
@@ -577,6 +578,36 @@ public sealed class CmosRtc
             {
                 rtc.WriteData(data[0]);
             }
+        }
+    }
+
+    public string SnapshotTag => "cmos-rtc";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.WriteBytes(_cmos);
+            w.Write(_index);
+            w.Write(_offset.Ticks);
+            w.Write(_lastUpdateSecond);
+            w.Write(_lastPeriodIndex);
+            w.Write(_nextDeadline);
+            w.Write(NmiMasked);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            r.ReadBytes(_cmos.Length).CopyTo(_cmos, 0);
+            _index = r.ReadInt32() & (Size - 1);
+            _offset = TimeSpan.FromTicks(r.ReadInt64());
+            _lastUpdateSecond = r.ReadInt64();
+            _lastPeriodIndex = r.ReadInt64();
+            _nextDeadline = r.ReadInt64();
+            NmiMasked = r.ReadBoolean();
         }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Platform;
@@ -10,7 +11,7 @@ namespace SharpVisor.Emulator.Platform;
 /// As an <see cref="IInterruptController"/> on its own, GSI n is pin n and MSIs go straight to the
 /// APIC bus; <see cref="SoftwareIrqChip"/> adds the 8259 pair in front of it.
 /// </summary>
-public sealed class IoApic : IMmioDevice, IInterruptController
+public sealed class IoApic : IMmioDevice, IInterruptController, ISnapshotable
 {
     public const ulong DefaultBaseAddress = 0xFEC0_0000;
 
@@ -306,5 +307,29 @@ public sealed class IoApic : IMmioDevice, IInterruptController
         }
 
         return delivered;
+    }
+
+    public string SnapshotTag => "ioapic";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.Write(_redirection);
+            w.Write(_pinLevels);
+            w.Write(_registerSelect);
+            w.Write(_id);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            r.ReadUInt64Array(_redirection.Length).CopyTo(_redirection, 0);
+            _pinLevels = r.ReadUInt32();
+            _registerSelect = r.ReadUInt32();
+            _id = r.ReadUInt32();
+        }
     }
 }

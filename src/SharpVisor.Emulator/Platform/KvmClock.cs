@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using System.Buffers.Binary;
 using System.Runtime.InteropServices;
 using SharpVisor.Memory;
@@ -13,7 +14,7 @@ namespace SharpVisor.Emulator.Platform;
 /// PVCLOCK_TSC_STABLE_BIT holds. Guest-supplied addresses are validated: a bad one disables the
 /// clock for that vCPU with a logged reason. Thread-safe.
 /// </summary>
-public sealed class KvmClock
+public sealed class KvmClock : ISnapshotable
 {
     /// <summary>Legacy MSRs (KVM_FEATURE_CLOCKSOURCE); same structures.</summary>
     public const uint MsrWallClock = 0x11;
@@ -240,5 +241,41 @@ public sealed class KvmClock
         span[31] = 0;
         Volatile.Write(ref version, odd + 1);
         return true;
+    }
+
+    public string SnapshotTag => "kvmclock";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            w.Write(_systemTimeMsr);
+            w.Write(_systemTimeActive.Length);
+            foreach (bool active in _systemTimeActive)
+            {
+                w.Write(active);
+            }
+
+            w.Write(_wallClockMsr);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            r.ReadUInt64Array(_systemTimeMsr.Length).CopyTo(_systemTimeMsr, 0);
+            if (r.ReadInt32() != _systemTimeActive.Length)
+            {
+                throw r.Invalid("kvmclock saved for another number of vCPUs");
+            }
+
+            for (int i = 0; i < _systemTimeActive.Length; i++)
+            {
+                _systemTimeActive[i] = r.ReadBoolean();
+            }
+
+            _wallClockMsr = r.ReadUInt64();
+        }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Platform;
@@ -1520,5 +1521,74 @@ public sealed class LocalApic : IMmioDevice
             Ipi = null;
             EoiVector = -1;
         }
+    }
+
+    /// <summary>The APIC's registers, pending events and timer (its deadline is in the restored virtual time).</summary>
+    internal void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            _irr.Save(w);
+            _isr.Save(w);
+            _tmr.Save(w);
+            w.Write(_lvt);
+            w.Write(_lintLevel[0]);
+            w.Write(_lintLevel[1]);
+            w.Write(_apicBase);
+            foreach (uint v in (ReadOnlySpan<uint>)[_id, _tpr, _ldr, _dfr, _svr, _esr, _esrPending, _icrLow, _icrHigh, _timerInitialCount, _timerDivideConfiguration])
+            {
+                w.Write(v);
+            }
+
+            w.Write(_timerPeriodNs);
+            w.Write(Volatile.Read(ref _timerDeadlineNs));
+            w.Write(_tscDeadline);
+            w.Write(_nmiPending);
+            w.Write(_initPending);
+            w.Write(_sipiVector);
+            w.Write(_waitingForSipi);
+        }
+    }
+
+    internal void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            _irr.Load(r);
+            _isr.Load(r);
+            _tmr.Load(r);
+            r.ReadUInt32Array(_lvt.Length).CopyTo(_lvt, 0);
+            _lintLevel[0] = r.ReadBoolean();
+            _lintLevel[1] = r.ReadBoolean();
+            _apicBase = r.ReadUInt64();
+            _id = r.ReadUInt32();
+            _tpr = r.ReadUInt32();
+            _ldr = r.ReadUInt32();
+            _dfr = r.ReadUInt32();
+            _svr = r.ReadUInt32();
+            _esr = r.ReadUInt32();
+            _esrPending = r.ReadUInt32();
+            _icrLow = r.ReadUInt32();
+            _icrHigh = r.ReadUInt32();
+            _timerInitialCount = r.ReadUInt32();
+            _timerDivideConfiguration = r.ReadUInt32();
+            _timerPeriodNs = r.ReadInt64();
+            long deadline = r.ReadInt64();
+            _tscDeadline = r.ReadUInt64();
+            _nmiPending = r.ReadBoolean();
+            _initPending = r.ReadBoolean();
+            int sipi = r.ReadInt32();
+            if (sipi is < -1 or > 255 || _timerPeriodNs < 0)
+            {
+                throw r.Invalid("local APIC values out of range");
+            }
+
+            _sipiVector = sipi;
+            _waitingForSipi = r.ReadBoolean();
+            SetTimerDeadline(deadline);
+            UpdateSnapshots();
+        }
+
+        _wakeup.Set();
     }
 }

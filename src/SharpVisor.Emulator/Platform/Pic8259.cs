@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Emulator.Platform;
 
 /// <summary>
@@ -275,5 +276,45 @@ internal sealed class Pic8259
         }
 
         return priority;
+    }
+
+    public void Save(SnapshotWriter w)
+    {
+        foreach (byte b in (ReadOnlySpan<byte>)[Irr, Isr, Imr, Elcr, VectorBase, LastIrr])
+        {
+            w.Write(b);
+        }
+
+        w.Write(InitState);
+        w.Write(PriorityAdd);
+        foreach (bool b in (ReadOnlySpan<bool>)[AutoEoi, SpecialFullyNested, ReadIsr, Poll, SpecialMask, RotateOnAutoEoi, NeedsIcw4, SingleMode])
+        {
+            w.Write(b);
+        }
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        Irr = r.ReadByte();
+        Isr = r.ReadByte();
+        Imr = r.ReadByte();
+        Elcr = (byte)(r.ReadByte() & _elcrMask);
+        VectorBase = r.ReadByte();
+        LastIrr = r.ReadByte();
+        InitState = r.ReadInt32();
+        PriorityAdd = r.ReadInt32() & 7;
+        if (InitState is < 0 or > 3)
+        {
+            throw r.Invalid($"8259 initialisation state {InitState}");
+        }
+
+        AutoEoi = r.ReadBoolean();
+        SpecialFullyNested = r.ReadBoolean();
+        ReadIsr = r.ReadBoolean();
+        Poll = r.ReadBoolean();
+        SpecialMask = r.ReadBoolean();
+        RotateOnAutoEoi = r.ReadBoolean();
+        NeedsIcw4 = r.ReadBoolean();
+        SingleMode = r.ReadBoolean();
     }
 }

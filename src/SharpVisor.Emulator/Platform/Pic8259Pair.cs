@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Platform;
@@ -9,7 +10,7 @@ namespace SharpVisor.Emulator.Platform;
 /// CPU directly when the APIC is disabled; the CPU's INTA cycle is <see cref="AcknowledgeInterrupt"/>.
 /// Thread-safe.
 /// </summary>
-public sealed class Pic8259Pair : IExternalInterruptSource
+public sealed class Pic8259Pair : IExternalInterruptSource, ISnapshotable
 {
     public const ushort MasterBasePort = 0x20;
     public const ushort SlaveBasePort = 0xA0;
@@ -291,5 +292,29 @@ public sealed class Pic8259Pair : IExternalInterruptSource
                 pair.WriteElcr(offset + i, data[i]);
             }
         }
+    }
+
+    public string SnapshotTag => "pic";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            _master.Save(w);
+            _slave.Save(w);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            _master.Load(r);
+            _slave.Load(r);
+            _outputChanged = true;
+            UpdateOutputLocked();
+        }
+
+        NotifyOutput();
     }
 }

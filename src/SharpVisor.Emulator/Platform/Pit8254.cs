@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Platform;
@@ -10,7 +11,7 @@ namespace SharpVisor.Emulator.Platform;
 /// at <see cref="NextDeadline"/>); periods missed in between coalesce into one interrupt, as with
 /// KVM's PIT without reinjection. Thread-safe.
 /// </summary>
-public sealed class Pit8254
+public sealed class Pit8254 : ISnapshotable
 {
     public const long FrequencyHz = 1_193_182;
     public const ushort BasePort = 0x40;
@@ -252,6 +253,37 @@ public sealed class Pit8254
             {
                 pit.WriteSystemControl(data[0]);
             }
+        }
+    }
+
+    public string SnapshotTag => "pit";
+
+    public void SaveState(SnapshotWriter w)
+    {
+        lock (_lock)
+        {
+            foreach (PitChannel channel in _channels)
+            {
+                channel.Save(w);
+            }
+
+            w.Write(_lastPollTick);
+            w.Write(_systemControl);
+        }
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        lock (_lock)
+        {
+            foreach (PitChannel channel in _channels)
+            {
+                channel.Load(r);
+            }
+
+            _lastPollTick = r.ReadInt64();
+            _systemControl = r.ReadByte();
+            UpdateNextInterruptLocked(CurrentTick());
         }
     }
 }

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Emulator.Platform;
 
 /// <summary>
@@ -318,4 +319,48 @@ internal sealed class PitChannel
 
     private static int ToBcd(int value) =>
         ((value / 1000 % 10) << 12) | ((value / 100 % 10) << 8) | ((value / 10 % 10) << 4) | (value % 10);
+
+    public void Save(SnapshotWriter w)
+    {
+        w.Write(_loadTick);
+        w.Write(_frozenTicks);
+        w.Write(_writeLatch);
+        w.Write(_writeMsbNext);
+        w.Write(_readMsbNext);
+        w.Write(_latchedCount);
+        w.Write(_countLatchState);
+        w.Write(_status);
+        w.Write(_statusLatched);
+        w.Write(_triggered);
+        w.Write(Mode);
+        w.Write(Bcd);
+        w.Write(AccessMode);
+        w.Write(Count);
+        w.Write(Armed);
+        w.Write(Gate);
+    }
+
+    public void Load(SnapshotReader r)
+    {
+        _loadTick = r.ReadInt64();
+        _frozenTicks = r.ReadInt64();
+        _writeLatch = r.ReadInt32();
+        _writeMsbNext = r.ReadBoolean();
+        _readMsbNext = r.ReadBoolean();
+        _latchedCount = r.ReadInt32();
+        _countLatchState = r.ReadInt32();
+        _status = r.ReadByte();
+        _statusLatched = r.ReadBoolean();
+        _triggered = r.ReadBoolean();
+        Mode = r.ReadInt32();
+        Bcd = r.ReadBoolean();
+        AccessMode = r.ReadInt32();
+        Count = r.ReadInt32();
+        Armed = r.ReadBoolean();
+        Gate = r.ReadBoolean();
+        if (Mode is < 0 or > 5 || AccessMode is < 1 or > 3 || Count is < 1 or > 0x10000 || _countLatchState is < 0 or > 3)
+        {
+            throw r.Invalid("8254 counter values out of range");
+        }
+    }
 }

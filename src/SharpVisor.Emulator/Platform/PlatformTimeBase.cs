@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 namespace SharpVisor.Emulator.Platform;
 
 /// <summary>
@@ -7,7 +8,7 @@ namespace SharpVisor.Emulator.Platform;
 /// inject a manual provider and advance time deterministically; production uses the system
 /// provider (Stopwatch ticks). Time stands still while the machine is paused.
 /// </summary>
-public sealed class PlatformTimeBase
+public sealed class PlatformTimeBase : ISnapshotable
 {
     /// <summary>
     /// Advertised TSC frequency. 2 GHz makes the kvmclock scale exact (mul 2^31, shift 0), so the
@@ -22,7 +23,7 @@ public sealed class PlatformTimeBase
 
     private readonly object _lock = new();
     private readonly long _startTimestamp;
-    private readonly DateTimeOffset _wallClockAtZero;
+    private DateTimeOffset _wallClockAtZero;
 
     // Replaced as a whole on pause/resume, so readers need no lock.
     private volatile PauseState _pause = new(-1, 0);
@@ -106,4 +107,35 @@ public sealed class PlatformTimeBase
     }
 
     private sealed record PauseState(long PausedAtTimestamp, long PausedTicks);
+
+    public string SnapshotTag => "platform-time";
+
+    /// <summary>Virtual time and the wall clock at its zero: the restored machine continues from them.</summary>
+    public void SaveState(SnapshotWriter w)
+    {
+        w.Write(NowNanoseconds);
+        w.Write(_wallClockAtZero.UtcTicks);
+        w.Write(TscFrequencyHz);
+    }
+
+    public void LoadState(SnapshotReader r)
+    {
+        long now = r.ReadInt64();
+        long wallTicks = r.ReadInt64();
+        long frequency = r.ReadInt64();
+        if (now < 0 || frequency != TscFrequencyHz || wallTicks < DateTimeOffset.MinValue.UtcTicks || wallTicks > DateTimeOffset.MaxValue.UtcTicks)
+        {
+            throw r.Invalid($"virtual time {now} ns at a TSC of {frequency} Hz (this machine: {TscFrequencyHz} Hz)");
+        }
+
+        lock (_lock)
+        {
+            _wallClockAtZero = new DateTimeOffset(wallTicks, TimeSpan.Zero);
+            PauseState pause = _pause;
+            long timestamp = pause.PausedAtTimestamp >= 0 ? pause.PausedAtTimestamp : Clock.GetTimestamp();
+            long frequencyTicks = Clock.TimestampFrequency;
+            long ticks = frequencyTicks == NanosecondsPerSecond ? now : (long)((Int128)now * frequencyTicks / NanosecondsPerSecond);
+            _pause = pause with { PausedTicks = timestamp - _startTimestamp - ticks };
+        }
+    }
 }

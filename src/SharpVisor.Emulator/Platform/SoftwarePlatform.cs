@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -83,4 +84,7 @@ public sealed class SoftwarePlatform
         Time.Resume();
         KvmClock.NotifyGuestStopped();
     }
+
+    /// <summary>What a snapshot holds of the platform, in load order: virtual time first, so every deadline means the same instant.</summary>
+    public IReadOnlyList<ISnapshotable> SnapshotParts => [Time, IrqChip.Pic, IrqChip.IoApic, Pit, Rtc, KvmClock];
 }

@@ -46,6 +46,23 @@ public sealed class DaemonClient : IDisposable
     public Task<ShutdownResult> RebootAsync(string domain, int timeoutSeconds, bool force = false, CancellationToken cancel = default) =>
         SendAsync(HttpMethod.Post, DomainPath(domain) + "/reboot", new RebootRequest { TimeoutS = timeoutSeconds, Force = force }, DaemonJsonContext.Default.RebootRequest, DaemonJsonContext.Default.ShutdownResult, cancel);
 
+    /// <summary>save: writes FILE and FILE.mem; the domain is destroyed unless <paramref name="keep"/>.</summary>
+    public async Task SaveAsync(string domain, string path, bool keep, CancellationToken cancel = default)
+    {
+        using var request = new HttpRequestMessage(HttpMethod.Post, DomainPath(domain) + "/save")
+        {
+            Content = JsonContent.Create(new SnapshotRequest { Path = path, Keep = keep }, DaemonJsonContext.Default.SnapshotRequest),
+        };
+        using HttpResponseMessage response = await SendAsync(request, cancel);
+        await EnsureSuccessAsync(response, cancel);
+    }
+
+    public Task<DomainInfo> SnapshotAsync(string domain, string path, bool diff, CancellationToken cancel = default) =>
+        SendAsync(HttpMethod.Post, DomainPath(domain) + "/snapshot", new SnapshotRequest { Path = path, Diff = diff }, DaemonJsonContext.Default.SnapshotRequest, DaemonJsonContext.Default.DomainInfo, cancel);
+
+    public Task<DomainInfo> RestoreAsync(string path, string? name, CancellationToken cancel = default) =>
+        SendAsync(HttpMethod.Post, "/domains/restore", new RestoreDomainRequest { Path = path, Name = name }, DaemonJsonContext.Default.RestoreDomainRequest, DaemonJsonContext.Default.DomainInfo, cancel);
+
     public async Task DestroyAsync(string domain, CancellationToken cancel = default)
     {
         using var request = new HttpRequestMessage(HttpMethod.Delete, DomainPath(domain));

@@ -34,6 +34,29 @@ public static class DaemonApi
             return Results.Json(domain.Info(), json.DomainInfo, statusCode: StatusCodes.Status201Created);
         }));
 
+        // Snapshots (docs/snapshot.md): the memory file is the state file's path + ".mem".
+        routes.MapPost("/domains/restore", (HttpRequest request) => GuardAsync(async () =>
+        {
+            RestoreDomainRequest body = await JsonBody.ReadAsync(request, json.RestoreDomainRequest);
+            Domain domain = await registry.RestoreFromSnapshotAsync(body);
+            return Results.Json(domain.Info(), json.DomainInfo, statusCode: StatusCodes.Status201Created);
+        }));
+
+        routes.MapPost("/domains/{domain}/save", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            SnapshotRequest body = await JsonBody.ReadAsync(request, json.SnapshotRequest);
+            await registry.SaveAsync(registry.Find(domain), System.IO.Path.GetFullPath(body.Path), body.Keep);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPost("/domains/{domain}/snapshot", (HttpRequest request, string domain) => GuardAsync(async () =>
+        {
+            SnapshotRequest body = await JsonBody.ReadAsync(request, json.SnapshotRequest);
+            Domain d = registry.Find(domain);
+            await d.SnapshotAsync(System.IO.Path.GetFullPath(body.Path), body.Diff, stayPaused: false);
+            return Results.Json(d.Info(), json.DomainInfo);
+        }));
+
         routes.MapGet("/domains/{domain}", (string domain) => Guard(() => Results.Json(registry.Find(domain).Info(), json.DomainInfo)));
 
         routes.MapDelete("/domains/{domain}", (string domain) => GuardAsync(async () =>

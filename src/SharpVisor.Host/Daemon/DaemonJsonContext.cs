@@ -19,6 +19,8 @@ namespace SharpVisor.Host.Daemon;
 [JsonSerializable(typeof(RebootRequest))]
 [JsonSerializable(typeof(ShutdownResult))]
 [JsonSerializable(typeof(MemoryRequest))]
+[JsonSerializable(typeof(SnapshotRequest))]
+[JsonSerializable(typeof(RestoreDomainRequest))]
 [JsonSerializable(typeof(VcpuPinRequest))]
 [JsonSerializable(typeof(DomainStats))]
 [JsonSerializable(typeof(List<DomainStats>))]

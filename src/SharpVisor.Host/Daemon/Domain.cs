@@ -58,6 +58,9 @@ public sealed class Domain
 
     public FullVmConfiguration Config { get; }
 
+    // The snapshot the first launch loads instead of booting (sharpvisor restore).
+    private string? _restoreFrom;
+
     public DateTimeOffset CreatedAt { get; }
 
     public DomainPaths Paths { get; }
@@ -76,9 +79,13 @@ public sealed class Domain
     public long MemoryMib => Config.MachineConfig?.MemSizeMib ?? 128;
 
     /// <summary>Writes the domain's files, starts its VMM, configures and boots the guest.</summary>
-    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config)
+    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null)
     {
-        var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule()) { Type = type };
+        var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule())
+        {
+            Type = type,
+            _restoreFrom = snapshotPath,
+        };
         Directory.CreateDirectory(domain.Paths.Directory);
         UnixSocketFiles.RestrictToOwner(domain.Paths.Directory);
         File.WriteAllBytes(domain.Paths.ConfigFile, JsonSerializer.SerializeToUtf8Bytes(config, FirecrackerJsonContext.Default.FullVmConfiguration));
@@ -185,6 +192,38 @@ public sealed class Domain
             BalloonActualMib = counters.BalloonActualMib,
         };
     }
+
+    /// <summary>The memory file that goes with a snapshot's state file.</summary>
+    public static string SnapshotMemoryPath(string statePath) => statePath + ".mem";
+
+    /// <summary>
+    /// Writes a snapshot (state file <paramref name="statePath"/>, memory file beside it): a running
+    /// domain is paused for it and, unless <paramref name="stayPaused"/>, resumed after.
+    /// </summary>
+    public Task SnapshotAsync(string statePath, bool diff, bool stayPaused) => WithOperationAsync(DomainOperation.Snapshot, async vmm =>
+    {
+        bool wasRunning = State == DomainState.Running;
+        if (wasRunning)
+        {
+            await vmm.Client.PauseAsync(CancellationToken.None);
+            StateMachine.MoveTo(DomainState.Paused);
+        }
+
+        try
+        {
+            await vmm.Client.CreateSnapshotAsync(statePath, SnapshotMemoryPath(statePath), diff, CancellationToken.None);
+        }
+        finally
+        {
+            if (wasRunning && !stayPaused)
+            {
+                await vmm.Client.ResumeAsync(CancellationToken.None);
+                StateMachine.MoveTo(DomainState.Running);
+            }
+
+            SaveRecord();
+        }
+    });
 
     public Task PauseAsync() => WithOperationAsync(DomainOperation.Pause, async vmm =>
     {
@@ -459,7 +498,15 @@ public sealed class Domain
             // Attach the console before the guest starts, so the ring holds the whole boot log.
             connection.Console = await ConnectConsoleAsync(Paths, Console);
             Console.Reopen();
-            await connection.Client.ConfigureAndStartAsync(Config, CancellationToken.None);
+            if (Interlocked.Exchange(ref _restoreFrom, null) is { } snapshot)
+            {
+                // A restored domain starts from its snapshot once; a later reboot boots the configuration.
+                await connection.Client.LoadSnapshotAsync(snapshot, SnapshotMemoryPath(snapshot), CancellationToken.None);
+            }
+            else
+            {
+                await connection.Client.ConfigureAndStartAsync(Config, CancellationToken.None);
+            }
         }
         catch (VmmRequestException e)
         {

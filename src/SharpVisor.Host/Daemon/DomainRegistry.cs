@@ -54,7 +54,37 @@ public sealed partial class DomainRegistry
         }
     }
 
-    public async Task<Domain> CreateAsync(CreateDomainRequest request)
+    public Task<Domain> CreateAsync(CreateDomainRequest request) => CreateAsync(request, snapshotPath: null);
+
+    /// <summary>save: a snapshot, then the domain is destroyed unless <paramref name="keep"/> (then it runs on).</summary>
+    public async Task SaveAsync(Domain domain, string statePath, bool keep)
+    {
+        await domain.SnapshotAsync(statePath, diff: false, stayPaused: !keep);
+        if (!keep)
+        {
+            await DestroyAsync(domain);
+        }
+    }
+
+    /// <summary>restore: a new domain whose VMM loads the snapshot instead of booting (docs/snapshot.md).</summary>
+    public Task<Domain> RestoreFromSnapshotAsync(RestoreDomainRequest request)
+    {
+        string path = System.IO.Path.GetFullPath(request.Path);
+        FullVmConfiguration config;
+        string accelerator;
+        try
+        {
+            config = SnapshotConfigurationView.Read(path, out accelerator);
+        }
+        catch (SharpVisor.Machine.Snapshots.SnapshotException e)
+        {
+            throw ApiException.BadRequest(e.Message);
+        }
+
+        return CreateAsync(new CreateDomainRequest { Name = request.Name, Accelerator = accelerator, Config = config }, path);
+    }
+
+    private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath)
     {
         string accelerator = request.Accelerator ?? "auto";
         if (!Accelerators.Contains(accelerator))
@@ -99,7 +129,7 @@ public sealed partial class DomainRegistry
 
         try
         {
-            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config);
+            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config, snapshotPath);
             lock (_lock)
             {
                 _byId.Add(id, domain);

@@ -90,6 +90,12 @@ public sealed class VmmClient : IDisposable
         await PutAsync("/actions", new InstanceActionInfo { ActionType = InstanceActionInfo.InstanceStart }, json.InstanceActionInfo, cancel);
     }
 
+    public Task CreateSnapshotAsync(string statePath, string memoryPath, bool diff, CancellationToken cancel) =>
+        PutAsync("/snapshot/create", new SnapshotCreateParameters { SnapshotPath = statePath, MemFilePath = memoryPath, SnapshotType = diff ? SnapshotCreateParameters.Diff : SnapshotCreateParameters.Full }, FirecrackerJsonContext.Default.SnapshotCreateParameters, cancel);
+
+    public Task LoadSnapshotAsync(string statePath, string memoryPath, CancellationToken cancel) =>
+        PutAsync("/snapshot/load", new SnapshotLoadParameters { SnapshotPath = statePath, MemBackend = new MemoryBackend { BackendType = "File", BackendPath = memoryPath }, ResumeVm = true }, FirecrackerJsonContext.Default.SnapshotLoadParameters, cancel);
+
     public Task PauseAsync(CancellationToken cancel) =>
         SendAsync(HttpMethod.Patch, "/vm", new VmState { State = VmState.Paused }, FirecrackerJsonContext.Default.VmState, cancel);
 

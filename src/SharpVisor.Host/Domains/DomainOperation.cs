@@ -11,6 +11,7 @@ public enum DomainOperation
     SetMemory,
     PinVcpu,
     Schedule,
+    Snapshot,
 
     /// <summary>Read or change the domain's XenStore (xenstore-ls, -read, -write, -rm).</summary>
     XenStore,

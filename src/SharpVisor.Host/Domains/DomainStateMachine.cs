@@ -26,6 +26,7 @@ public sealed class DomainStateMachine
         [DomainOperation.SetMemory] = [DomainState.Running, DomainState.Paused],
         [DomainOperation.PinVcpu] = [DomainState.Running, DomainState.Paused],
         [DomainOperation.Schedule] = [DomainState.Running, DomainState.Paused],
+        [DomainOperation.Snapshot] = [DomainState.Running, DomainState.Paused],
         [DomainOperation.XenStore] = [DomainState.Running, DomainState.Paused],
     };
 
@@ -108,6 +109,7 @@ public sealed class DomainStateMachine
             DomainOperation.SetMemory => "set the memory of",
             DomainOperation.PinVcpu => "pin the vCPUs of",
             DomainOperation.Schedule => "change the scheduling of",
+            DomainOperation.Snapshot => "take a snapshot of",
             DomainOperation.XenStore => "reach the XenStore of",
             _ => operation.ToString().ToLowerInvariant(),
         };

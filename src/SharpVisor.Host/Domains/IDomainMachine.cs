@@ -50,6 +50,13 @@ public interface IDomainMachine : IDisposable
 
     DomainCounters ReadCounters();
 
+    /// <summary>Starts the vCPU threads parked, as after a pause (a snapshot loaded without resume_vm).</summary>
+    void StartPaused() => throw new NotSupportedException("this machine cannot start paused");
+
+    /// <summary>Writes a snapshot of the paused machine (docs/snapshot.md); machines that cannot throw <see cref="NotSupportedException"/>.</summary>
+    SharpVisor.Host.Vmm.SnapshotSummary SaveSnapshot(string statePath, string memoryPath, bool diff) =>
+        throw new NotSupportedException("this machine cannot take snapshots");
+
     /// <summary>The domain's XenStore, as the toolstack reaches it; null for a machine that is not a Xen domain.</summary>
     DomainXenStore? XenStore => null;
 }

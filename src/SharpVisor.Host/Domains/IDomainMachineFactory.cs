@@ -5,4 +5,8 @@ public interface IDomainMachineFactory
 {
     /// <summary>Throws <see cref="DomainConfigurationException"/> when the images or devices cannot be used.</summary>
     IDomainMachine Create(DomainMachineSpec spec, Stream serialOutput);
+
+    /// <summary>Builds the machine a snapshot describes, its state loaded, not yet started (docs/snapshot.md).</summary>
+    IDomainMachine Restore(string statePath, string memoryPath, Stream serialOutput, Action<string>? log) =>
+        throw new NotSupportedException("this VMM cannot load snapshots");
 }

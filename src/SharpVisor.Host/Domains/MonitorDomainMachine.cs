@@ -34,6 +34,13 @@ public sealed class MonitorDomainMachine : IDomainMachine
         _thread.Start();
     }
 
+    public void StartPaused()
+    {
+        // Every vCPU is kicked before its first run call, so it parks at once; virtual time stands still.
+        _monitor.Pause(TimeSpan.Zero);
+        Start();
+    }
+
     public void Pause()
     {
         if (!_monitor.Pause(s_pauseTimeout))
@@ -44,6 +51,8 @@ public sealed class MonitorDomainMachine : IDomainMachine
     }
 
     public void Resume() => _monitor.Resume();
+
+    public SnapshotSummary SaveSnapshot(string statePath, string memoryPath, bool diff) => _monitor.SaveSnapshot(statePath, memoryPath, diff);
 
     public void PressPowerButton() => _monitor.PressPowerButton();
 

@@ -20,6 +20,18 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
         }
     }
 
+    public IDomainMachine Restore(string statePath, string memoryPath, Stream serialOutput, Action<string>? log)
+    {
+        try
+        {
+            return new MonitorDomainMachine(VirtualMachineMonitor.Restore(statePath, memoryPath, c => c with { SerialOutput = serialOutput, Log = log }));
+        }
+        catch (Exception e) when (e is SharpVisor.Machine.Snapshots.SnapshotException or ArgumentException or BootImageException or IOException or UnauthorizedAccessException)
+        {
+            throw new DomainConfigurationException(e.Message, e);
+        }
+    }
+
     /// <summary>The machine configuration a domain's spec turns into (what <see cref="Create"/> builds).</summary>
     public static MachineConfiguration ToMachineConfiguration(DomainMachineSpec spec, Stream serialOutput)
     {

@@ -15,6 +15,8 @@ namespace SharpVisor.Host.Firecracker;
     AllowDuplicateProperties = false,
     WriteIndented = false)]
 [JsonSerializable(typeof(BootSource))]
+[JsonSerializable(typeof(SnapshotCreateParameters))]
+[JsonSerializable(typeof(SnapshotLoadParameters))]
 [JsonSerializable(typeof(MachineConfiguration))]
 [JsonSerializable(typeof(MachineConfigurationPatch))]
 [JsonSerializable(typeof(Drive))]

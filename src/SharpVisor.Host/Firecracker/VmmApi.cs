@@ -123,6 +123,7 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        SnapshotRoutes.Map(routes, vmm);
         MapUnsupported(routes);
 
         routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
@@ -193,8 +194,6 @@ public static class VmmApi
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/network-interfaces/{iface_id}", "updating a network interface (rate limiters) is not supported by SharpVisor yet: it has no rate limiter"),
-        ("PUT", "/snapshot/create", "snapshots are not supported by SharpVisor yet"),
-        ("PUT", "/snapshot/load", "snapshots are not supported by SharpVisor yet"),
         ("PUT", "/vsock", "vsock is not supported by SharpVisor yet (it has no virtio-vsock device)"),
     ];
 

@@ -186,6 +186,71 @@ public sealed class VmmController : IDisposable
         RaiseStatusChanged();
     }
 
+    /// <summary>
+    /// PUT /snapshot/load: instead of InstanceStart, the microVM is built from a snapshot and runs
+    /// (<paramref name="resume"/>) or stays paused until PATCH /vm Resumed. The pre-boot
+    /// configuration (GET /vm/config) is not replaced by the snapshot's.
+    /// </summary>
+    public void LoadSnapshot(string statePath, string memoryPath, bool resume)
+    {
+        lock (_lock)
+        {
+            RequireNotStarted();
+            IDomainMachine? machine = null;
+            try
+            {
+                machine = _factory.Restore(statePath, memoryPath, _console.OutputSink, line => Log.Warning("vmm::devices", line));
+                machine.Stopped += OnMachineStopped;
+                _console.Input = machine.WriteConsoleInput;
+                if (resume)
+                {
+                    machine.Start();
+                }
+                else
+                {
+                    machine.StartPaused();
+                }
+            }
+            catch (Exception e) when (e is not ApiException and not OutOfMemoryException)
+            {
+                _console.Input = null;
+                machine?.Dispose();
+                Log.Error("vmm::snapshot", $"cannot load the snapshot: {e.Message}");
+                throw ApiException.BadRequest($"cannot load the snapshot: {e.Message}");
+            }
+
+            _machine = machine;
+            AcceleratorName = machine.AcceleratorName;
+            StartedAt = DateTimeOffset.UtcNow;
+            _state = resume ? VmmState.Running : VmmState.Paused;
+        }
+
+        Log.Info("vmm::snapshot", $"loaded the microVM from {statePath} ({(resume ? "running" : "paused")})");
+        RaiseStatusChanged();
+    }
+
+    /// <summary>PUT /snapshot/create: the microVM must be paused (PATCH /vm), as in Firecracker.</summary>
+    public void CreateSnapshot(string statePath, string memoryPath, bool diff)
+    {
+        lock (_lock)
+        {
+            if (_state != VmmState.Paused)
+            {
+                throw ApiException.BadRequest($"the microVM is {Describe(_state)}; pause it (PATCH /vm Paused) before creating a snapshot");
+            }
+
+            try
+            {
+                SharpVisor.Host.Vmm.SnapshotSummary summary = _machine!.SaveSnapshot(statePath, memoryPath, diff);
+                Log.Info("vmm::snapshot", $"snapshot written to {statePath} and {memoryPath}: {summary.MemoryBytesWritten >> 20} MiB of memory in {summary.Duration.TotalMilliseconds:0} ms");
+            }
+            catch (Exception e) when (e is NotSupportedException or InvalidOperationException or IOException or UnauthorizedAccessException)
+            {
+                throw ApiException.BadRequest($"cannot create the snapshot: {e.Message}");
+            }
+        }
+    }
+
     /// <summary>PATCH /vm Paused: idempotent, as in Firecracker.</summary>
     public void Pause() => ChangeRunState(VmmState.Paused);
 

@@ -321,4 +321,19 @@ public sealed class PciDeviceManager : IDisposable
         _devices.Add(attached);
         return attached;
     }
+
+    /// <summary>The virtio-pci functions, each saving its configuration space, transport and device.</summary>
+    public IEnumerable<SharpVisor.Machine.Snapshots.ISnapshotable> SnapshotParts => _devices.Select(d => d.Transport);
+
+    /// <summary>After a restore: every queue looks at its ring again (buffers given back at save time are taken anew).</summary>
+    public void NotifyAllQueues()
+    {
+        foreach (AttachedVirtioDevice attached in _devices)
+        {
+            for (int i = 0; i < attached.Device.Queues.Count; i++)
+            {
+                attached.Device.Notify(i);
+            }
+        }
+    }
 }

@@ -16,7 +16,7 @@ namespace SharpVisor.Host.Vmm;
 /// guest stops; <see cref="Pause"/>, <see cref="Resume"/> and <see cref="Stop"/> may be called
 /// from other threads meanwhile.
 /// </summary>
-public sealed class VirtualMachineMonitor : IDisposable
+public sealed partial class VirtualMachineMonitor : IDisposable
 {
     private readonly GuestMemory _memory;
     private readonly IVirtualMachine _machine;

@@ -60,6 +60,18 @@ public static class KvmIoctls
     public static readonly nuint GetMpState = IoRead<KvmMpState>(0x98);
     public static readonly nuint SetMpState = IoWrite<KvmMpState>(0x99);
     public static readonly nuint GetXcrs = IoRead<KvmXcrs>(0xA6);
+    public static readonly nuint GetXsave = IoRead<KvmXsave>(0xA4);
+    public static readonly nuint SetXsave = IoWrite<KvmXsave>(0xA5);
+    public static readonly nuint GetVcpuEvents = IoRead<KvmVcpuEvents>(0x9F);
+    public static readonly nuint SetVcpuEvents = IoWrite<KvmVcpuEvents>(0xA0);
+
+    // VM ioctls for snapshots: the in-kernel irqchip, PIT and kvmclock.
+    public static readonly nuint GetIrqchip = IoWriteRead<KvmIrqchip>(0x62);
+    public static readonly nuint SetIrqchip = IoRead<KvmIrqchip>(0x63);
+    public static readonly nuint GetPit2 = IoRead<KvmPitState2>(0x9F);
+    public static readonly nuint SetPit2 = IoWrite<KvmPitState2>(0xA0);
+    public static readonly nuint GetClock = IoRead<KvmClockData>(0x7C);
+    public static readonly nuint SetClock = IoWrite<KvmClockData>(0x7B);
     public static readonly nuint SetXcrs = IoWrite<KvmXcrs>(0xA7);
 
     /// <summary>_IO(KVMIO, nr): no argument struct.</summary>

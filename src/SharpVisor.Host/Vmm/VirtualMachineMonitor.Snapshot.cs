@@ -1,0 +1,263 @@
+using System.Diagnostics;
+using System.Runtime.InteropServices;
+using System.Text;
+using SharpVisor.Emulator;
+using SharpVisor.Emulator.Accelerator;
+using SharpVisor.Emulator.Mmu;
+using SharpVisor.Kvm;
+using SharpVisor.Machine.Snapshots;
+using SharpVisor.Memory;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>Snapshots of the machine (docs/snapshot.md): the state file and the sparse memory file.</summary>
+public sealed partial class VirtualMachineMonitor
+{
+    private const string CpuTag = "cpu";
+    private const string MemoryTag = "memory";
+
+    // Per-page digests of RAM at the last snapshot: what a diff snapshot compares against.
+    private ulong[]? _pageDigests;
+
+    /// <summary>
+    /// Writes a snapshot of the paused machine: <paramref name="statePath"/> (sections with
+    /// checksums) and <paramref name="memoryPath"/> (sparse; with <paramref name="diff"/> only the
+    /// pages whose content changed since this machine's previous snapshot). Virtio queue work runs
+    /// whole under each device's lock, so no request is in flight in the saved state.
+    /// </summary>
+    public SnapshotSummary SaveSnapshot(string statePath, string memoryPath, bool diff = false)
+    {
+        if (!IsPaused)
+        {
+            throw new InvalidOperationException("the machine must be paused to take a snapshot");
+        }
+
+        RequireSnapshotSupport();
+        if (diff && _pageDigests is null)
+        {
+            throw new InvalidOperationException("a diff snapshot needs a previous snapshot of this machine to compare with");
+        }
+
+        var clock = Stopwatch.StartNew();
+        var file = new SnapshotFile();
+        file.Add(SnapshotConfiguration.Tag, SnapshotConfiguration.Save(
+            Configuration,
+            _machine is KvmVirtualMachine ? AcceleratorKind.Kvm : AcceleratorKind.Emulator,
+            (_machine as EmulatorVirtualMachine)?.MmuMode ?? MmuMode.Shadow,
+            (_machine as EmulatorVirtualMachine)?.CpuModel.Vendor ?? HostCpu.Vendor));
+        var cpu = new SnapshotWriter();
+        cpu.Write(CpuIdentity());
+        file.Add(CpuTag, cpu.ToArray());
+        foreach (ISnapshotable part in SnapshotParts())
+        {
+            file.Add(part);
+        }
+
+        ulong[] digests = PageDigests(_memory);
+        ulong[]? previous = _pageDigests;
+        var changed = new HashSet<ulong>();
+        if (diff)
+        {
+            ulong index = 0;
+            foreach (ulong address in RamPages(_memory))
+            {
+                if (digests[index] != previous![index])
+                {
+                    changed.Add(address);
+                }
+
+                index++;
+            }
+        }
+
+        var memoryWriter = new SnapshotWriter();
+        memoryWriter.Write(_memory.RamSize);
+        memoryWriter.Write(diff);
+        memoryWriter.Write(changed.Order().ToArray());
+        file.Add(MemoryTag, memoryWriter.ToArray());
+
+        long written = GuestMemoryImage.Save(_memory, memoryPath, diff ? changed.Contains : null);
+        file.Save(statePath);
+        _pageDigests = digests;
+        return new SnapshotSummary(written, diff ? changed.Count : -1, clock.Elapsed);
+    }
+
+    /// <summary>
+    /// Builds the machine a snapshot describes and loads its state: <paramref name="memoryPath"/> is
+    /// the snapshot's memory file; a diff snapshot is laid over <paramref name="baseMemoryPath"/>, the
+    /// full memory file it was taken after. <paramref name="adjust"/> gives the host side (serial
+    /// output, log). The machine is returned ready to <see cref="Run"/>. A corrupt or incompatible
+    /// snapshot throws <see cref="SnapshotException"/> with one line.
+    /// </summary>
+    public static VirtualMachineMonitor Restore(string statePath, string memoryPath, Func<MachineConfiguration, MachineConfiguration>? adjust = null, string? baseMemoryPath = null)
+    {
+        SnapshotFile file = SnapshotFile.Load(statePath);
+        SnapshotReader machine = file.Open(SnapshotConfiguration.Tag);
+        MachineConfiguration configuration = SnapshotConfiguration.Load(machine, out bool hasVirtioConsole);
+        machine.EnsureEnd();
+        if (hasVirtioConsole)
+        {
+            configuration = configuration with { VirtioConsoleOutput = Stream.Null };
+        }
+
+        SnapshotReader memorySection = file.Open(MemoryTag);
+        ulong ramSize = memorySection.ReadUInt64();
+        bool diff = memorySection.ReadBoolean();
+        int count = memorySection.ReadInt32();
+        if (count < 0 || (ulong)count > ramSize / MemoryRegion.PageSize)
+        {
+            throw memorySection.Invalid($"{count} diff pages");
+        }
+
+        var pages = new HashSet<ulong>(count);
+        for (int i = 0; i < count; i++)
+        {
+            pages.Add(memorySection.ReadUInt64());
+        }
+
+        memorySection.EnsureEnd();
+        if (diff && baseMemoryPath is null)
+        {
+            throw new SnapshotException("this is a diff snapshot: restoring it needs the full snapshot's memory file it was taken after");
+        }
+
+        configuration = adjust?.Invoke(configuration) ?? configuration;
+        VirtualMachineMonitor vmm = Create(configuration);
+        try
+        {
+            vmm.RequireSnapshotSupport();
+            string saved = file.Open(CpuTag).ReadString();
+            string here = vmm.CpuIdentity();
+            if (saved != here)
+            {
+                throw new SnapshotException($"snapshot was taken on another CPU model or feature set (saved: {saved}; here: {here})");
+            }
+
+            if (vmm._memory.RamSize != ramSize)
+            {
+                throw new SnapshotException($"snapshot memory is {ramSize} bytes, the machine built from it has {vmm._memory.RamSize}");
+            }
+
+            try
+            {
+                if (diff)
+                {
+                    GuestMemoryImage.Load(vmm._memory, baseMemoryPath!);
+                    GuestMemoryImage.Load(vmm._memory, memoryPath, pages.Contains);
+                }
+                else
+                {
+                    GuestMemoryImage.Load(vmm._memory, memoryPath);
+                }
+            }
+            catch (IOException e)
+            {
+                throw new SnapshotException(e.Message, e);
+            }
+
+            foreach (ISnapshotable part in vmm.SnapshotParts())
+            {
+                file.Load(part);
+            }
+
+            vmm.Devices.NotifyAllQueues();
+            return vmm;
+        }
+        catch
+        {
+            vmm.Dispose();
+            throw;
+        }
+    }
+
+    /// <summary>Everything with state, in load order: platform (time first), vCPUs, legacy devices, ACPI PM, PCI functions.</summary>
+    private IEnumerable<ISnapshotable> SnapshotParts()
+    {
+        IEnumerable<ISnapshotable> machine = _machine switch
+        {
+            EmulatorVirtualMachine emulator => emulator.SnapshotParts(),
+            KvmVirtualMachine kvm => [kvm, .. kvm.CreatedVcpus()],
+            _ => throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented"),
+        };
+        foreach (ISnapshotable part in machine)
+        {
+            yield return part;
+        }
+
+        yield return Legacy.Serial;
+        yield return Legacy.KeyboardController;
+        yield return PowerManagement;
+        foreach (ISnapshotable part in Devices.SnapshotParts)
+        {
+            yield return part;
+        }
+    }
+
+    private void RequireSnapshotSupport()
+    {
+        if (Xen is not null)
+        {
+            throw new NotSupportedException("snapshots of Xen domains are not implemented yet");
+        }
+
+        if (_machine is not (EmulatorVirtualMachine or KvmVirtualMachine))
+        {
+            throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented");
+        }
+    }
+
+    /// <summary>The accelerator and what the guest saw of the CPU (vendor, CPUID feature leaves): a snapshot loads only where they are the same.</summary>
+    private string CpuIdentity()
+    {
+        if (_machine is EmulatorVirtualMachine emulator)
+        {
+            return emulator.CpuIdentity();
+        }
+
+        var kvm = (KvmVcpu)_vcpus[0];
+        var text = new StringBuilder("kvm");
+        foreach (SharpVisor.Interop.Kvm.KvmCpuidEntry2 e in kvm.Cpuid.Where(e => e.Function is 0 or 1 or 7 or 0xD or 0x8000_0001).OrderBy(e => e.Function).ThenBy(e => e.Index))
+        {
+            uint ebx = e.Function == 1 ? 0 : e.Ebx; // the APIC ID byte is per vCPU
+            text.Append($" {e.Function:x}.{e.Index}={e.Eax:x8}:{ebx:x8}:{e.Ecx:x8}:{e.Edx:x8}");
+        }
+
+        return text.ToString();
+    }
+
+    private static IEnumerable<ulong> RamPages(GuestMemory memory)
+    {
+        foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
+        {
+            for (ulong offset = 0; offset < region.Size; offset += MemoryRegion.PageSize)
+            {
+                yield return region.GuestPhysicalAddress + offset;
+            }
+        }
+    }
+
+    /// <summary>A 64-bit digest per RAM page (a multiply-xor hash over its words): equal digests mean the page did not change.</summary>
+    private static unsafe ulong[] PageDigests(GuestMemory memory)
+    {
+        var digests = new List<ulong>();
+        foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
+        {
+            for (ulong offset = 0; offset < region.Size; offset += MemoryRegion.PageSize)
+            {
+                var words = MemoryMarshal.Cast<byte, ulong>(new ReadOnlySpan<byte>((void*)(region.HostAddress + (nint)offset), (int)MemoryRegion.PageSize));
+                ulong h1 = 0x9E37_79B9_7F4A_7C15, h2 = 0xC2B2_AE3D_27D4_EB4F;
+                for (int i = 0; i < words.Length; i += 2)
+                {
+                    h1 = BitRotate((h1 ^ words[i]) * 0xFF51_AFD7_ED55_8CCD);
+                    h2 = BitRotate((h2 ^ words[i + 1]) * 0xC4CE_B9FE_1A85_EC53);
+                }
+
+                digests.Add(h1 ^ (h2 * 31));
+            }
+        }
+
+        return digests.ToArray();
+
+        static ulong BitRotate(ulong v) => (v << 31) | (v >> 33);
+    }
+}

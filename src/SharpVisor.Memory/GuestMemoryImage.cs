@@ -1,0 +1,140 @@
+namespace SharpVisor.Memory;
+
+/// <summary>
+/// A snapshot's memory file: the guest's RAM regions one after the other in address order (the
+/// region below the MMIO hole at offset 0, the one from 4 GiB right after it), as a sparse file —
+/// pages that are all zeros are holes, never written. A diff image holds only the pages a
+/// filter selects and is laid over its base image on restore.
+/// </summary>
+public static unsafe class GuestMemoryImage
+{
+    private const int RunLimit = 1 << 20;
+    private const int PageSize = (int)MemoryRegion.PageSize;
+
+    /// <summary>
+    /// Writes the RAM of <paramref name="memory"/> to <paramref name="path"/>. With
+    /// <paramref name="includePage"/> (a diff) only the pages it accepts (by guest-physical
+    /// address) are written, zero or not. Returns the bytes written (the file's data, not its size).
+    /// </summary>
+    public static long Save(GuestMemory memory, string path, Func<ulong, bool>? includePage = null)
+    {
+        long written = 0;
+        using (var stream = new FileStream(path, FileMode.Create, FileAccess.Write, FileShare.None))
+        {
+            ulong fileOffset = 0;
+            foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
+            {
+                ulong runStart = 0;
+                int runLength = 0;
+                for (ulong offset = 0; offset < region.Size; offset += (ulong)PageSize)
+                {
+                    var page = new ReadOnlySpan<byte>((void*)(region.HostAddress + (nint)offset), PageSize);
+                    bool wanted = includePage is null ? page.IndexOfAnyExcept((byte)0) >= 0 : includePage(region.GuestPhysicalAddress + offset);
+                    if (wanted && runLength > 0 && runStart + (ulong)runLength == offset && runLength < RunLimit)
+                    {
+                        runLength += PageSize;
+                        continue;
+                    }
+
+                    written += Flush(stream, region, runStart, runLength, fileOffset);
+                    (runStart, runLength) = wanted ? (offset, PageSize) : (0UL, 0);
+                }
+
+                written += Flush(stream, region, runStart, runLength, fileOffset);
+                fileOffset += region.Size;
+            }
+
+            stream.SetLength((long)fileOffset);
+            stream.Flush(flushToDisk: true);
+        }
+
+        return written;
+    }
+
+    /// <summary>
+    /// Fills the RAM of <paramref name="memory"/> from a full image (every byte replaced), or lays
+    /// a diff image over it: only the pages <paramref name="diffPages"/> names (the list the diff's
+    /// state file carries) are copied, the others keep what is there.
+    /// </summary>
+    public static void Load(GuestMemory memory, string path, Func<ulong, bool>? diffPages = null)
+    {
+        using var handle = OpenImage(memory, path);
+        long fileOffset = 0;
+        foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
+        {
+            ulong offset = 0;
+            while (offset < region.Size)
+            {
+                int length = (int)Math.Min((ulong)RunLimit, region.Size - offset);
+                if (diffPages is null)
+                {
+                    ReadExactly(handle, new Span<byte>((void*)(region.HostAddress + (nint)offset), length), fileOffset + (long)offset, path);
+                }
+                else
+                {
+                    for (int page = 0; page < length; page += PageSize)
+                    {
+                        ulong at = offset + (ulong)page;
+                        if (diffPages(region.GuestPhysicalAddress + at))
+                        {
+                            ReadExactly(handle, new Span<byte>((void*)(region.HostAddress + (nint)at), PageSize), fileOffset + (long)at, path);
+                        }
+                    }
+                }
+
+                offset += (ulong)length;
+            }
+
+            fileOffset += (long)region.Size;
+        }
+    }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenImage(GuestMemory memory, string path)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, FileAccess.Read);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot open memory file {path}: {e.Message}", e);
+        }
+
+        ulong ram = (ulong)memory.Regions.Where(r => r.IsRam).Sum(r => (long)r.Size);
+        long length = RandomAccess.GetLength(handle);
+        if ((ulong)length != ram)
+        {
+            handle.Dispose();
+            throw new IOException($"memory file {path} is {length} bytes; the machine has {ram} bytes of RAM");
+        }
+
+        return handle;
+    }
+
+    private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> target, long offset, string path)
+    {
+        while (!target.IsEmpty)
+        {
+            int read = RandomAccess.Read(handle, target, offset);
+            if (read <= 0)
+            {
+                throw new IOException($"memory file {path} ended early at byte {offset}");
+            }
+
+            target = target[read..];
+            offset += read;
+        }
+    }
+
+    private static long Flush(FileStream stream, MemoryRegion region, ulong runStart, int runLength, ulong fileOffset)
+    {
+        if (runLength == 0)
+        {
+            return 0;
+        }
+
+        RandomAccess.Write(stream.SafeFileHandle, new ReadOnlySpan<byte>((void*)(region.HostAddress + (nint)runStart), runLength), (long)(fileOffset + runStart));
+        return runLength;
+    }
+}

@@ -1,0 +1,103 @@
+using System.Text;
+using System.Text.RegularExpressions;
+using SharpVisor.Emulator.Mmu;
+using SharpVisor.Host.Vmm;
+using SharpVisor.TestSupport;
+
+namespace SharpVisor.Host.Tests.Snapshots;
+
+/// <summary>
+/// Save and restore of the default guest (Debian's kernel, busybox) on the emulator, one boot:
+/// the guest counts once a second on its serial console and writes each count to its own sector
+/// of a virtio disk (O_DIRECT-free dd with fsync). Saved mid-count and restored into a new
+/// machine, the counter goes on from where it was (no reboot) and every sector written before
+/// and after the snapshot holds its count.
+/// </summary>
+public sealed class LinuxSnapshotTests
+{
+    private const string Hook = """
+        i=0
+        while [ $i -lt 400 ]; do
+            i=$((i+1))
+            printf 'DISK %08d' $i | dd of=/dev/vda bs=512 seek=$i conv=notrunc,fsync 2>/dev/null
+            echo "COUNT $i"
+            sleep 1
+        done
+        """;
+
+    [DefaultGuestFact]
+    public void TheDefaultGuestContinuesItsCounterAndKeepsItsDiskAfterARestore()
+    {
+        using var directory = new TempDirectory();
+        string cpio = directory.File("hook.cpio");
+        new CpioArchive().AddFile("hook.sh", Hook).WriteTo(cpio);
+        string disk = directory.File("disk.img");
+        File.WriteAllBytes(disk, new byte[1 << 20]);
+        string state = directory.File("vm.state");
+        string memory = directory.File("vm.mem");
+        var configuration = new MachineConfiguration
+        {
+            KernelPath = GuestBootCapability.Kernel,
+            InitrdPath = GuestBootCapability.Initrd,
+            ExtraInitrdPaths = [cpio],
+            CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff",
+            MemorySize = 256UL << 20,
+            Accelerator = AcceleratorKind.Emulator,
+            Mmu = MmuMode.Shadow,
+            Disks = [new DiskConfiguration(disk)],
+            SerialOutput = new CapturedOutput(),
+        };
+
+        int lastBefore;
+        var before = (CapturedOutput)configuration.SerialOutput;
+        using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration))
+        {
+            var run = new Thread(() => source.Run(TimeSpan.FromMinutes(10)));
+            run.Start();
+            WaitUntil(() => Counts(before.Text).LastOrDefault() >= 3, TimeSpan.FromMinutes(8), () => $"the guest never counted to 3:\n{Tail(before.Text)}");
+            Assert.True(source.Pause(TimeSpan.FromSeconds(10)));
+            lastBefore = Counts(before.Text).Last();
+            source.SaveSnapshot(state, memory);
+            source.Stop();
+            source.Resume();
+            run.Join();
+        }
+
+        var after = new CapturedOutput();
+        using VirtualMachineMonitor restored = VirtualMachineMonitor.Restore(state, memory, c => c with { SerialOutput = after });
+        var restoredRun = new Thread(() => restored.Run(TimeSpan.FromMinutes(5)));
+        restoredRun.Start();
+        int target = lastBefore + 4;
+        WaitUntil(() => Counts(after.Text).LastOrDefault() >= target, TimeSpan.FromMinutes(3), () => $"the restored guest did not count on from {lastBefore}:\n{Tail(after.Text)}");
+        Assert.True(restored.Pause(TimeSpan.FromSeconds(10)));
+        restored.Stop();
+        restored.Resume();
+        restoredRun.Join();
+
+        int[] counts = Counts(after.Text);
+        Assert.DoesNotContain("Linux version", after.Text);
+        Assert.InRange(counts[0], lastBefore, lastBefore + 1);
+        Assert.Equal(Enumerable.Range(counts[0], counts.Length), counts);
+
+        byte[] image = File.ReadAllBytes(disk);
+        for (int i = 1; i <= counts[^1]; i++)
+        {
+            Assert.Equal($"DISK {i:D8}", Encoding.ASCII.GetString(image, i * 512, 13));
+        }
+    }
+
+    private static int[] Counts(string text) =>
+        Regex.Matches(text, @"^COUNT (\d+)\r?$", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
+
+    private static string Tail(string text) => text.Length > 3000 ? text[^3000..] : text;
+
+    private static void WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string> what)
+    {
+        DateTime deadline = DateTime.UtcNow + timeout;
+        while (!condition())
+        {
+            Assert.True(DateTime.UtcNow < deadline, what());
+            Thread.Sleep(100);
+        }
+    }
+}
