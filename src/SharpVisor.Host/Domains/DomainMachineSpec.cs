@@ -34,6 +34,9 @@ public sealed record DomainMachineSpec
     /// <summary>A virtio-rng device (Firecracker's PUT /entropy).</summary>
     public bool EntropyDevice { get; init; }
 
+    /// <summary>A virtio-vsock device (Firecracker's PUT /vsock), or null.</summary>
+    public Vmm.VsockConfiguration? Vsock { get; init; }
+
     /// <summary>Where the machine's own log lines (device warnings) go; standard error when null.</summary>
     public Action<string>? Log { get; init; }
 }

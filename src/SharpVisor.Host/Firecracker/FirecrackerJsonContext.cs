@@ -32,6 +32,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(LoggerConfiguration))]
 [JsonSerializable(typeof(MetricsConfiguration))]
 [JsonSerializable(typeof(EntropyDevice))]
+[JsonSerializable(typeof(Vsock))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

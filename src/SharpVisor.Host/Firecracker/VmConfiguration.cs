@@ -46,6 +46,40 @@ public sealed class VmConfiguration
         Entropy = entropy;
     }
 
+    /// <summary>The virtio-vsock device, when PUT /vsock asked for one.</summary>
+    public Vsock? Vsock { get; private set; }
+
+    /// <summary>
+    /// PUT /vsock: one virtio-vsock device (a second PUT replaces it, as in Firecracker). The
+    /// socket is bound at InstanceStart; its directory must exist now.
+    /// </summary>
+    public void SetVsock(Vsock vsock)
+    {
+        if (vsock.GuestCid is < 3 or > uint.MaxValue - 1)
+        {
+            throw ApiException.BadRequest($"guest_cid {vsock.GuestCid} is out of range (3-{uint.MaxValue - 1}; 0-2 are reserved)");
+        }
+
+        RequireAbsolutePath(vsock.UdsPath, "uds_path");
+        // sun_path holds 107 bytes and a NUL; uds_path also gets "_PORT" appended for guest connections.
+        if (System.Text.Encoding.UTF8.GetByteCount(vsock.UdsPath) > 96)
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}' is too long for a Unix socket with a port suffix (at most 96 bytes)");
+        }
+
+        if (Path.GetDirectoryName(vsock.UdsPath) is { Length: > 0 } directory && !Directory.Exists(directory))
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}': the directory '{directory}' does not exist");
+        }
+
+        if (File.Exists(vsock.UdsPath) && !IsUnixSocket(vsock.UdsPath))
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}' exists and is not a socket");
+        }
+
+        Vsock = vsock;
+    }
+
     /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
     public static VmConfiguration FromFull(FullVmConfiguration full)
     {
@@ -54,7 +88,6 @@ public sealed class VmConfiguration
         RefuseUnsupportedSection(full.MemoryHotplug, "memory-hotplug");
         RefuseUnsupportedSection(full.MmdsConfig, "mmds-config");
         RefuseUnsupportedSection(full.Pmem, "pmem");
-        RefuseUnsupportedSection(full.Vsock, "vsock");
 
         var configuration = new VmConfiguration();
         if (full.MachineConfig is not null)
@@ -87,6 +120,11 @@ public sealed class VmConfiguration
             configuration.SetEntropy(full.Entropy);
         }
 
+        if (full.Vsock is not null)
+        {
+            configuration.SetVsock(full.Vsock);
+        }
+
         return configuration;
     }
 
@@ -103,6 +141,7 @@ public sealed class VmConfiguration
         NetworkInterfaces = _networkInterfaces.ToList(),
         Balloon = Balloon,
         Entropy = Entropy,
+        Vsock = Vsock,
     };
 
     public void SetBootSource(BootSource source)
@@ -312,6 +351,7 @@ public sealed class VmConfiguration
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
             BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
             EntropyDevice = Entropy is not null,
+            Vsock = Vsock is null ? null : new VsockConfiguration((ulong)Vsock.GuestCid, Vsock.UdsPath),
         };
     }
 
@@ -382,6 +422,12 @@ public sealed class VmConfiguration
         {
             throw ApiException.BadRequest($"{field} '{path}' does not exist or is not a file");
         }
+    }
+
+    private static unsafe bool IsUnixSocket(string path)
+    {
+        Interop.FileStat stat;
+        return Interop.LibC.Stat(path, &stat) == 0 && (stat.Mode & Interop.FileStat.TypeMask) == 0xC000;
     }
 
     private static void RequireDeviceId(string id, string field) => Refuse(ConfigurationRules.DeviceId(id, field));

@@ -123,6 +123,13 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        routes.MapPut("/vsock", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            Vsock body = await JsonBody.ReadAsync(request, json.Vsock);
+            vmm.ConfigurePreBoot(c => c.SetVsock(body));
+            return ApiResults.NoContent();
+        }));
+
         MapUnsupported(routes);
 
         routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
@@ -194,7 +201,6 @@ public static class VmmApi
         ("PATCH", "/network-interfaces/{iface_id}", "updating a network interface (rate limiters) is not supported by SharpVisor yet: it has no rate limiter"),
         ("PUT", "/snapshot/create", "snapshots are not supported by SharpVisor yet"),
         ("PUT", "/snapshot/load", "snapshots are not supported by SharpVisor yet"),
-        ("PUT", "/vsock", "vsock is not supported by SharpVisor yet (it has no virtio-vsock device)"),
     ];
 
     private static void MapUnsupported(IEndpointRouteBuilder routes)

@@ -1,6 +1,7 @@
 using SharpVisor.Boot.Acpi;
 using SharpVisor.Devices.Pci;
 using SharpVisor.Devices.Virtio;
+using SharpVisor.Devices.Virtio.Vsock;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Vmm;
@@ -83,6 +84,11 @@ public sealed class PciDeviceManager : IDisposable
                 manager.AddEntropy();
             }
 
+            if (configuration.Vsock is { } vsock)
+            {
+                manager.AddVsock(vsock);
+            }
+
             manager.Start();
             return manager;
         }
@@ -132,6 +138,10 @@ public sealed class PciDeviceManager : IDisposable
     }
 
     public AttachedVirtioDevice AddEntropy() => Attach("rng0", new VirtioRngDevice(_machine.Memory));
+
+    /// <summary>The virtio-vsock device; binds its Unix socket now, so host programs can connect before the guest runs.</summary>
+    public AttachedVirtioDevice AddVsock(VsockConfiguration configuration) =>
+        Attach("vsock0", new VirtioVsockDevice(_machine.Memory, configuration.GuestCid, configuration.UdsPath));
 
     /// <summary>Starts every device's worker and binds the queue doorbells; call once, before the guest runs.</summary>
     public void Start()
