@@ -26,11 +26,10 @@ public sealed class FirecrackerVsockTests
         using var directory = new TempDirectory();
         string tool = BuildVsockTool(directory);
         string hook = """
-            /vsock-tool listen 6000 &
+            /vsock-tool listen 6000
             /vsock-tool connect 2 5000 hello
             /vsock-tool connect 2 5999 nobody
             /vsock-tool send 2 5001 4194304
-            wait
             echo VSOCK-HOOK-DONE
             """;
         string initrd = directory.File("initrd.img");
@@ -96,13 +95,13 @@ public sealed class FirecrackerVsockTests
             }
 
             await WaitForLine(lines, "VSOCK-HOOK-DONE", boot, firecracker);
-            Assert.Equal("hello", await echoed.WaitAsync(TimeSpan.FromSeconds(30)));
+            Assert.Equal("hello", await echoed.WaitAsync(TimeSpan.FromSeconds(60)));
             string[] output = Snapshot(lines);
             Assert.Contains("VSOCK-REPLY pong:hello", output);
             Assert.Contains("VSOCK-SERVED ping", output);
             Assert.Contains(output, l => l.StartsWith("VSOCK-ERROR connect", StringComparison.Ordinal));
             Assert.Contains($"VSOCK-SENT {BulkBytes}", output);
-            (long bytes, bool intact) = await received.WaitAsync(TimeSpan.FromSeconds(30));
+            (long bytes, bool intact) = await received.WaitAsync(TimeSpan.FromSeconds(60));
             Assert.Equal(BulkBytes, bytes);
             Assert.True(intact, "the bulk stream arrived with every byte in place");
 
@@ -142,7 +141,7 @@ public sealed class FirecrackerVsockTests
 
     private static Socket Connect(string path)
     {
-        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 60_000 };
+        var s = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 180_000 };
         s.Connect(new UnixDomainSocketEndPoint(path));
         return s;
     }
@@ -151,7 +150,7 @@ public sealed class FirecrackerVsockTests
     private static string ServeEcho(Socket listener)
     {
         using Socket c = listener.Accept();
-        c.ReceiveTimeout = 60_000;
+        c.ReceiveTimeout = 180_000;
         string line = ReadToEnd(c).TrimEnd('\n');
         c.Send(Encoding.ASCII.GetBytes($"pong:{line}\n"));
         return line;

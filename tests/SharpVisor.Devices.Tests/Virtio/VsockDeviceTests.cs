@@ -64,6 +64,28 @@ public sealed class VsockDeviceTests : IDisposable
     }
 
     [Fact]
+    public void AHostProgramConnectsWithConnectPortAndGetsOkThenData()
+    {
+        Device.StartWorker();
+        using var host = new Socket(AddressFamily.Unix, SocketType.Stream, ProtocolType.Unspecified) { ReceiveTimeout = 10_000 };
+        host.Connect(new UnixDomainSocketEndPoint(UdsPath));
+        host.Send("CONNECT 6000\n"u8);
+        VsockPacketHeader request = WaitReceived();
+        Assert.Equal(VsockOp.Request, request.Op);
+        Assert.Equal((VirtioVsockDevice.FirstLocalPort, 6000u), (request.SourcePort, request.DestinationPort));
+
+        SendFromGuest(VsockOp.Response, 6000, request.SourcePort);
+        byte[] line = new byte[32];
+        Assert.Equal($"OK {VirtioVsockDevice.FirstLocalPort}\n", System.Text.Encoding.ASCII.GetString(line, 0, host.Receive(line)));
+
+        host.Send("ping\n"u8);
+        VsockPacketHeader data = WaitReceived();
+        Assert.Equal(VsockOp.ReadWrite, data.Op);
+        Assert.Equal(5u, data.Length);
+        Assert.Equal(0u, data.ForwardCount); // the OK line was ours, not guest bytes forwarded
+    }
+
+    [Fact]
     public void AConnectionToAPortNobodyListensOnIsReset()
     {
         SendFromGuest(VsockOp.Request, GuestPort, 7777);
@@ -134,6 +156,17 @@ public sealed class VsockDeviceTests : IDisposable
 
     private void PostReceiveBuffer(int slot) =>
         _rig.Rings[0].AddChain((ReceivePage(slot), VsockPacketHeader.Size, true), (ReceivePage(slot) + 0x100, 1024, true));
+
+    private VsockPacketHeader WaitReceived()
+    {
+        DateTime deadline = DateTime.UtcNow.AddSeconds(10);
+        while (_rig.Rings[0].UsedIndex <= _used && DateTime.UtcNow < deadline)
+        {
+            Thread.Sleep(10);
+        }
+
+        return NextReceived();
+    }
 
     private VsockPacketHeader NextReceived()
     {

@@ -340,7 +340,7 @@ public sealed class VirtioVsockDevice : VirtioDevice
                 }
 
                 c.State = VsockConnectionState.Established;
-                c.AddPending(System.Text.Encoding.ASCII.GetBytes($"OK {c.LocalPort}\n"));
+                c.AddPreamble(System.Text.Encoding.ASCII.GetBytes($"OK {c.LocalPort}\n"));
                 Flush(c);
                 break;
             case VsockOp.Reset:
@@ -431,7 +431,7 @@ public sealed class VirtioVsockDevice : VirtioDevice
                 return;
             }
 
-            c.ForwardCount += (uint)sent;
+            c.ForwardCount += (uint)c.TakeForwarded(sent);
         }
 
         if (c.PendingBytes > 0)

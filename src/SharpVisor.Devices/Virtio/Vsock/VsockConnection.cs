@@ -18,6 +18,7 @@ public sealed class VsockConnection : IDisposable
     private int _pendingOffset;
     private byte[]? _line;
     private int _lineLength;
+    private int _preambleLeft;
 
     public VsockConnection(ulong token, Socket socket, uint localPort, uint peerPort, VsockConnectionState state)
     {
@@ -91,6 +92,24 @@ public sealed class VsockConnection : IDisposable
             uint inFlight = SentCount - PeerForwardCount;
             return inFlight >= PeerBufferAllocation ? 0 : PeerBufferAllocation - inFlight;
         }
+    }
+
+    /// <summary>
+    /// Queues bytes of our own ahead of the stream (the "OK PORT\n" answer): they reach the host
+    /// socket like guest data but are not the guest's, so they never count in fwd_cnt.
+    /// </summary>
+    public void AddPreamble(ReadOnlySpan<byte> text)
+    {
+        AddPending(text);
+        _preambleLeft += text.Length;
+    }
+
+    /// <summary>Of <paramref name="sent"/> flushed bytes, how many were the guest's (the rest was the preamble).</summary>
+    public int TakeForwarded(int sent)
+    {
+        int preamble = Math.Min(sent, _preambleLeft);
+        _preambleLeft -= preamble;
+        return sent - preamble;
     }
 
     public void AddPending(ReadOnlySpan<byte> data)
