@@ -190,7 +190,7 @@ public sealed class VmmApiTests
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "/nonexistent.img", "is_root_device": false}""", "does not exist")]
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "is_root_device": false}""", "path_on_host")]
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "io_engine": "Async"}""", "io_engine")]
-    [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "rate_limiter": {"ops": {"size": 1, "refill_time": 1}}}""", "rate_limiter")]
+    [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "rate_limiter": {"ops": {"size": -1, "refill_time": 1}}}""", "rate_limiter.ops")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00"}""", "guest_mac")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "a-name-longer-than-15"}""", "host_dev_name")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "mtu": 20}""", "mtu")]
@@ -402,7 +402,7 @@ public sealed class VmmApiTests
     }
 
     [Theory]
-    [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "vsock": {"guest_cid": 3, "uds_path": "/tmp/v"}}""", "vsock")]
+    [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "vsock": {"guest_cid": 1, "uds_path": "/tmp/v"}}""", "guest_cid 1")]
     [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "machine-config": {"vcpu_count": 64, "mem_size_mib": 16}}""", "vcpu_count")]
     [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "bogus": 1}""", "bogus")]
     [InlineData("""{"machine-config": {"vcpu_count": 1, "mem_size_mib": 16}}""", "boot source")]

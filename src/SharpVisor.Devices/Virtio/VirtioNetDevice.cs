@@ -47,6 +47,7 @@ public sealed class VirtioNetDevice : VirtioDevice
     private readonly byte[] _txFrame = new byte[MaxFrame];
     private readonly List<DescriptorChain> _rxChains = new();
     private int _rxPending;
+    private bool _rxAdmitted;
     private volatile bool _rxStalled;
     private bool _linkUp = true;
 
@@ -77,6 +78,12 @@ public sealed class VirtioNetDevice : VirtioDevice
     public long RxDropped { get; private set; }
 
     public override int ConfigSize => ConfigLength;
+
+    /// <summary>Firecracker's rx_rate_limiter: frames to the guest (one op each, their bytes). Swappable while running.</summary>
+    public RateLimiting.RateLimiter? RxRateLimiter { get; set; }
+
+    /// <summary>Firecracker's tx_rate_limiter: frames from the guest. Swappable while running.</summary>
+    public RateLimiting.RateLimiter? TxRateLimiter { get; set; }
 
     public override void ReadConfig(int offset, Span<byte> data)
     {
@@ -112,6 +119,7 @@ public sealed class VirtioNetDevice : VirtioDevice
 
         _rxStalled = false;
         _rxPending = 0;
+        _rxAdmitted = false;
     }
 
     protected override void OnReset()
@@ -119,6 +127,7 @@ public sealed class VirtioNetDevice : VirtioDevice
         _tap.TrySetOffload(0);
         _rxStalled = false;
         _rxPending = 0;
+        _rxAdmitted = false;
     }
 
     protected override bool ValidateFeatures(ulong features)
@@ -133,7 +142,9 @@ public sealed class VirtioNetDevice : VirtioDevice
     {
         if (queue.Index == TransmitQueue)
         {
-            DrainQueue(queue, Transmit);
+            RateLimiting.RateLimiter? limiter = TxRateLimiter;
+            DrainQueue(queue, Transmit, limiter is null ? null :
+                chain => Admit(limiter, (long)chain.ReadableLength - HeaderSize, TransmitQueue));
         }
         else
         {
@@ -192,6 +203,15 @@ public sealed class VirtioNetDevice : VirtioDevice
                 }
             }
 
+            if (!_rxAdmitted && !Admit(RxRateLimiter, _rxPending - HeaderSize, ReceiveQueue))
+            {
+                // Over the limit: the frame waits here, the TAP is not polled, the retry timer resumes.
+                _rxStalled = true;
+                break;
+            }
+
+            // Counted once even if it must wait for receive buffers.
+            _rxAdmitted = true;
             if (!Deliver(queue, _rxFrame.AsSpan(0, _rxPending)))
             {
                 // No room: keep the frame and stop polling the TAP until the driver posts buffers.
@@ -200,6 +220,7 @@ public sealed class VirtioNetDevice : VirtioDevice
             }
 
             _rxPending = 0;
+            _rxAdmitted = false;
         }
 
         SignalIfNeeded(queue);

@@ -41,12 +41,14 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             SerialOutput = serialOutput,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
-            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode)).ToArray(),
+            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode) { RateLimit = d.RateLimit }).ToArray(),
             NetworkInterfaces = spec.NetworkInterfaces.Select(n => new NetworkInterfaceConfiguration
             {
                 Id = n.Id,
                 TapName = n.TapName,
                 Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
+                RxRateLimit = n.RxRateLimit,
+                TxRateLimit = n.TxRateLimit,
             }).ToArray(),
             Balloon = spec.BalloonTargetMib is long target
                 ? new BalloonConfiguration

@@ -33,6 +33,8 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(MetricsConfiguration))]
 [JsonSerializable(typeof(EntropyDevice))]
 [JsonSerializable(typeof(Vsock))]
+[JsonSerializable(typeof(PartialDrive))]
+[JsonSerializable(typeof(PartialNetworkInterface))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

@@ -38,9 +38,9 @@ public sealed class VmConfiguration
     /// <summary>PUT /entropy: a virtio-rng device; a rate limiter is refused (SharpVisor has none yet).</summary>
     public void SetEntropy(EntropyDevice entropy)
     {
-        if (entropy.RateLimiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        if (entropy.RateLimiter is not null)
         {
-            throw ApiException.BadRequest("rate_limiter is not supported by SharpVisor yet (it has no token-bucket rate limiter); leave it out");
+            throw ApiException.BadRequest("rate_limiter is not supported by SharpVisor yet on the entropy device (drives and network interfaces have rate limiters, its virtio-rng does not); leave it out");
         }
 
         Entropy = entropy;
@@ -209,7 +209,7 @@ public sealed class VmConfiguration
 
         RequireAbsolutePath(drive.PathOnHost, "path_on_host");
         Refuse(ConfigurationRules.DiskImage(drive.PathOnHost, "path_on_host"));
-        RefuseRateLimiter(drive.RateLimiter, "rate_limiter");
+        ToRateLimit(drive.RateLimiter, "rate_limiter");
         if (drive.CacheType is not (null or "Unsafe" or "Writeback"))
         {
             throw ApiException.BadRequest($"cache_type '{drive.CacheType}' is not one of Unsafe, Writeback");
@@ -265,8 +265,8 @@ public sealed class VmConfiguration
             throw ApiException.BadRequest($"mtu {nic.Mtu} is out of range (68-65535)");
         }
 
-        RefuseRateLimiter(nic.RxRateLimiter, "rx_rate_limiter");
-        RefuseRateLimiter(nic.TxRateLimiter, "tx_rate_limiter");
+        ToRateLimit(nic.RxRateLimiter, "rx_rate_limiter");
+        ToRateLimit(nic.TxRateLimiter, "tx_rate_limiter");
         if (_networkInterfaces.Any(n => n.IfaceId != pathId && n.HostDevName == nic.HostDevName))
         {
             throw ApiException.BadRequest($"host_dev_name '{nic.HostDevName}' is already used by another interface");
@@ -345,8 +345,15 @@ public sealed class VmConfiguration
             VcpuCount = MachineConfig.VcpuCount,
             MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
             Accelerator = accelerator,
-            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)).ToList(),
-            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
+            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)
+            {
+                RateLimit = ToRateLimit(d.RateLimiter, "rate_limiter"),
+            }).ToList(),
+            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)
+            {
+                RxRateLimit = ToRateLimit(n.RxRateLimiter, "rx_rate_limiter"),
+                TxRateLimit = ToRateLimit(n.TxRateLimiter, "tx_rate_limiter"),
+            }).ToList(),
             BalloonTargetMib = Balloon?.AmountMib,
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
             BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
@@ -432,13 +439,78 @@ public sealed class VmConfiguration
 
     private static void RequireDeviceId(string id, string field) => Refuse(ConfigurationRules.DeviceId(id, field));
 
-    private static void RefuseRateLimiter(System.Text.Json.JsonElement? limiter, string field)
+    /// <summary>Checks a Firecracker rate limiter and turns it into the machine's; null stays null.</summary>
+    public static RateLimitConfiguration? ToRateLimit(RateLimiter? limiter, string field)
     {
-        if (limiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        if (limiter is null)
         {
-            throw ApiException.BadRequest($"{field} is not supported by SharpVisor");
+            return null;
         }
+
+        var configuration = new RateLimitConfiguration(ToBucket(limiter.Bandwidth), ToBucket(limiter.Ops));
+        Refuse(configuration.Problem(field));
+        return configuration;
     }
+
+    /// <summary>
+    /// PATCH /drives/{id} before boot: a new backing file and/or rate limiter, checked as PUT checks them.
+    /// Returns the updated drive.
+    /// </summary>
+    public Drive PatchDrive(string pathId, PartialDrive patch)
+    {
+        Drive current = FindDrive(pathId, patch.DriveId);
+        Drive updated = current with
+        {
+            PathOnHost = patch.PathOnHost ?? current.PathOnHost,
+            RateLimiter = patch.RateLimiter ?? current.RateLimiter,
+        };
+        PutDrive(pathId, updated);
+        return updated;
+    }
+
+    /// <summary>Checks a PATCH /drives body against the configured drive without changing anything.</summary>
+    public Drive FindDrive(string pathId, string bodyId)
+    {
+        if (bodyId != pathId)
+        {
+            throw ApiException.BadRequest($"drive_id '{bodyId}' in the body does not match '{pathId}' in the path");
+        }
+
+        return _drives.FirstOrDefault(d => d.DriveId == pathId) ?? throw ApiException.BadRequest($"no drive '{pathId}' is configured");
+    }
+
+    /// <summary>PATCH /network-interfaces/{id}: new rate limiters (before boot: the configuration only).</summary>
+    public NetworkInterface PatchNetworkInterface(string pathId, PartialNetworkInterface patch)
+    {
+        if (patch.IfaceId != pathId)
+        {
+            throw ApiException.BadRequest($"iface_id '{patch.IfaceId}' in the body does not match '{pathId}' in the path");
+        }
+
+        NetworkInterface current = _networkInterfaces.FirstOrDefault(n => n.IfaceId == pathId) ?? throw ApiException.BadRequest($"no network interface '{pathId}' is configured");
+        ToRateLimit(patch.RxRateLimiter, "rx_rate_limiter");
+        ToRateLimit(patch.TxRateLimiter, "tx_rate_limiter");
+        NetworkInterface updated = current with
+        {
+            RxRateLimiter = patch.RxRateLimiter ?? current.RxRateLimiter,
+            TxRateLimiter = patch.TxRateLimiter ?? current.TxRateLimiter,
+        };
+        _networkInterfaces[_networkInterfaces.IndexOf(current)] = updated;
+        return updated;
+    }
+
+    /// <summary>Checks a new path_on_host as PUT /drives does.</summary>
+    public static void ValidateDrivePath(string path)
+    {
+        RequireAbsolutePath(path, "path_on_host");
+        Refuse(ConfigurationRules.DiskImage(path, "path_on_host"));
+    }
+
+    /// <summary>Records what a PATCH changed on the running machine, so GET /vm/config shows it.</summary>
+    public void RecordDrive(Drive drive) => _drives[_drives.FindIndex(d => d.DriveId == drive.DriveId)] = drive;
+
+    private static TokenBucketConfiguration? ToBucket(TokenBucket? bucket) =>
+        bucket is null ? null : new TokenBucketConfiguration(bucket.Size, bucket.OneTimeBurst ?? 0, bucket.RefillTime);
 
     private static void RefuseUnsupportedSection(System.Text.Json.JsonElement? section, string name)
     {

@@ -51,6 +51,20 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        routes.MapPatch("/drives/{drive_id}", (HttpRequest request, string drive_id) => ApiResults.GuardAsync(async () =>
+        {
+            PartialDrive body = await JsonBody.ReadAsync(request, json.PartialDrive);
+            vmm.PatchDrive(drive_id, body);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPatch("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
+        {
+            PartialNetworkInterface body = await JsonBody.ReadAsync(request, json.PartialNetworkInterface);
+            vmm.PatchNetworkInterface(iface_id, body);
+            return ApiResults.NoContent();
+        }));
+
         routes.MapPut("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
         {
             NetworkInterface body = await JsonBody.ReadAsync(request, json.NetworkInterface);
@@ -187,7 +201,6 @@ public static class VmmApi
         ("GET", "/balloon/hinting/status", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PUT", "/cpu-config", "cpu-config (custom CPU templates) is not supported by SharpVisor yet: the guest sees the CPUID the accelerator offers"),
-        ("PATCH", "/drives/{drive_id}", "updating a drive (hot-swap of its backing file, rate limiter) is not supported by SharpVisor yet"),
         ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
@@ -198,7 +211,6 @@ public static class VmmApi
         ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
-        ("PATCH", "/network-interfaces/{iface_id}", "updating a network interface (rate limiters) is not supported by SharpVisor yet: it has no rate limiter"),
         ("PUT", "/snapshot/create", "snapshots are not supported by SharpVisor yet"),
         ("PUT", "/snapshot/load", "snapshots are not supported by SharpVisor yet"),
     ];

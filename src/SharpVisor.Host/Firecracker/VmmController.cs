@@ -1,6 +1,7 @@
 using SharpVisor.Host.Console;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Host.Firecracker;
 
@@ -239,6 +240,75 @@ public sealed class VmmController : IDisposable
             }
 
             _balloonTargetMib = amountMib;
+        }
+    }
+
+    /// <summary>
+    /// PATCH /drives/{id}: before boot the configuration changes; after, the running drive gets
+    /// its new backing file (opened first: a file that cannot be opened changes nothing) and rate limiter.
+    /// </summary>
+    public void PatchDrive(string id, PartialDrive patch)
+    {
+        lock (_lock)
+        {
+            if (_state == VmmState.NotStarted)
+            {
+                _configuration.PatchDrive(id, patch);
+                return;
+            }
+
+            Drive current = _configuration.FindDrive(id, patch.DriveId);
+            RateLimitConfiguration? limit = VmConfiguration.ToRateLimit(patch.RateLimiter, "rate_limiter");
+            if (patch.PathOnHost is { } path)
+            {
+                VmConfiguration.ValidateDrivePath(path);
+            }
+
+            RequireLive("updating a drive");
+            try
+            {
+                _machine!.UpdateDrive(id, patch.PathOnHost, limit);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException)
+            {
+                throw ApiException.BadRequest($"cannot update drive '{id}': {e.Message}");
+            }
+
+            _configuration.RecordDrive(current with
+            {
+                PathOnHost = patch.PathOnHost ?? current.PathOnHost,
+                RateLimiter = patch.RateLimiter ?? current.RateLimiter,
+            });
+        }
+    }
+
+    /// <summary>PATCH /network-interfaces/{id}: new rate limiters, before boot or on the running NIC.</summary>
+    public void PatchNetworkInterface(string id, PartialNetworkInterface patch)
+    {
+        lock (_lock)
+        {
+            if (_state != VmmState.NotStarted)
+            {
+                if (patch.IfaceId != id || !_configuration.NetworkInterfaces.Any(n => n.IfaceId == id))
+                {
+                    // Same checks and messages as before boot.
+                    _configuration.PatchNetworkInterface(id, patch);
+                }
+
+                RateLimitConfiguration? rx = VmConfiguration.ToRateLimit(patch.RxRateLimiter, "rx_rate_limiter");
+                RateLimitConfiguration? tx = VmConfiguration.ToRateLimit(patch.TxRateLimiter, "tx_rate_limiter");
+                RequireLive("updating a network interface");
+                try
+                {
+                    _machine!.UpdateNetworkInterface(id, rx, tx);
+                }
+                catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                {
+                    throw ApiException.BadRequest($"cannot update network interface '{id}': {e.Message}");
+                }
+            }
+
+            _configuration.PatchNetworkInterface(id, patch);
         }
     }
 
