@@ -138,6 +138,40 @@ public sealed class VsockDeviceTests : IDisposable
         Assert.Equal(0, Device.ConnectionCount);
     }
 
+    [Fact]
+    public void RandomPacketsFromAHostileGuestNeverFailTheHost()
+    {
+        using Socket listener = ListenOn($"{UdsPath}_{HostPort}");
+        var random = new Random(16);
+        VsockOp[] ops = Enum.GetValues<VsockOp>();
+        for (int i = 0; i < 2000; i++)
+        {
+            byte[] data = new byte[random.Next(0, 300)];
+            random.NextBytes(data);
+            uint length = random.Next(4) == 0 ? (uint)random.Next() : (uint)data.Length;
+            var h = new VsockPacketHeader(GuestCid, VirtioVsockDevice.HostCid, (uint)random.Next(1, 4), random.Next(2) == 0 ? HostPort : (uint)random.Next(),
+                length, (ushort)(random.Next(8) == 0 ? random.Next(0, 4) : VsockPacketHeader.TypeStream), ops[random.Next(ops.Length)] + (ushort)(random.Next(10) == 0 ? 9 : 0),
+                (uint)random.Next(), (uint)random.Next(), (uint)random.Next());
+            byte[] packet = new byte[VsockPacketHeader.Size + data.Length];
+            h.Write(packet);
+            data.CopyTo(packet, VsockPacketHeader.Size);
+            SendRaw(packet);
+            while (_used < _rig.Rings[0].UsedIndex)
+            {
+                NextReceived();
+                PostReceiveBuffer((_used - 1) % 8);
+            }
+
+            while (listener.Poll(0, SelectMode.SelectRead))
+            {
+                listener.Accept().Dispose(); // the host program hangs up at once
+            }
+        }
+
+        Assert.False(Device.NeedsReset, Device.FailureReason);
+        Assert.InRange(Device.ConnectionCount, 0, VirtioVsockDevice.MaxConnections);
+    }
+
     public void Dispose()
     {
         _rig.Dispose();
