@@ -144,6 +144,13 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        routes.MapPut("/serial", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            SerialDevice body = await JsonBody.ReadAsync(request, json.SerialDevice);
+            vmm.ConfigureSerial(body);
+            return ApiResults.NoContent();
+        }));
+
         MapUnsupported(routes);
 
         routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
@@ -166,7 +173,7 @@ public static class VmmApi
 
         // Like Firecracker, a path that is not in its API is bad input.
         routes.MapFallback((HttpContext context) =>
-            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}"));
+            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}."));
 
         // SharpVisor extensions, for the daemon.
         ControlJsonContext control = ControlJsonContext.Default;
@@ -207,7 +214,6 @@ public static class VmmApi
         ("PATCH", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("GET", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("PUT", "/mmds/config", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PUT", "/serial", "configuring the serial output is not supported by SharpVisor yet: the serial console is served on the console socket (API socket + .console)"),
         ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),

@@ -24,6 +24,8 @@ public sealed class VmmController : IDisposable
     private VmmState _state = VmmState.NotStarted;
     private long? _balloonTargetMib;
     private DomainStopInfo? _stopInfo;
+    private string? _serialOutputPath;
+    private SerialOutputFile? _serialOutput;
 
     public VmmController(VmmIdentity identity, IDomainMachineFactory factory, ConsoleBroadcaster console)
     {
@@ -134,6 +136,29 @@ public sealed class VmmController : IDisposable
         }
     }
 
+    /// <summary>PUT /serial sent the serial output to a file: standard output no longer gets it.</summary>
+    public bool SerialGoesToFile => Volatile.Read(ref _serialOutputPath) is not null;
+
+    /// <summary>PUT /serial: pre-boot, like Firecracker; the file or FIFO must exist (it is opened to check).</summary>
+    public void ConfigureSerial(SerialDevice serial)
+    {
+        if (serial.RateLimiter is not null)
+        {
+            throw ApiException.BadRequest("rate_limiter on the serial device is not supported by SharpVisor yet; leave it out");
+        }
+
+        lock (_lock)
+        {
+            RequireNotStarted();
+            if (serial.SerialOutPath is { } path)
+            {
+                VmmLog.OpenExisting(path, "serial_out_path").Dispose();
+            }
+
+            Volatile.Write(ref _serialOutputPath, serial.SerialOutPath);
+        }
+    }
+
     /// <summary>Replaces the whole pre-boot configuration (the --config-file path).</summary>
     public void LoadConfiguration(FullVmConfiguration full)
     {
@@ -156,6 +181,7 @@ public sealed class VmmController : IDisposable
                 Log = line => Log.Warning("vmm::devices", line),
             };
             IDomainMachine? machine = null;
+            SerialOutputFile? serialOutput = _serialOutputPath is { } serialPath ? new SerialOutputFile(serialPath, _console) : null;
             try
             {
                 machine = _factory.Create(spec, _console.OutputSink);
@@ -168,11 +194,13 @@ public sealed class VmmController : IDisposable
                 // Firecracker answers a failed InstanceStart with 400 and the reason; nothing stays built.
                 _console.Input = null;
                 machine?.Dispose();
+                serialOutput?.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 Log.Error("vmm::builder", $"cannot start the microVM: {e.Message}");
                 throw ApiException.BadRequest($"cannot start the microVM: {e.Message}");
             }
 
             _machine = machine;
+            _serialOutput = serialOutput;
             _balloonTargetMib = spec.BalloonTargetMib;
             AcceleratorName = machine.AcceleratorName;
             StartedAt = DateTimeOffset.UtcNow;
@@ -421,6 +449,7 @@ public sealed class VmmController : IDisposable
         }
 
         machine?.Dispose();
+        _serialOutput?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Metrics.Dispose();
         Log.Dispose();
     }
