@@ -55,7 +55,7 @@ public sealed class DaemonApiTests
     }
 
     [Theory]
-    [InlineData("""{"name": "a", "config": {"boot-source": {"kernel_image_path": "KERNEL"}""", 400, "malformed")]
+    [InlineData("""{"name": "a", "config": {"boot-source": {"kernel_image_path": "KERNEL"}""", 400, "deserializing the json body")]
     [InlineData("""{"name": "a", "config": {"boot-source": {"kernel_image_path": "KERNEL"}}, "colour": "red"}""", 400, "colour")]
     [InlineData("""{"name": "a", "config": {"boot-source": {"kernel_image_path": "KERNEL", "initrd": "x"}}}""", 400, "initrd")]
     [InlineData("""{"name": "a", "config": {"machine-config": {"vcpu_count": 1, "mem_size_mib": 32}}}""", 400, "boot source")]
@@ -66,7 +66,7 @@ public sealed class DaemonApiTests
     [InlineData("""{"name": "a b", "config": {"boot-source": {"kernel_image_path": "KERNEL"}}}""", 400, "name")]
     [InlineData("""{"name": "a", "accelerator": "warp", "config": {"boot-source": {"kernel_image_path": "KERNEL"}}}""", 400, "accelerator")]
     [InlineData("""{"name": "a"}""", 400, "config")]
-    [InlineData("[]", 400, "malformed")]
+    [InlineData("[]", 400, "deserializing the json body")]
     public async Task BadCreateRequestsAreRefusedAndChangeNothing(string body, int status, string expectedInMessage)
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync();

@@ -45,6 +45,22 @@ public sealed class FirecrackerDropInTests
     }
 
     [Fact]
+    public async Task SerialOutputGoesToTheFileGivenBeforeBoot()
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+        string serial = vmm.Directory.File("serial.out");
+        Assert.Contains("does not exist", (await vmm.PutAsync("/serial", $$"""{"serial_out_path": "{{serial}}"}""")).FaultMessage);
+        File.WriteAllText(serial, "");
+        Assert.Contains("not supported by SharpVisor yet", (await vmm.PutAsync("/serial", $$$"""{"serial_out_path": "{{{serial}}}", "rate_limiter": {"size": 10, "refill_time": 10}}""")).FaultMessage);
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PutAsync("/serial", $$"""{"serial_out_path": "{{serial}}"}""")).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PutAsync("/boot-source", $$"""{"kernel_image_path": "{{vmm.Kernel}}", "boot_args": "hello-serial"}""")).Status);
+        Assert.Equal(HttpStatusCode.NoContent, (await vmm.PutAsync("/actions", """{"action_type": "InstanceStart"}""")).Status);
+
+        await Eventually.TrueAsync(() => File.ReadAllText(serial).Contains("booting: hello-serial", StringComparison.Ordinal), TimeSpan.FromSeconds(10), "the guest's serial output in serial_out_path");
+        Assert.Equal(HttpStatusCode.BadRequest, (await vmm.PutAsync("/serial", $$"""{"serial_out_path": "{{serial}}"}""")).Status);
+    }
+
+    [Fact]
     public async Task TheLoggerWritesTheVmmsLinesAtItsLevel()
     {
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();

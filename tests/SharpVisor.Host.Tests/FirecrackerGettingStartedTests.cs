@@ -47,9 +47,9 @@ public sealed class FirecrackerGettingStartedTests
             Assert.Equal((204, ""), Curl(socket, "PUT", "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 16}"""));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/boot-source", $$"""{"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=20000"}"""));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/entropy", "{}"));
-            (int status, string body) = Curl(socket, "PUT", "/vsock", """{"guest_cid": 3, "uds_path": "/tmp/v.sock"}""");
+            (int status, string body) = Curl(socket, "PUT", "/vsock", """{"guest_cid": 2, "uds_path": "/tmp/v.sock"}""");
             Assert.Equal(400, status);
-            Assert.Contains("vsock is not supported by SharpVisor yet", body);
+            Assert.Contains("guest_cid 2 is out of range", body);
             Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "InstanceStart"}"""));
 
             (int infoStatus, string info) = Curl(socket, "GET", "/", null);

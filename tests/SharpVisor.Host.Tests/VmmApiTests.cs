@@ -44,7 +44,25 @@ public sealed class VmmApiTests
     }
 
     [Theory]
-    [InlineData("""{"vcpu_count": 2, "mem_size_mib": 256""", "malformed")]
+    [InlineData("/machine-config", """{"vcpu_count": 1, "mem_size_mib": 64, "warp_drive": true}""",
+        "An error occurred when deserializing the json body of a request: unknown field `warp_drive`, expected one of `vcpu_count`, `mem_size_mib`, `smt`, `cpu_template`, `track_dirty_pages`, `huge_pages` at line 1")]
+    [InlineData("/boot-source", """{"boot_args": "console=ttyS0"}""",
+        "An error occurred when deserializing the json body of a request: missing field `kernel_image_path` at line 1")]
+    [InlineData("/vsock", """{"guest_cid": "three", "uds_path": "/tmp/v.sock"}""",
+        "An error occurred when deserializing the json body of a request: invalid type: value at guest_cid, expected i64 at line 1")]
+    [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "is_root_device": false, "rate_limiter": {"ops": {"size": 1, "refill_time": 1, "x": 2}}}""",
+        "An error occurred when deserializing the json body of a request: unknown field `x`, expected one of `size`, `one_time_burst`, `refill_time` at line 1")]
+    public async Task BadBodiesAreAnsweredInFirecrackersWords(string path, string body, string expected)
+    {
+        await using VmmTestServer vmm = await VmmTestServer.StartAsync();
+        VmmTestServer.Response response = await vmm.PutAsync(path, body);
+        Assert.Equal(HttpStatusCode.BadRequest, response.Status);
+        Assert.StartsWith(expected, response.FaultMessage);
+        Assert.EndsWith(".", response.FaultMessage);
+    }
+
+    [Theory]
+    [InlineData("""{"vcpu_count": 2, "mem_size_mib": 256""", "deserializing the json body")]
     [InlineData("""{"vcpu_count": 2, "mem_size_mib": 256, "turbo": true}""", "turbo")]
     [InlineData("""{"vcpu_count": 2}""", "mem_size_mib")]
     [InlineData("""{"vcpu_count": "two", "mem_size_mib": 256}""", "vcpu_count")]
@@ -190,7 +208,7 @@ public sealed class VmmApiTests
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "/nonexistent.img", "is_root_device": false}""", "does not exist")]
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "is_root_device": false}""", "path_on_host")]
     [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "io_engine": "Async"}""", "io_engine")]
-    [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "rate_limiter": {"ops": {"size": 1, "refill_time": 1}}}""", "rate_limiter")]
+    [InlineData("/drives/rootfs", """{"drive_id": "rootfs", "path_on_host": "PATH", "is_root_device": false, "rate_limiter": {"ops": {"size": -1, "refill_time": 1}}}""", "rate_limiter.ops")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "guest_mac": "zz:00"}""", "guest_mac")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "a-name-longer-than-15"}""", "host_dev_name")]
     [InlineData("/network-interfaces/eth0", """{"iface_id": "eth0", "host_dev_name": "tap0", "mtu": 20}""", "mtu")]
@@ -402,7 +420,7 @@ public sealed class VmmApiTests
     }
 
     [Theory]
-    [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "vsock": {"guest_cid": 3, "uds_path": "/tmp/v"}}""", "vsock")]
+    [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "vsock": {"guest_cid": 1, "uds_path": "/tmp/v"}}""", "guest_cid 1")]
     [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "machine-config": {"vcpu_count": 64, "mem_size_mib": 16}}""", "vcpu_count")]
     [InlineData("""{"boot-source": {"kernel_image_path": "KERNEL"}, "bogus": 1}""", "bogus")]
     [InlineData("""{"machine-config": {"vcpu_count": 1, "mem_size_mib": 16}}""", "boot source")]

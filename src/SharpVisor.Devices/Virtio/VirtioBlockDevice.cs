@@ -40,7 +40,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
 
     private const int ConfigLength = 60;
 
-    private readonly RawDiskImage _image;
+    private RawDiskImage _image;
     private readonly byte[] _id;
     private readonly List<VirtqBuffer> _segments = new();
 
@@ -61,7 +61,34 @@ public sealed class VirtioBlockDevice : VirtioDevice
     public bool WriteThrough => CacheMode == DiskCacheMode.Writeback && !HasFeature(FeatureFlush);
 
     /// <summary>Disk size in 512-byte sectors (the image size rounded down).</summary>
-    public ulong CapacitySectors { get; }
+    public ulong CapacitySectors { get; private set; }
+
+    /// <summary>The image is opened read-only (VIRTIO_BLK_F_RO was offered).</summary>
+    public bool ReadOnly => _image.ReadOnly;
+
+    /// <summary>
+    /// Swaps the backing file (Firecracker's PATCH /drives path_on_host) between two requests;
+    /// the guest is told the new capacity through a configuration change. The read-only feature
+    /// was fixed at negotiation, so the new image must match it. Returns the old image for the caller to close.
+    /// </summary>
+    public RawDiskImage ReplaceImage(RawDiskImage image)
+    {
+        if (image.ReadOnly != _image.ReadOnly)
+        {
+            throw new ArgumentException("the new image must be opened read-only exactly when the old one was");
+        }
+
+        RawDiskImage previous;
+        lock (Lock)
+        {
+            previous = _image;
+            _image = image;
+            CapacitySectors = (ulong)image.Size / SectorSize;
+        }
+
+        ConfigChanged();
+        return previous;
+    }
 
     public override int ConfigSize => ConfigLength;
 
@@ -82,7 +109,15 @@ public sealed class VirtioBlockDevice : VirtioDevice
         config.Slice(offset, data.Length).CopyTo(data);
     }
 
-    protected override void ProcessQueue(Virtqueue queue) => DrainQueue(queue, HandleRequest);
+    /// <summary>Firecracker's rate_limiter: one op per request, its data bytes against the bandwidth bucket. Swappable while running.</summary>
+    public RateLimiting.RateLimiter? RateLimiter { get; set; }
+
+    protected override void ProcessQueue(Virtqueue queue)
+    {
+        RateLimiting.RateLimiter? limiter = RateLimiter;
+        DrainQueue(queue, HandleRequest, limiter is null ? null :
+            chain => Admit(limiter, (long)(chain.ReadableLength + chain.WritableLength) - HeaderSize - 1, queue.Index));
+    }
 
     private uint HandleRequest(DescriptorChain chain)
     {

@@ -1,6 +1,7 @@
-using SharpVisor.Machine.Snapshots;
+using SharpVisor.Devices.RateLimiting;
 using SharpVisor.Interop;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Devices.Virtio;
@@ -18,6 +19,7 @@ public abstract class VirtioDevice : IDisposable
 {
     private readonly Virtqueue[] _queues;
     private VirtioWorker? _worker;
+    private Timer?[]? _retryTimers;
     private ulong _driverFeatures;
 
     protected VirtioDevice(VirtioDeviceType type, GuestMemory memory, int queueCount, ushort maxQueueSize, ulong deviceFeatures)
@@ -290,6 +292,16 @@ public abstract class VirtioDevice : IDisposable
 
     public virtual void Dispose()
     {
+        lock (Lock)
+        {
+            foreach (Timer? timer in _retryTimers ?? [])
+            {
+                timer?.Dispose();
+            }
+
+            _retryTimers = null;
+        }
+
         _worker?.Dispose();
         _worker = null;
         GC.SuppressFinalize(this);
@@ -318,13 +330,21 @@ public abstract class VirtioDevice : IDisposable
     /// The usual drain loop: pop and handle chains with driver notifications off, re-enable them,
     /// drain again if buffers raced in, and interrupt the driver once if the ring asks for it.
     /// </summary>
-    protected void DrainQueue(Virtqueue queue, Func<DescriptorChain, uint> handle)
+    protected void DrainQueue(Virtqueue queue, Func<DescriptorChain, uint> handle, Func<DescriptorChain, bool>? admit = null)
     {
         do
         {
             queue.DisableNotifications();
             while (!NeedsReset && queue.TryPop(out DescriptorChain chain))
             {
+                if (admit is not null && !admit(chain))
+                {
+                    // Throttled: the chain stays available; the retry timer notifies this queue.
+                    queue.UndoPop(1);
+                    SignalIfNeeded(queue);
+                    return;
+                }
+
                 uint written = handle(chain);
                 if (NeedsReset)
                 {
@@ -337,6 +357,31 @@ public abstract class VirtioDevice : IDisposable
         while (!NeedsReset && queue.EnableNotifications());
 
         SignalIfNeeded(queue);
+    }
+
+    /// <summary>
+    /// Whether <paramref name="limiter"/> lets an operation of <paramref name="bytes"/> through now;
+    /// if not, queue <paramref name="queueIndex"/> is notified again once it can be. Under <see cref="Lock"/>.
+    /// </summary>
+    protected bool Admit(RateLimiter? limiter, long bytes, int queueIndex)
+    {
+        if (limiter is null || limiter.TryAdmit(Math.Max(0, bytes), out TimeSpan wait))
+        {
+            return true;
+        }
+
+        TimeSpan due = wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait;
+        _retryTimers ??= new Timer?[_queues.Length];
+        if (_retryTimers[queueIndex] is { } timer)
+        {
+            timer.Change(due, Timeout.InfiniteTimeSpan);
+        }
+        else
+        {
+            _retryTimers[queueIndex] = new Timer(_ => Notify(queueIndex), null, due, Timeout.InfiniteTimeSpan);
+        }
+
+        return false;
     }
 
     /// <summary>Interrupts the driver for <paramref name="queue"/> if its suppression fields allow.</summary>

@@ -8,4 +8,5 @@ public enum VirtioDeviceType : ushort
     Console = 3,
     Entropy = 4,
     Balloon = 5,
+    Socket = 19,
 }

@@ -48,6 +48,7 @@ public sealed class VirtioNetDevice : VirtioDevice
     private readonly byte[] _txFrame = new byte[MaxFrame];
     private readonly List<DescriptorChain> _rxChains = new();
     private int _rxPending;
+    private bool _rxAdmitted;
     private volatile bool _rxStalled;
     private bool _linkUp = true;
 
@@ -78,6 +79,12 @@ public sealed class VirtioNetDevice : VirtioDevice
     public long RxDropped { get; private set; }
 
     public override int ConfigSize => ConfigLength;
+
+    /// <summary>Firecracker's rx_rate_limiter: frames to the guest (one op each, their bytes). Swappable while running.</summary>
+    public RateLimiting.RateLimiter? RxRateLimiter { get; set; }
+
+    /// <summary>Firecracker's tx_rate_limiter: frames from the guest. Swappable while running.</summary>
+    public RateLimiting.RateLimiter? TxRateLimiter { get; set; }
 
     public override void ReadConfig(int offset, Span<byte> data)
     {
@@ -113,6 +120,7 @@ public sealed class VirtioNetDevice : VirtioDevice
 
         _rxStalled = false;
         _rxPending = 0;
+        _rxAdmitted = false;
     }
 
     protected override void OnReset()
@@ -120,6 +128,7 @@ public sealed class VirtioNetDevice : VirtioDevice
         _tap.TrySetOffload(0);
         _rxStalled = false;
         _rxPending = 0;
+        _rxAdmitted = false;
     }
 
     protected override bool ValidateFeatures(ulong features)
@@ -134,7 +143,9 @@ public sealed class VirtioNetDevice : VirtioDevice
     {
         if (queue.Index == TransmitQueue)
         {
-            DrainQueue(queue, Transmit);
+            RateLimiting.RateLimiter? limiter = TxRateLimiter;
+            DrainQueue(queue, Transmit, limiter is null ? null :
+                chain => Admit(limiter, (long)chain.ReadableLength - HeaderSize, TransmitQueue));
         }
         else
         {
@@ -193,6 +204,15 @@ public sealed class VirtioNetDevice : VirtioDevice
                 }
             }
 
+            if (!_rxAdmitted && !Admit(RxRateLimiter, _rxPending - HeaderSize, ReceiveQueue))
+            {
+                // Over the limit: the frame waits here, the TAP is not polled, the retry timer resumes.
+                _rxStalled = true;
+                break;
+            }
+
+            // Counted once even if it must wait for receive buffers.
+            _rxAdmitted = true;
             if (!Deliver(queue, _rxFrame.AsSpan(0, _rxPending)))
             {
                 // No room: keep the frame and stop polling the TAP until the driver posts buffers.
@@ -201,6 +221,7 @@ public sealed class VirtioNetDevice : VirtioDevice
             }
 
             _rxPending = 0;
+            _rxAdmitted = false;
         }
 
         SignalIfNeeded(queue);

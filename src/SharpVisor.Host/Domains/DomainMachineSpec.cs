@@ -37,6 +37,9 @@ public sealed record DomainMachineSpec
     /// <summary>Build it as a Xen domain (PVH) instead of a plain PC.</summary>
     public SharpVisor.Host.Vmm.XenMode Xen { get; init; }
 
+    /// <summary>A virtio-vsock device (Firecracker's PUT /vsock), or null.</summary>
+    public Vmm.VsockConfiguration? Vsock { get; init; }
+
     /// <summary>Where the machine's own log lines (device warnings) go; standard error when null.</summary>
     public Action<string>? Log { get; init; }
 }

@@ -59,4 +59,13 @@ public interface IDomainMachine : IDisposable
 
     /// <summary>The domain's XenStore, as the toolstack reaches it; null for a machine that is not a Xen domain.</summary>
     DomainXenStore? XenStore => null;
+
+    /// <summary>
+    /// A running drive's new backing file and/or rate limiter (null leaves each as it is);
+    /// throws <see cref="ArgumentException"/> or <see cref="IOException"/> and changes nothing when it cannot.
+    /// </summary>
+    void UpdateDrive(string id, string? path, Vmm.RateLimitConfiguration? rateLimit);
+
+    /// <summary>A running NIC's new rate limiters (null leaves each as it is); throws <see cref="ArgumentException"/> for an unknown id.</summary>
+    void UpdateNetworkInterface(string id, Vmm.RateLimitConfiguration? rx, Vmm.RateLimitConfiguration? tx);
 }

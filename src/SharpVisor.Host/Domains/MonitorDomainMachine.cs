@@ -121,6 +121,11 @@ public sealed class MonitorDomainMachine : IDomainMachine
         };
     }
 
+    public void UpdateDrive(string id, string? path, RateLimitConfiguration? rateLimit) => _monitor.Devices.UpdateDisk(id, path, rateLimit);
+
+    public void UpdateNetworkInterface(string id, RateLimitConfiguration? rx, RateLimitConfiguration? tx) =>
+        _monitor.Devices.UpdateNetworkInterface(id, rx, tx);
+
     public void Dispose()
     {
         if (_thread is { IsAlive: true })

@@ -54,12 +54,14 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             Xen = spec.Xen,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
-            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode)).ToArray(),
+            Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode) { RateLimit = d.RateLimit }).ToArray(),
             NetworkInterfaces = spec.NetworkInterfaces.Select(n => new NetworkInterfaceConfiguration
             {
                 Id = n.Id,
                 TapName = n.TapName,
                 Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
+                RxRateLimit = n.RxRateLimit,
+                TxRateLimit = n.TxRateLimit,
             }).ToArray(),
             Balloon = spec.BalloonTargetMib is long target
                 ? new BalloonConfiguration
@@ -72,6 +74,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
 
             // Like Firecracker, no entropy device unless PUT /entropy asked for one.
             EntropyDevice = spec.EntropyDevice,
+            Vsock = spec.Vsock,
             Log = spec.Log ?? System.Console.Error.WriteLine,
         };
     }

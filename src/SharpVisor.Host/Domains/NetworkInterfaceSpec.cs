@@ -1,4 +1,9 @@
 namespace SharpVisor.Host.Domains;
 
 /// <summary>A virtio-net device backed by a host TAP device; <paramref name="GuestMac"/> null means "pick one".</summary>
-public sealed record NetworkInterfaceSpec(string Id, string TapName, string? GuestMac, int? Mtu);
+public sealed record NetworkInterfaceSpec(string Id, string TapName, string? GuestMac, int? Mtu)
+{
+    public Vmm.RateLimitConfiguration? RxRateLimit { get; init; }
+
+    public Vmm.RateLimitConfiguration? TxRateLimit { get; init; }
+}

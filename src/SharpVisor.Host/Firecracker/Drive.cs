@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace SharpVisor.Host.Firecracker;
 
 /// <summary>Firecracker's Drive: a virtio-block device backed by a host file.</summary>
@@ -17,8 +15,8 @@ public sealed record Drive
 
     public string? PathOnHost { get; init; }
 
-    /// <summary>Accepted by the schema, refused by SharpVisor (no I/O throttling yet).</summary>
-    public JsonElement? RateLimiter { get; init; }
+    /// <summary>Enforced in the virtio-blk worker: one op per request, its data bytes.</summary>
+    public RateLimiter? RateLimiter { get; init; }
 
     public string? IoEngine { get; init; }
 

@@ -34,6 +34,10 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(LoggerConfiguration))]
 [JsonSerializable(typeof(MetricsConfiguration))]
 [JsonSerializable(typeof(EntropyDevice))]
+[JsonSerializable(typeof(Vsock))]
+[JsonSerializable(typeof(PartialDrive))]
+[JsonSerializable(typeof(SerialDevice))]
+[JsonSerializable(typeof(PartialNetworkInterface))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

@@ -44,7 +44,7 @@ public sealed record FullVmConfiguration
     public JsonElement? Pmem { get; init; }
 
     [JsonPropertyName("vsock")]
-    public JsonElement? Vsock { get; init; }
+    public Vsock? Vsock { get; init; }
 
     [JsonPropertyName("entropy")]
     public EntropyDevice? Entropy { get; init; }

@@ -1,5 +1,3 @@
-using System.Text.Json;
-
 namespace SharpVisor.Host.Firecracker;
 
 /// <summary>Firecracker's NetworkInterface: a virtio-net device backed by a host TAP device.</summary>
@@ -13,7 +11,9 @@ public sealed record NetworkInterface
 
     public int? Mtu { get; init; }
 
-    public JsonElement? RxRateLimiter { get; init; }
+    /// <summary>Frames to the guest, enforced in the virtio-net worker.</summary>
+    public RateLimiter? RxRateLimiter { get; init; }
 
-    public JsonElement? TxRateLimiter { get; init; }
+    /// <summary>Frames from the guest.</summary>
+    public RateLimiter? TxRateLimiter { get; init; }
 }

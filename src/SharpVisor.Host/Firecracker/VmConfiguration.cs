@@ -38,12 +38,46 @@ public sealed class VmConfiguration
     /// <summary>PUT /entropy: a virtio-rng device; a rate limiter is refused (SharpVisor has none yet).</summary>
     public void SetEntropy(EntropyDevice entropy)
     {
-        if (entropy.RateLimiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        if (entropy.RateLimiter is not null)
         {
-            throw ApiException.BadRequest("rate_limiter is not supported by SharpVisor yet (it has no token-bucket rate limiter); leave it out");
+            throw ApiException.BadRequest("rate_limiter is not supported by SharpVisor yet on the entropy device (drives and network interfaces have rate limiters, its virtio-rng does not); leave it out");
         }
 
         Entropy = entropy;
+    }
+
+    /// <summary>The virtio-vsock device, when PUT /vsock asked for one.</summary>
+    public Vsock? Vsock { get; private set; }
+
+    /// <summary>
+    /// PUT /vsock: one virtio-vsock device (a second PUT replaces it, as in Firecracker). The
+    /// socket is bound at InstanceStart; its directory must exist now.
+    /// </summary>
+    public void SetVsock(Vsock vsock)
+    {
+        if (vsock.GuestCid is < 3 or > uint.MaxValue - 1)
+        {
+            throw ApiException.BadRequest($"guest_cid {vsock.GuestCid} is out of range (3-{uint.MaxValue - 1}; 0-2 are reserved)");
+        }
+
+        RequireAbsolutePath(vsock.UdsPath, "uds_path");
+        // sun_path holds 107 bytes and a NUL; uds_path also gets "_PORT" appended for guest connections.
+        if (System.Text.Encoding.UTF8.GetByteCount(vsock.UdsPath) > 96)
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}' is too long for a Unix socket with a port suffix (at most 96 bytes)");
+        }
+
+        if (Path.GetDirectoryName(vsock.UdsPath) is { Length: > 0 } directory && !Directory.Exists(directory))
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}': the directory '{directory}' does not exist");
+        }
+
+        if (File.Exists(vsock.UdsPath) && !IsUnixSocket(vsock.UdsPath))
+        {
+            throw ApiException.BadRequest($"uds_path '{vsock.UdsPath}' exists and is not a socket");
+        }
+
+        Vsock = vsock;
     }
 
     /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
@@ -54,7 +88,6 @@ public sealed class VmConfiguration
         RefuseUnsupportedSection(full.MemoryHotplug, "memory-hotplug");
         RefuseUnsupportedSection(full.MmdsConfig, "mmds-config");
         RefuseUnsupportedSection(full.Pmem, "pmem");
-        RefuseUnsupportedSection(full.Vsock, "vsock");
 
         var configuration = new VmConfiguration();
         if (full.MachineConfig is not null)
@@ -87,6 +120,11 @@ public sealed class VmConfiguration
             configuration.SetEntropy(full.Entropy);
         }
 
+        if (full.Vsock is not null)
+        {
+            configuration.SetVsock(full.Vsock);
+        }
+
         return configuration;
     }
 
@@ -103,6 +141,7 @@ public sealed class VmConfiguration
         NetworkInterfaces = _networkInterfaces.ToList(),
         Balloon = Balloon,
         Entropy = Entropy,
+        Vsock = Vsock,
     };
 
     public void SetBootSource(BootSource source)
@@ -170,7 +209,7 @@ public sealed class VmConfiguration
 
         RequireAbsolutePath(drive.PathOnHost, "path_on_host");
         Refuse(ConfigurationRules.DiskImage(drive.PathOnHost, "path_on_host"));
-        RefuseRateLimiter(drive.RateLimiter, "rate_limiter");
+        ToRateLimit(drive.RateLimiter, "rate_limiter");
         if (drive.CacheType is not (null or "Unsafe" or "Writeback"))
         {
             throw ApiException.BadRequest($"cache_type '{drive.CacheType}' is not one of Unsafe, Writeback");
@@ -226,8 +265,8 @@ public sealed class VmConfiguration
             throw ApiException.BadRequest($"mtu {nic.Mtu} is out of range (68-65535)");
         }
 
-        RefuseRateLimiter(nic.RxRateLimiter, "rx_rate_limiter");
-        RefuseRateLimiter(nic.TxRateLimiter, "tx_rate_limiter");
+        ToRateLimit(nic.RxRateLimiter, "rx_rate_limiter");
+        ToRateLimit(nic.TxRateLimiter, "tx_rate_limiter");
         if (_networkInterfaces.Any(n => n.IfaceId != pathId && n.HostDevName == nic.HostDevName))
         {
             throw ApiException.BadRequest($"host_dev_name '{nic.HostDevName}' is already used by another interface");
@@ -306,12 +345,20 @@ public sealed class VmConfiguration
             VcpuCount = MachineConfig.VcpuCount,
             MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
             Accelerator = accelerator,
-            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)).ToList(),
-            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)).ToList(),
+            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)
+            {
+                RateLimit = ToRateLimit(d.RateLimiter, "rate_limiter"),
+            }).ToList(),
+            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)
+            {
+                RxRateLimit = ToRateLimit(n.RxRateLimiter, "rx_rate_limiter"),
+                TxRateLimit = ToRateLimit(n.TxRateLimiter, "tx_rate_limiter"),
+            }).ToList(),
             BalloonTargetMib = Balloon?.AmountMib,
             BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
             BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
             EntropyDevice = Entropy is not null,
+            Vsock = Vsock is null ? null : new VsockConfiguration((ulong)Vsock.GuestCid, Vsock.UdsPath),
         };
     }
 
@@ -384,15 +431,86 @@ public sealed class VmConfiguration
         }
     }
 
+    private static unsafe bool IsUnixSocket(string path)
+    {
+        Interop.FileStat stat;
+        return Interop.LibC.Stat(path, &stat) == 0 && (stat.Mode & Interop.FileStat.TypeMask) == 0xC000;
+    }
+
     private static void RequireDeviceId(string id, string field) => Refuse(ConfigurationRules.DeviceId(id, field));
 
-    private static void RefuseRateLimiter(System.Text.Json.JsonElement? limiter, string field)
+    /// <summary>Checks a Firecracker rate limiter and turns it into the machine's; null stays null.</summary>
+    public static RateLimitConfiguration? ToRateLimit(RateLimiter? limiter, string field)
     {
-        if (limiter is { ValueKind: not System.Text.Json.JsonValueKind.Null })
+        if (limiter is null)
         {
-            throw ApiException.BadRequest($"{field} is not supported by SharpVisor");
+            return null;
         }
+
+        var configuration = new RateLimitConfiguration(ToBucket(limiter.Bandwidth), ToBucket(limiter.Ops));
+        Refuse(configuration.Problem(field));
+        return configuration;
     }
+
+    /// <summary>
+    /// PATCH /drives/{id} before boot: a new backing file and/or rate limiter, checked as PUT checks them.
+    /// Returns the updated drive.
+    /// </summary>
+    public Drive PatchDrive(string pathId, PartialDrive patch)
+    {
+        Drive current = FindDrive(pathId, patch.DriveId);
+        Drive updated = current with
+        {
+            PathOnHost = patch.PathOnHost ?? current.PathOnHost,
+            RateLimiter = patch.RateLimiter ?? current.RateLimiter,
+        };
+        PutDrive(pathId, updated);
+        return updated;
+    }
+
+    /// <summary>Checks a PATCH /drives body against the configured drive without changing anything.</summary>
+    public Drive FindDrive(string pathId, string bodyId)
+    {
+        if (bodyId != pathId)
+        {
+            throw ApiException.BadRequest($"drive_id '{bodyId}' in the body does not match '{pathId}' in the path");
+        }
+
+        return _drives.FirstOrDefault(d => d.DriveId == pathId) ?? throw ApiException.BadRequest($"no drive '{pathId}' is configured");
+    }
+
+    /// <summary>PATCH /network-interfaces/{id}: new rate limiters (before boot: the configuration only).</summary>
+    public NetworkInterface PatchNetworkInterface(string pathId, PartialNetworkInterface patch)
+    {
+        if (patch.IfaceId != pathId)
+        {
+            throw ApiException.BadRequest($"iface_id '{patch.IfaceId}' in the body does not match '{pathId}' in the path");
+        }
+
+        NetworkInterface current = _networkInterfaces.FirstOrDefault(n => n.IfaceId == pathId) ?? throw ApiException.BadRequest($"no network interface '{pathId}' is configured");
+        ToRateLimit(patch.RxRateLimiter, "rx_rate_limiter");
+        ToRateLimit(patch.TxRateLimiter, "tx_rate_limiter");
+        NetworkInterface updated = current with
+        {
+            RxRateLimiter = patch.RxRateLimiter ?? current.RxRateLimiter,
+            TxRateLimiter = patch.TxRateLimiter ?? current.TxRateLimiter,
+        };
+        _networkInterfaces[_networkInterfaces.IndexOf(current)] = updated;
+        return updated;
+    }
+
+    /// <summary>Checks a new path_on_host as PUT /drives does.</summary>
+    public static void ValidateDrivePath(string path)
+    {
+        RequireAbsolutePath(path, "path_on_host");
+        Refuse(ConfigurationRules.DiskImage(path, "path_on_host"));
+    }
+
+    /// <summary>Records what a PATCH changed on the running machine, so GET /vm/config shows it.</summary>
+    public void RecordDrive(Drive drive) => _drives[_drives.FindIndex(d => d.DriveId == drive.DriveId)] = drive;
+
+    private static TokenBucketConfiguration? ToBucket(TokenBucket? bucket) =>
+        bucket is null ? null : new TokenBucketConfiguration(bucket.Size, bucket.OneTimeBurst ?? 0, bucket.RefillTime);
 
     private static void RefuseUnsupportedSection(System.Text.Json.JsonElement? section, string name)
     {

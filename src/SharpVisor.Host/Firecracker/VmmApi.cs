@@ -51,6 +51,20 @@ public static class VmmApi
             return ApiResults.NoContent();
         }));
 
+        routes.MapPatch("/drives/{drive_id}", (HttpRequest request, string drive_id) => ApiResults.GuardAsync(async () =>
+        {
+            PartialDrive body = await JsonBody.ReadAsync(request, json.PartialDrive);
+            vmm.PatchDrive(drive_id, body);
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPatch("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
+        {
+            PartialNetworkInterface body = await JsonBody.ReadAsync(request, json.PartialNetworkInterface);
+            vmm.PatchNetworkInterface(iface_id, body);
+            return ApiResults.NoContent();
+        }));
+
         routes.MapPut("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
         {
             NetworkInterface body = await JsonBody.ReadAsync(request, json.NetworkInterface);
@@ -124,6 +138,21 @@ public static class VmmApi
         }));
 
         SnapshotRoutes.Map(routes, vmm);
+
+        routes.MapPut("/vsock", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            Vsock body = await JsonBody.ReadAsync(request, json.Vsock);
+            vmm.ConfigurePreBoot(c => c.SetVsock(body));
+            return ApiResults.NoContent();
+        }));
+
+        routes.MapPut("/serial", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        {
+            SerialDevice body = await JsonBody.ReadAsync(request, json.SerialDevice);
+            vmm.ConfigureSerial(body);
+            return ApiResults.NoContent();
+        }));
+
         MapUnsupported(routes);
 
         routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
@@ -146,7 +175,7 @@ public static class VmmApi
 
         // Like Firecracker, a path that is not in its API is bad input.
         routes.MapFallback((HttpContext context) =>
-            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}"));
+            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}."));
 
         // SharpVisor extensions, for the daemon.
         ControlJsonContext control = ControlJsonContext.Default;
@@ -182,19 +211,15 @@ public static class VmmApi
         ("GET", "/balloon/hinting/status", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PUT", "/cpu-config", "cpu-config (custom CPU templates) is not supported by SharpVisor yet: the guest sees the CPUID the accelerator offers"),
-        ("PATCH", "/drives/{drive_id}", "updating a drive (hot-swap of its backing file, rate limiter) is not supported by SharpVisor yet"),
         ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("PATCH", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("GET", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("PUT", "/mmds/config", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PUT", "/serial", "configuring the serial output is not supported by SharpVisor yet: the serial console is served on the console socket (API socket + .console)"),
         ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
-        ("PATCH", "/network-interfaces/{iface_id}", "updating a network interface (rate limiters) is not supported by SharpVisor yet: it has no rate limiter"),
-        ("PUT", "/vsock", "vsock is not supported by SharpVisor yet (it has no virtio-vsock device)"),
     ];
 
     private static void MapUnsupported(IEndpointRouteBuilder routes)

@@ -1,6 +1,7 @@
 using SharpVisor.Host.Console;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Host.Firecracker;
 
@@ -23,6 +24,8 @@ public sealed class VmmController : IDisposable
     private VmmState _state = VmmState.NotStarted;
     private long? _balloonTargetMib;
     private DomainStopInfo? _stopInfo;
+    private string? _serialOutputPath;
+    private SerialOutputFile? _serialOutput;
 
     public VmmController(VmmIdentity identity, IDomainMachineFactory factory, ConsoleBroadcaster console)
     {
@@ -133,6 +136,29 @@ public sealed class VmmController : IDisposable
         }
     }
 
+    /// <summary>PUT /serial sent the serial output to a file: standard output no longer gets it.</summary>
+    public bool SerialGoesToFile => Volatile.Read(ref _serialOutputPath) is not null;
+
+    /// <summary>PUT /serial: pre-boot, like Firecracker; the file or FIFO must exist (it is opened to check).</summary>
+    public void ConfigureSerial(SerialDevice serial)
+    {
+        if (serial.RateLimiter is not null)
+        {
+            throw ApiException.BadRequest("rate_limiter on the serial device is not supported by SharpVisor yet; leave it out");
+        }
+
+        lock (_lock)
+        {
+            RequireNotStarted();
+            if (serial.SerialOutPath is { } path)
+            {
+                VmmLog.OpenExisting(path, "serial_out_path").Dispose();
+            }
+
+            Volatile.Write(ref _serialOutputPath, serial.SerialOutPath);
+        }
+    }
+
     /// <summary>Replaces the whole pre-boot configuration (the --config-file path).</summary>
     public void LoadConfiguration(FullVmConfiguration full)
     {
@@ -156,6 +182,7 @@ public sealed class VmmController : IDisposable
                 Xen = Identity.Xen,
             };
             IDomainMachine? machine = null;
+            SerialOutputFile? serialOutput = _serialOutputPath is { } serialPath ? new SerialOutputFile(serialPath, _console) : null;
             try
             {
                 machine = _factory.Create(spec, _console.OutputSink);
@@ -168,11 +195,13 @@ public sealed class VmmController : IDisposable
                 // Firecracker answers a failed InstanceStart with 400 and the reason; nothing stays built.
                 _console.Input = null;
                 machine?.Dispose();
+                serialOutput?.DisposeAsync().AsTask().GetAwaiter().GetResult();
                 Log.Error("vmm::builder", $"cannot start the microVM: {e.Message}");
                 throw ApiException.BadRequest($"cannot start the microVM: {e.Message}");
             }
 
             _machine = machine;
+            _serialOutput = serialOutput;
             _balloonTargetMib = spec.BalloonTargetMib;
             AcceleratorName = machine.AcceleratorName;
             StartedAt = DateTimeOffset.UtcNow;
@@ -318,6 +347,75 @@ public sealed class VmmController : IDisposable
         }
     }
 
+    /// <summary>
+    /// PATCH /drives/{id}: before boot the configuration changes; after, the running drive gets
+    /// its new backing file (opened first: a file that cannot be opened changes nothing) and rate limiter.
+    /// </summary>
+    public void PatchDrive(string id, PartialDrive patch)
+    {
+        lock (_lock)
+        {
+            if (_state == VmmState.NotStarted)
+            {
+                _configuration.PatchDrive(id, patch);
+                return;
+            }
+
+            Drive current = _configuration.FindDrive(id, patch.DriveId);
+            RateLimitConfiguration? limit = VmConfiguration.ToRateLimit(patch.RateLimiter, "rate_limiter");
+            if (patch.PathOnHost is { } path)
+            {
+                VmConfiguration.ValidateDrivePath(path);
+            }
+
+            RequireLive("updating a drive");
+            try
+            {
+                _machine!.UpdateDrive(id, patch.PathOnHost, limit);
+            }
+            catch (Exception e) when (e is ArgumentException or IOException or NotSupportedException)
+            {
+                throw ApiException.BadRequest($"cannot update drive '{id}': {e.Message}");
+            }
+
+            _configuration.RecordDrive(current with
+            {
+                PathOnHost = patch.PathOnHost ?? current.PathOnHost,
+                RateLimiter = patch.RateLimiter ?? current.RateLimiter,
+            });
+        }
+    }
+
+    /// <summary>PATCH /network-interfaces/{id}: new rate limiters, before boot or on the running NIC.</summary>
+    public void PatchNetworkInterface(string id, PartialNetworkInterface patch)
+    {
+        lock (_lock)
+        {
+            if (_state != VmmState.NotStarted)
+            {
+                if (patch.IfaceId != id || !_configuration.NetworkInterfaces.Any(n => n.IfaceId == id))
+                {
+                    // Same checks and messages as before boot.
+                    _configuration.PatchNetworkInterface(id, patch);
+                }
+
+                RateLimitConfiguration? rx = VmConfiguration.ToRateLimit(patch.RxRateLimiter, "rx_rate_limiter");
+                RateLimitConfiguration? tx = VmConfiguration.ToRateLimit(patch.TxRateLimiter, "tx_rate_limiter");
+                RequireLive("updating a network interface");
+                try
+                {
+                    _machine!.UpdateNetworkInterface(id, rx, tx);
+                }
+                catch (Exception e) when (e is ArgumentException or NotSupportedException)
+                {
+                    throw ApiException.BadRequest($"cannot update network interface '{id}': {e.Message}");
+                }
+            }
+
+            _configuration.PatchNetworkInterface(id, patch);
+        }
+    }
+
     /// <summary>GET /balloon/statistics: only when statistics were enabled (a non-zero interval) before boot.</summary>
     public BalloonStats GetBalloonStatistics()
     {
@@ -427,6 +525,7 @@ public sealed class VmmController : IDisposable
         }
 
         machine?.Dispose();
+        _serialOutput?.DisposeAsync().AsTask().GetAwaiter().GetResult();
         Metrics.Dispose();
         Log.Dispose();
     }

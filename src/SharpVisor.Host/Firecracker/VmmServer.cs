@@ -153,7 +153,7 @@ public sealed class VmmServer : IAsyncDisposable
         _metricsTimer = FlushMetricsPeriodicallyAsync(_stopping.Token);
         if (_options.SerialToStandardOutput)
         {
-            _serialPump = PumpSerialToStandardOutputAsync(_console.Subscribe());
+            _serialPump = PumpSerialToStandardOutputAsync(_console.Subscribe(), Controller);
         }
 
         if (config is not null)
@@ -194,7 +194,7 @@ public sealed class VmmServer : IAsyncDisposable
         }
     }
 
-    private static async Task PumpSerialToStandardOutputAsync(ConsoleSubscription subscription)
+    private static async Task PumpSerialToStandardOutputAsync(ConsoleSubscription subscription, VmmController controller)
     {
         using (subscription)
         {
@@ -204,6 +204,12 @@ public sealed class VmmServer : IAsyncDisposable
                 stdout.Write(subscription.History);
                 await foreach (byte[] chunk in subscription.Live.ReadAllAsync())
                 {
+                    if (controller.SerialGoesToFile)
+                    {
+                        // PUT /serial chose a file (SerialOutputFile): as in Firecracker, not standard output too.
+                        continue;
+                    }
+
                     stdout.Write(chunk);
                     stdout.Flush();
                 }

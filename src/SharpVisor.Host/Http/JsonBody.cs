@@ -7,7 +7,7 @@ namespace SharpVisor.Host.Http;
 /// <summary>
 /// Reads a size-limited JSON request body into a model. Every failure — too large, not JSON,
 /// an unknown or duplicate field, a missing required field, a wrong type — becomes an
-/// <see cref="ApiException"/> with one message.
+/// <see cref="ApiException"/> with one message, worded as Firecracker's (<see cref="SerdeStyleError"/>).
 /// </summary>
 public static class JsonBody
 {
@@ -34,7 +34,7 @@ public static class JsonBody
         }
         catch (JsonException e)
         {
-            throw ApiException.BadRequest("malformed request body: " + Describe(e));
+            throw ApiException.BadRequest(SerdeStyleError.Describe(e, typeInfo));
         }
     }
 
@@ -68,22 +68,4 @@ public static class JsonBody
 
     private static ApiException TooLarge(int maxBytes) =>
         new(StatusCodes.Status413PayloadTooLarge, $"the request body is larger than the {maxBytes}-byte limit");
-
-    /// <summary>System.Text.Json's message without the trailing "Path: ... | LineNumber" noise, plus the path.</summary>
-    private static string Describe(JsonException e)
-    {
-        string message = e.Message;
-        int cut = message.IndexOf(" Path: ", StringComparison.Ordinal);
-        if (cut > 0)
-        {
-            message = message[..cut];
-        }
-
-        if (e.Path is { Length: > 1 } path)
-        {
-            message += $" (at {path})";
-        }
-
-        return message;
-    }
 }

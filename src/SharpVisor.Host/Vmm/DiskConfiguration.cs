@@ -8,4 +8,8 @@ namespace SharpVisor.Host.Vmm;
 /// (/sys/block/vdX/serial, /dev/disk/by-id) and the name in metrics; <see cref="CacheMode"/>
 /// says when a completed write is durable.
 /// </summary>
-public sealed record DiskConfiguration(string Path, bool ReadOnly = false, string? Id = null, DiskCacheMode CacheMode = DiskCacheMode.Writeback);
+public sealed record DiskConfiguration(string Path, bool ReadOnly = false, string? Id = null, DiskCacheMode CacheMode = DiskCacheMode.Writeback)
+{
+    /// <summary>Requests and bytes per second the guest may use, or null for no limit.</summary>
+    public RateLimitConfiguration? RateLimit { get; init; }
+}

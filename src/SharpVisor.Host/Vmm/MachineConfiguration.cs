@@ -68,6 +68,9 @@ public sealed record MachineConfiguration
     /// </summary>
     public bool EntropyDevice { get; init; } = true;
 
+    /// <summary>A virtio-vsock device, or null for none.</summary>
+    public VsockConfiguration? Vsock { get; init; }
+
     /// <summary>
     /// Where the VMM reports what the guest did wrong that it could survive, one line each: a device
     /// that needs reset, a BAR the guest misplaced, bad platform register accesses, unimplemented

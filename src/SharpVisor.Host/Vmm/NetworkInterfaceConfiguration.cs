@@ -14,4 +14,10 @@ public sealed record NetworkInterfaceConfiguration
 
     /// <summary>The name in metrics and logs (Firecracker's iface_id); net0, net1, ... when null.</summary>
     public string? Id { get; init; }
+
+    /// <summary>Frames to the guest: a limit, or null for none.</summary>
+    public RateLimitConfiguration? RxRateLimit { get; init; }
+
+    /// <summary>Frames from the guest: a limit, or null for none.</summary>
+    public RateLimitConfiguration? TxRateLimit { get; init; }
 }

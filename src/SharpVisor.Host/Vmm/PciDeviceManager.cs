@@ -1,6 +1,7 @@
 using SharpVisor.Boot.Acpi;
 using SharpVisor.Devices.Pci;
 using SharpVisor.Devices.Virtio;
+using SharpVisor.Devices.Virtio.Vsock;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Vmm;
@@ -83,6 +84,11 @@ public sealed class PciDeviceManager : IDisposable
                 manager.AddEntropy();
             }
 
+            if (configuration.Vsock is { } vsock)
+            {
+                manager.AddVsock(vsock);
+            }
+
             manager.Start();
             return manager;
         }
@@ -97,7 +103,7 @@ public sealed class PciDeviceManager : IDisposable
     {
         var image = new RawDiskImage(disk.Path, disk.ReadOnly);
         _backends.Add(image);
-        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name, cacheMode: disk.CacheMode));
+        return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name, cacheMode: disk.CacheMode) { RateLimiter = disk.RateLimit?.Create() });
     }
 
     public AttachedVirtioDevice AddNetworkInterface(NetworkInterfaceConfiguration nic, string name)
@@ -105,7 +111,11 @@ public sealed class PciDeviceManager : IDisposable
         TapDevice tap = TapDevice.Open(nic.TapName ?? "");
         _backends.Add(tap);
         MacAddress mac = nic.Mac ?? MacAddress.Random();
-        return Attach(name, new VirtioNetDevice(_machine.Memory, tap, mac.ToBytes()));
+        return Attach(name, new VirtioNetDevice(_machine.Memory, tap, mac.ToBytes())
+        {
+            RxRateLimiter = nic.RxRateLimit?.Create(),
+            TxRateLimiter = nic.TxRateLimit?.Create(),
+        });
     }
 
     public AttachedVirtioDevice AddBalloon(BalloonConfiguration configuration)
@@ -132,6 +142,51 @@ public sealed class PciDeviceManager : IDisposable
     }
 
     public AttachedVirtioDevice AddEntropy() => Attach("rng0", new VirtioRngDevice(_machine.Memory));
+
+    /// <summary>The virtio-vsock device; binds its Unix socket now, so host programs can connect before the guest runs.</summary>
+    public AttachedVirtioDevice AddVsock(VsockConfiguration configuration) =>
+        Attach("vsock0", new VirtioVsockDevice(_machine.Memory, configuration.GuestCid, configuration.UdsPath));
+
+    /// <summary>
+    /// PATCH of a running drive: a new backing file (opened before anything changes; the guest
+    /// sees the new capacity through a configuration change) and/or a new rate limiter.
+    /// </summary>
+    public void UpdateDisk(string name, string? path, RateLimitConfiguration? rateLimit)
+    {
+        VirtioBlockDevice disk = _devices.FirstOrDefault(d => d.Name == name)?.Device as VirtioBlockDevice
+            ?? throw new ArgumentException($"no drive '{name}'");
+        if (path is not null)
+        {
+            var image = new RawDiskImage(path, disk.ReadOnly);
+            RawDiskImage previous = disk.ReplaceImage(image);
+            _backends.Remove(previous);
+            _backends.Add(image);
+            previous.Dispose();
+        }
+
+        if (rateLimit is not null)
+        {
+            disk.RateLimiter = rateLimit.Create();
+        }
+    }
+
+    /// <summary>PATCH of a running NIC: new rate limiters (null leaves one as it is).</summary>
+    public void UpdateNetworkInterface(string name, RateLimitConfiguration? rx, RateLimitConfiguration? tx)
+    {
+        VirtioNetDevice nic = _devices.FirstOrDefault(d => d.Name == name)?.Device as VirtioNetDevice
+            ?? throw new ArgumentException($"no network interface '{name}'");
+        if (rx is not null)
+        {
+            nic.RxRateLimiter = rx.Create();
+            nic.Notify(VirtioNetDevice.ReceiveQueue);
+        }
+
+        if (tx is not null)
+        {
+            nic.TxRateLimiter = tx.Create();
+            nic.Notify(VirtioNetDevice.TransmitQueue);
+        }
+    }
 
     /// <summary>Starts every device's worker and binds the queue doorbells; call once, before the guest runs.</summary>
     public void Start()

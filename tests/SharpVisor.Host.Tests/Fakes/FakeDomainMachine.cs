@@ -104,6 +104,15 @@ public sealed class FakeDomainMachine : IDomainMachine
 
     public void SetBalloonStatisticsInterval(int seconds) => BalloonStatisticsInterval = seconds;
 
+    /// <summary>PATCH /drives and /network-interfaces calls that reached the running machine.</summary>
+    public List<string> Updates { get; } = new();
+
+    public void UpdateDrive(string id, string? path, SharpVisor.Host.Vmm.RateLimitConfiguration? rateLimit) =>
+        Updates.Add($"drive {id} path={path} limit={rateLimit}");
+
+    public void UpdateNetworkInterface(string id, SharpVisor.Host.Vmm.RateLimitConfiguration? rx, SharpVisor.Host.Vmm.RateLimitConfiguration? tx) =>
+        Updates.Add($"nic {id} rx={rx} tx={tx}");
+
     public DomainCounters ReadCounters() => new()
     {
         Exits = new Dictionary<string, long> { ["io"] = 10, ["hlt"] = 3 },

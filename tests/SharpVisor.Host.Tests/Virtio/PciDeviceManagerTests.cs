@@ -105,6 +105,34 @@ public sealed class PciDeviceManagerTests : IDisposable
     }
 
     [Fact]
+    public void PatchingARunningDiskSwapsItsImageAndTellsTheGuestTheNewCapacity()
+    {
+        string first = Image("first.img", 64 << 10);
+        string second = Image("second.img", 128 << 10);
+        File.WriteAllBytes(second, Pattern(128 << 10, 0x77));
+        using var bench = new DeviceBench(DeviceBench.Configuration() with { Disks = [new DiskConfiguration(first, Id: "rootfs")] });
+        GuestVirtioDevice driver = bench.Driver("rootfs");
+        driver.EnableMsix(2);
+        driver.SetConfigVector(0);
+        GuestRing ring = driver.SetupQueue(0, DeviceBench.Ring(0), 16, vector: 1);
+        driver.SetDriverOk();
+        Assert.Equal(128u, driver.ReadConfig32(0)); // capacity in sectors
+
+        Assert.Throws<IOException>(() => bench.Devices.UpdateDisk("rootfs", _directory.File("missing.img"), null));
+        Assert.Equal(128u, driver.ReadConfig32(0)); // a file that cannot be opened changes nothing
+
+        bench.Devices.UpdateDisk("rootfs", second, new RateLimitConfiguration(null, new TokenBucketConfiguration(100, 0, 1000)));
+        Assert.Equal(256u, driver.ReadConfig32(0));
+        Assert.True(bench.Machine.RecordingInterrupts.WaitForMsi(GuestVirtioDevice.MsiDataBase + 0), "the configuration-change interrupt");
+        Assert.Equal(0, Request(bench, driver, ring, RequestIn, sector: 200, DeviceBench.Data(2), 512, writable: true));
+        byte[] read = new byte[512];
+        bench.Machine.Memory.Read(DeviceBench.Data(2), read);
+        Assert.Equal(Pattern(128 << 10, 0x77).AsSpan(200 * 512, 512).ToArray(), read);
+        Assert.NotNull(((VirtioBlockDevice)bench.Devices.Devices[0].Device).RateLimiter);
+        Assert.Throws<ArgumentException>(() => bench.Devices.UpdateDisk("nope", second, null));
+    }
+
+    [Fact]
     public void ReadOnlyDiskAnswersIoErrorAndTheImageStaysUnchanged()
     {
         string image = Image("ro.img", 64 << 10);
