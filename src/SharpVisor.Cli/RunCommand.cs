@@ -9,6 +9,8 @@ using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Protection;
+using SharpVisor.Security;
 
 namespace SharpVisor.Cli;
 
@@ -46,11 +48,15 @@ public static class RunCommand
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
         var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0; the emulator only)" };
         xen.AcceptOnlyFromAmong("pvh");
+        var protect = new Option<string?>("--protect")
+        {
+            Description = "Kernel runtime protection: kernel[,cr-pin][,msr-pin][,measure=SECONDS][,mode=enforce|log][,measure-log=PATH] (the emulator only; docs/security.md)",
+        };
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
-            extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen,
+            extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
         };
         command.SetAction(result => Execute(
             result.GetValue(kernel),
@@ -72,12 +78,13 @@ public static class RunCommand
                 result.GetResult(balloon) is null ? null : result.GetValue(balloon) ?? "0",
                 result.GetValue(virtioConsole),
                 !result.GetValue(noRng),
-                result.GetValue(xen))));
+                result.GetValue(xen),
+                result.GetValue(protect))));
         return command;
     }
 
     /// <summary>The device options as given on the command line.</summary>
-    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen);
+    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen, string? Protect);
 
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
@@ -137,6 +144,7 @@ public static class RunCommand
                 NetworkInterfaces = devices.Nets.Select(DeviceOptions.ParseNetwork).ToArray(),
                 Balloon = devices.Balloon is { } target ? new BalloonConfiguration { InitialTargetMib = ParseBalloonTarget(target) } : null,
                 EntropyDevice = devices.Rng,
+                Protection = devices.Protect is { } protection ? ProtectionPolicy.Parse(protection) : null,
             };
             configuration.Validate();
             if (devices.VirtioConsole is { } hvcPath)
@@ -178,6 +186,11 @@ public static class RunCommand
             console.Dispose();
             console = null;
             Report(outcome, startedAt);
+            if (vmm.Protector is { } protector)
+            {
+                ReportProtection(protector);
+            }
+
             return outcome.ExitStatus;
         }
         catch (Exception e) when (IsUserError(e))
@@ -236,6 +249,20 @@ public static class RunCommand
     private static bool IsUserError(Exception e) =>
         e is CliException or ArgumentException or BootImageException or KvmUnavailableException or LinuxException
             or IOException or UnauthorizedAccessException;
+
+    /// <summary>The protection's summary after the run: lock, violations by kind, a last measurement against the golden one.</summary>
+    private static void ReportProtection(KernelProtector protector)
+    {
+        if (protector.LockedAt is null)
+        {
+            Console.Error.WriteLine("[sharpvisor] protection: never locked (the guest did not reach user mode with its kernel read-only)");
+            return;
+        }
+
+        Measurement? last = protector.MeasureNow("exit");
+        string kinds = string.Join(" ", Enum.GetValues<ProtectionViolationKind>().Select(k => $"{KernelProtector.KindName(k)}={protector.Violations(k)}"));
+        Console.Error.WriteLine($"[sharpvisor] protection: {protector.ViolationCount} violations ({kinds}); measurement {(last?.Digest == protector.Golden?.Digest ? "matches" : "DIFFERS FROM")} the golden {protector.Golden?.Digest}");
+    }
 
     private static void Report(RunOutcome outcome, Stopwatch startedAt)
     {
