@@ -172,7 +172,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         Golden = golden;
         Latest = golden;
         _measurementLog?.Append(golden, matchesGolden: true, "golden");
-        _log?.Invoke($"[sharpvisor] protection locked ({Policy}) at vcpu {context.VcpuId}'s user-mode entry {_userEntriesBeforeLock}:{where} pins {KernelMeasurer.DescribePins(pins)}; golden sha256 {golden.Digest}");
+        _log?.Invoke($"protection locked ({Policy}) at vcpu {context.VcpuId}'s user-mode entry {_userEntriesBeforeLock}:{where} pins {KernelMeasurer.DescribePins(pins)}; golden sha256 {golden.Digest}");
         if (Policy.MeasureSeconds is { } seconds)
         {
             _timer = _clock.CreateTimer(_ => MeasurePeriodically(), null, TimeSpan.FromSeconds(seconds), TimeSpan.FromSeconds(seconds));
@@ -185,7 +185,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         string who = violation.Vcpu < 0 ? "device" : $"vcpu={violation.Vcpu} rip=0x{violation.Rip:x}";
         _log?.Invoke(string.Create(
             CultureInfo.InvariantCulture,
-            $"[sharpvisor] protection violation: kind={KindName(violation.Kind)} {who} target=0x{violation.Target:x} value=0x{violation.Value:x} action={(violation.Blocked ? "blocked" : "logged")}"));
+            $"protection violation: kind={KindName(violation.Kind)} {who} target=0x{violation.Target:x} value=0x{violation.Value:x} action={(violation.Blocked ? "blocked" : "logged")}"));
         Violated?.Invoke(violation);
     }
 
@@ -211,6 +211,34 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
 
             return m;
         }
+    }
+
+    /// <summary>
+    /// A quote for <paramref name="nonceHex"/> (the verifier's challenge): measures now, then signs
+    /// the kernel digest, the policy, golden and current measurements and the violation count.
+    /// </summary>
+    public AttestationQuote Quote(string nonceHex, AttestationKey key)
+    {
+        ArgumentNullException.ThrowIfNull(key);
+        if (nonceHex.Length is 0 or > 128 || nonceHex.Length % 2 != 0 || !nonceHex.All(Uri.IsHexDigit))
+        {
+            throw new ArgumentException("the nonce is 1 to 64 bytes in hex");
+        }
+
+        Measurement? current = MeasureNow("quote");
+        var payload = new QuotePayload
+        {
+            KernelDigest = Layout?.KernelDigest ?? "",
+            Policy = Policy.ToString(),
+            Locked = LockedAt is not null,
+            GoldenMeasurement = Golden?.Digest,
+            CurrentMeasurement = current?.Digest,
+            Violations = ViolationCount,
+            Nonce = nonceHex.ToLowerInvariant(),
+            Timestamp = _clock.GetUtcNow(),
+            KeyId = key.KeyId,
+        };
+        return AttestationQuote.Create(payload, key);
     }
 
     public void Dispose()
