@@ -19,4 +19,5 @@ root.Subcommands.Add(TopCommand.Create());
 root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(VmmCommand.Create());
 root.Subcommands.Add(FirecrackerCommand.Create());
+root.Subcommands.Add(AttestCommand.Create());
 return root.Parse(args).Invoke();

@@ -53,10 +53,15 @@ public static class RunCommand
             Description = "Kernel runtime protection: kernel[,cr-pin][,msr-pin][,measure=SECONDS][,mode=enforce|log][,measure-log=PATH] (the emulator only; docs/security.md)",
         };
 
+        var attestQuote = new Option<string?>("--attest-quote") { Description = "With --protect: at exit, write a signed attestation quote here (needs --attest-nonce)" };
+        var attestNonce = new Option<string?>("--attest-nonce") { Description = "The verifier's nonce (hex) for --attest-quote" };
+        var attestKey = new Option<string?>("--attest-key") { Description = $"Directory of the host's attestation key (default: $SHARPVISOR_RUNTIME_DIR or {SharpVisor.Host.Daemon.RuntimeDirectory.DefaultPath}, /attestation)" };
+
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
+            attestQuote, attestNonce, attestKey,
         };
         command.SetAction(result => Execute(
             result.GetValue(kernel),
@@ -79,16 +84,20 @@ public static class RunCommand
                 result.GetValue(virtioConsole),
                 !result.GetValue(noRng),
                 result.GetValue(xen),
-                result.GetValue(protect))));
+                result.GetValue(protect)),
+            new AttestArguments(result.GetValue(attestQuote), result.GetValue(attestNonce), result.GetValue(attestKey))));
         return command;
     }
 
     /// <summary>The device options as given on the command line.</summary>
     private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen, string? Protect);
 
+    /// <summary>Where to write a quote at exit, for which nonce, signed with the key in which directory.</summary>
+    private sealed record AttestArguments(string? QuotePath, string? Nonce, string? KeyDirectory);
+
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
-        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices)
+        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices, AttestArguments attest)
     {
         var startedAt = Stopwatch.StartNew();
         SerialConsole? console = null;
@@ -147,6 +156,16 @@ public static class RunCommand
                 Protection = devices.Protect is { } protection ? ProtectionPolicy.Parse(protection) : null,
             };
             configuration.Validate();
+            if (attest.QuotePath is not null && (configuration.Protection is null || attest.Nonce is null))
+            {
+                throw new CliException("--attest-quote needs --protect and --attest-nonce");
+            }
+
+            if (attest.Nonce is { } nonce && !KernelProtector.IsValidNonce(nonce))
+            {
+                throw new CliException($"--attest-nonce {nonce}: the nonce is 1 to 64 bytes in hex");
+            }
+
             if (devices.VirtioConsole is { } hvcPath)
             {
                 hvc = OpenConsoleFile(hvcPath);
@@ -189,6 +208,13 @@ public static class RunCommand
             if (vmm.Protector is { } protector)
             {
                 ReportProtection(protector);
+                if (attest.QuotePath is { } quotePath)
+                {
+                    string keyDirectory = attest.KeyDirectory ?? Path.Combine(SharpVisor.Host.Daemon.RuntimeDirectory.FromEnvironment().Root, "attestation");
+                    using AttestationKey key = AttestationKey.LoadOrCreate(keyDirectory);
+                    File.WriteAllText(quotePath, protector.Quote(attest.Nonce!, key).ToJson());
+                    Console.Error.WriteLine($"[sharpvisor] attestation quote for nonce {attest.Nonce} written to {quotePath} (public key {Path.Combine(keyDirectory, AttestationKey.PublicKeyFile)})");
+                }
             }
 
             return outcome.ExitStatus;

@@ -220,7 +220,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
     public AttestationQuote Quote(string nonceHex, AttestationKey key)
     {
         ArgumentNullException.ThrowIfNull(key);
-        if (nonceHex.Length is 0 or > 128 || nonceHex.Length % 2 != 0 || !nonceHex.All(Uri.IsHexDigit))
+        if (!IsValidNonce(nonceHex))
         {
             throw new ArgumentException("the nonce is 1 to 64 bytes in hex");
         }
@@ -240,6 +240,10 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         };
         return AttestationQuote.Create(payload, key);
     }
+
+    /// <summary>A nonce is 1 to 64 bytes, in hex.</summary>
+    public static bool IsValidNonce(string nonceHex) =>
+        nonceHex.Length is > 0 and <= 128 && nonceHex.Length % 2 == 0 && nonceHex.All(Uri.IsHexDigit);
 
     public void Dispose()
     {

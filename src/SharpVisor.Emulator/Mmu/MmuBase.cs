@@ -21,6 +21,9 @@ public abstract class MmuBase : IMmu
     private const ulong Cr0PdpteBits = VcpuState.Cr0Paging | Cr0CacheDisable | Cr0NotWriteThrough;
     private const ulong Cr4PdpteBits = VcpuState.Cr4Pae | VcpuState.Cr4Pge | PageWalker.Cr4Pse | PageWalker.Cr4Smep;
 
+    /// <summary>The error-code bits of the #PF a kernel-protection violation raises (with W or I/D and U added).</summary>
+    public const PageFaultErrorCode ProtectionFaultCode = PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit;
+
     private readonly ulong[] _pdptes = new ulong[4];
 
     /// <param name="tracker">The machine's write tracker (shared by its vCPUs); null: one of its own (a lone CPU).</param>
@@ -194,8 +197,11 @@ public abstract class MmuBase : IMmu
                     violation = ProtectionViolationKind.KernelWrite;
                     if (protection.Enforce)
                     {
-                        // What a CPU with a read-only mapping gives: #PF, present, write.
-                        return Fault(PageFaultErrorCode.Present | PageFaultErrorCode.Write | (PageFaultErrorCode)(uint)(access & PageAccess.User), linear, violation);
+                        // #PF present + write + reserved bit: a fault on a mapping the CPU cannot use. Not
+                        // plain present + write: the guest's own PTE allows the store, so Linux would take
+                        // that for a spurious (stale-TLB) fault and retry it forever; with RSVD it fixes up
+                        // (an extable user gets -EFAULT) or oopses the offending task.
+                        return Fault(ProtectionFaultCode | PageFaultErrorCode.Write | (PageFaultErrorCode)(uint)(access & PageAccess.User), linear, violation);
                     }
                 }
 
@@ -209,7 +215,7 @@ public abstract class MmuBase : IMmu
                     violation = ProtectionViolationKind.KernelExecute;
                     if (protection.Enforce)
                     {
-                        return Fault(PageFaultErrorCode.Present | PageFaultErrorCode.InstructionFetch, linear, violation);
+                        return Fault(ProtectionFaultCode | PageFaultErrorCode.InstructionFetch, linear, violation);
                     }
                 }
 

@@ -31,7 +31,7 @@ public class KernelProtectionMmuTests
 
         Translation t = h.Store(Alias, 0xCC);
         Assert.True(t.IsPageFault);
-        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.Write, t.Fault.ErrorCode);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit | PageFaultErrorCode.Write, t.Fault.ErrorCode);
         Assert.Equal(Alias, t.Fault.Address);
         Assert.Equal(ProtectionViolationKind.KernelWrite, t.Violation);
         Assert.Equal(0x90UL, h.Memory.Read<ulong>(TextFrame));
@@ -67,7 +67,7 @@ public class KernelProtectionMmuTests
         MmuAssert.Ram(h.Translate(Text + 0x10, PageAccess.Execute), TextFrame + 0x10);
         Translation data = h.Translate(Data, PageAccess.Execute);
         Assert.True(data.IsPageFault);
-        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.InstructionFetch, data.Fault.ErrorCode);
+        Assert.Equal(PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit | PageFaultErrorCode.InstructionFetch, data.Fault.ErrorCode);
         Assert.Equal(ProtectionViolationKind.KernelExecute, data.Violation);
         MmuAssert.Ram(h.Translate(0x40_0000, PageAccess.Execute | PageAccess.User), 0x70_0000);
         MmuAssert.Ram(h.Translate(Data), DataFrame); // reading it is fine
@@ -105,7 +105,7 @@ public class KernelProtectionMmuTests
         var h = new MmuHarness(mode);
         h.Tables.Map(Text, TextFrame, P | G);                     // kernel text: read-only, executable
         h.Tables.Map(Alias, TextFrame, P | RW | NX);              // the same frame, writable
-        h.Tables.Map(Data, DataFrame, P | RW | NX);
+        h.Tables.Map(Data, DataFrame, P | RW);                    // executable as far as the guest says
         monitor = new RecordingMonitor();
         map = new ProtectionMap(monitor, enforce);
         h.Mmu.Protection = map;
