@@ -288,6 +288,11 @@ public static class RunCommand
         Measurement? last = protector.MeasureNow("exit");
         string kinds = string.Join(" ", Enum.GetValues<ProtectionViolationKind>().Select(k => $"{KernelProtector.KindName(k)}={protector.Violations(k)}"));
         Console.Error.WriteLine($"[sharpvisor] protection: {protector.ViolationCount} violations ({kinds}); measurement {(last?.Digest == protector.Golden?.Digest ? "matches" : "DIFFERS FROM")} the golden {protector.Golden?.Digest}");
+        if (last is not null)
+        {
+            double mib = last.BytesHashed / (1024.0 * 1024.0);
+            Console.Error.WriteLine($"[sharpvisor] protection: a measurement hashes {mib:0.0} MiB in {last.Elapsed.TotalMilliseconds:0.0} ms ({last.Elapsed.TotalMilliseconds / Math.Max(mib, 1e-9):0.00} ms/MiB)");
+        }
     }
 
     private static void Report(RunOutcome outcome, Stopwatch startedAt)

@@ -34,13 +34,14 @@ public sealed class KernelMeasurer
 
     public Measurement Measure(DateTimeOffset time)
     {
+        long started = System.Diagnostics.Stopwatch.GetTimestamp();
         long bytes = 0;
         string text = Hash(TextRanges, ref bytes);
         string rodata = Hash(ReadOnlyDataRanges, ref bytes);
         string idt = Hash(IdtRanges, ref bytes);
         string registers = Convert.ToHexStringLower(SHA256.HashData(Encoding.ASCII.GetBytes(DescribePins(Pins))));
         string all = Convert.ToHexStringLower(SHA256.HashData(Encoding.ASCII.GetBytes($"text={text};rodata={rodata};idt={idt};registers={registers}")));
-        return new Measurement(time, text, rodata, idt, registers, all, bytes);
+        return new Measurement(time, text, rodata, idt, registers, all, bytes) { Elapsed = System.Diagnostics.Stopwatch.GetElapsedTime(started) };
     }
 
     /// <summary>The pinned registers as text (what the register digest covers).</summary>

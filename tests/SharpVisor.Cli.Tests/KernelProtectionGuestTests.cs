@@ -13,15 +13,14 @@ namespace SharpVisor.Cli.Tests;
 /// </summary>
 public sealed class KernelProtectionGuestTests : IDisposable
 {
+    // One partial pass over /proc/kallsyms (slow to generate under emulation): sys_call_table
+    // is early in .rodata; the module takes kernel text from &vfree itself.
     private const string Hook = """
         ko=/protect_attack.ko
-        sym() { grep " $1\$" /proc/kallsyms | head -n 1 | cut -d' ' -f1; }
-        text=$(sym vfree)
-        table=$(sym sys_call_table)
-        echo "PROTECT-SYMBOLS vfree=$text sys_call_table=$table"
+        table=$(grep -m 1 ' sys_call_table$' /proc/kallsyms | cut -d' ' -f1)
+        echo "PROTECT-SYMBOLS sys_call_table=$table"
         for a in text-alias cr0-wp syscall-table lstar cr4-smep; do
-            case $a in syscall-table) t=$table ;; *) t=$text ;; esac
-            insmod $ko attack=$a target=0x$t
+            insmod $ko attack=$a syscall_table=0x$table
             rmmod protect_attack
         done
         insmod $ko attack=exec 2>/dev/null

@@ -28,9 +28,9 @@ static char *attack = "";
 module_param(attack, charp, 0);
 MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep or exec");
 
-static unsigned long target;
-module_param(target, ulong, 0);
-MODULE_PARM_DESC(target, "a kernel text function (text-alias, cr0-wp) or sys_call_table (syscall-table), from /proc/kallsyms");
+static unsigned long syscall_table;
+module_param(syscall_table, ulong, 0);
+MODULE_PARM_DESC(syscall_table, "sys_call_table's address, from /proc/kallsyms (syscall-table)");
 
 static int store_u8(u8 *dst, u8 value)
 {
@@ -98,7 +98,7 @@ static void report(const char *name, int succeeded, const char *detail, long err
 static void attack_text_alias(void)
 {
 	/* The byte before a function: alignment padding, never executed. */
-	u8 *text = (u8 *)target - 1;
+	u8 *text = (u8 *)vfree - 1;
 	u8 old = READ_ONCE(*text), new = old ^ 0xff;
 	u8 *alias = writable_alias((unsigned long)text);
 	int err;
@@ -120,7 +120,7 @@ static void attack_text_alias(void)
 static void attack_cr0_wp(void)
 {
 	unsigned long cr0 = read_cr0(), flags;
-	u8 *text = (u8 *)target - 1;
+	u8 *text = (u8 *)vfree - 1;
 	u8 old = READ_ONCE(*text);
 	int err, wrote;
 
@@ -142,7 +142,7 @@ static void attack_cr0_wp(void)
 
 static void attack_syscall_table(void)
 {
-	u64 *entry = (u64 *)target + 39; /* __NR_getpid */
+	u64 *entry = (u64 *)syscall_table + 39; /* __NR_getpid */
 	u64 old = READ_ONCE(*entry);
 	unsigned long flags;
 	u64 *alias = writable_alias((unsigned long)entry);
@@ -232,7 +232,7 @@ static int __init protect_attack_init(void)
 		attack_text_alias();
 	else if (!strcmp(attack, "cr0-wp"))
 		attack_cr0_wp();
-	else if (!strcmp(attack, "syscall-table"))
+	else if (!strcmp(attack, "syscall-table") && syscall_table)
 		attack_syscall_table();
 	else if (!strcmp(attack, "lstar"))
 		attack_lstar();
