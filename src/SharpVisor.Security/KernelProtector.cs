@@ -41,6 +41,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
     private KernelMeasurer? _measurer;
     private ITimer? _timer;
     private int _userEntriesBeforeLock;
+    private string? _lockFailure;
 
     /// <param name="layout">The kernel's ranges (required when the policy protects the kernel).</param>
     /// <param name="log">Where lines go (the domain's rate-limited guest log).</param>
@@ -103,11 +104,28 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
 
     public void OnUserModeEntered(IProtectionLockContext context)
     {
-        if (Map.IsLocked)
+        if (Map.IsLocked || _lockFailure is not null)
         {
             return;
         }
 
+        try
+        {
+            TryLock(context);
+        }
+        catch (Exception e) when (e is ArgumentException or InvalidOperationException or OverflowException or IOException)
+        {
+            // Guest-controlled state the lock could not use: never the vCPU thread's end. Said once; no more tries.
+            _lockFailure = e.Message;
+            _log?.Invoke($"protection: lock failed, the kernel stays unprotected: {e.Message}");
+        }
+    }
+
+    /// <summary>Why locking failed (the kernel stays unprotected), or null.</summary>
+    public string? LockFailure => _lockFailure;
+
+    private void TryLock(IProtectionLockContext context)
+    {
         _userEntriesBeforeLock++;
         var writeProtected = new List<ProtectedRange>();
         var executable = new List<ProtectedRange>();
@@ -131,15 +149,15 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
                 return;
             }
 
-            AddFrames(context, layout.Text, offset, text);
+            AddFrames(context, layout.Text, offset, text, _memory);
             foreach (ProtectedRange r in layout.ReadOnlyData)
             {
-                AddFrames(context, r, offset, rodata);
+                AddFrames(context, r, offset, rodata, _memory);
             }
 
             // The IDT (Linux points IDTR at a read-only alias of idt_table): its frames, exactly.
             ulong idtEnd = context.IdtBase + context.IdtLimit + 1UL;
-            AddFrames(context, new ProtectedRange(context.IdtBase & ~0xFFFUL, (idtEnd + 0xFFF) & ~0xFFFUL), 0, idt);
+            AddFrames(context, new ProtectedRange(context.IdtBase & ~0xFFFUL, (idtEnd + 0xFFF) & ~0xFFFUL), 0, idt, _memory);
             writeProtected.AddRange(text);
             writeProtected.AddRange(rodata);
             writeProtected.AddRange(idt);
@@ -285,10 +303,13 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         return null;
     }
 
-    /// <summary>The guest-physical frames behind a linear range (at <paramref name="offset"/>), merged; unmapped pages are skipped.</summary>
-    private static void AddFrames(IProtectionLockContext context, ProtectedRange linear, ulong offset, List<ProtectedRange> frames)
+    /// <summary>
+    /// The guest RAM frames behind a linear range (at <paramref name="offset"/>), merged; pages not
+    /// mapped, or mapped to something that is not RAM (the guest's choice), are skipped.
+    /// </summary>
+    private static void AddFrames(IProtectionLockContext context, ProtectedRange linear, ulong offset, List<ProtectedRange> frames, GuestMemory memory)
     {
-        for (ulong page = linear.Start; page < linear.End; page += 4096)
+        for (ulong page = linear.Start; page < linear.End && page >= linear.Start; page += 4096)
         {
             if (!context.TryTranslate(page + offset, out ulong physical, out _))
             {
@@ -296,6 +317,11 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
             }
 
             physical &= ~0xFFFUL;
+            if (!memory.IsValid(physical, 4096))
+            {
+                continue;
+            }
+
             if (frames.Count > 0 && frames[^1].End == physical)
             {
                 frames[^1] = frames[^1] with { End = physical + 4096 };

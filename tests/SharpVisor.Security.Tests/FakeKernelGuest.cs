@@ -50,6 +50,9 @@ internal sealed class FakeKernelGuest : IProtectionLockContext, IDisposable
 
     public ushort IdtLimit => 0xFFF;
 
+    /// <summary>A hostile kernel pointing its IDT's mapping somewhere else (e.g. beyond RAM).</summary>
+    public void MapIdtTo(ulong frame) => _pages[Idt] = (frame, false);
+
     public void MakeRodataReadOnly()
     {
         foreach (ulong page in _pages.Keys.ToArray())

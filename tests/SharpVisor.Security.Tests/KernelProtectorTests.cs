@@ -89,4 +89,17 @@ public sealed class KernelProtectorTests
         Assert.Contains("protection violation: kind=kernel-write vcpu=0 rip=0xffffffffc0001234 target=0xffff888000400000 value=0x0 action=blocked", lines);
         Assert.Contains(lines, l => l.StartsWith("protection violation: kind=dma device target=0x400000", StringComparison.Ordinal));
     }
+
+    [Fact]
+    public void FramesOutsideGuestRamAreNeverProtected()
+    {
+        using var guest = new FakeKernelGuest(rodataWritable: false);
+        guest.MapIdtTo(0xF_FFFF_F000_0000); // far beyond the guest's 16 MiB (and the MMIO hole)
+        using var protector = new KernelProtector(ProtectionPolicy.Parse("kernel"), s_layout, guest.Memory, null);
+        protector.OnUserModeEntered(guest);
+        Assert.True(protector.Map.IsLocked);
+        Assert.Null(protector.LockFailure);
+        Assert.DoesNotContain(protector.Map.WriteProtected, r => r.End > 16 << 20);
+        Assert.True(protector.Map.IsWriteProtected(FakeKernelGuest.TextFrame));
+    }
 }
