@@ -11,6 +11,7 @@ log() { printf '[test] %s\n' "$*" >&2; }
 scripts/setup.sh
 [ -x scripts/build-test-kernels.sh ] && scripts/build-test-kernels.sh >/dev/null
 [ -x scripts/build-guest.sh ] && scripts/build-guest.sh >/dev/null
+[ -x scripts/build-test-module.sh ] && scripts/build-test-module.sh >/dev/null
 
 log "building the solution"
 dotnet build SharpVisor.sln -c Release -nologo -v quiet -clp:ErrorsOnly

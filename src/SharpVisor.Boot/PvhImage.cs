@@ -41,15 +41,7 @@ public sealed class PvhImage
 
     public static PvhImage Parse(string path, byte[] image)
     {
-        string source = "vmlinux";
-        byte[] vmlinux = image;
-        if (!ElfFile.HasElfMagic(image))
-        {
-            BzImage bz = BzImage.Parse(path, image);
-            (vmlinux, string compression) = ExtractPayload(path, image, bz.SetupSize);
-            source = $"bzImage, {compression} payload";
-        }
-
+        byte[] vmlinux = ExtractVmlinux(path, image, out string source);
         ElfFile elf = ElfFile.Parse(path, vmlinux);
         if (elf.Bits != 64 || !elf.LoadSegments.Any())
         {
@@ -64,6 +56,24 @@ public sealed class PvhImage
         }
 
         return new PvhImage(path, vmlinux, elf, entry, source);
+    }
+
+    /// <summary>
+    /// The ELF vmlinux of a kernel image: the image itself when it is one, else the bzImage's
+    /// decompressed payload (LZ4 or gzip). <paramref name="source"/> says which, for messages.
+    /// </summary>
+    public static byte[] ExtractVmlinux(string path, byte[] image, out string source)
+    {
+        if (ElfFile.HasElfMagic(image))
+        {
+            source = "vmlinux";
+            return image;
+        }
+
+        BzImage bz = BzImage.Parse(path, image);
+        (byte[] vmlinux, string compression) = ExtractPayload(path, image, bz.SetupSize);
+        source = $"bzImage, {compression} payload";
+        return vmlinux;
     }
 
     /// <summary>The bzImage's payload (payload_offset/payload_length, relative to the protected-mode code), decompressed.</summary>

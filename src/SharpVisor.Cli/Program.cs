@@ -26,4 +26,5 @@ root.Subcommands.Add(XenStoreCommands.Remove());
 root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(VmmCommand.Create());
 root.Subcommands.Add(FirecrackerCommand.Create());
+root.Subcommands.Add(AttestCommand.Create());
 return root.Parse(args).Invoke();

@@ -9,6 +9,8 @@ using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Protection;
+using SharpVisor.Security;
 using SharpVisor.Xen;
 
 namespace SharpVisor.Cli;
@@ -47,11 +49,20 @@ public static class RunCommand
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
         var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0; the emulator only)" };
         xen.AcceptOnlyFromAmong("pvh");
+        var protect = new Option<string?>("--protect")
+        {
+            Description = "Kernel runtime protection: kernel[,cr-pin][,msr-pin][,measure=SECONDS][,mode=enforce|log][,measure-log=PATH] (the emulator only; docs/security.md)",
+        };
+
+        var attestQuote = new Option<string?>("--attest-quote") { Description = "With --protect: at exit, write a signed attestation quote here (needs --attest-nonce)" };
+        var attestNonce = new Option<string?>("--attest-nonce") { Description = "The verifier's nonce (hex) for --attest-quote" };
+        var attestKey = new Option<string?>("--attest-key") { Description = $"Directory of the host's attestation key (default: $SHARPVISOR_RUNTIME_DIR or {SharpVisor.Host.Daemon.RuntimeDirectory.DefaultPath}, /attestation)" };
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
-            extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen,
+            extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
+            attestQuote, attestNonce, attestKey,
         };
         command.SetAction(result => Execute(
             result.GetValue(kernel),
@@ -73,16 +84,21 @@ public static class RunCommand
                 result.GetResult(balloon) is null ? null : result.GetValue(balloon) ?? "0",
                 result.GetValue(virtioConsole),
                 !result.GetValue(noRng),
-                result.GetValue(xen))));
+                result.GetValue(xen),
+                result.GetValue(protect)),
+            new AttestArguments(result.GetValue(attestQuote), result.GetValue(attestNonce), result.GetValue(attestKey))));
         return command;
     }
 
     /// <summary>The device options as given on the command line.</summary>
-    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen);
+    private sealed record DeviceArguments(string[] ExtraInitrds, string[] Disks, string[] Nets, string? Balloon, string? VirtioConsole, bool Rng, string? Xen, string? Protect);
+
+    /// <summary>Where to write a quote at exit, for which nonce, signed with the key in which directory.</summary>
+    private sealed record AttestArguments(string? QuotePath, string? Nonce, string? KeyDirectory);
 
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
-        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices)
+        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices, AttestArguments attest)
     {
         var startedAt = Stopwatch.StartNew();
         SerialConsole? console = null;
@@ -138,8 +154,19 @@ public static class RunCommand
                 NetworkInterfaces = devices.Nets.Select(DeviceOptions.ParseNetwork).ToArray(),
                 Balloon = devices.Balloon is { } target ? new BalloonConfiguration { InitialTargetMib = ParseBalloonTarget(target) } : null,
                 EntropyDevice = devices.Rng,
+                Protection = devices.Protect is { } protection ? ProtectionPolicy.Parse(protection) : null,
             };
             configuration.Validate();
+            if (attest.QuotePath is not null && (configuration.Protection is null || attest.Nonce is null))
+            {
+                throw new CliException("--attest-quote needs --protect and --attest-nonce");
+            }
+
+            if (attest.Nonce is { } nonce && !KernelProtector.IsValidNonce(nonce))
+            {
+                throw new CliException($"--attest-nonce {nonce}: the nonce is 1 to 64 bytes in hex");
+            }
+
             if (devices.VirtioConsole is { } hvcPath)
             {
                 hvc = OpenConsoleFile(hvcPath);
@@ -179,6 +206,18 @@ public static class RunCommand
             console.Dispose();
             console = null;
             Report(outcome, startedAt);
+            if (vmm.Protector is { } protector)
+            {
+                ReportProtection(protector);
+                if (attest.QuotePath is { } quotePath)
+                {
+                    string keyDirectory = attest.KeyDirectory ?? Path.Combine(SharpVisor.Host.Daemon.RuntimeDirectory.FromEnvironment().Root, "attestation");
+                    using AttestationKey key = AttestationKey.LoadOrCreate(keyDirectory);
+                    File.WriteAllText(quotePath, protector.Quote(attest.Nonce!, key).ToJson());
+                    Console.Error.WriteLine($"[sharpvisor] attestation quote for nonce {attest.Nonce} written to {quotePath} (public key {Path.Combine(keyDirectory, AttestationKey.PublicKeyFile)})");
+                }
+            }
+
             return outcome.ExitStatus;
         }
         catch (Exception e) when (IsUserError(e))
@@ -252,6 +291,25 @@ public static class RunCommand
     private static bool IsUserError(Exception e) =>
         e is CliException or ArgumentException or BootImageException or KvmUnavailableException or LinuxException
             or IOException or UnauthorizedAccessException;
+
+    /// <summary>The protection's summary after the run: lock, violations by kind, a last measurement against the golden one.</summary>
+    private static void ReportProtection(KernelProtector protector)
+    {
+        if (protector.LockedAt is null)
+        {
+            Console.Error.WriteLine("[sharpvisor] protection: never locked (the guest did not reach user mode with its kernel read-only)");
+            return;
+        }
+
+        Measurement? last = protector.MeasureNow("exit");
+        string kinds = string.Join(" ", Enum.GetValues<ProtectionViolationKind>().Select(k => $"{KernelProtector.KindName(k)}={protector.Violations(k)}"));
+        Console.Error.WriteLine($"[sharpvisor] protection: {protector.ViolationCount} violations ({kinds}); measurement {(last?.Digest == protector.Golden?.Digest ? "matches" : "DIFFERS FROM")} the golden {protector.Golden?.Digest}");
+        if (last is not null)
+        {
+            double mib = last.BytesHashed / (1024.0 * 1024.0);
+            Console.Error.WriteLine($"[sharpvisor] protection: a measurement hashes {mib:0.0} MiB in {last.Elapsed.TotalMilliseconds:0.0} ms ({last.Elapsed.TotalMilliseconds / Math.Max(mib, 1e-9):0.00} ms/MiB)");
+        }
+    }
 
     private static void Report(RunOutcome outcome, Stopwatch startedAt)
     {

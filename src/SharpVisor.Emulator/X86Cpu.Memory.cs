@@ -555,6 +555,11 @@ public sealed unsafe partial class X86Cpu
         };
         kind |= implicitAccess ? PageAccess.Implicit : _privilegeAccess;
         Translation t = _mmu.Translate(linear, kind);
+        if (t.Violation is { } violation)
+        {
+            ReportTranslationViolation(violation, linear);
+        }
+
         if (t.IsPageFault)
         {
             throw RaisePageFault(t.Fault.Address, (uint)t.Fault.ErrorCode);

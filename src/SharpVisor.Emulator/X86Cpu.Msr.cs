@@ -235,6 +235,11 @@ public sealed partial class X86Cpu
         RequireCpl0();
         uint index = (uint)_regs[1];
         ulong value = ((_regs[2] & 0xFFFF_FFFF) << 32) | (_regs[0] & 0xFFFF_FFFF);
+        if (!CheckMsrPins(index, value))
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
         bool known = index == MsrApicBase && Platform is not null
             ? Platform.TryWriteMsr(this, index, value)
             : TryWriteMsr(index, value) || (!IsCoreMsr(index) && (Platform?.TryWriteMsr(this, index, value) ?? false));

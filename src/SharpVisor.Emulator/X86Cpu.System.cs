@@ -115,6 +115,7 @@ public sealed partial class X86Cpu
         }
 
         value = (value & Cr0Defined) | VcpuState.Cr0ExtensionType;
+        CheckControlRegisterPins(0, value);
         bool paging = (value & VcpuState.Cr0Paging) != 0;
         bool wasPaging = (_cr0 & VcpuState.Cr0Paging) != 0;
         if ((paging && (value & VcpuState.Cr0ProtectionEnable) == 0)
@@ -201,6 +202,7 @@ public sealed partial class X86Cpu
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
+        CheckControlRegisterPins(4, value);
         if (!_mmu.OnCr4Write(value))
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);

@@ -313,6 +313,7 @@ public sealed unsafe partial class X86Cpu
         RefreshFpuAvailability();
         RefreshTlbContext();
         _jumpCache = _cpl == 3 ? _userJumpCache : _supervisorJumpCache;
+        NoteUserModeEntry();
     }
 
     internal void RefreshSegmentBases()

@@ -126,6 +126,12 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public bool IsValid(ulong address, ulong length) => FindRegion(address, length) is not null;
 
+    /// <summary>Vetoes device writes into ranges the guest's kernel protection locked; null: none.</summary>
+    public IDeviceWriteGuard? DeviceWriteGuard { get; set; }
+
+    /// <summary>Whether a device may write (DMA) the range: asked before a device-writable buffer is used.</summary>
+    public bool AllowsDeviceWrite(ulong address, ulong length) => DeviceWriteGuard?.AllowsDeviceWrite(address, length) ?? true;
+
     /// <summary>Host pointer for a guest range lying wholly inside one region, or false.</summary>
     public bool TryTranslate(ulong address, ulong length, out nint host)
     {

@@ -39,6 +39,28 @@ public sealed class BadInputTests : IDisposable
         AssertOneLineError(SharpVisorProcess.Run(["run", "--serial", "none", "--xen", "pvh", "--accel", "kvm"]), "KVM_CAP_XEN_HVM");
     }
 
+    [Theory]
+    [InlineData("kernel,measure=0", "measure is a whole number of seconds")]
+    [InlineData("kernel,nx", "unknown item 'nx'")]
+    [InlineData("mode=log", "nothing to protect")]
+    public void BadProtectionPolicyIsRefusedInOneLine(string policy, string fragment)
+    {
+        AssertOneLineError(Run("--protect", policy), fragment);
+    }
+
+    [Fact]
+    public void ProtectionWithKvmIsRefusedInOneLine()
+    {
+        AssertOneLineError(Run("--protect", "kernel", "--accel", "kvm"), "enforced by the emulator only");
+    }
+
+    [Fact]
+    public void AQuoteNeedsProtectionAndAHexNonce()
+    {
+        AssertOneLineError(Run("--attest-quote", Path.Combine(_directory, "q.json"), "--attest-nonce", "00"), "--attest-quote needs --protect");
+        AssertOneLineError(Run("--protect", "kernel", "--attest-quote", Path.Combine(_directory, "q.json"), "--attest-nonce", "xyz"), "--attest-nonce xyz");
+    }
+
     [Fact]
     public void MissingKernel()
     {

@@ -142,6 +142,12 @@ public sealed class DescriptorChain
                     throw new VirtqueueException($"buffer 0x{address:x}+0x{length:x} is outside guest memory");
                 }
 
+                if (isWritable && !memory.AllowsDeviceWrite(address, length))
+                {
+                    // DMA into the guest's locked kernel (text, read-only data): refused, reported by the guard.
+                    throw new VirtqueueException($"device-writable buffer 0x{address:x}+0x{length:x} is in protected guest memory");
+                }
+
                 buffers.Add(new VirtqBuffer(address, (int)length, isWritable));
             }
 

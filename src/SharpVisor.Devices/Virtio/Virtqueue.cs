@@ -164,6 +164,12 @@ public sealed class Virtqueue
     public void PushUsed(ushort head, uint writtenLength, bool publish = true)
     {
         ulong element = DeviceAreaAddress + 4 + (8 * (ulong)(UsedIndex % Size));
+        if (!_memory.AllowsDeviceWrite(element, 8))
+        {
+            // A used ring moved into the guest's locked kernel (docs/security.md).
+            throw new VirtqueueException($"used ring element at 0x{element:x} is in protected guest memory");
+        }
+
         Span<byte> slot = _memory.GetSpan(element, 8);
         MemoryMarshal.Write(slot, (uint)head);
         MemoryMarshal.Write(slot[4..], writtenLength);

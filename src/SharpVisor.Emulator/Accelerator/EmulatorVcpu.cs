@@ -58,6 +58,8 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
             Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
         mmio.ApicWritten = _cpu.RequestEventCheck;
+        _cpu.Protection = vm.Protection;
+        _cpu.ProtectionVcpuId = id;
     }
 
     public int Id { get; }
@@ -250,8 +252,16 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     private VcpuExit? RunSlice()
     {
         long before = _cpu.InstructionsExecuted;
+        _cpu.SyncProtection();
         CpuRunResult result = _cpu.Run(_windowOpenRequested ? InterruptWindowSliceInstructions : SliceInstructions);
         Exits.Add("instructions", _cpu.InstructionsExecuted - before);
+        if (_cpu.TakeUserModeEntry() && _cpu.Protection is { IsLocked: false } protection)
+        {
+            // The first entries to user mode: the monitor looks whether boot-time patching is over and locks.
+            protection.Monitor.OnUserModeEntered(_cpu.CreateProtectionLockContext(Id));
+            _cpu.SyncProtection();
+        }
+
         PublishMmuCounters();
         switch (result.Reason)
         {

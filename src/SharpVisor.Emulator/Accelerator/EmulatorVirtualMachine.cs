@@ -63,6 +63,12 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
     /// <summary>KVM's hypercall ABI by default (<see cref="KvmHypercalls"/>); every vCPU's VMCALL/VMMCALL comes here.</summary>
     public IHypercallHandler? Hypercalls { get; set; }
 
+    /// <summary>
+    /// The domain's kernel protection (docs/security.md), enforced by every vCPU's MMU and CPU;
+    /// set before the vCPUs are created. Null: none.
+    /// </summary>
+    public SharpVisor.Machine.Protection.ProtectionMap? Protection { get; set; }
+
     public int VcpuCount { get; }
 
     public MmuMode MmuMode { get; }

@@ -1,3 +1,5 @@
+using SharpVisor.Machine.Protection;
+
 namespace SharpVisor.Emulator.Mmu;
 
 /// <summary>
@@ -54,6 +56,14 @@ public interface IMmu
 
     /// <summary>This vCPU's part in the machine's write tracking (frames holding decoded code or shadowed tables).</summary>
     WriteTrackerMember Tracking { get; }
+
+    /// <summary>
+    /// The domain's kernel protection (null: none). Once locked, stores to its frames fault (#PF,
+    /// present + write) or, in log mode, are reported; supervisor fetches outside its executable
+    /// ranges fault likewise; TLB fills never grant what it forbids. The vCPU flushes its TLB when
+    /// the map's generation changes.
+    /// </summary>
+    ProtectionMap? Protection { get; set; }
 
     /// <summary>Whether stores to this guest-physical page must be reported: some vCPU of the machine write-tracks it.</summary>
     bool IsWriteTracked(ulong physicalAddress);

@@ -1,4 +1,5 @@
 using SharpVisor.Machine;
+using SharpVisor.Machine.Protection;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Mmu;
@@ -19,6 +20,9 @@ public abstract class MmuBase : IMmu
     // Changes that make PAE paging reload its PDPTEs (SDM 4.4.1).
     private const ulong Cr0PdpteBits = VcpuState.Cr0Paging | Cr0CacheDisable | Cr0NotWriteThrough;
     private const ulong Cr4PdpteBits = VcpuState.Cr4Pae | VcpuState.Cr4Pge | PageWalker.Cr4Pse | PageWalker.Cr4Smep;
+
+    /// <summary>The error-code bits of the #PF a kernel-protection violation raises (with W or I/D and U added).</summary>
+    public const PageFaultErrorCode ProtectionFaultCode = PageFaultErrorCode.Present | PageFaultErrorCode.ReservedBit;
 
     private readonly ulong[] _pdptes = new ulong[4];
 
@@ -43,6 +47,8 @@ public abstract class MmuBase : IMmu
     public MmuCounters Counters { get; } = new();
 
     public WriteTrackerMember Tracking { get; }
+
+    public ProtectionMap? Protection { get; set; }
 
     /// <summary>The paging state and the walk over it.</summary>
     public PageWalker Walker { get; }
@@ -99,6 +105,33 @@ public abstract class MmuBase : IMmu
         OnAddressSpaceChanged();
     }
 
+    /// <summary>
+    /// Walks the current page tables for a supervisor read of <paramref name="linear"/> without
+    /// touching the TLB or any accessed/dirty bit: the guest-physical address and whether the
+    /// mapping is writable. For the VMM's own look at the guest (kernel protection's lock).
+    /// </summary>
+    public bool Probe(ulong linear, out ulong physicalAddress, out bool writable)
+    {
+        if (Walker.Mode == PagingMode.Disabled)
+        {
+            physicalAddress = linear;
+            writable = true;
+            return true;
+        }
+
+        var memory = new ProbeTableMemory(Memory);
+        if (!Walker.Walk(ref memory, linear, PageAccess.Implicit, out PageWalk walk))
+        {
+            physicalAddress = 0;
+            writable = false;
+            return false;
+        }
+
+        physicalAddress = walk.PhysicalAddress;
+        writable = (walk.Rights & PageRights.Write) != 0;
+        return true;
+    }
+
     public bool IsWriteTracked(ulong physicalAddress) => Tracking.IsTracked(physicalAddress);
 
     public virtual void OnGuestPhysicalWrite(ulong physicalAddress, int length)
@@ -152,6 +185,44 @@ public abstract class MmuBase : IMmu
             && (!pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Write));
         bool canExecute = !pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Execute);
 
+        ProtectionViolationKind? violation = null;
+        if (pagingEnabled && Protection is { IsLocked: true } protection)
+        {
+            // The guest's locked kernel (docs/security.md): checked on the guest-physical page, the
+            // second stage in nested mode, after the guest's own walk allowed the access.
+            if (protection.IsWriteProtected(physicalPage))
+            {
+                if (write)
+                {
+                    violation = ProtectionViolationKind.KernelWrite;
+                    if (protection.Enforce)
+                    {
+                        // #PF present + write + reserved bit: a fault on a mapping the CPU cannot use. Not
+                        // plain present + write: the guest's own PTE allows the store, so Linux would take
+                        // that for a spurious (stale-TLB) fault and retry it forever; with RSVD it fixes up
+                        // (an extable user gets -EFAULT) or oopses the offending task.
+                        return Fault(ProtectionFaultCode | PageFaultErrorCode.Write | (PageFaultErrorCode)(uint)(access & PageAccess.User), linear, violation);
+                    }
+                }
+
+                canWrite = false; // every store comes here
+            }
+
+            if ((context & PageAccess.User) == 0 && !protection.IsSupervisorExecutable(linear))
+            {
+                if ((access & PageAccess.Execute) != 0)
+                {
+                    violation = ProtectionViolationKind.KernelExecute;
+                    if (protection.Enforce)
+                    {
+                        return Fault(ProtectionFaultCode | PageFaultErrorCode.InstructionFetch, linear, violation);
+                    }
+                }
+
+                canExecute = false;
+            }
+        }
+
         // Stores to write-tracked frames (decoded code, shadowed page tables) must be reported.
         bool tracked = (write || canWrite) && Tracking.IsTracked(physicalPage);
         canWrite &= !tracked;
@@ -169,14 +240,14 @@ public abstract class MmuBase : IMmu
             }
         }
 
-        return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked);
+        return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked, violation);
     }
 
     /// <summary>Records a #PF.</summary>
-    protected Translation Fault(PageFaultErrorCode errorCode, ulong linear)
+    protected Translation Fault(PageFaultErrorCode errorCode, ulong linear, ProtectionViolationKind? violation = null)
     {
         Counters.PageFaults++;
-        return Translation.PageFaulted(errorCode, linear);
+        return Translation.PageFaulted(errorCode, linear, violation);
     }
 
     private bool Apply(ulong cr0, ulong cr3, ulong cr4, ulong efer, bool cr3Load, bool load)

@@ -1,3 +1,5 @@
+using SharpVisor.Machine.Protection;
+
 namespace SharpVisor.Emulator.Mmu;
 
 /// <summary>
@@ -6,8 +8,9 @@ namespace SharpVisor.Emulator.Mmu;
 /// </summary>
 public readonly struct Translation
 {
-    private Translation(TranslationStatus status, ulong physicalAddress, nint hostAddress, PageFault fault, bool writeTracked)
+    private Translation(TranslationStatus status, ulong physicalAddress, nint hostAddress, PageFault fault, bool writeTracked, ProtectionViolationKind? violation = null)
     {
+        Violation = violation;
         Status = status;
         PhysicalAddress = physicalAddress;
         HostAddress = hostAddress;
@@ -32,20 +35,26 @@ public readonly struct Translation
     /// </summary>
     public bool WriteTracked { get; }
 
+    /// <summary>
+    /// The access broke the guest's locked kernel (<see cref="IMmu.Protection"/>): the CPU reports it
+    /// with the guest RIP. A page fault when the protection enforces, RAM in log mode.
+    /// </summary>
+    public ProtectionViolationKind? Violation { get; }
+
     public bool IsRam => Status == TranslationStatus.Ram;
 
     public bool IsMmio => Status == TranslationStatus.Mmio;
 
     public bool IsPageFault => Status == TranslationStatus.PageFault;
 
-    public static Translation Ram(ulong physicalAddress, nint hostAddress, bool writeTracked = false) =>
-        new(TranslationStatus.Ram, physicalAddress, hostAddress, default, writeTracked);
+    public static Translation Ram(ulong physicalAddress, nint hostAddress, bool writeTracked = false, ProtectionViolationKind? violation = null) =>
+        new(TranslationStatus.Ram, physicalAddress, hostAddress, default, writeTracked, violation);
 
     public static Translation Mmio(ulong physicalAddress) =>
         new(TranslationStatus.Mmio, physicalAddress, 0, default, false);
 
-    public static Translation PageFaulted(PageFaultErrorCode errorCode, ulong linear) =>
-        new(TranslationStatus.PageFault, 0, 0, new PageFault(errorCode, linear), false);
+    public static Translation PageFaulted(PageFaultErrorCode errorCode, ulong linear, ProtectionViolationKind? violation = null) =>
+        new(TranslationStatus.PageFault, 0, 0, new PageFault(errorCode, linear), false, violation);
 
     public override string ToString() => Status switch
     {

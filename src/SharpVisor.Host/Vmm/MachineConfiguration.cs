@@ -81,6 +81,9 @@ public sealed record MachineConfiguration
     /// <summary>Run the guest as a Xen domain (PVH): Xen's CPUID leaves, hypercalls, event channels and PV console.</summary>
     public XenMode Xen { get; init; }
 
+    /// <summary>Kernel runtime protection (<c>--protect</c>, docs/security.md); null: none.</summary>
+    public SharpVisor.Security.ProtectionPolicy? Protection { get; init; }
+
     /// <summary>Checks the values that no later layer checks; throws <see cref="ArgumentException"/>.</summary>
     public void Validate()
     {

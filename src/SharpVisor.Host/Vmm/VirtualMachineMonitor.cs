@@ -6,6 +6,7 @@ using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Kvm;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
+using SharpVisor.Security;
 using SharpVisor.Xen;
 
 namespace SharpVisor.Host.Vmm;
@@ -76,6 +77,9 @@ public sealed partial class VirtualMachineMonitor : IDisposable
     /// <summary>The Xen domain and its back ends under --xen, else null.</summary>
     public XenGuest? Xen { get; private init; }
 
+    /// <summary>The domain's kernel protection under --protect (docs/security.md), else null.</summary>
+    public KernelProtector? Protector { get; private init; }
+
     /// <summary>The accelerator's machine (an EmulatorVirtualMachine exposes the software platform and its time base).</summary>
     public IVirtualMachine Machine => _machine;
 
@@ -99,6 +103,8 @@ public sealed partial class VirtualMachineMonitor : IDisposable
         var guestLog = new GuestLog(configuration.Log);
         AcceleratorSelection accelerator = configuration.Xen != XenMode.None
             ? AcceleratorSelection.ForXen(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
+            : configuration.Protection is not null
+            ? AcceleratorSelection.ForProtection(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
             : AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
 
         GuestMemory memory;
@@ -112,6 +118,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
         }
 
         IVirtualMachine? machine = null;
+        KernelProtector? protector = null;
         PciDeviceManager? devices = null;
         XenGuest? xen = null;
         var vcpus = new List<IVcpu>();
@@ -133,6 +140,15 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             {
                 // What KVM's own emulator cannot run (PVM: XGETBV, INT3, ...) runs in SharpVisor's.
                 kvm.InstructionEmulator = new X86InstructionEmulator(memory, kvm.PortIo, kvm.Mmio);
+            }
+
+            if (configuration.Protection is { } policy)
+            {
+                // Before the vCPUs exist: each vCPU's MMU and CPU enforce the map; devices ask it before DMA.
+                KernelImageLayout? layout = policy.Kernel ? KernelImageLayout.Load(configuration.KernelPath) : null;
+                protector = new KernelProtector(policy, layout, memory, guestLog.Write);
+                ((EmulatorVirtualMachine)machine).Protection = protector.Map;
+                memory.DeviceWriteGuard = protector.Map;
             }
 
             if (configuration.Xen != XenMode.None)
@@ -160,7 +176,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             }
 
             vcpus[0].SetState(boot.State);
-            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot, tables.FacsAddress) { Xen = xen };
+            return new VirtualMachineMonitor(configuration, accelerator, memory, machine, vcpus, legacy, powerManagement, devices, boot, tables.FacsAddress) { Xen = xen, Protector = protector };
         }
         catch
         {
@@ -170,6 +186,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             }
 
             xen?.Dispose();
+            protector?.Dispose();
             devices?.Dispose();
             machine?.Dispose();
             memory.Dispose();
@@ -367,7 +384,8 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             vcpu.Dispose();
         }
 
-        // Device workers touch guest memory and the VM's ioeventfds: they go first.
+        // The measurement timer and device workers touch guest memory and the VM's ioeventfds: they go first.
+        Protector?.Dispose();
         Devices.Dispose();
         Xen?.Dispose();
         _machine.Dispose();

@@ -226,6 +226,39 @@ public sealed class VirtioBlockDeviceTests : IDisposable
         Assert.Equal(VirtioBlockDevice.StatusIoError, _p.Memory.Read<byte>(Status));
     }
 
+    /// <summary>Kernel protection (docs/security.md): a disk read (DMA) into the guest's locked kernel is refused and reported.</summary>
+    [Fact]
+    public void AReadIntoProtectedGuestMemoryIsRefusedAndTheMemoryUnchanged()
+    {
+        Start();
+        var monitor = new DmaMonitor();
+        var map = new SharpVisor.Machine.Protection.ProtectionMap(monitor, enforce: true);
+        Assert.True(map.Lock([new(Buffer + 0x1000, Buffer + 0x2000)], [], SharpVisor.Machine.Protection.RegisterPins.None));
+        _p.Memory.DeviceWriteGuard = map;
+        _p.Memory.Fill(Buffer, 0x2000, 0x5A);
+
+        _ring!.AddChain((Header, 16, false), (Buffer, 0x2000, true), (Status, 1, true));
+        _driver!.Notify(0);
+
+        Assert.True(_device!.NeedsReset);
+        Assert.Contains("protected guest memory", _device.FailureReason);
+        Assert.All(_p.Memory.GetSpan(Buffer, 0x2000).ToArray(), b => Assert.Equal(0x5A, b));
+        var v = Assert.Single(monitor.Violations);
+        Assert.Equal(SharpVisor.Machine.Protection.ProtectionViolationKind.DeviceWrite, v.Kind);
+        Assert.Equal(Buffer, v.Target);
+    }
+
+    private sealed class DmaMonitor : SharpVisor.Machine.Protection.IProtectionMonitor
+    {
+        public List<SharpVisor.Machine.Protection.ProtectionViolation> Violations { get; } = new();
+
+        public void OnUserModeEntered(SharpVisor.Machine.Protection.IProtectionLockContext context)
+        {
+        }
+
+        public void OnViolation(in SharpVisor.Machine.Protection.ProtectionViolation violation) => Violations.Add(violation);
+    }
+
     [Fact]
     public void ARequestWithoutAStatusByteFailsTheDevice()
     {

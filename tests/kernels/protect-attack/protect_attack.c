@@ -1,0 +1,253 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * protect_attack: what a rootkit does to a running kernel, one attack per insmod, for
+ * SharpVisor's kernel protection test (docs/security.md). Each attack prints one line,
+ *   PROTECT-ATTACK <name> result=succeeded|refused|n/a <detail>
+ * and every store or register write that may be refused goes through an exception-table
+ * fixup, so a refusal is an error code here, not an oops (except "exec", which can't be
+ * fixed up: the offending insmod is killed, the guest keeps running). init succeeds (a
+ * failing init makes busybox insmod retry through init_module, running the attack twice):
+ * remove the module before the next attack.
+ */
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/mm.h>
+#include <linux/vmalloc.h>
+#include <linux/irqflags.h>
+#include <asm/asm.h>
+#include <asm/msr.h>
+#include <asm/special_insns.h>
+#include <asm/processor-flags.h>
+#include <asm/pgtable.h>
+#include <asm/tlbflush.h>
+
+MODULE_LICENSE("GPL");
+MODULE_DESCRIPTION("SharpVisor kernel protection test: attacks on a running kernel");
+
+static char *attack = "";
+module_param(attack, charp, 0);
+MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep or exec");
+
+static unsigned long syscall_table;
+module_param(syscall_table, ulong, 0);
+MODULE_PARM_DESC(syscall_table, "sys_call_table's address, from /proc/kallsyms (syscall-table)");
+
+static int store_u8(u8 *dst, u8 value)
+{
+	int err = -EFAULT;
+
+	asm volatile("1: movb %[v], (%[d])\n"
+		     "   xor %[e], %[e]\n"
+		     "2:\n"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [e] "+r" (err) : [v] "q" (value), [d] "r" (dst) : "memory");
+	return err;
+}
+
+static int store_u64(u64 *dst, u64 value)
+{
+	int err = -EFAULT;
+
+	asm volatile("1: movq %[v], (%[d])\n"
+		     "   xor %[e], %[e]\n"
+		     "2:\n"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [e] "+r" (err) : [v] "r" (value), [d] "r" (dst) : "memory");
+	return err;
+}
+
+/* Raw MOV to CR0/CR4: Linux's own write_cr0() would put pinned bits back. */
+static int raw_write_cr0(unsigned long value)
+{
+	int err = -EFAULT;
+
+	asm volatile("1: mov %[v], %%cr0\n"
+		     "   xor %[e], %[e]\n"
+		     "2:\n"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [e] "+r" (err) : [v] "r" (value) : "memory");
+	return err;
+}
+
+static int raw_write_cr4(unsigned long value)
+{
+	int err = -EFAULT;
+
+	asm volatile("1: mov %[v], %%cr4\n"
+		     "   xor %[e], %[e]\n"
+		     "2:\n"
+		     _ASM_EXTABLE(1b, 2b)
+		     : [e] "+r" (err) : [v] "r" (value) : "memory");
+	return err;
+}
+
+/* A second, writable mapping of the page behind a kernel-image address (what set_memory_rw gives an attacker). */
+static void *writable_alias(unsigned long address)
+{
+	struct page *page = pfn_to_page(__pa(address) >> PAGE_SHIFT);
+	void *map = vmap(&page, 1, VM_MAP, PAGE_KERNEL);
+
+	return map ? map + offset_in_page(address) : NULL;
+}
+
+static void report(const char *name, int succeeded, const char *detail, long err)
+{
+	pr_info("PROTECT-ATTACK %s result=%s %s err=%ld\n", name, succeeded ? "succeeded" : "refused", detail, err);
+}
+
+static void attack_text_alias(void)
+{
+	/* The byte before a function: alignment padding, never executed. */
+	u8 *text = (u8 *)vfree - 1;
+	u8 old = READ_ONCE(*text), new = old ^ 0xff;
+	u8 *alias = writable_alias((unsigned long)text);
+	int err;
+
+	if (!alias) {
+		pr_info("PROTECT-ATTACK text-alias result=n/a vmap failed\n");
+		return;
+	}
+	err = store_u8(alias, new);
+	if (!err && READ_ONCE(*text) == new) {
+		report("text-alias", 1, "kernel text byte changed through a writable alias", 0);
+		store_u8(alias, old);
+	} else {
+		report("text-alias", 0, "kernel text unchanged", err);
+	}
+	vunmap((void *)((unsigned long)alias & PAGE_MASK));
+}
+
+static void attack_cr0_wp(void)
+{
+	unsigned long cr0 = read_cr0(), flags;
+	u8 *text = (u8 *)vfree - 1;
+	u8 old = READ_ONCE(*text);
+	int err, wrote;
+
+	local_irq_save(flags);
+	err = raw_write_cr0(cr0 & ~X86_CR0_WP);
+	if (!err && !(read_cr0() & X86_CR0_WP)) {
+		/* WP clear: the read-only text mapping no longer stops a supervisor store. */
+		wrote = store_u8(text, old ^ 0xff) == 0 && READ_ONCE(*text) == (u8)(old ^ 0xff);
+		if (wrote)
+			store_u8(text, old);
+		raw_write_cr0(cr0);
+		local_irq_restore(flags);
+		report("cr0-wp", 1, wrote ? "CR0.WP cleared and kernel text written" : "CR0.WP cleared", 0);
+		return;
+	}
+	local_irq_restore(flags);
+	report("cr0-wp", 0, "CR0.WP still set", err);
+}
+
+static void attack_syscall_table(void)
+{
+	u64 *entry = (u64 *)syscall_table + 39; /* __NR_getpid */
+	u64 old = READ_ONCE(*entry);
+	unsigned long flags;
+	u64 *alias = writable_alias((unsigned long)entry);
+	int err;
+
+	if (!alias) {
+		pr_info("PROTECT-ATTACK syscall-table result=n/a vmap failed\n");
+		return;
+	}
+	local_irq_save(flags);
+	err = store_u64(alias, old ^ 0x10);
+	if (!err && READ_ONCE(*entry) == (old ^ 0x10)) {
+		store_u64(alias, old);
+		local_irq_restore(flags);
+		report("syscall-table", 1, "sys_call_table[__NR_getpid] rewritten", 0);
+	} else {
+		local_irq_restore(flags);
+		report("syscall-table", 0, "sys_call_table unchanged", err);
+	}
+	vunmap((void *)((unsigned long)alias & PAGE_MASK));
+}
+
+static void attack_lstar(void)
+{
+	unsigned long flags;
+	u64 old, now;
+	int err;
+
+	local_irq_save(flags);
+	rdmsrl(MSR_LSTAR, old);
+	err = wrmsrl_safe(MSR_LSTAR, old + 0x40);
+	rdmsrl(MSR_LSTAR, now);
+	if (now != old)
+		wrmsrl(MSR_LSTAR, old);
+	local_irq_restore(flags);
+	report("lstar", now != old, now != old ? "LSTAR rewritten" : "LSTAR unchanged", err);
+}
+
+static void attack_cr4_smep(void)
+{
+	unsigned long cr4 = __read_cr4(), flags;
+	int err, cleared;
+
+	if (!(cr4 & X86_CR4_SMEP)) {
+		pr_info("PROTECT-ATTACK cr4-smep result=n/a SMEP is not enabled on this CPU\n");
+		return;
+	}
+	local_irq_save(flags);
+	err = raw_write_cr4(cr4 & ~X86_CR4_SMEP);
+	cleared = !err && !(__read_cr4() & X86_CR4_SMEP);
+	if (cleared)
+		raw_write_cr4(cr4);
+	local_irq_restore(flags);
+	report("cr4-smep", cleared, cleared ? "CR4.SMEP cleared" : "CR4.SMEP still set", err);
+}
+
+static void attack_exec(void)
+{
+	struct page *page = alloc_page(GFP_KERNEL);
+	u8 *code = page ? vmap(&page, 1, VM_MAP, PAGE_KERNEL) : NULL;
+	unsigned int level;
+	pte_t *pte;
+
+	if (!code) {
+		pr_info("PROTECT-ATTACK exec result=n/a no page\n");
+		return;
+	}
+	/* vmap() maps no-execute: clear NX in the PTE by hand, as a rootkit would. */
+	pte = lookup_address((unsigned long)code, &level);
+	if (!pte || level != PG_LEVEL_4K) {
+		pr_info("PROTECT-ATTACK exec result=n/a no 4K PTE\n");
+		return;
+	}
+	set_pte(pte, pte_mkexec(*pte));
+	asm volatile("invlpg (%0)" : : "r" (code) : "memory");
+	code[0] = 0xc3; /* ret */
+	pr_info("PROTECT-ATTACK exec calling code at %px outside kernel text\n", code);
+	((void (*)(void))code)();
+	report("exec", 1, "ran code from a vmalloc page", 0);
+	vunmap(code);
+	__free_page(page);
+}
+
+static int __init protect_attack_init(void)
+{
+	if (!strcmp(attack, "text-alias"))
+		attack_text_alias();
+	else if (!strcmp(attack, "cr0-wp"))
+		attack_cr0_wp();
+	else if (!strcmp(attack, "syscall-table") && syscall_table)
+		attack_syscall_table();
+	else if (!strcmp(attack, "lstar"))
+		attack_lstar();
+	else if (!strcmp(attack, "cr4-smep"))
+		attack_cr4_smep();
+	else if (!strcmp(attack, "exec"))
+		attack_exec();
+	else
+		pr_info("PROTECT-ATTACK %s result=n/a unknown attack\n", attack);
+	return 0;
+}
+
+static void __exit protect_attack_exit(void)
+{
+}
+
+module_init(protect_attack_init);
+module_exit(protect_attack_exit);
