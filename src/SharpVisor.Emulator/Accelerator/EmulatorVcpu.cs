@@ -57,6 +57,7 @@ public sealed class EmulatorVcpu : IVcpu
             Diagnostics = line => vm.Platform.Log.Warn($"cpu {id}", line),
         };
         mmio.ApicWritten = _cpu.RequestEventCheck;
+        _apic.Woken = _cpu.RequestStop;
     }
 
     public int Id { get; }
