@@ -196,6 +196,11 @@ public sealed unsafe class VirtioBlockDevice : VirtioDevice
             return null;
         }
 
+        foreach (VirtqBuffer s in _segments)
+        {
+            Memory.NotifyExternalWrite(s.Address, (ulong)s.Length); // a read into pages that held code
+        }
+
         written = (uint)dataLength + 1;
         IoCounters.AddRead((long)dataLength);
         return StatusOk;
