@@ -5,11 +5,12 @@ namespace SharpVisor.Emulator;
 /// (when the vector pushes one) and, for #PF, the faulting linear address (CR2).
 /// The run loop stops with it; the platform later delivers it through the IDT.
 /// Software interrupts (INT n, INT3, INTO) use the same object with <see cref="IsSoftwareInterrupt"/>.
+/// Guest faults are frequent (every demand-paged #PF of a Linux guest): the message is formatted
+/// only when someone reads it, not each time the exception is raised.
 /// </summary>
 public sealed class CpuException : Exception
 {
     public CpuException(ExceptionVector vector, uint? errorCode = null, ulong faultAddress = 0)
-        : base(Describe((byte)vector, errorCode, faultAddress, false))
     {
         Vector = (byte)vector;
         ErrorCode = errorCode;
@@ -17,7 +18,6 @@ public sealed class CpuException : Exception
     }
 
     private CpuException(byte vector, bool software, int instructionLength)
-        : base(Describe(vector, null, 0, software))
     {
         Vector = vector;
         IsSoftwareInterrupt = software;
@@ -37,6 +37,9 @@ public sealed class CpuException : Exception
 
     /// <summary>Length of the INT instruction (RIP - length is its address, where a failed gate check faults).</summary>
     public int InstructionLength { get; }
+
+    /// <summary>"#PF(0x2) at 0x1000", "INT 0x80": formatted on demand.</summary>
+    public override string Message => Describe(Vector, ErrorCode, FaultAddress, IsSoftwareInterrupt);
 
     public static CpuException SoftwareInterrupt(byte vector, int instructionLength) => new(vector, true, instructionLength);
 

@@ -16,6 +16,12 @@ public static unsafe partial class LibC
     public const int FALLOC_FL_ZERO_RANGE = 0x10;
 
     public const int EOPNOTSUPP = 95;
+
+    /// <summary>preadv2/pwritev2 flag: fail with EAGAIN rather than wait for the disk (page-cache hits only).</summary>
+    public const int RWF_NOWAIT = 0x08;
+
+    /// <summary>The most buffers one preadv2/pwritev2 takes (IOV_MAX).</summary>
+    public const int IOV_MAX = 1024;
     public const int EINVAL = 22;
     public const int EBUSY = 16;
 
@@ -27,6 +33,12 @@ public static unsafe partial class LibC
 
     [LibraryImport(Library, EntryPoint = "poll", SetLastError = true)]
     public static partial int Poll(PollFd* fds, nuint count, int timeoutMilliseconds);
+
+    [LibraryImport(Library, EntryPoint = "preadv2", SetLastError = true)]
+    public static partial nint Preadv2(int fd, IoVector* vectors, int count, long offset, int flags);
+
+    [LibraryImport(Library, EntryPoint = "pwritev2", SetLastError = true)]
+    public static partial nint Pwritev2(int fd, IoVector* vectors, int count, long offset, int flags);
 
     [LibraryImport(Library, EntryPoint = "fallocate", SetLastError = true)]
     public static partial int Fallocate(int fd, int mode, long offset, long length);

@@ -31,6 +31,14 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public IReadOnlyList<MemoryRegion> Regions => _regions;
 
+    /// <summary>
+    /// Who is told about writes from outside the guest's CPUs (the emulator's write tracker; null
+    /// on KVM, whose CPUs see memory as it is). Devices writing through a span from
+    /// <see cref="GetSpan"/> call <see cref="NotifyExternalWrite"/> when done; <see cref="Write"/>,
+    /// <see cref="Write{T}"/>, <see cref="Fill"/> and <see cref="TryDiscard"/> do it themselves.
+    /// </summary>
+    public IExternalWriteObserver? ExternalWrites { get; set; }
+
     /// <summary>Total bytes of RAM (excluding read-only regions).</summary>
     public ulong RamSize { get; private set; }
 
@@ -171,7 +179,24 @@ public sealed unsafe class GuestMemory : IDisposable
 
     public void Read(ulong address, Span<byte> destination) => GetSpan(address, destination.Length).CopyTo(destination);
 
-    public void Write(ulong address, ReadOnlySpan<byte> source) => source.CopyTo(GetSpan(address, source.Length));
+    public void Write(ulong address, ReadOnlySpan<byte> source)
+    {
+        source.CopyTo(GetSpan(address, source.Length));
+        NotifyExternalWrite(address, (ulong)source.Length);
+    }
+
+    /// <summary>
+    /// Bytes in [address, address+length) were written from outside the guest's CPUs (device
+    /// DMA through a span): tells <see cref="ExternalWrites"/>. Call it after the write, before
+    /// the guest is told the data is there (the used ring, the interrupt).
+    /// </summary>
+    public void NotifyExternalWrite(ulong address, ulong length)
+    {
+        if (length != 0)
+        {
+            ExternalWrites?.OnExternalWrite(address, length);
+        }
+    }
 
     public T Read<T>(ulong address)
         where T : unmanaged
@@ -183,9 +208,14 @@ public sealed unsafe class GuestMemory : IDisposable
         where T : unmanaged
     {
         MemoryMarshal.Write(GetSpan(address, Unsafe.SizeOf<T>()), in value);
+        NotifyExternalWrite(address, (ulong)Unsafe.SizeOf<T>());
     }
 
-    public void Fill(ulong address, int length, byte value) => GetSpan(address, length).Fill(value);
+    public void Fill(ulong address, int length, byte value)
+    {
+        GetSpan(address, length).Fill(value);
+        NotifyExternalWrite(address, (ulong)length);
+    }
 
     /// <summary>
     /// Gives the backing of whole guest pages back to the host (virtio-balloon inflate): the
@@ -209,7 +239,13 @@ public sealed unsafe class GuestMemory : IDisposable
 
         // MADV_REMOVE punches a hole in the shared memfd; MADV_DONTNEED alone would only drop
         // this process's page-table entries and keep the pages in the memfd.
-        return LibC.Madvise(host, (nuint)length, LibC.MADV_REMOVE) == 0;
+        if (LibC.Madvise(host, (nuint)length, LibC.MADV_REMOVE) != 0)
+        {
+            return false;
+        }
+
+        NotifyExternalWrite(address, length); // the pages now read as zeros
+        return true;
     }
 
     public void Dispose()

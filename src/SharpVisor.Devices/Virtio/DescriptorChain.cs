@@ -233,6 +233,7 @@ public sealed class DescriptorChain
                 if (writable)
                 {
                     source.Slice(done, take).CopyTo(guest);
+                    Memory.NotifyExternalWrite(b.Address + (ulong)skip, (ulong)take);
                 }
                 else
                 {

@@ -11,6 +11,8 @@ public sealed unsafe class RawDiskImage : IDisposable
 {
     private int _fd;
     private long _dataSyncs;
+    private bool _noWaitReads = true;
+    private bool _noWaitWrites = true;
 
     public RawDiskImage(string path, bool readOnly = false)
     {
@@ -57,6 +59,98 @@ public sealed unsafe class RawDiskImage : IDisposable
                 done += (int)n;
             }
         }
+    }
+
+    /// <summary>
+    /// Reads into <paramref name="buffers"/> (host memory, in order) from <paramref name="offset"/>,
+    /// one preadv2 per <see cref="LibC.IOV_MAX"/> buffers. With <paramref name="noWait"/> it only
+    /// succeeds when the host's page cache holds every byte (RWF_NOWAIT): false means "this would
+    /// wait for the disk" (the buffers may hold part of the data; nothing else changed) — also when
+    /// the file system cannot tell. Without it, reads everything (zeros past the end of the file).
+    /// </summary>
+    public bool ReadVectored(long offset, ReadOnlySpan<IoVector> buffers, bool noWait)
+    {
+        if (noWait && !Volatile.Read(ref _noWaitReads))
+        {
+            return false;
+        }
+
+        for (int first = 0; first < buffers.Length; first += LibC.IOV_MAX)
+        {
+            ReadOnlySpan<IoVector> chunk = buffers.Slice(first, Math.Min(LibC.IOV_MAX, buffers.Length - first));
+            long length = TotalLength(chunk);
+            nint n;
+            fixed (IoVector* p = chunk)
+            {
+                n = LibC.Preadv2(_fd, p, chunk.Length, offset, noWait ? LibC.RWF_NOWAIT : 0);
+            }
+
+            if (n != length)
+            {
+                if (noWait)
+                {
+                    DisableNoWaitIfUnsupported(n, ref _noWaitReads);
+                    return false;
+                }
+
+                // Interrupted, short (end of file) or failed: the careful path, buffer by buffer.
+                long at = offset;
+                foreach (IoVector v in chunk)
+                {
+                    Read(at, new Span<byte>(v.Base, checked((int)v.Length)));
+                    at += (long)v.Length;
+                }
+            }
+
+            offset += length;
+        }
+
+        return true;
+    }
+
+    /// <summary>
+    /// Writes <paramref name="buffers"/> (host memory, in order) at <paramref name="offset"/>, one
+    /// pwritev2 per <see cref="LibC.IOV_MAX"/> buffers. With <paramref name="noWait"/> false means
+    /// "this would block" (RWF_NOWAIT refused it, or wrote part of it): write it again without.
+    /// </summary>
+    public bool WriteVectored(long offset, ReadOnlySpan<IoVector> buffers, bool noWait)
+    {
+        EnsureWritable();
+        if (noWait && !Volatile.Read(ref _noWaitWrites))
+        {
+            return false;
+        }
+
+        for (int first = 0; first < buffers.Length; first += LibC.IOV_MAX)
+        {
+            ReadOnlySpan<IoVector> chunk = buffers.Slice(first, Math.Min(LibC.IOV_MAX, buffers.Length - first));
+            long length = TotalLength(chunk);
+            nint n;
+            fixed (IoVector* p = chunk)
+            {
+                n = LibC.Pwritev2(_fd, p, chunk.Length, offset, noWait ? LibC.RWF_NOWAIT : 0);
+            }
+
+            if (n != length)
+            {
+                if (noWait)
+                {
+                    DisableNoWaitIfUnsupported(n, ref _noWaitWrites);
+                    return false;
+                }
+
+                long at = offset;
+                foreach (IoVector v in chunk)
+                {
+                    Write(at, new ReadOnlySpan<byte>(v.Base, checked((int)v.Length)));
+                    at += (long)v.Length;
+                }
+            }
+
+            offset += length;
+        }
+
+        return true;
     }
 
     public void Write(long offset, ReadOnlySpan<byte> source)
@@ -151,6 +245,26 @@ public sealed unsafe class RawDiskImage : IDisposable
         if (ReadOnly)
         {
             throw new IOException($"disk image '{Path}' is read-only");
+        }
+    }
+
+    private static long TotalLength(ReadOnlySpan<IoVector> buffers)
+    {
+        long total = 0;
+        foreach (IoVector v in buffers)
+        {
+            total += (long)v.Length;
+        }
+
+        return total;
+    }
+
+    /// <summary>A file system without RWF_NOWAIT says so once; then every request takes the waiting path.</summary>
+    private static void DisableNoWaitIfUnsupported(nint result, ref bool enabled)
+    {
+        if (result < 0 && Marshal.GetLastPInvokeError() == LibC.EOPNOTSUPP)
+        {
+            Volatile.Write(ref enabled, false);
         }
     }
 

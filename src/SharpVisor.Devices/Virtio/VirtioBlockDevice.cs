@@ -1,5 +1,8 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using System.Text;
+using SharpVisor.Interop;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Devices.Virtio;
@@ -10,8 +13,10 @@ namespace SharpVisor.Devices.Virtio;
 /// a 16-byte header, data, and a status byte that the device writes last. When a completed
 /// write is durable depends on <see cref="CacheMode"/> and on whether the driver negotiated
 /// FLUSH: a driver without FLUSH gets a write-through disk unless the mode is Unsafe.
+/// Reads and writes the host's page cache can take without waiting (RWF_NOWAIT) complete on the
+/// notifying vCPU's thread; the rest, flushes, discards and write-zeroes go to the worker.
 /// </summary>
-public sealed class VirtioBlockDevice : VirtioDevice
+public sealed unsafe class VirtioBlockDevice : VirtioDevice
 {
     public const ulong FeatureSegMax = 1UL << 2;
     public const ulong FeatureReadOnly = 1UL << 5;
@@ -38,11 +43,15 @@ public sealed class VirtioBlockDevice : VirtioDevice
     public const uint MaxDiscardSectors = 1u << 22;
     public const uint MaxDiscardSegments = 1;
 
+    /// <summary>Largest read or write done on a vCPU thread: bounds how long a notification can stall the vCPU.</summary>
+    public const ulong MaxInlineBytes = 4UL << 20;
+
     private const int ConfigLength = 60;
 
     private RawDiskImage _image;
     private readonly byte[] _id;
     private readonly List<VirtqBuffer> _segments = new();
+    private IoVector[] _vectors = new IoVector[16];
 
     public VirtioBlockDevice(GuestMemory memory, RawDiskImage image, string serial = "sharpvisor", ushort queueSize = 256, DiskCacheMode cacheMode = DiskCacheMode.Writeback)
         : base(VirtioDeviceType.Block, memory, 1, queueSize,
@@ -115,11 +124,18 @@ public sealed class VirtioBlockDevice : VirtioDevice
     protected override void ProcessQueue(Virtqueue queue)
     {
         RateLimiting.RateLimiter? limiter = RateLimiter;
-        DrainQueue(queue, HandleRequest, limiter is null ? null :
+        DrainQueue(queue, chain => HandleRequest(chain, inline: false) ?? 0, limiter is null ? null :
             chain => Admit(limiter, (long)(chain.ReadableLength + chain.WritableLength) - HeaderSize - 1, queue.Index));
     }
 
-    private uint HandleRequest(DescriptorChain chain)
+    protected override bool ServesInline => true;
+
+    // A rate-limited disk is served by its worker alone, where requests wait for their tokens.
+    protected override bool ProcessQueueInline(Virtqueue queue) =>
+        RateLimiter is null && DrainQueueInline(queue, chain => HandleRequest(chain, inline: true));
+
+    /// <summary>Serves one request; the bytes written into the chain, or (only when <paramref name="inline"/>) null when it would block.</summary>
+    private uint? HandleRequest(DescriptorChain chain, bool inline)
     {
         if (chain.WritableLength < 1)
         {
@@ -141,18 +157,29 @@ public sealed class VirtioBlockDevice : VirtioDevice
             chain.CopyFromReadable(0, header);
             uint type = BinaryPrimitives.ReadUInt32LittleEndian(header);
             ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(header[8..]);
+            if (inline && type is RequestFlush or RequestDiscard or RequestWriteZeroes)
+            {
+                return null;
+            }
+
             try
             {
-                status = type switch
+                byte? result = type switch
                 {
-                    RequestIn => Read(chain, sector, statusOffset, ref written),
-                    RequestOut => Write(chain, sector),
+                    RequestIn => Read(chain, sector, statusOffset, ref written, inline),
+                    RequestOut => Write(chain, sector, inline),
                     RequestFlush => Flush(),
                     RequestGetId => GetId(chain, statusOffset, ref written),
                     RequestDiscard => DiscardOrZero(chain, FeatureDiscard, isDiscard: true),
                     RequestWriteZeroes => DiscardOrZero(chain, FeatureWriteZeroes, isDiscard: false),
                     _ => StatusUnsupported,
                 };
+                if (result is null)
+                {
+                    return null;
+                }
+
+                status = result.Value;
             }
             catch (IOException e)
             {
@@ -167,22 +194,48 @@ public sealed class VirtioBlockDevice : VirtioDevice
         return written;
     }
 
+    /// <summary>The host addresses of <see cref="_segments"/> (checked against guest memory when the chain was read).</summary>
+    private ReadOnlySpan<IoVector> HostVectors()
+    {
+        if (_vectors.Length < _segments.Count)
+        {
+            _vectors = new IoVector[Math.Max(_segments.Count, _vectors.Length * 2)];
+        }
+
+        for (int i = 0; i < _segments.Count; i++)
+        {
+            VirtqBuffer s = _segments[i];
+            Span<byte> guest = Memory.GetSpan(s.Address, s.Length);
+            _vectors[i] = new IoVector { Base = Unsafe.AsPointer(ref MemoryMarshal.GetReference(guest)), Length = (nuint)guest.Length };
+        }
+
+        return _vectors.AsSpan(0, _segments.Count);
+    }
+
     private bool InRange(ulong sector, ulong bytes) =>
         bytes % SectorSize == 0 && sector <= CapacitySectors && bytes / SectorSize <= CapacitySectors - sector;
 
-    private byte Read(DescriptorChain chain, ulong sector, ulong dataLength, ref uint written)
+    private byte? Read(DescriptorChain chain, ulong sector, ulong dataLength, ref uint written, bool inline)
     {
         if (!InRange(sector, dataLength))
         {
             return StatusIoError;
         }
 
+        if (inline && dataLength > MaxInlineBytes)
+        {
+            return null;
+        }
+
         chain.GetSegments(writable: true, 0, dataLength, _segments);
-        long offset = (long)(sector * SectorSize);
+        if (!_image.ReadVectored((long)(sector * SectorSize), HostVectors(), noWait: inline))
+        {
+            return null;
+        }
+
         foreach (VirtqBuffer s in _segments)
         {
-            _image.Read(offset, Memory.GetSpan(s.Address, s.Length));
-            offset += s.Length;
+            Memory.NotifyExternalWrite(s.Address, (ulong)s.Length); // a read into pages that held code
         }
 
         written = (uint)dataLength + 1;
@@ -190,7 +243,7 @@ public sealed class VirtioBlockDevice : VirtioDevice
         return StatusOk;
     }
 
-    private byte Write(DescriptorChain chain, ulong sector)
+    private byte? Write(DescriptorChain chain, ulong sector, bool inline)
     {
         ulong dataLength = chain.ReadableLength - HeaderSize;
         if (_image.ReadOnly || !InRange(sector, dataLength))
@@ -198,12 +251,16 @@ public sealed class VirtioBlockDevice : VirtioDevice
             return StatusIoError;
         }
 
-        chain.GetSegments(writable: false, HeaderSize, dataLength, _segments);
-        long offset = (long)(sector * SectorSize);
-        foreach (VirtqBuffer s in _segments)
+        // A write-through write waits for the disk by definition.
+        if (inline && (dataLength > MaxInlineBytes || WriteThrough))
         {
-            _image.Write(offset, Memory.GetSpan(s.Address, s.Length));
-            offset += s.Length;
+            return null;
+        }
+
+        chain.GetSegments(writable: false, HeaderSize, dataLength, _segments);
+        if (!_image.WriteVectored((long)(sector * SectorSize), HostVectors(), noWait: inline))
+        {
+            return null;
         }
 
         SyncIfWriteThrough();

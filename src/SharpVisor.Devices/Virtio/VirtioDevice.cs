@@ -196,7 +196,10 @@ public abstract class VirtioDevice : IDisposable
 
     /// <summary>
     /// The driver notified queue <paramref name="index"/> (or the host has work for it): the
-    /// worker is woken, or without a worker the queue is served on this thread.
+    /// worker is woken, or without a worker the queue is served on this thread. A device that
+    /// serves inline (<see cref="ServesInline"/>) first completes on this thread — the notifying
+    /// vCPU's — the requests that cannot block (a read the host's page cache holds), so the
+    /// guest gets its completion without two thread hand-offs; the rest goes to the worker.
     /// </summary>
     public void Notify(int index)
     {
@@ -206,13 +209,13 @@ public abstract class VirtioDevice : IDisposable
         }
 
         VirtioWorker? worker = _worker;
-        if (worker is not null)
-        {
-            worker.Wake(index);
-        }
-        else
+        if (worker is null)
         {
             ServiceQueue(index);
+        }
+        else if (!ServesInline || !TryServeInline(index))
+        {
+            worker.Wake(index);
         }
     }
 
@@ -278,6 +281,36 @@ public abstract class VirtioDevice : IDisposable
         }
     }
 
+    /// <summary>
+    /// Serves queue <paramref name="index"/> on the calling thread as far as it can without
+    /// blocking; true when nothing is left for the worker. Never waits for the device lock: a
+    /// worker holding it (a flush in progress) gets the notification instead.
+    /// </summary>
+    private bool TryServeInline(int index)
+    {
+        if (!Monitor.TryEnter(Lock))
+        {
+            return false;
+        }
+
+        try
+        {
+            Virtqueue q = _queues[index];
+            if (!IsActive || !q.Enabled)
+            {
+                return true;
+            }
+
+            bool finished = true;
+            Guard(() => finished = ProcessQueueInline(q));
+            return finished || NeedsReset;
+        }
+        finally
+        {
+            Monitor.Exit(Lock);
+        }
+    }
+
     /// <summary>Runs back-end work (a TAP became readable) under the device lock, guarded like queue work.</summary>
     protected void ServiceBackend(Action action)
     {
@@ -309,6 +342,15 @@ public abstract class VirtioDevice : IDisposable
 
     /// <summary>Serves queue <paramref name="queue"/>; called with <see cref="Lock"/> held, only while active.</summary>
     protected abstract void ProcessQueue(Virtqueue queue);
+
+    /// <summary>Whether <see cref="ProcessQueueInline"/> may serve notifications on the notifying thread.</summary>
+    protected virtual bool ServesInline => false;
+
+    /// <summary>
+    /// Serves what <paramref name="queue"/> holds without blocking (called under <see cref="Lock"/>,
+    /// only while active, on a vCPU thread); false when a request was left for the worker.
+    /// </summary>
+    protected virtual bool ProcessQueueInline(Virtqueue queue) => false;
 
     /// <summary>The driver set DRIVER_OK (called under <see cref="Lock"/>).</summary>
     protected virtual void OnActivated()
@@ -382,6 +424,42 @@ public abstract class VirtioDevice : IDisposable
         }
 
         return false;
+    }
+
+    /// <summary>
+    /// <see cref="DrainQueue"/> for the inline path: <paramref name="tryHandle"/> returns null for a
+    /// chain that would block; that chain goes back to the ring (nothing was completed for it),
+    /// the ones before it are signalled, and false tells the caller to wake the worker, which
+    /// drains the rest in order and re-enables notifications.
+    /// </summary>
+    protected bool DrainQueueInline(Virtqueue queue, Func<DescriptorChain, uint?> tryHandle)
+    {
+        bool finished = true;
+        do
+        {
+            queue.DisableNotifications();
+            while (!NeedsReset && queue.TryPop(out DescriptorChain chain))
+            {
+                uint? written = tryHandle(chain);
+                if (NeedsReset)
+                {
+                    return true;
+                }
+
+                if (written is null)
+                {
+                    queue.UndoPop(1);
+                    finished = false;
+                    break;
+                }
+
+                queue.PushUsed(chain.Head, written.Value);
+            }
+        }
+        while (finished && !NeedsReset && queue.EnableNotifications());
+
+        SignalIfNeeded(queue);
+        return finished;
     }
 
     /// <summary>Interrupts the driver for <paramref name="queue"/> if its suppression fields allow.</summary>

@@ -27,6 +27,7 @@ public sealed class VirtioRngDevice : VirtioDevice
         foreach (VirtqBuffer s in _segments)
         {
             RandomNumberGenerator.Fill(Memory.GetSpan(s.Address, s.Length));
+            Memory.NotifyExternalWrite(s.Address, (ulong)s.Length);
         }
 
         IoCounters.AddRead((long)length);

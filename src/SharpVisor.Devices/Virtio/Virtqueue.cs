@@ -173,6 +173,7 @@ public sealed class Virtqueue
         Span<byte> slot = _memory.GetSpan(element, 8);
         MemoryMarshal.Write(slot, (uint)head);
         MemoryMarshal.Write(slot[4..], writtenLength);
+        _memory.NotifyExternalWrite(element, 8);
         UsedIndex++;
         if (publish)
         {
@@ -181,7 +182,10 @@ public sealed class Virtqueue
     }
 
     /// <summary>Makes every element pushed so far visible to the driver (release store of used->idx).</summary>
-    public void PublishUsed() => Volatile.Write(ref U16(DeviceAreaAddress + 2), UsedIndex);
+    public void PublishUsed()
+    {
+        StoreU16(DeviceAreaAddress + 2, UsedIndex);
+    }
 
     /// <summary>Gives back the last <paramref name="count"/> popped chains unused (nothing was pushed for them).</summary>
     public void UndoPop(int count) => LastAvailIndex -= (ushort)count;
@@ -217,7 +221,7 @@ public sealed class Virtqueue
     {
         if (!EventIdx)
         {
-            Volatile.Write(ref U16(DeviceAreaAddress), UsedFlagNoNotify);
+            StoreU16(DeviceAreaAddress, UsedFlagNoNotify);
         }
     }
 
@@ -229,11 +233,11 @@ public sealed class Virtqueue
     {
         if (EventIdx)
         {
-            Volatile.Write(ref U16(DeviceAreaAddress + 4 + (8 * (ulong)Size)), LastAvailIndex);
+            StoreU16(DeviceAreaAddress + 4 + (8 * (ulong)Size), LastAvailIndex);
         }
         else
         {
-            Volatile.Write(ref U16(DeviceAreaAddress), (ushort)0);
+            StoreU16(DeviceAreaAddress, 0);
         }
 
         Interlocked.MemoryBarrier();
@@ -265,6 +269,13 @@ public sealed class Virtqueue
         {
             throw new VirtqueueException($"queue {Index}: {name} 0x{address:x}+0x{length:x} is outside guest memory");
         }
+    }
+
+    /// <summary>A release store of a ring field, reported like any device write to guest memory.</summary>
+    private void StoreU16(ulong address, ushort value)
+    {
+        Volatile.Write(ref U16(address), value);
+        _memory.NotifyExternalWrite(address, 2);
     }
 
     private ref ushort U16(ulong address) => ref Unsafe.As<byte, ushort>(ref MemoryMarshal.GetReference(_memory.GetSpan(address, 2)));

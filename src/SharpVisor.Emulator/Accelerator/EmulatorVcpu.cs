@@ -60,6 +60,7 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         mmio.ApicWritten = _cpu.RequestEventCheck;
         _cpu.Protection = vm.Protection;
         _cpu.ProtectionVcpuId = id;
+        _apic.Woken = _cpu.RequestStop;
     }
 
     public int Id { get; }

@@ -41,7 +41,10 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
         _secondLevel = mmuMode == MmuMode.Nested ? SecondLevelTable.Build(memory) : null;
 
         // The frames whose stores every vCPU must see (decoded code, shadowed page tables).
+        // Device DMA into guest memory reaches it too (GuestMemory.NotifyExternalWrite), so a disk
+        // read into pages that held code drops the blocks decoded from them.
         WriteTracker = new WriteTracker(memory);
+        memory.ExternalWrites = WriteTracker;
 
         // VMCALL/VMMCALL: KVM's ABI, as CPUID 0x40000000 tells the guest.
         Hypercalls = new KvmHypercalls(new EmulatorParavirtTarget(this));
@@ -183,6 +186,11 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
         if (allStopped)
         {
             _secondLevel?.Dispose();
+        }
+
+        if (Memory.ExternalWrites == WriteTracker)
+        {
+            Memory.ExternalWrites = null;
         }
     }
 

@@ -16,7 +16,7 @@ namespace SharpVisor.Emulator.Mmu;
 /// them is tracked, so memory follows the guest's code and page tables, not its RAM size.
 /// Each vCPU joins with its TLB (<see cref="Join"/>) and uses its <see cref="WriteTrackerMember"/>.
 /// </remarks>
-public sealed class WriteTracker
+public sealed class WriteTracker : IExternalWriteObserver
 {
     internal const int SharedBit = 31;
     private const int ChunkShift = 12;
@@ -79,6 +79,7 @@ public sealed class WriteTracker
     /// A write to guest memory that did not pass through a vCPU (device DMA, the VMM loading an
     /// image): every vCPU tracking a frame in the range re-reads what it derived from it.
     /// </summary>
+    /// <remarks>The emulator's VM registers its tracker as <see cref="GuestMemory.ExternalWrites"/>, which devices report to.</remarks>
     public void OnExternalWrite(ulong physicalAddress, ulong length) => Publish(null, physicalAddress, length);
 
     /// <summary>The word of tracking bits for <paramref name="frame"/>, allocating its chunk if asked.</summary>

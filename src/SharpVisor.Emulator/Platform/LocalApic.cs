@@ -628,8 +628,19 @@ public sealed class LocalApic : IMmioDevice
     /// <summary>The LINT1 pin (NMI in virtual-wire mode).</summary>
     public void SetLint1(bool level) => SetLint(LvtLint1, level);
 
-    /// <summary>Wakes the vCPU thread from <see cref="WaitForWakeup"/> (also for the vCPU's own kick).</summary>
-    public void Wake() => _wakeup.Set();
+    /// <summary>
+    /// Called on every <see cref="Wake"/>, from any thread: the vCPU ends its running slice at the
+    /// next block boundary, so an interrupt that arrives while it runs (a device completion) is
+    /// taken within a block rather than at the end of a 20,000-instruction slice.
+    /// </summary>
+    public Action? Woken { get; set; }
+
+    /// <summary>Wakes the vCPU thread from <see cref="WaitForWakeup"/> (also for the vCPU's own kick), and stops its slice.</summary>
+    public void Wake()
+    {
+        _wakeup.Set();
+        Woken?.Invoke();
+    }
 
     /// <summary>
     /// Sleeps the halted vCPU until <see cref="Wake"/> or the timeout (rounded up to a millisecond).

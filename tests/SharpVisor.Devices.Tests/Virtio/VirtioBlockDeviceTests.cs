@@ -1,6 +1,7 @@
 using System.Buffers.Binary;
 using SharpVisor.Devices.Tests.Pci;
 using SharpVisor.Devices.Virtio;
+using SharpVisor.Memory;
 
 namespace SharpVisor.Devices.Tests.Virtio;
 
@@ -303,6 +304,62 @@ public sealed class VirtioBlockDeviceTests : IDisposable
         {
             Assert.Equal(0, _p.Memory.Read<byte>(Status + (ulong)i));
             Assert.Equal(OriginalSector(100 + i), _p.Memory.GetSpan(Buffer + (ulong)(512 * i), 512).ToArray());
+        }
+    }
+
+    [Fact]
+    public void WithAWorkerCachedReadsCompleteOnTheNotifyingThreadAndAFlushAndWhatFollowsOnTheWorker()
+    {
+        Start();
+        var writes = new RecordingWrites();
+        _p.Memory.ExternalWrites = writes;
+        _device!.StartWorker();
+        ulong[] headers = [Header, Header + 32, Header + 64];
+        _p.Memory.Write(headers[0], VirtioBlockDevice.RequestIn);
+        _p.Memory.Write(headers[0] + 8, 7UL);
+        _p.Memory.Write(headers[1], VirtioBlockDevice.RequestFlush);
+        _p.Memory.Write(headers[2], VirtioBlockDevice.RequestIn);
+        _p.Memory.Write(headers[2] + 8, 8UL);
+        _ring!.AddChain((headers[0], 16, false), (Buffer, 512, true), (Status, 1, true));
+        _ring.AddChain((headers[1], 16, false), (Status + 1, 1, true));
+        _ring.AddChain((headers[2], 16, false), (Buffer + 0x1000, 512, true), (Status + 2, 1, true));
+
+        _driver!.Notify(0);
+
+        Assert.True(SpinWait.SpinUntil(() => _ring.UsedIndex == 3, TimeSpan.FromSeconds(10)));
+        Assert.Equal([0, 0, 0], [_p.Memory.Read<byte>(Status), _p.Memory.Read<byte>(Status + 1), _p.Memory.Read<byte>(Status + 2)]);
+        Assert.Equal(FileSector(7), _p.Memory.GetSpan(Buffer, 512).ToArray());
+        Assert.Equal(FileSector(8), _p.Memory.GetSpan(Buffer + 0x1000, 512).ToArray());
+
+        // The file was just written, so its pages are cached: the first read is done before
+        // Notify returns, on this thread; the flush waits for the disk, so it and the read
+        // behind it (kept in order) are the worker's. Every DMA write was reported.
+        int self = Environment.CurrentManagedThreadId;
+        Assert.Equal(self, writes.ThreadOf(Buffer));
+        int worker = writes.ThreadOf(Buffer + 0x1000);
+        Assert.NotEqual(self, worker);
+        Assert.Equal(worker, writes.ThreadOf(Status + 1));
+    }
+
+    /// <summary>Which thread reported a device write covering each address.</summary>
+    private sealed class RecordingWrites : IExternalWriteObserver
+    {
+        private readonly List<(ulong Address, ulong Length, int Thread)> _writes = new();
+
+        public void OnExternalWrite(ulong address, ulong length)
+        {
+            lock (_writes)
+            {
+                _writes.Add((address, length, Environment.CurrentManagedThreadId));
+            }
+        }
+
+        public int ThreadOf(ulong address)
+        {
+            lock (_writes)
+            {
+                return _writes.Single(w => address >= w.Address && address - w.Address < w.Length).Thread;
+            }
         }
     }
 
