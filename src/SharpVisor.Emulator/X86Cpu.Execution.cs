@@ -283,9 +283,11 @@ public sealed unsafe partial class X86Cpu
         _inBlock = true;
         ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
         int count = block.Count;
-        Translator.TranslatedBlock? code = TranslatedCodeFor(block);
+        Translator.TranslatedBlock? code = null;
         while (true)
         {
+            // Every run counts towards the block's heat, in-place loop iterations included.
+            code ??= TranslatedCodeFor(block);
             long remaining = _runLimit - _instructions;
             int n = remaining < count ? (int)remaining : count;
             int i;

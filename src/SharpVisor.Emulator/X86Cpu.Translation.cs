@@ -58,6 +58,25 @@ public sealed partial class X86Cpu
         return null;
     }
 
+    /// <summary>
+    /// At the back edge of a translated self-loop (the branch to the block's start was taken):
+    /// whether to go round again inside the translated code, under the conditions of
+    /// <see cref="ExecuteBlock"/>'s in-place loop plus room in the budget for a whole block. If so
+    /// the iteration is retired here.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool ContinueTranslatedLoop(int count)
+    {
+        if (!_block!.Valid || _stopRequested || _breakpoints.Count != 0 || _runLimit - _instructions < 2L * count || _tracking.PassBoundary())
+        {
+            return false;
+        }
+
+        _instructions += count;
+        TranslatedInstructions += count;
+        return true;
+    }
+
     /// <summary>The TLB's hit check for a read of <paramref name="size"/> bytes that stays in one page; <paramref name="host"/> is its host address.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryReadHost(ulong linear, int size, out nint host)

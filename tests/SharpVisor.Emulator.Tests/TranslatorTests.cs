@@ -35,6 +35,69 @@ public sealed unsafe class TranslatorTests
         Assert.True(tier1 > 10_000, $"{tier1} instructions in tier 1");
     }
 
+    /// <summary>
+    /// Self-loops run inside the translated method: stopped by the instruction budget at the same
+    /// instruction, with the same state, as the interpreter, slice after slice.
+    /// </summary>
+    [Fact]
+    public void TranslatedSelfLoopStopsWhereTheInterpreterDoes()
+    {
+        using var interpreted = new TestCpu();
+        using var translated = new TestCpu();
+        interpreted.Cpu.Tier = ExecutionTier.Interpreter;
+        translated.Cpu.Tier = ExecutionTier.Always;
+        foreach (TestCpu t in new[] { interpreted, translated })
+        {
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                Label tight = a.CreateLabel();
+                Label mixed = a.CreateLabel();
+                a.mov(ecx, 3000);
+                a.Label(ref tight);
+                a.add(rax, rcx);
+                a.xor(rbx, rax);
+                a.dec(ecx);
+                a.jnz(tight);
+                a.mov(rsi, Data);
+                a.mov(ecx, 2000);
+                a.Label(ref mixed);
+                a.mov(rdx, rcx);
+                a.and(edx, 31);
+                a.imul(rax, rax, 13);                // a handler call inside the loop
+                a.add(__qword_ptr[rsi + rdx * 8], rax);
+                a.mov(r8, __qword_ptr[rsi + rdx * 8]);
+                a.push(r8);
+                a.pop(r9);
+                a.sub(ecx, 1);
+                a.jg(mixed);
+                a.hlt();
+            });
+        }
+
+        for (int slice = 0; ; slice++)
+        {
+            CpuRunResult a = interpreted.Cpu.Run(777);
+            CpuRunResult b = translated.Cpu.Run(777);
+            Assert.Equal(a.Reason, b.Reason);
+            Assert.Equal(interpreted.Cpu.InstructionsExecuted, translated.Cpu.InstructionsExecuted);
+            Assert.Equal(interpreted.Cpu.GetState().Format(), translated.Cpu.GetState().Format());
+            if (a.Reason == CpuStopReason.Halted)
+            {
+                break;
+            }
+
+            Assert.True(slice < 1000, "the program did not halt");
+        }
+
+        var left = new byte[256];
+        var right = new byte[256];
+        interpreted.Memory.Read(Data, left);
+        translated.Memory.Read(Data, right);
+        Assert.Equal(left, right);
+        Assert.True(translated.Cpu.TranslatedInstructions > 20_000, $"{translated.Cpu.TranslatedInstructions} instructions in tier 1");
+    }
+
     [Fact]
     public void HotBlocksAreCompiledInTheBackground()
     {

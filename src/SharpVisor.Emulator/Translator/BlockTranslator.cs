@@ -26,6 +26,10 @@ internal static unsafe class BlockTranslator
     private static readonly FieldInfo s_lazyA = Field("_lazyA");
     private static readonly FieldInfo s_lazyB = Field("_lazyB");
     private static readonly FieldInfo s_lazyRes = Field("_lazyRes");
+    private static readonly FieldInfo s_lazyCarry = Field("_lazyCarry");
+    private static readonly FieldInfo s_rip = Field("_rip");
+    private static readonly MethodInfo s_carryFlag = typeof(X86Cpu).GetProperty("CarryFlag", Instance)!.GetMethod!;
+    private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
     private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
@@ -98,14 +102,130 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldflda, s_regs);
             _il.Emit(OpCodes.Stloc, _regsRef);
             Op[] ops = _block.Ops;
-            for (int i = 0; i < _block.Count; i++)
+            int count = _block.Count;
+            Type? loopCondition = SelfLoopCondition(ops, count);
+            if (loopCondition is null)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    EmitOp(ops, i);
+                }
+
+                SpillAll(markClean: true);
+                _il.Emit(OpCodes.Ldc_I4, count);
+                _il.Emit(OpCodes.Ret);
+                return;
+            }
+
+            // A block whose Jcc jumps back to its start: the loop runs inside the method with the
+            // registers it uses kept in locals across iterations.
+            bool[] used = UsedSlots(ops, count);
+            for (int slot = 0; slot < 16; slot++)
+            {
+                if (used[slot])
+                {
+                    LoadReg(slot, 3);
+                    _il.Emit(OpCodes.Pop);
+                    _state[slot] = Cached.Dirty;
+                }
+            }
+
+            Cached[] head = (Cached[])_state.Clone();
+            Label top = _il.DefineLabel();
+            _il.MarkLabel(top);
+            for (int i = 0; i < count - 1; i++)
             {
                 EmitOp(ops, i);
             }
 
-            SpillAll(markClean: true);
-            _il.Emit(OpCodes.Ldc_I4, _block.Count);
+            Label notTaken = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Call, loopCondition.GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            _il.Emit(OpCodes.Brfalse, notTaken);
+
+            // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
+            Label leave = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Call, s_continueLoop);
+            _il.Emit(OpCodes.Brfalse, leave);
+            for (int slot = 0; slot < 16; slot++)
+            {
+                if (head[slot] != Cached.Unknown && _state[slot] == Cached.Unknown)
+                {
+                    LoadFromFile(slot);
+                    _il.Emit(OpCodes.Stloc, Local(slot));
+                }
+            }
+
+            _il.Emit(OpCodes.Br, top);
+            _il.MarkLabel(leave);
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _regsRef);
+            _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Ldind_I8);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Ret);
+            _il.MarkLabel(notTaken);
+            SpillAll(markClean: true);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>The condition type when the block ends with a Jcc to its own start (64-bit operand size), else null.</summary>
+        private Type? SelfLoopCondition(Op[] ops, int count)
+        {
+            ref Op last = ref ops[count - 1];
+            if (!_is64 || count < 2 || last.Imm != 0 || last.OpSize != 8)
+            {
+                return null;
+            }
+
+            return HandlerCatalog.JccCondition((nint)last.Handler);
+        }
+
+        /// <summary>GPR slots the block's inline forms read or write (preloaded for a self-loop).</summary>
+        private bool[] UsedSlots(Op[] ops, int count)
+        {
+            var used = new bool[Slots];
+            for (int i = 0; i < count; i++)
+            {
+                ref Op op = ref ops[i];
+                InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
+                if (!CanInline(in op, form))
+                {
+                    continue;
+                }
+
+                used[op.Reg / 8 & 15] = true;
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR)
+                {
+                    used[op.Rm / 8 & 15] = true;
+                }
+
+                if (op.Base < 16)
+                {
+                    used[op.Base] = true;
+                }
+
+                if (op.Index < 16)
+                {
+                    used[op.Index] = true;
+                }
+
+                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR)
+                {
+                    used[X86Cpu.Rsp] = true;
+                }
+            }
+
+            return used;
         }
 
         private void EmitOp(Op[] ops, int i)
@@ -147,6 +267,9 @@ internal static unsafe class BlockTranslator
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
                     break;
+                case InlineKind.IncDecR:
+                    EmitIncDec(in op, form);
+                    break;
                 default:
                     EmitMemoryForm(in op, i, form, flagsLive);
                     break;
@@ -166,7 +289,7 @@ internal static unsafe class BlockTranslator
             return form.Kind switch
             {
                 InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
-                InlineKind.MovRI or InlineKind.AluRI => regOk,
+                InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
                     => _is64 && regOk && AddressOk(in op),
@@ -405,6 +528,42 @@ internal static unsafe class BlockTranslator
                 _il.Emit(OpCodes.Ldloc, _b);
             }
 
+            _il.Emit(OpCodes.Stfld, s_lazyB);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _r);
+            if (form.SizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>INC/DEC r: CF is preserved, so it is read (from the previous producer's lazy state) into _lazyCarry.</summary>
+        private void EmitIncDec(in Op op, InlineForm form)
+        {
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(form.Alu == InlineAlu.Add ? OpCodes.Add : OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Call, s_carryFlag);
+            _il.Emit(OpCodes.Conv_U8);
+            _il.Emit(OpCodes.Stfld, s_lazyCarry);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, ((form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec) << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazy);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Stfld, s_lazyA);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
             _il.Emit(OpCodes.Stfld, s_lazyB);
             _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldloc, _r);

@@ -13,6 +13,13 @@ internal static unsafe class HandlerCatalog
     private static readonly Dictionary<nint, InlineForm> s_forms = BuildForms();
     private static readonly Lazy<Dictionary<nint, MethodInfo>> s_methods = new(BuildMethods, LazyThreadSafetyMode.ExecutionAndPublication);
 
+    /// <summary>The condition type of a Jcc handler (index in <see cref="BranchHandlers.JccTable"/> = condition code), or null.</summary>
+    public static Type? JccCondition(nint handler)
+    {
+        int cc = Array.IndexOf(BranchHandlers.JccTable, handler);
+        return cc < 0 ? null : MethodOf(handler)?.GetGenericArguments()[0];
+    }
+
     public static InlineForm FormOf(nint handler) => s_forms.TryGetValue(handler, out InlineForm form) ? form : default;
 
     public static MethodInfo? MethodOf(nint handler) => s_methods.Value.TryGetValue(handler, out MethodInfo? method) ? method : null;
@@ -38,6 +45,12 @@ internal static unsafe class HandlerCatalog
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushR<Size64>, new(InlineKind.PushR, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushI<Size64>, new(InlineKind.PushI, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopR<Size64>, new(InlineKind.PopR, 3));
+        for (int size = 2; size <= 3; size++)
+        {
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Add));
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Sub));
+        }
+
         AddAlu(forms, AluHandlers.Table<AddOp>(), InlineAlu.Add);
         AddAlu(forms, AluHandlers.Table<SubOp>(), InlineAlu.Sub);
         AddAlu(forms, AluHandlers.Table<CmpOp>(), InlineAlu.Cmp);

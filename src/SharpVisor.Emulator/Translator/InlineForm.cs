@@ -22,6 +22,9 @@ internal enum InlineKind : byte
     PushR,
     PushI,
     PopR,
+
+    /// <summary>INC/DEC of a register (<see cref="InlineForm.Alu"/> Add for INC, Sub for DEC): CF preserved through _lazyCarry.</summary>
+    IncDecR,
 }
 
 /// <summary>The ALU operations tier 1 emits inline, with the lazy-flags kind each records.</summary>
