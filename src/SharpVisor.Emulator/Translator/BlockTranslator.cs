@@ -449,17 +449,9 @@ internal static unsafe class BlockTranslator
                 _il.Emit(OpCodes.Add);
             }
 
-            nint handler = (nint)op.Handler;
-            if (HandlerCatalog.MethodOf(handler) is { } method)
-            {
-                _il.Emit(OpCodes.Call, method);
-            }
-            else
-            {
-                _il.Emit(OpCodes.Ldc_I8, (long)handler);
-                _il.Emit(OpCodes.Conv_I);
-                _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
-            }
+            _il.Emit(OpCodes.Ldc_I8, (long)(nint)op.Handler);
+            _il.Emit(OpCodes.Conv_I);
+            _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
 
             Label go = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_0);

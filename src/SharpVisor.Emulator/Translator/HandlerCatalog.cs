@@ -1,31 +1,30 @@
-using System.Reflection;
-
 namespace SharpVisor.Emulator.Translator;
 
 /// <summary>
-/// What tier 1 knows about the interpreter's handlers, by handler pointer: the forms it emits
-/// inline (recognized by the same pointers the binder stores), and for the rest the handler's
-/// <see cref="MethodInfo"/>, so translated code calls it directly (the JIT can inline it) instead
-/// of through the pointer.
+/// What tier 1 knows about the interpreter's handlers, by handler pointer (the same pointers the
+/// binder stores): the forms it emits inline, and the condition of each Jcc. Other handlers are
+/// called through their pointer: letting the JIT inline them (a direct call to the generic
+/// instantiation) made a Linux boot's compile time several times larger for little gain.
 /// </summary>
 internal static unsafe class HandlerCatalog
 {
     private static readonly Dictionary<nint, InlineForm> s_forms = BuildForms();
-    private static readonly Lazy<Dictionary<nint, MethodInfo>> s_methods = new(BuildMethods, LazyThreadSafetyMode.ExecutionAndPublication);
+
+    // The condition types of BranchHandlers.JccTable, in condition-code order.
+    private static readonly Type[] s_conditions =
+    [
+        typeof(CondO), typeof(CondNo), typeof(CondB), typeof(CondAe), typeof(CondE), typeof(CondNe), typeof(CondBe), typeof(CondA),
+        typeof(CondS), typeof(CondNs), typeof(CondP), typeof(CondNp), typeof(CondL), typeof(CondGe), typeof(CondLe), typeof(CondG),
+    ];
 
     /// <summary>The condition type of a Jcc handler (index in <see cref="BranchHandlers.JccTable"/> = condition code), or null.</summary>
     public static Type? JccCondition(nint handler)
     {
         int cc = Array.IndexOf(BranchHandlers.JccTable, handler);
-        return cc < 0 ? null : MethodOf(handler)?.GetGenericArguments()[0];
+        return cc < 0 ? null : s_conditions[cc];
     }
 
     public static InlineForm FormOf(nint handler) => s_forms.TryGetValue(handler, out InlineForm form) ? form : default;
-
-    public static MethodInfo? MethodOf(nint handler) => s_methods.Value.TryGetValue(handler, out MethodInfo? method) ? method : null;
-
-    /// <summary>How many handler instantiations were matched to methods (for tests).</summary>
-    public static int KnownMethods => s_methods.Value.Count;
 
     private static Dictionary<nint, InlineForm> BuildForms()
     {
@@ -78,85 +77,4 @@ internal static unsafe class HandlerCatalog
     }
 
     private static void Add(Dictionary<nint, InlineForm> forms, nint handler, InlineForm form) => forms.TryAdd(handler, form);
-
-    /// <summary>
-    /// Every handler method of the Handlers classes, generic ones instantiated over the
-    /// operation and size types of this assembly that satisfy their constraints, keyed by the
-    /// pointer the binder would store for it.
-    /// </summary>
-    private static Dictionary<nint, MethodInfo> BuildMethods()
-    {
-        var methods = new Dictionary<nint, MethodInfo>();
-        Type[] types = typeof(X86Cpu).Assembly.GetTypes();
-        Type[] valueTypes = types.Where(t => t.IsValueType && !t.IsGenericTypeDefinition && !t.IsEnum && t.GetInterfaces().Length != 0).ToArray();
-        foreach (Type owner in types.Where(t => t.IsAbstract && t.IsSealed && t.Name.EndsWith("Handlers", StringComparison.Ordinal)))
-        {
-            foreach (MethodInfo method in owner.GetMethods(BindingFlags.Public | BindingFlags.NonPublic | BindingFlags.Static))
-            {
-                ParameterInfo[] parameters = method.GetParameters();
-                if (method.ReturnType != typeof(void) || parameters.Length != 2 || parameters[0].ParameterType != typeof(X86Cpu)
-                    || parameters[1].ParameterType != typeof(Op).MakeByRefType())
-                {
-                    continue;
-                }
-
-                if (!method.IsGenericMethodDefinition)
-                {
-                    methods.TryAdd(method.MethodHandle.GetFunctionPointer(), method);
-                    continue;
-                }
-
-                foreach (MethodInfo instance in Instantiate(method, valueTypes))
-                {
-                    methods.TryAdd(instance.MethodHandle.GetFunctionPointer(), instance);
-                }
-            }
-        }
-
-        return methods;
-    }
-
-    private static IEnumerable<MethodInfo> Instantiate(MethodInfo definition, Type[] valueTypes)
-    {
-        Type[] parameters = definition.GetGenericArguments();
-        var candidates = new Type[parameters.Length][];
-        long combinations = 1;
-        for (int i = 0; i < parameters.Length; i++)
-        {
-            Type[] constraints = parameters[i].GetGenericParameterConstraints().Where(c => c.IsInterface).ToArray();
-            candidates[i] = valueTypes.Where(t => constraints.All(c => c.IsAssignableFrom(t))).ToArray();
-            combinations *= candidates[i].Length;
-        }
-
-        if (combinations is 0 or > 4096)
-        {
-            yield break;
-        }
-
-        var arguments = new Type[parameters.Length];
-        for (long n = 0; n < combinations; n++)
-        {
-            long rest = n;
-            for (int i = 0; i < parameters.Length; i++)
-            {
-                arguments[i] = candidates[i][rest % candidates[i].Length];
-                rest /= candidates[i].Length;
-            }
-
-            MethodInfo? instance;
-            try
-            {
-                instance = definition.MakeGenericMethod(arguments);
-            }
-            catch (ArgumentException)
-            {
-                instance = null;
-            }
-
-            if (instance is not null)
-            {
-                yield return instance;
-            }
-        }
-    }
 }

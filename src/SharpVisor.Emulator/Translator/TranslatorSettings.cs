@@ -17,7 +17,7 @@ public static class TranslatorSettings
         set => s_tier = value;
     }
 
-    public static int HotThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_THRESHOLD"), 64, 1, 1 << 30);
+    public static int HotThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_THRESHOLD"), 1000, 1, 1 << 30);
 
     public static int CacheCapacity { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_CACHE"), 16384, 16, 1 << 24);
 
