@@ -112,6 +112,9 @@ public sealed unsafe class TranslatorTests
 
         Assert.True(t.Cpu.TranslatedInstructions > 0, "no block was compiled within 60 s");
         Assert.True(X86Cpu.TranslatorStatistics.Compiled > 0);
+
+        // The JIT runs on the compiler thread, not at the translated code's first call on the vCPU.
+        Assert.True(BlockTranslator.CanPrecompile);
     }
 
     /// <summary>A store that faults in the middle of a translated block: RIP at the store, earlier instructions retired with their registers and flags, nothing after it.</summary>

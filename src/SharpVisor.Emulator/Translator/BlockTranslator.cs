@@ -51,12 +51,22 @@ internal static unsafe class BlockTranslator
         return code;
     }
 
+    /// <summary>Whether the runtime lets the compiler thread have the JIT compile a dynamic method (else it is compiled at its first call).</summary>
+    public static bool CanPrecompile => s_methodDescriptor is not null;
+
     /// <summary>Has the JIT compile the method now (on the compiling thread), not at its first call on the vCPU.</summary>
     private static void Precompile(DynamicMethod method)
     {
-        if (s_methodDescriptor?.Invoke(method, null) is RuntimeMethodHandle handle)
+        try
         {
-            RuntimeHelpers.PrepareMethod(handle);
+            if (s_methodDescriptor?.Invoke(method, null) is RuntimeMethodHandle handle)
+            {
+                RuntimeHelpers.PrepareMethod(handle);
+            }
+        }
+        catch (Exception e) when (e is TargetInvocationException or NotSupportedException or InvalidOperationException or MemberAccessException)
+        {
+            // A runtime without the hook: the method is compiled at its first call instead.
         }
     }
 

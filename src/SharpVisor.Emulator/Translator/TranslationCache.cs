@@ -61,9 +61,11 @@ internal static class TranslationCache
         {
             code = BlockTranslator.Translate(block, out ilBytes);
         }
-        catch (Exception e) when (e is InvalidProgramException or NotSupportedException or InvalidOperationException or ArgumentException)
+        catch (Exception)
         {
-            // The block stays with the interpreter; the failure is counted (a translator bug, never the guest's doing).
+            // Whatever went wrong is a translator bug (the guest chose nothing but the block's
+            // instructions): the block stays with the interpreter and the failure is counted,
+            // rather than the compiler thread taking the process down.
             Interlocked.Increment(ref s_failed);
         }
 
