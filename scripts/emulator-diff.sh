@@ -3,11 +3,13 @@
 # host CPU (tests/native/difftest.c) and in SharpVisor's emulator, compared register by
 # register, flag by flag (minus the flags the SDM leaves undefined) and byte by byte.
 #
-#   scripts/emulator-diff.sh [--cases N] [--seed S] [--family NAME]
+#   scripts/emulator-diff.sh [--cases N] [--seed S] [--family NAME] [--tier interpreter|auto|always]
 #
 # --cases N     total cases, spread evenly over the families (default 1000000)
 # --seed S      run seed, hex (default 5eed0001, the seed ./test.sh uses at reduced size)
 # --family NAME only this family (alu, x87, xsave, bytes, ...; see DiffGenerator.Families.cs)
+# --tier T      the emulator's execution tier (SHARPVISOR_TIER): always = every block translated
+#               by tier 1 before it runs; default: the interpreter (docs/emulator.md, "Tiers")
 #
 # Prints a progress line every 10000 cases and a summary per family; a mismatch prints a
 # one-line reproducer (SHARPVISOR_DIFFTEST_REPRO=family:seed:index, re-run with
@@ -25,7 +27,8 @@ while [ $# -gt 0 ]; do
         --cases) cases="$2"; shift 2 ;;
         --seed) seed="${2#0x}"; shift 2 ;;
         --family) family="$2"; shift 2 ;;
-        -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --tier) export SHARPVISOR_TIER="$2"; shift 2 ;;
+        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulator-diff: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done
@@ -40,7 +43,7 @@ fi
 
 progress="$(mktemp -t sharpvisor-diff.XXXXXX)"
 trap 'rm -f "$progress" "$progress.log"' EXIT
-echo "running $cases cases (seed 0x$seed, ${family:-all families})"
+echo "running $cases cases (seed 0x$seed, ${family:-all families}, tier ${SHARPVISOR_TIER:-interpreter})"
 start=$(date +%s)
 status=0
 if [ -n "$family" ]; then

@@ -5,6 +5,7 @@ using SharpVisor.Devices.Virtio;
 using SharpVisor.Devices.Terminal;
 using SharpVisor.Emulator;
 using SharpVisor.Emulator.Mmu;
+using SharpVisor.Emulator.Translator;
 using SharpVisor.Host.Vmm;
 using SharpVisor.Interop;
 using SharpVisor.Kvm;
@@ -36,6 +37,11 @@ public static class RunCommand
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var mmu = new Option<string?>("--mmu") { Description = "The emulator's paging technique: shadow (default) or nested; not for KVM" };
         mmu.AcceptOnlyFromAmong("shadow", "nested");
+        var tier = new Option<string?>("--tier")
+        {
+            Description = "The emulator's execution tiers: interpreter, auto (hot blocks compiled by the translator, tier 1) or always (every block compiled; for testing). Default: SHARPVISOR_TIER, else interpreter",
+        };
+        tier.AcceptOnlyFromAmong("interpreter", "auto", "always");
         var cpuVendor = new Option<string?>("--cpu-vendor") { Description = "The CPU vendor the guest sees: intel or amd (default: the host's)" };
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
@@ -60,11 +66,11 @@ public static class RunCommand
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, mmu, cpuVendor, serial, modules, timeout, verbose,
+            kernel, initrd, cmdline, memory, cpus, accel, mmu, tier, cpuVendor, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
             attestQuote, attestNonce, attestKey,
         };
-        command.SetAction(result => Execute(
+        command.SetAction(result => ApplyTier(result.GetValue(tier)) ?? Execute(
             result.GetValue(kernel),
             result.GetValue(initrd),
             result.GetValue(cmdline),
@@ -88,6 +94,17 @@ public static class RunCommand
                 result.GetValue(protect)),
             new AttestArguments(result.GetValue(attestQuote), result.GetValue(attestNonce), result.GetValue(attestKey))));
         return command;
+    }
+
+    /// <summary>Sets the emulator's tiers for the CPUs about to be created (process-wide); null to go on.</summary>
+    private static int? ApplyTier(string? tier)
+    {
+        if (tier is not null && TranslatorSettings.ParseTier(tier) is ExecutionTier parsed)
+        {
+            TranslatorSettings.DefaultTier = parsed;
+        }
+
+        return null;
     }
 
     /// <summary>The device options as given on the command line.</summary>

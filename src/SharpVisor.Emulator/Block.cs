@@ -45,4 +45,11 @@ internal sealed class Block
     public Block? Next;
     public Block? NextOther;
     public int NextEpoch;
+
+    // Tier 1: runs counted by the interpreter, whether the block was handed to the compiler, and
+    // its compiled code (installed by the compiler thread, dropped when evicted).
+    public int Heat;
+    public bool TranslationQueued;
+    public Translator.TranslatedBlock? Translated;
+    public int TranslatedIlBytes;
 }

@@ -283,40 +283,56 @@ public sealed unsafe partial class X86Cpu
         _inBlock = true;
         ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
         int count = block.Count;
+        Translator.TranslatedBlock? code = null;
         while (true)
         {
+            // Every run counts towards the block's heat, in-place loop iterations included.
+            code ??= TranslatedCodeFor(block);
             long remaining = _runLimit - _instructions;
             int n = remaining < count ? (int)remaining : count;
-            int i = 0;
-            bool loopAgain = false;
-            while (true)
+            int i;
+            if (code is not null && n == count)
             {
-                _opIndex = i;
-                ref Op op = ref Unsafe.Add(ref first, i);
-                op.Handler(this, ref op);
-                i++;
-                if (_exitBlock != ExitNone)
+                // Tier 1: the whole block, or up to the instruction that asked to leave.
+                i = code(this, ref first);
+                TranslatedInstructions += i;
+            }
+            else
+            {
+                i = 0;
+                while (true)
                 {
-                    if (_exitBlock == ExitAfter)
+                    _opIndex = i;
+                    ref Op op = ref Unsafe.Add(ref first, i);
+                    op.Handler(this, ref op);
+                    i++;
+                    if (_exitBlock != ExitNone || i == n)
                     {
-                        _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
+                        break;
                     }
-                    else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
-                    {
-                        // A loop whose back edge targets this block's start: run it again in place
-                        // (a boundary for the write tracking too; with reports waiting, leave to apply them).
-                        loopAgain = true;
-                    }
+                }
+            }
 
-                    _exitBlock = ExitNone;
-                    break;
+            ref Op last = ref Unsafe.Add(ref first, i - 1);
+            bool loopAgain = false;
+            if (_exitBlock != ExitNone)
+            {
+                if (_exitBlock == ExitAfter)
+                {
+                    _rip = (blockRip + (ulong)last.NextOffset) & _ipMask;
+                }
+                else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
+                {
+                    // A loop whose back edge targets this block's start: run it again in place
+                    // (a boundary for the write tracking too; with reports waiting, leave to apply them).
+                    loopAgain = true;
                 }
 
-                if (i == n)
-                {
-                    _rip = (blockRip + (ulong)op.NextOffset) & _ipMask;
-                    break;
-                }
+                _exitBlock = ExitNone;
+            }
+            else
+            {
+                _rip = (blockRip + (ulong)last.NextOffset) & _ipMask;
             }
 
             _instructions += i;

@@ -3,13 +3,16 @@ using static Iced.Intel.AssemblerRegisters;
 
 namespace SharpVisor.Emulator.Tests;
 
-/// <summary>Stores into guest code invalidate the decoded blocks that cover it.</summary>
+/// <summary>Stores into guest code invalidate the decoded blocks that cover it, interpreted or translated (tier 1).</summary>
 public sealed class SelfModifyingCodeTests
 {
-    [Fact]
-    public void StoreIntoTheRunningBlockTakesEffectAtTheNextInstruction()
+    [Theory]
+    [InlineData(ExecutionTier.Interpreter)]
+    [InlineData(ExecutionTier.Always)]
+    public void StoreIntoTheRunningBlockTakesEffectAtTheNextInstruction(ExecutionTier tier)
     {
         using var t = new TestCpu();
+        t.Cpu.Tier = tier;
         t.EnterLongMode();
         Label patched = default;
         t.Load(64, a =>
@@ -25,10 +28,13 @@ public sealed class SelfModifyingCodeTests
         Assert.Equal(42UL, t.Cpu.GetRegister(0));
     }
 
-    [Fact]
-    public void RewrittenLoopBodyRunsTheNewCode()
+    [Theory]
+    [InlineData(ExecutionTier.Interpreter)]
+    [InlineData(ExecutionTier.Always)]
+    public void RewrittenLoopBodyRunsTheNewCode(ExecutionTier tier)
     {
         using var t = new TestCpu();
+        t.Cpu.Tier = tier;
         t.EnterLongMode();
         t.Load(64, a =>
         {

@@ -1,6 +1,7 @@
 using SharpVisor.Machine.Snapshots;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
+using SharpVisor.Emulator.Translator;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Accelerator;
@@ -68,11 +69,25 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     /// <summary>
     /// Counts a KVM user recognises: "io", "mmio", "hlt", "irq-injection", "nmi-injection",
     /// "irq-window", "init", "sipi", "intr" (kicks), plus "apic-access" (the local APIC page, which
-    /// KVM handles in-kernel) and "instructions" (guest instructions retired).
+    /// KVM handles in-kernel) and "instructions" (guest instructions retired); "mmu-*" (the paging
+    /// technique) and "tier1-*" (instructions run by translated code, and on vCPU 0 the code
+    /// cache's compiled/evicted/failed/resident blocks, IL bytes and compile time in µs).
     /// </summary>
     public ExitCounters Exits { get; } = new();
 
     private readonly MmuCounters _publishedMmu = new();
+    private long _publishedTier1Instructions;
+    private PublishedTranslatorFigures _publishedTier1;
+
+    private struct PublishedTranslatorFigures
+    {
+        public long Compiled;
+        public long Evicted;
+        public long Failed;
+        public long Resident;
+        public long IlBytes;
+        public long JitMicroseconds;
+    }
 
     /// <summary>The interpreter; for tests and diagnostics. Use it only while <see cref="Run"/> is not running.</summary>
     internal X86Cpu Cpu => _cpu;
@@ -238,6 +253,20 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         Publish("mmu-invlpg", now.PageInvalidations, ref _publishedMmu.PageInvalidations);
         Publish("mmu-flushes", now.TlbFlushes, ref _publishedMmu.TlbFlushes);
         Publish("mmu-shadow-invalidations", now.ShadowInvalidations, ref _publishedMmu.ShadowInvalidations);
+
+        // Tier 1: this vCPU's instructions in translated code; the process-wide code cache's
+        // figures once, on vCPU 0 (the domain's totals sum the vCPUs).
+        Publish("tier1-instructions", _cpu.TranslatedInstructions, ref _publishedTier1Instructions);
+        if (Id == 0 && _cpu.Tier != ExecutionTier.Interpreter)
+        {
+            TranslatorStatistics t = X86Cpu.TranslatorStatistics;
+            Publish("tier1-compiled-blocks", t.Compiled, ref _publishedTier1.Compiled);
+            Publish("tier1-evicted-blocks", t.Evicted, ref _publishedTier1.Evicted);
+            Publish("tier1-failed-blocks", t.Failed, ref _publishedTier1.Failed);
+            Publish("tier1-cache-blocks", t.Resident, ref _publishedTier1.Resident);
+            Publish("tier1-cache-il-bytes", t.IlBytes, ref _publishedTier1.IlBytes);
+            Publish("tier1-jit-us", (long)t.JitTime.TotalMicroseconds, ref _publishedTier1.JitMicroseconds);
+        }
 
         void Publish(string name, long current, ref long published)
         {

@@ -11,11 +11,15 @@ internal sealed class DiffSuite : IDisposable
     private readonly NativeHarness _native;
     private readonly EmulatorHarness _emulator;
 
-    public DiffSuite()
+    /// <param name="tier">The emulator's execution tier (default: <see cref="Translator.TranslatorSettings.DefaultTier"/>, SHARPVISOR_TIER).</param>
+    public DiffSuite(ExecutionTier? tier = null)
     {
         _native = NativeHarness.Create();
-        _emulator = new EmulatorHarness(_native.QueryExitSlot());
+        _emulator = new EmulatorHarness(_native.QueryExitSlot(), tier);
     }
+
+    /// <summary>Instructions the emulator retired in tier-1 code over all runs of this suite.</summary>
+    public long TranslatedInstructions => _emulator.TranslatedInstructions;
 
     public CompareOptions Options { get; init; } = new(CompareX87: true);
 

@@ -61,6 +61,29 @@ public sealed class DifferentialTests
         Assert.True(report.Skipped * 10 <= report.Cases, $"too many skipped cases: {report.Summary(family)}");
     }
 
+    /// <summary>
+    /// The same cases with tier 1 forced on every block (<see cref="ExecutionTier.Always"/>): the
+    /// translated code must agree with the host exactly as the interpreter does.
+    /// </summary>
+    [Theory]
+    [MemberData(nameof(Families))]
+    public void TranslatedCodeMatchesHostCpu(string family)
+    {
+        string? only = Environment.GetEnvironmentVariable("SHARPVISOR_DIFFTEST_FAMILY");
+        if (only is not null && only != family)
+        {
+            return;
+        }
+
+        (ulong seed, int perFamily) = Settings(only is not null);
+        using var suite = new DiffSuite(ExecutionTier.Always);
+        DiffReport report = suite.Run(family, seed, perFamily);
+        _output.WriteLine(report.Format(family));
+        _output.WriteLine($"tier-1 instructions: {suite.TranslatedInstructions}");
+        Assert.True(report.Mismatches == 0, report.Format(family));
+        Assert.True(suite.TranslatedInstructions > 0, $"{family}: no instruction ran in tier-1 code");
+    }
+
     [Fact]
     public void ReproduceOneCase()
     {

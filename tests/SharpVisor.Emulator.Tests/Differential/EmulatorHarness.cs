@@ -17,7 +17,7 @@ internal sealed class EmulatorHarness : IDisposable
     private readonly X86Cpu _cpu;
     private readonly X86Cpu _stepper;
 
-    public EmulatorHarness(ulong exitSlotValue)
+    public EmulatorHarness(ulong exitSlotValue, ExecutionTier? tier = null)
     {
         _memory = new GuestMemory();
         _memory.AddRegion(DiffCase.DataBase, DiffCase.DataSize, name: "difftest-data");
@@ -27,7 +27,12 @@ internal sealed class EmulatorHarness : IDisposable
         // The host CPU is the reference: the emulator runs the profile of the host's vendor.
         _cpu = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
         _stepper = new X86Cpu(new PhysicalMemory(_memory), Model, new UserModeMmu(_memory));
+        _cpu.Tier = tier ?? _cpu.Tier;
+        _stepper.Tier = ExecutionTier.Interpreter; // single steps: the interpreter's path in any case
     }
+
+    /// <summary>Instructions the case-running CPU retired in tier-1 code so far.</summary>
+    public long TranslatedInstructions => _cpu.TranslatedInstructions;
 
     /// <summary>The CPU model of the host's vendor (<see cref="HostCpu.Vendor"/>) the cases run on.</summary>
     public static CpuModel Model { get; } = CpuModel.ForVendor(HostCpu.Vendor);

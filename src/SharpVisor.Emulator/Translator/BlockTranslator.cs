@@ -1,0 +1,793 @@
+using System.Reflection;
+using System.Reflection.Emit;
+using System.Runtime.CompilerServices;
+
+namespace SharpVisor.Emulator.Translator;
+
+/// <summary>
+/// Tier 1: compiles a decoded <see cref="Block"/> (the front end's form, shared with the
+/// interpreter) into one CIL method. The guest GPRs the block touches live in locals across
+/// instructions (loaded on first use, written back before anything that can observe them: a
+/// handler call, a fault, the block's exit). The common integer forms (<see cref="InlineForm"/>)
+/// are emitted inline with the operands of their <see cref="Op"/> as constants, memory accesses
+/// through the software TLB's hit check; everything else, and every TLB miss, calls the
+/// interpreter's handler for the whole instruction with the registers written back first, so a
+/// fault leaves exactly the state the interpreter would (RIP from <see cref="X86Cpu._opIndex"/>).
+/// </summary>
+internal static unsafe class BlockTranslator
+{
+    private const BindingFlags Instance = BindingFlags.Instance | BindingFlags.NonPublic | BindingFlags.Public;
+
+    private static readonly FieldInfo s_regs = Field("_regs");
+    private static readonly FieldInfo s_segBase = Field("_segBase");
+    private static readonly FieldInfo s_opIndex = Field("_opIndex");
+    private static readonly FieldInfo s_exitBlock = Field("_exitBlock");
+    private static readonly FieldInfo s_lazy = Field("_lazy");
+    private static readonly FieldInfo s_lazyA = Field("_lazyA");
+    private static readonly FieldInfo s_lazyB = Field("_lazyB");
+    private static readonly FieldInfo s_lazyRes = Field("_lazyRes");
+    private static readonly FieldInfo s_lazyCarry = Field("_lazyCarry");
+    private static readonly FieldInfo s_rip = Field("_rip");
+    private static readonly MethodInfo s_carryFlag = typeof(X86Cpu).GetProperty("CarryFlag", Instance)!.GetMethod!;
+    private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
+    private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
+    private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
+    private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
+    private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
+    private static int s_serial;
+
+    private static FieldInfo Field(string name) =>
+        typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
+
+    /// <summary>Emits and compiles the block's method.</summary>
+    public static TranslatedBlock Translate(Block block, out int ilBytes)
+    {
+        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_parameters, typeof(X86Cpu).Module, skipVisibility: true);
+        ILGenerator il = method.GetILGenerator(256 + (block.Count * 96));
+        new Emitter(block, il).Emit();
+        ilBytes = il.ILOffset;
+        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock));
+        Precompile(method);
+        return code;
+    }
+
+    /// <summary>Whether the runtime lets the compiler thread have the JIT compile a dynamic method (else it is compiled at its first call).</summary>
+    public static bool CanPrecompile => s_methodDescriptor is not null;
+
+    /// <summary>Has the JIT compile the method now (on the compiling thread), not at its first call on the vCPU.</summary>
+    private static void Precompile(DynamicMethod method)
+    {
+        try
+        {
+            if (s_methodDescriptor?.Invoke(method, null) is RuntimeMethodHandle handle)
+            {
+                RuntimeHelpers.PrepareMethod(handle);
+            }
+        }
+        catch (Exception e) when (e is TargetInvocationException or NotSupportedException or InvalidOperationException or MemberAccessException)
+        {
+            // A runtime without the hook: the method is compiled at its first call instead.
+        }
+    }
+
+    private enum Cached : byte
+    {
+        Unknown,
+        Clean,
+        Dirty,
+    }
+
+    private sealed class Emitter
+    {
+        private const int Slots = RegisterFile.Slots;
+
+        private readonly Block _block;
+        private readonly ILGenerator _il;
+        private readonly bool _is64;
+        private readonly LocalBuilder?[] _locals = new LocalBuilder?[Slots];
+        private readonly Cached[] _state = new Cached[Slots];
+        private readonly LocalBuilder _regsRef;
+        private readonly LocalBuilder _a;
+        private readonly LocalBuilder _b;
+        private readonly LocalBuilder _r;
+        private readonly LocalBuilder _linear;
+        private readonly LocalBuilder _host;
+
+        public Emitter(Block block, ILGenerator il)
+        {
+            _block = block;
+            _il = il;
+            _is64 = (CpuMode)(block.Key & 7) == CpuMode.Long64;
+            _regsRef = il.DeclareLocal(typeof(ulong).MakeByRefType());
+            _a = il.DeclareLocal(typeof(ulong));
+            _b = il.DeclareLocal(typeof(ulong));
+            _r = il.DeclareLocal(typeof(ulong));
+            _linear = il.DeclareLocal(typeof(ulong));
+            _host = il.DeclareLocal(typeof(nint));
+        }
+
+        public void Emit()
+        {
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldflda, s_regs);
+            _il.Emit(OpCodes.Stloc, _regsRef);
+            Op[] ops = _block.Ops;
+            int count = _block.Count;
+            Type? loopCondition = SelfLoopCondition(ops, count);
+            if (loopCondition is null)
+            {
+                for (int i = 0; i < count; i++)
+                {
+                    EmitOp(ops, i);
+                }
+
+                SpillAll(markClean: true);
+                _il.Emit(OpCodes.Ldc_I4, count);
+                _il.Emit(OpCodes.Ret);
+                return;
+            }
+
+            // A block whose Jcc jumps back to its start: the loop runs inside the method with the
+            // registers it uses kept in locals across iterations.
+            bool[] used = UsedSlots(ops, count);
+            for (int slot = 0; slot < 16; slot++)
+            {
+                if (used[slot])
+                {
+                    LoadReg(slot, 3);
+                    _il.Emit(OpCodes.Pop);
+                    _state[slot] = Cached.Dirty;
+                }
+            }
+
+            Cached[] head = (Cached[])_state.Clone();
+            Label top = _il.DefineLabel();
+            _il.MarkLabel(top);
+            for (int i = 0; i < count - 1; i++)
+            {
+                EmitOp(ops, i);
+            }
+
+            Label notTaken = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Call, loopCondition.GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            _il.Emit(OpCodes.Brfalse, notTaken);
+
+            // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
+            Label leave = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Call, s_continueLoop);
+            _il.Emit(OpCodes.Brfalse, leave);
+            for (int slot = 0; slot < 16; slot++)
+            {
+                if (head[slot] != Cached.Unknown && _state[slot] == Cached.Unknown)
+                {
+                    LoadFromFile(slot);
+                    _il.Emit(OpCodes.Stloc, Local(slot));
+                }
+            }
+
+            _il.Emit(OpCodes.Br, top);
+            _il.MarkLabel(leave);
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _regsRef);
+            _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Ldind_I8);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Ret);
+            _il.MarkLabel(notTaken);
+            SpillAll(markClean: true);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>The condition type when the block ends with a Jcc to its own start (64-bit operand size), else null.</summary>
+        private Type? SelfLoopCondition(Op[] ops, int count)
+        {
+            ref Op last = ref ops[count - 1];
+            if (!_is64 || count < 2 || last.Imm != 0 || last.OpSize != 8)
+            {
+                return null;
+            }
+
+            return HandlerCatalog.JccCondition((nint)last.Handler);
+        }
+
+        /// <summary>GPR slots the block's inline forms read or write (preloaded for a self-loop).</summary>
+        private bool[] UsedSlots(Op[] ops, int count)
+        {
+            var used = new bool[Slots];
+            for (int i = 0; i < count; i++)
+            {
+                ref Op op = ref ops[i];
+                InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
+                if (!CanInline(in op, form))
+                {
+                    continue;
+                }
+
+                used[op.Reg / 8 & 15] = true;
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR)
+                {
+                    used[op.Rm / 8 & 15] = true;
+                }
+
+                if (op.Base < 16)
+                {
+                    used[op.Base] = true;
+                }
+
+                if (op.Index < 16)
+                {
+                    used[op.Index] = true;
+                }
+
+                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR)
+                {
+                    used[X86Cpu.Rsp] = true;
+                }
+            }
+
+            return used;
+        }
+
+        private void EmitOp(Op[] ops, int i)
+        {
+            ref Op op = ref ops[i];
+            InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
+            if (!CanInline(in op, form))
+            {
+                EmitHandlerCall(in op, i);
+                return;
+            }
+
+            bool flagsLive = FlagsLiveAfter(ops, i);
+            switch (form.Kind)
+            {
+                case InlineKind.MovRR:
+                    LoadReg(op.Rm / 8, form.SizeIndex);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
+                case InlineKind.MovRI:
+                    _il.Emit(OpCodes.Ldc_I8, (long)Truncate(op.Imm, form.SizeIndex));
+                    StoreReg(op.Reg / 8, 3);
+                    break;
+                case InlineKind.Lea:
+                    EmitEffectiveAddress(in op);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
+                case InlineKind.AluRR:
+                    LoadReg(op.Reg / 8, form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    LoadReg(op.Rm / 8, form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _b);
+                    EmitAlu(in op, form, flagsLive);
+                    break;
+                case InlineKind.AluRI:
+                    LoadReg(op.Reg / 8, form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    _il.Emit(OpCodes.Ldc_I8, (long)Truncate(op.Imm, form.SizeIndex));
+                    _il.Emit(OpCodes.Stloc, _b);
+                    EmitAlu(in op, form, flagsLive);
+                    break;
+                case InlineKind.IncDecR:
+                    EmitIncDec(in op, form);
+                    break;
+                default:
+                    EmitMemoryForm(in op, i, form, flagsLive);
+                    break;
+            }
+        }
+
+        /// <summary>Inline forms need whole 64-bit register slots; memory and stack forms need 64-bit mode (no segment checks).</summary>
+        private bool CanInline(in Op op, InlineForm form)
+        {
+            if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0)
+            {
+                return false;
+            }
+
+            bool regOk = op.Reg % 8 == 0 && op.Reg < 128;
+            bool rmOk = op.Rm % 8 == 0 && op.Rm < 128;
+            return form.Kind switch
+            {
+                InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
+                InlineKind.Lea => regOk && AddressOk(in op),
+                InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
+                    => _is64 && regOk && AddressOk(in op),
+                InlineKind.MovMI or InlineKind.AluMI or InlineKind.PushI => _is64 && AddressOk(in op),
+                _ => false,
+            };
+        }
+
+        private static bool AddressOk(in Op op) =>
+            op.Base < Slots && op.Index < Slots && op.AddrSize is 2 or 4 or 8 && op.Seg <= 6;
+
+        /// <summary>
+        /// Whether the lazy flags an inline ALU op writes can be observed: not when the next flag
+        /// writer is an inline register ALU op and nothing before it can fault, exit or read flags.
+        /// </summary>
+        private bool FlagsLiveAfter(Op[] ops, int i)
+        {
+            for (int j = i + 1; j < _block.Count; j++)
+            {
+                InlineForm next = HandlerCatalog.FormOf((nint)ops[j].Handler);
+                if (!CanInline(in ops[j], next))
+                {
+                    return true;
+                }
+
+                switch (next.Kind)
+                {
+                    case InlineKind.AluRR:
+                    case InlineKind.AluRI:
+                        return false;
+                    case InlineKind.MovRR:
+                    case InlineKind.MovRI:
+                    case InlineKind.Lea:
+                        continue;
+                    default:
+                        return true;
+                }
+            }
+
+            return true;
+        }
+
+        private static ulong Truncate(ulong value, int sizeIndex) => sizeIndex == 2 ? (uint)value : value;
+
+        // ---- Registers ----------------------------------------------------------------
+
+        private LocalBuilder Local(int slot) => _locals[slot] ??= _il.DeclareLocal(typeof(ulong));
+
+        /// <summary>Pushes register <paramref name="slot"/> (zero-extended from 32 bits for size index 2).</summary>
+        private void LoadReg(int slot, int sizeIndex)
+        {
+            if (slot == RegisterFile.Zero)
+            {
+                _il.Emit(OpCodes.Ldc_I8, 0L);
+                return;
+            }
+
+            if (_state[slot] == Cached.Unknown)
+            {
+                LoadFromFile(slot);
+                _il.Emit(OpCodes.Stloc, Local(slot));
+                _state[slot] = Cached.Clean;
+            }
+
+            _il.Emit(OpCodes.Ldloc, Local(slot));
+            if (sizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_U4);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+        }
+
+        /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write.</summary>
+        private void StoreReg(int slot, int sizeIndex)
+        {
+            if (sizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_U4);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+
+            _il.Emit(OpCodes.Stloc, Local(slot));
+            _state[slot] = Cached.Dirty;
+        }
+
+        private void LoadFromFile(int slot)
+        {
+            _il.Emit(OpCodes.Ldloc, _regsRef);
+            if (slot != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I4, slot * 8);
+                _il.Emit(OpCodes.Add);
+            }
+
+            _il.Emit(OpCodes.Ldind_I8);
+        }
+
+        /// <summary>Writes dirty registers back to the register file; <paramref name="markClean"/> false leaves the emitter's view unchanged (a side path).</summary>
+        private void SpillAll(bool markClean)
+        {
+            for (int slot = 0; slot < 16; slot++)
+            {
+                if (_state[slot] != Cached.Dirty)
+                {
+                    continue;
+                }
+
+                _il.Emit(OpCodes.Ldloc, _regsRef);
+                if (slot != 0)
+                {
+                    _il.Emit(OpCodes.Ldc_I4, slot * 8);
+                    _il.Emit(OpCodes.Add);
+                }
+
+                _il.Emit(OpCodes.Ldloc, Local(slot));
+                _il.Emit(OpCodes.Stind_I8);
+                if (markClean)
+                {
+                    _state[slot] = Cached.Clean;
+                }
+            }
+        }
+
+        /// <summary>Reloads every register the emitter holds in a local (after a handler ran on a side path).</summary>
+        private void ReloadCached()
+        {
+            for (int slot = 0; slot < Slots; slot++)
+            {
+                if (_state[slot] != Cached.Unknown)
+                {
+                    LoadFromFile(slot);
+                    _il.Emit(OpCodes.Stloc, Local(slot));
+                }
+            }
+        }
+
+        // ---- Handler calls ------------------------------------------------------------
+
+        private void EmitHandlerCall(in Op op, int i)
+        {
+            SpillAll(markClean: true);
+            CallHandler(in op, i);
+            Array.Clear(_state);
+        }
+
+        /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
+        private void CallHandler(in Op op, int i)
+        {
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, i);
+            _il.Emit(OpCodes.Stfld, s_opIndex);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
+            if (i != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I4, i * sizeof(Op));
+                _il.Emit(OpCodes.Add);
+            }
+
+            _il.Emit(OpCodes.Ldc_I8, (long)(nint)op.Handler);
+            _il.Emit(OpCodes.Conv_I);
+            _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
+
+            Label go = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldfld, s_exitBlock);
+            _il.Emit(OpCodes.Brfalse, go);
+            _il.Emit(OpCodes.Ldc_I4, i + 1);
+            _il.Emit(OpCodes.Ret);
+            _il.MarkLabel(go);
+        }
+
+        // ---- ALU ----------------------------------------------------------------------
+
+        /// <summary>_a and _b hold the operands (masked to the size); computes, writes the result and the lazy flags.</summary>
+        private void EmitAlu(in Op op, InlineForm form, bool flagsLive)
+        {
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(form.Alu switch
+            {
+                InlineAlu.Add => OpCodes.Add,
+                InlineAlu.Sub or InlineAlu.Cmp => OpCodes.Sub,
+                InlineAlu.And or InlineAlu.Test => OpCodes.And,
+                InlineAlu.Or => OpCodes.Or,
+                _ => OpCodes.Xor,
+            });
+            _il.Emit(OpCodes.Stloc, _r);
+            bool writes = form.Alu is not (InlineAlu.Cmp or InlineAlu.Test);
+            if (writes && form.Kind is InlineKind.AluRR or InlineKind.AluRI or InlineKind.AluRM)
+            {
+                _il.Emit(OpCodes.Ldloc, _r);
+                StoreReg(op.Reg / 8, form.SizeIndex);
+            }
+
+            if (!flagsLive)
+            {
+                return;
+            }
+
+            int kind = form.Alu switch
+            {
+                InlineAlu.Add => LazyFlags.Add,
+                InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
+                _ => LazyFlags.Logic,
+            };
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, (kind << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazy);
+            _il.Emit(OpCodes.Ldarg_0);
+            if (kind == LazyFlags.Logic)
+            {
+                _il.Emit(OpCodes.Ldc_I8, 0L);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldloc, _a);
+            }
+
+            _il.Emit(OpCodes.Stfld, s_lazyA);
+            _il.Emit(OpCodes.Ldarg_0);
+            if (kind == LazyFlags.Logic)
+            {
+                _il.Emit(OpCodes.Ldc_I8, 0L);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldloc, _b);
+            }
+
+            _il.Emit(OpCodes.Stfld, s_lazyB);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _r);
+            if (form.SizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>INC/DEC r: CF is preserved, so it is read (from the previous producer's lazy state) into _lazyCarry.</summary>
+        private void EmitIncDec(in Op op, InlineForm form)
+        {
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(form.Alu == InlineAlu.Add ? OpCodes.Add : OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Call, s_carryFlag);
+            _il.Emit(OpCodes.Conv_U8);
+            _il.Emit(OpCodes.Stfld, s_lazyCarry);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, ((form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec) << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazy);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Stfld, s_lazyA);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.Stfld, s_lazyB);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _r);
+            if (form.SizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        // ---- Memory -------------------------------------------------------------------
+
+        /// <summary>Pushes the operand's effective address, masked to the address size.</summary>
+        private void EmitEffectiveAddress(in Op op)
+        {
+            LoadReg(op.Base, 3);
+            if (op.Index != RegisterFile.Zero)
+            {
+                LoadReg(op.Index, 3);
+                if (op.Scale != 0)
+                {
+                    _il.Emit(OpCodes.Ldc_I4, (int)op.Scale);
+                    _il.Emit(OpCodes.Shl);
+                }
+
+                _il.Emit(OpCodes.Add);
+            }
+
+            if (op.Disp != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I8, (long)op.Disp);
+                _il.Emit(OpCodes.Add);
+            }
+
+            if (op.AddrSize == 4)
+            {
+                _il.Emit(OpCodes.Conv_U4);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+            else if (op.AddrSize == 2)
+            {
+                _il.Emit(OpCodes.Conv_U2);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+        }
+
+        /// <summary>Stores the operand's linear address in _linear (64-bit mode: FS/GS bases only; a non-canonical address misses the TLB).</summary>
+        private void EmitLinear(in Op op)
+        {
+            EmitEffectiveAddress(in op);
+            if (op.Seg is X86Cpu.SegFs or X86Cpu.SegGs)
+            {
+                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldflda, s_segBase);
+                _il.Emit(OpCodes.Ldc_I4, op.Seg * 8);
+                _il.Emit(OpCodes.Add);
+                _il.Emit(OpCodes.Ldind_I8);
+                _il.Emit(OpCodes.Add);
+            }
+
+            _il.Emit(OpCodes.Stloc, _linear);
+        }
+
+        /// <summary>Branches to <paramref name="miss"/> unless the TLB maps _linear for the access; on a hit _host holds the host address.</summary>
+        private void EmitTlbCheck(bool write, int size, Label miss)
+        {
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Ldc_I4, size);
+            _il.Emit(OpCodes.Ldloca, _host);
+            _il.Emit(OpCodes.Call, write ? s_tryWrite : s_tryRead);
+            _il.Emit(OpCodes.Brfalse, miss);
+        }
+
+        private void EmitHostLoad(int sizeIndex)
+        {
+            _il.Emit(OpCodes.Ldloc, _host);
+            _il.Emit(OpCodes.Unaligned, (byte)1);
+            if (sizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Ldind_U4);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldind_I8);
+            }
+        }
+
+        /// <summary>Stores the value on the stack (truncated for size index 2) at _host.</summary>
+        private void EmitHostStore(int sizeIndex, LocalBuilder value)
+        {
+            _il.Emit(OpCodes.Ldloc, _host);
+            _il.Emit(OpCodes.Ldloc, value);
+            if (sizeIndex == 2)
+            {
+                _il.Emit(OpCodes.Conv_U4);
+                _il.Emit(OpCodes.Unaligned, (byte)1);
+                _il.Emit(OpCodes.Stind_I4);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Unaligned, (byte)1);
+                _il.Emit(OpCodes.Stind_I8);
+            }
+        }
+
+        /// <summary>
+        /// A form with a memory (or stack) operand: the TLB-hit path inline; on a miss the
+        /// registers are written back and the handler runs the whole instruction (it faults
+        /// precisely, or goes through the MMU, MMIO, page splits and code-page tracking).
+        /// </summary>
+        private void EmitMemoryForm(in Op op, int i, InlineForm form, bool flagsLive)
+        {
+            Cached[] before = (Cached[])_state.Clone();
+            Label miss = _il.DefineLabel();
+            Label done = _il.DefineLabel();
+            int size = form.SizeIndex == 2 ? 4 : 8;
+            switch (form.Kind)
+            {
+                case InlineKind.MovRM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: false, size, miss);
+                    EmitHostLoad(form.SizeIndex);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
+                case InlineKind.MovMR:
+                case InlineKind.MovMI:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: true, size, miss);
+                    if (form.Kind == InlineKind.MovMR)
+                    {
+                        LoadReg(op.Reg / 8, 3);
+                    }
+                    else
+                    {
+                        _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+                    }
+
+                    _il.Emit(OpCodes.Stloc, _b);
+                    EmitHostStore(form.SizeIndex, _b);
+                    break;
+                case InlineKind.AluRM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: false, size, miss);
+                    EmitHostLoad(form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _b);
+                    LoadReg(op.Reg / 8, form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    EmitAlu(in op, form, flagsLive);
+                    break;
+                case InlineKind.AluMR:
+                case InlineKind.AluMI:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: false, size, miss);
+                    EmitHostLoad(form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    if (form.Kind == InlineKind.AluMR)
+                    {
+                        LoadReg(op.Reg / 8, form.SizeIndex);
+                    }
+                    else
+                    {
+                        _il.Emit(OpCodes.Ldc_I8, (long)Truncate(op.Imm, form.SizeIndex));
+                    }
+
+                    _il.Emit(OpCodes.Stloc, _b);
+                    EmitAlu(in op, form, flagsLive);
+                    break;
+                case InlineKind.PushR:
+                case InlineKind.PushI:
+                    // The value first (PUSH RSP pushes the old RSP), then the store below RSP.
+                    if (form.Kind == InlineKind.PushR)
+                    {
+                        LoadReg(op.Reg / 8, 3);
+                    }
+                    else
+                    {
+                        _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+                    }
+
+                    _il.Emit(OpCodes.Stloc, _b);
+                    LoadReg(X86Cpu.Rsp, 3);
+                    _il.Emit(OpCodes.Ldc_I8, 8L);
+                    _il.Emit(OpCodes.Sub);
+                    _il.Emit(OpCodes.Stloc, _linear);
+                    EmitTlbCheck(write: true, 8, miss);
+                    EmitHostStore(3, _b);
+                    _il.Emit(OpCodes.Ldloc, _linear);
+                    StoreReg(X86Cpu.Rsp, 3);
+                    break;
+                case InlineKind.PopR:
+                    LoadReg(X86Cpu.Rsp, 3);
+                    _il.Emit(OpCodes.Stloc, _linear);
+                    EmitTlbCheck(write: false, 8, miss);
+                    EmitHostLoad(3);
+                    _il.Emit(OpCodes.Stloc, _b);
+                    _il.Emit(OpCodes.Ldloc, _linear);
+                    _il.Emit(OpCodes.Ldc_I8, 8L);
+                    _il.Emit(OpCodes.Add);
+                    StoreReg(X86Cpu.Rsp, 3);
+                    _il.Emit(OpCodes.Ldloc, _b);
+                    StoreReg(op.Reg / 8, 3);
+                    break;
+                default:
+                    throw new InvalidOperationException($"no inline emitter for {form.Kind}");
+            }
+
+            _il.Emit(OpCodes.Br, done);
+
+            // The miss path: write back what was dirty before this instruction, run the handler,
+            // then reload what the hit path holds in locals, so both paths agree at 'done'.
+            _il.MarkLabel(miss);
+            Cached[] after = (Cached[])_state.Clone();
+            Array.Copy(before, _state, Slots);
+            SpillAll(markClean: false);
+            CallHandler(in op, i);
+            Array.Copy(after, _state, Slots);
+            ReloadCached();
+            _il.MarkLabel(done);
+        }
+    }
+}

@@ -1,0 +1,80 @@
+namespace SharpVisor.Emulator.Translator;
+
+/// <summary>
+/// What tier 1 knows about the interpreter's handlers, by handler pointer (the same pointers the
+/// binder stores): the forms it emits inline, and the condition of each Jcc. Other handlers are
+/// called through their pointer: letting the JIT inline them (a direct call to the generic
+/// instantiation) made a Linux boot's compile time several times larger for little gain.
+/// </summary>
+internal static unsafe class HandlerCatalog
+{
+    private static readonly Dictionary<nint, InlineForm> s_forms = BuildForms();
+
+    // The condition types of BranchHandlers.JccTable, in condition-code order.
+    private static readonly Type[] s_conditions =
+    [
+        typeof(CondO), typeof(CondNo), typeof(CondB), typeof(CondAe), typeof(CondE), typeof(CondNe), typeof(CondBe), typeof(CondA),
+        typeof(CondS), typeof(CondNs), typeof(CondP), typeof(CondNp), typeof(CondL), typeof(CondGe), typeof(CondLe), typeof(CondG),
+    ];
+
+    /// <summary>The condition type of a Jcc handler (index in <see cref="BranchHandlers.JccTable"/> = condition code), or null.</summary>
+    public static Type? JccCondition(nint handler)
+    {
+        int cc = Array.IndexOf(BranchHandlers.JccTable, handler);
+        return cc < 0 ? null : s_conditions[cc];
+    }
+
+    public static InlineForm FormOf(nint handler) => s_forms.TryGetValue(handler, out InlineForm form) ? form : default;
+
+    private static Dictionary<nint, InlineForm> BuildForms()
+    {
+        var forms = new Dictionary<nint, InlineForm>();
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRR<Size32>, new(InlineKind.MovRR, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRR<Size64>, new(InlineKind.MovRR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRI<Size32>, new(InlineKind.MovRI, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRI<Size64>, new(InlineKind.MovRI, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRM<Size32>, new(InlineKind.MovRM, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRM<Size64>, new(InlineKind.MovRM, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMR<Size32>, new(InlineKind.MovMR, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMR<Size64>, new(InlineKind.MovMR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMI<Size32>, new(InlineKind.MovMI, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMI<Size64>, new(InlineKind.MovMI, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.Lea<Size32>, new(InlineKind.Lea, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.Lea<Size64>, new(InlineKind.Lea, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushR<Size64>, new(InlineKind.PushR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushI<Size64>, new(InlineKind.PushI, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopR<Size64>, new(InlineKind.PopR, 3));
+        for (int size = 2; size <= 3; size++)
+        {
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Add));
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Sub));
+        }
+
+        AddAlu(forms, AluHandlers.Table<AddOp>(), InlineAlu.Add);
+        AddAlu(forms, AluHandlers.Table<SubOp>(), InlineAlu.Sub);
+        AddAlu(forms, AluHandlers.Table<CmpOp>(), InlineAlu.Cmp);
+        AddAlu(forms, AluHandlers.Table<AndOp>(), InlineAlu.And);
+        AddAlu(forms, AluHandlers.Table<OrOp>(), InlineAlu.Or);
+        AddAlu(forms, AluHandlers.Table<XorOp>(), InlineAlu.Xor);
+        AddAlu(forms, AluHandlers.Table<TestOp>(), InlineAlu.Test);
+        return forms;
+    }
+
+    private static void AddAlu(Dictionary<nint, InlineForm> forms, nint[] table, InlineAlu alu)
+    {
+        bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
+        for (int size = 2; size <= 3; size++)
+        {
+            Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
+            Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
+            Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
+            if (readsOnly)
+            {
+                Add(forms, table[(AluHandlers.FormMR * 4) + size], new(InlineKind.AluMR, size, alu));
+                Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
+            }
+        }
+    }
+
+    private static void Add(Dictionary<nint, InlineForm> forms, nint handler, InlineForm form) => forms.TryAdd(handler, form);
+}

@@ -1,0 +1,44 @@
+namespace SharpVisor.Emulator.Translator;
+
+/// <summary>The instruction forms tier 1 emits inline rather than calling their handler.</summary>
+internal enum InlineKind : byte
+{
+    None,
+    MovRR,
+    MovRI,
+    MovRM,
+    MovMR,
+    MovMI,
+    Lea,
+    AluRR,
+    AluRI,
+    AluRM,
+
+    /// <summary>CMP/TEST with a memory first operand and a register second (reads memory only).</summary>
+    AluMR,
+
+    /// <summary>CMP/TEST with a memory first operand and an immediate.</summary>
+    AluMI,
+    PushR,
+    PushI,
+    PopR,
+
+    /// <summary>INC/DEC of a register (<see cref="InlineForm.Alu"/> Add for INC, Sub for DEC): CF preserved through _lazyCarry.</summary>
+    IncDecR,
+}
+
+/// <summary>The ALU operations tier 1 emits inline, with the lazy-flags kind each records.</summary>
+internal enum InlineAlu : byte
+{
+    None,
+    Add,
+    Sub,
+    Cmp,
+    And,
+    Or,
+    Xor,
+    Test,
+}
+
+/// <summary>A handler recognized as an inline form: what it does and at which operand size (index 2 = 32-bit, 3 = 64-bit).</summary>
+internal readonly record struct InlineForm(InlineKind Kind, int SizeIndex, InlineAlu Alu = InlineAlu.None);

@@ -1,0 +1,35 @@
+namespace SharpVisor.Emulator.Translator;
+
+/// <summary>
+/// Process-wide settings of the translating tier, read once from the environment:
+/// <c>SHARPVISOR_TIER</c> (interpreter, auto, always), <c>SHARPVISOR_TIER1_THRESHOLD</c> (runs
+/// of a block before it is queued for compilation) and <c>SHARPVISOR_TIER1_CACHE</c> (the most
+/// translated blocks kept; the oldest are evicted past it).
+/// </summary>
+public static class TranslatorSettings
+{
+    private static ExecutionTier s_tier = ParseTier(Environment.GetEnvironmentVariable("SHARPVISOR_TIER")) ?? ExecutionTier.Interpreter;
+
+    /// <summary>The tier new CPUs start with (<c>sharpvisor run --tier</c> sets it before the machine is built).</summary>
+    public static ExecutionTier DefaultTier
+    {
+        get => s_tier;
+        set => s_tier = value;
+    }
+
+    public static int HotThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_THRESHOLD"), 1000, 1, 1 << 30);
+
+    public static int CacheCapacity { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_CACHE"), 16384, 16, 1 << 24);
+
+    /// <summary>Parses a tier name as <c>--tier</c> and <c>SHARPVISOR_TIER</c> spell it; null if it is none.</summary>
+    public static ExecutionTier? ParseTier(string? text) => text?.Trim().ToLowerInvariant() switch
+    {
+        "interpreter" or "0" => ExecutionTier.Interpreter,
+        "auto" or "1" => ExecutionTier.Auto,
+        "always" => ExecutionTier.Always,
+        _ => null,
+    };
+
+    private static int ParseInt(string? text, int fallback, int min, int max) =>
+        int.TryParse(text, out int value) && value >= min && value <= max ? value : fallback;
+}

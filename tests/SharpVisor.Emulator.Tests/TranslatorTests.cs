@@ -1,0 +1,215 @@
+using Iced.Intel;
+using SharpVisor.Emulator.Translator;
+using static Iced.Intel.AssemblerRegisters;
+
+namespace SharpVisor.Emulator.Tests;
+
+/// <summary>Tier 1 (the CIL translator): same results as the interpreter, precise faults, the handler catalog, background compilation.</summary>
+public sealed unsafe class TranslatorTests
+{
+    private const ulong Data = 0x40000;
+
+    [Fact]
+    public void CatalogFindsTheBindersHandlers()
+    {
+        nint movRR = (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRR<Size64>;
+        Assert.Equal(InlineKind.MovRR, HandlerCatalog.FormOf(movRR).Kind);
+        Assert.Equal(InlineKind.AluRR, HandlerCatalog.FormOf(AluHandlers.Table<SubOp>()[(AluHandlers.FormRR * 4) + 3]).Kind);
+
+        Assert.Equal(InlineKind.None, HandlerCatalog.FormOf(AluHandlers.Table<AdcOp>()[(AluHandlers.FormMR * 4) + 2]).Kind);
+        Assert.Equal(typeof(CondNe), HandlerCatalog.JccCondition(BranchHandlers.JccTable[5]));
+        Assert.Null(HandlerCatalog.JccCondition((nint)(delegate*<X86Cpu, ref Op, void>)&BranchHandlers.JmpRel));
+    }
+
+    /// <summary>A loop over the inline forms and handler calls (ADC, SHL, IMUL, CALL/RET, Jcc) gives the interpreter's state and memory.</summary>
+    [Fact]
+    public void TranslatedLoopEndsInTheInterpretersState()
+    {
+        (VcpuStateSnapshot interpreted, byte[] interpretedData) = RunMix(ExecutionTier.Interpreter, out long _);
+        (VcpuStateSnapshot translated, byte[] translatedData) = RunMix(ExecutionTier.Always, out long tier1);
+        Assert.Equal(interpreted, translated);
+        Assert.Equal(interpretedData, translatedData);
+        Assert.True(tier1 > 10_000, $"{tier1} instructions in tier 1");
+    }
+
+    /// <summary>
+    /// Self-loops run inside the translated method: stopped by the instruction budget at the same
+    /// instruction, with the same state, as the interpreter, slice after slice.
+    /// </summary>
+    [Fact]
+    public void TranslatedSelfLoopStopsWhereTheInterpreterDoes()
+    {
+        using var interpreted = new TestCpu();
+        using var translated = new TestCpu();
+        interpreted.Cpu.Tier = ExecutionTier.Interpreter;
+        translated.Cpu.Tier = ExecutionTier.Always;
+        foreach (TestCpu t in new[] { interpreted, translated })
+        {
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                Label tight = a.CreateLabel();
+                Label mixed = a.CreateLabel();
+                a.mov(ecx, 3000);
+                a.Label(ref tight);
+                a.add(rax, rcx);
+                a.xor(rbx, rax);
+                a.dec(ecx);
+                a.jnz(tight);
+                a.mov(rsi, Data);
+                a.mov(ecx, 2000);
+                a.Label(ref mixed);
+                a.mov(rdx, rcx);
+                a.and(edx, 31);
+                a.imul(rax, rax, 13);                // a handler call inside the loop
+                a.add(__qword_ptr[rsi + rdx * 8], rax);
+                a.mov(r8, __qword_ptr[rsi + rdx * 8]);
+                a.push(r8);
+                a.pop(r9);
+                a.sub(ecx, 1);
+                a.jg(mixed);
+                a.hlt();
+            });
+        }
+
+        for (int slice = 0; ; slice++)
+        {
+            CpuRunResult a = interpreted.Cpu.Run(777);
+            CpuRunResult b = translated.Cpu.Run(777);
+            Assert.Equal(a.Reason, b.Reason);
+            Assert.Equal(interpreted.Cpu.InstructionsExecuted, translated.Cpu.InstructionsExecuted);
+            Assert.Equal(interpreted.Cpu.GetState().Format(), translated.Cpu.GetState().Format());
+            if (a.Reason == CpuStopReason.Halted)
+            {
+                break;
+            }
+
+            Assert.True(slice < 1000, "the program did not halt");
+        }
+
+        var left = new byte[256];
+        var right = new byte[256];
+        interpreted.Memory.Read(Data, left);
+        translated.Memory.Read(Data, right);
+        Assert.Equal(left, right);
+        Assert.True(translated.Cpu.TranslatedInstructions > 20_000, $"{translated.Cpu.TranslatedInstructions} instructions in tier 1");
+    }
+
+    [Fact]
+    public void HotBlocksAreCompiledInTheBackground()
+    {
+        using var t = new TestCpu();
+        t.Cpu.Tier = ExecutionTier.Auto;
+        t.EnterLongMode();
+        LoadMix(t);
+        var deadline = DateTime.UtcNow.AddSeconds(60);
+        while (t.Cpu.TranslatedInstructions == 0 && DateTime.UtcNow < deadline)
+        {
+            t.EnterLongMode();
+            t.Cpu.SetRegister(1, 2000);
+            t.RunToHalt();
+        }
+
+        Assert.True(t.Cpu.TranslatedInstructions > 0, "no block was compiled within 60 s");
+        Assert.True(X86Cpu.TranslatorStatistics.Compiled > 0);
+
+        // The JIT runs on the compiler thread, not at the translated code's first call on the vCPU.
+        Assert.True(BlockTranslator.CanPrecompile);
+    }
+
+    /// <summary>A store that faults in the middle of a translated block: RIP at the store, earlier instructions retired with their registers and flags, nothing after it.</summary>
+    [Theory]
+    [InlineData(ExecutionTier.Interpreter)]
+    [InlineData(ExecutionTier.Always)]
+    public void FaultInTranslatedCodeIsPrecise(ExecutionTier tier)
+    {
+        using var t = new TestCpu();
+        t.Cpu.Tier = tier;
+        t.EnterLongMode();
+        Label store = default;
+        byte[] code = t.Load(64, a =>
+        {
+            store = a.CreateLabel();
+            a.mov(eax, 0xFFFFFFFF);
+            a.add(eax, 1);                       // ZF, CF set: flags kept lazily in tier 1
+            a.mov(rbx, 0x1234);
+            a.push(rbx);
+            a.mov(rdx, 0x10_0000_0000);           // above the 4 GiB identity map: #PF
+            a.Label(ref store);
+            a.mov(__qword_ptr[rdx + 8], rbx);
+            a.mov(ecx, 5);                       // never runs
+            a.hlt();
+        });
+        t.Cpu.SetRegister(1, 77);
+        CpuRunResult result = t.Cpu.Run(1000);
+        Assert.Equal(CpuStopReason.Exception, result.Reason);
+        Assert.Equal((byte)ExceptionVector.PageFault, result.Exception!.Vector);
+        Assert.Equal(0x10_0000_0008UL, result.Exception.FaultAddress);
+        Assert.Equal(TestCpu.CodeAddress + (ulong)(code.Length - 1 - 5 - 4), t.Cpu.Rip);
+        Assert.Equal(0UL, t.Cpu.GetRegister(0));
+        Assert.Equal(0x1234UL, t.Cpu.GetRegister(3));
+        Assert.Equal(0x10_0000_0000UL, t.Cpu.GetRegister(2));
+        Assert.Equal(77UL, t.Cpu.GetRegister(1));
+        Assert.Equal(TestCpu.StackTop - 8, t.Cpu.GetRegister(4));
+        Assert.Equal(0x1234UL, t.Memory.Read<ulong>(TestCpu.StackTop - 8));
+        ulong flags = t.Cpu.GetState().Rflags;
+        Assert.Equal(RflagsBits.Carry | RflagsBits.Zero, flags & (RflagsBits.Carry | RflagsBits.Zero | RflagsBits.Sign));
+        Assert.Equal(5L, t.Cpu.InstructionsExecuted);
+    }
+
+    private static void LoadMix(TestCpu t)
+    {
+        t.Load(64, a =>
+        {
+            Label loop = a.CreateLabel();
+            Label helper = a.CreateLabel();
+            Label skip = a.CreateLabel();
+            a.mov(rsi, Data);
+            a.xor(eax, eax);
+            a.mov(rbx, 0x9E3779B97F4A7C15);
+            a.Label(ref loop);
+            a.mov(rdx, rcx);
+            a.and(edx, 63);
+            a.add(rax, __qword_ptr[rsi + rdx * 8]);
+            a.xor(rax, rbx);
+            a.adc(eax, ecx);
+            a.shl(rax, 3);
+            a.mov(__qword_ptr[rsi + rdx * 8], rax);
+            a.lea(r8, __[rax + rcx * 4 + 12]);
+            a.imul(r8, rbx);
+            a.cmp(r8d, 0x7000_0000);
+            a.jb(skip);
+            a.call(helper);
+            a.Label(ref skip);
+            a.sub(rcx, 1);
+            a.jnz(loop);
+            a.hlt();
+            a.Label(ref helper);
+            a.push(rax);
+            a.push(0x55);
+            a.pop(r9);
+            a.pop(r10);
+            a.or(__dword_ptr[rsi + 8], r9d);
+            a.cmp(__qword_ptr[rsi], 7);
+            a.test(__dword_ptr[rsi + 16], r10d);
+            a.ret();
+        });
+    }
+
+    private static (VcpuStateSnapshot, byte[]) RunMix(ExecutionTier tier, out long translated)
+    {
+        using var t = new TestCpu();
+        t.Cpu.Tier = tier;
+        t.EnterLongMode();
+        LoadMix(t);
+        t.Cpu.SetRegister(1, 5000);
+        t.RunToHalt();
+        translated = t.Cpu.TranslatedInstructions;
+        var data = new byte[512];
+        t.Memory.Read(Data, data);
+        Machine.VcpuState s = t.Cpu.GetState();
+        return (new VcpuStateSnapshot(s.Rax, s.Rbx, s.Rcx, s.Rdx, s.Rsi, s.Rsp, s.R8, s.R9, s.R10, s.Rip, s.Rflags), data);
+    }
+
+    private readonly record struct VcpuStateSnapshot(ulong Rax, ulong Rbx, ulong Rcx, ulong Rdx, ulong Rsi, ulong Rsp, ulong R8, ulong R9, ulong R10, ulong Rip, ulong Rflags);
+}
