@@ -22,9 +22,10 @@ public sealed class LayeringTests
         ["SharpVisor.Devices"] = s_platform,
         ["SharpVisor.Boot"] = s_platform,
         ["SharpVisor.Xen"] = s_platform,
-        ["SharpVisor.Host"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen"],
-        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Host"],
-        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Host"],
+        ["SharpVisor.Security"] = [.. s_platform, "SharpVisor.Boot"],
+        ["SharpVisor.Host"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security"],
+        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
+        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
     };
 
     [Fact]
