@@ -200,6 +200,15 @@ public sealed class BadInputTests : IDisposable
         Assert.DoesNotContain("   at ", result.StandardError);
     }
 
+    [Fact]
+    public void UnknownTier()
+    {
+        SharpVisorProcess.Result result = Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "emulator", "--tier", "turbo");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("turbo", result.StandardError);
+        Assert.DoesNotContain("   at ", result.StandardError);
+    }
+
     [Theory]
     [InlineData("cyrix")]
     [InlineData("Intel")]

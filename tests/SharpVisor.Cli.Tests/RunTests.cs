@@ -80,6 +80,18 @@ public sealed class RunTests
         Assert.Contains("debug exit", result.StandardError);
     }
 
+    /// <summary>Both tiers run a guest to the same end; always makes tier 1 compile every block first.</summary>
+    [Theory]
+    [InlineData("interpreter")]
+    [InlineData("always")]
+    public void TierOptionRunsTheGuest(string tier)
+    {
+        SharpVisorProcess.Result result = SharpVisorProcess.Run(
+            ["run", "--accel", "emulator", "--tier", tier, "--kernel", DefaultGuestFiles.MultibootHello, "--cmdline", "exit=2", "--memory", "64M"],
+            timeout: TimeSpan.FromSeconds(120));
+        Assert.Equal((2 << 1) | 1, result.ExitCode);
+    }
+
     [Fact]
     public void NestedPagingIsChosenWithMmu()
     {
