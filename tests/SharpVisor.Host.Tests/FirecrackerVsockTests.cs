@@ -34,7 +34,9 @@ public sealed class FirecrackerVsockTests
             """;
         string initrd = directory.File("initrd.img");
         byte[] extra = new CpioArchive().AddFile("hook.sh", hook).AddFile("vsock-tool", File.ReadAllBytes(tool)).ToArray();
-        File.WriteAllBytes(initrd, [.. File.ReadAllBytes(GuestBootCapability.Initrd), .. extra]);
+        // The kernel reads an appended archive only from a 4-byte boundary (as --extra-initrd pads it).
+        byte[] initial = File.ReadAllBytes(GuestBootCapability.Initrd);
+        File.WriteAllBytes(initrd, [.. initial, .. new byte[(4 - (initial.Length % 4)) % 4], .. extra]);
 
         string uds = directory.File("v.sock");
         using Socket echo = Listen($"{uds}_5000");
@@ -106,6 +108,16 @@ public sealed class FirecrackerVsockTests
             Assert.True(intact, "the bulk stream arrived with every byte in place");
 
             Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(120)), "the guest powers off after its hook");
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            if (!firecracker.HasExited)
+            {
+                firecracker.Kill();
+            }
+
+            await firecracker.WaitForExitAsync();
+            throw new Xunit.Sdk.XunitException($"{e.Message}\nVMM standard error:\n{await stderr}");
         }
         finally
         {
@@ -218,7 +230,8 @@ public sealed class FirecrackerVsockTests
         {
             if (DateTime.UtcNow > deadline || vmm.HasExited)
             {
-                Assert.Fail($"the guest never printed {marker}; its output ends:\n{string.Join('\n', Snapshot(lines).TakeLast(40))}");
+                string exit = vmm.HasExited ? $"the VMM exited with status {vmm.ExitCode}" : "the VMM still runs";
+                Assert.Fail($"the guest never printed {marker} ({exit}); its output ends:\n{string.Join('\n', Snapshot(lines).TakeLast(40))}");
             }
 
             await Task.Delay(100);

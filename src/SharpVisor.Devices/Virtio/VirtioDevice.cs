@@ -412,7 +412,9 @@ public abstract class VirtioDevice : IDisposable
             return true;
         }
 
-        TimeSpan due = wait < TimeSpan.FromMilliseconds(1) ? TimeSpan.FromMilliseconds(1) : wait;
+        // Timers count whole milliseconds: round up, so the retry never comes a fraction too early,
+        // finds the tokens short and costs a second wake-up.
+        TimeSpan due = TimeSpan.FromMilliseconds(Math.Ceiling(wait.TotalMilliseconds) + 1);
         _retryTimers ??= new Timer?[_queues.Length];
         if (_retryTimers[queueIndex] is { } timer)
         {
