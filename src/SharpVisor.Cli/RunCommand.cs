@@ -49,7 +49,7 @@ public static class RunCommand
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed, and keep reporting a silent guest on an interactive console" };
         var extraInitrds = new Option<string[]>("--extra-initrd") { Description = "A cpio archive (optionally compressed) appended after the initrd, e.g. one holding /hook.sh (repeatable)", AllowMultipleArgumentsPerToken = false };
         var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda; under --xen a Xen vbd, /dev/xvda)", AllowMultipleArgumentsPerToken = false };
-        var nets = new Option<string[]>("--net") { Description = "virtio-net NIC over a TAP: tap[=NAME][,mac=MAC] (repeatable; a TAP that does not exist is created, which needs CAP_NET_ADMIN)", AllowMultipleArgumentsPerToken = false };
+        var nets = new Option<string[]>("--net") { Description = "virtio-net NIC over a TAP: tap[=NAME][,mac=MAC] (repeatable; a TAP that does not exist is created, which needs CAP_NET_ADMIN; under --xen a Xen vif, eth0 via netfront)", AllowMultipleArgumentsPerToken = false };
         var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
         var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };

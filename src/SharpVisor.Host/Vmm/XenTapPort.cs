@@ -7,11 +7,12 @@ namespace SharpVisor.Host.Vmm;
 /// <summary>
 /// netback's port over a TAP interface. The TAP carries a virtio-net header in front of every
 /// frame (TapDevice opens it so); netback offers no offloads, so the header is all zeros out and
-/// ignored in, and the TAP is told to hand over only complete, checksummed frames.
+/// ignored in, and the TAP is told to hand over only complete, checksummed frames. Its size is
+/// set, not assumed: a persistent TAP keeps what its last user (a virtio-net VMM: 12) set.
 /// </summary>
 public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
 {
-    private const int VnetHeaderSize = 10;
+    private const int VnetHeaderSize = 12;
 
     private readonly TapDevice _tap;
     private readonly byte[] _sendBuffer = new byte[VnetHeaderSize + 65536];
@@ -20,6 +21,16 @@ public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
     public XenTapPort(string? name)
     {
         _tap = TapDevice.Open(name ?? "");
+        try
+        {
+            _tap.SetVnetHeaderSize(VnetHeaderSize);
+        }
+        catch
+        {
+            _tap.Dispose();
+            throw;
+        }
+
         _tap.TrySetOffload(0);
     }
 
