@@ -59,6 +59,7 @@ public static unsafe class GuestMemoryImage
     public static void Load(GuestMemory memory, string path, Func<ulong, bool>? diffPages = null)
     {
         using var handle = OpenImage(memory, path);
+        byte[] buffer = new byte[RunLimit];
         long fileOffset = 0;
         foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
         {
@@ -68,7 +69,7 @@ public static unsafe class GuestMemoryImage
                 int length = (int)Math.Min((ulong)RunLimit, region.Size - offset);
                 if (diffPages is null)
                 {
-                    ReadExactly(handle, new Span<byte>((void*)(region.HostAddress + (nint)offset), length), fileOffset + (long)offset, path);
+                    LoadChunk(handle, region, offset, length, fileOffset + (long)offset, path, buffer);
                 }
                 else
                 {
@@ -110,6 +111,24 @@ public static unsafe class GuestMemoryImage
         }
 
         return handle;
+    }
+
+    /// <summary>
+    /// One chunk of a full image: data is copied; a chunk of holes (all zeros) is not copied but
+    /// punched out of the guest's memfd, so the zero pages of a restored guest take no host memory.
+    /// </summary>
+    private static void LoadChunk(Microsoft.Win32.SafeHandles.SafeFileHandle handle, MemoryRegion region, ulong offset, int length, long fileOffset, string path, byte[] buffer)
+    {
+        Span<byte> data = buffer.AsSpan(0, length);
+        ReadExactly(handle, data, fileOffset, path);
+        var target = new Span<byte>((void*)(region.HostAddress + (nint)offset), length);
+        if (data.IndexOfAnyExcept((byte)0) < 0
+            && SharpVisor.Interop.LibC.Madvise(region.HostAddress + (nint)offset, (nuint)length, SharpVisor.Interop.LibC.MADV_REMOVE) == 0)
+        {
+            return;
+        }
+
+        data.CopyTo(target);
     }
 
     private static void ReadExactly(Microsoft.Win32.SafeHandles.SafeFileHandle handle, Span<byte> target, long offset, string path)
