@@ -33,7 +33,10 @@ public sealed class XenSplitDriverGuestTests : IDisposable
             file.SetLength(16 << 20);
         }
 
+        // blkfront's insmod waits for the device to connect, but only so long (30 s of guest time):
+        // on a loaded host the connection can finish after it; wait for the disk, then look.
         string hook =
+            "i=0; while [ ! -e /sys/block/xvda/size ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n" +
             "echo \"XVDA $(cat /sys/block/xvda/size) RO $(cat /sys/block/xvda/ro)\"\n" +
             "dd if=/pattern.bin of=/dev/xvda bs=64k seek=2 conv=fsync; echo \"DD-RC $?\"\n" +
             "echo 3 > /proc/sys/vm/drop_caches\n" +
