@@ -2,6 +2,7 @@ using System.Diagnostics;
 using System.Text;
 using System.Text.Json;
 using SharpVisor.Host.Http;
+using SharpVisor.TestSupport;
 
 namespace SharpVisor.Host.Tests;
 
@@ -95,6 +96,95 @@ public sealed class FirecrackerGettingStartedTests
             if (!firecracker.HasExited)
             {
                 firecracker.Kill();
+                await firecracker.WaitForExitAsync();
+            }
+        }
+
+        Assert.DoesNotContain("   at ", await stderr);
+    }
+
+    /// <summary>
+    /// The calls firecracker-go-sdk makes for Kata Containers and firecracker-containerd, in its
+    /// handlers' order and with its bodies (logger, metrics, machine-config with smt, boot-source,
+    /// the root drive, a NIC on a TAP, vsock with vsock_id, InstanceStart), through curl against
+    /// the real `sharpvisor firecracker` running in a network namespace that holds the TAP.
+    /// </summary>
+    [NetworkFact]
+    public async Task TheGoSdkCallOrderStartsTheMicroVm()
+    {
+        using var directory = new TempDirectory();
+        using NetworkNamespace ns = NetworkNamespace.Create();
+        ns.Ip("tuntap", "add", "dev", "fctap0", "mode", "tap", "vnet_hdr");
+        ns.Ip("link", "set", "fctap0", "up");
+        string socket = directory.File("fc-sdk.socket");
+        string log = directory.File("fc.log");
+        string metrics = directory.File("fc.metrics");
+        string rootfs = directory.File("rootfs.ext4");
+        File.WriteAllText(log, "");
+        File.WriteAllText(metrics, "");
+        using (FileStream image = File.Create(rootfs))
+        {
+            image.SetLength(4 << 20);
+        }
+
+        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        foreach (string argument in new[] { "netns", "exec", ns.Name, SharpVisorCommand.Dotnet, SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-sdk" })
+        {
+            start.ArgumentList.Add(argument);
+        }
+
+        using Process firecracker = Process.Start(start)!;
+        Task<string> stdout = firecracker.StandardOutput.ReadToEndAsync();
+        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        try
+        {
+            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the API socket listens");
+
+            (string Method, string Path, string Body)[] calls =
+            [
+                ("PUT", "/logger", $$"""{"log_path":"{{log}}","level":"Debug","show_level":true,"show_log_origin":true}"""),
+                ("PUT", "/metrics", $$"""{"metrics_path":"{{metrics}}"}"""),
+                ("PUT", "/machine-config", """{"vcpu_count":1,"mem_size_mib":32,"smt":false}"""),
+                ("PUT", "/boot-source", $$"""{"kernel_image_path":"{{TestKernels.MultibootHello}}","boot_args":"loop=20000"}"""),
+                ("PUT", "/drives/1", $$"""{"drive_id":"1","path_on_host":"{{rootfs}}","is_root_device":true,"is_read_only":false}"""),
+                ("PUT", "/network-interfaces/1", """{"iface_id":"1","host_dev_name":"fctap0","guest_mac":"06:00:ac:10:00:02"}"""),
+                ("PUT", "/vsock", $$"""{"vsock_id":"root","guest_cid":3,"uds_path":"{{directory.File("v.sock")}}"}"""),
+                ("PUT", "/actions", """{"action_type":"InstanceStart"}"""),
+            ];
+            foreach ((string method, string path, string body) in calls)
+            {
+                (int status, string answer) = Curl(socket, method, path, body);
+                Assert.True(status == 204, $"{method} {path}: {status} {answer}");
+            }
+
+            (int infoStatus, string info) = Curl(socket, "GET", "/", null);
+            Assert.Equal(200, infoStatus);
+            Assert.Contains("\"state\":\"Running\"", info);
+            (int configStatus, string config) = Curl(socket, "GET", "/vm/config", null);
+            Assert.Equal(200, configStatus);
+            Assert.Contains("\"host_dev_name\":\"fctap0\"", config);
+            Assert.Contains("\"guest_cid\":3", config);
+
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "FlushMetrics"}"""));
+            using (JsonDocument line = JsonDocument.Parse(File.ReadAllLines(metrics).Last()))
+            {
+                JsonElement put = line.RootElement.GetProperty("put_api_requests");
+                foreach (string counter in new[] { "logger_count", "machine_cfg_count", "boot_source_count", "drive_count", "network_count", "vsock_count", "actions_count" })
+                {
+                    Assert.True(put.GetProperty(counter).GetInt64() >= 1, $"{counter} counted");
+                }
+            }
+
+            Assert.Equal((204, ""), Curl(socket, "PUT", "/sharpvisor/power", """{"action": "PowerOff"}"""));
+            Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
+            Assert.Equal(0, firecracker.ExitCode);
+            Assert.Contains("Hello from a multiboot kernel", await stdout);
+        }
+        finally
+        {
+            if (!firecracker.HasExited)
+            {
+                firecracker.Kill(entireProcessTree: true);
                 await firecracker.WaitForExitAsync();
             }
         }

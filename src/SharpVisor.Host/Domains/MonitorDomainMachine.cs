@@ -115,7 +115,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
         {
             Exits = _monitor.ExitCounts(),
             Devices = _monitor.Devices.Devices.Select(d => new DeviceCounters(
-                d.Name, d.Device.IoCounters.ReadRequests, d.Device.IoCounters.ReadBytes, d.Device.IoCounters.WriteRequests, d.Device.IoCounters.WriteBytes)).ToList(),
+                d.Name, d.Device.IoCounters.ReadRequests, d.Device.IoCounters.ReadBytes, d.Device.IoCounters.WriteRequests, d.Device.IoCounters.WriteBytes, d.Kind)).ToList(),
             BalloonTargetMib = balloon is null ? null : balloon.TargetPages / BalloonState.PagesPerMib,
             BalloonActualMib = balloon is null ? null : balloon.ActualPages / BalloonState.PagesPerMib,
         };

@@ -160,9 +160,9 @@ public sealed class VmmMetrics : IDisposable
     {
         var totals = new Dictionary<string, long>();
         var perDeviceValues = new List<(string Device, (string Name, long Value)[] Fields)>();
-        foreach (DeviceCounters device in counters.Devices.Where(d => names.Contains(d.Name)))
+        foreach (DeviceCounters device in counters.Devices.Where(d => names.Contains(d.Name) && (d.Kind is null || d.Kind == group)))
         {
-            (string Name, long Value)[] deltas = fields(device).Select(f => (f.Name, Delta(_flushedDevices, $"{device.Name}.{f.Name}", f.Value))).ToArray();
+            (string Name, long Value)[] deltas = fields(device).Select(f => (f.Name, Delta(_flushedDevices, $"{group}.{device.Name}.{f.Name}", f.Value))).ToArray();
             perDeviceValues.Add((device.Name, deltas));
             foreach ((string name, long value) in deltas)
             {

@@ -21,7 +21,7 @@ public sealed class PciDeviceManager : IDisposable
     private readonly IVirtualMachine _machine;
     private readonly List<AttachedVirtioDevice> _devices = new();
     private readonly List<IDisposable> _backends = new();
-    private readonly Dictionary<string, QueueDoorbells> _doorbells = new();
+    private readonly Dictionary<AttachedVirtioDevice, QueueDoorbells> _doorbells = new();
     private readonly object _timerLock = new();
     private Timer? _statisticsTimer;
     private int _statisticsIntervalSeconds;
@@ -153,7 +153,7 @@ public sealed class PciDeviceManager : IDisposable
     /// </summary>
     public void UpdateDisk(string name, string? path, RateLimitConfiguration? rateLimit)
     {
-        VirtioBlockDevice disk = _devices.FirstOrDefault(d => d.Name == name)?.Device as VirtioBlockDevice
+        VirtioBlockDevice disk = _devices.Select(d => d.Name == name ? d.Device as VirtioBlockDevice : null).FirstOrDefault(d => d is not null)
             ?? throw new ArgumentException($"no drive '{name}'");
         if (path is not null)
         {
@@ -173,7 +173,7 @@ public sealed class PciDeviceManager : IDisposable
     /// <summary>PATCH of a running NIC: new rate limiters (null leaves one as it is).</summary>
     public void UpdateNetworkInterface(string name, RateLimitConfiguration? rx, RateLimitConfiguration? tx)
     {
-        VirtioNetDevice nic = _devices.FirstOrDefault(d => d.Name == name)?.Device as VirtioNetDevice
+        VirtioNetDevice nic = _devices.Select(d => d.Name == name ? d.Device as VirtioNetDevice : null).FirstOrDefault(d => d is not null)
             ?? throw new ArgumentException($"no network interface '{name}'");
         if (rx is not null)
         {
@@ -202,7 +202,7 @@ public sealed class PciDeviceManager : IDisposable
             attached.Device.StartWorker();
             if (_machine is IIoEventFdRegistry registry)
             {
-                _doorbells.Add(attached.Name, new QueueDoorbells(attached.Transport, registry, Log.Write));
+                _doorbells.Add(attached, new QueueDoorbells(attached.Transport, registry, Log.Write));
             }
         }
 
@@ -218,7 +218,7 @@ public sealed class PciDeviceManager : IDisposable
 
     /// <summary>Where <paramref name="name"/>'s queue doorbells are registered as ioeventfds now (empty without them).</summary>
     public IReadOnlyList<ulong> IoEventFdAddresses(string name) =>
-        _doorbells.TryGetValue(name, out QueueDoorbells? doorbells) ? doorbells.Addresses : [];
+        _doorbells.Where(d => d.Key.Name == name).SelectMany(d => d.Value.Addresses).ToArray();
 
     /// <summary>Asks the guest to give <paramref name="mib"/> MiB back through the balloon.</summary>
     public void SetBalloonTarget(long mib)
@@ -354,10 +354,11 @@ public sealed class PciDeviceManager : IDisposable
             throw new InvalidOperationException("devices are attached before the machine starts");
         }
 
-        if (_devices.Any(d => d.Name == name))
+        string kind = AttachedVirtioDevice.KindOf(device);
+        if (_devices.Any(d => d.Name == name && d.Kind == kind))
         {
             device.Dispose();
-            throw new ArgumentException($"two devices are named '{name}'");
+            throw new ArgumentException($"two {kind} devices are named '{name}'");
         }
 
         device.Log = Log.WithPrefix($"{name}: ");

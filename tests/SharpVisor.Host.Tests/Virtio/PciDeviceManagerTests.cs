@@ -48,6 +48,20 @@ public sealed class PciDeviceManagerTests : IDisposable
     }
 
     [Fact]
+    public void NamesAreUniquePerKindOfDevice()
+    {
+        // firecracker-go-sdk names its first drive "1" and its first NIC "1": different kinds may share a name.
+        using var bench = new DeviceBench(DeviceBench.Configuration() with { Disks = [new DiskConfiguration(Image("a.img"), Id: "1")] });
+        Assert.Throws<ArgumentException>(() => bench.Devices.UpdateNetworkInterface("1", null, null));
+
+        var e = Assert.Throws<ArgumentException>(() => new DeviceBench(DeviceBench.Configuration() with
+        {
+            Disks = [new DiskConfiguration(Image("b.img"), Id: "x"), new DiskConfiguration(Image("c.img"), Id: "x")],
+        }));
+        Assert.Equal("two block devices are named 'x'", e.Message);
+    }
+
+    [Fact]
     public void Bar0SizesAs32KibAndFollowsTheGuestWhenMoved()
     {
         using var bench = new DeviceBench(DeviceBench.Configuration() with { Disks = [new DiskConfiguration(Image("a.img"))] });
