@@ -45,6 +45,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
         return new MachineConfiguration
         {
             KernelPath = spec.KernelPath,
+            Name = spec.Name,
             InitrdPath = spec.InitrdPath,
             CommandLine = spec.CommandLine,
             MemorySize = spec.MemoryBytes,

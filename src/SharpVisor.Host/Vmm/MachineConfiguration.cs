@@ -13,6 +13,9 @@ public sealed record MachineConfiguration
 
     public required string KernelPath { get; init; }
 
+    /// <summary>The domain's name where the guest can see it (a Xen domain's XenStore name node); null: none given.</summary>
+    public string? Name { get; init; }
+
     public string? InitrdPath { get; init; }
 
     public string CommandLine { get; init; } = "";

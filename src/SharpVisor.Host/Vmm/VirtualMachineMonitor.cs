@@ -155,7 +155,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             {
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
                 // Under --xen the disks are Xen vbds (blkback) and the NICs vifs (netback), not virtio.
-                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces);
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name);
             }
 
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);

@@ -15,6 +15,9 @@ public sealed class XenGuest : IDisposable
     /// <summary>Pages the hypervisor keeps at the top of low RAM (reserved in the memory map): the console ring, the XenStore ring, two spare.</summary>
     public const int SpecialPages = 4;
 
+    /// <summary>XenStore's name for a domain that was given none (a `sharpvisor run`).</summary>
+    public const string DefaultDomainName = "sharpvisor-guest";
+
     private readonly List<XenBlockBackend> _blockBackends = [];
     private readonly List<XenDiskImage> _images = [];
     private readonly List<XenNetBackend> _netBackends = [];
@@ -58,7 +61,7 @@ public sealed class XenGuest : IDisposable
     }
 
     /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
-    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null)
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null, string? name = null)
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
@@ -91,7 +94,7 @@ public sealed class XenGuest : IDisposable
         host.AttachHypervisorInterface(domain);
         var console = new XenConsoleBackend(domain, special, Write, log);
         var store = new XenStore();
-        XenStoreLayout.SeedDomain(store, domain.DomainId, "sharpvisor-guest", machine.Memory.RamSize >> 10, vcpuCount);
+        XenStoreLayout.SeedDomain(store, domain.DomainId, name ?? DefaultDomainName, machine.Memory.RamSize >> 10, vcpuCount);
         var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
         var guest = new XenGuest(domain, console, store, storeConnection);
         try

@@ -44,6 +44,7 @@ public sealed class XenToolstackTests
                 "the guest's hvc0 reaches the domain's console");
 
             string tree = Ok(Run(env, "xenstore-ls", "xenweb"));
+            Assert.Contains("name = \"xenweb\"", tree);
             Assert.Contains("memory = \"\"", tree);
             Assert.Contains(" target = \"262144\"", tree);
             Assert.Contains("domid = \"1\"", tree);
