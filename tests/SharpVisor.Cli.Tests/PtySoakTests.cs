@@ -14,7 +14,7 @@ public sealed class PtySoakTests
     [DefaultGuestFact]
     public void ThreeInteractiveBootsUnderAPtyNeitherStallNorInterleaveProgressLines()
     {
-        string root = RepositoryRoot();
+        string root = RepositoryPaths.Root;
         Assert.True(File.Exists("/usr/bin/tmux"), "tmux is missing (scripts/setup.sh installs it)");
         var start = new ProcessStartInfo(Path.Combine(root, "scripts", "pty-soak.sh"))
         {
@@ -36,17 +36,5 @@ public sealed class PtySoakTests
         string why = $"exit {process.ExitCode}\n{stdout}\n{stderr.Result}";
         Assert.True(process.ExitCode == 0, why);
         Assert.Contains("pty-soak: 3 boots, 3 ok, 0 stalled, 0 failed", stdout);
-    }
-
-    private static string RepositoryRoot()
-    {
-        string? directory = AppContext.BaseDirectory;
-        while (directory is not null && !File.Exists(Path.Combine(directory, "SharpVisor.sln")))
-        {
-            directory = Path.GetDirectoryName(directory);
-        }
-
-        Assert.True(directory is not null, $"no SharpVisor.sln above {AppContext.BaseDirectory}");
-        return directory;
     }
 }

@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.IO.Compression;
 using System.Xml.Linq;
+using SharpVisor.TestSupport;
 
 namespace SharpVisor.Embedding.Tests;
 
@@ -17,7 +18,7 @@ public sealed class PackageTests : IDisposable
     [Fact]
     public async Task ThePackageCarriesTheApiItsDocsAndTheVmmAndDependsOnlyOnWhatExists()
     {
-        string project = Path.Combine(RepositoryRoot(), "src", "SharpVisor", "SharpVisor.csproj");
+        string project = Path.Combine(RepositoryPaths.Root, "src", "SharpVisor", "SharpVisor.csproj");
         var start = new ProcessStartInfo("dotnet", ["pack", project, "-c", "Release", "--no-build", "-nologo", "-v", "quiet", "-o", _output])
         {
             RedirectStandardOutput = true,
@@ -43,17 +44,5 @@ public sealed class PackageTests : IDisposable
         string[] dependencies = nuspec.Descendants().Where(e => e.Name.LocalName == "dependency").Select(e => (string)e.Attribute("id")!).ToArray();
         Assert.Equal(["Iced"], dependencies);
         Assert.Contains(nuspec.Descendants().Where(e => e.Name.LocalName == "frameworkReference"), e => (string?)e.Attribute("name") == "Microsoft.AspNetCore.App");
-    }
-
-    private static string RepositoryRoot()
-    {
-        string? directory = AppContext.BaseDirectory;
-        while (directory is not null && !File.Exists(Path.Combine(directory, "SharpVisor.sln")))
-        {
-            directory = Path.GetDirectoryName(directory);
-        }
-
-        Assert.True(directory is not null, "SharpVisor.sln not found above the test directory");
-        return directory!;
     }
 }

@@ -31,7 +31,7 @@ public sealed class LayeringTests
     [Fact]
     public void EveryProjectReferencesOnlyTheLayersBelowIt()
     {
-        string src = Path.Combine(RepositoryRoot(), "src");
+        string src = Path.Combine(RepositoryPaths.Root, "src");
         var violations = new List<string>();
         string[] projects = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories);
         Assert.NotEmpty(projects);
@@ -59,7 +59,7 @@ public sealed class LayeringTests
     [Fact]
     public void TransitiveProjectReferencesAreOffForTheLayers()
     {
-        XDocument props = XDocument.Load(Path.Combine(RepositoryRoot(), "Directory.Build.props"));
+        XDocument props = XDocument.Load(Path.Combine(RepositoryPaths.Root, "Directory.Build.props"));
         XElement setting = Assert.Single(props.Descendants("DisableTransitiveProjectReferences"));
         Assert.Equal("true", setting.Value);
         Assert.Contains("/src/", (string?)setting.Attribute("Condition"));
@@ -68,16 +68,4 @@ public sealed class LayeringTests
     private static IEnumerable<string> ProjectReferences(string project) =>
         XDocument.Load(project).Descendants("ProjectReference")
             .Select(r => Path.GetFileNameWithoutExtension(((string)r.Attribute("Include")!).Replace('\\', '/')));
-
-    private static string RepositoryRoot()
-    {
-        string? directory = AppContext.BaseDirectory;
-        while (directory is not null && !File.Exists(Path.Combine(directory, "SharpVisor.sln")))
-        {
-            directory = Path.GetDirectoryName(directory);
-        }
-
-        Assert.True(directory is not null, "SharpVisor.sln not found above the test directory");
-        return directory!;
-    }
 }

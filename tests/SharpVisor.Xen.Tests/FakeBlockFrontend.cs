@@ -5,51 +5,34 @@ using SharpVisor.Memory;
 namespace SharpVisor.Xen.Tests;
 
 /// <summary>
-/// A guest's blkfront for in-process blkback tests: a domain with shared_info and one grant
-/// frame, the XenStore seeded as the toolstack does, and the front end's half of the handshake
-/// and the ring (requests written into the shared page, responses read back).
+/// A guest's blkfront for in-process blkback tests: over a <see cref="FakeXenGuest"/> (the domain
+/// with shared_info, one grant frame and the seeded XenStore), the front end's half of the
+/// handshake and the ring (requests written into the shared page, responses read back).
 /// </summary>
 internal sealed class FakeBlockFrontend : IDisposable
 {
-    public const ulong SharedInfo = 0x10000;
-    public const ulong GrantFrame = 0x11000;
-    public const ulong Scratch = 0x20000;
+    public const ulong GrantFrame = FakeXenGuest.GrantFrame;
     public const ulong RingPage = 0x30000;
     public const uint RingRef = 8;
     private const ushort Dom0 = 0;
 
-    private readonly FakeHypercallContext _cpu;
+    private readonly FakeXenGuest _guest = new();
     private uint _requestProducer;
     private uint _responseConsumer;
 
     public FakeBlockFrontend(int diskSize = 1 << 20, bool readOnly = false)
     {
-        Memory = GuestMemory.CreateRam(4 << 20);
-        Xen = new XenDomain(Memory, new XenDomainOptions());
-        Xen.Connect(new FakeHypervisorHost());
-        _cpu = new FakeHypercallContext(Memory);
-        Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
-        Memory.Write<uint>(Scratch + 4, 0);                    // XENMAPSPACE_shared_info
-        Memory.Write<ulong>(Scratch + 16, SharedInfo >> 12);
-        Check(_cpu.Call(Xen, HypercallOp.MemoryOp, 7, Scratch));
-        Memory.Write<uint>(Scratch + 4, 1);                    // XENMAPSPACE_grant_table, frame 0
-        Memory.Write<ulong>(Scratch + 8, 0);
-        Memory.Write<ulong>(Scratch + 16, GrantFrame >> 12);
-        Check(_cpu.Call(Xen, HypercallOp.MemoryOp, 7, Scratch));
-        Store = new XenStore();
-        XenStoreLayout.SeedDomain(Store, Xen.DomainId, "test", 4096, 1);
-        Grants = new GrantTable(Xen);
         Image = new MemoryDiskImage(diskSize, readOnly);
         Backend = new XenBlockBackend(Xen, Store, Grants, Image, 0, Log.Add);
     }
 
-    public GuestMemory Memory { get; }
+    public GuestMemory Memory => _guest.Memory;
 
-    public XenDomain Xen { get; }
+    public XenDomain Xen => _guest.Xen;
 
-    public XenStore Store { get; }
+    public XenStore Store => _guest.Store;
 
-    public GrantTable Grants { get; }
+    public GrantTable Grants => _guest.Grants;
 
     public MemoryDiskImage Image { get; }
 
@@ -77,14 +60,10 @@ internal sealed class FakeBlockFrontend : IDisposable
         if (Port != 0)
         {
             // A reconnect: blkfront frees its old port first.
-            Memory.Write<uint>(Scratch, (uint)Port);
-            Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 3, Scratch));   // close
+            _guest.Close(Port);
         }
 
-        Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
-        Memory.Write<ushort>(Scratch + 2, Dom0);
-        Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 6, Scratch));   // alloc_unbound
-        Port = (int)Memory.Read<uint>(Scratch + 4);
+        Port = _guest.AllocateUnboundForDom0();
         WriteFrontend("ring-ref", RingRef.ToString(CultureInfo.InvariantCulture));
         WriteFrontend("event-channel", Port.ToString(CultureInfo.InvariantCulture));
         WriteFrontend("protocol", "x86_64-abi");
@@ -98,12 +77,7 @@ internal sealed class FakeBlockFrontend : IDisposable
     public string ReadBackend(string key) => System.Text.Encoding.UTF8.GetString(Store.Read(Xen.DomainId, 0, $"{BackendPath}/{key}"));
 
     /// <summary>Writes grant entry <paramref name="reference"/>: permit access for Dom0 to <paramref name="frame"/>.</summary>
-    public void Grant(uint reference, ulong frame, bool readOnly, ushort grantee = Dom0)
-    {
-        ulong entry = GrantFrame + (reference * 8);
-        Memory.Write<uint>(entry + 4, (uint)frame);
-        Memory.Write<uint>(entry, (uint)(grantee << 16) | GrantTable.PermitAccess | (readOnly ? GrantTable.ReadOnly : 0u));
-    }
+    public void Grant(uint reference, ulong frame, bool readOnly, ushort grantee = Dom0) => _guest.Grant(reference, frame, readOnly, grantee);
 
     /// <summary>Puts a request into the next slot (not yet published).</summary>
     public void Queue(byte op, ulong id, ulong sector, params (uint Gref, byte First, byte Last)[] segments)
@@ -136,8 +110,7 @@ internal sealed class FakeBlockFrontend : IDisposable
     public void Push()
     {
         Memory.Write<uint>(RingPage, _requestProducer);
-        Memory.Write<uint>(Scratch, (uint)Port);
-        Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 4, Scratch));   // send
+        _guest.Send(Port);
         Backend.Process();
     }
 
@@ -160,7 +133,7 @@ internal sealed class FakeBlockFrontend : IDisposable
         return responses;
     }
 
-    public bool PortPending() => (Memory.Read<ulong>(SharedInfo + 2048 + ((ulong)(Port / 64) * 8)) & (1UL << (Port % 64))) != 0;
+    public bool PortPending() => _guest.Pending(Port);
 
     public Span<byte> Slot(uint index) =>
         Memory.GetSpan(RingPage + XenBlockBackend.RingHeaderSize + ((index % XenBlockBackend.RingEntries) * XenBlockBackend.EntrySize), XenBlockBackend.EntrySize);
@@ -168,15 +141,6 @@ internal sealed class FakeBlockFrontend : IDisposable
     public void Dispose()
     {
         Backend.Dispose();
-        Xen.Dispose();
-        Memory.Dispose();
-    }
-
-    private static void Check(long result)
-    {
-        if (result != 0)
-        {
-            throw new InvalidOperationException($"hypercall failed: {result}");
-        }
+        _guest.Dispose();
     }
 }
