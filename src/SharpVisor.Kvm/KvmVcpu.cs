@@ -166,6 +166,26 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
         return values;
     }
 
+    /// <summary>The guest's RIP (KVM_GET_REGS), for reports made on this vCPU's thread during an exit.</summary>
+    internal ulong ReadRip()
+    {
+        KvmRegs regs;
+        return LibC.Ioctl(Fd, KvmIoctls.GetRegs, &regs) < 0 ? 0 : regs.Rip;
+    }
+
+    /// <summary>KVM_SET_MSRS of one MSR (host-initiated: not subject to the MSR filter); false if KVM refused it.</summary>
+    internal bool TryWriteMsr(uint index, ulong value)
+    {
+        try
+        {
+            return SetMsrs([new KvmMsrEntry { Index = index, Data = value }]) == 1;
+        }
+        catch (LinuxException)
+        {
+            return false;
+        }
+    }
+
     /// <summary>KVM_GET_LAPIC: the in-kernel local APIC's register page.</summary>
     public KvmLapicState GetLapic()
     {
@@ -288,8 +308,14 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
             return Stopped();
         }
 
+        KvmProtection? protection = _vm.ProtectionEnforcement;
         while (true)
         {
+            if (protection is not null && protection.Sync() is { } protectionFailure)
+            {
+                return ExitWithState(VcpuExitReason.InternalError, protectionFailure);
+            }
+
             if (LibC.Ioctl(_fd, KvmIoctls.Run, 0) < 0)
             {
                 int errno = Marshal.GetLastPInvokeError();
@@ -327,6 +353,8 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
             {
                 return exit;
             }
+
+            protection?.PollLock(this);
         }
     }
 
@@ -385,6 +413,12 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
                 Exits.Increment("system-event");
                 return HandleSystemEvent(control);
 
+            case KvmExitReason.X86Wrmsr when _vm.ProtectionEnforcement is { } protection:
+                // Only pinned MSRs are filtered (KvmProtection); Error = 1 makes KVM inject #GP.
+                Exits.Increment("wrmsr");
+                _run->Msr.Error = protection.RefusesMsrWrite(this, _run->Msr.Index, _run->Msr.Data) ? (byte)1 : (byte)0;
+                return null;
+
             default:
                 Exits.Increment("unknown");
                 string name = Enum.IsDefined(reason) ? $" (KVM_EXIT_{SnakeCase(reason.ToString())})" : "";
@@ -441,6 +475,11 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
         }
 
         var data = new Span<byte>(_run->Mmio.Data, (int)length);
+        if (_vm.ProtectionEnforcement is { } protection && protection.TryHandleRamAccess(this, address, data, _run->Mmio.IsWrite != 0))
+        {
+            return null;
+        }
+
         MmioBus bus = _vm.Mmio;
         try
         {

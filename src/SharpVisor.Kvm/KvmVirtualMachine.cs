@@ -108,6 +108,21 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
 
     public int VcpuCount { get; }
 
+    /// <summary>
+    /// Kernel protection (docs/security.md): null, or the map this VM enforces with read-only slots
+    /// and an MSR filter once it locks. Set before the vCPUs run; needs KVM_CAP_READONLY_MEM.
+    /// </summary>
+    public SharpVisor.Machine.Protection.ProtectionMap? Protection
+    {
+        get => ProtectionEnforcement?.Map;
+        set => ProtectionEnforcement = value is null ? null : new KvmProtection(this, value);
+    }
+
+    /// <summary>Whether pinned MSR writes exit to SharpVisor here (KVM_CAP_X86_MSR_FILTER); false without <see cref="Protection"/>.</summary>
+    public bool EnforcesMsrPins => ProtectionEnforcement?.MsrPinsEnforced ?? false;
+
+    internal KvmProtection? ProtectionEnforcement { get; private set; }
+
     public KvmSystem System => _system;
 
     /// <summary>What KVM_GET_SUPPORTED_CPUID reported; each vCPU applies <see cref="KvmCpuidPolicy"/> to it.</summary>

@@ -49,12 +49,6 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
-    public void ProtectionWithKvmIsRefusedInOneLine()
-    {
-        AssertOneLineError(Run("--protect", "kernel", "--accel", "kvm"), "enforced by the emulator only");
-    }
-
-    [Fact]
     public void AQuoteNeedsProtectionAndAHexNonce()
     {
         AssertOneLineError(Run("--attest-quote", Path.Combine(_directory, "q.json"), "--attest-nonce", "00"), "--attest-quote needs --protect");

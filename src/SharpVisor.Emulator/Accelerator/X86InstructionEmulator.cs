@@ -31,6 +31,12 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
         _model = model ?? CpuModel.Default;
     }
 
+    /// <summary>
+    /// Kernel protection: the instruction run here obeys the same map as the accelerator's own
+    /// enforcement (a store the KVM slots would refuse, a pinned CR or MSR), so the fallback is no way around it.
+    /// </summary>
+    public SharpVisor.Machine.Protection.ProtectionMap? Protection { get; set; }
+
     public InstructionEmulationResult EmulateOne(int vcpuId, EmulatedInstructionState state)
     {
         ArgumentNullException.ThrowIfNull(state);
@@ -49,7 +55,7 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
         }
 
         string? unimplemented = null;
-        X86Cpu cpu = CreateCpu();
+        X86Cpu cpu = CreateCpu(vcpuId);
         cpu.Diagnostics = line => unimplemented ??= line;
         try
         {
@@ -146,10 +152,12 @@ public sealed class X86InstructionEmulator : IInstructionEmulator
     }
 
     // Unclaimed MMIO reads return all-ones and writes are dropped, as on KVM.
-    private X86Cpu CreateCpu() => new(new PhysicalMemory(_memory, new BusMmioHandler(_mmio)), _model)
+    private X86Cpu CreateCpu(int vcpuId) => new(new PhysicalMemory(_memory, new BusMmioHandler(_mmio)), _model)
     {
         DeliverExceptions = true,
         PortIo = _portIo,
+        Protection = Protection,
+        ProtectionVcpuId = vcpuId,
     };
 
     /// <summary>Copies what an instruction can change; the APIC base and CR8 stay the accelerator's.</summary>

@@ -91,24 +91,6 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     /// KVM's Xen support (KVM_CAP_XEN_HVM), which SharpVisor does not use (yet): --accel kvm is
     /// refused with one line, auto picks the emulator and says why.
     /// </summary>
-    /// <summary>
-    /// Under --protect: the emulator enforces kernel protection; KVM does not yet (its read-only
-    /// memory slots are a later slice, docs/security.md), so kvm is refused and auto picks the emulator.
-    /// </summary>
-    public static AcceleratorSelection ForProtection(AcceleratorKind kind, MmuMode? mmu, Action<string>? diagnostics = null, CpuVendor? vendor = null)
-    {
-        CpuVendor hostVendor = HostCpu.Vendor;
-        CpuVendor guestVendor = vendor ?? hostVendor;
-        bool foreignVendor = guestVendor != hostVendor;
-        return kind switch
-        {
-            AcceleratorKind.Kvm => throw new ArgumentException(
-                "--protect with --accel kvm: kernel protection is enforced by the emulator only so far (KVM read-only slots are not implemented yet); use --accel emulator or auto"),
-            AcceleratorKind.Emulator => Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor),
-            _ => Emulator(mmu, "--protect: kernel protection is enforced by the emulator (not yet on KVM)", diagnostics, guestVendor, foreignVendor),
-        };
-    }
-
     public static AcceleratorSelection ForXen(AcceleratorKind kind, MmuMode? mmu, Action<string>? diagnostics = null, CpuVendor? vendor = null)
     {
         CpuVendor hostVendor = HostCpu.Vendor;

@@ -103,8 +103,6 @@ public sealed partial class VirtualMachineMonitor : IDisposable
         var guestLog = new GuestLog(configuration.Log);
         AcceleratorSelection accelerator = configuration.Xen != XenMode.None
             ? AcceleratorSelection.ForXen(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
-            : configuration.Protection is not null
-            ? AcceleratorSelection.ForProtection(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
             : AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
 
         GuestMemory memory;
@@ -147,7 +145,25 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 // Before the vCPUs exist: each vCPU's MMU and CPU enforce the map; devices ask it before DMA.
                 KernelImageLayout? layout = policy.Kernel ? KernelImageLayout.Load(configuration.KernelPath) : null;
                 protector = new KernelProtector(policy, layout, memory, guestLog.Write);
-                ((EmulatorVirtualMachine)machine).Protection = protector.Map;
+                if (machine is KvmVirtualMachine kvmMachine)
+                {
+                    // Read-only slots and the MSR filter; the instruction fallback obeys the same map.
+                    kvmMachine.Protection = protector.Map;
+                    ((X86InstructionEmulator)kvmMachine.InstructionEmulator!).Protection = protector.Map;
+                    if (policy.PinMsrs && !kvmMachine.EnforcesMsrPins)
+                    {
+                        guestLog.Write("protection: this KVM lacks KVM_CAP_X86_MSR_FILTER: MSR pins are not enforced");
+                    }
+
+                    if (policy.PinControlRegisters)
+                    {
+                        guestLog.Write("protection: on KVM, CR0/CR4 writes never reach SharpVisor: CR pins hold only for instructions its emulator runs (docs/security.md)");
+                    }
+                }
+                else
+                {
+                    ((EmulatorVirtualMachine)machine).Protection = protector.Map;
+                }
                 memory.DeviceWriteGuard = protector.Map;
             }
 

@@ -25,4 +25,6 @@ public enum KvmCapability
     SignalMsi = 77,
     ReadonlyMem = 81,
     ImmediateExit = 136,
+    X86UserSpaceMsr = 188,
+    X86MsrFilter = 189,
 }

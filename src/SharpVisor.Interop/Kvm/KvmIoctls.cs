@@ -41,6 +41,8 @@ public static class KvmIoctls
     public static readonly nuint CreatePit2 = IoWrite<KvmPitConfig>(0x77);
     public static readonly nuint Ioeventfd = IoWrite<KvmIoeventfd>(0x79);
     public static readonly nuint SignalMsi = IoWrite<KvmMsi>(0xA5);
+    public static readonly nuint EnableCap = IoWrite<KvmEnableCap>(0xA3);
+    public static readonly nuint SetMsrFilter = IoWrite<KvmMsrFilter>(0xC6);
 
     // vCPU ioctls.
     public static readonly nuint Run = Io(0x80);

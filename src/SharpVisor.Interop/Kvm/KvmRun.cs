@@ -57,6 +57,9 @@ public struct KvmRun
     [FieldOffset(ExitUnionOffset)]
     public KvmRunSystemEvent SystemEvent;
 
+    [FieldOffset(ExitUnionOffset)]
+    public KvmRunMsr Msr;
+
     [FieldOffset(288)]
     public ulong KvmValidRegs;
 

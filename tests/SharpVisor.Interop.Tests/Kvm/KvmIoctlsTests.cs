@@ -14,6 +14,8 @@ public class KvmIoctlsTests
         { "KVM_CREATE_VM", KvmIoctls.CreateVm, 0xAE01 },
         { "KVM_GET_MSR_INDEX_LIST", KvmIoctls.GetMsrIndexList, 0xC004AE02 },
         { "KVM_CHECK_EXTENSION", KvmIoctls.CheckExtension, 0xAE03 },
+        { "KVM_ENABLE_CAP", KvmIoctls.EnableCap, 0x4068AEA3 },
+        { "KVM_X86_SET_MSR_FILTER", KvmIoctls.SetMsrFilter, 0x4188AEC6 },
         { "KVM_GET_VCPU_MMAP_SIZE", KvmIoctls.GetVcpuMmapSize, 0xAE04 },
         { "KVM_GET_SUPPORTED_CPUID", KvmIoctls.GetSupportedCpuid, 0xC008AE05 },
         { "KVM_CREATE_VCPU", KvmIoctls.CreateVcpu, 0xAE41 },

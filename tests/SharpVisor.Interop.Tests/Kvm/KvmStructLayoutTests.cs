@@ -36,6 +36,9 @@ public class KvmStructLayoutTests
         { "kvm_fpu", Unsafe.SizeOf<KvmFpu>(), 416 },
         { "kvm_xcrs", Unsafe.SizeOf<KvmXcrs>(), 392 },
         { "kvm_mp_state", Unsafe.SizeOf<KvmMpState>(), 4 },
+        { "kvm_enable_cap", Unsafe.SizeOf<KvmEnableCap>(), 104 },
+        { "kvm_msr_filter", Unsafe.SizeOf<KvmMsrFilter>(), 392 },
+        { "kvm_msr_filter_range", Unsafe.SizeOf<KvmMsrFilterRange>(), 24 },
     };
 
     public static TheoryData<string, int, int> Offsets => new()
@@ -57,6 +60,11 @@ public class KvmStructLayoutTests
         { "kvm_run.hw.hardware_exit_reason", Offset<KvmRun>(nameof(KvmRun.HardwareExitReason)), 32 },
         { "kvm_run.fail_entry.hardware_entry_failure_reason", Offset<KvmRun>(nameof(KvmRun.FailEntry)) + Offset<KvmRunFailEntry>(nameof(KvmRunFailEntry.HardwareEntryFailureReason)), 32 },
         { "kvm_run.fail_entry.cpu", Offset<KvmRun>(nameof(KvmRun.FailEntry)) + Offset<KvmRunFailEntry>(nameof(KvmRunFailEntry.Cpu)), 40 },
+        { "kvm_run.msr.error", Offset<KvmRun>(nameof(KvmRun.Msr)) + Offset<KvmRunMsr>(nameof(KvmRunMsr.Error)), 32 },
+        { "kvm_run.msr.reason", Offset<KvmRun>(nameof(KvmRun.Msr)) + Offset<KvmRunMsr>(nameof(KvmRunMsr.Reason)), 40 },
+        { "kvm_run.msr.index", Offset<KvmRun>(nameof(KvmRun.Msr)) + Offset<KvmRunMsr>(nameof(KvmRunMsr.Index)), 44 },
+        { "kvm_run.msr.data", Offset<KvmRun>(nameof(KvmRun.Msr)) + Offset<KvmRunMsr>(nameof(KvmRunMsr.Data)), 48 },
+        { "kvm_msr_filter_range.bitmap", Offset<KvmMsrFilterRange>(nameof(KvmMsrFilterRange.Bitmap)), 16 },
         { "kvm_run.internal.suberror", Offset<KvmRun>(nameof(KvmRun.Internal)) + Offset<KvmRunInternal>(nameof(KvmRunInternal.Suberror)), 32 },
         { "kvm_run.internal.ndata", Offset<KvmRun>(nameof(KvmRun.Internal)) + Offset<KvmRunInternal>(nameof(KvmRunInternal.NData)), 36 },
         { "kvm_run.internal.data", Offset<KvmRun>(nameof(KvmRun.Internal)) + Offset<KvmRunInternal>(nameof(KvmRunInternal.Data)), 40 },
