@@ -66,7 +66,8 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         }
     }
 
-    public ProtectionPolicy Policy { get; }
+    /// <summary>The policy in force; <see cref="Raise"/> can only make it stricter.</summary>
+    public ProtectionPolicy Policy { get; private set; }
 
     public KernelImageLayout? Layout { get; }
 
@@ -205,6 +206,76 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
             CultureInfo.InvariantCulture,
             $"protection violation: kind={KindName(violation.Kind)} {who} target=0x{violation.Target:x} value=0x{violation.Value:x} action={(violation.Blocked ? "blocked" : "logged")}"));
         Violated?.Invoke(violation);
+    }
+
+    /// <summary>
+    /// Raises a running domain's policy (`sharpvisor protect DOMAIN POLICY`): what is protected may
+    /// only grow. Log mode may become enforce and measurement more frequent at any time; kernel,
+    /// cr-pin and msr-pin may be added only before the lock (the map locks once). Anything that
+    /// would lower the protection is refused with an <see cref="ArgumentException"/>, and nothing changes.
+    /// </summary>
+    public void Raise(ProtectionPolicy raised)
+    {
+        ArgumentNullException.ThrowIfNull(raised);
+        lock (_measureGate)
+        {
+            ProtectionPolicy current = Policy;
+            var lowered = new List<string>();
+            if (current.Kernel && !raised.Kernel)
+            {
+                lowered.Add("kernel");
+            }
+
+            if (current.PinControlRegisters && !raised.PinControlRegisters)
+            {
+                lowered.Add("cr-pin");
+            }
+
+            if (current.PinMsrs && !raised.PinMsrs)
+            {
+                lowered.Add("msr-pin");
+            }
+
+            if (current.Mode == ProtectionMode.Enforce && raised.Mode != ProtectionMode.Enforce)
+            {
+                lowered.Add("mode=enforce");
+            }
+
+            if (current.MeasureSeconds is { } every && (raised.MeasureSeconds is not { } next || next > every))
+            {
+                lowered.Add($"measure={every}");
+            }
+
+            if (lowered.Count > 0)
+            {
+                throw new ArgumentException($"lowering a running domain's protection is refused: {raised} drops or weakens {string.Join(", ", lowered)} of {current}");
+            }
+
+            bool adds = (raised.Kernel && !current.Kernel) || (raised.PinControlRegisters && !current.PinControlRegisters) || (raised.PinMsrs && !current.PinMsrs);
+            if (adds && Map.IsLocked)
+            {
+                throw new ArgumentException($"the kernel is locked already: kernel, cr-pin and msr-pin can be added only before the lock ({current} is in force)");
+            }
+
+            if (raised.Kernel && Layout is null)
+            {
+                throw new ArgumentException("kernel protection needs the kernel image's layout, read at boot: configure it before the domain starts");
+            }
+
+            if (raised.Mode == ProtectionMode.Enforce)
+            {
+                Map.EnforceFromNow();
+            }
+
+            if (raised.MeasureSeconds is { } seconds && seconds != current.MeasureSeconds && Golden is not null)
+            {
+                _timer?.Dispose();
+                _timer = _clock.CreateTimer(_ => MeasurePeriodically(), null, TimeSpan.FromSeconds(seconds), TimeSpan.FromSeconds(seconds));
+            }
+
+            Policy = raised with { MeasurementLogPath = current.MeasurementLogPath };
+            _log?.Invoke($"protection policy raised: {current} -> {Policy}");
+        }
     }
 
     /// <summary>Measures now and compares with the golden measurement; null before the lock.</summary>

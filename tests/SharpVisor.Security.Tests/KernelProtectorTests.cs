@@ -40,6 +40,46 @@ public sealed class KernelProtectorTests
     }
 
     [Fact]
+    public void ARunningDomainsPolicyCanBeRaisedButNotLowered()
+    {
+        using var guest = new FakeKernelGuest(rodataWritable: false);
+        var lines = new List<string>();
+        using var protector = new KernelProtector(ProtectionPolicy.Parse("kernel,mode=log,measure=60"), s_layout, guest.Memory, lines.Add);
+
+        // Before the lock pins may be added; log mode becomes enforce, measurement more frequent.
+        protector.Raise(ProtectionPolicy.Parse("kernel,cr-pin,msr-pin,measure=30"));
+        Assert.True(protector.Map.Enforce);
+        Assert.Equal("kernel,cr-pin,msr-pin,measure=30,mode=enforce", protector.Policy.ToString());
+        Assert.Contains(lines, l => l.StartsWith("protection policy raised: kernel,measure=60,mode=log -> kernel,cr-pin", StringComparison.Ordinal));
+
+        // Lowering anything is refused and changes nothing.
+        foreach (string lower in new[] { "cr-pin,msr-pin,measure=30", "kernel,cr-pin,msr-pin,measure=30,mode=log", "kernel,cr-pin,msr-pin,measure=90", "kernel,cr-pin,msr-pin" })
+        {
+            ArgumentException e = Assert.Throws<ArgumentException>(() => protector.Raise(ProtectionPolicy.Parse(lower)));
+            Assert.Contains("lowering a running domain's protection is refused", e.Message);
+        }
+
+        Assert.Equal("kernel,cr-pin,msr-pin,measure=30,mode=enforce", protector.Policy.ToString());
+        protector.OnUserModeEntered(guest);
+        Assert.True(protector.Map.IsLocked);
+        Assert.NotNull(protector.Map.Pins.Lstar); // the raised msr-pin took part in the lock
+    }
+
+    [Fact]
+    public void PinsCannotBeAddedAfterTheLock()
+    {
+        using var guest = new FakeKernelGuest(rodataWritable: false);
+        using var protector = new KernelProtector(ProtectionPolicy.Parse("kernel,mode=log"), s_layout, guest.Memory, null);
+        protector.OnUserModeEntered(guest);
+
+        ArgumentException e = Assert.Throws<ArgumentException>(() => protector.Raise(ProtectionPolicy.Parse("kernel,msr-pin")));
+        Assert.Contains("locked already", e.Message);
+        Assert.False(protector.Map.Enforce);
+        protector.Raise(ProtectionPolicy.Parse("kernel"));
+        Assert.True(protector.Map.Enforce);
+    }
+
+    [Fact]
     public void AChangedProtectedByteIsAMeasurementMismatchInTheChainedLog()
     {
         using var guest = new FakeKernelGuest(rodataWritable: false);

@@ -17,6 +17,7 @@ public sealed class ProtectionMap : IDeviceWriteGuard
     private ProtectedRange[] _supervisorExecutable = [];
     private RegisterPins _pins = RegisterPins.None;
     private volatile bool _locked;
+    private volatile bool _enforce;
     private int _generation;
 
     /// <param name="monitor">Decides when to lock and receives the violations.</param>
@@ -25,12 +26,13 @@ public sealed class ProtectionMap : IDeviceWriteGuard
     {
         ArgumentNullException.ThrowIfNull(monitor);
         Monitor = monitor;
-        Enforce = enforce;
+        _enforce = enforce;
     }
 
     public IProtectionMonitor Monitor { get; }
 
-    public bool Enforce { get; }
+    /// <summary>Whether violations are blocked; log mode can be raised to enforce at run time, never back.</summary>
+    public bool Enforce => _enforce;
 
     public bool IsLocked => _locked;
 
@@ -89,6 +91,9 @@ public sealed class ProtectionMap : IDeviceWriteGuard
             return true;
         }
     }
+
+    /// <summary>From now on violations are blocked (a running domain's policy raised from mode=log).</summary>
+    public void EnforceFromNow() => _enforce = true;
 
     /// <summary>Whether the guest frame of <paramref name="physicalAddress"/> is write-protected (false before the lock).</summary>
     public bool IsWriteProtected(ulong physicalAddress)
