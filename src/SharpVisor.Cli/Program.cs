@@ -27,4 +27,5 @@ root.Subcommands.Add(DaemonCommand.Create());
 root.Subcommands.Add(VmmCommand.Create());
 root.Subcommands.Add(FirecrackerCommand.Create());
 root.Subcommands.Add(AttestCommand.Create());
+root.Subcommands.Add(ProtectCommand.Create());
 return root.Parse(args).Invoke();

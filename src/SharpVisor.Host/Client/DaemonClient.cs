@@ -13,7 +13,7 @@ namespace SharpVisor.Host.Client;
 /// The CLI's client for sharpvisord's API on its Unix socket. Every refusal becomes a
 /// <see cref="DaemonException"/> carrying the daemon's one-line message.
 /// </summary>
-public sealed class DaemonClient : IDisposable
+public sealed partial class DaemonClient : IDisposable
 {
     private readonly HttpClient _http;
 

@@ -118,6 +118,8 @@ public static class DaemonApi
             return ApiResults.NoContent();
         }));
 
+        DaemonProtectionRoutes.Map(routes, registry);
+
         routes.MapPut("/domains/{domain}/vcpu-pin", (HttpRequest request, string domain) => GuardAsync(async () =>
         {
             Domain d = registry.Find(domain);

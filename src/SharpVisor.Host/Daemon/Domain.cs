@@ -18,7 +18,7 @@ namespace SharpVisor.Host.Daemon;
 /// VMM exits on its own the domain becomes shut down (guest powered off), crashed (guest
 /// crashed, or the process died) or is restarted (guest rebooted: on_reboot=restart).
 /// </summary>
-public sealed class Domain
+public sealed partial class Domain
 {
     private readonly SemaphoreSlim _operation = new(1, 1);
     private readonly DomainEnvironment _environment;
@@ -190,6 +190,7 @@ public sealed class Domain
             Devices = counters.Devices,
             BalloonTargetMib = counters.BalloonTargetMib,
             BalloonActualMib = counters.BalloonActualMib,
+            ProtectionViolations = counters.ProtectionViolations,
         };
     }
 

@@ -28,4 +28,7 @@ public sealed record DomainStats
     public long? BalloonTargetMib { get; init; }
 
     public long? BalloonActualMib { get; init; }
+
+    /// <summary>Kernel protection violations by kind; null when the domain is not protected.</summary>
+    public IReadOnlyDictionary<string, long>? ProtectionViolations { get; init; }
 }

@@ -60,6 +60,15 @@ public static class MetricsFormatter
             }
         }
 
+        Family(text, "sharpvisor_protection_violations_total", "counter", "Kernel protection violations of protected domains, by kind (docs/security.md).");
+        foreach (DomainStats d in domains.Where(d => d.ProtectionViolations is not null))
+        {
+            foreach ((string kind, long count) in d.ProtectionViolations!.OrderBy(e => e.Key, StringComparer.Ordinal))
+            {
+                Sample(text, "sharpvisor_protection_violations_total", Labels(d, ("kind", kind)), count);
+            }
+        }
+
         Family(text, "sharpvisor_domain_device_requests_total", "counter", "Device requests, by device and direction (read: to the guest).");
         foreach (DomainStats d in domains)
         {

@@ -135,6 +135,26 @@ public sealed class VmmClient : IDisposable
         }
     }
 
+    public Task<ProtectionStatus> GetProtectionAsync(CancellationToken cancel) =>
+        GetAsync(ProtectionRoutes.Path, ControlJsonContext.Default.ProtectionStatus, cancel);
+
+    public Task SetProtectionAsync(string policy, CancellationToken cancel) =>
+        PutAsync(ProtectionRoutes.Path, new ProtectionConfiguration { Policy = policy }, ControlJsonContext.Default.ProtectionConfiguration, cancel);
+
+    /// <summary>GET /attestation?nonce=HEX: the quote's JSON as the VMM wrote it (its bytes are what is signed).</summary>
+    public async Task<string> AttestAsync(string nonce, CancellationToken cancel)
+    {
+        string path = $"{ProtectionRoutes.AttestationPath}?nonce={Uri.EscapeDataString(nonce)}";
+        using var request = new HttpRequestMessage(HttpMethod.Get, path);
+        using HttpResponseMessage response = await SendAsync(request, cancel);
+        if (response.StatusCode != HttpStatusCode.OK)
+        {
+            throw await FailureAsync(HttpMethod.Get, path, response, cancel);
+        }
+
+        return await response.Content.ReadAsStringAsync(cancel);
+    }
+
     public void Dispose() => _http.Dispose();
 
     private Task PutAsync<T>(string path, T body, JsonTypeInfo<T> typeInfo, CancellationToken cancel) =>

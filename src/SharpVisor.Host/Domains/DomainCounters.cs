@@ -10,4 +10,7 @@ public sealed record DomainCounters
     public long? BalloonTargetMib { get; init; }
 
     public long? BalloonActualMib { get; init; }
+
+    /// <summary>Kernel protection violations by kind (docs/security.md); null when the domain is not protected.</summary>
+    public IReadOnlyDictionary<string, long>? ProtectionViolations { get; init; }
 }

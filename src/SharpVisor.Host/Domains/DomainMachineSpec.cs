@@ -40,6 +40,9 @@ public sealed record DomainMachineSpec
     /// <summary>A virtio-vsock device (Firecracker's PUT /vsock), or null.</summary>
     public Vmm.VsockConfiguration? Vsock { get; init; }
 
+    /// <summary>Kernel runtime protection (docs/security.md), or null.</summary>
+    public SharpVisor.Security.ProtectionPolicy? Protection { get; init; }
+
     /// <summary>Where the machine's own log lines (device warnings) go; standard error when null.</summary>
     public Action<string>? Log { get; init; }
 }

@@ -15,4 +15,7 @@ public enum DomainOperation
 
     /// <summary>Read or change the domain's XenStore (xenstore-ls, -read, -write, -rm).</summary>
     XenStore,
+
+    /// <summary>Read or raise the domain's kernel protection, or get an attestation quote (docs/security.md).</summary>
+    Protection,
 }

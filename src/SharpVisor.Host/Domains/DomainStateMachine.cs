@@ -28,6 +28,7 @@ public sealed class DomainStateMachine
         [DomainOperation.Schedule] = [DomainState.Running, DomainState.Paused],
         [DomainOperation.Snapshot] = [DomainState.Running, DomainState.Paused],
         [DomainOperation.XenStore] = [DomainState.Running, DomainState.Paused],
+        [DomainOperation.Protection] = [DomainState.Running, DomainState.Paused],
     };
 
     private readonly object _lock = new();
@@ -111,6 +112,7 @@ public sealed class DomainStateMachine
             DomainOperation.Schedule => "change the scheduling of",
             DomainOperation.Snapshot => "take a snapshot of",
             DomainOperation.XenStore => "reach the XenStore of",
+            DomainOperation.Protection => "reach the kernel protection of",
             _ => operation.ToString().ToLowerInvariant(),
         };
         string hint = (operation, state) switch

@@ -68,4 +68,10 @@ public interface IDomainMachine : IDisposable
 
     /// <summary>A running NIC's new rate limiters (null leaves each as it is); throws <see cref="ArgumentException"/> for an unknown id.</summary>
     void UpdateNetworkInterface(string id, Vmm.RateLimitConfiguration? rx, Vmm.RateLimitConfiguration? tx);
+
+    /// <summary>The domain's kernel protection (docs/security.md); null when it is not protected.</summary>
+    SharpVisor.Security.KernelProtector? Protector => null;
+
+    /// <summary>The most recent protection violations; null when the domain is not protected.</summary>
+    ProtectionEventLog? ProtectionEvents => null;
 }

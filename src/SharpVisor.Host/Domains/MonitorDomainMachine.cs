@@ -20,7 +20,12 @@ public sealed class MonitorDomainMachine : IDomainMachine
     {
         _monitor = monitor;
         XenStore = monitor.Xen is { } xen ? new DomainXenStore(xen.Store, xen.Domain.DomainId) : null;
+        ProtectionEvents = monitor.Protector is { } protector ? new ProtectionEventLog(protector) : null;
     }
+
+    public SharpVisor.Security.KernelProtector? Protector => _monitor.Protector;
+
+    public ProtectionEventLog? ProtectionEvents { get; }
 
     public event Action<DomainStopInfo>? Stopped;
 
@@ -118,6 +123,9 @@ public sealed class MonitorDomainMachine : IDomainMachine
                 d.Name, d.Device.IoCounters.ReadRequests, d.Device.IoCounters.ReadBytes, d.Device.IoCounters.WriteRequests, d.Device.IoCounters.WriteBytes, d.Kind)).ToList(),
             BalloonTargetMib = balloon is null ? null : balloon.TargetPages / BalloonState.PagesPerMib,
             BalloonActualMib = balloon is null ? null : balloon.ActualPages / BalloonState.PagesPerMib,
+            ProtectionViolations = _monitor.Protector is { } protector
+                ? Enum.GetValues<SharpVisor.Machine.Protection.ProtectionViolationKind>().ToDictionary(SharpVisor.Security.KernelProtector.KindName, protector.Violations)
+                : null,
         };
     }
 

@@ -76,6 +76,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             // Like Firecracker, no entropy device unless PUT /entropy asked for one.
             EntropyDevice = spec.EntropyDevice,
             Vsock = spec.Vsock,
+            Protection = spec.Protection,
             Log = spec.Log ?? System.Console.Error.WriteLine,
         };
     }

@@ -19,6 +19,8 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(PowerRequest))]
 [JsonSerializable(typeof(XenStoreListing))]
 [JsonSerializable(typeof(XenStoreNode))]
+[JsonSerializable(typeof(ProtectionConfiguration))]
+[JsonSerializable(typeof(ProtectionStatus))]
 public sealed partial class ControlJsonContext : JsonSerializerContext
 {
 }

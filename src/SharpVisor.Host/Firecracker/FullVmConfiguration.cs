@@ -48,4 +48,8 @@ public sealed record FullVmConfiguration
 
     [JsonPropertyName("entropy")]
     public EntropyDevice? Entropy { get; init; }
+
+    /// <summary>SharpVisor's extension: kernel runtime protection (docs/security.md).</summary>
+    [JsonPropertyName("sharpvisor-protection")]
+    public ProtectionConfiguration? Protection { get; init; }
 }

@@ -20,6 +20,7 @@ public sealed class VmConfiguration
 
     private readonly List<Drive> _drives = new();
     private readonly List<NetworkInterface> _networkInterfaces = new();
+    private string? _protectionText;
 
     public BootSource? BootSource { get; private set; }
 
@@ -44,6 +45,23 @@ public sealed class VmConfiguration
         }
 
         Entropy = entropy;
+    }
+
+    /// <summary>Kernel runtime protection (SharpVisor's extension), or null.</summary>
+    public SharpVisor.Security.ProtectionPolicy? Protection { get; private set; }
+
+    /// <summary>The "sharpvisor-protection" section or PUT /sharpvisor/protection before boot: --protect's policy.</summary>
+    public void SetProtection(ProtectionConfiguration protection)
+    {
+        try
+        {
+            Protection = SharpVisor.Security.ProtectionPolicy.Parse(protection.Policy);
+            _protectionText = protection.Policy; // as given: the canonical text leaves out measure-log
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest($"sharpvisor-protection policy: {e.Message}");
+        }
     }
 
     /// <summary>The virtio-vsock device, when PUT /vsock asked for one.</summary>
@@ -125,6 +143,11 @@ public sealed class VmConfiguration
             configuration.SetVsock(full.Vsock);
         }
 
+        if (full.Protection is not null)
+        {
+            configuration.SetProtection(full.Protection);
+        }
+
         return configuration;
     }
 
@@ -142,6 +165,7 @@ public sealed class VmConfiguration
         Balloon = Balloon,
         Entropy = Entropy,
         Vsock = Vsock,
+        Protection = _protectionText is null ? null : new ProtectionConfiguration { Policy = _protectionText },
     };
 
     public void SetBootSource(BootSource source)
@@ -359,6 +383,7 @@ public sealed class VmConfiguration
             BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
             EntropyDevice = Entropy is not null,
             Vsock = Vsock is null ? null : new VsockConfiguration((ulong)Vsock.GuestCid, Vsock.UdsPath),
+            Protection = Protection,
         };
     }
 

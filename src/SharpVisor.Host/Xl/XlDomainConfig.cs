@@ -12,7 +12,7 @@ namespace SharpVisor.Host.Xl;
 public sealed record XlDomainConfig
 {
     private static readonly string[] s_known =
-        ["name", "type", "builder", "kernel", "ramdisk", "cmdline", "extra", "root", "memory", "maxmem", "vcpus", "maxvcpus", "disk", "vif", "on_poweroff", "on_reboot", "on_crash"];
+        ["name", "type", "builder", "kernel", "ramdisk", "cmdline", "extra", "root", "memory", "maxmem", "vcpus", "maxvcpus", "disk", "vif", "on_poweroff", "on_reboot", "on_crash", "protect"];
 
     public string? Name { get; init; }
 
@@ -32,6 +32,9 @@ public sealed record XlDomainConfig
     public IReadOnlyList<XlDisk> Disks { get; init; } = [];
 
     public IReadOnlyList<XlVif> Vifs { get; init; } = [];
+
+    /// <summary>SharpVisor's `protect = "kernel,cr-pin,..."`: kernel runtime protection (docs/security.md), checked; null when unset.</summary>
+    public string? Protect { get; init; }
 
     /// <summary>Reads the settings; relative paths are taken from <paramref name="directory"/> (xl: the current directory).</summary>
     public static XlDomainConfig From(XlConfigFile file, string directory)
@@ -83,6 +86,20 @@ public sealed record XlDomainConfig
         }
 
         IReadOnlyList<string> disks = List(file, "disk");
+        string? protect = null;
+        if (String(file, "protect") is { } policy)
+        {
+            try
+            {
+                _ = SharpVisor.Security.ProtectionPolicy.Parse(policy);
+                protect = policy; // as written: the canonical text leaves out measure-log
+            }
+            catch (ArgumentException e)
+            {
+                throw new XlConfigException($"line {file.Settings["protect"].Line}: protect = \"{policy}\": {e.Message}");
+            }
+        }
+
         return new XlDomainConfig
         {
             Name = String(file, "name"),
@@ -98,6 +115,7 @@ public sealed record XlDomainConfig
                 return disk with { Path = FullPath(disk.Path, directory) };
             }).ToArray(),
             Vifs = List(file, "vif").Select(XlVif.Parse).ToArray(),
+            Protect = protect,
         };
     }
 
@@ -113,6 +131,7 @@ public sealed record XlDomainConfig
             MachineConfig = new MachineConfiguration { VcpuCount = Vcpus, MemSizeMib = MemoryMib },
             Drives = Disks.Select(d => new Drive { DriveId = d.Vdev, PathOnHost = d.Path, IsReadOnly = d.ReadOnly, IsRootDevice = false }).ToList(),
             NetworkInterfaces = Vifs.Select((v, i) => new NetworkInterface { IfaceId = $"eth{i}", HostDevName = v.TapName, GuestMac = v.Mac }).ToList(),
+            Protection = Protect is null ? null : new ProtectionConfiguration { Policy = Protect },
         },
     };
 

@@ -18,7 +18,20 @@ public sealed class FakeDomainMachine : IDomainMachine
     {
         Spec = spec;
         _serialOutput = serialOutput;
+        if (spec.Protection is { } policy)
+        {
+            // A real protector over a little memory: the test locks it and reports violations itself.
+            _protectedMemory = SharpVisor.Memory.GuestMemory.CreateRam(2 << 20);
+            Protector = new SharpVisor.Security.KernelProtector(policy, null, _protectedMemory, null);
+            ProtectionEvents = new ProtectionEventLog(Protector);
+        }
     }
+
+    private readonly SharpVisor.Memory.GuestMemory? _protectedMemory;
+
+    public SharpVisor.Security.KernelProtector? Protector { get; }
+
+    public ProtectionEventLog? ProtectionEvents { get; }
 
     public event Action<DomainStopInfo>? Stopped;
 
@@ -119,11 +132,19 @@ public sealed class FakeDomainMachine : IDomainMachine
         // A fixed device, and one per drive named after its id (as the real machine names them).
         Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512), .. Spec.Drives.Select(d => new DeviceCounters(d.Id, 4, 4096, 1, 512))],
         BalloonActualMib = BalloonTarget,
+        ProtectionViolations = Protector is null
+            ? null
+            : Enum.GetValues<SharpVisor.Machine.Protection.ProtectionViolationKind>().ToDictionary(SharpVisor.Security.KernelProtector.KindName, Protector.Violations),
     };
 
     public void SerialWrite(string text) => _serialOutput.Write(System.Text.Encoding.UTF8.GetBytes(text));
 
-    public void Dispose() => IsDisposed = true;
+    public void Dispose()
+    {
+        IsDisposed = true;
+        Protector?.Dispose();
+        _protectedMemory?.Dispose();
+    }
 
     private void Finish(MachineStopReason reason, int status, string detail)
     {
