@@ -350,6 +350,24 @@ public sealed class XenDomainTests : IDisposable
         Assert.Equal(-14, _cpu.Call(_xen, HypercallOp.GrantTableOp, 2, Scratch, 1));
     }
 
+    [Fact]
+    public void GrantFrames_GoIntoThePlatformBarOnlyWhileItDecodes()
+    {
+        const ulong Bar = 0xF000_0000;
+        Assert.Equal(-22, GrantMap(0, Bar >> 12));                      // the MMIO hole: refused
+
+        _xen.SetPlatformMmio(Bar, 16 << 20);
+        Assert.Equal(0, GrantMap(0, Bar >> 12));
+        Assert.Equal(0, GrantMap(1, (Bar >> 12) + 1));
+        Assert.Equal(Bar + 4096, _xen.GetGrantFrame(1));
+        _memory.Write<uint>(Bar + 4096, 0x1234);                         // a page of its own
+        Assert.Equal(0x1234u, _memory.Read<uint>(Bar + 4096));
+        Assert.Equal(-22, GrantMap(2, (Bar + (16 << 20)) >> 12));        // just past the BAR
+
+        _xen.SetPlatformMmio(0, 0);                                      // decoding off
+        Assert.Equal(-22, GrantMap(2, (Bar >> 12) + 2));
+    }
+
     private long GrantMap(ulong index, ulong gpfn)
     {
         _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);

@@ -130,6 +130,9 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 InitrdPath = configuration.InitrdPath,
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
+
+                // An HVM domain boots as a PC; the hypervisor's ring pages stay out of its RAM.
+                ReservedRanges = configuration.Xen == XenMode.Hvm ? [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)] : [],
             };
             BootResult boot = configuration.Xen == XenMode.Pvh
                 ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
@@ -165,6 +168,11 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq)) { Log = guestLog };
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
             devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [] }, guestLog);
+            if (configuration.Xen == XenMode.Hvm)
+            {
+                // Before the _PRT is built: the platform device's slot gets its INTx route too.
+                xen!.AttachPlatform(machine, devices.Pci);
+            }
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;

@@ -1,4 +1,5 @@
 using SharpVisor.Boot;
+using SharpVisor.Devices.Pci;
 using SharpVisor.Machine;
 using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
@@ -23,8 +24,11 @@ public sealed class XenGuest : IDisposable
     private readonly List<XenNetBackend> _netBackends = [];
     private readonly List<XenTapPort> _taps = [];
 
-    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
+    private readonly Action<string>? _log;
+
+    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection, Action<string>? log)
     {
+        _log = log;
         Domain = domain;
         Console = console;
         Store = store;
@@ -52,6 +56,29 @@ public sealed class XenGuest : IDisposable
     public XenDomain Domain { get; }
 
     public XenConsoleBackend Console { get; }
+
+    /// <summary>An HVM domain's unplug ports (0x10-0x13), or null (PVH).</summary>
+    public XenPlatformPorts? PlatformPorts { get; private set; }
+
+    /// <summary>An HVM domain's Xen platform PCI device, or null (PVH).</summary>
+    public XenPlatformPciDevice? PlatformDevice { get; private set; }
+
+    /// <summary>
+    /// Makes the domain an HVM one with PV drivers: the unplug ports and the platform PCI device
+    /// (grant frames in its BAR). Under --xen the disks and NICs are vbds and vifs from the start,
+    /// so the machine has no emulated disk or NIC for an unplug to remove; the mask is recorded.
+    /// </summary>
+    public void AttachPlatform(IVirtualMachine machine, PciBus pci)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(pci);
+        var ports = new XenPlatformPorts(_log);
+        machine.PortIo.Register(XenPlatformPorts.BasePort, XenPlatformPorts.PortCount, ports, "xen-platform");
+        var device = new XenPlatformPciDevice(Domain);
+        pci.Attach(device);
+        PlatformPorts = ports;
+        PlatformDevice = device;
+    }
 
     /// <summary>The first of the special pages for a machine over <paramref name="memory"/>.</summary>
     public static ulong SpecialArea(GuestMemory memory)
@@ -96,7 +123,7 @@ public sealed class XenGuest : IDisposable
         var store = new XenStore();
         XenStoreLayout.SeedDomain(store, domain.DomainId, name ?? DefaultDomainName, machine.Memory.RamSize >> 10, vcpuCount);
         var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
-        var guest = new XenGuest(domain, console, store, storeConnection);
+        var guest = new XenGuest(domain, console, store, storeConnection, log);
         try
         {
             disks ??= [];

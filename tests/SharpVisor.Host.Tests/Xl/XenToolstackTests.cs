@@ -34,7 +34,7 @@ public sealed class XenToolstackTests
         try
         {
             Assert.Contains("created domain xenweb (id 1): 1 vCPU(s), 256 MiB, emulator, pvh", Ok(Run(env, "create", config, "--accel", "emulator")));
-            AssertRefused(Run(env, "create", hvm), "type = \"hvm\" is not supported yet");
+            AssertRefused(Run(env, "create", hvm, "--accel", "kvm"), "a hvm domain cannot run on KVM here");
             AssertRefused(Run(env, "create", config, "--name", "onkvm", "--accel", "kvm"), "a pvh domain cannot run on KVM here");
             Assert.Matches(@"1\s+xenweb\s+running\s+1\s+256\s+\S+\s+pvh\s+emulator", Run(env, "list").Stdout);
 

@@ -52,9 +52,18 @@ public sealed class XlConfigTests
     }
 
     [Theory]
+    [InlineData("kernel = '/k'\ntype = 'hvm'\n")]
+    [InlineData("kernel = '/k'\nbuilder = 'hvm'\n")]
+    public void AnHvmConfigIsAnHvmDomain(string text)
+    {
+        XlDomainConfig config = XlDomainConfig.From(XlConfigFile.Parse(text), "/");
+
+        Assert.Equal("hvm", config.Type);
+        Assert.Equal("hvm", config.ToCreateRequest("h", "emulator").Type);
+    }
+
+    [Theory]
     [InlineData("kernel = '/k'\nvnc = 1\n", "line 2: 'vnc' is not a setting SharpVisor supports")]
-    [InlineData("kernel = '/k'\ntype = 'hvm'\n", "type = \"hvm\" is not supported yet")]
-    [InlineData("kernel = '/k'\nbuilder = 'hvm'\n", "type = \"hvm\" is not supported yet")]
     [InlineData("kernel = '/k'\ntype = 'pv'\n", "type = \"pv\" is not supported yet")]
     [InlineData("memory = 128\n", "'kernel' is required")]
     [InlineData("kernel = '/k'\nkernel = '/j'\n", "line 2: 'kernel' is set twice")]
