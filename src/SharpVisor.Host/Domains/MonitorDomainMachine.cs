@@ -111,7 +111,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
     public DomainCounters ReadCounters()
     {
         VirtioBalloonDevice? balloon = _monitor.Devices.Balloon;
-        return new DomainCounters
+        var counters = new DomainCounters
         {
             Exits = _monitor.ExitCounts(),
             Devices = _monitor.Devices.Devices.Select(d => new DeviceCounters(
@@ -119,6 +119,19 @@ public sealed class MonitorDomainMachine : IDomainMachine
             BalloonTargetMib = balloon is null ? null : balloon.TargetPages / BalloonState.PagesPerMib,
             BalloonActualMib = balloon is null ? null : balloon.ActualPages / BalloonState.PagesPerMib,
         };
+        if (_monitor.Xen is { } xen)
+        {
+            // Xen's balloon in the same terms as virtio's: what the guest is asked to give back
+            // (memory less memory/target) and what it has given back (frames released on the host).
+            long memoryMib = (long)(xen.Domain.Memory.RamSize >> 20);
+            counters = counters with
+            {
+                BalloonTargetMib = xen.MemoryTargetMib is { } target ? Math.Max(0, memoryMib - target) : null,
+                BalloonActualMib = xen.Domain.BalloonedPages / BalloonState.PagesPerMib,
+            };
+        }
+
+        return counters;
     }
 
     public void UpdateDrive(string id, string? path, RateLimitConfiguration? rateLimit) => _monitor.Devices.UpdateDisk(id, path, rateLimit);

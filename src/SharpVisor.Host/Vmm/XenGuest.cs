@@ -57,6 +57,25 @@ public sealed class XenGuest : IDisposable
 
     public XenConsoleBackend Console { get; }
 
+    /// <summary>
+    /// Xen's balloon: the toolstack writes memory/target (KiB) and the guest's balloon driver gives
+    /// pages back (decrease_reservation, released on the host) until it holds that much.
+    /// </summary>
+    public void SetMemoryTarget(long mib)
+    {
+        long memoryMib = (long)(Domain.Memory.RamSize >> 20);
+        if (mib < 0 || mib > memoryMib)
+        {
+            throw new ArgumentOutOfRangeException(nameof(mib), $"memory target {mib} MiB is out of range (0-{memoryMib} MiB, the guest's memory)");
+        }
+
+        Store.Write(0, $"/local/domain/{Domain.DomainId}/memory/target", (mib * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The memory target in MiB (memory/target), or null when the node is missing or not a number.</summary>
+    public long? MemoryTargetMib =>
+        Store.TryReadString($"/local/domain/{Domain.DomainId}/memory/target") is { } value && long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long kib) ? kib >> 10 : null;
+
     /// <summary>An HVM domain's unplug ports (0x10-0x13), or null (PVH).</summary>
     public XenPlatformPorts? PlatformPorts { get; private set; }
 

@@ -1,4 +1,5 @@
 using SharpVisor.Host.Daemon;
+using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Xl;
 
 namespace SharpVisor.Host.Tests.Xl;
@@ -60,6 +61,11 @@ public sealed class XlConfigTests
 
         Assert.Equal("hvm", config.Type);
         Assert.Equal("hvm", config.ToCreateRequest("h", "emulator").Type);
+
+        // The daemon builds an hvm domain's VMM with --xen hvm.
+        string[] arguments = ProcessVmmLauncher.VmmArguments(new DomainPaths("/run/d"), new VmmIdentity("h", 3, "emulator") { Xen = DomainTypes.XenModeOf(config.Type) }).ToArray();
+        Assert.Equal(["--xen", "hvm"], arguments[^2..]);
+        Assert.True(DomainTypes.IsXen(config.Type));
     }
 
     [Theory]
