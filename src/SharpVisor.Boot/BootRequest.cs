@@ -1,3 +1,5 @@
+using SharpVisor.Memory;
+
 namespace SharpVisor.Boot;
 
 /// <summary>What to boot: the kernel file, its command line and the files that go with it.</summary>
@@ -17,4 +19,22 @@ public sealed record BootRequest(string KernelPath)
 
     /// <summary>Modules for Multiboot kernels, loaded page-aligned after the kernel in this order.</summary>
     public IReadOnlyList<BootModule> Modules { get; init; } = [];
+
+    /// <summary>
+    /// RAM ranges the memory map reports reserved (pages a hypervisor keeps for itself, such as
+    /// Xen's console and XenStore rings under `--xen hvm`); nothing is loaded there.
+    /// </summary>
+    public IReadOnlyList<(ulong Address, ulong Size)> ReservedRanges { get; init; } = [];
+
+    /// <summary>The guest's memory map with <see cref="ReservedRanges"/> carved out.</summary>
+    internal E820Map MemoryMap(GuestMemory memory)
+    {
+        E820Map map = E820Map.FromGuestMemory(memory);
+        foreach ((ulong address, ulong size) in ReservedRanges)
+        {
+            map.Reserve(address, size);
+        }
+
+        return map;
+    }
 }

@@ -197,7 +197,7 @@ public sealed class BzImage : KernelImage
 
     public override BootResult Load(GuestMemory memory, BootRequest request)
     {
-        var plan = new MemoryPlan(E820Map.FromGuestMemory(memory));
+        var plan = new MemoryPlan(request.MemoryMap(memory));
         ulong load = ChooseLoadAddress();
         ulong span = (RuntimeSize + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
         if (!plan.Map.IsUsable(load, span))

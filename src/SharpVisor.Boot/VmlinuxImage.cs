@@ -61,7 +61,7 @@ public sealed class VmlinuxImage : KernelImage
 
     public override BootResult Load(GuestMemory memory, BootRequest request)
     {
-        var plan = new MemoryPlan(E820Map.FromGuestMemory(memory));
+        var plan = new MemoryPlan(request.MemoryMap(memory));
         ElfLoader.LoadSegments(memory, plan, Path, _image, Elf);
         BootParams zeroPage = BootParams.Synthesized(KernelAlignment, CommandLineLimit);
         return LinuxBoot.Finish(memory, request, plan, zeroPage, PhysicalEntry, CommandLineLimit, InitrdAddressMax, Format, Description);

@@ -9,7 +9,8 @@ public static class DefaultGuest
     public const string CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check";
 
     /// <summary>Under --xen: the kernel's console is Xen's PV console (hvc0), on the same terminal as the serial one.</summary>
-    public const string XenCommandLine = "console=hvc0 reboot=k panic=-1";
+    /// <remarks>`xen_legacy_crash`: a panic reports SCHEDOP_shutdown(SHUTDOWN_crash), so it ends as a crash, not a reboot.</remarks>
+    public const string XenCommandLine = "console=hvc0 reboot=k panic=-1 xen_legacy_crash";
 
     public static string CacheDirectory =>
         Environment.GetEnvironmentVariable("SHARPVISOR_CACHE") is { Length: > 0 } cache ? cache : "/var/cache/sharpvisor";

@@ -102,7 +102,8 @@ public sealed partial class XenDomain
     /// <summary>
     /// Where a grant frame may appear: a RAM frame of the domain, or — as Linux's PVH grant table
     /// asks, from unpopulated address space above its RAM — a frame outside RAM, below the 40-bit
-    /// limit and outside the MMIO hole, which gets a page of host memory of its own.
+    /// limit and outside the MMIO hole — or, in an HVM domain, inside the platform device's BAR —
+    /// which gets a page of host memory of its own.
     /// </summary>
     private ulong GrantFrameAddress(ulong gpfn)
     {
@@ -112,7 +113,8 @@ public sealed partial class XenDomain
         }
 
         ulong address = gpfn << 12;
-        if (gpfn >= 1UL << 28 || (address >= GuestMemory.MmioHoleStart && address < GuestMemory.HighMemoryStart) || address < GuestMemory.MmioHoleStart && address < Memory.RamSize)
+        bool platform = gpfn < 1UL << 28 && InPlatformMmio(address);
+        if (!platform && (gpfn >= 1UL << 28 || (address >= GuestMemory.MmioHoleStart && address < GuestMemory.HighMemoryStart) || address < GuestMemory.MmioHoleStart && address < Memory.RamSize))
         {
             throw new XenException(XenErrno.EINVAL, $"frame 0x{gpfn:x} cannot hold a grant frame");
         }

@@ -18,7 +18,6 @@ public sealed partial class XenDomain
     /// <summary>MEMOP_CMD_MASK: the command's bits of memory_op's first argument (the rest is a continuation).</summary>
     private const ulong MemCommandMask = 0x3F;
 
-    private const int MaxExtents = 1 << 20;
 
     private long MemoryOp(HypercallFrame frame)
     {
@@ -36,6 +35,9 @@ public sealed partial class XenDomain
                 return -XenErrno.EPERM;
 
             case MemCurrentReservation:
+                CheckSelf(frame.Read<ushort>(arg));
+                return CurrentReservationPages;
+
             case MemMaximumReservation:
                 CheckSelf(frame.Read<ushort>(arg));
                 return (long)(Memory.RamSize >> 12);
@@ -125,50 +127,5 @@ public sealed partial class XenDomain
         frame.WriteBytes(buffer, bytes);
         frame.Write(arg, (uint)map.Count);
         return 0;
-    }
-
-    /// <summary>
-    /// Ballooning by frame lists (order-0 extents only): decrease gives RAM pages back (the host
-    /// discards them), populate and increase bring them back zeroed. Returns the extents done.
-    /// </summary>
-    private long Reservation(HypercallFrame frame, int command, ulong arg)
-    {
-        // struct xen_memory_reservation { handle extent_start; xen_ulong_t nr_extents; unsigned int extent_order; unsigned int mem_flags; domid_t domid; }
-        ulong extents = frame.Read<ulong>(arg);
-        ulong count = frame.Read<ulong>(arg + 8);
-        uint order = frame.Read<uint>(arg + 16);
-        CheckSelf(frame.Read<ushort>(arg + 24));
-        if (order != 0)
-        {
-            throw new XenException(XenErrno.EINVAL, $"extent order {order}: only single pages");
-        }
-
-        int n = HypercallFrame.CheckLength(count, MaxExtents);
-        long done = 0;
-        for (int i = 0; i < n; i++)
-        {
-            ulong gfn = frame.Read<ulong>(extents + (ulong)(i * 8));
-            if (command == MemIncreaseReservation)
-            {
-                // There is no free pool beyond the guest's own RAM: nothing to hand out.
-                break;
-            }
-
-            ulong address = frame.RamFrame(gfn);
-            if (command == MemDecreaseReservation)
-            {
-                Memory.TryDiscard(address, 4096);
-                Counters.Increment("balloon-pages-out");
-            }
-            else
-            {
-                Memory.Fill(address, 4096, 0);
-                Counters.Increment("balloon-pages-in");
-            }
-
-            done++;
-        }
-
-        return done;
     }
 }

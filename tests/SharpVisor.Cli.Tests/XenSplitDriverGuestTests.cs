@@ -7,11 +7,13 @@ using SharpVisor.TestSupport;
 namespace SharpVisor.Cli.Tests;
 
 /// <summary>
-/// Issue 11, the split drivers: under `--xen pvh`, `--disk` is a Xen vbd driven by the default
-/// guest's xen-blkfront and `--net` a vif driven by xen-netfront. One boot (in a network
-/// namespace, with a TAP) carries every assertion: the disk's size, a dd pattern read back
-/// through the ring and found in the host file, the xenbus state, eth0 pinging the host and a
-/// TCP stream each way, and a write that the guest synced surviving a kill -9 of the VMM.
+/// Issue 11, the split drivers: under `--xen pvh` and `--xen hvm`, `--disk` is a Xen vbd driven by
+/// the default guest's xen-blkfront and `--net` a vif driven by xen-netfront. One boot per domain
+/// type and vCPU count (in a network namespace, with a TAP) carries every assertion: the kernel
+/// found Xen, its console is hvc0, the disk's size, a dd pattern read back through the ring and
+/// found in the host file, the xenbus state, eth0 pinging the host and a TCP stream each way, and
+/// a write that the guest synced surviving a kill -9 of the VMM. Under hvm the guest also found the
+/// Xen platform PCI device and unplugged the emulated disks and NICs before its PV drivers bound.
 /// </summary>
 public sealed class XenSplitDriverGuestTests : IDisposable
 {
@@ -24,9 +26,13 @@ public sealed class XenSplitDriverGuestTests : IDisposable
 
     public void Dispose() => Directory.Delete(_directory, recursive: true);
 
-    [DefaultGuestFact(NeedsNetwork = true)]
-    public void BlkfrontAndNetfrontMoveDataThroughBlkbackAndNetbackAndASyncedWriteSurvivesAKill9()
+    [DefaultGuestTheory(NeedsNetwork = true)]
+    [InlineData("pvh", 1)]
+    [InlineData("hvm", 1)]
+    [InlineData("hvm", 2)]
+    public void BlkfrontAndNetfrontMoveDataThroughBlkbackAndNetbackAndASyncedWriteSurvivesAKill9(string type, int cpus)
     {
+        bool hvm = type == "hvm";
         string image = Path.Combine(_directory, "xvda.img");
         using (FileStream file = File.Create(image))
         {
@@ -36,6 +42,11 @@ public sealed class XenSplitDriverGuestTests : IDisposable
         // blkfront's insmod waits for the device to connect, but only so long (30 s of guest time):
         // on a loaded host the connection can finish after it; wait for the disk, then look.
         string hook =
+            "echo \"XEN-TYPE $(cat /sys/hypervisor/type)\"\n" +
+            "dmesg | grep -m1 -E 'Booting (paravirtualized )?kernel on' | sed 's/^.*Booting/DMESG Booting/'\n" +
+            "grep -o '^hvc0' /proc/consoles | sed 's/^/CONSOLE /'\n" +
+            "for d in /sys/bus/pci/devices/*; do [ \"$(cat $d/vendor)\" = 0x5853 ] && echo \"PLATFORM $(cat $d/device) $(basename $(readlink $d/driver))\"; done\n" +
+            "echo PCI-SCAN-DONE\n" +
             "i=0; while [ ! -e /sys/block/xvda/size ] && [ $i -lt 600 ]; do sleep 0.1; i=$((i+1)); done\n" +
             "echo \"XVDA $(cat /sys/block/xvda/size) RO $(cat /sys/block/xvda/ro)\"\n" +
             "dd if=/pattern.bin of=/dev/xvda bs=64k seek=2 conv=fsync; echo \"DD-RC $?\"\n" +
@@ -67,8 +78,21 @@ public sealed class XenSplitDriverGuestTests : IDisposable
         byte[] toGuest = RandomNumberGenerator.GetBytes(PatternSize);
         using GuestRun run = GuestRun.Start(_directory, hook,
             new Dictionary<string, byte[]> { ["pattern.bin"] = _pattern, ["synced.bin"] = _synced },
-            ["--xen", "pvh", "--memory", "256M", "--disk", image, "--net", "tap=svx0,mac=06:00:0a:4f:03:02"], ns,
+            ["--xen", type, "--cpus", cpus.ToString(System.Globalization.CultureInfo.InvariantCulture), "--memory", "256M", "--disk", image, "--net", "tap=svx0,mac=06:00:0a:4f:03:02"], ns,
             commandLine: "console=hvc0 reboot=k panic=-1");
+
+        Assert.Equal("XEN-TYPE xen", run.WaitForLine("XEN-TYPE"));
+        Assert.Equal(hvm ? "DMESG Booting paravirtualized kernel on Xen HVM" : "DMESG Booting kernel on Xen PVH", run.WaitForLine("DMESG Booting"));
+        Assert.Equal("CONSOLE hvc0", run.WaitForLine("CONSOLE"));
+        run.WaitForLine("PCI-SCAN-DONE");
+        if (hvm)
+        {
+            Assert.Contains("PLATFORM 0x0001 xen-platform-pci", run.Lines);
+        }
+        else
+        {
+            Assert.DoesNotContain(run.Lines, l => l.StartsWith("PLATFORM", StringComparison.Ordinal));
+        }
 
         Assert.Equal("XVDA 32768 RO 0", run.WaitForLine("XVDA"));
         Assert.Equal("DD-RC 0", run.WaitForLine("DD-RC"));
@@ -102,6 +126,18 @@ public sealed class XenSplitDriverGuestTests : IDisposable
         Assert.Equal(_synced, disk.AsSpan(4 << 20, PatternSize).ToArray());
 
         string[] lines = run.Lines;
+        Assert.Contains(lines, l => l.Contains($"smpboot: Total of {cpus} processors activated", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("xen:events: Xen HVM callback vector for event delivery is enabled", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("xen:grant_table: Grant tables using version 1 layout", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("Call Trace:", StringComparison.Ordinal) || l.Contains("Kernel panic", StringComparison.Ordinal));
+        if (hvm)
+        {
+            // The unplug protocol on ports 0x10/0x12 succeeded: only then do blkfront and netfront bind.
+            Assert.Contains(lines, l => l.Contains("Netfront and the Xen platform PCI driver have been compiled for this kernel: unplug emulated NICs.", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.Contains("Blkfront and the Xen platform PCI driver have been compiled for this kernel: unplug emulated disks.", StringComparison.Ordinal));
+            Assert.Contains("xen platform: the guest unplugged emulated devices, mask 0x3", run.StandardError);
+        }
+
         Assert.Contains("SELF-CHECK block xvda sectors=32768", lines);
         Assert.Contains("SELF-CHECK xen vbd-51712 driver=vbd", lines);
         Assert.Contains("SELF-CHECK xen vif-0 driver=vif", lines);

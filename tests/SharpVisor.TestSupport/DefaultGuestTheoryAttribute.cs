@@ -12,4 +12,17 @@ public sealed class DefaultGuestTheoryAttribute : TheoryAttribute
             Skip = "SKIPPED — NEEDS AN ACCELERATOR THAT BOOTS THE DEFAULT GUEST: " + reason;
         }
     }
+
+    /// <summary>The test also needs TAP networking in a network namespace (root, /dev/net/tun).</summary>
+    public bool NeedsNetwork
+    {
+        get => false;
+        set
+        {
+            if (value && Skip is null && NetworkNamespace.UnavailableReason is { } reason)
+            {
+                Skip = "SKIPPED — NEEDS TAP NETWORKING: " + reason;
+            }
+        }
+    }
 }

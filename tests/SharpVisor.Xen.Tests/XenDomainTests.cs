@@ -350,6 +350,75 @@ public sealed class XenDomainTests : IDisposable
         Assert.Equal(-14, _cpu.Call(_xen, HypercallOp.GrantTableOp, 2, Scratch, 1));
     }
 
+    [Fact]
+    public void GrantFrames_GoIntoThePlatformBarOnlyWhileItDecodes()
+    {
+        const ulong Bar = 0xF000_0000;
+        Assert.Equal(-22, GrantMap(0, Bar >> 12));                      // the MMIO hole: refused
+
+        _xen.SetPlatformMmio(Bar, 16 << 20);
+        Assert.Equal(0, GrantMap(0, Bar >> 12));
+        Assert.Equal(0, GrantMap(1, (Bar >> 12) + 1));
+        Assert.Equal(Bar + 4096, _xen.GetGrantFrame(1));
+        _memory.Write<uint>(Bar + 4096, 0x1234);                         // a page of its own
+        Assert.Equal(0x1234u, _memory.Read<uint>(Bar + 4096));
+        Assert.Equal(-22, GrantMap(2, (Bar + (16 << 20)) >> 12));        // just past the BAR
+
+        _xen.SetPlatformMmio(0, 0);                                      // decoding off
+        Assert.Equal(-22, GrantMap(2, (Bar >> 12) + 2));
+    }
+
+    [Fact]
+    public void Balloon_GivesFramesBackOnceAndPopulateReturnsThemZeroed()
+    {
+        const ulong Frame = 0x400;
+        _memory.Write<ulong>(Frame << 12, 0xDEAD_BEEF);
+        long pages = (long)(_memory.RamSize >> 12);
+        Assert.Equal(2, Reservation(1, [Frame, Frame + 1]));             // decrease_reservation
+        Assert.Equal(0UL, _memory.Read<ulong>(Frame << 12));               // released: reads as zeros
+        Assert.Equal(2, _xen.BalloonedPages);
+        Assert.Equal(pages - 2, ReservationQuery(3));                      // current_reservation
+        Assert.Equal(pages, ReservationQuery(4));                          // maximum_reservation
+
+        // The batch stops at the first frame that cannot go: given back already, not RAM, a ring.
+        Assert.Equal(1, Reservation(1, [Frame + 2, Frame]));
+        Assert.Equal(0, Reservation(1, [0x10_0000_0000]));
+        _xen.SetParam(HvmParam.StorePfn, Frame + 9);
+        Assert.Equal(0, Reservation(1, [Frame + 9]));
+        Assert.Equal(3, _xen.BalloonedPages);
+
+        _memory.Write<ulong>((Frame + 5) << 12, 0x1234);
+        Assert.Equal(2, Reservation(6, [Frame, Frame + 5]));               // populate_physmap
+        Assert.Equal(0UL, _memory.Read<ulong>((Frame + 5) << 12));
+        Assert.Equal(2, _xen.BalloonedPages);
+        Assert.Equal(0, Reservation(0, [Frame + 1]));                      // increase: no pool to give from
+        Assert.Equal(-22, _cpu.Call(_xen, HypercallOp.MemoryOp, 1, WriteReservation([Frame + 3], order: 1)));
+    }
+
+    private long Reservation(int command, ulong[] frames) => _cpu.Call(_xen, HypercallOp.MemoryOp, (ulong)command, WriteReservation(frames));
+
+    private long ReservationQuery(int command)
+    {
+        _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        return _cpu.Call(_xen, HypercallOp.MemoryOp, (ulong)command, Scratch);
+    }
+
+    /// <summary>struct xen_memory_reservation at Scratch, its extent list at Scratch + 0x100.</summary>
+    private ulong WriteReservation(ulong[] frames, uint order = 0)
+    {
+        for (int i = 0; i < frames.Length; i++)
+        {
+            _memory.Write(Scratch + 0x100 + ((ulong)i * 8), frames[i]);
+        }
+
+        _memory.Write(Scratch, Scratch + 0x100);
+        _memory.Write(Scratch + 8, (ulong)frames.Length);
+        _memory.Write(Scratch + 16, order);
+        _memory.Write<uint>(Scratch + 20, 0);
+        _memory.Write<ushort>(Scratch + 24, XenDomain.DomidSelf);
+        return Scratch;
+    }
+
     private long GrantMap(ulong index, ulong gpfn)
     {
         _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);

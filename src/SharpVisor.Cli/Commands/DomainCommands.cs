@@ -37,7 +37,7 @@ internal static class DomainCommands
         {
             long mib = (long)(MemorySize.Parse(result.GetValue(size)!) >> 20);
             DomainInfo info = await client.SetMemoryAsync(result.GetValue(domain)!, mib, cancel);
-            Console.WriteLine(info.Type == DomainTypes.Pvh
+            Console.WriteLine(DomainTypes.IsXen(info.Type)
                 ? $"domain {info.Name}: memory target {mib} MiB (XenStore memory/target, for the guest's balloon driver)"
                 : $"domain {info.Name}: memory target {mib} MiB (balloon {info.MemoryMib - mib} MiB)");
             return ExitCodes.Success;

@@ -50,7 +50,7 @@ public sealed partial class Domain
     /// <summary>The accelerator asked for: kvm, emulator or auto.</summary>
     public string Accelerator { get; }
 
-    /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/> or <see cref="DomainTypes.Pvh"/>.</summary>
+    /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/>, <see cref="DomainTypes.Pvh"/> or <see cref="DomainTypes.Hvm"/>.</summary>
     public string Type { get; private init; } = DomainTypes.Pc;
 
     /// <summary>The accelerator the VMM actually uses (auto resolved), once it runs.</summary>
@@ -247,7 +247,7 @@ public sealed partial class Domain
             throw ApiException.BadRequest($"target {targetMib} MiB is out of range (0-{MemoryMib}, the domain's memory)");
         }
 
-        if (Type == DomainTypes.Pvh)
+        if (DomainTypes.IsXen(Type))
         {
             // xl mem-set: the guest's Xen balloon driver follows memory/target (KiB).
             await vmm.Client.WriteXenStoreAsync("memory/target", (targetMib * 1024).ToString(CultureInfo.InvariantCulture), CancellationToken.None);
@@ -274,7 +274,7 @@ public sealed partial class Domain
 
     private Task WithXenStoreAsync(Func<VmmConnection, Task> action)
     {
-        if (Type != DomainTypes.Pvh)
+        if (!DomainTypes.IsXen(Type))
         {
             throw ApiException.BadRequest($"domain '{Name}' is not a Xen domain (type {Type}): it has no XenStore");
         }
@@ -490,7 +490,7 @@ public sealed partial class Domain
     private async Task LaunchAsync()
     {
         File.Delete(Paths.VmmStateFile);
-        VmmHandle handle = _environment.Launcher.Launch(Paths, new VmmIdentity(Name, Id, Accelerator) { Xen = Type == DomainTypes.Pvh ? XenMode.Pvh : XenMode.None });
+        VmmHandle handle = _environment.Launcher.Launch(Paths, new VmmIdentity(Name, Id, Accelerator) { Xen = DomainTypes.XenModeOf(Type) });
         var connection = new VmmConnection(handle, new VmmClient(Paths.ApiSocket), DateTimeOffset.UtcNow);
         try
         {

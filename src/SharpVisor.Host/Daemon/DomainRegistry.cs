@@ -98,9 +98,9 @@ public sealed partial class DomainRegistry
             throw ApiException.BadRequest($"domain type '{type}' is not one of {string.Join(", ", DomainTypes.All)}");
         }
 
-        if (type == DomainTypes.Pvh && accelerator == "kvm")
+        if (DomainTypes.IsXen(type) && accelerator == "kvm")
         {
-            throw ApiException.BadRequest("a pvh domain cannot run on KVM here: SharpVisor's Xen layer rides on the emulator (KVM_CAP_XEN_HVM is not used); use accelerator emulator or auto");
+            throw ApiException.BadRequest($"a {type} domain cannot run on KVM here: SharpVisor's Xen layer rides on the emulator (KVM_CAP_XEN_HVM is not used); use accelerator emulator or auto");
         }
 
         // Validate the whole configuration here, as the VMM will, before any process starts.

@@ -1,7 +1,9 @@
+using SharpVisor.Host.Vmm;
+
 namespace SharpVisor.Host.Daemon;
 
 /// <summary>
-/// What kind of machine a domain is: a plain PC with virtio devices, or a Xen PVH domain (the
+/// What kind of machine a domain is: a plain PC with virtio devices, or a Xen PVH or HVM domain (the
 /// guest sees Xen's hypervisor interface; its disks are vbds, its console hvc0 — docs/xen.md).
 /// </summary>
 public static class DomainTypes
@@ -10,5 +12,19 @@ public static class DomainTypes
 
     public const string Pvh = "pvh";
 
-    public static readonly string[] All = [Pc, Pvh];
+    /// <summary>A Xen HVM domain with PV drivers: the PC machine plus Xen's interface and platform device.</summary>
+    public const string Hvm = "hvm";
+
+    public static readonly string[] All = [Pc, Pvh, Hvm];
+
+    /// <summary>Whether <paramref name="type"/> is a Xen domain (it has a XenStore and a Xen balloon).</summary>
+    public static bool IsXen(string? type) => type is Pvh or Hvm;
+
+    /// <summary>How the VMM builds a domain of <paramref name="type"/>.</summary>
+    public static XenMode XenModeOf(string? type) => type switch
+    {
+        Pvh => XenMode.Pvh,
+        Hvm => XenMode.Hvm,
+        _ => XenMode.None,
+    };
 }

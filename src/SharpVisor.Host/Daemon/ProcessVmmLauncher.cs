@@ -73,7 +73,12 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
         "--name", identity.InstanceId,
         "--accel", identity.Accelerator,
         "--log-file", paths.LogFile,
-        .. identity.Xen == XenMode.Pvh ? new[] { "--xen", "pvh" } : [],
+        .. identity.Xen switch
+        {
+            XenMode.Pvh => new[] { "--xen", "pvh" },
+            XenMode.Hvm => ["--xen", "hvm"],
+            _ => [],
+        },
     ];
 
     private sealed class ChildVmmHandle : VmmHandle

@@ -116,7 +116,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
     public DomainCounters ReadCounters()
     {
         VirtioBalloonDevice? balloon = _monitor.Devices.Balloon;
-        return new DomainCounters
+        var counters = new DomainCounters
         {
             Exits = _monitor.ExitCounts(),
             Devices = _monitor.Devices.Devices.Select(d => new DeviceCounters(
@@ -127,6 +127,19 @@ public sealed class MonitorDomainMachine : IDomainMachine
                 ? Enum.GetValues<SharpVisor.Machine.Protection.ProtectionViolationKind>().ToDictionary(SharpVisor.Security.KernelProtector.KindName, protector.Violations)
                 : null,
         };
+        if (_monitor.Xen is { } xen)
+        {
+            // Xen's balloon in the same terms as virtio's: what the guest is asked to give back
+            // (memory less memory/target) and what it has given back (frames released on the host).
+            long memoryMib = (long)(xen.Domain.Memory.RamSize >> 20);
+            counters = counters with
+            {
+                BalloonTargetMib = xen.MemoryTargetMib is { } target ? Math.Max(0, memoryMib - target) : null,
+                BalloonActualMib = xen.Domain.BalloonedPages / BalloonState.PagesPerMib,
+            };
+        }
+
+        return counters;
     }
 
     public void UpdateDrive(string id, string? path, RateLimitConfiguration? rateLimit) => _monitor.Devices.UpdateDisk(id, path, rateLimit);

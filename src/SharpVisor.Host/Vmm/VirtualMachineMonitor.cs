@@ -128,6 +128,9 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 InitrdPath = configuration.InitrdPath,
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
+
+                // An HVM domain boots as a PC; the hypervisor's ring pages stay out of its RAM.
+                ReservedRanges = configuration.Xen == XenMode.Hvm ? [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)] : [],
             };
             BootResult boot = configuration.Xen == XenMode.Pvh
                 ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
@@ -170,8 +173,13 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             if (configuration.Xen != XenMode.None)
             {
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
-                // Under --xen the disks are Xen vbds (blkback) and the NICs vifs (netback), not virtio.
+                // Under --xen the disks are Xen vbds (blkback), the NICs vifs (netback) and the balloon
+                // Xen's (memory/target), not virtio.
                 xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name);
+                if (configuration.Balloon is { } balloon)
+                {
+                    xen.SetMemoryTarget((long)(configuration.MemorySize >> 20) - balloon.InitialTargetMib);
+                }
             }
 
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
@@ -180,7 +188,12 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             // the BIOS area; PCI bus 0 with the virtio devices, whose INTx routes go into _PRT.
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq)) { Log = guestLog };
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
-            devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [] }, guestLog);
+            devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [], Balloon = null }, guestLog);
+            if (configuration.Xen == XenMode.Hvm)
+            {
+                // Before the _PRT is built: the platform device's slot gets its INTx route too.
+                xen!.AttachPlatform(machine, devices.Pci);
+            }
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;

@@ -1,4 +1,5 @@
 using SharpVisor.Boot;
+using SharpVisor.Devices.Pci;
 using SharpVisor.Machine;
 using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
@@ -23,8 +24,11 @@ public sealed class XenGuest : IDisposable
     private readonly List<XenNetBackend> _netBackends = [];
     private readonly List<XenTapPort> _taps = [];
 
-    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection)
+    private readonly Action<string>? _log;
+
+    private XenGuest(XenDomain domain, XenConsoleBackend console, XenStore store, XenStoreConnection storeConnection, Action<string>? log)
     {
+        _log = log;
         Domain = domain;
         Console = console;
         Store = store;
@@ -52,6 +56,48 @@ public sealed class XenGuest : IDisposable
     public XenDomain Domain { get; }
 
     public XenConsoleBackend Console { get; }
+
+    /// <summary>
+    /// Xen's balloon: the toolstack writes memory/target (KiB) and the guest's balloon driver gives
+    /// pages back (decrease_reservation, released on the host) until it holds that much.
+    /// </summary>
+    public void SetMemoryTarget(long mib)
+    {
+        long memoryMib = (long)(Domain.Memory.RamSize >> 20);
+        if (mib < 0 || mib > memoryMib)
+        {
+            throw new ArgumentOutOfRangeException(nameof(mib), $"memory target {mib} MiB is out of range (0-{memoryMib} MiB, the guest's memory)");
+        }
+
+        Store.Write(0, $"/local/domain/{Domain.DomainId}/memory/target", (mib * 1024).ToString(System.Globalization.CultureInfo.InvariantCulture));
+    }
+
+    /// <summary>The memory target in MiB (memory/target), or null when the node is missing or not a number.</summary>
+    public long? MemoryTargetMib =>
+        Store.TryReadString($"/local/domain/{Domain.DomainId}/memory/target") is { } value && long.TryParse(value, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out long kib) ? kib >> 10 : null;
+
+    /// <summary>An HVM domain's unplug ports (0x10-0x13), or null (PVH).</summary>
+    public XenPlatformPorts? PlatformPorts { get; private set; }
+
+    /// <summary>An HVM domain's Xen platform PCI device, or null (PVH).</summary>
+    public XenPlatformPciDevice? PlatformDevice { get; private set; }
+
+    /// <summary>
+    /// Makes the domain an HVM one with PV drivers: the unplug ports and the platform PCI device
+    /// (grant frames in its BAR). Under --xen the disks and NICs are vbds and vifs from the start,
+    /// so the machine has no emulated disk or NIC for an unplug to remove; the mask is recorded.
+    /// </summary>
+    public void AttachPlatform(IVirtualMachine machine, PciBus pci)
+    {
+        ArgumentNullException.ThrowIfNull(machine);
+        ArgumentNullException.ThrowIfNull(pci);
+        var ports = new XenPlatformPorts(_log);
+        machine.PortIo.Register(XenPlatformPorts.BasePort, XenPlatformPorts.PortCount, ports, "xen-platform");
+        var device = new XenPlatformPciDevice(Domain);
+        pci.Attach(device);
+        PlatformPorts = ports;
+        PlatformDevice = device;
+    }
 
     /// <summary>The first of the special pages for a machine over <paramref name="memory"/>.</summary>
     public static ulong SpecialArea(GuestMemory memory)
@@ -96,7 +142,7 @@ public sealed class XenGuest : IDisposable
         var store = new XenStore();
         XenStoreLayout.SeedDomain(store, domain.DomainId, name ?? DefaultDomainName, machine.Memory.RamSize >> 10, vcpuCount);
         var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
-        var guest = new XenGuest(domain, console, store, storeConnection);
+        var guest = new XenGuest(domain, console, store, storeConnection, log);
         try
         {
             disks ??= [];

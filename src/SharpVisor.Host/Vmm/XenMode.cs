@@ -8,4 +8,10 @@ public enum XenMode
 
     /// <summary>A PVH domain: entered at the kernel's PVH entry with hvm_start_info, Xen's hypercalls and PV console.</summary>
     Pvh,
+
+    /// <summary>
+    /// An HVM domain with PV drivers ("PVHVM"): the PC machine booted as usual, plus Xen's CPUID
+    /// leaves, hypercalls and the Xen platform PCI device, so the kernel's PV drivers take over.
+    /// </summary>
+    Hvm,
 }

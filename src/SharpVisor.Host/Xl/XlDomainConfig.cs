@@ -16,7 +16,7 @@ public sealed record XlDomainConfig
 
     public string? Name { get; init; }
 
-    /// <summary>The domain type: "pvh" (the only one SharpVisor builds from xl.cfg today).</summary>
+    /// <summary>The domain type: "pvh" or "hvm" (an HVM domain boots its kernel directly, as xl's direct kernel boot).</summary>
     public required string Type { get; init; }
 
     public required string Kernel { get; init; }
@@ -48,12 +48,11 @@ public sealed record XlDomainConfig
         }
 
         string type = String(file, "type") ?? (String(file, "builder") == "hvm" ? "hvm" : "pvh");
-        if (type != "pvh")
+        if (type is not ("pvh" or "hvm"))
         {
             throw new XlConfigException(type switch
             {
-                "hvm" => "type = \"hvm\" is not supported yet: SharpVisor builds Xen PVH domains (type = \"pvh\"); docs/xen.md",
-                "pv" => "type = \"pv\" is not supported yet: SharpVisor builds Xen PVH domains (type = \"pvh\"); docs/xen.md",
+                "pv" => "type = \"pv\" is not supported yet: SharpVisor builds Xen PVH and HVM domains (type = \"pvh\" or \"hvm\"); docs/xen.md",
                 _ => $"type = \"{type}\" is not a domain type (pvh, hvm, pv)",
             });
         }

@@ -1,4 +1,5 @@
 using SharpVisor.Host.Daemon;
+using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Xl;
 
 namespace SharpVisor.Host.Tests.Xl;
@@ -52,9 +53,23 @@ public sealed class XlConfigTests
     }
 
     [Theory]
+    [InlineData("kernel = '/k'\ntype = 'hvm'\n")]
+    [InlineData("kernel = '/k'\nbuilder = 'hvm'\n")]
+    public void AnHvmConfigIsAnHvmDomain(string text)
+    {
+        XlDomainConfig config = XlDomainConfig.From(XlConfigFile.Parse(text), "/");
+
+        Assert.Equal("hvm", config.Type);
+        Assert.Equal("hvm", config.ToCreateRequest("h", "emulator").Type);
+
+        // The daemon builds an hvm domain's VMM with --xen hvm.
+        string[] arguments = ProcessVmmLauncher.VmmArguments(new DomainPaths("/run/d"), new VmmIdentity("h", 3, "emulator") { Xen = DomainTypes.XenModeOf(config.Type) }).ToArray();
+        Assert.Equal(["--xen", "hvm"], arguments[^2..]);
+        Assert.True(DomainTypes.IsXen(config.Type));
+    }
+
+    [Theory]
     [InlineData("kernel = '/k'\nvnc = 1\n", "line 2: 'vnc' is not a setting SharpVisor supports")]
-    [InlineData("kernel = '/k'\ntype = 'hvm'\n", "type = \"hvm\" is not supported yet")]
-    [InlineData("kernel = '/k'\nbuilder = 'hvm'\n", "type = \"hvm\" is not supported yet")]
     [InlineData("kernel = '/k'\ntype = 'pv'\n", "type = \"pv\" is not supported yet")]
     [InlineData("memory = 128\n", "'kernel' is required")]
     [InlineData("kernel = '/k'\nkernel = '/j'\n", "line 2: 'kernel' is set twice")]
