@@ -9,6 +9,9 @@ public interface IXenPacketPort
     /// <summary>Sends one frame; false when it was dropped.</summary>
     bool Send(ReadOnlySpan<byte> frame);
 
+    /// <summary>Sends one large TCP packet for the host to segment (<paramref name="offload"/>); false when it was dropped.</summary>
+    bool Send(ReadOnlySpan<byte> packet, XenSegmentationOffload offload);
+
     /// <summary>Reads one waiting frame into <paramref name="frame"/>; 0 when none is waiting.</summary>
     int Receive(Span<byte> frame);
 

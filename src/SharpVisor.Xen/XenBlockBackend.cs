@@ -19,6 +19,13 @@ public sealed class XenBlockBackend : XenBackendDevice
     public const int XvdMajor = 202;
     public const int SectorSize = 512;
     public const int MaxSegments = 11;
+
+    /// <summary>feature-max-indirect-segments: what one BLKIF_OP_INDIRECT request may carry (Linux's blkback offers 256).</summary>
+    public const int MaxIndirectSegments = 256;
+
+    /// <summary>struct blkif_request_segment { grant_ref_t gref; uint8_t first_sect, last_sect; uint16_t pad; }.</summary>
+    public const int SegmentSize = 8;
+
     public const int RingEntries = 32;
     public const int RingHeaderSize = 64;
     public const int EntrySize = 112;
@@ -44,7 +51,10 @@ public sealed class XenBlockBackend : XenBackendDevice
 
     private readonly IXenDiskImage _image;
     private readonly byte[] _request = new byte[EntrySize];
-    private readonly byte[] _data = new byte[MaxSegments * PageSize];
+    private readonly byte[] _data = new byte[MaxIndirectSegments * PageSize];
+
+    /// <summary>The segments of the request being served, copied out of the ring or the indirect pages once.</summary>
+    private readonly byte[] _segments = new byte[MaxIndirectSegments * SegmentSize];
     private EventChannel? _channel;
     private uint _ringRef;
     private ulong _ringPage;
@@ -66,6 +76,7 @@ public sealed class XenBlockBackend : XenBackendDevice
                 ("device-type", "disk"), ("feature-flush-cache", "1"), ("feature-discard", image.ReadOnly ? "0" : "1"),
                 ("discard-granularity", PageSize.ToString(CultureInfo.InvariantCulture)), ("discard-alignment", "0"),
                 ("discard-secure", "0"), ("feature-persistent", "0"),
+                ("feature-max-indirect-segments", MaxIndirectSegments.ToString(CultureInfo.InvariantCulture)),
             ]);
     }
 
@@ -176,7 +187,9 @@ public sealed class XenBlockBackend : XenBackendDevice
                 short status = Handle(op);
                 Span<byte> response = ring.Slice(RingHeaderSize + ((int)(_responseProducer & (RingEntries - 1)) * EntrySize), 16);
                 BinaryPrimitives.WriteUInt64LittleEndian(response, id);
-                response[8] = op;
+
+                // An indirect request is answered with the operation it carried, as blkfront checks.
+                response[8] = op == OpIndirect ? _request[1] : op;
                 BinaryPrimitives.WriteInt16LittleEndian(response[10..], status);
                 _responseProducer++;
                 served++;
@@ -226,7 +239,10 @@ public sealed class XenBlockBackend : XenBackendDevice
             {
                 case OpRead:
                 case OpWrite:
-                    return ReadWrite(op == OpWrite);
+                    return DirectReadWrite(op == OpWrite);
+
+                case OpIndirect:
+                    return IndirectReadWrite();
 
                 case OpFlushDiskCache:
                     _image.Flush();
@@ -237,7 +253,7 @@ public sealed class XenBlockBackend : XenBackendDevice
                     return Discard();
 
                 default:
-                    // Barriers and indirect segments are not offered; anything else is unknown.
+                    // Barriers are not offered; anything else is unknown.
                     return Refuse(StatusNotSupported, $"operation {op} is not supported");
             }
         }
@@ -251,12 +267,8 @@ public sealed class XenBlockBackend : XenBackendDevice
         }
     }
 
-    /// <summary>
-    /// blkif_request_rw: nr_segments at 1, sector_number at 16, segments { gref, first_sect,
-    /// last_sect } from 24. Every segment is checked, and the whole range against the disk,
-    /// before any byte moves.
-    /// </summary>
-    private short ReadWrite(bool write)
+    /// <summary>blkif_request_rw: nr_segments at 1, sector_number at 16, up to 11 segments from 24.</summary>
+    private short DirectReadWrite(bool write)
     {
         int segments = _request[1];
         if (segments is 0 or > MaxSegments)
@@ -264,12 +276,60 @@ public sealed class XenBlockBackend : XenBackendDevice
             return Refuse(StatusError, $"{segments} segments");
         }
 
-        ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16));
+        _request.AsSpan(24, segments * SegmentSize).CopyTo(_segments);
+        return ReadWrite(write, BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16)), segments);
+    }
+
+    /// <summary>
+    /// blkif_request_indirect (x86_64, packed): indirect_op at 1, nr_segments (16 bits) at 2,
+    /// sector_number at 16, indirect_grefs[8] at 28. The segments live in the pages those grants
+    /// name (512 per page); each page is grant-copied out once, then the request is a read or
+    /// write like a direct one.
+    /// </summary>
+    private short IndirectReadWrite()
+    {
+        byte op = _request[1];
+        int segments = BinaryPrimitives.ReadUInt16LittleEndian(_request.AsSpan(2));
+        if (op is not (OpRead or OpWrite))
+        {
+            return Refuse(StatusError, $"indirect operation {op} is not a read or a write");
+        }
+
+        if (segments is 0 or > MaxIndirectSegments)
+        {
+            return Refuse(StatusError, $"{segments} indirect segments (at most {MaxIndirectSegments})");
+        }
+
+        const int PerPage = PageSize / SegmentSize;
+        int pages = (segments + PerPage - 1) / PerPage;
+        for (int p = 0; p < pages; p++)
+        {
+            uint grant = BinaryPrimitives.ReadUInt32LittleEndian(_request.AsSpan(28 + (p * 4)));
+            int length = Math.Min(segments - (p * PerPage), PerPage) * SegmentSize;
+            Grants.CopyFrom(0, grant, 0, _segments.AsSpan(p * PageSize, length));
+        }
+
+        short status = ReadWrite(op == OpWrite, BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16)), segments);
+        if (status == StatusOkay)
+        {
+            Counters.Increment("indirect-requests");
+        }
+
+        return status;
+    }
+
+    /// <summary>
+    /// A read or write of <paramref name="segments"/> segments { gref, first_sect, last_sect }
+    /// (already in <see cref="_segments"/>) from <paramref name="sector"/>. Every segment is
+    /// checked, and the whole range against the disk, before any byte moves.
+    /// </summary>
+    private short ReadWrite(bool write, ulong sector, int segments)
+    {
         int bytes = 0;
         for (int i = 0; i < segments; i++)
         {
-            int first = _request[28 + (i * 8)];
-            int last = _request[29 + (i * 8)];
+            int first = _segments[4 + (i * SegmentSize)];
+            int last = _segments[5 + (i * SegmentSize)];
             if (first > last || last >= PageSize / SectorSize)
             {
                 return Refuse(StatusError, $"segment {i} sectors {first}..{last} leave the page");
@@ -299,9 +359,9 @@ public sealed class XenBlockBackend : XenBackendDevice
         int at = 0;
         for (int i = 0; i < segments; i++)
         {
-            uint grant = BinaryPrimitives.ReadUInt32LittleEndian(_request.AsSpan(24 + (i * 8)));
-            int first = _request[28 + (i * 8)];
-            int length = (_request[29 + (i * 8)] - first + 1) * SectorSize;
+            uint grant = BinaryPrimitives.ReadUInt32LittleEndian(_segments.AsSpan(i * SegmentSize));
+            int first = _segments[4 + (i * SegmentSize)];
+            int length = (_segments[5 + (i * SegmentSize)] - first + 1) * SectorSize;
             if (write)
             {
                 Grants.CopyFrom(0, grant, first * SectorSize, data.Slice(at, length));

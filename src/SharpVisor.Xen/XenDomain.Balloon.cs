@@ -4,20 +4,18 @@ public sealed partial class XenDomain
 {
     private const int MaxExtents = 1 << 20;
 
-    /// <summary>Frames the guest gave back (decrease_reservation) and has not populated again.</summary>
-    private readonly HashSet<ulong> _ballooned = [];
+    private readonly object _balloonLock = new();
+
+    /// <summary>
+    /// One bit per frame up to the end of RAM: the frames the guest gave back (decrease_reservation)
+    /// and has not populated again. A bitmap, so a guest that gives everything back costs the host
+    /// one bit per page, not a set entry; created at the first balloon call.
+    /// </summary>
+    private System.Collections.BitArray? _ballooned;
+    private long _balloonedPages;
 
     /// <summary>Pages the guest has given back through its balloon driver and not taken again.</summary>
-    public long BalloonedPages
-    {
-        get
-        {
-            lock (_ballooned)
-            {
-                return _ballooned.Count;
-            }
-        }
-    }
+    public long BalloonedPages => Interlocked.Read(ref _balloonedPages);
 
     /// <summary>XENMEM_current_reservation: the domain's RAM less what it ballooned out.</summary>
     public long CurrentReservationPages => (long)(Memory.RamSize >> 12) - BalloonedPages;
@@ -85,12 +83,16 @@ public sealed partial class XenDomain
             return $"frame 0x{gfn:x} is a hypervisor ring";
         }
 
-        lock (_ballooned)
+        lock (_balloonLock)
         {
-            if (!_ballooned.Add(gfn))
+            System.Collections.BitArray ballooned = BalloonBitmap();
+            if (ballooned[(int)gfn])
             {
                 return $"frame 0x{gfn:x} was already given back";
             }
+
+            ballooned[(int)gfn] = true;
+            Interlocked.Increment(ref _balloonedPages);
         }
 
         Memory.TryDiscard(gfn << 12, 4096);
@@ -106,9 +108,14 @@ public sealed partial class XenDomain
             return refusal;
         }
 
-        lock (_ballooned)
+        lock (_balloonLock)
         {
-            _ballooned.Remove(gfn);
+            System.Collections.BitArray ballooned = BalloonBitmap();
+            if (ballooned[(int)gfn])
+            {
+                ballooned[(int)gfn] = false;
+                Interlocked.Decrement(ref _balloonedPages);
+            }
         }
 
         // A frame that was never given back is replaced by a fresh page too, as in Xen.
@@ -116,6 +123,11 @@ public sealed partial class XenDomain
         Counters.Increment("balloon-pages-in");
         return null;
     }
+
+    /// <summary>The first frame past the domain's RAM: the balloon's frames are below it.</summary>
+    private ulong BalloonFrameLimit => Memory.Regions.Where(r => r.IsRam).Select(r => r.End >> 12).DefaultIfEmpty(0UL).Max();
+
+    private System.Collections.BitArray BalloonBitmap() => _ballooned ??= new System.Collections.BitArray((int)BalloonFrameLimit);
 
     /// <summary>Reads the frame number at <paramref name="slot"/> of the guest's list and checks that it is RAM of the domain.</summary>
     private bool TryReadExtent(HypercallFrame frame, ulong slot, out ulong gfn, out string? refusal)
@@ -132,7 +144,7 @@ public sealed partial class XenDomain
             return false;
         }
 
-        if (gfn >= 1UL << 40 || Memory.FindRegion(gfn << 12, 4096) is not { IsRam: true })
+        if (gfn >= BalloonFrameLimit || Memory.FindRegion(gfn << 12, 4096) is not { IsRam: true })
         {
             refusal = $"frame 0x{gfn:x} is not RAM of this domain";
             return false;

@@ -93,6 +93,7 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
     {
         ArgumentNullException.ThrowIfNull(context);
         var frame = new HypercallFrame(context, Memory);
+        Counters.Increment("hypercalls");
         long result;
         try
         {

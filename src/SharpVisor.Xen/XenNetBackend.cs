@@ -28,6 +28,8 @@ public sealed class XenNetBackend : XenBackendDevice
     public const ushort TxMoreData = 4;
     public const ushort TxExtraInfo = 8;
     private const byte ExtraFlagMore = 1;
+    private const byte ExtraTypeGso = 1;
+    private const byte GsoTypeTcpv4 = 1;
 
     public const short ResponseOkay = 0;
     public const short ResponseError = -1;
@@ -59,6 +61,9 @@ public sealed class XenNetBackend : XenBackendDevice
     private uint _rxRequestConsumer;
     private uint _rxResponseProducer;
 
+    /// <summary>The current tx packet's GSO extra info (gso_size, gso_type), copied out of its slot; size 0: none.</summary>
+    private (ushort Size, byte Type) _gso;
+
     /// <summary>Writes the vif's XenStore directories and enters InitWait.</summary>
     /// <param name="index">0 for the first vif (eth0 in the guest), 1, ...</param>
     public XenNetBackend(XenDomain domain, XenStore store, GrantTable grants, IXenPacketPort port, ReadOnlySpan<byte> mac, int index, Action<string>? log = null)
@@ -78,7 +83,7 @@ public sealed class XenNetBackend : XenBackendDevice
             [
                 ("handle", id), ("mac", Mac), ("type", "vif"),
                 ("feature-rx-copy", "1"), ("feature-rx-flip", "0"), ("feature-sg", "1"),
-                ("feature-gso-tcpv4", "0"), ("feature-gso-tcpv6", "0"), ("feature-ipv6-csum-offload", "0"),
+                ("feature-gso-tcpv4", "1"), ("feature-gso-tcpv6", "0"), ("feature-ipv6-csum-offload", "0"),
                 ("feature-split-event-channels", "0"), ("multi-queue-max-queues", "1"),
             ]);
     }
@@ -288,6 +293,7 @@ public sealed class XenNetBackend : XenBackendDevice
         uint index = _txRequestConsumer;
         bool more = true;
         bool extra = false;
+        _gso = (0, 0);
         while (more || extra)
         {
             if (index == producer)
@@ -300,7 +306,13 @@ public sealed class XenNetBackend : XenBackendDevice
             index++;
             if (extra)
             {
-                // struct netif_extra_info { uint8 type; uint8 flags; ... }: not offered, skipped (answered NETIF_RSP_NULL).
+                // struct netif_extra_info { uint8 type; uint8 flags; union { struct { uint16 size; uint8 type; uint8 pad; uint16 features; } gso; ... } }:
+                // GSO is kept (checked when the packet is sent), the other types are skipped; all are answered NETIF_RSP_NULL.
+                if (slot[0] == ExtraTypeGso)
+                {
+                    _gso = (BinaryPrimitives.ReadUInt16LittleEndian(slot[2..]), slot[4]);
+                }
+
                 extra = (slot[1] & ExtraFlagMore) != 0;
                 extras++;
                 if (extras > MaxTxSlots)
@@ -387,6 +399,11 @@ public sealed class XenNetBackend : XenBackendDevice
         }
 
         Span<byte> frame = _frame.AsSpan(0, total);
+        if (_gso.Size != 0)
+        {
+            return TransmitLarge(frame);
+        }
+
         if ((_slots[0].Flags & TxChecksumBlank) != 0 && !XenPacketChecksum.TryComplete(frame))
         {
             return Drop("tx packet with a blank checksum that is not TCP or UDP over IPv4/IPv6");
@@ -399,6 +416,38 @@ public sealed class XenNetBackend : XenBackendDevice
         }
 
         Counters.Add("tx-bytes", total);
+        return ResponseOkay;
+    }
+
+    /// <summary>
+    /// A packet with GSO extra info (feature-gso-tcpv4): it must be TCP over IPv4 with a blank
+    /// checksum, its headers inside the packet; the host's port segments it. Anything else drops it.
+    /// </summary>
+    private short TransmitLarge(Span<byte> packet)
+    {
+        if (_gso.Type != GsoTypeTcpv4)
+        {
+            return Drop($"tx GSO type {_gso.Type} is not offered (TCPv4 only)");
+        }
+
+        if ((_slots[0].Flags & TxChecksumBlank) == 0)
+        {
+            return Drop("a tx GSO packet without a blank checksum");
+        }
+
+        if (!XenPacketChecksum.TryLocateTcpv4(packet, out int tcp, out int headers))
+        {
+            return Drop("a tx GSO packet that is not TCP over IPv4");
+        }
+
+        Counters.Increment("tx-gso-packets");
+        if (!_port.Send(packet, new XenSegmentationOffload(_gso.Size, (ushort)headers, (ushort)tcp, 16)))
+        {
+            Counters.Increment("tx-dropped");
+            return ResponseOkay;
+        }
+
+        Counters.Add("tx-bytes", packet.Length);
         return ResponseOkay;
     }
 

@@ -82,4 +82,45 @@ public static class XenPacketChecksum
         BinaryPrimitives.WriteUInt16BigEndian(frame[field..], result == 0 ? (ushort)0xFFFF : result);
         return true;
     }
+
+    /// <summary>
+    /// Where a TCP-over-IPv4 frame's (optionally VLAN-tagged) TCP header starts and its headers
+    /// end; false when it is not TCP over IPv4 or its headers do not fit in the frame.
+    /// </summary>
+    public static bool TryLocateTcpv4(ReadOnlySpan<byte> frame, out int tcp, out int headers)
+    {
+        tcp = 0;
+        headers = 0;
+        int l3 = 14;
+        if (frame.Length < l3)
+        {
+            return false;
+        }
+
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        if (etherType == 0x8100)
+        {
+            if (frame.Length < 18)
+            {
+                return false;
+            }
+
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+            l3 = 18;
+        }
+
+        if (etherType != 0x0800 || frame.Length < l3 + 20 || frame[l3] >> 4 != 4 || (frame[l3] & 0xF) < 5 || frame[l3 + 9] != 6)
+        {
+            return false;
+        }
+
+        tcp = l3 + ((frame[l3] & 0xF) * 4);
+        if (frame.Length < tcp + 20 || frame[tcp + 12] >> 4 < 5)
+        {
+            return false;
+        }
+
+        headers = tcp + ((frame[tcp + 12] >> 4) * 4);
+        return headers <= frame.Length;
+    }
 }

@@ -102,6 +102,7 @@ public sealed class XenStoreConnection
 
     private byte[] Serve(XenStoreMessageType type, uint requestId, uint transaction, byte[] payload)
     {
+        _store.Counters.Increment("requests");
         _store.Counters.Increment(type.ToString());
         try
         {

@@ -142,7 +142,7 @@ public sealed class XenSplitDriverGuestTests : IDisposable
         Assert.Contains("SELF-CHECK xen vbd-51712 driver=vbd", lines);
         Assert.Contains("SELF-CHECK xen vif-0 driver=vif", lines);
         Assert.Contains(lines, l => l.StartsWith("SELF-CHECK net eth0 mac=06:00:0a:4f:03:02", StringComparison.Ordinal));
-        Assert.Contains(lines, l => l.Contains("blkfront: xvda: flush diskcache: enabled", StringComparison.Ordinal));
+        Assert.Contains(lines, l => l.Contains("blkfront: xvda: flush diskcache: enabled", StringComparison.Ordinal) && l.Contains("indirect descriptors: enabled", StringComparison.Ordinal));
         Assert.DoesNotContain(lines, l => l.StartsWith("SELF-CHECK virtio", StringComparison.Ordinal) && l.Contains("device=0x0002", StringComparison.Ordinal));
         Assert.Contains("disk0: xen vbd 51712 /dev/xvda", run.StandardError);
         Assert.Contains("net0: xen vif 0 on TAP svx0, MAC 06:00:0a:4f:03:02", run.StandardError);

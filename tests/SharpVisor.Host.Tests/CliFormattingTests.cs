@@ -19,6 +19,30 @@ public sealed class CliFormattingTests
     }
 
     [Fact]
+    public void TopShowsAXenDomainsHypercallsEventsGrantsAndXenStoreOnALineOfTheirOwn()
+    {
+        static DomainStats Xen(long n) => Stats(cpuSeconds: 1.0, io: 10 * n, hlt: n) with
+        {
+            Exits = new Dictionary<string, long>
+            {
+                ["io"] = 10 * n,
+                ["hlt"] = n,
+                ["xen-hypercalls"] = 100 * n,
+                ["xen-upcalls"] = 20 * n,
+                ["xen-evtchn-sends"] = 30 * n,
+                ["xen-grant-copies"] = 40 * n,
+                ["xen-grant-copy-bytes"] = 4096 * 40 * n,
+                ["xen-xenstore-requests"] = 5 * n,
+            },
+        };
+
+        string[] lines = TopCommand.Format([Xen(1)], [Xen(3)], seconds: 2.0).Split('\n');
+
+        Assert.Matches(@"^\s+1\s+web\s+running\s+0\.0\s+64\s+128\s+2\s+11\s+io=10 hlt=1$", lines[1]);   // xen-* are not exits
+        Assert.Equal("     xen/s: hypercalls=100 upcalls=20 evtchn-sends=30 grant-copies=40 grant-maps=0 xenstore=5", lines[2]);
+    }
+
+    [Fact]
     public void TopShowsADashWhenThereIsNoProcess()
     {
         DomainStats dead = Stats(cpuSeconds: null, io: 0, hlt: 0) with { State = "crashed", ResidentBytes = null };

@@ -96,6 +96,34 @@ internal sealed class FakeBlockFrontend : IDisposable
         }
     }
 
+    /// <summary>A BLKIF_OP_INDIRECT request whose segments are in the page granted as <paramref name="indirectGref"/>.</summary>
+    public void QueueIndirect(byte op, ulong id, ulong sector, int segments, params uint[] indirectGrefs)
+    {
+        Span<byte> entry = Slot(_requestProducer++);
+        entry.Clear();
+        entry[0] = XenBlockBackend.OpIndirect;
+        entry[1] = op;
+        BinaryPrimitives.WriteUInt16LittleEndian(entry[2..], (ushort)segments);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[8..], id);
+        BinaryPrimitives.WriteUInt64LittleEndian(entry[16..], sector);
+        for (int i = 0; i < indirectGrefs.Length && i < 8; i++)
+        {
+            BinaryPrimitives.WriteUInt32LittleEndian(entry[(28 + (i * 4))..], indirectGrefs[i]);
+        }
+    }
+
+    /// <summary>Writes blkif_request_segments { gref, first_sect, last_sect } into the page at <paramref name="page"/>.</summary>
+    public void WriteSegments(ulong page, params (uint Gref, byte First, byte Last)[] segments)
+    {
+        for (int i = 0; i < segments.Length; i++)
+        {
+            ulong at = page + (ulong)(i * XenBlockBackend.SegmentSize);
+            Memory.Write(at, segments[i].Gref);
+            Memory.Write(at + 4, segments[i].First);
+            Memory.Write(at + 5, segments[i].Last);
+        }
+    }
+
     public void QueueDiscard(ulong id, ulong sector, ulong count)
     {
         Span<byte> entry = Slot(_requestProducer++);

@@ -26,6 +26,15 @@ internal sealed class FakePacketPort : IXenPacketPort
         return true;
     }
 
+    /// <summary>The offloads of the large packets sent, in order (their bytes are in <see cref="Sent"/> too).</summary>
+    public List<XenSegmentationOffload> Offloads { get; } = [];
+
+    public bool Send(ReadOnlySpan<byte> packet, XenSegmentationOffload offload)
+    {
+        Offloads.Add(offload);
+        return Send(packet);
+    }
+
     public int Receive(Span<byte> frame) => 0;
 
     public bool WaitReadable(int timeoutMilliseconds)

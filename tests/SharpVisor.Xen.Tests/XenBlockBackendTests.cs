@@ -66,6 +66,49 @@ public sealed class XenBlockBackendTests : IDisposable
     }
 
     [Fact]
+    public void IndirectRequestsCarryManySegmentsAndAreCheckedLikeDirectOnes()
+    {
+        const ulong IndirectPage = 0x50000;
+        const ulong FirstData = 0x60000;
+        const int Segments = 40;                                           // 160 KiB: more than a direct request's 11
+        Assert.Equal("256", _front.ReadBackend("feature-max-indirect-segments"));
+        _front.Connect();
+        byte[] pattern = Enumerable.Range(0, Segments * 4096).Select(i => (byte)((i * 13) + (i >> 12))).ToArray();
+        _front.Memory.Write(FirstData, pattern);
+        var segments = new (uint Gref, byte First, byte Last)[Segments];
+        for (int i = 0; i < Segments; i++)
+        {
+            _front.Grant((uint)(20 + i), (FirstData >> 12) + (ulong)i, readOnly: false);
+            segments[i] = ((uint)(20 + i), 0, 7);
+        }
+
+        _front.WriteSegments(IndirectPage, segments);
+        _front.Grant(19, IndirectPage >> 12, readOnly: true);
+        _front.QueueIndirect(XenBlockBackend.OpWrite, 90, 8, Segments, 19);
+        _front.Push();
+        Assert.Equal([(90UL, XenBlockBackend.OpWrite, XenBlockBackend.StatusOkay)], _front.TakeResponses());
+        Assert.Equal(pattern, _front.Image.Bytes.AsSpan(4096, pattern.Length).ToArray());
+
+        // Read it back into other pages, one segment's sectors 2..5 only; then the bad ones.
+        _front.Memory.Fill(FirstData, pattern.Length, 0);
+        _front.WriteSegments(IndirectPage, (20, 2, 5), (21, 0, 7));
+        _front.QueueIndirect(XenBlockBackend.OpRead, 91, 8, 2, 19);
+        _front.QueueIndirect(XenBlockBackend.OpWrite, 92, 8, XenBlockBackend.MaxIndirectSegments + 1, 19);   // too many
+        _front.QueueIndirect(XenBlockBackend.OpFlushDiskCache, 93, 8, 1, 19);                                // not a read or write
+        _front.QueueIndirect(XenBlockBackend.OpRead, 94, 8, 1, 77);                                          // segments page never granted
+        _front.QueueIndirect(XenBlockBackend.OpRead, 95, 2047, 2, 19);                                       // past the last sector
+        _front.Push();
+        Assert.Equal(
+            [(91UL, XenBlockBackend.OpRead, (short)0), (92UL, XenBlockBackend.OpWrite, (short)-1), (93UL, XenBlockBackend.OpFlushDiskCache, (short)-1),
+             (94UL, XenBlockBackend.OpRead, (short)-1), (95UL, XenBlockBackend.OpRead, (short)-1)],
+            _front.TakeResponses());
+        Assert.Equal(pattern.AsSpan(0, 2048).ToArray(), _front.Memory.GetSpan(FirstData + 1024, 2048).ToArray());
+        Assert.Equal(pattern.AsSpan(2048, 4096).ToArray(), _front.Memory.GetSpan(FirstData + 4096, 4096).ToArray());
+        Assert.False(_front.Backend.Failed);
+        Assert.Equal(2, _front.Backend.Counters["indirect-requests"]);
+    }
+
+    [Fact]
     public void BadRequestsGetErrorsAndTheDeviceCarriesOn()
     {
         _front.Connect();
@@ -81,7 +124,7 @@ public sealed class XenBlockBackendTests : IDisposable
         _front.Queue(XenBlockBackend.OpRead, 7, 0, (10, 0, 8));            // leaves the page
         _front.Queue(XenBlockBackend.OpRead, 8, 0);                        // no segments
         _front.Queue(XenBlockBackend.OpWriteBarrier, 9, 0);
-        _front.Queue(XenBlockBackend.OpIndirect, 10, 0);
+        _front.Queue(XenBlockBackend.OpIndirect, 10, 0);                  // an indirect read of no segments
         _front.Queue(200, 11, 0);
         _front.Queue(XenBlockBackend.OpRead, 12, 2047, (uint.MaxValue, 0, 0));   // a reference beyond the table
         _front.QueueDiscard(13, 2000, 100);
@@ -90,7 +133,7 @@ public sealed class XenBlockBackendTests : IDisposable
         List<(ulong Id, byte Op, short Status)> responses = _front.TakeResponses();
         Assert.Equal(Enumerable.Range(1, 14).Select(i => (ulong)i), responses.Select(r => r.Id));
         Assert.Equal(
-            [-1, -1, -1, -1, -1, -1, -1, -1, -2, -2, -2, -1, -1, 0],
+            [-1, -1, -1, -1, -1, -1, -1, -1, -2, -1, -2, -1, -1, 0],
             responses.Select(r => (int)r.Status));
         Assert.False(_front.Backend.Failed);
         Assert.All(_front.Image.Bytes, b => Assert.Equal(0, b));

@@ -90,6 +90,44 @@ public sealed class XenNetBackendTests : IDisposable
     }
 
     [Fact]
+    public void ALargeTcpPacketWithGsoInfoGoesToThePortWholeForTheHostToSegment()
+    {
+        Assert.Equal("1", _front.ReadBackend("feature-gso-tcpv4"));
+        _front.Connect();
+        byte[] packet = Ipv4Frame(6, payload: 3000 - 54);
+        BinaryPrimitives.WriteUInt16BigEndian(packet.AsSpan(50), 0x1234);   // the pseudo-header sum Linux leaves: kept as it is
+        _front.Guest.Memory.Write(PageA, packet.AsSpan(0, 2000));
+        _front.Guest.Memory.Write(PageB, packet.AsSpan(2000));
+        _front.Guest.Grant(9, PageA >> 12, readOnly: true);
+        _front.Guest.Grant(10, PageB >> 12, readOnly: true);
+        const ushort First = XenNetBackend.TxChecksumBlank | XenNetBackend.TxDataValidated | XenNetBackend.TxMoreData | XenNetBackend.TxExtraInfo;
+
+        void QueueLarge(ushort id, ushort flags, byte gsoType)
+        {
+            _front.QueueTx(9, 0, flags, id, 3000);
+            _front.QueueTx(1 | (1448u << 16), gsoType, 0, 0, 0);         // netif_extra_info: GSO, gso.size 1448, gso.type
+            _front.QueueTx(10, 0, 0, (ushort)(id + 1), 1000);
+        }
+
+        QueueLarge(30, First, 1);
+        QueueLarge(40, First, 2);                                          // TCPv6 GSO: not offered
+        QueueLarge(50, First & ~XenNetBackend.TxChecksumBlank, 1);         // GSO without a blank checksum
+        _front.Push();
+
+        Assert.Equal(
+            [(30, 0), (0, 1), (31, 0), (40, -1), (0, 1), (41, -1), (50, -1), (0, 1), (51, -1)],
+            _front.TakeTxResponses().Select(r => ((int)r.Id, (int)r.Status)));
+        Assert.Equal(packet, Assert.Single(_front.Port.Sent));
+        Assert.Equal(new XenSegmentationOffload(1448, 54, 34, 16), Assert.Single(_front.Port.Offloads));
+        Assert.Equal(1, _front.Backend.Counters["tx-gso-packets"]);
+
+        Assert.False(XenPacketChecksum.TryLocateTcpv4(Ipv4Frame(17, payload: 100), out _, out _));   // UDP
+        byte[] cut = Ipv4Frame(6, payload: 0);
+        cut[14 + 20 + 12] = 0xF0;                                          // a 60-byte TCP header in a 20-byte one
+        Assert.False(XenPacketChecksum.TryLocateTcpv4(cut, out _, out _));
+    }
+
+    [Fact]
     public void ABlankUdpOrTcpChecksumIsCompletedAsTheHostWouldVerifyIt()
     {
         foreach (byte protocol in new byte[] { 6, 17 })

@@ -51,18 +51,40 @@ public static class TopCommand
         {
             DomainStats? old = before.FirstOrDefault(b => b.Id == d.Id);
             double? cpu = d.CpuSeconds is double c && old?.CpuSeconds is double o && seconds > 0 ? Math.Max(0, (c - o) / seconds * 100) : null;
-            var rates = d.Exits
-                .Select(e => (Reason: e.Key, Rate: seconds > 0 ? Math.Max(0, e.Value - (old?.Exits.GetValueOrDefault(e.Key) ?? e.Value)) / seconds : 0))
+            double Rate(string key) =>
+                seconds > 0 ? Math.Max(0, d.Exits.GetValueOrDefault(key) - (old?.Exits.GetValueOrDefault(key) ?? d.Exits.GetValueOrDefault(key))) / seconds : 0;
+
+            // A Xen domain's counters (xen-*: hypercalls, events, grants, bytes) are not exits: a line of their own.
+            var rates = d.Exits.Keys
+                .Where(k => !k.StartsWith(XenPrefix, StringComparison.Ordinal))
+                .Select(k => (Reason: k, Rate: Rate(k)))
                 .OrderByDescending(r => r.Rate)
                 .ToList();
             string top = string.Join(' ', rates.Where(r => r.Rate > 0).Take(4).Select(r => $"{r.Reason}={r.Rate:0}"));
             text.Append(CultureInfo.InvariantCulture,
                 $"{d.Id,3}  {Truncate(d.Name, 16),-16} {d.State,-8} {(cpu is double p ? p.ToString("0.0", CultureInfo.InvariantCulture) : "-"),6} " +
                 $"{(d.ResidentBytes is long r ? (r >> 20).ToString(CultureInfo.InvariantCulture) : "-"),8} {d.MemoryMib,8} {d.Vcpus,5} {rates.Sum(x => x.Rate),8:0}  {top}\n");
+            if (d.Exits.ContainsKey(XenPrefix + "hypercalls"))
+            {
+                text.Append(CultureInfo.InvariantCulture, $"{"",5}xen/s: {string.Join(' ', s_xenColumns.Select(c => $"{c.Label}={Rate(XenPrefix + c.Counter):0}"))}\n");
+            }
         }
 
         return text.ToString();
     }
+
+    private const string XenPrefix = "xen-";
+
+    /// <summary>What `top` shows of a Xen domain, by the VMM's counter names (docs/xen.md, "Metrics").</summary>
+    private static readonly (string Label, string Counter)[] s_xenColumns =
+    [
+        ("hypercalls", "hypercalls"),
+        ("upcalls", "upcalls"),
+        ("evtchn-sends", "evtchn-sends"),
+        ("grant-copies", "grant-copies"),
+        ("grant-maps", "grant-maps"),
+        ("xenstore", "xenstore-requests"),
+    ];
 
     private static string Truncate(string text, int width) => text.Length <= width ? text : text[..width];
 }

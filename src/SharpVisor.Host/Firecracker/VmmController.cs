@@ -343,7 +343,7 @@ public sealed partial class VmmController : IDisposable
         lock (_lock)
         {
             RequireLive("XenStore");
-            return _machine!.XenStore ?? throw ApiException.BadRequest("this machine is not a Xen domain: it has no XenStore (start it with --xen pvh)");
+            return _machine!.XenStore ?? throw ApiException.BadRequest("this machine is not a Xen domain: it has no XenStore (start it with --xen pvh or hvm)");
         }
     }
 

@@ -398,6 +398,12 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             {
                 totals[$"xen-{name}"] = count;
             }
+
+            // XenStore requests over the guest's ring, by type, and the store's conflicts and watch events.
+            foreach ((string name, long count) in Xen.Store.Counters.Snapshot())
+            {
+                totals[$"xen-xenstore-{name}"] = count;
+            }
         }
 
         return totals;
