@@ -1,0 +1,190 @@
+using System.Net;
+using System.Net.Sockets;
+using SharpVisor.Emulator.Mmu;
+using SharpVisor.Host.Migration;
+using SharpVisor.Host.Tests.Snapshots;
+using SharpVisor.Host.Vmm;
+using SharpVisor.Machine;
+using SharpVisor.TestSupport;
+
+namespace SharpVisor.Host.Tests.Migration;
+
+/// <summary>
+/// Live migration between two machines in this process over loopback TCP (docs/migration.md),
+/// with the counting guest of <see cref="EmulatorSnapshotTests"/>: it stores to its state page all
+/// the time, so pre-copy always has dirty pages, and the destination must end with exactly the
+/// uninterrupted run's value. The failures leave the source running on.
+/// </summary>
+public sealed class MigrationTests
+{
+    private const int Iterations = 60_000_000;
+
+    [Theory]
+    [InlineData(MmuMode.Shadow, 1)]
+    [InlineData(MmuMode.Nested, 2)]
+    public void TheDestinationContinuesTheGuestExactly(MmuMode mmu, int vcpus)
+    {
+        using var directory = new TempDirectory();
+        MachineConfiguration configuration = Configuration(directory, mmu, vcpus);
+        using VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration);
+        var sourceRun = new Thread(() => source.Run(TimeSpan.FromMinutes(3)));
+        sourceRun.Start();
+        WaitForCounting(source);
+
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        VirtualMachineMonitor? destination = null;
+        Exception? receiveError = null;
+        var receive = new Thread(() =>
+        {
+            try
+            {
+                using TcpClient client = listener.AcceptTcpClient();
+                destination = VirtualMachineMonitor.ReceiveMigration(client.GetStream(), c => c with { SerialOutput = new CapturedOutput() });
+            }
+            catch (Exception e)
+            {
+                receiveError = e;
+            }
+        });
+        receive.Start();
+
+        var lines = new List<string>();
+        MigrationResult result;
+        using (var connection = new TcpClient())
+        {
+            connection.Connect(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+            result = source.MigrateTo(connection.GetStream(), new MigrationOptions { DowntimeTarget = TimeSpan.FromMilliseconds(100) }, lines.Add);
+        }
+
+        receive.Join();
+        Assert.Null(receiveError);
+        uint handedOver = source.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4);
+        source.Stop("migrated");
+        source.Resume();
+        sourceRun.Join();
+
+        Assert.NotNull(destination);
+        using (destination)
+        {
+            Assert.Contains(lines, l => l.StartsWith("round 1: sent 4096 pages", StringComparison.Ordinal));
+            Assert.Contains(lines, l => l.StartsWith("stop-and-copy:", StringComparison.Ordinal));
+            Assert.True(result.Rounds >= 2, string.Join("\n", lines));
+            Assert.Equal(handedOver, destination.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4));
+            RunOutcome outcome = destination.Run(TimeSpan.FromMinutes(3));
+            Assert.Equal((MachineStopReason.DebugExit, (EmulatorSnapshotTests.Done << 1) | 1), (outcome.Reason, outcome.ExitStatus));
+            Assert.Equal(EmulatorSnapshotTests.ExpectedValue(Iterations), destination.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress));
+        }
+    }
+
+    [Fact]
+    public void AMissingDiskOrAClosedDestinationLeavesTheSourceRunning()
+    {
+        using var directory = new TempDirectory();
+        string disk = directory.File("disk.img");
+        File.WriteAllBytes(disk, new byte[1 << 20]);
+        MachineConfiguration configuration = Configuration(directory, MmuMode.Shadow, 1) with { Disks = [new DiskConfiguration(disk)] };
+        using VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration);
+        var sourceRun = new Thread(() => source.Run(TimeSpan.FromMinutes(3)));
+        sourceRun.Start();
+        try
+        {
+            WaitForCounting(source);
+
+            // The destination does not see the disk: refused before any memory is sent.
+            string hidden = disk + ".elsewhere";
+            File.Move(disk, hidden);
+            var refused = Assert.Throws<MigrationException>(() => Migrate(source, peer: stream => VirtualMachineMonitor.ReceiveMigration(stream).Dispose()));
+            File.Move(hidden, disk);
+            Assert.Contains($"disk image {disk} does not exist on the destination", refused.Message);
+            Assert.DoesNotContain('\n', refused.Message);
+            AssertStillCounting(source);
+
+            // The destination reads the hello and a few pages, then is gone.
+            var closed = Assert.Throws<MigrationException>(() => Migrate(source, peer: stream =>
+            {
+                var channel = new MigrationChannel(stream);
+                channel.Receive();
+                channel.Receive();
+                channel.Send(MigrationFrameType.Accept, ReadOnlySpan<byte>.Empty);
+                channel.Flush();
+                channel.Receive();
+            }));
+            Assert.Matches("closed|connection", closed.Message);
+            Assert.False(source.IsPaused);
+            AssertStillCounting(source);
+        }
+        finally
+        {
+            source.Stop();
+            source.Resume();
+            sourceRun.Join();
+        }
+    }
+
+    private static void Migrate(VirtualMachineMonitor source, Action<Stream> peer)
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        var thread = new Thread(() =>
+        {
+            using TcpClient client = listener.AcceptTcpClient();
+            try
+            {
+                peer(client.GetStream());
+            }
+            catch (MigrationException)
+            {
+                // The destination's own error; the source's is what the test looks at.
+            }
+        });
+        thread.Start();
+        try
+        {
+            using var connection = new TcpClient();
+            connection.Connect(IPAddress.Loopback, ((IPEndPoint)listener.LocalEndpoint).Port);
+            source.MigrateTo(connection.GetStream(), new MigrationOptions(), _ => { });
+        }
+        finally
+        {
+            thread.Join();
+        }
+    }
+
+    private static MachineConfiguration Configuration(TempDirectory directory, MmuMode mmu, int vcpus)
+    {
+        string kernel = directory.File("lcg.bin");
+        File.WriteAllBytes(kernel, EmulatorSnapshotTests.BuildKernel(Iterations));
+        return new MachineConfiguration
+        {
+            KernelPath = kernel,
+            MemorySize = 16UL << 20,
+            VcpuCount = vcpus,
+            Accelerator = AcceleratorKind.Emulator,
+            Mmu = mmu,
+            SerialOutput = new CapturedOutput(),
+            EntropyDevice = false,
+        };
+    }
+
+    private static void WaitForCounting(VirtualMachineMonitor vmm)
+    {
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (vmm.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4) < 1000)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the guest never started counting");
+            Thread.Sleep(20);
+        }
+    }
+
+    private static void AssertStillCounting(VirtualMachineMonitor vmm)
+    {
+        uint before = vmm.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4);
+        DateTime deadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+        while (vmm.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4) == before)
+        {
+            Assert.True(DateTime.UtcNow < deadline, "the source stopped counting");
+            Thread.Sleep(20);
+        }
+    }
+}
