@@ -182,6 +182,7 @@ public static class VmmApi
         routes.MapGet("/sharpvisor/status", () => ApiResults.Guard(() => Results.Json(vmm.Status(), control.VmmStatus)));
         routes.MapGet("/sharpvisor/counters", () => ApiResults.Guard(() => Results.Json(vmm.ReadCounters(), control.DomainCounters)));
         XenStoreRoutes.Map(routes, vmm);
+        Migration.MigrationRoutes.Map(routes, vmm);
         routes.MapPut("/sharpvisor/power", (HttpRequest request) => ApiResults.GuardAsync(async () =>
         {
             PowerRequest body = await JsonBody.ReadAsync(request, control.PowerRequest);

@@ -11,7 +11,7 @@ namespace SharpVisor.Host.Firecracker;
 /// it. Every request is checked against the current state first; a refused request changes
 /// nothing. Thread-safe: Kestrel calls it from many threads.
 /// </summary>
-public sealed class VmmController : IDisposable
+public sealed partial class VmmController : IDisposable
 {
     public const string AppName = "sharpvisor";
 
