@@ -28,6 +28,9 @@ public sealed class DaemonServer : IAsyncDisposable
 
     public string SocketPath => _runtime.DaemonSocket;
 
+    /// <summary>Where this daemon accepts live migrations; null without --migrate-listen.</summary>
+    public System.Net.IPEndPoint? MigrationEndpoint => _migrationListener?.Endpoint;
+
     public static async Task<DaemonServer> StartAsync(DaemonOptions options, CancellationToken cancel = default)
     {
         RuntimeDirectory runtime = options.Runtime;

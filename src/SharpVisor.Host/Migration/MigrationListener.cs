@@ -36,7 +36,7 @@ public sealed class MigrationListener : IDisposable
     {
         IPEndPoint endpoint = int.TryParse(listen, NumberStyles.None, CultureInfo.InvariantCulture, out int port)
             ? new IPEndPoint(IPAddress.Any, port)
-            : IPEndPoint.TryParse(listen, out IPEndPoint? parsed) && parsed.Port != 0
+            : IPEndPoint.TryParse(listen, out IPEndPoint? parsed) && listen.Contains(':', StringComparison.Ordinal)
                 ? parsed
                 : throw new ArgumentException($"'{listen}' is not PORT or ADDR:PORT");
         var listener = new TcpListener(endpoint);
