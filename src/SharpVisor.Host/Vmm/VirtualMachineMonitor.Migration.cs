@@ -233,6 +233,7 @@ public sealed partial class VirtualMachineMonitor
             channel.Flush();
             channel.Expect(MigrationFrameType.Commit);
             vmm.Devices.NotifyAllQueues();
+            vmm.AnnounceNetworkInterfaces();
             return vmm;
         }
         catch
@@ -240,6 +241,62 @@ public sealed partial class VirtualMachineMonitor
             vmm?.Dispose();
             throw;
         }
+    }
+
+    /// <summary>
+    /// After a migration: tells the network where the guest's MACs are now, as QEMU's self-announce
+    /// does — the VMM (not the guest) sends a RARP broadcast from each NIC's MAC on its TAP, three
+    /// times (50 and 100 ms apart, off the caller's thread), so bridges and switches move the MAC to
+    /// this port. The guest's IP addresses are not announced (no gratuitous ARP: the VMM does not
+    /// know them). Returns the NICs announced.
+    /// </summary>
+    public int AnnounceNetworkInterfaces()
+    {
+        var nics = Devices.Devices.Select(d => d.Device).OfType<SharpVisor.Devices.Virtio.VirtioNetDevice>().ToList();
+        if (nics.Count == 0)
+        {
+            return 0;
+        }
+
+        var thread = new Thread(() =>
+        {
+            foreach (int delay in (int[])[0, 50, 100])
+            {
+                Thread.Sleep(delay);
+                foreach (SharpVisor.Devices.Virtio.VirtioNetDevice nic in nics)
+                {
+                    try
+                    {
+                        nic.Tap.Write(RarpAnnouncement(MacAddress.Parse(nic.MacAddress).ToBytes()));
+                    }
+                    catch (ObjectDisposedException)
+                    {
+                        return; // the machine went away meanwhile
+                    }
+                }
+            }
+        })
+        { Name = "vmm-announce", IsBackground = true };
+        thread.Start();
+        return nics.Count;
+    }
+
+    /// <summary>A RARP "reverse request" from <paramref name="mac"/> to everyone (QEMU's announce frame), behind the TAP's virtio-net header.</summary>
+    public static byte[] RarpAnnouncement(ReadOnlySpan<byte> mac)
+    {
+        byte[] frame = new byte[SharpVisor.Devices.Virtio.VirtioNetDevice.HeaderSize + 60];
+        Span<byte> ethernet = frame.AsSpan(SharpVisor.Devices.Virtio.VirtioNetDevice.HeaderSize);
+        ethernet[..6].Fill(0xFF);
+        mac.CopyTo(ethernet[6..]);
+        BinaryPrimitives.WriteUInt16BigEndian(ethernet[12..], 0x8035); // RARP
+        BinaryPrimitives.WriteUInt16BigEndian(ethernet[14..], 1); // Ethernet
+        BinaryPrimitives.WriteUInt16BigEndian(ethernet[16..], 0x0800); // IPv4
+        ethernet[18] = 6;
+        ethernet[19] = 4;
+        BinaryPrimitives.WriteUInt16BigEndian(ethernet[20..], 3); // reverse request
+        mac.CopyTo(ethernet[22..]); // sender hardware address; sender IP 0
+        mac.CopyTo(ethernet[32..]); // target hardware address; target IP 0
+        return frame;
     }
 
     /// <summary>The configuration a Config frame carries (the snapshot's <c>machine</c> section).</summary>

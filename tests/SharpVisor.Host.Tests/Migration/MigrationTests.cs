@@ -122,6 +122,21 @@ public sealed class MigrationTests
         }
     }
 
+    [Fact]
+    public void TheAnnouncementIsARarpBroadcastFromTheGuestsMac()
+    {
+        byte[] mac = [0x06, 0x00, 0x0a, 0x00, 0x00, 0x02];
+        byte[] frame = VirtualMachineMonitor.RarpAnnouncement(mac);
+        Assert.Equal(12 + 60, frame.Length);
+        Assert.All(frame[..12], b => Assert.Equal(0, b)); // the TAP's virtio-net header: no offloads
+        byte[] ethernet = frame[12..];
+        Assert.Equal(Enumerable.Repeat((byte)0xFF, 6), ethernet[..6]);
+        Assert.Equal(mac, ethernet[6..12]);
+        Assert.Equal(new byte[] { 0x80, 0x35, 0, 1, 0x08, 0x00, 6, 4, 0, 3 }, ethernet[12..22]);
+        Assert.Equal(mac, ethernet[22..28]);
+        Assert.Equal(mac, ethernet[32..38]);
+    }
+
     private static void Migrate(VirtualMachineMonitor source, Action<Stream> peer)
     {
         using var listener = new TcpListener(IPAddress.Loopback, 0);
