@@ -139,21 +139,49 @@ public sealed class MigrationListener : IDisposable
         }
     }
 
-    /// <summary>Copies both ways until one side ends, then ends the other.</summary>
+    /// <summary>
+    /// Copies both ways. The source closing passes on as an end of stream to the VMM, which is
+    /// then waited for (it closes its side once the machine runs or the migration failed); the
+    /// VMM closing ends the source's connection.
+    /// </summary>
     private static async Task RelayAsync(Stream network, Stream local, Socket networkSocket, Socket localSocket)
     {
         Task toVmm = network.CopyToAsync(local);
         Task toSource = local.CopyToAsync(network);
-        await Task.WhenAny(toVmm, toSource);
-        networkSocket.Shutdown(SocketShutdown.Both);
-        localSocket.Shutdown(SocketShutdown.Both);
         try
         {
-            await Task.WhenAll(toVmm, toSource);
+            if (await Task.WhenAny(toVmm, toSource) == toVmm)
+            {
+                Shutdown(localSocket, SocketShutdown.Send);
+                await toSource.WaitAsync(TimeSpan.FromMinutes(2));
+            }
         }
-        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException)
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or TimeoutException)
         {
-            // One side went away: what the VMM did is read from its status below.
+            // One side went away: what the VMM did is read from its status afterwards.
+        }
+
+        Shutdown(networkSocket, SocketShutdown.Both);
+        Shutdown(localSocket, SocketShutdown.Both);
+        try
+        {
+            await Task.WhenAll(toVmm, toSource).WaitAsync(TimeSpan.FromSeconds(10));
+        }
+        catch (Exception e) when (e is IOException or SocketException or ObjectDisposedException or TimeoutException)
+        {
+            // As above.
+        }
+    }
+
+    private static void Shutdown(Socket socket, SocketShutdown how)
+    {
+        try
+        {
+            socket.Shutdown(how);
+        }
+        catch (SocketException)
+        {
+            // Not connected any more: nothing left to end.
         }
     }
 
