@@ -72,6 +72,6 @@ JSON
 	total=$(sed -E 's/.* in ([0-9]+) ms.*/\1/' <<<"$line")
 	down=$(sed -E 's/.*downtime ([0-9]+) ms.*/\1/' <<<"$line")
 	printf '%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n' "$load" "$memory" "$downtime" "$rounds" "$sent" "$total" "$down" $((t1 - t0))
-	dst destroy "$name" >/dev/null
+	dst destroy "$name" >/dev/null || echo "($name: not on the destination any more)" >&2
 done
 echo "(progress of each migration in $work/*.out; downtime = source paused until the destination was ready)" >&2
