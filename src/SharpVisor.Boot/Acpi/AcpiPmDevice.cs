@@ -274,7 +274,7 @@ public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
 
             // PM_TMR goes on from the saved count: the start moves back by the time it stands for.
             uint timer = r.ReadUInt32();
-            long ticks = (long)((Int128)timer * _clock.TimestampFrequency / TimerFrequency);
+            long ticks = (long)((((Int128)timer * _clock.TimestampFrequency) + TimerFrequency - 1) / TimerFrequency); // rounded up: never reads back one less
             Volatile.Write(ref _timerStart, _clock.GetTimestamp() - ticks);
         }
     }
