@@ -52,8 +52,8 @@ cp /dirty-src /dirty
 echo WRITER-READY
 while true; do dd if=/dirty-src of=/dirty bs=1M conv=notrunc 2>/dev/null; sleep 1; done
 HOOK
-		(cd "$work/h-$load" && echo hook.sh | cpio -o -H newc -R 0:0 2>/dev/null) > "$work/hook-$load.cpio"
-		cat "$initrd" "$work/hook-$load.cpio" > "$work/initrd-$load.img"
+		(cd "$work/h-$load" && echo hook.sh | cpio -o -H newc -R 0:0 2>/dev/null | gzip -n) > "$work/hook-$load.cpio.gz"
+		cat "$initrd" "$work/hook-$load.cpio.gz" > "$work/initrd-$load.img"
 		boot="{\"kernel_image_path\": \"$kernel\", \"initrd_path\": \"$work/initrd-$load.img\", \"boot_args\": \"console=ttyS0 reboot=k panic=-1 no_timer_check\"}"
 		ready="WRITER-READY"
 	fi
