@@ -18,6 +18,7 @@ root.Subcommands.Add(SchedCommand.Create());
 root.Subcommands.Add(SnapshotCommands.Save());
 root.Subcommands.Add(SnapshotCommands.Restore());
 root.Subcommands.Add(SnapshotCommands.Snapshot());
+root.Subcommands.Add(MigrateCommand.Create());
 root.Subcommands.Add(TopCommand.Create());
 root.Subcommands.Add(XenStoreCommands.List());
 root.Subcommands.Add(XenStoreCommands.Read());

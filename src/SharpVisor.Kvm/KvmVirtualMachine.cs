@@ -12,7 +12,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -33,6 +33,8 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     private readonly KvmVcpu?[] _vcpus;
     private readonly object _vcpuLock = new();
     private int _fd;
+    private readonly object _dirtyLogLock = new();
+    private bool _logDirtyPages;
 
     private KvmVirtualMachine(KvmSystem system, bool ownsSystem, GuestMemory memory, int vcpuCount)
     {
@@ -291,6 +293,54 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
         }
     }
 
+    /// <summary>
+    /// KVM_GET_DIRTY_LOG of every RAM slot merged into the memory's dirty log (device DMA marks it
+    /// directly), then fetched. The first call switches KVM_MEM_LOG_DIRTY_PAGES on (KVM then
+    /// write-protects the guest's pages, which costs while it runs, so not before a snapshot or a
+    /// migration asks) and reports every page: nothing was tracked before.
+    /// </summary>
+    public ulong[] FetchDirtyPages()
+    {
+        DirtyPageLog log = Memory.DirtyLog ?? throw new InvalidOperationException("this machine's memory has no dirty log");
+        lock (_dirtyLogLock)
+        {
+            if (!_logDirtyPages)
+            {
+                _logDirtyPages = true;
+                MapMemory();
+                log.MarkAll();
+            }
+            else
+            {
+                uint slot = 0;
+                ulong firstPage = 0;
+                foreach (MemoryRegion region in Memory.Regions)
+                {
+                    if (region.IsRam)
+                    {
+                        ulong pages = region.Size / MemoryRegion.PageSize;
+                        ulong[] bitmap = new ulong[(pages + 63) / 64];
+                        fixed (ulong* bits = bitmap)
+                        {
+                            var request = new KvmDirtyLog { Slot = slot, DirtyBitmap = (ulong)bits };
+                            if (LibC.Ioctl(_fd, KvmIoctls.GetDirtyLog, &request) < 0)
+                            {
+                                throw LinuxException.FromLastError($"KVM_GET_DIRTY_LOG slot {slot}");
+                            }
+                        }
+
+                        log.MarkBitmap(firstPage, bitmap);
+                        firstPage += pages;
+                    }
+
+                    slot++;
+                }
+            }
+
+            return log.FetchAndClear();
+        }
+    }
+
     private void MapMemory()
     {
         uint slot = 0;
@@ -299,7 +349,8 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
             var memoryRegion = new KvmUserspaceMemoryRegion
             {
                 Slot = slot,
-                Flags = region.ReadOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0,
+                Flags = region.ReadOnly ? KvmUserspaceMemoryRegion.MemReadonly
+                    : _logDirtyPages && region.IsRam ? KvmUserspaceMemoryRegion.MemLogDirtyPages : 0,
                 GuestPhysAddr = region.GuestPhysicalAddress,
                 MemorySize = region.Size,
                 UserspaceAddr = (ulong)region.HostAddress,

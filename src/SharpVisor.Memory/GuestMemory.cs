@@ -39,6 +39,12 @@ public sealed unsafe class GuestMemory : IDisposable
     /// </summary>
     public IExternalWriteObserver? ExternalWrites { get; set; }
 
+    /// <summary>
+    /// The pages written since the last fetch (<see cref="DirtyPageLog"/>): diff snapshots and
+    /// migration rounds. Null for memory not laid out by <see cref="CreateRam"/>.
+    /// </summary>
+    public DirtyPageLog? DirtyLog { get; private set; }
+
     /// <summary>Total bytes of RAM (excluding read-only regions).</summary>
     public ulong RamSize { get; private set; }
 
@@ -67,6 +73,8 @@ public sealed unsafe class GuestMemory : IDisposable
             {
                 memory.AddRegion(HighMemoryStart, ramSize - low);
             }
+
+            memory.DirtyLog = new DirtyPageLog(memory.Regions.Where(r => r.IsRam));
         }
         catch
         {
@@ -194,6 +202,7 @@ public sealed unsafe class GuestMemory : IDisposable
     {
         if (length != 0)
         {
+            DirtyLog?.Mark(address, length);
             ExternalWrites?.OnExternalWrite(address, length);
         }
     }

@@ -28,6 +28,9 @@ public sealed class DaemonTestHost : IAsyncDisposable
 
     public DaemonServer? Server { get; private set; }
 
+    /// <summary>The daemon's --migrate-listen, if any.</summary>
+    public string? MigrationListen { get; private init; }
+
     public DaemonClient Client { get; }
 
     public string Kernel => Directory.File("kernel.elf");
@@ -43,9 +46,9 @@ public sealed class DaemonTestHost : IAsyncDisposable
         }
     }
 
-    public static async Task<DaemonTestHost> StartAsync(IVmmLauncher? launcher = null, string? cgroupName = null)
+    public static async Task<DaemonTestHost> StartAsync(IVmmLauncher? launcher = null, string? cgroupName = null, string? migrationListen = null)
     {
-        var host = new DaemonTestHost(new TempDirectory(), launcher ?? new InProcessVmmLauncher(), cgroupName);
+        var host = new DaemonTestHost(new TempDirectory(), launcher ?? new InProcessVmmLauncher(), cgroupName) { MigrationListen = migrationListen };
         host.Directory.CreateFile("kernel.elf");
         await host.StartDaemonAsync();
         return host;
@@ -58,6 +61,7 @@ public sealed class DaemonTestHost : IAsyncDisposable
             Runtime = Runtime,
             Launcher = Launcher,
             CgroupName = CgroupName,
+            MigrationListen = MigrationListen,
             Log = message =>
             {
                 lock (_log)

@@ -54,7 +54,7 @@ public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
     private readonly InterruptLine _sci;
     private readonly object _lock = new();
     private readonly TimeProvider _clock;
-    private readonly long _timerStart;
+    private long _timerStart;
     private ushort _status;
     private ushort _enable;
     private ushort _control1 = SciEnable;
@@ -78,7 +78,7 @@ public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
     {
         get
         {
-            long elapsed = _clock.GetTimestamp() - _timerStart;
+            long elapsed = _clock.GetTimestamp() - Volatile.Read(ref _timerStart);
             return (uint)(ulong)((Int128)elapsed * TimerFrequency / _clock.TimestampFrequency);
         }
     }
@@ -259,6 +259,7 @@ public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
             w.Write(_enable);
             w.Write(_control1);
             w.Write(_sciLevel);
+            w.Write(TimerValue);
         }
     }
 
@@ -270,6 +271,11 @@ public sealed class AcpiPmDevice : IPortIoDevice, ISnapshotable
             _enable = r.ReadUInt16();
             _control1 = r.ReadUInt16();
             _sciLevel = r.ReadBoolean();
+
+            // PM_TMR goes on from the saved count: the start moves back by the time it stands for.
+            uint timer = r.ReadUInt32();
+            long ticks = (long)((((Int128)timer * _clock.TimestampFrequency) + TimerFrequency - 1) / TimerFrequency); // rounded up: never reads back one less
+            Volatile.Write(ref _timerStart, _clock.GetTimestamp() - ticks);
         }
     }
 }

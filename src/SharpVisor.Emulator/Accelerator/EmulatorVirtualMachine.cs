@@ -12,7 +12,7 @@ namespace SharpVisor.Emulator.Accelerator;
 /// (its <see cref="SoftwareIrqChip"/> is the machine's interrupt controller, and its PIC, PIT,
 /// RTC and I/O APIC sit on the buses as KVM's in-kernel ones would), and the vCPUs.
 /// </summary>
-public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost
+public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IDirtyPageTracking
 {
     /// <summary>As for KVM: xAPIC ids are 8 bits and 0xFF is broadcast.</summary>
     public const int MaxVcpus = 255;
@@ -212,6 +212,24 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
     /// The platform's parts and every created vCPU (with its local APIC), in load order. Call while
     /// the vCPUs are parked; a vCPU not yet created is not part of the machine.
     /// </summary>
+    /// <summary>
+    /// Fetches and clears the dirty log, then revokes every vCPU's TLB write tags and waits for
+    /// stores past their tag check (<see cref="WriteTracker.RevokeAllWriteAccess"/>). Within a
+    /// vCPU thread stalled beyond the wait, every page is reported dirty again next time rather
+    /// than risk a lost store.
+    /// </summary>
+    public ulong[] FetchDirtyPages()
+    {
+        DirtyPageLog log = Memory.DirtyLog ?? throw new InvalidOperationException("this machine's memory has no dirty log");
+        ulong[] pages = log.FetchAndClear();
+        if (!WriteTracker.RevokeAllWriteAccess(TimeSpan.FromSeconds(2)))
+        {
+            log.MarkAll(); // a store may land after these pages are copied: the next fetch has them all
+        }
+
+        return pages;
+    }
+
     public IReadOnlyList<ISnapshotable> SnapshotParts()
     {
         lock (_vcpuLock)

@@ -33,8 +33,9 @@ public abstract class MmuBase : IMmu
         options.Validate();
         Memory = memory;
         Options = options;
-        Walker = new PageWalker(options);
-        Tlb = new SoftTlb(options.TlbSlots);
+        Walker = new PageWalker(options) { DirtyLog = memory.DirtyLog };
+        // With a dirty log, other threads revoke write tags at every fetch (WriteTracker.RevokeAllWriteAccess).
+        Tlb = new SoftTlb(options.TlbSlots) { Shared = memory.DirtyLog is not null };
         Tracking = (tracker ?? new WriteTracker(memory)).Join(Tlb);
     }
 
@@ -238,6 +239,14 @@ public abstract class MmuBase : IMmu
                 Tlb.RevokeWrite(linear, tlbContext);
                 tracked = true;
             }
+        }
+
+        if (write || canWrite)
+        {
+            // The dirty log (docs/snapshot.md): after the fill, so a fetch that clears this mark
+            // comes after the tag and revokes it (EmulatorVirtualMachine.FetchDirtyPages).
+            Interlocked.MemoryBarrier();
+            Memory.DirtyLog?.Mark(physicalPage, MemoryRegion.PageSize);
         }
 
         return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked, violation);

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SharpVisor.Machine;
+using SharpVisor.Memory;
 
 namespace SharpVisor.Emulator.Mmu;
 
@@ -59,6 +60,9 @@ public sealed unsafe class PageWalker
     }
 
     public int PhysicalAddressBits { get; }
+
+    /// <summary>Told about the page-table pages whose accessed/dirty bits a walk sets (they are guest stores).</summary>
+    public DirtyPageLog? DirtyLog { get; init; }
 
     public PagingMode Mode { get; private set; }
 
@@ -465,6 +469,11 @@ public sealed unsafe class PageWalker
             if (!updated && mayRace)
             {
                 return WalkOutcome.Raced;
+            }
+
+            if (updated)
+            {
+                DirtyLog?.MarkHost((nint)hosts[i]);
             }
 
             walk.Entries[i] = wanted;

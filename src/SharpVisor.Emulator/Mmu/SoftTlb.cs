@@ -263,6 +263,18 @@ public sealed class SoftTlb
         }
     }
 
+    /// <summary>Takes write access away from every entry (the dirty log was fetched); safe from any thread once <see cref="Shared"/>.</summary>
+    public void RevokeAllWrites()
+    {
+        for (int i = 0; i < _entries.Length; i++)
+        {
+            if (Volatile.Read(ref _entries[i].WriteTag) != InvalidTag)
+            {
+                Volatile.Write(ref _entries[i].WriteTag, InvalidTag);
+            }
+        }
+    }
+
     /// <summary>Takes write access away from the entry of <paramref name="linear"/> in one context.</summary>
     public void RevokeWrite(ulong linear, TlbContext context) => Volatile.Write(ref EntryFor(linear, context).WriteTag, InvalidTag);
 

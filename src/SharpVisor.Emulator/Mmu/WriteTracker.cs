@@ -40,6 +40,50 @@ public sealed class WriteTracker : IExternalWriteObserver
     /// <summary>The vCPUs, by join order (a copy-on-write array: safe to enumerate from any thread).</summary>
     internal WriteTrackerMember[] Members => Volatile.Read(ref _members);
 
+    /// <summary>
+    /// After the dirty log was fetched: takes write access away from every TLB of the machine, so
+    /// each vCPU's next store to any page marks the log again, then waits until every vCPU that was
+    /// executing guest instructions has passed a block boundary — a store already past its tag
+    /// check has then landed (in memory copied after this returns). Gives up waiting after
+    /// <paramref name="timeout"/> and returns false (a vCPU thread descheduled for that long).
+    /// </summary>
+    public bool RevokeAllWriteAccess(TimeSpan timeout)
+    {
+        lock (_joinLock)
+        {
+            // From now on other threads revoke tags in every TLB: re-stamping must not revive them.
+            foreach (WriteTrackerMember m in _members)
+            {
+                m.Tlb.Shared = true;
+            }
+        }
+
+        WriteTrackerMember[] members = Members;
+        var progress = new long[members.Length];
+        for (int i = 0; i < members.Length; i++)
+        {
+            members[i].Tlb.RevokeAllWrites();
+            progress[i] = members[i].Progress;
+        }
+
+        long deadline = Environment.TickCount64 + (long)timeout.TotalMilliseconds;
+        for (int i = 0; i < members.Length; i++)
+        {
+            var spin = new SpinWait();
+            while ((progress[i] & 1) != 0 && members[i].Progress == progress[i])
+            {
+                if (Environment.TickCount64 > deadline)
+                {
+                    return false;
+                }
+
+                spin.SpinOnce();
+            }
+        }
+
+        return true;
+    }
+
     /// <summary>Adds a vCPU whose TLB this tracker keeps free of write tags for tracked frames.</summary>
     public WriteTrackerMember Join(SoftTlb tlb)
     {

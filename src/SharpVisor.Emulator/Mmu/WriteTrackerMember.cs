@@ -49,6 +49,9 @@ public sealed class WriteTrackerMember
         _tableBit = _codeBit << 32;
     }
 
+    /// <summary>Odd while the owner executes guest instructions; advanced at each block boundary.</summary>
+    internal long Progress => Volatile.Read(ref _progress);
+
     /// <summary>Join order in the tracker.</summary>
     public int Index { get; }
 

@@ -204,6 +204,7 @@ public sealed class KvmClock : ISnapshotable
         BinaryPrimitives.WriteUInt32LittleEndian(span[4..], (uint)(bootNs / PlatformTimeBase.NanosecondsPerSecond));
         BinaryPrimitives.WriteUInt32LittleEndian(span[8..], (uint)(bootNs % PlatformTimeBase.NanosecondsPerSecond));
         Volatile.Write(ref version, next + 1);
+        _memory.NotifyExternalWrite(address, WallClockSize); // the dirty log (migration) and the write tracker
     }
 
     /// <summary>Writes vCPU <paramref name="vcpu"/>'s pvclock_vcpu_time_info with the odd/even version protocol; false if its address is bad.</summary>
@@ -240,6 +241,7 @@ public sealed class KvmClock : ISnapshotable
         span[30] = 0;
         span[31] = 0;
         Volatile.Write(ref version, odd + 1);
+        _memory.NotifyExternalWrite(address, TimeInfoSize);
         return true;
     }
 

@@ -34,6 +34,8 @@ public static class DaemonApi
             return Results.Json(domain.Info(), json.DomainInfo, statusCode: StatusCodes.Status201Created);
         }));
 
+        Migration.DaemonMigrationRoutes.Map(routes, registry);
+
         // Snapshots (docs/snapshot.md): the memory file is the state file's path + ".mem".
         routes.MapPost("/domains/restore", (HttpRequest request) => GuardAsync(async () =>
         {

@@ -13,4 +13,7 @@ public sealed record DaemonOptions
     public TimeSpan VmmStartTimeout { get; init; } = TimeSpan.FromSeconds(30);
 
     public Action<string>? Log { get; init; }
+
+    /// <summary>Where incoming live migrations are accepted ([ADDR:]PORT; docs/migration.md); null: none.</summary>
+    public string? MigrationListen { get; init; }
 }

@@ -15,6 +15,7 @@ public sealed class DaemonServer : IAsyncDisposable
 {
     private readonly WebApplication _app;
     private readonly RuntimeDirectory _runtime;
+    private Migration.MigrationListener? _migrationListener;
 
     private DaemonServer(WebApplication app, DomainRegistry registry, RuntimeDirectory runtime)
     {
@@ -26,6 +27,9 @@ public sealed class DaemonServer : IAsyncDisposable
     public DomainRegistry Registry { get; }
 
     public string SocketPath => _runtime.DaemonSocket;
+
+    /// <summary>Where this daemon accepts live migrations; null without --migrate-listen.</summary>
+    public System.Net.IPEndPoint? MigrationEndpoint => _migrationListener?.Endpoint;
 
     public static async Task<DaemonServer> StartAsync(DaemonOptions options, CancellationToken cancel = default)
     {
@@ -71,11 +75,28 @@ public sealed class DaemonServer : IAsyncDisposable
         UnixSocketFiles.RestrictToOwner(runtime.DaemonSocket);
         File.WriteAllText(runtime.DaemonPidFile, Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture) + "\n");
         environment.Log($"listening on {runtime.DaemonSocket}; {registry.List().Count} domain(s) found; scheduling: {(cgroups is null ? cgroupReason : $"cgroup {cgroups.Version} at {cgroups.Parent}")}");
-        return new DaemonServer(app, registry, runtime);
+        var server = new DaemonServer(app, registry, runtime);
+        if (options.MigrationListen is { } listen)
+        {
+            try
+            {
+                server._migrationListener = Migration.MigrationListener.Start(registry, listen);
+            }
+            catch (Exception e) when (e is System.Net.Sockets.SocketException or ArgumentException)
+            {
+                await server.DisposeAsync();
+                throw new IOException($"cannot listen for migrations on {listen}: {e.Message}", e);
+            }
+
+            environment.Log($"accepting live migrations on {server._migrationListener.Endpoint} (unauthenticated plain TCP: a trusted network only)");
+        }
+
+        return server;
     }
 
     public async ValueTask DisposeAsync()
     {
+        _migrationListener?.Dispose();
         await _app.StopAsync();
         await _app.DisposeAsync();
         await Registry.DetachAllAsync();

@@ -61,6 +61,9 @@ public sealed partial class Domain
     // The snapshot the first launch loads instead of booting (sharpvisor restore).
     private string? _restoreFrom;
 
+    // The Unix socket the first launch receives a live migration on instead of booting.
+    private string? _receiveMigrationOn;
+
     public DateTimeOffset CreatedAt { get; }
 
     public DomainPaths Paths { get; }
@@ -79,12 +82,13 @@ public sealed partial class Domain
     public long MemoryMib => Config.MachineConfig?.MemSizeMib ?? 128;
 
     /// <summary>Writes the domain's files, starts its VMM, configures and boots the guest.</summary>
-    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null)
+    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null, string? migrationSocket = null)
     {
         var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule())
         {
             Type = type,
             _restoreFrom = snapshotPath,
+            _receiveMigrationOn = migrationSocket,
         };
         Directory.CreateDirectory(domain.Paths.Directory);
         UnixSocketFiles.RestrictToOwner(domain.Paths.Directory);
@@ -499,7 +503,12 @@ public sealed partial class Domain
             // Attach the console before the guest starts, so the ring holds the whole boot log.
             connection.Console = await ConnectConsoleAsync(Paths, Console);
             Console.Reopen();
-            if (Interlocked.Exchange(ref _restoreFrom, null) is { } snapshot)
+            if (Interlocked.Exchange(ref _receiveMigrationOn, null) is { } socket)
+            {
+                // The machine comes over the socket (docs/migration.md); a later reboot boots the configuration.
+                await connection.Client.ReceiveMigrationAsync(socket, CancellationToken.None);
+            }
+            else if (Interlocked.Exchange(ref _restoreFrom, null) is { } snapshot)
             {
                 // A restored domain starts from its snapshot once; a later reboot boots the configuration.
                 await connection.Client.LoadSnapshotAsync(snapshot, SnapshotMemoryPath(snapshot), CancellationToken.None);

@@ -84,7 +84,10 @@ public sealed partial class DomainRegistry
         return CreateAsync(new CreateDomainRequest { Name = request.Name, Accelerator = accelerator, Config = config }, path);
     }
 
-    private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath)
+    /// <summary>An incoming live migration: a new domain whose VMM receives the machine on <paramref name="migrationSocket"/> instead of booting.</summary>
+    public Task<Domain> ReceiveMigrationAsync(CreateDomainRequest request, string migrationSocket) => CreateAsync(request, null, migrationSocket);
+
+    private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath, string? migrationSocket = null)
     {
         string accelerator = request.Accelerator ?? "auto";
         if (!Accelerators.Contains(accelerator))
@@ -129,7 +132,7 @@ public sealed partial class DomainRegistry
 
         try
         {
-            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config, snapshotPath);
+            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config, snapshotPath, migrationSocket);
             lock (_lock)
             {
                 _byId.Add(id, domain);

@@ -18,6 +18,12 @@ public static class SnapshotConfigurationView
         SnapshotReader reader = file.Open(SnapshotConfiguration.Tag);
         Vmm.MachineConfiguration machine = SnapshotConfiguration.Load(reader, out _);
         reader.EnsureEnd();
+        return FromMachine(machine, out accelerator);
+    }
+
+    /// <summary>The Firecracker configuration of a machine configuration (a snapshot's, or a live migration's).</summary>
+    public static FullVmConfiguration FromMachine(Vmm.MachineConfiguration machine, out string accelerator)
+    {
         accelerator = machine.Accelerator == AcceleratorKind.Kvm ? "kvm" : "emulator";
         return new FullVmConfiguration
         {

@@ -96,6 +96,9 @@ public sealed class VmmClient : IDisposable
     public Task LoadSnapshotAsync(string statePath, string memoryPath, CancellationToken cancel) =>
         PutAsync("/snapshot/load", new SnapshotLoadParameters { SnapshotPath = statePath, MemBackend = new MemoryBackend { BackendType = "File", BackendPath = memoryPath }, ResumeVm = true }, FirecrackerJsonContext.Default.SnapshotLoadParameters, cancel);
 
+    public Task ReceiveMigrationAsync(string socketPath, CancellationToken cancel) =>
+        PutAsync("/sharpvisor/migration/receive", new Dictionary<string, object> { ["socket"] = socketPath }, Migration.MigrationJsonContext.Default.DictionaryStringObject, cancel);
+
     public Task PauseAsync(CancellationToken cancel) =>
         SendAsync(HttpMethod.Patch, "/vm", new VmState { State = VmState.Paused }, FirecrackerJsonContext.Default.VmState, cancel);
 

@@ -58,6 +58,10 @@ public interface IDomainMachine : IDisposable
         throw new NotSupportedException("this machine cannot take snapshots");
 
     /// <summary>The domain's XenStore, as the toolstack reaches it; null for a machine that is not a Xen domain.</summary>
+    /// <summary>Live migration's source side (docs/migration.md): on success the machine is paused, to be stopped; on failure it runs on.</summary>
+    SharpVisor.Host.Migration.MigrationResult MigrateTo(Stream stream, SharpVisor.Host.Migration.MigrationOptions options, Action<string> progress) =>
+        throw new NotSupportedException("this machine cannot migrate");
+
     DomainXenStore? XenStore => null;
 
     /// <summary>

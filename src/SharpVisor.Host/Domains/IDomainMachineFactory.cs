@@ -9,4 +9,8 @@ public interface IDomainMachineFactory
     /// <summary>Builds the machine a snapshot describes, its state loaded, not yet started (docs/snapshot.md).</summary>
     IDomainMachine Restore(string statePath, string memoryPath, Stream serialOutput, Action<string>? log) =>
         throw new NotSupportedException("this VMM cannot load snapshots");
+
+    /// <summary>Live migration's destination side: the machine built from the stream, ready to start once the source committed.</summary>
+    IDomainMachine ReceiveMigration(Stream stream, Stream serialOutput, Action<string>? log) =>
+        throw new NotSupportedException("this VMM cannot receive migrations");
 }

@@ -59,6 +59,9 @@ public sealed class MonitorDomainMachine : IDomainMachine
 
     public SnapshotSummary SaveSnapshot(string statePath, string memoryPath, bool diff) => _monitor.SaveSnapshot(statePath, memoryPath, diff);
 
+    public SharpVisor.Host.Migration.MigrationResult MigrateTo(Stream stream, SharpVisor.Host.Migration.MigrationOptions options, Action<string> progress) =>
+        _monitor.MigrateTo(stream, options, progress);
+
     public void PressPowerButton() => _monitor.PressPowerButton();
 
     public void SendCtrlAltDel()

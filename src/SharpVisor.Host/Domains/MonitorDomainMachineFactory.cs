@@ -32,6 +32,9 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
         }
     }
 
+    public IDomainMachine ReceiveMigration(Stream stream, Stream serialOutput, Action<string>? log) =>
+        new MonitorDomainMachine(VirtualMachineMonitor.ReceiveMigration(stream, c => c with { SerialOutput = serialOutput, Log = log }));
+
     /// <summary>The machine configuration a domain's spec turns into (what <see cref="Create"/> builds).</summary>
     public static MachineConfiguration ToMachineConfiguration(DomainMachineSpec spec, Stream serialOutput)
     {

@@ -183,6 +183,7 @@ public static class VmmApi
         routes.MapGet("/sharpvisor/counters", () => ApiResults.Guard(() => Results.Json(vmm.ReadCounters(), control.DomainCounters)));
         XenStoreRoutes.Map(routes, vmm);
         ProtectionRoutes.Map(routes, vmm);
+        Migration.MigrationRoutes.Map(routes, vmm);
         routes.MapPut("/sharpvisor/power", (HttpRequest request) => ApiResults.GuardAsync(async () =>
         {
             PowerRequest body = await JsonBody.ReadAsync(request, control.PowerRequest);

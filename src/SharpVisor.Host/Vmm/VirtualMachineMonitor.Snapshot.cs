@@ -1,10 +1,10 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
 using System.Text;
 using SharpVisor.Emulator;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Kvm;
+using SharpVisor.Machine;
 using SharpVisor.Machine.Snapshots;
 using SharpVisor.Memory;
 
@@ -16,8 +16,8 @@ public sealed partial class VirtualMachineMonitor
     private const string CpuTag = "cpu";
     private const string MemoryTag = "memory";
 
-    // Per-page digests of RAM at the last snapshot: what a diff snapshot compares against.
-    private ulong[]? _pageDigests;
+    // Whether a snapshot fetched the dirty log: a diff holds the pages written since.
+    private bool _dirtyLogFetched;
 
     /// <summary>
     /// Writes a snapshot of the paused machine: <paramref name="statePath"/> (sections with
@@ -33,7 +33,7 @@ public sealed partial class VirtualMachineMonitor
         }
 
         RequireSnapshotSupport();
-        if (diff && _pageDigests is null)
+        if (diff && !_dirtyLogFetched)
         {
             throw new InvalidOperationException("a diff snapshot needs a previous snapshot of this machine to compare with");
         }
@@ -53,20 +53,15 @@ public sealed partial class VirtualMachineMonitor
             file.Add(part);
         }
 
-        ulong[] digests = PageDigests(_memory);
-        ulong[]? previous = _pageDigests;
+        // The dirty log since the previous snapshot (the emulator's stores, KVM's dirty log, DMA).
+        ulong[] dirty = ((IDirtyPageTracking)_machine).FetchDirtyPages();
+        _dirtyLogFetched = true;
         var changed = new HashSet<ulong>();
         if (diff)
         {
-            ulong index = 0;
-            foreach (ulong address in RamPages(_memory))
+            foreach (ulong page in DirtyPageLog.PagesIn(dirty))
             {
-                if (digests[index] != previous![index])
-                {
-                    changed.Add(address);
-                }
-
-                index++;
+                changed.Add(_memory.DirtyLog!.AddressOf(page));
             }
         }
 
@@ -78,7 +73,6 @@ public sealed partial class VirtualMachineMonitor
 
         long written = GuestMemoryImage.Save(_memory, memoryPath, diff ? changed.Contains : null);
         file.Save(statePath);
-        _pageDigests = digests;
         return new SnapshotSummary(written, diff ? changed.Count : -1, clock.Elapsed);
     }
 
@@ -223,41 +217,5 @@ public sealed partial class VirtualMachineMonitor
         }
 
         return text.ToString();
-    }
-
-    private static IEnumerable<ulong> RamPages(GuestMemory memory)
-    {
-        foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
-        {
-            for (ulong offset = 0; offset < region.Size; offset += MemoryRegion.PageSize)
-            {
-                yield return region.GuestPhysicalAddress + offset;
-            }
-        }
-    }
-
-    /// <summary>A 64-bit digest per RAM page (a multiply-xor hash over its words): equal digests mean the page did not change.</summary>
-    private static unsafe ulong[] PageDigests(GuestMemory memory)
-    {
-        var digests = new List<ulong>();
-        foreach (MemoryRegion region in memory.Regions.Where(r => r.IsRam))
-        {
-            for (ulong offset = 0; offset < region.Size; offset += MemoryRegion.PageSize)
-            {
-                var words = MemoryMarshal.Cast<byte, ulong>(new ReadOnlySpan<byte>((void*)(region.HostAddress + (nint)offset), (int)MemoryRegion.PageSize));
-                ulong h1 = 0x9E37_79B9_7F4A_7C15, h2 = 0xC2B2_AE3D_27D4_EB4F;
-                for (int i = 0; i < words.Length; i += 2)
-                {
-                    h1 = BitRotate((h1 ^ words[i]) * 0xFF51_AFD7_ED55_8CCD);
-                    h2 = BitRotate((h2 ^ words[i + 1]) * 0xC4CE_B9FE_1A85_EC53);
-                }
-
-                digests.Add(h1 ^ (h2 * 31));
-            }
-        }
-
-        return digests.ToArray();
-
-        static ulong BitRotate(ulong v) => (v << 31) | (v >> 33);
     }
 }

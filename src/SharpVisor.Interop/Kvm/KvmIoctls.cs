@@ -32,6 +32,7 @@ public static class KvmIoctls
     // VM ioctls.
     public static readonly nuint CreateVcpu = Io(0x41);
     public static readonly nuint SetUserMemoryRegion = IoWrite<KvmUserspaceMemoryRegion>(0x46);
+    public static readonly nuint GetDirtyLog = IoWrite<KvmDirtyLog>(0x42);
     public static readonly nuint SetTssAddr = Io(0x47);
     public static readonly nuint SetIdentityMapAddr = IoWrite<ulong>(0x48);
     public static readonly nuint CreateIrqchip = Io(0x60);

@@ -23,8 +23,11 @@ public sealed class EmulatorSnapshotTests
     private const int Iterations = 60_000_000;
     internal const byte Done = 0x42;
 
-    [Fact]
-    public void ARestoredMachineContinuesWhereTheSnapshotWasTaken()
+    /// <summary>Also with a second vCPU (parked in wait-for-SIPI: its state goes through too) and nested paging.</summary>
+    [Theory]
+    [InlineData(MmuMode.Shadow, 1)]
+    [InlineData(MmuMode.Nested, 2)]
+    public void ARestoredMachineContinuesWhereTheSnapshotWasTaken(MmuMode mmu, int vcpus)
     {
         using var directory = new TempDirectory();
         string kernel = directory.File("lcg.bin");
@@ -33,7 +36,7 @@ public sealed class EmulatorSnapshotTests
         string memory = directory.File("vm.mem");
 
         uint savedIteration;
-        using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(Configuration(kernel)))
+        using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(Configuration(kernel) with { Mmu = mmu, VcpuCount = vcpus }))
         {
             var run = new Thread(() => source.Run(TimeSpan.FromMinutes(2)));
             run.Start();
@@ -52,6 +55,8 @@ public sealed class EmulatorSnapshotTests
 
         using VirtualMachineMonitor restored = VirtualMachineMonitor.Restore(state, memory, c => c with { SerialOutput = new CapturedOutput() });
         Assert.Equal(savedIteration, restored.Machine.Memory.Read<uint>(StateAddress + 4));
+        Assert.Equal(vcpus, restored.Vcpus.Count);
+        Assert.Equal(mmu, ((SharpVisor.Emulator.Accelerator.EmulatorVirtualMachine)restored.Machine).MmuMode);
         RunOutcome outcome = restored.Run(TimeSpan.FromMinutes(2));
 
         Assert.Equal((MachineStopReason.DebugExit, (Done << 1) | 1), (outcome.Reason, outcome.ExitStatus));
