@@ -111,7 +111,18 @@ internal sealed unsafe class KvmProtection
             return;
         }
 
-        Map.Monitor.OnUserModeEntered(new KvmProtectionLockContext(vcpu, _vm.Memory));
+        KvmProtectionLockContext context;
+        try
+        {
+            context = new KvmProtectionLockContext(vcpu, _vm.Memory);
+        }
+        catch (Exception e) when (e is LinuxException or InvalidOperationException)
+        {
+            // This KVM cannot show the vCPU's state (an MSR it does not know): look again at a later exit.
+            return;
+        }
+
+        Map.Monitor.OnUserModeEntered(context);
     }
 
     /// <summary>

@@ -87,6 +87,11 @@ public sealed class VmmClient : IDisposable
             await PutAsync("/balloon", balloon, json.Balloon, cancel);
         }
 
+        if (config.Protection is { } protection)
+        {
+            await PutAsync(ProtectionRoutes.Path, protection, ControlJsonContext.Default.ProtectionConfiguration, cancel);
+        }
+
         await PutAsync("/actions", new InstanceActionInfo { ActionType = InstanceActionInfo.InstanceStart }, json.InstanceActionInfo, cancel);
     }
 

@@ -79,6 +79,9 @@ public sealed class InProcessVmmLauncher : IVmmLauncher
             try
             {
                 await using VmmServer server = await VmmServer.StartAsync(options, factory);
+
+                // The domain's own directory, not the host's runtime directory, holds the test's attestation key.
+                server.Controller.AttestationKeyDirectory = Path.Combine(Path.GetDirectoryName(options.ApiSocketPath)!, "attestation");
                 Task<SharpVisor.Host.Domains.DomainStopInfo> stopped = server.Controller.Stopped;
                 await Task.WhenAny(stopped, Task.Delay(Timeout.Infinite, _kill.Token));
                 if (stopped.IsCompleted)

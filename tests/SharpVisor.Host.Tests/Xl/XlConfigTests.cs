@@ -52,6 +52,16 @@ public sealed class XlConfigTests
         Assert.Equal(("pvh", "root=/dev/xvda1 ro console=hvc0", 128, 1), (config.Type, config.CommandLine, config.MemoryMib, config.Vcpus));
     }
 
+    [Fact]
+    public void ProtectBecomesTheCreateRequestsProtectionSection()
+    {
+        XlDomainConfig config = XlDomainConfig.From(XlConfigFile.Parse("kernel = '/k'\nprotect = 'kernel,cr-pin,msr-pin,measure=5'\n"), "/");
+
+        Assert.Equal("kernel,cr-pin,msr-pin,measure=5", config.Protect);
+        Assert.Equal("kernel,cr-pin,msr-pin,measure=5", config.ToCreateRequest(null, null).Config.Protection!.Policy);
+        Assert.Null(XlDomainConfig.From(XlConfigFile.Parse("kernel = '/k'\n"), "/").ToCreateRequest(null, null).Config.Protection);
+    }
+
     [Theory]
     [InlineData("kernel = '/k'\ntype = 'hvm'\n")]
     [InlineData("kernel = '/k'\nbuilder = 'hvm'\n")]
@@ -86,6 +96,8 @@ public sealed class XlConfigTests
     [InlineData("kernel = '/k'\non_poweroff = 'destroy'\n", "on_poweroff = \"destroy\" is not supported")]
     [InlineData("kernel = '/k'\ncmdline = 'a'\nextra = 'b'\n", "both 'cmdline' and 'extra' are set")]
     [InlineData("kernel = '/k' junk\n", "line 1: unexpected 'j' after the value of 'kernel'")]
+    [InlineData("kernel = '/k'\nprotect = 'kernel,measure=0'\n", "line 2: protect = \"kernel,measure=0\": --protect kernel,measure=0: measure is a whole number of seconds")]
+    [InlineData("kernel = '/k'\nprotect = 1\n", "line 2: 'protect' takes a quoted string")]
     public void WhatCannotBeReadOrRunIsRefusedByName(string text, string expected)
     {
         var e = Assert.Throws<XlConfigException>(() => XlDomainConfig.From(XlConfigFile.Parse(text), "/"));

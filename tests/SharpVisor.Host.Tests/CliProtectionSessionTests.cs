@@ -1,0 +1,67 @@
+using SharpVisor.Host.Daemon;
+using SharpVisor.TestSupport;
+using static SharpVisor.Host.Tests.CliSessionTests;
+
+namespace SharpVisor.Host.Tests;
+
+/// <summary>
+/// `sharpvisor protect` and `sharpvisor attest DOMAIN` against a real VMM process on KVM through the
+/// daemon (docs/security.md): a domain created with a pins-only sharpvisor-protection section locks
+/// from KVM's lock poll; its status shows, a lowering is refused, and its quote verifies with the
+/// host key and the nonce (and not with another nonce). An unprotected domain is refused in one line.
+/// </summary>
+public sealed class CliProtectionSessionTests
+{
+    [KvmFact]
+    public async Task AProtectedKvmDomainLocksRaisesAndAttestsThroughTheCli()
+    {
+        using var directory = new TempDirectory();
+        string runtime = directory.File("run");
+        string config = directory.File("guard.json");
+        File.WriteAllText(config, $$"""
+            {
+              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
+              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16},
+              "sharpvisor-protection": {"policy": "cr-pin,msr-pin,mode=log"}
+            }
+            """);
+        string plain = directory.File("plain.json");
+        File.WriteAllText(plain, $$"""
+            {
+              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
+              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}
+            }
+            """);
+        var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
+        try
+        {
+            Assert.Equal(0, Run(env, "create", config, "--accel", "kvm").ExitCode);
+            Assert.Equal(0, Run(env, "create", plain, "--accel", "kvm").ExitCode);
+
+            // The test kernel prints ticks (port I/O exits): KVM's lock poll locks the pins-only policy.
+            await Eventually.TrueAsync(() => Run(env, "protect", "guard").Stdout.Contains("locked        at"), TimeSpan.FromSeconds(60), "the domain locks");
+            Result raised = Run(env, "protect", "guard", "cr-pin,msr-pin,measure=30");
+            Assert.True(raised.ExitCode == 0, raised.Stderr);
+            Assert.Contains("domain guard: protection cr-pin,msr-pin,measure=30,mode=enforce", raised.Stdout);
+            AssertRefused(Run(env, "protect", "guard", "cr-pin"), "lowering a running domain's protection is refused");
+
+            string quote = directory.File("quote.json");
+            Result attest = Run(env, "attest", "guard", "--nonce", "00ff", "-o", quote);
+            Assert.True(attest.ExitCode == 0, attest.Stderr);
+            string key = Path.Combine(runtime, "attestation", "attestation-key.pub.pem");
+            Result verified = Run(null, "attest", "verify", quote, "--key", key, "--nonce", "00ff");
+            Assert.True(verified.ExitCode == 0, verified.Stderr);
+            Assert.Contains("quote verifies", verified.Stdout);
+            Assert.Contains("policy        cr-pin,msr-pin,measure=30,mode=enforce", verified.Stdout);
+            Assert.Equal(1, Run(null, "attest", "verify", quote, "--key", key, "--nonce", "00fe").ExitCode);
+
+            AssertRefused(Run(env, "protect", "plain"), "without kernel protection");
+            AssertRefused(Run(env, "attest", "plain", "--nonce", "00ff"), "without kernel protection");
+            AssertRefused(Run(env, "attest", "guard", "--nonce", "xyz"), "a nonce is 1 to 64 bytes");
+        }
+        finally
+        {
+            StopDaemon(runtime);
+        }
+    }
+}
