@@ -2,6 +2,12 @@ using System.CommandLine;
 using SharpVisor.Cli;
 using SharpVisor.Cli.Commands;
 
+// Firecracker's command line has its own parser (and is the VMM's fast path to a ready API).
+if (args.Length > 0 && args[0] == "firecracker")
+{
+    return FirecrackerCommand.Run(args[1..]);
+}
+
 var root = new RootCommand("SharpVisor: a hypervisor platform in C#. Boots Linux guests on KVM.");
 root.Subcommands.Add(RunCommand.Create());
 root.Subcommands.Add(CreateCommand.Create());

@@ -113,6 +113,7 @@ public sealed class VmmServer : IAsyncDisposable
 
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
         controller.Metrics.MarkApiReady();
+        StartupTrace.ApiReady();
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, api, consoleServer);
         await server.StartAsync(config);
