@@ -10,7 +10,10 @@ namespace SharpVisor.Cli.Commands;
 /// </summary>
 public sealed class FirecrackerArgumentParser
 {
-    private readonly SortedDictionary<string, FirecrackerArgument> _arguments = new(StringComparer.Ordinal);
+    // Sorted once, by name (arg_parser.rs keeps a BTreeMap): checks and help follow that order.
+    // An array, not a SortedDictionary: its generic code is not precompiled and would be jitted at start-up.
+    private readonly FirecrackerArgument[] _sorted;
+    private readonly Dictionary<string, FirecrackerArgument> _arguments = new(StringComparer.Ordinal);
     private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
 
     public FirecrackerArgumentParser(IEnumerable<FirecrackerArgument> arguments)
@@ -19,9 +22,12 @@ public sealed class FirecrackerArgumentParser
         {
             _arguments[argument.Name] = argument;
         }
+
+        _sorted = [.. _arguments.Values];
+        Array.Sort(_sorted, (a, b) => string.CompareOrdinal(a.Name, b.Name));
     }
 
-    public IEnumerable<FirecrackerArgument> Arguments => _arguments.Values;
+    public IReadOnlyList<FirecrackerArgument> Arguments => _sorted;
 
     public bool HelpRequested { get; private set; }
 
@@ -81,7 +87,7 @@ public sealed class FirecrackerArgumentParser
             }
         }
 
-        foreach (FirecrackerArgument argument in _arguments.Values)
+        foreach (FirecrackerArgument argument in _sorted)
         {
             if (!_values.ContainsKey(argument.Name))
             {
@@ -114,9 +120,9 @@ public sealed class FirecrackerArgumentParser
     /// <summary>Firecracker's help text: "optional arguments:" and each option aligned, with its default.</summary>
     public string FormattedHelp()
     {
-        int width = _arguments.Values.Max(a => a.FormattedName.Length);
+        int width = _sorted.Max(a => a.FormattedName.Length);
         var help = new StringBuilder("optional arguments:");
-        foreach (FirecrackerArgument argument in _arguments.Values)
+        foreach (FirecrackerArgument argument in _sorted)
         {
             help.Append('\n').Append(argument.FormattedName.PadRight(width)).Append("   ").Append(argument.Help);
             if (argument.DefaultValue is { } value)

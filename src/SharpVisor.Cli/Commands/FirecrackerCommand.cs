@@ -75,6 +75,7 @@ public static class FirecrackerCommand
             return ArgumentParsingExitCode;
         }
 
+        StartupTrace.Mark("command line parsed");
         if (parser.HelpRequested)
         {
             Console.Out.WriteLine($"SharpVisor {VmmVersion.Current} as Firecracker v{VmmVersion.FirecrackerApi}\n");

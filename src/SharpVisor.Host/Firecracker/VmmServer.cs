@@ -43,6 +43,7 @@ public sealed class VmmServer : IAsyncDisposable
         FullVmConfiguration? config = options.ConfigFile is null ? null : ReadConfigFile(options.ConfigFile);
         var console = new ConsoleBroadcaster();
         var controller = new VmmController(options.Identity, factory, console);
+        StartupTrace.Mark("controller created");
         try
         {
             // The command line's logger and metrics first, then the config file's (as Firecracker).
@@ -98,6 +99,7 @@ public sealed class VmmServer : IAsyncDisposable
             return headless;
         }
 
+        StartupTrace.Mark("console socket listening");
         var router = new ApiRouter();
         VmmApi.Map(router, controller);
         UnixSocketHttpServer api;
@@ -111,9 +113,9 @@ public sealed class VmmServer : IAsyncDisposable
             throw;
         }
 
+        StartupTrace.Mark("api socket listening");
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
         controller.Metrics.MarkApiReady();
-        StartupTrace.ApiReady();
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, api, consoleServer);
         await server.StartAsync(config);
@@ -289,6 +291,7 @@ public sealed class VmmServer : IAsyncDisposable
         }
 
         ApiResponse response = router.Dispatch(request);
+        StartupTrace.FirstAnswer();
         if (firecrackerPath)
         {
             bool failed = response.StatusCode >= 400;
