@@ -38,6 +38,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(PartialDrive))]
 [JsonSerializable(typeof(SerialDevice))]
 [JsonSerializable(typeof(PartialNetworkInterface))]
+[JsonSerializable(typeof(CpuConfiguration))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

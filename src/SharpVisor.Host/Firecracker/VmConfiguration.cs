@@ -46,6 +46,34 @@ public sealed class VmConfiguration
         Entropy = entropy;
     }
 
+    /// <summary>
+    /// PUT /cpu-config: a custom CPU template. An empty one changes nothing and is accepted;
+    /// modifiers are refused field by field with the reason (SharpVisor cannot apply them yet),
+    /// never silently dropped: a guest must not run with a CPU its owner did not ask for.
+    /// </summary>
+    public void SetCpuConfiguration(CpuConfiguration template)
+    {
+        if (template.RegModifiers is { Count: > 0 } || template.VcpuFeatures is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("reg_modifiers and vcpu_features are aarch64 CPU template fields; SharpVisor runs x86_64 guests");
+        }
+
+        if (template.CpuidModifiers is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: cpuid_modifiers cannot be applied (the guest sees the CPUID the accelerator offers: KVM's supported CPUID, or the emulator's own)");
+        }
+
+        if (template.MsrModifiers is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: msr_modifiers cannot be applied (the accelerator sets the guest's MSRs)");
+        }
+
+        if (template.KvmCapabilities is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: kvm_capabilities cannot be required or dropped (SharpVisor checks the capabilities it needs itself)");
+        }
+    }
+
     /// <summary>The virtio-vsock device, when PUT /vsock asked for one.</summary>
     public Vsock? Vsock { get; private set; }
 

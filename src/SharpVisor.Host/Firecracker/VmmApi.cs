@@ -146,6 +146,13 @@ public static class VmmApi
             return ApiResponse.NoContent();
         });
 
+        routes.MapPut("/cpu-config", request =>
+        {
+            CpuConfiguration body = request.ReadJson(json.CpuConfiguration);
+            vmm.ConfigurePreBoot(c => c.SetCpuConfiguration(body));
+            return ApiResponse.NoContent();
+        });
+
         routes.MapPut("/serial", request =>
         {
             SerialDevice body = request.ReadJson(json.SerialDevice);
@@ -210,7 +217,6 @@ public static class VmmApi
         ("PATCH", "/balloon/hinting/start", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("GET", "/balloon/hinting/status", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
-        ("PUT", "/cpu-config", "cpu-config (custom CPU templates) is not supported by SharpVisor yet: the guest sees the CPUID the accelerator offers"),
         ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
