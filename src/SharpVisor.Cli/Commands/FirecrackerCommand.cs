@@ -39,7 +39,7 @@ public static class FirecrackerCommand
         new("show-level", false, "Whether or not to output the level in the logs (as Firecracker)."),
         new("show-log-origin", false, "Write each log line's origin: SharpVisor's module name, not a file and line."),
         new("metrics-path", true, "Path to an existing fifo or file for Firecracker-format JSON metrics, written on FlushMetrics (as Firecracker)."),
-        new("boot-timer", false, "Accepted and ignored: SharpVisor has no boot-timer device yet (the guest's boot time is not logged)."),
+        new("boot-timer", false, "Whether or not to load boot timer device for logging elapsed time since InstanceStart command: the guest writes 123 to 0xc0000000, an Info line \"Guest-boot-time = ...\" goes to the log (as Firecracker)."),
         new("version", false, "Print the binary version number."),
         new("snapshot-version", false, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
         new("describe-snapshot", true, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
@@ -157,7 +157,7 @@ public static class FirecrackerCommand
                 Logger = logger,
                 Metrics = parser.Value("metrics-path") is { } metrics ? new MetricsConfiguration { MetricsPath = metrics } : null,
                 SerialToStandardOutput = true,
-                Identity = new VmmIdentity(instanceId, 0, accel),
+                Identity = new VmmIdentity(instanceId, 0, accel) { BootTimer = parser.Flag("boot-timer") },
             },
             interrupt.Token).GetAwaiter().GetResult();
     }

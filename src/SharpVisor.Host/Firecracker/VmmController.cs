@@ -180,6 +180,7 @@ public sealed class VmmController : IDisposable
             {
                 Log = line => Log.Warning("vmm::devices", line),
                 Xen = Identity.Xen,
+                BootTimer = Identity.BootTimer ? line => Log.Info("vmm::devices::pseudo::boot_timer", line) : null,
             };
             IDomainMachine? machine = null;
             SerialOutputFile? serialOutput = _serialOutputPath is { } serialPath ? new SerialOutputFile(serialPath, _console) : null;
