@@ -64,6 +64,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
                 Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
                 RxRateLimit = n.RxRateLimit,
                 TxRateLimit = n.TxRateLimit,
+                Interceptor = n.Interceptor,
             }).ToArray(),
             Balloon = spec.BalloonTargetMib is long target
                 ? new BalloonConfiguration

@@ -39,6 +39,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(SerialDevice))]
 [JsonSerializable(typeof(PartialNetworkInterface))]
 [JsonSerializable(typeof(CpuConfiguration))]
+[JsonSerializable(typeof(SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

@@ -153,6 +153,27 @@ public static class VmmApi
             return ApiResponse.NoContent();
         });
 
+        routes.MapPut("/mmds/config", request =>
+        {
+            Mmds.MmdsConfiguration body = request.ReadJson(json.MmdsConfiguration);
+            vmm.ConfigurePreBoot(c => c.SetMmdsConfiguration(body));
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapPut("/mmds", request =>
+        {
+            vmm.MmdsData.Put(request.Body);
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapPatch("/mmds", request =>
+        {
+            vmm.MmdsData.Patch(request.Body);
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapGet("/mmds", _ => ApiResponse.RawJson(vmm.MmdsData.Read()));
+
         routes.MapPut("/serial", request =>
         {
             SerialDevice body = request.ReadJson(json.SerialDevice);
@@ -219,10 +240,6 @@ public static class VmmApi
         ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
-        ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PATCH", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("GET", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PUT", "/mmds/config", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),

@@ -29,6 +29,9 @@ public sealed class ApiResponse
     public static ApiResponse Json<T>(T value, JsonTypeInfo<T> typeInfo, int statusCode = 200) =>
         new(statusCode, JsonSerializer.SerializeToUtf8Bytes(value, typeInfo), JsonContentType);
 
+    /// <summary>A body that is JSON already (the MMDS data store's).</summary>
+    public static ApiResponse RawJson(string json) => new(200, System.Text.Encoding.UTF8.GetBytes(json), JsonContentType);
+
     public static ApiResponse Fault(int statusCode, string message) =>
         Json(new ApiError { FaultMessage = message }, FirecrackerJsonContext.Default.ApiError, statusCode);
 }

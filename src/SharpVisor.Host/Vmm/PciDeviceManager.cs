@@ -115,6 +115,7 @@ public sealed class PciDeviceManager : IDisposable
         {
             RxRateLimiter = nic.RxRateLimit?.Create(),
             TxRateLimiter = nic.TxRateLimit?.Create(),
+            Interceptor = nic.Interceptor,
         });
     }
 
