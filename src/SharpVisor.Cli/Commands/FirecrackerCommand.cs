@@ -31,7 +31,7 @@ public static class FirecrackerCommand
         new("start-time-cpu-us", true, "Accepted and ignored (the jailer passes it)."),
         new("parent-cpu-time-us", true, "Accepted and ignored (the jailer passes it)."),
         new("config-file", true, "Path to a file that contains the microVM configuration in JSON format: configure and start at once (as Firecracker)."),
-        new("metadata", true, "Not supported yet: SharpVisor has no MMDS (refused)."),
+        new("metadata", true, "Not supported yet (refused): put the MMDS data with PUT /mmds."),
         new("no-api", false, "Serve no API socket; needs --config-file (as Firecracker).") { Requires = "config-file" },
         new("log-path", true, "Path to an existing fifo or file for the VMM's log lines (as Firecracker)."),
         new("level", true, "Set the logger level: Error, Warning, Info, Debug, Trace, Off (as Firecracker; applies to --log-path)."),
@@ -44,7 +44,7 @@ public static class FirecrackerCommand
         new("snapshot-version", false, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
         new("describe-snapshot", true, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
         new("http-api-max-payload-size", true, "Accepted: the API's body limit stays 51200 bytes in SharpVisor.") { DefaultValue = JsonBody.DefaultMaxBytes.ToString(CultureInfo.InvariantCulture) },
-        new("mmds-size-limit", true, "Accepted and ignored: SharpVisor has no MMDS yet."),
+        new("mmds-size-limit", true, "Accepted and ignored: the MMDS data store's limit is 51200 bytes."),
         new("enable-pci", false, "Accepted: SharpVisor always attaches its virtio devices over PCI (it has no virtio-mmio transport), with or without this flag."),
         new("accel", true, "SharpVisor: accelerator kvm, emulator or auto.") { DefaultValue = "auto" },
         new("console-sock", true, "SharpVisor: Unix socket for the serial console (default: API socket + .console); the console also goes to standard output, as Firecracker's does."),
@@ -96,7 +96,7 @@ public static class FirecrackerCommand
 
         if (parser.Value("metadata") is not null)
         {
-            return Toolstack.Fail("--metadata is not supported yet: SharpVisor has no MMDS");
+            return Toolstack.Fail("--metadata is not supported yet: put the MMDS data with PUT /mmds");
         }
 
         string instanceId = parser.Value("id")!;
