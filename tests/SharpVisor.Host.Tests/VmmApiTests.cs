@@ -94,7 +94,7 @@ public sealed class VmmApiTests
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();
 
         VmmTestServer.Response unknown = await vmm.PutAsync("/snapshots/make", """{"mem_file_path": "/m", "snapshot_path": "/s"}""");
-        VmmTestServer.Response unsupported = await vmm.PutAsync("/cpu-config", "{}");
+        VmmTestServer.Response unsupported = await vmm.PutAsync("/cpu-config", """{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0, "modifiers": [{"register": "ecx", "bitmap": "0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx0"}]}]}""");
         VmmTestServer.Response wrongMethod = await vmm.SendAsync(HttpMethod.Delete, "/boot-source", null);
 
         Assert.Equal(HttpStatusCode.BadRequest, unknown.Status);

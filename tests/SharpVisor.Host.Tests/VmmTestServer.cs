@@ -7,7 +7,7 @@ using SharpVisor.Host.Tests.Fakes;
 
 namespace SharpVisor.Host.Tests;
 
-/// <summary>A real per-domain VMM server (Kestrel on a Unix socket) over a fake machine.</summary>
+/// <summary>A real per-domain VMM server (its HTTP server on a Unix socket) over a fake machine.</summary>
 public sealed class VmmTestServer : IAsyncDisposable
 {
     private readonly IDomainMachineFactory _factory;

@@ -86,6 +86,14 @@ public sealed class VirtioNetDevice : VirtioDevice
     /// <summary>Firecracker's tx_rate_limiter: frames from the guest. Swappable while running.</summary>
     public RateLimiting.RateLimiter? TxRateLimiter { get; set; }
 
+    /// <summary>Sees every frame the guest sends first (the MMDS); its replies reach the guest as received frames.</summary>
+    public FrameInterceptor? Interceptor { get; set; }
+
+    /// <summary>Replies of the <see cref="Interceptor"/> waiting for receive buffers, header included; bounded.</summary>
+    private readonly System.Collections.Concurrent.ConcurrentQueue<byte[]> _injected = new();
+
+    public const int MaxInjectedFrames = 256;
+
     public override void ReadConfig(int offset, Span<byte> data)
     {
         Span<byte> config = stackalloc byte[ConfigLength];
@@ -146,6 +154,11 @@ public sealed class VirtioNetDevice : VirtioDevice
             RateLimiting.RateLimiter? limiter = TxRateLimiter;
             DrainQueue(queue, Transmit, limiter is null ? null :
                 chain => Admit(limiter, (long)chain.ReadableLength - HeaderSize, TransmitQueue));
+            if (!_injected.IsEmpty)
+            {
+                // The interceptor answered: deliver now rather than wait for the TAP to have something.
+                Receive(Queues[ReceiveQueue]);
+            }
         }
         else
         {
@@ -171,6 +184,13 @@ public sealed class VirtioNetDevice : VirtioDevice
         }
 
         int length = chain.CopyFromReadable(0, _txFrame);
+        if (Interceptor is { } interceptor && interceptor(_txFrame.AsSpan(HeaderSize, length - HeaderSize), Inject))
+        {
+            TxFrames++;
+            IoCounters.AddWrite(length - HeaderSize);
+            return 0;
+        }
+
         if (_tap.Write(_txFrame.AsSpan(0, length)))
         {
             TxFrames++;
@@ -184,6 +204,20 @@ public sealed class VirtioNetDevice : VirtioDevice
         return 0;
     }
 
+    private void Inject(byte[] frame)
+    {
+        if (_injected.Count >= MaxInjectedFrames || frame.Length + HeaderSize > MaxFrame)
+        {
+            RxDropped++;
+            return;
+        }
+
+        // A zeroed virtio_net_hdr: no offloads, checksums complete.
+        byte[] withHeader = new byte[HeaderSize + frame.Length];
+        frame.CopyTo(withHeader, HeaderSize);
+        _injected.Enqueue(withHeader);
+    }
+
     private void Receive(Virtqueue queue)
     {
         if (!queue.Enabled)
@@ -195,6 +229,12 @@ public sealed class VirtioNetDevice : VirtioDevice
 
         for (int frames = 0; frames < ReceiveBatch; frames++)
         {
+            if (_rxPending == 0 && _injected.TryDequeue(out byte[]? injected))
+            {
+                injected.CopyTo(_rxFrame, 0);
+                _rxPending = injected.Length;
+            }
+
             if (_rxPending == 0)
             {
                 _rxPending = _tap.Read(_rxFrame);

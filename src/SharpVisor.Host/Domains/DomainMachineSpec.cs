@@ -37,6 +37,9 @@ public sealed record DomainMachineSpec
     /// <summary>Build it as a Xen domain (PVH) instead of a plain PC.</summary>
     public SharpVisor.Host.Vmm.XenMode Xen { get; init; }
 
+    /// <summary>Attach Firecracker's boot-timer device; its lines go here (<c>--boot-timer</c>).</summary>
+    public Action<string>? BootTimer { get; init; }
+
     /// <summary>A virtio-vsock device (Firecracker's PUT /vsock), or null.</summary>
     public Vmm.VsockConfiguration? Vsock { get; init; }
 

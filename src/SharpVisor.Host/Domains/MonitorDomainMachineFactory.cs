@@ -56,6 +56,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             Accelerator = accelerator,
             SerialOutput = serialOutput,
             Xen = spec.Xen,
+            BootTimer = spec.BootTimer,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.
             Disks = spec.Drives.Select(d => new DiskConfiguration(d.Path, d.ReadOnly, d.Id, d.CacheMode) { RateLimit = d.RateLimit }).ToArray(),
@@ -66,6 +67,7 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
                 Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
                 RxRateLimit = n.RxRateLimit,
                 TxRateLimit = n.TxRateLimit,
+                Interceptor = n.Interceptor,
             }).ToArray(),
             Balloon = spec.BalloonTargetMib is long target
                 ? new BalloonConfiguration

@@ -6,4 +6,7 @@ public sealed record NetworkInterfaceSpec(string Id, string TapName, string? Gue
     public Vmm.RateLimitConfiguration? RxRateLimit { get; init; }
 
     public Vmm.RateLimitConfiguration? TxRateLimit { get; init; }
+
+    /// <summary>Sees the guest's frames first: the MMDS on the NICs PUT /mmds/config names.</summary>
+    public SharpVisor.Devices.Virtio.FrameInterceptor? Interceptor { get; init; }
 }

@@ -38,6 +38,8 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(PartialDrive))]
 [JsonSerializable(typeof(SerialDevice))]
 [JsonSerializable(typeof(PartialNetworkInterface))]
+[JsonSerializable(typeof(CpuConfiguration))]
+[JsonSerializable(typeof(SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration))]
 public sealed partial class FirecrackerJsonContext : JsonSerializerContext
 {
 }

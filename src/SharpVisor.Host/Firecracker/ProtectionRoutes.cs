@@ -1,6 +1,3 @@
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using SharpVisor.Host.Http;
 
 namespace SharpVisor.Host.Firecracker;
@@ -16,17 +13,16 @@ public static class ProtectionRoutes
     public const string AttestationPath = "/attestation";
     public const string Path = "/sharpvisor/protection";
 
-    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    public static void Map(ApiRouter routes, VmmController vmm)
     {
         ControlJsonContext json = ControlJsonContext.Default;
-        routes.MapGet(AttestationPath, (string? nonce) => ApiResults.Guard(() =>
-            Results.Text(vmm.Attest(nonce).ToJson(), "application/json")));
-        routes.MapGet(Path, () => ApiResults.Guard(() => Results.Json(vmm.GetProtection(), json.ProtectionStatus)));
-        routes.MapPut(Path, (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapGet(AttestationPath, request =>
+            ApiResponse.Text(vmm.Attest(request.QueryValue("nonce")).ToJson(), "application/json"));
+        routes.MapGet(Path, _ => ApiResponse.Json(vmm.GetProtection(), json.ProtectionStatus));
+        routes.MapPut(Path, request =>
         {
-            ProtectionConfiguration body = await JsonBody.ReadAsync(request, json.ProtectionConfiguration);
-            vmm.SetProtection(body);
-            return ApiResults.NoContent();
-        }));
+            vmm.SetProtection(request.ReadJson(json.ProtectionConfiguration));
+            return ApiResponse.NoContent();
+        });
     }
 }

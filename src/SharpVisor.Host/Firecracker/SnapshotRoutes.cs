@@ -1,6 +1,3 @@
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using SharpVisor.Host.Http;
 
 namespace SharpVisor.Host.Firecracker;
@@ -11,12 +8,12 @@ namespace SharpVisor.Host.Firecracker;
 /// </summary>
 public static class SnapshotRoutes
 {
-    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    public static void Map(ApiRouter routes, VmmController vmm)
     {
         FirecrackerJsonContext json = FirecrackerJsonContext.Default;
-        routes.MapPut("/snapshot/create", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/snapshot/create", request =>
         {
-            SnapshotCreateParameters body = await JsonBody.ReadAsync(request, json.SnapshotCreateParameters);
+            SnapshotCreateParameters body = request.ReadJson(json.SnapshotCreateParameters);
             bool diff = (body.SnapshotType ?? SnapshotCreateParameters.Full) switch
             {
                 SnapshotCreateParameters.Full => false,
@@ -24,15 +21,15 @@ public static class SnapshotRoutes
                 string other => throw ApiException.BadRequest($"snapshot_type '{other}' is not one of Full, Diff"),
             };
             vmm.CreateSnapshot(body.SnapshotPath, body.MemFilePath, diff);
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/snapshot/load", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/snapshot/load", request =>
         {
-            SnapshotLoadParameters body = await JsonBody.ReadAsync(request, json.SnapshotLoadParameters);
+            SnapshotLoadParameters body = request.ReadJson(json.SnapshotLoadParameters);
             vmm.LoadSnapshot(body.SnapshotPath, MemoryFile(body), body.ResumeVm ?? false);
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
     }
 
     /// <summary>The memory file of a load request; what SharpVisor cannot do is refused, never ignored.</summary>

@@ -64,6 +64,74 @@ public sealed class VmConfiguration
         }
     }
 
+    /// <summary>
+    /// PUT /cpu-config: a custom CPU template. An empty one changes nothing and is accepted;
+    /// modifiers are refused field by field with the reason (SharpVisor cannot apply them yet),
+    /// never silently dropped: a guest must not run with a CPU its owner did not ask for.
+    /// </summary>
+    public void SetCpuConfiguration(CpuConfiguration template)
+    {
+        if (template.RegModifiers is { Count: > 0 } || template.VcpuFeatures is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("reg_modifiers and vcpu_features are aarch64 CPU template fields; SharpVisor runs x86_64 guests");
+        }
+
+        if (template.CpuidModifiers is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: cpuid_modifiers cannot be applied (the guest sees the CPUID the accelerator offers: KVM's supported CPUID, or the emulator's own)");
+        }
+
+        if (template.MsrModifiers is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: msr_modifiers cannot be applied (the accelerator sets the guest's MSRs)");
+        }
+
+        if (template.KvmCapabilities is { Count: > 0 })
+        {
+            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: kvm_capabilities cannot be required or dropped (SharpVisor checks the capabilities it needs itself)");
+        }
+    }
+
+    /// <summary>PUT /mmds/config, when given: the NICs the MMDS answers on, its address and version.</summary>
+    public SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration? Mmds { get; private set; }
+
+    /// <summary>The MMDS address of <see cref="Mmds"/>, parsed.</summary>
+    public System.Net.IPAddress? MmdsAddress { get; private set; }
+
+    /// <summary>PUT /mmds/config: checked against the NICs configured so far, as Firecracker does.</summary>
+    public void SetMmdsConfiguration(SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration config)
+    {
+        if (config.Version is not (null or "V1" or "V2"))
+        {
+            throw ApiException.BadRequest($"version '{config.Version}' is not one of V1, V2");
+        }
+
+        if (config.ImdsCompat == true)
+        {
+            throw ApiException.BadRequest("imds_compat is not supported by SharpVisor yet: the MMDS answers as Firecracker's does by default");
+        }
+
+        if (config.NetworkInterfaces.Count == 0)
+        {
+            throw ApiException.BadRequest("network_interfaces must name at least one network interface");
+        }
+
+        if (config.NetworkInterfaces.Any(id => _networkInterfaces.All(n => n.IfaceId != id)))
+        {
+            throw ApiException.BadRequest("The list of network interface IDs that allow forwarding MMDS requests is empty or contains an ID that does not correspond to any existing network interface.");
+        }
+
+        string text = config.Ipv4Address ?? SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration.DefaultIpv4Address;
+        if (!System.Net.IPAddress.TryParse(text, out System.Net.IPAddress? address) || address.AddressFamily != System.Net.Sockets.AddressFamily.InterNetwork
+            || address.GetAddressBytes() is not [169, 254, ..])
+        {
+            throw ApiException.BadRequest($"The MMDS IPv4 address '{text}' is not a link-local IPv4 address (169.254.0.0/16).");
+        }
+
+        Mmds = config;
+        MmdsAddress = address;
+    }
+
     /// <summary>The virtio-vsock device, when PUT /vsock asked for one.</summary>
     public Vsock? Vsock { get; private set; }
 

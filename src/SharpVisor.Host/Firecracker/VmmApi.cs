@@ -1,6 +1,3 @@
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using SharpVisor.Host.Http;
 
 namespace SharpVisor.Host.Firecracker;
@@ -12,92 +9,95 @@ namespace SharpVisor.Host.Firecracker;
 /// </summary>
 public static class VmmApi
 {
-    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    public static void Map(ApiRouter routes, VmmController vmm)
     {
         FirecrackerJsonContext json = FirecrackerJsonContext.Default;
 
-        routes.MapGet("/", () => ApiResults.Guard(() => Results.Json(vmm.Describe(), json.InstanceInfo)));
-        routes.MapGet("/version", () => ApiResults.Guard(() =>
-            Results.Json(new FirecrackerVersion { Version = VmmVersion.FirecrackerApi }, json.FirecrackerVersion)));
-        routes.MapGet("/machine-config", () => ApiResults.Guard(() => Results.Json(vmm.GetMachineConfig(), json.MachineConfiguration)));
-        routes.MapGet("/vm/config", () => ApiResults.Guard(() => Results.Json(vmm.GetFullConfig(), json.FullVmConfiguration)));
-        routes.MapGet("/balloon", () => ApiResults.Guard(() => Results.Json(vmm.GetBalloon(), json.Balloon)));
+        routes.MapGet("/", _ => ApiResponse.Json(vmm.Describe(), json.InstanceInfo));
+        routes.MapGet("/version", _ => ApiResponse.Json(new FirecrackerVersion { Version = VmmVersion.FirecrackerApi }, json.FirecrackerVersion));
+        routes.MapGet("/machine-config", _ => ApiResponse.Json(vmm.GetMachineConfig(), json.MachineConfiguration));
+        routes.MapGet("/vm/config", _ => ApiResponse.Json(vmm.GetFullConfig(), json.FullVmConfiguration));
+        routes.MapGet("/balloon", _ => ApiResponse.Json(vmm.GetBalloon(), json.Balloon));
 
-        routes.MapPut("/boot-source", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/boot-source", request =>
         {
-            BootSource body = await JsonBody.ReadAsync(request, json.BootSource);
+            BootSource body = request.ReadJson(json.BootSource);
             vmm.ConfigurePreBoot(c => c.SetBootSource(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/machine-config", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/machine-config", request =>
         {
-            MachineConfiguration body = await JsonBody.ReadAsync(request, json.MachineConfiguration);
+            MachineConfiguration body = request.ReadJson(json.MachineConfiguration);
             vmm.ConfigurePreBoot(c => c.SetMachineConfig(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPatch("/machine-config", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/machine-config", request =>
         {
-            MachineConfigurationPatch body = await JsonBody.ReadAsync(request, json.MachineConfigurationPatch);
+            MachineConfigurationPatch body = request.ReadJson(json.MachineConfigurationPatch);
             vmm.ConfigurePreBoot(c => c.PatchMachineConfig(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/drives/{drive_id}", (HttpRequest request, string drive_id) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/drives/{drive_id}", request =>
         {
-            Drive body = await JsonBody.ReadAsync(request, json.Drive);
-            vmm.ConfigurePreBoot(c => c.PutDrive(drive_id, body));
-            return ApiResults.NoContent();
-        }));
+            string driveId = request.Route("drive_id");
+            Drive body = request.ReadJson(json.Drive);
+            vmm.ConfigurePreBoot(c => c.PutDrive(driveId, body));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPatch("/drives/{drive_id}", (HttpRequest request, string drive_id) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/drives/{drive_id}", request =>
         {
-            PartialDrive body = await JsonBody.ReadAsync(request, json.PartialDrive);
-            vmm.PatchDrive(drive_id, body);
-            return ApiResults.NoContent();
-        }));
+            string driveId = request.Route("drive_id");
+            PartialDrive body = request.ReadJson(json.PartialDrive);
+            vmm.PatchDrive(driveId, body);
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPatch("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/network-interfaces/{iface_id}", request =>
         {
-            PartialNetworkInterface body = await JsonBody.ReadAsync(request, json.PartialNetworkInterface);
-            vmm.PatchNetworkInterface(iface_id, body);
-            return ApiResults.NoContent();
-        }));
+            string ifaceId = request.Route("iface_id");
+            PartialNetworkInterface body = request.ReadJson(json.PartialNetworkInterface);
+            vmm.PatchNetworkInterface(ifaceId, body);
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/network-interfaces/{iface_id}", (HttpRequest request, string iface_id) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/network-interfaces/{iface_id}", request =>
         {
-            NetworkInterface body = await JsonBody.ReadAsync(request, json.NetworkInterface);
-            vmm.ConfigurePreBoot(c => c.PutNetworkInterface(iface_id, body));
-            return ApiResults.NoContent();
-        }));
+            string ifaceId = request.Route("iface_id");
+            NetworkInterface body = request.ReadJson(json.NetworkInterface);
+            vmm.ConfigurePreBoot(c => c.PutNetworkInterface(ifaceId, body));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/balloon", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/balloon", request =>
         {
-            Balloon body = await JsonBody.ReadAsync(request, json.Balloon);
+            Balloon body = request.ReadJson(json.Balloon);
             vmm.ConfigurePreBoot(c => c.SetBalloon(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPatch("/balloon", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/balloon", request =>
         {
-            BalloonUpdate body = await JsonBody.ReadAsync(request, json.BalloonUpdate);
+            BalloonUpdate body = request.ReadJson(json.BalloonUpdate);
             vmm.SetBalloonTarget(body.AmountMib);
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapGet("/balloon/statistics", () => ApiResults.Guard(() => Results.Json(vmm.GetBalloonStatistics(), json.BalloonStats)));
+        routes.MapGet("/balloon/statistics", _ => ApiResponse.Json(vmm.GetBalloonStatistics(), json.BalloonStats));
 
-        routes.MapPatch("/balloon/statistics", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/balloon/statistics", request =>
         {
-            BalloonStatsUpdate body = await JsonBody.ReadAsync(request, json.BalloonStatsUpdate);
+            BalloonStatsUpdate body = request.ReadJson(json.BalloonStatsUpdate);
             vmm.SetBalloonStatisticsInterval(body.StatsPollingIntervalS);
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/actions", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/actions", request =>
         {
-            InstanceActionInfo body = await JsonBody.ReadAsync(request, json.InstanceActionInfo);
+            InstanceActionInfo body = request.ReadJson(json.InstanceActionInfo);
             switch (body.ActionType)
             {
                 case InstanceActionInfo.InstanceStart:
@@ -113,51 +113,79 @@ public static class VmmApi
                     throw ApiException.BadRequest($"action_type '{body.ActionType}' is not one of InstanceStart, SendCtrlAltDel, FlushMetrics");
             }
 
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/logger", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/logger", request =>
         {
-            LoggerConfiguration body = await JsonBody.ReadAsync(request, json.LoggerConfiguration);
+            LoggerConfiguration body = request.ReadJson(json.LoggerConfiguration);
             vmm.ConfigurePreBoot(_ => vmm.Log.Configure(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/metrics", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/metrics", request =>
         {
-            MetricsConfiguration body = await JsonBody.ReadAsync(request, json.MetricsConfiguration);
+            MetricsConfiguration body = request.ReadJson(json.MetricsConfiguration);
             vmm.ConfigurePreBoot(_ => vmm.Metrics.Configure(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/entropy", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/entropy", request =>
         {
-            EntropyDevice body = await JsonBody.ReadAsync(request, json.EntropyDevice);
+            EntropyDevice body = request.ReadJson(json.EntropyDevice);
             vmm.ConfigurePreBoot(c => c.SetEntropy(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
         SnapshotRoutes.Map(routes, vmm);
 
-        routes.MapPut("/vsock", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/vsock", request =>
         {
-            Vsock body = await JsonBody.ReadAsync(request, json.Vsock);
+            Vsock body = request.ReadJson(json.Vsock);
             vmm.ConfigurePreBoot(c => c.SetVsock(body));
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
-        routes.MapPut("/serial", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/cpu-config", request =>
         {
-            SerialDevice body = await JsonBody.ReadAsync(request, json.SerialDevice);
+            CpuConfiguration body = request.ReadJson(json.CpuConfiguration);
+            vmm.ConfigurePreBoot(c => c.SetCpuConfiguration(body));
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapPut("/mmds/config", request =>
+        {
+            Mmds.MmdsConfiguration body = request.ReadJson(json.MmdsConfiguration);
+            vmm.ConfigurePreBoot(c => c.SetMmdsConfiguration(body));
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapPut("/mmds", request =>
+        {
+            vmm.MmdsData.Put(request.Body);
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapPatch("/mmds", request =>
+        {
+            vmm.MmdsData.Patch(request.Body);
+            return ApiResponse.NoContent();
+        });
+
+        routes.MapGet("/mmds", _ => ApiResponse.RawJson(vmm.MmdsData.Read()));
+
+        routes.MapPut("/serial", request =>
+        {
+            SerialDevice body = request.ReadJson(json.SerialDevice);
             vmm.ConfigureSerial(body);
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
         MapUnsupported(routes);
 
-        routes.MapPatch("/vm", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPatch("/vm", request =>
         {
-            VmState body = await JsonBody.ReadAsync(request, json.VmState);
+            VmState body = request.ReadJson(json.VmState);
             switch (body.State)
             {
                 case VmState.Paused:
@@ -170,23 +198,23 @@ public static class VmmApi
                     throw ApiException.BadRequest($"state '{body.State}' is not one of Paused, Resumed");
             }
 
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
 
         // Like Firecracker, a path that is not in its API is bad input.
-        routes.MapFallback((HttpContext context) =>
-            ApiResults.Fault(StatusCodes.Status400BadRequest, $"Invalid request method and/or path: {context.Request.Method} {context.Request.Path}."));
+        routes.Fallback = request =>
+            ApiResponse.Fault(400, $"Invalid request method and/or path: {request.Method} {request.Path}.");
 
         // SharpVisor extensions, for the daemon.
         ControlJsonContext control = ControlJsonContext.Default;
-        routes.MapGet("/sharpvisor/status", () => ApiResults.Guard(() => Results.Json(vmm.Status(), control.VmmStatus)));
-        routes.MapGet("/sharpvisor/counters", () => ApiResults.Guard(() => Results.Json(vmm.ReadCounters(), control.DomainCounters)));
+        routes.MapGet("/sharpvisor/status", _ => ApiResponse.Json(vmm.Status(), control.VmmStatus));
+        routes.MapGet("/sharpvisor/counters", _ => ApiResponse.Json(vmm.ReadCounters(), control.DomainCounters));
         XenStoreRoutes.Map(routes, vmm);
         ProtectionRoutes.Map(routes, vmm);
         Migration.MigrationRoutes.Map(routes, vmm);
-        routes.MapPut("/sharpvisor/power", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/sharpvisor/power", request =>
         {
-            PowerRequest body = await JsonBody.ReadAsync(request, control.PowerRequest);
+            PowerRequest body = request.ReadJson(control.PowerRequest);
             switch (body.Action)
             {
                 case PowerRequest.PowerButton:
@@ -199,8 +227,8 @@ public static class VmmApi
                     throw ApiException.BadRequest($"action '{body.Action}' is not one of PowerButton, PowerOff");
             }
 
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
     }
 
     /// <summary>
@@ -212,23 +240,18 @@ public static class VmmApi
         ("PATCH", "/balloon/hinting/start", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("GET", "/balloon/hinting/status", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
         ("PATCH", "/balloon/hinting/stop", "free page hinting is not supported by SharpVisor yet (its virtio-balloon does not offer the hinting feature)"),
-        ("PUT", "/cpu-config", "cpu-config (custom CPU templates) is not supported by SharpVisor yet: the guest sees the CPUID the accelerator offers"),
         ("PUT", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
         ("PATCH", "/pmem/{id}", "pmem is not supported by SharpVisor yet (it has no virtio-pmem device)"),
-        ("PUT", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PATCH", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("GET", "/mmds", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
-        ("PUT", "/mmds/config", "MMDS is not supported by SharpVisor yet (no metadata service behind the NIC)"),
         ("PUT", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("PATCH", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
         ("GET", "/hotplug/memory", "memory hotplug is not supported by SharpVisor yet (it has no virtio-mem device)"),
     ];
 
-    private static void MapUnsupported(IEndpointRouteBuilder routes)
+    private static void MapUnsupported(ApiRouter routes)
     {
         foreach ((string method, string path, string reason) in Unsupported)
         {
-            routes.MapMethods(path, [method], () => ApiResults.Fault(StatusCodes.Status400BadRequest, reason));
+            routes.Map(method, path, _ => ApiResponse.Fault(400, reason));
         }
     }
 

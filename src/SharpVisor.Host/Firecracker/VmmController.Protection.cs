@@ -93,7 +93,7 @@ public sealed partial class VmmController
         }
         catch (Exception e) when (e is IOException or UnauthorizedAccessException or System.Security.Cryptography.CryptographicException)
         {
-            throw new ApiException(Microsoft.AspNetCore.Http.StatusCodes.Status500InternalServerError, $"the host's attestation key in {AttestationKeyDirectory}: {e.Message}");
+            throw new ApiException(500, $"the host's attestation key in {AttestationKeyDirectory}: {e.Message}");
         }
     }
 

@@ -20,6 +20,9 @@ public sealed partial class VmmController : IDisposable
     private readonly ConsoleBroadcaster _console;
     private readonly TaskCompletionSource<DomainStopInfo> _stopped = new(TaskCreationOptions.RunContinuationsAsynchronously);
     private VmConfiguration _configuration = new();
+
+    /// <summary>The MMDS data store (PUT/PATCH/GET /mmds work before and after InstanceStart).</summary>
+    public Mmds.MmdsDataStore MmdsData { get; } = new();
     private IDomainMachine? _machine;
     private VmmState _state = VmmState.NotStarted;
     private long? _balloonTargetMib;
@@ -180,7 +183,18 @@ public sealed partial class VmmController : IDisposable
             {
                 Log = line => Log.Warning("vmm::devices", line),
                 Xen = Identity.Xen,
+                BootTimer = Identity.BootTimer ? line => Log.Info("vmm::devices::pseudo::boot_timer", line) : null,
             };
+            if (_configuration.Mmds is { } mmds)
+            {
+                // The guest reaches the MMDS through the NICs PUT /mmds/config named.
+                MmdsData.Version = mmds.Version == "V2" ? Mmds.MmdsVersion.V2 : Mmds.MmdsVersion.V1;
+                var stack = new Mmds.MmdsNetworkStack(MmdsData, _configuration.MmdsAddress!);
+                spec = spec with
+                {
+                    NetworkInterfaces = spec.NetworkInterfaces.Select(n => mmds.NetworkInterfaces.Contains(n.Id) ? n with { Interceptor = stack.TryHandle } : n).ToList(),
+                };
+            }
             IDomainMachine? machine = null;
             SerialOutputFile? serialOutput = _serialOutputPath is { } serialPath ? new SerialOutputFile(serialPath, _console) : null;
             try

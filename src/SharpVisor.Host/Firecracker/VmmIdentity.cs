@@ -8,5 +8,8 @@ public sealed record VmmIdentity(string InstanceId, int DomainId, string Acceler
     /// <summary>Build the machine as a Xen domain (<c>sharpvisor vmm --xen pvh</c>, a pvh domain of the daemon).</summary>
     public XenMode Xen { get; init; } = XenMode.None;
 
+    /// <summary>Attach Firecracker's boot-timer device (<c>sharpvisor firecracker --boot-timer</c>).</summary>
+    public bool BootTimer { get; init; }
+
     public static VmmIdentity Anonymous { get; } = new("anonymous-instance", 0, "auto");
 }

@@ -1,7 +1,3 @@
-using System.Net.Sockets;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Hosting;
-using Microsoft.Extensions.Logging;
 using SharpVisor.Host.Console;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
@@ -9,7 +5,7 @@ using SharpVisor.Host.Http;
 namespace SharpVisor.Host.Firecracker;
 
 /// <summary>
-/// One per-domain VMM process's servers: the Firecracker API on a Unix socket (Kestrel), the
+/// One per-domain VMM process's servers: the Firecracker API on a Unix socket (<see cref="UnixSocketHttpServer"/>, no ASP.NET Core: a VMM must be ready in milliseconds), the
 /// serial console socket and the state file. <see cref="RunAsync"/> returns the exit status
 /// once the machine has stopped (or the process was asked to terminate).
 /// </summary>
@@ -20,19 +16,19 @@ public sealed class VmmServer : IAsyncDisposable
 
     private readonly VmmServerOptions _options;
     private readonly ConsoleBroadcaster _console;
-    private readonly WebApplication? _app;
+    private readonly UnixSocketHttpServer? _api;
     private readonly CancellationTokenSource _stopping = new();
     private Task? _serialPump;
     private Task? _metricsTimer;
     private readonly ConsoleSocketServer _consoleServer;
     private readonly object _stateFileLock = new();
 
-    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, WebApplication? app, ConsoleSocketServer consoleServer)
+    private VmmServer(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, UnixSocketHttpServer? api, ConsoleSocketServer consoleServer)
     {
         _options = options;
         Controller = controller;
         _console = console;
-        _app = app;
+        _api = api;
         _consoleServer = consoleServer;
     }
 
@@ -47,6 +43,7 @@ public sealed class VmmServer : IAsyncDisposable
         FullVmConfiguration? config = options.ConfigFile is null ? null : ReadConfigFile(options.ConfigFile);
         var console = new ConsoleBroadcaster();
         var controller = new VmmController(options.Identity, factory, console);
+        StartupTrace.Mark("controller created");
         try
         {
             // The command line's logger and metrics first, then the config file's (as Firecracker).
@@ -102,35 +99,13 @@ public sealed class VmmServer : IAsyncDisposable
             return headless;
         }
 
-        WebApplication app = BuildApp(options.ApiSocketPath);
-        ApiResults.UseFaultBodies(app);
-        app.Use(async (context, next) =>
-        {
-            // Firecracker's API log lines and request metrics, for its own paths only. Refusals
-            // go to a configured log only: standard error (the daemon's vmm.log) stays as it was.
-            string method = context.Request.Method;
-            string path = context.Request.Path.Value ?? "/";
-            bool firecrackerPath = !path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
-            if (firecrackerPath)
-            {
-                controller.Log.Info("api_server::request", $"The API server received a {method} request on \"{path}\".");
-            }
-
-            await next(context);
-            if (firecrackerPath)
-            {
-                bool failed = context.Response.StatusCode >= 400;
-                controller.Metrics.CountRequest(method, VmmApi.MetricName(path), failed);
-                if (failed && controller.Log.IsConfigured)
-                {
-                    controller.Log.Error("api_server::request", $"{method} {path} answered {context.Response.StatusCode}");
-                }
-            }
-        });
-        VmmApi.Map(app, controller);
+        StartupTrace.Mark("console socket listening");
+        var router = new ApiRouter();
+        VmmApi.Map(router, controller);
+        UnixSocketHttpServer api;
         try
         {
-            await app.StartAsync(cancel);
+            api = UnixSocketHttpServer.Start(options.ApiSocketPath, request => Serve(controller, router, request));
         }
         catch
         {
@@ -138,10 +113,11 @@ public sealed class VmmServer : IAsyncDisposable
             throw;
         }
 
+        StartupTrace.Mark("api socket listening");
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
         controller.Metrics.MarkApiReady();
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
-        var server = new VmmServer(options, controller, console, app, consoleServer);
+        var server = new VmmServer(options, controller, console, api, consoleServer);
         await server.StartAsync(config);
         return server;
     }
@@ -266,10 +242,9 @@ public sealed class VmmServer : IAsyncDisposable
         Controller.StatusChanged -= WriteStateFile;
         _console.Complete();
         await _consoleServer.DisposeAsync();
-        if (_app is not null)
+        if (_api is not null)
         {
-            await _app.StopAsync();
-            await _app.DisposeAsync();
+            await _api.DisposeAsync();
             File.Delete(_options.ApiSocketPath);
         }
 
@@ -303,20 +278,31 @@ public sealed class VmmServer : IAsyncDisposable
         return JsonBody.Parse(bytes, FirecrackerJsonContext.Default.FullVmConfiguration);
     }
 
-    private static WebApplication BuildApp(string socketPath)
+    /// <summary>
+    /// Firecracker's API log lines and request metrics, for its own paths only. Refusals go to a
+    /// configured log only: standard error (the daemon's vmm.log) stays as it was.
+    /// </summary>
+    private static ApiResponse Serve(VmmController controller, ApiRouter router, ApiRequest request)
     {
-        WebApplicationBuilder builder = WebApplication.CreateSlimBuilder(new WebApplicationOptions { Args = [] });
-        builder.Logging.ClearProviders();
-        builder.Logging.AddSimpleConsole(o => o.SingleLine = true);
-        builder.Logging.SetMinimumLevel(LogLevel.Warning);
-        builder.WebHost.ConfigureKestrel(kestrel =>
+        bool firecrackerPath = !request.Path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
+        if (firecrackerPath)
         {
-            kestrel.AddServerHeader = false;
-            kestrel.Limits.MaxRequestBodySize = JsonBody.DefaultMaxBytes * 2;
-            kestrel.Limits.MaxRequestHeadersTotalSize = 16 * 1024;
-            kestrel.ListenUnixSocket(socketPath);
-        });
-        return builder.Build();
+            controller.Log.Info("api_server::request", $"The API server received a {request.Method} request on \"{request.Path}\".");
+        }
+
+        ApiResponse response = router.Dispatch(request);
+        StartupTrace.FirstAnswer();
+        if (firecrackerPath)
+        {
+            bool failed = response.StatusCode >= 400;
+            controller.Metrics.CountRequest(request.Method, VmmApi.MetricName(request.Path), failed);
+            if (failed && controller.Log.IsConfigured)
+            {
+                controller.Log.Error("api_server::request", $"{request.Method} {request.Path} answered {response.StatusCode}");
+            }
+        }
+
+        return response;
     }
 
     private void WriteStateFile(VmmStatus status)

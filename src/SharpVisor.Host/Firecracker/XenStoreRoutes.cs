@@ -1,6 +1,3 @@
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
-using Microsoft.AspNetCore.Builder;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
 
@@ -16,28 +13,35 @@ public static class XenStoreRoutes
 {
     public const string Path = "/sharpvisor/xenstore";
 
-    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    public static void Map(ApiRouter routes, VmmController vmm)
     {
         ControlJsonContext json = ControlJsonContext.Default;
-        routes.MapGet(Path, (string? path, bool? recursive) => ApiResults.Guard(() =>
+        routes.MapGet(Path, request =>
         {
+            string? path = request.QueryValue("path");
+            bool recursive = request.QueryValue("recursive") switch
+            {
+                null or "false" => false,
+                "true" => true,
+                string other => throw ApiException.BadRequest($"recursive '{other}' is not true or false"),
+            };
             DomainXenStore store = vmm.XenStore();
             string node = string.IsNullOrEmpty(path) ? store.HomePath : path;
-            IReadOnlyList<XenStoreNode> nodes = recursive == true
+            IReadOnlyList<XenStoreNode> nodes = recursive
                 ? store.List(node)
                 : [new XenStoreNode { Path = node, Value = store.Read(node) }];
-            return Results.Json(new XenStoreListing { Nodes = nodes }, json.XenStoreListing);
-        }));
-        routes.MapPut(Path, (HttpRequest request) => ApiResults.GuardAsync(async () =>
+            return ApiResponse.Json(new XenStoreListing { Nodes = nodes }, json.XenStoreListing);
+        });
+        routes.MapPut(Path, request =>
         {
-            XenStoreNode body = await JsonBody.ReadAsync(request, json.XenStoreNode);
+            XenStoreNode body = request.ReadJson(json.XenStoreNode);
             vmm.XenStore().Write(body.Path, body.Value);
-            return ApiResults.NoContent();
-        }));
-        routes.MapDelete(Path, (string? path) => ApiResults.Guard(() =>
+            return ApiResponse.NoContent();
+        });
+        routes.MapDelete(Path, request =>
         {
-            vmm.XenStore().Remove(path ?? throw ApiException.BadRequest("a XenStore path is required: ?path=..."));
-            return ApiResults.NoContent();
-        }));
+            vmm.XenStore().Remove(request.QueryValue("path") ?? throw ApiException.BadRequest("a XenStore path is required: ?path=..."));
+            return ApiResponse.NoContent();
+        });
     }
 }

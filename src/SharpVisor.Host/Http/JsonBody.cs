@@ -66,6 +66,6 @@ public static class JsonBody
         return buffer.ToArray();
     }
 
-    private static ApiException TooLarge(int maxBytes) =>
+    internal static ApiException TooLarge(int maxBytes) =>
         new(StatusCodes.Status413PayloadTooLarge, $"the request body is larger than the {maxBytes}-byte limit");
 }

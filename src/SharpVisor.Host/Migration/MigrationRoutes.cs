@@ -1,9 +1,6 @@
 using System.Net.Sockets;
 using System.Text.Json;
 using System.Threading.Channels;
-using Microsoft.AspNetCore.Builder;
-using Microsoft.AspNetCore.Http;
-using Microsoft.AspNetCore.Routing;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
 
@@ -18,15 +15,14 @@ namespace SharpVisor.Host.Migration;
 /// </summary>
 public static class MigrationRoutes
 {
-    public static void Map(IEndpointRouteBuilder routes, VmmController vmm)
+    public static void Map(ApiRouter routes, VmmController vmm)
     {
-        routes.MapPut("/sharpvisor/migration/send", async (HttpContext context) =>
+        routes.MapPut("/sharpvisor/migration/send", request =>
         {
             string destination;
             MigrationOptions options;
-            try
+            using (JsonDocument body = Read(request, "destination", "downtime_ms"))
             {
-                using JsonDocument body = await ReadAsync(context.Request, "destination", "downtime_ms");
                 destination = body.RootElement.TryGetProperty("destination", out JsonElement d) && d.ValueKind == JsonValueKind.String
                     ? d.GetString()!
                     : throw ApiException.BadRequest("destination (HOST[:PORT]) is required");
@@ -38,63 +34,20 @@ public static class MigrationRoutes
 
                 options = new MigrationOptions { DowntimeTarget = TimeSpan.FromMilliseconds(downtime) };
             }
-            catch (ApiException e)
-            {
-                await ApiResults.Fault(e.StatusCode, e.Message).ExecuteAsync(context);
-                return;
-            }
 
-            Channel<string> lines = Channel.CreateUnbounded<string>();
-            Task work = Task.Run(() =>
-            {
-                try
-                {
-                    (string host, int port) = MigrationEndpoint.Parse(destination);
-                    using var client = new TcpClient { NoDelay = true };
-                    try
-                    {
-                        client.ConnectAsync(host, port).Wait(TimeSpan.FromSeconds(10));
-                    }
-                    catch (AggregateException e) when (e.InnerException is SocketException s)
-                    {
-                        throw new MigrationException($"cannot connect to {host}:{port}: {s.Message}", s);
-                    }
-
-                    if (!client.Connected)
-                    {
-                        throw new MigrationException($"cannot connect to {host}:{port}: no answer within 10 s");
-                    }
-
-                    lines.Writer.TryWrite($"connected to {host}:{port}");
-                    MigrationResult result = vmm.MigrateOut(client.GetStream(), $"{host}:{port}", options, line => lines.Writer.TryWrite(line));
-                    lines.Writer.TryWrite($"migrated: {result.Rounds} rounds, {result.PagesSent} pages, {result.BytesSent / 1048576.0:0.0} MiB in {result.Total.TotalMilliseconds:0} ms; downtime {result.Downtime.TotalMilliseconds:0} ms");
-                }
-                catch (Exception e) when (e is MigrationException or ArgumentException or ApiException or NotSupportedException or SocketException)
-                {
-                    lines.Writer.TryWrite($"error: {e.Message}");
-                }
-                finally
-                {
-                    lines.Writer.TryComplete();
-                }
-            });
-
-            context.Response.ContentType = "text/plain; charset=utf-8";
-            await foreach (string line in lines.Reader.ReadAllAsync())
-            {
-                await context.Response.WriteAsync(line + "\n");
-                await context.Response.Body.FlushAsync();
-            }
-
-            await work;
+            return ApiResponse.Streamed("text/plain; charset=utf-8", (stream, cancel) => SendAsync(vmm, destination, options, stream, cancel));
         });
 
-        routes.MapPut("/sharpvisor/migration/receive", (HttpRequest request) => ApiResults.GuardAsync(async () =>
+        routes.MapPut("/sharpvisor/migration/receive", request =>
         {
-            using JsonDocument body = await ReadAsync(request, "socket");
-            string path = body.RootElement.TryGetProperty("socket", out JsonElement s) && s.ValueKind == JsonValueKind.String
-                ? s.GetString()!
-                : throw ApiException.BadRequest("socket (a Unix socket path) is required");
+            string path;
+            using (JsonDocument body = Read(request, "socket"))
+            {
+                path = body.RootElement.TryGetProperty("socket", out JsonElement s) && s.ValueKind == JsonValueKind.String
+                    ? s.GetString()!
+                    : throw ApiException.BadRequest("socket (a Unix socket path) is required");
+            }
+
             if (vmm.State != VmmState.NotStarted)
             {
                 throw ApiException.BadRequest("the microVM has started already; a migration is received instead of InstanceStart");
@@ -123,17 +76,70 @@ public static class MigrationRoutes
                     File.Delete(path);
                 }
             });
-            return ApiResults.NoContent();
-        }));
+            return ApiResponse.NoContent();
+        });
+    }
+
+    /// <summary>Runs the migration on a worker and writes its progress lines to the client as they come.</summary>
+    private static async Task SendAsync(VmmController vmm, string destination, MigrationOptions options, Stream response, CancellationToken cancel)
+    {
+        Channel<string> lines = Channel.CreateUnbounded<string>();
+        Task work = Task.Run(() =>
+        {
+            try
+            {
+                (string host, int port) = MigrationEndpoint.Parse(destination);
+                using var client = new TcpClient { NoDelay = true };
+                try
+                {
+                    client.ConnectAsync(host, port).Wait(TimeSpan.FromSeconds(10));
+                }
+                catch (AggregateException e) when (e.InnerException is SocketException s)
+                {
+                    throw new MigrationException($"cannot connect to {host}:{port}: {s.Message}", s);
+                }
+
+                if (!client.Connected)
+                {
+                    throw new MigrationException($"cannot connect to {host}:{port}: no answer within 10 s");
+                }
+
+                lines.Writer.TryWrite($"connected to {host}:{port}");
+                MigrationResult result = vmm.MigrateOut(client.GetStream(), $"{host}:{port}", options, line => lines.Writer.TryWrite(line));
+                lines.Writer.TryWrite($"migrated: {result.Rounds} rounds, {result.PagesSent} pages, {result.BytesSent / 1048576.0:0.0} MiB in {result.Total.TotalMilliseconds:0} ms; downtime {result.Downtime.TotalMilliseconds:0} ms");
+            }
+            catch (Exception e) when (e is MigrationException or ArgumentException or ApiException or NotSupportedException or SocketException)
+            {
+                lines.Writer.TryWrite($"error: {e.Message}");
+            }
+            finally
+            {
+                lines.Writer.TryComplete();
+            }
+        });
+
+        try
+        {
+            await foreach (string line in lines.Reader.ReadAllAsync(cancel))
+            {
+                await response.WriteAsync(System.Text.Encoding.UTF8.GetBytes(line + "\n"), cancel);
+                await response.FlushAsync(cancel);
+            }
+        }
+        finally
+        {
+            // The migration ends its own way (resumed source or migrated) even when the client went away.
+            await work;
+        }
     }
 
     /// <summary>A JSON object with only the named fields (an unknown field is refused, never ignored).</summary>
-    private static async Task<JsonDocument> ReadAsync(HttpRequest request, params string[] fields)
+    private static JsonDocument Read(ApiRequest request, params string[] fields)
     {
         JsonDocument document;
         try
         {
-            document = await JsonDocument.ParseAsync(request.Body);
+            document = JsonDocument.Parse(request.Body);
         }
         catch (JsonException e)
         {

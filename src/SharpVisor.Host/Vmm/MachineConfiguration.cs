@@ -71,6 +71,13 @@ public sealed record MachineConfiguration
     /// </summary>
     public bool EntropyDevice { get; init; } = true;
 
+    /// <summary>
+    /// Firecracker's boot-timer device (<c>--boot-timer</c>): when set, it is attached at
+    /// <see cref="Devices.Legacy.BootTimerDevice.Address"/> (the PCI window then starts one page
+    /// later) and its "Guest-boot-time = ..." lines go here.
+    /// </summary>
+    public Action<string>? BootTimer { get; init; }
+
     /// <summary>A virtio-vsock device, or null for none.</summary>
     public VsockConfiguration? Vsock { get; init; }
 

@@ -20,4 +20,7 @@ public sealed record NetworkInterfaceConfiguration
 
     /// <summary>Frames from the guest: a limit, or null for none.</summary>
     public RateLimitConfiguration? TxRateLimit { get; init; }
+
+    /// <summary>Sees the guest's frames before the TAP (the MMDS); null for none.</summary>
+    public SharpVisor.Devices.Virtio.FrameInterceptor? Interceptor { get; init; }
 }

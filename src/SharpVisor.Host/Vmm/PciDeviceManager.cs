@@ -34,11 +34,11 @@ public sealed class PciDeviceManager : IDisposable
     }
 
     /// <param name="log">The machine's guest log: every device and the bus write through it, so its rate limit is machine-wide.</param>
-    public PciDeviceManager(IVirtualMachine machine, GuestLog log)
+    public PciDeviceManager(IVirtualMachine machine, GuestLog log, PciBusLayout? layout = null)
     {
         _machine = machine;
         Log = log;
-        Pci = new PciBus(machine.Mmio, machine.Interrupts) { Log = log };
+        Pci = new PciBus(machine.Mmio, machine.Interrupts, layout) { Log = log };
         machine.PortIo.Register(PciConfigIo.BasePort, PciConfigIo.PortCount, Pci.ConfigIo, "pci-config");
     }
 
@@ -54,9 +54,9 @@ public sealed class PciDeviceManager : IDisposable
     public VirtioConsoleDevice? Console { get; private set; }
 
     /// <summary>Attaches every device <paramref name="configuration"/> asks for and starts them.</summary>
-    public static PciDeviceManager Create(IVirtualMachine machine, MachineConfiguration configuration, GuestLog? log = null)
+    public static PciDeviceManager Create(IVirtualMachine machine, MachineConfiguration configuration, GuestLog? log = null, PciBusLayout? layout = null)
     {
-        var manager = new PciDeviceManager(machine, log ?? new GuestLog(configuration.Log));
+        var manager = new PciDeviceManager(machine, log ?? new GuestLog(configuration.Log), layout);
         try
         {
             for (int i = 0; i < configuration.Disks.Count; i++)
@@ -115,6 +115,7 @@ public sealed class PciDeviceManager : IDisposable
         {
             RxRateLimiter = nic.RxRateLimit?.Create(),
             TxRateLimiter = nic.TxRateLimit?.Create(),
+            Interceptor = nic.Interceptor,
         });
     }
 

@@ -188,7 +188,18 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             // the BIOS area; PCI bus 0 with the virtio devices, whose INTx routes go into _PRT.
             var powerManagement = new AcpiPmDevice(machine.Control, new InterruptLine(machine.Interrupts, AcpiPmDevice.DefaultSciIrq)) { Log = guestLog };
             machine.PortIo.Register(AcpiPmDevice.DefaultBasePort, AcpiPmDevice.PortCount, powerManagement, "acpi-pm");
-            devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [], Balloon = null }, guestLog);
+            var pciLayout = new PciBusLayout();
+            var acpiPlatform = new AcpiPlatform();
+            if (configuration.BootTimer is { } bootTimerLog)
+            {
+                // Firecracker's address, the first page of the MMIO hole: the PCI window (BARs and ACPI's _CRS) starts after it.
+                machine.Mmio.Register(BootTimerDevice.Address, BootTimerDevice.Size, new BootTimerDevice(bootTimerLog), "boot-timer");
+                ulong pciStart = BootTimerDevice.Address + BootTimerDevice.Size;
+                pciLayout = pciLayout with { Mmio32 = new PciWindow(pciStart, PciBusLayout.DefaultMmio32End - pciStart) };
+                acpiPlatform = acpiPlatform with { PciMmio32 = ((uint)pciStart, acpiPlatform.PciMmio32.End) };
+            }
+
+            devices = PciDeviceManager.Create(machine, xen is null ? configuration : configuration with { Disks = [], NetworkInterfaces = [], Balloon = null }, guestLog, pciLayout);
             if (configuration.Xen == XenMode.Hvm)
             {
                 // Before the _PRT is built: the platform device's slot gets its INTx route too.
@@ -197,7 +208,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
-            AcpiTables tables = AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
+            AcpiTables tables = AcpiTables.Build(acpiPlatform with { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
             tables.WriteTo(memory);
             for (int id = 0; id < configuration.VcpuCount; id++)
             {

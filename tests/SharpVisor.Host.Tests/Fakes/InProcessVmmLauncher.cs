@@ -4,7 +4,7 @@ using SharpVisor.Host.Firecracker;
 namespace SharpVisor.Host.Tests.Fakes;
 
 /// <summary>
-/// Runs each "VMM" as a real <see cref="VmmServer"/> (Kestrel, console socket, state file)
+/// Runs each "VMM" as a real <see cref="VmmServer"/> (API server, console socket, state file)
 /// inside the test process over fake machines, so the daemon's supervision logic is tested
 /// fast and without KVM. <see cref="VmmHandle.Kill"/> tears the server down without a final
 /// state, as SIGKILL would.
