@@ -92,6 +92,12 @@ internal static unsafe class BlockTranslator
         private readonly LocalBuilder _r;
         private readonly LocalBuilder _linear;
         private readonly LocalBuilder _host;
+        private readonly LocalBuilder _t;
+
+        // The last flag producer is an inline op whose operands and result are still in _a/_b/_r
+        // (kind LazyFlags.*, or None): a Jcc right after it tests them without the lazy state.
+        private int _flagsKind;
+        private int _flagsSize;
 
         public Emitter(Block block, ILGenerator il)
         {
@@ -104,6 +110,7 @@ internal static unsafe class BlockTranslator
             _r = il.DeclareLocal(typeof(ulong));
             _linear = il.DeclareLocal(typeof(ulong));
             _host = il.DeclareLocal(typeof(nint));
+            _t = il.DeclareLocal(typeof(ulong));
         }
 
         public void Emit()
@@ -149,8 +156,7 @@ internal static unsafe class BlockTranslator
             }
 
             Label notTaken = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Call, loopCondition.GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            EmitCondition(Array.IndexOf(BranchHandlers.JccTable, (nint)ops[count - 1].Handler));
             _il.Emit(OpCodes.Brfalse, notTaken);
 
             // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
@@ -241,6 +247,12 @@ internal static unsafe class BlockTranslator
         private void EmitOp(Op[] ops, int i)
         {
             ref Op op = ref ops[i];
+            if (EmitBranch(in op, i))
+            {
+                return;
+            }
+
+            _flagsKind = LazyFlags.None;
             InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
             if (!CanInline(in op, form))
             {
@@ -269,6 +281,7 @@ internal static unsafe class BlockTranslator
                     LoadReg(op.Rm / 8, form.SizeIndex);
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    NoteFlagsInLocals(form);
                     break;
                 case InlineKind.AluRI:
                     LoadReg(op.Reg / 8, form.SizeIndex);
@@ -276,9 +289,12 @@ internal static unsafe class BlockTranslator
                     _il.Emit(OpCodes.Ldc_I8, (long)Truncate(op.Imm, form.SizeIndex));
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    NoteFlagsInLocals(form);
                     break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
+                    _flagsKind = form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec;
+                    _flagsSize = form.SizeIndex;
                     break;
                 default:
                     EmitMemoryForm(in op, i, form, flagsLive);
@@ -342,7 +358,27 @@ internal static unsafe class BlockTranslator
             return true;
         }
 
-        private static ulong Truncate(ulong value, int sizeIndex) => sizeIndex == 2 ? (uint)value : value;
+        private static ulong Truncate(ulong value, int sizeIndex) => value & LazyFlags.Masks[sizeIndex];
+
+        /// <summary>Sign-extends the value on the stack from the operand size to 64 bits (size index 3: unchanged).</summary>
+        private void EmitSignExtend(int sizeIndex)
+        {
+            switch (sizeIndex)
+            {
+                case 0:
+                    _il.Emit(OpCodes.Conv_I1);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_I2);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_I4);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+            }
+        }
 
         // ---- Registers ----------------------------------------------------------------
 
@@ -365,16 +401,48 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Ldloc, Local(slot));
-            if (sizeIndex == 2)
+            EmitZeroExtend(sizeIndex);
+        }
+
+        /// <summary>Truncates the value on the stack to the operand size, zero-extended (size index 3: unchanged).</summary>
+        private void EmitZeroExtend(int sizeIndex)
+        {
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Conv_U4);
-                _il.Emit(OpCodes.Conv_U8);
+                case 0:
+                    _il.Emit(OpCodes.Conv_U1);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_U2);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_U4);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
             }
         }
 
-        /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write.</summary>
+        /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write; 8- and 16-bit writes keep the upper bits.</summary>
         private void StoreReg(int slot, int sizeIndex)
         {
+            if (sizeIndex < 2)
+            {
+                ulong mask = LazyFlags.Masks[sizeIndex];
+                _il.Emit(OpCodes.Ldc_I8, (long)mask);
+                _il.Emit(OpCodes.And);
+                _il.Emit(OpCodes.Stloc, _t);
+                LoadReg(slot, 3);
+                _il.Emit(OpCodes.Ldc_I8, (long)~mask);
+                _il.Emit(OpCodes.And);
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Or);
+                _il.Emit(OpCodes.Stloc, Local(slot));
+                _state[slot] = Cached.Dirty;
+                return;
+            }
+
             if (sizeIndex == 2)
             {
                 _il.Emit(OpCodes.Conv_U4);
@@ -434,6 +502,220 @@ internal static unsafe class BlockTranslator
                     _il.Emit(OpCodes.Stloc, Local(slot));
                 }
             }
+        }
+
+        // ---- Branches -----------------------------------------------------------------
+
+        private void NoteFlagsInLocals(InlineForm form)
+        {
+            _flagsKind = form.Alu switch
+            {
+                InlineAlu.Add => LazyFlags.Add,
+                InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
+                _ => LazyFlags.Logic,
+            };
+            _flagsSize = form.SizeIndex;
+        }
+
+        /// <summary>
+        /// A relative JMP or a Jcc in 64-bit code, inline: the condition from the producer's
+        /// operands in locals when it is in this block, else the interpreter's condition test on
+        /// the lazy state; a taken branch writes back the dirty registers and leaves the block as
+        /// the handler would (RIP set, <see cref="X86Cpu.ExitJump"/>). A not-taken Jcc keeps the
+        /// registers in locals. False for other ops (and branches outside 64-bit mode).
+        /// </summary>
+        private bool EmitBranch(in Op op, int i)
+        {
+            if (!_is64 || op.OpSize != 8)
+            {
+                return false;
+            }
+
+            nint handler = (nint)op.Handler;
+            int cc = Array.IndexOf(BranchHandlers.JccTable, handler);
+            bool jmp = handler == (nint)(delegate*<X86Cpu, ref Op, void>)&BranchHandlers.JmpRel;
+            if (cc < 0 && !jmp)
+            {
+                return false;
+            }
+
+            Label notTaken = _il.DefineLabel();
+            if (!jmp)
+            {
+                EmitCondition(cc);
+                _il.Emit(OpCodes.Brfalse, notTaken);
+            }
+
+            EmitTakenBranch(in op, i);
+            _il.MarkLabel(notTaken);
+            return true;
+        }
+
+        /// <summary>Leaves the block at the branch's target: RIP = block RIP + Imm (canonical, else the handler raises #GP precisely).</summary>
+        private void EmitTakenBranch(in Op op, int i)
+        {
+            // From the register file, not a cached local: this path is conditional, so loading a
+            // local here would leave it unset on the not-taken path that believes it loaded.
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _linear);
+
+            // Canonical: bits 63..47 all equal.
+            Label bad = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shr);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Bne_Un, bad);
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            _il.Emit(OpCodes.Ldc_I4, i + 1);
+            _il.Emit(OpCodes.Ret);
+
+            _il.MarkLabel(bad);
+            SpillAll(markClean: false);
+            CallHandler(in op, i);
+            _il.Emit(OpCodes.Ldc_I4, i + 1);
+            _il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>Pushes condition <paramref name="cc"/> (Jcc order) as 0 or 1.</summary>
+        private void EmitCondition(int cc)
+        {
+            if (!EmitConditionFromLocals(cc))
+            {
+                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Call, HandlerCatalog.ConditionType(cc).GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            }
+        }
+
+        /// <summary>
+        /// The condition from _a/_b/_r of an inline producer earlier in the block (operands masked
+        /// to the size, result unmasked), for the pairs that need no carry/overflow/parity
+        /// arithmetic; false when the producer or condition is another.
+        /// </summary>
+        private bool EmitConditionFromLocals(int cc)
+        {
+            int kind = _flagsKind;
+            int size = _flagsSize;
+            bool negate = (cc & 1) != 0;
+            int test = cc >> 1; // O, B, E, BE, S, P, L, LE
+            if (kind == LazyFlags.None || test is 0 or 5)
+            {
+                return false;
+            }
+
+            if (kind == LazyFlags.Sub)
+            {
+                switch (test)
+                {
+                    case 1:
+                        // B: a < b unsigned.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Clt_Un);
+                        break;
+                    case 2:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Ceq);
+                        break;
+                    case 3:
+                        // BE: !(a > b) unsigned.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Cgt_Un);
+                        negate = !negate;
+                        break;
+                    case 4:
+                        EmitSignOfResult(size);
+                        break;
+                    case 6:
+                        // L: signed a < b at the operand size.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Clt);
+                        break;
+                    default:
+                        // LE: !(a > b) signed.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Cgt);
+                        negate = !negate;
+                        break;
+                }
+            }
+            else
+            {
+                // Logic (CF = OF = 0), Add, Inc, Dec: only ZF and SF from the result (and, for
+                // logic, the conditions they decide alone).
+                bool logic = kind == LazyFlags.Logic;
+                switch (test)
+                {
+                    case 2:
+                        EmitResultIsZero(size);
+                        break;
+                    case 4:
+                        EmitSignOfResult(size);
+                        break;
+                    case 1 when logic:
+                        // B: CF = 0.
+                        _il.Emit(OpCodes.Ldc_I4_0);
+                        break;
+                    case 3 when logic:
+                        EmitResultIsZero(size);
+                        break;
+                    case 6 when logic:
+                        // L: SF != OF = SF.
+                        EmitSignOfResult(size);
+                        break;
+                    case 7 when logic:
+                        // LE: ZF || SF.
+                        _il.Emit(OpCodes.Ldloc, _r);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldc_I8, 1L);
+                        _il.Emit(OpCodes.Clt);
+                        break;
+                    default:
+                        return false;
+                }
+            }
+
+            if (negate)
+            {
+                _il.Emit(OpCodes.Ldc_I4_0);
+                _il.Emit(OpCodes.Ceq);
+            }
+
+            return true;
+        }
+
+        private void EmitResultIsZero(int size)
+        {
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitZeroExtend(size);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Ceq);
+        }
+
+        private void EmitSignOfResult(int size)
+        {
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(size);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Clt);
         }
 
         // ---- Handler calls ------------------------------------------------------------
@@ -533,12 +815,7 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stfld, s_lazyB);
             _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldloc, _r);
-            if (form.SizeIndex == 2)
-            {
-                _il.Emit(OpCodes.Conv_I4);
-                _il.Emit(OpCodes.Conv_I8);
-            }
-
+            EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
         }
 
@@ -569,12 +846,7 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stfld, s_lazyB);
             _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldloc, _r);
-            if (form.SizeIndex == 2)
-            {
-                _il.Emit(OpCodes.Conv_I4);
-                _il.Emit(OpCodes.Conv_I8);
-            }
-
+            EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
         }
 

@@ -24,6 +24,9 @@ internal static unsafe class HandlerCatalog
         return cc < 0 ? null : s_conditions[cc];
     }
 
+    /// <summary>The condition type of condition code <paramref name="cc"/> (Jcc order: O, NO, B, AE, ...).</summary>
+    public static Type ConditionType(int cc) => s_conditions[cc];
+
     public static InlineForm FormOf(nint handler) => s_forms.TryGetValue(handler, out InlineForm form) ? form : default;
 
     private static Dictionary<nint, InlineForm> BuildForms()
@@ -63,10 +66,16 @@ internal static unsafe class HandlerCatalog
     private static void AddAlu(Dictionary<nint, InlineForm> forms, nint[] table, InlineAlu alu)
     {
         bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
-        for (int size = 2; size <= 3; size++)
+        for (int size = 0; size <= 3; size++)
         {
+            // 8- and 16-bit forms only between registers (TEST AL,1; CMP CL,DL): no narrow memory forms yet.
             Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
             Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
+            if (size < 2)
+            {
+                continue;
+            }
+
             Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
             if (readsOnly)
             {
