@@ -34,6 +34,10 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
+
+    // The compiled method's parameters: the block it belongs to (the delegate is closed over it, so
+    // a call is direct, with no argument-shuffling stub), the CPU and the block's first op.
+    private static readonly Type[] s_methodParameters = [typeof(Block), typeof(X86Cpu), typeof(Op).MakeByRefType()];
     private static int s_serial;
 
     private static FieldInfo Field(string name) =>
@@ -42,11 +46,11 @@ internal static unsafe class BlockTranslator
     /// <summary>Emits and compiles the block's method.</summary>
     public static TranslatedBlock Translate(Block block, out int ilBytes)
     {
-        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_parameters, typeof(X86Cpu).Module, skipVisibility: true);
+        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
         ILGenerator il = method.GetILGenerator(256 + (block.Count * 96));
         new Emitter(block, il).Emit();
         ilBytes = il.ILOffset;
-        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock));
+        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), block);
         Precompile(method);
         return code;
     }
@@ -115,7 +119,7 @@ internal static unsafe class BlockTranslator
 
         public void Emit()
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldflda, s_regs);
             _il.Emit(OpCodes.Stloc, _regsRef);
             Op[] ops = _block.Ops;
@@ -161,7 +165,7 @@ internal static unsafe class BlockTranslator
 
             // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
             Label leave = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Call, s_continueLoop);
             _il.Emit(OpCodes.Brfalse, leave);
@@ -177,13 +181,13 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Br, top);
             _il.MarkLabel(leave);
             SpillAll(markClean: false);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _regsRef);
             _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
             _il.Emit(OpCodes.Add);
             _il.Emit(OpCodes.Ldind_I8);
             _il.Emit(OpCodes.Stfld, s_rip);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
             _il.Emit(OpCodes.Stfld, s_exitBlock);
             _il.Emit(OpCodes.Ldc_I4, count);
@@ -571,10 +575,10 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloc, _linear);
             _il.Emit(OpCodes.Bne_Un, bad);
             SpillAll(markClean: false);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _linear);
             _il.Emit(OpCodes.Stfld, s_rip);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
             _il.Emit(OpCodes.Stfld, s_exitBlock);
             _il.Emit(OpCodes.Ldc_I4, i + 1);
@@ -592,7 +596,7 @@ internal static unsafe class BlockTranslator
         {
             if (!EmitConditionFromLocals(cc))
             {
-                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldarg_1);
                 _il.Emit(OpCodes.Call, HandlerCatalog.ConditionType(cc).GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
             }
         }
@@ -730,11 +734,11 @@ internal static unsafe class BlockTranslator
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
         private void CallHandler(in Op op, int i)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
             _il.Emit(OpCodes.Stfld, s_opIndex);
-            _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_2);
             if (i != 0)
             {
                 _il.Emit(OpCodes.Ldc_I4, i * sizeof(Op));
@@ -746,7 +750,7 @@ internal static unsafe class BlockTranslator
             _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
 
             Label go = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldfld, s_exitBlock);
             _il.Emit(OpCodes.Brfalse, go);
             _il.Emit(OpCodes.Ldc_I4, i + 1);
@@ -788,10 +792,10 @@ internal static unsafe class BlockTranslator
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
             };
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, (kind << 2) | form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             if (kind == LazyFlags.Logic)
             {
                 _il.Emit(OpCodes.Ldc_I8, 0L);
@@ -802,7 +806,7 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             if (kind == LazyFlags.Logic)
             {
                 _il.Emit(OpCodes.Ldc_I8, 0L);
@@ -813,7 +817,7 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Stfld, s_lazyB);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
@@ -830,21 +834,21 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stloc, _r);
             _il.Emit(OpCodes.Ldloc, _r);
             StoreReg(op.Reg / 8, form.SizeIndex);
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Call, s_carryFlag);
             _il.Emit(OpCodes.Conv_U8);
             _il.Emit(OpCodes.Stfld, s_lazyCarry);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, ((form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec) << 2) | form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I8, 1L);
             _il.Emit(OpCodes.Stfld, s_lazyB);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
@@ -892,7 +896,7 @@ internal static unsafe class BlockTranslator
             EmitEffectiveAddress(in op);
             if (op.Seg is X86Cpu.SegFs or X86Cpu.SegGs)
             {
-                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldarg_1);
                 _il.Emit(OpCodes.Ldflda, s_segBase);
                 _il.Emit(OpCodes.Ldc_I4, op.Seg * 8);
                 _il.Emit(OpCodes.Add);
@@ -906,7 +910,7 @@ internal static unsafe class BlockTranslator
         /// <summary>Branches to <paramref name="miss"/> unless the TLB maps _linear for the access; on a hit _host holds the host address.</summary>
         private void EmitTlbCheck(bool write, int size, Label miss)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _linear);
             _il.Emit(OpCodes.Ldc_I4, size);
             _il.Emit(OpCodes.Ldloca, _host);
