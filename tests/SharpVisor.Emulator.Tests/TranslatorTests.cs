@@ -97,7 +97,7 @@ public sealed unsafe class TranslatorTests
 
     /// <summary>
     /// Every condition code after each inline flag producer (CMP, SUB, TEST, AND, OR, XOR, ADD,
-    /// INC, DEC at 8, 16, 32 and 64 bits) on edge values, with the Jcc in the producer's block,
+    /// INC, DEC at 8, 16, 32 and 64 bits; IMUL r,r and r,r,imm at 16, 32 and 64 bits) on edge values, with the Jcc in the producer's block,
     /// after a MOV in between, and in the next block: tier 1's inline branches (conditions from
     /// locals or from the lazy state) take the interpreter's branches.
     /// </summary>
@@ -117,7 +117,7 @@ public sealed unsafe class TranslatorTests
                 a.mov(rsi, results);
                 foreach ((ulong x, ulong y) in pairs)
                 {
-                    for (int op = 0; op < 9; op++)
+                    for (int op = 0; op < 11; op++)
                     {
                         foreach (int bits in new[] { 8, 16, 32, 64 })
                         {
@@ -148,6 +148,8 @@ public sealed unsafe class TranslatorTests
                                 a.mov(edx, 2);
                                 a.Label(ref next);
                                 a.mov(__byte_ptr[rsi + cases], dl);
+                                a.add(r15, rax);
+                                a.rol(r15, 7);
                                 cases++;
                             }
                         }
@@ -161,7 +163,9 @@ public sealed unsafe class TranslatorTests
             var data = new byte[cases];
             t.Memory.Read(results, data);
             Assert.DoesNotContain((byte)0, data);
-            return data;
+
+            // The outcomes, then the results of the producers folded together (R15).
+            return [.. data, .. BitConverter.GetBytes(t.Cpu.GetRegister(15))];
         }
 
         byte[] interpreted = Run(ExecutionTier.Interpreter, out _);
@@ -170,6 +174,7 @@ public sealed unsafe class TranslatorTests
         Assert.Equal(failed, X86Cpu.TranslatorStatistics.Failed);
         Assert.Equal(interpreted, compiled);
         Assert.True(tier1 > interpreted.Length * 4, $"{tier1} instructions in tier 1");
+        Assert.NotEqual(0UL, BitConverter.ToUInt64(compiled, compiled.Length - 8));
         Assert.Contains((byte)1, interpreted);
         Assert.Contains((byte)2, interpreted);
     }
@@ -189,7 +194,9 @@ public sealed unsafe class TranslatorTests
                     case 5: a.xor(al, (byte)imm); break;
                     case 6: a.add(al, bl); break;
                     case 7: a.inc(al); break;
-                    default: a.dec(al); break;
+                    case 8: a.dec(al); break;
+                    case 9: a.imul(ax, bx); break;
+                    default: a.imul(ax, bx, (short)imm); break;
                 }
 
                 break;
@@ -204,7 +211,9 @@ public sealed unsafe class TranslatorTests
                     case 5: a.xor(ax, (short)imm); break;
                     case 6: a.add(ax, bx); break;
                     case 7: a.inc(ax); break;
-                    default: a.dec(ax); break;
+                    case 8: a.dec(ax); break;
+                    case 9: a.imul(ax, bx); break;
+                    default: a.imul(ax, bx, (short)imm); break;
                 }
 
                 break;
@@ -219,7 +228,9 @@ public sealed unsafe class TranslatorTests
                     case 5: a.xor(eax, imm); break;
                     case 6: a.add(eax, ebx); break;
                     case 7: a.inc(eax); break;
-                    default: a.dec(eax); break;
+                    case 8: a.dec(eax); break;
+                    case 9: a.imul(eax, ebx); break;
+                    default: a.imul(eax, ebx, imm); break;
                 }
 
                 break;
@@ -234,7 +245,9 @@ public sealed unsafe class TranslatorTests
                     case 5: a.xor(rax, imm); break;
                     case 6: a.add(rax, rbx); break;
                     case 7: a.inc(rax); break;
-                    default: a.dec(rax); break;
+                    case 8: a.dec(rax); break;
+                    case 9: a.imul(rax, rbx); break;
+                    default: a.imul(rax, rbx, imm); break;
                 }
 
                 break;

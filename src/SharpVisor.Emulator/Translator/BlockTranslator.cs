@@ -32,6 +32,8 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
     private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
+    private static readonly MethodInfo s_bigMul = typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
+    private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
 
@@ -224,7 +226,7 @@ internal static unsafe class BlockTranslator
                 }
 
                 used[op.Reg / 8 & 15] = true;
-                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR)
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR)
                 {
                     used[op.Rm / 8 & 15] = true;
                 }
@@ -295,6 +297,9 @@ internal static unsafe class BlockTranslator
                     EmitAlu(in op, form, flagsLive);
                     NoteFlagsInLocals(form);
                     break;
+                case InlineKind.ImulR:
+                    EmitImul(in op, form, flagsLive);
+                    break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
                     _flagsKind = form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec;
@@ -319,6 +324,7 @@ internal static unsafe class BlockTranslator
             return form.Kind switch
             {
                 InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
@@ -821,6 +827,73 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>IMUL r, r / r, r, imm: the low product into the register; the flags (if live) through the handler's own flag helper.</summary>
+        private void EmitImul(in Op op, InlineForm form, bool flagsLive)
+        {
+            bool wide = form.SizeIndex == 3;
+            LoadReg(op.Rm / 8, form.SizeIndex);
+            if (!wide)
+            {
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Stloc, _b);
+            if (op.Aux != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I8, wide ? (long)op.Imm : (int)op.Imm);
+            }
+            else
+            {
+                LoadReg(op.Reg / 8, form.SizeIndex);
+                if (!wide)
+                {
+                    _il.Emit(OpCodes.Conv_I4);
+                    _il.Emit(OpCodes.Conv_I8);
+                }
+            }
+
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Mul);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            if (!flagsLive)
+            {
+                return;
+            }
+
+            // Overflow: 64-bit, the high half is not the low half's sign; 32-bit, the 64-bit
+            // product of the sign-extended operands is not its own low half sign-extended.
+            _il.Emit(OpCodes.Ldarg_1);
+            if (wide)
+            {
+                _il.Emit(OpCodes.Ldloc, _a);
+                _il.Emit(OpCodes.Ldloc, _b);
+                _il.Emit(OpCodes.Ldloca, _t);
+                _il.Emit(OpCodes.Call, s_bigMul);
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Ldc_I4, 63);
+                _il.Emit(OpCodes.Shr);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Ceq);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ceq);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Call, s_setMulFlags);
         }
 
         /// <summary>INC/DEC r: CF is preserved, so it is read (from the previous producer's lazy state) into _lazyCarry.</summary>
