@@ -97,7 +97,8 @@ public sealed unsafe class TranslatorTests
 
     /// <summary>
     /// Every condition code after each inline flag producer (CMP, SUB, TEST, AND, OR, XOR, ADD,
-    /// INC, DEC at 8, 16, 32 and 64 bits; IMUL r,r and r,r,imm at 16, 32 and 64 bits) on edge values, with the Jcc in the producer's block,
+    /// INC, DEC at 8, 16, 32 and 64 bits; IMUL r,r and r,r,imm at 16, 32 and 64 bits; results folded
+    /// with shifts and rotates by constants) on edge values, with the Jcc in the producer's block,
     /// after a MOV in between, and in the next block: tier 1's inline branches (conditions from
     /// locals or from the lazy state) take the interpreter's branches.
     /// </summary>
@@ -148,8 +149,20 @@ public sealed unsafe class TranslatorTests
                                 a.mov(edx, 2);
                                 a.Label(ref next);
                                 a.mov(__byte_ptr[rsi + cases], dl);
+                                // Shifts by constants whose flags nothing reads (inline in tier 1).
                                 a.add(r15, rax);
                                 a.rol(r15, 7);
+                                a.mov(r14d, eax);
+                                a.sar(r14d, 3);
+                                a.ror(r14, 11);
+                                a.shr(r13, 5);
+                                a.shl(r13d, 2);
+                                a.rol(r12, 9);
+                                a.shl(r14d, 1);
+                                a.sar(r12, 1);
+                                a.xor(r15, r14);
+                                a.add(r13, rax);
+                                a.sub(r12, r15);
                                 cases++;
                             }
                         }
@@ -165,7 +178,7 @@ public sealed unsafe class TranslatorTests
             Assert.DoesNotContain((byte)0, data);
 
             // The outcomes, then the results of the producers folded together (R15).
-            return [.. data, .. BitConverter.GetBytes(t.Cpu.GetRegister(15))];
+            return [.. data, .. BitConverter.GetBytes(t.Cpu.GetRegister(12)), .. BitConverter.GetBytes(t.Cpu.GetRegister(13)), .. BitConverter.GetBytes(t.Cpu.GetRegister(15))];
         }
 
         byte[] interpreted = Run(ExecutionTier.Interpreter, out _);

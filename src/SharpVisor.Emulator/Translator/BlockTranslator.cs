@@ -300,6 +300,19 @@ internal static unsafe class BlockTranslator
                 case InlineKind.ImulR:
                     EmitImul(in op, form, flagsLive);
                     break;
+                case InlineKind.ShiftRI:
+                    int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
+                    if (flagsLive && count != 0)
+                    {
+                        // The flag rules stay with the handler; inline only where nothing reads them.
+                        EmitHandlerCall(in op, i);
+                    }
+                    else
+                    {
+                        EmitShift(in op, form, count);
+                    }
+
+                    break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
                     _flagsKind = form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec;
@@ -325,6 +338,7 @@ internal static unsafe class BlockTranslator
             {
                 InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
                 InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
+                InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
@@ -355,6 +369,8 @@ internal static unsafe class BlockTranslator
                 {
                     case InlineKind.AluRR:
                     case InlineKind.AluRI:
+                    case InlineKind.ImulR:
+                        // Writers of all six status flags that cannot fault.
                         return false;
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
@@ -827,6 +843,52 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>A shift or rotate of a register by a constant, result only (the caller knows the flags are dead, or the count is zero and changes none).</summary>
+        private void EmitShift(in Op op, InlineForm form, int count)
+        {
+            int bits = form.SizeIndex == 3 ? 64 : 32;
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            if (count != 0)
+            {
+                _il.Emit(OpCodes.Stloc, _a);
+                switch (op.Aux)
+                {
+                    case ShiftSemantics.Rol:
+                    case ShiftSemantics.Ror:
+                        bool left = op.Aux == ShiftSemantics.Rol;
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(left ? OpCodes.Shl : OpCodes.Shr_Un);
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, bits - count);
+                        _il.Emit(left ? OpCodes.Shr_Un : OpCodes.Shl);
+                        _il.Emit(OpCodes.Or);
+                        break;
+                    case ShiftSemantics.Shl:
+                    case ShiftSemantics.Sal:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shl);
+                        break;
+                    case ShiftSemantics.Shr:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shr_Un);
+                        break;
+                    default:
+                        // SAR: arithmetic shift of the sign-extended operand.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(form.SizeIndex);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shr);
+                        break;
+                }
+            }
+
+            // StoreReg truncates a 32-bit result and zero-extends it (even for a zero count, as the handler writes).
+            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
         /// <summary>IMUL r, r / r, r, imm: the low product into the register; the flags (if live) through the handler's own flag helper.</summary>

@@ -47,6 +47,8 @@ internal static unsafe class HandlerCatalog
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushR<Size64>, new(InlineKind.PushR, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushI<Size64>, new(InlineKind.PushI, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopR<Size64>, new(InlineKind.PopR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size32>, new(InlineKind.ShiftRI, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size64>, new(InlineKind.ShiftRI, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size32>, new(InlineKind.ImulR, 2));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size64>, new(InlineKind.ImulR, 3));
         for (int size = 2; size <= 3; size++)
