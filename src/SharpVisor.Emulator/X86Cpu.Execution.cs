@@ -233,7 +233,15 @@ public sealed unsafe partial class X86Cpu
             }
 
             int cpl = _cpl;
-            ExecuteBlockWithinShadow(block);
+            if (block.Translated is not null && CanChainTranslated(block))
+            {
+                // Tier 1 runs block after block here while the successors are compiled.
+                block = RunTranslatedChain(block);
+            }
+            else
+            {
+                ExecuteBlockWithinShadow(block);
+            }
             if (_halted)
             {
                 if (TakeLatchedNmiInHalt())

@@ -1,4 +1,5 @@
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Translator;
 
@@ -56,6 +57,90 @@ public sealed partial class X86Cpu
         }
 
         return null;
+    }
+
+    /// <summary>
+    /// Whether the run loop may hand <paramref name="block"/> (compiled) to
+    /// <see cref="RunTranslatedChain"/>: 64-bit code (the successor links are kept there), a tier
+    /// that uses tier-1 code, no breakpoints, debug traps, interrupt window or NMI to watch for
+    /// between instructions, and room in the budget for the whole block.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool CanChainTranslated(Block block) =>
+        _is64 && _tier != ExecutionTier.Interpreter && !ChainMustStop() && _runLimit - _instructions >= block.Count;
+
+    /// <summary>What ends a chain of translated blocks (besides a successor that is not compiled): each is a reason for <see cref="RunBlocks"/> to look.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool ChainMustStop() =>
+        _stopRequested || _halted || _nmiPending || InterruptWindowRequested || _breakpoints.Count != 0 || (DeliverExceptions && DebugStepNeeded);
+
+    /// <summary>
+    /// Runs compiled blocks one after another without going back to <see cref="RunBlocks"/>: after
+    /// each block the successor is found through the block's links (<see cref="Block.Next"/>, the
+    /// same links the run loop keeps) and, if it is compiled and valid and fits the budget, run
+    /// at once. Every block boundary does what <see cref="RunBlocks"/> would check there (stop
+    /// request, write-tracking boundary, events, mode and privilege change, budget) and returns the
+    /// last block run when any of them needs the run loop. Faults leave _block/_opIndex as
+    /// <see cref="ExecuteBlock"/> does, so <see cref="RunInGuest"/> finds the precise RIP.
+    /// </summary>
+    private Block RunTranslatedChain(Block block)
+    {
+        CpuMode mode = _mode;
+        int cpl = _cpl;
+        while (true)
+        {
+            TranslatedBlock code = block.Translated!;
+            ulong blockRip = _rip;
+            _regs[RegisterFile.BlockRip] = blockRip;
+            _block = block;
+            _inBlock = true;
+            ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+            int i = code(this, ref first);
+            TranslatedInstructions += i;
+            _instructions += i;
+            if (_exitBlock == ExitNone)
+            {
+                _rip = (blockRip + (ulong)Unsafe.Add(ref first, i - 1).NextOffset) & _ipMask;
+            }
+            else
+            {
+                if (_exitBlock == ExitAfter)
+                {
+                    _rip = (blockRip + (ulong)Unsafe.Add(ref first, i - 1).NextOffset) & _ipMask;
+                }
+
+                _exitBlock = ExitNone;
+            }
+
+            _inBlock = false;
+            if (ChainMustStop() || _mode != mode || _cpl != cpl || _tracking.PassBoundary())
+            {
+                return block;
+            }
+
+            // The successor through the run loop's links (same epoch: no TLB flush since they were made).
+            if (block.NextEpoch != _chainEpoch)
+            {
+                return block;
+            }
+
+            Block? next = block.Next;
+            if (next is null || next.Linear != _rip)
+            {
+                next = block.NextOther;
+                if (next is null || next.Linear != _rip)
+                {
+                    return block;
+                }
+            }
+
+            if (!next.Valid || next.Translated is null || _runLimit - _instructions < next.Count)
+            {
+                return block;
+            }
+
+            block = next;
+        }
     }
 
     /// <summary>

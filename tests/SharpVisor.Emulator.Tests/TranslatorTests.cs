@@ -95,6 +95,201 @@ public sealed unsafe class TranslatorTests
         Assert.True(translated.Cpu.TranslatedInstructions > 20_000, $"{translated.Cpu.TranslatedInstructions} instructions in tier 1");
     }
 
+    /// <summary>
+    /// Every condition code after each inline flag producer (CMP, SUB, TEST, AND, OR, XOR, ADD,
+    /// INC, DEC at 8, 16, 32 and 64 bits; IMUL r,r and r,r,imm at 16, 32 and 64 bits; results folded
+    /// with shifts and rotates by constants) on edge values, with the Jcc in the producer's block,
+    /// after a MOV in between, and in the next block: tier 1's inline branches (conditions from
+    /// locals or from the lazy state) take the interpreter's branches.
+    /// </summary>
+    [Fact]
+    public void InlineBranchesTakeTheInterpretersBranches()
+    {
+        const ulong results = 0x10_0000;
+        (ulong A, ulong B)[] pairs = [(0, 0), (1, 2), (2, 1), (0x80, 0x7F), (0xFFFF_FFFF, 1), (0x8000_0000_0000_0000, 1), (ulong.MaxValue, ulong.MaxValue), (0x1_0000_0080, 0x80)];
+        byte[] Run(ExecutionTier tier, out long translated)
+        {
+            using var t = new TestCpu(4 << 20);
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            int cases = 0;
+            t.Load(64, a =>
+            {
+                a.mov(rsi, results);
+                foreach ((ulong x, ulong y) in pairs)
+                {
+                    for (int op = 0; op < 11; op++)
+                    {
+                        foreach (int bits in new[] { 8, 16, 32, 64 })
+                        {
+                            for (int cc = 0; cc < 16; cc++)
+                            {
+                                Label taken = a.CreateLabel();
+                                Label next = a.CreateLabel();
+                                Label split = a.CreateLabel();
+                                a.mov(rax, x);
+                                a.mov(rbx, y);
+                                EmitProducer(a, op, bits, (int)y);
+                                switch (cases % 3)
+                                {
+                                    case 1:
+                                        a.mov(rcx, rdx);
+                                        break;
+                                    case 2:
+                                        a.jmp(split);
+                                        a.Label(ref split);
+                                        break;
+                                }
+
+                                // Not taken: the JMP after it is in the same block (it needs the block's RIP too).
+                                EmitJcc(a, cc, taken);
+                                a.mov(edx, 1);
+                                a.jmp(next);
+                                a.Label(ref taken);
+                                a.mov(edx, 2);
+                                a.Label(ref next);
+                                a.mov(__byte_ptr[rsi + cases], dl);
+                                // Shifts by constants whose flags nothing reads (inline in tier 1).
+                                a.add(r15, rax);
+                                a.rol(r15, 7);
+                                a.mov(r14d, eax);
+                                a.sar(r14d, 3);
+                                a.ror(r14, 11);
+                                a.shr(r13, 5);
+                                a.shl(r13d, 2);
+                                a.rol(r12, 9);
+                                a.shl(r14d, 1);
+                                a.sar(r12, 1);
+                                a.xor(r15, r14);
+                                a.add(r13, rax);
+                                a.sub(r12, r15);
+                                cases++;
+                            }
+                        }
+                    }
+                }
+
+                a.hlt();
+            });
+            t.RunToHalt();
+            translated = t.Cpu.TranslatedInstructions;
+            var data = new byte[cases];
+            t.Memory.Read(results, data);
+            Assert.DoesNotContain((byte)0, data);
+
+            // The outcomes, then the results of the producers folded together (R15).
+            return [.. data, .. BitConverter.GetBytes(t.Cpu.GetRegister(12)), .. BitConverter.GetBytes(t.Cpu.GetRegister(13)), .. BitConverter.GetBytes(t.Cpu.GetRegister(15))];
+        }
+
+        byte[] interpreted = Run(ExecutionTier.Interpreter, out _);
+        long failed = X86Cpu.TranslatorStatistics.Failed;
+        byte[] compiled = Run(ExecutionTier.Always, out long tier1);
+        Assert.Equal(failed, X86Cpu.TranslatorStatistics.Failed);
+        Assert.Equal(interpreted, compiled);
+        Assert.True(tier1 > interpreted.Length * 4, $"{tier1} instructions in tier 1");
+        Assert.NotEqual(0UL, BitConverter.ToUInt64(compiled, compiled.Length - 8));
+        Assert.Contains((byte)1, interpreted);
+        Assert.Contains((byte)2, interpreted);
+    }
+
+    private static void EmitProducer(Assembler a, int op, int bits, int imm)
+    {
+        switch (bits)
+        {
+            case 8:
+                switch (op)
+                {
+                    case 0: a.cmp(al, bl); break;
+                    case 1: a.sub(al, bl); break;
+                    case 2: a.test(al, bl); break;
+                    case 3: a.and(al, (byte)imm); break;
+                    case 4: a.or(al, bl); break;
+                    case 5: a.xor(al, (byte)imm); break;
+                    case 6: a.add(al, bl); break;
+                    case 7: a.inc(al); break;
+                    case 8: a.dec(al); break;
+                    case 9: a.imul(ax, bx); break;
+                    default: a.imul(ax, bx, (short)imm); break;
+                }
+
+                break;
+            case 16:
+                switch (op)
+                {
+                    case 0: a.cmp(ax, bx); break;
+                    case 1: a.sub(ax, bx); break;
+                    case 2: a.test(ax, bx); break;
+                    case 3: a.and(ax, (short)imm); break;
+                    case 4: a.or(ax, bx); break;
+                    case 5: a.xor(ax, (short)imm); break;
+                    case 6: a.add(ax, bx); break;
+                    case 7: a.inc(ax); break;
+                    case 8: a.dec(ax); break;
+                    case 9: a.imul(ax, bx); break;
+                    default: a.imul(ax, bx, (short)imm); break;
+                }
+
+                break;
+            case 32:
+                switch (op)
+                {
+                    case 0: a.cmp(eax, ebx); break;
+                    case 1: a.sub(eax, ebx); break;
+                    case 2: a.test(eax, ebx); break;
+                    case 3: a.and(eax, imm); break;
+                    case 4: a.or(eax, ebx); break;
+                    case 5: a.xor(eax, imm); break;
+                    case 6: a.add(eax, ebx); break;
+                    case 7: a.inc(eax); break;
+                    case 8: a.dec(eax); break;
+                    case 9: a.imul(eax, ebx); break;
+                    default: a.imul(eax, ebx, imm); break;
+                }
+
+                break;
+            default:
+                switch (op)
+                {
+                    case 0: a.cmp(rax, rbx); break;
+                    case 1: a.sub(rax, rbx); break;
+                    case 2: a.test(rax, rbx); break;
+                    case 3: a.and(rax, imm); break;
+                    case 4: a.or(rax, rbx); break;
+                    case 5: a.xor(rax, imm); break;
+                    case 6: a.add(rax, rbx); break;
+                    case 7: a.inc(rax); break;
+                    case 8: a.dec(rax); break;
+                    case 9: a.imul(rax, rbx); break;
+                    default: a.imul(rax, rbx, imm); break;
+                }
+
+                break;
+        }
+    }
+
+    private static void EmitJcc(Assembler a, int cc, Label target)
+    {
+        switch (cc)
+        {
+            case 0: a.jo(target); break;
+            case 1: a.jno(target); break;
+            case 2: a.jb(target); break;
+            case 3: a.jae(target); break;
+            case 4: a.je(target); break;
+            case 5: a.jne(target); break;
+            case 6: a.jbe(target); break;
+            case 7: a.ja(target); break;
+            case 8: a.js(target); break;
+            case 9: a.jns(target); break;
+            case 10: a.jp(target); break;
+            case 11: a.jnp(target); break;
+            case 12: a.jl(target); break;
+            case 13: a.jge(target); break;
+            case 14: a.jle(target); break;
+            default: a.jg(target); break;
+        }
+    }
+
     [Fact]
     public void HotBlocksAreCompiledInTheBackground()
     {

@@ -13,7 +13,11 @@ internal static class MulDivHandlers
     /// <summary>Flags after multiplication: CF = OF = overflow; SF/ZF/PF (architecturally undefined) from the low result.</summary>
     private static void SetMulFlags<TSize>(X86Cpu cpu, bool overflow, ulong low)
         where TSize : struct, IOperandSize =>
-        cpu.SetStatusFlags((overflow ? RflagsBits.Carry | RflagsBits.Overflow : 0) | X86Cpu.ResultFlags(TSize.SignExtend(low)));
+        SetMulFlagsOf(cpu, overflow, TSize.SignExtend(low));
+
+    /// <summary>The flags of a multiplication from its overflow and its low result sign-extended (tier 1's inline IMUL calls this too).</summary>
+    internal static void SetMulFlagsOf(X86Cpu cpu, bool overflow, ulong signExtendedLow) =>
+        cpu.SetStatusFlags((overflow ? RflagsBits.Carry | RflagsBits.Overflow : 0) | X86Cpu.ResultFlags(signExtendedLow));
 
     public static void Mul<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize

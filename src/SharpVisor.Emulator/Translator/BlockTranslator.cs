@@ -32,8 +32,14 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
     private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
+    private static readonly MethodInfo s_bigMul = typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
+    private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
+
+    // The compiled method's parameters: the block it belongs to (the delegate is closed over it, so
+    // a call is direct, with no argument-shuffling stub), the CPU and the block's first op.
+    private static readonly Type[] s_methodParameters = [typeof(Block), typeof(X86Cpu), typeof(Op).MakeByRefType()];
     private static int s_serial;
 
     private static FieldInfo Field(string name) =>
@@ -42,11 +48,11 @@ internal static unsafe class BlockTranslator
     /// <summary>Emits and compiles the block's method.</summary>
     public static TranslatedBlock Translate(Block block, out int ilBytes)
     {
-        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_parameters, typeof(X86Cpu).Module, skipVisibility: true);
+        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
         ILGenerator il = method.GetILGenerator(256 + (block.Count * 96));
         new Emitter(block, il).Emit();
         ilBytes = il.ILOffset;
-        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock));
+        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), block);
         Precompile(method);
         return code;
     }
@@ -92,6 +98,12 @@ internal static unsafe class BlockTranslator
         private readonly LocalBuilder _r;
         private readonly LocalBuilder _linear;
         private readonly LocalBuilder _host;
+        private readonly LocalBuilder _t;
+
+        // The last flag producer is an inline op whose operands and result are still in _a/_b/_r
+        // (kind LazyFlags.*, or None): a Jcc right after it tests them without the lazy state.
+        private int _flagsKind;
+        private int _flagsSize;
 
         public Emitter(Block block, ILGenerator il)
         {
@@ -104,11 +116,12 @@ internal static unsafe class BlockTranslator
             _r = il.DeclareLocal(typeof(ulong));
             _linear = il.DeclareLocal(typeof(ulong));
             _host = il.DeclareLocal(typeof(nint));
+            _t = il.DeclareLocal(typeof(ulong));
         }
 
         public void Emit()
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldflda, s_regs);
             _il.Emit(OpCodes.Stloc, _regsRef);
             Op[] ops = _block.Ops;
@@ -149,13 +162,12 @@ internal static unsafe class BlockTranslator
             }
 
             Label notTaken = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Call, loopCondition.GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            EmitCondition(Array.IndexOf(BranchHandlers.JccTable, (nint)ops[count - 1].Handler));
             _il.Emit(OpCodes.Brfalse, notTaken);
 
             // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
             Label leave = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Call, s_continueLoop);
             _il.Emit(OpCodes.Brfalse, leave);
@@ -171,13 +183,13 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Br, top);
             _il.MarkLabel(leave);
             SpillAll(markClean: false);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _regsRef);
             _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
             _il.Emit(OpCodes.Add);
             _il.Emit(OpCodes.Ldind_I8);
             _il.Emit(OpCodes.Stfld, s_rip);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
             _il.Emit(OpCodes.Stfld, s_exitBlock);
             _il.Emit(OpCodes.Ldc_I4, count);
@@ -214,7 +226,7 @@ internal static unsafe class BlockTranslator
                 }
 
                 used[op.Reg / 8 & 15] = true;
-                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR)
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR)
                 {
                     used[op.Rm / 8 & 15] = true;
                 }
@@ -241,6 +253,12 @@ internal static unsafe class BlockTranslator
         private void EmitOp(Op[] ops, int i)
         {
             ref Op op = ref ops[i];
+            if (EmitBranch(in op, i))
+            {
+                return;
+            }
+
+            _flagsKind = LazyFlags.None;
             InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
             if (!CanInline(in op, form))
             {
@@ -269,6 +287,7 @@ internal static unsafe class BlockTranslator
                     LoadReg(op.Rm / 8, form.SizeIndex);
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    NoteFlagsInLocals(form);
                     break;
                 case InlineKind.AluRI:
                     LoadReg(op.Reg / 8, form.SizeIndex);
@@ -276,9 +295,28 @@ internal static unsafe class BlockTranslator
                     _il.Emit(OpCodes.Ldc_I8, (long)Truncate(op.Imm, form.SizeIndex));
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    NoteFlagsInLocals(form);
+                    break;
+                case InlineKind.ImulR:
+                    EmitImul(in op, form, flagsLive);
+                    break;
+                case InlineKind.ShiftRI:
+                    int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
+                    if (flagsLive && count != 0)
+                    {
+                        // The flag rules stay with the handler; inline only where nothing reads them.
+                        EmitHandlerCall(in op, i);
+                    }
+                    else
+                    {
+                        EmitShift(in op, form, count);
+                    }
+
                     break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
+                    _flagsKind = form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec;
+                    _flagsSize = form.SizeIndex;
                     break;
                 default:
                     EmitMemoryForm(in op, i, form, flagsLive);
@@ -299,6 +337,8 @@ internal static unsafe class BlockTranslator
             return form.Kind switch
             {
                 InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
+                InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
@@ -329,6 +369,8 @@ internal static unsafe class BlockTranslator
                 {
                     case InlineKind.AluRR:
                     case InlineKind.AluRI:
+                    case InlineKind.ImulR:
+                        // Writers of all six status flags that cannot fault.
                         return false;
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
@@ -342,7 +384,27 @@ internal static unsafe class BlockTranslator
             return true;
         }
 
-        private static ulong Truncate(ulong value, int sizeIndex) => sizeIndex == 2 ? (uint)value : value;
+        private static ulong Truncate(ulong value, int sizeIndex) => value & LazyFlags.Masks[sizeIndex];
+
+        /// <summary>Sign-extends the value on the stack from the operand size to 64 bits (size index 3: unchanged).</summary>
+        private void EmitSignExtend(int sizeIndex)
+        {
+            switch (sizeIndex)
+            {
+                case 0:
+                    _il.Emit(OpCodes.Conv_I1);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_I2);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_I4);
+                    _il.Emit(OpCodes.Conv_I8);
+                    break;
+            }
+        }
 
         // ---- Registers ----------------------------------------------------------------
 
@@ -365,16 +427,48 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Ldloc, Local(slot));
-            if (sizeIndex == 2)
+            EmitZeroExtend(sizeIndex);
+        }
+
+        /// <summary>Truncates the value on the stack to the operand size, zero-extended (size index 3: unchanged).</summary>
+        private void EmitZeroExtend(int sizeIndex)
+        {
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Conv_U4);
-                _il.Emit(OpCodes.Conv_U8);
+                case 0:
+                    _il.Emit(OpCodes.Conv_U1);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_U2);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_U4);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
             }
         }
 
-        /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write.</summary>
+        /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write; 8- and 16-bit writes keep the upper bits.</summary>
         private void StoreReg(int slot, int sizeIndex)
         {
+            if (sizeIndex < 2)
+            {
+                ulong mask = LazyFlags.Masks[sizeIndex];
+                _il.Emit(OpCodes.Ldc_I8, (long)mask);
+                _il.Emit(OpCodes.And);
+                _il.Emit(OpCodes.Stloc, _t);
+                LoadReg(slot, 3);
+                _il.Emit(OpCodes.Ldc_I8, (long)~mask);
+                _il.Emit(OpCodes.And);
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Or);
+                _il.Emit(OpCodes.Stloc, Local(slot));
+                _state[slot] = Cached.Dirty;
+                return;
+            }
+
             if (sizeIndex == 2)
             {
                 _il.Emit(OpCodes.Conv_U4);
@@ -436,6 +530,220 @@ internal static unsafe class BlockTranslator
             }
         }
 
+        // ---- Branches -----------------------------------------------------------------
+
+        private void NoteFlagsInLocals(InlineForm form)
+        {
+            _flagsKind = form.Alu switch
+            {
+                InlineAlu.Add => LazyFlags.Add,
+                InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
+                _ => LazyFlags.Logic,
+            };
+            _flagsSize = form.SizeIndex;
+        }
+
+        /// <summary>
+        /// A relative JMP or a Jcc in 64-bit code, inline: the condition from the producer's
+        /// operands in locals when it is in this block, else the interpreter's condition test on
+        /// the lazy state; a taken branch writes back the dirty registers and leaves the block as
+        /// the handler would (RIP set, <see cref="X86Cpu.ExitJump"/>). A not-taken Jcc keeps the
+        /// registers in locals. False for other ops (and branches outside 64-bit mode).
+        /// </summary>
+        private bool EmitBranch(in Op op, int i)
+        {
+            if (!_is64 || op.OpSize != 8)
+            {
+                return false;
+            }
+
+            nint handler = (nint)op.Handler;
+            int cc = Array.IndexOf(BranchHandlers.JccTable, handler);
+            bool jmp = handler == (nint)(delegate*<X86Cpu, ref Op, void>)&BranchHandlers.JmpRel;
+            if (cc < 0 && !jmp)
+            {
+                return false;
+            }
+
+            Label notTaken = _il.DefineLabel();
+            if (!jmp)
+            {
+                EmitCondition(cc);
+                _il.Emit(OpCodes.Brfalse, notTaken);
+            }
+
+            EmitTakenBranch(in op, i);
+            _il.MarkLabel(notTaken);
+            return true;
+        }
+
+        /// <summary>Leaves the block at the branch's target: RIP = block RIP + Imm (canonical, else the handler raises #GP precisely).</summary>
+        private void EmitTakenBranch(in Op op, int i)
+        {
+            // From the register file, not a cached local: this path is conditional, so loading a
+            // local here would leave it unset on the not-taken path that believes it loaded.
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _linear);
+
+            // Canonical: bits 63..47 all equal.
+            Label bad = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shr);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Bne_Un, bad);
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            _il.Emit(OpCodes.Ldc_I4, i + 1);
+            _il.Emit(OpCodes.Ret);
+
+            _il.MarkLabel(bad);
+            SpillAll(markClean: false);
+            CallHandler(in op, i);
+            _il.Emit(OpCodes.Ldc_I4, i + 1);
+            _il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>Pushes condition <paramref name="cc"/> (Jcc order) as 0 or 1.</summary>
+        private void EmitCondition(int cc)
+        {
+            if (!EmitConditionFromLocals(cc))
+            {
+                _il.Emit(OpCodes.Ldarg_1);
+                _il.Emit(OpCodes.Call, HandlerCatalog.ConditionType(cc).GetMethod("Evaluate", BindingFlags.Public | BindingFlags.Static)!);
+            }
+        }
+
+        /// <summary>
+        /// The condition from _a/_b/_r of an inline producer earlier in the block (operands masked
+        /// to the size, result unmasked), for the pairs that need no carry/overflow/parity
+        /// arithmetic; false when the producer or condition is another.
+        /// </summary>
+        private bool EmitConditionFromLocals(int cc)
+        {
+            int kind = _flagsKind;
+            int size = _flagsSize;
+            bool negate = (cc & 1) != 0;
+            int test = cc >> 1; // O, B, E, BE, S, P, L, LE
+            if (kind == LazyFlags.None || test is 0 or 5)
+            {
+                return false;
+            }
+
+            if (kind == LazyFlags.Sub)
+            {
+                switch (test)
+                {
+                    case 1:
+                        // B: a < b unsigned.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Clt_Un);
+                        break;
+                    case 2:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Ceq);
+                        break;
+                    case 3:
+                        // BE: !(a > b) unsigned.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        _il.Emit(OpCodes.Cgt_Un);
+                        negate = !negate;
+                        break;
+                    case 4:
+                        EmitSignOfResult(size);
+                        break;
+                    case 6:
+                        // L: signed a < b at the operand size.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Clt);
+                        break;
+                    default:
+                        // LE: !(a > b) signed.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldloc, _b);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Cgt);
+                        negate = !negate;
+                        break;
+                }
+            }
+            else
+            {
+                // Logic (CF = OF = 0), Add, Inc, Dec: only ZF and SF from the result (and, for
+                // logic, the conditions they decide alone).
+                bool logic = kind == LazyFlags.Logic;
+                switch (test)
+                {
+                    case 2:
+                        EmitResultIsZero(size);
+                        break;
+                    case 4:
+                        EmitSignOfResult(size);
+                        break;
+                    case 1 when logic:
+                        // B: CF = 0.
+                        _il.Emit(OpCodes.Ldc_I4_0);
+                        break;
+                    case 3 when logic:
+                        EmitResultIsZero(size);
+                        break;
+                    case 6 when logic:
+                        // L: SF != OF = SF.
+                        EmitSignOfResult(size);
+                        break;
+                    case 7 when logic:
+                        // LE: ZF || SF.
+                        _il.Emit(OpCodes.Ldloc, _r);
+                        EmitSignExtend(size);
+                        _il.Emit(OpCodes.Ldc_I8, 1L);
+                        _il.Emit(OpCodes.Clt);
+                        break;
+                    default:
+                        return false;
+                }
+            }
+
+            if (negate)
+            {
+                _il.Emit(OpCodes.Ldc_I4_0);
+                _il.Emit(OpCodes.Ceq);
+            }
+
+            return true;
+        }
+
+        private void EmitResultIsZero(int size)
+        {
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitZeroExtend(size);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Ceq);
+        }
+
+        private void EmitSignOfResult(int size)
+        {
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(size);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Clt);
+        }
+
         // ---- Handler calls ------------------------------------------------------------
 
         private void EmitHandlerCall(in Op op, int i)
@@ -448,11 +756,11 @@ internal static unsafe class BlockTranslator
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
         private void CallHandler(in Op op, int i)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
             _il.Emit(OpCodes.Stfld, s_opIndex);
-            _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_2);
             if (i != 0)
             {
                 _il.Emit(OpCodes.Ldc_I4, i * sizeof(Op));
@@ -464,7 +772,7 @@ internal static unsafe class BlockTranslator
             _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
 
             Label go = _il.DefineLabel();
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldfld, s_exitBlock);
             _il.Emit(OpCodes.Brfalse, go);
             _il.Emit(OpCodes.Ldc_I4, i + 1);
@@ -506,10 +814,10 @@ internal static unsafe class BlockTranslator
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
             };
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, (kind << 2) | form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             if (kind == LazyFlags.Logic)
             {
                 _il.Emit(OpCodes.Ldc_I8, 0L);
@@ -520,7 +828,7 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             if (kind == LazyFlags.Logic)
             {
                 _il.Emit(OpCodes.Ldc_I8, 0L);
@@ -531,15 +839,123 @@ internal static unsafe class BlockTranslator
             }
 
             _il.Emit(OpCodes.Stfld, s_lazyB);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _r);
-            if (form.SizeIndex == 2)
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>A shift or rotate of a register by a constant, result only (the caller knows the flags are dead, or the count is zero and changes none).</summary>
+        private void EmitShift(in Op op, InlineForm form, int count)
+        {
+            int bits = form.SizeIndex == 3 ? 64 : 32;
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            if (count != 0)
+            {
+                _il.Emit(OpCodes.Stloc, _a);
+                switch (op.Aux)
+                {
+                    case ShiftSemantics.Rol:
+                    case ShiftSemantics.Ror:
+                        bool left = op.Aux == ShiftSemantics.Rol;
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(left ? OpCodes.Shl : OpCodes.Shr_Un);
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, bits - count);
+                        _il.Emit(left ? OpCodes.Shr_Un : OpCodes.Shl);
+                        _il.Emit(OpCodes.Or);
+                        break;
+                    case ShiftSemantics.Shl:
+                    case ShiftSemantics.Sal:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shl);
+                        break;
+                    case ShiftSemantics.Shr:
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shr_Un);
+                        break;
+                    default:
+                        // SAR: arithmetic shift of the sign-extended operand.
+                        _il.Emit(OpCodes.Ldloc, _a);
+                        EmitSignExtend(form.SizeIndex);
+                        _il.Emit(OpCodes.Ldc_I4, count);
+                        _il.Emit(OpCodes.Shr);
+                        break;
+                }
+            }
+
+            // StoreReg truncates a 32-bit result and zero-extends it (even for a zero count, as the handler writes).
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
+        /// <summary>IMUL r, r / r, r, imm: the low product into the register; the flags (if live) through the handler's own flag helper.</summary>
+        private void EmitImul(in Op op, InlineForm form, bool flagsLive)
+        {
+            bool wide = form.SizeIndex == 3;
+            LoadReg(op.Rm / 8, form.SizeIndex);
+            if (!wide)
             {
                 _il.Emit(OpCodes.Conv_I4);
                 _il.Emit(OpCodes.Conv_I8);
             }
 
-            _il.Emit(OpCodes.Stfld, s_lazyRes);
+            _il.Emit(OpCodes.Stloc, _b);
+            if (op.Aux != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I8, wide ? (long)op.Imm : (int)op.Imm);
+            }
+            else
+            {
+                LoadReg(op.Reg / 8, form.SizeIndex);
+                if (!wide)
+                {
+                    _il.Emit(OpCodes.Conv_I4);
+                    _il.Emit(OpCodes.Conv_I8);
+                }
+            }
+
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Mul);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            if (!flagsLive)
+            {
+                return;
+            }
+
+            // Overflow: 64-bit, the high half is not the low half's sign; 32-bit, the 64-bit
+            // product of the sign-extended operands is not its own low half sign-extended.
+            _il.Emit(OpCodes.Ldarg_1);
+            if (wide)
+            {
+                _il.Emit(OpCodes.Ldloc, _a);
+                _il.Emit(OpCodes.Ldloc, _b);
+                _il.Emit(OpCodes.Ldloca, _t);
+                _il.Emit(OpCodes.Call, s_bigMul);
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Ldc_I4, 63);
+                _il.Emit(OpCodes.Shr);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Ldloc, _r);
+                _il.Emit(OpCodes.Conv_I4);
+                _il.Emit(OpCodes.Conv_I8);
+            }
+
+            _il.Emit(OpCodes.Ceq);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ceq);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Call, s_setMulFlags);
         }
 
         /// <summary>INC/DEC r: CF is preserved, so it is read (from the previous producer's lazy state) into _lazyCarry.</summary>
@@ -553,28 +969,23 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stloc, _r);
             _il.Emit(OpCodes.Ldloc, _r);
             StoreReg(op.Reg / 8, form.SizeIndex);
-            _il.Emit(OpCodes.Ldarg_0);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Call, s_carryFlag);
             _il.Emit(OpCodes.Conv_U8);
             _il.Emit(OpCodes.Stfld, s_lazyCarry);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, ((form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec) << 2) | form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I8, 1L);
             _il.Emit(OpCodes.Stfld, s_lazyB);
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _r);
-            if (form.SizeIndex == 2)
-            {
-                _il.Emit(OpCodes.Conv_I4);
-                _il.Emit(OpCodes.Conv_I8);
-            }
-
+            EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
         }
 
@@ -620,7 +1031,7 @@ internal static unsafe class BlockTranslator
             EmitEffectiveAddress(in op);
             if (op.Seg is X86Cpu.SegFs or X86Cpu.SegGs)
             {
-                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldarg_1);
                 _il.Emit(OpCodes.Ldflda, s_segBase);
                 _il.Emit(OpCodes.Ldc_I4, op.Seg * 8);
                 _il.Emit(OpCodes.Add);
@@ -634,7 +1045,7 @@ internal static unsafe class BlockTranslator
         /// <summary>Branches to <paramref name="miss"/> unless the TLB maps _linear for the access; on a hit _host holds the host address.</summary>
         private void EmitTlbCheck(bool write, int size, Label miss)
         {
-            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _linear);
             _il.Emit(OpCodes.Ldc_I4, size);
             _il.Emit(OpCodes.Ldloca, _host);

@@ -24,6 +24,9 @@ internal static unsafe class HandlerCatalog
         return cc < 0 ? null : s_conditions[cc];
     }
 
+    /// <summary>The condition type of condition code <paramref name="cc"/> (Jcc order: O, NO, B, AE, ...).</summary>
+    public static Type ConditionType(int cc) => s_conditions[cc];
+
     public static InlineForm FormOf(nint handler) => s_forms.TryGetValue(handler, out InlineForm form) ? form : default;
 
     private static Dictionary<nint, InlineForm> BuildForms()
@@ -44,6 +47,10 @@ internal static unsafe class HandlerCatalog
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushR<Size64>, new(InlineKind.PushR, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PushI<Size64>, new(InlineKind.PushI, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopR<Size64>, new(InlineKind.PopR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size32>, new(InlineKind.ShiftRI, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size64>, new(InlineKind.ShiftRI, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size32>, new(InlineKind.ImulR, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size64>, new(InlineKind.ImulR, 3));
         for (int size = 2; size <= 3; size++)
         {
             Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Add));
@@ -63,10 +70,16 @@ internal static unsafe class HandlerCatalog
     private static void AddAlu(Dictionary<nint, InlineForm> forms, nint[] table, InlineAlu alu)
     {
         bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
-        for (int size = 2; size <= 3; size++)
+        for (int size = 0; size <= 3; size++)
         {
+            // 8- and 16-bit forms only between registers (TEST AL,1; CMP CL,DL): no narrow memory forms yet.
             Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
             Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
+            if (size < 2)
+            {
+                continue;
+            }
+
             Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
             if (readsOnly)
             {

@@ -25,6 +25,12 @@ internal enum InlineKind : byte
 
     /// <summary>INC/DEC of a register (<see cref="InlineForm.Alu"/> Add for INC, Sub for DEC): CF preserved through _lazyCarry.</summary>
     IncDecR,
+
+    /// <summary>IMUL r, r and IMUL r, r, imm (<see cref="Op.Aux"/> != 0): CF = OF = signed overflow, flags set eagerly as the handler does.</summary>
+    ImulR,
+
+    /// <summary>ROL/ROR/SHL/SHR/SAR r, imm (<see cref="Op.Aux"/> = ShiftSemantics kind): inline when no later instruction can read the flags, else the handler.</summary>
+    ShiftRI,
 }
 
 /// <summary>The ALU operations tier 1 emits inline, with the lazy-flags kind each records.</summary>
