@@ -139,6 +139,9 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
             HypercallOp.SetTimerOp => SetTimerOp(frame),
             HypercallOp.ConsoleIo => ConsoleIo(frame),
             HypercallOp.GrantTableOp => GrantTableOp(frame),
+            HypercallOp.MmuUpdate => MmuUpdate(frame),
+            HypercallOp.UpdateVaMapping => UpdateVaMapping(frame),
+            HypercallOp.MmuextOp => MmuextOp(frame),
             _ => Unknown(frame, "op"),
         };
     }
