@@ -76,7 +76,19 @@ public sealed class PvPageTables
     /// <summary>The hypervisor's entry for L4 slot 256 (present, user, read-only), written into each L4 it validates.</summary>
     public ulong M2pL3Entry { get; }
 
+    /// <summary>The machine address of the M2P table the guest reads at 0xFFFF800000000000 (kept in step with MMU_MACHPHYS_UPDATE), or 0.</summary>
+    public ulong M2pAddress { get; init; }
+
     public void Connect(IPvMmuHost host) => _host = host;
+
+    /// <summary>A hypervisor page the domain may map (Xen's share_xen_page_with_guest): shared_info.</summary>
+    public void AddDomainFrame(ulong mfn)
+    {
+        lock (_lock)
+        {
+            _frames[mfn].Owned = true;
+        }
+    }
 
     /// <summary>A copy of frame <paramref name="mfn"/>'s accounting (for tests and diagnostics).</summary>
     internal PvPageFrame Frame(ulong mfn)
@@ -107,6 +119,11 @@ public sealed class PvPageTables
                 }
 
                 _physToMachine.SetPhysical(target, value);
+                if (M2pAddress != 0)
+                {
+                    _memory.Write(M2pAddress + (target * 8), value);
+                }
+
                 return 0;
             }
 
