@@ -53,8 +53,8 @@ public static class RunCommand
         var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
         var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
-        var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0; the emulator only)" };
-        xen.AcceptOnlyFromAmong("pvh");
+        var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0; the emulator only), or pv (a PV domain with direct paging; early boot only, docs/xen-pv.md)" };
+        xen.AcceptOnlyFromAmong("pvh", "pv");
         var protect = new Option<string?>("--protect")
         {
             Description = "Kernel runtime protection: kernel[,cr-pin][,msr-pin][,measure=SECONDS][,mode=enforce|log][,measure-log=PATH] (the emulator only; docs/security.md)",
@@ -148,7 +148,7 @@ public static class RunCommand
                 KernelPath = kernel,
                 InitrdPath = initrd,
                 CommandLine = cmdline ?? (devices.Xen is null ? DefaultGuest.CommandLine : DefaultGuest.XenCommandLine),
-                Xen = devices.Xen == "pvh" ? XenMode.Pvh : XenMode.None,
+                Xen = devices.Xen switch { "pvh" => XenMode.Pvh, "pv" => XenMode.Pv, _ => XenMode.None },
                 Modules = modules.Select(m => new BootModule(m)).ToArray(),
                 MemorySize = MemorySize.Parse(memory),
                 VcpuCount = cpus,

@@ -1,3 +1,4 @@
+using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Xen.Pv;
 
 namespace SharpVisor.Xen;
@@ -7,13 +8,86 @@ namespace SharpVisor.Xen;
 /// decoding here, the rules in <see cref="PvPageTables"/>. A domain without PV paging (PVH, HVM)
 /// answers -ENOSYS, as Xen's HVM hypercall table does.
 /// </summary>
-public sealed partial class XenDomain
+public sealed partial class XenDomain : IParavirtualCpuProvider
 {
     /// <summary>Requests one mmu_update or mmuext_op call may carry (Xen preempts long batches; Linux sends tens).</summary>
     public const int MaxPvBatch = 1 << 16;
 
+    /// <summary>The vector a PV upcall is reported with: the CPU hands it to the PV event path, never to an IDT.</summary>
+    private const byte PvUpcallVector = 0xF3;
+
+    private const int XenMemMachphysMapping = 12;
+
     private PvPageTables? _pvTables;
     private PvVcpuPaging[] _pvPaging = [];
+    private PvCpu? _pvCpu;
+
+    public IParavirtualCpu? ParavirtualCpu => _pvCpu;
+
+    /// <summary>
+    /// Makes this a PV domain with a PV CPU (after <see cref="AttachPvPaging"/>, before the vCPUs
+    /// are created): hypercalls by SYSCALL, the trap table, callbacks, the PV GDT in
+    /// <paramref name="gdtFrames"/> (the first of 16 hypervisor frames per vCPU).
+    /// </summary>
+    public PvCpu AttachPvCpu(IReadOnlyList<ulong> gdtFrames)
+    {
+        PvPageTables tables = _pvTables ?? throw new InvalidOperationException("attach the PV paging first");
+        if (gdtFrames.Count != _vcpus.Length)
+        {
+            throw new ArgumentException($"{gdtFrames.Count} GDTs for {_vcpus.Length} vCPUs", nameof(gdtFrames));
+        }
+
+        _pvCpu = new PvCpu(this, tables, gdtFrames);
+        return _pvCpu;
+    }
+
+    /// <summary>A hypercall from a PV guest kernel (CPL 3, yet privileged to call): the PV CPU decided it may.</summary>
+    internal void RunPvHypercall(IHypercallContext context)
+    {
+        ulong op = context.GetRegister(0);
+        RunHypercall(context, refuse: false);
+        if (s_tracePv && Interlocked.Increment(ref _pvTraced) <= 5000)
+        {
+            Warn($"pv hypercall {OpName(op)}({context.GetRegister(7):x}, {context.GetRegister(6):x}, {context.GetRegister(2):x}) = {(long)context.GetRegister(0)}");
+        }
+    }
+
+    /// <summary>SHARPVISOR_XEN_PV_TRACE=1 logs the first 5000 hypercalls of a PV domain with their results (bring-up diagnostics).</summary>
+    private static readonly bool s_tracePv = Environment.GetEnvironmentVariable("SHARPVISOR_XEN_PV_TRACE") == "1";
+
+    private int _pvTraced;
+
+    internal ulong VcpuInfoOf(int vcpuId) => VcpuInfoAddress(_vcpus[vcpuId]);
+
+    internal void LogPv(string line) => Warn(line);
+
+    /// <summary>Places shared_info in the hypervisor frame the builder gave the PV domain (start_info.shared_info); events start masked, as Xen starts a PV vCPU.</summary>
+    public void PlacePvSharedInfo(ulong machineAddress)
+    {
+        MapSharedInfo(machineAddress);
+        for (int i = 0; i < Math.Min(_vcpus.Length, SharedInfoLayout.LegacyVcpus); i++)
+        {
+            Memory.Write(machineAddress + ((ulong)i * SharedInfoLayout.VcpuInfoSize) + SharedInfoLayout.UpcallMask, (byte)1);
+        }
+    }
+
+    /// <summary>The memory_op commands only a PV domain has: XENMEM_machphys_mapping (where the M2P is).</summary>
+    private bool TryPvMemoryOp(HypercallFrame frame, out long result)
+    {
+        result = 0;
+        if (frame.Argument(0) != XenMemMachphysMapping)
+        {
+            return false;
+        }
+
+        // struct xen_machphys_mapping { xen_ulong_t v_start, v_end, max_mfn; }
+        ulong frames = _pvTables!.PhysToMachine.MachineFrameCount;
+        ulong arg = frame.Argument(1);
+        frame.Write(arg, PvDomainBuilder.MachToPhysStart);
+        frame.Write(arg + 8, PvDomainBuilder.MachToPhysStart + (frames * 8));
+        frame.Write(arg + 16, frames - 1);
+        return true;
+    }
 
     /// <summary>The domain's direct paging, once the PV builder attached it.</summary>
     public PvPageTables? PvTables => _pvTables;

@@ -87,6 +87,19 @@ public sealed class PvDomainBuilderTests : IDisposable
         Assert.NotEqual(0UL, LeafEntry(layout.L4Frame, image.Entry) & PvPte.User);
         Assert.Equal(1, counters["pv-validated-l4"]);
         Assert.Equal(0, counters["pv-refused"]);
+        // Each vCPU's GDT (Xen's flat descriptors in page 14) is mapped in Xen's range, supervisor-only.
+        ulong gdtPage = PvCpu.GdtBase(0) + (14 * 4096);
+        ulong table = layout.L4Frame;
+        ulong gdtEntry = 0;
+        for (int level = 4; level >= 1; level--)
+        {
+            gdtEntry = _memory.Read<ulong>((table << 12) + (((gdtPage >> (12 + (9 * (level - 1)))) & 511) * 8));
+            Assert.True((gdtEntry & PvPte.Present) != 0, $"the GDT is not mapped at level {level}");
+            table = PvPte.Frame(gdtEntry);
+        }
+
+        Assert.Equal(0UL, gdtEntry & PvPte.User);
+        Assert.Equal(layout.GdtFrames[0] + 14, PvPte.Frame(gdtEntry));
         Assert.Equal(0UL, layout.MappedEnd % (4UL << 20));
         Assert.True(layout.MappedEnd - (layout.StackPointer) >= 512 * 1024);
     }

@@ -26,7 +26,7 @@ public static class VmmCommand
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh (docs/xen.md)" };
-        xen.AcceptOnlyFromAmong("pvh");
+        xen.AcceptOnlyFromAmong("pvh", "pv");
         var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
         var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
@@ -47,7 +47,7 @@ public static class VmmCommand
                     result.GetValue(id),
                     result.GetValue(accel)!)
                 {
-                    Xen = result.GetValue(xen) == "pvh" ? XenMode.Pvh : XenMode.None,
+                    Xen = result.GetValue(xen) switch { "pvh" => XenMode.Pvh, "pv" => XenMode.Pv, _ => XenMode.None },
                 },
             },
             cancel));

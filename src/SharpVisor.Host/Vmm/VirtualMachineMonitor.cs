@@ -131,9 +131,18 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
             };
-            BootResult boot = configuration.Xen == XenMode.Pvh
-                ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
-                : BootLoader.Load(memory, request);
+            SharpVisor.Xen.Pv.PvDomainLayout? pvLayout = null;
+            BootResult boot;
+            if (configuration.Xen == XenMode.Pv)
+            {
+                (boot, pvLayout) = XenPvBoot.Load(memory, request, configuration.VcpuCount, new ExitCounters(), guestLog.Write);
+            }
+            else
+            {
+                boot = configuration.Xen == XenMode.Pvh
+                    ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
+                    : BootLoader.Load(memory, request);
+            }
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
             if (machine is KvmVirtualMachine kvm)
@@ -155,7 +164,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             {
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
                 // Under --xen the disks are Xen vbds (blkback) and the NICs vifs (netback), not virtio.
-                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name);
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name, pvLayout);
             }
 
             LegacyPlatform legacy = LegacyPlatform.Register(machine, configuration.SerialOutput);
@@ -169,7 +178,11 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
             AcpiTables tables = AcpiTables.Build(new AcpiPlatform { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
-            tables.WriteTo(memory);
+            if (pvLayout is null)
+            {
+                // A PV domain has no firmware tables: its memory is all the builder's (machine frames under a P2M).
+                tables.WriteTo(memory);
+            }
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));

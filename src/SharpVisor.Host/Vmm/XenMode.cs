@@ -8,4 +8,7 @@ public enum XenMode
 
     /// <summary>A PVH domain: entered at the kernel's PVH entry with hvm_start_info, Xen's hypercalls and PV console.</summary>
     Pvh,
+
+    /// <summary>A PV domain (docs/xen-pv.md): the kernel at CPL 3 with direct paging, start_info, hypercalls by SYSCALL.</summary>
+    Pv,
 }

@@ -52,7 +52,8 @@ public static class PvDomainBuilder
         ulong machineFrames = RamFrames(memory);
         ulong m2pPages = ((machineFrames * 8) + PageSize - 1) / PageSize;
         ulong m2pL1s = (m2pPages + 511) / 512;
-        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu);
+        ulong gdtL1s = (((ulong)request.VcpuCount * GdtFramesPerVcpu) + 511) / 512;
+        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + 1 + gdtL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu);
         if (hypervisorFrames + 1024 > machineFrames || m2pL1s > 512)
         {
             throw new ArgumentException($"{machineFrames * 4} KiB of memory is too small (or too large) for a PV domain", nameof(memory));
@@ -68,6 +69,9 @@ public static class PvDomainBuilder
         ulong m2pL2 = nextHypervisor++;
         ulong m2pL1First = nextHypervisor;
         nextHypervisor += m2pL1s;
+        ulong gdtL2 = nextHypervisor++;
+        ulong gdtL1First = nextHypervisor;
+        nextHypervisor += gdtL1s;
         var gdts = new List<ulong>();
         for (int i = 0; i < request.VcpuCount; i++)
         {
@@ -76,10 +80,12 @@ public static class PvDomainBuilder
         }
 
         var p2m = new PvPhysToMachine([.. Enumerable.Range(0, (int)domainFrames).Select(i => (ulong)i)], machineFrames, request.Seed);
-        ulong m2pEntry = (m2pL3 << 12) | Present | User | PvPte.NoExecute;
+        // Writable at L4 so the CPU may set bits in the supervisor-only GDT below; the M2P stays read-only at L3.
+        ulong m2pEntry = (m2pL3 << 12) | Present | Writable | User | PvPte.NoExecute;
         var tables = new PvPageTables(memory, p2m, counters, m2pEntry, request.Log) { M2pAddress = m2pFirst << 12 };
         tables.AddDomainFrame(sharedInfo);
         BuildM2p(memory, p2m, m2pFirst, m2pPages, m2pL3, m2pL2, m2pL1First);
+        MapGdts(memory, m2pL3, gdtL2, gdtL1First, gdts);
 
         var loader = new PseudoPhysicalWriter(memory, p2m);
         ulong kernelEnd = 0;
@@ -165,6 +171,7 @@ public static class PvDomainBuilder
             Entry = request.Entry,
             StackPointer = request.VirtBase + stack + PageSize,
             StartInfo = request.VirtBase + startInfo,
+            StartInfoFrame = p2m.ToMachine(startInfo / PageSize),
             L4Frame = l4,
             SharedInfoFrame = sharedInfo,
             ConsoleFrame = p2m.ToMachine(console / PageSize),
@@ -252,6 +259,31 @@ public static class PvDomainBuilder
             for (ulong j = 0; j < 512 && (i * 512) + j < pages; j++)
             {
                 memory.Write((l1 << 12) + (j * 8), ((first + (i * 512) + j) << 12) | rights);
+            }
+        }
+    }
+
+    /// <summary>
+    /// The vCPUs' GDTs at <see cref="PvCpu.GdtVirtualBase"/> (L3 slot 1 of the M2P's L3): 16 frames each,
+    /// supervisor-only, so the CPU's descriptor loads reach them and the guest's own accesses do not.
+    /// </summary>
+    private static void MapGdts(GuestMemory memory, ulong l3, ulong l2, ulong l1First, IReadOnlyList<ulong> gdts)
+    {
+        memory.Fill(l2 << 12, 4096, 0);
+        memory.Write((l3 << 12) + 8, (l2 << 12) | Present | Writable | User | PvPte.NoExecute);
+        ulong page = 0;
+        foreach (ulong first in gdts)
+        {
+            for (ulong i = 0; i < GdtFramesPerVcpu; i++, page++)
+            {
+                ulong l1 = l1First + (page / 512);
+                if (page % 512 == 0)
+                {
+                    memory.Fill(l1 << 12, 4096, 0);
+                    memory.Write((l2 << 12) + ((page / 512) * 8), (l1 << 12) | Present | Writable | User | PvPte.NoExecute);
+                }
+
+                memory.Write((l1 << 12) + ((page % 512) * 8), ((first + i) << 12) | Present | Writable | PvPte.NoExecute);
             }
         }
     }

@@ -16,6 +16,9 @@ public sealed class PvDomainLayout
     /// <summary>RSI at entry: start_info's virtual address.</summary>
     public required ulong StartInfo { get; init; }
 
+    /// <summary>start_info's machine frame (the caller fills in the event channels it binds).</summary>
+    public required ulong StartInfoFrame { get; init; }
+
     /// <summary>The pinned bootstrap L4's machine frame (vCPU 0's kernel base pointer).</summary>
     public required ulong L4Frame { get; init; }
 

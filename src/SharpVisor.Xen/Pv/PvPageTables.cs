@@ -354,6 +354,50 @@ public sealed class PvPageTables
         }
     }
 
+    /// <summary>
+    /// A type reference (and a general one) on a frame of the domain for a use outside page tables:
+    /// a GDT frame (SegmentDescriptor) while set_gdt has it. 0 or a negative errno.
+    /// </summary>
+    public int GetTypeReference(ulong mfn, PvPageType type)
+    {
+        lock (_lock)
+        {
+            if (!Owns(mfn))
+            {
+                return Refuse(XenErrno.EINVAL, "type-not-owned", $"machine frame 0x{mfn:x} is not the domain's");
+            }
+
+            _frames[mfn].ReferenceCount++;
+            int rc = GetType(mfn, type);
+            if (rc != 0)
+            {
+                _frames[mfn].ReferenceCount--;
+                return Refuse(-rc, $"type-{type}", $"machine frame 0x{mfn:x} cannot become {type}: it is {_frames[mfn].Type}");
+            }
+
+            return 0;
+        }
+    }
+
+    /// <summary>Drops what <see cref="GetTypeReference"/> took.</summary>
+    public void PutTypeReference(ulong mfn)
+    {
+        lock (_lock)
+        {
+            PutType(mfn);
+            _frames[mfn].ReferenceCount--;
+        }
+    }
+
+    /// <summary>The type a frame is in use as (None when its type count is 0), for update_descriptor.</summary>
+    public PvPageType TypeInUse(ulong mfn)
+    {
+        lock (_lock)
+        {
+            return Owns(mfn) && _frames[mfn].TypeCount > 0 ? _frames[mfn].Type : PvPageType.None;
+        }
+    }
+
     // ---- the type and reference discipline -------------------------------------------------
 
     private static int Level(PvPageType type) => type is >= PvPageType.L1 and <= PvPageType.L4 ? (int)type : 0;
