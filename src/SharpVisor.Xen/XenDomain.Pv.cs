@@ -57,6 +57,15 @@ public sealed partial class XenDomain : IParavirtualCpuProvider
 
     private int _pvTraced;
 
+    /// <summary>A bring-up trace line under SHARPVISOR_XEN_PV_TRACE=1 (the same budget as the hypercall trace).</summary>
+    internal void TracePv(string line)
+    {
+        if (s_tracePv && Interlocked.Increment(ref _pvTraced) <= 5000)
+        {
+            Warn($"pv {line}");
+        }
+    }
+
     internal ulong VcpuInfoOf(int vcpuId) => VcpuInfoAddress(_vcpus[vcpuId]);
 
     internal void LogPv(string line) => Warn(line);

@@ -13,6 +13,19 @@ public sealed partial class PvCpu
     private const uint MsrFsBase = 0xC000_0100;
     private const uint MsrGsBase = 0xC000_0101;
     private const uint MsrShadowGsBase = 0xC000_0102;
+    private const uint MsrPlatformId = 0x17;
+    private const uint MsrFeatureControl = 0x3A;
+    private const uint MsrUcodeRevision = 0x8B;
+    private const uint MsrPlatformInfo = 0xCE;
+    private const uint MsrMiscFeaturesEnables = 0x140;
+    private const uint MsrMiscEnable = 0x1A0;
+    private const uint MsrPat = 0x277;
+    private const uint MsrPerfCapabilities = 0x345;
+    private const uint MsrAmdHwcr = 0xC001_0015;
+    private const uint MsrAmdDeCfg = 0xC001_1029;
+
+    /// <summary>Xen's PAT (XEN_MSR_PAT): WB, WT, UC-, UC, WC, WP, UC, UC.</summary>
+    private const ulong XenPat = 0x0000_0501_0007_0406;
 
     /// <summary>EFER as a 64-bit PV guest sees it: LME, LMA, NXE, SCE.</summary>
     private const ulong GuestEfer = (1UL << 8) | (1UL << 10) | (1UL << 11) | 1;
@@ -180,8 +193,13 @@ public sealed partial class PvCpu
             case MsrShadowGsBase when IsCanonical(value):
                 cpu.KernelGsBase = value;
                 return true;
+            case MsrUcodeRevision when value == 0:                // Intel's "write 0, CPUID, read" revision probe
+            case MsrEfer when value == GuestEfer:
+            case MsrMiscEnable or MsrMiscFeaturesEnables or MsrPat:
+                return true;                                      // Xen ignores these writes from a PV guest
             default:
                 _domain.Counters.Increment($"pv-wrmsr-refused-{index:x}");
+                _domain.TracePv($"wrmsr 0x{index:x} refused");
                 return false;
         }
     }
@@ -195,11 +213,18 @@ public sealed partial class PvCpu
             MsrGsBase => cpu.GsBase,
             MsrShadowGsBase => cpu.KernelGsBase,
             MsrEfer => GuestEfer,
+            MsrPlatformId or MsrUcodeRevision or MsrPlatformInfo or MsrMiscFeaturesEnables or MsrPerfCapabilities => 0,
+            MsrFeatureControl => 1,                               // locked, VMX off (xen/arch/x86/msr.c)
+            MsrMiscEnable => (1UL << 11) | (1UL << 12),           // BTS and PEBS unavailable, as Xen masks it
+            MsrPat => XenPat,
+            MsrAmdHwcr when IsAmd(cpu) => 0,
+            MsrAmdDeCfg when IsAmd(cpu) => 1UL << 1,              // LFENCE serialising, as Xen reports
             _ => null,
         };
         if (value is not ulong v)
         {
             _domain.Counters.Increment($"pv-rdmsr-refused-{index:x}");
+            _domain.TracePv($"rdmsr 0x{index:x} refused");
             return false;
         }
 
@@ -207,6 +232,9 @@ public sealed partial class PvCpu
         cpu.SetRegister(2, v >> 32);
         return true;
     }
+
+    /// <summary>The vendor the guest sees ("AuthenticAMD": EBX of leaf 0 is "Auth").</summary>
+    private static bool IsAmd(IParavirtualCpuContext cpu) => cpu.Cpuid(0, 0).Ebx == 0x6874_7541;
 
     private bool ReadControlRegister(IParavirtualCpuContext cpu, PvVcpuState vcpu, int control, int register)
     {

@@ -85,6 +85,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
             {
                 _domain.Counters.Increment("Iret");
                 Iret(cpu, vcpu);
+                _domain.TracePv($"iret to 0x{cpu.Rip:x} CS 0x{cpu.GetSelector(ParavirtualSegment.Cs):x} RSP 0x{cpu.GetRegister(4):x}");
             }
             else
             {
@@ -178,6 +179,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
     private bool Exception(IParavirtualCpuContext cpu, PvVcpuState vcpu, byte vector, uint? errorCode, ulong returnRip)
     {
         _domain.Counters.Increment($"pv-trap-{vector}");
+        _domain.TracePv($"trap {vector} error 0x{errorCode ?? 0:x} at 0x{returnRip:x} CR2 0x{cpu.Cr2:x}");
         if (vector == 14)
         {
             // Xen gives the guest CR2 through vcpu_info.arch.cr2.
@@ -273,6 +275,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
         cpu.SetRegister(4, frameSp);
         cpu.Rip = handler;
         _domain.Counters.Increment("pv-bounces");
+        _domain.TracePv($"bounce to 0x{handler:x}, frame at 0x{frameSp:x}");
     }
 
     /// <summary>
