@@ -1,3 +1,5 @@
+using SharpVisor.TestSupport;
+
 namespace SharpVisor.Cli.Tests;
 
 /// <summary>
