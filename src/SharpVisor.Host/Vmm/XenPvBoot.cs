@@ -56,7 +56,9 @@ public static class XenPvBoot
             Es = none,
             Fs = none,
             Gs = none,
-            Tr = BootGdt.ToSegment(BootGdt.TssSelector, BootGdt.TssDescriptor),
+            // No TSS the guest can reach: an IN/OUT at CPL 3 is a #GP for the PV CPU to emulate, as under Xen
+            // (a bitmap in guest memory would be read at a guest-virtual address).
+            Tr = new SegmentRegister { Type = 0xB, Limit = 0, Unusable = true },
             Ldt = new SegmentRegister { Type = 0x2, Limit = 0xFFFF, Unusable = true },
             Gdt = new DescriptorTable(PvCpu.GdtBase(0), 0xFFFF),
             Idt = new DescriptorTable(0, 0),
