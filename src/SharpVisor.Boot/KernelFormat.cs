@@ -14,4 +14,7 @@ public enum KernelFormat
 
     /// <summary>A Linux kernel entered at its PVH entry point (Xen's hvm_start_info), from a bzImage or vmlinux.</summary>
     Pvh,
+
+    /// <summary>A Linux kernel built as a Xen PV domain (XEN_ELFNOTE_ENTRY, start_info, direct paging).</summary>
+    XenPv,
 }

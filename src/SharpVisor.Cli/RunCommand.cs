@@ -53,8 +53,8 @@ public static class RunCommand
         var balloon = new Option<string?>("--balloon") { Description = "virtio-balloon; the optional SIZE (e.g. 64M) is the memory the guest gives back at boot", Arity = ArgumentArity.ZeroOrOne };
         var virtioConsole = new Option<string?>("--virtio-console") { Description = "virtio-console (the guest's hvc0), written to this file" };
         var noRng = new Option<bool>("--no-rng") { Description = "No virtio-rng (by default the guest gets one, fed by the host's CSPRNG)" };
-        var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0) or hvm (the PC boot plus the Xen platform PCI device, so the PV drivers take over); the emulator only" };
-        xen.AcceptOnlyFromAmong("pvh", "hvm");
+        var xen = new Option<string?>("--xen") { Description = "Run the guest as a Xen domain: pvh (PVH entry, Xen hypercalls, event channels, the PV console hvc0) or hvm (the PC boot plus the Xen platform PCI device, so the PV drivers take over), or pv (a PV domain with direct paging; early boot only, docs/xen-pv.md); the emulator only" };
+        xen.AcceptOnlyFromAmong("pvh", "hvm", "pv");
         var protect = new Option<string?>("--protect")
         {
             Description = "Kernel runtime protection: kernel[,cr-pin][,msr-pin][,measure=SECONDS][,mode=enforce|log][,measure-log=PATH] (the emulator only; docs/security.md)",

@@ -34,4 +34,14 @@ public interface ICpuPlatform
     /// machine has neither (the instruction then raises #UD, as on bare metal).
     /// </summary>
     bool TryHypercall(X86Cpu cpu) => false;
+
+    /// <summary>
+    /// SYSCALL in a paravirtualized domain (Xen PV): the hypervisor takes it (a hypercall from the
+    /// guest kernel, a system call from its user mode) and returns true; false runs the instruction
+    /// architecturally.
+    /// </summary>
+    bool TryParavirtualSyscall(X86Cpu cpu, ulong returnRip) => false;
+
+    /// <summary>An exception or interrupt in a paravirtualized domain: true when the hypervisor delivered it (bounced to the guest kernel), false for the IDT.</summary>
+    bool TryParavirtualEvent(X86Cpu cpu, SharpVisor.Machine.Hypervisor.ParavirtualEvent e) => false;
 }

@@ -285,9 +285,26 @@ public sealed partial class X86Cpu
         _halted = false;
     }
 
+    private static SharpVisor.Machine.Hypervisor.ParavirtualEvent ParavirtualEventOf(byte vector, uint? errorCode, EventKind kind, ulong returnRip) =>
+        new(vector, kind is EventKind.Exception ? errorCode : null, kind switch
+        {
+            EventKind.Exception or EventKind.Debug => SharpVisor.Machine.Hypervisor.ParavirtualEventKind.Exception,
+            EventKind.Software or EventKind.Icebp => SharpVisor.Machine.Hypervisor.ParavirtualEventKind.Software,
+            EventKind.Nmi => SharpVisor.Machine.Hypervisor.ParavirtualEventKind.Nmi,
+            _ => SharpVisor.Machine.Hypervisor.ParavirtualEventKind.External,
+        }, returnRip);
+
     /// <summary>Delivers one event through the IVT or IDT; throws the fault that stops it, having changed nothing but CR2.</summary>
     private void DeliverEvent(byte vector, uint? errorCode, EventKind kind, ulong returnRip)
     {
+        if (Platform is { } platform && _mode == CpuMode.Long64 && platform.TryParavirtualEvent(this, ParavirtualEventOf(vector, errorCode, kind, returnRip)))
+        {
+            _halted = false;
+            _interruptShadowEnd = -1;
+            _exitBlock = ExitJump;
+            return;
+        }
+
         if (_mode == CpuMode.Real)
         {
             DeliverRealMode(vector, returnRip);

@@ -257,6 +257,12 @@ public sealed partial class X86Cpu
     /// <summary>SYSCALL (64-bit mode, EFER.SCE): RCX = return RIP, R11 = RFLAGS, CS/SS from STAR[47:32], RIP = LSTAR.</summary>
     internal void ExecuteSyscall(ulong returnRip)
     {
+        if (Platform is { } platform && platform.TryParavirtualSyscall(this, returnRip))
+        {
+            _exitBlock = ExitJump;
+            return;
+        }
+
         if (!_is64 || (_efer & VcpuState.EferSyscall) == 0)
         {
             throw new CpuException(ExceptionVector.InvalidOpcode);

@@ -79,8 +79,12 @@ internal sealed class HypercallFrame
     public static int CheckLength(ulong length, int limit = MaxBuffer) =>
         length <= (ulong)limit ? (int)length : throw new XenException(XenErrno.EINVAL, $"length {length} exceeds {limit}");
 
-    /// <summary>The guest-physical address of frame <paramref name="gfn"/>, which must be RAM of this domain.</summary>
-    public ulong RamFrame(ulong gfn) => RamFrame(_memory, gfn);
+    /// <summary>A PV domain's ownership check: its frame numbers are machine frames, and not all of them are its own.</summary>
+    public Func<ulong, bool>? FrameOwner { get; init; }
+
+    /// <summary>The guest-physical address of frame <paramref name="gfn"/>, which must be RAM of this domain (for a PV domain: a frame it owns).</summary>
+    public ulong RamFrame(ulong gfn) =>
+        FrameOwner is null || FrameOwner(gfn) ? RamFrame(_memory, gfn) : throw new XenException(XenErrno.EINVAL, $"machine frame 0x{gfn:x} is not the domain's");
 
     public static ulong RamFrame(GuestMemory memory, ulong gfn)
     {

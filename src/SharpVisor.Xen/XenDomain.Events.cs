@@ -127,6 +127,13 @@ public sealed partial class XenDomain
         }
 
         XenVcpu vcpu = _vcpus[vcpuId];
+        if (_pvCpu is not null)
+        {
+            // PV: the event callback, when pending and not masked; the vector only wakes the CPU's event path.
+            vector = PvUpcallVector;
+            return _pvCpu.UpcallDeliverable(vcpuId, VcpuInfoAddress(vcpu));
+        }
+
         ulong via = Volatile.Read(ref _params[HvmParam.CallbackIrq]);
         vector = vcpu.UpcallVector != 0
             ? vcpu.UpcallVector

@@ -23,6 +23,13 @@ public sealed partial class XenDomain
     private const uint FeatureHvmSafePvclock = 1u << 9;
 
     /// <summary>The features an HVM/PVH guest of this hypervisor gets: translated physmap, the callback vector, pvclock.</summary>
+    /// <summary>
+    /// A PV domain's, as Xen gives every PV guest (Linux 6.1 panics without the last two): PAE tables
+    /// above 4 GiB, MMU_PT_UPDATE_PRESERVE_AD, highmem_assist, gnttab_map_avail_bits; not translated,
+    /// no callback vector.
+    /// </summary>
+    public const uint PvFeatures = (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7);
+
     public const uint Features = FeatureWritablePageTables | FeatureAutoTranslatedPhysmap | FeatureHvmCallbackVector | FeatureHvmSafePvclock;
 
     private long XenVersion(HypercallFrame frame)
@@ -54,7 +61,7 @@ public sealed partial class XenDomain
                 return 0;
             case XenGetFeatures:
                 uint index = frame.Read<uint>(buffer);
-                frame.Write(buffer + 4, index == 0 ? Features : 0u);
+                frame.Write(buffer + 4, index == 0 ? (_pvTables is null ? Features : PvFeatures) : 0u);
                 return 0;
             case XenPageSize:
                 return 4096;

@@ -1,6 +1,7 @@
 using SharpVisor.Machine;
 using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
+using SharpVisor.Xen.Pv;
 
 namespace SharpVisor.Xen;
 
@@ -92,12 +93,18 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
     public void Hypercall(IHypercallContext context)
     {
         ArgumentNullException.ThrowIfNull(context);
-        var frame = new HypercallFrame(context, Memory);
+        RunHypercall(context, context.Cpl != 0);
+    }
+
+    /// <summary>Runs one hypercall; <paramref name="refuse"/> answers -EPERM (a caller in user mode).</summary>
+    private void RunHypercall(IHypercallContext context, bool refuse)
+    {
+        var frame = new HypercallFrame(context, Memory) { FrameOwner = _pvTables is { } pv ? pv.Owns : null };
         Counters.Increment("hypercalls");
         long result;
         try
         {
-            result = context.Cpl != 0 ? -XenErrno.EPERM : Dispatch(frame);
+            result = refuse ? -XenErrno.EPERM : Dispatch(frame);
         }
         catch (GuestMemoryException e)
         {
@@ -132,7 +139,7 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
         return op switch
         {
             HypercallOp.XenVersion => XenVersion(frame),
-            HypercallOp.MemoryOp => MemoryOp(frame),
+            HypercallOp.MemoryOp => _pvTables is not null && TryPvMemoryOp(frame, out long pvResult) ? pvResult : MemoryOp(frame),
             HypercallOp.HvmOp => HvmOp(frame),
             HypercallOp.VcpuOp => VcpuOp(frame),
             HypercallOp.EventChannelOp => EventChannelOp(frame),
@@ -140,6 +147,10 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
             HypercallOp.SetTimerOp => SetTimerOp(frame),
             HypercallOp.ConsoleIo => ConsoleIo(frame),
             HypercallOp.GrantTableOp => GrantTableOp(frame),
+            HypercallOp.MmuUpdate => MmuUpdate(frame),
+            HypercallOp.UpdateVaMapping => UpdateVaMapping(frame),
+            HypercallOp.MmuextOp => MmuextOp(frame),
+            _ when _pvCpu is not null && PvCpu.Handles(op) => _pvCpu.Dispatch(frame, op),
             _ => Unknown(frame, "op"),
         };
     }

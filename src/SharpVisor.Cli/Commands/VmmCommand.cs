@@ -25,8 +25,8 @@ public static class VmmCommand
         var stateFile = new Option<string?>("--state-file") { Description = "Keep a JSON state file here (the daemon reads it)" };
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
-        var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh or hvm (docs/xen.md)" };
-        xen.AcceptOnlyFromAmong("pvh", "hvm");
+        var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh, hvm or pv (docs/xen.md, docs/xen-pv.md)" };
+        xen.AcceptOnlyFromAmong("pvh", "hvm", "pv");
         var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
         var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")

@@ -27,6 +27,7 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
     private readonly int _vcpuCount;
     private readonly Func<SharpVisor.Machine.IHypercallHandler?>? _hypercalls;
     private readonly IHypervisorInterface? _hypervisor;
+    private EmulatorParavirtualContext? _paravirtualContext;
 
     /// <param name="hypercalls">The machine's hypercall handler (KVM's ABI), read at each call; used when no hypervisor interface is attached.</param>
     /// <param name="hypervisor">The hypervisor interface (Xen) that owns CPUID 0x40000000+, its MSRs, hypercalls and upcalls; null: none.</param>
@@ -174,6 +175,31 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
         return true;
     }
+
+    public bool TryParavirtualSyscall(X86Cpu cpu, ulong returnRip) =>
+        Paravirtual is { } pv && Run(cpu, context => pv.OnSyscall(context, returnRip));
+
+    public bool TryParavirtualEvent(X86Cpu cpu, ParavirtualEvent e) =>
+        Paravirtual is { } pv && Run(cpu, context => pv.OnEvent(context, e));
+
+    /// <summary>The domain's PV CPU (Xen PV), asked at each use: a PV domain attaches it before its vCPUs run.</summary>
+    private IParavirtualCpu? Paravirtual => (_hypervisor as IParavirtualCpuProvider)?.ParavirtualCpu;
+
+    private bool Run(X86Cpu cpu, Func<EmulatorParavirtualContext, bool> handler)
+    {
+        _paravirtualContext ??= new EmulatorParavirtualContext(cpu, _vcpuId, Control ?? new SharpVisor.Machine.MachineControl());
+        _paravirtualContext.HaltRequested = false;
+        bool handled = handler(_paravirtualContext);
+        if (_paravirtualContext.HaltRequested)
+        {
+            cpu._halted = true;
+        }
+
+        return handled;
+    }
+
+    /// <summary>Where a PV CPU's domain crash goes (the VM's control); set by the vCPU.</summary>
+    internal SharpVisor.Machine.MachineControl? Control { get; set; }
 
     /// <summary>The vector of an upcall the hypervisor interface has pending for this vCPU.</summary>
     internal bool TryGetPendingUpcall(out byte vector)

@@ -50,7 +50,7 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         _apic = _platform.IrqChip.GetLocalApic(id);
         var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
         var physical = new PhysicalMemory(vm.Memory, mmio);
-        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor);
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor) { Control = vm.Control };
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,

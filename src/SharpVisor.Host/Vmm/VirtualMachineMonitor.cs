@@ -132,9 +132,18 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 // An HVM domain boots as a PC; the hypervisor's ring pages stay out of its RAM.
                 ReservedRanges = configuration.Xen == XenMode.Hvm ? [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)] : [],
             };
-            BootResult boot = configuration.Xen == XenMode.Pvh
-                ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
-                : BootLoader.Load(memory, request);
+            SharpVisor.Xen.Pv.PvDomainLayout? pvLayout = null;
+            BootResult boot;
+            if (configuration.Xen == XenMode.Pv)
+            {
+                (boot, pvLayout) = XenPvBoot.Load(memory, request, configuration.VcpuCount, new ExitCounters(), guestLog.Write);
+            }
+            else
+            {
+                boot = configuration.Xen == XenMode.Pvh
+                    ? PvhBoot.Load(memory, request, AcpiTables.DefaultBaseAddress, [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)])
+                    : BootLoader.Load(memory, request);
+            }
 
             machine = accelerator.Accelerator.CreateVirtualMachine(memory, configuration.VcpuCount);
             if (machine is KvmVirtualMachine kvm)
@@ -175,7 +184,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
                 // Under --xen the disks are Xen vbds (blkback), the NICs vifs (netback) and the balloon
                 // Xen's (memory/target), not virtio.
-                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name);
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name, pvLayout);
                 if (configuration.Balloon is { } balloon)
                 {
                     xen.SetMemoryTarget((long)(configuration.MemorySize >> 20) - balloon.InitialTargetMib);
@@ -209,7 +218,11 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
             bool hasRtc = machine is EmulatorVirtualMachine;
             AcpiTables tables = AcpiTables.Build(acpiPlatform with { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
-            tables.WriteTo(memory);
+            if (pvLayout is null)
+            {
+                // A PV domain has no firmware tables: its memory is all the builder's (machine frames under a P2M).
+                tables.WriteTo(memory);
+            }
             for (int id = 0; id < configuration.VcpuCount; id++)
             {
                 vcpus.Add(machine.CreateVcpu(id));

@@ -4,6 +4,7 @@ using SharpVisor.Machine;
 using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 using SharpVisor.Xen;
+using SharpVisor.Xen.Pv;
 
 namespace SharpVisor.Host.Vmm;
 
@@ -107,7 +108,7 @@ public sealed class XenGuest : IDisposable
     }
 
     /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
-    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null, string? name = null)
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null, string? name = null, PvDomainLayout? pv = null)
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
@@ -129,7 +130,7 @@ public sealed class XenGuest : IDisposable
             }
         }
 
-        ulong special = SpecialArea(machine.Memory);
+        ulong special = pv is null ? SpecialArea(machine.Memory) : 0;
         var domain = new XenDomain(machine.Memory, new XenDomainOptions
         {
             VcpuCount = vcpuCount,
@@ -138,10 +139,32 @@ public sealed class XenGuest : IDisposable
             Log = log,
         });
         host.AttachHypervisorInterface(domain);
-        var console = new XenConsoleBackend(domain, special, Write, log);
+        if (pv is not null)
+        {
+            // A PV domain: direct paging, the PV CPU, shared_info and the rings where the builder put them.
+            domain.AttachPvPaging(pv.Tables);
+            domain.AttachPvCpu(pv.GdtFrames);
+            if (pv.Tables.MmuextOp(domain.PvPaging(0), PvMmuextCommand.NewBaseptr, pv.L4Frame, 0) != 0)
+            {
+                throw new InvalidOperationException("the PV bootstrap L4 is not a valid base pointer");
+            }
+
+            domain.PlacePvSharedInfo(pv.SharedInfoFrame << 12);
+        }
+
+        ulong consoleRing = pv is null ? special : pv.ConsoleFrame << 12;
+        ulong storeRing = pv is null ? special + 4096 : pv.StoreFrame << 12;
+        var console = new XenConsoleBackend(domain, consoleRing, Write, log);
         var store = new XenStore();
         XenStoreLayout.SeedDomain(store, domain.DomainId, name ?? DefaultDomainName, machine.Memory.RamSize >> 10, vcpuCount);
-        var storeConnection = new XenStoreConnection(domain, store, special + 4096, log);
+        var storeConnection = new XenStoreConnection(domain, store, storeRing, log);
+        if (pv is not null)
+        {
+            (int storeOffset, int consoleOffset) = PvDomainBuilder.EventChannelOffsets;
+            machine.Memory.Write((pv.StartInfoFrame << 12) + (ulong)storeOffset, (uint)storeConnection.Port);
+            machine.Memory.Write((pv.StartInfoFrame << 12) + (ulong)consoleOffset, (uint)console.Port);
+        }
+
         var guest = new XenGuest(domain, console, store, storeConnection, log);
         try
         {

@@ -14,4 +14,7 @@ public enum XenMode
     /// leaves, hypercalls and the Xen platform PCI device, so the kernel's PV drivers take over.
     /// </summary>
     Hvm,
+
+    /// <summary>A PV domain (docs/xen-pv.md): the kernel at CPL 3 with direct paging, start_info, hypercalls by SYSCALL.</summary>
+    Pv,
 }

@@ -1,0 +1,42 @@
+namespace SharpVisor.Xen.Pv;
+
+/// <summary>
+/// What Xen keeps for one PV vCPU beyond its registers: guest kernel or user mode, the virtual
+/// IDT (the trap table), the callbacks, the kernel stack for entries from user mode, the GDT
+/// frames, the debug registers.
+/// </summary>
+internal sealed class PvVcpuState
+{
+    public PvVcpuState(int id) => Id = id;
+
+    public int Id { get; }
+
+    /// <summary>Xen's TF_kernel_mode: the guest kernel runs (CPL 3 either way; the page tables differ).</summary>
+    public bool KernelMode { get; set; } = true;
+
+    /// <summary>set_trap_table: per vector the handler's address and flags (bits 0-1: DPL, bit 2: mask events).</summary>
+    public (ulong Address, byte Flags)[] Traps { get; } = new (ulong, byte)[256];
+
+    public ulong EventCallback { get; set; }
+
+    public ulong FailsafeCallback { get; set; }
+
+    public ulong SyscallCallback { get; set; }
+
+    public bool SyscallMasksEvents { get; set; }
+
+    /// <summary>stack_switch: where an entry from user mode puts its frame.</summary>
+    public ulong KernelStack { get; set; }
+
+    public ushort KernelStackSegment { get; set; }
+
+    /// <summary>The guest's GDT frames (set_gdt), each holding a SegmentDescriptor type reference.</summary>
+    public ulong[] GdtFrames { get; set; } = [];
+
+    public int GdtEntries { get; set; }
+
+    public ulong[] DebugRegisters { get; } = new ulong[8];
+
+    /// <summary>physdev_op set_iopl: the virtual I/O privilege level.</summary>
+    public int Iopl { get; set; }
+}

@@ -1,0 +1,307 @@
+using SharpVisor.Machine.Hypervisor;
+using SharpVisor.Memory;
+using SharpVisor.Xen.Pv;
+
+namespace SharpVisor.Xen.Tests;
+
+/// <summary>
+/// The PV CPU against a scripted vCPU: hypercalls by SYSCALL, the bounce frame Xen builds for
+/// exceptions, the iret hypercall (which can never reach ring 0), the GDT checks, the
+/// forced-emulation CPUID and WRMSR emulation — and the hostile cases answered with the errno or
+/// a domain crash, never a host exception.
+/// </summary>
+public sealed class PvCpuTests : IDisposable
+{
+    private const ulong Stack = 0x8_0000;
+    private const ulong Handler = 0x4_0000;
+    private const ulong Code = 0x5_0000;
+    private const ulong Args = 0x6_0000;
+    private const ulong SharedInfo = 0x310UL << 12;
+    private const ulong GdtFrame = 0x300;
+
+    private readonly GuestMemory _memory = GuestMemory.CreateRam(4 << 20);
+    private readonly XenDomain _xen;
+    private readonly FakePvContext _cpu;
+    private readonly PvCpu _pv;
+
+    public PvCpuTests()
+    {
+        _xen = new XenDomain(_memory, new XenDomainOptions());
+        _xen.Connect(new FakeHypervisorHost());
+        var p2m = new PvPhysToMachine([.. Enumerable.Range(0, 0x200).Select(i => (ulong)i)], 0x400, seed: 3);
+        _xen.AttachPvPaging(new PvPageTables(_memory, p2m, _xen.Counters));
+        _pv = _xen.AttachPvCpu([GdtFrame]);
+        _xen.PlacePvSharedInfo(SharedInfo);
+        _cpu = new FakePvContext(_memory) { Rip = Code };
+        _cpu.SetRegister(4, Stack);
+    }
+
+    public void Dispose()
+    {
+        _xen.Dispose();
+        _memory.Dispose();
+    }
+
+    [Fact]
+    public void SyscallFromTheGuestKernel_IsAHypercall()
+    {
+        _cpu.SetRegister(0, (ulong)HypercallOp.XenVersion);
+        _cpu.SetRegister(7, 0);                                   // XENVER_version
+        Assert.True(_pv.OnSyscall(_cpu, Code + 2));
+        Assert.Equal((4UL << 16) | 17, _cpu.GetRegister(0));
+        Assert.Equal(Code + 2, _cpu.Rip);
+        Assert.Equal(Code + 2, _cpu.GetRegister(1));              // RCX as the instruction leaves it
+
+        // A PV domain reports PV features: never auto-translated, never a callback vector.
+        _memory.Write(Args, 0u);
+        _cpu.SetRegister(0, (ulong)HypercallOp.XenVersion);
+        _cpu.SetRegister(7, 6);
+        _cpu.SetRegister(6, Args);
+        _pv.OnSyscall(_cpu, Code + 2);
+        uint features = _memory.Read<uint>(Args + 4);
+        Assert.Equal(0u, features & (1u << 2));
+        Assert.NotEqual(0u, features & (1u << 7));
+    }
+
+    [Fact]
+    public void AnException_IsBouncedToTheTrapTable_WithXensFrame()
+    {
+        SetTrap(14, Handler, flags: 4);                           // flag 4: mask events on entry
+        _cpu.SetRegister(1, 0x1111);
+        _cpu.SetRegister(11, 0x2222);
+        _cpu.Cr2 = 0xDEAD_B000;
+        _memory.Write(SharedInfo + 1, (byte)0);                  // events unmasked before
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(14, 6, ParavirtualEventKind.Exception, Code)));
+
+        ulong sp = Stack - (8 * 8);
+        Assert.Equal(sp, _cpu.GetRegister(4));
+        Assert.Equal(Handler, _cpu.Rip);
+        ulong[] frame = [.. Enumerable.Range(0, 8).Select(i => _memory.Read<ulong>(sp + ((ulong)i * 8)))];
+        Assert.Equal(0x1111UL, frame[0]);                         // RCX
+        Assert.Equal(0x2222UL, frame[1]);                         // R11
+        Assert.Equal(6UL, frame[2]);                              // error code
+        Assert.Equal(Code, frame[3]);                             // RIP
+        Assert.Equal((ulong)(PvCpu.FlatKernelCs & ~3), frame[4]); // CS with RPL 0: "from the kernel"; saved mask 0 above
+        Assert.NotEqual(0UL, frame[5] & (1UL << 9));              // RFLAGS.IF = events were enabled
+        Assert.Equal(Stack, frame[6]);
+        Assert.Equal(1, _memory.Read<byte>(SharedInfo + 1));     // masked now
+        Assert.Equal(0xDEAD_B000UL, _memory.Read<ulong>(SharedInfo + 16));   // vcpu_info.arch.cr2
+    }
+
+    [Fact]
+    public void AnExceptionWithoutAHandler_CrashesTheDomain_NotTheHost()
+    {
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Contains("no handler", _cpu.Crash, StringComparison.Ordinal);
+        Assert.Equal(1, _xen.Counters["pv-domain-crash"]);
+    }
+
+    [Fact]
+    public void Iret_ForcesRingThree_AndFollowsIfForTheEventMask()
+    {
+        // Return to "kernel CS 0x10" (RPL 0) with IF clear: CS and SS get RPL 3, RFLAGS.IF is set anyway, events masked.
+        WriteIretFrame(rax: 5, rip: 0x7_0000, cs: 0x10, rflags: 0x2, rsp: 0x9_0000, ss: 0x18);
+        _cpu.SetRegister(0, (ulong)HypercallOp.Iret);
+        Assert.True(_pv.OnSyscall(_cpu, Code + 2));
+        Assert.Equal(0x13, _cpu.GetSelector(ParavirtualSegment.Cs));
+        Assert.Equal(0x1B, _cpu.GetSelector(ParavirtualSegment.Ss));
+        Assert.Equal(0x7_0000UL, _cpu.Rip);
+        Assert.Equal(0x9_0000UL, _cpu.GetRegister(4));
+        Assert.Equal(5UL, _cpu.GetRegister(0));
+        Assert.NotEqual(0UL, _cpu.Rflags & (1UL << 9));
+        Assert.Equal(0UL, _cpu.Rflags & (3UL << 12));             // IOPL never comes from the guest
+        Assert.Equal(1, _memory.Read<byte>(SharedInfo + 1));
+        Assert.Null(_cpu.Crash);
+    }
+
+    [Fact]
+    public void IretToUserMode_WithoutUserPageTables_CrashesTheDomain()
+    {
+        WriteIretFrame(rax: 0, rip: 0x40_0000, cs: 0x33, rflags: 0x202, rsp: 0x9_0000, ss: 0x2B);
+        _cpu.SetRegister(0, (ulong)HypercallOp.Iret);
+        _pv.OnSyscall(_cpu, Code + 2);
+        Assert.Contains("no user page tables", _cpu.Crash, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void SetGdt_FixesRingZeroToRingThree_RefusesSystemDescriptors_AndPinsTheFrames()
+    {
+        const ulong frame = 0x40;
+        _memory.Write(frame << 12, 0UL);
+        _memory.Write((frame << 12) + 8, 0x00AF_9B00_0000_FFFFUL);          // a ring-0 64-bit code segment
+        _memory.Write(Args, frame);
+        Assert.Equal(0L, Call(HypercallOp.SetGdt, Args, 2));
+        ulong installed = _memory.Read<ulong>((GdtFrame << 12) + 8);
+        Assert.Equal(3UL, (installed >> 45) & 3);                           // DPL 3: the guest cannot describe ring 0
+        Assert.Equal((PvCpu.GdtBase(0), (ushort)0xFFFF), _cpu.Gdt);
+        Assert.Equal(PvPageType.SegmentDescriptor, _xen.PvTables!.TypeInUse(frame));
+
+        // The frame may not become writable while it is a GDT, nor a page table.
+        Assert.Equal(-XenErrno.EINVAL, _xen.PvTables.MmuextOp(_xen.PvPaging(0), PvMmuextCommand.PinL1Table, frame, 0));
+
+        // A TSS descriptor in a GDT: refused, and the old GDT stays.
+        const ulong bad = 0x41;
+        _memory.Write((bad << 12) + 8, 0x0000_8900_0000_0067UL);
+        _memory.Write(Args, bad);
+        Assert.Equal(-XenErrno.EINVAL, Call(HypercallOp.SetGdt, Args, 2));
+        Assert.Equal(PvPageType.None, _xen.PvTables.TypeInUse(bad));
+        Assert.Equal(installed, _memory.Read<ulong>((GdtFrame << 12) + 8));
+
+        // More than 14 pages of entries, or a frame that is not the domain's.
+        Assert.Equal(-XenErrno.EINVAL, Call(HypercallOp.SetGdt, Args, (14 * 512) + 1));
+        _memory.Write(Args, 0x3F0UL);
+        Assert.Equal(-XenErrno.EINVAL, Call(HypercallOp.SetGdt, Args, 2));
+
+        // update_descriptor reaches the installed copy, with the same checks.
+        Assert.Equal(0L, Call(HypercallOp.UpdateDescriptor, (frame << 12) + 8, 0x00CF_9300_0000_FFFFUL));
+        Assert.Equal(3UL, (_memory.Read<ulong>((GdtFrame << 12) + 8) >> 45) & 3);
+        Assert.Equal(-XenErrno.EINVAL, Call(HypercallOp.UpdateDescriptor, (frame << 12) + 8, 0x0000_8900_0000_0067UL));
+    }
+
+    [Fact]
+    public void PrivilegedInstructions_AreEmulatedAsXenDoes_OrReflected()
+    {
+        // ud2; .ascii "xen"; cpuid — leaf 1 gets the hypervisor bit and loses x2APIC.
+        _memory.Write(Code, (byte[])[0x0F, 0x0B, (byte)'x', (byte)'e', (byte)'n', 0x0F, 0xA2]);
+        _cpu.SetRegister(0, 1);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(6, null, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Code + 7, _cpu.Rip);
+        Assert.NotEqual(0UL, _cpu.GetRegister(1) & (1UL << 31));
+        Assert.Equal(0UL, _cpu.GetRegister(1) & (1UL << 21));
+
+        // wrmsr GS_BASE (startup_xen's first act): emulated.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x30]);
+        _cpu.SetRegister(1, 0xC000_0101);
+        _cpu.SetRegister(0, 0x8301_A000);
+        _cpu.SetRegister(2, 0xFFFF_FFFF);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(0xFFFF_FFFF_8301_A000UL, _cpu.GsBase);
+        Assert.Equal(Code + 2, _cpu.Rip);
+
+        // An MSR Xen does not give a PV guest: the #GP goes to the guest's handler.
+        SetTrap(13, Handler, flags: 0);
+        _cpu.Rip = Code;
+        _cpu.SetRegister(1, 0x1234);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Handler, _cpu.Rip);
+        Assert.Equal(1, _xen.Counters["pv-wrmsr-refused-1234"]);
+    }
+
+    [Fact]
+    public void Multicall_RunsEachEntry_AndRefusesNesting()
+    {
+        // Two entries: xen_version(version) and a nested multicall.
+        _memory.Write(Args, (ulong)HypercallOp.XenVersion);
+        _memory.Write(Args + 16, 0UL);
+        _memory.Write(Args + 64, (ulong)HypercallOp.Multicall);
+        Assert.Equal(0L, Call(HypercallOp.Multicall, Args, 2));
+        Assert.Equal((4L << 16) | 17, (long)_memory.Read<ulong>(Args + 8));
+        Assert.Equal(-XenErrno.EINVAL, (long)_memory.Read<ulong>(Args + 64 + 8));
+    }
+
+    private long Call(HypercallOp op, ulong a0 = 0, ulong a1 = 0)
+    {
+        _cpu.SetRegister(0, (ulong)op);
+        _cpu.SetRegister(7, a0);
+        _cpu.SetRegister(6, a1);
+        _pv.OnSyscall(_cpu, _cpu.Rip);
+        return (long)_cpu.GetRegister(0);
+    }
+
+    private void SetTrap(byte vector, ulong address, byte flags)
+    {
+        _memory.Write(Args + 0x800, vector);
+        _memory.Write(Args + 0x801, flags);
+        _memory.Write(Args + 0x802, PvCpu.FlatKernelCs);
+        _memory.Write(Args + 0x808, address);
+        _memory.Write(Args + 0x810, 0UL);
+        _memory.Write(Args + 0x818, 0UL);
+        Assert.Equal(0L, Call(HypercallOp.SetTrapTable, Args + 0x800));
+    }
+
+    private void WriteIretFrame(ulong rax, ulong rip, ulong cs, ulong rflags, ulong rsp, ulong ss)
+    {
+        ulong[] frame = [rax, 0, 0, 0, rip, cs, rflags, rsp, ss];
+        for (int i = 0; i < frame.Length; i++)
+        {
+            _memory.Write(Stack + ((ulong)i * 8), frame[i]);
+        }
+    }
+
+    /// <summary>A CPL-3 vCPU: virtual = physical, segment loads succeed for any non-null selector with RPL 3 (the architectural rule at CPL 3).</summary>
+    private sealed class FakePvContext(GuestMemory memory) : IParavirtualCpuContext
+    {
+        private readonly ulong[] _registers = new ulong[16];
+        private readonly ushort[] _selectors = [0, PvCpu.FlatKernelCs, PvCpu.FlatKernelSs, 0, 0, 0];
+
+        public int VcpuId => 0;
+
+        public bool LongMode => true;
+
+        public int Cpl => 3;
+
+        public ulong Rip { get; set; }
+
+        public ulong Rflags { get; set; } = 0x202;
+
+        public ulong Cr2 { get; set; }
+
+        public bool TaskSwitched { get; set; }
+
+        public ulong FsBase { get; set; }
+
+        public ulong GsBase { get; set; }
+
+        public ulong KernelGsBase { get; set; }
+
+        public string? Crash { get; private set; }
+
+        public (ulong Base, ushort Limit) Gdt { get; private set; }
+
+        public ulong GetRegister(int index) => _registers[index];
+
+        public void SetRegister(int index, ulong value) => _registers[index] = value;
+
+        public bool TryReadVirtual(ulong address, Span<byte> destination) =>
+            memory.TryGetSpan(address, destination.Length, out Span<byte> span) && span.TryCopyTo(destination);
+
+        public bool TryWriteVirtual(ulong address, ReadOnlySpan<byte> source) =>
+            memory.TryGetSpan(address, source.Length, out Span<byte> span) && source.TryCopyTo(span);
+
+        public void Halt()
+        {
+        }
+
+        public ushort GetSelector(ParavirtualSegment segment) => _selectors[(int)segment];
+
+        public bool TryLoadSegment(ParavirtualSegment segment, ushort selector)
+        {
+            if ((selector & 3) != 3 || (selector & 0xFFFC) == 0)
+            {
+                return false;
+            }
+
+            _selectors[(int)segment] = selector;
+            return true;
+        }
+
+        public void SetPageTableRoot(ulong machineAddress)
+        {
+        }
+
+        public void FlushTlb()
+        {
+        }
+
+        public void FlushTlbPage(ulong linearAddress)
+        {
+        }
+
+        public void SetGdt(ulong linearBase, ushort limit) => Gdt = (linearBase, limit);
+
+        public CpuidResult Cpuid(uint leaf, uint subleaf) => leaf == 1 ? new CpuidResult(0x800F12, 0, 1u << 21, 0) : new CpuidResult(1, 0x6874_7541, 0, 0);
+
+        public void CrashDomain(string reason) => Crash ??= reason;
+    }
+}
