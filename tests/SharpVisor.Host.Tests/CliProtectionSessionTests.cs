@@ -61,6 +61,9 @@ public sealed class CliProtectionSessionTests
         }
         finally
         {
+            // Domains outlive their daemon (it re-adopts them on restart): destroy them, or their VMMs run on.
+            Run(env, "destroy", "guard");
+            Run(env, "destroy", "plain");
             StopDaemon(runtime);
         }
     }
