@@ -9,10 +9,6 @@ namespace SharpVisor.Boot;
 /// </summary>
 public sealed class PvhImage
 {
-    /// <summary>XEN_ELFNOTE_PHYS32_ENTRY (xen/include/public/elfnote.h).</summary>
-    public const uint Phys32EntryNote = 18;
-
-    private const uint NoteSegment = 4;
     private const int PayloadOffsetField = 0x248;
     private const int PayloadLengthField = 0x24C;
 
@@ -104,43 +100,15 @@ public sealed class PvhImage
         throw new BootImageException(path, $"payload compression (magic {payload[0]:x2} {payload[1]:x2} {payload[2]:x2} {payload[3]:x2}) is not LZ4 or gzip");
     }
 
-    /// <summary>Walks the PT_NOTE segments for a "Xen" note of type PHYS32_ENTRY (a 32- or 64-bit value).</summary>
+    /// <summary>The XEN_ELFNOTE_PHYS32_ENTRY note's value (a 32- or 64-bit number), or null when there is none.</summary>
     private static uint? FindEntry(string path, byte[] vmlinux, ElfFile elf)
     {
-        foreach (ElfProgramHeader note in elf.ProgramHeaders.Where(p => p.Type == NoteSegment))
+        ulong? value = XenElfNotes.Read(path, vmlinux, elf).Number(XenElfNotes.Phys32Entry);
+        return value switch
         {
-            if (note.Offset > (ulong)vmlinux.Length || note.FileSize > (ulong)vmlinux.Length - note.Offset)
-            {
-                throw new BootImageException(path, "a PT_NOTE segment is outside the file");
-            }
-
-            ReadOnlySpan<byte> notes = vmlinux.AsSpan((int)note.Offset, (int)note.FileSize);
-            while (notes.Length >= 12)
-            {
-                uint nameSize = BinaryPrimitives.ReadUInt32LittleEndian(notes);
-                uint descSize = BinaryPrimitives.ReadUInt32LittleEndian(notes[4..]);
-                uint type = BinaryPrimitives.ReadUInt32LittleEndian(notes[8..]);
-                ulong nameEnd = 12 + Align4(nameSize);
-                ulong end = nameEnd + Align4(descSize);
-                if (end > (ulong)notes.Length)
-                {
-                    break;
-                }
-
-                ReadOnlySpan<byte> name = notes.Slice(12, (int)nameSize);
-                ReadOnlySpan<byte> desc = notes.Slice((int)nameEnd, (int)descSize);
-                if (type == Phys32EntryNote && name.SequenceEqual("Xen\0"u8) && descSize is 4 or 8)
-                {
-                    ulong value = descSize == 4 ? BinaryPrimitives.ReadUInt32LittleEndian(desc) : BinaryPrimitives.ReadUInt64LittleEndian(desc);
-                    return value <= uint.MaxValue ? (uint)value : throw new BootImageException(path, $"PVH entry 0x{value:x} is above 4 GiB");
-                }
-
-                notes = notes[(int)end..];
-            }
-        }
-
-        return null;
+            null => null,
+            <= uint.MaxValue => (uint)value,
+            _ => throw new BootImageException(path, $"PVH entry 0x{value:x} is above 4 GiB"),
+        };
     }
-
-    private static ulong Align4(uint value) => ((ulong)value + 3) & ~3UL;
 }
