@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using SharpVisor.Cli;
@@ -48,33 +47,14 @@ public sealed class BootTimerTests
             devmem 0xc0000000 8 123
             echo BOOT-TIMER-WRITTEN
             """;
-        string initrd = directory.File("initrd.img");
-        byte[] extra = new CpioArchive().AddFile("hook.sh", hook).ToArray();
-        byte[] initial = File.ReadAllBytes(GuestBootCapability.Initrd);
-        File.WriteAllBytes(initrd, [.. initial, .. new byte[(4 - (initial.Length % 4)) % 4], .. extra]);
+        string initrd = HookedInitrd.Write(directory.File("initrd.img"), hook);
         string log = directory.CreateFile("fc.log", 0);
         string socket = directory.File("fc.sock");
 
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-boot-timer", "--boot-timer", "--log-path", log, "--level", "Info" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process firecracker = Process.Start(start)!;
-        var console = new StringBuilder();
-        firecracker.OutputDataReceived += (_, e) =>
-        {
-            lock (console)
-            {
-                console.AppendLine(e.Data);
-            }
-        };
-        firecracker.BeginOutputReadLine();
-        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-boot-timer", "--boot-timer", "--log-path", log, "--level", "Info"]);
         try
         {
-            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(60), "the API socket listens");
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(60));
             using HttpClient api = UnixSocketHttp.CreateClient(socket);
             Assert.Equal(HttpStatusCode.NoContent, (await api.PutAsync("/machine-config", Json("""{"vcpu_count": 1, "mem_size_mib": 256}"""))).StatusCode);
             Assert.Equal(HttpStatusCode.NoContent, (await api.PutAsync("/boot-source",
@@ -82,43 +62,17 @@ public sealed class BootTimerTests
             Assert.Equal(HttpStatusCode.NoContent, (await api.PutAsync("/entropy", Json("{}"))).StatusCode);
             Assert.Equal(HttpStatusCode.NoContent, (await api.PutAsync("/actions", Json("""{"action_type": "InstanceStart"}"""))).StatusCode);
 
-            Assert.True(await ExitsWithinAsync(firecracker, TimeSpan.FromMinutes(8)), "the guest powers off after its hook");
-            string output;
-            lock (console)
-            {
-                output = console.ToString();
-            }
-
-            Assert.Contains("BOOT-TIMER-WRITTEN", output);
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromMinutes(8)), "the guest powers off after its hook");
+            Assert.Contains("BOOT-TIMER-WRITTEN", firecracker.Output);
             string[] timed = File.ReadAllLines(log).Where(l => l.Contains("Guest-boot-time = ", StringComparison.Ordinal)).ToArray();
             Assert.Single(timed);
             Assert.Matches(@"\[fc-boot-timer:[^\]]*\] Guest-boot-time = +\d+ us \d+ ms, +\d+ CPU us \d+ CPU ms$", timed[0]);
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill();
-            }
-
-            await firecracker.WaitForExitAsync();
-            throw new Xunit.Sdk.XunitException($"{e.Message}\nVMM standard error:\n{await stderr}");
+            throw await firecracker.FailureAsync(e);
         }
     }
 
     private static StringContent Json(string body) => new(body, Encoding.UTF8, "application/json");
-
-    private static async Task<bool> ExitsWithinAsync(Process process, TimeSpan timeout)
-    {
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
-        }
-    }
 }

@@ -22,26 +22,10 @@ public sealed class FirecrackerGettingStartedTests
         File.WriteAllText(log, "");
         File.WriteAllText(metrics, "");
 
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-curl", "--enable-pci", "--no-seccomp" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process firecracker = Process.Start(start)!;
-        var stdout = new StringBuilder();
-        firecracker.OutputDataReceived += (_, e) =>
-        {
-            lock (stdout)
-            {
-                stdout.AppendLine(e.Data);
-            }
-        };
-        firecracker.BeginOutputReadLine();
-        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-curl", "--enable-pci", "--no-seccomp"]);
         try
         {
-            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the API socket listens");
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(30));
 
             Assert.Equal((204, ""), Curl(socket, "PUT", "/logger", $$"""{"log_path": "{{log}}", "level": "Debug", "show_level": true, "show_log_origin": true}"""));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/metrics", $$"""{"metrics_path": "{{metrics}}"}"""));
@@ -59,16 +43,7 @@ public sealed class FirecrackerGettingStartedTests
             Assert.Contains("\"state\":\"Running\"", info);
 
             // The serial console goes to standard output, as Firecracker's does.
-            await Eventually.TrueAsync(
-                () =>
-                {
-                    lock (stdout)
-                    {
-                        return stdout.ToString().Contains("Hello from a multiboot kernel", StringComparison.Ordinal);
-                    }
-                },
-                TimeSpan.FromSeconds(60),
-                "the guest's greeting on standard output");
+            await firecracker.WaitForLineAsync("Hello from a multiboot kernel", TimeSpan.FromSeconds(60));
 
             Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "FlushMetrics"}"""));
             using (JsonDocument line = JsonDocument.Parse(File.ReadAllLines(metrics).Single()))
@@ -87,20 +62,16 @@ public sealed class FirecrackerGettingStartedTests
             Assert.Contains(":INFO:vmm::builder] started the microVM", logText);
 
             Assert.Equal((204, ""), Curl(socket, "PUT", "/sharpvisor/power", """{"action": "PowerOff"}"""));
-            Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
             Assert.Equal(0, firecracker.ExitCode);
             Assert.Contains("the microVM stopped", File.ReadAllText(log));
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill();
-                await firecracker.WaitForExitAsync();
-            }
+            throw await firecracker.FailureAsync(e);
         }
 
-        Assert.DoesNotContain("   at ", await stderr);
+        Assert.DoesNotContain("   at ", await firecracker.StandardErrorAsync());
     }
 
     /// <summary>
@@ -127,18 +98,10 @@ public sealed class FirecrackerGettingStartedTests
             image.SetLength(4 << 20);
         }
 
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { "netns", "exec", ns.Name, SharpVisorCommand.Dotnet, SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-sdk" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process firecracker = Process.Start(start)!;
-        Task<string> stdout = firecracker.StandardOutput.ReadToEndAsync();
-        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-sdk"], ns);
         try
         {
-            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the API socket listens");
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(30));
 
             (string Method, string Path, string Body)[] calls =
             [
@@ -176,20 +139,16 @@ public sealed class FirecrackerGettingStartedTests
             }
 
             Assert.Equal((204, ""), Curl(socket, "PUT", "/sharpvisor/power", """{"action": "PowerOff"}"""));
-            Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
             Assert.Equal(0, firecracker.ExitCode);
-            Assert.Contains("Hello from a multiboot kernel", await stdout);
+            Assert.Contains("Hello from a multiboot kernel", firecracker.Output);
         }
-        finally
+        catch (Exception e) when (e is not OperationCanceledException)
         {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill(entireProcessTree: true);
-                await firecracker.WaitForExitAsync();
-            }
+            throw await firecracker.FailureAsync(e);
         }
 
-        Assert.DoesNotContain("   at ", await stderr);
+        Assert.DoesNotContain("   at ", await firecracker.StandardErrorAsync());
     }
 
     [Fact]

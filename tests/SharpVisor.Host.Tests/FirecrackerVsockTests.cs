@@ -32,11 +32,7 @@ public sealed class FirecrackerVsockTests
             /vsock-tool send 2 5001 4194304
             echo VSOCK-HOOK-DONE
             """;
-        string initrd = directory.File("initrd.img");
-        byte[] extra = new CpioArchive().AddFile("hook.sh", hook).AddFile("vsock-tool", File.ReadAllBytes(tool)).ToArray();
-        // The kernel reads an appended archive only from a 4-byte boundary (as --extra-initrd pads it).
-        byte[] initial = File.ReadAllBytes(GuestBootCapability.Initrd);
-        File.WriteAllBytes(initrd, [.. initial, .. new byte[(4 - (initial.Length % 4)) % 4], .. extra]);
+        string initrd = HookedInitrd.Write(directory.File("initrd.img"), new CpioArchive().AddFile("hook.sh", hook).AddFile("vsock-tool", File.ReadAllBytes(tool)));
 
         string uds = directory.File("v.sock");
         using Socket echo = Listen($"{uds}_5000");
@@ -45,26 +41,10 @@ public sealed class FirecrackerVsockTests
         Task<(long Bytes, bool Intact)> received = Task.Run(() => ReceiveBulk(bulk));
 
         string socket = directory.File("fc.sock");
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-vsock" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process firecracker = Process.Start(start)!;
-        var lines = new List<string>();
-        firecracker.OutputDataReceived += (_, e) =>
-        {
-            lock (lines)
-            {
-                lines.Add(e.Data ?? "");
-            }
-        };
-        firecracker.BeginOutputReadLine();
-        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-vsock"]);
         try
         {
-            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(60), "the API socket listens");
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(60));
             Assert.Equal(204, Api(socket, "PUT", "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 256}""").Status);
             Assert.Equal(204, Api(socket, "PUT", "/boot-source",
                 $$"""{"kernel_image_path": "{{GuestBootCapability.Kernel}}", "initrd_path": "{{initrd}}", "boot_args": "{{DefaultGuest.CommandLine}} autopoweroff"}""").Status);
@@ -76,7 +56,7 @@ public sealed class FirecrackerVsockTests
             Assert.Contains("\"vsock\":{\"guest_cid\":3", Api(socket, "GET", "/vm/config", null).Body);
 
             TimeSpan boot = TimeSpan.FromMinutes(8);
-            await WaitForLine(lines, "VSOCK-LISTENING", boot, firecracker);
+            await firecracker.WaitForLineAsync("VSOCK-LISTENING", boot);
 
             // Host-initiated: a port the guest does not listen on is closed without an OK...
             using (Socket refused = Connect(uds))
@@ -96,9 +76,9 @@ public sealed class FirecrackerVsockTests
                 Assert.Equal("echo:ping", ReadLine(host));
             }
 
-            await WaitForLine(lines, "VSOCK-HOOK-DONE", boot, firecracker);
+            await firecracker.WaitForLineAsync("VSOCK-HOOK-DONE", boot);
             Assert.Equal("hello", await echoed.WaitAsync(TimeSpan.FromSeconds(60)));
-            string[] output = Snapshot(lines);
+            string[] output = firecracker.Lines;
             Assert.Contains("VSOCK-REPLY pong:hello", output);
             Assert.Contains("VSOCK-SERVED ping", output);
             Assert.Contains(output, l => l.StartsWith("VSOCK-ERROR connect", StringComparison.Ordinal));
@@ -107,28 +87,14 @@ public sealed class FirecrackerVsockTests
             Assert.Equal(BulkBytes, bytes);
             Assert.True(intact, "the bulk stream arrived with every byte in place");
 
-            Assert.True(firecracker.WaitForExit(TimeSpan.FromSeconds(120)), "the guest powers off after its hook");
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromSeconds(120)), "the guest powers off after its hook");
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill();
-            }
-
-            await firecracker.WaitForExitAsync();
-            throw new Xunit.Sdk.XunitException($"{e.Message}\nVMM standard error:\n{await stderr}");
-        }
-        finally
-        {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill();
-                await firecracker.WaitForExitAsync();
-            }
+            throw await firecracker.FailureAsync(e);
         }
 
-        Assert.DoesNotContain("   at ", await stderr);
+        Assert.DoesNotContain("   at ", await firecracker.StandardErrorAsync());
         Assert.False(File.Exists(uds), "the VMM removes its socket when it exits");
     }
 
@@ -213,29 +179,6 @@ public sealed class FirecrackerVsockTests
         }
 
         return text.ToString();
-    }
-
-    private static string[] Snapshot(List<string> lines)
-    {
-        lock (lines)
-        {
-            return lines.ToArray();
-        }
-    }
-
-    private static async Task WaitForLine(List<string> lines, string marker, TimeSpan timeout, Process vmm)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (!Snapshot(lines).Any(l => l.Contains(marker, StringComparison.Ordinal)))
-        {
-            if (DateTime.UtcNow > deadline || vmm.HasExited)
-            {
-                string exit = vmm.HasExited ? $"the VMM exited with status {vmm.ExitCode}" : "the VMM still runs";
-                Assert.Fail($"the guest never printed {marker} ({exit}); its output ends:\n{string.Join('\n', Snapshot(lines).TakeLast(40))}");
-            }
-
-            await Task.Delay(100);
-        }
     }
 
     private static (int Status, string Body) Api(string socket, string method, string path, string? json)

@@ -1,4 +1,3 @@
-using System.Diagnostics;
 using System.Net;
 using System.Text;
 using SharpVisor.Cli;
@@ -31,32 +30,13 @@ public sealed class MmdsGuestTests
             echo "MMDS-NO-TOKEN $(printf 'GET /latest/meta-data/ami-id HTTP/1.1\r\n\r\n' | nc -w 10 169.254.169.254 80 | head -n 1)"
             echo MMDS-HOOK-DONE
             """;
-        string initrd = directory.File("initrd.img");
-        byte[] extra = new CpioArchive().AddFile("hook.sh", hook).ToArray();
-        byte[] initial = File.ReadAllBytes(GuestBootCapability.Initrd);
-        File.WriteAllBytes(initrd, [.. initial, .. new byte[(4 - (initial.Length % 4)) % 4], .. extra]);
+        string initrd = HookedInitrd.Write(directory.File("initrd.img"), hook);
         string socket = directory.File("fc.sock");
 
-        var start = new ProcessStartInfo("ip") { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { "netns", "exec", ns.Name, SharpVisorCommand.Dotnet, SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", socket, "--id", "fc-mmds" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
-        using Process firecracker = Process.Start(start)!;
-        var console = new StringBuilder();
-        firecracker.OutputDataReceived += (_, e) =>
-        {
-            lock (console)
-            {
-                console.AppendLine(e.Data);
-            }
-        };
-        firecracker.BeginOutputReadLine();
-        Task<string> stderr = firecracker.StandardError.ReadToEndAsync();
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-mmds"], ns);
         try
         {
-            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(60), "the API socket listens");
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(60));
             using HttpClient api = UnixSocketHttp.CreateClient(socket);
             (string Path, string Body)[] calls =
             [
@@ -73,13 +53,8 @@ public sealed class MmdsGuestTests
                 Assert.True(response.StatusCode == HttpStatusCode.NoContent, $"PUT {path}: {response.StatusCode} {await response.Content.ReadAsStringAsync()}");
             }
 
-            Assert.True(await ExitsWithinAsync(firecracker, TimeSpan.FromMinutes(8)), "the guest powers off after its hook");
-            string output;
-            lock (console)
-            {
-                output = console.ToString();
-            }
-
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromMinutes(8)), "the guest powers off after its hook");
+            string output = firecracker.Output;
             Assert.Contains("MMDS-HOOK-DONE", output);
             Assert.Contains("MMDS-TOKEN-LENGTH 44", output);
             Assert.Contains("MMDS-V2 ami-5ce7c0de", output);
@@ -87,33 +62,7 @@ public sealed class MmdsGuestTests
         }
         catch (Exception e) when (e is not OperationCanceledException)
         {
-            if (!firecracker.HasExited)
-            {
-                firecracker.Kill(entireProcessTree: true);
-            }
-
-            await firecracker.WaitForExitAsync();
-            string output;
-            lock (console)
-            {
-                output = console.ToString();
-            }
-
-            throw new Xunit.Sdk.XunitException($"{e.Message}\nguest console:\n{output}\nVMM standard error:\n{await stderr}");
-        }
-    }
-
-    private static async Task<bool> ExitsWithinAsync(Process process, TimeSpan timeout)
-    {
-        using var cancel = new CancellationTokenSource(timeout);
-        try
-        {
-            await process.WaitForExitAsync(cancel.Token);
-            return true;
-        }
-        catch (OperationCanceledException)
-        {
-            return false;
+            throw await firecracker.FailureAsync(e);
         }
     }
 }
