@@ -60,6 +60,7 @@ public sealed partial class Domain
 
     // The snapshot the first launch loads instead of booting (sharpvisor restore).
     private string? _restoreFrom;
+    private string? _restoreMemoryFrom; // a merged base+diff memory file instead of FILE.mem
 
     // The Unix socket the first launch receives a live migration on instead of booting.
     private string? _receiveMigrationOn;
@@ -82,12 +83,13 @@ public sealed partial class Domain
     public long MemoryMib => Config.MachineConfig?.MemSizeMib ?? 128;
 
     /// <summary>Writes the domain's files, starts its VMM, configures and boots the guest.</summary>
-    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null, string? migrationSocket = null)
+    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null, string? migrationSocket = null, string? snapshotMemoryPath = null)
     {
         var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule())
         {
             Type = type,
             _restoreFrom = snapshotPath,
+            _restoreMemoryFrom = snapshotMemoryPath,
             _receiveMigrationOn = migrationSocket,
         };
         Directory.CreateDirectory(domain.Paths.Directory);
@@ -511,7 +513,7 @@ public sealed partial class Domain
             else if (Interlocked.Exchange(ref _restoreFrom, null) is { } snapshot)
             {
                 // A restored domain starts from its snapshot once; a later reboot boots the configuration.
-                await connection.Client.LoadSnapshotAsync(snapshot, SnapshotMemoryPath(snapshot), CancellationToken.None);
+                await connection.Client.LoadSnapshotAsync(snapshot, Interlocked.Exchange(ref _restoreMemoryFrom, null) ?? SnapshotMemoryPath(snapshot), CancellationToken.None);
             }
             else
             {
