@@ -207,7 +207,22 @@ public sealed partial class Domain
     /// Writes a snapshot (state file <paramref name="statePath"/>, memory file beside it): a running
     /// domain is paused for it and, unless <paramref name="stayPaused"/>, resumed after.
     /// </summary>
-    public Task SnapshotAsync(string statePath, bool diff, bool stayPaused) => WithOperationAsync(DomainOperation.Snapshot, async vmm =>
+    public Task SnapshotAsync(string statePath, bool diff, bool stayPaused)
+    {
+        RequireSavable();
+        return WithOperationAsync(DomainOperation.Snapshot, vmm => WriteSnapshotAsync(vmm, statePath, diff, stayPaused));
+    }
+
+    /// <summary>Refuses, before the domain is touched, what cannot be saved, snapshotted or migrated (a Xen domain's state is not in the format).</summary>
+    public void RequireSavable()
+    {
+        if (DomainTypes.IsXen(Type))
+        {
+            throw ApiException.BadRequest($"domain '{Name}': {SharpVisor.Host.Vmm.VirtualMachineMonitor.XenStateNotSaved(Type)}");
+        }
+    }
+
+    private async Task WriteSnapshotAsync(VmmConnection vmm, string statePath, bool diff, bool stayPaused)
     {
         bool wasRunning = State == DomainState.Running;
         if (wasRunning)
@@ -216,13 +231,16 @@ public sealed partial class Domain
             StateMachine.MoveTo(DomainState.Paused);
         }
 
+        bool written = false;
         try
         {
             await vmm.Client.CreateSnapshotAsync(statePath, SnapshotMemoryPath(statePath), diff, CancellationToken.None);
+            written = true;
         }
         finally
         {
-            if (wasRunning && !stayPaused)
+            // A save stays paused for the destroy that follows, unless the snapshot failed.
+            if (wasRunning && (!stayPaused || !written))
             {
                 await vmm.Client.ResumeAsync(CancellationToken.None);
                 StateMachine.MoveTo(DomainState.Running);
@@ -230,7 +248,7 @@ public sealed partial class Domain
 
             SaveRecord();
         }
-    });
+    }
 
     public Task PauseAsync() => WithOperationAsync(DomainOperation.Pause, async vmm =>
     {

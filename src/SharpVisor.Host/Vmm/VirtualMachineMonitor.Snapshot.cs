@@ -246,11 +246,16 @@ public sealed partial class VirtualMachineMonitor
         }
     }
 
+    /// <summary>Why a Xen domain (<paramref name="kind"/>: pv, pvh, hvm) cannot be saved, snapshotted or migrated: one line naming what the format lacks.</summary>
+    public static string XenStateNotSaved(string kind) =>
+        $"save, snapshot and migration of Xen {kind} domains are not implemented: the snapshot format lacks their Xen state " +
+        "(event channels, grant table, XenStore, the shared-info and vCPU-info pages, the back-ends' ring state); the domain runs on";
+
     private void RequireSnapshotSupport()
     {
         if (Xen is not null)
         {
-            throw new NotSupportedException("snapshots of Xen domains are not implemented yet");
+            throw new NotSupportedException(XenStateNotSaved(Configuration.Xen.ToString().ToLowerInvariant()));
         }
 
         if (_machine is not (EmulatorVirtualMachine or KvmVirtualMachine))
