@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Live-migration benchmark (issue 15, docs/migration.md): downtime and total time of
 # `sharpvisor migrate` between two daemons on this machine (loopback TCP, separate runtime
-# directories), for an emulated domain that dirties memory at a given rate.
+# directories), for an emulated domain that dirties memory at a given rate; then `save` and
+# `restore` of the migrated domain at the destination (wall time per command).
 #
 #   idle           the Multiboot test kernel printing a tick a second (RAM nearly all zero pages)
 #   RATE (MiB/s)   the default Linux guest whose /hook.sh rewrites a RATE MiB buffer of random
@@ -35,7 +36,7 @@ wait_for() { # DOMAIN TEXT SECONDS
 	echo "$1 never printed '$2'" >&2; return 1
 }
 
-printf 'load\tMiB\tdowntime_target_ms\trounds\tMiB_sent\ttotal_ms\tdowntime_ms\tcli_wall_ms\n'
+printf 'load\tMiB\tdowntime_target_ms\trounds\tMiB_sent\ttotal_ms\tdowntime_ms\tcli_wall_ms\tsave_ms\tsaved_MiB\trestore_ms\n'
 for load in "${loads[@]}"; do
 	name="m-$load"
 	if [ "$load" = idle ]; then
@@ -71,7 +72,16 @@ JSON
 	sent=$(sed -E 's/.*pages, ([0-9.]+) MiB.*/\1/' <<<"$line")
 	total=$(sed -E 's/.* in ([0-9]+) ms.*/\1/' <<<"$line")
 	down=$(sed -E 's/.*downtime ([0-9]+) ms.*/\1/' <<<"$line")
-	printf '%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\n' "$load" "$memory" "$downtime" "$rounds" "$sent" "$total" "$down" $((t1 - t0))
+	# Save and restore of the migrated domain at the destination (wall time of the CLI: it
+	# includes starting the command and, for restore, a new VMM process).
+	t2=$(ms)
+	dst save "$name" "$work/$name.state" >/dev/null
+	t3=$(ms)
+	saved=$(du -m "$work/$name.state.mem" | cut -f1)
+	dst restore "$work/$name.state" --name "$name" >/dev/null
+	t4=$(ms)
+	printf '%s\t%d\t%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s\t%d\n' "$load" "$memory" "$downtime" "$rounds" "$sent" "$total" "$down" $((t1 - t0)) $((t3 - t2)) "$saved" $((t4 - t3))
 	dst destroy "$name" >/dev/null || echo "($name: not on the destination any more)" >&2
+	rm -f "$work/$name.state" "$work/$name.state.mem"
 done
-echo "(progress of each migration in $work/*.out; downtime = source paused until the destination was ready)" >&2
+echo "(progress of each migration in $work/*.out; downtime = source paused until the destination was ready; saved_MiB = the memory file's data, not its length)" >&2

@@ -31,6 +31,7 @@ static int RunCommandLine(string[] args)
     root.Subcommands.Add(SnapshotCommands.Save());
     root.Subcommands.Add(SnapshotCommands.Restore());
     root.Subcommands.Add(SnapshotCommands.Snapshot());
+    root.Subcommands.Add(SnapshotCommands.Rebase());
     root.Subcommands.Add(MigrateCommand.Create());
     root.Subcommands.Add(TopCommand.Create());
     root.Subcommands.Add(XenStoreCommands.List());

@@ -90,6 +90,72 @@ public static unsafe class GuestMemoryImage
         }
     }
 
+    /// <summary>
+    /// Lays a diff image over its base in place (what Firecracker's rebase-snap does): the pages
+    /// <paramref name="diffPages"/> names (guest-physical addresses, the list the diff's state file
+    /// carries) are copied from <paramref name="diffPath"/> into <paramref name="basePath"/> at the
+    /// same offsets; the base then is the full image of the diff's instant. Both files must be
+    /// <paramref name="ramSize"/> bytes. Returns the pages copied.
+    /// </summary>
+    public static int Rebase(string basePath, string diffPath, ulong ramSize, IEnumerable<ulong> diffPages)
+    {
+        using var diff = OpenSized(diffPath, FileAccess.Read, ramSize);
+        using var target = OpenSized(basePath, FileAccess.ReadWrite, ramSize);
+        byte[] page = new byte[PageSize];
+        int count = 0;
+        foreach (ulong address in diffPages)
+        {
+            long offset = FileOffsetOf(address, ramSize) ?? throw new IOException($"diff page 0x{address:x} is outside the {ramSize} bytes of RAM");
+            ReadExactly(diff, page, offset, diffPath);
+            RandomAccess.Write(target, page, offset);
+            count++;
+        }
+
+        RandomAccess.FlushToDisk(target);
+        return count;
+    }
+
+    /// <summary>Where the page at guest-physical <paramref name="address"/> is in an image of <paramref name="ramSize"/> bytes of RAM (regions in address order); null when it is not RAM.</summary>
+    public static long? FileOffsetOf(ulong address, ulong ramSize)
+    {
+        ulong low = Math.Min(ramSize, GuestMemory.MmioHoleStart);
+        if ((address & (ulong)(PageSize - 1)) != 0)
+        {
+            return null;
+        }
+
+        if (address < low)
+        {
+            return (long)address;
+        }
+
+        return address >= GuestMemory.HighMemoryStart && address - GuestMemory.HighMemoryStart < ramSize - low
+            ? (long)(low + (address - GuestMemory.HighMemoryStart))
+            : null;
+    }
+
+    private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenSized(string path, FileAccess access, ulong size)
+    {
+        Microsoft.Win32.SafeHandles.SafeFileHandle handle;
+        try
+        {
+            handle = File.OpenHandle(path, FileMode.Open, access);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"cannot open memory file {path}: {e.Message}", e);
+        }
+
+        long length = RandomAccess.GetLength(handle);
+        if ((ulong)length != size)
+        {
+            handle.Dispose();
+            throw new IOException($"memory file {path} is {length} bytes; the snapshot's RAM is {size} bytes");
+        }
+
+        return handle;
+    }
+
     private static Microsoft.Win32.SafeHandles.SafeFileHandle OpenImage(GuestMemory memory, string path)
     {
         Microsoft.Win32.SafeHandles.SafeFileHandle handle;

@@ -29,13 +29,40 @@ public static class SnapshotCommands
     {
         var file = new Argument<string>("FILE") { Description = "State file written by save or snapshot (FILE.mem beside it)" };
         var name = new Option<string?>("--name", "-n") { Description = "Name of the restored domain (default: domain-ID)" };
-        var command = new Command("restore", "Create a domain from a snapshot; it continues where it was saved.") { file, name };
+        var baseFile = new Option<string?>("--base") { Description = "For a diff snapshot: the state file of the full snapshot it was taken after (BASE.mem beside it; left unchanged)" };
+        var command = new Command("restore", "Create a domain from a snapshot; it continues where it was saved.") { file, name, baseFile };
         command.SetAction((result, cancel) => Toolstack.RunAsync(async client =>
         {
-            DomainInfo info = await client.RestoreAsync(Path.GetFullPath(result.GetValue(file)!), result.GetValue(name), cancel);
+            string? basePath = result.GetValue(baseFile) is { } b ? Path.GetFullPath(b) : null;
+            DomainInfo info = await client.RestoreAsync(Path.GetFullPath(result.GetValue(file)!), result.GetValue(name), cancel, basePath);
             Console.WriteLine($"restored domain {info.Name} (id {info.Id}): {info.Vcpus} vCPU(s), {info.MemoryMib} MiB, {info.Accelerator}");
             return ExitCodes.Success;
         }, cancel));
+        return command;
+    }
+
+    /// <summary><c>sharpvisor snapshot-rebase</c>: Firecracker's rebase-snap for SharpVisor's files, run here without a daemon.</summary>
+    public static Command Rebase()
+    {
+        var baseMemory = new Argument<string>("BASE_MEM") { Description = "The full snapshot's memory file: the diff's pages are written into it" };
+        var diffState = new Argument<string>("DIFF_STATE") { Description = "The diff snapshot's state file (it lists the diff's pages)" };
+        var diffMemory = new Option<string?>("--diff-mem") { Description = "The diff's memory file (default: DIFF_STATE.mem)" };
+        var command = new Command("snapshot-rebase", "Lay a diff snapshot's memory over its base's memory file in place (as Firecracker's rebase-snap); PUT /snapshot/load then takes the diff's state file with that memory file.") { baseMemory, diffState, diffMemory };
+        command.SetAction(result =>
+        {
+            string state = result.GetValue(diffState)!;
+            try
+            {
+                int pages = SharpVisor.Host.Vmm.VirtualMachineMonitor.RebaseSnapshot(result.GetValue(baseMemory)!, state, result.GetValue(diffMemory) ?? state + ".mem");
+                Console.WriteLine($"{pages} pages of {state} laid over {result.GetValue(baseMemory)}");
+                return ExitCodes.Success;
+            }
+            catch (SharpVisor.Machine.Snapshots.SnapshotException e)
+            {
+                Console.Error.WriteLine($"sharpvisor: error: {e.Message}");
+                return ExitCodes.Error;
+            }
+        });
         return command;
     }
 

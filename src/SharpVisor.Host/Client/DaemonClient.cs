@@ -60,8 +60,8 @@ public sealed partial class DaemonClient : IDisposable
     public Task<DomainInfo> SnapshotAsync(string domain, string path, bool diff, CancellationToken cancel = default) =>
         SendAsync(HttpMethod.Post, DomainPath(domain) + "/snapshot", new SnapshotRequest { Path = path, Diff = diff }, DaemonJsonContext.Default.SnapshotRequest, DaemonJsonContext.Default.DomainInfo, cancel);
 
-    public Task<DomainInfo> RestoreAsync(string path, string? name, CancellationToken cancel = default) =>
-        SendAsync(HttpMethod.Post, "/domains/restore", new RestoreDomainRequest { Path = path, Name = name }, DaemonJsonContext.Default.RestoreDomainRequest, DaemonJsonContext.Default.DomainInfo, cancel);
+    public Task<DomainInfo> RestoreAsync(string path, string? name, CancellationToken cancel = default, string? basePath = null) =>
+        SendAsync(HttpMethod.Post, "/domains/restore", new RestoreDomainRequest { Path = path, Name = name, Base = basePath }, DaemonJsonContext.Default.RestoreDomainRequest, DaemonJsonContext.Default.DomainInfo, cancel);
 
     public async Task DestroyAsync(string domain, CancellationToken cancel = default)
     {

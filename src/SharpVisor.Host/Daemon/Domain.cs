@@ -60,6 +60,7 @@ public sealed partial class Domain
 
     // The snapshot the first launch loads instead of booting (sharpvisor restore).
     private string? _restoreFrom;
+    private string? _restoreMemoryFrom; // a merged base+diff memory file instead of FILE.mem
 
     // The Unix socket the first launch receives a live migration on instead of booting.
     private string? _receiveMigrationOn;
@@ -82,12 +83,13 @@ public sealed partial class Domain
     public long MemoryMib => Config.MachineConfig?.MemSizeMib ?? 128;
 
     /// <summary>Writes the domain's files, starts its VMM, configures and boots the guest.</summary>
-    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null, string? migrationSocket = null)
+    public static async Task<Domain> CreateAsync(DomainEnvironment environment, int id, string name, string accelerator, string type, FullVmConfiguration config, string? snapshotPath = null, string? migrationSocket = null, string? snapshotMemoryPath = null)
     {
         var domain = new Domain(environment, id, name, accelerator, config, DateTimeOffset.UtcNow, new DomainStateMachine(name), new DomainSchedule())
         {
             Type = type,
             _restoreFrom = snapshotPath,
+            _restoreMemoryFrom = snapshotMemoryPath,
             _receiveMigrationOn = migrationSocket,
         };
         Directory.CreateDirectory(domain.Paths.Directory);
@@ -205,7 +207,22 @@ public sealed partial class Domain
     /// Writes a snapshot (state file <paramref name="statePath"/>, memory file beside it): a running
     /// domain is paused for it and, unless <paramref name="stayPaused"/>, resumed after.
     /// </summary>
-    public Task SnapshotAsync(string statePath, bool diff, bool stayPaused) => WithOperationAsync(DomainOperation.Snapshot, async vmm =>
+    public Task SnapshotAsync(string statePath, bool diff, bool stayPaused)
+    {
+        RequireSavable();
+        return WithOperationAsync(DomainOperation.Snapshot, vmm => WriteSnapshotAsync(vmm, statePath, diff, stayPaused));
+    }
+
+    /// <summary>Refuses, before the domain is touched, what cannot be saved, snapshotted or migrated (a Xen domain's state is not in the format).</summary>
+    public void RequireSavable()
+    {
+        if (DomainTypes.IsXen(Type))
+        {
+            throw ApiException.BadRequest($"domain '{Name}': {SharpVisor.Host.Vmm.VirtualMachineMonitor.XenStateNotSaved(Type)}");
+        }
+    }
+
+    private async Task WriteSnapshotAsync(VmmConnection vmm, string statePath, bool diff, bool stayPaused)
     {
         bool wasRunning = State == DomainState.Running;
         if (wasRunning)
@@ -214,13 +231,16 @@ public sealed partial class Domain
             StateMachine.MoveTo(DomainState.Paused);
         }
 
+        bool written = false;
         try
         {
             await vmm.Client.CreateSnapshotAsync(statePath, SnapshotMemoryPath(statePath), diff, CancellationToken.None);
+            written = true;
         }
         finally
         {
-            if (wasRunning && !stayPaused)
+            // A save stays paused for the destroy that follows, unless the snapshot failed.
+            if (wasRunning && (!stayPaused || !written))
             {
                 await vmm.Client.ResumeAsync(CancellationToken.None);
                 StateMachine.MoveTo(DomainState.Running);
@@ -228,7 +248,7 @@ public sealed partial class Domain
 
             SaveRecord();
         }
-    });
+    }
 
     public Task PauseAsync() => WithOperationAsync(DomainOperation.Pause, async vmm =>
     {
@@ -511,7 +531,7 @@ public sealed partial class Domain
             else if (Interlocked.Exchange(ref _restoreFrom, null) is { } snapshot)
             {
                 // A restored domain starts from its snapshot once; a later reboot boots the configuration.
-                await connection.Client.LoadSnapshotAsync(snapshot, SnapshotMemoryPath(snapshot), CancellationToken.None);
+                await connection.Client.LoadSnapshotAsync(snapshot, Interlocked.Exchange(ref _restoreMemoryFrom, null) ?? SnapshotMemoryPath(snapshot), CancellationToken.None);
             }
             else
             {

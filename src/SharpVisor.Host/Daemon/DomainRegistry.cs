@@ -81,13 +81,42 @@ public sealed partial class DomainRegistry
             throw ApiException.BadRequest(e.Message);
         }
 
-        return CreateAsync(new CreateDomainRequest { Name = request.Name, Accelerator = accelerator, Config = config }, path);
+        var create = new CreateDomainRequest { Name = request.Name, Accelerator = accelerator, Config = config };
+        return request.Base is null ? CreateAsync(create, path) : RestoreDiffAsync(create, path, System.IO.Path.GetFullPath(request.Base));
+    }
+
+    /// <summary>
+    /// A diff snapshot on top of its base (docs/snapshot.md): the base's memory file is copied into
+    /// the runtime directory, the diff's pages are laid over the copy, the VMM loads it with the
+    /// diff's state file, and the copy goes. The base itself is left as it was.
+    /// </summary>
+    private async Task<Domain> RestoreDiffAsync(CreateDomainRequest request, string statePath, string basePath)
+    {
+        string merged = System.IO.Path.Combine(_environment.Runtime.Root, $"restore-{Guid.NewGuid().ToString("N")[..12]}.mem");
+        try
+        {
+            try
+            {
+                File.Copy(Domain.SnapshotMemoryPath(basePath), merged);
+                SharpVisor.Host.Vmm.VirtualMachineMonitor.RebaseSnapshot(merged, statePath, Domain.SnapshotMemoryPath(statePath));
+            }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or SharpVisor.Machine.Snapshots.SnapshotException)
+            {
+                throw ApiException.BadRequest($"cannot lay the diff over its base {basePath}: {e.Message}");
+            }
+
+            return await CreateAsync(request, statePath, snapshotMemoryPath: merged);
+        }
+        finally
+        {
+            File.Delete(merged);
+        }
     }
 
     /// <summary>An incoming live migration: a new domain whose VMM receives the machine on <paramref name="migrationSocket"/> instead of booting.</summary>
     public Task<Domain> ReceiveMigrationAsync(CreateDomainRequest request, string migrationSocket) => CreateAsync(request, null, migrationSocket);
 
-    private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath, string? migrationSocket = null)
+    private async Task<Domain> CreateAsync(CreateDomainRequest request, string? snapshotPath, string? migrationSocket = null, string? snapshotMemoryPath = null)
     {
         string accelerator = request.Accelerator ?? "auto";
         if (!Accelerators.Contains(accelerator))
@@ -132,7 +161,7 @@ public sealed partial class DomainRegistry
 
         try
         {
-            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config, snapshotPath, migrationSocket);
+            Domain domain = await Domain.CreateAsync(_environment, id, name, accelerator, type, request.Config, snapshotPath, migrationSocket, snapshotMemoryPath);
             lock (_lock)
             {
                 _byId.Add(id, domain);

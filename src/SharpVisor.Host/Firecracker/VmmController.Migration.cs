@@ -76,6 +76,7 @@ public sealed partial class VmmController
             throw new MigrationException(e.Message, e);
         }
 
+        var started = System.Diagnostics.Stopwatch.StartNew(); // from the source's commit to running vCPUs
         lock (_lock)
         {
             machine.Stopped += OnMachineStopped;
@@ -87,7 +88,7 @@ public sealed partial class VmmController
             _state = VmmState.Running;
         }
 
-        Log.Info("vmm::migration", "incoming migration complete: the microVM runs");
+        Log.Info("vmm::migration", $"incoming migration complete: the microVM runs ({started.Elapsed.TotalMilliseconds:0.0} ms after the commit)");
         RaiseStatusChanged();
     }
 }

@@ -30,6 +30,8 @@ public static class DaemonMigrationRoutes
                     throw ApiException.Conflict($"cannot migrate domain '{d.Name}': it is {DomainStateMachine.Name(d.State)} (only a running domain migrates)");
                 }
 
+                d.RequireSavable();
+
                 using JsonDocument document = await JsonDocument.ParseAsync(context.Request.Body);
                 foreach (JsonProperty property in document.RootElement.EnumerateObject())
                 {

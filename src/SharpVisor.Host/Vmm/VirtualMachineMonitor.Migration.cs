@@ -65,6 +65,10 @@ public sealed partial class VirtualMachineMonitor
         channel.Flush();
         channel.Expect(MigrationFrameType.Accept);
 
+        // What the pause needs is made now: the page frame buffer, the state's checksums.
+        byte[] frame = new byte[4 + (PagesPerFrame * (8 + (int)MemoryRegion.PageSize))];
+        SnapshotFile.PrepareChecksums();
+
         // Round 1 sends every page; each later round what the guest wrote meanwhile.
         tracking.FetchDirtyPages();
         log.MarkAll();
@@ -77,7 +81,7 @@ public sealed partial class VirtualMachineMonitor
             round++;
             var clock = Stopwatch.StartNew();
             long before = channel.BytesSent;
-            long count = SendPages(channel, log, dirty);
+            long count = SendPages(channel, log, dirty, frame);
             channel.Flush();
             double seconds = Math.Max(clock.Elapsed.TotalSeconds, 1e-6);
             long bytes = channel.BytesSent - before;
@@ -93,13 +97,16 @@ public sealed partial class VirtualMachineMonitor
             }
         }
 
+        // Stop-and-copy, timed per phase (docs/migration.md, "Downtime"): the pause is what the guest feels.
         var downtime = Stopwatch.StartNew();
+        var phases = new StopAndCopyPhases();
         if (!Pause(TimeSpan.FromSeconds(10)))
         {
             Resume();
             throw new MigrationException("the vCPUs did not stop within 10 s");
         }
 
+        phases.Pause = downtime.Elapsed;
         try
         {
             ulong[] last = tracking.FetchDirtyPages();
@@ -108,16 +115,27 @@ public sealed partial class VirtualMachineMonitor
                 last[i] |= dirty[i];
             }
 
-            long lastCount = SendPages(channel, log, last);
+            phases.DirtyFetch = downtime.Elapsed - phases.Pause;
+            long lastCount = SendPages(channel, log, last, frame);
             pagesSent += lastCount;
-            channel.Send(MigrationFrameType.State, MachineStateBytes());
+            phases.LastPages = downtime.Elapsed - phases.Pause - phases.DirtyFetch;
+            TimeSpan mark = downtime.Elapsed;
+            byte[] state = MachineStateBytes();
+            phases.State = downtime.Elapsed - mark;
+            mark = downtime.Elapsed;
+            channel.Send(MigrationFrameType.State, state);
             channel.Flush();
-            channel.Expect(MigrationFrameType.Ready);
+            byte[] ready = channel.Expect(MigrationFrameType.Ready);
+            phases.Ready = downtime.Elapsed - mark;
+            phases.DestinationLoad = ReadReadyLoadTime(ready);
+            mark = downtime.Elapsed;
             channel.Send(MigrationFrameType.Commit, ReadOnlySpan<byte>.Empty);
             channel.Flush();
             downtime.Stop();
-            progress($"stop-and-copy: {lastCount} pages and the device state; the destination was ready after {downtime.Elapsed.TotalMilliseconds:0} ms paused");
-            return new MigrationResult(round + 1, pagesSent, channel.BytesSent, total.Elapsed, downtime.Elapsed);
+            phases.Commit = downtime.Elapsed - mark;
+            progress($"stop-and-copy: {lastCount} pages and the device state ({state.Length / 1024.0:0.0} KiB); the destination was ready after {downtime.Elapsed.TotalMilliseconds:0} ms paused");
+            progress($"stop-and-copy phases: {phases.Describe()}");
+            return new MigrationResult(round + 1, pagesSent, channel.BytesSent, total.Elapsed, downtime.Elapsed) { Phases = phases };
         }
         catch
         {
@@ -125,6 +143,10 @@ public sealed partial class VirtualMachineMonitor
             throw;
         }
     }
+
+    /// <summary>The destination's state-load time a Ready frame carries (microseconds, u64 LE); null from a peer that sent none.</summary>
+    private static TimeSpan? ReadReadyLoadTime(byte[] ready) =>
+        ready.Length >= 8 ? TimeSpan.FromMicroseconds(Math.Min(BinaryPrimitives.ReadUInt64LittleEndian(ready), (ulong)TimeSpan.FromHours(1).TotalMicroseconds)) : null;
 
     /// <summary>
     /// The destination's side: reads the hello and configuration, builds the machine here (the
@@ -196,9 +218,11 @@ public sealed partial class VirtualMachineMonitor
                 throw Refuse(channel, $"the source has {ramSize} bytes of RAM, the machine built here {vmm._memory.RamSize}");
             }
 
+            SnapshotFile.PrepareChecksums(); // before the source pauses, not while it waits for Ready
             channel.Send(MigrationFrameType.Accept, ReadOnlySpan<byte>.Empty);
             channel.Flush();
             DirtyPageLog log = vmm._memory.DirtyLog!;
+            var loadClock = new Stopwatch();
             while (true)
             {
                 (MigrationFrameType type, byte[] payload) = channel.Receive();
@@ -213,6 +237,7 @@ public sealed partial class VirtualMachineMonitor
                     throw new MigrationException($"the source sent {type} where pages or the state were due");
                 }
 
+                loadClock.Restart();
                 try
                 {
                     SnapshotFile state = SnapshotFile.Parse(payload);
@@ -229,7 +254,10 @@ public sealed partial class VirtualMachineMonitor
                 break;
             }
 
-            channel.Send(MigrationFrameType.Ready, ReadOnlySpan<byte>.Empty);
+            // Ready carries how long the state took to load here, for the source's phase line.
+            byte[] ready = new byte[8];
+            BinaryPrimitives.WriteUInt64LittleEndian(ready, (ulong)loadClock.Elapsed.TotalMicroseconds);
+            channel.Send(MigrationFrameType.Ready, ready);
             channel.Flush();
             channel.Expect(MigrationFrameType.Commit);
             vmm.Devices.NotifyAllQueues();
@@ -374,9 +402,8 @@ public sealed partial class VirtualMachineMonitor
     }
 
     /// <summary>Sends the pages set in <paramref name="bitmap"/> in frames of <see cref="PagesPerFrame"/>; all-zero pages go as a flag without data.</summary>
-    private unsafe long SendPages(MigrationChannel channel, DirtyPageLog log, ulong[] bitmap)
+    private unsafe long SendPages(MigrationChannel channel, DirtyPageLog log, ulong[] bitmap, byte[] frame)
     {
-        byte[] frame = new byte[4 + (PagesPerFrame * (8 + (int)MemoryRegion.PageSize))];
         int inFrame = 0;
         int used = 4;
         long count = 0;

@@ -94,27 +94,7 @@ public sealed partial class VirtualMachineMonitor
             configuration = configuration with { VirtioConsoleOutput = Stream.Null };
         }
 
-        SnapshotReader memorySection = file.Open(MemoryTag);
-        ulong ramSize = memorySection.ReadUInt64();
-        bool diff = memorySection.ReadBoolean();
-        int count = memorySection.ReadInt32();
-        if (count < 0 || (ulong)count > ramSize / MemoryRegion.PageSize)
-        {
-            throw memorySection.Invalid($"{count} diff pages");
-        }
-
-        var pages = new HashSet<ulong>(count);
-        for (int i = 0; i < count; i++)
-        {
-            pages.Add(memorySection.ReadUInt64());
-        }
-
-        memorySection.EnsureEnd();
-        if (diff && baseMemoryPath is null)
-        {
-            throw new SnapshotException("this is a diff snapshot: restoring it needs the full snapshot's memory file it was taken after");
-        }
-
+        (ulong ramSize, bool diff, HashSet<ulong> pages) = ReadMemorySection(file);
         configuration = adjust?.Invoke(configuration) ?? configuration;
         VirtualMachineMonitor vmm = Create(configuration);
         try
@@ -134,10 +114,20 @@ public sealed partial class VirtualMachineMonitor
 
             try
             {
-                if (diff)
+                if (diff && baseMemoryPath is not null)
                 {
-                    GuestMemoryImage.Load(vmm._memory, baseMemoryPath!);
+                    GuestMemoryImage.Load(vmm._memory, baseMemoryPath);
                     GuestMemoryImage.Load(vmm._memory, memoryPath, pages.Contains);
+                }
+                else if (diff)
+                {
+                    // Firecracker's way: the memory file is the base with this diff laid over it
+                    // (RebaseSnapshot). The diff's own file has nothing outside its pages: refused.
+                    GuestMemoryImage.Load(vmm._memory, memoryPath);
+                    if (!vmm.HasDataOutside(pages))
+                    {
+                        throw new SnapshotException($"this is a diff snapshot and {memoryPath} holds only the diff's pages: lay it over the full snapshot's memory file first (sharpvisor snapshot-rebase) or restore with the base (sharpvisor restore --base)");
+                    }
                 }
                 else
                 {
@@ -164,6 +154,75 @@ public sealed partial class VirtualMachineMonitor
         }
     }
 
+    /// <summary>
+    /// Lays a diff snapshot's memory over the full snapshot's memory file <paramref name="baseMemoryPath"/>
+    /// in place (Firecracker's rebase-snap): afterwards that file and the diff's state file restore
+    /// the diff's instant. Returns the pages copied; a state file that is not a diff's is refused.
+    /// </summary>
+    public static int RebaseSnapshot(string baseMemoryPath, string diffStatePath, string diffMemoryPath)
+    {
+        (ulong ramSize, bool diff, HashSet<ulong> pages) = ReadMemorySection(SnapshotFile.Load(diffStatePath));
+        if (!diff)
+        {
+            throw new SnapshotException($"{diffStatePath} is a full snapshot, not a diff: there is nothing to lay over a base");
+        }
+
+        try
+        {
+            return GuestMemoryImage.Rebase(baseMemoryPath, diffMemoryPath, ramSize, pages.Order());
+        }
+        catch (IOException e)
+        {
+            throw new SnapshotException(e.Message, e);
+        }
+    }
+
+    /// <summary>The memory section: RAM size, whether it is a diff, and the diff's pages (checked: page-aligned RAM addresses).</summary>
+    private static (ulong RamSize, bool Diff, HashSet<ulong> Pages) ReadMemorySection(SnapshotFile file)
+    {
+        SnapshotReader memorySection = file.Open(MemoryTag);
+        ulong ramSize = memorySection.ReadUInt64();
+        bool diff = memorySection.ReadBoolean();
+        int count = memorySection.ReadInt32();
+        if (count < 0 || (ulong)count > ramSize / MemoryRegion.PageSize)
+        {
+            throw memorySection.Invalid($"{count} diff pages");
+        }
+
+        var pages = new HashSet<ulong>(count);
+        for (int i = 0; i < count; i++)
+        {
+            ulong page = memorySection.ReadUInt64();
+            if (GuestMemoryImage.FileOffsetOf(page, ramSize) is null)
+            {
+                throw memorySection.Invalid($"diff page 0x{page:x}");
+            }
+
+            pages.Add(page);
+        }
+
+        memorySection.EnsureEnd();
+        return (ramSize, diff, pages);
+    }
+
+    /// <summary>Whether a page of RAM outside <paramref name="pages"/> holds anything but zeros (a full image was loaded, not a diff's own).</summary>
+    private bool HasDataOutside(HashSet<ulong> pages)
+    {
+        foreach (MemoryRegion region in _memory.Regions.Where(r => r.IsRam))
+        {
+            for (ulong offset = 0; offset < region.Size; offset += MemoryRegion.PageSize)
+            {
+                ulong address = region.GuestPhysicalAddress + offset;
+                if (!pages.Contains(address) && _memory.GetSpan(address, (int)MemoryRegion.PageSize).IndexOfAnyExcept((byte)0) >= 0)
+                {
+                    return true;
+                }
+            }
+        }
+
+        return false;
+    }
+
     /// <summary>Everything with state, in load order: platform (time first), vCPUs, legacy devices, ACPI PM, PCI functions.</summary>
     private IEnumerable<ISnapshotable> SnapshotParts()
     {
@@ -187,11 +246,16 @@ public sealed partial class VirtualMachineMonitor
         }
     }
 
+    /// <summary>Why a Xen domain (<paramref name="kind"/>: pv, pvh, hvm) cannot be saved, snapshotted or migrated: one line naming what the format lacks.</summary>
+    public static string XenStateNotSaved(string kind) =>
+        $"save, snapshot and migration of Xen {kind} domains are not implemented: the snapshot format lacks their Xen state " +
+        "(event channels, grant table, XenStore, the shared-info and vCPU-info pages, the back-ends' ring state); the domain runs on";
+
     private void RequireSnapshotSupport()
     {
         if (Xen is not null)
         {
-            throw new NotSupportedException("snapshots of Xen domains are not implemented yet");
+            throw new NotSupportedException(XenStateNotSaved(Configuration.Xen.ToString().ToLowerInvariant()));
         }
 
         if (_machine is not (EmulatorVirtualMachine or KvmVirtualMachine))

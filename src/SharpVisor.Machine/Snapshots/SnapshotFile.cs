@@ -199,6 +199,13 @@ public sealed class SnapshotFile
         return header;
     }
 
+    /// <summary>
+    /// Computes one throw-away checksum, so the crypto library is loaded and its code ready before
+    /// a caller's time-critical section (a migration's pause: the first SHA-256 of a process costs
+    /// tens of milliseconds).
+    /// </summary>
+    public static void PrepareChecksums() => Digest([0], []);
+
     private static byte[] Digest(ReadOnlySpan<byte> header, ReadOnlySpan<byte> payload)
     {
         using var sha = IncrementalHash.CreateHash(HashAlgorithmName.SHA256);

@@ -77,6 +77,14 @@ public sealed class MigrationTests
         {
             Assert.Contains(lines, l => l.StartsWith("round 1: sent 4096 pages", StringComparison.Ordinal));
             Assert.Contains(lines, l => l.StartsWith("stop-and-copy:", StringComparison.Ordinal));
+
+            // The pause is accounted for phase by phase, the destination's load by its own clock.
+            Assert.Contains(lines, l => l.StartsWith("stop-and-copy phases: pause ", StringComparison.Ordinal));
+            StopAndCopyPhases phases = Assert.IsType<StopAndCopyPhases>(result.Phases);
+            Assert.NotNull(phases.DestinationLoad);
+            Assert.True(phases.DestinationLoad <= phases.Ready, $"the destination's load ({phases.DestinationLoad}) fits in the wait for Ready ({phases.Ready})");
+            TimeSpan sum = phases.Pause + phases.DirtyFetch + phases.LastPages + phases.State + phases.Ready + phases.Commit;
+            Assert.True((sum - result.Downtime).Duration() < TimeSpan.FromMilliseconds(1), $"the phases ({sum}) add up to the downtime ({result.Downtime})");
             Assert.True(result.Rounds >= 2, string.Join("\n", lines));
             Assert.True(handedOver < (uint)iterations, $"the guest had finished before the migration ({handedOver})");
             Assert.Equal(handedOver, destination.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4));

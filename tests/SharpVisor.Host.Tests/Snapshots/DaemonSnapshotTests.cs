@@ -28,7 +28,10 @@ public sealed partial class DaemonSnapshotTests
 
         DomainInfo kept = await host.Client.SnapshotAsync("emu", host.Directory.File("emu-live.state"), diff: false);
         Assert.Equal("running", kept.State);
+        int beforeDiff = await LastTickAsync(host.Client, "emu");
         await host.Client.SnapshotAsync("emu", host.Directory.File("emu-diff.state"), diff: true);
+        int afterDiff = await LastTickAsync(host.Client, "emu");
+        byte[] baseMemory = File.ReadAllBytes(host.Directory.File("emu-live.state.mem"));
 
         int before = await LastTickAsync(host.Client, "emu");
         await host.Client.SaveAsync("emu", state, keep: false);
@@ -44,6 +47,20 @@ public sealed partial class DaemonSnapshotTests
         Assert.True(ticks[0] >= before, $"the restored domain started at tick {ticks[0]}, the saved one had printed {before}");
         Assert.Equal(ticks[0] + 1, ticks[1]);
         await host.Client.DestroyAsync("emu2");
+
+        // A diff restores on top of its base (restore --base); alone it is refused with one line.
+        DaemonException alone = await Assert.ThrowsAsync<DaemonException>(() => host.Client.RestoreAsync(host.Directory.File("emu-diff.state"), "emu3"));
+        Assert.Contains("holds only the diff's pages", alone.Message);
+        DomainInfo fromDiff = await host.Client.RestoreAsync(host.Directory.File("emu-diff.state"), "emu3", basePath: host.Directory.File("emu-live.state"));
+        Assert.Equal("running", fromDiff.State);
+        await Eventually.TrueAsync(async () => (await Ticks(host.Client, "emu3")).Length >= 2, s_timeout, "emu3 ticks");
+        int[] diffTicks = await Ticks(host.Client, "emu3");
+        Assert.DoesNotContain("Hello from a multiboot kernel", Encoding.UTF8.GetString(await host.Client.ConsoleHistoryAsync("emu3")));
+        Assert.InRange(diffTicks[0], beforeDiff, afterDiff + 1); // where the diff was taken, not the save's later tick
+        Assert.Equal(diffTicks[0] + 1, diffTicks[1]);
+        Assert.Equal(baseMemory, File.ReadAllBytes(host.Directory.File("emu-live.state.mem"))); // the base is left as it was
+        Assert.Empty(Directory.GetFiles(host.Runtime.Root, "restore-*.mem"));
+        await host.Client.DestroyAsync("emu3");
     }
 
     private static async Task<int[]> Ticks(DaemonClient client, string domain)

@@ -1,6 +1,7 @@
 using System.Net;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Host.Tests.Snapshots;
 
@@ -19,6 +20,8 @@ public sealed class FirecrackerSnapshotTests
         File.WriteAllBytes(kernel, EmulatorSnapshotTests.BuildKernel());
         string state = files.File("vm.state");
         string memory = files.File("vm.mem");
+        string diffState = files.File("vm-diff.state");
+        string diffMemory = files.File("vm-diff.mem");
 
         await using (VmmTestServer source = await StartAsync())
         {
@@ -36,6 +39,31 @@ public sealed class FirecrackerSnapshotTests
             Assert.Equal(HttpStatusCode.NoContent, (await source.PatchAsync("/vm", """{"state": "Paused"}""")).Status);
             Assert.Equal(HttpStatusCode.BadRequest, (await source.PutAsync("/snapshot/create", $$"""{"snapshot_path": "{{state}}", "mem_file_path": "{{memory}}", "snapshot_type": "Weekly"}""")).Status);
             Assert.Equal(HttpStatusCode.NoContent, (await source.PutAsync("/snapshot/create", $$"""{"snapshot_path": "{{state}}", "mem_file_path": "{{memory}}", "snapshot_type": "Full"}""")).Status);
+
+            // A diff a moment later, on top of the full one.
+            Assert.Equal(HttpStatusCode.NoContent, (await source.PatchAsync("/vm", """{"state": "Resumed"}""")).Status);
+            await Task.Delay(100);
+            Assert.Equal(HttpStatusCode.NoContent, (await source.PatchAsync("/vm", """{"state": "Paused"}""")).Status);
+            Assert.Equal(HttpStatusCode.NoContent, (await source.PutAsync("/snapshot/create", $$"""{"snapshot_path": "{{diffState}}", "mem_file_path": "{{diffMemory}}", "snapshot_type": "Diff"}""")).Status);
+        }
+
+        // Firecracker's way to load a diff: lay its memory over the full one's (rebase-snap), then
+        // load the diff's state with that file. The diff's own memory file is refused.
+        await using (VmmTestServer fromDiff = await StartAsync())
+        {
+            VmmTestServer.Response alone = await fromDiff.PutAsync("/snapshot/load", $$$"""{"snapshot_path": "{{{diffState}}}", "mem_backend": {"backend_type": "File", "backend_path": "{{{diffMemory}}}"}}""");
+            Assert.Equal(HttpStatusCode.BadRequest, alone.Status);
+            Assert.Contains("holds only the diff's pages", alone.FaultMessage);
+        }
+
+        string merged = files.File("merged.mem");
+        File.Copy(memory, merged);
+        Assert.True(VirtualMachineMonitor.RebaseSnapshot(merged, diffState, diffMemory) > 0);
+        await using (VmmTestServer fromDiff = await StartAsync())
+        {
+            Assert.Equal(HttpStatusCode.NoContent, (await fromDiff.PutAsync("/snapshot/load", $$$"""{"snapshot_path": "{{{diffState}}}", "mem_backend": {"backend_type": "File", "backend_path": "{{{merged}}}"}, "resume_vm": true}""")).Status);
+            DomainStopInfo diffStopped = await fromDiff.Server.Controller.Stopped.WaitAsync(TimeSpan.FromMinutes(2));
+            Assert.Equal((EmulatorSnapshotTests.Done << 1) | 1, diffStopped.ExitStatus);
         }
 
         Assert.True(File.Exists(state) && new FileInfo(memory).Length == 16L << 20);

@@ -2,6 +2,7 @@ using System.Text;
 using System.Text.RegularExpressions;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
+using SharpVisor.Machine.Snapshots;
 using SharpVisor.TestSupport;
 
 namespace SharpVisor.Host.Tests.Snapshots;
@@ -11,7 +12,8 @@ namespace SharpVisor.Host.Tests.Snapshots;
 /// the guest counts once a second on its serial console and writes each count to its own sector
 /// of a virtio disk (O_DIRECT-free dd with fsync). Saved mid-count and restored into a new
 /// machine, the counter goes on from where it was (no reboot) and every sector written before
-/// and after the snapshot holds its count.
+/// and after the snapshot holds its count. The same boot then takes a diff snapshot two counts
+/// later: alone it is refused, laid over the full snapshot's memory it continues from its count.
 /// </summary>
 public sealed class LinuxSnapshotTests
 {
@@ -48,7 +50,10 @@ public sealed class LinuxSnapshotTests
             SerialOutput = new CapturedOutput(),
         };
 
+        string diffState = directory.File("vm-diff.state");
+        string diffMemory = directory.File("vm-diff.mem");
         int lastBefore;
+        int lastAtDiff;
         var before = (CapturedOutput)configuration.SerialOutput;
         using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration))
         {
@@ -58,6 +63,13 @@ public sealed class LinuxSnapshotTests
             Assert.True(source.Pause(TimeSpan.FromSeconds(10)));
             lastBefore = Counts(before.Text).Last();
             source.SaveSnapshot(state, memory);
+
+            // The same boot goes on for a diff: two more counts, then the pages changed since.
+            source.Resume();
+            WaitUntil(() => Counts(before.Text).LastOrDefault() >= lastBefore + 2, TimeSpan.FromMinutes(3), () => $"the guest did not count on after the snapshot:\n{Tail(before.Text)}");
+            Assert.True(source.Pause(TimeSpan.FromSeconds(10)));
+            lastAtDiff = Counts(before.Text).Last();
+            source.SaveSnapshot(diffState, diffMemory, diff: true);
             source.Stop();
             source.Resume();
             run.Join();
@@ -84,6 +96,30 @@ public sealed class LinuxSnapshotTests
         {
             Assert.Equal($"DISK {i:D8}", Encoding.ASCII.GetString(image, i * 512, 13));
         }
+
+        // The diff on its own is refused; laid over the full snapshot's memory (Firecracker's
+        // rebase-snap, what PUT /snapshot/load takes) it continues from the diff's count.
+        SnapshotException alone = Assert.Throws<SnapshotException>(() => VirtualMachineMonitor.Restore(diffState, diffMemory, c => c with { SerialOutput = new CapturedOutput() }).Dispose());
+        Assert.Contains("holds only the diff's pages", alone.Message);
+        string merged = directory.File("merged.mem");
+        File.Copy(memory, merged);
+        Assert.True(VirtualMachineMonitor.RebaseSnapshot(merged, diffState, diffMemory) > 0);
+        var afterDiff = new CapturedOutput();
+        using (VirtualMachineMonitor fromDiff = VirtualMachineMonitor.Restore(diffState, merged, c => c with { SerialOutput = afterDiff }))
+        {
+            var diffRun = new Thread(() => fromDiff.Run(TimeSpan.FromMinutes(5)));
+            diffRun.Start();
+            WaitUntil(() => Counts(afterDiff.Text).LastOrDefault() >= lastAtDiff + 3, TimeSpan.FromMinutes(3), () => $"the guest restored from base+diff did not count on from {lastAtDiff}:\n{Tail(afterDiff.Text)}");
+            Assert.True(fromDiff.Pause(TimeSpan.FromSeconds(10)));
+            fromDiff.Stop();
+            fromDiff.Resume();
+            diffRun.Join();
+        }
+
+        int[] diffCounts = Counts(afterDiff.Text);
+        Assert.DoesNotContain("Linux version", afterDiff.Text);
+        Assert.InRange(diffCounts[0], lastAtDiff, lastAtDiff + 1);
+        Assert.Equal(Enumerable.Range(diffCounts[0], diffCounts.Length), diffCounts);
     }
 
     private static int[] Counts(string text) =>
