@@ -214,6 +214,16 @@ public sealed class XenGuest : IDisposable
         return guest;
     }
 
+    /// <summary>The event channels to other domains, for the toolstack (<c>sharpvisor xen-channels</c>).</summary>
+    public IReadOnlyList<Domains.XenChannel> InterdomainChannels() =>
+        Domain.InterdomainPorts().Select(p => new Domains.XenChannel
+        {
+            Port = p.Port,
+            State = p.RemotePort != 0 ? "interdomain" : "unbound",
+            RemoteDomain = p.RemoteDomain,
+            RemotePort = p.RemotePort,
+        }).ToArray();
+
     /// <summary>The way to the daemon's other domains, or null (a domain alone).</summary>
     public XenInterdomainLink? Link { get; private set; }
 

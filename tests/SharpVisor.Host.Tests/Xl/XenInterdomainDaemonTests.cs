@@ -62,12 +62,25 @@ public sealed class XenInterdomainDaemonTests(ITestOutputHelper output)
             Assert.Contains("B: SENT 0", consoleB);
             Assert.DoesNotContain("FAIL", consoleA + consoleB);
 
+            // The toolstack shows the channel from both sides, and the metrics count the traffic.
+            Assert.Matches($@"\n{port}\s+interdomain\s+2\s+{port}\n", Ok(Run(env, "xen-channels", "ida")));
+            Assert.Matches($@"\n{port}\s+interdomain\s+1\s+{port}\n", Ok(Run(env, "xen-channels", "idb")));
+            using (var client = new SharpVisor.Host.Client.DaemonClient(new RuntimeDirectory(runtime).DaemonSocket, TimeSpan.FromSeconds(60)))
+            {
+                string metrics = await client.MetricsAsync();
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"idb\",id=\"2\",reason=\"xen-interdomain-sends\"} 1\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-interdomain-sends-in\"} 1\n", metrics);
+                Assert.Matches("sharpvisor_domain_exits_total\\{domain=\"idb\",id=\"2\",reason=\"xen-grant-copy-foreign\"\\} 5\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-grant-copies\"} 2\n", metrics);
+            }
+
             // Kill B's VMM: A's port goes back to unbound and A carries on.
             int pidB = Pid(env, "idb");
             Process.Start("kill", ["-KILL", pidB.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
             await ConsoleLineAsync(env, "ida", "A: PEER-GONE port unbound for 2");
             await ConsoleLineAsync(env, "ida", "A: STILL-RUNNING new port ");
             Assert.Matches(@"\n?\s*1\s+ida\s+running", Run(env, "list").Stdout);
+            Assert.Matches($@"\n{port}\s+unbound\s+2\s+-\n", Ok(Run(env, "xen-channels", "ida")));
 
             Ok(Run(env, "destroy", "ida"));
         }
