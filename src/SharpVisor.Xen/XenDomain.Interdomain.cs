@@ -164,6 +164,19 @@ public sealed partial class XenDomain
             throw new XenException(error, $"domain {remoteDom} refused the bind to its port {remotePort}");
         }
 
+        bool stillOpen;
+        lock (_lock)
+        {
+            stillOpen = GetLocked(local.Port) == local;
+        }
+
+        if (!stillOpen)
+        {
+            // Another vCPU closed the port while the peer was binding: undo the peer's half.
+            link.Close(remoteDom, (int)remotePort, local.Port);
+            throw new XenException(XenErrno.EINVAL, $"port {local.Port} was closed during its bind");
+        }
+
         Counters.Increment("interdomain-binds");
         return local.Port;
     }
