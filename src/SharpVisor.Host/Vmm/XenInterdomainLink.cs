@@ -335,8 +335,12 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
             lazy.Value?.Dispose();
         }
 
+        // Both connections of a pair end when a peer dies: the second finds nothing left to unbind.
         int unbound = _domain.PeerGone(peer);
-        _log?.Invoke($"xen: domain {peer} is gone: {unbound} event channel(s) to it unbound");
+        if (unbound > 0)
+        {
+            _log?.Invoke($"xen: domain {peer} is gone: {unbound} event channel(s) to it unbound");
+        }
     }
 
     /// <summary>This domain's connection to one peer: requests with ids, replies matched by a reader thread.</summary>
