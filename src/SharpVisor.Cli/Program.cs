@@ -35,6 +35,7 @@ static int RunCommandLine(string[] args)
     root.Subcommands.Add(MigrateCommand.Create());
     root.Subcommands.Add(TopCommand.Create());
     root.Subcommands.Add(XenStoreCommands.List());
+    root.Subcommands.Add(XenChannelsCommand.Create());
     root.Subcommands.Add(XenStoreCommands.Read());
     root.Subcommands.Add(XenStoreCommands.Write());
     root.Subcommands.Add(XenStoreCommands.Remove());

@@ -66,6 +66,37 @@ public sealed class GrantTable
         }
     }
 
+    /// <summary>
+    /// grant_table_op copy's source side: <see cref="CopyFrom"/> answering the GNTST status instead
+    /// of throwing (another domain's copy, served in this domain's VMM, under this table's rules).
+    /// </summary>
+    public short TryCopyFrom(ushort grantee, uint reference, int offset, Span<byte> destination)
+    {
+        try
+        {
+            CopyFrom(grantee, reference, offset, destination);
+            return GrantStatus.Okay;
+        }
+        catch (GrantTableException e)
+        {
+            return e.Status;
+        }
+    }
+
+    /// <summary>grant_table_op copy's destination side: <see cref="CopyTo"/> answering the GNTST status.</summary>
+    public short TryCopyTo(ushort grantee, uint reference, int offset, ReadOnlySpan<byte> source)
+    {
+        try
+        {
+            CopyTo(grantee, reference, offset, source);
+            return GrantStatus.Okay;
+        }
+        catch (GrantTableException e)
+        {
+            return e.Status;
+        }
+    }
+
     /// <summary>Maps a granted page for the back end: its guest-physical address, marked in use until <see cref="Unmap"/>.</summary>
     public ulong Map(ushort grantee, uint reference, bool write)
     {
@@ -81,7 +112,7 @@ public sealed class GrantTable
     {
         if (offset < 0 || length < 0 || offset + length > PageSize)
         {
-            throw Refuse("EINVAL", $"offset {offset} + length {length} leaves the page");
+            throw Refuse("EINVAL", $"offset {offset} + length {length} leaves the page", GrantStatus.BadCopyArg);
         }
 
         ref uint header = ref Header(reference, out ulong entry);
@@ -92,19 +123,19 @@ public sealed class GrantTable
             ushort domid = (ushort)(old >> 16);
             if ((flags & TypeMask) != PermitAccess || domid != grantee)
             {
-                throw Refuse("EACCES", $"grant {reference} is not granted to domain {grantee} (flags 0x{flags:x}, domid {domid})");
+                throw Refuse("EACCES", $"grant {reference} is not granted to domain {grantee} (flags 0x{flags:x}, domid {domid})", GrantStatus.GeneralError);
             }
 
             if (write && (flags & ReadOnly) != 0)
             {
-                throw Refuse("EACCES", $"grant {reference} is read-only");
+                throw Refuse("EACCES", $"grant {reference} is read-only", GrantStatus.GeneralError);
             }
 
             uint frame = _memory.Read<uint>(entry + 4);
             ulong page = (ulong)frame << 12;
             if (!_memory.IsValid(page, PageSize))
             {
-                throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain");
+                throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain", GrantStatus.BadPage);
             }
 
             uint marked = old | (uint)(write ? Writing | Reading : Reading);
@@ -126,16 +157,16 @@ public sealed class GrantTable
         ulong frame = _domain.GetGrantFrame((int)Math.Min(reference / EntriesPerFrame, int.MaxValue));
         if (frame == 0)
         {
-            throw Refuse("EINVAL", $"grant {reference} is beyond the guest's grant table");
+            throw Refuse("EINVAL", $"grant {reference} is beyond the guest's grant table", GrantStatus.BadGntref);
         }
 
         entry = frame + ((reference % EntriesPerFrame) * 8);
         return ref Unsafe.As<byte, uint>(ref _memory.GetSpan(entry, 8)[0]);
     }
 
-    private GrantTableException Refuse(string error, string message)
+    private GrantTableException Refuse(string error, string message, short status)
     {
         Counters.Increment("grant-refusals");
-        return new GrantTableException(error, message);
+        return new GrantTableException(error, message, status);
     }
 }

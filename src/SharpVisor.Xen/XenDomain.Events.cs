@@ -253,13 +253,15 @@ public sealed partial class XenDomain
     {
         ushort remoteDom = frame.Read<ushort>(arg);
         uint remotePort = frame.Read<uint>(arg + 4);
-        if (remoteDom != DomidSelf && remoteDom != DomainId)
+        int port;
+        if (IsForeign(remoteDom))
         {
-            // Other domains are reached through the daemon (not yet): refuse as Xen does for a missing domain.
-            throw new XenException(XenErrno.ESRCH, $"domain {remoteDom} is not reachable");
+            // Another domain's VMM, through the daemon's link (XenDomain.Interdomain).
+            port = BindForeign(remoteDom, remotePort);
+            WriteOrClose(frame, arg + 8, port);
+            return 0;
         }
 
-        int port;
         lock (_lock)
         {
             EventChannel remote = ChannelLocked(remotePort);
@@ -315,9 +317,15 @@ public sealed partial class XenDomain
 
     private void Close(uint port)
     {
+        (ushort Domain, int Port)? foreign = null;
         lock (_lock)
         {
             EventChannel channel = ChannelLocked(port);
+            if (IsBoundTo(channel, channel.RemoteDomain, channel.RemotePort) && IsForeign(channel.RemoteDomain))
+            {
+                foreign = (channel.RemoteDomain, channel.RemotePort);
+            }
+
             if (channel.State == EventChannelState.Virq)
             {
                 _vcpus[channel.NotifyVcpu].VirqPorts[channel.Virq] = 0;
@@ -333,6 +341,11 @@ public sealed partial class XenDomain
             _channels[port] = null;
         }
 
+        if (foreign is { } remote)
+        {
+            _link?.Close(remote.Domain, remote.Port, (int)port);
+        }
+
         ulong shared = SharedInfoAddress;
         if (shared != 0)
         {
@@ -345,10 +358,16 @@ public sealed partial class XenDomain
     {
         EventChannel? target;
         Action? backend;
+        (ushort Domain, int Port)? foreign = null;
         lock (_lock)
         {
             EventChannel channel = ChannelLocked(port);
             backend = channel.OnGuestSend;
+            if (IsBoundTo(channel, channel.RemoteDomain, channel.RemotePort) && IsForeign(channel.RemoteDomain))
+            {
+                foreign = (channel.RemoteDomain, channel.RemotePort);
+            }
+
             target = channel.State switch
             {
                 EventChannelState.Ipi => channel,
@@ -359,6 +378,12 @@ public sealed partial class XenDomain
         }
 
         Counters.Increment("evtchn-sends");
+        if (foreign is { } remote && _link is { } link)
+        {
+            Counters.Increment("interdomain-sends");
+            link.Send(remote.Domain, remote.Port, (int)port);
+        }
+
         backend?.Invoke();
         if (target is not null)
         {

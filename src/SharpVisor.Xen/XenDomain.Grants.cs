@@ -29,6 +29,11 @@ public sealed partial class XenDomain
         int command = frame.IntArgument(0);
         ulong arg = frame.Argument(1);
         uint count = (uint)frame.Argument(2);
+        if (command == GnttabCopy)
+        {
+            return GrantCopy(frame, arg, count);
+        }
+
         if (count != 1)
         {
             throw new XenException(XenErrno.EINVAL, $"grant_table_op count {count}: one operation at a time");

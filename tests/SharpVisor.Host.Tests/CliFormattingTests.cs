@@ -33,13 +33,15 @@ public sealed class CliFormattingTests
                 ["xen-grant-copies"] = 40 * n,
                 ["xen-grant-copy-bytes"] = 4096 * 40 * n,
                 ["xen-xenstore-requests"] = 5 * n,
+                ["xen-interdomain-sends"] = 6 * n,
+                ["xen-grant-copy-foreign"] = 7 * n,
             },
         };
 
         string[] lines = TopCommand.Format([Xen(1)], [Xen(3)], seconds: 2.0).Split('\n');
 
         Assert.Matches(@"^\s+1\s+web\s+running\s+0\.0\s+64\s+128\s+2\s+11\s+io=10 hlt=1$", lines[1]);   // xen-* are not exits
-        Assert.Equal("     xen/s: hypercalls=100 upcalls=20 evtchn-sends=30 grant-copies=40 grant-maps=0 xenstore=5", lines[2]);
+        Assert.Equal("     xen/s: hypercalls=100 upcalls=20 evtchn-sends=30 grant-copies=40 grant-maps=0 xenstore=5 idd-sends=6 idd-copies=7", lines[2]);
     }
 
     [Fact]

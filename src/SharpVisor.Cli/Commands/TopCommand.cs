@@ -84,6 +84,10 @@ public static class TopCommand
         ("grant-copies", "grant-copies"),
         ("grant-maps", "grant-maps"),
         ("xenstore", "xenstore-requests"),
+
+        // Inter-domain: sends to another domain's port, grant copies of another domain's pages.
+        ("idd-sends", "interdomain-sends"),
+        ("idd-copies", "grant-copy-foreign"),
     ];
 
     private static string Truncate(string text, int width) => text.Length <= width ? text : text[..width];

@@ -27,11 +27,12 @@ public static class VmmCommand
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh, hvm or pv (docs/xen.md, docs/xen-pv.md)" };
         xen.AcceptOnlyFromAmong("pvh", "hvm", "pv");
+        var xenLink = new Option<string?>("--xen-link") { Description = "The daemon's domains directory: a Xen domain is domid --id there and reaches other domains' event channels and grants (docs/xen.md, Inter-domain)" };
         var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
         var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
         var command = new Command("vmm", "Run one domain's VMM, serving the Firecracker REST API on a Unix socket.")
         {
-            apiSock, configFile, id, name, consoleSock, stateFile, accel, xen, logFile, logLimit,
+            apiSock, configFile, id, name, consoleSock, stateFile, accel, xen, xenLink, logFile, logLimit,
         };
         command.SetAction((result, cancel) => RunAsync(
             result.GetValue(logFile),
@@ -48,6 +49,7 @@ public static class VmmCommand
                     result.GetValue(accel)!)
                 {
                     Xen = XenModes.Parse(result.GetValue(xen)),
+                    XenLinkDirectory = result.GetValue(xenLink),
                 },
             },
             cancel));

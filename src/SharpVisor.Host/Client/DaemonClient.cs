@@ -76,6 +76,9 @@ public sealed partial class DaemonClient : IDisposable
     public Task<XenStoreListing> ReadXenStoreAsync(string domain, string path, bool recursive, CancellationToken cancel = default) =>
         GetAsync($"{DomainPath(domain)}/xenstore?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
 
+    public Task<XenChannelListing> ReadXenChannelsAsync(string domain, CancellationToken cancel = default) =>
+        GetAsync($"{DomainPath(domain)}/xen-channels", ControlJsonContext.Default.XenChannelListing, cancel);
+
     public async Task WriteXenStoreAsync(string domain, string path, string value, CancellationToken cancel = default)
     {
         using var request = new HttpRequestMessage(HttpMethod.Put, DomainPath(domain) + "/xenstore")

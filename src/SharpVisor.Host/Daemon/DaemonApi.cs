@@ -106,6 +106,9 @@ public static class DaemonApi
         routes.MapGet("/domains/{domain}/xenstore", (string domain, string? path, bool? recursive) => GuardAsync(async () =>
             Results.Json(await registry.Find(domain).ReadXenStoreAsync(path ?? "", recursive ?? false), control.XenStoreListing)));
 
+        routes.MapGet("/domains/{domain}/xen-channels", (string domain) => GuardAsync(async () =>
+            Results.Json(await registry.Find(domain).ReadXenChannelsAsync(), control.XenChannelListing)));
+
         routes.MapPut("/domains/{domain}/xenstore", (HttpRequest request, string domain) => GuardAsync(async () =>
         {
             Domain d = registry.Find(domain);

@@ -290,6 +290,14 @@ public sealed partial class Domain
         return listing!;
     }
 
+    /// <summary>xen-channels: the domain's event channels to other domains, through its VMM.</summary>
+    public async Task<XenChannelListing> ReadXenChannelsAsync()
+    {
+        XenChannelListing? listing = null;
+        await WithXenStoreAsync(async vmm => listing = await vmm.Client.GetXenChannelsAsync(CancellationToken.None));
+        return listing!;
+    }
+
     public Task WriteXenStoreAsync(string path, string value) =>
         WithXenStoreAsync(vmm => vmm.Client.WriteXenStoreAsync(path, value, CancellationToken.None));
 

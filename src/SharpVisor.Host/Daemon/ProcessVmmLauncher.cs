@@ -73,6 +73,9 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
         "--name", identity.InstanceId,
         "--accel", identity.Accelerator,
         "--log-file", paths.LogFile,
+
+        // A Xen domain meets the daemon's other domains in the domains directory (docs/xen.md, "Inter-domain").
+        .. identity.Xen != XenMode.None && Path.GetDirectoryName(paths.Directory) is { } domains ? new[] { "--xen-link", domains } : [],
         .. identity.Xen switch
         {
             XenMode.Pvh => new[] { "--xen", "pvh" },

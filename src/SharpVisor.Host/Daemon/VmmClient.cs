@@ -129,6 +129,9 @@ public sealed class VmmClient : IDisposable
     public Task<XenStoreListing> ReadXenStoreAsync(string path, bool recursive, CancellationToken cancel) =>
         GetAsync($"{XenStoreRoutes.Path}?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
 
+    public Task<XenChannelListing> GetXenChannelsAsync(CancellationToken cancel) =>
+        GetAsync(XenStoreRoutes.ChannelsPath, ControlJsonContext.Default.XenChannelListing, cancel);
+
     public Task WriteXenStoreAsync(string path, string value, CancellationToken cancel) =>
         PutAsync(XenStoreRoutes.Path, new XenStoreNode { Path = path, Value = value }, ControlJsonContext.Default.XenStoreNode, cancel);
 

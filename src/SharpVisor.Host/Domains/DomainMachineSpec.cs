@@ -37,6 +37,12 @@ public sealed record DomainMachineSpec
     /// <summary>Build it as a Xen domain (PVH) instead of a plain PC.</summary>
     public SharpVisor.Host.Vmm.XenMode Xen { get; init; }
 
+    /// <summary>A Xen domain's id as its daemon assigned it, or null (domain 1, alone).</summary>
+    public int? XenDomainId { get; init; }
+
+    /// <summary>Where a Xen domain meets the daemon's other domains (docs/xen.md, "Inter-domain"), or null.</summary>
+    public string? XenLinkDirectory { get; init; }
+
     /// <summary>Attach Firecracker's boot-timer device; its lines go here (<c>--boot-timer</c>).</summary>
     public Action<string>? BootTimer { get; init; }
 

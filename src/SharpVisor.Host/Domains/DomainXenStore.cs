@@ -18,6 +18,9 @@ public sealed class DomainXenStore(XenStore store, ushort domainId)
 
     public string HomePath => XenStore.DomainPath(domainId);
 
+    /// <summary>The domain's event channels to other domains of the daemon, as the toolstack shows them (xen-channels); null: none kept.</summary>
+    public Func<IReadOnlyList<XenChannel>>? Channels { get; init; }
+
     /// <summary>The node at <paramref name="path"/> and everything below it, depth first, parents before children.</summary>
     public IReadOnlyList<XenStoreNode> List(string path)
     {

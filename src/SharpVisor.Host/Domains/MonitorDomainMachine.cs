@@ -19,7 +19,7 @@ public sealed class MonitorDomainMachine : IDomainMachine
     public MonitorDomainMachine(VirtualMachineMonitor monitor)
     {
         _monitor = monitor;
-        XenStore = monitor.Xen is { } xen ? new DomainXenStore(xen.Store, xen.Domain.DomainId) : null;
+        XenStore = monitor.Xen is { } xen ? new DomainXenStore(xen.Store, xen.Domain.DomainId) { Channels = xen.InterdomainChannels } : null;
         ProtectionEvents = monitor.Protector is { } protector ? new ProtectionEventLog(protector) : null;
     }
 

@@ -56,6 +56,8 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
             Accelerator = accelerator,
             SerialOutput = serialOutput,
             Xen = spec.Xen,
+            XenDomainId = spec.XenDomainId,
+            XenLinkDirectory = spec.XenLinkDirectory,
             BootTimer = spec.BootTimer,
 
             // Firecracker's order: the root drive first (/dev/vda); the drive id is the disk's serial.

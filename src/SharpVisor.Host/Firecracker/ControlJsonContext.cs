@@ -18,6 +18,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(DomainCounters))]
 [JsonSerializable(typeof(PowerRequest))]
 [JsonSerializable(typeof(XenStoreListing))]
+[JsonSerializable(typeof(XenChannelListing))]
 [JsonSerializable(typeof(XenStoreNode))]
 [JsonSerializable(typeof(ProtectionConfiguration))]
 [JsonSerializable(typeof(ProtectionStatus))]

@@ -183,6 +183,8 @@ public sealed partial class VmmController : IDisposable
             {
                 Log = line => Log.Warning("vmm::devices", line),
                 Xen = Identity.Xen,
+                XenLinkDirectory = Identity.XenLinkDirectory,
+                XenDomainId = Identity.XenLinkDirectory is not null ? Identity.DomainId : null,
                 BootTimer = Identity.BootTimer ? line => Log.Info("vmm::devices::pseudo::boot_timer", line) : null,
             };
             if (_configuration.Mmds is { } mmds)

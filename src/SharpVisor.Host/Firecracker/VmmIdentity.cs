@@ -8,6 +8,12 @@ public sealed record VmmIdentity(string InstanceId, int DomainId, string Acceler
     /// <summary>Build the machine as a Xen domain (<c>sharpvisor vmm --xen pvh</c>, a pvh domain of the daemon).</summary>
     public XenMode Xen { get; init; } = XenMode.None;
 
+    /// <summary>
+    /// The daemon's domains directory, where Xen domains find each other (<c>--xen-link</c>,
+    /// docs/xen.md "Inter-domain"); the domain's XenStore domid is then <see cref="DomainId"/>. Null: alone.
+    /// </summary>
+    public string? XenLinkDirectory { get; init; }
+
     /// <summary>Attach Firecracker's boot-timer device (<c>sharpvisor firecracker --boot-timer</c>).</summary>
     public bool BootTimer { get; init; }
 

@@ -13,6 +13,9 @@ public static class XenStoreRoutes
 {
     public const string Path = "/sharpvisor/xenstore";
 
+    /// <summary>GET: the domain's event channels to other domains (docs/xen.md, "Inter-domain").</summary>
+    public const string ChannelsPath = "/sharpvisor/xen/channels";
+
     public static void Map(ApiRouter routes, VmmController vmm)
     {
         ControlJsonContext json = ControlJsonContext.Default;
@@ -37,6 +40,11 @@ public static class XenStoreRoutes
             XenStoreNode body = request.ReadJson(json.XenStoreNode);
             vmm.XenStore().Write(body.Path, body.Value);
             return ApiResponse.NoContent();
+        });
+        routes.MapGet(ChannelsPath, _ =>
+        {
+            DomainXenStore store = vmm.XenStore();
+            return ApiResponse.Json(new XenChannelListing { Channels = store.Channels?.Invoke() ?? [] }, json.XenChannelListing);
         });
         routes.MapDelete(Path, request =>
         {

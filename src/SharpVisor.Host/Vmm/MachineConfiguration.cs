@@ -91,6 +91,12 @@ public sealed record MachineConfiguration
     /// <summary>Run the guest as a Xen domain (PVH): Xen's CPUID leaves, hypercalls, event channels and PV console.</summary>
     public XenMode Xen { get; init; }
 
+    /// <summary>A Xen domain's id (the daemon's), or null: domain 1.</summary>
+    public int? XenDomainId { get; init; }
+
+    /// <summary>The daemon's domains directory for the inter-domain link (docs/xen.md, "Inter-domain"), or null: the domain is alone.</summary>
+    public string? XenLinkDirectory { get; init; }
+
     /// <summary>Kernel runtime protection (<c>--protect</c>, docs/security.md); null: none.</summary>
     public SharpVisor.Security.ProtectionPolicy? Protection { get; init; }
 

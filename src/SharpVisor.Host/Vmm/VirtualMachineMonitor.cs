@@ -184,7 +184,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 // Before the vCPUs exist: they route CPUID, MSRs and hypercalls to it from their first instruction.
                 // Under --xen the disks are Xen vbds (blkback), the NICs vifs (netback) and the balloon
                 // Xen's (memory/target), not virtio.
-                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name, pvLayout);
+                xen = XenGuest.Attach(machine, configuration.VcpuCount, boot, configuration.SerialOutput, configuration.Log, configuration.Disks, configuration.NetworkInterfaces, configuration.Name, pvLayout, configuration.XenDomainId, configuration.XenLinkDirectory);
                 if (configuration.Balloon is { } balloon)
                 {
                     xen.SetMemoryTarget((long)(configuration.MemorySize >> 20) - balloon.InitialTargetMib);

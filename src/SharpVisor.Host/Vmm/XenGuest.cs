@@ -108,7 +108,7 @@ public sealed class XenGuest : IDisposable
     }
 
     /// <summary>Hands the accelerator's VM the Xen interface (before any vCPU exists) and opens the console back end.</summary>
-    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null, string? name = null, PvDomainLayout? pv = null)
+    public static XenGuest Attach(IVirtualMachine machine, int vcpuCount, BootResult boot, Stream? consoleOutput, Action<string>? log, IReadOnlyList<DiskConfiguration>? disks = null, IReadOnlyList<NetworkInterfaceConfiguration>? nics = null, string? name = null, PvDomainLayout? pv = null, int? domainId = null, string? linkDirectory = null)
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
@@ -131,8 +131,14 @@ public sealed class XenGuest : IDisposable
         }
 
         ulong special = pv is null ? SpecialArea(machine.Memory) : 0;
+        if (domainId is int id && (id < 1 || id >= XenDomain.DomidSelf))
+        {
+            throw new ArgumentException($"domain id {id} is not a Xen guest's domid (1-{XenDomain.DomidSelf - 1})");
+        }
+
         var domain = new XenDomain(machine.Memory, new XenDomainOptions
         {
+            DomainId = (ushort)(domainId ?? 1),
             VcpuCount = vcpuCount,
             MemoryMap = boot.MemoryMap.Entries.Select(e => new XenMemoryMapEntry(e.Address, e.Size, (uint)e.Type)).ToArray(),
             ConsoleOutput = Write,
@@ -168,6 +174,11 @@ public sealed class XenGuest : IDisposable
         var guest = new XenGuest(domain, console, store, storeConnection, log);
         try
         {
+            if (linkDirectory is not null)
+            {
+                guest.Link = XenInterdomainLink.Start(linkDirectory, domain, guest.Grants, log);
+            }
+
             disks ??= [];
             if (disks.Count > 16)
             {
@@ -203,8 +214,22 @@ public sealed class XenGuest : IDisposable
         return guest;
     }
 
+    /// <summary>The event channels to other domains, for the toolstack (<c>sharpvisor xen-channels</c>).</summary>
+    public IReadOnlyList<Domains.XenChannel> InterdomainChannels() =>
+        Domain.InterdomainPorts().Select(p => new Domains.XenChannel
+        {
+            Port = p.Port,
+            State = p.RemotePort != 0 ? "interdomain" : "unbound",
+            RemoteDomain = p.RemoteDomain,
+            RemotePort = p.RemotePort,
+        }).ToArray();
+
+    /// <summary>The way to the daemon's other domains, or null (a domain alone).</summary>
+    public XenInterdomainLink? Link { get; private set; }
+
     public void Dispose()
     {
+        Link?.Dispose();
         foreach (XenBlockBackend backend in _blockBackends)
         {
             backend.Dispose();

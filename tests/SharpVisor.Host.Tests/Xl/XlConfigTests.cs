@@ -75,6 +75,7 @@ public sealed class XlConfigTests
         // The daemon builds an hvm domain's VMM with --xen hvm.
         string[] arguments = ProcessVmmLauncher.VmmArguments(new DomainPaths("/run/d"), new VmmIdentity("h", 3, "emulator") { Xen = DomainTypes.XenModeOf(config.Type) }).ToArray();
         Assert.Equal(["--xen", "hvm"], arguments[^2..]);
+        Assert.Equal(["--xen-link", "/run"], arguments[^4..^2]);
         Assert.True(DomainTypes.IsXen(config.Type));
     }
 

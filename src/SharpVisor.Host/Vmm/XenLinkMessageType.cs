@@ -1,0 +1,26 @@
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>The messages of the inter-domain link (docs/xen.md, "Inter-domain").</summary>
+internal enum XenLinkMessageType : byte
+{
+    /// <summary>The first message on a connection: { uint16 caller's domid }.</summary>
+    Hello = 1,
+
+    /// <summary>{ uint32 remote port; uint32 caller's port } → { int32 errno }.</summary>
+    Bind = 2,
+
+    /// <summary>One way: { uint32 remote port; uint32 caller's port }.</summary>
+    Send = 3,
+
+    /// <summary>One way: { uint32 remote port; uint32 caller's port }.</summary>
+    Close = 4,
+
+    /// <summary>{ uint32 ref; uint16 offset; uint16 length } → { int16 status; bytes }.</summary>
+    GrantRead = 5,
+
+    /// <summary>{ uint32 ref; uint16 offset; uint16 length; bytes } → { int16 status }.</summary>
+    GrantWrite = 6,
+
+    /// <summary>The answer to request Id.</summary>
+    Reply = 7,
+}
