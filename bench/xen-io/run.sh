@@ -16,7 +16,7 @@
 # Usage: bench/xen-io/run.sh [--runs N] [--mib M] [--net-mib M] [--rand-seconds S]
 # Needs root (network namespace, TAP). Prints every run, then medians and xen/virtio ratios.
 # SHARPVISOR="dotnet /path/sharpvisor.dll" runs that build instead of ./sharpvisor (which
-# rebuilds when the sources change).
+# rebuilds when the sources change); SIDES=xen runs the xen side only (a before/after of Xen work).
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 runs=3 mib=64 netmib=64 rand=5
@@ -139,7 +139,7 @@ one_run() { # $1 = virtio | xen, $2 = run number
 }
 
 for ((i = 1; i <= runs; i++)); do
-    for side in virtio xen; do one_run "$side" "$i" || true; done
+    for side in ${SIDES:-virtio xen}; do one_run "$side" "$i" || true; done
 done
 
 median() { tr ' ' '\n' | sed '/^$/d' | sort -g | awk '{a[NR]=$1} END {if (NR) print a[int((NR+1)/2)]; else print "-"}'; }
