@@ -120,6 +120,7 @@ one_run() { # $1 = virtio | xen, $2 = run number
         results["$1,$name"]+="$value "
     done < <(grep -h '^RESULT' "$log" | grep -v tcp-guest-to-host | sed 's/tcp-received/tcp-host-to-guest/'; grep -h '^RESULT' "$work/sink.log" | sed 's/tcp-received/tcp-guest-to-host/')
     echo "$1 run $2: $( (grep -h '^RESULT' "$log" | grep -v tcp-guest-to-host | sed 's/tcp-received/tcp-host-to-guest/'; grep -h '^RESULT' "$work/sink.log" | sed 's/tcp-received/tcp-guest-to-host/') | awk '{printf "%s=%s %s  ", $2, $3, $4}')"
+    [ "$1" = xen ] && echo "xen run $2: netback's $(tail -n 1 "$work/counters" | tr ' ' '\n' | grep -E '^xen-vif0-(tx|rx)-gso-packets=' | tr '\n' ' ')"
     # Hypercalls and upcalls per MiB moved in each phase: the difference of the snapshots around it.
     local i moved
     for i in "${!phases[@]}"; do
