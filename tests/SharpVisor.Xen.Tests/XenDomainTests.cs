@@ -129,6 +129,16 @@ public sealed class XenDomainTests : IDisposable
         // The guest acknowledges: the level drops.
         _memory.Write<byte>(shared, 0);
         Assert.False(_xen.TryGetPendingUpcall(0, out _));
+
+        // The names `top` and the daemon's metrics show (the VMM prefixes them with xen-): hypercalls in
+        // total and by op, event_channel_op by sub-command, sends, upcalls (the one 0→1 edge).
+        Assert.Equal(5, _xen.Counters["hypercalls"]);                    // shared_info, the vector, bind_ipi, send, unmask
+        Assert.Equal(1, _xen.Counters["MemoryOp"]);
+        Assert.Equal(3, _xen.Counters["EventChannelOp"]);
+        Assert.Equal(1, _xen.Counters["HvmOp"]);
+        Assert.Equal(1, _xen.Counters["evtchn-4"]);
+        Assert.Equal(1, _xen.Counters["evtchn-sends"]);
+        Assert.Equal(1, _xen.Counters["upcalls"]);
     }
 
     [Fact]
