@@ -46,6 +46,7 @@ public static class RunCommand
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
+        var counters = new Option<string?>("--counters") { Description = "Append the VMM's counters to this file on SIGUSR2 and at exit (for benchmarks: bench/xen-io)" };
         var verbose = new Option<bool>("--verbose", "-v") { Description = "Say where the kernel, initrd and boot structures were placed, and keep reporting a silent guest on an interactive console" };
         var extraInitrds = new Option<string[]>("--extra-initrd") { Description = "A cpio archive (optionally compressed) appended after the initrd, e.g. one holding /hook.sh (repeatable)", AllowMultipleArgumentsPerToken = false };
         var disks = new Option<string[]>("--disk") { Description = "virtio-blk disk over a raw image: PATH[,ro][,id=ID] (repeatable; the first is /dev/vda; under --xen a Xen vbd, /dev/xvda)", AllowMultipleArgumentsPerToken = false };
@@ -68,7 +69,7 @@ public static class RunCommand
         {
             kernel, initrd, cmdline, memory, cpus, accel, mmu, tier, cpuVendor, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
-            attestQuote, attestNonce, attestKey,
+            attestQuote, attestNonce, attestKey, counters,
         };
         command.SetAction(result => ApplyTier(result.GetValue(tier)) ?? Execute(
             result.GetValue(kernel),
@@ -92,7 +93,8 @@ public static class RunCommand
                 !result.GetValue(noRng),
                 result.GetValue(xen),
                 result.GetValue(protect)),
-            new AttestArguments(result.GetValue(attestQuote), result.GetValue(attestNonce), result.GetValue(attestKey))));
+            new AttestArguments(result.GetValue(attestQuote), result.GetValue(attestNonce), result.GetValue(attestKey)),
+            result.GetValue(counters)));
         return command;
     }
 
@@ -115,7 +117,7 @@ public static class RunCommand
 
     private static int Execute(
         string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
-        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices, AttestArguments attest)
+        string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices, AttestArguments attest, string? countersPath)
     {
         var startedAt = Stopwatch.StartNew();
         SerialConsole? console = null;
@@ -218,7 +220,9 @@ public static class RunCommand
 
             // On an interactive console the terminal is the guest's once it speaks: no progress lines over it.
             using var progress = new ProgressReporter(vmm, notices, startedAt, s_progressInterval, quietAfterGuestOutput: console.IsInteractive && !verbose);
+            using CounterDump? counterDump = countersPath is null ? null : new CounterDump(vmm, countersPath);
             RunOutcome outcome = vmm.Run(timeoutSeconds is { } s ? TimeSpan.FromSeconds(s) : null);
+            counterDump?.Dispose();
             progress.Dispose();
             console.Dispose();
             console = null;

@@ -12,7 +12,9 @@ public static class HvmParam
     public const int ConsoleEvtchn = 18;
     public const int Count = 39;
 
-    /// <summary>CALLBACK_IRQ's type in bits 63:56: 2 = a vector.</summary>
+    /// <summary>CALLBACK_IRQ's type in bits 63:56: 0 = a GSI, 1 = a PCI INTx line, 2 = a vector.</summary>
     public const int CallbackTypeShift = 56;
+    public const ulong CallbackTypeGsi = 0;
+    public const ulong CallbackTypePciIntx = 1;
     public const ulong CallbackTypeVector = 2;
 }

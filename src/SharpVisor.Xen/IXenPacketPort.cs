@@ -15,6 +15,19 @@ public interface IXenPacketPort
     /// <summary>Reads one waiting frame into <paramref name="frame"/>; 0 when none is waiting.</summary>
     int Receive(Span<byte> frame);
 
+    /// <summary>
+    /// Reads one waiting frame and what is left to do on it (a partial checksum, a large TCP
+    /// packet: only what <see cref="SetReceiveOffloads"/> allowed); 0 when none is waiting.
+    /// </summary>
+    int Receive(Span<byte> frame, out XenSegmentationOffload offload)
+    {
+        offload = default;
+        return Receive(frame);
+    }
+
+    /// <summary>Asks for frames with these offloads from now on; false when the port cannot (it then hands over complete frames).</summary>
+    bool SetReceiveOffloads(XenReceiveOffloads offloads) => offloads == XenReceiveOffloads.None;
+
     /// <summary>Waits up to <paramref name="timeoutMilliseconds"/> for a frame; true when one may be waiting.</summary>
     bool WaitReadable(int timeoutMilliseconds);
 }

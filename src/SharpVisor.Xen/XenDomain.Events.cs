@@ -134,6 +134,12 @@ public sealed partial class XenDomain
             return _pvCpu.UpcallDeliverable(vcpuId, VcpuInfoAddress(vcpu));
         }
 
+        if (vcpuId == 0 && _callbackGsi is not null)
+        {
+            // A GSI callback is lowered once the guest cleared upcall_pending (Xen: at the next interrupt check).
+            UpdateCallbackLine();
+        }
+
         ulong via = Volatile.Read(ref _params[HvmParam.CallbackIrq]);
         vector = vcpu.UpcallVector != 0
             ? vcpu.UpcallVector
@@ -505,6 +511,10 @@ public sealed partial class XenDomain
         {
             Counters.Increment("upcalls");
             _host?.WakeVcpu(vcpu.Id);
+            if (vcpu.Id == 0)
+            {
+                UpdateCallbackLine();
+            }
         }
     }
 

@@ -8,11 +8,13 @@ namespace SharpVisor.Xen;
 /// Dom0's netback for one vif (xen/include/public/io/netif.h) in copy mode: the guest's transmit
 /// requests (chains of granted fragments) are grant-copied out and sent to the host's port; frames
 /// from the port are grant-copied into the receive buffers the guest posted (feature-rx-copy).
-/// One event channel for both rings; one-page rings of 256 slots; no GSO, no checksum offload
-/// towards the guest, and checksums the guest left blank (NETTXF_csum_blank, which Linux's
-/// netfront always uses for IPv4) are completed here. Requests are copied out of the shared page
-/// once and checked: a bad fragment drops its packet (NETIF_RSP_ERROR), a malformed chain or
-/// broken ring indices fail the device.
+/// One event channel for both rings; one-page rings of 256 slots. Transmit: checksums the guest
+/// left blank (NETTXF_csum_blank, which Linux's netfront always uses) are completed here, large
+/// TCPv4/TCPv6 packets (GSO) go to the port whole. Receive: what the front end takes (partial
+/// checksums, large TCP packets over several slots with GSO extra info) is asked of the port,
+/// the rest completed here. Requests are copied out of the shared page once and checked: a bad
+/// fragment drops its packet (NETIF_RSP_ERROR), a malformed chain or broken ring indices fail
+/// the device.
 /// </summary>
 public sealed class XenNetBackend : XenBackendDevice
 {
@@ -23,6 +25,9 @@ public sealed class XenNetBackend : XenBackendDevice
     public const int MaxTxSlots = 18;
     public const int MaxFrame = 65535;
 
+    /// <summary>The largest frame from the port: a 64 KiB TCP packet and its Ethernet header (netfront takes up to 18 slots).</summary>
+    public const int MaxReceiveFrame = 65536 + 256;
+
     public const ushort TxChecksumBlank = 1;
     public const ushort TxDataValidated = 2;
     public const ushort TxMoreData = 4;
@@ -30,6 +35,15 @@ public sealed class XenNetBackend : XenBackendDevice
     private const byte ExtraFlagMore = 1;
     private const byte ExtraTypeGso = 1;
     private const byte GsoTypeTcpv4 = 1;
+    private const byte GsoTypeTcpv6 = 2;
+
+    public const ushort RxChecksumBlank = 1;
+    public const ushort RxDataValidated = 2;
+    public const ushort RxMoreData = 4;
+    public const ushort RxExtraInfo = 8;
+
+    /// <summary>netfront's limit on the data slots of one received packet (XEN_NETIF_NR_SLOTS_MIN).</summary>
+    public const int MaxRxSlots = 18;
 
     public const short ResponseOkay = 0;
     public const short ResponseError = -1;
@@ -46,7 +60,7 @@ public sealed class XenNetBackend : XenBackendDevice
     private const int MaxLoggedErrors = 10;
 
     private readonly IXenPacketPort _port;
-    private readonly ConcurrentQueue<byte[]> _received = new();
+    private readonly ConcurrentQueue<(byte[] Frame, XenSegmentationOffload Offload)> _received = new();
     private readonly byte[] _frame = new byte[MaxFrame];
     private readonly (uint Gref, ushort Offset, ushort Flags, ushort Id, ushort Size)[] _slots = new (uint, ushort, ushort, ushort, ushort)[MaxTxSlots];
     private Thread? _reader;
@@ -60,6 +74,11 @@ public sealed class XenNetBackend : XenBackendDevice
     private uint _txResponseProducer;
     private uint _rxRequestConsumer;
     private uint _rxResponseProducer;
+
+    /// <summary>What the connected front end takes on receive (and the port agreed to), and whether it takes several slots per packet.</summary>
+    private XenReceiveOffloads _rxOffloads;
+    private bool _rxIpv6Checksum;
+    private bool _rxScatter;
 
     /// <summary>The current tx packet's GSO extra info (gso_size, gso_type), copied out of its slot; size 0: none.</summary>
     private (ushort Size, byte Type) _gso;
@@ -83,7 +102,7 @@ public sealed class XenNetBackend : XenBackendDevice
             [
                 ("handle", id), ("mac", Mac), ("type", "vif"),
                 ("feature-rx-copy", "1"), ("feature-rx-flip", "0"), ("feature-sg", "1"),
-                ("feature-gso-tcpv4", "1"), ("feature-gso-tcpv6", "0"), ("feature-ipv6-csum-offload", "0"),
+                ("feature-gso-tcpv4", "1"), ("feature-gso-tcpv6", "1"), ("feature-ipv6-csum-offload", "1"),
                 ("feature-split-event-channels", "0"), ("multi-queue-max-queues", "1"),
             ]);
     }
@@ -101,8 +120,11 @@ public sealed class XenNetBackend : XenBackendDevice
         }
     }
 
-    /// <summary>Hands a frame from the host to the guest (the port's reader does this; tests call it).</summary>
-    public void Deliver(ReadOnlySpan<byte> frame)
+    /// <summary>Hands a complete frame from the host to the guest (the port's reader does this; tests call it).</summary>
+    public void Deliver(ReadOnlySpan<byte> frame) => Deliver(frame, default);
+
+    /// <summary>Hands a frame from the host to the guest with what is left to do on it: a partial checksum, a large TCP packet.</summary>
+    public void Deliver(ReadOnlySpan<byte> frame, XenSegmentationOffload offload)
     {
         if (_received.Count >= MaxQueuedFrames)
         {
@@ -110,7 +132,7 @@ public sealed class XenNetBackend : XenBackendDevice
             return;
         }
 
-        _received.Enqueue(frame.ToArray());
+        _received.Enqueue((frame.ToArray(), offload));
         Wake();
     }
 
@@ -158,6 +180,23 @@ public sealed class XenNetBackend : XenBackendDevice
             return false;
         }
 
+        // Receive offloads as far as the front end takes them (netfront: all of them); the port
+        // then hands over partial checksums and large TCP packets instead of doing that work.
+        bool checksum = ReadFrontend("feature-no-csum-offload") != "1";
+        _rxScatter = ReadFrontend("feature-sg") == "1";
+        _rxIpv6Checksum = checksum && ReadFrontend("feature-ipv6-csum-offload") == "1";
+        XenReceiveOffloads offloads = checksum ? XenReceiveOffloads.Checksum : XenReceiveOffloads.None;
+        if (checksum && _rxScatter && ReadFrontend("feature-gso-tcpv4") == "1")
+        {
+            offloads |= XenReceiveOffloads.TcpV4;
+        }
+
+        if (_rxIpv6Checksum && _rxScatter && ReadFrontend("feature-gso-tcpv6") == "1")
+        {
+            offloads |= XenReceiveOffloads.TcpV6;
+        }
+
+        _rxOffloads = _port.SetReceiveOffloads(offloads) ? offloads : XenReceiveOffloads.None;
         _txRef = txRef;
         _rxRef = rxRef;
         _txPage = txPage;
@@ -168,6 +207,8 @@ public sealed class XenNetBackend : XenBackendDevice
 
     protected override void Disconnect()
     {
+        _rxOffloads = XenReceiveOffloads.None;
+        _port.SetReceiveOffloads(XenReceiveOffloads.None);
         if (_channel is not null)
         {
             Domain.UnbindBackendPort(_channel);
@@ -209,7 +250,7 @@ public sealed class XenNetBackend : XenBackendDevice
 
     private void ReadPort()
     {
-        byte[] buffer = new byte[MaxFrame];
+        byte[] buffer = new byte[MaxReceiveFrame];
         while (!_stopping)
         {
             try
@@ -220,9 +261,9 @@ public sealed class XenNetBackend : XenBackendDevice
                 }
 
                 int n;
-                while (!_stopping && (n = _port.Receive(buffer)) > 0)
+                while (!_stopping && (n = _port.Receive(buffer, out XenSegmentationOffload offload)) > 0)
                 {
-                    Deliver(buffer.AsSpan(0, n));
+                    Deliver(buffer.AsSpan(0, n), offload);
                 }
             }
             catch (IOException e)
@@ -420,14 +461,15 @@ public sealed class XenNetBackend : XenBackendDevice
     }
 
     /// <summary>
-    /// A packet with GSO extra info (feature-gso-tcpv4): it must be TCP over IPv4 with a blank
-    /// checksum, its headers inside the packet; the host's port segments it. Anything else drops it.
+    /// A packet with GSO extra info (feature-gso-tcpv4, feature-gso-tcpv6): it must be TCP over
+    /// IPv4 or IPv6 as its GSO type says, with a blank checksum and its headers inside the
+    /// packet; the host's port segments it. Anything else drops it.
     /// </summary>
     private short TransmitLarge(Span<byte> packet)
     {
-        if (_gso.Type != GsoTypeTcpv4)
+        if (_gso.Type is not (GsoTypeTcpv4 or GsoTypeTcpv6))
         {
-            return Drop($"tx GSO type {_gso.Type} is not offered (TCPv4 only)");
+            return Drop($"tx GSO type {_gso.Type} is not offered (TCPv4 and TCPv6 only)");
         }
 
         if ((_slots[0].Flags & TxChecksumBlank) == 0)
@@ -435,13 +477,16 @@ public sealed class XenNetBackend : XenBackendDevice
             return Drop("a tx GSO packet without a blank checksum");
         }
 
-        if (!XenPacketChecksum.TryLocateTcpv4(packet, out int tcp, out int headers))
+        bool ipv6 = _gso.Type == GsoTypeTcpv6;
+        int tcp;
+        int headers;
+        if (ipv6 ? !XenPacketChecksum.TryLocateTcpv6(packet, out tcp, out headers) : !XenPacketChecksum.TryLocateTcpv4(packet, out tcp, out headers))
         {
-            return Drop("a tx GSO packet that is not TCP over IPv4");
+            return Drop($"a tx GSO packet that is not TCP over {(ipv6 ? "IPv6" : "IPv4")}");
         }
 
         Counters.Increment("tx-gso-packets");
-        if (!_port.Send(packet, new XenSegmentationOffload(_gso.Size, (ushort)headers, (ushort)tcp, 16)))
+        if (!_port.Send(packet, new XenSegmentationOffload(_gso.Size, (ushort)headers, (ushort)tcp, 16, ipv6)))
         {
             Counters.Increment("tx-dropped");
             return ResponseOkay;
@@ -451,7 +496,11 @@ public sealed class XenNetBackend : XenBackendDevice
         return ResponseOkay;
     }
 
-    /// <summary>Frames waiting for the guest go into the rx buffers it posted, one buffer (offset 0) each.</summary>
+    /// <summary>
+    /// Frames waiting for the guest go into the rx buffers it posted: a page-sized piece per buffer
+    /// (offset 0), and for a large TCP packet the GSO extra info in the slot after the first, as
+    /// Linux's netback lays them out. A frame waits until the guest has posted all the buffers it needs.
+    /// </summary>
     private bool ServeReceive()
     {
         if (_received.IsEmpty)
@@ -461,7 +510,7 @@ public sealed class XenNetBackend : XenBackendDevice
 
         Span<byte> ring = Memory.GetSpan(_rxPage, PageSize);
         int moved = 0;
-        while (_received.TryPeek(out byte[]? frame))
+        while (_received.TryPeek(out (byte[] Frame, XenSegmentationOffload Offload) item))
         {
             uint producer = Volatile.Read(ref Index(ring, ReqProdOffset));
             if (producer - _rxResponseProducer > RingEntries)
@@ -470,12 +519,19 @@ public sealed class XenNetBackend : XenBackendDevice
                 return false;
             }
 
-            if (producer == _rxRequestConsumer)
+            if (!PrepareReceive(item.Frame, item.Offload, out int dataSlots, out bool gso, out bool partial))
             {
-                // No buffer: ask to be told when the guest posts some, then look once more.
-                Volatile.Write(ref Index(ring, ReqEventOffset), _rxRequestConsumer + 1);
+                _received.TryDequeue(out _);
+                continue;
+            }
+
+            int needed = dataSlots + (gso ? 1 : 0);
+            if (producer - _rxRequestConsumer < (uint)needed)
+            {
+                // Not enough buffers: ask to be told when the guest posts them, then look once more.
+                Volatile.Write(ref Index(ring, ReqEventOffset), _rxRequestConsumer + (uint)needed);
                 Interlocked.MemoryBarrier();
-                if (Volatile.Read(ref Index(ring, ReqProdOffset)) == _rxRequestConsumer)
+                if (Volatile.Read(ref Index(ring, ReqProdOffset)) - _rxRequestConsumer < (uint)needed)
                 {
                     break;
                 }
@@ -483,37 +539,8 @@ public sealed class XenNetBackend : XenBackendDevice
                 continue;
             }
 
-            Span<byte> slot = ring.Slice(RingHeaderSize + ((int)(_rxRequestConsumer & (RingEntries - 1)) * RxEntrySize), RxEntrySize);
-            ushort id = BinaryPrimitives.ReadUInt16LittleEndian(slot);
-            uint gref = BinaryPrimitives.ReadUInt32LittleEndian(slot[4..]);
-            _rxRequestConsumer++;
             _received.TryDequeue(out _);
-            short status;
-            if (frame.Length > PageSize)
-            {
-                status = Drop($"rx frame of {frame.Length} bytes does not fit a page");
-            }
-            else
-            {
-                try
-                {
-                    Grants.CopyTo(0, gref, 0, frame);
-                    status = (short)frame.Length;
-                    Counters.Increment("rx-packets");
-                    Counters.Add("rx-bytes", frame.Length);
-                }
-                catch (GrantTableException e)
-                {
-                    status = Drop($"rx grant: {e.Message}");
-                }
-            }
-
-            Span<byte> response = ring.Slice(RingHeaderSize + ((int)(_rxResponseProducer & (RingEntries - 1)) * RxEntrySize), RxEntrySize);
-            BinaryPrimitives.WriteUInt16LittleEndian(response, id);
-            BinaryPrimitives.WriteUInt16LittleEndian(response[2..], 0);   // offset
-            BinaryPrimitives.WriteUInt16LittleEndian(response[4..], 0);   // flags: the guest checks the checksum
-            BinaryPrimitives.WriteInt16LittleEndian(response[6..], status);
-            _rxResponseProducer++;
+            WriteReceived(ring, item.Frame, item.Offload, dataSlots, gso, partial);
             if (++moved >= RingEntries)
             {
                 Wake();
@@ -525,6 +552,106 @@ public sealed class XenNetBackend : XenBackendDevice
         Volatile.Write(ref Index(ring, RspProdOffset), _rxResponseProducer);
         Interlocked.MemoryBarrier();
         return _rxResponseProducer - Volatile.Read(ref Index(ring, RspEventOffset)) < _rxResponseProducer - old;
+    }
+
+    /// <summary>
+    /// How a frame goes to this front end: its data slots, GSO extra info or not, a partial
+    /// checksum left to the guest or not. A partial checksum the front end does not take is
+    /// completed here; false (the frame is dropped, counted) when it cannot go at all.
+    /// </summary>
+    private bool PrepareReceive(byte[] frame, XenSegmentationOffload offload, out int dataSlots, out bool gso, out bool partial)
+    {
+        gso = offload.SegmentSize != 0;
+        partial = offload.IsPartial;
+        dataSlots = Math.Max(1, (frame.Length + PageSize - 1) / PageSize);
+        if (gso && (_rxOffloads & (offload.Ipv6 ? XenReceiveOffloads.TcpV6 : XenReceiveOffloads.TcpV4)) == 0)
+        {
+            // The port handed over a large packet the front end did not ask for (it reconnected without GSO).
+            Counters.Increment("rx-dropped-offload");
+            return false;
+        }
+
+        if (partial && !gso && ((_rxOffloads & XenReceiveOffloads.Checksum) == 0 || (offload.Ipv6 && !_rxIpv6Checksum)))
+        {
+            if (!XenPacketChecksum.TryComplete(frame))
+            {
+                Counters.Increment("rx-dropped-offload");
+                return false;
+            }
+
+            partial = false;
+        }
+
+        if (dataSlots > (_rxScatter ? MaxRxSlots : 1))
+        {
+            Drop($"rx frame of {frame.Length} bytes needs {dataSlots} slots{(_rxScatter ? "" : " and the front end has no feature-sg")}");
+            Counters.Increment("rx-dropped-oversize");
+            return false;
+        }
+
+        return true;
+    }
+
+    /// <summary>Copies one frame into the next buffers and writes its responses: data slot 0, the GSO extra info, the other data slots.</summary>
+    private void WriteReceived(Span<byte> ring, byte[] frame, XenSegmentationOffload offload, int dataSlots, bool gso, bool partial)
+    {
+        int at = 0;
+        bool failed = false;
+        for (int slotIndex = 0; slotIndex < dataSlots + (gso ? 1 : 0); slotIndex++)
+        {
+            Span<byte> request = ring.Slice(RingHeaderSize + ((int)(_rxRequestConsumer & (RingEntries - 1)) * RxEntrySize), RxEntrySize);
+            ushort id = BinaryPrimitives.ReadUInt16LittleEndian(request);
+            uint gref = BinaryPrimitives.ReadUInt32LittleEndian(request[4..]);
+            _rxRequestConsumer++;
+            Span<byte> response = ring.Slice(RingHeaderSize + ((int)(_rxResponseProducer & (RingEntries - 1)) * RxEntrySize), RxEntrySize);
+            _rxResponseProducer++;
+            if (gso && slotIndex == 1)
+            {
+                // struct netif_extra_info over the response: type GSO, no more extras, gso.size, gso.type, pad, features.
+                response.Clear();
+                response[0] = ExtraTypeGso;
+                BinaryPrimitives.WriteUInt16LittleEndian(response[2..], offload.SegmentSize);
+                response[4] = offload.Ipv6 ? GsoTypeTcpv6 : GsoTypeTcpv4;
+                continue;
+            }
+
+            int size = Math.Min(PageSize, frame.Length - at);
+            short status;
+            try
+            {
+                Grants.CopyTo(0, gref, 0, frame.AsSpan(at, size));
+                status = (short)size;
+            }
+            catch (GrantTableException e)
+            {
+                // The rest of the packet still goes out (flags keep the chain whole); netfront drops it on this status.
+                status = Drop($"rx grant: {e.Message}");
+                failed = true;
+            }
+
+            at += size;
+            ushort flags = at < frame.Length ? RxMoreData : (ushort)0;
+            if (slotIndex == 0)
+            {
+                flags |= partial ? (ushort)(RxChecksumBlank | RxDataValidated) : (ushort)0;
+                flags |= gso ? RxExtraInfo : (ushort)0;
+            }
+
+            BinaryPrimitives.WriteUInt16LittleEndian(response, id);
+            BinaryPrimitives.WriteUInt16LittleEndian(response[2..], 0);   // offset
+            BinaryPrimitives.WriteUInt16LittleEndian(response[4..], flags);
+            BinaryPrimitives.WriteInt16LittleEndian(response[6..], status);
+        }
+
+        if (!failed)
+        {
+            Counters.Increment("rx-packets");
+            Counters.Add("rx-bytes", frame.Length);
+            if (gso)
+            {
+                Counters.Increment("rx-gso-packets");
+            }
+        }
     }
 
     private short Drop(string reason)

@@ -123,4 +123,46 @@ public static class XenPacketChecksum
         headers = tcp + ((frame[tcp + 12] >> 4) * 4);
         return headers <= frame.Length;
     }
+
+    /// <summary>
+    /// Where a TCP-over-IPv6 frame's (optionally VLAN-tagged) TCP header starts and its headers
+    /// end; false when it is not TCP directly after the IPv6 header (no extension headers, as
+    /// Linux sends TSO packets) or its headers do not fit in the frame.
+    /// </summary>
+    public static bool TryLocateTcpv6(ReadOnlySpan<byte> frame, out int tcp, out int headers)
+    {
+        tcp = 0;
+        headers = 0;
+        int l3 = 14;
+        if (frame.Length < l3)
+        {
+            return false;
+        }
+
+        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        if (etherType == 0x8100)
+        {
+            if (frame.Length < 18)
+            {
+                return false;
+            }
+
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+            l3 = 18;
+        }
+
+        if (etherType != 0x86DD || frame.Length < l3 + 40 || frame[l3] >> 4 != 6 || frame[l3 + 6] != 6)
+        {
+            return false;
+        }
+
+        tcp = l3 + 40;
+        if (frame.Length < tcp + 20 || frame[tcp + 12] >> 4 < 5)
+        {
+            return false;
+        }
+
+        headers = tcp + ((frame[tcp + 12] >> 4) * 4);
+        return headers <= frame.Length;
+    }
 }

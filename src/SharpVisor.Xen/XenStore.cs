@@ -17,6 +17,9 @@ public sealed class XenStore
     public const int MaxWatchesPerDomain = 128;
     public const int MaxTransactionsPerDomain = 16;
 
+    /// <summary>Nodes one transaction may touch (Xen's quota-transaction-nodes is 1024); more is ENOSPC.</summary>
+    public const int MaxTransactionNodes = 1024;
+
     private readonly object _lock = new();
     private readonly Dictionary<string, Node> _nodes = new(StringComparer.Ordinal);
     private readonly Dictionary<string, long> _changedAt = new(StringComparer.Ordinal);
@@ -30,16 +33,53 @@ public sealed class XenStore
         _nodes["/"] = new Node(["n0"]);
     }
 
+    /// <summary>Nodes in the live tree, all domains'.</summary>
+    public int NodeCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _nodes.Count;
+            }
+        }
+    }
+
+    /// <summary>Open transactions, all domains'.</summary>
+    public int TransactionCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _transactions.Count;
+            }
+        }
+    }
+
     /// <summary>Requests served, by type; for metrics.</summary>
     public Machine.ExitCounters Counters { get; } = new();
 
     private sealed class Node
     {
+        private string[] _perms = [];
+
         public Node(string[] perms) => Perms = perms;
 
         public byte[] Value { get; set; } = [];
 
-        public string[] Perms { get; set; }
+        public string[] Perms
+        {
+            get => _perms;
+            set
+            {
+                _perms = value;
+                Owner = ushort.TryParse(value[0].AsSpan(1), out ushort owner) ? owner : (ushort)0;
+            }
+        }
+
+        /// <summary>The domain in the first entry, parsed once: the quota counts nodes by owner on every create.</summary>
+        public ushort Owner { get; private set; }
 
         public SortedSet<string> Children { get; } = new(StringComparer.Ordinal);
 
@@ -173,6 +213,12 @@ public sealed class XenStore
                 throw new XenStoreException("EACCES", $"domain {caller} does not own {p}");
             }
 
+            if (caller != 0 && ushort.TryParse(perms[0].AsSpan(1), out ushort owner) && owner != caller)
+            {
+                // Giving nodes away would escape the node quota: only Dom0 changes owners.
+                throw new XenStoreException("EPERM", $"domain {caller} may not give {p} to domain {owner}");
+            }
+
             node.Perms = perms;
             fire(p);
         });
@@ -217,6 +263,18 @@ public sealed class XenStore
             if (_watches.RemoveAll(w => w.Domain == caller && w.Path == path && w.Token == token && w.Fire == fire) == 0)
             {
                 throw new XenStoreException("ENOENT", $"no watch {path} {token}");
+            }
+        }
+    }
+
+    /// <summary>Ends <paramref name="domain"/>'s open transactions without committing them (its connection ended).</summary>
+    public void AbortTransactions(ushort domain)
+    {
+        lock (_lock)
+        {
+            foreach (uint id in _transactions.Where(t => t.Value.Domain == domain).Select(t => t.Key).ToArray())
+            {
+                _transactions.Remove(id);
             }
         }
     }
@@ -298,11 +356,15 @@ public sealed class XenStore
             if (transactionId == 0)
             {
                 change(_nodes, path, p => Changed(p, fired));
-                CheckQuota(caller);
             }
             else
             {
                 Transaction transaction = TransactionOf(caller, transactionId);
+                if (transaction.Log.Count >= MaxTransactionNodes || transaction.Accessed.Count >= MaxTransactionNodes)
+                {
+                    throw new XenStoreException("ENOSPC", $"transaction {transactionId} touched too many nodes");
+                }
+
                 var touched = new List<string>();
                 change(transaction.Nodes, path, touched.Add);
                 transaction.Accessed.UnionWith(touched);
@@ -371,6 +433,12 @@ public sealed class XenStore
         }
 
         Transaction transaction = TransactionOf(caller, transactionId);
+        if (transaction.Accessed.Count >= MaxTransactionNodes && !transaction.Accessed.Contains(path))
+        {
+            // Each path read is remembered for the conflict check: bounded like the writes.
+            throw new XenStoreException("ENOSPC", $"transaction {transactionId} touched too many nodes");
+        }
+
         transaction.Accessed.Add(path);
         return transaction.Nodes.GetValueOrDefault(path);
     }
@@ -393,6 +461,12 @@ public sealed class XenStore
         if (caller != 0)
         {
             perms[0] = perms[0][0] + caller.ToString(System.Globalization.CultureInfo.InvariantCulture);
+
+            // Checked before the node exists: a refused write leaves nothing behind.
+            if (nodes.Values.Count(n => n.Owner == caller) >= MaxNodesPerDomain)
+            {
+                throw new XenStoreException("ENOSPC", $"domain {caller} owns too many nodes");
+            }
         }
 
         var node = new Node(perms);
@@ -412,14 +486,6 @@ public sealed class XenStore
 
         nodes.Remove(path);
         fire(path);
-    }
-
-    private void CheckQuota(ushort caller)
-    {
-        if (caller != 0 && _nodes.Values.Count(n => Owner(n) == caller) > MaxNodesPerDomain)
-        {
-            throw new XenStoreException("ENOSPC", $"domain {caller} owns too many nodes");
-        }
     }
 
     private static void CheckAccess(ushort caller, Node node, bool write, string path)
@@ -451,7 +517,7 @@ public sealed class XenStore
         return perm == 'b' || perm == (write ? 'w' : 'r');
     }
 
-    private static ushort Owner(Node node) => ushort.TryParse(node.Perms[0].AsSpan(1), out ushort owner) ? owner : (ushort)0;
+    private static ushort Owner(Node node) => node.Owner;
 
     private static bool IsPerm(string p) => p.Length >= 2 && p[0] is 'n' or 'r' or 'w' or 'b' && ushort.TryParse(p.AsSpan(1), out _);
 

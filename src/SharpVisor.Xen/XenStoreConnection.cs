@@ -15,6 +15,12 @@ public sealed class XenStoreConnection
 {
     public const int RingSize = 1024;
     public const int MaxPayload = 4096;
+
+    /// <summary>Requests are left in the ring while this many replies wait for room in `rsp` (Xen's quota-outstanding is 20).</summary>
+    public const int MaxOutstandingReplies = 32;
+
+    /// <summary>Replies and watch events that may wait for a guest that does not read them; later watch events are dropped.</summary>
+    public const int MaxQueuedMessages = 256;
     private const int HeaderSize = 16;
     private const int RspOffset = 1024;
     private const int ReqConsOffset = 2048;
@@ -37,6 +43,7 @@ public sealed class XenStoreConnection
     private byte[]? _body;
     private int _bodyFilled;
     private bool _failed;
+    private bool _loggedDroppedEvent;
 
     public XenStoreConnection(XenDomain domain, XenStore store, ulong ringAddress, Action<string>? log = null)
     {
@@ -65,13 +72,26 @@ public sealed class XenStoreConnection
 
     public bool Failed => _failed;
 
+    /// <summary>Replies and events waiting for room in `rsp`.</summary>
+    public int QueuedMessages
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _pending.Count;
+            }
+        }
+    }
+
     /// <summary>The guest sent on the store port: serve every complete request, then flush replies.</summary>
     public void Service()
     {
         bool notify = false;
         lock (_lock)
         {
-            while (!_failed && TryTakeRequest(out XenStoreMessageType type, out uint requestId, out uint transaction, out byte[] payload))
+            // A guest that does not read its replies gets back pressure: its requests wait in the ring.
+            while (!_failed && _pending.Count < MaxOutstandingReplies && TryTakeRequest(out XenStoreMessageType type, out uint requestId, out uint transaction, out byte[] payload))
             {
                 notify = true;
                 _pending.Enqueue(Serve(type, requestId, transaction, payload));
@@ -90,7 +110,27 @@ public sealed class XenStoreConnection
     {
         lock (_lock)
         {
-            _pending.Enqueue(Message(XenStoreMessageType.WatchEvent, 0, 0, Encoding.UTF8.GetBytes(path + "\0" + token + "\0")));
+            if (_failed)
+            {
+                return;
+            }
+
+            byte[] payload = Encoding.UTF8.GetBytes(path + "\0" + token + "\0");
+            if (_pending.Count >= MaxQueuedMessages - 1 || payload.Length > MaxPayload)
+            {
+                // One slot stays for the reply of the request being served; an event too long
+                // for xs_wire (a deep path and a long token) cannot be sent either.
+                _store.Counters.Increment("watch-events-dropped");
+                if (!_loggedDroppedEvent)
+                {
+                    _loggedDroppedEvent = true;
+                    _log?.Invoke($"xenstore: domain {_guest} does not read its ring: watch events beyond {MaxQueuedMessages} queued messages (or longer than {MaxPayload} bytes) are dropped");
+                }
+
+                return;
+            }
+
+            _pending.Enqueue(Message(XenStoreMessageType.WatchEvent, 0, 0, payload));
             if (!Flush())
             {
                 return;
@@ -113,7 +153,7 @@ public sealed class XenStoreConnection
                 XenStoreMessageType.Read => _store.Read(_guest, transaction, Arg(0)),
                 XenStoreMessageType.Directory => Strings(_store.Directory(_guest, transaction, Arg(0))),
                 XenStoreMessageType.GetPerms => Strings(_store.GetPerms(_guest, transaction, Arg(0))),
-                XenStoreMessageType.Write => Do(() => _store.Write(_guest, transaction, Arg(0), payload.AsSpan(Arg(0).Length + 1))),
+                XenStoreMessageType.Write => Do(() => _store.Write(_guest, transaction, Arg(0), WriteValue(payload))),
                 XenStoreMessageType.Mkdir => Do(() => _store.Mkdir(_guest, transaction, Arg(0))),
                 XenStoreMessageType.Rm => Do(() => _store.Remove(_guest, transaction, Arg(0))),
                 XenStoreMessageType.SetPerms => Do(() => _store.SetPerms(_guest, transaction, Arg(0), args.Skip(1).Where(a => a.Length > 0).ToArray())),
@@ -126,6 +166,12 @@ public sealed class XenStoreConnection
                 XenStoreMessageType.IsDomainIntroduced => "T\0"u8.ToArray(),
                 _ => throw new XenStoreException("EINVAL", $"message type {(uint)type} is not for a guest"),
             };
+            if (reply.Length > MaxPayload)
+            {
+                // A directory of many long names: xs_wire cannot carry it (xenstored answers E2BIG too).
+                throw new XenStoreException("E2BIG", $"a reply of {reply.Length} bytes");
+            }
+
             return Message(type, requestId, transaction, reply);
         }
         catch (XenStoreException e)
@@ -133,6 +179,13 @@ public sealed class XenStoreConnection
             _store.Counters.Increment($"error-{e.Error}");
             return Message(XenStoreMessageType.Error, requestId, transaction, Encoding.ASCII.GetBytes(e.Error + "\0"));
         }
+    }
+
+    /// <summary>XS_WRITE's value: the bytes after the path's NUL (counted in bytes: the path may not be UTF-8).</summary>
+    private static ReadOnlySpan<byte> WriteValue(byte[] payload)
+    {
+        int end = Array.IndexOf(payload, (byte)0);
+        return end >= 0 ? payload.AsSpan(end + 1) : throw new XenStoreException("EINVAL", "a write without a value");
     }
 
     private static byte[] Do(Action action)
@@ -255,10 +308,26 @@ public sealed class XenStoreConnection
         return wrote;
     }
 
+    /// <summary>Ends the connection (the domain is gone): its watches and open transactions go with it.</summary>
+    public void Close()
+    {
+        lock (_lock)
+        {
+            Stop();
+        }
+    }
+
     private void Fail(string reason)
     {
-        _failed = true;
-        _store.RemoveWatches(_onWatch);
+        Stop();
         _log?.Invoke($"xenstore: domain {_guest}: {reason}; the connection stops");
+    }
+
+    private void Stop()
+    {
+        _failed = true;
+        _pending.Clear();
+        _store.RemoveWatches(_onWatch);
+        _store.AbortTransactions(_guest);
     }
 }

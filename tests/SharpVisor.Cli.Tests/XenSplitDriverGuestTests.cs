@@ -28,6 +28,7 @@ public sealed class XenSplitDriverGuestTests : IDisposable
 
     [DefaultGuestTheory(NeedsNetwork = true)]
     [InlineData("pvh", 1)]
+    [InlineData("pvh", 2)]
     [InlineData("hvm", 1)]
     [InlineData("hvm", 2)]
     public void BlkfrontAndNetfrontMoveDataThroughBlkbackAndNetbackAndASyncedWriteSurvivesAKill9(string type, int cpus)

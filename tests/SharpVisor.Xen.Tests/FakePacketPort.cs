@@ -37,6 +37,15 @@ internal sealed class FakePacketPort : IXenPacketPort
 
     public int Receive(Span<byte> frame) => 0;
 
+    /// <summary>What netback last asked for on receive.</summary>
+    public XenReceiveOffloads ReceiveOffloads { get; private set; }
+
+    public bool SetReceiveOffloads(XenReceiveOffloads offloads)
+    {
+        ReceiveOffloads = offloads;
+        return true;
+    }
+
     public bool WaitReadable(int timeoutMilliseconds)
     {
         Thread.Sleep(Math.Min(timeoutMilliseconds, 10));

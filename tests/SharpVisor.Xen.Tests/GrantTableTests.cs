@@ -50,6 +50,11 @@ public sealed class GrantTableTests : IDisposable
         Assert.Equal("EINVAL", Assert.Throws<GrantTableException>(() => _grants.CopyFrom(0, 512, 0, buffer)).Error);  // no frame 1
         Grant(9, domid: 0, frame: 0xFFFFF, readOnly: false);
         Assert.Equal("EINVAL", Assert.Throws<GrantTableException>(() => _grants.CopyFrom(0, 9, 0, buffer)).Error);    // not RAM
+
+        // The names `top` and the daemon's metrics show (the VMM prefixes them with xen-).
+        Assert.Equal(2, _grants.Counters["grant-copies"]);
+        Assert.Equal(11, _grants.Counters["grant-copy-bytes"]);
+        Assert.Equal(6, _grants.Counters["grant-refusals"]);
     }
 
     [Fact]
@@ -60,6 +65,7 @@ public sealed class GrantTableTests : IDisposable
         Assert.Equal(GrantTable.PermitAccess | GrantTable.Reading | GrantTable.Writing, _memory.Read<ushort>(Frame0 + 8));
         _grants.Unmap(1, write: true);
         Assert.Equal(GrantTable.PermitAccess, _memory.Read<ushort>(Frame0 + 8));
+        Assert.Equal(1, _grants.Counters["grant-maps"]);                 // a name `top` shows
     }
 
     private void Grant(uint reference, ushort domid, uint frame, bool readOnly)

@@ -105,6 +105,7 @@ public sealed class XenBlockFuzzTests
         }
 
         Assert.True(front.Memory.GetSpan(CanaryPage, CanaryPages * 4096).IndexOfAnyExcept((byte)0xA5) < 0, "blkback wrote outside the granted pages");
+        Assert.Equal(0, front.Backend.Counters["internal-errors"]);   // no guest address went unchecked to the memory's own bounds check
         Assert.Equal(1 << 20, front.Image.Bytes.Length);
         Assert.True(statuses.GetValueOrDefault((short)0) > 0 && statuses.GetValueOrDefault((short)-1) > 0, "the generator reached both outcomes");
         _output.WriteLine($"seed {seed}: {rounds} rounds in {clock.Elapsed.TotalSeconds:0.0} s, {responses} responses " +

@@ -129,6 +129,16 @@ public sealed class XenDomainTests : IDisposable
         // The guest acknowledges: the level drops.
         _memory.Write<byte>(shared, 0);
         Assert.False(_xen.TryGetPendingUpcall(0, out _));
+
+        // The names `top` and the daemon's metrics show (the VMM prefixes them with xen-): hypercalls in
+        // total and by op, event_channel_op by sub-command, sends, upcalls (the one 0→1 edge).
+        Assert.Equal(5, _xen.Counters["hypercalls"]);                    // shared_info, the vector, bind_ipi, send, unmask
+        Assert.Equal(1, _xen.Counters["MemoryOp"]);
+        Assert.Equal(3, _xen.Counters["EventChannelOp"]);
+        Assert.Equal(1, _xen.Counters["HvmOp"]);
+        Assert.Equal(1, _xen.Counters["evtchn-4"]);
+        Assert.Equal(1, _xen.Counters["evtchn-sends"]);
+        Assert.Equal(1, _xen.Counters["upcalls"]);
     }
 
     [Fact]
@@ -286,6 +296,58 @@ public sealed class XenDomainTests : IDisposable
         Assert.Equal(-22, _cpu.Call(_xen, HypercallOp.HvmOp, 1, Scratch));
     }
 
+    [Fact]
+    public void CallbackViaGsiOrPciIntx_FollowsVcpu0sUpcallPendingUnlessAPerVcpuVectorIsSet()
+    {
+        var lines = new FakeInterruptController();
+        _xen.AttachInterruptController(lines, (bus, devfn, intx) => bus == 0 && devfn == (3 << 3) && intx == 0 ? 19u : null);
+        MapSharedInfo();
+        ulong shared = SharedInfoGfn << 12;
+        _memory.Write<uint>(Scratch, 0);   // bind_ipi { vcpu 0 }
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.EventChannelOp, 7, Scratch));
+        uint port = _memory.Read<uint>(Scratch + 4);
+        void Acknowledge()
+        {
+            _memory.Write<byte>(shared, 0);
+            _memory.Write<ulong>(shared + 8, 0);
+            _memory.Write<ulong>(shared + 2048, 0);
+        }
+
+        // Type 0, GSI 9: asserted while vCPU 0 has an upcall pending, lowered once the guest cleared it.
+        SetCallbackVia(9);
+        Assert.Equal(9u, _xen.CallbackGsi);
+        Send(port);
+        Assert.Equal([(9u, true)], lines.Changes);
+        Assert.False(_xen.TryGetPendingUpcall(0, out _));                  // no vector: the GSI carries it
+        Acknowledge();                                                     // the guest's handler: upcall_pending, selector, port
+        Assert.False(_xen.TryGetPendingUpcall(0, out _));
+        Assert.Equal([(9u, true), (9u, false)], lines.Changes);
+
+        // Type 1, PCI INTx of 00:03.0 INTA#: the GSI the bus routes it to; the old line stays low.
+        Send(port);
+        SetCallbackVia((1UL << 56) | (3UL << 11));
+        Assert.Equal(19u, _xen.CallbackGsi);
+        Assert.Equal([(9u, true), (9u, false), (9u, true), (9u, false), (19u, true)], lines.Changes);
+        Acknowledge();
+        _xen.TryGetPendingUpcall(0, out _);
+        Assert.Equal((19u, false), lines.Changes[^1]);
+
+        // An INTx nothing is routed to, or GSI 0: no callback (as in Xen); a per-vCPU vector takes precedence over a GSI.
+        SetCallbackVia((1UL << 56) | (4UL << 11));
+        Assert.Null(_xen.CallbackGsi);
+        SetCallbackVia(0);
+        Assert.Null(_xen.CallbackGsi);
+        SetCallbackVia(1);                                                 // Linux's "trick toolstack" GSI 1
+        _memory.Write<uint>(Scratch, 0);
+        _memory.Write<byte>(Scratch + 4, 0xF4);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.HvmOp, 23, Scratch));  // set_evtchn_upcall_vector(vCPU 0, 0xF4)
+        int before = lines.Changes.Count;
+        Send(port);
+        Assert.True(_xen.TryGetPendingUpcall(0, out byte vector));
+        Assert.Equal(0xF4, vector);
+        Assert.Equal(before, lines.Changes.Count);                         // GSI 1 (the keyboard's) never moves
+    }
+
     /// <summary>Random op numbers and arguments (pointers into and out of RAM): every answer is a result or a Xen errno, never a host exception.</summary>
     [Fact]
     public void GeneratedHypercalls_NeverThrow()
@@ -426,6 +488,14 @@ public sealed class XenDomainTests : IDisposable
         _memory.Write(Scratch + 8, index);
         _memory.Write(Scratch + 16, gpfn);
         return _cpu.Call(_xen, HypercallOp.MemoryOp, 7, Scratch);
+    }
+
+    private void SetCallbackVia(ulong value)
+    {
+        _memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
+        _memory.Write<uint>(Scratch + 4, HvmParam.CallbackIrq);
+        _memory.Write<ulong>(Scratch + 8, value);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.HvmOp, 0, Scratch));
     }
 
     private void SetCallbackVector()

@@ -65,7 +65,7 @@ public sealed class XenNetFuzzTests
                 {
                     var frame = new byte[random.Next(3) == 0 ? random.Next(4000, 9000) : random.Next(14, 1515)];
                     random.NextBytes(frame);
-                    front.Backend.Deliver(frame);
+                    front.Backend.Deliver(frame, RandomOffload(random, frame.Length));
                 }
 
                 front.Push();
@@ -78,7 +78,7 @@ public sealed class XenNetFuzzTests
             }
             else
             {
-                string[] keys = ["state", "tx-ring-ref", "rx-ring-ref", "event-channel", "request-rx-copy"];
+                string[] keys = ["state", "tx-ring-ref", "rx-ring-ref", "event-channel", "request-rx-copy", "feature-sg", "feature-gso-tcpv4", "feature-gso-tcpv6", "feature-no-csum-offload", "feature-ipv6-csum-offload"];
                 string[] values = ["0", "1", "3", "4", "5", "6", "7", "8", "-1", "x", "4294967295", ""];
                 front.Write(keys[random.Next(keys.Length)], values[random.Next(values.Length)]);
                 front.Backend.Process();
@@ -107,12 +107,22 @@ public sealed class XenNetFuzzTests
         }
 
         Assert.True(front.Guest.Memory.GetSpan(CanaryPage, CanaryPages * 4096).IndexOfAnyExcept((byte)0xA5) < 0, "netback wrote outside the granted pages");
+        Assert.Equal(0, front.Backend.Counters["internal-errors"]);   // no guest address went unchecked to the memory's own bounds check
         Assert.True(front.Port.SentCount == 0 || (front.Port.ShortestSent >= 14 && front.Port.LongestSent <= XenNetBackend.MaxFrame));
         Assert.True(statuses.GetValueOrDefault((short)0) > 0 && statuses.GetValueOrDefault((short)-1) > 0, "the generator reached both outcomes");
         _output.WriteLine($"seed {seed}: {rounds} rounds in {clock.Elapsed.TotalSeconds:0.0} s, tx responses " +
             $"({string.Join(", ", statuses.OrderBy(p => p.Key).Select(p => $"{p.Key}: {p.Value}"))}), {front.Port.SentCount} frames sent, " +
             $"{front.Backend.Counters["rx-packets"]} received, {reconnects} reconnects, {front.Backend.Counters["failures"]} failures");
     }
+
+    /// <summary>What the host's port may hand over with a frame: nothing, a partial checksum, a large TCPv4/TCPv6 packet; sometimes nonsense.</summary>
+    private static XenSegmentationOffload RandomOffload(Random random, int length) => random.Next(4) switch
+    {
+        0 => new XenSegmentationOffload(0, 0, (ushort)random.Next(length + 8), (ushort)(random.Next(2) == 0 ? 16 : 6), random.Next(2) == 0),
+        1 => new XenSegmentationOffload((ushort)random.Next(1, 2000), (ushort)random.Next(100), (ushort)random.Next(length + 8), 16, random.Next(2) == 0),
+        2 => new XenSegmentationOffload((ushort)random.Next(0x10000), (ushort)random.Next(0x10000), (ushort)random.Next(0x10000), (ushort)random.Next(0x10000), random.Next(2) == 0),
+        _ => default,
+    };
 
     private static void QueueChain(FakeNetFrontend front, Random random)
     {

@@ -113,6 +113,12 @@ public sealed class XenStoreTests : IDisposable
         connection.Service();
         Assert.Equal((2u, 11u, "guest"), Assert.Single(Replies()));
 
+        // The names `top` and the daemon's metrics show (the VMM prefixes them with xen-xenstore-).
+        Assert.Equal(4, _store.Counters["requests"]);
+        Assert.Equal(3, _store.Counters["Read"]);
+        Assert.Equal(1, _store.Counters["Write"]);
+        Assert.Equal(1, _store.Counters["error-ENOENT"]);
+
         // A hostile length fails the connection, not the host.
         Request(2, 10, "x\0", lengthOverride: 1 << 20);
         connection.Service();

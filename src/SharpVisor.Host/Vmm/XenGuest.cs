@@ -96,6 +96,10 @@ public sealed class XenGuest : IDisposable
         machine.PortIo.Register(XenPlatformPorts.BasePort, XenPlatformPorts.PortCount, ports, "xen-platform");
         var device = new XenPlatformPciDevice(Domain);
         pci.Attach(device);
+
+        // A PCI INTx callback via names a function's pin: the GSI the bus routes it to (the _PRT's).
+        Domain.AttachInterruptController(machine.Interrupts, (bus, devfn, intx) =>
+            bus == 0 && pci.IntxRoutes().FirstOrDefault(r => r.Slot == devfn >> 3 && r.Pin == intx + 1) is { Gsi: var gsi and not 0 } ? gsi : null);
         PlatformPorts = ports;
         PlatformDevice = device;
     }
@@ -145,6 +149,12 @@ public sealed class XenGuest : IDisposable
             Log = log,
         });
         host.AttachHypervisorInterface(domain);
+        if (pv is null)
+        {
+            // HVM_PARAM_CALLBACK_IRQ may name a GSI instead of a vector.
+            domain.AttachInterruptController(machine.Interrupts);
+        }
+
         if (pv is not null)
         {
             // A PV domain: direct paging, the PV CPU, shared_info and the rings where the builder put them.

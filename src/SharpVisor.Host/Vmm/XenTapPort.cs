@@ -7,20 +7,24 @@ namespace SharpVisor.Host.Vmm;
 
 /// <summary>
 /// netback's port over a TAP interface. The TAP carries a virtio-net header in front of every
-/// frame (TapDevice opens it so): all zeros for a plain frame, GSO TCPv4 with NEEDS_CSUM for a
-/// large packet the guest sent (feature-gso-tcpv4); inbound it is ignored, and the TAP is told to
-/// hand over only complete, checksummed frames (no GSO towards the guest yet). Its size is
-/// set, not assumed: a persistent TAP keeps what its last user (a virtio-net VMM: 12) set.
+/// frame (TapDevice opens it so): all zeros for a plain frame, GSO TCPv4/TCPv6 with NEEDS_CSUM
+/// for a large packet the guest sent (feature-gso-tcpv4/-tcpv6). Inbound, the TAP hands over
+/// complete, checksummed frames until netback asks for what the connected front end takes
+/// (<see cref="SetReceiveOffloads"/>: TUN_F_CSUM, TUN_F_TSO4, TUN_F_TSO6); then the header says
+/// which checksum is partial and which packet is a large TCP one. Its size is set, not assumed:
+/// a persistent TAP keeps what its last user (a virtio-net VMM: 12) set.
 /// </summary>
 public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
 {
     private const int VnetHeaderSize = 12;
     private const byte VnetHeaderNeedsChecksum = 1;
     private const byte VnetHeaderGsoTcpv4 = 1;
+    private const byte VnetHeaderGsoTcpv6 = 4;
+    private const byte VnetHeaderGsoEcn = 0x80;
 
     private readonly TapDevice _tap;
     private readonly byte[] _sendBuffer = new byte[VnetHeaderSize + 65536];
-    private readonly byte[] _receiveBuffer = new byte[VnetHeaderSize + 65536];
+    private readonly byte[] _receiveBuffer = new byte[VnetHeaderSize + XenNetBackend.MaxReceiveFrame];
 
     public XenTapPort(string? name)
     {
@@ -63,7 +67,7 @@ public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
         Span<byte> header = _sendBuffer.AsSpan(0, VnetHeaderSize);
         header.Clear();
         header[0] = VnetHeaderNeedsChecksum;
-        header[1] = VnetHeaderGsoTcpv4;
+        header[1] = offload.Ipv6 ? VnetHeaderGsoTcpv6 : VnetHeaderGsoTcpv4;
         BinaryPrimitives.WriteUInt16LittleEndian(header[2..], offload.HeaderLength);
         BinaryPrimitives.WriteUInt16LittleEndian(header[4..], offload.SegmentSize);
         BinaryPrimitives.WriteUInt16LittleEndian(header[6..], offload.ChecksumStart);
@@ -74,8 +78,11 @@ public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
         return _tap.Write(_sendBuffer.AsSpan(0, VnetHeaderSize + packet.Length));
     }
 
-    public int Receive(Span<byte> frame)
+    public int Receive(Span<byte> frame) => Receive(frame, out _);
+
+    public int Receive(Span<byte> frame, out XenSegmentationOffload offload)
     {
+        offload = default;
         while (true)
         {
             int n = _tap.Read(_receiveBuffer);
@@ -85,14 +92,66 @@ public sealed unsafe class XenTapPort : IXenPacketPort, IDisposable
             }
 
             int length = n - VnetHeaderSize;
-            if (length > 0 && length <= frame.Length)
+            if (length > 0 && length <= frame.Length && TryReadOffload(_receiveBuffer.AsSpan(0, VnetHeaderSize + length), out offload))
             {
                 _receiveBuffer.AsSpan(VnetHeaderSize, length).CopyTo(frame);
                 return length;
             }
 
-            // A runt or an oversized frame: dropped, look at the next one.
+            // A runt, an oversized frame or a header we did not ask for: dropped, look at the next one.
         }
+    }
+
+    /// <summary>TUN_F_CSUM and TUN_F_TSO4/TSO6 as the front end takes them: the kernel then hands over partial checksums and large TCP packets.</summary>
+    public bool SetReceiveOffloads(XenReceiveOffloads offloads)
+    {
+        uint flags = 0;
+        if ((offloads & XenReceiveOffloads.Checksum) != 0)
+        {
+            flags |= TapDevice.TunFlagChecksum;
+            flags |= (offloads & XenReceiveOffloads.TcpV4) != 0 ? TapDevice.TunFlagTso4 : 0;
+            flags |= (offloads & XenReceiveOffloads.TcpV6) != 0 ? TapDevice.TunFlagTso6 : 0;
+        }
+
+        return _tap.TrySetOffload(flags);
+    }
+
+    /// <summary>The virtio-net header of a received frame; false for what netif cannot carry (the TAP was not asked for it).</summary>
+    private static bool TryReadOffload(ReadOnlySpan<byte> packet, out XenSegmentationOffload offload)
+    {
+        offload = default;
+        ReadOnlySpan<byte> header = packet[..VnetHeaderSize];
+        ReadOnlySpan<byte> frame = packet[VnetHeaderSize..];
+        int length = frame.Length;
+        byte gsoType = (byte)(header[1] & ~VnetHeaderGsoEcn);
+        if ((header[0] & VnetHeaderNeedsChecksum) == 0)
+        {
+            return gsoType == 0;
+        }
+
+        ushort checksumStart = BinaryPrimitives.ReadUInt16LittleEndian(header[6..]);
+        ushort checksumOffset = BinaryPrimitives.ReadUInt16LittleEndian(header[8..]);
+        if (checksumOffset == 0 || checksumStart + checksumOffset + 2 > length || gsoType is not (0 or VnetHeaderGsoTcpv4 or VnetHeaderGsoTcpv6))
+        {
+            return false;
+        }
+
+        ushort segmentSize = gsoType == 0 ? (ushort)0 : BinaryPrimitives.ReadUInt16LittleEndian(header[4..]);
+        if (gsoType != 0 && segmentSize == 0)
+        {
+            return false;
+        }
+
+        // netback needs to know an IPv6 partial checksum (the front end may take IPv4's only).
+        ushort etherType = length >= 18 ? BinaryPrimitives.ReadUInt16BigEndian(frame[12..]) : (ushort)0;
+        if (etherType == 0x8100)
+        {
+            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
+        }
+
+        offload = new XenSegmentationOffload(segmentSize, BinaryPrimitives.ReadUInt16LittleEndian(header[2..]), checksumStart, checksumOffset,
+            gsoType == VnetHeaderGsoTcpv6 || etherType == 0x86DD);
+        return true;
     }
 
     public bool WaitReadable(int timeoutMilliseconds)
