@@ -43,12 +43,28 @@ public sealed unsafe partial class X86Cpu
         RefreshTlbContext();
     }
 
-    /// <summary>Selects the TLB context for the CPL: explicit accesses at CPL 3 are user accesses.</summary>
+    /// <summary>
+    /// Selects the TLB context for the CPL and RFLAGS.AC: explicit accesses at CPL 3 are user
+    /// accesses; supervisor ones with AC set are exempt from SMAP (their own context, since the
+    /// TLB caches SMAP's verdicts).
+    /// </summary>
     private void RefreshTlbContext()
     {
-        bool user = _cpl == 3;
-        _privilegeAccess = user ? PageAccess.User : PageAccess.Read;
-        _tlbContextBase = (int)(user ? TlbContext.User : TlbContext.Supervisor) * _tlb.Slots;
+        if (_cpl == 3)
+        {
+            _privilegeAccess = PageAccess.User;
+            _tlbContextBase = (int)TlbContext.User * _tlb.Slots;
+        }
+        else if ((_flags & RflagsBits.AlignmentCheck) != 0)
+        {
+            _privilegeAccess = PageAccess.Read | PageAccess.AlignmentCheck;
+            _tlbContextBase = (int)TlbContext.SupervisorAlignmentCheck * _tlb.Slots;
+        }
+        else
+        {
+            _privilegeAccess = PageAccess.Read;
+            _tlbContextBase = (int)TlbContext.Supervisor * _tlb.Slots;
+        }
     }
 
     /// <summary>Drops every cached translation, global ones included, and the linear-address block lookups.</summary>
