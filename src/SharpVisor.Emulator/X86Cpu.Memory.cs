@@ -337,7 +337,7 @@ public sealed unsafe partial class X86Cpu
             // A write-tracked RAM frame: in place, so LOCKed operations stay atomic against the
             // other vCPUs (and their page walks' A/D updates); CommitRmw reports the store.
             nint host = TranslatePage(linear, MemoryAccess.Write);
-            if (host != 0 && _lastTracked)
+            if (host != 0 && _lastTracked && !_lastFiltered)
             {
                 if (_dataBreakpointsEnabled)
                 {
@@ -467,6 +467,7 @@ public sealed unsafe partial class X86Cpu
         nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
         bool firstTracked = _lastTracked;
+        bool filtered = _lastFiltered;
         int firstLength = (linear & PageMask) == (last & PageMask) ? data.Length : (int)(0x1000 - (linear & 0xFFF));
         nint secondHost = 0;
         ulong secondPhys = 0;
@@ -477,6 +478,17 @@ public sealed unsafe partial class X86Cpu
             secondHost = TranslatePage(secondLinear, access, implicitAccess);
             secondPhys = _lastPhysical;
             secondTracked = _lastTracked;
+            filtered |= _lastFiltered;
+        }
+
+        if (filtered && access == MemoryAccess.Write)
+        {
+            // A locked GDT's frame: checked before anything is stored, so a refusal leaves memory as it was.
+            CheckDescriptorTableStore(linear, firstHost, firstPhys, data[..firstLength], implicitAccess);
+            if (firstLength < data.Length)
+            {
+                CheckDescriptorTableStore(NextLinear(linear, (ulong)firstLength), secondHost, secondPhys, data[firstLength..], implicitAccess);
+            }
         }
 
         CopyPage(firstHost, firstPhys, data[..firstLength], access, firstTracked);
@@ -532,9 +544,9 @@ public sealed unsafe partial class X86Cpu
             {
                 int chunk = (int)Math.Min((ulong)data.Length, 0x1000 - (linear & 0xFFF));
                 nint host = TranslatePage(linear, access);
-                if (host == 0)
+                if (host == 0 || (_lastFiltered && access == MemoryAccess.Write))
                 {
-                    return false;
+                    return false; // MMIO, or a hypercall buffer over a locked GDT
                 }
 
                 CopyPage(host, _lastPhysical, data[..chunk], access, _lastTracked);
@@ -553,6 +565,7 @@ public sealed unsafe partial class X86Cpu
     // Results of the last TranslatePage besides its return value.
     private ulong _lastPhysical;
     private bool _lastTracked;
+    private bool _lastFiltered;
 
     /// <summary>
     /// Translates <paramref name="linear"/> for <paramref name="access"/> through the MMU (which fills
@@ -584,6 +597,7 @@ public sealed unsafe partial class X86Cpu
         ulong physical = t.PhysicalAddress;
         _lastPhysical = physical;
         _lastTracked = t.WriteTracked;
+        _lastFiltered = t.WriteFiltered;
         if (_dataBreakpointsEnabled && access != MemoryAccess.Execute && IsWatchedPage(linear))
         {
             // A data breakpoint's page: no TLB entry, so every access to it comes through AccessBytes.

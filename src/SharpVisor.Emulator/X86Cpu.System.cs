@@ -355,6 +355,7 @@ public sealed partial class X86Cpu
         }
         else
         {
+            CheckDescriptorTablePin(baseAddress, limit);
             _gdtBase = baseAddress;
             _gdtLimit = limit;
         }
