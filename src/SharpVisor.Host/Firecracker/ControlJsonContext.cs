@@ -21,6 +21,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(XenStoreNode))]
 [JsonSerializable(typeof(ProtectionConfiguration))]
 [JsonSerializable(typeof(ProtectionStatus))]
+[JsonSerializable(typeof(ProtectionEvent))]
 public sealed partial class ControlJsonContext : JsonSerializerContext
 {
 }
