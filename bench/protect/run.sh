@@ -3,8 +3,10 @@
 # --protect kernel,cr-pin,msr-pin, alternating, RUNS times each. Per boot: the time from process
 # start to the guest's INIT-START line, and inside the guest (its /proc/uptime, 10 ms steps) a
 # syscall-heavy workload (dd, 1-byte blocks: two syscalls a block) and a fork-heavy one (fork +
-# exec of /bin/true). Prints each run, the medians, the ratios on/off, and what one measurement
-# pass costs (ms per MiB hashed, from the VMM's exit summary).
+# exec of /bin/true), and the CPU time the VMM process used for the whole boot (user + system:
+# much less sensitive than the wall-clock times to other load on the host). Prints each run, the
+# medians, the ratios on/off, and what one measurement pass costs (ms per MiB hashed, from the
+# VMM's exit summary).
 #
 # Usage: bench/protect/run.sh [RUNS (3)]
 #   PROTECT_MMU (shadow|nested, default shadow), BOOT_TIMEOUT (seconds, default 1200).
@@ -39,7 +41,7 @@ seconds() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", b - a }'; }
 median() { sort -n | awk 'NF { v[++n] = $1 } END { if (n == 0) print "n/a"; else print (n % 2) ? v[(n + 1) / 2] : (v[n / 2] + v[n / 2 + 1]) / 2 }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { if (a == "n/a" || b == "n/a" || b == 0) print "n/a"; else printf "%.3f", a / b }'; }
 
-# boot LOG [ARGS...]: one boot; appends "init syscall fork" to LOG.results
+# boot LOG [ARGS...]: one boot; prints "init syscall fork cpu"
 boot() {
 	local log=$1 t0 t_init="" line
 	shift
@@ -48,24 +50,26 @@ boot() {
 		line=${line%$'\r'}
 		printf '%s\n' "$line" >>"$log"
 		case "$line" in *INIT-START) [ -n "$t_init" ] || t_init=$EPOCHREALTIME ;; esac
-	done < <(timeout "$timeout_s" dotnet "$root/out/cli/sharpvisor.dll" run --accel emulator --mmu "$mmu" \
+	done < <(timeout "$timeout_s" /usr/bin/time -f "%U %S" -o "$log.cpu" dotnet "$root/out/cli/sharpvisor.dll" run --accel emulator --mmu "$mmu" \
 		--kernel "$KERNEL" --initrd "$INITRD" --extra-initrd "$work/hook.cpio" --cmdline "$cmdline" \
 		--timeout "$timeout_s" "$@" </dev/null 2>>"$log.err")
-	printf '%s %s %s\n' "$([ -n "$t_init" ] && seconds "$t0" "$t_init" || echo n/a)" \
-		"$(sed -n 's/^BENCH-SYSCALL //p' "$log" | tail -n 1)" "$(sed -n 's/^BENCH-FORK //p' "$log" | tail -n 1)"
+	printf '%s %s %s %s\n' "$([ -n "$t_init" ] && seconds "$t0" "$t_init" || echo n/a)" \
+		"$(sed -n 's/^BENCH-SYSCALL //p' "$log" | tail -n 1)" "$(sed -n 's/^BENCH-FORK //p' "$log" | tail -n 1)" \
+		"$(awk 'NF == 2 && $1 ~ /^[0-9.]+$/ { printf "%.2f", $1 + $2 }' "$log.cpu" 2>/dev/null || echo n/a)"
 }
 
 say "$runs runs each, --mmu $mmu, logs in $work"
 for i in $(seq "$runs"); do
 	off=$(boot "$work/off-$i.log")
 	on=$(boot "$work/on-$i.log" --protect kernel,cr-pin,msr-pin)
-	echo "run $i off: init ${off%% *} s, syscall/fork $(echo "$off" | cut -d' ' -f2-) s; on: init ${on%% *} s, syscall/fork $(echo "$on" | cut -d' ' -f2-) s"
+	echo "run $i off: init ${off%% *} s, syscall/fork $(echo "$off" | cut -d' ' -f2-3) s, cpu $(echo "$off" | cut -d' ' -f4) s; on: init ${on%% *} s, syscall/fork $(echo "$on" | cut -d' ' -f2-3) s, cpu $(echo "$on" | cut -d' ' -f4) s"
 	echo "$off" >>"$work/off.results"
 	echo "$on" >>"$work/on.results"
 done
 
-for column in 1 2 3; do
-	name=$(echo "init syscall fork" | cut -d' ' -f$column)
+echo "load average at the end: $(cut -d' ' -f1-3 /proc/loadavg)"
+for column in 1 2 3 4; do
+	name=$(echo "init syscall fork cpu" | cut -d' ' -f$column)
 	a=$(cut -d' ' -f$column "$work/off.results" | median)
 	b=$(cut -d' ' -f$column "$work/on.results" | median)
 	echo "median $name: off $a s, on $b s, on/off $(ratio "$b" "$a")"

@@ -44,5 +44,6 @@ static int RunCommandLine(string[] args)
     root.Subcommands.Add(FirecrackerCommand.Create());
     root.Subcommands.Add(AttestCommand.Create());
     root.Subcommands.Add(ProtectCommand.Create());
+    root.Subcommands.Add(EventsCommand.Create());
     return root.Parse(args).Invoke();
 }

@@ -71,4 +71,13 @@ public enum CpuFeature : ulong
 
     /// <summary>IA32_ARCH_CAPABILITIES (CPUID.7.0:EDX[29]): the MSR says which speculation bugs the CPU lacks.</summary>
     ArchCapabilities = 1UL << 59,
+
+    /// <summary>Supervisor-mode execution prevention (CPUID.7.0:EBX[7], CR4.SMEP): supervisor fetches from user pages fault.</summary>
+    Smep = 1UL << 60,
+
+    /// <summary>Supervisor-mode access prevention (CPUID.7.0:EBX[20], CR4.SMAP) with STAC/CLAC.</summary>
+    Smap = 1UL << 61,
+
+    /// <summary>User-mode instruction prevention (CPUID.7.0:ECX[2], CR4.UMIP): SGDT, SIDT, SLDT, SMSW and STR at CPL &gt; 0 are #GP.</summary>
+    Umip = 1UL << 62,
 }

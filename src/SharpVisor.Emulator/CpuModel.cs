@@ -21,11 +21,13 @@ public sealed class CpuModel
 
     /// <summary>
     /// System features the core implements: paging extensions (the MMU), MSRs, SYSENTER/SYSEXIT,
-    /// debug extensions (CR4.DE) and IA32_ARCH_CAPABILITIES.
+    /// debug extensions (CR4.DE), IA32_ARCH_CAPABILITIES, and the supervisor protections SMEP, SMAP
+    /// (with STAC/CLAC) and UMIP that a guest kernel turns on and kernel protection pins.
     /// </summary>
     public const CpuFeature ImplementedSystemFeatures =
         CpuFeature.De | CpuFeature.Pse | CpuFeature.Msr | CpuFeature.Pae | CpuFeature.Sep | CpuFeature.Pge
-        | CpuFeature.Pat | CpuFeature.Pse36 | CpuFeature.Page1Gb | CpuFeature.ArchCapabilities;
+        | CpuFeature.Pat | CpuFeature.Pse36 | CpuFeature.Page1Gb | CpuFeature.ArchCapabilities
+        | CpuFeature.Smep | CpuFeature.Smap | CpuFeature.Umip;
 
     public const string IntelVendorString = "GenuineIntel";
 
@@ -130,11 +132,12 @@ public sealed class CpuModel
             {
                 // Bit 13: FCS and FDS are deprecated (saved as zero), a property of Intel's x87; AMD
                 // processors save both selectors (and do not set the bit).
-                uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Bmi2, 8)
+                uint ebx = Bit(CpuFeature.Fsgsbase, 0) | Bit(CpuFeature.Bmi1, 3) | Bit(CpuFeature.Smep, 7) | Bit(CpuFeature.Bmi2, 8)
                     | Bit(CpuFeature.Erms, 9) | (Vendor == CpuVendor.Intel ? Bit(CpuFeature.Fpu, 13) : 0)
-                    | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19);
+                    | Bit(CpuFeature.Rdseed, 18) | Bit(CpuFeature.Adx, 19) | Bit(CpuFeature.Smap, 20);
+                uint ecx = Bit(CpuFeature.Umip, 2);
                 uint edx = Bit(CpuFeature.Fsrm, 4) | Bit(CpuFeature.ArchCapabilities, 29);
-                return (0, ebx, 0, edx);
+                return (0, ebx, ecx, edx);
             }
 
             case 0xD when Has(CpuFeature.Xsave):

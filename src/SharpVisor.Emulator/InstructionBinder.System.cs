@@ -176,6 +176,8 @@ internal unsafe partial struct InstructionBinder
                 op.Handler = &SystemHandlers.Sysexit;
                 return true;
             case Mnemonic.Swapgs: op.Handler = &SystemHandlers.Swapgs; return false;
+            case Mnemonic.Stac when _cpu.Model.Has(CpuFeature.Smap): op.Handler = &SystemHandlers.Stac; return false;
+            case Mnemonic.Clac when _cpu.Model.Has(CpuFeature.Smap): op.Handler = &SystemHandlers.Clac; return false;
             default:
                 return null;
         }

@@ -122,8 +122,14 @@ public sealed partial class X86Cpu
 
     internal void SetRflags(ulong value)
     {
+        ulong changed = _flags ^ value;
         _flags = (value & RflagsBits.Defined) | RflagsBits.Reserved1;
         _lazy = 0;
+        if ((changed & RflagsBits.AlignmentCheck) != 0 && _tlb is not null)
+        {
+            // SMAP: supervisor data accesses use another TLB context while AC is set.
+            RefreshTlbContext();
+        }
     }
 
     /// <summary>Evaluates the lazy flags into RFLAGS (before an instruction that changes only some of them).</summary>

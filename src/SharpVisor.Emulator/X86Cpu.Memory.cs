@@ -43,12 +43,28 @@ public sealed unsafe partial class X86Cpu
         RefreshTlbContext();
     }
 
-    /// <summary>Selects the TLB context for the CPL: explicit accesses at CPL 3 are user accesses.</summary>
+    /// <summary>
+    /// Selects the TLB context for the CPL and RFLAGS.AC: explicit accesses at CPL 3 are user
+    /// accesses; supervisor ones with AC set are exempt from SMAP (their own context, since the
+    /// TLB caches SMAP's verdicts).
+    /// </summary>
     private void RefreshTlbContext()
     {
-        bool user = _cpl == 3;
-        _privilegeAccess = user ? PageAccess.User : PageAccess.Read;
-        _tlbContextBase = (int)(user ? TlbContext.User : TlbContext.Supervisor) * _tlb.Slots;
+        if (_cpl == 3)
+        {
+            _privilegeAccess = PageAccess.User;
+            _tlbContextBase = (int)TlbContext.User * _tlb.Slots;
+        }
+        else if ((_flags & RflagsBits.AlignmentCheck) != 0)
+        {
+            _privilegeAccess = PageAccess.Read | PageAccess.AlignmentCheck;
+            _tlbContextBase = (int)TlbContext.SupervisorAlignmentCheck * _tlb.Slots;
+        }
+        else
+        {
+            _privilegeAccess = PageAccess.Read;
+            _tlbContextBase = (int)TlbContext.Supervisor * _tlb.Slots;
+        }
     }
 
     /// <summary>Drops every cached translation, global ones included, and the linear-address block lookups.</summary>
@@ -321,7 +337,7 @@ public sealed unsafe partial class X86Cpu
             // A write-tracked RAM frame: in place, so LOCKed operations stay atomic against the
             // other vCPUs (and their page walks' A/D updates); CommitRmw reports the store.
             nint host = TranslatePage(linear, MemoryAccess.Write);
-            if (host != 0 && _lastTracked)
+            if (host != 0 && _lastTracked && !_lastFiltered)
             {
                 if (_dataBreakpointsEnabled)
                 {
@@ -451,6 +467,7 @@ public sealed unsafe partial class X86Cpu
         nint firstHost = TranslatePage(linear, access, implicitAccess);
         ulong firstPhys = _lastPhysical;
         bool firstTracked = _lastTracked;
+        bool filtered = _lastFiltered;
         int firstLength = (linear & PageMask) == (last & PageMask) ? data.Length : (int)(0x1000 - (linear & 0xFFF));
         nint secondHost = 0;
         ulong secondPhys = 0;
@@ -461,6 +478,17 @@ public sealed unsafe partial class X86Cpu
             secondHost = TranslatePage(secondLinear, access, implicitAccess);
             secondPhys = _lastPhysical;
             secondTracked = _lastTracked;
+            filtered |= _lastFiltered;
+        }
+
+        if (filtered && access == MemoryAccess.Write)
+        {
+            // A locked GDT's frame: checked before anything is stored, so a refusal leaves memory as it was.
+            CheckDescriptorTableStore(linear, firstHost, firstPhys, data[..firstLength], implicitAccess);
+            if (firstLength < data.Length)
+            {
+                CheckDescriptorTableStore(NextLinear(linear, (ulong)firstLength), secondHost, secondPhys, data[firstLength..], implicitAccess);
+            }
         }
 
         CopyPage(firstHost, firstPhys, data[..firstLength], access, firstTracked);
@@ -516,9 +544,9 @@ public sealed unsafe partial class X86Cpu
             {
                 int chunk = (int)Math.Min((ulong)data.Length, 0x1000 - (linear & 0xFFF));
                 nint host = TranslatePage(linear, access);
-                if (host == 0)
+                if (host == 0 || (_lastFiltered && access == MemoryAccess.Write))
                 {
-                    return false;
+                    return false; // MMIO, or a hypercall buffer over a locked GDT
                 }
 
                 CopyPage(host, _lastPhysical, data[..chunk], access, _lastTracked);
@@ -537,6 +565,7 @@ public sealed unsafe partial class X86Cpu
     // Results of the last TranslatePage besides its return value.
     private ulong _lastPhysical;
     private bool _lastTracked;
+    private bool _lastFiltered;
 
     /// <summary>
     /// Translates <paramref name="linear"/> for <paramref name="access"/> through the MMU (which fills
@@ -568,6 +597,7 @@ public sealed unsafe partial class X86Cpu
         ulong physical = t.PhysicalAddress;
         _lastPhysical = physical;
         _lastTracked = t.WriteTracked;
+        _lastFiltered = t.WriteFiltered;
         if (_dataBreakpointsEnabled && access != MemoryAccess.Execute && IsWatchedPage(linear))
         {
             // A data breakpoint's page: no TLB entry, so every access to it comes through AccessBytes.

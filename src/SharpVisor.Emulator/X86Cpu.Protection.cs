@@ -14,6 +14,11 @@ public sealed unsafe partial class X86Cpu
     private bool _userModeEntered;
     private int _protectionGeneration;
 
+    // The GDTR this vCPU had when it locked its GDT (docs/security.md); LGDT may not move it after.
+    private bool _descriptorTablePinned;
+    private ulong _pinnedGdtBase;
+    private ushort _pinnedGdtLimit;
+
     /// <summary>The domain's kernel protection (null: none); shared with the MMU.</summary>
     public ProtectionMap? Protection
     {
@@ -48,8 +53,61 @@ public sealed unsafe partial class X86Cpu
         if (Protection is { } protection && protection.Generation != _protectionGeneration)
         {
             _protectionGeneration = protection.Generation;
+            if (protection.IsLocked && protection.ProtectsDescriptorTables && !_descriptorTablePinned)
+            {
+                PinDescriptorTable(protection);
+            }
+
             _mmu.FlushAll();
             FlushCodeCache();
+        }
+    }
+
+    /// <summary>
+    /// Locks the GDT this vCPU uses now (Linux: GDTR points at the read-only cpu_entry_area alias
+    /// of the CPU's gdt_page; the frame behind it is what gets filtered, whatever alias a store uses).
+    /// </summary>
+    private void PinDescriptorTable(ProtectionMap protection)
+    {
+        if (_mmu is MmuBase mmu && _gdtLimit != 0 && mmu.Probe(_gdtBase, out ulong physical, out _)
+            && protection.ProtectDescriptorTable(ProtectionVcpuId, physical, _gdtLimit))
+        {
+            _descriptorTablePinned = true;
+            _pinnedGdtBase = _gdtBase;
+            _pinnedGdtLimit = _gdtLimit;
+        }
+    }
+
+    /// <summary>#GP(0) when an LGDT would move a locked GDT and the protection enforces.</summary>
+    private void CheckDescriptorTablePin(ulong baseAddress, ushort limit)
+    {
+        if (_descriptorTablePinned && (baseAddress != _pinnedGdtBase || limit != _pinnedGdtLimit)
+            && _mmu.Protection is { } protection
+            && protection.Report(ProtectionViolationKind.DescriptorTable, ProtectionVcpuId, CurrentInstructionRip, baseAddress, limit))
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+    }
+
+    /// <summary>
+    /// A store into a locked GDT's frame: #PF (as for other protected frames) when it would change a
+    /// descriptor other than the TLS slots and the protection enforces; reported either way.
+    /// </summary>
+    private void CheckDescriptorTableStore(ulong linear, nint host, ulong physical, ReadOnlySpan<byte> data, bool implicitAccess)
+    {
+        if (_mmu.Protection is not { } protection
+            || protection.AllowsDescriptorTableStore(physical, new ReadOnlySpan<byte>((void*)host, data.Length), data))
+        {
+            return;
+        }
+
+        Span<byte> value = stackalloc byte[8];
+        value.Clear();
+        data[..Math.Min(8, data.Length)].CopyTo(value);
+        if (protection.Report(ProtectionViolationKind.DescriptorTable, ProtectionVcpuId, CurrentInstructionRip, linear, BitConverter.ToUInt64(value)))
+        {
+            uint user = !implicitAccess && _cpl == 3 ? (uint)PageFaultErrorCode.User : 0;
+            throw RaisePageFault(linear, (uint)(MmuBase.ProtectionFaultCode | PageFaultErrorCode.Write) | user);
         }
     }
 

@@ -188,12 +188,46 @@ public sealed partial class X86Cpu
         EndBlockAfterThis();
     }
 
-    /// <summary>CR4 bits this CPU implements (others are #GP): no VME/PVI, UMIP, LA57, VMX, PCID, SMEP, SMAP or PKE.</summary>
+    /// <summary>CR4 bits this CPU implements (others are #GP): no VME/PVI, LA57, VMX, PCID or PKE; SMEP, SMAP and UMIP when the model offers them.</summary>
     internal ulong SupportedCr4 =>
         Cr4TimeStampDisable | Cr4DebuggingExtensions | PageWalker.Cr4Pse | VcpuState.Cr4Pae | Cr4MachineCheck
         | VcpuState.Cr4Pge | Cr4PerformanceCounters | Cr4OsFxsr | Cr4OsXmmExceptions
+        | (Model.Has(CpuFeature.Umip) ? Cr4Umip : 0)
         | (Model.Has(CpuFeature.Fsgsbase) ? Cr4FsGsBase : 0)
-        | (Model.Has(CpuFeature.Xsave) ? Cr4OsXsave : 0);
+        | (Model.Has(CpuFeature.Xsave) ? Cr4OsXsave : 0)
+        | (Model.Has(CpuFeature.Smep) ? PageWalker.Cr4Smep : 0)
+        | (Model.Has(CpuFeature.Smap) ? PageWalker.Cr4Smap : 0);
+
+    /// <summary>
+    /// UMIP: SGDT, SIDT, SLDT, SMSW and STR are #GP(0) outside CPL 0 once CR4.UMIP is set, so user
+    /// space cannot learn where the kernel keeps its descriptor tables.
+    /// </summary>
+    internal void CheckUserModeInstructionPrevention()
+    {
+        if (_cpl > 0 && (_cr4 & Cr4Umip) != 0)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+    }
+
+    /// <summary>
+    /// STAC and CLAC: set or clear RFLAGS.AC, which lets supervisor code reach user pages under
+    /// SMAP. #UD outside CPL 0 (the binder leaves them unbound when the model has no SMAP).
+    /// </summary>
+    internal void SetAlignmentCheckFlag(bool set)
+    {
+        if (_cpl > 0)
+        {
+            throw new CpuException(ExceptionVector.InvalidOpcode);
+        }
+
+        ulong flags = set ? _flags | RflagsBits.AlignmentCheck : _flags & ~RflagsBits.AlignmentCheck;
+        if (flags != _flags)
+        {
+            _flags = flags;
+            RefreshTlbContext();
+        }
+    }
 
     private void WriteCr4(ulong value)
     {
@@ -321,6 +355,7 @@ public sealed partial class X86Cpu
         }
         else
         {
+            CheckDescriptorTablePin(baseAddress, limit);
             _gdtBase = baseAddress;
             _gdtLimit = limit;
         }

@@ -358,6 +358,7 @@ public sealed partial class X86Cpu
     internal const ulong Cr0TaskSwitched = 1UL << 3;
     internal const ulong Cr0AlignmentMask = 1UL << 18;
     internal const ulong Cr4TimeStampDisable = 1UL << 2;
+    internal const ulong Cr4Umip = 1UL << 11;
     internal const ulong Cr4OsFxsr = 1UL << 9;
     internal const ulong Cr4OsXmmExceptions = 1UL << 10;
     internal const ulong Cr4FsGsBase = 1UL << 16;

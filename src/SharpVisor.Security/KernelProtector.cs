@@ -100,6 +100,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
         ProtectionViolationKind.ControlRegister => "cr-pin",
         ProtectionViolationKind.ModelSpecificRegister => "msr-pin",
         ProtectionViolationKind.DeviceWrite => "dma",
+        ProtectionViolationKind.DescriptorTable => "gdt",
         _ => "measurement",
     };
 
@@ -169,7 +170,7 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
             KaslrOffset = offset;
             where = string.Create(
                 CultureInfo.InvariantCulture,
-                $" KASLR offset 0x{offset:x}; text 0x{layout.Text.Start + offset:x}-0x{layout.Text.End + offset:x} ({Sum(text) >> 10} KiB), read-only data {Sum(rodata) >> 10} KiB, IDT 0x{context.IdtBase:x} ({idt.Count} range{(idt.Count == 1 ? "" : "s")});");
+                $" KASLR offset 0x{offset:x}; text 0x{layout.Text.Start + offset:x}-0x{layout.Text.End + offset:x} ({Sum(text) >> 10} KiB), read-only data {Sum(rodata) >> 10} KiB, IDT 0x{context.IdtBase:x} ({idt.Count} range{(idt.Count == 1 ? "" : "s")}), each vCPU's GDT but its TLS slots;");
         }
 
         RegisterPins pins = new()
@@ -180,7 +181,8 @@ public sealed class KernelProtector : IProtectionMonitor, IDisposable
             Lstar = Policy.PinMsrs ? context.Lstar : null,
             SysenterEip = Policy.PinMsrs ? context.SysenterEip : null,
         };
-        if (!Map.Lock(writeProtected, executable, pins))
+        // The GDT: each vCPU locks the one it uses when it sees the locked map (only the TLS slots stay writable).
+        if (!Map.Lock(writeProtected, executable, pins, descriptorTables: Policy.Kernel))
         {
             return;
         }

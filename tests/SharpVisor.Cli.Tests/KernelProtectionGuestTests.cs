@@ -19,7 +19,7 @@ public sealed class KernelProtectionGuestTests : IDisposable
         ko=/protect_attack.ko
         table=$(grep -m 1 ' sys_call_table$' /proc/kallsyms | cut -d' ' -f1)
         echo "PROTECT-SYMBOLS sys_call_table=$table"
-        for a in text-alias cr0-wp syscall-table lstar cr4-smep; do
+        for a in text-alias cr0-wp syscall-table lstar cr4-smep gdt gdt-tls; do
             insmod $ko attack=$a syscall_table=0x$table
             rmmod protect_attack
         done
@@ -48,7 +48,7 @@ public sealed class KernelProtectionGuestTests : IDisposable
         // Unprotected: every attack works (the module is not what fails under protection).
         open.WaitForLine("PROTECT-ALIVE");
         Assert.Equal(0, open.WaitForExit());
-        foreach (string attack in new[] { "text-alias", "cr0-wp", "syscall-table", "lstar", "exec" })
+        foreach (string attack in new[] { "text-alias", "cr0-wp", "syscall-table", "lstar", "cr4-smep", "gdt", "gdt-tls", "exec" })
         {
             Assert.Contains(open.Lines, l => l.Contains($"PROTECT-ATTACK {attack} result=succeeded", StringComparison.Ordinal));
         }
@@ -60,23 +60,26 @@ public sealed class KernelProtectionGuestTests : IDisposable
         Assert.Equal(0, protectedRun.WaitForExit());
         string[] lines = protectedRun.Lines;
         string stderr = protectedRun.StandardError;
-        foreach (string attack in new[] { "text-alias", "cr0-wp", "syscall-table", "lstar" })
+        foreach (string attack in new[] { "text-alias", "cr0-wp", "syscall-table", "lstar", "cr4-smep", "gdt" })
         {
             Assert.Contains(lines, l => l.Contains($"PROTECT-ATTACK {attack} result=refused", StringComparison.Ordinal));
         }
 
-        Assert.DoesNotContain(lines, l => l.Contains("result=succeeded", StringComparison.Ordinal));
-        // The emulated CPU has no SMEP (docs/emulator-system.md): the module says so rather than pretend.
-        Assert.Contains(lines, l => l.Contains("PROTECT-ATTACK cr4-smep result=n/a", StringComparison.Ordinal));
+        // The TLS slots of the locked GDT stay writable (Linux rewrites them on every context switch).
+        Assert.Contains(lines, l => l.Contains("PROTECT-ATTACK gdt-tls result=succeeded", StringComparison.Ordinal));
+        Assert.DoesNotContain(lines, l => l.Contains("result=succeeded", StringComparison.Ordinal) && !l.Contains("gdt-tls", StringComparison.Ordinal));
         Assert.Contains(lines, l => l.Contains("PROTECT-ATTACK exec calling code", StringComparison.Ordinal));
 
+        // Linux turned on SMEP, SMAP and UMIP on the emulated CPU, so the CR4 pin holds all three.
         Assert.Contains("protection locked (kernel,cr-pin,msr-pin,measure=5,mode=enforce)", stderr);
+        Assert.Contains("cr4=300800;", stderr);
         Assert.Equal(2, Count(stderr, "protection violation: kind=kernel-write"));  // text alias, syscall table
-        Assert.Equal(1, Count(stderr, "protection violation: kind=cr-pin"));
+        Assert.Equal(2, Count(stderr, "protection violation: kind=cr-pin"));        // CR0.WP, CR4.SMEP
         Assert.Equal(1, Count(stderr, "protection violation: kind=msr-pin"));
+        Assert.Equal(1, Count(stderr, "protection violation: kind=gdt"));           // the kernel CS descriptor
         Assert.Equal(1, Count(stderr, "protection violation: kind=kernel-exec"));
         Assert.Equal(0, Count(stderr, "action=logged"));
-        Assert.Contains("protection: 5 violations", stderr);
+        Assert.Contains("protection: 7 violations", stderr);
         Assert.Contains("measurement matches the golden", stderr);
 
         // The quote: verifies with its nonce, the host key and the kernel's digest; not with another nonce or key.
@@ -84,7 +87,7 @@ public sealed class KernelProtectionGuestTests : IDisposable
         string publicKey = Path.Combine(keys, "attestation-key.pub.pem");
         SharpVisorProcess.Result verified = SharpVisorProcess.Run(["attest", "verify", quote, "--key", publicKey, "--nonce", Nonce, "--expect-kernel", kernelDigest]);
         Assert.True(verified.ExitCode == 0, verified.StandardError);
-        Assert.Contains("violations    5", verified.StandardOutput);
+        Assert.Contains("violations    7", verified.StandardOutput);
         SharpVisorProcess.Result replay = SharpVisorProcess.Run(["attest", "verify", quote, "--key", publicKey, "--nonce", "5eed00c0fffe"]);
         Assert.Equal(1, replay.ExitCode);
         Assert.Contains("nonce", replay.StandardError);

@@ -1,3 +1,4 @@
+using System.Text.Json;
 using SharpVisor.Host.Daemon;
 using SharpVisor.TestSupport;
 using static SharpVisor.Host.Tests.CliSessionTests;
@@ -62,6 +63,74 @@ public sealed class CliProtectionSessionTests
         finally
         {
             // Domains outlive their daemon (it re-adopts them on restart): destroy them, or their VMMs run on.
+            Run(env, "destroy", "guard");
+            Run(env, "destroy", "plain");
+            StopDaemon(runtime);
+        }
+    }
+
+    /// <summary>
+    /// The event stream with a real violation (docs/security.md): the test kernel rewrites LSTAR
+    /// after every tick ("wrlstar"), so once KVM's lock poll pinned it each write is an msr-pin
+    /// violation (let through: mode=log). `sharpvisor events DOMAIN` and `sharpvisor events` follow
+    /// them as JSON lines with the domain, kind, vCPU, RIP, target and value; an unprotected domain
+    /// has no events to follow.
+    /// </summary>
+    [KvmFact]
+    public void AGuestsViolationsStreamThroughTheDaemonToSharpvisorEvents()
+    {
+        using var directory = new TempDirectory();
+        string runtime = directory.File("run");
+        string config = directory.File("guard.json");
+        File.WriteAllText(config, $$"""
+            {
+              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000 wrlstar"},
+              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16},
+              "sharpvisor-protection": {"policy": "cr-pin,msr-pin,mode=log"}
+            }
+            """);
+        string plain = directory.File("plain.json");
+        File.WriteAllText(plain, $$"""
+            {
+              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
+              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}
+            }
+            """);
+        var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
+        try
+        {
+            Assert.Equal(0, Run(env, "create", config, "--accel", "kvm").ExitCode);
+            Assert.Equal(0, Run(env, "create", plain, "--accel", "kvm").ExitCode);
+
+            // Ends by itself after two events: the guest makes them as soon as its pins are locked.
+            Result followed = Run(env, "events", "guard", "--count", "2");
+            Assert.True(followed.ExitCode == 0, followed.Stderr);
+            string[] lines = followed.Stdout.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+            Assert.Equal(2, lines.Length);
+            var values = new HashSet<string>();
+            foreach (string line in lines)
+            {
+                using JsonDocument e = JsonDocument.Parse(line);
+                JsonElement root = e.RootElement;
+                Assert.Equal("guard", root.GetProperty("domain").GetString());
+                Assert.Equal("msr-pin", root.GetProperty("kind").GetString());
+                Assert.Equal("0xc0000082", root.GetProperty("target").GetString());
+                Assert.Equal(0, root.GetProperty("vcpu").GetInt32());
+                Assert.NotEqual("0x0", root.GetProperty("rip").GetString());
+                Assert.False(root.GetProperty("blocked").GetBoolean());
+                values.Add(root.GetProperty("value").GetString()!);
+            }
+
+            Assert.Equal(2, values.Count); // two different tick counters: two writes, not one event twice
+
+            // Every domain: the protected one's events; the unprotected one is left out.
+            Result all = Run(env, "events", "--count", "1");
+            Assert.True(all.ExitCode == 0, all.Stderr);
+            Assert.Contains("\"domain\":\"guard\"", all.Stdout);
+            AssertRefused(Run(env, "events", "plain", "--count", "1"), "without kernel protection");
+        }
+        finally
+        {
             Run(env, "destroy", "guard");
             Run(env, "destroy", "plain");
             StopDaemon(runtime);

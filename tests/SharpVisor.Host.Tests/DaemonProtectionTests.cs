@@ -54,4 +54,41 @@ public sealed class DaemonProtectionTests
         DaemonException badNonce = await Assert.ThrowsAsync<DaemonException>(() => host.Client.AttestAsync("web", "xyz"));
         Assert.Equal(400, badNonce.StatusCode);
     }
+
+    [Fact]
+    public async Task TheEventStreamReplaysRecentViolationsThenFollowsNewOnes()
+    {
+        var launcher = new InProcessVmmLauncher();
+        await using DaemonTestHost host = await DaemonTestHost.StartAsync(launcher);
+        CreateDomainRequest request = host.Request("web");
+        await host.Client.CreateAsync(request with { Config = request.Config with { Protection = new ProtectionConfiguration { Policy = "cr-pin,msr-pin" } } });
+        KernelProtector protector = launcher.Factory.Find("web").Protector!;
+
+        // Through the map, as a vCPU reports: one before following (replayed), one while following.
+        protector.Map.Report(ProtectionViolationKind.ModelSpecificRegister, 0, 0xFFFF_FFFF_8100_0000, 0xC000_0082, 0x1234);
+        var lines = new List<string>();
+        var first = new TaskCompletionSource();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        Task following = host.Client.FollowEventsAsync("web", line =>
+        {
+            lines.Add(line);
+            first.TrySetResult();
+            return lines.Count < 2;
+        }, timeout.Token);
+        await first.Task.WaitAsync(timeout.Token);
+        protector.Map.Report(ProtectionViolationKind.ControlRegister, 1, 0xFFFF_FFFF_8100_0010, 4, 0x6F0);
+        await following;
+
+        Assert.Equal(2, lines.Count);
+        Assert.StartsWith("{\"domain\":\"web\",\"id\":1,", lines[0]);
+        Assert.Contains("\"kind\":\"msr-pin\"", lines[0]);
+        Assert.Contains("\"rip\":\"0xffffffff81000000\",\"target\":\"0xc0000082\",\"value\":\"0x1234\",\"blocked\":true", lines[0]);
+        Assert.Contains("\"kind\":\"cr-pin\",\"vcpu\":1,", lines[1]);
+
+        // A domain without protection has no events to follow.
+        await host.Client.CreateAsync(host.Request("plain"));
+        DaemonException refused = await Assert.ThrowsAsync<DaemonException>(() => host.Client.FollowEventsAsync("plain", _ => false));
+        Assert.Equal(400, refused.StatusCode);
+        Assert.Contains("without kernel protection", refused.Message);
+    }
 }

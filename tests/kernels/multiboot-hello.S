@@ -17,7 +17,9 @@
 # controller translates by default); on the Ctrl-Alt-Del make sequence (1D 38 E0 53, Ctrl and
 # Alt still down when Delete goes down) it prints "ctrl-alt-del: resetting" and pulses the
 # reset line with i8042 command 0xFE, as Linux does with reboot=k — unless the command line
-# has "nokbd", for a guest that ignores the keyboard.
+# has "nokbd", for a guest that ignores the keyboard. With "wrlstar" it also writes the tick
+# counter to IA32_LSTAR after each tick: a kernel-protection test's msr-pin violation once the
+# pins are locked (docs/security.md).
 #
 # Register use: ESI holds the multiboot_info pointer and EDI the command line (0 when
 # there is none) for the whole run; the helpers preserve them.
@@ -184,6 +186,7 @@ loop_forever:
     call newline
     call poll_power_button
     call poll_keyboard
+    call poll_lstar
     mov %ebx, %ecx
 2:
     dec %ecx
@@ -209,6 +212,19 @@ poll_power_button:
     mov $PM1A_CNT, %dx
     mov $(SLP_TYP_S5 | SLP_EN), %ax
     outw %ax, %dx
+1:
+    ret
+
+# poll_lstar: with "wrlstar", writes the tick counter (EBP) to IA32_LSTAR. Clobbers EAX, ECX, EDX.
+poll_lstar:
+    mov $opt_wrlstar, %eax
+    call find_option
+    test %eax, %eax
+    jz 1f
+    mov $0xC0000082, %ecx           # IA32_LSTAR
+    mov %ebp, %eax                  # the tick counter: a new value each time
+    xor %edx, %edx
+    wrmsr
 1:
     ret
 
@@ -405,6 +421,7 @@ msg_power_off: .asciz "power button: powering off"
 opt_noacpi:    .asciz "noacpi"
 msg_cad:       .asciz "ctrl-alt-del: resetting"
 opt_nokbd:     .asciz "nokbd"
+opt_wrlstar:   .asciz "wrlstar"
 opt_exit:      .asciz "exit="
 
     .section .bss

@@ -40,7 +40,15 @@ internal static class SystemHandlers
     public static void Lmsw(X86Cpu cpu, ref Op op) => cpu.LoadMachineStatusWord(ReadSelectorOperand(cpu, ref op));
 
     /// <summary>SMSW: CR0's low word to memory, or CR0 at the operand size to a register.</summary>
-    public static void Smsw(X86Cpu cpu, ref Op op) => StoreSelectorOperand(cpu, ref op, cpu._cr0);
+    public static void Smsw(X86Cpu cpu, ref Op op)
+    {
+        cpu.CheckUserModeInstructionPrevention();
+        StoreSelectorOperand(cpu, ref op, cpu._cr0);
+    }
+
+    public static void Stac(X86Cpu cpu, ref Op op) => cpu.SetAlignmentCheckFlag(true);
+
+    public static void Clac(X86Cpu cpu, ref Op op) => cpu.SetAlignmentCheckFlag(false);
 
     // ---- Segment registers ------------------------------------------------------------------
 
@@ -132,8 +140,11 @@ internal static class SystemHandlers
     public static void LoadDescriptorTable(X86Cpu cpu, ref Op op) =>
         cpu.LoadDescriptorTable(op.Aux == 1, cpu.Linear(ref op, cpu._is64 ? 10 : 6, MemoryAccess.Read), op.OpSize);
 
-    public static void StoreDescriptorTable(X86Cpu cpu, ref Op op) =>
+    public static void StoreDescriptorTable(X86Cpu cpu, ref Op op)
+    {
+        cpu.CheckUserModeInstructionPrevention();
         cpu.StoreDescriptorTable(op.Aux == 1, cpu.Linear(ref op, cpu._is64 ? 10 : 6, MemoryAccess.Write));
+    }
 
     public static void Lldt(X86Cpu cpu, ref Op op) => cpu.LoadLdt(ReadSelectorOperand(cpu, ref op));
 
@@ -142,12 +153,14 @@ internal static class SystemHandlers
     public static void Sldt(X86Cpu cpu, ref Op op)
     {
         cpu.RequireProtectedMode();
+        cpu.CheckUserModeInstructionPrevention();
         StoreSelectorOperand(cpu, ref op, cpu.LdtSelector);
     }
 
     public static void Str(X86Cpu cpu, ref Op op)
     {
         cpu.RequireProtectedMode();
+        cpu.CheckUserModeInstructionPrevention();
         StoreSelectorOperand(cpu, ref op, cpu.TaskRegisterSelector);
     }
 

@@ -187,6 +187,7 @@ public abstract class MmuBase : IMmu
         bool canExecute = !pagingEnabled || Walker.IsAllowed(rights, context | PageAccess.Execute);
 
         ProtectionViolationKind? violation = null;
+        bool filtered = false;
         if (pagingEnabled && Protection is { IsLocked: true } protection)
         {
             // The guest's locked kernel (docs/security.md): checked on the guest-physical page, the
@@ -207,6 +208,12 @@ public abstract class MmuBase : IMmu
                 }
 
                 canWrite = false; // every store comes here
+            }
+            else if (protection.IsDescriptorTableFrame(physicalPage))
+            {
+                // A locked GDT: every store comes here and the CPU checks which descriptors it changes.
+                canWrite = false;
+                filtered = write;
             }
 
             if ((context & PageAccess.User) == 0 && !protection.IsSupervisorExecutable(linear))
@@ -249,7 +256,7 @@ public abstract class MmuBase : IMmu
             Memory.DirtyLog?.Mark(physicalPage, MemoryRegion.PageSize);
         }
 
-        return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked, violation);
+        return Translation.Ram(physical, hostPage + (nint)(physical & 0xFFF), write && tracked, violation, filtered);
     }
 
     /// <summary>Records a #PF.</summary>

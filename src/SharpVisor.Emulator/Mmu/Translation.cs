@@ -8,9 +8,10 @@ namespace SharpVisor.Emulator.Mmu;
 /// </summary>
 public readonly struct Translation
 {
-    private Translation(TranslationStatus status, ulong physicalAddress, nint hostAddress, PageFault fault, bool writeTracked, ProtectionViolationKind? violation = null)
+    private Translation(TranslationStatus status, ulong physicalAddress, nint hostAddress, PageFault fault, bool writeTracked, ProtectionViolationKind? violation = null, bool writeFiltered = false)
     {
         Violation = violation;
+        WriteFiltered = writeFiltered;
         Status = status;
         PhysicalAddress = physicalAddress;
         HostAddress = hostAddress;
@@ -41,14 +42,20 @@ public readonly struct Translation
     /// </summary>
     public ProtectionViolationKind? Violation { get; }
 
+    /// <summary>
+    /// A write to a frame holding a locked GDT (<see cref="ProtectionMap.AllowsDescriptorTableStore"/>):
+    /// the CPU checks the bytes before it stores them. Such frames never get TLB write tags.
+    /// </summary>
+    public bool WriteFiltered { get; }
+
     public bool IsRam => Status == TranslationStatus.Ram;
 
     public bool IsMmio => Status == TranslationStatus.Mmio;
 
     public bool IsPageFault => Status == TranslationStatus.PageFault;
 
-    public static Translation Ram(ulong physicalAddress, nint hostAddress, bool writeTracked = false, ProtectionViolationKind? violation = null) =>
-        new(TranslationStatus.Ram, physicalAddress, hostAddress, default, writeTracked, violation);
+    public static Translation Ram(ulong physicalAddress, nint hostAddress, bool writeTracked = false, ProtectionViolationKind? violation = null, bool writeFiltered = false) =>
+        new(TranslationStatus.Ram, physicalAddress, hostAddress, default, writeTracked, violation, writeFiltered);
 
     public static Translation Mmio(ulong physicalAddress) =>
         new(TranslationStatus.Mmio, physicalAddress, 0, default, false);

@@ -22,6 +22,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(XenStoreNode))]
 [JsonSerializable(typeof(ProtectionConfiguration))]
 [JsonSerializable(typeof(ProtectionStatus))]
+[JsonSerializable(typeof(ProtectionEvent))]
 public sealed partial class ControlJsonContext : JsonSerializerContext
 {
 }

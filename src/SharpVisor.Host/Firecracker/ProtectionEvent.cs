@@ -5,7 +5,7 @@ public sealed record ProtectionEvent
 {
     public required DateTimeOffset Time { get; init; }
 
-    /// <summary>kernel-write, kernel-exec, cr-pin, msr-pin, dma or measurement.</summary>
+    /// <summary>kernel-write, kernel-exec, cr-pin, msr-pin, dma, gdt or measurement.</summary>
     public required string Kind { get; init; }
 
     /// <summary>The vCPU, or -1 for a device or a measurement.</summary>

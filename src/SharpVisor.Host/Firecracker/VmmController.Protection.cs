@@ -71,6 +71,17 @@ public sealed partial class VmmController
         }
     }
 
+    /// <summary>GET /sharpvisor/events: the running protected domain's violation events to follow.</summary>
+    public ProtectionEventLog GetProtectionEvents()
+    {
+        lock (_lock)
+        {
+            RequireLive("events");
+            RequireProtector();
+            return _machine!.ProtectionEvents ?? throw ApiException.BadRequest("this domain keeps no protection events");
+        }
+    }
+
     /// <summary>GET /attestation?nonce=HEX: a quote signed with the host's key (docs/security.md, the quote format).</summary>
     public AttestationQuote Attest(string? nonce)
     {

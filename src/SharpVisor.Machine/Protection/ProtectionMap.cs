@@ -16,6 +16,8 @@ public sealed class ProtectionMap : IDeviceWriteGuard
     private ProtectedRange[] _writeProtected = [];
     private ProtectedRange[] _supervisorExecutable = [];
     private RegisterPins _pins = RegisterPins.None;
+    private DescriptorTableFrame[] _descriptorTables = [];
+    private bool _protectsDescriptorTables;
     private volatile bool _locked;
     private volatile bool _enforce;
     private int _generation;
@@ -48,11 +50,21 @@ public sealed class ProtectionMap : IDeviceWriteGuard
     public IReadOnlyList<ProtectedRange> SupervisorExecutable => _supervisorExecutable;
 
     /// <summary>
+    /// Whether each vCPU's GDT is to be locked too: the vCPU registers the table it uses
+    /// (<see cref="ProtectDescriptorTable"/>) when it first sees the locked map.
+    /// </summary>
+    public bool ProtectsDescriptorTables => _protectsDescriptorTables;
+
+    /// <summary>The locked GDTs, one per vCPU that registered its own.</summary>
+    public IReadOnlyList<DescriptorTableFrame> DescriptorTables => _descriptorTables;
+
+    /// <summary>
     /// Locks the kernel: from now on the guest-physical <paramref name="writeProtected"/> ranges are
     /// read-only to vCPUs and devices, supervisor code runs only inside <paramref name="supervisorExecutable"/>
     /// (none given: not restricted), and <paramref name="pins"/> hold. Only the first call locks.
+    /// With <paramref name="descriptorTables"/>, every vCPU's GDT is locked as the vCPU registers it.
     /// </summary>
-    public bool Lock(IEnumerable<ProtectedRange> writeProtected, IEnumerable<ProtectedRange> supervisorExecutable, RegisterPins pins)
+    public bool Lock(IEnumerable<ProtectedRange> writeProtected, IEnumerable<ProtectedRange> supervisorExecutable, RegisterPins pins, bool descriptorTables = false)
     {
         ArgumentNullException.ThrowIfNull(pins);
         lock (_lockGate)
@@ -86,10 +98,95 @@ public sealed class ProtectionMap : IDeviceWriteGuard
             _writeProtected = ranges;
             _supervisorExecutable = supervisorExecutable.Where(r => r.End > r.Start).ToArray();
             _pins = pins;
+            _protectsDescriptorTables = descriptorTables;
             _locked = true;
             Interlocked.Increment(ref _generation);
             return true;
         }
+    }
+
+    /// <summary>
+    /// Locks the GDT a vCPU uses (<paramref name="physicalAddress"/>: where its GDTR base maps;
+    /// the table must lie in one frame). From then on a store to the frame may change only the TLS
+    /// descriptors and the TSS busy bit (<see cref="AllowsDescriptorTableStore"/>). False when the
+    /// map does not lock descriptor tables, is not locked, or the table does not fit one frame.
+    /// </summary>
+    public bool ProtectDescriptorTable(int vcpu, ulong physicalAddress, ushort limit)
+    {
+        if ((physicalAddress & 0xFFF) + limit >= 0x1000)
+        {
+            return false;
+        }
+
+        lock (_lockGate)
+        {
+            if (!_locked || !_protectsDescriptorTables)
+            {
+                return false;
+            }
+
+            var table = new DescriptorTableFrame(vcpu, physicalAddress & ~0xFFFUL, (int)(physicalAddress & 0xFFF), limit);
+            _descriptorTables = [.. _descriptorTables.Where(t => t.Vcpu != vcpu), table];
+            return true;
+        }
+    }
+
+    /// <summary>Whether the guest frame of <paramref name="physicalAddress"/> holds a locked GDT.</summary>
+    public bool IsDescriptorTableFrame(ulong physicalAddress) => FindDescriptorTable(physicalAddress) is not null;
+
+    /// <summary>
+    /// Whether a store of <paramref name="data"/> at <paramref name="physicalAddress"/> (within one
+    /// frame), over the bytes there now (<paramref name="current"/>), leaves a locked GDT's
+    /// descriptors as they are: only the TLS slots (entries 12-14, which Linux rewrites on every
+    /// context switch) and the TSS descriptor's busy bit (which LTR sets) may change; bytes past
+    /// the table's limit are no descriptors. Equal bytes are always allowed.
+    /// </summary>
+    public bool AllowsDescriptorTableStore(ulong physicalAddress, ReadOnlySpan<byte> current, ReadOnlySpan<byte> data)
+    {
+        if (FindDescriptorTable(physicalAddress) is not { } table)
+        {
+            return true;
+        }
+
+        int start = (int)(physicalAddress & 0xFFF) - table.Offset;
+        for (int i = 0; i < data.Length && i < current.Length; i++)
+        {
+            int at = start + i;
+            byte changed = (byte)(data[i] ^ current[i]);
+            if (changed == 0 || at < 0 || at > table.Limit || (at >= TlsFirstByte && at < TlsEndByte))
+            {
+                continue;
+            }
+
+            if (at == TssAccessByte && changed == TssBusyBit)
+            {
+                continue;
+            }
+
+            return false;
+        }
+
+        return true;
+    }
+
+    // x86-64 Linux's GDT layout: TLS entries 12-14, the TSS descriptor at entry 8 (its type's bit 1 is "busy").
+    private const int TlsFirstByte = 12 * 8;
+    private const int TlsEndByte = 15 * 8;
+    private const int TssAccessByte = (8 * 8) + 5;
+    private const byte TssBusyBit = 0x02;
+
+    private DescriptorTableFrame? FindDescriptorTable(ulong physicalAddress)
+    {
+        ulong frame = physicalAddress & ~0xFFFUL;
+        foreach (DescriptorTableFrame table in _descriptorTables)
+        {
+            if (table.Frame == frame)
+            {
+                return table;
+            }
+        }
+
+        return null;
     }
 
     /// <summary>From now on violations are blocked (a running domain's policy raised from mode=log).</summary>
@@ -122,6 +219,21 @@ public sealed class ProtectionMap : IDeviceWriteGuard
         for (ulong frame = physicalAddress >> 12; frame <= last >> 12 && frame < limit; frame++)
         {
             if (IsWriteProtected(frame << 12))
+            {
+                return true;
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Whether a device write of the range would touch a locked GDT's frame (DMA is refused there as a whole).</summary>
+    private bool TouchesDescriptorTable(ulong address, ulong length)
+    {
+        ulong last = length == 0 ? address : address + length - 1;
+        foreach (DescriptorTableFrame table in _descriptorTables)
+        {
+            if (length != 0 && table.Frame <= last && address < table.Frame + 0x1000)
             {
                 return true;
             }
@@ -169,7 +281,7 @@ public sealed class ProtectionMap : IDeviceWriteGuard
     /// <summary>Device DMA: refused (and reported) when it would write a protected frame and the map enforces.</summary>
     public bool AllowsDeviceWrite(ulong address, ulong length)
     {
-        if (!IsAnyWriteProtected(address, length))
+        if (!IsAnyWriteProtected(address, length) && !TouchesDescriptorTable(address, length))
         {
             return true;
         }

@@ -20,4 +20,10 @@ public enum ProtectionViolationKind
 
     /// <summary>A measurement of the protected state differs from the golden one taken at lock.</summary>
     Measurement,
+
+    /// <summary>
+    /// A store that would change a locked GDT descriptor other than the TLS slots (or the TSS busy
+    /// bit), or an LGDT that moves the GDT a vCPU had at lock.
+    /// </summary>
+    DescriptorTable,
 }

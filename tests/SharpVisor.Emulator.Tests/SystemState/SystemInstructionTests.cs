@@ -259,7 +259,7 @@ public sealed class SystemInstructionTests
     [Fact]
     public void ControlRegisterWritesRejectWhatIsNotImplemented()
     {
-        using var m = new SystemMachine(model: new CpuModel(CpuModel.Default.Features & ~CpuFeature.Xsave));
+        using var m = new SystemMachine(model: new CpuModel(CpuModel.Default.Features & ~(CpuFeature.Xsave | CpuFeature.Smep)));
         m.InstallHaltHandlers();
         ulong resume = 0x18_8000;
         m.Load(resume, a =>
@@ -277,7 +277,7 @@ public sealed class SystemInstructionTests
             a.or(rax, 1 << 17);                // PCIDE
             a.mov(cr4, rax);
             a.mov(rax, rbx);
-            a.or(rax, 1 << 20);                // SMEP
+            a.or(rax, 1 << 20);                // SMEP on a model without it
             a.mov(cr4, rax);
             a.mov(rax, rbx);
             a.or(rax, 1 << 18);                // OSXSAVE without XSAVE
@@ -406,8 +406,9 @@ public sealed class SystemInstructionTests
         Assert.NotEqual(0u, d & (1u << 5));  // MSR
 
         (_, b, c, d) = Query(m, 7);
-        Assert.Equal(0u, b & ((1u << 0) | (1u << 7) | (1u << 10) | (1u << 20))); // FSGSBASE, SMEP, INVPCID, SMAP
-        Assert.Equal(0u, c & ((1u << 2) | (1u << 3) | (1u << 16) | (1u << 22))); // UMIP, PKU, LA57, RDPID
+        Assert.Equal(0u, b & ((1u << 0) | (1u << 10))); // FSGSBASE, INVPCID
+        Assert.Equal((1u << 7) | (1u << 20), b & ((1u << 7) | (1u << 20))); // SMEP, SMAP (docs/security.md)
+        Assert.Equal(1u << 2, c & ((1u << 2) | (1u << 3) | (1u << 16) | (1u << 22))); // UMIP; no PKU, LA57, RDPID
 
         (_, _, _, d) = Query(m, 0x8000_0001);
         Assert.NotEqual(0u, d & (1u << 26)); // 1 GiB pages

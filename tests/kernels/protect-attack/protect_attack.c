@@ -20,13 +20,15 @@
 #include <asm/processor-flags.h>
 #include <asm/pgtable.h>
 #include <asm/tlbflush.h>
+#include <asm/desc.h>
+#include <asm/segment.h>
 
 MODULE_LICENSE("GPL");
 MODULE_DESCRIPTION("SharpVisor kernel protection test: attacks on a running kernel");
 
 static char *attack = "";
 module_param(attack, charp, 0);
-MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep or exec");
+MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep, gdt, gdt-tls or exec");
 
 static unsigned long syscall_table;
 module_param(syscall_table, ulong, 0);
@@ -199,6 +201,48 @@ static void attack_cr4_smep(void)
 	report("cr4-smep", cleared, cleared ? "CR4.SMEP cleared" : "CR4.SMEP still set", err);
 }
 
+/*
+ * The kernel code descriptor in this CPU's GDT, through the writable per-CPU alias Linux itself
+ * uses for TLS (get_cpu_gdt_rw): DPL 3 would let user code reach ring 0 through a far call gate
+ * or confuse IRET's checks. Restored at once if it lands.
+ */
+static void attack_gdt(void)
+{
+	unsigned long flags;
+	u64 *cs, old, now;
+	int err;
+
+	local_irq_save(flags);
+	cs = (u64 *)get_cpu_gdt_rw(smp_processor_id()) + GDT_ENTRY_KERNEL_CS;
+	old = READ_ONCE(*cs);
+	err = store_u64(cs, old | (3ULL << 45));
+	now = READ_ONCE(*cs);
+	if (now != old)
+		store_u64(cs, old);
+	local_irq_restore(flags);
+	report("gdt", now != old, now != old ? "kernel CS descriptor rewritten (DPL 3)" : "kernel CS descriptor unchanged", err);
+}
+
+/*
+ * What Linux does on every context switch: a TLS descriptor (GDT entry 12) of this CPU's GDT
+ * written and put back. Must keep working under protection.
+ */
+static void attack_gdt_tls(void)
+{
+	unsigned long flags;
+	u64 *tls, old, now;
+	int err;
+
+	local_irq_save(flags);
+	tls = (u64 *)get_cpu_gdt_rw(smp_processor_id()) + GDT_ENTRY_TLS_MIN;
+	old = READ_ONCE(*tls);
+	err = store_u64(tls, old ^ 0x0000f20000000001ULL);
+	now = READ_ONCE(*tls);
+	store_u64(tls, old);
+	local_irq_restore(flags);
+	report("gdt-tls", now != old, now != old ? "TLS descriptor written" : "TLS descriptor unchanged", err);
+}
+
 static void attack_exec(void)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
@@ -238,6 +282,10 @@ static int __init protect_attack_init(void)
 		attack_lstar();
 	else if (!strcmp(attack, "cr4-smep"))
 		attack_cr4_smep();
+	else if (!strcmp(attack, "gdt"))
+		attack_gdt();
+	else if (!strcmp(attack, "gdt-tls"))
+		attack_gdt_tls();
 	else if (!strcmp(attack, "exec"))
 		attack_exec();
 	else
