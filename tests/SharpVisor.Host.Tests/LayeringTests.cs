@@ -12,6 +12,15 @@ public sealed class LayeringTests
 {
     private static readonly string[] s_platform = ["SharpVisor.Interop", "SharpVisor.Memory", "SharpVisor.Machine"];
 
+    private static readonly string[] s_accelerators = ["SharpVisor.Kvm", "SharpVisor.Emulator"];
+
+    /// <summary>
+    /// The one list of which project may reference which (docs/architecture.md, "Layers"). The Host
+    /// parts: Configuration (the machine-configuration records) and Api (the wire models, the lean
+    /// HTTP server, the console protocol) sit on the platform without an accelerator; Vmm builds
+    /// machines on top of them; Daemon and Client never see an accelerator (the daemon starts a VMM
+    /// process per domain and must not load KVM or the emulator).
+    /// </summary>
     private static readonly Dictionary<string, string[]> s_mayReference = new()
     {
         ["SharpVisor.Interop"] = [],
@@ -23,9 +32,13 @@ public sealed class LayeringTests
         ["SharpVisor.Boot"] = s_platform,
         ["SharpVisor.Xen"] = s_platform,
         ["SharpVisor.Security"] = [.. s_platform, "SharpVisor.Boot"],
-        ["SharpVisor.Host"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security"],
-        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
-        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
+        ["SharpVisor.Host.Configuration"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security", "SharpVisor.Emulator"],
+        ["SharpVisor.Host.Api"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security", "SharpVisor.Host.Configuration"],
+        ["SharpVisor.Host.Vmm"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
+        ["SharpVisor.Host.Daemon"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
+        ["SharpVisor.Host.Client"] = ["SharpVisor.Interop", "SharpVisor.Host.Api"],
+        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api", "SharpVisor.Host.Vmm", "SharpVisor.Host.Daemon", "SharpVisor.Host.Client"],
+        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api", "SharpVisor.Host.Vmm"],
     };
 
     [Fact]

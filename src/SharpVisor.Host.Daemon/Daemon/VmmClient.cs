@@ -89,7 +89,7 @@ public sealed class VmmClient : IDisposable
 
         if (config.Protection is { } protection)
         {
-            await PutAsync(ProtectionRoutes.Path, protection, ControlJsonContext.Default.ProtectionConfiguration, cancel);
+            await PutAsync(VmmPaths.Protection, protection, ControlJsonContext.Default.ProtectionConfiguration, cancel);
         }
 
         await PutAsync("/actions", new InstanceActionInfo { ActionType = InstanceActionInfo.InstanceStart }, json.InstanceActionInfo, cancel);
@@ -127,14 +127,14 @@ public sealed class VmmClient : IDisposable
     public Task<DomainCounters> GetCountersAsync(CancellationToken cancel) => GetAsync("/sharpvisor/counters", ControlJsonContext.Default.DomainCounters, cancel);
 
     public Task<XenStoreListing> ReadXenStoreAsync(string path, bool recursive, CancellationToken cancel) =>
-        GetAsync($"{XenStoreRoutes.Path}?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
+        GetAsync($"{VmmPaths.XenStore}?path={Uri.EscapeDataString(path)}&recursive={(recursive ? "true" : "false")}", ControlJsonContext.Default.XenStoreListing, cancel);
 
     public Task WriteXenStoreAsync(string path, string value, CancellationToken cancel) =>
-        PutAsync(XenStoreRoutes.Path, new XenStoreNode { Path = path, Value = value }, ControlJsonContext.Default.XenStoreNode, cancel);
+        PutAsync(VmmPaths.XenStore, new XenStoreNode { Path = path, Value = value }, ControlJsonContext.Default.XenStoreNode, cancel);
 
     public async Task RemoveXenStoreAsync(string path, CancellationToken cancel)
     {
-        string uri = $"{XenStoreRoutes.Path}?path={Uri.EscapeDataString(path)}";
+        string uri = $"{VmmPaths.XenStore}?path={Uri.EscapeDataString(path)}";
         using var request = new HttpRequestMessage(HttpMethod.Delete, uri);
         using HttpResponseMessage response = await SendAsync(request, cancel);
         if (response.StatusCode != HttpStatusCode.NoContent)
@@ -144,15 +144,15 @@ public sealed class VmmClient : IDisposable
     }
 
     public Task<ProtectionStatus> GetProtectionAsync(CancellationToken cancel) =>
-        GetAsync(ProtectionRoutes.Path, ControlJsonContext.Default.ProtectionStatus, cancel);
+        GetAsync(VmmPaths.Protection, ControlJsonContext.Default.ProtectionStatus, cancel);
 
     public Task SetProtectionAsync(string policy, CancellationToken cancel) =>
-        PutAsync(ProtectionRoutes.Path, new ProtectionConfiguration { Policy = policy }, ControlJsonContext.Default.ProtectionConfiguration, cancel);
+        PutAsync(VmmPaths.Protection, new ProtectionConfiguration { Policy = policy }, ControlJsonContext.Default.ProtectionConfiguration, cancel);
 
     /// <summary>GET /attestation?nonce=HEX: the quote's JSON as the VMM wrote it (its bytes are what is signed).</summary>
     public async Task<string> AttestAsync(string nonce, CancellationToken cancel)
     {
-        string path = $"{ProtectionRoutes.AttestationPath}?nonce={Uri.EscapeDataString(nonce)}";
+        string path = $"{VmmPaths.Attestation}?nonce={Uri.EscapeDataString(nonce)}";
         using var request = new HttpRequestMessage(HttpMethod.Get, path);
         using HttpResponseMessage response = await SendAsync(request, cancel);
         if (response.StatusCode != HttpStatusCode.OK)

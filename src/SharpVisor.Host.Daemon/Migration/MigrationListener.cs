@@ -85,8 +85,8 @@ public sealed class MigrationListener : IDisposable
                 byte[] hello = channel.Expect(MigrationFrameType.Hello);
                 byte[] config = channel.Expect(MigrationFrameType.Config);
                 string name = ReadName(hello);
-                Vmm.MachineConfiguration machine = VirtualMachineMonitor.ReadMigrationConfiguration(config, out _);
-                if (VirtualMachineMonitor.MissingFile(machine) is { } missing)
+                Vmm.MachineConfiguration machine = MigrationProtocol.ReadConfiguration(config, out _);
+                if (MigrationProtocol.MissingFile(machine) is { } missing)
                 {
                     throw new MigrationException(missing);
                 }
@@ -222,15 +222,15 @@ public sealed class MigrationListener : IDisposable
         try
         {
             var reader = new SnapshotReader("hello", hello);
-            if (reader.ReadString() != VirtualMachineMonitor.MigrationMagic)
+            if (reader.ReadString() != MigrationProtocol.Magic)
             {
                 throw new MigrationException("not a SharpVisor migration");
             }
 
             uint version = reader.ReadUInt32();
-            if (version != VirtualMachineMonitor.MigrationProtocolVersion)
+            if (version != MigrationProtocol.Version)
             {
-                throw new MigrationException($"migration protocol version {version} is not supported (this build speaks version {VirtualMachineMonitor.MigrationProtocolVersion})");
+                throw new MigrationException($"migration protocol version {version} is not supported (this build speaks version {MigrationProtocol.Version})");
             }
 
             reader.ReadString();

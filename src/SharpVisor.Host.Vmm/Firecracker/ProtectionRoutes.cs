@@ -10,8 +10,8 @@ namespace SharpVisor.Host.Firecracker;
 /// </summary>
 public static class ProtectionRoutes
 {
-    public const string AttestationPath = "/attestation";
-    public const string Path = "/sharpvisor/protection";
+    public const string AttestationPath = VmmPaths.Attestation;
+    public const string Path = VmmPaths.Protection;
 
     public static void Map(ApiRouter routes, VmmController vmm)
     {

@@ -11,7 +11,7 @@ namespace SharpVisor.Host.Firecracker;
 /// </summary>
 public static class XenStoreRoutes
 {
-    public const string Path = "/sharpvisor/xenstore";
+    public const string Path = VmmPaths.XenStore;
 
     public static void Map(ApiRouter routes, VmmController vmm)
     {

@@ -16,9 +16,9 @@ namespace SharpVisor.Host.Vmm;
 public sealed partial class VirtualMachineMonitor
 {
     /// <summary>"SVMIGR" + version: the first bytes of a hello.</summary>
-    public const string MigrationMagic = "SVMIGR";
+    public const string MigrationMagic = MigrationProtocol.Magic;
 
-    public const uint MigrationProtocolVersion = 1;
+    public const uint MigrationProtocolVersion = MigrationProtocol.Version;
 
     private const int PagesPerFrame = 256;
     private const ulong ZeroPageFlag = 1UL << 63;
@@ -300,43 +300,11 @@ public sealed partial class VirtualMachineMonitor
     }
 
     /// <summary>The configuration a Config frame carries (the snapshot's <c>machine</c> section).</summary>
-    public static MachineConfiguration ReadMigrationConfiguration(byte[] payload, out bool hasVirtioConsole)
-    {
-        try
-        {
-            var reader = new SnapshotReader(SnapshotConfiguration.Tag, payload);
-            MachineConfiguration configuration = SnapshotConfiguration.Load(reader, out hasVirtioConsole);
-            reader.EnsureEnd();
-            return configuration;
-        }
-        catch (SnapshotException e)
-        {
-            throw new MigrationException($"the source's configuration is invalid: {e.Message}", e);
-        }
-    }
+    public static MachineConfiguration ReadMigrationConfiguration(byte[] payload, out bool hasVirtioConsole) =>
+        MigrationProtocol.ReadConfiguration(payload, out hasVirtioConsole);
 
     /// <summary>The first file the configuration names that is not here (a disk on a path the destination does not share), as a message; null when all are.</summary>
-    public static string? MissingFile(MachineConfiguration configuration)
-    {
-        foreach (DiskConfiguration disk in configuration.Disks)
-        {
-            if (!File.Exists(disk.Path))
-            {
-                return $"disk image {disk.Path} does not exist on the destination (the disk must be on a path both hosts see)";
-            }
-        }
-
-        IEnumerable<string?> boot = [configuration.KernelPath, configuration.InitrdPath, .. configuration.ExtraInitrdPaths, .. configuration.Modules.Select(m => m.Path)];
-        foreach (string? path in boot)
-        {
-            if (path is not null && !File.Exists(path))
-            {
-                return $"{path} (named by the machine's boot configuration) does not exist on the destination";
-            }
-        }
-
-        return null;
-    }
+    public static string? MissingFile(MachineConfiguration configuration) => MigrationProtocol.MissingFile(configuration);
 
     private static MigrationException Refuse(MigrationChannel channel, string reason)
     {
