@@ -32,7 +32,7 @@ public sealed class LayeringTests
         ["SharpVisor.Boot"] = s_platform,
         ["SharpVisor.Xen"] = s_platform,
         ["SharpVisor.Security"] = [.. s_platform, "SharpVisor.Boot"],
-        ["SharpVisor.Host.Configuration"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security", "SharpVisor.Emulator"],
+        ["SharpVisor.Host.Configuration"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security"],
         ["SharpVisor.Host.Api"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security", "SharpVisor.Host.Configuration"],
         ["SharpVisor.Host.Vmm"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
         ["SharpVisor.Host.Daemon"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
@@ -67,6 +67,36 @@ public sealed class LayeringTests
         }
 
         Assert.Empty(violations);
+    }
+
+    /// <summary>
+    /// The daemon and the client run in processes that must not load an accelerator: not even
+    /// through a part they use (the build copies every assembly the references reach).
+    /// </summary>
+    [Theory]
+    [InlineData("SharpVisor.Host.Daemon")]
+    [InlineData("SharpVisor.Host.Client")]
+    [InlineData("SharpVisor.Host.Api")]
+    public void NoPathFromTheControlPlaneReachesAnAccelerator(string project)
+    {
+        string src = Path.Combine(RepositoryPaths.Root, "src");
+        Dictionary<string, string[]> graph = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories)
+            .ToDictionary(p => Path.GetFileNameWithoutExtension(p), p => ProjectReferences(p).ToArray());
+        var reached = new HashSet<string>();
+        var pending = new Stack<string>([project]);
+        while (pending.TryPop(out string? next))
+        {
+            foreach (string reference in graph[next])
+            {
+                if (reached.Add(reference))
+                {
+                    pending.Push(reference);
+                }
+            }
+        }
+
+        Assert.Empty(reached.Intersect(s_accelerators));
+        Assert.DoesNotContain("SharpVisor.Host.Vmm", reached);
     }
 
     [Fact]

@@ -1,5 +1,4 @@
 using SharpVisor.Boot;
-using SharpVisor.Emulator.Mmu;
 using SharpVisor.Interop;
 
 namespace SharpVisor.Host.Vmm;
@@ -32,14 +31,14 @@ public sealed record MachineConfiguration
     /// The emulator's paging technique (<c>--mmu shadow|nested</c>); null means shadow. Asking for
     /// one together with <see cref="AcceleratorKind.Kvm"/> is an error; when auto picks KVM it is ignored.
     /// </summary>
-    public MmuMode? Mmu { get; init; }
+    public MmuKind? Mmu { get; init; }
 
     /// <summary>
     /// The CPU vendor the guest sees (<c>--cpu-vendor intel|amd</c>); null means the host's, so a
     /// guest moved between the emulator and KVM sees the same. KVM runs the host's processor: another
     /// vendor with <see cref="AcceleratorKind.Kvm"/> is an error, and makes auto choose the emulator.
     /// </summary>
-    public SharpVisor.Emulator.CpuVendor? CpuVendor { get; init; }
+    public CpuVendorKind? CpuVendor { get; init; }
 
     /// <summary>The KVM device node (a test can name a missing one).</summary>
     public string KvmDevicePath { get; init; } = "/dev/kvm";

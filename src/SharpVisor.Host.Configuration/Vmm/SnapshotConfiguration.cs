@@ -1,7 +1,5 @@
 using SharpVisor.Boot;
 using SharpVisor.Devices.Virtio;
-using SharpVisor.Emulator;
-using SharpVisor.Emulator.Mmu;
 using SharpVisor.Machine.Snapshots;
 
 namespace SharpVisor.Host.Vmm;
@@ -16,7 +14,7 @@ public static class SnapshotConfiguration
 {
     public const string Tag = "machine";
 
-    public static byte[] Save(MachineConfiguration c, AcceleratorKind accelerator, MmuMode mmu, CpuVendor vendor)
+    public static byte[] Save(MachineConfiguration c, AcceleratorKind accelerator, MmuKind mmu, CpuVendorKind vendor)
     {
         var w = new SnapshotWriter();
         w.Write(c.KernelPath);
@@ -98,8 +96,8 @@ public static class SnapshotConfiguration
             throw r.Invalid($"accelerator {accelerator}");
         }
 
-        var mmu = (MmuMode)r.ReadInt32();
-        var vendor = (CpuVendor)r.ReadInt32();
+        var mmu = (MmuKind)r.ReadInt32();
+        var vendor = (CpuVendorKind)r.ReadInt32();
         if (!Enum.IsDefined(mmu) || !Enum.IsDefined(vendor))
         {
             throw r.Invalid("unknown MMU mode or CPU vendor");

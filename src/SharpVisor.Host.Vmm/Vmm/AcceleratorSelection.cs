@@ -21,6 +21,14 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath = "/dev/kvm", MmuMode? mmu = null, Action<string>? diagnostics = null, CpuVendor? vendor = null) =>
         Choose(kind, mmu, kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), diagnostics, vendor, HostCpu.Vendor);
 
+    /// <summary>As <see cref="Choose(AcceleratorKind, string, MmuMode?, Action{string}?, CpuVendor?)"/>, with a machine configuration's choices.</summary>
+    public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath, MmuKind? mmu, Action<string>? diagnostics, CpuVendorKind? vendor) =>
+        Choose(kind, kvmDevicePath, mmu.ToMmuMode(), diagnostics, vendor.ToCpuVendor());
+
+    /// <summary>As <see cref="ForXen(AcceleratorKind, MmuMode?, Action{string}?, CpuVendor?)"/>, with a machine configuration's choices.</summary>
+    public static AcceleratorSelection ForXen(AcceleratorKind kind, MmuKind? mmu, Action<string>? diagnostics, CpuVendorKind? vendor) =>
+        ForXen(kind, mmu.ToMmuMode(), diagnostics, vendor.ToCpuVendor());
+
     /// <summary>
     /// The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).
     /// <paramref name="diagnostics"/> receives the emulator's reports of guest misbehaviour.

@@ -321,11 +321,7 @@ public sealed partial class VirtualMachineMonitor
         return new MigrationException(reason);
     }
 
-    private byte[] SnapshotConfigurationBytes() => SnapshotConfiguration.Save(
-        Configuration,
-        _machine is KvmVirtualMachine ? AcceleratorKind.Kvm : AcceleratorKind.Emulator,
-        (_machine as EmulatorVirtualMachine)?.MmuMode ?? MmuMode.Shadow,
-        (_machine as EmulatorVirtualMachine)?.CpuModel.Vendor ?? HostCpu.Vendor);
+    private byte[] SnapshotConfigurationBytes() => SaveConfiguration();
 
     /// <summary>The paused machine's parts as a state file (no configuration, no memory: those went before).</summary>
     private byte[] MachineStateBytes()

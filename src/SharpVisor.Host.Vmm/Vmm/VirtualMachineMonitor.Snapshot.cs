@@ -40,11 +40,7 @@ public sealed partial class VirtualMachineMonitor
 
         var clock = Stopwatch.StartNew();
         var file = new SnapshotFile();
-        file.Add(SnapshotConfiguration.Tag, SnapshotConfiguration.Save(
-            Configuration,
-            _machine is KvmVirtualMachine ? AcceleratorKind.Kvm : AcceleratorKind.Emulator,
-            (_machine as EmulatorVirtualMachine)?.MmuMode ?? MmuMode.Shadow,
-            (_machine as EmulatorVirtualMachine)?.CpuModel.Vendor ?? HostCpu.Vendor));
+        file.Add(SnapshotConfiguration.Tag, SaveConfiguration());
         var cpu = new SnapshotWriter();
         cpu.Write(CpuIdentity());
         file.Add(CpuTag, cpu.ToArray());
@@ -167,12 +163,9 @@ public sealed partial class VirtualMachineMonitor
     /// <summary>Everything with state, in load order: platform (time first), vCPUs, legacy devices, ACPI PM, PCI functions.</summary>
     private IEnumerable<ISnapshotable> SnapshotParts()
     {
-        IEnumerable<ISnapshotable> machine = _machine switch
-        {
-            EmulatorVirtualMachine emulator => emulator.SnapshotParts(),
-            KvmVirtualMachine kvm => [kvm, .. kvm.CreatedVcpus()],
-            _ => throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented"),
-        };
+        IEnumerable<ISnapshotable> machine = _machine is ISnapshotableMachine snapshotable
+            ? snapshotable.SnapshotParts()
+            : throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented");
         foreach (ISnapshotable part in machine)
         {
             yield return part;
@@ -194,28 +187,12 @@ public sealed partial class VirtualMachineMonitor
             throw new NotSupportedException("snapshots of Xen domains are not implemented yet");
         }
 
-        if (_machine is not (EmulatorVirtualMachine or KvmVirtualMachine))
+        if (_machine is not ISnapshotableMachine)
         {
             throw new NotSupportedException($"snapshots of {_machine.GetType().Name} machines are not implemented");
         }
     }
 
     /// <summary>The accelerator and what the guest saw of the CPU (vendor, CPUID feature leaves): a snapshot loads only where they are the same.</summary>
-    private string CpuIdentity()
-    {
-        if (_machine is EmulatorVirtualMachine emulator)
-        {
-            return emulator.CpuIdentity();
-        }
-
-        var kvm = (KvmVcpu)_vcpus[0];
-        var text = new StringBuilder("kvm");
-        foreach (SharpVisor.Interop.Kvm.KvmCpuidEntry2 e in kvm.Cpuid.Where(e => e.Function is 0 or 1 or 7 or 0xD or 0x8000_0001).OrderBy(e => e.Function).ThenBy(e => e.Index))
-        {
-            uint ebx = e.Function == 1 ? 0 : e.Ebx; // the APIC ID byte is per vCPU
-            text.Append($" {e.Function:x}.{e.Index}={e.Eax:x8}:{ebx:x8}:{e.Ecx:x8}:{e.Edx:x8}");
-        }
-
-        return text.ToString();
-    }
+    private string CpuIdentity() => ((ISnapshotableMachine)_machine).CpuIdentity();
 }

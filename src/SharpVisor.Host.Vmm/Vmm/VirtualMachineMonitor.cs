@@ -172,9 +172,13 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                         guestLog.Write("protection: on KVM, CR0/CR4 writes never reach SharpVisor: CR pins hold only for instructions its emulator runs (docs/security.md)");
                     }
                 }
+                else if (machine is SharpVisor.Machine.Protection.IProtectedMachine protectedMachine)
+                {
+                    protectedMachine.Protection = protector.Map;
+                }
                 else
                 {
-                    ((EmulatorVirtualMachine)machine).Protection = protector.Map;
+                    throw new NotSupportedException($"kernel protection on {machine.Capabilities.Accelerator} is not implemented");
                 }
                 memory.DeviceWriteGuard = protector.Map;
             }
@@ -216,7 +220,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
             }
 
             // The emulator brings a CMOS RTC (KVM has none in-kernel); the MADT is the same for both.
-            bool hasRtc = machine is EmulatorVirtualMachine;
+            bool hasRtc = machine.Capabilities.HasCmosRtc;
             AcpiTables tables = AcpiTables.Build(acpiPlatform with { VcpuCount = configuration.VcpuCount, HasCmosRtc = hasRtc, PciRoutes = devices.AcpiRoutes() });
             if (pvLayout is null)
             {
@@ -267,7 +271,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
     public bool Pause(TimeSpan timeout)
     {
         bool paused = _runner.Pause(timeout);
-        (_machine as EmulatorVirtualMachine)?.PauseTime();
+        _machine.PauseTime();
         return paused;
     }
 
@@ -300,7 +304,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
 
     public void Resume()
     {
-        (_machine as EmulatorVirtualMachine)?.ResumeTime();
+        _machine.ResumeTime();
         _runner.Resume();
     }
 
