@@ -17,7 +17,7 @@ namespace SharpVisor.Host.Firecracker;
 [JsonSerializable(typeof(BootSource))]
 [JsonSerializable(typeof(SnapshotCreateParameters))]
 [JsonSerializable(typeof(SnapshotLoadParameters))]
-[JsonSerializable(typeof(MachineConfiguration))]
+[JsonSerializable(typeof(MachineConfig))]
 [JsonSerializable(typeof(MachineConfigurationPatch))]
 [JsonSerializable(typeof(Drive))]
 [JsonSerializable(typeof(NetworkInterface))]

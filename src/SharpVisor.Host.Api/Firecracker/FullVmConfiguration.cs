@@ -14,7 +14,7 @@ public sealed record FullVmConfiguration
     public BootSource? BootSource { get; init; }
 
     [JsonPropertyName("machine-config")]
-    public MachineConfiguration? MachineConfig { get; init; }
+    public MachineConfig? MachineConfig { get; init; }
 
     [JsonPropertyName("drives")]
     public List<Drive>? Drives { get; init; }

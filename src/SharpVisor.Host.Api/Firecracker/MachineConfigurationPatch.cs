@@ -1,6 +1,6 @@
 namespace SharpVisor.Host.Firecracker;
 
-/// <summary>The body of PATCH /machine-config: a subset of <see cref="MachineConfiguration"/>.</summary>
+/// <summary>The body of PATCH /machine-config: a subset of <see cref="MachineConfig"/>.</summary>
 public sealed record MachineConfigurationPatch
 {
     public int? VcpuCount { get; init; }

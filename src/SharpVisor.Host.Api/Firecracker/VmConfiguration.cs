@@ -25,7 +25,7 @@ public sealed class VmConfiguration
     public BootSource? BootSource { get; private set; }
 
     /// <summary>Firecracker's defaults until PUT /machine-config: 1 vCPU, 128 MiB.</summary>
-    public MachineConfiguration MachineConfig { get; private set; } = new() { VcpuCount = 1, MemSizeMib = 128 };
+    public MachineConfig MachineConfig { get; private set; } = new() { VcpuCount = 1, MemSizeMib = 128 };
 
     public IReadOnlyList<Drive> Drives => _drives;
 
@@ -260,7 +260,7 @@ public sealed class VmConfiguration
         BootSource = source;
     }
 
-    public void SetMachineConfig(MachineConfiguration config)
+    public void SetMachineConfig(MachineConfig config)
     {
         ValidateMachineConfig(config);
         if (Balloon is not null && Balloon.AmountMib > config.MemSizeMib)
@@ -271,7 +271,7 @@ public sealed class VmConfiguration
         MachineConfig = config;
     }
 
-    public void PatchMachineConfig(MachineConfigurationPatch patch) => SetMachineConfig(new MachineConfiguration
+    public void PatchMachineConfig(MachineConfigurationPatch patch) => SetMachineConfig(new MachineConfig
     {
         VcpuCount = patch.VcpuCount ?? MachineConfig.VcpuCount,
         MemSizeMib = patch.MemSizeMib ?? MachineConfig.MemSizeMib,
@@ -413,10 +413,21 @@ public sealed class VmConfiguration
         }
     }
 
-    /// <summary>What InstanceStart builds; throws when the configuration is not complete.</summary>
-    public DomainMachineSpec ToMachineSpec(string name, string accelerator)
+    /// <summary>
+    /// What InstanceStart builds, as the one machine-configuration model every front end fills;
+    /// throws when the configuration is not complete. The VMM adds what is its own (serial output,
+    /// log, Xen mode, boot timer, the MMDS interceptor).
+    /// </summary>
+    public Vmm.MachineConfiguration ToMachineConfiguration(string name, string accelerator)
     {
         BootSource source = BootSource ?? throw ApiException.BadRequest("no boot source: PUT /boot-source before InstanceStart");
+        AcceleratorKind kind = accelerator switch
+        {
+            "auto" => AcceleratorKind.Auto,
+            "kvm" => AcceleratorKind.Kvm,
+            "emulator" => AcceleratorKind.Emulator,
+            _ => throw ApiException.BadRequest($"accelerator '{accelerator}' is not one of kvm, emulator, auto"),
+        };
 
         // Like Firecracker: the root drive comes first (/dev/vda) and the command line says so.
         List<Drive> ordered = _drives.OrderByDescending(d => d.IsRootDevice).ToList();
@@ -428,34 +439,64 @@ public sealed class VmConfiguration
             commandLine = $"{commandLine} root={device} {(root.IsReadOnly == true ? "ro" : "rw")}".Trim();
         }
 
-        return new DomainMachineSpec
+        return new Vmm.MachineConfiguration
         {
             Name = name,
             KernelPath = source.KernelImagePath,
             InitrdPath = source.InitrdPath,
             CommandLine = commandLine,
             VcpuCount = MachineConfig.VcpuCount,
-            MemoryBytes = (ulong)MachineConfig.MemSizeMib << 20,
-            Accelerator = accelerator,
-            Drives = ordered.Select(d => new DriveSpec(d.DriveId, d.PathOnHost!, d.IsReadOnly == true, d.IsRootDevice, d.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)
+            MemorySize = (ulong)MachineConfig.MemSizeMib << 20,
+            Accelerator = kind,
+
+            // The drive id is the disk's serial.
+            Disks = ordered.Select(d => ToDisk(d)).ToArray(),
+            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceConfiguration
             {
-                RateLimit = ToRateLimit(d.RateLimiter, "rate_limiter"),
-            }).ToList(),
-            NetworkInterfaces = _networkInterfaces.Select(n => new NetworkInterfaceSpec(n.IfaceId, n.HostDevName, n.GuestMac, n.Mtu)
-            {
+                Id = n.IfaceId,
+                TapName = n.HostDevName,
+                Mac = n.GuestMac is { } mac ? ParseMac(mac) : null,
+
+                // mtu is Firecracker's hint to the guest; virtio-net here offers no VIRTIO_NET_F_MTU, so it is not carried.
                 RxRateLimit = ToRateLimit(n.RxRateLimiter, "rx_rate_limiter"),
                 TxRateLimit = ToRateLimit(n.TxRateLimiter, "tx_rate_limiter"),
-            }).ToList(),
-            BalloonTargetMib = Balloon?.AmountMib,
-            BalloonDeflateOnOom = Balloon?.DeflateOnOom ?? false,
-            BalloonStatisticsIntervalSeconds = Balloon?.StatsPollingIntervalS ?? 0,
+            }).ToArray(),
+            Balloon = Balloon is { } balloon
+                ? new BalloonConfiguration
+                {
+                    InitialTargetMib = balloon.AmountMib,
+                    DeflateOnOom = balloon.DeflateOnOom,
+                    StatisticsIntervalSeconds = balloon.StatsPollingIntervalS ?? 0,
+                }
+                : null,
+
+            // Like Firecracker, no entropy device unless PUT /entropy asked for one.
             EntropyDevice = Entropy is not null,
             Vsock = Vsock is null ? null : new VsockConfiguration((ulong)Vsock.GuestCid, Vsock.UdsPath),
             Protection = Protection,
         };
     }
 
-    private static void ValidateMachineConfig(MachineConfiguration config)
+    /// <summary>A Firecracker drive as the machine's disk: path, read-only, id (the serial), cache type and rate limiter.</summary>
+    public static DiskConfiguration ToDisk(Drive drive) =>
+        new(drive.PathOnHost!, drive.IsReadOnly == true, drive.DriveId, drive.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)
+        {
+            RateLimit = ToRateLimit(drive.RateLimiter, "rate_limiter"),
+        };
+
+    private static MacAddress ParseMac(string text)
+    {
+        try
+        {
+            return MacAddress.Parse(text);
+        }
+        catch (ArgumentException e)
+        {
+            throw ApiException.BadRequest($"guest_mac: {e.Message}");
+        }
+    }
+
+    private static void ValidateMachineConfig(MachineConfig config)
     {
         if (config.VcpuCount is < 1 or > MaxVcpus)
         {

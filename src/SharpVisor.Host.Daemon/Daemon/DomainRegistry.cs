@@ -107,7 +107,7 @@ public sealed partial class DomainRegistry
         }
 
         // Validate the whole configuration here, as the VMM will, before any process starts.
-        VmConfiguration.FromFull(request.Config).ToMachineSpec("check", accelerator);
+        VmConfiguration.FromFull(request.Config).ToMachineConfiguration("check", accelerator);
 
         int id;
         string name;

@@ -28,7 +28,7 @@ public static class SnapshotConfigurationView
         return new FullVmConfiguration
         {
             BootSource = new BootSource { KernelImagePath = machine.KernelPath, InitrdPath = machine.InitrdPath, BootArgs = machine.CommandLine },
-            MachineConfig = new Firecracker.MachineConfiguration { VcpuCount = machine.VcpuCount, MemSizeMib = (long)(machine.MemorySize >> 20) },
+            MachineConfig = new MachineConfig { VcpuCount = machine.VcpuCount, MemSizeMib = (long)(machine.MemorySize >> 20) },
             Drives = machine.Disks.Select((d, i) => new Drive
             {
                 DriveId = d.Id ?? $"disk{i}",

@@ -64,7 +64,7 @@ public sealed class VmmClient : IDisposable
         FirecrackerJsonContext json = FirecrackerJsonContext.Default;
         if (config.MachineConfig is { } machine)
         {
-            await PutAsync("/machine-config", machine, json.MachineConfiguration, cancel);
+            await PutAsync("/machine-config", machine, json.MachineConfig, cancel);
         }
 
         if (config.BootSource is { } boot)

@@ -127,7 +127,7 @@ public sealed record XlDomainConfig
         Config = new FullVmConfiguration
         {
             BootSource = new BootSource { KernelImagePath = Kernel, InitrdPath = Ramdisk, BootArgs = CommandLine },
-            MachineConfig = new MachineConfiguration { VcpuCount = Vcpus, MemSizeMib = MemoryMib },
+            MachineConfig = new MachineConfig { VcpuCount = Vcpus, MemSizeMib = MemoryMib },
             Drives = Disks.Select(d => new Drive { DriveId = d.Vdev, PathOnHost = d.Path, IsReadOnly = d.ReadOnly, IsRootDevice = false }).ToList(),
             NetworkInterfaces = Vifs.Select((v, i) => new NetworkInterface { IfaceId = $"eth{i}", HostDevName = v.TapName, GuestMac = v.Mac }).ToList(),
             Protection = Protect is null ? null : new ProtectionConfiguration { Policy = Protect },

@@ -1,10 +1,12 @@
+using SharpVisor.Host.Vmm;
+
 namespace SharpVisor.Host.Domains;
 
 /// <summary>Builds a machine from a validated configuration; its serial output goes to <paramref name="serialOutput"/>.</summary>
 public interface IDomainMachineFactory
 {
     /// <summary>Throws <see cref="DomainConfigurationException"/> when the images or devices cannot be used.</summary>
-    IDomainMachine Create(DomainMachineSpec spec, Stream serialOutput);
+    IDomainMachine Create(MachineConfiguration configuration, Stream serialOutput);
 
     /// <summary>Builds the machine a snapshot describes, its state loaded, not yet started (docs/snapshot.md).</summary>
     IDomainMachine Restore(string statePath, string memoryPath, Stream serialOutput, Action<string>? log) =>

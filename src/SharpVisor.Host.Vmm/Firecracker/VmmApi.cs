@@ -15,7 +15,7 @@ public static class VmmApi
 
         routes.MapGet("/", _ => ApiResponse.Json(vmm.Describe(), json.InstanceInfo));
         routes.MapGet("/version", _ => ApiResponse.Json(new FirecrackerVersion { Version = VmmVersion.FirecrackerApi }, json.FirecrackerVersion));
-        routes.MapGet("/machine-config", _ => ApiResponse.Json(vmm.GetMachineConfig(), json.MachineConfiguration));
+        routes.MapGet("/machine-config", _ => ApiResponse.Json(vmm.GetMachineConfig(), json.MachineConfig));
         routes.MapGet("/vm/config", _ => ApiResponse.Json(vmm.GetFullConfig(), json.FullVmConfiguration));
         routes.MapGet("/balloon", _ => ApiResponse.Json(vmm.GetBalloon(), json.Balloon));
 
@@ -28,7 +28,7 @@ public static class VmmApi
 
         routes.MapPut("/machine-config", request =>
         {
-            MachineConfiguration body = request.ReadJson(json.MachineConfiguration);
+            MachineConfig body = request.ReadJson(json.MachineConfig);
             vmm.ConfigurePreBoot(c => c.SetMachineConfig(body));
             return ApiResponse.NoContent();
         });

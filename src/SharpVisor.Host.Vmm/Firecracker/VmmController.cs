@@ -99,7 +99,7 @@ public sealed partial class VmmController : IDisposable
         }
     }
 
-    public MachineConfiguration GetMachineConfig()
+    public MachineConfig GetMachineConfig()
     {
         lock (_lock)
         {
@@ -179,7 +179,7 @@ public sealed partial class VmmController : IDisposable
         lock (_lock)
         {
             RequireNotStarted();
-            DomainMachineSpec spec = _configuration.ToMachineSpec(Identity.InstanceId, Identity.Accelerator) with
+            Vmm.MachineConfiguration spec = _configuration.ToMachineConfiguration(Identity.InstanceId, Identity.Accelerator) with
             {
                 Log = line => Log.Warning("vmm::devices", line),
                 Xen = Identity.Xen,
@@ -192,7 +192,7 @@ public sealed partial class VmmController : IDisposable
                 var stack = new Mmds.MmdsNetworkStack(MmdsData, _configuration.MmdsAddress!);
                 spec = spec with
                 {
-                    NetworkInterfaces = spec.NetworkInterfaces.Select(n => mmds.NetworkInterfaces.Contains(n.Id) ? n with { Interceptor = stack.TryHandle } : n).ToList(),
+                    NetworkInterfaces = spec.NetworkInterfaces.Select(n => n.Id is { } id && mmds.NetworkInterfaces.Contains(id) ? n with { Interceptor = stack.TryHandle } : n).ToArray(),
                 };
             }
             IDomainMachine? machine = null;
@@ -216,7 +216,7 @@ public sealed partial class VmmController : IDisposable
 
             _machine = machine;
             _serialOutput = serialOutput;
-            _balloonTargetMib = spec.BalloonTargetMib;
+            _balloonTargetMib = spec.Balloon?.InitialTargetMib;
             AcceleratorName = machine.AcceleratorName;
             StartedAt = DateTimeOffset.UtcNow;
             if (_state == VmmState.NotStarted)
