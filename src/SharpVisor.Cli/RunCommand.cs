@@ -162,11 +162,11 @@ public static class RunCommand
                 },
                 Mmu = mmu switch
                 {
-                    "shadow" => MmuMode.Shadow,
-                    "nested" => MmuMode.Nested,
+                    "shadow" => MmuKind.Shadow,
+                    "nested" => MmuKind.Nested,
                     _ => null,
                 },
-                CpuVendor = vendor,
+                CpuVendor = vendor?.ToCpuVendorKind(),
                 KvmDevicePath = Environment.GetEnvironmentVariable("SHARPVISOR_KVM_DEVICE") is { Length: > 0 } device ? device : "/dev/kvm",
                 ExtraInitrdPaths = devices.ExtraInitrds,
                 Disks = devices.Disks.Select(DeviceOptions.ParseDisk).ToArray(),

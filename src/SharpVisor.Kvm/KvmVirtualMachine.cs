@@ -12,7 +12,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -454,6 +454,25 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
         {
             return _vcpus.OfType<KvmVcpu>().ToArray();
         }
+    }
+
+    /// <summary>KVM's in-kernel chips have no CMOS RTC; the guest runs on the host's processor and pages in hardware.</summary>
+    public MachineCapabilities Capabilities { get; } = new() { Accelerator = "kvm" };
+
+    /// <summary>The VM's state (clock, irqchips, PIT), then each vCPU's.</summary>
+    public IReadOnlyList<ISnapshotable> SnapshotParts() => [this, .. CreatedVcpus()];
+
+    /// <summary>"kvm" and the CPUID feature leaves vCPU 0 reports (after KVM adjusted them).</summary>
+    public string CpuIdentity()
+    {
+        var text = new System.Text.StringBuilder("kvm");
+        foreach (KvmCpuidEntry2 e in CreatedVcpus()[0].Cpuid.Where(e => e.Function is 0 or 1 or 7 or 0xD or 0x8000_0001).OrderBy(e => e.Function).ThenBy(e => e.Index))
+        {
+            uint ebx = e.Function == 1 ? 0 : e.Ebx; // the APIC ID byte is per vCPU
+            text.Append($" {e.Function:x}.{e.Index}={e.Eax:x8}:{ebx:x8}:{e.Ecx:x8}:{e.Edx:x8}");
+        }
+
+        return text.ToString();
     }
 
     private void VmIoctl(nuint request, void* argument, string name)

@@ -25,6 +25,19 @@ public interface IVirtualMachine : IDisposable
     /// </summary>
     IHypercallHandler? Hypercalls { get; set; }
 
+    /// <summary>What this machine's accelerator brings (the VMM's platform facts).</summary>
+    MachineCapabilities Capabilities { get; }
+
     /// <summary>Creates vCPU <paramref name="id"/> (0 is the boot processor).</summary>
     IVcpu CreateVcpu(int id);
+
+    /// <summary>Stops the guest's virtual time while the machine is paused; nothing where time is the host's (KVM).</summary>
+    void PauseTime()
+    {
+    }
+
+    /// <summary>Restarts virtual time after <see cref="PauseTime"/>.</summary>
+    void ResumeTime()
+    {
+    }
 }

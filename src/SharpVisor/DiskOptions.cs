@@ -7,4 +7,5 @@ namespace SharpVisor;
 /// </summary>
 /// <param name="Path">The image file (a regular file; its size is the disk's size).</param>
 /// <param name="ReadOnly">The guest may read but not write.</param>
-public sealed record DiskOptions(string Path, bool ReadOnly = false);
+/// <param name="Id">The disk's serial, which the guest reads (/sys/block/vdX/serial, /dev/disk/by-id); null: none.</param>
+public sealed record DiskOptions(string Path, bool ReadOnly = false, string? Id = null);

@@ -95,7 +95,7 @@ public sealed class VirtualMachine : IDisposable, IAsyncDisposable
                     Accelerator.Emulator => AcceleratorKind.Emulator,
                     _ => AcceleratorKind.Auto,
                 },
-                Disks = options.Disks.Select(d => new DiskConfiguration(d.Path, d.ReadOnly)).ToArray(),
+                Disks = options.Disks.Select(ToConfiguration).ToArray(),
                 NetworkInterfaces = options.NetworkInterfaces.Select(ToConfiguration).ToArray(),
                 SerialOutput = new ConsoleSink(consoleOutput),
                 Log = options.Log,
@@ -107,6 +107,9 @@ public sealed class VirtualMachine : IDisposable, IAsyncDisposable
             throw new VirtualMachineException(e.Message, e);
         }
     }
+
+    /// <summary>A disk as the machine-configuration model every front end fills (docs/architecture.md).</summary>
+    internal static DiskConfiguration ToConfiguration(DiskOptions disk) => new(disk.Path, disk.ReadOnly, disk.Id);
 
     /// <summary>Runs the guest on threads of its own; returns at once.</summary>
     public void Start()

@@ -34,7 +34,7 @@ public sealed class PackageTests : IDisposable
 
         using ZipArchive package = ZipFile.OpenRead(Assert.Single(Directory.GetFiles(_output, "SharpVisor.*.nupkg")));
         string[] entries = package.Entries.Select(e => e.FullName).ToArray();
-        foreach (string file in new[] { "SharpVisor.dll", "SharpVisor.xml", "SharpVisor.Host.dll", "SharpVisor.Emulator.dll", "SharpVisor.Kvm.dll" })
+        foreach (string file in new[] { "SharpVisor.dll", "SharpVisor.xml", "SharpVisor.Host.Configuration.dll", "SharpVisor.Host.Api.dll", "SharpVisor.Host.Vmm.dll", "SharpVisor.Emulator.dll", "SharpVisor.Kvm.dll" })
         {
             Assert.Contains($"lib/net10.0/{file}", entries);
         }

@@ -60,7 +60,7 @@ public sealed class AcpiSuspendTests
             MemorySize = 16UL << 20,
             VcpuCount = vcpus,
             Accelerator = accelerator,
-            Mmu = accelerator == AcceleratorKind.Emulator ? MmuMode.Shadow : null,
+            Mmu = accelerator == AcceleratorKind.Emulator ? MmuKind.Shadow : null,
             SerialOutput = new CapturedOutput(),
         });
         Assert.True(vmm.Boot.State.Rbx > loadAddress + 0x1000, "the Multiboot structures moved after the kernel");

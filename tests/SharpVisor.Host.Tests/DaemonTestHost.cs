@@ -88,7 +88,7 @@ public sealed class DaemonTestHost : IAsyncDisposable
         Config = new SharpVisor.Host.Firecracker.FullVmConfiguration
         {
             BootSource = new SharpVisor.Host.Firecracker.BootSource { KernelImagePath = kernel ?? Kernel, BootArgs = bootArgs },
-            MachineConfig = new SharpVisor.Host.Firecracker.MachineConfiguration { VcpuCount = vcpus, MemSizeMib = memoryMib },
+            MachineConfig = new SharpVisor.Host.Firecracker.MachineConfig { VcpuCount = vcpus, MemSizeMib = memoryMib },
             Balloon = balloon ? new SharpVisor.Host.Firecracker.Balloon { AmountMib = 0, DeflateOnOom = true } : null,
         },
     };

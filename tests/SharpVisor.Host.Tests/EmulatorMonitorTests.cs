@@ -85,7 +85,7 @@ public sealed partial class EmulatorMonitorTests
         {
             KernelPath = TestKernels.MultibootHello,
             Accelerator = AcceleratorKind.Kvm,
-            Mmu = MmuMode.Nested,
+            Mmu = MmuKind.Nested,
         };
 
         var e = Assert.Throws<ArgumentException>(() => VirtualMachineMonitor.Create(configuration));
@@ -99,7 +99,7 @@ public sealed partial class EmulatorMonitorTests
             CommandLine = commandLine,
             MemorySize = 16UL << 20,
             Accelerator = AcceleratorKind.Emulator,
-            Mmu = mmu,
+            Mmu = mmu.ToMmuKind(),
             SerialOutput = serial,
         });
 

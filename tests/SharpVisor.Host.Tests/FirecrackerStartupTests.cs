@@ -57,8 +57,9 @@ public sealed class FirecrackerStartupTests
             }
 
             Assert.True(answered, "the trace has no first-answer line");
-            Assert.Contains("SharpVisor.Host", loaded);
-            foreach (string unwanted in new[] { "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "Iced", "System.CommandLine" })
+            Assert.Contains("SharpVisor.Host.Vmm", loaded);
+            Assert.Contains("SharpVisor.Host.Api", loaded);
+            foreach (string unwanted in new[] { "SharpVisor.Host.Daemon", "SharpVisor.Host.Client", "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "Iced", "System.CommandLine" })
             {
                 Assert.DoesNotContain(unwanted, loaded);
             }

@@ -12,6 +12,15 @@ public sealed class LayeringTests
 {
     private static readonly string[] s_platform = ["SharpVisor.Interop", "SharpVisor.Memory", "SharpVisor.Machine"];
 
+    private static readonly string[] s_accelerators = ["SharpVisor.Kvm", "SharpVisor.Emulator"];
+
+    /// <summary>
+    /// The one list of which project may reference which (docs/architecture.md, "Layers"). The Host
+    /// parts: Configuration (the machine-configuration records) and Api (the wire models, the lean
+    /// HTTP server, the console protocol) sit on the platform without an accelerator; Vmm builds
+    /// machines on top of them; Daemon and Client never see an accelerator (the daemon starts a VMM
+    /// process per domain and must not load KVM or the emulator).
+    /// </summary>
     private static readonly Dictionary<string, string[]> s_mayReference = new()
     {
         ["SharpVisor.Interop"] = [],
@@ -23,9 +32,13 @@ public sealed class LayeringTests
         ["SharpVisor.Boot"] = s_platform,
         ["SharpVisor.Xen"] = s_platform,
         ["SharpVisor.Security"] = [.. s_platform, "SharpVisor.Boot"],
-        ["SharpVisor.Host"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security"],
-        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
-        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host"],
+        ["SharpVisor.Host.Configuration"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security"],
+        ["SharpVisor.Host.Api"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Security", "SharpVisor.Host.Configuration"],
+        ["SharpVisor.Host.Vmm"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
+        ["SharpVisor.Host.Daemon"] = [.. s_platform, "SharpVisor.Devices", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api"],
+        ["SharpVisor.Host.Client"] = ["SharpVisor.Interop", "SharpVisor.Host.Api"],
+        ["SharpVisor.Cli"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api", "SharpVisor.Host.Vmm", "SharpVisor.Host.Daemon", "SharpVisor.Host.Client"],
+        ["SharpVisor"] = [.. s_platform, "SharpVisor.Emulator", "SharpVisor.Kvm", "SharpVisor.Devices", "SharpVisor.Boot", "SharpVisor.Xen", "SharpVisor.Security", "SharpVisor.Host.Configuration", "SharpVisor.Host.Api", "SharpVisor.Host.Vmm"],
     };
 
     [Fact]
@@ -54,6 +67,36 @@ public sealed class LayeringTests
         }
 
         Assert.Empty(violations);
+    }
+
+    /// <summary>
+    /// The daemon and the client run in processes that must not load an accelerator: not even
+    /// through a part they use (the build copies every assembly the references reach).
+    /// </summary>
+    [Theory]
+    [InlineData("SharpVisor.Host.Daemon")]
+    [InlineData("SharpVisor.Host.Client")]
+    [InlineData("SharpVisor.Host.Api")]
+    public void NoPathFromTheControlPlaneReachesAnAccelerator(string project)
+    {
+        string src = Path.Combine(RepositoryPaths.Root, "src");
+        Dictionary<string, string[]> graph = Directory.GetFiles(src, "*.csproj", SearchOption.AllDirectories)
+            .ToDictionary(p => Path.GetFileNameWithoutExtension(p), p => ProjectReferences(p).ToArray());
+        var reached = new HashSet<string>();
+        var pending = new Stack<string>([project]);
+        while (pending.TryPop(out string? next))
+        {
+            foreach (string reference in graph[next])
+            {
+                if (reached.Add(reference))
+                {
+                    pending.Push(reference);
+                }
+            }
+        }
+
+        Assert.Empty(reached.Intersect(s_accelerators));
+        Assert.DoesNotContain("SharpVisor.Host.Vmm", reached);
     }
 
     [Fact]

@@ -172,9 +172,9 @@ public sealed class VmmApiTests
         FakeDomainMachine machine = Assert.IsType<FakeDomainMachine>(vmm.Factory.Last);
         Assert.True(machine.IsStarted);
         Assert.Equal(2, machine.Spec.VcpuCount);
-        Assert.Equal(64UL << 20, machine.Spec.MemoryBytes);
+        Assert.Equal(64UL << 20, machine.Spec.MemorySize);
         Assert.Equal("console=ttyS0 root=/dev/vda rw", machine.Spec.CommandLine);
-        Assert.Equal(disk, Assert.Single(machine.Spec.Drives).Path);
+        Assert.Equal(disk, Assert.Single(machine.Spec.Disks).Path);
         Assert.Equal("tap0", Assert.Single(machine.Spec.NetworkInterfaces).TapName);
         using (JsonDocument info = JsonDocument.Parse((await vmm.GetAsync("/")).Body))
         {
@@ -349,8 +349,8 @@ public sealed class VmmApiTests
         Assert.Equal(HttpStatusCode.BadRequest, early.Status);
         Assert.Contains("before starting", early.Body);
         await vmm.StartMachineAsync();
-        Assert.Equal(16, vmm.Factory.Last!.Spec.BalloonTargetMib);
-        Assert.Equal((false, 1), (vmm.Factory.Last!.Spec.BalloonDeflateOnOom, vmm.Factory.Last!.Spec.BalloonStatisticsIntervalSeconds));
+        Assert.Equal(16, vmm.Factory.Last!.Spec.Balloon?.InitialTargetMib);
+        Assert.Equal((false, 1), (vmm.Factory.Last!.Spec.Balloon!.DeflateOnOom, vmm.Factory.Last!.Spec.Balloon!.StatisticsIntervalSeconds));
 
         using JsonDocument stats = JsonDocument.Parse((await vmm.GetAsync("/balloon/statistics")).Body);
         Assert.Equal(16 * 256, stats.RootElement.GetProperty("target_pages").GetInt64());
@@ -415,7 +415,7 @@ public sealed class VmmApiTests
         FakeDomainMachine machine = Assert.IsType<FakeDomainMachine>(vmm.Factory.Last);
         Assert.True(machine.IsStarted);
         Assert.Equal("loop", machine.Spec.CommandLine);
-        Assert.Equal(16UL << 20, machine.Spec.MemoryBytes);
+        Assert.Equal(16UL << 20, machine.Spec.MemorySize);
         Assert.Equal("Running", JsonDocument.Parse((await vmm.GetAsync("/")).Body).RootElement.GetProperty("state").GetString());
     }
 

@@ -18,6 +18,9 @@ internal sealed class FakeMachine : IVirtualMachine
 
     public IHypercallHandler? Hypercalls { get; set; }
 
+    /// <summary>No accelerator: no CMOS RTC, nothing to snapshot.</summary>
+    public MachineCapabilities Capabilities { get; } = new() { Accelerator = "fake" };
+
     public IVcpu CreateVcpu(int id) => new ScriptedVcpu(id);
 
     public void Dispose()

@@ -53,7 +53,7 @@ public static class SnapshotCommands
             string state = result.GetValue(diffState)!;
             try
             {
-                int pages = SharpVisor.Host.Vmm.VirtualMachineMonitor.RebaseSnapshot(result.GetValue(baseMemory)!, state, result.GetValue(diffMemory) ?? state + ".mem");
+                int pages = SharpVisor.Host.Vmm.SnapshotMemorySection.Rebase(result.GetValue(baseMemory)!, state, result.GetValue(diffMemory) ?? state + ".mem");
                 Console.WriteLine($"{pages} pages of {state} laid over {result.GetValue(baseMemory)}");
                 return ExitCodes.Success;
             }

@@ -12,7 +12,7 @@ namespace SharpVisor.Emulator.Accelerator;
 /// (its <see cref="SoftwareIrqChip"/> is the machine's interrupt controller, and its PIC, PIT,
 /// RTC and I/O APIC sit on the buses as KVM's in-kernel ones would), and the vCPUs.
 /// </summary>
-public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IDirtyPageTracking
+public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine
 {
     /// <summary>As for KVM: xAPIC ids are 8 bits and 0xFF is broadcast.</summary>
     public const int MaxVcpus = 255;
@@ -75,6 +75,14 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
     public int VcpuCount { get; }
 
     public MmuMode MmuMode { get; }
+
+    public MachineCapabilities Capabilities => new()
+    {
+        Accelerator = "emulator",
+        HasCmosRtc = true,
+        Mmu = MmuMode.ToString().ToLowerInvariant(),
+        CpuVendor = HostCpu.Name(CpuModel.Vendor),
+    };
 
     /// <summary>The processor every vCPU reports through CPUID.</summary>
     public CpuModel CpuModel { get; }

@@ -1,4 +1,5 @@
 using SharpVisor.Host.Domains;
+using SharpVisor.Host.Vmm;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Tests.Fakes;
@@ -14,7 +15,7 @@ public sealed class FakeDomainMachine : IDomainMachine
     private readonly Stream _serialOutput;
     private int _stopped;
 
-    public FakeDomainMachine(DomainMachineSpec spec, Stream serialOutput)
+    public FakeDomainMachine(MachineConfiguration spec, Stream serialOutput)
     {
         Spec = spec;
         _serialOutput = serialOutput;
@@ -35,7 +36,7 @@ public sealed class FakeDomainMachine : IDomainMachine
 
     public event Action<DomainStopInfo>? Stopped;
 
-    public DomainMachineSpec Spec { get; }
+    public MachineConfiguration Spec { get; }
 
     public string AcceleratorName => "fake";
 
@@ -111,9 +112,9 @@ public sealed class FakeDomainMachine : IDomainMachine
 
     /// <summary>A guest that inflated exactly to the target and reports 100 MiB free.</summary>
     public BalloonState ReadBalloon() => new(
-        (BalloonTarget ?? Spec.BalloonTargetMib ?? 0) * BalloonState.PagesPerMib,
-        (BalloonTarget ?? Spec.BalloonTargetMib ?? 0) * BalloonState.PagesPerMib,
-        new Dictionary<ushort, ulong> { [4] = 100UL << 20, [5] = (ulong)Spec.MemoryBytes });
+        (BalloonTarget ?? Spec.Balloon?.InitialTargetMib ?? 0) * BalloonState.PagesPerMib,
+        (BalloonTarget ?? Spec.Balloon?.InitialTargetMib ?? 0) * BalloonState.PagesPerMib,
+        new Dictionary<ushort, ulong> { [4] = 100UL << 20, [5] = Spec.MemorySize });
 
     public void SetBalloonStatisticsInterval(int seconds) => BalloonStatisticsInterval = seconds;
 
@@ -130,7 +131,7 @@ public sealed class FakeDomainMachine : IDomainMachine
     {
         Exits = new Dictionary<string, long> { ["io"] = 10, ["hlt"] = 3 },
         // A fixed device, and one per drive named after its id (as the real machine names them).
-        Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512), .. Spec.Drives.Select(d => new DeviceCounters(d.Id, 4, 4096, 1, 512))],
+        Devices = [new DeviceCounters("virtio-blk0", 4, 4096, 1, 512), .. Spec.Disks.Select(d => new DeviceCounters(d.Id!, 4, 4096, 1, 512))],
         BalloonActualMib = BalloonTarget,
         ProtectionViolations = Protector is null
             ? null

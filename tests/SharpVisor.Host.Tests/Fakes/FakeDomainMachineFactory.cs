@@ -1,4 +1,5 @@
 using SharpVisor.Host.Domains;
+using SharpVisor.Host.Vmm;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Host.Tests.Fakes;
@@ -34,7 +35,7 @@ public sealed class FakeDomainMachineFactory : IDomainMachineFactory
         }
     }
 
-    public IDomainMachine Create(DomainMachineSpec spec, Stream serialOutput)
+    public IDomainMachine Create(MachineConfiguration spec, Stream serialOutput)
     {
         if (RefuseWith is not null)
         {

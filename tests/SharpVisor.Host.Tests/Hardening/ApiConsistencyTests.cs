@@ -1,6 +1,7 @@
 using System.Net;
 using System.Text.Json;
 using SharpVisor.Host.Domains;
+using SharpVisor.Host.Vmm;
 
 namespace SharpVisor.Host.Tests.Hardening;
 
@@ -23,8 +24,7 @@ public sealed class ApiConsistencyTests
         await vmm.StartMachineAsync();
 
         // The real factory's configuration of that spec passes the machine's own validation.
-        DomainMachineSpec spec = vmm.Factory.Last!.Spec;
-        var configuration = MonitorDomainMachineFactory.ToMachineConfiguration(spec, Stream.Null);
+        MachineConfiguration configuration = MonitorDomainMachineFactory.WithConsole(vmm.Factory.Last!.Spec, Stream.Null);
         configuration.Validate();
         Assert.Equal(id, Assert.Single(configuration.Disks).Id);
     }

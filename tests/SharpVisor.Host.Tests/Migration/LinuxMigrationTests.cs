@@ -45,7 +45,7 @@ public sealed class LinuxMigrationTests
             CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff",
             MemorySize = 256UL << 20,
             Accelerator = AcceleratorKind.Emulator,
-            Mmu = MmuMode.Shadow,
+            Mmu = MmuKind.Shadow,
             Disks = [new DiskConfiguration(disk)],
             SerialOutput = before,
         };

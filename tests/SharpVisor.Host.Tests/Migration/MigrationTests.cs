@@ -193,7 +193,7 @@ public sealed class MigrationTests
             MemorySize = 16UL << 20,
             VcpuCount = vcpus,
             Accelerator = accelerator,
-            Mmu = mmu,
+            Mmu = mmu?.ToMmuKind(),
             SerialOutput = new CapturedOutput(),
             EntropyDevice = false,
         };

@@ -100,7 +100,7 @@ public sealed partial class NetnsMigrationTests
                 Config = new FullVmConfiguration
                 {
                     BootSource = new BootSource { KernelImagePath = GuestBootCapability.Kernel, InitrdPath = initrd, BootArgs = "console=ttyS0 reboot=k panic=-1 no_timer_check" },
-                    MachineConfig = new MachineConfiguration { VcpuCount = 1, MemSizeMib = 256 },
+                    MachineConfig = new MachineConfig { VcpuCount = 1, MemSizeMib = 256 },
                     Drives = [new Drive { DriveId = "data", PathOnHost = disk, IsRootDevice = false, IsReadOnly = false }],
                     NetworkInterfaces = [new NetworkInterface { IfaceId = "eth0", HostDevName = TapName, GuestMac = GuestMac }],
                 },

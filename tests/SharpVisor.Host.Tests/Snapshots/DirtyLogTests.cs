@@ -31,7 +31,7 @@ public sealed class DirtyLogTests
             KernelPath = kernel,
             MemorySize = 16UL << 20,
             Accelerator = accelerator,
-            Mmu = mmu,
+            Mmu = mmu?.ToMmuKind(),
             SerialOutput = new CapturedOutput(),
             EntropyDevice = false,
         });

@@ -36,7 +36,7 @@ public sealed class EmulatorSnapshotTests
         string memory = directory.File("vm.mem");
 
         uint savedIteration;
-        using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(Configuration(kernel) with { Mmu = mmu, VcpuCount = vcpus }))
+        using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(Configuration(kernel) with { Mmu = mmu.ToMmuKind(), VcpuCount = vcpus }))
         {
             var run = new Thread(() => source.Run(TimeSpan.FromMinutes(2)));
             run.Start();
@@ -146,7 +146,7 @@ public sealed class EmulatorSnapshotTests
         KernelPath = kernel,
         MemorySize = 16UL << 20,
         Accelerator = AcceleratorKind.Emulator,
-        Mmu = MmuMode.Shadow,
+        Mmu = MmuKind.Shadow,
         SerialOutput = new CapturedOutput(),
         EntropyDevice = false,
     };

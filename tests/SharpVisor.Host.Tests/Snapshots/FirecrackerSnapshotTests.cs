@@ -58,7 +58,7 @@ public sealed class FirecrackerSnapshotTests
 
         string merged = files.File("merged.mem");
         File.Copy(memory, merged);
-        Assert.True(VirtualMachineMonitor.RebaseSnapshot(merged, diffState, diffMemory) > 0);
+        Assert.True(SnapshotMemorySection.Rebase(merged, diffState, diffMemory) > 0);
         await using (VmmTestServer fromDiff = await StartAsync())
         {
             Assert.Equal(HttpStatusCode.NoContent, (await fromDiff.PutAsync("/snapshot/load", $$$"""{"snapshot_path": "{{{diffState}}}", "mem_backend": {"backend_type": "File", "backend_path": "{{{merged}}}"}, "resume_vm": true}""")).Status);

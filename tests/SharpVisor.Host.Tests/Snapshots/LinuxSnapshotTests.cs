@@ -45,7 +45,7 @@ public sealed class LinuxSnapshotTests
             CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff",
             MemorySize = 256UL << 20,
             Accelerator = AcceleratorKind.Emulator,
-            Mmu = MmuMode.Shadow,
+            Mmu = MmuKind.Shadow,
             Disks = [new DiskConfiguration(disk)],
             SerialOutput = new CapturedOutput(),
         };
@@ -103,7 +103,7 @@ public sealed class LinuxSnapshotTests
         Assert.Contains("holds only the diff's pages", alone.Message);
         string merged = directory.File("merged.mem");
         File.Copy(memory, merged);
-        Assert.True(VirtualMachineMonitor.RebaseSnapshot(merged, diffState, diffMemory) > 0);
+        Assert.True(SnapshotMemorySection.Rebase(merged, diffState, diffMemory) > 0);
         var afterDiff = new CapturedOutput();
         using (VirtualMachineMonitor fromDiff = VirtualMachineMonitor.Restore(diffState, merged, c => c with { SerialOutput = afterDiff }))
         {

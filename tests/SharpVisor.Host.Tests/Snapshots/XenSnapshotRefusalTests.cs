@@ -28,7 +28,7 @@ public sealed class XenSnapshotRefusalTests
             Config = new FullVmConfiguration
             {
                 BootSource = new BootSource { KernelImagePath = GuestBootCapability.Kernel, InitrdPath = GuestBootCapability.Initrd, BootArgs = "console=hvc0 reboot=k panic=-1" },
-                MachineConfig = new MachineConfiguration { VcpuCount = 1, MemSizeMib = 128 },
+                MachineConfig = new MachineConfig { VcpuCount = 1, MemSizeMib = 128 },
             },
         });
         string state = host.Directory.File("xen.state");

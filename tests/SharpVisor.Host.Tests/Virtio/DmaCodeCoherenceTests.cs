@@ -58,7 +58,7 @@ public sealed class DmaCodeCoherenceTests
             MemorySize = 16UL << 20,
             VcpuCount = 1,
             Accelerator = AcceleratorKind.Emulator,
-            Mmu = mmu,
+            Mmu = mmu.ToMmuKind(),
             SerialOutput = new CapturedOutput(),
             Disks = [new DiskConfiguration(disk)],
         });

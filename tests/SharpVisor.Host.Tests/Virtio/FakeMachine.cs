@@ -34,6 +34,9 @@ public sealed class FakeMachine : IVirtualMachine, IIoEventFdRegistry
 
     public IHypercallHandler? Hypercalls { get; set; }
 
+    /// <summary>No accelerator: no CMOS RTC, nothing to snapshot.</summary>
+    public MachineCapabilities Capabilities { get; } = new() { Accelerator = "fake" };
+
     /// <summary>The ioeventfds registered now, by guest physical address.</summary>
     public IReadOnlyDictionary<ulong, EventFd> IoEventFds
     {

@@ -1,0 +1,164 @@
+using SharpVisor.Boot;
+using SharpVisor.Devices.Virtio;
+using SharpVisor.Machine.Snapshots;
+
+namespace SharpVisor.Host.Vmm;
+
+/// <summary>
+/// The "machine" section of a snapshot: what is needed to build the same machine again (kernel
+/// and initrd paths, memory, vCPUs, the accelerator actually used, devices and their back ends).
+/// Host-side streams (serial output, virtio-console file, log) are not part of it: the restorer
+/// supplies its own.
+/// </summary>
+public static class SnapshotConfiguration
+{
+    /// <summary>Why a Xen domain (<paramref name="kind"/>: pv, pvh, hvm) cannot be saved, snapshotted or migrated: one line naming what the format lacks.</summary>
+    public static string XenStateNotSaved(string kind) =>
+        $"save, snapshot and migration of Xen {kind} domains are not implemented: the snapshot format lacks their Xen state " +
+        "(event channels, grant table, XenStore, the shared-info and vCPU-info pages, the back-ends' ring state); the domain runs on";
+
+    public const string Tag = "machine";
+
+    public static byte[] Save(MachineConfiguration c, AcceleratorKind accelerator, MmuKind mmu, CpuVendorKind vendor)
+    {
+        var w = new SnapshotWriter();
+        w.Write(c.KernelPath);
+        w.Write(c.InitrdPath ?? string.Empty);
+        w.Write(c.CommandLine);
+        w.Write(c.Modules.Count);
+        foreach (BootModule m in c.Modules)
+        {
+            w.Write(m.Path);
+            w.Write(m.CommandLine ?? string.Empty);
+        }
+
+        w.Write(c.ExtraInitrdPaths.Count);
+        foreach (string path in c.ExtraInitrdPaths)
+        {
+            w.Write(path);
+        }
+
+        w.Write(c.MemorySize);
+        w.Write(c.VcpuCount);
+        w.Write((int)accelerator);
+        w.Write((int)mmu);
+        w.Write((int)vendor);
+        w.Write(c.Disks.Count);
+        foreach (DiskConfiguration d in c.Disks)
+        {
+            w.Write(d.Path);
+            w.Write(d.ReadOnly);
+            w.Write(d.Id ?? string.Empty);
+            w.Write((int)d.CacheMode);
+        }
+
+        w.Write(c.NetworkInterfaces.Count);
+        foreach (NetworkInterfaceConfiguration n in c.NetworkInterfaces)
+        {
+            w.Write(n.TapName ?? string.Empty);
+            w.Write(n.Mac?.ToString() ?? string.Empty);
+            w.Write(n.Id ?? string.Empty);
+        }
+
+        w.Write(c.Balloon is not null);
+        if (c.Balloon is { } b)
+        {
+            w.Write(b.InitialTargetMib);
+            w.Write(b.DeflateOnOom);
+            w.Write(b.StatisticsIntervalSeconds);
+        }
+
+        w.Write(c.VirtioConsoleOutput is not null);
+        w.Write(c.EntropyDevice);
+        return w.ToArray();
+    }
+
+    /// <summary>The configuration to rebuild; <paramref name="hasVirtioConsole"/> says whether the restorer must give it an output.</summary>
+    public static MachineConfiguration Load(SnapshotReader r, out bool hasVirtioConsole)
+    {
+        string kernel = r.ReadString();
+        string initrd = r.ReadString();
+        string commandLine = r.ReadString();
+        var modules = new List<BootModule>();
+        for (int i = ReadCount(r, 64); i > 0; i--)
+        {
+            string path = r.ReadString();
+            string line = r.ReadString();
+            modules.Add(new BootModule(path, line.Length == 0 ? null : line));
+        }
+
+        var extra = new List<string>();
+        for (int i = ReadCount(r, 64); i > 0; i--)
+        {
+            extra.Add(r.ReadString());
+        }
+
+        ulong memory = r.ReadUInt64();
+        int vcpus = r.ReadInt32();
+        var accelerator = (AcceleratorKind)r.ReadInt32();
+        if (accelerator is not (AcceleratorKind.Kvm or AcceleratorKind.Emulator))
+        {
+            throw r.Invalid($"accelerator {accelerator}");
+        }
+
+        var mmu = (MmuKind)r.ReadInt32();
+        var vendor = (CpuVendorKind)r.ReadInt32();
+        if (!Enum.IsDefined(mmu) || !Enum.IsDefined(vendor))
+        {
+            throw r.Invalid("unknown MMU mode or CPU vendor");
+        }
+
+        var disks = new List<DiskConfiguration>();
+        for (int i = ReadCount(r, 64); i > 0; i--)
+        {
+            string path = r.ReadString();
+            bool readOnly = r.ReadBoolean();
+            string id = r.ReadString();
+            var cache = (DiskCacheMode)r.ReadInt32();
+            disks.Add(new DiskConfiguration(path, readOnly, id.Length == 0 ? null : id, Enum.IsDefined(cache) ? cache : throw r.Invalid("unknown cache mode")));
+        }
+
+        var nics = new List<NetworkInterfaceConfiguration>();
+        for (int i = ReadCount(r, 64); i > 0; i--)
+        {
+            string tap = r.ReadString();
+            string mac = r.ReadString();
+            string id = r.ReadString();
+            nics.Add(new NetworkInterfaceConfiguration
+            {
+                TapName = tap.Length == 0 ? null : tap,
+                Mac = mac.Length == 0 ? null : MacAddress.Parse(mac),
+                Id = id.Length == 0 ? null : id,
+            });
+        }
+
+        BalloonConfiguration? balloon = r.ReadBoolean()
+            ? new BalloonConfiguration { InitialTargetMib = r.ReadInt64(), DeflateOnOom = r.ReadBoolean(), StatisticsIntervalSeconds = r.ReadInt32() }
+            : null;
+        hasVirtioConsole = r.ReadBoolean();
+        bool entropy = r.ReadBoolean();
+        return new MachineConfiguration
+        {
+            KernelPath = kernel,
+            InitrdPath = initrd.Length == 0 ? null : initrd,
+            CommandLine = commandLine,
+            Modules = modules,
+            ExtraInitrdPaths = extra,
+            MemorySize = memory,
+            VcpuCount = vcpus,
+            Accelerator = accelerator,
+            Mmu = accelerator == AcceleratorKind.Emulator ? mmu : null,
+            CpuVendor = vendor,
+            Disks = disks,
+            NetworkInterfaces = nics,
+            Balloon = balloon,
+            EntropyDevice = entropy,
+        };
+    }
+
+    private static int ReadCount(SnapshotReader r, int max)
+    {
+        int count = r.ReadInt32();
+        return count >= 0 && count <= max ? count : throw r.Invalid($"{count} entries (at most {max})");
+    }
+}
