@@ -189,6 +189,41 @@ public sealed class PvCpuTests : IDisposable
     }
 
     [Fact]
+    public void MovToControlRegisters_IsEmulatedAsXensWriteCr()
+    {
+        const ulong visible = (1UL << 5) | (1UL << 9) | (1UL << 10);
+        const ulong fsgsbase = 1UL << 16;
+        const ulong osxsave = 1UL << 18;
+
+        // mov %rax,%cr4 (xen_write_cr4 → native_write_cr4): the guest-controlled bits the CPUID
+        // policy offers reach the processor (FSGSBASE here; XSAVE is not offered), the rest is Xen's.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x22, 0xE0]);
+        _cpu.SetRegister(0, visible | fsgsbase | osxsave | (1UL << 7));
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Code + 3, _cpu.Rip);
+        Assert.Equal(visible | fsgsbase, _cpu.Cr4);
+
+        // mov %cr4,%rbx reads Xen's visible bits and the guest's own.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x20, 0xE3]);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(visible | fsgsbase, _cpu.GetRegister(3));
+
+        // mov %rax,%cr0 may set TS; clearing PG is refused: the #GP goes to the guest.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x22, 0xC0]);
+        _cpu.SetRegister(0, 0x8001_003BUL);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.True(_cpu.TaskSwitched);
+        SetTrap(13, Handler, flags: 0);
+        _cpu.Rip = Code;
+        _cpu.SetRegister(0, 0x0001_0033UL);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Handler, _cpu.Rip);
+    }
+
+    [Fact]
     public void Multicall_RunsEachEntry_AndRefusesNesting()
     {
         // Two entries: xen_version(version) and a nested multicall.
@@ -246,6 +281,14 @@ public sealed class PvCpuTests : IDisposable
         public ulong Rflags { get; set; } = 0x202;
 
         public ulong Cr2 { get; set; }
+
+        public ulong Cr4 { get; set; } = (1UL << 5) | (1UL << 9) | (1UL << 10);
+
+        public bool TrySetCr4(ulong value)
+        {
+            Cr4 = value;
+            return true;
+        }
 
         public bool TaskSwitched { get; set; }
 
