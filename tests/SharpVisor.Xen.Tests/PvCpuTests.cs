@@ -161,13 +161,19 @@ public sealed class PvCpuTests : IDisposable
     [Fact]
     public void PrivilegedInstructions_AreEmulatedAsXenDoes_OrReflected()
     {
-        // ud2; .ascii "xen"; cpuid — leaf 1 gets the hypervisor bit and loses x2APIC.
+        // ud2; .ascii "xen"; cpuid — leaf 1 gets the hypervisor bit and loses x2APIC, PSE and PGE
+        // (PV has no superpages or global pages), the extended leaf loses 1 GiB pages; the rest stays.
         _memory.Write(Code, (byte[])[0x0F, 0x0B, (byte)'x', (byte)'e', (byte)'n', 0x0F, 0xA2]);
         _cpu.SetRegister(0, 1);
         Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(6, null, ParavirtualEventKind.Exception, Code)));
         Assert.Equal(Code + 7, _cpu.Rip);
         Assert.NotEqual(0UL, _cpu.GetRegister(1) & (1UL << 31));
         Assert.Equal(0UL, _cpu.GetRegister(1) & (1UL << 21));
+        Assert.Equal((1UL << 0) | (1UL << 4), _cpu.GetRegister(2));
+        _cpu.Rip = Code;
+        _cpu.SetRegister(0, 0x8000_0001);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(6, null, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal((1UL << 20) | (1UL << 29), _cpu.GetRegister(2));
 
         // wrmsr GS_BASE (startup_xen's first act): emulated.
         _cpu.Rip = Code;
@@ -343,7 +349,13 @@ public sealed class PvCpuTests : IDisposable
 
         public void SetGdt(ulong linearBase, ushort limit) => Gdt = (linearBase, limit);
 
-        public CpuidResult Cpuid(uint leaf, uint subleaf) => leaf == 1 ? new CpuidResult(0x800F12, 0, 1u << 21, 0) : new CpuidResult(1, 0x6874_7541, 0, 0);
+        // Leaf 1: x2APIC; FPU, PSE, TSC, PGE. Leaf 0x80000001: NX, 1 GiB pages, long mode.
+        public CpuidResult Cpuid(uint leaf, uint subleaf) => leaf switch
+        {
+            1 => new CpuidResult(0x800F12, 0, 1u << 21, (1u << 0) | (1u << 3) | (1u << 4) | (1u << 13)),
+            0x8000_0001 => new CpuidResult(0, 0, 0, (1u << 20) | (1u << 26) | (1u << 29)),
+            _ => new CpuidResult(1, 0x6874_7541, 0, 0),
+        };
 
         public void CrashDomain(string reason) => Crash ??= reason;
     }

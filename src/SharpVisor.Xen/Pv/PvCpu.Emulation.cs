@@ -45,8 +45,24 @@ public sealed partial class PvCpu
     /// <summary>ud2; .ascii "xen" — Xen's forced-emulation prefix, followed by the instruction (CPUID).</summary>
     private static ReadOnlySpan<byte> ForcedEmulationPrefix => [0x0F, 0x0B, (byte)'x', (byte)'e', (byte)'n'];
 
-    /// <summary>The CPUID bits a PV guest must not use: MONITOR, VMX, x2APIC, TSC deadline (leaf 1 ECX); hypervisor bit set.</summary>
-    private const uint HiddenLeaf1Ecx = (1u << 3) | (1u << 5) | (1u << 21) | (1u << 24);
+    // The CPUID features a PV guest does not get (Xen's PV policy keeps only the features marked
+    // 'A' in public/arch-x86/cpufeatureset.h; 'S' and 'H' are for HVM guests). Without PSE, PGE and
+    // 1 GiB pages Linux maps its memory with 4 KiB pages and no global bit, as Xen requires.
+    // Leaf 1 EDX: VME, PSE, MTRR, PGE, PSE36, DS, TM1, PBE.
+    private const uint HiddenLeaf1Edx = (1u << 1) | (1u << 3) | (1u << 12) | (1u << 13) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 31);
+
+    // Leaf 1 ECX: DTES64, MONITOR, DS-CPL, VMX, SMX, EIST, TM2, xTPR, PDCM, PCID, DCA, x2APIC, TSC deadline.
+    private const uint HiddenLeaf1Ecx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8)
+        | (1u << 14) | (1u << 15) | (1u << 17) | (1u << 18) | (1u << 21) | (1u << 24);
+
+    // Leaf 7 EBX: TSC_ADJUST, SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP; ECX: UMIP, PKU, OSPKE, CET shadow stacks.
+    private const uint HiddenLeaf7Ebx = (1u << 1) | (1u << 2) | (1u << 7) | (1u << 10) | (1u << 12) | (1u << 14) | (1u << 15) | (1u << 20);
+    private const uint HiddenLeaf7Ecx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 7);
+
+    // Leaf 0x80000001 EDX: 1 GiB pages; ECX: SVM, ExtApicSpace, AltMovCr8, OSVW, IBS, SKINIT, WDT, LWP, NodeId, TopologyExtensions, MONITORX.
+    private const uint HiddenExtendedEdx = 1u << 26;
+    private const uint HiddenExtendedEcx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 9) | (1u << 10) | (1u << 12) | (1u << 13)
+        | (1u << 15) | (1u << 19) | (1u << 22) | (1u << 29);
 
     private bool TryForcedEmulation(IParavirtualCpuContext cpu)
     {
@@ -62,15 +78,36 @@ public sealed partial class PvCpu
         return true;
     }
 
+    /// <summary>CPUID as Xen answers a PV guest: the processor's leaves with the PV policy's features only, and the hypervisor bit.</summary>
     private static void Cpuid(IParavirtualCpuContext cpu)
     {
         uint leaf = (uint)cpu.GetRegister(0);
-        CpuidResult r = cpu.Cpuid(leaf, (uint)cpu.GetRegister(1));
-        uint ecx = leaf == 1 ? (r.Ecx & ~HiddenLeaf1Ecx) | (1u << 31) : r.Ecx;
-        cpu.SetRegister(0, r.Eax);
-        cpu.SetRegister(3, r.Ebx);
+        uint subleaf = (uint)cpu.GetRegister(1);
+        CpuidResult r = cpu.Cpuid(leaf, subleaf);
+        (uint eax, uint ebx, uint ecx, uint edx) = (r.Eax, r.Ebx, r.Ecx, r.Edx);
+        switch (leaf)
+        {
+            case 1:
+                ecx = (ecx & ~HiddenLeaf1Ecx) | (1u << 31);
+                edx &= ~HiddenLeaf1Edx;
+                break;
+            case 7 when subleaf == 0:
+                ebx &= ~HiddenLeaf7Ebx;
+                ecx &= ~HiddenLeaf7Ecx;
+                break;
+            case 0xD when subleaf == 1:
+                eax &= ~(1u << 3);                // XSAVES
+                break;
+            case 0x8000_0001:
+                ecx &= ~HiddenExtendedEcx;
+                edx &= ~HiddenExtendedEdx;
+                break;
+        }
+
+        cpu.SetRegister(0, eax);
+        cpu.SetRegister(3, ebx);
         cpu.SetRegister(1, ecx);
-        cpu.SetRegister(2, r.Edx);
+        cpu.SetRegister(2, edx);
     }
 
     /// <summary>Decodes the instruction at RIP and emulates it when Xen would for a PV guest kernel; false reflects the #GP.</summary>
