@@ -301,7 +301,14 @@ public sealed partial class X86Cpu
         {
             _halted = false;
             _interruptShadowEnd = -1;
-            _exitBlock = ExitJump;
+            if (_inBlock)
+            {
+                // Delivered from inside a block: leave it for the new RIP. Outside one (an exception
+                // caught by RunInGuest, an interrupt between blocks) a stale ExitJump would make the
+                // handler's first block stop after one instruction and run again in place.
+                _exitBlock = ExitJump;
+            }
+
             return;
         }
 

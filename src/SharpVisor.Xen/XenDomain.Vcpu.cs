@@ -124,11 +124,28 @@ public sealed partial class XenDomain
     /// Moves the vCPU's vcpu_info: as Xen does, the new copy starts with everything marked pending
     /// (a spurious upcall the guest copes with), so no event is lost in the move.
     /// </summary>
+    /// <summary>
+    /// VCPUOP_register_vcpu_info as Xen's map_vcpu_info: the new place takes the current vcpu_info
+    /// (so the event mask a PV kernel holds stays set across the move), or zeroes with events
+    /// masked when the vCPU had none; every selector is then marked pending so no event is lost.
+    /// </summary>
     private void RegisterVcpuInfo(XenVcpu vcpu, ulong address)
     {
         lock (_lock)
         {
-            Memory.Fill(address, SharedInfoLayout.VcpuInfoSize, 0);
+            ulong current = VcpuInfoAddress(vcpu);
+            if (current == 0)
+            {
+                Memory.Fill(address, SharedInfoLayout.VcpuInfoSize, 0);
+                Memory.Write(address + SharedInfoLayout.UpcallMask, (byte)1);
+            }
+            else if (current != address)
+            {
+                byte[] info = new byte[SharedInfoLayout.VcpuInfoSize];
+                Memory.Read(current, info);
+                Memory.Write(address, info);
+            }
+
             vcpu.VcpuInfoAddress = address;
             Word(address + SharedInfoLayout.PendingSelector) = ulong.MaxValue;
         }

@@ -161,13 +161,19 @@ public sealed class PvCpuTests : IDisposable
     [Fact]
     public void PrivilegedInstructions_AreEmulatedAsXenDoes_OrReflected()
     {
-        // ud2; .ascii "xen"; cpuid — leaf 1 gets the hypervisor bit and loses x2APIC.
+        // ud2; .ascii "xen"; cpuid — leaf 1 gets the hypervisor bit and loses x2APIC, PSE and PGE
+        // (PV has no superpages or global pages), the extended leaf loses 1 GiB pages; the rest stays.
         _memory.Write(Code, (byte[])[0x0F, 0x0B, (byte)'x', (byte)'e', (byte)'n', 0x0F, 0xA2]);
         _cpu.SetRegister(0, 1);
         Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(6, null, ParavirtualEventKind.Exception, Code)));
         Assert.Equal(Code + 7, _cpu.Rip);
         Assert.NotEqual(0UL, _cpu.GetRegister(1) & (1UL << 31));
         Assert.Equal(0UL, _cpu.GetRegister(1) & (1UL << 21));
+        Assert.Equal((1UL << 0) | (1UL << 4), _cpu.GetRegister(2));
+        _cpu.Rip = Code;
+        _cpu.SetRegister(0, 0x8000_0001);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(6, null, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal((1UL << 20) | (1UL << 29), _cpu.GetRegister(2));
 
         // wrmsr GS_BASE (startup_xen's first act): emulated.
         _cpu.Rip = Code;
@@ -186,6 +192,41 @@ public sealed class PvCpuTests : IDisposable
         Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
         Assert.Equal(Handler, _cpu.Rip);
         Assert.Equal(1, _xen.Counters["pv-wrmsr-refused-1234"]);
+    }
+
+    [Fact]
+    public void MovToControlRegisters_IsEmulatedAsXensWriteCr()
+    {
+        const ulong visible = (1UL << 5) | (1UL << 9) | (1UL << 10);
+        const ulong fsgsbase = 1UL << 16;
+        const ulong osxsave = 1UL << 18;
+
+        // mov %rax,%cr4 (xen_write_cr4 → native_write_cr4): the guest-controlled bits the CPUID
+        // policy offers reach the processor (FSGSBASE here; XSAVE is not offered), the rest is Xen's.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x22, 0xE0]);
+        _cpu.SetRegister(0, visible | fsgsbase | osxsave | (1UL << 7));
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Code + 3, _cpu.Rip);
+        Assert.Equal(visible | fsgsbase, _cpu.Cr4);
+
+        // mov %cr4,%rbx reads Xen's visible bits and the guest's own.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x20, 0xE3]);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(visible | fsgsbase, _cpu.GetRegister(3));
+
+        // mov %rax,%cr0 may set TS; clearing PG is refused: the #GP goes to the guest.
+        _cpu.Rip = Code;
+        _memory.Write(Code, (byte[])[0x0F, 0x22, 0xC0]);
+        _cpu.SetRegister(0, 0x8001_003BUL);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.True(_cpu.TaskSwitched);
+        SetTrap(13, Handler, flags: 0);
+        _cpu.Rip = Code;
+        _cpu.SetRegister(0, 0x0001_0033UL);
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(13, 0, ParavirtualEventKind.Exception, Code)));
+        Assert.Equal(Handler, _cpu.Rip);
     }
 
     [Fact]
@@ -247,6 +288,14 @@ public sealed class PvCpuTests : IDisposable
 
         public ulong Cr2 { get; set; }
 
+        public ulong Cr4 { get; set; } = (1UL << 5) | (1UL << 9) | (1UL << 10);
+
+        public bool TrySetCr4(ulong value)
+        {
+            Cr4 = value;
+            return true;
+        }
+
         public bool TaskSwitched { get; set; }
 
         public ulong FsBase { get; set; }
@@ -300,7 +349,13 @@ public sealed class PvCpuTests : IDisposable
 
         public void SetGdt(ulong linearBase, ushort limit) => Gdt = (linearBase, limit);
 
-        public CpuidResult Cpuid(uint leaf, uint subleaf) => leaf == 1 ? new CpuidResult(0x800F12, 0, 1u << 21, 0) : new CpuidResult(1, 0x6874_7541, 0, 0);
+        // Leaf 1: x2APIC; FPU, PSE, TSC, PGE. Leaf 0x80000001: NX, 1 GiB pages, long mode.
+        public CpuidResult Cpuid(uint leaf, uint subleaf) => leaf switch
+        {
+            1 => new CpuidResult(0x800F12, 0, 1u << 21, (1u << 0) | (1u << 3) | (1u << 4) | (1u << 13)),
+            0x8000_0001 => new CpuidResult(0, 0, 0, (1u << 20) | (1u << 26) | (1u << 29)),
+            _ => new CpuidResult(1, 0x6874_7541, 0, 0),
+        };
 
         public void CrashDomain(string reason) => Crash ??= reason;
     }

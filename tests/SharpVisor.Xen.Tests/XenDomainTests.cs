@@ -222,6 +222,22 @@ public sealed class XenDomainTests : IDisposable
     }
 
     [Fact]
+    public void RegisterVcpuInfo_CarriesTheCurrentContentsAcross_SoAMaskedVcpuStaysMasked()
+    {
+        // A PV kernel registers its per-CPU vcpu_info with events masked (IRQs off): the move must
+        // not unmask them, or an upcall arrives before the kernel can take it (Xen copies the slot).
+        MapSharedInfo();
+        ulong slot = (SharedInfoGfn << 12) + (1 * SharedInfoLayout.VcpuInfoSize);
+        _memory.Write<byte>(slot + SharedInfoLayout.UpcallMask, 1);
+        _memory.Write<ulong>(Scratch, 0x30);
+        _memory.Write<uint>(Scratch + 8, 128);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.VcpuOp, 10, 1, Scratch));
+        Assert.Equal(1, _memory.Read<byte>(0x30080 + SharedInfoLayout.UpcallMask));
+        Assert.Equal(1, _memory.Read<byte>(0x30080 + SharedInfoLayout.UpcallPending));
+        Assert.Equal(ulong.MaxValue, _memory.Read<ulong>(0x30080 + SharedInfoLayout.PendingSelector));
+    }
+
+    [Fact]
     public void GrantFrames_MapInRamOrOutsideItButNeverInTheMmioHole()
     {
         Assert.Equal(0, GrantMap(0, 0x40));                 // a RAM frame

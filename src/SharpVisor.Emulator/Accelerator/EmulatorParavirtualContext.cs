@@ -39,6 +39,21 @@ internal sealed class EmulatorParavirtualContext : IParavirtualCpuContext
 
     public ulong Cr2 => _cpu.Cr2;
 
+    public ulong Cr4 => _cpu.Cr4;
+
+    public bool TrySetCr4(ulong value)
+    {
+        try
+        {
+            _cpu.WriteControlRegister(4, value);
+            return true;
+        }
+        catch (CpuException)
+        {
+            return false;
+        }
+    }
+
     public bool TaskSwitched
     {
         get => _cpu.TaskSwitched;

@@ -29,6 +29,8 @@ public static class XenPvBoot
         var initrd = new MemoryStream();
         foreach (string path in (request.InitrdPath is { } first ? [first] : Array.Empty<string>()).Concat(request.ExtraInitrdPaths))
         {
+            // The kernel reads an appended cpio archive only from a 4-byte boundary.
+            initrd.Write(new byte[(4 - (initrd.Length % 4)) % 4]);
             initrd.Write(File.ReadAllBytes(path));
         }
 

@@ -14,6 +14,12 @@ public interface IParavirtualCpuContext : IHypercallContext
     /// <summary>The faulting address of the last #PF.</summary>
     ulong Cr2 { get; }
 
+    /// <summary>CR4 as the processor holds it.</summary>
+    ulong Cr4 { get; }
+
+    /// <summary>Loads CR4 through the processor's checks; false when it refuses the value.</summary>
+    bool TrySetCr4(ulong value);
+
     /// <summary>CR0.TS, which fpu_taskswitch sets and CLTS-equivalents clear.</summary>
     bool TaskSwitched { get; set; }
 

@@ -27,6 +27,15 @@ public sealed partial class PvCpu
     /// <summary>Xen's PAT (XEN_MSR_PAT): WB, WT, UC-, UC, WC, WP, UC, UC.</summary>
     private const ulong XenPat = 0x0000_0501_0007_0406;
 
+    /// <summary>CR4 bits a PV guest reads as Xen runs them (PV_CR4_GUEST_VISIBLE_MASK, as set here): PAE, OSFXSR, OSXMMEXCPT.</summary>
+    private const ulong Cr4GuestVisible = (1UL << 5) | (1UL << 9) | (1UL << 10);
+
+    // CR4 bits a PV guest controls (PV_CR4_GUEST_MASK), each only when its CPUID feature is there.
+    private const ulong Cr4Tsd = 1UL << 2;
+    private const ulong Cr4De = 1UL << 3;
+    private const ulong Cr4FsGsBase = 1UL << 16;
+    private const ulong Cr4OsXsave = 1UL << 18;
+
     /// <summary>EFER as a 64-bit PV guest sees it: LME, LMA, NXE, SCE.</summary>
     private const ulong GuestEfer = (1UL << 8) | (1UL << 10) | (1UL << 11) | 1;
 
@@ -36,8 +45,24 @@ public sealed partial class PvCpu
     /// <summary>ud2; .ascii "xen" — Xen's forced-emulation prefix, followed by the instruction (CPUID).</summary>
     private static ReadOnlySpan<byte> ForcedEmulationPrefix => [0x0F, 0x0B, (byte)'x', (byte)'e', (byte)'n'];
 
-    /// <summary>The CPUID bits a PV guest must not use: MONITOR, VMX, x2APIC, TSC deadline (leaf 1 ECX); hypervisor bit set.</summary>
-    private const uint HiddenLeaf1Ecx = (1u << 3) | (1u << 5) | (1u << 21) | (1u << 24);
+    // The CPUID features a PV guest does not get (Xen's PV policy keeps only the features marked
+    // 'A' in public/arch-x86/cpufeatureset.h; 'S' and 'H' are for HVM guests). Without PSE, PGE and
+    // 1 GiB pages Linux maps its memory with 4 KiB pages and no global bit, as Xen requires.
+    // Leaf 1 EDX: VME, PSE, MTRR, PGE, PSE36, DS, TM1, PBE.
+    private const uint HiddenLeaf1Edx = (1u << 1) | (1u << 3) | (1u << 12) | (1u << 13) | (1u << 17) | (1u << 21) | (1u << 29) | (1u << 31);
+
+    // Leaf 1 ECX: DTES64, MONITOR, DS-CPL, VMX, SMX, EIST, TM2, xTPR, PDCM, PCID, DCA, x2APIC, TSC deadline.
+    private const uint HiddenLeaf1Ecx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 5) | (1u << 6) | (1u << 7) | (1u << 8)
+        | (1u << 14) | (1u << 15) | (1u << 17) | (1u << 18) | (1u << 21) | (1u << 24);
+
+    // Leaf 7 EBX: TSC_ADJUST, SGX, SMEP, INVPCID, PQM, MPX, PQE, SMAP; ECX: UMIP, PKU, OSPKE, CET shadow stacks.
+    private const uint HiddenLeaf7Ebx = (1u << 1) | (1u << 2) | (1u << 7) | (1u << 10) | (1u << 12) | (1u << 14) | (1u << 15) | (1u << 20);
+    private const uint HiddenLeaf7Ecx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 7);
+
+    // Leaf 0x80000001 EDX: 1 GiB pages; ECX: SVM, ExtApicSpace, AltMovCr8, OSVW, IBS, SKINIT, WDT, LWP, NodeId, TopologyExtensions, MONITORX.
+    private const uint HiddenExtendedEdx = 1u << 26;
+    private const uint HiddenExtendedEcx = (1u << 2) | (1u << 3) | (1u << 4) | (1u << 9) | (1u << 10) | (1u << 12) | (1u << 13)
+        | (1u << 15) | (1u << 19) | (1u << 22) | (1u << 29);
 
     private bool TryForcedEmulation(IParavirtualCpuContext cpu)
     {
@@ -53,15 +78,36 @@ public sealed partial class PvCpu
         return true;
     }
 
+    /// <summary>CPUID as Xen answers a PV guest: the processor's leaves with the PV policy's features only, and the hypervisor bit.</summary>
     private static void Cpuid(IParavirtualCpuContext cpu)
     {
         uint leaf = (uint)cpu.GetRegister(0);
-        CpuidResult r = cpu.Cpuid(leaf, (uint)cpu.GetRegister(1));
-        uint ecx = leaf == 1 ? (r.Ecx & ~HiddenLeaf1Ecx) | (1u << 31) : r.Ecx;
-        cpu.SetRegister(0, r.Eax);
-        cpu.SetRegister(3, r.Ebx);
+        uint subleaf = (uint)cpu.GetRegister(1);
+        CpuidResult r = cpu.Cpuid(leaf, subleaf);
+        (uint eax, uint ebx, uint ecx, uint edx) = (r.Eax, r.Ebx, r.Ecx, r.Edx);
+        switch (leaf)
+        {
+            case 1:
+                ecx = (ecx & ~HiddenLeaf1Ecx) | (1u << 31);
+                edx &= ~HiddenLeaf1Edx;
+                break;
+            case 7 when subleaf == 0:
+                ebx &= ~HiddenLeaf7Ebx;
+                ecx &= ~HiddenLeaf7Ecx;
+                break;
+            case 0xD when subleaf == 1:
+                eax &= ~(1u << 3);                // XSAVES
+                break;
+            case 0x8000_0001:
+                ecx &= ~HiddenExtendedEcx;
+                edx &= ~HiddenExtendedEdx;
+                break;
+        }
+
+        cpu.SetRegister(0, eax);
+        cpu.SetRegister(3, ebx);
         cpu.SetRegister(1, ecx);
-        cpu.SetRegister(2, r.Edx);
+        cpu.SetRegister(2, edx);
     }
 
     /// <summary>Decodes the instruction at RIP and emulates it when Xen would for a PV guest kernel; false reflects the #GP.</summary>
@@ -118,6 +164,10 @@ public sealed partial class PvCpu
                     break;
                 case 0x20 when vcpu.KernelMode && i + 2 < code.Length && (code[i + 2] & 0xC0) == 0xC0:
                     name = ReadControlRegister(cpu, vcpu, (code[i + 2] >> 3) & 7, (code[i + 2] & 7) | ((rex & 1) << 3)) ? "mov-from-cr" : null;
+                    length = i + 3;
+                    break;
+                case 0x22 when vcpu.KernelMode && i + 2 < code.Length && (code[i + 2] & 0xC0) == 0xC0:
+                    name = WriteControlRegister(cpu, vcpu, ((code[i + 2] >> 3) & 7) | ((rex & 4) << 1), (code[i + 2] & 7) | ((rex & 1) << 3)) ? "mov-to-cr" : null;
                     length = i + 3;
                     break;
                 case 0x01 when vcpu.KernelMode && i + 2 < code.Length && code[i + 2] == 0xF8:
@@ -243,7 +293,7 @@ public sealed partial class PvCpu
             0 => GuestCr0 | (cpu.TaskSwitched ? 8UL : 0),
             2 => _domain.VcpuInfoOf(cpu.VcpuId) is var info and not 0 ? Memory.Read<ulong>(info + 16) : 0,
             3 => _domain.PvPaging(vcpu.Id).KernelBase << 12,
-            4 => (1UL << 5) | (1UL << 9) | (1UL << 10),      // PAE, OSFXSR, OSXMMEXCPT
+            4 => Cr4GuestVisible | vcpu.GuestCr4,
             _ => null,
         };
         if (value is not ulong v)
@@ -253,5 +303,67 @@ public sealed partial class PvCpu
 
         cpu.SetRegister(register, v);
         return true;
+    }
+
+    /// <summary>
+    /// MOV to CRn from the guest kernel, as Xen's write_cr (pv/emul-priv-op.c): CR0 may change TS
+    /// only; CR2 is the vcpu_info copy; CR3 is new_baseptr (a machine address: PV is not
+    /// translated); CR4 keeps Xen's bits and takes the guest-controlled ones (TSD, DE, FSGSBASE,
+    /// OSXSAVE) that the CPUID policy offers — Linux's xen_write_cr4 writes CR4 this way. Anything
+    /// else reflects the #GP.
+    /// </summary>
+    private bool WriteControlRegister(IParavirtualCpuContext cpu, PvVcpuState vcpu, int control, int register)
+    {
+        ulong value = cpu.GetRegister(register);
+        switch (control)
+        {
+            case 0:
+                if (((value ^ GuestCr0) & ~8UL) != 0)
+                {
+                    _domain.TracePv($"mov to CR0 0x{value:x} refused: only TS may change");
+                    return false;
+                }
+
+                cpu.TaskSwitched = (value & 8) != 0;
+                return true;
+
+            case 2:
+                ulong info = _domain.VcpuInfoOf(cpu.VcpuId);
+                if (info != 0)
+                {
+                    Memory.Write(info + 16, value);
+                }
+
+                return true;
+
+            case 3:
+                return _tables.MmuextOp(_domain.PvPaging(vcpu.Id), PvMmuextCommand.NewBaseptr, value >> 12, 0) == 0;
+
+            case 4:
+                ulong offered = Cr4Offered(cpu);
+                ulong guest = value & offered;
+                ulong real = (cpu.Cr4 & ~(Cr4Tsd | Cr4De | Cr4FsGsBase | Cr4OsXsave)) | guest;
+                if (!cpu.TrySetCr4(real))
+                {
+                    return false;
+                }
+
+                vcpu.GuestCr4 = guest;
+                return true;
+
+            default:
+                return false;
+        }
+    }
+
+    /// <summary>pv_fixup_guest_cr4's policy: the guest-controlled CR4 bits whose CPUID features the guest has.</summary>
+    private static ulong Cr4Offered(IParavirtualCpuContext cpu)
+    {
+        CpuidResult leaf1 = cpu.Cpuid(1, 0);
+        CpuidResult leaf7 = cpu.Cpuid(7, 0);
+        return ((leaf1.Edx & (1u << 4)) != 0 ? Cr4Tsd : 0)
+            | ((leaf1.Edx & (1u << 2)) != 0 ? Cr4De : 0)
+            | ((leaf7.Ebx & 1u) != 0 ? Cr4FsGsBase : 0)
+            | ((leaf1.Ecx & (1u << 26)) != 0 ? Cr4OsXsave : 0);
     }
 }

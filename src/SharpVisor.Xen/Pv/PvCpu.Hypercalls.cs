@@ -22,6 +22,7 @@ public sealed partial class PvCpu
     private const int SegbaseGsUserSelector = 3;
 
     // vm_assist
+    private const ulong VmassistEnable = 0;          // VMASST_CMD_enable; 1 is disable
     private const int VmassistWritablePageTables = 2;
     private const int VmassistLast = 6;
 
@@ -185,13 +186,18 @@ public sealed partial class PvCpu
         return reg is 4 or 5 or > 7 ? -XenErrno.EINVAL : (long)vcpu.DebugRegisters[reg];
     }
 
-    /// <summary>vm_assist(enable|disable, type): writable page tables are not offered (-EINVAL); the others change nothing on 64-bit.</summary>
-    private static long VmAssist(HypercallFrame frame)
+    /// <summary>vm_assist(enable|disable, type): writable page tables switch the ptwr emulation; the others change nothing on 64-bit.</summary>
+    private long VmAssist(HypercallFrame frame)
     {
         ulong command = frame.Argument(0), type = frame.Argument(1);
-        if (command > 1 || type > VmassistLast || type == VmassistWritablePageTables)
+        if (command > 1 || type > VmassistLast)
         {
             return -XenErrno.EINVAL;
+        }
+
+        if (type == VmassistWritablePageTables)
+        {
+            _writablePageTables = command == VmassistEnable;
         }
 
         return 0;

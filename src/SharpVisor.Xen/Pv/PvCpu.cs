@@ -143,6 +143,11 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
                     return true;
                 }
 
+                if (e.Vector == 14 && e.ErrorCode is uint pageFault && TryEmulatePageTableWrite(cpu, vcpu, pageFault))
+                {
+                    return true;
+                }
+
                 return Exception(cpu, vcpu, e.Vector, e.ErrorCode, e.ReturnRip);
         }
     }

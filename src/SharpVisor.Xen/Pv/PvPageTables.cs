@@ -189,6 +189,60 @@ public sealed class PvPageTables
         return rc;
     }
 
+    /// <summary>
+    /// The writable-page-tables assist (Xen's ptwr): a guest kernel store of <paramref name="size"/>
+    /// bytes (1, 2, 4 or 8, naturally aligned) at <paramref name="linearAddress"/> that faulted
+    /// because it hits a validated L1 table (mapped read-only, as every page table is). The store is
+    /// applied as an L1 entry update with the usual validation. <paramref name="merge"/> turns the
+    /// operand that is there into the one to write, or declines (a compare-exchange that does not
+    /// match); it and <paramref name="oldOperand"/> see the operand's bytes of the entry. False when
+    /// the address is not in an L1 table in use, so the fault is the guest's; otherwise
+    /// <paramref name="rc"/> is the update's result.
+    /// </summary>
+    public bool TryWriteL1Entry(PvVcpuPaging vcpu, ulong linearAddress, int size, Func<ulong, ulong?> merge, out ulong oldOperand, out int rc)
+    {
+        ArgumentNullException.ThrowIfNull(vcpu);
+        ArgumentNullException.ThrowIfNull(merge);
+        oldOperand = 0;
+        rc = 0;
+        if (size is not (1 or 2 or 4 or 8) || (linearAddress & (ulong)(size - 1)) != 0)
+        {
+            return false;
+        }
+
+        lock (_lock)
+        {
+            // The L1 entry that maps the written page, and through it the page: it must be an L1 in use.
+            if (!TryFindL1(vcpu.KernelBase, linearAddress, out ulong mappingTable, out _))
+            {
+                return false;
+            }
+
+            ulong mapping = ReadEntry(mappingTable, (int)((linearAddress >> 12) & 511));
+            ulong table = PvPte.Frame(mapping);
+            if ((mapping & PvPte.Present) == 0 || !Owns(table) || _frames[table].Type != PvPageType.L1
+                || _frames[table].TypeCount == 0 || !_frames[table].Validated)
+            {
+                return false;
+            }
+
+            int slot = (int)((linearAddress & 0xFFF) >> 3);
+            ulong entry = ReadEntry(table, slot);
+            int shift = (int)(linearAddress & 7) * 8;
+            ulong mask = size == 8 ? ulong.MaxValue : ((1UL << (size * 8)) - 1) << shift;
+            oldOperand = (entry & mask) >> shift;
+            if (merge(oldOperand) is not ulong stored)
+            {
+                return true;                     // a compare-exchange that did not match: nothing to write
+            }
+
+            ulong value = (entry & ~mask) | ((stored << shift) & mask);
+            Counters.Increment("pv-ptwr-emulated");
+            rc = ModifyEntry(1, table, slot, value, preserveAccessedDirty: false);
+            return true;
+        }
+    }
+
     /// <summary>One mmuext_op command (<see cref="PvMmuextCommand"/>) for <paramref name="vcpu"/>.</summary>
     public int MmuextOp(PvVcpuPaging vcpu, PvMmuextCommand command, ulong argument1, ulong argument2)
     {

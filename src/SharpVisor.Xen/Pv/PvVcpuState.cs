@@ -37,6 +37,9 @@ internal sealed class PvVcpuState
 
     public ulong[] DebugRegisters { get; } = new ulong[8];
 
+    /// <summary>The CR4 bits the guest wrote that it controls (TSD, DE, FSGSBASE, OSXSAVE): Xen's ctrlreg[4] beyond the visible ones.</summary>
+    public ulong GuestCr4 { get; set; }
+
     /// <summary>physdev_op set_iopl: the virtual I/O privilege level.</summary>
     public int Iopl { get; set; }
 }
