@@ -184,10 +184,7 @@ internal static unsafe class BlockTranslator
             _il.MarkLabel(leave);
             SpillAll(markClean: false);
             _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _regsRef);
-            _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
-            _il.Emit(OpCodes.Add);
-            _il.Emit(OpCodes.Ldind_I8);
+            LoadFromFile(RegisterFile.BlockRip);
             _il.Emit(OpCodes.Stfld, s_rip);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
@@ -387,23 +384,23 @@ internal static unsafe class BlockTranslator
         private static ulong Truncate(ulong value, int sizeIndex) => value & LazyFlags.Masks[sizeIndex];
 
         /// <summary>Sign-extends the value on the stack from the operand size to 64 bits (size index 3: unchanged).</summary>
-        private void EmitSignExtend(int sizeIndex)
+        private void EmitSignExtend(int sizeIndex) => EmitExtend(sizeIndex, signed: true);
+
+        /// <summary>Narrows the value on the stack to the operand size and widens it back to 64 bits, by sign or by zero (size index 3: unchanged).</summary>
+        private void EmitExtend(int sizeIndex, bool signed)
         {
-            switch (sizeIndex)
+            if (sizeIndex >= 3)
             {
-                case 0:
-                    _il.Emit(OpCodes.Conv_I1);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
-                case 1:
-                    _il.Emit(OpCodes.Conv_I2);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
-                case 2:
-                    _il.Emit(OpCodes.Conv_I4);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
+                return;
             }
+
+            _il.Emit(sizeIndex switch
+            {
+                0 => signed ? OpCodes.Conv_I1 : OpCodes.Conv_U1,
+                1 => signed ? OpCodes.Conv_I2 : OpCodes.Conv_U2,
+                _ => signed ? OpCodes.Conv_I4 : OpCodes.Conv_U4,
+            });
+            _il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
         }
 
         // ---- Registers ----------------------------------------------------------------
@@ -431,24 +428,7 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Truncates the value on the stack to the operand size, zero-extended (size index 3: unchanged).</summary>
-        private void EmitZeroExtend(int sizeIndex)
-        {
-            switch (sizeIndex)
-            {
-                case 0:
-                    _il.Emit(OpCodes.Conv_U1);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-                case 1:
-                    _il.Emit(OpCodes.Conv_U2);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-                case 2:
-                    _il.Emit(OpCodes.Conv_U4);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-            }
-        }
+        private void EmitZeroExtend(int sizeIndex) => EmitExtend(sizeIndex, signed: false);
 
         /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write; 8- and 16-bit writes keep the upper bits.</summary>
         private void StoreReg(int slot, int sizeIndex)
@@ -481,14 +461,19 @@ internal static unsafe class BlockTranslator
 
         private void LoadFromFile(int slot)
         {
+            EmitSlotAddress(slot);
+            _il.Emit(OpCodes.Ldind_I8);
+        }
+
+        /// <summary>Pushes the address of register-file slot <paramref name="slot"/>.</summary>
+        private void EmitSlotAddress(int slot)
+        {
             _il.Emit(OpCodes.Ldloc, _regsRef);
             if (slot != 0)
             {
                 _il.Emit(OpCodes.Ldc_I4, slot * 8);
                 _il.Emit(OpCodes.Add);
             }
-
-            _il.Emit(OpCodes.Ldind_I8);
         }
 
         /// <summary>Writes dirty registers back to the register file; <paramref name="markClean"/> false leaves the emitter's view unchanged (a side path).</summary>
@@ -501,13 +486,7 @@ internal static unsafe class BlockTranslator
                     continue;
                 }
 
-                _il.Emit(OpCodes.Ldloc, _regsRef);
-                if (slot != 0)
-                {
-                    _il.Emit(OpCodes.Ldc_I4, slot * 8);
-                    _il.Emit(OpCodes.Add);
-                }
-
+                EmitSlotAddress(slot);
                 _il.Emit(OpCodes.Ldloc, Local(slot));
                 _il.Emit(OpCodes.Stind_I8);
                 if (markClean)
