@@ -21,6 +21,10 @@ internal static class TranslationCache
     private static long s_jitTicks;
     private static long s_ilBytes;
     private static long s_failed;
+    private static long s_regionMembers;
+
+    /// <summary>Blocks compiled into another block's method as region members (beyond the entries), since the process started.</summary>
+    internal static long RegionMembers => Interlocked.Read(ref s_regionMembers);
 
     public static TranslatorStatistics Statistics
     {
@@ -54,12 +58,13 @@ internal static class TranslationCache
     /// <summary>Compiles <paramref name="block"/> on the calling thread and installs the code.</summary>
     public static void CompileNow(Block block)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = ThreadCpuClock.Now();
         TranslatedBlock? code = null;
         int ilBytes = 0;
+        int members = 1;
         try
         {
-            code = BlockTranslator.Translate(block, out ilBytes);
+            code = BlockTranslator.Translate(block, out ilBytes, out members);
         }
         catch (Exception)
         {
@@ -69,7 +74,7 @@ internal static class TranslationCache
             Interlocked.Increment(ref s_failed);
         }
 
-        long elapsed = Stopwatch.GetTimestamp() - start;
+        long elapsed = ThreadCpuClock.Now() - start;
         lock (s_lock)
         {
             s_jitTicks += elapsed;
@@ -79,6 +84,7 @@ internal static class TranslationCache
             }
 
             s_compiled++;
+            s_regionMembers += members - 1;
             s_ilBytes += ilBytes;
             block.TranslatedIlBytes = ilBytes;
             Volatile.Write(ref block.Translated, code);
