@@ -107,6 +107,11 @@ public sealed partial class X86Cpu
             _inBlock = true;
             ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
             int i = code(this, ref first);
+            if (++block.Heat == TranslatorSettings.RegionThreshold)
+            {
+                QueueRegion(block);
+            }
+
             if (!ReferenceEquals(_block, block))
             {
                 // A region's code went on into another of its blocks (EnterRegionBlock): i counts that block's instructions.
@@ -179,6 +184,29 @@ public sealed partial class X86Cpu
         _instructions += count;
         TranslatedInstructions += count;
         return true;
+    }
+
+    /// <summary>
+    /// A compiled block that keeps running (<see cref="TranslatorSettings.RegionThreshold"/> runs
+    /// in the chain loop) is compiled again with its region: regions cost several times a block's
+    /// compile time, which only code this hot repays (a boot's run-a-thousand-times code does not).
+    /// </summary>
+    private void QueueRegion(Block block)
+    {
+        if (TranslatorSettings.RegionBlocks <= 1 || block.RegionQueued)
+        {
+            return;
+        }
+
+        block.RegionQueued = true;
+        if (_tier == ExecutionTier.Always)
+        {
+            TranslationCache.CompileNow(block);
+        }
+        else
+        {
+            TranslationCache.Enqueue(block);
+        }
     }
 
     /// <summary>

@@ -294,7 +294,7 @@ public sealed unsafe class TranslatorTests
     /// Regions (several blocks of one page in one method): a loop of data-dependent branches
     /// between blocks (light forward and back edges), a shift whose flags a later block reads,
     /// CALL/RET into and out of a function in the page (edges after a handler), stack and memory
-    /// traffic. The regions are compiled in a first run; a second run from the start, in budget
+    /// traffic. The blocks and then their regions are compiled in a first run; a second run from the start, in budget
     /// slices of 777 instructions, stops where the interpreter stops with the same state every
     /// time, and ends with the same memory.
     /// </summary>
@@ -302,7 +302,9 @@ public sealed unsafe class TranslatorTests
     public void RegionsStopWhereTheInterpreterDoes()
     {
         int threshold = TranslatorSettings.HotThreshold;
+        int regionThreshold = TranslatorSettings.RegionThreshold;
         TranslatorSettings.HotThreshold = 4;
+        TranslatorSettings.RegionThreshold = 16;
         try
         {
             using var interpreted = new TestCpu();
@@ -356,6 +358,7 @@ public sealed unsafe class TranslatorTests
         finally
         {
             TranslatorSettings.HotThreshold = threshold;
+            TranslatorSettings.RegionThreshold = regionThreshold;
         }
     }
 

@@ -56,10 +56,10 @@ internal static unsafe class BlockTranslator
         typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
 
     /// <summary>Emits and compiles the block's method.</summary>
-    public static TranslatedBlock Translate(Block block, out int ilBytes, out int members)
+    public static TranslatedBlock Translate(Block block, bool withRegion, out int ilBytes, out int members)
     {
         var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
-        Block[] region = SelectRegion(block);
+        Block[] region = withRegion ? SelectRegion(block) : [block];
         members = region.Length;
         int ops = 0;
         foreach (Block member in region)

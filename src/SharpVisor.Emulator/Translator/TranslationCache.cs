@@ -64,7 +64,7 @@ internal static class TranslationCache
         int members = 1;
         try
         {
-            code = BlockTranslator.Translate(block, out ilBytes, out members);
+            code = BlockTranslator.Translate(block, block.RegionQueued, out ilBytes, out members);
         }
         catch (Exception)
         {
@@ -85,10 +85,15 @@ internal static class TranslationCache
 
             s_compiled++;
             s_regionMembers += members - 1;
-            s_ilBytes += ilBytes;
+            s_ilBytes += ilBytes - block.TranslatedIlBytes;
             block.TranslatedIlBytes = ilBytes;
+            bool resident = block.Translated is not null; // compiled again, with its region
             Volatile.Write(ref block.Translated, code);
-            s_resident.Enqueue(block);
+            if (!resident)
+            {
+                s_resident.Enqueue(block);
+            }
+
             while (s_resident.Count > TranslatorSettings.CacheCapacity)
             {
                 Block old = s_resident.Dequeue();
@@ -97,6 +102,7 @@ internal static class TranslationCache
                 Volatile.Write(ref old.Translated, null);
                 old.Heat = 0;
                 old.TranslationQueued = false;
+                old.RegionQueued = false;
                 s_evicted++;
             }
         }
@@ -117,7 +123,7 @@ internal static class TranslationCache
                 block = s_pending.Dequeue();
             }
 
-            if (block.Valid && block.Translated is null)
+            if (block.Valid && (block.Translated is null || block.RegionQueued))
             {
                 CompileNow(block);
             }
