@@ -24,7 +24,7 @@ public static class TranslatorSettings
     public static int CacheCapacity { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_CACHE"), 16384, 16, 1 << 24);
 
     /// <summary>Runs of a compiled block in the chain loop before it is compiled again with its region (<c>SHARPVISOR_TIER1_REGION_THRESHOLD</c>).</summary>
-    public static int RegionThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION_THRESHOLD"), 50_000, 1, 1 << 30);
+    public static int RegionThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION_THRESHOLD"), 500_000, 1, 1 << 30);
 
     public static int RegionBlocks { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION"), 8, 1, 64);
 
