@@ -50,6 +50,9 @@ internal sealed class Block
     // its compiled code (installed by the compiler thread, dropped when evicted).
     public int Heat;
     public bool TranslationQueued;
+
+    // Set when the block, compiled alone, ran hot enough in tier 1 to be compiled again with its region.
+    public bool RegionQueued;
     public Translator.TranslatedBlock? Translated;
     public int TranslatedIlBytes;
 }

@@ -289,6 +289,7 @@ public sealed unsafe partial class X86Cpu
         _regs[RegisterFile.BlockRip] = blockRip;
         _block = block;
         _inBlock = true;
+        _chaining = false; // a fault may have left RunTranslatedChain without clearing it
         ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
         int count = block.Count;
         Translator.TranslatedBlock? code = null;

@@ -10,6 +10,9 @@ public sealed partial class X86Cpu
 {
     private ExecutionTier _tier = TranslatorSettings.DefaultTier;
 
+    // Set while RunTranslatedChain runs compiled code: only then may a region's code switch blocks.
+    private bool _chaining;
+
     /// <summary>The execution tiers this CPU uses (<see cref="TranslatorSettings.DefaultTier"/> at creation).</summary>
     public ExecutionTier Tier
     {
@@ -85,6 +88,14 @@ public sealed partial class X86Cpu
     /// </summary>
     private Block RunTranslatedChain(Block block)
     {
+        _chaining = true;
+        block = RunTranslatedChainCore(block);
+        _chaining = false;
+        return block;
+    }
+
+    private Block RunTranslatedChainCore(Block block)
+    {
         CpuMode mode = _mode;
         int cpl = _cpl;
         while (true)
@@ -96,6 +107,19 @@ public sealed partial class X86Cpu
             _inBlock = true;
             ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
             int i = code(this, ref first);
+            if (++block.Heat == TranslatorSettings.RegionThreshold)
+            {
+                QueueRegion(block);
+            }
+
+            if (!ReferenceEquals(_block, block))
+            {
+                // A region's code went on into another of its blocks (EnterRegionBlock): i counts that block's instructions.
+                block = _block!;
+                blockRip = _regs[RegisterFile.BlockRip];
+                first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
+            }
+
             TranslatedInstructions += i;
             _instructions += i;
             if (_exitBlock == ExitNone)
@@ -160,6 +184,97 @@ public sealed partial class X86Cpu
         _instructions += count;
         TranslatedInstructions += count;
         return true;
+    }
+
+    /// <summary>
+    /// A compiled block that keeps running (<see cref="TranslatorSettings.RegionThreshold"/> runs
+    /// in the chain loop) is compiled again with its region: regions cost several times a block's
+    /// compile time, which only code this hot repays (a boot's run-a-thousand-times code does not).
+    /// </summary>
+    private void QueueRegion(Block block)
+    {
+        if (TranslatorSettings.RegionBlocks <= 1 || block.RegionQueued)
+        {
+            return;
+        }
+
+        block.RegionQueued = true;
+        if (_tier == ExecutionTier.Always)
+        {
+            TranslationCache.CompileNow(block);
+        }
+        else
+        {
+            TranslationCache.Enqueue(block);
+        }
+    }
+
+    /// <summary>
+    /// Translated code of a region (<see cref="BlockTranslator"/>) at an edge from one of its blocks
+    /// to another, <paramref name="next"/> at <paramref name="linear"/>, after
+    /// <paramref name="retired"/> instructions of the current block: whether it may go on into
+    /// <paramref name="next"/> without returning, under the conditions <see cref="RunTranslatedChain"/>
+    /// checks between two blocks (it must be the caller: the code is not inside
+    /// <see cref="ExecuteBlock"/>'s loop) plus the same privilege and TLB epoch as at the region's
+    /// entry (the blocks share one page, so the entry's mapping is theirs) and the block still
+    /// valid. If so the current block's instructions are retired and <paramref name="next"/>
+    /// becomes the running block, exactly as if the chain loop had looked it up.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    internal bool EnterRegionBlock(Block next, ulong linear, int retired, int cpl, int epoch)
+    {
+        if (!_chaining || !next.Valid || _cpl != cpl || _chainEpoch != epoch || _mode != CpuMode.Long64
+            || _runLimit - _instructions - retired < next.Count || ChainMustStop() || _tracking.PassBoundary())
+        {
+            return false;
+        }
+
+        _instructions += retired;
+        TranslatedInstructions += retired;
+        _exitBlock = ExitNone;
+        _rip = linear;
+        _regs[RegisterFile.BlockRip] = linear;
+        next.Linear = linear;
+        _block = next;
+        return true;
+    }
+
+    /// <summary>
+    /// A region's light edge (<see cref="BlockTranslator"/>): a forward edge reached through inline
+    /// code only since the last full check (<see cref="EnterRegionBlock"/>), so only the budget
+    /// can stop it. Retires <paramref name="retired"/> instructions and makes
+    /// <paramref name="linear"/> the running block's address; the code sets
+    /// <see cref="_block"/> itself before it is read (a handler call, a return).
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool RetireIntoRegionBlock(ulong linear, int retired, int nextCount)
+    {
+        if (!_chaining || _runLimit - _instructions - retired < nextCount)
+        {
+            return false;
+        }
+
+        _instructions += retired;
+        TranslatedInstructions += retired;
+        _rip = linear;
+        _regs[RegisterFile.BlockRip] = linear;
+        return true;
+    }
+
+    /// <summary>
+    /// A region's light back edge: like <see cref="RetireIntoRegionBlock"/>, and what other
+    /// threads can ask for while inline code runs (a stop, an NMI, an interrupt window, a
+    /// breakpoint, a write-tracking boundary) also ends the region, so no loop in it outlives them.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal bool RetireIntoRegionLoop(ulong linear, int retired, int nextCount)
+    {
+        if (_stopRequested || _nmiPending || InterruptWindowRequested || _breakpoints.Count != 0 || _tracking.PassBoundary())
+        {
+            return false;
+        }
+
+        return RetireIntoRegionBlock(linear, retired, nextCount);
     }
 
     /// <summary>The TLB's hit check for a read of <paramref name="size"/> bytes that stays in one page; <paramref name="host"/> is its host address.</summary>

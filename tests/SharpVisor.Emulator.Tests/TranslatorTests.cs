@@ -290,6 +290,132 @@ public sealed unsafe class TranslatorTests
         }
     }
 
+    /// <summary>
+    /// Regions (several blocks of one page in one method): a loop of data-dependent branches
+    /// between blocks (light forward and back edges), a shift whose flags a later block reads,
+    /// CALL/RET into and out of a function in the page (edges after a handler), stack and memory
+    /// traffic. The blocks and then their regions are compiled in a first run; a second run from the start, in budget
+    /// slices of 777 instructions, stops where the interpreter stops with the same state every
+    /// time, and ends with the same memory.
+    /// </summary>
+    [Fact]
+    public void RegionsStopWhereTheInterpreterDoes()
+    {
+        int threshold = TranslatorSettings.HotThreshold;
+        int regionThreshold = TranslatorSettings.RegionThreshold;
+        TranslatorSettings.HotThreshold = 4;
+        TranslatorSettings.RegionThreshold = 16;
+        try
+        {
+            using var interpreted = new TestCpu();
+            using var translated = new TestCpu();
+            interpreted.Cpu.Tier = ExecutionTier.Interpreter;
+            translated.Cpu.Tier = ExecutionTier.Auto;
+            foreach (TestCpu t in new[] { interpreted, translated })
+            {
+                t.EnterLongMode();
+                t.Load(64, EmitRegionProgram);
+            }
+
+            // First run: the blocks heat up, link and are compiled (with their regions) in the background.
+            long membersBefore = TranslationCache.RegionMembers;
+            var deadline = DateTime.UtcNow.AddSeconds(120);
+            do
+            {
+                translated.EnterLongMode();
+                translated.Memory.Write(Data, new byte[512]);
+                translated.RunToHalt();
+            }
+            while (TranslationCache.RegionMembers == membersBefore && DateTime.UtcNow < deadline);
+
+            Assert.True(TranslationCache.RegionMembers > membersBefore, "no region was compiled within 120 s");
+            translated.EnterLongMode();
+            translated.Memory.Write(Data, new byte[512]);
+            long tier1Before = translated.Cpu.TranslatedInstructions;
+            long executedBefore = translated.Cpu.InstructionsExecuted;
+            for (int slice = 0; ; slice++)
+            {
+                CpuRunResult a = interpreted.Cpu.Run(777);
+                CpuRunResult b = translated.Cpu.Run(777);
+                Assert.Equal(a.Reason, b.Reason);
+                Assert.Equal(interpreted.Cpu.InstructionsExecuted, translated.Cpu.InstructionsExecuted - executedBefore);
+                Assert.Equal(interpreted.Cpu.GetState().Format(), translated.Cpu.GetState().Format());
+                if (a.Reason == CpuStopReason.Halted)
+                {
+                    break;
+                }
+
+                Assert.True(slice < 100_000, "the program did not halt");
+            }
+
+            var left = new byte[512];
+            var right = new byte[512];
+            interpreted.Memory.Read(Data, left);
+            translated.Memory.Read(Data, right);
+            Assert.Equal(left, right);
+            Assert.True(translated.Cpu.TranslatedInstructions - tier1Before > 100_000, $"{translated.Cpu.TranslatedInstructions - tier1Before} instructions in tier 1");
+        }
+        finally
+        {
+            TranslatorSettings.HotThreshold = threshold;
+            TranslatorSettings.RegionThreshold = regionThreshold;
+        }
+    }
+
+    private static void EmitRegionProgram(Assembler a)
+    {
+        Label outer = a.CreateLabel();
+        Label step = a.CreateLabel();
+        Label odd = a.CreateLabel();
+        Label next = a.CreateLabel();
+        Label done = a.CreateLabel();
+        Label carry = a.CreateLabel();
+        Label function = a.CreateLabel();
+        a.mov(rsi, Data);
+        a.mov(ecx, 600);
+        a.xor(r13d, r13d);
+        a.xor(r12d, r12d);
+        a.Label(ref outer);
+        a.mov(rax, rcx);
+        a.Label(ref step);
+        a.cmp(rax, 1);
+        a.je(done);
+        a.test(al, 1);
+        a.jnz(odd);
+        a.shr(rax, 1);                       // flags live: the next block's ADC reads CF
+        a.jmp(next);
+        a.Label(ref odd);
+        a.lea(rax, __qword_ptr[rax + rax * 2 + 1]);
+        a.stc();
+        a.Label(ref next);
+        a.adc(r13, 0);
+        a.inc(r13);
+        a.jmp(step);
+        a.Label(ref done);
+        a.mov(rdi, rcx);
+        a.call(function);
+        a.add(r12, rax);
+        a.jc(carry);
+        a.mov(edx, ecx);
+        a.and(edx, 63);
+        a.add(__qword_ptr[rsi + rdx * 8], r12);
+        a.Label(ref carry);
+        a.push(r13);
+        a.pop(r9);
+        a.sub(ecx, 1);
+        a.jg(outer);
+        a.hlt();
+        a.Label(ref function);
+        a.push(rbp);
+        a.mov(rbp, rsp);
+        a.mov(rax, rdi);
+        a.imul(rax, rdi);
+        a.xor(rax, 0x55);
+        a.shl(rax, 3);                       // flags live to the block's end (POP, RET)
+        a.pop(rbp);
+        a.ret();
+    }
+
     [Fact]
     public void HotBlocksAreCompiledInTheBackground()
     {

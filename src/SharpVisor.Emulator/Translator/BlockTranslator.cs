@@ -28,33 +28,103 @@ internal static unsafe class BlockTranslator
     private static readonly FieldInfo s_lazyRes = Field("_lazyRes");
     private static readonly FieldInfo s_lazyCarry = Field("_lazyCarry");
     private static readonly FieldInfo s_rip = Field("_rip");
+    private static readonly FieldInfo s_cpl = Field("_cpl");
+    private static readonly FieldInfo s_blockField = Field("_block");
+    private static readonly MethodInfo s_retireInto = typeof(X86Cpu).GetMethod(nameof(X86Cpu.RetireIntoRegionBlock), Instance)!;
+    private static readonly MethodInfo s_retireLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.RetireIntoRegionLoop), Instance)!;
+    private static readonly FieldInfo s_chainEpoch = Field("_chainEpoch");
+    private static readonly MethodInfo s_enterRegion = typeof(X86Cpu).GetMethod(nameof(X86Cpu.EnterRegionBlock), Instance)!;
+    private static readonly MethodInfo s_blockOps = typeof(Block).GetProperty(nameof(Block.Ops))!.GetMethod!;
     private static readonly MethodInfo s_carryFlag = typeof(X86Cpu).GetProperty("CarryFlag", Instance)!.GetMethod!;
     private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
     private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
     private static readonly MethodInfo s_bigMul = typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
+    private static readonly MethodInfo s_shift32 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size32));
+    private static readonly MethodInfo s_shift64 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size64));
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
 
-    // The compiled method's parameters: the block it belongs to (the delegate is closed over it, so
-    // a call is direct, with no argument-shuffling stub), the CPU and the block's first op.
-    private static readonly Type[] s_methodParameters = [typeof(Block), typeof(X86Cpu), typeof(Op).MakeByRefType()];
+    // The compiled method's parameters: the region's blocks, its entry first (the delegate is
+    // closed over them, so a call is direct, with no argument-shuffling stub), the CPU and the
+    // entry block's first op.
+    private static readonly Type[] s_methodParameters = [typeof(Block[]), typeof(X86Cpu), typeof(Op).MakeByRefType()];
     private static int s_serial;
 
     private static FieldInfo Field(string name) =>
         typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
 
     /// <summary>Emits and compiles the block's method.</summary>
-    public static TranslatedBlock Translate(Block block, out int ilBytes)
+    public static TranslatedBlock Translate(Block block, bool withRegion, out int ilBytes, out int members)
     {
         var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
-        ILGenerator il = method.GetILGenerator(256 + (block.Count * 96));
-        new Emitter(block, il).Emit();
+        Block[] region = withRegion ? SelectRegion(block) : [block];
+        members = region.Length;
+        int ops = 0;
+        foreach (Block member in region)
+        {
+            ops += member.Count;
+        }
+
+        ILGenerator il = method.GetILGenerator(256 + (ops * 96));
+        new Emitter(region, il).Emit();
         ilBytes = il.ILOffset;
-        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), block);
+        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), region);
         Precompile(method);
         return code;
+    }
+
+    /// <summary>
+    /// The blocks compiled with <paramref name="entry"/> into one method (a region; the entry
+    /// first): in 64-bit code, the successors the run loop has linked (<see cref="Block.Next"/>,
+    /// <see cref="Block.NextOther"/>), breadth first, that are hot (queued for tier 1 or near the
+    /// threshold), valid, decoded in the same mode from the same physical page as the entry and
+    /// within it (so the entry's translation, checked when the chain loop found it, is theirs),
+    /// up to <see cref="TranslatorSettings.RegionBlocks"/> blocks and 256 instructions. The
+    /// successor links may change under the compiler thread: a stale one is a block that once
+    /// followed, still identified by its physical address, and checked again when entered.
+    /// </summary>
+    internal static Block[] SelectRegion(Block entry)
+    {
+        int limit = TranslatorSettings.RegionBlocks;
+        if (limit <= 1 || (CpuMode)(entry.Key & 7) != CpuMode.Long64 || entry.SecondPage != ulong.MaxValue)
+        {
+            return [entry];
+        }
+
+        var members = new List<Block> { entry };
+        int ops = entry.Count;
+        for (int j = 0; j < members.Count && members.Count < limit; j++)
+        {
+            Block from = members[j];
+            TryAdd(from.Next);
+            TryAdd(from.NextOther);
+        }
+
+        return members.ToArray();
+
+        void TryAdd(Block? candidate)
+        {
+            if (candidate is null || members.Count >= limit || !candidate.Valid || ops + candidate.Count > 256
+                || (candidate.Key & 7) != (entry.Key & 7) || candidate.SecondPage != ulong.MaxValue
+                || (candidate.PhysicalAddress & ~0xFFFUL) != (entry.PhysicalAddress & ~0xFFFUL)
+                || (!candidate.TranslationQueued && candidate.Heat * 4L < TranslatorSettings.HotThreshold))
+            {
+                return;
+            }
+
+            foreach (Block member in members)
+            {
+                if (member.PhysicalAddress == candidate.PhysicalAddress)
+                {
+                    return;
+                }
+            }
+
+            members.Add(candidate);
+            ops += candidate.Count;
+        }
     }
 
     /// <summary>Whether the runtime lets the compiler thread have the JIT compile a dynamic method (else it is compiled at its first call).</summary>
@@ -87,7 +157,8 @@ internal static unsafe class BlockTranslator
     {
         private const int Slots = RegisterFile.Slots;
 
-        private readonly Block _block;
+        private readonly Block[] _region;
+        private readonly long[] _offsets;
         private readonly ILGenerator _il;
         private readonly bool _is64;
         private readonly LocalBuilder?[] _locals = new LocalBuilder?[Slots];
@@ -105,11 +176,30 @@ internal static unsafe class BlockTranslator
         private int _flagsKind;
         private int _flagsSize;
 
-        public Emitter(Block block, ILGenerator il)
+        // The block being emitted (the region's member _member) and, in a region, the entry
+        // state its edges check (EnterRegionBlock) and the register state at every member's start.
+        private Block _block;
+        private int _member;
+        private LocalBuilder? _entryRip;
+        private LocalBuilder? _entryCpl;
+        private LocalBuilder? _entryEpoch;
+        private LocalBuilder? _memberBlock;
+        private LocalBuilder? _slowPathRan;
+        private bool _handlerInMember;
+        private Label[] _memberLabels = [];
+
+        public Emitter(Block[] region, ILGenerator il)
         {
-            _block = block;
+            _region = region;
+            _block = region[0];
+            _offsets = new long[region.Length];
+            for (int k = 0; k < region.Length; k++)
+            {
+                _offsets[k] = (long)(region[k].PhysicalAddress - region[0].PhysicalAddress);
+            }
+
             _il = il;
-            _is64 = (CpuMode)(block.Key & 7) == CpuMode.Long64;
+            _is64 = (CpuMode)(_block.Key & 7) == CpuMode.Long64;
             _regsRef = il.DeclareLocal(typeof(ulong).MakeByRefType());
             _a = il.DeclareLocal(typeof(ulong));
             _b = il.DeclareLocal(typeof(ulong));
@@ -124,6 +214,12 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldflda, s_regs);
             _il.Emit(OpCodes.Stloc, _regsRef);
+            if (IsRegion)
+            {
+                EmitRegion();
+                return;
+            }
+
             Op[] ops = _block.Ops;
             int count = _block.Count;
             Type? loopCondition = SelfLoopCondition(ops, count);
@@ -184,10 +280,7 @@ internal static unsafe class BlockTranslator
             _il.MarkLabel(leave);
             SpillAll(markClean: false);
             _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _regsRef);
-            _il.Emit(OpCodes.Ldc_I4, RegisterFile.BlockRip * 8);
-            _il.Emit(OpCodes.Add);
-            _il.Emit(OpCodes.Ldind_I8);
+            LoadFromFile(RegisterFile.BlockRip);
             _il.Emit(OpCodes.Stfld, s_rip);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
@@ -198,6 +291,233 @@ internal static unsafe class BlockTranslator
             SpillAll(markClean: true);
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Ret);
+        }
+
+        private bool IsRegion => _region.Length > 1;
+
+        /// <summary>
+        /// A region: the members one after another, each starting at its label with the guest
+        /// registers in the register file (the dirty locals are written back at the edge). An edge to a member — a
+        /// taken inline branch, the fall-through at a block's end, a handler's jump (CALL, RET,
+        /// indirect JMP) whose target is one — goes through <see cref="X86Cpu.EnterRegionBlock"/>
+        /// (the chain loop's checks between two blocks) and on at the member's label; if the
+        /// checks fail, or the target is not a member, the method leaves as a single block would.
+        /// </summary>
+        private void EmitRegion()
+        {
+            _entryRip = _il.DeclareLocal(typeof(ulong));
+            _entryCpl = _il.DeclareLocal(typeof(int));
+            _entryEpoch = _il.DeclareLocal(typeof(int));
+            _memberBlock = _il.DeclareLocal(typeof(Block));
+            _slowPathRan = _il.DeclareLocal(typeof(bool));
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Stloc, _entryRip);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_cpl);
+            _il.Emit(OpCodes.Stloc, _entryCpl);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_chainEpoch);
+            _il.Emit(OpCodes.Stloc, _entryEpoch);
+
+            _memberLabels = new Label[_region.Length];
+            for (int k = 0; k < _region.Length; k++)
+            {
+                _memberLabels[k] = _il.DefineLabel();
+            }
+
+            for (int k = 0; k < _region.Length; k++)
+            {
+                _member = k;
+                _block = _region[k];
+                _il.MarkLabel(_memberLabels[k]);
+                Array.Clear(_state);
+                _flagsKind = LazyFlags.None;
+                _handlerInMember = false;
+                Op[] ops = _block.Ops;
+                int count = _block.Count;
+                for (int i = 0; i < count; i++)
+                {
+                    EmitOp(ops, i);
+                }
+
+                int fallThrough = MemberAt(_offsets[k] + ops[count - 1].NextOffset);
+                if (fallThrough >= 0)
+                {
+                    EmitRegionEdge(fallThrough, count, afterHandler: false);
+                }
+                else
+                {
+                    SpillAll(markClean: true);
+                    EmitReturn(count);
+                }
+            }
+        }
+
+        /// <summary>
+        /// Returns <paramref name="count"/> (the current block's instructions retired). In a region
+        /// the CPU's running block is first made the current member: a light edge does not set it
+        /// (see <see cref="EmitRegionEdge"/>), and the chain loop and the fault path read it.
+        /// </summary>
+        private void EmitReturn(int count)
+        {
+            EmitSyncBlock();
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Ret);
+        }
+
+        /// <summary>In a region: X86Cpu._block = the member being emitted, stored only if it is another (a GC write barrier).</summary>
+        private void EmitSyncBlock()
+        {
+            if (!IsRegion)
+            {
+                return;
+            }
+
+            Label same = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, _member);
+            _il.Emit(OpCodes.Ldelem_Ref);
+            _il.Emit(OpCodes.Stloc, _memberBlock!);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_blockField);
+            _il.Emit(OpCodes.Ldloc, _memberBlock!);
+            _il.Emit(OpCodes.Beq, same);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _memberBlock!);
+            _il.Emit(OpCodes.Stfld, s_blockField);
+            _il.MarkLabel(same);
+        }
+
+        /// <summary>The member that starts <paramref name="offset"/> bytes after the entry, or -1.</summary>
+        private int MemberAt(long offset)
+        {
+            return Array.IndexOf(_offsets, offset);
+        }
+
+        /// <summary>
+        /// An edge to member <paramref name="target"/> after <paramref name="retired"/> instructions
+        /// of the current block: into it if <see cref="X86Cpu.EnterRegionBlock"/> (or, on a light
+        /// edge, <see cref="X86Cpu.RetireIntoRegionBlock"/>) allows, else out of the method with RIP at the target.
+        /// After a handler call (<paramref name="afterHandler"/>) the register file holds every
+        /// register and the handler has set RIP and the exit; on a branch the locals are current.
+        /// </summary>
+        private void EmitRegionEdge(int target, int retired, bool afterHandler)
+        {
+            Label refused = _il.DefineLabel();
+            if (afterHandler || _handlerInMember)
+            {
+                // A handler ran since the last full check: it may have changed anything the chain
+                // loop watches (mode, privilege, TLB, events, debug state), so all the checks.
+                EmitFullEdgeCheck(target, retired);
+                _il.Emit(OpCodes.Brfalse, refused);
+            }
+            else
+            {
+                // Inline code only since the last full check (unless a TLB miss ran a handler:
+                // _slowPathRan), so nothing this thread changes can need the chain loop. A back
+                // edge (every cycle in the region has one) also looks at what other threads
+                // request; a forward edge only at the budget.
+                Label full = _il.DefineLabel();
+                Label entered = _il.DefineLabel();
+                _il.Emit(OpCodes.Ldloc, _slowPathRan!);
+                _il.Emit(OpCodes.Brtrue, full);
+                _il.Emit(OpCodes.Ldarg_1);
+                EmitTargetLinear(target);
+                _il.Emit(OpCodes.Ldc_I4, retired);
+                _il.Emit(OpCodes.Ldc_I4, _region[target].Count);
+                _il.Emit(OpCodes.Call, target <= _member ? s_retireLoop : s_retireInto);
+                _il.Emit(OpCodes.Brfalse, refused);
+                _il.Emit(OpCodes.Br, entered);
+                _il.MarkLabel(full);
+                EmitFullEdgeCheck(target, retired);
+                _il.Emit(OpCodes.Brfalse, refused);
+                _il.Emit(OpCodes.Ldc_I4_0);
+                _il.Emit(OpCodes.Stloc, _slowPathRan!);
+                _il.MarkLabel(entered);
+            }
+
+
+            // Every member starts with the registers in the file (loaded again on first use):
+            // short live ranges keep the JIT fast, and a load is cheaper than a return to the loop.
+            if (!afterHandler)
+            {
+                SpillAll(markClean: false);
+            }
+
+            _il.Emit(OpCodes.Br, _memberLabels[target]);
+            _il.MarkLabel(refused);
+            if (!afterHandler)
+            {
+                SpillAll(markClean: false);
+                _il.Emit(OpCodes.Ldarg_1);
+                EmitTargetLinear(target);
+                _il.Emit(OpCodes.Stfld, s_rip);
+                _il.Emit(OpCodes.Ldarg_1);
+                _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+                _il.Emit(OpCodes.Stfld, s_exitBlock);
+            }
+
+            EmitReturn(retired);
+        }
+
+        /// <summary>Pushes whether <see cref="X86Cpu.EnterRegionBlock"/> lets the code go on into member <paramref name="target"/>.</summary>
+        private void EmitFullEdgeCheck(int target, int retired)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4, target);
+            _il.Emit(OpCodes.Ldelem_Ref);
+            EmitTargetLinear(target);
+            _il.Emit(OpCodes.Ldc_I4, retired);
+            _il.Emit(OpCodes.Ldloc, _entryCpl!);
+            _il.Emit(OpCodes.Ldloc, _entryEpoch!);
+            _il.Emit(OpCodes.Call, s_enterRegion);
+        }
+
+        private void EmitTargetLinear(int target)
+        {
+            _il.Emit(OpCodes.Ldloc, _entryRip!);
+            if (_offsets[target] != 0)
+            {
+                _il.Emit(OpCodes.Ldc_I8, _offsets[target]);
+                _il.Emit(OpCodes.Add);
+            }
+        }
+
+        /// <summary>
+        /// After the last op's handler asked to leave: a jump (<see cref="X86Cpu.ExitJump"/>) to a
+        /// member the block was seen to go to goes on there (a RET to the block after a CALL in
+        /// the region, a CALL into it); anything else falls through to the method's exit.
+        /// </summary>
+        private void EmitHandlerJumpDispatch(int i)
+        {
+            Label leave = _il.DefineLabel();
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_exitBlock);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Bne_Un, leave);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_rip);
+            _il.Emit(OpCodes.Ldloc, _entryRip!);
+            _il.Emit(OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _t);
+            for (int m = 0; m < _region.Length; m++)
+            {
+                // Only the successors the run loop saw (the links the region was built from).
+                if (!ReferenceEquals(_region[m], _block.Next) && !ReferenceEquals(_region[m], _block.NextOther))
+                {
+                    continue;
+                }
+
+                Label other = _il.DefineLabel();
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Ldc_I8, _offsets[m]);
+                _il.Emit(OpCodes.Bne_Un, other);
+                EmitRegionEdge(m, i + 1, afterHandler: true);
+                _il.MarkLabel(other);
+            }
+
+            _il.MarkLabel(leave);
         }
 
         /// <summary>The condition type when the block ends with a Jcc to its own start (64-bit operand size), else null.</summary>
@@ -304,8 +624,9 @@ internal static unsafe class BlockTranslator
                     int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
                     if (flagsLive && count != 0)
                     {
-                        // The flag rules stay with the handler; inline only where nothing reads them.
-                        EmitHandlerCall(in op, i);
+                        // The flag rules stay with the interpreter's ShiftSemantics.Apply, called
+                        // directly on the register in its local (it cannot fault or leave).
+                        EmitShiftWithFlags(in op, form, count);
                     }
                     else
                     {
@@ -387,23 +708,23 @@ internal static unsafe class BlockTranslator
         private static ulong Truncate(ulong value, int sizeIndex) => value & LazyFlags.Masks[sizeIndex];
 
         /// <summary>Sign-extends the value on the stack from the operand size to 64 bits (size index 3: unchanged).</summary>
-        private void EmitSignExtend(int sizeIndex)
+        private void EmitSignExtend(int sizeIndex) => EmitExtend(sizeIndex, signed: true);
+
+        /// <summary>Narrows the value on the stack to the operand size and widens it back to 64 bits, by sign or by zero (size index 3: unchanged).</summary>
+        private void EmitExtend(int sizeIndex, bool signed)
         {
-            switch (sizeIndex)
+            if (sizeIndex >= 3)
             {
-                case 0:
-                    _il.Emit(OpCodes.Conv_I1);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
-                case 1:
-                    _il.Emit(OpCodes.Conv_I2);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
-                case 2:
-                    _il.Emit(OpCodes.Conv_I4);
-                    _il.Emit(OpCodes.Conv_I8);
-                    break;
+                return;
             }
+
+            _il.Emit(sizeIndex switch
+            {
+                0 => signed ? OpCodes.Conv_I1 : OpCodes.Conv_U1,
+                1 => signed ? OpCodes.Conv_I2 : OpCodes.Conv_U2,
+                _ => signed ? OpCodes.Conv_I4 : OpCodes.Conv_U4,
+            });
+            _il.Emit(signed ? OpCodes.Conv_I8 : OpCodes.Conv_U8);
         }
 
         // ---- Registers ----------------------------------------------------------------
@@ -431,24 +752,7 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Truncates the value on the stack to the operand size, zero-extended (size index 3: unchanged).</summary>
-        private void EmitZeroExtend(int sizeIndex)
-        {
-            switch (sizeIndex)
-            {
-                case 0:
-                    _il.Emit(OpCodes.Conv_U1);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-                case 1:
-                    _il.Emit(OpCodes.Conv_U2);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-                case 2:
-                    _il.Emit(OpCodes.Conv_U4);
-                    _il.Emit(OpCodes.Conv_U8);
-                    break;
-            }
-        }
+        private void EmitZeroExtend(int sizeIndex) => EmitExtend(sizeIndex, signed: false);
 
         /// <summary>Pops a value into register <paramref name="slot"/> as a 32-bit (zero-extending) or 64-bit write; 8- and 16-bit writes keep the upper bits.</summary>
         private void StoreReg(int slot, int sizeIndex)
@@ -481,14 +785,19 @@ internal static unsafe class BlockTranslator
 
         private void LoadFromFile(int slot)
         {
+            EmitSlotAddress(slot);
+            _il.Emit(OpCodes.Ldind_I8);
+        }
+
+        /// <summary>Pushes the address of register-file slot <paramref name="slot"/>.</summary>
+        private void EmitSlotAddress(int slot)
+        {
             _il.Emit(OpCodes.Ldloc, _regsRef);
             if (slot != 0)
             {
                 _il.Emit(OpCodes.Ldc_I4, slot * 8);
                 _il.Emit(OpCodes.Add);
             }
-
-            _il.Emit(OpCodes.Ldind_I8);
         }
 
         /// <summary>Writes dirty registers back to the register file; <paramref name="markClean"/> false leaves the emitter's view unchanged (a side path).</summary>
@@ -501,13 +810,7 @@ internal static unsafe class BlockTranslator
                     continue;
                 }
 
-                _il.Emit(OpCodes.Ldloc, _regsRef);
-                if (slot != 0)
-                {
-                    _il.Emit(OpCodes.Ldc_I4, slot * 8);
-                    _il.Emit(OpCodes.Add);
-                }
-
+                EmitSlotAddress(slot);
                 _il.Emit(OpCodes.Ldloc, Local(slot));
                 _il.Emit(OpCodes.Stind_I8);
                 if (markClean)
@@ -580,6 +883,13 @@ internal static unsafe class BlockTranslator
         /// <summary>Leaves the block at the branch's target: RIP = block RIP + Imm (canonical, else the handler raises #GP precisely).</summary>
         private void EmitTakenBranch(in Op op, int i)
         {
+            int member = IsRegion ? MemberAt(_offsets[_member] + (long)op.Imm) : -1;
+            if (member >= 0)
+            {
+                EmitRegionEdge(member, i + 1, afterHandler: false);
+                return;
+            }
+
             // From the register file, not a cached local: this path is conditional, so loading a
             // local here would leave it unset on the not-taken path that believes it loaded.
             LoadFromFile(RegisterFile.BlockRip);
@@ -603,14 +913,12 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
             _il.Emit(OpCodes.Stfld, s_exitBlock);
-            _il.Emit(OpCodes.Ldc_I4, i + 1);
-            _il.Emit(OpCodes.Ret);
+            EmitReturn(i + 1);
 
             _il.MarkLabel(bad);
             SpillAll(markClean: false);
             CallHandler(in op, i);
-            _il.Emit(OpCodes.Ldc_I4, i + 1);
-            _il.Emit(OpCodes.Ret);
+            EmitReturn(i + 1);
         }
 
         /// <summary>Pushes condition <paramref name="cc"/> (Jcc order) as 0 or 1.</summary>
@@ -748,6 +1056,7 @@ internal static unsafe class BlockTranslator
 
         private void EmitHandlerCall(in Op op, int i)
         {
+            _handlerInMember = true;
             SpillAll(markClean: true);
             CallHandler(in op, i);
             Array.Clear(_state);
@@ -756,15 +1065,29 @@ internal static unsafe class BlockTranslator
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
         private void CallHandler(in Op op, int i)
         {
+            EmitSyncBlock();
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
             _il.Emit(OpCodes.Stfld, s_opIndex);
             _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldarg_2);
-            if (i != 0)
+            if (_member == 0)
             {
-                _il.Emit(OpCodes.Ldc_I4, i * sizeof(Op));
-                _il.Emit(OpCodes.Add);
+                _il.Emit(OpCodes.Ldarg_2);
+                if (i != 0)
+                {
+                    _il.Emit(OpCodes.Ldc_I4, i * sizeof(Op));
+                    _il.Emit(OpCodes.Add);
+                }
+            }
+            else
+            {
+                // Another member's op: through the region array the delegate is closed over.
+                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldc_I4, _member);
+                _il.Emit(OpCodes.Ldelem_Ref);
+                _il.Emit(OpCodes.Call, s_blockOps);
+                _il.Emit(OpCodes.Ldc_I4, i);
+                _il.Emit(OpCodes.Ldelema, typeof(Op));
             }
 
             _il.Emit(OpCodes.Ldc_I8, (long)(nint)op.Handler);
@@ -775,8 +1098,12 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldfld, s_exitBlock);
             _il.Emit(OpCodes.Brfalse, go);
-            _il.Emit(OpCodes.Ldc_I4, i + 1);
-            _il.Emit(OpCodes.Ret);
+            if (IsRegion && i == _block.Count - 1)
+            {
+                EmitHandlerJumpDispatch(i);
+            }
+
+            EmitReturn(i + 1);
             _il.MarkLabel(go);
         }
 
@@ -843,6 +1170,19 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>A shift or rotate of a register by a non-zero constant whose flags are live: <see cref="ShiftSemantics.Apply{TSize}"/> computes the result and sets the flags as the handler does.</summary>
+        private void EmitShiftWithFlags(in Op op, InlineForm form, int count)
+        {
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, (int)op.Aux);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Call, form.SizeIndex == 3 ? s_shift64 : s_shift32);
+            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
         /// <summary>A shift or rotate of a register by a constant, result only (the caller knows the flags are dead, or the count is zero and changes none).</summary>
@@ -1196,6 +1536,13 @@ internal static unsafe class BlockTranslator
             Array.Copy(before, _state, Slots);
             SpillAll(markClean: false);
             CallHandler(in op, i);
+            if (IsRegion)
+            {
+                // The handler may have reached MMIO or the MMU: the next region edge checks everything.
+                _il.Emit(OpCodes.Ldc_I4_1);
+                _il.Emit(OpCodes.Stloc, _slowPathRan!);
+            }
+
             Array.Copy(after, _state, Slots);
             ReloadCached();
             _il.MarkLabel(done);

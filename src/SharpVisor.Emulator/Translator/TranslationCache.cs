@@ -21,6 +21,10 @@ internal static class TranslationCache
     private static long s_jitTicks;
     private static long s_ilBytes;
     private static long s_failed;
+    private static long s_regionMembers;
+
+    /// <summary>Blocks compiled into another block's method as region members (beyond the entries), since the process started.</summary>
+    internal static long RegionMembers => Interlocked.Read(ref s_regionMembers);
 
     public static TranslatorStatistics Statistics
     {
@@ -54,12 +58,13 @@ internal static class TranslationCache
     /// <summary>Compiles <paramref name="block"/> on the calling thread and installs the code.</summary>
     public static void CompileNow(Block block)
     {
-        long start = Stopwatch.GetTimestamp();
+        long start = ThreadCpuClock.Now();
         TranslatedBlock? code = null;
         int ilBytes = 0;
+        int members = 1;
         try
         {
-            code = BlockTranslator.Translate(block, out ilBytes);
+            code = BlockTranslator.Translate(block, block.RegionQueued, out ilBytes, out members);
         }
         catch (Exception)
         {
@@ -69,7 +74,7 @@ internal static class TranslationCache
             Interlocked.Increment(ref s_failed);
         }
 
-        long elapsed = Stopwatch.GetTimestamp() - start;
+        long elapsed = ThreadCpuClock.Now() - start;
         lock (s_lock)
         {
             s_jitTicks += elapsed;
@@ -79,10 +84,16 @@ internal static class TranslationCache
             }
 
             s_compiled++;
-            s_ilBytes += ilBytes;
+            s_regionMembers += members - 1;
+            s_ilBytes += ilBytes - block.TranslatedIlBytes;
             block.TranslatedIlBytes = ilBytes;
+            bool resident = block.Translated is not null; // compiled again, with its region
             Volatile.Write(ref block.Translated, code);
-            s_resident.Enqueue(block);
+            if (!resident)
+            {
+                s_resident.Enqueue(block);
+            }
+
             while (s_resident.Count > TranslatorSettings.CacheCapacity)
             {
                 Block old = s_resident.Dequeue();
@@ -91,6 +102,7 @@ internal static class TranslationCache
                 Volatile.Write(ref old.Translated, null);
                 old.Heat = 0;
                 old.TranslationQueued = false;
+                old.RegionQueued = false;
                 s_evicted++;
             }
         }
@@ -111,7 +123,7 @@ internal static class TranslationCache
                 block = s_pending.Dequeue();
             }
 
-            if (block.Valid && block.Translated is null)
+            if (block.Valid && (block.Translated is null || block.RegionQueued))
             {
                 CompileNow(block);
             }

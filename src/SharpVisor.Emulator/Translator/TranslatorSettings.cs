@@ -4,7 +4,9 @@ namespace SharpVisor.Emulator.Translator;
 /// Process-wide settings of the translating tier, read once from the environment:
 /// <c>SHARPVISOR_TIER</c> (interpreter, auto, always), <c>SHARPVISOR_TIER1_THRESHOLD</c> (runs
 /// of a block before it is queued for compilation) and <c>SHARPVISOR_TIER1_CACHE</c> (the most
-/// translated blocks kept; the oldest are evicted past it).
+/// translated blocks kept; the oldest are evicted past it), <c>SHARPVISOR_TIER1_REGION</c> (the
+/// most blocks of one page compiled into one method; 1: every block alone) and
+/// <c>SHARPVISOR_TIER1_REGION_THRESHOLD</c> (runs of a compiled block before its region is compiled).
 /// </summary>
 public static class TranslatorSettings
 {
@@ -20,6 +22,11 @@ public static class TranslatorSettings
     public static int HotThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_THRESHOLD"), 1000, 1, 1 << 30);
 
     public static int CacheCapacity { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_CACHE"), 16384, 16, 1 << 24);
+
+    /// <summary>Runs of a compiled block in the chain loop before it is compiled again with its region (<c>SHARPVISOR_TIER1_REGION_THRESHOLD</c>).</summary>
+    public static int RegionThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION_THRESHOLD"), 500_000, 1, 1 << 30);
+
+    public static int RegionBlocks { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION"), 8, 1, 64);
 
     /// <summary>Parses a tier name as <c>--tier</c> and <c>SHARPVISOR_TIER</c> spell it; null if it is none.</summary>
     public static ExecutionTier? ParseTier(string? text) => text?.Trim().ToLowerInvariant() switch

@@ -6,5 +6,5 @@ namespace SharpVisor.Emulator.Translator;
 /// <param name="Failed">Blocks the translator could not compile (they stay interpreted).</param>
 /// <param name="Resident">Translations currently installed.</param>
 /// <param name="IlBytes">CIL bytes of the resident translations (a size measure of the cache).</param>
-/// <param name="JitTime">Time spent emitting and compiling, over all threads.</param>
+/// <param name="JitTime">CPU time spent emitting and compiling (the compiling threads' CPU clock), over all threads.</param>
 public readonly record struct TranslatorStatistics(long Compiled, long Evicted, long Failed, long Resident, long IlBytes, TimeSpan JitTime);
