@@ -91,37 +91,14 @@ public static class XenPacketChecksum
     {
         tcp = 0;
         headers = 0;
-        int l3 = 14;
-        if (frame.Length < l3)
-        {
-            return false;
-        }
-
-        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
-        if (etherType == 0x8100)
-        {
-            if (frame.Length < 18)
-            {
-                return false;
-            }
-
-            etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[16..]);
-            l3 = 18;
-        }
-
-        if (etherType != 0x0800 || frame.Length < l3 + 20 || frame[l3] >> 4 != 4 || (frame[l3] & 0xF) < 5 || frame[l3 + 9] != 6)
+        if (!TryLocateNetworkHeader(frame, out ushort etherType, out int l3)
+            || etherType != 0x0800 || frame.Length < l3 + 20 || frame[l3] >> 4 != 4 || (frame[l3] & 0xF) < 5 || frame[l3 + 9] != 6)
         {
             return false;
         }
 
         tcp = l3 + ((frame[l3] & 0xF) * 4);
-        if (frame.Length < tcp + 20 || frame[tcp + 12] >> 4 < 5)
-        {
-            return false;
-        }
-
-        headers = tcp + ((frame[tcp + 12] >> 4) * 4);
-        return headers <= frame.Length;
+        return TryMeasureTcpHeader(frame, tcp, out headers);
     }
 
     /// <summary>
@@ -133,13 +110,27 @@ public static class XenPacketChecksum
     {
         tcp = 0;
         headers = 0;
-        int l3 = 14;
+        if (!TryLocateNetworkHeader(frame, out ushort etherType, out int l3)
+            || etherType != 0x86DD || frame.Length < l3 + 40 || frame[l3] >> 4 != 6 || frame[l3 + 6] != 6)
+        {
+            return false;
+        }
+
+        tcp = l3 + 40;
+        return TryMeasureTcpHeader(frame, tcp, out headers);
+    }
+
+    /// <summary>The EtherType and where the network header starts, past an optional 802.1Q tag; false for a runt frame.</summary>
+    private static bool TryLocateNetworkHeader(ReadOnlySpan<byte> frame, out ushort etherType, out int l3)
+    {
+        etherType = 0;
+        l3 = 14;
         if (frame.Length < l3)
         {
             return false;
         }
 
-        ushort etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
+        etherType = BinaryPrimitives.ReadUInt16BigEndian(frame[12..]);
         if (etherType == 0x8100)
         {
             if (frame.Length < 18)
@@ -151,12 +142,13 @@ public static class XenPacketChecksum
             l3 = 18;
         }
 
-        if (etherType != 0x86DD || frame.Length < l3 + 40 || frame[l3] >> 4 != 6 || frame[l3 + 6] != 6)
-        {
-            return false;
-        }
+        return true;
+    }
 
-        tcp = l3 + 40;
+    /// <summary>The end of the TCP header at <paramref name="tcp"/> (its data offset checked); false when it does not fit.</summary>
+    private static bool TryMeasureTcpHeader(ReadOnlySpan<byte> frame, int tcp, out int headers)
+    {
+        headers = 0;
         if (frame.Length < tcp + 20 || frame[tcp + 12] >> 4 < 5)
         {
             return false;
