@@ -46,7 +46,8 @@ counter() { grep -ho "$1=\"[0-9]*\"" "$results"/*.trx | grep -o '[0-9]*' | awk '
 assemblies=$(ls "$results"/*.trx 2>/dev/null | wc -l)
 passed=$(counter passed)
 failed=$(( $(counter failed) + $(counter error) + $(counter timeout) + $(counter aborted) ))
-skipped=$(counter notExecuted)
+# xUnit reports a skipped test as not executed without counting it under notExecuted: total - executed.
+skipped=$(( $(counter total) - $(counter executed) ))
 echo
 echo "$assemblies test assemblies"
 echo "tests: $passed passed, $failed failed, $skipped skipped"
