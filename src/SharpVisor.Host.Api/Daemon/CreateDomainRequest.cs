@@ -10,7 +10,7 @@ public sealed record CreateDomainRequest
     /// <summary>"kvm", "emulator" or "auto" (the default).</summary>
     public string? Accelerator { get; init; }
 
-    /// <summary>"pc" (the default), "pvh" or "hvm" (<see cref="DomainTypes"/>).</summary>
+    /// <summary>"pc" (the default), "pvh", "hvm" or "pv" (<see cref="DomainTypes"/>).</summary>
     public string? Type { get; init; }
 
     public required FullVmConfiguration Config { get; init; }

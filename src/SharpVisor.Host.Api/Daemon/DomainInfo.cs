@@ -16,7 +16,7 @@ public sealed record DomainInfo
 
     public required string Accelerator { get; init; }
 
-    /// <summary>"pc", "pvh" or "hvm" (<see cref="DomainTypes"/>).</summary>
+    /// <summary>"pc", "pvh", "hvm" or "pv" (<see cref="DomainTypes"/>).</summary>
     public string Type { get; init; } = DomainTypes.Pc;
 
     /// <summary>Seconds since the current VMM started; null when it no longer runs.</summary>

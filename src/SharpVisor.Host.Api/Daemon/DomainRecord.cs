@@ -12,7 +12,7 @@ public sealed record DomainRecord
 
     public required string Accelerator { get; init; }
 
-    /// <summary>"pc", "pvh" or "hvm"; records written before Xen domains existed have none: pc.</summary>
+    /// <summary>"pc", "pvh", "hvm" or "pv"; records written before Xen domains existed have none: pc.</summary>
     public string? Type { get; init; }
 
     public required DateTimeOffset CreatedAt { get; init; }

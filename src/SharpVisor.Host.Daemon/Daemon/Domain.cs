@@ -50,7 +50,7 @@ public sealed partial class Domain
     /// <summary>The accelerator asked for: kvm, emulator or auto.</summary>
     public string Accelerator { get; }
 
-    /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/>, <see cref="DomainTypes.Pvh"/> or <see cref="DomainTypes.Hvm"/>.</summary>
+    /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/>, <see cref="DomainTypes.Pvh"/>, <see cref="DomainTypes.Hvm"/> or <see cref="DomainTypes.Pv"/>.</summary>
     public string Type { get; private init; } = DomainTypes.Pc;
 
     /// <summary>The accelerator the VMM actually uses (auto resolved), once it runs.</summary>

@@ -80,6 +80,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
         {
             XenMode.Pvh => new[] { "--xen", "pvh" },
             XenMode.Hvm => ["--xen", "hvm"],
+            XenMode.Pv => ["--xen", "pv"],
             _ => [],
         },
     ];

@@ -16,7 +16,7 @@ public sealed record XlDomainConfig
 
     public string? Name { get; init; }
 
-    /// <summary>The domain type: "pvh" or "hvm" (an HVM domain boots its kernel directly, as xl's direct kernel boot).</summary>
+    /// <summary>The domain type: "pvh", "hvm" (an HVM domain boots its kernel directly, as xl's direct kernel boot) or "pv".</summary>
     public required string Type { get; init; }
 
     public required string Kernel { get; init; }
@@ -48,13 +48,9 @@ public sealed record XlDomainConfig
         }
 
         string type = String(file, "type") ?? (String(file, "builder") == "hvm" ? "hvm" : "pvh");
-        if (type is not ("pvh" or "hvm"))
+        if (type is not ("pvh" or "hvm" or "pv"))
         {
-            throw new XlConfigException(type switch
-            {
-                "pv" => "type = \"pv\" is not supported yet: SharpVisor builds Xen PVH and HVM domains (type = \"pvh\" or \"hvm\"); docs/xen.md",
-                _ => $"type = \"{type}\" is not a domain type (pvh, hvm, pv)",
-            });
+            throw new XlConfigException($"type = \"{type}\" is not a domain type (pvh, hvm, pv)");
         }
 
         int memory = Number(file, "memory") ?? 128;

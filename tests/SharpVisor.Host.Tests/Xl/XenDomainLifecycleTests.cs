@@ -72,6 +72,44 @@ public sealed class XenDomainLifecycleTests
         }
     }
 
+    /// <summary>
+    /// type = "pv" in an xl.cfg: the daemon starts the VMM with --xen pv and the domain is listed
+    /// as pv; the Debian kernel boots as a PV guest to the hook, which sees Xen's PV guest type.
+    /// </summary>
+    [DefaultGuestFact]
+    public async Task APvDomainFromAnXlConfigBootsUnderTheDaemon()
+    {
+        using var directory = new TempDirectory();
+        string runtime = directory.File("run");
+        string ramdisk = HookedInitrd.Write(directory.File("initrd-hook.img"), "echo \"PV-DOMAIN $(cat /sys/hypervisor/guest_type)\"\nsleep 3600\n");
+        string config = directory.File("pv.cfg");
+        File.WriteAllText(config, $"""
+            name = "pvguest"
+            type = "pv"
+            kernel = "{GuestBootCapability.Kernel}"
+            ramdisk = "{ramdisk}"
+            extra = "console=hvc0 reboot=k panic=-1"
+            memory = 256
+            """);
+        var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
+        try
+        {
+            Result created = Run(env, "create", config, "--accel", "emulator");
+            Assert.True(created.ExitCode == 0, created.Stderr);
+            await Eventually.TrueAsync(
+                () => Run(env, "console", "pvguest", "--history").Stdout.Contains("PV-DOMAIN PV", StringComparison.Ordinal),
+                TimeSpan.FromMinutes(8),
+                "the PV guest runs its hook");
+            Assert.Matches(@"pvguest\s+running\s+1\s+256\s+\S+\s+pv\s+emulator", Run(env, "list").Stdout);
+            Assert.Equal(0, Run(env, "destroy", "pvguest").ExitCode);
+        }
+        finally
+        {
+            Run(env, "destroy", "pvguest");
+            StopDaemon(runtime);
+        }
+    }
+
     private static JsonElement Domain(IDictionary<string, string> env)
     {
         using JsonDocument list = JsonDocument.Parse(Run(env, "list", "--json").Stdout);

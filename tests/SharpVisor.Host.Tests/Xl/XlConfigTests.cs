@@ -79,9 +79,20 @@ public sealed class XlConfigTests
         Assert.True(DomainTypes.IsXen(config.Type));
     }
 
+    [Fact]
+    public void APvConfigIsAPvDomainBuiltWithXenPv()
+    {
+        XlDomainConfig config = XlDomainConfig.From(XlConfigFile.Parse("kernel = '/k'\ntype = 'pv'\n"), "/");
+
+        Assert.Equal("pv", config.ToCreateRequest("p", "emulator").Type);
+        string[] arguments = ProcessVmmLauncher.VmmArguments(new DomainPaths("/run/d"), new VmmIdentity("p", 4, "emulator") { Xen = DomainTypes.XenModeOf(config.Type) }).ToArray();
+        Assert.Equal(["--xen", "pv"], arguments[^2..]);
+        Assert.True(DomainTypes.IsXen(config.Type));
+    }
+
     [Theory]
     [InlineData("kernel = '/k'\nvnc = 1\n", "line 2: 'vnc' is not a setting SharpVisor supports")]
-    [InlineData("kernel = '/k'\ntype = 'pv'\n", "type = \"pv\" is not supported yet")]
+    [InlineData("kernel = '/k'\ntype = 'hvm-pv'\n", "type = \"hvm-pv\" is not a domain type (pvh, hvm, pv)")]
     [InlineData("memory = 128\n", "'kernel' is required")]
     [InlineData("kernel = '/k'\nkernel = '/j'\n", "line 2: 'kernel' is set twice")]
     [InlineData("kernel = '/k\n", "line 1: the string has no closing '")]
