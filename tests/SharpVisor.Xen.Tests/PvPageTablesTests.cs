@@ -185,6 +185,21 @@ public sealed class PvPageTablesTests : IDisposable
     }
 
     [Fact]
+    public void SetLdt_IsRecordedWithXensChecks()
+    {
+        // Linux's load_mm_ldt clears the LDT at boot (no entries); a page-aligned guest address is taken.
+        Assert.Equal(0, Ext(PvMmuextCommand.SetLdt, 0xDEAD, 0));
+        Assert.Equal(0UL, _vcpu.LdtBase);
+        Assert.Equal(0, Ext(PvMmuextCommand.SetLdt, 0x7000_0000, 16));
+        Assert.Equal((0x7000_0000UL, 16u), (_vcpu.LdtBase, _vcpu.LdtEntries));
+        Assert.Equal(-XenErrno.EINVAL, Ext(PvMmuextCommand.SetLdt, 0x7000_0010, 16));             // not page-aligned
+        Assert.Equal(-XenErrno.EINVAL, Ext(PvMmuextCommand.SetLdt, 0x7000_0000, 8193));           // too many entries
+        Assert.Equal(-XenErrno.EINVAL, Ext(PvMmuextCommand.SetLdt, 0xFFFF_8000_0000_0000, 1));    // Xen's range
+        Assert.Equal(-XenErrno.EINVAL, Ext(PvMmuextCommand.SetLdt, 0x0000_8000_0000_0000, 1));    // not canonical
+        Assert.Equal((0x7000_0000UL, 16u), (_vcpu.LdtBase, _vcpu.LdtEntries));
+    }
+
+    [Fact]
     public void UnpinningATableInUse_KeepsItTyped_UntilTheLastUseGoes()
     {
         BuildHierarchy();

@@ -278,6 +278,8 @@ public sealed class PvPageTables
                 return ClearOrCopyPage(argument1, source: null);
             case PvMmuextCommand.CopyPage:
                 return ClearOrCopyPage(argument1, argument2);
+            case PvMmuextCommand.SetLdt:
+                return SetLdt(vcpu, argument1, argument2);
             case PvMmuextCommand.FlushCache:
             case PvMmuextCommand.FlushCacheGlobal:
                 // Xen: only domains with cache-flush permission (I/O memory) may; an unprivileged domU may not.
@@ -286,6 +288,21 @@ public sealed class PvPageTables
                 Counters.Increment($"pv-mmuext-enosys-{(int)command}");
                 return -XenErrno.ENOSYS;
         }
+    }
+
+    /// <summary>MMUEXT_SET_LDT (arg1 linear address, arg2 entries), with Xen's checks: page-aligned, a guest address, at most 8192 entries.</summary>
+    private int SetLdt(PvVcpuPaging vcpu, ulong linearAddress, ulong entries)
+    {
+        ulong address = entries == 0 ? 0 : linearAddress;
+        ulong canonical = (ulong)((long)(address << 16) >> 16);
+        if ((address & 0xFFF) != 0 || canonical != address || PvPte.IsHypervisorL4Slot((int)((address >> 39) & 511)) || entries > 8192)
+        {
+            return Refuse(XenErrno.EINVAL, "set-ldt", $"SET_LDT at 0x{linearAddress:x} with {entries} entries");
+        }
+
+        vcpu.LdtBase = address;
+        vcpu.LdtEntries = (uint)entries;
+        return 0;
     }
 
     /// <summary>MMUEXT_PIN_Ln_TABLE: the frame takes (and keeps, until unpinned) an Ln type reference.</summary>

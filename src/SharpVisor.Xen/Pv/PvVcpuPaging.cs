@@ -16,4 +16,13 @@ public sealed class PvVcpuPaging
 
     /// <summary>The user L4's machine frame; 0 = none (Xen then runs user mode on the kernel table).</summary>
     public ulong UserBase { get; internal set; }
+
+    /// <summary>
+    /// MMUEXT_SET_LDT: the guest's LDT (linear address, entries); 0 entries = none. Recorded only:
+    /// an LDT selector is never loadable here (the PV GDT refuses LDT descriptors), so a guest that
+    /// uses one gets the #GP, and Linux, which only clears its LDT, runs as on Xen.
+    /// </summary>
+    public ulong LdtBase { get; internal set; }
+
+    public uint LdtEntries { get; internal set; }
 }
