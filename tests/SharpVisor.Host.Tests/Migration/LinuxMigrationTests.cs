@@ -1,11 +1,9 @@
 using System.Net;
 using System.Net.Sockets;
-using System.Text;
-using System.Text.RegularExpressions;
-using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Migration;
 using SharpVisor.Host.Vmm;
 using SharpVisor.TestSupport;
+using static SharpVisor.Host.Tests.CountingGuest;
 
 namespace SharpVisor.Host.Tests.Migration;
 
@@ -18,37 +16,12 @@ namespace SharpVisor.Host.Tests.Migration;
 /// </summary>
 public sealed class LinuxMigrationTests
 {
-    private const string Hook = """
-        i=0
-        while [ $i -lt 400 ]; do
-            i=$((i+1))
-            printf 'DISK %08d' $i | dd of=/dev/vda bs=512 seek=$i conv=notrunc,fsync 2>/dev/null
-            echo "COUNT $i"
-            sleep 1
-        done
-        """;
-
     [DefaultGuestFact]
     public void TheDefaultGuestCountsOnAtTheDestinationAndNoDiskWriteIsLost()
     {
         using var directory = new TempDirectory();
-        string cpio = directory.File("hook.cpio");
-        new CpioArchive().AddFile("hook.sh", Hook).WriteTo(cpio);
-        string disk = directory.File("disk.img");
-        File.WriteAllBytes(disk, new byte[1 << 20]);
         var before = new CapturedOutput();
-        var configuration = new MachineConfiguration
-        {
-            KernelPath = GuestBootCapability.Kernel,
-            InitrdPath = GuestBootCapability.Initrd,
-            ExtraInitrdPaths = [cpio],
-            CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff",
-            MemorySize = 256UL << 20,
-            Accelerator = AcceleratorKind.Emulator,
-            Mmu = MmuKind.Shadow,
-            Disks = [new DiskConfiguration(disk)],
-            SerialOutput = before,
-        };
+        MachineConfiguration configuration = CountingGuest.Configuration(directory, before, out string disk);
 
         var after = new CapturedOutput();
         VirtualMachineMonitor? destination = null;
@@ -108,25 +81,6 @@ public sealed class LinuxMigrationTests
         Assert.Equal(Enumerable.Range(1, counts.Length), counts);
         Assert.Contains(lines, l => l.StartsWith("stop-and-copy:", StringComparison.Ordinal));
 
-        byte[] image = File.ReadAllBytes(disk);
-        for (int i = 1; i <= counts[^1]; i++)
-        {
-            Assert.Equal($"DISK {i:D8}", Encoding.ASCII.GetString(image, i * 512, 13));
-        }
-    }
-
-    private static int[] Counts(string text) =>
-        Regex.Matches(text, @"^COUNT (\d+)\r?$", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-
-    private static string Tail(string text) => text.Length > 3000 ? text[^3000..] : text;
-
-    private static void WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string> what)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, what());
-            Thread.Sleep(100);
-        }
+        AssertDiskHoldsCounts(disk, counts[^1]);
     }
 }

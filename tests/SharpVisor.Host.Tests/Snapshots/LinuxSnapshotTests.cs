@@ -1,9 +1,7 @@
-using System.Text;
-using System.Text.RegularExpressions;
-using SharpVisor.Emulator.Mmu;
 using SharpVisor.Host.Vmm;
 using SharpVisor.Machine.Snapshots;
 using SharpVisor.TestSupport;
+using static SharpVisor.Host.Tests.CountingGuest;
 
 namespace SharpVisor.Host.Tests.Snapshots;
 
@@ -17,44 +15,19 @@ namespace SharpVisor.Host.Tests.Snapshots;
 /// </summary>
 public sealed class LinuxSnapshotTests
 {
-    private const string Hook = """
-        i=0
-        while [ $i -lt 400 ]; do
-            i=$((i+1))
-            printf 'DISK %08d' $i | dd of=/dev/vda bs=512 seek=$i conv=notrunc,fsync 2>/dev/null
-            echo "COUNT $i"
-            sleep 1
-        done
-        """;
-
     [DefaultGuestFact]
     public void TheDefaultGuestContinuesItsCounterAndKeepsItsDiskAfterARestore()
     {
         using var directory = new TempDirectory();
-        string cpio = directory.File("hook.cpio");
-        new CpioArchive().AddFile("hook.sh", Hook).WriteTo(cpio);
-        string disk = directory.File("disk.img");
-        File.WriteAllBytes(disk, new byte[1 << 20]);
         string state = directory.File("vm.state");
         string memory = directory.File("vm.mem");
-        var configuration = new MachineConfiguration
-        {
-            KernelPath = GuestBootCapability.Kernel,
-            InitrdPath = GuestBootCapability.Initrd,
-            ExtraInitrdPaths = [cpio],
-            CommandLine = "console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff",
-            MemorySize = 256UL << 20,
-            Accelerator = AcceleratorKind.Emulator,
-            Mmu = MmuKind.Shadow,
-            Disks = [new DiskConfiguration(disk)],
-            SerialOutput = new CapturedOutput(),
-        };
+        var before = new CapturedOutput();
+        MachineConfiguration configuration = CountingGuest.Configuration(directory, before, out string disk);
 
         string diffState = directory.File("vm-diff.state");
         string diffMemory = directory.File("vm-diff.mem");
         int lastBefore;
         int lastAtDiff;
-        var before = (CapturedOutput)configuration.SerialOutput;
         using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration))
         {
             var run = new Thread(() => source.Run(TimeSpan.FromMinutes(10)));
@@ -91,11 +64,7 @@ public sealed class LinuxSnapshotTests
         Assert.InRange(counts[0], lastBefore, lastBefore + 1);
         Assert.Equal(Enumerable.Range(counts[0], counts.Length), counts);
 
-        byte[] image = File.ReadAllBytes(disk);
-        for (int i = 1; i <= counts[^1]; i++)
-        {
-            Assert.Equal($"DISK {i:D8}", Encoding.ASCII.GetString(image, i * 512, 13));
-        }
+        AssertDiskHoldsCounts(disk, counts[^1]);
 
         // The diff on its own is refused; laid over the full snapshot's memory (Firecracker's
         // rebase-snap, what PUT /snapshot/load takes) it continues from the diff's count.
@@ -120,20 +89,5 @@ public sealed class LinuxSnapshotTests
         Assert.DoesNotContain("Linux version", afterDiff.Text);
         Assert.InRange(diffCounts[0], lastAtDiff, lastAtDiff + 1);
         Assert.Equal(Enumerable.Range(diffCounts[0], diffCounts.Length), diffCounts);
-    }
-
-    private static int[] Counts(string text) =>
-        Regex.Matches(text, @"^COUNT (\d+)\r?$", RegexOptions.Multiline).Select(m => int.Parse(m.Groups[1].Value, System.Globalization.CultureInfo.InvariantCulture)).ToArray();
-
-    private static string Tail(string text) => text.Length > 3000 ? text[^3000..] : text;
-
-    private static void WaitUntil(Func<bool> condition, TimeSpan timeout, Func<string> what)
-    {
-        DateTime deadline = DateTime.UtcNow + timeout;
-        while (!condition())
-        {
-            Assert.True(DateTime.UtcNow < deadline, what());
-            Thread.Sleep(100);
-        }
     }
 }
