@@ -18,21 +18,8 @@ public sealed class CliProtectionSessionTests
     {
         using var directory = new TempDirectory();
         string runtime = directory.File("run");
-        string config = directory.File("guard.json");
-        File.WriteAllText(config, $$"""
-            {
-              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
-              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16},
-              "sharpvisor-protection": {"policy": "cr-pin,msr-pin,mode=log"}
-            }
-            """);
-        string plain = directory.File("plain.json");
-        File.WriteAllText(plain, $$"""
-            {
-              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
-              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}
-            }
-            """);
+        string config = TinyGuestConfig(directory, "guard.json", "loop=200000", "cr-pin,msr-pin,mode=log");
+        string plain = TinyGuestConfig(directory, "plain.json", "loop=200000", policy: null);
         var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
         try
         {
@@ -81,21 +68,8 @@ public sealed class CliProtectionSessionTests
     {
         using var directory = new TempDirectory();
         string runtime = directory.File("run");
-        string config = directory.File("guard.json");
-        File.WriteAllText(config, $$"""
-            {
-              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000 wrlstar"},
-              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16},
-              "sharpvisor-protection": {"policy": "cr-pin,msr-pin,mode=log"}
-            }
-            """);
-        string plain = directory.File("plain.json");
-        File.WriteAllText(plain, $$"""
-            {
-              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "loop=200000"},
-              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}
-            }
-            """);
+        string config = TinyGuestConfig(directory, "guard.json", "loop=200000 wrlstar", "cr-pin,msr-pin,mode=log");
+        string plain = TinyGuestConfig(directory, "plain.json", "loop=200000", policy: null);
         var env = new Dictionary<string, string> { [RuntimeDirectory.EnvironmentVariable] = runtime };
         try
         {
@@ -135,5 +109,19 @@ public sealed class CliProtectionSessionTests
             Run(env, "destroy", "plain");
             StopDaemon(runtime);
         }
+    }
+
+    /// <summary>A Firecracker JSON file for the multiboot test kernel (16 MiB, one vCPU), with a protection policy when given.</summary>
+    private static string TinyGuestConfig(TempDirectory directory, string name, string bootArgs, string? policy)
+    {
+        string path = directory.File(name);
+        string protection = policy is null ? "" : $",\n  \"sharpvisor-protection\": {{\"policy\": \"{policy}\"}}";
+        File.WriteAllText(path, $$"""
+            {
+              "boot-source": {"kernel_image_path": "{{TestKernels.MultibootHello}}", "boot_args": "{{bootArgs}}"},
+              "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}{{protection}}
+            }
+            """);
+        return path;
     }
 }
