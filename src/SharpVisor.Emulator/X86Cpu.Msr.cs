@@ -62,6 +62,9 @@ public sealed partial class X86Cpu
     private const ulong DefaultApicBase = 0xFEE0_0900;
 
     private ulong _miscEnable;
+
+    // Read-only to the guest; a CPU template may set it (kept across RESET, like a model constant).
+    private ulong _archCapabilities = ArchCapabilitiesValue;
     private ulong _featureControl;
     private ulong _mtrrDefaultType;
 
@@ -88,7 +91,7 @@ public sealed partial class X86Cpu
             case MsrMicrocodeRevision: value = 0x1_0000_0000; return true;
             case MsrPlatformInfo: value = 0; return true;
             case MsrMtrrCapabilities: value = 0; return true;
-            case MsrArchCapabilities when Model.Has(CpuFeature.ArchCapabilities): value = ArchCapabilitiesValue; return true;
+            case MsrArchCapabilities when Model.Has(CpuFeature.ArchCapabilities): value = _archCapabilities; return true;
             case MsrMiscFeaturesEnables: value = 0; return true;
             case MsrSysenterCs: value = _sysenterCs; return true;
             case MsrSysenterEsp: value = _sysenterEsp; return true;
@@ -216,11 +219,7 @@ public sealed partial class X86Cpu
     {
         RequireCpl0();
         uint index = (uint)_regs[1];
-        ulong value;
-        bool known = index == MsrApicBase && Platform is not null
-            ? Platform.TryReadMsr(this, index, out value)
-            : TryReadMsr(index, out value) || (Platform?.TryReadMsr(this, index, out value) ?? false);
-        if (!known)
+        if (!TryReadMsrOrPlatform(index, out ulong value))
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
@@ -240,14 +239,39 @@ public sealed partial class X86Cpu
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
 
-        bool known = index == MsrApicBase && Platform is not null
-            ? Platform.TryWriteMsr(this, index, value)
-            : TryWriteMsr(index, value) || (!IsCoreMsr(index) && (Platform?.TryWriteMsr(this, index, value) ?? false));
-        if (!known)
+        if (!TryWriteMsrOrPlatform(index, value))
         {
             throw new CpuException(ExceptionVector.GeneralProtection, 0);
         }
     }
+
+    /// <summary>An MSR as RDMSR sees it: the core's, else the platform's (x2APIC, kvmclock); the APIC base is the platform's.</summary>
+    internal bool TryReadMsrOrPlatform(uint index, out ulong value) => index == MsrApicBase && Platform is not null
+        ? Platform.TryReadMsr(this, index, out value)
+        : TryReadMsr(index, out value) || (Platform?.TryReadMsr(this, index, out value) ?? false);
+
+    /// <summary>An MSR write as WRMSR makes it (pins aside): false where RDMSR's owner refuses it.</summary>
+    internal bool TryWriteMsrOrPlatform(uint index, ulong value) => index == MsrApicBase && Platform is not null
+        ? Platform.TryWriteMsr(this, index, value)
+        : TryWriteMsr(index, value) || (!IsCoreMsr(index) && (Platform?.TryWriteMsr(this, index, value) ?? false));
+
+    /// <summary>
+    /// Sets an MSR from the host (a CPU template), as KVM_SET_MSRS does: also the read-only
+    /// IA32_ARCH_CAPABILITIES, whose value the guest only reads.
+    /// </summary>
+    public bool TrySetMsrFromHost(uint index, ulong value)
+    {
+        if (index == MsrArchCapabilities && Model.Has(CpuFeature.ArchCapabilities))
+        {
+            _archCapabilities = value;
+            return true;
+        }
+
+        return TryWriteMsrOrPlatform(index, value);
+    }
+
+    /// <summary>Reads an MSR as the guest's RDMSR would (core or platform), for the host.</summary>
+    public bool TryGetMsrFromHost(uint index, out ulong value) => TryReadMsrOrPlatform(index, out value);
 
     /// <summary>Whether the core owns an MSR (a rejected write to it is #GP, not a question for the platform).</summary>
     private bool IsCoreMsr(uint index) => TryReadMsr(index, out _);

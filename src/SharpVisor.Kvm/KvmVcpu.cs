@@ -62,9 +62,23 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
 
             _run = (KvmRun*)run;
             KvmCpuidEntry2[] cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
+            if (vm.CpuTemplate is { } template)
+            {
+                KvmCpuTemplate.ApplyCpuid(cpuid, template);
+            }
+
             SetCpuid(cpuid);
             Cpuid = GetCpuid(cpuid.Length);
+            if (vm.CpuTemplate is { } applied)
+            {
+                KvmCpuTemplate.CheckApplied(Cpuid, applied);
+            }
+
             UnsupportedBootMsrs = SetBootMsrs();
+            if (vm.CpuTemplate is { } msrTemplate)
+            {
+                ApplyTemplateMsrs(msrTemplate);
+            }
             SetUpFpu();
             SetUpLapicLints();
         }
@@ -164,6 +178,29 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
         }
 
         return values;
+    }
+
+    /// <summary>A CPU template's MSRs: each read from KVM, its bits forced, written back (Firecracker's order: after the boot MSRs).</summary>
+    private void ApplyTemplateMsrs(SharpVisor.Machine.CpuTemplates.CpuTemplate template)
+    {
+        foreach (SharpVisor.Machine.CpuTemplates.MsrModifier m in template.Msrs)
+        {
+            ulong value;
+            try
+            {
+                value = ReadMsrs(m.Index)[0];
+            }
+            catch (Exception e) when (e is InvalidOperationException or LinuxException)
+            {
+                throw new InvalidOperationException($"the CPU template sets MSR 0x{m.Index:x}, which this KVM does not have", e);
+            }
+
+            ulong templated = m.Bits.Apply(value);
+            if (!TryWriteMsr(m.Index, templated))
+            {
+                throw new InvalidOperationException($"the CPU template sets MSR 0x{m.Index:x} to 0x{templated:x}, which KVM refuses");
+            }
+        }
     }
 
     /// <summary>The guest's RIP (KVM_GET_REGS), for reports made on this vCPU's thread during an exit.</summary>

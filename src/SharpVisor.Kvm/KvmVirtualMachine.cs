@@ -12,7 +12,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -109,6 +109,9 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     public IHypercallHandler? Hypercalls { get; set; }
 
     public int VcpuCount { get; }
+
+    /// <summary>The CPU template each vCPU applies (after KVM's CPUID policy and the boot MSRs); set before the vCPUs are created.</summary>
+    public SharpVisor.Machine.CpuTemplates.CpuTemplate? CpuTemplate { get; set; }
 
     /// <summary>
     /// Kernel protection (docs/security.md): null, or the map this VM enforces with read-only slots

@@ -94,13 +94,13 @@ public sealed class VmmApiTests
         await using VmmTestServer vmm = await VmmTestServer.StartAsync();
 
         VmmTestServer.Response unknown = await vmm.PutAsync("/snapshots/make", """{"mem_file_path": "/m", "snapshot_path": "/s"}""");
-        VmmTestServer.Response unsupported = await vmm.PutAsync("/cpu-config", """{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "0x0", "flags": 0, "modifiers": [{"register": "ecx", "bitmap": "0bxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx0"}]}]}""");
+        VmmTestServer.Response unsupported = await vmm.PutAsync("/cpu-config", """{"kvm_capabilities": ["56"]}""");
         VmmTestServer.Response wrongMethod = await vmm.SendAsync(HttpMethod.Delete, "/boot-source", null);
 
         Assert.Equal(HttpStatusCode.BadRequest, unknown.Status);
         Assert.Contains("Invalid request method and/or path: PUT /snapshots/make", unknown.FaultMessage);
         Assert.Equal(HttpStatusCode.BadRequest, unsupported.Status);
-        Assert.StartsWith("cpu-config (custom CPU templates) is not supported by SharpVisor yet", unsupported.FaultMessage);
+        Assert.StartsWith("kvm_capabilities cannot be required or dropped in SharpVisor", unsupported.FaultMessage);
         Assert.Equal(HttpStatusCode.BadRequest, wrongMethod.Status);
         Assert.Contains("Invalid request method and/or path: DELETE /boot-source", wrongMethod.FaultMessage);
     }

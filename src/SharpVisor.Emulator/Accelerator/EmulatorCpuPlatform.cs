@@ -1,4 +1,5 @@
 using SharpVisor.Emulator.Platform;
+using SharpVisor.Machine.CpuTemplates;
 using SharpVisor.Machine.Hypervisor;
 
 namespace SharpVisor.Emulator.Accelerator;
@@ -98,7 +99,16 @@ public sealed class EmulatorCpuPlatform : ICpuPlatform
 
     public ulong ReadTsc() => _platform.Time.ReadTsc();
 
+    /// <summary>The machine's CPU template, applied last to every CPUID answer; null: none.</summary>
+    public CpuTemplate? Template { get; init; }
+
     public void AdjustCpuid(X86Cpu cpu, uint leaf, uint subleaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
+    {
+        AdjustCpuidForPlatform(leaf, subleaf, ref eax, ref ebx, ref ecx, ref edx);
+        Template?.ApplyCpuid(leaf, subleaf, ref eax, ref ebx, ref ecx, ref edx);
+    }
+
+    private void AdjustCpuidForPlatform(uint leaf, uint subleaf, ref uint eax, ref uint ebx, ref uint ecx, ref uint edx)
     {
         if (_hypervisor is not null && leaf is >= HypervisorLeafFirst and <= HypervisorLeafLast)
         {

@@ -50,7 +50,7 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         _apic = _platform.IrqChip.GetLocalApic(id);
         var mmio = new EmulatorMmioHandler(_apic, vm.Mmio, Exits);
         var physical = new PhysicalMemory(vm.Memory, mmio);
-        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor) { Control = vm.Control };
+        CpuPlatform = new EmulatorCpuPlatform(_platform, id, vm.VcpuCount, () => vm.Hypercalls, vm.Hypervisor) { Control = vm.Control, Template = vm.CpuTemplate };
         _cpu = new X86Cpu(physical, vm.CpuModel, vm.CreateMmu(vm.MmuMode))
         {
             Platform = CpuPlatform,
@@ -62,6 +62,41 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         _cpu.Protection = vm.Protection;
         _cpu.ProtectionVcpuId = id;
         _apic.Woken = _cpu.RequestStop;
+        if (vm.CpuTemplate is { } template)
+        {
+            ApplyTemplate(template);
+        }
+    }
+
+    /// <summary>
+    /// Checks the template's CPUID leaves exist on this CPU (as Firecracker refuses a leaf KVM does not
+    /// offer) and sets its MSRs from the values this vCPU starts with.
+    /// </summary>
+    private void ApplyTemplate(SharpVisor.Machine.CpuTemplates.CpuTemplate template)
+    {
+        foreach (SharpVisor.Machine.CpuTemplates.CpuidModifier m in template.Cpuid)
+        {
+            uint rangeBase = m.Leaf & 0xF000_0000;
+            uint highest = _cpu.QueryCpuid(rangeBase, 0).Eax;
+            if (highest < rangeBase || m.Leaf > highest)
+            {
+                throw new InvalidOperationException($"the CPU template changes CPUID leaf 0x{m.Leaf:x} (subleaf 0x{m.Subleaf:x}), which this CPU does not offer (its highest leaf from 0x{rangeBase:x} is 0x{highest:x})");
+            }
+        }
+
+        foreach (SharpVisor.Machine.CpuTemplates.MsrModifier m in template.Msrs)
+        {
+            if (!_cpu.TryGetMsrFromHost(m.Index, out ulong value))
+            {
+                throw new InvalidOperationException($"the CPU template sets MSR 0x{m.Index:x}, which the emulated CPU does not have");
+            }
+
+            ulong templated = m.Bits.Apply(value);
+            if (!_cpu.TrySetMsrFromHost(m.Index, templated))
+            {
+                throw new InvalidOperationException($"the CPU template sets MSR 0x{m.Index:x} to 0x{templated:x}, which the emulated CPU refuses");
+            }
+        }
     }
 
     public int Id { get; }

@@ -12,7 +12,7 @@ namespace SharpVisor.Emulator.Accelerator;
 /// (its <see cref="SoftwareIrqChip"/> is the machine's interrupt controller, and its PIC, PIT,
 /// RTC and I/O APIC sit on the buses as KVM's in-kernel ones would), and the vCPUs.
 /// </summary>
-public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine
+public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
 {
     /// <summary>As for KVM: xAPIC ids are 8 bits and 0xFF is broadcast.</summary>
     public const int MaxVcpus = 255;
@@ -71,6 +71,9 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
     /// set before the vCPUs are created. Null: none.
     /// </summary>
     public SharpVisor.Machine.Protection.ProtectionMap? Protection { get; set; }
+
+    /// <summary>The CPU template each vCPU applies (CPUID answers, initial MSRs); set before the vCPUs are created.</summary>
+    public SharpVisor.Machine.CpuTemplates.CpuTemplate? CpuTemplate { get; set; }
 
     public int VcpuCount { get; }
 

@@ -65,9 +65,12 @@ public sealed class VmConfiguration
     }
 
     /// <summary>
-    /// PUT /cpu-config: a custom CPU template. An empty one changes nothing and is accepted;
-    /// modifiers are refused field by field with the reason (SharpVisor cannot apply them yet),
-    /// never silently dropped: a guest must not run with a CPU its owner did not ask for.
+    /// PUT /cpu-config (or a config file's "cpu-config"): Firecracker's custom CPU template.
+    /// CPUID and MSR modifiers are checked here (hex or decimal numbers, registers eax..edx, "0b"
+    /// bitmaps of 0/1/x) and applied by the accelerator to every vCPU at InstanceStart, which
+    /// fails if the accelerator lacks a leaf or an MSR the template names. kvm_capabilities are
+    /// refused with the reason (SharpVisor checks the capabilities it needs itself); the aarch64
+    /// fields too. An empty template clears a previous one.
     /// </summary>
     public void SetCpuConfiguration(CpuConfiguration template)
     {
@@ -76,21 +79,56 @@ public sealed class VmConfiguration
             throw ApiException.BadRequest("reg_modifiers and vcpu_features are aarch64 CPU template fields; SharpVisor runs x86_64 guests");
         }
 
-        if (template.CpuidModifiers is { Count: > 0 })
-        {
-            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: cpuid_modifiers cannot be applied (the guest sees the CPUID the accelerator offers: KVM's supported CPUID, or the emulator's own)");
-        }
-
-        if (template.MsrModifiers is { Count: > 0 })
-        {
-            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: msr_modifiers cannot be applied (the accelerator sets the guest's MSRs)");
-        }
-
         if (template.KvmCapabilities is { Count: > 0 })
         {
-            throw ApiException.BadRequest("cpu-config (custom CPU templates) is not supported by SharpVisor yet: kvm_capabilities cannot be required or dropped (SharpVisor checks the capabilities it needs itself)");
+            throw ApiException.BadRequest("kvm_capabilities cannot be required or dropped in SharpVisor: it checks the KVM capabilities it needs itself (and the emulator has none); cpuid_modifiers and msr_modifiers are supported");
         }
+
+        var cpuid = new List<SharpVisor.Machine.CpuTemplates.CpuidModifier>();
+        foreach (CpuidLeafModifier leaf in template.CpuidModifiers ?? [])
+        {
+            uint leafNumber = ParseTemplateNumber(leaf.Leaf, "cpuid_modifiers leaf");
+            uint subleaf = ParseTemplateNumber(leaf.Subleaf, "cpuid_modifiers subleaf");
+            foreach (CpuidRegisterModifier register in leaf.Modifiers)
+            {
+                SharpVisor.Machine.CpuTemplates.CpuidRegister name = register.Register switch
+                {
+                    "eax" => SharpVisor.Machine.CpuTemplates.CpuidRegister.Eax,
+                    "ebx" => SharpVisor.Machine.CpuTemplates.CpuidRegister.Ebx,
+                    "ecx" => SharpVisor.Machine.CpuTemplates.CpuidRegister.Ecx,
+                    "edx" => SharpVisor.Machine.CpuTemplates.CpuidRegister.Edx,
+                    _ => throw ApiException.BadRequest($"cpuid_modifiers register '{register.Register}' is not one of eax, ebx, ecx, edx"),
+                };
+                cpuid.Add(new(leafNumber, subleaf, name, ParseTemplateBits(register.Bitmap, 32, $"cpuid leaf 0x{leafNumber:x} {register.Register}")));
+            }
+        }
+
+        var msrs = new List<SharpVisor.Machine.CpuTemplates.MsrModifier>();
+        foreach (MsrModifier msr in template.MsrModifiers ?? [])
+        {
+            uint index = ParseTemplateNumber(msr.Addr, "msr_modifiers addr");
+            msrs.Add(new(index, ParseTemplateBits(msr.Bitmap, 64, $"MSR 0x{index:x}")));
+        }
+
+        var parsed = new SharpVisor.Machine.CpuTemplates.CpuTemplate { Cpuid = cpuid, Msrs = msrs };
+        CpuTemplate = parsed.IsEmpty ? null : parsed;
     }
+
+    /// <summary>The CPU template PUT /cpu-config set; null: the accelerator's CPU as it is.</summary>
+    public SharpVisor.Machine.CpuTemplates.CpuTemplate? CpuTemplate { get; private set; }
+
+    private static uint ParseTemplateNumber(string text, string field)
+    {
+        bool ok = text.StartsWith("0x", StringComparison.OrdinalIgnoreCase)
+            ? uint.TryParse(text.AsSpan(2), System.Globalization.NumberStyles.AllowHexSpecifier, System.Globalization.CultureInfo.InvariantCulture, out uint value)
+            : uint.TryParse(text, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out value);
+        return ok ? value : throw ApiException.BadRequest($"{field} '{text}' is not a 32-bit number (0x-prefixed hex or decimal)");
+    }
+
+    private static SharpVisor.Machine.CpuTemplates.TemplateBits ParseTemplateBits(string text, int width, string what)
+        => SharpVisor.Machine.CpuTemplates.TemplateBits.TryParse(text, width, out var bits, out string error)
+            ? bits
+            : throw ApiException.BadRequest($"{what}: {error}");
 
     /// <summary>PUT /mmds/config, when given: the NICs the MMDS answers on, its address and version.</summary>
     public SharpVisor.Host.Firecracker.Mmds.MmdsConfiguration? Mmds { get; private set; }
@@ -169,7 +207,6 @@ public sealed class VmConfiguration
     /// <summary>Builds a configuration from a config file's sections, validating each as its PUT would.</summary>
     public static VmConfiguration FromFull(FullVmConfiguration full)
     {
-        RefuseUnsupportedSection(full.CpuConfig, "cpu-config");
         // "logger" and "metrics" are the VMM's, not the machine's: VmmServer applies them.
         RefuseUnsupportedSection(full.MemoryHotplug, "memory-hotplug");
         RefuseUnsupportedSection(full.MmdsConfig, "mmds-config");
@@ -216,7 +253,42 @@ public sealed class VmConfiguration
             configuration.SetProtection(full.Protection);
         }
 
+        if (full.CpuConfig is { } cpuConfig)
+        {
+            configuration.SetCpuConfiguration(ReadCpuTemplateFile(cpuConfig));
+        }
+
         return configuration;
+    }
+
+    /// <summary>A config file's "cpu-config": as in Firecracker, the path of a CPU template JSON file.</summary>
+    private static CpuConfiguration ReadCpuTemplateFile(System.Text.Json.JsonElement section)
+    {
+        if (section.ValueKind != System.Text.Json.JsonValueKind.String)
+        {
+            throw ApiException.BadRequest("cpu-config is the path of a CPU template JSON file (as in Firecracker), not an object");
+        }
+
+        string path = section.GetString()!;
+        byte[] bytes;
+        try
+        {
+            bytes = File.ReadAllBytes(path);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw ApiException.BadRequest($"cpu-config: cannot read the CPU template '{path}': {e.Message}");
+        }
+
+        try
+        {
+            return System.Text.Json.JsonSerializer.Deserialize(bytes, FirecrackerJsonContext.Default.CpuConfiguration)
+                ?? throw ApiException.BadRequest($"cpu-config: the CPU template '{path}' is null");
+        }
+        catch (System.Text.Json.JsonException e)
+        {
+            throw ApiException.BadRequest($"cpu-config: the CPU template '{path}' is not valid: {e.Message}");
+        }
     }
 
     public FullVmConfiguration ToFull() => new()
@@ -474,6 +546,7 @@ public sealed class VmConfiguration
             EntropyDevice = Entropy is not null,
             Vsock = Vsock is null ? null : new VsockConfiguration((ulong)Vsock.GuestCid, Vsock.UdsPath),
             Protection = Protection,
+            CpuTemplate = CpuTemplate,
         };
     }
 

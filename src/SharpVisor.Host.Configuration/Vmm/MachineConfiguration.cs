@@ -99,6 +99,9 @@ public sealed record MachineConfiguration
     /// <summary>Kernel runtime protection (<c>--protect</c>, docs/security.md); null: none.</summary>
     public SharpVisor.Security.ProtectionPolicy? Protection { get; init; }
 
+    /// <summary>A custom CPU template (Firecracker's cpu-config) every vCPU applies; null: the accelerator's CPU as it is.</summary>
+    public SharpVisor.Machine.CpuTemplates.CpuTemplate? CpuTemplate { get; init; }
+
     /// <summary>Checks the values that no later layer checks; throws <see cref="ArgumentException"/>.</summary>
     public void Validate()
     {

@@ -1,5 +1,6 @@
 using SharpVisor.Boot;
 using SharpVisor.Devices.Virtio;
+using SharpVisor.Machine.CpuTemplates;
 using SharpVisor.Machine.Snapshots;
 
 namespace SharpVisor.Host.Vmm;
@@ -70,6 +71,7 @@ public static class SnapshotConfiguration
 
         w.Write(c.VirtioConsoleOutput is not null);
         w.Write(c.EntropyDevice);
+        WriteCpuTemplate(w, c.CpuTemplate);
         return w.ToArray();
     }
 
@@ -137,6 +139,7 @@ public static class SnapshotConfiguration
             : null;
         hasVirtioConsole = r.ReadBoolean();
         bool entropy = r.ReadBoolean();
+        CpuTemplate? template = ReadCpuTemplate(r);
         return new MachineConfiguration
         {
             KernelPath = kernel,
@@ -153,7 +156,58 @@ public static class SnapshotConfiguration
             NetworkInterfaces = nics,
             Balloon = balloon,
             EntropyDevice = entropy,
+            CpuTemplate = template,
         };
+    }
+
+    // The restored guest must see the CPU it was saved with: the template goes with the machine.
+    private static void WriteCpuTemplate(SnapshotWriter w, CpuTemplate? template)
+    {
+        IReadOnlyList<CpuidModifier> cpuid = template?.Cpuid ?? [];
+        IReadOnlyList<MsrModifier> msrs = template?.Msrs ?? [];
+        w.Write(cpuid.Count);
+        foreach (CpuidModifier m in cpuid)
+        {
+            w.Write(m.Leaf);
+            w.Write(m.Subleaf);
+            w.Write((int)m.Register);
+            w.Write(m.Bits.Set);
+            w.Write(m.Bits.Clear);
+        }
+
+        w.Write(msrs.Count);
+        foreach (MsrModifier m in msrs)
+        {
+            w.Write(m.Index);
+            w.Write(m.Bits.Set);
+            w.Write(m.Bits.Clear);
+        }
+    }
+
+    private static CpuTemplate? ReadCpuTemplate(SnapshotReader r)
+    {
+        var cpuid = new List<CpuidModifier>();
+        for (int i = ReadCount(r, 4096); i > 0; i--)
+        {
+            uint leaf = r.ReadUInt32();
+            uint subleaf = r.ReadUInt32();
+            var register = (CpuidRegister)r.ReadInt32();
+            if (!Enum.IsDefined(register))
+            {
+                throw r.Invalid("unknown CPUID register");
+            }
+
+            cpuid.Add(new CpuidModifier(leaf, subleaf, register, new TemplateBits(r.ReadUInt64(), r.ReadUInt64())));
+        }
+
+        var msrs = new List<MsrModifier>();
+        for (int i = ReadCount(r, 4096); i > 0; i--)
+        {
+            msrs.Add(new MsrModifier(r.ReadUInt32(), new TemplateBits(r.ReadUInt64(), r.ReadUInt64())));
+        }
+
+        var template = new CpuTemplate { Cpuid = cpuid, Msrs = msrs };
+        return template.IsEmpty ? null : template;
     }
 
     private static int ReadCount(SnapshotReader r, int max)

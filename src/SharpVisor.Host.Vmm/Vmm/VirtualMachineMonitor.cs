@@ -152,6 +152,17 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 kvm.InstructionEmulator = new X86InstructionEmulator(memory, kvm.PortIo, kvm.Mmio);
             }
 
+            if (configuration.CpuTemplate is { } template)
+            {
+                // Before the vCPUs exist: each applies it when it is created.
+                if (machine is not SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine templated)
+                {
+                    throw new NotSupportedException($"CPU templates on {machine.Capabilities.Accelerator} are not implemented");
+                }
+
+                templated.CpuTemplate = template;
+            }
+
             if (configuration.Protection is { } policy)
             {
                 // Before the vCPUs exist: each vCPU's MMU and CPU enforce the map; devices ask it before DMA.

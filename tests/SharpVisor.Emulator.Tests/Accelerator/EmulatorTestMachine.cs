@@ -2,6 +2,7 @@ using Iced.Intel;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Machine;
+using SharpVisor.Machine.CpuTemplates;
 using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 using SharpVisor.TestSupport;
@@ -19,12 +20,12 @@ internal sealed class EmulatorTestMachine : IDisposable
     public const ushort DebugExitPort = 0xF4;
     public const ulong RamSize = 2 << 20;
 
-    private EmulatorTestMachine(int vcpuCount, MmuMode mmuMode, IHypervisorInterface? hypervisor)
+    private EmulatorTestMachine(int vcpuCount, MmuMode mmuMode, IHypervisorInterface? hypervisor, CpuTemplate? template = null)
     {
         Memory = GuestMemory.CreateRam(RamSize);
         try
         {
-            Vm = new EmulatorVirtualMachine(Memory, vcpuCount, mmuMode);
+            Vm = new EmulatorVirtualMachine(Memory, vcpuCount, mmuMode) { CpuTemplate = template };
             if (hypervisor is not null)
             {
                 Vm.AttachHypervisorInterface(hypervisor);
@@ -52,9 +53,9 @@ internal sealed class EmulatorTestMachine : IDisposable
     public TestPortDevice Output { get; }
 
     /// <summary>A machine whose vCPU 0 starts in long mode at <see cref="LongModeTestGuest.CodeAddress"/> (APs wait for a SIPI).</summary>
-    public static EmulatorTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, MmuMode mmuMode = MmuMode.Shadow, Action<VcpuState>? adjust = null, IHypervisorInterface? hypervisor = null)
+    public static EmulatorTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, MmuMode mmuMode = MmuMode.Shadow, Action<VcpuState>? adjust = null, IHypervisorInterface? hypervisor = null, CpuTemplate? template = null)
     {
-        var machine = new EmulatorTestMachine(vcpuCount, mmuMode, hypervisor);
+        var machine = new EmulatorTestMachine(vcpuCount, mmuMode, hypervisor, template);
         try
         {
             LongModeTestGuest.Load(machine.Memory, GuestCode.Assemble(64, LongModeTestGuest.CodeAddress, code));
