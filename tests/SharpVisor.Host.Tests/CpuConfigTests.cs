@@ -68,6 +68,24 @@ public sealed class CpuConfigTests
         Assert.Null(vmm.Factory.Last!.Spec.CpuTemplate);
     }
 
+    [Fact]
+    public void ASnapshotKeepsTheTemplate()
+    {
+        var template = new CpuTemplate
+        {
+            Cpuid = [new CpuidModifier(0x8000_0001, 0, CpuidRegister.Ecx, new TemplateBits(Set: 4, Clear: 1))],
+            Msrs = [new MsrModifier(0x10A, new TemplateBits(Set: 0, Clear: ulong.MaxValue))],
+        };
+        var configuration = new SharpVisor.Host.Vmm.MachineConfiguration { KernelPath = "/k", CpuTemplate = template };
+
+        byte[] saved = SharpVisor.Host.Vmm.SnapshotConfiguration.Save(configuration, SharpVisor.Host.Vmm.AcceleratorKind.Emulator, SharpVisor.Host.Vmm.MmuKind.Nested, SharpVisor.Host.Vmm.CpuVendorKind.Amd);
+        var reader = new SharpVisor.Machine.Snapshots.SnapshotReader(SharpVisor.Host.Vmm.SnapshotConfiguration.Tag, saved);
+        CpuTemplate loaded = Assert.IsType<CpuTemplate>(SharpVisor.Host.Vmm.SnapshotConfiguration.Load(reader, out _).CpuTemplate);
+
+        Assert.Equal(template.Cpuid, loaded.Cpuid);
+        Assert.Equal(template.Msrs, loaded.Msrs);
+    }
+
     [Theory]
     [InlineData("""{"cpuid_modifiers": [{"leaf": "0xZ", "subleaf": "0x0", "flags": 0, "modifiers": []}]}""", "cpuid_modifiers leaf '0xZ'")]
     [InlineData("""{"cpuid_modifiers": [{"leaf": "0x1", "subleaf": "-1", "flags": 0, "modifiers": []}]}""", "cpuid_modifiers subleaf '-1'")]
