@@ -1,4 +1,5 @@
 using System.Security.Cryptography;
+using System.Text.Json.Nodes;
 using SharpVisor.TestSupport;
 
 namespace SharpVisor.Cli.Tests;
@@ -9,8 +10,9 @@ namespace SharpVisor.Cli.Tests;
 /// through /hook.sh, which tries the attacks one by one. Without protection they succeed — so
 /// the module works — and with `--protect kernel,cr-pin,msr-pin` each is refused and reported,
 /// the measurement stays the golden one, the guest keeps running, and its quote verifies with
-/// the right nonce and key only. One boot each way, in parallel; each has a scratch disk
-/// (/dev/vda) for the DMA attack, a disk read into kernel text.
+/// the right nonce and key only (not with another nonce, another key or a tampered field). One
+/// boot each way, in parallel; each has a scratch disk (/dev/vda) for the DMA attack, a disk read
+/// into kernel text.
 /// </summary>
 public sealed class KernelProtectionGuestTests : IDisposable
 {
@@ -105,6 +107,17 @@ public sealed class KernelProtectionGuestTests : IDisposable
         SharpVisorProcess.Result wrongKey = SharpVisorProcess.Run(["attest", "verify", quote, "--key", otherKey, "--nonce", Nonce]);
         Assert.Equal(1, wrongKey.ExitCode);
         Assert.Contains("signature does not verify", wrongKey.StandardError);
+
+        // A tampered field (the violation count set to 0, the signature kept): refused.
+        JsonObject signed = JsonNode.Parse(File.ReadAllText(quote))!.AsObject();
+        JsonObject payload = JsonNode.Parse(Convert.FromBase64String((string)signed["payload"]!))!.AsObject();
+        payload["violations"] = 0;
+        signed["payload"] = Convert.ToBase64String(System.Text.Encoding.UTF8.GetBytes(payload.ToJsonString()));
+        string tampered = Path.Combine(_directory, "tampered.json");
+        File.WriteAllText(tampered, signed.ToJsonString());
+        SharpVisorProcess.Result altered = SharpVisorProcess.Run(["attest", "verify", tampered, "--key", publicKey, "--nonce", Nonce]);
+        Assert.Equal(1, altered.ExitCode);
+        Assert.Contains("signature does not verify", altered.StandardError);
     }
 
     /// <summary>A 1 MiB raw image the dma attack may overwrite the first sector of.</summary>
