@@ -107,6 +107,13 @@ unavailable() {
     echo ""
 }
 
+# Why a technique runs without its disk and NIC (its I/O workloads are then skipped), or empty.
+no_io() {
+    case "$1" in
+    xen-pv) echo "a PV guest cannot map its grant table yet (xen-blkfront oopses in gnttab_update_entry_v1 and xenbus waits for ever; docs/xen-pv.md, Status)" ;;
+    esac
+}
+
 launch() { # technique log counters
     local console=ttyS0 args=() netargs=() prefix=()
     [ "$net" = 1 ] && prefix=(ip netns exec "$ns")
@@ -124,10 +131,12 @@ launch() { # technique log counters
         return
         ;;
     esac
-    [ "$net" = 1 ] && netargs=(--net tap=svm0)
+    local devices=(--disk "$work/disk.img")
+    [ "$net" = 1 ] && devices+=(--net tap=svm0)
+    [ -z "$(no_io "$1")" ] || devices=()
     "${prefix[@]}" timeout 3600 $sharpvisor run "${args[@]}" --counters "$3" --memory 512M --cpus 1 \
         --kernel "$KERNEL" --initrd "$work/initrd.img" --cmdline "console=$console $cmdline_tail" \
-        --disk "$work/disk.img" "${netargs[@]}" --no-rng --serial stdio </dev/null >"$2" 2>&1
+        "${devices[@]}" --no-rng --serial stdio </dev/null >"$2" 2>&1
 }
 
 for t in $only; do
@@ -144,8 +153,8 @@ for t in $only; do
         sink_pid=$!
         until grep -q LISTENING "$work/sink-$t.log" 2>/dev/null; do sleep 0.05; done
     fi
-    log="$work/$t.log" cnt="$work/$t.counters" marks=0 t0=$EPOCHREALTIME t_hook=""
-    rm -f "$cnt"
+    log="$work/$t.log" cnt="$work/$t.counters" cpu="$work/$t.cpu" marks=0 t0=$EPOCHREALTIME t_hook="" pid=""
+    rm -f "$cnt" "$cpu"
     launch "$t" "$log" "$cnt" &
     vmm=$!
     while kill -0 "$vmm" 2>/dev/null; do
@@ -153,6 +162,16 @@ for t in $only; do
         n=$(grep -c '^MARK' "$log" 2>/dev/null || true)
         while [ "$marks" -lt "$n" ]; do
             marks=$((marks + 1))
+            # The VMM's CPU time (user + system, clock ticks) at each mark: a workload's CPU cost,
+            # far less disturbed by other load on the host than the guest's wall-clock figures.
+            if [ -z "$pid" ]; then
+                if [ "$t" = qemu-tcg ]; then
+                    pid=$(pgrep -n -f "qemu-system-x86_64 .*$work/initrd.img" || true)
+                else
+                    pid=$(sed -n 's/^PID //p' "$cnt" 2>/dev/null)
+                fi
+            fi
+            [ -z "$pid" ] || awk -v k="$((marks - 1))" '{ print k, $14 + $15 }' "/proc/$pid/stat" >>"$cpu" 2>/dev/null || true
             [ -f "$cnt" ] || continue
             # One snapshot per mark, in order: wait (up to 5 s) until this one is written, so two
             # signals never coalesce and snapshot k is the one taken at mark k.
@@ -220,6 +239,33 @@ for w in boot "${workloads[@]}"; do
 done
 for t in $only; do
     [ -z "${reason[$t]:-}" ] || echo "$t: not run: ${reason[$t]}"
+    [ -n "${reason[$t]:-}" ] || [ -z "$(no_io "$t")" ] || echo "$t: no I/O workloads: $(no_io "$t")"
+done
+
+# Per operation, from the VMM's CPU time around each workload (includes the 1 s pause after it).
+declare -A ops=([syscall]=$n_syscall [fork-exec]=$n_fork [pagefault]=$((pf_mib * 256 * pf_rounds)) [ctxsw]=$n_ctxsw
+    [compute]=$n_compute [seq-write-1m]=$disk_mib [seq-read-1m]=$disk_mib [tcp-guest-to-host]=$net_mib)
+declare -A op_unit=([syscall]=us/call [fork-exec]=ms/process [pagefault]=us/page [ctxsw]=us/round-trip
+    [compute]=ns/step [seq-write-1m]=ms/MiB [seq-read-1m]=ms/MiB [tcp-guest-to-host]=ms/MiB)
+declare -A op_scale=([syscall]=1e6 [fork-exec]=1e3 [pagefault]=1e6 [ctxsw]=1e6 [compute]=1e9
+    [seq-write-1m]=1e3 [seq-read-1m]=1e3 [tcp-guest-to-host]=1e3)
+tck=$(getconf CLK_TCK)
+echo
+echo "VMM CPU time (user + system) per operation, from the process's CPU time around each workload:"
+printf '%-18s %-13s' workload unit
+for t in $only; do printf ' %12s' "$t"; done
+echo
+for i in "${!workloads[@]}"; do
+    w=${workloads[$i]}
+    [ -n "${ops[$w]:-}" ] || continue
+    printf '%-18s %-13s' "$w" "${op_unit[$w]}"
+    for t in $only; do
+        v=$(awk -v a="$i" -v b="$((i + 1))" -v n="${ops[$w]}" -v s="${op_scale[$w]}" -v tck="$tck" '
+            $1 == a { x = $2; ha = 1 } $1 == b { y = $2; hb = 1 }
+            END { if (ha && hb && n > 0) printf "%.3g", (y - x) / tck / n * s; else print "-" }' "$work/$t.cpu" 2>/dev/null || echo -)
+        printf ' %12s' "${v:--}"
+    done
+    echo
 done
 
 # The counters of each cell: the difference of the snapshots around the workload (it includes the
@@ -231,7 +277,7 @@ for t in $only; do
     [ -f "$cnt" ] || continue
     echo "$t:"
     for i in "${!workloads[@]}"; do
-        awk -v a="$i" -v b="$((i + 1))" -v t="$t" -v w="${workloads[$i]}" '
+        awk -v a="$i" -v b="$((i + 1))" -v t="$t" -v w="${workloads[$i]}" -v ops="${ops[${workloads[$i]}]:-0}" '
             function h(v) { return v >= 1e6 ? sprintf("%.1fM", v / 1e6) : v >= 1e4 ? sprintf("%.0fk", v / 1e3) : sprintf("%d", v) }
             $1 == "COUNTERS" && ($2 == a || $2 == b) {
                 for (f = 3; f <= NF; f++) { split($f, kv, "="); v[$2, kv[1]] = kv[2]; names[kv[1]] = 1 }
@@ -245,7 +291,9 @@ for t in $only; do
                     if (n ~ /^xen-[A-Z]/) { op[n] = d; nops++ }
                     else if (n !~ /^(instructions|mmu-|tier1-|xen-)/) exits += d
                 }
-                line = sprintf("insn=%s exits=%s", h(v[b, "instructions"] - v[a, "instructions"]), h(exits))
+                line = sprintf("insn=%s", h(v[b, "instructions"] - v[a, "instructions"]))
+                if (ops > 0) line = line sprintf(" (%s/op)", h((v[b, "instructions"] - v[a, "instructions"]) / ops))
+                line = line " exits=" h(exits)
                 split("mmu-shadow-misses mmu-shadow-invalidations mmu-nested-walks mmu-walks mmu-page-faults xen-hypercalls xen-upcalls xen-pv-pt-updates xen-pv-ptwr-emulated xen-pv-validated-l1 xen-pv-bounces xen-grant-copies", keys, " ")
                 for (k = 1; k in keys; k++) {
                     n = keys[k]; d = v[b, n] - v[a, n]
