@@ -49,6 +49,7 @@ trap cleanup EXIT
 n_syscall=$((20000 * scale)) n_fork=$((40 * scale)) pf_mib=16 pf_rounds=$((2 * scale))
 n_ctxsw=$((3000 * scale)) n_compute=$((4000000 * scale)) disk_mib=$((16 * scale)) rand_s=3 net_mib=$((16 * scale))
 workloads=(syscall fork-exec pagefault ctxsw compute seq-write-1m seq-read-1m rand-read-4k tcp-guest-to-host)
+first_io=5 # workloads from here on need the disk or the NIC
 
 if [ "$(id -u)" = 0 ] && command -v ip >/dev/null; then
     net=1
@@ -160,6 +161,7 @@ for t in $only; do
     while kill -0 "$vmm" 2>/dev/null; do
         [ -n "$t_hook" ] || ! grep -q '^HOOK-START' "$log" 2>/dev/null || t_hook=$EPOCHREALTIME
         n=$(grep -c '^MARK' "$log" 2>/dev/null || true)
+        n=${n:-0}
         while [ "$marks" -lt "$n" ]; do
             marks=$((marks + 1))
             # The VMM's CPU time (user + system, clock ticks) at each mark: a workload's CPU cost,
@@ -260,6 +262,10 @@ for i in "${!workloads[@]}"; do
     [ -n "${ops[$w]:-}" ] || continue
     printf '%-18s %-13s' "$w" "${op_unit[$w]}"
     for t in $only; do
+        if [ "$i" -ge "$first_io" ] && [ -n "$(no_io "$t")" ]; then
+            printf ' %12s' -
+            continue
+        fi
         v=$(awk -v a="$i" -v b="$((i + 1))" -v n="${ops[$w]}" -v s="${op_scale[$w]}" -v tck="$tck" '
             $1 == a { x = $2; ha = 1 } $1 == b { y = $2; hb = 1 }
             END { if (ha && hb && n > 0) printf "%.3g", (y - x) / tck / n * s; else print "-" }' "$work/$t.cpu" 2>/dev/null || echo -)
@@ -277,6 +283,9 @@ for t in $only; do
     [ -f "$cnt" ] || continue
     echo "$t:"
     for i in "${!workloads[@]}"; do
+        if [ "$i" -ge "$first_io" ] && [ -n "$(no_io "$t")" ]; then
+            continue
+        fi
         awk -v a="$i" -v b="$((i + 1))" -v t="$t" -v w="${workloads[$i]}" -v ops="${ops[${workloads[$i]}]:-0}" '
             function h(v) { return v >= 1e6 ? sprintf("%.1fM", v / 1e6) : v >= 1e4 ? sprintf("%.0fk", v / 1e3) : sprintf("%d", v) }
             $1 == "COUNTERS" && ($2 == a || $2 == b) {
