@@ -10,7 +10,8 @@ namespace SharpVisor.Host.Tests;
 /// <summary>
 /// Kernel protection through the daemon (docs/security.md): a domain created with a
 /// sharpvisor-protection section, its status and a raised policy through the daemon, a lowering
-/// refused, a quote for a nonce, and the violation counter in /metrics.
+/// refused, a quote for a nonce, the violation counter in /metrics, and the domain's measurement
+/// log in its runtime directory.
 /// </summary>
 public sealed class DaemonProtectionTests
 {
@@ -27,8 +28,14 @@ public sealed class DaemonProtectionTests
         Assert.Equal("cr-pin,mode=log", status.Policy);
         Assert.False(status.Locked);
 
+        // The daemon keeps the domain's append-only measurement log in its runtime directory, 0600.
+        string measurementLog = Path.Combine(host.Runtime.Domain(1).Directory, "measurement.log");
+        Assert.Equal(measurementLog, protector.Policy.MeasurementLogPath);
+        Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, File.GetUnixFileMode(measurementLog));
+
         status = await host.Client.RaiseProtectionAsync("web", "cr-pin,msr-pin,measure=5");
         Assert.Equal("cr-pin,msr-pin,measure=5,mode=enforce", status.Policy);
+        Assert.Equal(measurementLog, protector.Policy.MeasurementLogPath);
         DaemonException lowered = await Assert.ThrowsAsync<DaemonException>(() => host.Client.RaiseProtectionAsync("web", "cr-pin"));
         Assert.Equal(400, lowered.StatusCode);
         Assert.Contains("lowering", lowered.Message);

@@ -18,4 +18,7 @@ public sealed record DomainPaths(string Directory)
 
     /// <summary>The VMM process's stdout and stderr.</summary>
     public string LogFile => Path.Combine(Directory, "vmm.log");
+
+    /// <summary>A protected domain's append-only measurement log, unless its policy names another (docs/security.md).</summary>
+    public string MeasurementLog => Path.Combine(Directory, "measurement.log");
 }

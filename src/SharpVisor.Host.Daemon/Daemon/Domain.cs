@@ -506,6 +506,32 @@ public sealed partial class Domain
         };
     }
 
+    /// <summary>
+    /// A protected domain keeps its measurement log in its runtime directory (`measurement.log`)
+    /// unless its policy names one: each boot's VMM appends to it, starting a new chain (seq=1).
+    /// </summary>
+    private FullVmConfiguration WithMeasurementLog(FullVmConfiguration config)
+    {
+        if (config.Protection is not { } protection || Paths.MeasurementLog.Contains(',', StringComparison.Ordinal))
+        {
+            return config;
+        }
+
+        try
+        {
+            if (SharpVisor.Security.ProtectionPolicy.Parse(protection.Policy).MeasurementLogPath is not null)
+            {
+                return config;
+            }
+        }
+        catch (ArgumentException)
+        {
+            return config; // the VMM refuses the policy with its own message
+        }
+
+        return config with { Protection = protection with { Policy = $"{protection.Policy},measure-log={Paths.MeasurementLog}" } };
+    }
+
     private static async Task<ConsoleSocketClient?> ConnectConsoleAsync(DomainPaths paths, ConsoleBroadcaster console)
     {
         try
@@ -543,7 +569,7 @@ public sealed partial class Domain
             }
             else
             {
-                await connection.Client.ConfigureAndStartAsync(Config, CancellationToken.None);
+                await connection.Client.ConfigureAndStartAsync(WithMeasurementLog(Config), CancellationToken.None);
             }
         }
         catch (VmmRequestException e)

@@ -14,6 +14,12 @@
 #include <linux/mm.h>
 #include <linux/vmalloc.h>
 #include <linux/irqflags.h>
+#include <linux/bio.h>
+#include <linux/blkdev.h>
+#include <linux/delay.h>
+#include <linux/jiffies.h>
+#include <linux/virtio.h>
+#include <linux/virtio_config.h>
 #include <asm/asm.h>
 #include <asm/msr.h>
 #include <asm/special_insns.h>
@@ -28,11 +34,15 @@ MODULE_DESCRIPTION("SharpVisor kernel protection test: attacks on a running kern
 
 static char *attack = "";
 module_param(attack, charp, 0);
-MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep, gdt, gdt-tls or exec");
+MODULE_PARM_DESC(attack, "text-alias, cr0-wp, syscall-table, lstar, cr4-smep, gdt, gdt-tls, dma or exec");
 
 static unsigned long syscall_table;
 module_param(syscall_table, ulong, 0);
 MODULE_PARM_DESC(syscall_table, "sys_call_table's address, from /proc/kallsyms (syscall-table)");
+
+static char *disk = "/dev/vda";
+module_param(disk, charp, 0);
+MODULE_PARM_DESC(disk, "a virtio disk whose first sector the dma attack may overwrite (dma)");
 
 static int store_u8(u8 *dst, u8 value)
 {
@@ -243,6 +253,122 @@ static void attack_gdt_tls(void)
 	report("gdt-tls", now != old, now != old ? "TLS descriptor written" : "TLS descriptor unchanged", err);
 }
 
+/* The virtio device behind a block device (virtio_blk adds its disk under the virtio device), or NULL. */
+static struct virtio_device *virtio_of(struct block_device *bdev)
+{
+	struct device *parent = disk_to_dev(bdev->bd_disk)->parent;
+
+	return parent && parent->bus && !strcmp(parent->bus->name, "virtio") ? dev_to_virtio(parent) : NULL;
+}
+
+static int disk_io(struct block_device *bdev, blk_opf_t op, struct page *page, unsigned int offset)
+{
+	struct bio *bio = bio_alloc(bdev, 1, op, GFP_KERNEL);
+	int err;
+
+	bio->bi_iter.bi_sector = 0;
+	if (bio_add_page(bio, page, SECTOR_SIZE, offset) != SECTOR_SIZE) {
+		bio_put(bio);
+		return -EIO;
+	}
+	err = submit_bio_wait(bio);
+	bio_put(bio);
+	return err;
+}
+
+/*
+ * A disk read DMAed straight into kernel text: sector 0 of the disk first gets the 512 bytes of
+ * text around the padding byte before vfree with that byte flipped (a write: the device reads
+ * guest memory), then a read of sector 0 is submitted with the text page itself as its buffer.
+ * Unprotected, the flipped byte lands in kernel text (and is put back through an alias).
+ * Protected, the device refuses the descriptor and fails (DEVICE_NEEDS_RESET): the read never
+ * completes. So the read's bi_end_io is bio_put (kernel code, not this module's, which may be
+ * gone when a late completion comes) with a second reference held here: the count dropping to
+ * one means it completed; the device's NEEDS_RESET status means it never will.
+ */
+static void attack_dma(void)
+{
+	const fmode_t mode = FMODE_READ | FMODE_WRITE;
+	u8 *text = (u8 *)vfree - 1;
+	unsigned int offset = offset_in_page(text) & ~(SECTOR_SIZE - 1);
+	struct page *text_page = pfn_to_page(__pa(text) >> PAGE_SHIFT);
+	u8 old = READ_ONCE(*text), new = old ^ 0xff;
+	struct page *staging = alloc_page(GFP_KERNEL);
+	struct block_device *bdev;
+	struct virtio_device *vdev;
+	unsigned long deadline;
+	struct bio *bio;
+	int err, completed = 0, failed = 0;
+	u8 status = 0;
+
+	if (!staging) {
+		pr_info("PROTECT-ATTACK dma result=n/a no page\n");
+		return;
+	}
+	bdev = blkdev_get_by_path(disk, mode, NULL);
+	if (IS_ERR(bdev)) {
+		pr_info("PROTECT-ATTACK dma result=n/a cannot open %s err=%ld\n", disk, PTR_ERR(bdev));
+		__free_page(staging);
+		return;
+	}
+	vdev = virtio_of(bdev);
+	if (!vdev) {
+		pr_info("PROTECT-ATTACK dma result=n/a %s is not a virtio disk\n", disk);
+		goto out;
+	}
+	memcpy(page_address(staging), page_address(text_page) + offset, SECTOR_SIZE);
+	((u8 *)page_address(staging))[offset_in_page(text) - offset] = new;
+	err = disk_io(bdev, REQ_OP_WRITE | REQ_SYNC, staging, 0);
+	if (err) {
+		pr_info("PROTECT-ATTACK dma result=n/a writing sector 0 of %s failed err=%d\n", disk, err);
+		goto out;
+	}
+
+	bio = bio_alloc(bdev, 1, REQ_OP_READ | REQ_SYNC, GFP_KERNEL);
+	bio->bi_iter.bi_sector = 0;
+	bio_add_page(bio, text_page, SECTOR_SIZE, offset);
+	bio->bi_end_io = bio_put;
+	bio_get(bio);
+	submit_bio(bio);
+	deadline = jiffies + 300 * HZ;
+	while (time_before(jiffies, deadline)) {
+		if (atomic_read(&bio->__bi_cnt) == 1) {
+			completed = 1;
+			break;
+		}
+		status = vdev->config->get_status(vdev);
+		if (status & VIRTIO_CONFIG_S_NEEDS_RESET) {
+			failed = 1;
+			break;
+		}
+		msleep(10);
+	}
+	if (completed && !bio->bi_status && READ_ONCE(*text) == new) {
+		u8 *alias = writable_alias((unsigned long)text);
+
+		if (alias) {
+			store_u8(alias, old);
+			vunmap((void *)((unsigned long)alias & PAGE_MASK));
+		}
+		report("dma", 1, "a disk read DMAed a byte into kernel text", 0);
+	} else {
+		pr_info("PROTECT-ATTACK dma result=refused kernel text %s, read %s, virtio status=0x%x\n",
+			READ_ONCE(*text) == old ? "unchanged" : "CHANGED",
+			completed ? "completed" : failed ? "never completes (device needs reset)" : "timed out",
+			status);
+	}
+	if (completed) {
+		bio_put(bio);
+	} else {
+		/* The read is still queued on the failed device: it keeps the disk open and the bio. */
+		__free_page(staging);
+		return;
+	}
+out:
+	blkdev_put(bdev, mode);
+	__free_page(staging);
+}
+
 static void attack_exec(void)
 {
 	struct page *page = alloc_page(GFP_KERNEL);
@@ -286,6 +412,8 @@ static int __init protect_attack_init(void)
 		attack_gdt();
 	else if (!strcmp(attack, "gdt-tls"))
 		attack_gdt_tls();
+	else if (!strcmp(attack, "dma"))
+		attack_dma();
 	else if (!strcmp(attack, "exec"))
 		attack_exec();
 	else
