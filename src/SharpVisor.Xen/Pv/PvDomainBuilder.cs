@@ -53,7 +53,7 @@ public static class PvDomainBuilder
         ulong m2pPages = ((machineFrames * 8) + PageSize - 1) / PageSize;
         ulong m2pL1s = (m2pPages + 511) / 512;
         ulong gdtL1s = (((ulong)request.VcpuCount * GdtFramesPerVcpu) + 511) / 512;
-        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + 1 + gdtL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu);
+        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + 1 + gdtL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu) + XenDomain.MaxGrantFrames;
         if (hypervisorFrames + 1024 > machineFrames || m2pL1s > 512)
         {
             throw new ArgumentException($"{machineFrames * 4} KiB of memory is too small (or too large) for a PV domain", nameof(memory));
@@ -79,11 +79,23 @@ public static class PvDomainBuilder
             nextHypervisor += GdtFramesPerVcpu;
         }
 
+        // The grant table's frames: Xen's, shared with the domain (share_xen_page_with_guest), which maps them writable.
+        var grantFrames = new List<ulong>();
+        for (int i = 0; i < XenDomain.MaxGrantFrames; i++)
+        {
+            grantFrames.Add(nextHypervisor++);
+        }
+
         var p2m = new PvPhysToMachine([.. Enumerable.Range(0, (int)domainFrames).Select(i => (ulong)i)], machineFrames, request.Seed);
         // Writable at L4 so the CPU may set bits in the supervisor-only GDT below; the M2P stays read-only at L3.
         ulong m2pEntry = (m2pL3 << 12) | Present | Writable | User | PvPte.NoExecute;
         var tables = new PvPageTables(memory, p2m, counters, m2pEntry, request.Log) { M2pAddress = m2pFirst << 12 };
         tables.AddDomainFrame(sharedInfo);
+        foreach (ulong grantFrame in grantFrames)
+        {
+            tables.AddDomainFrame(grantFrame);
+            memory.Fill(grantFrame << 12, (int)PageSize, 0);
+        }
         BuildM2p(memory, p2m, m2pFirst, m2pPages, m2pL3, m2pL2, m2pL1First);
         MapGdts(memory, m2pL3, gdtL2, gdtL1First, gdts);
 
@@ -177,6 +189,7 @@ public static class PvDomainBuilder
             ConsoleFrame = p2m.ToMachine(console / PageSize),
             StoreFrame = p2m.ToMachine(store / PageSize),
             GdtFrames = gdts,
+            GrantFrames = grantFrames,
             PageCount = (int)domainFrames,
             MappedEnd = request.VirtBase + mappedEnd,
         };
