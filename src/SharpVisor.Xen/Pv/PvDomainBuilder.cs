@@ -112,8 +112,22 @@ public static class PvDomainBuilder
         ulong initrd = next;
         loader.Write(initrd, request.Initrd.Span);
         next = PageAlign(next + (ulong)request.Initrd.Length);
+        // The P2M list: inside the kernel mapping after the initrd, or (XEN_ELFNOTE_INIT_P2M) after the
+        // stack page, mapped at its own address, as xg_dom_x86's alloc_p2m_list_x86_64 does.
+        ulong p2mBytes = PageAlign(domainFrames * 8);
+        ulong? p2mBase = request.P2mBase;
+        if (p2mBase is ulong b && (b >= request.VirtBase || (b & 0xFFF) != 0 || PvPte.IsHypervisorL4Slot((int)((b >> 39) & 511))
+            || PvPte.IsHypervisorL4Slot((int)(((b + p2mBytes - 1) >> 39) & 511)) || (b >> 47 != 0 && b >> 47 != 0x1FFFF)))
+        {
+            throw new ArgumentException($"INIT_P2M 0x{b:x} is not a place for the P2M list", nameof(request));
+        }
+
         ulong p2mList = next;
-        next = PageAlign(next + (domainFrames * 8));
+        if (p2mBase is null)
+        {
+            next = PageAlign(next + p2mBytes);
+        }
+
         ulong startInfo = next;
         ulong store = next + PageSize;
         ulong console = next + (2 * PageSize);
@@ -126,7 +140,8 @@ public static class PvDomainBuilder
         {
             ulong end = next + (tablePages * PageSize) + PageSize;          // tables, then the stack page
             mappedEnd = RoundUp(end + (512 * 1024), 4UL << 20);
-            ulong needed = CountTables(request.VirtBase, request.VirtBase + mappedEnd);
+            ulong needed = CountTables(request.VirtBase, request.VirtBase + mappedEnd)
+                + (p2mBase is ulong at ? CountTables(at, at + p2mBytes) - 1 : 0);     // one L4 for both
             if (needed <= tablePages)
             {
                 break;
@@ -142,6 +157,15 @@ public static class PvDomainBuilder
 
         ulong tablesStart = next;
         ulong stack = next + (tablePages * PageSize);
+        if (p2mBase is not null)
+        {
+            p2mList = stack + PageSize;
+            if ((p2mList + p2mBytes) / PageSize > domainFrames)
+            {
+                throw new ArgumentException("the P2M list does not fit after the boot structures", nameof(request));
+            }
+        }
+
         loader.Zero(tablesStart, (tablePages + 1) * PageSize);
 
         // The P2M list, the start_info page, empty rings.
@@ -151,7 +175,13 @@ public static class PvDomainBuilder
         }
 
         loader.Zero(startInfo, 3 * PageSize);
-        ulong l4 = BuildTables(loader, p2m, request.VirtBase, mappedEnd, tablesStart, tablePages);
+        var ranges = new List<(ulong Virtual, ulong FirstPfn, ulong Pages)> { (request.VirtBase, 0, mappedEnd / PageSize) };
+        if (p2mBase is ulong mapAt)
+        {
+            ranges.Add((mapAt, p2mList / PageSize, p2mBytes / PageSize));
+        }
+
+        ulong l4 = BuildTables(loader, p2m, ranges, tablesStart, tablePages);
 
         var info = new byte[StartInfoSize];
         Encoding.ASCII.GetBytes(StartInfoMagic).CopyTo(info, 0);
@@ -162,11 +192,13 @@ public static class PvDomainBuilder
         Put(info, 72, p2m.ToMachine(console / PageSize));               // console.domU.mfn
         Put(info, 88, request.VirtBase + tablesStart);                  // pt_base
         Put(info, 96, tablePages);                                      // nr_pt_frames
-        Put(info, 104, request.VirtBase + p2mList);                     // mfn_list
+        Put(info, 104, p2mBase ?? request.VirtBase + p2mList);          // mfn_list
         Put(info, 112, request.Initrd.Length > 0 ? request.VirtBase + initrd : 0);
         Put(info, 120, (ulong)request.Initrd.Length);
         byte[] commandLine = Encoding.UTF8.GetBytes(request.CommandLine);
         commandLine.AsSpan(0, Math.Min(commandLine.Length, CommandLineSize - 1)).CopyTo(info.AsSpan(128));
+        Put(info, 128 + CommandLineSize, p2mList / PageSize);           // first_p2m_pfn
+        Put(info, 136 + CommandLineSize, p2mBytes / PageSize);          // nr_p2m_frames
         loader.Write(startInfo, info);
 
         // The event channels (start_info.store_evtchn / console.domU.evtchn) are filled in by the caller, who allocates them.
@@ -209,34 +241,40 @@ public static class PvDomainBuilder
         return frames;
     }
 
-    /// <summary>L4 → L3 → L2 → L1s for [virtBase, virtBase + length), pfn = offset / 4 KiB; the table pages read-only. Returns the L4's mfn.</summary>
-    private static ulong BuildTables(PseudoPhysicalWriter loader, PvPhysToMachine p2m, ulong virtBase, ulong length, ulong tablesStart, ulong tablePages)
+    /// <summary>
+    /// L4 → L3 → L2 → L1s for each range (virtual start, first pfn, pages): the kernel mapping and,
+    /// with INIT_P2M, the P2M list's; the table pages read-only, without NX (as xg_dom_x86 maps). Returns the L4's mfn.
+    /// </summary>
+    private static ulong BuildTables(PseudoPhysicalWriter loader, PvPhysToMachine p2m, IReadOnlyList<(ulong Virtual, ulong FirstPfn, ulong Pages)> ranges, ulong tablesStart, ulong tablePages)
     {
         ulong nextTable = tablesStart / PageSize;
         ulong tablesEnd = nextTable + tablePages;
         ulong l4 = nextTable++;
         var tables = new Dictionary<(int Level, ulong Prefix), ulong>();
-        for (ulong offset = 0; offset < length; offset += PageSize)
+        foreach ((ulong virtBase, ulong firstPfn, ulong pages) in ranges)
         {
-            ulong va = virtBase + offset;
-            ulong table = l4;
-            for (int level = 4; level > 1; level--)
+            for (ulong page = 0; page < pages; page++)
             {
-                int shift = 12 + (9 * (level - 1));
-                ulong prefix = va >> shift;
-                if (!tables.TryGetValue((level - 1, prefix), out ulong child))
+                ulong va = virtBase + (page * PageSize);
+                ulong table = l4;
+                for (int level = 4; level > 1; level--)
                 {
-                    child = nextTable++;
-                    tables[(level - 1, prefix)] = child;
-                    loader.WriteUInt64((table * PageSize) + (((va >> shift) & 511) * 8), (p2m.ToMachine(child) << 12) | Present | Writable | User);
+                    int shift = 12 + (9 * (level - 1));
+                    ulong prefix = va >> shift;
+                    if (!tables.TryGetValue((level - 1, prefix), out ulong child))
+                    {
+                        child = nextTable++;
+                        tables[(level - 1, prefix)] = child;
+                        loader.WriteUInt64((table * PageSize) + (((va >> shift) & 511) * 8), (p2m.ToMachine(child) << 12) | Present | Writable | User);
+                    }
+
+                    table = child;
                 }
 
-                table = child;
+                ulong pfn = firstPfn + page;
+                ulong rights = pfn >= tablesStart / PageSize && pfn < tablesEnd ? Present : Present | Writable;
+                loader.WriteUInt64((table * PageSize) + (((va >> 12) & 511) * 8), (p2m.ToMachine(pfn) << 12) | rights);
             }
-
-            ulong pfn = offset / PageSize;
-            ulong rights = pfn >= tablesStart / PageSize && pfn < tablesEnd ? Present : Present | Writable;
-            loader.WriteUInt64((table * PageSize) + (((va >> 12) & 511) * 8), (p2m.ToMachine(pfn) << 12) | rights);
         }
 
         if (nextTable > tablesEnd)
