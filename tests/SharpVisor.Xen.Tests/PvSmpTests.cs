@@ -89,6 +89,12 @@ public sealed class PvSmpTests : IDisposable
         Assert.Equal(PvPageType.SegmentDescriptor, Tables.TypeInUse(GuestGdt));
         Assert.Empty(_host.VcpuControls);
 
+        // vCPU 1's kernel L4 keeps its type for vCPU 0 too: it cannot be cleared as a plain page.
+        _memory.Write(Ops, (uint)PvMmuextCommand.ClearPage);
+        _memory.Write(Ops + 8, KernelL4);
+        Assert.Equal(-XenErrno.EINVAL, _cpu.Call(_xen, HypercallOp.MmuextOp, Ops, 1, 0, XenDomain.DomidSelf));
+        Assert.Equal(PvPageType.L4, Tables.TypeInUse(KernelL4));
+
         // Up: the accelerator starts it with the context — CPL 3 (RPL forced to 3), its PV GDT, CR3 its kernel L4.
         Assert.Equal(0, Op(VcpuOpUp, 1));
         (int vcpu, string action, VcpuState? state) = Assert.Single(_host.VcpuControls);
@@ -137,6 +143,35 @@ public sealed class PvSmpTests : IDisposable
             Assert.Equal(0, _cpu.Call(_xen, HypercallOp.MmuextOp, Ops, 1, 0, XenDomain.DomidSelf));
             Assert.Equal(everywhere, _host.RemoteFlushes.Any(f => f.Vcpu == 1));
         }
+    }
+
+    [Fact]
+    public void RandomContexts_AreRefusedWithAnErrno_NeverAHostException()
+    {
+        var random = new Random(12);
+        int[] errnos = [XenErrno.EINVAL, XenErrno.EOPNOTSUPP, XenErrno.EEXIST];
+        for (int round = 0; round < 3000; round++)
+        {
+            byte[] context = LinuxContext();
+            for (int i = random.Next(1, 12); i > 0; i--)
+            {
+                // Mostly Linux's context with a few fields spoiled, so the later checks are reached too.
+                int offset = random.Next(0, PvVcpuGuestContext.Size - 8) & ~7;
+                Put(context, offset, random.Next(4) switch
+                {
+                    0 => (ulong)random.NextInt64(),
+                    1 => (ulong)random.Next(0, 0x400) << (random.Next(2) * 12),
+                    2 => (ulong)random.Next(0, 0x10000),
+                    _ => 0,
+                });
+            }
+
+            _memory.Write(Context, context);
+            long rc = Op(VcpuOpInitialise, 1, Context);
+            Assert.True(rc == 0 || errnos.Contains((int)-rc), $"round {round}: {rc}");
+        }
+
+        Assert.Empty(_host.VcpuControls);
     }
 
     private void AssertRefused(int errno, Action<byte[]> spoil)
