@@ -7,17 +7,20 @@ namespace SharpVisor.Xen.Pv;
 /// <summary>
 /// Xen's PV domain builder (tools/libs/guest/xg_dom_x86.c, xen.h "start of day" layout) over
 /// SharpVisor's machine memory. The top of memory is the hypervisor's (shared_info, the M2P and
-/// the tables mapping it at 0xFFFF800000000000, the PV GDTs); the rest are the domain's frames,
+/// the tables mapping it at 0xFFFF800000000000, the PV GDTs, the grant-table frames shared with the
+/// domain); the rest are the domain's frames,
 /// handed out through a shuffled P2M. In pseudo-physical order from the kernel's end:
 /// <list type="number">
 /// <item>the kernel's segments at p_paddr, mapped from VIRT_BASE;</item>
 /// <item>the initrd (start_info.mod_start/mod_len, virtual);</item>
-/// <item>the P2M list (start_info.mfn_list);</item>
+/// <item>the P2M list here only for a kernel without XEN_ELFNOTE_INIT_P2M;</item>
 /// <item>start_info, the XenStore ring, the console ring;</item>
 /// <item>the bootstrap page tables (mapped read-only, the L4 pinned);</item>
 /// <item>one page of stack;</item>
+/// <item>with INIT_P2M, the P2M list (start_info.mfn_list = the note's address, first_p2m_pfn, nr_p2m_frames);</item>
 /// </list>
-/// and the whole of [VIRT_BASE, end + 512 KiB rounded to 4 MiB) mapped, as xen.h promises.
+/// and the whole of [VIRT_BASE, end of the stack + 512 KiB rounded to 4 MiB) mapped, as xen.h
+/// promises, plus the P2M list at its INIT_P2M address.
 /// </summary>
 public static class PvDomainBuilder
 {
