@@ -39,6 +39,13 @@ public sealed class XenPvImage
     /// <summary>XEN_ELFNOTE_HYPERCALL_PAGE: where the kernel wants the hypercall page, or null (Linux 6.1.123+ has none).</summary>
     public ulong? HypercallPage => Notes.Number(XenElfNotes.HypercallPage);
 
+    /// <summary>
+    /// XEN_ELFNOTE_INIT_P2M: where the kernel wants the initial P2M list mapped (Linux: 512 GiB, outside
+    /// its kernel mapping), or null for a list inside the kernel mapping. Xen ignores a base that is not
+    /// below VIRT_BASE or not page-aligned.
+    /// </summary>
+    public ulong? P2mBase => Notes.Number(XenElfNotes.InitP2m) is ulong b && b < VirtBase && (b & 0xFFF) == 0 ? b : null;
+
     /// <summary>The pseudo-physical range the loadable segments cover (page-aligned end).</summary>
     public (ulong Start, ulong End) PhysicalExtent
     {

@@ -1,5 +1,6 @@
 using System.Runtime.CompilerServices;
 using SharpVisor.Memory;
+using SharpVisor.Xen.Pv;
 
 namespace SharpVisor.Xen;
 
@@ -24,6 +25,9 @@ public sealed class GrantTable
     private readonly XenDomain _domain;
     private readonly GuestMemory _memory;
 
+    /// <summary>PV only: the pages mapped writable (<see cref="Map"/>), whose type reference <see cref="Unmap"/> drops.</summary>
+    private readonly List<(uint Reference, ulong Page)> _pvWriteMaps = [];
+
     public GrantTable(XenDomain domain)
     {
         ArgumentNullException.ThrowIfNull(domain);
@@ -46,7 +50,7 @@ public sealed class GrantTable
         }
         finally
         {
-            Release(reference, write: false);
+            Release(reference, write: false, page);
         }
     }
 
@@ -62,7 +66,7 @@ public sealed class GrantTable
         }
         finally
         {
-            Release(reference, write: true);
+            Release(reference, write: true, page);
         }
     }
 
@@ -101,11 +105,36 @@ public sealed class GrantTable
     public ulong Map(ushort grantee, uint reference, bool write)
     {
         ulong page = Acquire(grantee, reference, 0, PageSize, write);
+        if (write && _domain.PvTables is not null)
+        {
+            lock (_pvWriteMaps)
+            {
+                _pvWriteMaps.Add((reference, page));
+            }
+        }
+
         Counters.Increment("grant-maps");
         return page;
     }
 
-    public void Unmap(uint reference, bool write) => Release(reference, write);
+    public void Unmap(uint reference, bool write)
+    {
+        ulong page = 0;
+        if (write && _domain.PvTables is not null)
+        {
+            lock (_pvWriteMaps)
+            {
+                int at = _pvWriteMaps.FindIndex(m => m.Reference == reference);
+                if (at >= 0)
+                {
+                    page = _pvWriteMaps[at].Page;
+                    _pvWriteMaps.RemoveAt(at);
+                }
+            }
+        }
+
+        Release(reference, write, page);
+    }
 
     /// <summary>Checks the entry and marks it in use with one compare-and-swap on its flags/domid word.</summary>
     private ulong Acquire(ushort grantee, uint reference, int offset, int length, bool write)
@@ -138,18 +167,44 @@ public sealed class GrantTable
                 throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain", GrantStatus.BadPage);
             }
 
+            // A PV domain's grants name machine frames: only its own, and one written through a grant
+            // holds a Writable type reference meanwhile (so it cannot become a page table or a GDT
+            // page under the back end's write, as Xen's get_page_type(PGT_writable_page) ensures).
+            if (_domain.PvTables is { } pv)
+            {
+                if (!pv.Owns(frame))
+                {
+                    throw Refuse("EINVAL", $"grant {reference} names machine frame 0x{frame:x}, not the domain's", GrantStatus.BadPage);
+                }
+
+                if (write && pv.GetTypeReference(frame, PvPageType.Writable) != 0)
+                {
+                    throw Refuse("EINVAL", $"grant {reference} names machine frame 0x{frame:x}, in use as {pv.TypeInUse(frame)}", GrantStatus.BadPage);
+                }
+            }
+
             uint marked = old | (uint)(write ? Writing | Reading : Reading);
             if (Interlocked.CompareExchange(ref header, marked, old) == old)
             {
                 return page;
             }
+
+            if (write && _domain.PvTables is { } again)
+            {
+                again.PutTypeReference(frame);
+            }
         }
     }
 
-    private void Release(uint reference, bool write)
+    /// <summary>Clears the in-use flags; under PV a written <paramref name="page"/> (0: none) drops its Writable type reference.</summary>
+    private void Release(uint reference, bool write, ulong page)
     {
         ref uint header = ref Header(reference, out _);
         Interlocked.And(ref header, ~(uint)(write ? Writing | Reading : Reading));
+        if (write && page != 0 && _domain.PvTables is { } pv)
+        {
+            pv.PutTypeReference(page >> 12);
+        }
     }
 
     private ref uint Header(uint reference, out ulong entry)

@@ -14,6 +14,19 @@ public sealed partial class XenDomain
 
     private readonly ulong[] _grantFrames = new ulong[MaxGrantFrames];
     private int _grantFrameCount;
+    private ulong[]? _pvGrantFrames;
+
+    /// <summary>A PV domain's grant-table frames (machine frames the builder set aside and shared with it), before the vCPUs run.</summary>
+    public void AttachPvGrantFrames(IReadOnlyList<ulong> machineFrames)
+    {
+        ArgumentNullException.ThrowIfNull(machineFrames);
+        if (machineFrames.Count != MaxGrantFrames)
+        {
+            throw new ArgumentException($"{machineFrames.Count} grant frames; a domain has {MaxGrantFrames}", nameof(machineFrames));
+        }
+
+        _pvGrantFrames = [.. machineFrames];
+    }
 
     /// <summary>The guest-physical address of grant-table frame <paramref name="index"/>, or 0 while it is not mapped.</summary>
     public ulong GetGrantFrame(int index)
@@ -91,6 +104,28 @@ public sealed partial class XenDomain
         if (frames > MaxGrantFrames)
         {
             frame.Write(arg + 8, GeneralError);
+            return 0;
+        }
+
+        if (_pvGrantFrames is not null)
+        {
+            // A PV domain: the table's frames are the hypervisor's, shared with it; it maps them by machine frame.
+            lock (_lock)
+            {
+                for (int i = _grantFrameCount; i < (int)frames; i++)
+                {
+                    _grantFrames[i] = _pvGrantFrames[i] << 12;
+                }
+
+                _grantFrameCount = Math.Max(_grantFrameCount, (int)frames);
+            }
+
+            for (int i = 0; i < (int)frames; i++)
+            {
+                frame.Write(list + ((ulong)i * 8), _pvGrantFrames[i]);
+            }
+
+            frame.Write(arg + 8, (short)0);
             return 0;
         }
 

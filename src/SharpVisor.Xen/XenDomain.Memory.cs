@@ -60,6 +60,12 @@ public sealed partial class XenDomain
     {
         // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space; xen_ulong_t idx; xen_pfn_t gpfn; }
         CheckSelf(frame.Read<ushort>(arg));
+        if (_pvTables is not null)
+        {
+            // Xen: only a translated guest has a physmap; a PV domain's frames are machine frames.
+            throw new XenException(XenErrno.EACCES, "add_to_physmap from a PV domain");
+        }
+
         uint space = frame.Read<uint>(arg + 4);
         ulong index = frame.Read<ulong>(arg + 8);
         ulong gpfn = frame.Read<ulong>(arg + 16);

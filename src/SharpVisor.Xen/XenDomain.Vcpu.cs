@@ -2,7 +2,9 @@ namespace SharpVisor.Xen;
 
 public sealed partial class XenDomain
 {
+    private const int VcpuOpInitialise = 0;
     private const int VcpuOpUp = 1;
+    private const int VcpuOpDown = 2;
     private const int VcpuOpIsUp = 3;
     private const int VcpuOpRegisterRunstate = 5;
     private const int VcpuOpSetPeriodicTimer = 6;
@@ -30,8 +32,19 @@ public sealed partial class XenDomain
             case VcpuOpIsUp:
                 return vcpu.Up ? 1 : 0;
 
+            case VcpuOpInitialise when _pvCpu is not null:
+                return PvInitialiseVcpu(frame, vcpu, arg);
+
+            case VcpuOpUp when _pvCpu is not null:
+                return PvVcpuUp(vcpu);
+
+            case VcpuOpDown when _pvCpu is not null:
+                return PvVcpuDown(vcpu);
+
+            case VcpuOpInitialise:
             case VcpuOpUp:
-                // HVM vCPUs start through the local APIC (INIT/SIPI); there is no PV context to load.
+            case VcpuOpDown:
+                // HVM and PVH vCPUs start through the local APIC (INIT/SIPI); there is no PV context to load.
                 return Unknown(frame, "vcpu_op command", command);
 
             case VcpuOpRegisterVcpuInfo:

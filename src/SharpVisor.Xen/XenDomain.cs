@@ -35,7 +35,7 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
         _vcpus = new XenVcpu[options.VcpuCount];
         for (int i = 0; i < _vcpus.Length; i++)
         {
-            _vcpus[i] = new XenVcpu(i, OnTimer) { Up = i == 0 };
+            _vcpus[i] = new XenVcpu(i, OnTimer) { Up = i == 0, Initialised = i == 0 };
         }
 
         _channels = new EventChannel?[SharedInfoLayout.MaxPorts];

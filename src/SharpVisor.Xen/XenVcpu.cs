@@ -21,6 +21,12 @@ internal sealed class XenVcpu : IDisposable
 
     public bool Up { get; set; }
 
+    /// <summary>A PV vCPU's context is set (vCPU 0 by the builder, the others by VCPUOP_initialise): Xen's is_initialised.</summary>
+    public bool Initialised { get; set; }
+
+    /// <summary>A PV vCPU's start registers from VCPUOP_initialise, until its first VCPUOP_up hands them to the accelerator.</summary>
+    public Machine.VcpuState? PvStartState { get; set; }
+
     /// <summary>The VIRQ → port bindings of this vCPU (0 = unbound).</summary>
     public int[] VirqPorts { get; } = new int[VirqCount];
 

@@ -18,6 +18,24 @@ internal sealed class FakeHypervisorHost : IHypervisorHost
 
     public ulong ReadTsc() => Tsc;
 
+    /// <summary>VCPUOP_up/down as the host saw them: (vCPU, the state it starts with, or null to resume / for a stop).</summary>
+    public List<(int Vcpu, string Action, VcpuState? State)> VcpuControls { get; } = [];
+
+    /// <summary>Remote TLB flushes: (target, caller).</summary>
+    public List<(int Vcpu, int Caller)> RemoteFlushes { get; } = [];
+
+    public void StartVcpu(int vcpuId, VcpuState? state) => VcpuControls.Add((vcpuId, "start", state));
+
+    public void StopVcpu(int vcpuId) => VcpuControls.Add((vcpuId, "stop", null));
+
+    public void FlushVcpuTlb(int vcpuId, int callerVcpuId)
+    {
+        lock (RemoteFlushes)
+        {
+            RemoteFlushes.Add((vcpuId, callerVcpuId));
+        }
+    }
+
     public void WakeVcpu(int vcpuId)
     {
         lock (Wakes)

@@ -261,6 +261,87 @@ public sealed class PvCpuTests : IDisposable
         Assert.Equal(0L, Call(HypercallOp.SetTrapTable, Args + 0x800));
     }
 
+    [Fact]
+    public void StoresIntoAValidatedL1_AreEmulatedAsValidatedL1Updates_AndARefusedEntryIsTheGuestsPageFault()
+    {
+        // L4 → L3 → L2 → L1, the L1 mapping itself read-only at VA 0x1000 (as Linux maps its tables) and a data page.
+        const ulong L4 = 0x100, L3 = 0x101, L2 = 0x102, L1 = 0x103, Data = 0x104, Other = 0x105;
+        const ulong P = PvPte.Present, Rw = PvPte.Writable;
+        _memory.Write(L4 << 12, (L3 << 12) | P | Rw);
+        _memory.Write(L3 << 12, (L2 << 12) | P | Rw);
+        _memory.Write(L2 << 12, (L1 << 12) | P | Rw);
+        _memory.Write((L1 << 12) + 8, (L1 << 12) | P);
+        _memory.Write((L1 << 12) + 16, (Data << 12) | P | Rw);
+        PvPageTables tables = _xen.PvTables!;
+        Assert.Equal(0, tables.MmuextOp(_xen.PvPaging(0), PvMmuextCommand.PinL4Table, L4, 0));
+        Assert.Equal(0, tables.MmuextOp(_xen.PvPaging(0), PvMmuextCommand.NewBaseptr, L4, 0));
+        SetTrap(14, Handler, flags: 0);
+        static ulong Slot(int n) => 0x1000 + ((ulong)n * 8);
+        ulong Entry(int n) => _memory.Read<ulong>((L1 << 12) + ((ulong)n * 8)) & ~(PvPte.User | PvPte.GuestKernel | PvPte.Accessed | PvPte.Dirty);
+
+        // MOV [rdi], rsi: a new writable mapping of Other in entry 3, applied as an L1 update (Other now typed writable).
+        StoreIntoTable([0x48, 0x89, 0x37], Slot(3), rsi: (Other << 12) | P | Rw);
+        Assert.Equal(Code + 3, _cpu.Rip);
+        Assert.Equal((Other << 12) | P | Rw, Entry(3));
+        Assert.Equal(PvPageType.Writable, tables.TypeInUse(Other));
+
+        // MOV qword [rdi], imm32 (0): clears it again, releasing Other.
+        StoreIntoTable([0x48, 0xC7, 0x07, 0, 0, 0, 0], Slot(3));
+        Assert.Equal(0UL, Entry(3));
+        Assert.Equal(PvPageType.None, tables.TypeInUse(Other));
+
+        // XCHG [rdi], rax: the old entry comes back in RAX (Linux's ptep_get_and_clear).
+        StoreIntoTable([0x48, 0x87, 0x07], Slot(2), rax: (Other << 12) | P);
+        Assert.Equal((Data << 12) | P | Rw, _cpu.GetRegister(0) & ~(PvPte.User | PvPte.GuestKernel | PvPte.Accessed | PvPte.Dirty));
+        Assert.Equal((Other << 12) | P, Entry(2));
+
+        // LOCK CMPXCHG [rdi], rsi: writes when RAX holds the entry (ZF set), else loads RAX and writes nothing.
+        ulong current = _memory.Read<ulong>((L1 << 12) + 16);
+        StoreIntoTable([0xF0, 0x48, 0x0F, 0xB1, 0x37], Slot(2), rsi: (Data << 12) | P | Rw, rax: current);
+        Assert.Equal((Data << 12) | P | Rw, Entry(2));
+        Assert.NotEqual(0UL, _cpu.Rflags & (1UL << 6));
+        ulong now = _memory.Read<ulong>((L1 << 12) + 16);
+        StoreIntoTable([0xF0, 0x48, 0x0F, 0xB1, 0x37], Slot(2), rsi: (Other << 12) | P, rax: 0x1234);
+        Assert.Equal(now, _cpu.GetRegister(0));
+        Assert.Equal(0UL, _cpu.Rflags & (1UL << 6));
+        Assert.Equal((Data << 12) | P | Rw, Entry(2));
+
+        // LOCK AND [rdi], rsi clears RW (ptep_set_wrprotect); LOCK OR [rdi], rsi sets it back.
+        StoreIntoTable([0xF0, 0x48, 0x21, 0x37], Slot(2), rsi: ~Rw);
+        Assert.Equal((Data << 12) | P, Entry(2));
+        StoreIntoTable([0xF0, 0x48, 0x09, 0x37], Slot(2), rsi: Rw);
+        Assert.Equal((Data << 12) | P | Rw, Entry(2));
+
+        // LOCK BTR [rdi], rsi (bit 1 = RW) and LOCK BTS [rdi], rsi: CF is the bit as it was.
+        StoreIntoTable([0xF0, 0x48, 0x0F, 0xB3, 0x37], Slot(2), rsi: 1);
+        Assert.Equal((Data << 12) | P, Entry(2));
+        Assert.NotEqual(0UL, _cpu.Rflags & 1);
+        StoreIntoTable([0xF0, 0x48, 0x0F, 0xAB, 0x37], Slot(2), rsi: 1);
+        Assert.Equal((Data << 12) | P | Rw, Entry(2));
+        Assert.Equal(0UL, _cpu.Rflags & 1);
+        Assert.Equal(8, _xen.Counters["pv-ptwr-emulated"]);      // every store but the compare that did not match
+
+        // A refused entry: a writable mapping of the L1 itself. Nothing is written; the guest gets its #PF.
+        StoreIntoTable([0x48, 0x89, 0x37], Slot(4), rsi: (L1 << 12) | P | Rw);
+        Assert.Equal(Handler, _cpu.Rip);
+        Assert.Equal(0UL, Entry(4));
+        Assert.Null(_cpu.Crash);
+        Assert.Equal(PvPageType.L1, tables.TypeInUse(L1));
+    }
+
+    /// <summary>Runs <paramref name="instruction"/> at <see cref="Code"/> as the #PF of a guest kernel write to <paramref name="address"/> (RDI).</summary>
+    private void StoreIntoTable(byte[] instruction, ulong address, ulong rsi = 0, ulong rax = 0)
+    {
+        _memory.Write(Code, instruction);
+        _cpu.Rip = Code;
+        _cpu.SetRegister(4, Stack);
+        _cpu.SetRegister(7, address);
+        _cpu.SetRegister(6, rsi);
+        _cpu.SetRegister(0, rax);
+        _cpu.Cr2 = address;
+        Assert.True(_pv.OnEvent(_cpu, new ParavirtualEvent(14, 3, ParavirtualEventKind.Exception, Code)));
+    }
+
     private void WriteIretFrame(ulong rax, ulong rip, ulong cs, ulong rflags, ulong rsp, ulong ss)
     {
         ulong[] frame = [rax, 0, 0, 0, rip, cs, rflags, rsp, ss];

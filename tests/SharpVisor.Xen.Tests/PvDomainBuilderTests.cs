@@ -37,6 +37,7 @@ public sealed class PvDomainBuilderTests : IDisposable
             Segments = [.. image.Elf.LoadSegments.Select(s => new PvKernelSegment(s.PhysicalAddress - image.PaddrOffset, image.Vmlinux.AsMemory((int)s.Offset, (int)s.FileSize), s.MemorySize))],
             Entry = image.Entry,
             VirtBase = image.VirtBase,
+            P2mBase = image.P2mBase,
             Initrd = initrd,
             CommandLine = "console=hvc0 earlyprintk=xen",
         }, counters);
@@ -50,6 +51,15 @@ public sealed class PvDomainBuilderTests : IDisposable
         Assert.Equal(layout.ConsoleFrame, BitConverter.ToUInt64(info, 72));
         ulong ptBase = BitConverter.ToUInt64(info, 88);
         ulong mfnList = BitConverter.ToUInt64(info, 104);
+
+        // The P2M list is where the kernel's INIT_P2M note asks (512 GiB, outside the kernel mapping, which
+        // Linux cleans up as on Xen); its pages follow the stack page (first_p2m_pfn, nr_p2m_frames).
+        Assert.Equal(0x80_0000_0000UL, image.P2mBase);
+        Assert.Equal(0x80_0000_0000UL, mfnList);
+        ulong firstP2mPfn = BitConverter.ToUInt64(info, 1152);
+        Assert.Equal(((ulong)layout.PageCount * 8 + 4095) / 4096, BitConverter.ToUInt64(info, 1160));
+        Assert.Equal(((layout.StackPointer - image.VirtBase) >> 12), firstP2mPfn);
+        Assert.Equal(layout.Tables.PhysToMachine.ToMachine(firstP2mPfn), Translate(layout.L4Frame, mfnList) >> 12);
         Assert.Equal(layout.L4Frame, Translate(layout.L4Frame, ptBase) >> 12);
         Assert.Equal((ulong)initrd.Length, BitConverter.ToUInt64(info, 120));
         Assert.Equal(initrd, ReadVirtual(layout.L4Frame, BitConverter.ToUInt64(info, 112), initrd.Length));

@@ -20,4 +20,10 @@ internal sealed class EmulatorHypervisorHost : IHypervisorHost
     public ulong ReadTsc() => _vm.Platform.Time.ReadTsc();
 
     public void WakeVcpu(int vcpuId) => _vm.WakeVcpu(vcpuId);
+
+    public void StartVcpu(int vcpuId, VcpuState? state) => _vm.Vcpu(vcpuId).StartParavirtual(state);
+
+    public void StopVcpu(int vcpuId) => _vm.Vcpu(vcpuId).StopParavirtual();
+
+    public void FlushVcpuTlb(int vcpuId, int callerVcpuId) => _vm.Vcpu(vcpuId).FlushTlbFrom(callerVcpuId >= 0 ? _vm.Vcpu(callerVcpuId) : null, _vm.Control);
 }

@@ -42,6 +42,17 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     private bool _windowOpenRequested;
     private int _pvUnhaltPending;
 
+    // Paravirtual start/stop (Xen PV's VCPUOP_up/down): a state to load, or parked.
+    private readonly object _paravirtualLock = new();
+    private VcpuState? _paravirtualStart;
+    private int _paravirtualDown;
+
+    // Remote TLB flushes: a flag the vCPU takes when it enters a slice; the slice count tells a
+    // requester that the vCPU has passed a slice boundary since it asked.
+    private int _tlbFlushPending;
+    private int _inSlice;
+    private int _sliceEntries;
+
     internal EmulatorVcpu(EmulatorVirtualMachine vm, int id)
     {
         _vm = vm;
@@ -237,6 +248,14 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
             }
 
             _platform.PollTimers();
+            TakeParavirtualStart();
+            if (Volatile.Read(ref _paravirtualDown) != 0)
+            {
+                // VCPUOP_down: parked until VCPUOP_up (or a kick) wakes the thread.
+                _apic.WaitForWakeup(Timeout.InfiniteTimeSpan);
+                continue;
+            }
+
             _apic.UpdateTimer();
             TakeApicEvents();
             TakeUpcall();
@@ -318,7 +337,17 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     {
         long before = _cpu.InstructionsExecuted;
         _cpu.SyncProtection();
-        CpuRunResult result = _cpu.Run(_windowOpenRequested ? InterruptWindowSliceInstructions : SliceInstructions);
+        EnterSlice();
+        CpuRunResult result;
+        try
+        {
+            result = _cpu.Run(_windowOpenRequested ? InterruptWindowSliceInstructions : SliceInstructions);
+        }
+        finally
+        {
+            Volatile.Write(ref _inSlice, 0);
+        }
+
         Exits.Add("instructions", _cpu.InstructionsExecuted - before);
         if (_cpu.TakeUserModeEntry() && _cpu.Protection is { IsLocked: false } protection)
         {
@@ -457,6 +486,97 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     {
         _cpu.RequestStop();
         _apic.Wake();
+    }
+
+    /// <summary>
+    /// VCPUOP_up from another vCPU: the first start loads <paramref name="state"/> (the AP leaves
+    /// wait-for-SIPI without a SIPI); a later one (null) resumes where <see cref="StopParavirtual"/> parked it.
+    /// </summary>
+    internal void StartParavirtual(VcpuState? state)
+    {
+        lock (_paravirtualLock)
+        {
+            _paravirtualStart = state?.Clone();
+            Volatile.Write(ref _paravirtualDown, 0);
+        }
+
+        _apic.Wake();
+    }
+
+    /// <summary>VCPUOP_down: the vCPU stops at its next block boundary and sleeps until started again.</summary>
+    internal void StopParavirtual()
+    {
+        Volatile.Write(ref _paravirtualDown, 1);
+        _cpu.RequestStop();
+        _apic.Wake();
+    }
+
+    private void TakeParavirtualStart()
+    {
+        VcpuState? state;
+        lock (_paravirtualLock)
+        {
+            state = _paravirtualStart;
+            _paravirtualStart = null;
+        }
+
+        if (state is not null)
+        {
+            _apic.LeaveWaitForSipi();
+            SetState(state);
+            _inInitState = false;
+            Exits.Increment("pv-start");
+        }
+    }
+
+    /// <summary>
+    /// A remote TLB flush asked by <paramref name="caller"/> (on its own thread, inside a hypercall):
+    /// the flag is taken when this vCPU next enters a slice; if it is inside one now, it is stopped at
+    /// its next block boundary and the caller waits until it has left that slice. While waiting the
+    /// caller counts as outside its own slice (so two vCPUs flushing each other do not wait for each
+    /// other), and takes a flush asked of it before it goes on.
+    /// </summary>
+    internal void FlushTlbFrom(EmulatorVcpu? caller, MachineControl control)
+    {
+        if (ReferenceEquals(caller, this))
+        {
+            _cpu.FlushTlb();
+            return;
+        }
+
+        Interlocked.Exchange(ref _tlbFlushPending, 1);      // a full fence before reading _inSlice
+        int entries = Volatile.Read(ref _sliceEntries);
+        if (Volatile.Read(ref _inSlice) == 0)
+        {
+            return;
+        }
+
+        _cpu.RequestStop();
+        if (caller is not null)
+        {
+            Volatile.Write(ref caller._inSlice, 0);
+            Interlocked.MemoryBarrier();
+        }
+
+        var spin = default(SpinWait);
+        while (Volatile.Read(ref _inSlice) != 0 && Volatile.Read(ref _sliceEntries) == entries && !control.IsStopRequested)
+        {
+            spin.SpinOnce();
+        }
+
+        caller?.EnterSlice();
+    }
+
+    /// <summary>Marks the vCPU inside a slice, then takes a remote flush asked before (the Dekker pair of <see cref="FlushTlbFrom"/>).</summary>
+    private void EnterSlice()
+    {
+        Volatile.Write(ref _inSlice, 1);
+        Interlocked.Increment(ref _sliceEntries);           // a full fence before reading the flag
+        if (Interlocked.Exchange(ref _tlbFlushPending, 0) != 0)
+        {
+            _cpu.FlushTlb();
+            Exits.Increment("remote-tlb-flushes");
+        }
     }
 
     /// <summary>

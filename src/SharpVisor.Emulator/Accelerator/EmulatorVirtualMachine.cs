@@ -119,6 +119,11 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
         vcpu?.WakeForUpcall();
     }
 
+    /// <summary>vCPU <paramref name="id"/>, which must exist (the hypervisor interface names its own vCPUs).</summary>
+    internal EmulatorVcpu Vcpu(int id) =>
+        ((uint)id < (uint)_vcpus.Length ? Volatile.Read(ref _vcpus[id]) : null)
+        ?? throw new ArgumentOutOfRangeException(nameof(id), $"vCPU {id} does not exist");
+
     public IVcpu CreateVcpu(int id)
     {
         if (id < 0 || id >= VcpuCount)

@@ -600,6 +600,17 @@ public sealed class LocalApic : IMmioDevice
         }
     }
 
+    /// <summary>Leaves wait-for-SIPI without a SIPI: a paravirtual start (Xen PV's VCPUOP_up) loads the CPU's state itself.</summary>
+    public void LeaveWaitForSipi()
+    {
+        lock (_lock)
+        {
+            _sipiVector = -1;
+            _waitingForSipi = false;
+            UpdateSnapshots();
+        }
+    }
+
     /// <summary>
     /// Takes a SIPI received in wait-for-SIPI: the CPU leaves that state and starts in real mode at
     /// CS = vector &lt;&lt; 8, IP = 0 (physical address vector * 0x1000).

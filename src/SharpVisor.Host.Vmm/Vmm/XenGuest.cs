@@ -166,6 +166,7 @@ public sealed class XenGuest : IDisposable
             }
 
             domain.PlacePvSharedInfo(pv.SharedInfoFrame << 12);
+            domain.AttachPvGrantFrames(pv.GrantFrames);
         }
 
         ulong consoleRing = pv is null ? special : pv.ConsoleFrame << 12;

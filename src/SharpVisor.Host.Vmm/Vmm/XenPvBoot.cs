@@ -39,6 +39,7 @@ public static class XenPvBoot
             Segments = [.. image.Elf.LoadSegments.Select(s => new PvKernelSegment(s.PhysicalAddress - image.PaddrOffset, image.Vmlinux.AsMemory((int)s.Offset, (int)s.FileSize), s.MemorySize))],
             Entry = image.Entry,
             VirtBase = image.VirtBase,
+            P2mBase = image.P2mBase,
             Initrd = initrd.ToArray(),
             CommandLine = request.CommandLine ?? string.Empty,
             VcpuCount = vcpuCount,

@@ -20,4 +20,21 @@ public interface IHypervisorHost
 
     /// <summary>Stops the machine (the guest's shutdown hypercall).</summary>
     MachineControl Control { get; }
+
+    /// <summary>
+    /// Starts vCPU <paramref name="vcpuId"/> the paravirtual way (Xen PV's VCPUOP_up: no INIT/SIPI):
+    /// with <paramref name="state"/> when given (its first start: it leaves wait-for-SIPI), else where
+    /// <see cref="StopVcpu"/> parked it. Callable from another vCPU's thread.
+    /// </summary>
+    void StartVcpu(int vcpuId, VcpuState? state);
+
+    /// <summary>Parks vCPU <paramref name="vcpuId"/> at its next instruction boundary until <see cref="StartVcpu"/> (VCPUOP_down).</summary>
+    void StopVcpu(int vcpuId);
+
+    /// <summary>
+    /// Drops every cached translation of vCPU <paramref name="vcpuId"/> before it runs another
+    /// instruction (a remote TLB flush, asked by vCPU <paramref name="callerVcpuId"/>); returns once
+    /// the target cannot use a stale translation any more.
+    /// </summary>
+    void FlushVcpuTlb(int vcpuId, int callerVcpuId);
 }

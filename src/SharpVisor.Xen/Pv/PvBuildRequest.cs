@@ -11,6 +11,9 @@ public sealed class PvBuildRequest
     /// <summary>XEN_ELFNOTE_VIRT_BASE: the virtual address of pseudo-physical 0.</summary>
     public required ulong VirtBase { get; init; }
 
+    /// <summary>XEN_ELFNOTE_INIT_P2M: the P2M list is mapped here, outside the kernel mapping (null: inside it, after the initrd).</summary>
+    public ulong? P2mBase { get; init; }
+
     public ReadOnlyMemory<byte> Initrd { get; init; }
 
     public string CommandLine { get; init; } = string.Empty;

@@ -64,8 +64,25 @@ public sealed partial class PvCpu
             frames[i] = frame.Read<ulong>(list + ((ulong)i * 8));
         }
 
-        var copies = new ulong[pages * 512];
-        for (int i = 0; i < pages; i++)
+        int rc = TakeGdtFrames(frames, out ulong[] copies);
+        if (rc != 0)
+        {
+            return rc;
+        }
+
+        InstallGdt(vcpu, frames, (int)entries, copies);
+        cpu.SetGdt(GdtBase(vcpu.Id), 0xFFFF);
+        return 0;
+    }
+
+    /// <summary>
+    /// Takes a SegmentDescriptor type reference on each frame and checks its descriptors into
+    /// <paramref name="copies"/>; on a refusal no reference is left taken. 0 or a negative errno.
+    /// </summary>
+    private int TakeGdtFrames(ulong[] frames, out ulong[] copies)
+    {
+        copies = new ulong[frames.Length * 512];
+        for (int i = 0; i < frames.Length; i++)
         {
             int rc = _tables.GetTypeReference(frames[i], PvPageType.SegmentDescriptor);
             if (rc == 0 && !TryCheckPage(frames[i], copies.AsSpan(i * 512, 512)))
@@ -86,23 +103,27 @@ public sealed partial class PvCpu
             }
         }
 
+        return 0;
+    }
+
+    /// <summary>Makes <paramref name="frames"/> (already referenced) the vCPU's GDT: the old frames' references go, the checked copies go into its hypervisor GDT.</summary>
+    private void InstallGdt(PvVcpuState vcpu, ulong[] frames, int entries, ulong[] copies)
+    {
         foreach (ulong old in vcpu.GdtFrames)
         {
             _tables.PutTypeReference(old);
         }
 
         vcpu.GdtFrames = frames;
-        vcpu.GdtEntries = (int)entries;
+        vcpu.GdtEntries = entries;
         ulong gdt = _gdtFrames[vcpu.Id] << 12;
         Memory.Fill(gdt, 14 * 4096, 0);
-        for (int i = 0; i < (int)entries; i++)
+        for (int i = 0; i < entries; i++)
         {
             Memory.Write(gdt + ((ulong)i * 8), copies[i]);
         }
 
         Memory.NotifyExternalWrite(gdt, 14 * 4096);
-        cpu.SetGdt(GdtBase(vcpu.Id), 0xFFFF);
-        return 0;
     }
 
     /// <summary>update_descriptor(maddr, descriptor): checked, then written to the guest's frame and to every vCPU GDT holding that frame.</summary>

@@ -75,6 +75,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
         ArgumentNullException.ThrowIfNull(cpu);
         t_current = cpu;
         PvVcpuState vcpu = _vcpus[cpu.VcpuId];
+        TakePendingStart(cpu, vcpu);
         ulong flags = cpu.Rflags;
         cpu.SetRegister(1, returnRip);        // as the instruction does: RCX = return RIP, R11 = RFLAGS
         cpu.SetRegister(11, flags);
@@ -115,6 +116,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
         ArgumentNullException.ThrowIfNull(cpu);
         t_current = cpu;
         PvVcpuState vcpu = _vcpus[cpu.VcpuId];
+        TakePendingStart(cpu, vcpu);
         switch (e.Kind)
         {
             case ParavirtualEventKind.External:
@@ -370,9 +372,29 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
 
     // ---- IPvMmuHost: what page-table updates ask of the vCPUs --------------------------------
 
-    void IPvMmuHost.FlushAll(int vcpuId) => t_current?.FlushTlb();
+    void IPvMmuHost.FlushAll(int vcpuId)
+    {
+        if (vcpuId < 0)
+        {
+            FlushEverywhere(null);
+        }
+        else
+        {
+            t_current?.FlushTlb();
+        }
+    }
 
-    void IPvMmuHost.FlushPage(int vcpuId, ulong linearAddress) => t_current?.FlushTlbPage(linearAddress);
+    void IPvMmuHost.FlushPage(int vcpuId, ulong linearAddress)
+    {
+        if (vcpuId < 0)
+        {
+            FlushEverywhere(linearAddress);
+        }
+        else
+        {
+            t_current?.FlushTlbPage(linearAddress);
+        }
+    }
 
     void IPvMmuHost.BaseChanged(PvVcpuPaging vcpu)
     {

@@ -7,17 +7,20 @@ namespace SharpVisor.Xen.Pv;
 /// <summary>
 /// Xen's PV domain builder (tools/libs/guest/xg_dom_x86.c, xen.h "start of day" layout) over
 /// SharpVisor's machine memory. The top of memory is the hypervisor's (shared_info, the M2P and
-/// the tables mapping it at 0xFFFF800000000000, the PV GDTs); the rest are the domain's frames,
+/// the tables mapping it at 0xFFFF800000000000, the PV GDTs, the grant-table frames shared with the
+/// domain); the rest are the domain's frames,
 /// handed out through a shuffled P2M. In pseudo-physical order from the kernel's end:
 /// <list type="number">
 /// <item>the kernel's segments at p_paddr, mapped from VIRT_BASE;</item>
 /// <item>the initrd (start_info.mod_start/mod_len, virtual);</item>
-/// <item>the P2M list (start_info.mfn_list);</item>
+/// <item>the P2M list here only for a kernel without XEN_ELFNOTE_INIT_P2M;</item>
 /// <item>start_info, the XenStore ring, the console ring;</item>
 /// <item>the bootstrap page tables (mapped read-only, the L4 pinned);</item>
 /// <item>one page of stack;</item>
+/// <item>with INIT_P2M, the P2M list (start_info.mfn_list = the note's address, first_p2m_pfn, nr_p2m_frames);</item>
 /// </list>
-/// and the whole of [VIRT_BASE, end + 512 KiB rounded to 4 MiB) mapped, as xen.h promises.
+/// and the whole of [VIRT_BASE, end of the stack + 512 KiB rounded to 4 MiB) mapped, as xen.h
+/// promises, plus the P2M list at its INIT_P2M address.
 /// </summary>
 public static class PvDomainBuilder
 {
@@ -53,7 +56,7 @@ public static class PvDomainBuilder
         ulong m2pPages = ((machineFrames * 8) + PageSize - 1) / PageSize;
         ulong m2pL1s = (m2pPages + 511) / 512;
         ulong gdtL1s = (((ulong)request.VcpuCount * GdtFramesPerVcpu) + 511) / 512;
-        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + 1 + gdtL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu);
+        ulong hypervisorFrames = 1 + m2pPages + 2 + m2pL1s + 1 + gdtL1s + ((ulong)request.VcpuCount * GdtFramesPerVcpu) + XenDomain.MaxGrantFrames;
         if (hypervisorFrames + 1024 > machineFrames || m2pL1s > 512)
         {
             throw new ArgumentException($"{machineFrames * 4} KiB of memory is too small (or too large) for a PV domain", nameof(memory));
@@ -79,11 +82,23 @@ public static class PvDomainBuilder
             nextHypervisor += GdtFramesPerVcpu;
         }
 
+        // The grant table's frames: Xen's, shared with the domain (share_xen_page_with_guest), which maps them writable.
+        var grantFrames = new List<ulong>();
+        for (int i = 0; i < XenDomain.MaxGrantFrames; i++)
+        {
+            grantFrames.Add(nextHypervisor++);
+        }
+
         var p2m = new PvPhysToMachine([.. Enumerable.Range(0, (int)domainFrames).Select(i => (ulong)i)], machineFrames, request.Seed);
         // Writable at L4 so the CPU may set bits in the supervisor-only GDT below; the M2P stays read-only at L3.
         ulong m2pEntry = (m2pL3 << 12) | Present | Writable | User | PvPte.NoExecute;
         var tables = new PvPageTables(memory, p2m, counters, m2pEntry, request.Log) { M2pAddress = m2pFirst << 12 };
         tables.AddDomainFrame(sharedInfo);
+        foreach (ulong grantFrame in grantFrames)
+        {
+            tables.AddDomainFrame(grantFrame);
+            memory.Fill(grantFrame << 12, (int)PageSize, 0);
+        }
         BuildM2p(memory, p2m, m2pFirst, m2pPages, m2pL3, m2pL2, m2pL1First);
         MapGdts(memory, m2pL3, gdtL2, gdtL1First, gdts);
 
@@ -100,8 +115,22 @@ public static class PvDomainBuilder
         ulong initrd = next;
         loader.Write(initrd, request.Initrd.Span);
         next = PageAlign(next + (ulong)request.Initrd.Length);
+        // The P2M list: inside the kernel mapping after the initrd, or (XEN_ELFNOTE_INIT_P2M) after the
+        // stack page, mapped at its own address, as xg_dom_x86's alloc_p2m_list_x86_64 does.
+        ulong p2mBytes = PageAlign(domainFrames * 8);
+        ulong? p2mBase = request.P2mBase;
+        if (p2mBase is ulong b && (b >= request.VirtBase || (b & 0xFFF) != 0 || PvPte.IsHypervisorL4Slot((int)((b >> 39) & 511))
+            || PvPte.IsHypervisorL4Slot((int)(((b + p2mBytes - 1) >> 39) & 511)) || (b >> 47 != 0 && b >> 47 != 0x1FFFF)))
+        {
+            throw new ArgumentException($"INIT_P2M 0x{b:x} is not a place for the P2M list", nameof(request));
+        }
+
         ulong p2mList = next;
-        next = PageAlign(next + (domainFrames * 8));
+        if (p2mBase is null)
+        {
+            next = PageAlign(next + p2mBytes);
+        }
+
         ulong startInfo = next;
         ulong store = next + PageSize;
         ulong console = next + (2 * PageSize);
@@ -114,7 +143,8 @@ public static class PvDomainBuilder
         {
             ulong end = next + (tablePages * PageSize) + PageSize;          // tables, then the stack page
             mappedEnd = RoundUp(end + (512 * 1024), 4UL << 20);
-            ulong needed = CountTables(request.VirtBase, request.VirtBase + mappedEnd);
+            ulong needed = CountTables(request.VirtBase, request.VirtBase + mappedEnd)
+                + (p2mBase is ulong at ? CountTables(at, at + p2mBytes) - 1 : 0);     // one L4 for both
             if (needed <= tablePages)
             {
                 break;
@@ -130,6 +160,15 @@ public static class PvDomainBuilder
 
         ulong tablesStart = next;
         ulong stack = next + (tablePages * PageSize);
+        if (p2mBase is not null)
+        {
+            p2mList = stack + PageSize;
+            if ((p2mList + p2mBytes) / PageSize > domainFrames)
+            {
+                throw new ArgumentException("the P2M list does not fit after the boot structures", nameof(request));
+            }
+        }
+
         loader.Zero(tablesStart, (tablePages + 1) * PageSize);
 
         // The P2M list, the start_info page, empty rings.
@@ -139,7 +178,13 @@ public static class PvDomainBuilder
         }
 
         loader.Zero(startInfo, 3 * PageSize);
-        ulong l4 = BuildTables(loader, p2m, request.VirtBase, mappedEnd, tablesStart, tablePages);
+        var ranges = new List<(ulong Virtual, ulong FirstPfn, ulong Pages)> { (request.VirtBase, 0, mappedEnd / PageSize) };
+        if (p2mBase is ulong mapAt)
+        {
+            ranges.Add((mapAt, p2mList / PageSize, p2mBytes / PageSize));
+        }
+
+        ulong l4 = BuildTables(loader, p2m, ranges, tablesStart, tablePages);
 
         var info = new byte[StartInfoSize];
         Encoding.ASCII.GetBytes(StartInfoMagic).CopyTo(info, 0);
@@ -150,11 +195,13 @@ public static class PvDomainBuilder
         Put(info, 72, p2m.ToMachine(console / PageSize));               // console.domU.mfn
         Put(info, 88, request.VirtBase + tablesStart);                  // pt_base
         Put(info, 96, tablePages);                                      // nr_pt_frames
-        Put(info, 104, request.VirtBase + p2mList);                     // mfn_list
+        Put(info, 104, p2mBase ?? request.VirtBase + p2mList);          // mfn_list
         Put(info, 112, request.Initrd.Length > 0 ? request.VirtBase + initrd : 0);
         Put(info, 120, (ulong)request.Initrd.Length);
         byte[] commandLine = Encoding.UTF8.GetBytes(request.CommandLine);
         commandLine.AsSpan(0, Math.Min(commandLine.Length, CommandLineSize - 1)).CopyTo(info.AsSpan(128));
+        Put(info, 128 + CommandLineSize, p2mList / PageSize);           // first_p2m_pfn
+        Put(info, 136 + CommandLineSize, p2mBytes / PageSize);          // nr_p2m_frames
         loader.Write(startInfo, info);
 
         // The event channels (start_info.store_evtchn / console.domU.evtchn) are filled in by the caller, who allocates them.
@@ -177,6 +224,7 @@ public static class PvDomainBuilder
             ConsoleFrame = p2m.ToMachine(console / PageSize),
             StoreFrame = p2m.ToMachine(store / PageSize),
             GdtFrames = gdts,
+            GrantFrames = grantFrames,
             PageCount = (int)domainFrames,
             MappedEnd = request.VirtBase + mappedEnd,
         };
@@ -196,34 +244,40 @@ public static class PvDomainBuilder
         return frames;
     }
 
-    /// <summary>L4 → L3 → L2 → L1s for [virtBase, virtBase + length), pfn = offset / 4 KiB; the table pages read-only. Returns the L4's mfn.</summary>
-    private static ulong BuildTables(PseudoPhysicalWriter loader, PvPhysToMachine p2m, ulong virtBase, ulong length, ulong tablesStart, ulong tablePages)
+    /// <summary>
+    /// L4 → L3 → L2 → L1s for each range (virtual start, first pfn, pages): the kernel mapping and,
+    /// with INIT_P2M, the P2M list's; the table pages read-only, without NX (as xg_dom_x86 maps). Returns the L4's mfn.
+    /// </summary>
+    private static ulong BuildTables(PseudoPhysicalWriter loader, PvPhysToMachine p2m, IReadOnlyList<(ulong Virtual, ulong FirstPfn, ulong Pages)> ranges, ulong tablesStart, ulong tablePages)
     {
         ulong nextTable = tablesStart / PageSize;
         ulong tablesEnd = nextTable + tablePages;
         ulong l4 = nextTable++;
         var tables = new Dictionary<(int Level, ulong Prefix), ulong>();
-        for (ulong offset = 0; offset < length; offset += PageSize)
+        foreach ((ulong virtBase, ulong firstPfn, ulong pages) in ranges)
         {
-            ulong va = virtBase + offset;
-            ulong table = l4;
-            for (int level = 4; level > 1; level--)
+            for (ulong page = 0; page < pages; page++)
             {
-                int shift = 12 + (9 * (level - 1));
-                ulong prefix = va >> shift;
-                if (!tables.TryGetValue((level - 1, prefix), out ulong child))
+                ulong va = virtBase + (page * PageSize);
+                ulong table = l4;
+                for (int level = 4; level > 1; level--)
                 {
-                    child = nextTable++;
-                    tables[(level - 1, prefix)] = child;
-                    loader.WriteUInt64((table * PageSize) + (((va >> shift) & 511) * 8), (p2m.ToMachine(child) << 12) | Present | Writable | User);
+                    int shift = 12 + (9 * (level - 1));
+                    ulong prefix = va >> shift;
+                    if (!tables.TryGetValue((level - 1, prefix), out ulong child))
+                    {
+                        child = nextTable++;
+                        tables[(level - 1, prefix)] = child;
+                        loader.WriteUInt64((table * PageSize) + (((va >> shift) & 511) * 8), (p2m.ToMachine(child) << 12) | Present | Writable | User);
+                    }
+
+                    table = child;
                 }
 
-                table = child;
+                ulong pfn = firstPfn + page;
+                ulong rights = pfn >= tablesStart / PageSize && pfn < tablesEnd ? Present : Present | Writable;
+                loader.WriteUInt64((table * PageSize) + (((va >> 12) & 511) * 8), (p2m.ToMachine(pfn) << 12) | rights);
             }
-
-            ulong pfn = offset / PageSize;
-            ulong rights = pfn >= tablesStart / PageSize && pfn < tablesEnd ? Present : Present | Writable;
-            loader.WriteUInt64((table * PageSize) + (((va >> 12) & 511) * 8), (p2m.ToMachine(pfn) << 12) | rights);
         }
 
         if (nextTable > tablesEnd)

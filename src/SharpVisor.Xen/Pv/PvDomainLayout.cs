@@ -31,6 +31,9 @@ public sealed class PvDomainLayout
     /// <summary>Per vCPU, the first of the 16 hypervisor frames for the PV CPU's GDT (guest pages 0-13, Xen's page 14-15).</summary>
     public required IReadOnlyList<ulong> GdtFrames { get; init; }
 
+    /// <summary>The grant table's frames (hypervisor frames the domain may map: GNTTABOP_setup_table answers them).</summary>
+    public required IReadOnlyList<ulong> GrantFrames { get; init; }
+
     /// <summary>The domain's RAM pages (start_info.nr_pages).</summary>
     public required int PageCount { get; init; }
 

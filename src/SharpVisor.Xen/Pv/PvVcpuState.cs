@@ -40,6 +40,12 @@ internal sealed class PvVcpuState
     /// <summary>The CR4 bits the guest wrote that it controls (TSD, DE, FSGSBASE, OSXSAVE): Xen's ctrlreg[4] beyond the visible ones.</summary>
     public ulong GuestCr4 { get; set; }
 
+    /// <summary>
+    /// VCPUOP_initialise's inactive GS base (gs_base_user in kernel mode), which the start state
+    /// cannot carry: loaded on the vCPU's first entry into the PV CPU, before any mode switch reads it.
+    /// </summary>
+    public ulong? PendingShadowGsBase { get; set; }
+
     /// <summary>physdev_op set_iopl: the virtual I/O privilege level.</summary>
     public int Iopl { get; set; }
 }
