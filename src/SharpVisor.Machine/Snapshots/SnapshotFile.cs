@@ -13,7 +13,7 @@ namespace SharpVisor.Machine.Snapshots;
 public sealed class SnapshotFile
 {
     /// <summary>The format version this build writes and the only one it reads.</summary>
-    public const uint FormatVersion = 2;
+    public const uint FormatVersion = 3;
 
     /// <summary>Sections above this are not state a machine has: the file is corrupt.</summary>
     public const int MaxSectionBytes = 64 << 20;
