@@ -122,7 +122,7 @@ public sealed class PciDeviceManager : IDisposable
                     .Select((d, i) => _diskLimits.TryGetValue(DiskName(d, i), out RateLimitConfiguration? limit) ? d with { RateLimit = limit } : d)
                     .ToList(),
                 NetworkInterfaces = configuration.NetworkInterfaces
-                    .Select((n, i) => _nicLimits.TryGetValue(NetworkInterfaceName(n, i), out var limits) ? n with { RxRateLimit = limits.Rx, TxRateLimit = limits.Tx } : n)
+                    .Select((n, i) => _nicLimits.TryGetValue(NetworkInterfaceName(n, i), out (RateLimitConfiguration? Rx, RateLimitConfiguration? Tx) limits) ? n with { RxRateLimit = limits.Rx, TxRateLimit = limits.Tx } : n)
                     .ToList(),
             };
         }
