@@ -13,7 +13,8 @@ public static class MigrationProtocol
     /// <summary>"SVMIGR" + version: the first bytes of a hello.</summary>
     public const string Magic = "SVMIGR";
 
-    public const uint Version = 1;
+    /// <summary>2: the Config frame's machine section carries the devices' rate limiters.</summary>
+    public const uint Version = 2;
 
     /// <summary>The configuration a Config frame carries (the snapshot's <c>machine</c> section).</summary>
     public static MachineConfiguration ReadConfiguration(byte[] payload, out bool hasVirtioConsole)

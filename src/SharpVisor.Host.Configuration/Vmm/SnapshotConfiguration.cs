@@ -51,6 +51,7 @@ public static class SnapshotConfiguration
             w.Write(d.ReadOnly);
             w.Write(d.Id ?? string.Empty);
             w.Write((int)d.CacheMode);
+            WriteRateLimit(w, d.RateLimit);
         }
 
         w.Write(c.NetworkInterfaces.Count);
@@ -59,6 +60,8 @@ public static class SnapshotConfiguration
             w.Write(n.TapName ?? string.Empty);
             w.Write(n.Mac?.ToString() ?? string.Empty);
             w.Write(n.Id ?? string.Empty);
+            WriteRateLimit(w, n.RxRateLimit);
+            WriteRateLimit(w, n.TxRateLimit);
         }
 
         w.Write(c.Balloon is not null);
@@ -117,7 +120,10 @@ public static class SnapshotConfiguration
             bool readOnly = r.ReadBoolean();
             string id = r.ReadString();
             var cache = (DiskCacheMode)r.ReadInt32();
-            disks.Add(new DiskConfiguration(path, readOnly, id.Length == 0 ? null : id, Enum.IsDefined(cache) ? cache : throw r.Invalid("unknown cache mode")));
+            disks.Add(new DiskConfiguration(path, readOnly, id.Length == 0 ? null : id, Enum.IsDefined(cache) ? cache : throw r.Invalid("unknown cache mode"))
+            {
+                RateLimit = ReadRateLimit(r, "rate_limiter"),
+            });
         }
 
         var nics = new List<NetworkInterfaceConfiguration>();
@@ -131,6 +137,8 @@ public static class SnapshotConfiguration
                 TapName = tap.Length == 0 ? null : tap,
                 Mac = mac.Length == 0 ? null : MacAddress.Parse(mac),
                 Id = id.Length == 0 ? null : id,
+                RxRateLimit = ReadRateLimit(r, "rx_rate_limiter"),
+                TxRateLimit = ReadRateLimit(r, "tx_rate_limiter"),
             });
         }
 
@@ -209,6 +217,43 @@ public static class SnapshotConfiguration
         var template = new CpuTemplate { Cpuid = cpuid, Msrs = msrs };
         return template.IsEmpty ? null : template;
     }
+
+    /// <summary>A device's rate limit: whether there is one, then each bucket (present, size, one-time burst, refill time).</summary>
+    private static void WriteRateLimit(SnapshotWriter w, RateLimitConfiguration? limit)
+    {
+        w.Write(limit is not null);
+        if (limit is not null)
+        {
+            WriteBucket(w, limit.Bandwidth);
+            WriteBucket(w, limit.Ops);
+        }
+    }
+
+    private static void WriteBucket(SnapshotWriter w, TokenBucketConfiguration? bucket)
+    {
+        w.Write(bucket is not null);
+        if (bucket is not null)
+        {
+            w.Write(bucket.Size);
+            w.Write(bucket.OneTimeBurst);
+            w.Write(bucket.RefillTimeMs);
+        }
+    }
+
+    /// <summary>Reads what <see cref="WriteRateLimit"/> wrote; values the API would refuse are refused here too.</summary>
+    private static RateLimitConfiguration? ReadRateLimit(SnapshotReader r, string field)
+    {
+        if (!r.ReadBoolean())
+        {
+            return null;
+        }
+
+        var limit = new RateLimitConfiguration(ReadBucket(r), ReadBucket(r));
+        return limit.Problem(field) is { } problem ? throw r.Invalid(problem) : limit;
+    }
+
+    private static TokenBucketConfiguration? ReadBucket(SnapshotReader r) =>
+        r.ReadBoolean() ? new TokenBucketConfiguration(r.ReadInt64(), r.ReadInt64(), r.ReadInt64()) : null;
 
     private static int ReadCount(SnapshotReader r, int max)
     {

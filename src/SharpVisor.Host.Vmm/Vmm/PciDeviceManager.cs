@@ -28,6 +28,11 @@ public sealed class PciDeviceManager : IDisposable
     private bool _started;
     private bool _disposed;
 
+    // The rate limits in force (PATCH replaces them on the running devices): what a snapshot records.
+    private readonly object _limitsLock = new();
+    private readonly Dictionary<string, RateLimitConfiguration?> _diskLimits = new();
+    private readonly Dictionary<string, (RateLimitConfiguration? Rx, RateLimitConfiguration? Tx)> _nicLimits = new();
+
     public PciDeviceManager(IVirtualMachine machine, Action<string>? log = null)
         : this(machine, new GuestLog(log))
     {
@@ -61,12 +66,12 @@ public sealed class PciDeviceManager : IDisposable
         {
             for (int i = 0; i < configuration.Disks.Count; i++)
             {
-                manager.AddDisk(configuration.Disks[i], configuration.Disks[i].Id ?? $"disk{i}");
+                manager.AddDisk(configuration.Disks[i], DiskName(configuration.Disks[i], i));
             }
 
             for (int i = 0; i < configuration.NetworkInterfaces.Count; i++)
             {
-                manager.AddNetworkInterface(configuration.NetworkInterfaces[i], configuration.NetworkInterfaces[i].Id ?? $"net{i}");
+                manager.AddNetworkInterface(configuration.NetworkInterfaces[i], NetworkInterfaceName(configuration.NetworkInterfaces[i], i));
             }
 
             if (configuration.Balloon is { } balloon)
@@ -99,8 +104,37 @@ public sealed class PciDeviceManager : IDisposable
         }
     }
 
+    private static string DiskName(DiskConfiguration disk, int index) => disk.Id ?? $"disk{index}";
+
+    private static string NetworkInterfaceName(NetworkInterfaceConfiguration nic, int index) => nic.Id ?? $"net{index}";
+
+    /// <summary>
+    /// <paramref name="configuration"/> (the one these devices were built from) with each disk's
+    /// and NIC's rate limits as they are now, after any PATCH: what a snapshot or migration carries.
+    /// </summary>
+    public MachineConfiguration WithCurrentRateLimits(MachineConfiguration configuration)
+    {
+        lock (_limitsLock)
+        {
+            return configuration with
+            {
+                Disks = configuration.Disks
+                    .Select((d, i) => _diskLimits.TryGetValue(DiskName(d, i), out RateLimitConfiguration? limit) ? d with { RateLimit = limit } : d)
+                    .ToList(),
+                NetworkInterfaces = configuration.NetworkInterfaces
+                    .Select((n, i) => _nicLimits.TryGetValue(NetworkInterfaceName(n, i), out (RateLimitConfiguration? Rx, RateLimitConfiguration? Tx) limits) ? n with { RxRateLimit = limits.Rx, TxRateLimit = limits.Tx } : n)
+                    .ToList(),
+            };
+        }
+    }
+
     public AttachedVirtioDevice AddDisk(DiskConfiguration disk, string name)
     {
+        lock (_limitsLock)
+        {
+            _diskLimits[name] = disk.RateLimit;
+        }
+
         var image = new RawDiskImage(disk.Path, disk.ReadOnly);
         _backends.Add(image);
         return Attach(name, new VirtioBlockDevice(_machine.Memory, image, serial: disk.Id ?? name, cacheMode: disk.CacheMode) { RateLimiter = disk.RateLimit?.Create() });
@@ -108,6 +142,11 @@ public sealed class PciDeviceManager : IDisposable
 
     public AttachedVirtioDevice AddNetworkInterface(NetworkInterfaceConfiguration nic, string name)
     {
+        lock (_limitsLock)
+        {
+            _nicLimits[name] = (nic.RxRateLimit, nic.TxRateLimit);
+        }
+
         TapDevice tap = TapDevice.Open(nic.TapName ?? "");
         _backends.Add(tap);
         MacAddress mac = nic.Mac ?? MacAddress.Random();
@@ -168,6 +207,10 @@ public sealed class PciDeviceManager : IDisposable
         if (rateLimit is not null)
         {
             disk.RateLimiter = rateLimit.Create();
+            lock (_limitsLock)
+            {
+                _diskLimits[name] = rateLimit;
+            }
         }
     }
 
@@ -186,6 +229,12 @@ public sealed class PciDeviceManager : IDisposable
         {
             nic.TxRateLimiter = tx.Create();
             nic.Notify(VirtioNetDevice.TransmitQueue);
+        }
+
+        lock (_limitsLock)
+        {
+            (RateLimitConfiguration? Rx, RateLimitConfiguration? Tx) current = _nicLimits.GetValueOrDefault(name);
+            _nicLimits[name] = (rx ?? current.Rx, tx ?? current.Tx);
         }
     }
 
