@@ -101,6 +101,30 @@ public sealed class PvPageTables
 
     public bool Owns(ulong mfn) => mfn < (ulong)_frames.Length && _frames[mfn].Owned;
 
+    /// <summary>
+    /// Runs <paramref name="action"/> (the balloon's discard or refill of the frame) if machine frame
+    /// <paramref name="mfn"/> is the domain's and unused — no mapping, no type reference, not pinned —
+    /// with the frame table locked, so no update can start using it meanwhile. False otherwise: the
+    /// hypervisor's frames and frames in use are never discarded or zeroed. (Xen accepts a frame in
+    /// use and frees it when its last reference goes; refusing it keeps every count true here.)
+    /// </summary>
+    public bool TryWithUnusedFrame(ulong mfn, Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_lock)
+        {
+            if (!Owns(mfn) || _frames[mfn].ReferenceCount != 0 || _frames[mfn].TypeCount != 0 || _frames[mfn].Pinned)
+            {
+                Counters.Increment("pv-refused");
+                Counters.Increment("pv-refused-reservation-frame-in-use");
+                return false;
+            }
+
+            action();
+            return true;
+        }
+    }
+
     // ---- hypercall-level operations --------------------------------------------------------
 
     /// <summary>One mmu_update request: <paramref name="ptr"/> = machine address of the entry | command, <paramref name="value"/> = the new entry (or pfn).</summary>
