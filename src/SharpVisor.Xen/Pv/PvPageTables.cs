@@ -383,7 +383,8 @@ public sealed class PvPageTables
         {
             if (mfn != 0 || !user)
             {
-                if (!Owns(mfn))
+                // 0 is "none" in a base pointer: a kernel base of frame 0 could never be released again.
+                if (mfn == 0 || !Owns(mfn))
                 {
                     return Refuse(XenErrno.EINVAL, "base-not-owned", $"new base pointer 0x{mfn:x}, not the domain's");
                 }

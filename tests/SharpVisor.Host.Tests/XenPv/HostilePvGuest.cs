@@ -49,6 +49,9 @@ internal static class HostilePvGuest
     private const ulong M2pL3Mfn = Data + 0x48;
     private const ulong SL1Entry = Data + 0x50;
     private const ulong SL2Entry = Data + 0x58;
+    private const ulong StoreMfn = Data + 0x60;
+    private const ulong StoreVa = Data + 0x68;
+    private const ulong SharedInfoMfn = Data + 0x70;
     private const ulong Request = Data + 0x100;
     private const ulong Operation = Data + 0x140;
     private const ulong FrameList = Data + 0x180;
@@ -205,6 +208,42 @@ internal static class HostilePvGuest
             Update(() => LoadSlot(rax, SL1Entry), () => a.mov(rax, 0x0FFF_FFFF_F000UL | P));
             Report("map-past-memory");
 
+            // Writes into a hypervisor frame (the M2P's L3): an entry update, an M2P update, a pin.
+            Update(() => EntryOf(M2pL3Mfn, 0), () => a.xor(eax, eax));
+            Report("update-hypervisor-frame");
+            Update(() =>
+            {
+                EntryOf(M2pL3Mfn, 0);
+                a.or(rax, 1);                             // MMU_MACHPHYS_UPDATE
+            }, () => a.xor(eax, eax));
+            Report("machphys-hypervisor-frame");
+            Mmuext(PinL1, () => LoadSlot(rax, M2pL3Mfn));
+            Report("pin-hypervisor-frame");
+
+            // The pages the hypervisor and the back ends write: the XenStore ring (our own mapping of it made
+            // read-only first) and shared_info cannot become page tables.
+            LoadStartInfo(rsi);
+            a.mov(rax, __qword_ptr[rsi + 56]);           // store_mfn
+            StoreSlot(StoreMfn, rax);
+            a.mov(rcx, M2pBase);
+            a.mov(rax, __qword_ptr[rcx + (rax * 8)]);
+            a.shl(rax, 12);
+            a.mov(rcx, VirtBase);
+            a.add(rax, rcx);
+            StoreSlot(StoreVa, rax);
+            LoadStartInfo(rsi);
+            a.mov(rax, __qword_ptr[rsi + 40]);           // shared_info (machine address)
+            a.shr(rax, 12);
+            StoreSlot(SharedInfoMfn, rax);
+            UpdateVaAt(StoreVa, () => FrameEntry(StoreMfn, P));
+            Report("store-readonly");
+            Mmuext(PinL1, () => LoadSlot(rax, StoreMfn));
+            Report("pin-store-ring");
+            UpdateVaAt(StoreVa, () => FrameEntry(StoreMfn, P | Rw));
+            Report("store-restored");
+            Mmuext(PinL1, () => LoadSlot(rax, SharedInfoMfn));
+            Report("pin-shared-info");
+
             // The M2P into Xen's L4 slot 256, and into a guest slot of the L4.
             Update(() => EntryOf(L4Mfn, 256), () => FrameEntry(M2pL3Mfn, P | Rw));
             Report("l4-hypervisor-slot");
@@ -295,6 +334,14 @@ internal static class HostilePvGuest
             Report("unpin-cr3-again");
             Mmuext(PinL4, () => LoadSlot(rax, L4Mfn));
             Report("repin-cr3");
+
+            // The GDT from a hypervisor frame, a descriptor written into one.
+            LoadSlot(rax, M2pL3Mfn);
+            StoreSlot(FrameList, rax);
+            CallSetGdt();
+            Report("gdt-hypervisor-frame");
+            CallUpdateDescriptor(M2pL3Mfn, 8, RingZeroCode);
+            Report("update-descriptor-hypervisor-frame");
 
             // The GDT: ring-0 code and data descriptors and a TSS in a page.
             a.mov(rdi, V(G));
@@ -533,6 +580,17 @@ internal static class HostilePvGuest
             value();
             _a.mov(rsi, rax);
             _a.mov(rdi, V(page));
+            _a.mov(edx, UvmfInvlpg);
+            _a.mov(eax, UpdateVaMapping);
+            _a.syscall();
+        }
+
+        /// <summary>update_va_mapping(the address at <paramref name="vaSlot"/>, value in RAX, UVMF_INVLPG).</summary>
+        private void UpdateVaAt(ulong vaSlot, Action value)
+        {
+            value();
+            _a.mov(rsi, rax);
+            LoadSlot(rdi, vaSlot);
             _a.mov(edx, UvmfInvlpg);
             _a.mov(eax, UpdateVaMapping);
             _a.syscall();

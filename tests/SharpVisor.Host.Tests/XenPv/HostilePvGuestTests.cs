@@ -53,6 +53,16 @@ public sealed partial class HostilePvGuestTests
             ["map-hypervisor-frame"] = Ebusy,
             ["map-m2p-writable"] = Ebusy,
             ["map-past-memory"] = Eperm,
+            // do_mmu_update / MMUEXT_PIN_*: the frame holding the entry (or pinned) is not the domain's (-EINVAL).
+            ["update-hypervisor-frame"] = Einval,
+            ["machphys-hypervisor-frame"] = Einval,
+            ["pin-hypervisor-frame"] = Einval,
+            // shared_info and the XenStore ring keep a writable type reference (share_xen_page_with_guest,
+            // xenstored's mapping): they never become page tables the hypervisor would then write unvalidated.
+            ["store-readonly"] = 0,
+            ["pin-store-ring"] = Einval,
+            ["store-restored"] = 0,
+            ["pin-shared-info"] = Einval,
             // mod_l4_entry: Xen's slots are not the guest's (-EINVAL); get_page_from_l4e of a frame not owned (-EINVAL).
             ["l4-hypervisor-slot"] = Einval,
             ["l4-entry-m2p"] = Einval,
@@ -89,6 +99,8 @@ public sealed partial class HostilePvGuestTests
             ["repin-cr3"] = 0,
             // set_gdt: a frame mapped writable cannot become a descriptor page; a TSS fails check_descriptor;
             // a ring-0 code descriptor passes with its DPL raised to 3.
+            ["gdt-hypervisor-frame"] = Einval,
+            ["update-descriptor-hypervisor-frame"] = Einval,
             ["gdt-writable-frame"] = Einval,
             ["g-readonly"] = 0,
             ["gdt-tss"] = Einval,
@@ -129,12 +141,16 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(2, Count("pv-refused-bad-flags"));
         Assert.Equal(1, Count("pv-refused-hypervisor-slot"));
         Assert.Equal(1, Count("pv-refused-l4-entry"));
-        Assert.Equal(2, Count("pv-refused-pin-invalid"));
+        Assert.Equal(4, Count("pv-refused-pin-invalid"));
         Assert.Equal(2, Count("pv-refused-base-invalid"));
         Assert.Equal(1, Count("pv-refused-unpin-not-pinned"));
         Assert.Equal(1, Count("pv-refused-type-SegmentDescriptor"));
         Assert.Equal(1, Count("pv-refused-gdt-descriptor"));
-        Assert.Equal(2, Count("pv-refused-descriptor"));
+        Assert.Equal(3, Count("pv-refused-descriptor"));
+        Assert.Equal(1, Count("pv-refused-table-not-owned"));
+        Assert.Equal(1, Count("pv-refused-machphys-not-owned"));
+        Assert.Equal(1, Count("pv-refused-pin-not-owned"));
+        Assert.Equal(1, Count("pv-refused-type-not-owned"));
         Assert.Equal(3, Count("balloon-refused"));
         Assert.Equal(3, Count("pv-refused-reservation-frame-in-use"));
         Assert.Equal(0, Count("pv-domain-crash"));
