@@ -8,7 +8,7 @@ namespace SharpVisor.Xen.Tests;
 /// <summary>
 /// The type/count invariant as a property (<see cref="PvFrameTableInvariant"/>): a seeded random
 /// sequence of mmu_update, mmuext_op, update_va_mapping, writable-page-table stores, descriptor
-/// type references and balloon checks over a small machine, the invariant checked after every
+/// type references, grant-copy writes and balloon checks over a small machine, the invariant checked after every
 /// step. 10,000 steps by default (./test.sh); SHARPVISOR_FUZZ_FULL=1 runs 1,000,000
 /// (<c>scripts/fuzz.sh pv</c>); SHARPVISOR_FUZZ_SEED=N picks another seed.
 /// </summary>
@@ -145,6 +145,15 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
             {
                 ulong pfn = (ulong)random.Next(DomainFrames);
                 return ($"machphys 0x{frame:x} = 0x{pfn:x}", _tables.MmuUpdate((frame << 12) | PvPageTables.MmuMachphysUpdate, pfn));
+            }
+
+            case 12:
+            {
+                // A grant copy into the domain's own frame: allowed only where the writable type can be taken.
+                int slot = random.Next(4);
+                ulong value = RandomEntry(random);
+                bool written = _tables.TryWriteAsWritable(frame, () => _memory.Write((frame << 12) + ((ulong)slot * 8), value));
+                return ($"grant copy into 0x{frame:x}[{slot}] = 0x{value:x}: {(written ? "written" : "refused")}", written ? 0 : -XenErrno.EBUSY);
             }
 
             default:

@@ -102,6 +102,37 @@ public sealed class PvPageTables
     public bool Owns(ulong mfn) => mfn < (ulong)_frames.Length && _frames[mfn].Owned;
 
     /// <summary>
+    /// Runs <paramref name="write"/> — a hypervisor write on the guest's behalf into its own frame
+    /// (a grant copy) — holding a Writable type reference on <paramref name="mfn"/> meanwhile, as
+    /// Xen's gnttab_copy does: false, and nothing written, when the frame is not the domain's or is
+    /// a page table or descriptor page in use, whose contents only validated updates may change.
+    /// </summary>
+    public bool TryWriteAsWritable(ulong mfn, Action write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        lock (_lock)
+        {
+            if (!Owns(mfn) || GetType(mfn, PvPageType.Writable) != 0)
+            {
+                Counters.Increment("pv-refused");
+                Counters.Increment("pv-refused-write-typed-frame");
+                return false;
+            }
+
+            try
+            {
+                write();
+            }
+            finally
+            {
+                PutType(mfn);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>
     /// Runs <paramref name="action"/> (the balloon's discard or refill of the frame) if machine frame
     /// <paramref name="mfn"/> is the domain's and unused — no mapping, no type reference, not pinned —
     /// with the frame table locked, so no update can start using it meanwhile. False otherwise: the

@@ -58,6 +58,8 @@ internal static class HostilePvGuest
     private const ulong Reservation = Data + 0x1C0;
     private const ulong Extent = Data + 0x200;
     private const ulong ShutdownReason = Data + 0x210;
+    private const ulong AddToPhysmap = Data + 0x240;
+    private const ulong GrantCopy = Data + 0x280;
     private const ulong HexDigits = Data + 0x300;
     private const ulong HexBuffer = Data + 0x320;
     private const ulong Strings = Data + 0x400;
@@ -79,6 +81,9 @@ internal static class HostilePvGuest
     private const int MemoryOp = 12;
     private const int UpdateVaMapping = 14;
     private const int ConsoleIo = 18;
+    private const int GrantTableOp = 20;
+    private const int GnttabCopy = 5;
+    private const int XenmemAddToPhysmap = 7;
     private const int Iret = 23;
     private const int MmuextOp = 26;
     private const int SchedOp = 29;
@@ -170,6 +175,15 @@ internal static class HostilePvGuest
             BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)Reservation), V(Extent));
             BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)Reservation + 8), 1);
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)Reservation + 24), DomidSelf);
+
+            // struct xen_add_to_physmap { DOMID_SELF, 0, XENMAPSPACE_shared_info, idx 0, gpfn (set below) }.
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)AddToPhysmap), DomidSelf);
+
+            // struct gnttab_copy { source { gmfn, DOMID_SELF, offset 0 }, dest { gmfn, DOMID_SELF, offset 8 }, len 8, flags 0, status }.
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 8), DomidSelf);
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 24), DomidSelf);
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 26), 8);
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 32), 8);
 
             StoreSlot(StartInfoSave, rsi);
 
@@ -404,6 +418,21 @@ internal static class HostilePvGuest
             a.and(eax, 0x3000);
             Report("iret-iopl");
 
+            // shared_info placed on the L4 (a PV domain is not translated); grant copies from our page into
+            // the L4 and the GDT frame in use, and into the page itself.
+            LoadSlot(rax, L4Mfn);
+            StoreSlot(AddToPhysmap + 16, rax);
+            a.mov(eax, MemoryOp);
+            a.mov(edi, XenmemAddToPhysmap);
+            a.mov(rsi, V(AddToPhysmap));
+            a.syscall();
+            Report("add-to-physmap-l4");
+            foreach ((ulong destination, string name) in new[] { (L4Mfn, "grant-copy-into-l4"), (GMfn, "grant-copy-into-gdt"), (SMfn, "grant-copy-own-page") })
+            {
+                CopyFromS(destination);
+                Report(name);
+            }
+
             // Giving back (or repopulating) frames in use and the hypervisor's; then a free page of ours.
             Reserve(DecreaseReservation, L4Mfn);
             Report("decrease-l4");
@@ -627,6 +656,22 @@ internal static class HostilePvGuest
             _a.mov(rsi, descriptor);
             _a.mov(eax, UpdateDescriptor);
             _a.syscall();
+        }
+
+        /// <summary>GNTTABOP_copy of 8 bytes from page S into the frame at <paramref name="destinationSlot"/>; RAX = the op's status.</summary>
+        private void CopyFromS(ulong destinationSlot)
+        {
+            LoadSlot(rax, SMfn);
+            StoreSlot(GrantCopy, rax);
+            LoadSlot(rax, destinationSlot);
+            StoreSlot(GrantCopy + 16, rax);
+            _a.mov(eax, GrantTableOp);
+            _a.mov(edi, GnttabCopy);
+            _a.mov(rsi, V(GrantCopy));
+            _a.mov(edx, 1);
+            _a.syscall();
+            _a.mov(rsi, V(GrantCopy) + 36);
+            _a.movsx(rax, __word_ptr[rsi]);
         }
 
         /// <summary>memory_op(<paramref name="command"/>, the one-extent reservation naming the frame at <paramref name="slot"/>).</summary>

@@ -10,7 +10,8 @@ namespace SharpVisor.Host.Tests.XenPv;
 /// The hostile PV guest (issue 12): a tiny PV kernel (<see cref="HostilePvGuest"/>) booted by the
 /// VMM in process with <c>--xen pv</c> on the emulator tries to map frames it does not own, to make
 /// page-table frames writable, to pin tables that map themselves writable, to install ring-0 and
-/// system descriptors, to iret to ring 0, to give back frames in use. Each call's result is
+/// system descriptors, to iret to ring 0, to give back frames in use, to have the hypervisor write
+/// into its page tables (shared_info placed on one, grant copies into one). Each call's result is
 /// asserted against Xen's answer (xen/arch/x86/mm.c, pv/descriptor-tables.c, pv/iret.c), the
 /// domain runs on to its own power-off, and the VMM's counters show every refusal by reason.
 /// </summary>
@@ -116,6 +117,12 @@ public sealed partial class HostilePvGuestTests
             ["iret-rax"] = 0x1234,
             ["iret-cs"] = 0xE033,
             ["iret-iopl"] = 0,
+            // add_to_physmap in a PV domain (not translated): -EACCES. gnttab_copy into a frame that cannot
+            // take the writable type (the L4, the GDT frame): GNTST_general_error; into our own page: okay.
+            ["add-to-physmap-l4"] = -XenErrno.EACCES,
+            ["grant-copy-into-l4"] = GrantStatus.GeneralError,
+            ["grant-copy-into-gdt"] = GrantStatus.GeneralError,
+            ["grant-copy-own-page"] = GrantStatus.Okay,
             // decrease_reservation / populate_physmap: no extent done for a page table in use or the hypervisor's frame; a free page of ours goes.
             ["decrease-l4"] = 0,
             ["decrease-m2p"] = 0,
@@ -153,6 +160,7 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(1, Count("pv-refused-type-not-owned"));
         Assert.Equal(3, Count("balloon-refused"));
         Assert.Equal(3, Count("pv-refused-reservation-frame-in-use"));
+        Assert.Equal(2, Count("pv-refused-write-typed-frame"));
         Assert.Equal(0, Count("pv-domain-crash"));
     }
 }
