@@ -109,13 +109,28 @@ public sealed class PvPageTables
     /// </summary>
     public bool TryWriteAsWritable(ulong mfn, Action write)
     {
+        if (TryWriteAs(mfn, PvPageType.Writable, write))
+        {
+            return true;
+        }
+
+        Counters.Increment("pv-refused");
+        Counters.Increment("pv-refused-write-typed-frame");
+        return false;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> holding a <paramref name="type"/> type reference on
+    /// <paramref name="mfn"/> (update_descriptor: SegmentDescriptor for a GDT frame in use, else
+    /// Writable), so no other vCPU can retype the frame meanwhile. False when it cannot take it.
+    /// </summary>
+    public bool TryWriteAs(ulong mfn, PvPageType type, Action write)
+    {
         ArgumentNullException.ThrowIfNull(write);
         lock (_lock)
         {
-            if (!Owns(mfn) || GetType(mfn, PvPageType.Writable) != 0)
+            if (!Owns(mfn) || GetType(mfn, type) != 0)
             {
-                Counters.Increment("pv-refused");
-                Counters.Increment("pv-refused-write-typed-frame");
                 return false;
             }
 
