@@ -91,11 +91,21 @@ public sealed partial class XenDomain
                 return $"frame 0x{gfn:x} was already given back";
             }
 
+            // A PV domain names machine frames: only its own unused ones (never a page table in use, the M2P, a GDT).
+            if (_pvTables is { } pv && !pv.TryWithUnusedFrame(gfn, () => Memory.TryDiscard(gfn << 12, 4096)))
+            {
+                return $"machine frame 0x{gfn:x} is in use or not the domain's";
+            }
+
             ballooned[(int)gfn] = true;
             Interlocked.Increment(ref _balloonedPages);
         }
 
-        Memory.TryDiscard(gfn << 12, 4096);
+        if (_pvTables is null)
+        {
+            Memory.TryDiscard(gfn << 12, 4096);
+        }
+
         Counters.Increment("balloon-pages-out");
         return null;
     }
@@ -108,6 +118,19 @@ public sealed partial class XenDomain
             return refusal;
         }
 
+        // A frame that was never given back is replaced by a fresh page too, as in Xen; a PV domain's only if unused.
+        if (_pvTables is { } pv)
+        {
+            if (!pv.TryWithUnusedFrame(gfn, () => Memory.Fill(gfn << 12, 4096, 0)))
+            {
+                return $"machine frame 0x{gfn:x} is in use or not the domain's";
+            }
+        }
+        else
+        {
+            Memory.Fill(gfn << 12, 4096, 0);
+        }
+
         lock (_balloonLock)
         {
             System.Collections.BitArray ballooned = BalloonBitmap();
@@ -118,8 +141,6 @@ public sealed partial class XenDomain
             }
         }
 
-        // A frame that was never given back is replaced by a fresh page too, as in Xen.
-        Memory.Fill(gfn << 12, 4096, 0);
         Counters.Increment("balloon-pages-in");
         return null;
     }

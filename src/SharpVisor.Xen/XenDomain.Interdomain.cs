@@ -309,6 +309,13 @@ public sealed partial class XenDomain
             return GrantStatus.BadPage;
         }
 
+        if (_pvTables is { } pv)
+        {
+            // Xen's gnttab_copy takes a writable type reference on the destination: never into a page table or GDT frame in use.
+            byte[] data = source.ToArray();
+            return pv.TryWriteAsWritable(gmfn, () => Memory.Write(page + (ulong)offset, data)) ? GrantStatus.Okay : GrantStatus.GeneralError;
+        }
+
         Memory.Write(page + (ulong)offset, source);
         return GrantStatus.Okay;
     }

@@ -59,6 +59,13 @@ public sealed partial class XenDomain
     private long AddToPhysmap(HypercallFrame frame, ulong arg)
     {
         // struct xen_add_to_physmap { domid_t domid; uint16_t size; unsigned int space; xen_ulong_t idx; xen_pfn_t gpfn; }
+        if (_pvTables is not null)
+        {
+            // Xen's xatp_permission_check: a PV domain is not translated (and shared_info placed on one
+            // of its page tables would have the hypervisor write into a validated table).
+            throw new XenException(XenErrno.EACCES, "add_to_physmap in a PV domain, which is not translated");
+        }
+
         CheckSelf(frame.Read<ushort>(arg));
         if (_pvTables is not null)
         {

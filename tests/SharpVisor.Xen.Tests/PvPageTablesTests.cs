@@ -382,72 +382,8 @@ public sealed class PvPageTablesTests : IDisposable
         Assert.True(_tables.Counters["pv-refused"] > 100);
     }
 
-    /// <summary>
-    /// Recounts every frame's type and reference counts from what holds them (validated tables'
-    /// entries, pins, base pointers) and checks Xen's invariant: no frame is both mapped writable
-    /// and a table in use; validated tables name only the domain's frames.
-    /// </summary>
-    private void AssertInvariant()
-    {
-        var types = new int[MachineFrames];
-        var references = new int[MachineFrames];
-        for (ulong mfn = 0; mfn < MachineFrames; mfn++)
-        {
-            PvPageFrame frame = _tables.Frame(mfn);
-            if (frame.Pinned)
-            {
-                types[mfn]++;
-                references[mfn]++;
-            }
-
-            int level = frame.Type is >= PvPageType.L1 and <= PvPageType.L4 ? (int)frame.Type : 0;
-            if (level == 0 || frame.TypeCount == 0)
-            {
-                continue;
-            }
-
-            Assert.True(frame.Validated, $"frame {mfn}: an {frame.Type} in use is validated");
-            for (int slot = 0; slot < 512; slot++)
-            {
-                ulong entry = Entry(mfn, slot);
-                if ((entry & P) == 0 || (level == 4 && slot is >= 256 and <= 271))
-                {
-                    continue;
-                }
-
-                ulong target = PvPte.Frame(entry);
-                Assert.True(_tables.Owns(target), $"frame {mfn} slot {slot} names frame {target}, not the domain's");
-                Assert.NotEqual(0UL, entry & PvPte.User);
-                references[target]++;
-                if (level > 1)
-                {
-                    Assert.Equal((PvPageType)(level - 1), _tables.Frame(target).Type);
-                    types[target]++;
-                }
-                else if ((entry & Rw) != 0)
-                {
-                    Assert.Equal(PvPageType.Writable, _tables.Frame(target).Type);
-                    types[target]++;
-                }
-            }
-        }
-
-        foreach (ulong root in new[] { _vcpu.KernelBase, _vcpu.UserBase })
-        {
-            if (root != 0)
-            {
-                Assert.Equal(PvPageType.L4, _tables.Frame(root).Type);
-                types[root]++;
-                references[root]++;
-            }
-        }
-
-        for (ulong mfn = 0; mfn < MachineFrames; mfn++)
-        {
-            Assert.Equal(types[mfn], _tables.Frame(mfn).TypeCount);
-            Assert.Equal(references[mfn], _tables.Frame(mfn).ReferenceCount);
-        }
-    }
+    /// <summary>The type/count invariant (<see cref="PvFrameTableInvariant"/>): counts match their holders, no table in use is writable, validated tables name only the domain's frames.</summary>
+    private void AssertInvariant() => Assert.Null(PvFrameTableInvariant.Check(_tables, _memory, [_vcpu.KernelBase, _vcpu.UserBase], []));
 
     /// <summary>L4 A slot 0 → L3 B slot 0 → L2 C slot 0 → L1 D: slot 0 = E writable, slot 1 = F read-only; junk in A's slot 256.</summary>
     private void BuildHierarchy()

@@ -424,6 +424,12 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 totals[$"xen-{name}"] = count;
             }
 
+            // A PV domain's direct paging: page-table updates validated, refused by reason (pv-refused-*), pins.
+            foreach ((string name, long count) in Xen.Domain.PvTables?.Counters.Snapshot() ?? new Dictionary<string, long>())
+            {
+                totals[$"xen-{name}"] = count;
+            }
+
             // blkback's and netback's requests, bytes and errors per device, and the grant copies behind them.
             foreach (XenBackendDevice vbd in Xen.BlockBackends.Concat<XenBackendDevice>(Xen.NetBackends))
             {

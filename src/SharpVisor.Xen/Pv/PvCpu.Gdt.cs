@@ -138,13 +138,21 @@ public sealed partial class PvCpu
             return -XenErrno.EINVAL;
         }
 
-        PvPageType type = _tables.TypeInUse(mfn);
-        if (type is not PvPageType.None and not PvPageType.Writable and not PvPageType.SegmentDescriptor)
+        // The write holds the frame's type (a GDT frame in use, else writable) so no vCPU retypes it meanwhile;
+        // a page table in use is not a place for descriptors.
+        PvPageType type = _tables.TypeInUse(mfn) == PvPageType.SegmentDescriptor ? PvPageType.SegmentDescriptor : PvPageType.Writable;
+        if (!_tables.TryWriteAs(mfn, type, () => WriteDescriptor(address, mfn, fixedUp)))
         {
             _tables.Counters.Increment("pv-refused-descriptor");
-            return -XenErrno.EINVAL;                 // a page table in use is not a place for descriptors
+            return -XenErrno.EINVAL;
         }
 
+        return 0;
+    }
+
+    /// <summary>Writes a checked descriptor into the guest's frame and into every installed copy of it.</summary>
+    private void WriteDescriptor(ulong address, ulong mfn, ulong fixedUp)
+    {
         Memory.Write(address, fixedUp);
         Memory.NotifyExternalWrite(address, 8);
         foreach (PvVcpuState vcpu in _vcpus)
@@ -161,8 +169,6 @@ public sealed partial class PvCpu
                 }
             }
         }
-
-        return 0;
     }
 
     private bool TryCheckPage(ulong mfn, Span<ulong> copy)

@@ -64,7 +64,8 @@ public static class PvDomainBuilder
 
         // The hypervisor's frames at the top: shared_info, the M2P, its L3, L2, L1s, then the GDTs.
         ulong nextHypervisor = machineFrames - hypervisorFrames;
-        ulong domainFrames = nextHypervisor;
+        // Machine frame 0 is never the domain's (nor in Xen): a base pointer of 0 means "no table".
+        ulong domainFrames = nextHypervisor - 1;
         ulong sharedInfo = nextHypervisor++;
         ulong m2pFirst = nextHypervisor;
         nextHypervisor += m2pPages;
@@ -89,7 +90,7 @@ public static class PvDomainBuilder
             grantFrames.Add(nextHypervisor++);
         }
 
-        var p2m = new PvPhysToMachine([.. Enumerable.Range(0, (int)domainFrames).Select(i => (ulong)i)], machineFrames, request.Seed);
+        var p2m = new PvPhysToMachine([.. Enumerable.Range(1, (int)domainFrames).Select(i => (ulong)i)], machineFrames, request.Seed);
         // Writable at L4 so the CPU may set bits in the supervisor-only GDT below; the M2P stays read-only at L3.
         ulong m2pEntry = (m2pL3 << 12) | Present | Writable | User | PvPte.NoExecute;
         var tables = new PvPageTables(memory, p2m, counters, m2pEntry, request.Log) { M2pAddress = m2pFirst << 12 };
@@ -210,6 +211,18 @@ public static class PvDomainBuilder
         if (rc != 0)
         {
             throw new InvalidOperationException($"the bootstrap page tables did not validate: {rc}");
+        }
+
+        // The pages the hypervisor and the back ends write — shared_info, the XenStore and console rings —
+        // hold a Writable type reference for the domain's life, as in Xen (share_xen_page_with_guest pins
+        // shared_info writable; xenstored and xenconsoled map the rings). So the guest can never make one
+        // a page table or descriptor page that they would then fill with unvalidated entries.
+        foreach (ulong shared in new[] { sharedInfo, p2m.ToMachine(store / PageSize), p2m.ToMachine(console / PageSize) })
+        {
+            if (tables.GetTypeReference(shared, PvPageType.Writable) != 0)
+            {
+                throw new InvalidOperationException($"machine frame 0x{shared:x} cannot be held writable");
+            }
         }
 
         return new PvDomainLayout

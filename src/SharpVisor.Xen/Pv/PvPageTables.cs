@@ -101,6 +101,76 @@ public sealed class PvPageTables
 
     public bool Owns(ulong mfn) => mfn < (ulong)_frames.Length && _frames[mfn].Owned;
 
+    /// <summary>
+    /// Runs <paramref name="write"/> — a hypervisor write on the guest's behalf into its own frame
+    /// (a grant copy) — holding a Writable type reference on <paramref name="mfn"/> meanwhile, as
+    /// Xen's gnttab_copy does: false, and nothing written, when the frame is not the domain's or is
+    /// a page table or descriptor page in use, whose contents only validated updates may change.
+    /// </summary>
+    public bool TryWriteAsWritable(ulong mfn, Action write)
+    {
+        if (TryWriteAs(mfn, PvPageType.Writable, write))
+        {
+            return true;
+        }
+
+        Counters.Increment("pv-refused");
+        Counters.Increment("pv-refused-write-typed-frame");
+        return false;
+    }
+
+    /// <summary>
+    /// Runs <paramref name="write"/> holding a <paramref name="type"/> type reference on
+    /// <paramref name="mfn"/> (update_descriptor: SegmentDescriptor for a GDT frame in use, else
+    /// Writable), so no other vCPU can retype the frame meanwhile. False when it cannot take it.
+    /// </summary>
+    public bool TryWriteAs(ulong mfn, PvPageType type, Action write)
+    {
+        ArgumentNullException.ThrowIfNull(write);
+        lock (_lock)
+        {
+            if (!Owns(mfn) || GetType(mfn, type) != 0)
+            {
+                return false;
+            }
+
+            try
+            {
+                write();
+            }
+            finally
+            {
+                PutType(mfn);
+            }
+
+            return true;
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="action"/> (the balloon's discard or refill of the frame) if machine frame
+    /// <paramref name="mfn"/> is the domain's and unused — no mapping, no type reference, not pinned —
+    /// with the frame table locked, so no update can start using it meanwhile. False otherwise: the
+    /// hypervisor's frames and frames in use are never discarded or zeroed. (Xen accepts a frame in
+    /// use and frees it when its last reference goes; refusing it keeps every count true here.)
+    /// </summary>
+    public bool TryWithUnusedFrame(ulong mfn, Action action)
+    {
+        ArgumentNullException.ThrowIfNull(action);
+        lock (_lock)
+        {
+            if (!Owns(mfn) || _frames[mfn].ReferenceCount != 0 || _frames[mfn].TypeCount != 0 || _frames[mfn].Pinned)
+            {
+                Counters.Increment("pv-refused");
+                Counters.Increment("pv-refused-reservation-frame-in-use");
+                return false;
+            }
+
+            action();
+            return true;
+        }
+    }
+
     // ---- hypercall-level operations --------------------------------------------------------
 
     /// <summary>One mmu_update request: <paramref name="ptr"/> = machine address of the entry | command, <paramref name="value"/> = the new entry (or pfn).</summary>
@@ -359,7 +429,8 @@ public sealed class PvPageTables
         {
             if (mfn != 0 || !user)
             {
-                if (!Owns(mfn))
+                // 0 is "none" in a base pointer: a kernel base of frame 0 could never be released again.
+                if (mfn == 0 || !Owns(mfn))
                 {
                     return Refuse(XenErrno.EINVAL, "base-not-owned", $"new base pointer 0x{mfn:x}, not the domain's");
                 }

@@ -1,0 +1,175 @@
+using SharpVisor.Memory;
+using SharpVisor.Xen.Pv;
+
+namespace SharpVisor.Xen.Tests;
+
+/// <summary>
+/// A debug checker of direct paging's type and count invariant (Xen's, xen/arch/x86/mm.c), from
+/// the frame table and the tables' contents alone:
+/// <list type="bullet">
+/// <item>a frame has at most one type with a non-zero type count, and its counts are exactly the
+/// references that hold them: pins, vCPU base pointers, other holders (GDT frames, the pages the
+/// hypervisor writes), and the present entries of validated tables;</item>
+/// <item>no writable mapping of a frame whose type is a page table in use;</item>
+/// <item>every present entry of a validated table names a frame the domain owns, passes its level's
+/// disallow mask, is user-accessible (64-bit PV), and holds one type reference of the next level
+/// down (at L1: a Writable one when writable); the hypervisor's frames hold no reference at all;</item>
+/// <item>a validated L4 holds Xen's own slots (the M2P entry in 256, nothing in 257-271).</item>
+/// </list>
+/// </summary>
+internal static class PvFrameTableInvariant
+{
+    /// <summary>Null when the invariant holds, else the first violation found.</summary>
+    /// <param name="roots">Every vCPU's kernel and user base pointer (0 = none).</param>
+    /// <param name="held">Type references held outside page tables: (frame, type) per reference.</param>
+    public static string? Check(PvPageTables tables, GuestMemory memory, IEnumerable<ulong> roots, IEnumerable<(ulong Frame, PvPageType Type)> held)
+    {
+        ulong frames = tables.PhysToMachine.MachineFrameCount;
+        var expectedTypes = new long[frames];
+        var expectedReferences = new long[frames];
+        var writableMappings = new long[frames];
+        var neededType = new PvPageType[frames];
+
+        string? Need(ulong mfn, PvPageType type, string holder)
+        {
+            if (neededType[mfn] != PvPageType.None && neededType[mfn] != type)
+            {
+                return $"frame 0x{mfn:x} is needed as {neededType[mfn]} and as {type} (by {holder})";
+            }
+
+            neededType[mfn] = type;
+            expectedTypes[mfn]++;
+            return null;
+        }
+
+        foreach (ulong root in roots.Where(r => r != 0))
+        {
+            if (Need(root, PvPageType.L4, "a base pointer") is { } violation)
+            {
+                return violation;
+            }
+
+            expectedReferences[root]++;
+        }
+
+        foreach ((ulong frame, PvPageType type) in held)
+        {
+            if (Need(frame, type, "a holder outside page tables") is { } violation)
+            {
+                return violation;
+            }
+
+            expectedReferences[frame]++;
+        }
+
+        for (ulong mfn = 0; mfn < frames; mfn++)
+        {
+            PvPageFrame frame = tables.Frame(mfn);
+            if (frame.TypeCount < 0 || frame.ReferenceCount < 0 || frame.ReferenceCount < frame.TypeCount)
+            {
+                return $"frame 0x{mfn:x}: type count {frame.TypeCount}, reference count {frame.ReferenceCount}";
+            }
+
+            if (!frame.Owned && (frame.TypeCount != 0 || frame.ReferenceCount != 0 || frame.Pinned))
+            {
+                return $"frame 0x{mfn:x} is not the domain's yet holds references ({frame.TypeCount}/{frame.ReferenceCount})";
+            }
+
+            int level = frame.Type is >= PvPageType.L1 and <= PvPageType.L4 ? (int)frame.Type : 0;
+            if (frame.Validated && (level == 0 || frame.TypeCount == 0))
+            {
+                return $"frame 0x{mfn:x} is validated as {frame.Type} with type count {frame.TypeCount}";
+            }
+
+            if (frame.Pinned)
+            {
+                if (level == 0 || Need(mfn, frame.Type, "its pin") is { } violation)
+                {
+                    return $"frame 0x{mfn:x} is pinned as {frame.Type}";
+                }
+
+                expectedReferences[mfn]++;
+            }
+
+            if (level == 0 || frame.TypeCount == 0)
+            {
+                continue;
+            }
+
+            if (!frame.Validated)
+            {
+                return $"frame 0x{mfn:x} is an {frame.Type} in use but not validated";
+            }
+
+            for (int slot = 0; slot < PvPageTables.EntriesPerTable; slot++)
+            {
+                ulong entry = memory.Read<ulong>((mfn << 12) + ((ulong)slot * 8));
+                if (level == 4 && PvPte.IsHypervisorL4Slot(slot))
+                {
+                    ulong xen = slot == PvPte.FirstHypervisorSlot ? tables.M2pL3Entry : 0;
+                    if (entry != xen)
+                    {
+                        return $"L4 0x{mfn:x} slot {slot} holds 0x{entry:x}, not Xen's 0x{xen:x}";
+                    }
+
+                    continue;
+                }
+
+                if ((entry & PvPte.Present) == 0)
+                {
+                    continue;
+                }
+
+                ulong target = PvPte.Frame(entry);
+                string where = $"L{level} 0x{mfn:x} slot {slot} (0x{entry:x})";
+                if (target >= frames || !tables.Owns(target))
+                {
+                    return $"{where} names frame 0x{target:x}, not the domain's";
+                }
+
+                if ((entry & PvPte.DisallowMask(level)) != 0 || (entry & PvPte.User) == 0)
+                {
+                    return $"{where} has flags a validated table may not hold";
+                }
+
+                expectedReferences[target]++;
+                if (level > 1)
+                {
+                    if (Need(target, (PvPageType)(level - 1), where) is { } violation)
+                    {
+                        return violation;
+                    }
+                }
+                else if ((entry & PvPte.Writable) != 0)
+                {
+                    writableMappings[target]++;
+                    if (Need(target, PvPageType.Writable, where) is { } violation)
+                    {
+                        return violation;
+                    }
+                }
+            }
+        }
+
+        for (ulong mfn = 0; mfn < frames; mfn++)
+        {
+            PvPageFrame frame = tables.Frame(mfn);
+            if (frame.TypeCount > 0 && frame.Type is >= PvPageType.L1 and <= PvPageType.L4 && writableMappings[mfn] > 0)
+            {
+                return $"frame 0x{mfn:x} is an {frame.Type} in use with {writableMappings[mfn]} writable mappings";
+            }
+
+            if (frame.TypeCount != expectedTypes[mfn] || (expectedTypes[mfn] > 0 && frame.Type != neededType[mfn]))
+            {
+                return $"frame 0x{mfn:x}: type {frame.Type} × {frame.TypeCount}, but its holders need {neededType[mfn]} × {expectedTypes[mfn]}";
+            }
+
+            if (frame.ReferenceCount != expectedReferences[mfn])
+            {
+                return $"frame 0x{mfn:x}: reference count {frame.ReferenceCount}, but {expectedReferences[mfn]} references hold it";
+            }
+        }
+
+        return null;
+    }
+}
