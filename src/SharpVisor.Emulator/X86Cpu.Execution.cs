@@ -371,7 +371,7 @@ public sealed unsafe partial class X86Cpu
             linear = (uint)(_segs[SegCs].Base + _rip);
         }
 
-        int slot = (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
+        int slot = JumpCacheSlot(linear);
         Block? block = _jumpCache[slot];
         if (block is not null && block.Valid && block.Linear == linear && (int)(block.Key & 7) == (int)_mode)
         {
@@ -386,10 +386,22 @@ public sealed unsafe partial class X86Cpu
             block = DecodeBlock(linear, physical, (byte*)page);
         }
 
+        // Every block the jump caches and chain links can reach comes through here: note the
+        // linear pages it was fetched from, so an INVLPG of another page need not drop them.
+        _lookedUpPages.Add(linear >> 12);
+        if (block.SecondPage != ulong.MaxValue)
+        {
+            ulong next = (linear & PageMask) + 0x1000;
+            _lookedUpPages.Add((_is64 ? next : (uint)next) >> 12);
+        }
+
         block.Linear = linear;
         _jumpCache[slot] = block;
         return block;
     }
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static int JumpCacheSlot(ulong linear) => (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
 
     private bool SecondPageMatches(Block block, ulong linear)
     {
@@ -407,10 +419,30 @@ public sealed unsafe partial class X86Cpu
     {
         Array.Clear(_supervisorJumpCache);
         Array.Clear(_userJumpCache);
+        _lookedUpPages.Clear();
         _chainEpoch++;
     }
 
+    /// <summary>
+    /// After the TLB entry of one linear page was dropped (INVLPG): the linear-address block
+    /// lookups must go only if some were made through that page. Linux invalidates data pages
+    /// (fixmap, kmap, page-table updates) thousands of times in a boot; dropping every lookup and
+    /// chain link each time sent the run loop back to the block dictionary for all its code.
+    /// </summary>
+    private void FlushJumpCachePage(ulong linear)
+    {
+        if (_lookedUpPages.Contains(linear >> 12))
+        {
+            FlushJumpCache();
+        }
+    }
+
     private int _chainEpoch;
+
+    // Linear page numbers (both pages of a straddling block) that LookupBlock fetched blocks from
+    // since the jump caches and chain links were last cleared: a superset of the pages any of them
+    // depend on.
+    private readonly HashSet<ulong> _lookedUpPages = new();
 
     /// <summary>Drops every decoded block.</summary>
     public void FlushCodeCache()

@@ -78,7 +78,7 @@ public sealed unsafe partial class X86Cpu
     public void FlushTlbPage(ulong linear)
     {
         _mmu.FlushPage(linear);
-        FlushJumpCache();
+        FlushJumpCachePage(linear);
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]

@@ -154,7 +154,16 @@ public sealed partial class X86Cpu
                 next = block.NextOther;
                 if (next is null || next.Linear != _rip)
                 {
-                    return block;
+                    // A third target (RET, JMP/CALL r/m): the run loop's jump cache, as LookupBlock
+                    // reads it, rather than a return to the run loop; linked like RunBlocks does.
+                    next = _jumpCache[JumpCacheSlot(_rip)];
+                    if (next is null || next.Linear != _rip || (int)(next.Key & 7) != (int)mode)
+                    {
+                        return block;
+                    }
+
+                    block.NextOther = block.Next;
+                    block.Next = next;
                 }
             }
 

@@ -193,6 +193,88 @@ public sealed class PagingTests
     [Theory]
     [InlineData(MmuMode.Shadow)]
     [InlineData(MmuMode.Nested)]
+    public void CodeRemappedWithInvlpgRunsTheNewFrame(MmuMode mode)
+    {
+        // INVLPG drops the block lookups only when some were made through the page: an
+        // unrelated page keeps them, the code's page (or the second page of an instruction
+        // straddling two) drops them, so remapped code runs from its new frame.
+        using var m = new SystemMachine(mode);
+        const ulong page = 0x3E_0000;
+        const ulong frame = 0x1D_0000;
+        const ulong secondFrame = 0x1D_1000;
+        const ulong otherFrame = 0x1D_2000;
+        const ulong otherSecondFrame = 0x1D_3000;
+        m.MapPage(page, frame, user: false);
+        m.MapPage(page + 0x1000, secondFrame, user: false);
+        m.Load(frame + 0x100, a =>
+        {
+            a.mov(eax, 1);
+            a.ret();
+        });
+        m.Load(otherFrame + 0x100, a =>
+        {
+            a.mov(eax, 3);
+            a.ret();
+        });
+        m.Load(frame + 0x200, a =>
+        {
+            a.mov(eax, 0x11);
+            a.ret();
+        });
+        m.Load(frame + 0x300, a =>
+        {
+            a.mov(eax, 0x22);
+            a.ret();
+        });
+
+        // JMP rel32 at the page's last byte: its displacement lies wholly in the second page, and
+        // nothing runs from there, so only the straddling block ties the second page to the lookups.
+        m.Memory.Write(frame + 0xFFF, (byte)0xE9);
+        m.Memory.Write(secondFrame, unchecked((uint)(0x200 - 0x1004)));
+        m.Memory.Write(otherSecondFrame, unchecked((uint)(0x300 - 0x1004)));
+        m.Load(SystemMachine.KernelCode, a =>
+        {
+            a.mov(rbx, page + 0x100);
+            a.mov(rsi, page + 0xFFF);
+            a.call(rbx);
+            a.mov(r8, rax);                                      // 1
+            a.call(rsi);
+            a.mov(r9, rax);                                      // 0x11
+            a.mov(rdi, SystemMachine.UserDataArea);
+            a.invlpg(__byte_ptr[rdi]);                           // an unrelated page
+            a.call(rbx);
+            a.mov(r10, rax);                                     // 1
+            a.call(rsi);
+            a.mov(r11, rax);                                     // 0x11
+            a.mov(rdi, m.PteAddress(page + 0x1000));
+            a.mov(rax, otherSecondFrame | 3);
+            a.mov(__qword_ptr[rdi], rax);
+            a.mov(rdi, page + 0x1000);
+            a.invlpg(__byte_ptr[rdi]);                           // the straddling JMP's second page
+            a.call(rsi);
+            a.mov(r12, rax);                                     // 0x22
+            a.mov(rdi, m.PteAddress(page));
+            a.mov(rax, otherFrame | 3);
+            a.mov(__qword_ptr[rdi], rax);
+            a.mov(rdi, page);
+            a.invlpg(__byte_ptr[rdi]);                           // the function's page
+            a.call(rbx);
+            a.mov(r13, rax);                                     // 3
+            a.hlt();
+        });
+        m.EnterLongMode();
+        m.RunToHalt();
+        Assert.Equal(1UL, m.Cpu.GetRegister(8));
+        Assert.Equal(0x11UL, m.Cpu.GetRegister(9));
+        Assert.Equal(1UL, m.Cpu.GetRegister(10));
+        Assert.Equal(0x11UL, m.Cpu.GetRegister(11));
+        Assert.Equal(0x22UL, m.Cpu.GetRegister(12));
+        Assert.Equal(3UL, m.Cpu.GetRegister(13));
+    }
+
+    [Theory]
+    [InlineData(MmuMode.Shadow)]
+    [InlineData(MmuMode.Nested)]
     public void CodePatchedThroughAnotherVirtualAliasRunsPatched(MmuMode mode)
     {
         using var m = new SystemMachine(mode);
