@@ -9,7 +9,7 @@ namespace SharpVisor.Memory;
 /// address and length is validated here, once; callers get spans that cannot reach
 /// outside the region they were checked against.
 /// </summary>
-public sealed unsafe class GuestMemory : IDisposable
+public sealed unsafe partial class GuestMemory : IDisposable
 {
     /// <summary>Start of the 32-bit MMIO hole (PCI windows, I/O APIC, local APIC).</summary>
     public const ulong MmioHoleStart = 0xC000_0000;

@@ -97,15 +97,50 @@ public sealed class GrantTable
         }
     }
 
-    /// <summary>Maps a granted page for the back end: its guest-physical address, marked in use until <see cref="Unmap"/>.</summary>
+    /// <summary>
+    /// Maps a granted page for the back end (or another domain's grant mapping): its
+    /// guest-physical address, marked in use until <see cref="Unmap"/>. Maps are counted per
+    /// reference (the domain's <see cref="GrantPins"/>), so GTF_reading/GTF_writing stay set
+    /// while any map of the entry remains, whatever copies come and go.
+    /// </summary>
     public ulong Map(ushort grantee, uint reference, bool write)
     {
-        ulong page = Acquire(grantee, reference, 0, PageSize, write);
+        ulong page;
+        lock (_domain.GrantPins)
+        {
+            page = Acquire(grantee, reference, 0, PageSize, write);
+            _domain.GrantPins.Add(reference, write);
+        }
+
         Counters.Increment("grant-maps");
         return page;
     }
 
-    public void Unmap(uint reference, bool write) => Release(reference, write);
+    /// <summary><see cref="Map"/> answering the GNTST status instead of throwing.</summary>
+    public short TryMap(ushort grantee, uint reference, bool write, out ulong page)
+    {
+        try
+        {
+            page = Map(grantee, reference, write);
+            return GrantStatus.Okay;
+        }
+        catch (GrantTableException e)
+        {
+            page = 0;
+            return e.Status;
+        }
+    }
+
+    public void Unmap(uint reference, bool write)
+    {
+        lock (_domain.GrantPins)
+        {
+            if (_domain.GrantPins.Remove(reference, write))
+            {
+                Release(reference, write);
+            }
+        }
+    }
 
     /// <summary>Checks the entry and marks it in use with one compare-and-swap on its flags/domid word.</summary>
     private ulong Acquire(ushort grantee, uint reference, int offset, int length, bool write)
@@ -146,10 +181,15 @@ public sealed class GrantTable
         }
     }
 
+    /// <summary>Clears the in-use flags a copy or map set, but those the entry's remaining maps still need.</summary>
     private void Release(uint reference, bool write)
     {
-        ref uint header = ref Header(reference, out _);
-        Interlocked.And(ref header, ~(uint)(write ? Writing | Reading : Reading));
+        lock (_domain.GrantPins)
+        {
+            uint clear = (uint)(write ? Writing | Reading : Reading) & ~(uint)_domain.GrantPins.InUseFlags(reference);
+            ref uint header = ref Header(reference, out _);
+            Interlocked.And(ref header, ~clear);
+        }
     }
 
     private ref uint Header(uint reference, out ulong entry)
