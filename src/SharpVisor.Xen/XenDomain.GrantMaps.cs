@@ -140,12 +140,18 @@ public sealed partial class XenDomain
         return gone.Count;
     }
 
-    /// <summary>Whether <paramref name="peer"/> holds the map <paramref name="token"/>: it may have the memory file behind it.</summary>
-    public bool HoldsGrantMap(ushort peer, ulong token)
+    /// <summary>
+    /// The page of the map <paramref name="token"/> if <paramref name="peer"/> holds it (it may then
+    /// have the memory file behind it), and whether the map is writable.
+    /// </summary>
+    public bool TryGetServedGrantMap(ushort peer, ulong token, out XenForeignPage page, out bool write)
     {
         lock (_served)
         {
-            return _served.TryGetValue(token, out ServedGrantMap map) && map.Peer == peer;
+            bool held = _served.TryGetValue(token, out ServedGrantMap map) && map.Peer == peer;
+            page = held ? map.Page : default;
+            write = held && map.Write;
+            return held;
         }
     }
 
@@ -253,7 +259,13 @@ public sealed partial class XenDomain
         short status = local ? MapOwnGrant(DomainId, reference, readOnly, out foreign) : link!.MapGrant(granter, reference, readOnly, out foreign);
         if (status == GrantStatus.Okay)
         {
-            if (!Memory.TryMapForeignPage(page, foreign.MemFd, foreign.FileOffset, readOnly))
+            bool mapped = Memory.TryMapForeignPage(page, foreign.MemFd, foreign.FileOffset, readOnly);
+            if (!local)
+            {
+                link!.Mapped(foreign);
+            }
+
+            if (!mapped)
             {
                 Warn($"grant map of domain {granter} ref {reference} at 0x{page:x}: the host refused the mapping");
                 ReleaseMap(granter, reference, readOnly, foreign, local);

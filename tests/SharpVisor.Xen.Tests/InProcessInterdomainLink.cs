@@ -28,6 +28,10 @@ internal sealed class InProcessInterdomainLink(Dictionary<ushort, (XenDomain Dom
         return Peer(granter) is { } peer ? peer.Domain.AcceptGrantMap(self, reference, readOnly, out page) : GrantStatus.BadDomain;
     }
 
+    public void Mapped(in XenForeignPage page)
+    {
+    }
+
     public void UnmapGrant(ushort granter, ulong token) => Peer(granter)?.Domain.ReleaseGrantMap(self, token);
 
     private (XenDomain Domain, GrantTable Grants)? Peer(ushort domain) =>
