@@ -304,7 +304,7 @@ public sealed partial class XenDomain
         GrantMapping mapping;
         lock (_mapLock)
         {
-            if (handle >= MaxGrantMaps || _maptrack[handle] is not { } found || found == s_busy)
+            if (handle >= MaxGrantMaps || _maptrack[handle] is not { } found || ReferenceEquals(found, s_busy))
             {
                 return GrantStatus.BadHandle;   // never mapped, already unmapped, or mid-(un)map on another vCPU
             }
