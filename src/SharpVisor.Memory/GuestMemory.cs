@@ -9,7 +9,7 @@ namespace SharpVisor.Memory;
 /// address and length is validated here, once; callers get spans that cannot reach
 /// outside the region they were checked against.
 /// </summary>
-public sealed unsafe class GuestMemory : IDisposable
+public sealed unsafe partial class GuestMemory : IDisposable
 {
     /// <summary>Start of the 32-bit MMIO hole (PCI windows, I/O APIC, local APIC).</summary>
     public const ulong MmioHoleStart = 0xC000_0000;
@@ -115,9 +115,17 @@ public sealed unsafe class GuestMemory : IDisposable
                 RamSize += size;
             }
 
+            RegionAdded?.Invoke(region);
             return region;
         }
     }
+
+    /// <summary>
+    /// A region was added (under the add lock, so in order): an accelerator whose own map of guest
+    /// memory was built from <see cref="Regions"/> (the emulator's nested second-level table) adds
+    /// it there — a Xen grant frame the guest maps outside its RAM while it runs.
+    /// </summary>
+    public event Action<MemoryRegion>? RegionAdded;
 
     /// <summary>The region holding all of [address, address+length), or null.</summary>
     public MemoryRegion? FindRegion(ulong address, ulong length = 1)

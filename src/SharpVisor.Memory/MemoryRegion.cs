@@ -6,7 +6,7 @@ namespace SharpVisor.Memory;
 /// One contiguous range of guest physical memory, backed by a memfd mapped into this
 /// process. The memfd lets other processes (or KVM) share the same pages.
 /// </summary>
-public sealed unsafe class MemoryRegion : IDisposable
+public sealed unsafe partial class MemoryRegion : IDisposable
 {
     private const int MapFixed = 0x10;
 

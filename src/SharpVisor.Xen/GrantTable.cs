@@ -101,12 +101,24 @@ public sealed class GrantTable
         }
     }
 
-    /// <summary>Maps a granted page for the back end: its guest-physical address, marked in use until <see cref="Unmap"/>.</summary>
+    /// <summary>
+    /// Maps a granted page for the back end (or another domain's grant mapping): its
+    /// guest-physical address, marked in use until <see cref="Unmap"/>. Maps are counted per
+    /// reference (the domain's <see cref="GrantPins"/>), so GTF_reading/GTF_writing stay set
+    /// while any map of the entry remains, whatever copies come and go.
+    /// </summary>
     public ulong Map(ushort grantee, uint reference, bool write)
     {
-        ulong page = Acquire(grantee, reference, 0, PageSize, write);
+        ulong page;
+        lock (_domain.GrantPins)
+        {
+            page = Acquire(grantee, reference, 0, PageSize, write);
+            _domain.GrantPins.Add(reference, write);
+        }
+
         if (write && _domain.PvTables is not null)
         {
+            // Under PV the written frame holds a Writable type reference until the unmap.
             lock (_pvWriteMaps)
             {
                 _pvWriteMaps.Add((reference, page));
@@ -117,8 +129,31 @@ public sealed class GrantTable
         return page;
     }
 
+    /// <summary><see cref="Map"/> answering the GNTST status instead of throwing.</summary>
+    public short TryMap(ushort grantee, uint reference, bool write, out ulong page)
+    {
+        try
+        {
+            page = Map(grantee, reference, write);
+            return GrantStatus.Okay;
+        }
+        catch (GrantTableException e)
+        {
+            page = 0;
+            return e.Status;
+        }
+    }
+
     public void Unmap(uint reference, bool write)
     {
+        lock (_domain.GrantPins)
+        {
+            if (!_domain.GrantPins.Remove(reference, write))
+            {
+                return;
+            }
+        }
+
         ulong page = 0;
         if (write && _domain.PvTables is not null)
         {
@@ -196,11 +231,19 @@ public sealed class GrantTable
         }
     }
 
-    /// <summary>Clears the in-use flags; under PV a written <paramref name="page"/> (0: none) drops its Writable type reference.</summary>
+    /// <summary>
+    /// Clears the in-use flags a copy or map set, but those the entry's remaining maps still need;
+    /// under PV a written <paramref name="page"/> (0: none) drops its Writable type reference.
+    /// </summary>
     private void Release(uint reference, bool write, ulong page)
     {
-        ref uint header = ref Header(reference, out _);
-        Interlocked.And(ref header, ~(uint)(write ? Writing | Reading : Reading));
+        lock (_domain.GrantPins)
+        {
+            uint clear = (uint)(write ? Writing | Reading : Reading) & ~(uint)_domain.GrantPins.InUseFlags(reference);
+            ref uint header = ref Header(reference, out _);
+            Interlocked.And(ref header, ~clear);
+        }
+
         if (write && page != 0 && _domain.PvTables is { } pv)
         {
             pv.PutTypeReference(page >> 12);

@@ -83,6 +83,11 @@ public sealed partial class XenDomain
             return $"frame 0x{gfn:x} is a hypervisor ring";
         }
 
+        if (IsGrantMapped(gfn << 12))
+        {
+            return $"frame 0x{gfn:x} is grant-mapped";
+        }
+
         lock (_balloonLock)
         {
             System.Collections.BitArray ballooned = BalloonBitmap();
@@ -116,6 +121,11 @@ public sealed partial class XenDomain
         if (!TryReadExtent(frame, slot, out ulong gfn, out string? refusal))
         {
             return refusal;
+        }
+
+        if (IsGrantMapped(gfn << 12))
+        {
+            return $"frame 0x{gfn:x} is grant-mapped";
         }
 
         // A frame that was never given back is replaced by a fresh page too, as in Xen; a PV domain's only if unused.

@@ -47,6 +47,11 @@ public sealed partial class XenDomain
             return GrantCopy(frame, arg, count);
         }
 
+        if (command is GnttabMapGrantRef or GnttabUnmapGrantRef)
+        {
+            return GrantMapOps(frame, command, arg, count);
+        }
+
         if (count != 1)
         {
             throw new XenException(XenErrno.EINVAL, $"grant_table_op count {count}: one operation at a time");

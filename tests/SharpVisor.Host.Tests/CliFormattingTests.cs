@@ -35,13 +35,16 @@ public sealed class CliFormattingTests
                 ["xen-xenstore-requests"] = 5 * n,
                 ["xen-interdomain-sends"] = 6 * n,
                 ["xen-grant-copy-foreign"] = 7 * n,
+                ["xen-grant-map-ops"] = 8 * n,
+                ["xen-grant-unmap-ops"] = 9 * n,
+                ["xen-grant-maps-foreign"] = 4 * n,
             },
         };
 
         string[] lines = TopCommand.Format([Xen(1)], [Xen(3)], seconds: 2.0).Split('\n');
 
         Assert.Matches(@"^\s+1\s+web\s+running\s+0\.0\s+64\s+128\s+2\s+11\s+io=10 hlt=1$", lines[1]);   // xen-* are not exits
-        Assert.Equal("     xen/s: hypercalls=100 upcalls=20 evtchn-sends=30 grant-copies=40 grant-maps=0 xenstore=5 idd-sends=6 idd-copies=7", lines[2]);
+        Assert.Equal("     xen/s: hypercalls=100 upcalls=20 evtchn-sends=30 grant-copies=40 grant-maps=0 map-ops=8 unmap-ops=9 xenstore=5 idd-sends=6 idd-copies=7 idd-maps=4", lines[2]);
     }
 
     [Fact]

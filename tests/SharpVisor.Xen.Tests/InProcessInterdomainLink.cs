@@ -5,7 +5,7 @@ namespace SharpVisor.Xen.Tests;
 /// <see cref="XenDomain"/> and <see cref="GrantTable"/>, as the Host's socket link delivers it in
 /// the peer's VMM. A domain in <see cref="Gone"/> answers as a dead peer does.
 /// </summary>
-internal sealed class InProcessInterdomainLink(Dictionary<ushort, (XenDomain Domain, GrantTable Grants)> domains, ushort self) : IXenInterdomainLink
+internal sealed class InProcessInterdomainLink(Dictionary<ushort, (XenDomain Domain, GrantTable Grants)> domains, ushort self) : IXenInterdomainLink, IXenGrantMapLink
 {
     public HashSet<ushort> Gone { get; } = [];
 
@@ -21,6 +21,18 @@ internal sealed class InProcessInterdomainLink(Dictionary<ushort, (XenDomain Dom
 
     public short CopyToGrant(ushort granter, uint reference, int offset, ReadOnlySpan<byte> source) =>
         Peer(granter) is { } peer ? peer.Grants.TryCopyTo(self, reference, offset, source) : GrantStatus.BadDomain;
+
+    public short MapGrant(ushort granter, uint reference, bool readOnly, out XenForeignPage page)
+    {
+        page = default;
+        return Peer(granter) is { } peer ? peer.Domain.AcceptGrantMap(self, reference, readOnly, out page) : GrantStatus.BadDomain;
+    }
+
+    public void Mapped(in XenForeignPage page)
+    {
+    }
+
+    public void UnmapGrant(ushort granter, ulong token) => Peer(granter)?.Domain.ReleaseGrantMap(self, token);
 
     private (XenDomain Domain, GrantTable Grants)? Peer(ushort domain) =>
         !Gone.Contains(domain) && domains.TryGetValue(domain, out var peer) ? peer : null;

@@ -11,7 +11,7 @@ namespace SharpVisor.Xen.Tests;
 /// and guest-virtual accesses are confined to the domain's memory (the fake vCPU checks them).
 /// 10,000 hypercalls by default (./test.sh); SHARPVISOR_FUZZ_FULL=1 runs 1,000,000.
 /// </summary>
-public sealed class XenFuzzTests
+public sealed partial class XenFuzzTests
 {
     private static readonly HashSet<long> s_errnos = [0, -1, -2, -3, -5, -7, -9, -11, -12, -13, -14, -16, -17, -19, -22, -28, -34, -38, -62, -95];
 

@@ -8,7 +8,7 @@ namespace SharpVisor.Xen.Tests;
 /// away) and GNTTABOP_copy with a foreign source or destination, every bad case answered with
 /// Xen's GNTST status.
 /// </summary>
-public sealed class XenInterdomainTests : IDisposable
+public sealed partial class XenInterdomainTests : IDisposable
 {
     private const ushort DomainA = 1;
     private const ushort DomainB = 2;
@@ -36,6 +36,8 @@ public sealed class XenInterdomainTests : IDisposable
         _linkOfB = new InProcessInterdomainLink(domains, DomainB);
         _a.Xen.AttachInterdomainLink(_linkOfA);
         _b.Xen.AttachInterdomainLink(_linkOfB);
+        _a.Xen.AttachGrantMapLink(_linkOfA);
+        _b.Xen.AttachGrantMapLink(_linkOfB);
     }
 
     public void Dispose()

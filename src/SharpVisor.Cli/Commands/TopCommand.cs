@@ -83,11 +83,16 @@ public static class TopCommand
         ("evtchn-sends", "evtchn-sends"),
         ("grant-copies", "grant-copies"),
         ("grant-maps", "grant-maps"),
+
+        // The guest's own GNTTABOP_map_grant_ref / unmap_grant_ref operations (docs/xen.md, "Grant mapping").
+        ("map-ops", "grant-map-ops"),
+        ("unmap-ops", "grant-unmap-ops"),
         ("xenstore", "xenstore-requests"),
 
-        // Inter-domain: sends to another domain's port, grant copies of another domain's pages.
+        // Inter-domain: sends to another domain's port, grant copies and maps of another domain's pages.
         ("idd-sends", "interdomain-sends"),
         ("idd-copies", "grant-copy-foreign"),
+        ("idd-maps", "grant-maps-foreign"),
     ];
 
     private static string Truncate(string text, int width) => text.Length <= width ? text : text[..width];

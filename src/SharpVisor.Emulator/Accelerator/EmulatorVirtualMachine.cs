@@ -39,6 +39,11 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
 
         // The hypervisor's own GPA→host table, shared read-only by every vCPU's nested MMU.
         _secondLevel = mmuMode == MmuMode.Nested ? SecondLevelTable.Build(memory) : null;
+        if (_secondLevel is not null)
+        {
+            // Regions added while the guest runs (Xen grant frames outside RAM) join the table.
+            memory.RegionAdded += OnRegionAdded;
+        }
 
         // The frames whose stores every vCPU must see (decoded code, shadowed page tables).
         // Device DMA into guest memory reaches it too (GuestMemory.NotifyExternalWrite), so a disk
@@ -199,6 +204,7 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
             }
         }
 
+        Memory.RegionAdded -= OnRegionAdded;
         if (allStopped)
         {
             _secondLevel?.Dispose();
@@ -209,6 +215,8 @@ public sealed class EmulatorVirtualMachine : IVirtualMachine, IHypervisorInterfa
             Memory.ExternalWrites = null;
         }
     }
+
+    private void OnRegionAdded(MemoryRegion region) => _secondLevel?.MapRegion(region);
 
     private void KickAll()
     {

@@ -10,8 +10,8 @@ namespace SharpVisor.Emulator.Mmu;
 /// table or of the page (a host virtual address: that is this process's "host physical").
 /// Guest-physical addresses above 2^48 and holes between regions are unmapped; an access the
 /// entry's rights do not allow is an EPT violation, which the CPU turns into MMIO dispatch.
-/// Built once per domain from its <see cref="GuestMemory"/> and read-only afterwards, so a
-/// domain's vCPUs share it.
+/// Built once per domain from its <see cref="GuestMemory"/>, shared by the domain's vCPUs, and
+/// afterwards only added to (<see cref="MapRegion"/>: a region added while they run).
 /// </summary>
 public sealed unsafe class SecondLevelTable : IDisposable
 {
@@ -51,6 +51,25 @@ public sealed unsafe class SecondLevelTable : IDisposable
         }
 
         return table;
+    }
+
+    /// <summary>
+    /// Maps a region added while the vCPUs run (their walks read the table without a lock: each
+    /// new entry is published whole, after the table it points to is cleared). False once disposed.
+    /// </summary>
+    public bool MapRegion(MemoryRegion region)
+    {
+        ArgumentNullException.ThrowIfNull(region);
+        lock (_pages)
+        {
+            if (_root == 0)
+            {
+                return false;
+            }
+
+            Map(region.GuestPhysicalAddress, region.HostAddress, region.Size, region.ReadOnly ? SecondLevelRights.Read | SecondLevelRights.Execute : SecondLevelRights.All);
+            return true;
+        }
     }
 
     /// <summary>Maps [guestPhysical, +size) to host memory at <paramref name="host"/>, with 1 GiB or 2 MiB entries where both sides are aligned.</summary>
@@ -134,13 +153,16 @@ public sealed unsafe class SecondLevelTable : IDisposable
 
     public void Dispose()
     {
-        foreach (nint page in _pages)
+        lock (_pages)
         {
-            NativeMemory.AlignedFree((void*)page);
-        }
+            foreach (nint page in _pages)
+            {
+                NativeMemory.AlignedFree((void*)page);
+            }
 
-        _pages.Clear();
-        _root = 0;
+            _pages.Clear();
+            _root = 0;
+        }
     }
 
     private void SetLeaf(ulong gpa, ulong hva, int leafLevel, SecondLevelRights rights)
@@ -151,7 +173,7 @@ public sealed unsafe class SecondLevelTable : IDisposable
             ref ulong entry = ref ((ulong*)table)[Index(gpa, level)];
             if (entry == 0)
             {
-                entry = (ulong)AllocateTable() | (ulong)SecondLevelRights.All;
+                Volatile.Write(ref entry, (ulong)AllocateTable() | (ulong)SecondLevelRights.All);
             }
             else if ((entry & LargePage) != 0)
             {
@@ -167,7 +189,7 @@ public sealed unsafe class SecondLevelTable : IDisposable
             throw new InvalidOperationException($"guest-physical 0x{gpa:x} is already mapped");
         }
 
-        leaf = hva | (ulong)rights | (leafLevel > 1 ? LargePage : 0);
+        Volatile.Write(ref leaf, hva | (ulong)rights | (leafLevel > 1 ? LargePage : 0));
     }
 
     private nint AllocateTable()

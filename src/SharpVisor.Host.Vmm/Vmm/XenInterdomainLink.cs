@@ -15,7 +15,7 @@ namespace SharpVisor.Host.Vmm;
 /// calls go out on one connection per peer. A connection that ends means the peer is gone: its
 /// ports are unbound (<see cref="XenDomain.PeerGone"/>) and calls waiting on it fail at once.
 /// </summary>
-public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
+public sealed partial class XenInterdomainLink : IXenInterdomainLink, IDisposable
 {
     public const string SocketName = "xen-link.sock";
 
@@ -69,6 +69,7 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
         var link = new XenInterdomainLink(directory, domain, grants, log, listener);
         new Thread(link.AcceptLoop) { IsBackground = true, Name = "xen-link-accept" }.Start();
         domain.AttachInterdomainLink(link);
+        domain.AttachGrantMapLink(link);
         return link;
     }
 
@@ -116,6 +117,7 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
     public void Dispose()
     {
         _disposed = true;
+        ForgetMemoryFiles(null);
         _listener.Dispose();
         foreach (Lazy<Outbound?> outbound in _outbound.Values)
         {
@@ -227,7 +229,14 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
         ushort peer = 0;
         try
         {
-            if (XenLinkMessage.Read(socket) is not { Type: XenLinkMessageType.Hello, Payload.Length: 2 } hello
+            XenLinkMessage? first = XenLinkMessage.Read(socket);
+            if (first is { Type: XenLinkMessageType.MemoryFile } request)
+            {
+                ServeMemoryFile(socket, request);
+                return;
+            }
+
+            if (first is not { Type: XenLinkMessageType.Hello, Payload.Length: 2 } hello
                 || BinaryPrimitives.ReadUInt16LittleEndian(hello.Payload) is var named && (named == 0 || named == _self || named >= XenDomain.DomidSelf))
             {
                 return;
@@ -306,10 +315,17 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
                 return Status(_grants.TryCopyTo(peer, reference, offset, payload[8..]));
             }
 
+            case XenLinkMessageType.GrantMap when payload.Length == 5:
+                return HandleGrantMap(peer, payload);
+
+            case XenLinkMessageType.GrantUnmap when payload.Length == 8:
+                _domain.ReleaseGrantMap(peer, BinaryPrimitives.ReadUInt64LittleEndian(payload));
+                return null;
+
             default:
                 // A request of the wrong shape: answered with a failure so the caller never waits for it.
                 _domain.Counters.Increment("interdomain-malformed");
-                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close ? null : Status(GrantStatus.GeneralError);
+                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close or XenLinkMessageType.GrantUnmap ? null : Status(GrantStatus.GeneralError);
         }
     }
 
@@ -336,6 +352,13 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
         }
 
         // Both connections of a pair end when a peer dies: the second finds nothing left to unbind.
+        ForgetMemoryFiles(peer);
+        int released = _domain.ReleaseGrantMaps(peer);
+        if (released > 0)
+        {
+            _log?.Invoke($"xen: domain {peer} is gone: {released} map(s) of this domain's grants released");
+        }
+
         int unbound = _domain.PeerGone(peer);
         if (unbound > 0)
         {

@@ -23,4 +23,13 @@ internal enum XenLinkMessageType : byte
 
     /// <summary>The answer to request Id.</summary>
     Reply = 7,
+
+    /// <summary>{ uint32 ref; uint8 read-only } → { int16 status; uint64 token; uint64 file key; int64 offset } (docs/xen.md, "Grant mapping").</summary>
+    GrantMap = 8,
+
+    /// <summary>One way: { uint64 token }: the map is gone.</summary>
+    GrantUnmap = 9,
+
+    /// <summary>The only message of its own connection: { uint16 caller's domid; uint64 token } → a Reply { int16 status } carrying the memory file (SCM_RIGHTS).</summary>
+    MemoryFile = 10,
 }

@@ -10,8 +10,11 @@ namespace SharpVisor.Host.Tests.Xl;
 /// Two Xen PVH domains under one daemon, each in its own VMM process (<see cref="XenLinkTestGuest"/>):
 /// A allocates an unbound port for B and grants it two pages; B binds interdomain, grant-copies
 /// the question out of A, copies its answer into A's writable grant and notifies; A takes the upcall
-/// and finds the answer. B's hostile copies each get their GNTST status. Killing B's VMM leaves A
-/// running with the port unbound. The tiny guests run in milliseconds on the emulator.
+/// and finds the answer. B's hostile copies each get their GNTST status. B also maps A's grants
+/// (GNTTABOP_map_grant_ref): reads and writes A's writable page through the map, cannot change
+/// the read-only one, gets the GNTST status of each hostile map, and finds its own page back after
+/// the unmap. Killing B's VMM leaves A running with the port unbound and the grant B still mapped
+/// released. The tiny guests run in milliseconds on the emulator.
 /// </summary>
 public sealed class XenInterdomainDaemonTests(ITestOutputHelper output)
 {
@@ -60,6 +63,31 @@ public sealed class XenInterdomainDaemonTests(ITestOutputHelper output)
             Assert.Contains("B: HOSTILE out-of-range status -10", consoleB);      // GNTST_bad_copy_arg
             Assert.Contains("B: HOSTILE foreign-frame status -8", consoleB);      // GNTST_permission_denied
             Assert.Contains("B: SENT 0", consoleB);
+
+            // Grant maps: B sees A's pages at its own addresses, writes A's writable page, cannot write the read-only one.
+            Assert.Contains("B: MAP writable status 0", consoleB);
+            Assert.Contains("B: MAP-READ-OK", consoleB);
+            Assert.Contains("B: MAP read-only status 0", consoleB);
+            Assert.Contains("B: ROMAP-READ-OK", consoleB);
+            Assert.Contains("B: ROMAP-WRITE-SURVIVED", consoleB);
+            Assert.Contains("B: HOSTILE map-readonly-writable status -1", consoleB);  // GNTST_general_error
+            Assert.Contains("B: HOSTILE map-ungranted status -1", consoleB);
+            Assert.Contains("B: HOSTILE map-bad-ref status -3", consoleB);           // GNTST_bad_gntref
+            Assert.Contains("B: HOSTILE map-no-domain status -2", consoleB);         // GNTST_bad_domain
+            Assert.Contains("B: HOSTILE map-outside-ram status -1", consoleB);
+            Assert.Contains("B: HOSTILE map-over-map status -1", consoleB);
+            Assert.Contains("B: HOSTILE map-no-flags status -3", consoleB);
+            Assert.Contains("B: HOSTILE unmap-bad-handle status -4", consoleB);      // GNTST_bad_handle
+            Assert.Contains("B: UNMAP read-only status 0", consoleB);
+            Assert.Contains("B: UNMAP writable status 0", consoleB);
+            Assert.Contains("B: UNMAP again status -4", consoleB);
+            Assert.Contains("B: OWN-PAGE-BACK", consoleB);
+            Assert.Contains("B: MAP kept status 0", consoleB);
+            await ConsoleLineAsync(env, "ida", "A: REF11-IN-USE ");
+            consoleA = Console(env, "ida");
+            Assert.Contains("A: MAP-WRITE-SEEN", consoleA);
+            Assert.Contains("A: READONLY-INTACT", consoleA);
+            Assert.Contains("A: REF11-IN-USE 24", consoleA);                          // GTF_reading | GTF_writing while B maps it
             Assert.DoesNotContain("FAIL", consoleA + consoleB);
 
             // The toolstack shows the channel from both sides, and the metrics count the traffic.
@@ -72,12 +100,18 @@ public sealed class XenInterdomainDaemonTests(ITestOutputHelper output)
                 Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-interdomain-sends-in\"} 1\n", metrics);
                 Assert.Matches("sharpvisor_domain_exits_total\\{domain=\"idb\",id=\"2\",reason=\"xen-grant-copy-foreign\"\\} 5\n", metrics);
                 Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-grant-copies\"} 2\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"idb\",id=\"2\",reason=\"xen-grant-map-ops\"} 10\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"idb\",id=\"2\",reason=\"xen-grant-unmap-ops\"} 4\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"idb\",id=\"2\",reason=\"xen-grant-maps-foreign\"} 3\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-interdomain-grant-maps\"} 3\n", metrics);
+                Assert.Contains("sharpvisor_domain_exits_total{domain=\"ida\",id=\"1\",reason=\"xen-interdomain-grant-unmaps\"} 2\n", metrics);
             }
 
             // Kill B's VMM: A's port goes back to unbound and A carries on.
             int pidB = Pid(env, "idb");
             Process.Start("kill", ["-KILL", pidB.ToString(System.Globalization.CultureInfo.InvariantCulture)])!.WaitForExit();
             await ConsoleLineAsync(env, "ida", "A: PEER-GONE port unbound for 2");
+            await ConsoleLineAsync(env, "ida", "A: REF11-AFTER-PEER-GONE 0");          // B's kept map released by the link
             await ConsoleLineAsync(env, "ida", "A: STILL-RUNNING new port ");
             Assert.Matches(@"\n?\s*1\s+ida\s+running", Run(env, "list").Stdout);
             Assert.Matches($@"\n{port}\s+unbound\s+2\s+-\n", Ok(Run(env, "xen-channels", "ida")));

@@ -23,24 +23,29 @@ internal static class XenLinkTestGuest
     private const ulong GdtAddress = 0x100200;
     private const ulong GdtrAddress = 0x100240;
     private const ulong Code64 = 0x101000;
-    private const ulong Pml4 = 0x103000;
-    private const ulong Pdpt = 0x104000;
-    private const ulong PageDirectory = 0x105000;
-    private const ulong Data = 0x106000;
-    private const ulong StartInfoSave = 0x106F00;
-    private const ulong PeerSave = 0x106F08;
-    private const ulong PortSave = 0x106F10;
-    private const ulong UpcallCount = 0x106F18;
-    private const ulong IdtrAddress = 0x106F20;
-    private const ulong NumberEnd = 0x106FF0;
-    private const ulong SharedInfo = 0x107000;
-    private const ulong GrantFrame = 0x108000;
-    private const ulong PageOne = 0x109000;
-    private const ulong PageTwo = 0x10A000;
-    private const ulong Scratch = 0x10B000;
-    private const ulong Idt = 0x10C000;
-    private const ulong StackTop = 0x110000;
-    private const ulong End = 0x110000;
+    private const ulong Pml4 = 0x105000;
+    private const ulong Pdpt = 0x106000;
+    private const ulong PageDirectory = 0x107000;
+    private const ulong Data = 0x108000;
+    private const ulong StartInfoSave = 0x109F00;
+    private const ulong PeerSave = 0x109F08;
+    private const ulong PortSave = 0x109F10;
+    private const ulong UpcallCount = 0x109F18;
+    private const ulong IdtrAddress = 0x109F20;
+    private const ulong NumberEnd = 0x109FF0;
+    private const ulong SharedInfo = 0x10A000;
+    private const ulong GrantFrame = 0x10B000;
+    private const ulong PageOne = 0x10C000;
+    private const ulong PageTwo = 0x10D000;
+    private const ulong Scratch = 0x10E000;
+    private const ulong Idt = 0x10F000;
+    private const ulong StackTop = 0x118000;
+    private const ulong End = 0x118000;
+    private const ulong MapTarget = 0x200000;
+    private const ulong ReadOnlyTarget = 0x201000;
+    private const ulong KeptTarget = 0x202000;
+    private const ulong MapHandle = Scratch + 0x900;
+    private const ulong ReadOnlyHandle = Scratch + 0x908;
     private const byte Vector = 0xF3;
     private const ushort DomidSelf = 0x7FF0;
 
@@ -199,6 +204,34 @@ internal static class XenLinkTestGuest
         a.Label(ref answered);
         a.nop();
 
+        // B wrote through its map of ref 11 and scribbled on its read-only map of ref 10; it still holds a map of ref 11.
+        Label writeMissing = a.CreateLabel();
+        Label writeChecked = a.CreateLabel();
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("MAPPED-W"u8));
+        a.cmp(__qword_ptr[PageTwo + 32], rax);
+        a.jne(writeMissing);
+        p.Print("A: MAP-WRITE-SEEN\n");
+        a.jmp(writeChecked);
+        a.Label(ref writeMissing);
+        p.Print("A: FAIL map write missing\n");
+        a.Label(ref writeChecked);
+        Label scribbled = a.CreateLabel();
+        Label intact = a.CreateLabel();
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("QUESTION"u8));
+        a.cmp(__qword_ptr[PageOne], rax);
+        a.jne(scribbled);
+        p.Print("A: READONLY-INTACT\n");
+        a.jmp(intact);
+        a.Label(ref scribbled);
+        p.Print("A: FAIL read-only grant written\n");
+        a.Label(ref intact);
+        a.movzx(eax, __word_ptr[GrantFrame + (11 * 8)]);
+        a.and(eax, 0x18);                                         // GTF_reading | GTF_writing
+        a.mov(__qword_ptr[Scratch + 0x800], rax);
+        p.Print("A: REF11-IN-USE ");
+        p.PrintNumber(__qword_ptr[Scratch + 0x800]);
+        p.Print("\n");
+
         // Poll the port's status until the peer is gone (state 1, unbound).
         Label poll = a.CreateLabel();
         Label spin = a.CreateLabel();
@@ -222,6 +255,12 @@ internal static class XenLinkTestGuest
         a.movzx(eax, __word_ptr[Scratch + 16]);
         a.mov(__qword_ptr[Scratch + 0x800], rax);
         p.Print("A: PEER-GONE port unbound for ");
+        p.PrintNumber(__qword_ptr[Scratch + 0x800]);
+        p.Print("\n");
+        a.movzx(eax, __word_ptr[GrantFrame + (11 * 8)]);
+        a.and(eax, 0x18);
+        a.mov(__qword_ptr[Scratch + 0x800], rax);
+        p.Print("A: REF11-AFTER-PEER-GONE ");
         p.PrintNumber(__qword_ptr[Scratch + 0x800]);
         p.Print("\n");
 
@@ -300,6 +339,67 @@ internal static class XenLinkTestGuest
         p.Copy("B: HOSTILE bad-ref ", sourceRef: 100_000, sourcePeer: true, sourceOffset: 0, destRef: PageOne >> 12, destPeer: false, destOffset: 0, length: 8, flags: 1);
         p.Copy("B: HOSTILE out-of-range ", sourceRef: 10, sourcePeer: true, sourceOffset: 4090, destRef: PageOne >> 12, destPeer: false, destOffset: 0, length: 16, flags: 1);
         p.Copy("B: HOSTILE foreign-frame ", sourceRef: PageOne >> 12, sourcePeer: true, sourceOffset: 0, destRef: PageOne >> 12, destPeer: false, destOffset: 0, length: 8, flags: 0);
+
+        // Grant maps (GNTTABOP_map_grant_ref): the peer's pages at our own guest-physical pages.
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("B-OWN-PG"u8));
+        a.mov(__qword_ptr[MapTarget], rax);
+        p.MapGrant("B: MAP writable ", MapTarget, flags: 2, reference: 11, peer: true, MapHandle);
+        Label answerSeen = a.CreateLabel();
+        Label answerChecked = a.CreateLabel();
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("ANSWER-4"u8));
+        a.cmp(__qword_ptr[MapTarget + 16], rax);
+        a.je(answerSeen);
+        p.Print("B: FAIL the map does not show the peer's page\n");
+        a.jmp(answerChecked);
+        a.Label(ref answerSeen);
+        p.Print("B: MAP-READ-OK\n");
+        a.Label(ref answerChecked);
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("MAPPED-W"u8));
+        a.mov(__qword_ptr[MapTarget + 32], rax);
+
+        p.MapGrant("B: MAP read-only ", ReadOnlyTarget, flags: 2 | 4, reference: 10, peer: true, ReadOnlyHandle);
+        Label questionSeen = a.CreateLabel();
+        Label questionChecked = a.CreateLabel();
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("QUESTION"u8));
+        a.cmp(__qword_ptr[ReadOnlyTarget], rax);
+        a.je(questionSeen);
+        p.Print("B: FAIL the read-only map does not show the question\n");
+        a.jmp(questionChecked);
+        a.Label(ref questionSeen);
+        p.Print("B: ROMAP-READ-OK\n");
+        a.Label(ref questionChecked);
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("SCRIBBLE"u8));
+        a.mov(__qword_ptr[ReadOnlyTarget], rax);
+        p.Print("B: ROMAP-WRITE-SURVIVED\n");
+
+        // Hostile maps: each its GNTST status, and we keep running.
+        p.MapGrant("B: HOSTILE map-readonly-writable ", KeptTarget, flags: 2, reference: 10, peer: true, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-ungranted ", KeptTarget, flags: 2, reference: 12, peer: true, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-bad-ref ", KeptTarget, flags: 2, reference: 100_000, peer: true, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-no-domain ", KeptTarget, flags: 2, reference: 11, peer: false, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-outside-ram ", 0xC000_0000, flags: 2, reference: 11, peer: true, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-over-map ", MapTarget, flags: 2, reference: 11, peer: true, Scratch + 0x910);
+        p.MapGrant("B: HOSTILE map-no-flags ", KeptTarget, flags: 0, reference: 11, peer: true, Scratch + 0x910);
+        a.mov(__qword_ptr[Scratch + 0x918], 9999);
+        p.UnmapGrant("B: HOSTILE unmap-bad-handle ", MapTarget, Scratch + 0x918);
+
+        // Unmap: our own page is back; a second unmap of the handle is refused.
+        p.UnmapGrant("B: UNMAP read-only ", ReadOnlyTarget, ReadOnlyHandle);
+        p.UnmapGrant("B: UNMAP writable ", MapTarget, MapHandle);
+        p.UnmapGrant("B: UNMAP again ", MapTarget, MapHandle);
+        Label ownBack = a.CreateLabel();
+        Label ownChecked = a.CreateLabel();
+        a.mov(rax, BinaryPrimitives.ReadUInt64LittleEndian("B-OWN-PG"u8));
+        a.cmp(__qword_ptr[MapTarget], rax);
+        a.je(ownBack);
+        p.Print("B: FAIL own page not back\n");
+        a.jmp(ownChecked);
+        a.Label(ref ownBack);
+        p.Print("B: OWN-PAGE-BACK\n");
+        a.Label(ref ownChecked);
+
+        // One map stays until we die: the peer sees it in use, then released by the link.
+        p.MapGrant("B: MAP kept ", KeptTarget, flags: 2, reference: 11, peer: true, Scratch + 0x910);
 
         // Notify the peer.
         a.mov(rax, __qword_ptr[PortSave]);
@@ -441,6 +541,52 @@ internal static class XenLinkTestGuest
             Hypercall(GrantTableOp, 5, Scratch, 1);
             CheckZero("grant_table_op copy");
             A.movsx(rax, __word_ptr[Scratch + 36]);
+            A.mov(__qword_ptr[Scratch + 0x800], rax);
+            Print(what + "status ");
+            PrintNumber(__qword_ptr[Scratch + 0x800]);
+            Print("\n");
+        }
+
+        /// <summary>One gnttab_map_grant_ref at Scratch (the peer's grant, or domain 9's); its status is printed after <paramref name="what"/>, the handle kept at <paramref name="handleSlot"/>.</summary>
+        public void MapGrant(string what, ulong hostAddress, uint flags, uint reference, bool peer, ulong handleSlot)
+        {
+            A.mov(rdi, Scratch);
+            A.mov(rax, hostAddress);
+            A.mov(__qword_ptr[rdi], rax);
+            A.mov(__dword_ptr[rdi + 8], flags);
+            A.mov(__dword_ptr[rdi + 12], reference);
+            A.mov(rax, __qword_ptr[PeerSave]);
+            A.mov(__word_ptr[rdi + 16], ax);
+            if (!peer)
+            {
+                A.mov(__word_ptr[rdi + 16], 9);
+            }
+
+            A.mov(__word_ptr[rdi + 18], 99);
+            Hypercall(GrantTableOp, 0, Scratch, 1);
+            CheckZero("grant_table_op map");
+            A.mov(eax, __dword_ptr[Scratch + 20]);
+            A.mov(__qword_ptr[handleSlot], rax);
+            A.movsx(rax, __word_ptr[Scratch + 18]);
+            A.mov(__qword_ptr[Scratch + 0x800], rax);
+            Print(what + "status ");
+            PrintNumber(__qword_ptr[Scratch + 0x800]);
+            Print("\n");
+        }
+
+        /// <summary>One gnttab_unmap_grant_ref of the handle kept at <paramref name="handleSlot"/>; its status is printed.</summary>
+        public void UnmapGrant(string what, ulong hostAddress, ulong handleSlot)
+        {
+            A.mov(rdi, Scratch);
+            A.mov(rax, hostAddress);
+            A.mov(__qword_ptr[rdi], rax);
+            A.mov(__qword_ptr[rdi + 8], 0);
+            A.mov(rax, __qword_ptr[handleSlot]);
+            A.mov(__dword_ptr[rdi + 16], eax);
+            A.mov(__word_ptr[rdi + 20], 99);
+            Hypercall(GrantTableOp, 1, Scratch, 1);
+            CheckZero("grant_table_op unmap");
+            A.movsx(rax, __word_ptr[Scratch + 20]);
             A.mov(__qword_ptr[Scratch + 0x800], rax);
             Print(what + "status ");
             PrintNumber(__qword_ptr[Scratch + 0x800]);
