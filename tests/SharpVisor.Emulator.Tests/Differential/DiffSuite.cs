@@ -73,6 +73,12 @@ internal sealed class DiffSuite : IDisposable
                 }
 
                 string? difference = DiffComparer.Compare(cases[i], nr, emulated[i], mask, Options);
+                if (difference is not null && AgreesOnANativeRerun(cases[i], emulated[i], mask))
+                {
+                    report.NativeReruns++;
+                    difference = null;
+                }
+
                 if (difference is not null)
                 {
                     report.AddMismatch(cases[i], difference);
@@ -91,6 +97,33 @@ internal sealed class DiffSuite : IDisposable
         report.Diagnostics.AddRange(_emulator.Diagnostics.Distinct());
         report.Diagnostics.AddRange(_emulator.TaintReasons.Select(kv => $"skipped because {kv.Key} read an undefined flag: {kv.Value}"));
         return report;
+    }
+
+    /// <summary>
+    /// XSAVE's XSTATE_BV reports the processor's XINUSE, which the SDM lets an implementation keep
+    /// at 1 for a component in its initial configuration — and on a host the kernel's context
+    /// switches (XSAVES/XRSTORS of the task's state) change it between two instructions of a case,
+    /// so one native run of an xsave case can report a component in use that the next run does not
+    /// (cases 32460 and 9060 of seed 0x5eed0001 agree when run alone). For those families only, a
+    /// mismatch is run natively again, up to three times; it counts as agreement only if a native
+    /// run gives exactly the emulator's result.
+    /// </summary>
+    private bool AgreesOnANativeRerun(DiffCase c, DiffResult emulated, ulong undefinedFlags)
+    {
+        if (c.Family != "xsave")
+        {
+            return false;
+        }
+
+        for (int attempt = 0; attempt < 3; attempt++)
+        {
+            if (_native.Run([c])[0] is DiffResult again && DiffComparer.Compare(c, again, emulated, undefinedFlags, Options) is null)
+            {
+                return true;
+            }
+        }
+
+        return false;
     }
 
     /// <summary>Both sides' full results for one case, for reproducer output.</summary>
@@ -149,6 +182,9 @@ internal sealed class DiffReport
     /// <summary>Random byte strings not safe to run natively: only run in the emulator (which must not fail).</summary>
     public int EmulatorOnly { get; set; }
 
+    /// <summary>Cases of a family whose native result the host varies (xsave's XINUSE) that agreed on a native re-run.</summary>
+    public int NativeReruns { get; set; }
+
     public List<string> Failures { get; } = new();
 
     public List<string> Diagnostics { get; } = new();
@@ -170,6 +206,7 @@ internal sealed class DiffReport
         Faults += other.Faults;
         Skipped += other.Skipped;
         EmulatorOnly += other.EmulatorOnly;
+        NativeReruns += other.NativeReruns;
         Mismatches += other.Mismatches;
         foreach (string f in other.Failures)
         {
@@ -184,7 +221,7 @@ internal sealed class DiffReport
     }
 
     public string Summary(string name) =>
-        $"{name}: {Cases} cases, {Mismatches} mismatches, {Faults} faulting, {Skipped} skipped (undefined-flag reads), {EmulatorOnly} emulator-only, {Elapsed.TotalSeconds:F1} s";
+        $"{name}: {Cases} cases, {Mismatches} mismatches, {Faults} faulting, {Skipped} skipped (undefined-flag reads), {EmulatorOnly} emulator-only, {NativeReruns} agreed on a native re-run, {Elapsed.TotalSeconds:F1} s";
 
     public string Format(string name)
     {
