@@ -112,6 +112,15 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
         return reply is { Length: 2 } ? BinaryPrimitives.ReadInt16LittleEndian(reply) : GrantStatus.BadDomain;
     }
 
+    /// <summary>What this domain serves beyond event channels and grants: the shared XenStore, a driver domain's introductions (docs/xen.md, "Driver domains").</summary>
+    internal IXenLinkService? Service { get; set; }
+
+    /// <summary>A request to <paramref name="peer"/>; null when it is gone or silent.</summary>
+    internal byte[]? Request(ushort peer, XenLinkMessageType type, byte[] payload) => Call(peer, type, payload);
+
+    /// <summary>A one-way message to <paramref name="peer"/>; dropped when it is gone.</summary>
+    internal void Notify(ushort peer, XenLinkMessageType type, byte[] payload) => Post(peer, type, payload);
+
     /// <summary>Closes every connection (the peers unbind this domain's ports) and the socket.</summary>
     public void Dispose()
     {
@@ -306,10 +315,15 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
                 return Status(_grants.TryCopyTo(peer, reference, offset, payload[8..]));
             }
 
+            case XenLinkMessageType.XenStore or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce when Service is { } service:
+                return service.Handle(peer, message.Type, payload);
+
             default:
                 // A request of the wrong shape: answered with a failure so the caller never waits for it.
                 _domain.Counters.Increment("interdomain-malformed");
-                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close ? null : Status(GrantStatus.GeneralError);
+                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce
+                    ? null
+                    : Status(GrantStatus.GeneralError);
         }
     }
 
@@ -336,6 +350,7 @@ public sealed class XenInterdomainLink : IXenInterdomainLink, IDisposable
         }
 
         // Both connections of a pair end when a peer dies: the second finds nothing left to unbind.
+        Service?.PeerGone(peer);
         int unbound = _domain.PeerGone(peer);
         if (unbound > 0)
         {

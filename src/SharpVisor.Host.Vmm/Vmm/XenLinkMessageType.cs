@@ -23,4 +23,13 @@ internal enum XenLinkMessageType : byte
 
     /// <summary>The answer to request Id.</summary>
     Reply = 7,
+
+    /// <summary>A XenStore request made as the caller to the store that holds the path: { uint8 op; path NUL value } → { uint8 0|1; data or errno name } (docs/xen.md, "Driver domains").</summary>
+    XenStore = 8,
+
+    /// <summary>One way, store to watcher: { token } — a watch the peer set fired.</summary>
+    XenStoreWatchEvent = 9,
+
+    /// <summary>One way, front end to driver domain: "my store holds back-end directories of yours".</summary>
+    Introduce = 10,
 }
