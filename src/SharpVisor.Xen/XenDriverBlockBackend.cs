@@ -267,6 +267,14 @@ public sealed class XenDriverBlockBackend : IDisposable
         _ringRef = ringRef;
         _requestConsumer = BinaryPrimitives.ReadUInt32LittleEndian(header[RspProdOffset..]);
         _responseProducer = _requestConsumer;
+        uint waiting = BinaryPrimitives.ReadUInt32LittleEndian(header[ReqProdOffset..]) - _requestConsumer;
+        if (waiting != 0)
+        {
+            // A ring another incarnation served: what it left unanswered is served again (docs/xen.md, "Driver domains").
+            Counters.Add("requests-taken-over", waiting);
+            Log($"took over the ring at rsp_prod {_requestConsumer} with {waiting} request(s) waiting");
+        }
+
         WriteBackend("sectors", _requests.CapacitySectors.ToString(CultureInfo.InvariantCulture));
         WriteBackend("info", (_image.ReadOnly ? 4 : 0).ToString(CultureInfo.InvariantCulture));
         WriteBackend("sector-size", XenBlockBackend.SectorSize.ToString(CultureInfo.InvariantCulture));

@@ -191,6 +191,8 @@ public sealed class XenDriverDomainTests : IDisposable
         Assert.Equal([(21UL, XenBlockBackend.OpWrite, XenBlockBackend.StatusOkay)], TakeResponses());
         Assert.All(_image.Bytes.AsSpan(64 * 512, 4096).ToArray(), b => Assert.Equal(0x77, b));
         Assert.Equal(EventChannelState.Interdomain, _guest.Xen.GetChannel(_port)!.State);
+        Assert.Equal(1, second.Counters["requests-taken-over"]);
+        Assert.Contains(_log, l => l.Contains("took over the ring at rsp_prod 0 with 1 request(s) waiting", StringComparison.Ordinal));
 
         QueueReadWrite(XenBlockBackend.OpRead, 22, sector: 64);
         _guest.Memory.Fill(DataPage, 4096, 0);

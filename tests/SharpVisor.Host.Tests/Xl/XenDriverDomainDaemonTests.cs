@@ -4,6 +4,7 @@ using System.Security.Cryptography;
 using System.Text.Json;
 using SharpVisor.Host.Daemon;
 using SharpVisor.TestSupport;
+using Xunit.Abstractions;
 using static SharpVisor.Host.Tests.CliSessionTests;
 
 namespace SharpVisor.Host.Tests.Xl;
@@ -18,7 +19,7 @@ namespace SharpVisor.Host.Tests.Xl;
 /// that were in flight, so every write completes, the guest reads the pattern back, and the host
 /// file holds every chunk. One boot of the default guest on the emulator.
 /// </summary>
-public sealed class XenDriverDomainDaemonTests
+public sealed class XenDriverDomainDaemonTests(ITestOutputHelper output)
 {
     private const int Chunks = 24;
     private static readonly TimeSpan s_guestTimeout = TimeSpan.FromMinutes(10);
@@ -101,6 +102,11 @@ public sealed class XenDriverDomainDaemonTests
             {
                 Assert.Equal(pattern, Convert.ToHexStringLower(MD5.HashData(disk.AsSpan(n << 20, 1 << 20))));
             }
+
+            // What the kill interrupted: the new blkback says how many requests it found unanswered.
+            string driverLog = File.ReadAllText(Path.Combine(runtime, "domains", "1", "vmm.log"));
+            output.WriteLine(string.Join('\n', driverLog.Split('\n').Where(l => l.Contains("took over", StringComparison.Ordinal) || l.Contains("serving domain", StringComparison.Ordinal))));
+            output.WriteLine(string.Join('\n', console.Split('\n').Where(l => l.StartsWith("WROTE", StringComparison.Ordinal))));
 
             Ok(Run(env, "destroy", "fe"));
             Ok(Run(env, "destroy", "blkdd"));
