@@ -61,6 +61,25 @@ public sealed partial class XenDomain
         return offset < 0 || offset + source.Length > 4096 ? GrantStatus.BadCopyArg : WriteGrant(granter, reference, offset, source);
     }
 
+    /// <summary>A batch of copies into pages <paramref name="granter"/> granted this domain, done whole by the granter: the first failing GNTST status, or okay.</summary>
+    public short CopyToGrantsForKernel(ushort granter, IReadOnlyList<(uint Reference, int Offset, byte[] Data)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        if (copies.Any(c => c.Offset < 0 || c.Offset + c.Data.Length > 4096))
+        {
+            return GrantStatus.BadCopyArg;
+        }
+
+        Counters.Add("grant-copy-ops", copies.Count);
+        if (!IsForeign(granter))
+        {
+            return GrantStatus.PermissionDenied;
+        }
+
+        Counters.Add("grant-copy-foreign", copies.Count);
+        return _link?.CopyToGrants(granter, copies) ?? GrantStatus.BadDomain;
+    }
+
     /// <summary>A port the kernel bound was set pending by its peer: the kernel's handler runs (on the link's thread).</summary>
     private void OnKernelEvent(EventChannel channel)
     {

@@ -349,7 +349,12 @@ public sealed class XenDriverBlockBackend : IDisposable
                 _response[9] = 0;
                 BinaryPrimitives.WriteInt16LittleEndian(_response.AsSpan(10), status);
                 int responseSlot = XenBlockBackend.RingHeaderSize + ((int)(_responseProducer & (XenBlockBackend.RingEntries - 1)) * XenBlockBackend.EntrySize);
-                if (!Copy(_domain.CopyToGrantForKernel(FrontendDomain, _ringRef, responseSlot, _response), "response slot"))
+
+                // The response and rsp_prod in one batch: a driver domain killed in between would leave a
+                // slot that holds a response where its successor expects an unanswered request.
+                byte[] producerBytes = new byte[4];
+                BinaryPrimitives.WriteUInt32LittleEndian(producerBytes, _responseProducer + 1);
+                if (!Copy(_domain.CopyToGrantsForKernel(FrontendDomain, [(_ringRef, responseSlot, _response.ToArray()), (_ringRef, RspProdOffset, producerBytes)]), "response"))
                 {
                     return;
                 }
@@ -358,10 +363,10 @@ public sealed class XenDriverBlockBackend : IDisposable
                 served++;
             }
 
-            // RING_PUSH_RESPONSES_AND_CHECK_NOTIFY
+            // RING_PUSH_RESPONSES_AND_CHECK_NOTIFY (rsp_prod is already out, one response at a time)
             if (_responseProducer != published)
             {
-                if (!WriteIndex(RspProdOffset, _responseProducer) || ReadIndex(RspEventOffset) is not { } wanted)
+                if (ReadIndex(RspEventOffset) is not { } wanted)
                 {
                     return;
                 }

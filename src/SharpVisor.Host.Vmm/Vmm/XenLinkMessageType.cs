@@ -32,4 +32,7 @@ internal enum XenLinkMessageType : byte
 
     /// <summary>One way, front end to driver domain: "my store holds back-end directories of yours".</summary>
     Introduce = 10,
+
+    /// <summary>{ uint16 count; count × { uint32 ref; uint16 offset; uint16 length; bytes } } → { int16 status }: grant writes done in order, whole.</summary>
+    GrantWriteBatch = 11,
 }

@@ -111,6 +111,18 @@ public sealed class XenDriverDomainDaemonTests(ITestOutputHelper output)
             Ok(Run(env, "destroy", "fe"));
             Ok(Run(env, "destroy", "blkdd"));
         }
+        catch
+        {
+            // What the two domains said, for the failure's report.
+            output.WriteLine(Run(env, "console", "fe", "--history").Stdout);
+            foreach (string log in Directory.EnumerateFiles(Path.Combine(runtime, "domains"), "vmm.log", SearchOption.AllDirectories).Append(Path.Combine(runtime, "sharpvisord.log")))
+            {
+                output.WriteLine($"--- {log}");
+                output.WriteLine(string.Join('\n', File.ReadAllLines(log).TakeLast(40)));
+            }
+
+            throw;
+        }
         finally
         {
             Run(env, "destroy", "fe");
