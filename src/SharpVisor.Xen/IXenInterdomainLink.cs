@@ -24,4 +24,25 @@ public interface IXenInterdomainLink
 
     /// <summary>Copies into a page <paramref name="granter"/> granted this domain writable; a GNTST status.</summary>
     short CopyToGrant(ushort granter, uint reference, int offset, ReadOnlySpan<byte> source);
+
+    /// <summary>
+    /// Copies into pages <paramref name="granter"/> granted this domain, in order, as one request
+    /// (one GNTTABOP_copy batch is one hypercall): the granter does the whole batch or, for a caller
+    /// that dies before it arrives, none of it. The first failing status ends the batch; else okay.
+    /// (A driver domain publishes a ring response and its index this way: docs/xen.md, "Driver domains".)
+    /// </summary>
+    short CopyToGrants(ushort granter, IReadOnlyList<(uint Reference, int Offset, byte[] Data)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        foreach ((uint reference, int offset, byte[] data) in copies)
+        {
+            short status = CopyToGrant(granter, reference, offset, data);
+            if (status != GrantStatus.Okay)
+            {
+                return status;
+            }
+        }
+
+        return GrantStatus.Okay;
+    }
 }

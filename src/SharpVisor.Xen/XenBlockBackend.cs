@@ -47,14 +47,9 @@ public sealed class XenBlockBackend : XenBackendDevice
     private const int ReqEventOffset = 4;
     private const int RspProdOffset = 8;
     private const int RspEventOffset = 12;
-    private const int MaxLoggedErrors = 10;
 
     private readonly IXenDiskImage _image;
-    private readonly byte[] _request = new byte[EntrySize];
-    private readonly byte[] _data = new byte[MaxIndirectSegments * PageSize];
-
-    /// <summary>The segments of the request being served, copied out of the ring or the indirect pages once.</summary>
-    private readonly byte[] _segments = new byte[MaxIndirectSegments * SegmentSize];
+    private readonly XenBlkifRequests _requests;
     private EventChannel? _channel;
     private uint _ringRef;
     private ulong _ringPage;
@@ -68,6 +63,7 @@ public sealed class XenBlockBackend : XenBackendDevice
     {
         ArgumentNullException.ThrowIfNull(image);
         _image = image;
+        _requests = new XenBlkifRequests(image, new Dom0Grants(grants), Counters, Log);
         string id = DeviceId.ToString(CultureInfo.InvariantCulture);
         Publish(
             [("virtual-device", id), ("device-type", "disk")],
@@ -80,7 +76,7 @@ public sealed class XenBlockBackend : XenBackendDevice
             ]);
     }
 
-    public long CapacitySectors => _image.Size / SectorSize;
+    public long CapacitySectors => _requests.CapacitySectors;
 
     /// <summary>Maps the ring the front end granted and binds its port, then tells it the disk's geometry.</summary>
     protected override bool Connect()
@@ -180,16 +176,17 @@ public sealed class XenBlockBackend : XenBackendDevice
             while (_requestConsumer != producer)
             {
                 int slot = (int)(_requestConsumer & (RingEntries - 1));
-                ring.Slice(RingHeaderSize + (slot * EntrySize), EntrySize).CopyTo(_request);
+                byte[] request = _requests.Request;
+                ring.Slice(RingHeaderSize + (slot * EntrySize), EntrySize).CopyTo(request);
                 _requestConsumer++;
-                ulong id = BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(8));
-                byte op = _request[0];
-                short status = Handle(op);
+                ulong id = BinaryPrimitives.ReadUInt64LittleEndian(request.AsSpan(8));
+                byte op = request[0];
+                short status = _requests.Handle(op);
                 Span<byte> response = ring.Slice(RingHeaderSize + ((int)(_responseProducer & (RingEntries - 1)) * EntrySize), 16);
                 BinaryPrimitives.WriteUInt64LittleEndian(response, id);
 
                 // An indirect request is answered with the operation it carried, as blkfront checks.
-                response[8] = op == OpIndirect ? _request[1] : op;
+                response[8] = op == OpIndirect ? request[1] : op;
                 BinaryPrimitives.WriteInt16LittleEndian(response[10..], status);
                 _responseProducer++;
                 served++;
@@ -229,200 +226,14 @@ public sealed class XenBlockBackend : XenBackendDevice
         }
     }
 
-    /// <summary>One request, already copied out of the ring into <see cref="_request"/>: its status.</summary>
-    private short Handle(byte op)
-    {
-        Counters.Increment("requests");
-        try
-        {
-            switch (op)
-            {
-                case OpRead:
-                case OpWrite:
-                    return DirectReadWrite(op == OpWrite);
-
-                case OpIndirect:
-                    return IndirectReadWrite();
-
-                case OpFlushDiskCache:
-                    _image.Flush();
-                    Counters.Increment("flushes");
-                    return StatusOkay;
-
-                case OpDiscard:
-                    return Discard();
-
-                default:
-                    // Barriers are not offered; anything else is unknown.
-                    return Refuse(StatusNotSupported, $"operation {op} is not supported");
-            }
-        }
-        catch (GrantTableException e)
-        {
-            return Refuse(StatusError, $"grant: {e.Message}");
-        }
-        catch (IOException e)
-        {
-            return Refuse(StatusError, $"disk: {e.Message}");
-        }
-    }
-
-    /// <summary>blkif_request_rw: nr_segments at 1, sector_number at 16, up to 11 segments from 24.</summary>
-    private short DirectReadWrite(bool write)
-    {
-        int segments = _request[1];
-        if (segments is 0 or > MaxSegments)
-        {
-            return Refuse(StatusError, $"{segments} segments");
-        }
-
-        _request.AsSpan(24, segments * SegmentSize).CopyTo(_segments);
-        return ReadWrite(write, BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16)), segments);
-    }
-
-    /// <summary>
-    /// blkif_request_indirect (x86_64, packed): indirect_op at 1, nr_segments (16 bits) at 2,
-    /// sector_number at 16, indirect_grefs[8] at 28. The segments live in the pages those grants
-    /// name (512 per page); each page is grant-copied out once, then the request is a read or
-    /// write like a direct one.
-    /// </summary>
-    private short IndirectReadWrite()
-    {
-        byte op = _request[1];
-        int segments = BinaryPrimitives.ReadUInt16LittleEndian(_request.AsSpan(2));
-        if (op is not (OpRead or OpWrite))
-        {
-            return Refuse(StatusError, $"indirect operation {op} is not a read or a write");
-        }
-
-        if (segments is 0 or > MaxIndirectSegments)
-        {
-            return Refuse(StatusError, $"{segments} indirect segments (at most {MaxIndirectSegments})");
-        }
-
-        const int PerPage = PageSize / SegmentSize;
-        int pages = (segments + PerPage - 1) / PerPage;
-        for (int p = 0; p < pages; p++)
-        {
-            uint grant = BinaryPrimitives.ReadUInt32LittleEndian(_request.AsSpan(28 + (p * 4)));
-            int length = Math.Min(segments - (p * PerPage), PerPage) * SegmentSize;
-            Grants.CopyFrom(0, grant, 0, _segments.AsSpan(p * PageSize, length));
-        }
-
-        short status = ReadWrite(op == OpWrite, BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16)), segments);
-        if (status == StatusOkay)
-        {
-            Counters.Increment("indirect-requests");
-        }
-
-        return status;
-    }
-
-    /// <summary>
-    /// A read or write of <paramref name="segments"/> segments { gref, first_sect, last_sect }
-    /// (already in <see cref="_segments"/>) from <paramref name="sector"/>. Every segment is
-    /// checked, and the whole range against the disk, before any byte moves.
-    /// </summary>
-    private short ReadWrite(bool write, ulong sector, int segments)
-    {
-        int bytes = 0;
-        for (int i = 0; i < segments; i++)
-        {
-            int first = _segments[4 + (i * SegmentSize)];
-            int last = _segments[5 + (i * SegmentSize)];
-            if (first > last || last >= PageSize / SectorSize)
-            {
-                return Refuse(StatusError, $"segment {i} sectors {first}..{last} leave the page");
-            }
-
-            bytes += (last - first + 1) * SectorSize;
-        }
-
-        ulong count = (ulong)(bytes / SectorSize);
-        if (sector > (ulong)CapacitySectors || count > (ulong)CapacitySectors - sector)
-        {
-            return Refuse(StatusError, $"sectors {sector}+{count} are beyond the disk's {CapacitySectors}");
-        }
-
-        if (write && _image.ReadOnly)
-        {
-            return Refuse(StatusError, "write to a read-only disk");
-        }
-
-        long offset = (long)sector * SectorSize;
-        Span<byte> data = _data.AsSpan(0, bytes);
-        if (!write)
-        {
-            _image.Read(offset, data);
-        }
-
-        int at = 0;
-        for (int i = 0; i < segments; i++)
-        {
-            uint grant = BinaryPrimitives.ReadUInt32LittleEndian(_segments.AsSpan(i * SegmentSize));
-            int first = _segments[4 + (i * SegmentSize)];
-            int length = (_segments[5 + (i * SegmentSize)] - first + 1) * SectorSize;
-            if (write)
-            {
-                Grants.CopyFrom(0, grant, first * SectorSize, data.Slice(at, length));
-            }
-            else
-            {
-                Grants.CopyTo(0, grant, first * SectorSize, data.Slice(at, length));
-            }
-
-            at += length;
-        }
-
-        if (write)
-        {
-            _image.Write(offset, data);
-            Counters.Add("write-bytes", bytes);
-        }
-        else
-        {
-            Counters.Add("read-bytes", bytes);
-        }
-
-        Counters.Increment(write ? "writes" : "reads");
-        return StatusOkay;
-    }
-
-    /// <summary>blkif_request_discard: sector_number at 16, nr_sectors at 24.</summary>
-    private short Discard()
-    {
-        ulong sector = BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(16));
-        ulong count = BinaryPrimitives.ReadUInt64LittleEndian(_request.AsSpan(24));
-        if (_image.ReadOnly)
-        {
-            return Refuse(StatusNotSupported, "discard on a read-only disk");
-        }
-
-        if (sector > (ulong)CapacitySectors || count > (ulong)CapacitySectors - sector)
-        {
-            return Refuse(StatusError, $"discard of sectors {sector}+{count} beyond the disk's {CapacitySectors}");
-        }
-
-        if (count > 0)
-        {
-            _image.Discard((long)sector * SectorSize, (long)count * SectorSize);
-        }
-
-        Counters.Increment("discards");
-        return StatusOkay;
-    }
-
-    private short Refuse(short status, string reason)
-    {
-        Counters.Increment("errors");
-        if (Counters["errors"] <= MaxLoggedErrors)
-        {
-            Log($"request refused: {reason}");
-        }
-
-        return status;
-    }
-
     private static ref uint Index(Span<byte> ring, int offset) =>
         ref System.Runtime.CompilerServices.Unsafe.As<byte, uint>(ref ring[offset]);
+
+    /// <summary>Dom0's copies: through the guest's own grant table, for domain 0.</summary>
+    private sealed class Dom0Grants(GrantTable grants) : IXenGrantCopies
+    {
+        public void CopyFrom(uint reference, int offset, Span<byte> destination) => grants.CopyFrom(0, reference, offset, destination);
+
+        public void CopyTo(uint reference, int offset, ReadOnlySpan<byte> source) => grants.CopyTo(0, reference, offset, source);
+    }
 }

@@ -71,6 +71,7 @@ public sealed partial class XenDomain
 
         Counters.Increment("interdomain-sends-in");
         SetPending(channel);
+        OnKernelEvent(channel);
     }
 
     /// <summary>A peer closed its end: ours goes back to unbound for it, as Xen leaves the remote end of a closed channel.</summary>

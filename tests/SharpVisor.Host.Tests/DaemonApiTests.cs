@@ -67,6 +67,9 @@ public sealed class DaemonApiTests
     [InlineData("""{"name": "a", "accelerator": "warp", "config": {"boot-source": {"kernel_image_path": "KERNEL"}}}""", 400, "accelerator")]
     [InlineData("""{"name": "a"}""", 400, "config")]
     [InlineData("[]", 400, "deserializing the json body")]
+    [InlineData("""{"name": "a", "type": "pvh", "config": {"boot-source": {"kernel_image_path": "KERNEL"}, "drives": [{"drive_id": "xvda", "is_root_device": false, "path_on_host": "KERNEL", "xen_backend": "nodd"}]}}""", 400, "backend 'nodd' is not a driver domain")]
+    [InlineData("""{"name": "a", "type": "pc", "config": {"boot-source": {"kernel_image_path": "KERNEL"}, "drives": [{"drive_id": "vda", "is_root_device": false, "path_on_host": "KERNEL", "xen_backend": "dd"}]}}""", 400, "only a Xen domain's vbds")]
+    [InlineData("""{"name": "a", "type": "driver", "config": {"boot-source": {"kernel_image_path": "KERNEL"}}}""", 400, "a driver domain has no kernel")]
     public async Task BadCreateRequestsAreRefusedAndChangeNothing(string body, int status, string expectedInMessage)
     {
         await using DaemonTestHost host = await DaemonTestHost.StartAsync();

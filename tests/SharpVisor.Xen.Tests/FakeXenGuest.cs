@@ -50,10 +50,13 @@ internal sealed class FakeXenGuest : IDisposable
     }
 
     /// <summary>EVTCHNOP_alloc_unbound for Dom0: the port a front end publishes.</summary>
-    public int AllocateUnboundForDom0()
+    public int AllocateUnboundForDom0() => AllocateUnboundFor(0);
+
+    /// <summary>EVTCHNOP_alloc_unbound for <paramref name="remote"/> (a driver domain's back end).</summary>
+    public int AllocateUnboundFor(ushort remote)
     {
         Memory.Write<ushort>(Scratch, XenDomain.DomidSelf);
-        Memory.Write<ushort>(Scratch + 2, 0);
+        Memory.Write<ushort>(Scratch + 2, remote);
         Check(_cpu.Call(Xen, HypercallOp.EventChannelOp, 6, Scratch));
         return (int)Memory.Read<uint>(Scratch + 4);
     }

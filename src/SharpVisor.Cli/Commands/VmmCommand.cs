@@ -26,7 +26,7 @@ public static class VmmCommand
         var accel = new Option<string>("--accel") { Description = "Accelerator: kvm, emulator, or auto (KVM when hardware-backed, else the emulator)", DefaultValueFactory = _ => "auto" };
         accel.AcceptOnlyFromAmong("kvm", "emulator", "auto");
         var xen = new Option<string?>("--xen") { Description = "Build the machine as a Xen domain: pvh, hvm or pv (docs/xen.md, docs/xen-pv.md)" };
-        xen.AcceptOnlyFromAmong("pvh", "hvm", "pv");
+        xen.AcceptOnlyFromAmong("pvh", "hvm", "pv", "driver");
         var xenLink = new Option<string?>("--xen-link") { Description = "The daemon's domains directory: a Xen domain is domid --id there and reaches other domains' event channels and grants (docs/xen.md, Inter-domain)" };
         var logFile = new Option<string?>("--log-file") { Description = "Write the VMM's log here, capped and rotated (to FILE.1) at --log-limit bytes" };
         var logLimit = new Option<long>("--log-limit") { Description = "Size at which --log-file rotates, in bytes", DefaultValueFactory = _ => VmmLogFile.DefaultLimitBytes };
@@ -48,7 +48,7 @@ public static class VmmCommand
                     result.GetValue(id),
                     result.GetValue(accel)!)
                 {
-                    Xen = XenModes.Parse(result.GetValue(xen)),
+                    Xen = result.GetValue(xen) == "driver" ? XenMode.Driver : XenModes.Parse(result.GetValue(xen)),
                     XenLinkDirectory = result.GetValue(xenLink),
                 },
             },

@@ -27,6 +27,9 @@ public sealed record DomainInfo
     /// <summary>Why the domain is shut down or crashed.</summary>
     public string? Detail { get; init; }
 
+    /// <summary>A driver domain: how often the daemon started it again after its VMM died (docs/xen.md, "Driver domains").</summary>
+    public int? Restarts { get; init; }
+
     public required DomainSchedule Schedule { get; init; }
 
     public required DateTimeOffset CreatedAt { get; init; }

@@ -19,7 +19,10 @@ public static class DomainTypes
     /// <summary>A Xen PV domain: the kernel at CPL 3 on direct paging (docs/xen-pv.md).</summary>
     public const string Pv = "pv";
 
-    public static readonly string[] All = [Pc, Pvh, Hvm, Pv];
+    /// <summary>A driver domain: SharpVisor's blkback in a domain of its own, for other domains' vbds (docs/xen.md, "Driver domains").</summary>
+    public const string Driver = "driver";
+
+    public static readonly string[] All = [Pc, Pvh, Hvm, Pv, Driver];
 
     /// <summary>Whether <paramref name="type"/> is a Xen domain (it has a XenStore and a Xen balloon).</summary>
     public static bool IsXen(string? type) => type is Pvh or Hvm or Pv;
@@ -30,6 +33,7 @@ public static class DomainTypes
         Pvh => XenMode.Pvh,
         Hvm => XenMode.Hvm,
         Pv => XenMode.Pv,
+        Driver => XenMode.Driver,
         _ => XenMode.None,
     };
 }

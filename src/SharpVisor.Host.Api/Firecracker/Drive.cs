@@ -20,6 +20,12 @@ public sealed record Drive
 
     public string? IoEngine { get; init; }
 
+    /// <summary>SharpVisor's: the driver domain (by name) that serves this disk of a Xen domain; the daemon resolves it (docs/xen.md, "Driver domains").</summary>
+    public string? XenBackend { get; init; }
+
+    /// <summary>SharpVisor's: the driver domain's domid, as the daemon resolved <see cref="XenBackend"/>.</summary>
+    public ushort? XenBackendDomain { get; init; }
+
     /// <summary>vhost-user-block back end: refused by SharpVisor.</summary>
     public string? Socket { get; init; }
 }

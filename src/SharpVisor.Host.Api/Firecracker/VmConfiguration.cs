@@ -555,6 +555,7 @@ public sealed class VmConfiguration
         new(drive.PathOnHost!, drive.IsReadOnly == true, drive.DriveId, drive.CacheType == "Unsafe" ? DiskCacheMode.Unsafe : DiskCacheMode.Writeback)
         {
             RateLimit = ToRateLimit(drive.RateLimiter, "rate_limiter"),
+            XenBackendDomain = drive.XenBackendDomain,
         };
 
     private static MacAddress ParseMac(string text)

@@ -12,4 +12,10 @@ public sealed record DiskConfiguration(string Path, bool ReadOnly = false, strin
 {
     /// <summary>Requests and bytes per second the guest may use, or null for no limit.</summary>
     public RateLimitConfiguration? RateLimit { get; init; }
+
+    /// <summary>
+    /// Under --xen: the driver domain (its domid) that serves this vbd instead of the VMM's own
+    /// blkback (xl's <c>backend=</c>; docs/xen.md, "Driver domains"); null for Dom0's.
+    /// </summary>
+    public ushort? XenBackendDomain { get; init; }
 }

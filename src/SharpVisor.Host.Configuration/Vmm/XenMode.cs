@@ -17,4 +17,10 @@ public enum XenMode
 
     /// <summary>A PV domain (docs/xen-pv.md): the kernel at CPL 3 with direct paging, start_info, hypercalls by SYSCALL.</summary>
     Pv,
+
+    /// <summary>
+    /// A driver domain (docs/xen.md, "Driver domains"): no guest and no vCPU; its kernel is
+    /// SharpVisor's blkback, serving other domains' vbds through the inter-domain link only.
+    /// </summary>
+    Driver,
 }

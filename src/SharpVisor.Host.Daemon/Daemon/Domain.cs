@@ -53,6 +53,9 @@ public sealed partial class Domain
     /// <summary>The kind of machine: <see cref="DomainTypes.Pc"/>, <see cref="DomainTypes.Pvh"/>, <see cref="DomainTypes.Hvm"/> or <see cref="DomainTypes.Pv"/>.</summary>
     public string Type { get; private init; } = DomainTypes.Pc;
 
+    /// <summary>A driver domain's restarts after its VMM died (the front ends' vbds wait for it meanwhile).</summary>
+    public int Restarts { get; private set; }
+
     /// <summary>The accelerator the VMM actually uses (auto resolved), once it runs.</summary>
     public string? RunningAccelerator { get; private set; }
 
@@ -161,6 +164,7 @@ public sealed partial class Domain
             UptimeSeconds = vmm is null ? null : Math.Round((DateTimeOffset.UtcNow - vmm.StartedAt).TotalSeconds, 1),
             Pid = vmm?.Handle.Pid,
             Detail = StateMachine.Detail,
+            Restarts = Type == DomainTypes.Driver ? Restarts : null,
             Schedule = Schedule,
             CreatedAt = CreatedAt,
         };
@@ -655,6 +659,15 @@ public sealed partial class Domain
 
             VmmStopStatus? stop = VmmStateFile.TryRead(Paths.VmmStateFile)?.Stop;
             await EndIncarnationAsync(vmm);
+            if (Type == DomainTypes.Driver)
+            {
+                // Its front ends keep their rings and wait: the new incarnation takes them over (docs/xen.md, "Driver domains").
+                Restarts++;
+                _environment.Log($"domain {Name}: the driver domain ended ({Classify(stop, vmm.Handle.Pid).Detail}); restart {Restarts}");
+                await RelaunchOrCrashAsync("restart of the driver domain");
+                return;
+            }
+
             if (stop?.Reason == MachineStopReason.Reset)
             {
                 _environment.Log($"domain {Name}: the guest rebooted; starting it again");

@@ -135,8 +135,21 @@ public sealed partial class DomainRegistry
             throw ApiException.BadRequest($"a {type} domain cannot run on KVM here: SharpVisor's Xen layer rides on the emulator (KVM_CAP_XEN_HVM is not used); use accelerator emulator or auto");
         }
 
-        // Validate the whole configuration here, as the VMM will, before any process starts.
-        VmConfiguration.FromFull(request.Config).ToMachineConfiguration("check", accelerator);
+        if (type == DomainTypes.Driver)
+        {
+            // A driver domain boots nothing: its kernel is SharpVisor's blkback (docs/xen.md, "Driver domains").
+            if (request.Config.BootSource is not null || request.Config.Drives is { Count: > 0 } || request.Config.NetworkInterfaces is { Count: > 0 })
+            {
+                throw ApiException.BadRequest("a driver domain has no kernel, disks or NICs of its own: it serves the vbds other domains name with backend=");
+            }
+        }
+        else
+        {
+            request = request with { Config = ResolveDriverDomains(request.Config, type) };
+
+            // Validate the whole configuration here, as the VMM will, before any process starts.
+            VmConfiguration.FromFull(request.Config).ToMachineConfiguration("check", accelerator);
+        }
 
         int id;
         string name;
@@ -182,6 +195,45 @@ public sealed partial class DomainRegistry
                 _reservedNames.Remove(name);
             }
         }
+    }
+
+    /// <summary>xl's <c>backend=NAME</c> of each disk: the running driver domain of that name, by domid.</summary>
+    private FullVmConfiguration ResolveDriverDomains(FullVmConfiguration config, string type)
+    {
+        if (config.Drives is not { } drives || drives.All(d => d.XenBackend is null))
+        {
+            return config;
+        }
+
+        if (!DomainTypes.IsXen(type))
+        {
+            throw ApiException.BadRequest($"a disk's backend= names a driver domain, which only a Xen domain's vbds can use (this is a {type} domain)");
+        }
+
+        var resolved = new List<Drive>();
+        foreach (Drive drive in drives)
+        {
+            if (drive.XenBackend is not { } backend)
+            {
+                resolved.Add(drive);
+                continue;
+            }
+
+            Domain? driver;
+            lock (_lock)
+            {
+                driver = _byId.Values.FirstOrDefault(d => d.Name == backend);
+            }
+
+            if (driver is null || driver.Type != DomainTypes.Driver)
+            {
+                throw ApiException.BadRequest($"disk {drive.DriveId}: backend '{backend}' is not a driver domain of this daemon (create it first: type = \"driver\")");
+            }
+
+            resolved.Add(drive with { XenBackendDomain = (ushort)driver.Id });
+        }
+
+        return config with { Drives = resolved };
     }
 
     public async Task DestroyAsync(Domain domain)

@@ -81,6 +81,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
             XenMode.Pvh => new[] { "--xen", "pvh" },
             XenMode.Hvm => ["--xen", "hvm"],
             XenMode.Pv => ["--xen", "pv"],
+            XenMode.Driver => ["--xen", "driver"],
             _ => [],
         },
     ];

@@ -3,6 +3,9 @@ namespace SharpVisor.Host.Xl;
 /// <summary>One entry of xl.cfg's <c>disk</c> list: a raw image, the guest's name for it (xvda, ...), and whether the guest may write.</summary>
 public sealed record XlDisk(string Path, string Vdev, bool ReadOnly)
 {
+    /// <summary>xl's <c>backend=DOMAIN</c>: the driver domain that serves the vbd (docs/xen.md, "Driver domains"); null for Dom0's blkback.</summary>
+    public string? Backend { get; init; }
+
     /// <summary>
     /// The forms xl-disk-configuration(5) gives: positional <c>TARGET,FORMAT,VDEV,ACCESS</c>,
     /// keyed <c>target=..., vdev=..., access=..., format=raw</c> (target last), and the legacy
@@ -10,8 +13,20 @@ public sealed record XlDisk(string Path, string Vdev, bool ReadOnly)
     /// </summary>
     public static XlDisk Parse(string spec, int index)
     {
-        string? target = null, format = null, vdev = null, access = null;
-        string[] parts = spec.Split(',', StringSplitOptions.TrimEntries);
+        string? target = null, format = null, vdev = null, access = null, backend = null;
+        string[] all = spec.Split(',', StringSplitOptions.TrimEntries);
+
+        // backend= may follow any form, as in xl-disk-configuration(5).
+        string[] parts = all.Where(p => !p.StartsWith("backend=", StringComparison.Ordinal)).ToArray();
+        foreach (string part in all.Where(p => p.StartsWith("backend=", StringComparison.Ordinal)))
+        {
+            backend = part["backend=".Length..];
+            if (!System.Text.RegularExpressions.Regex.IsMatch(backend, "^[A-Za-z][A-Za-z0-9_.-]{0,63}$"))
+            {
+                throw Bad(spec, $"backend '{backend}' is not a domain name");
+            }
+        }
+
         bool legacy = parts[0].StartsWith("file:", StringComparison.Ordinal) || parts[0].StartsWith("phy:", StringComparison.Ordinal) ||
             parts[0].StartsWith("tap:", StringComparison.Ordinal);
         if (legacy)
@@ -81,7 +96,7 @@ public sealed record XlDisk(string Path, string Vdev, bool ReadOnly)
             "r" or "ro" => true,
             _ => throw Bad(spec, $"access '{access}' is not r, ro, w or rw"),
         };
-        return new XlDisk(target, vdev, readOnly);
+        return new XlDisk(target, vdev, readOnly) { Backend = backend };
     }
 
     private static XlConfigException Bad(string spec, string why) => new($"disk '{spec}': {why}");

@@ -16,7 +16,7 @@ public sealed record XlDomainConfig
 
     public string? Name { get; init; }
 
-    /// <summary>The domain type: "pvh", "hvm" (an HVM domain boots its kernel directly, as xl's direct kernel boot) or "pv".</summary>
+    /// <summary>The domain type: "pvh", "hvm" (an HVM domain boots its kernel directly, as xl's direct kernel boot), "pv", or "driver" (SharpVisor's blkback in a domain of its own).</summary>
     public required string Type { get; init; }
 
     public required string Kernel { get; init; }
@@ -48,9 +48,23 @@ public sealed record XlDomainConfig
         }
 
         string type = String(file, "type") ?? (String(file, "builder") == "hvm" ? "hvm" : "pvh");
-        if (type is not ("pvh" or "hvm" or "pv"))
+        if (type is not ("pvh" or "hvm" or "pv" or "driver"))
         {
-            throw new XlConfigException($"type = \"{type}\" is not a domain type (pvh, hvm, pv)");
+            throw new XlConfigException($"type = \"{type}\" is not a domain type (pvh, hvm, pv, driver)");
+        }
+
+        if (type == "driver")
+        {
+            // SharpVisor's driver domain: its kernel is SharpVisor's blkback (docs/xen.md, "Driver domains").
+            foreach (string key in new[] { "kernel", "ramdisk", "cmdline", "extra", "root", "disk", "vif", "protect" })
+            {
+                if (file.Settings.ContainsKey(key))
+                {
+                    throw new XlConfigException($"line {file.Settings[key].Line}: a driver domain (type = \"driver\") takes no '{key}': it runs SharpVisor's blkback for the domains that name it with backend=");
+                }
+            }
+
+            return new XlDomainConfig { Name = String(file, "name"), Type = type, Kernel = "" };
         }
 
         int memory = Number(file, "memory") ?? 128;
@@ -120,11 +134,11 @@ public sealed record XlDomainConfig
         Name = name ?? Name,
         Accelerator = accelerator,
         Type = Type,
-        Config = new FullVmConfiguration
+        Config = Type == "driver" ? new FullVmConfiguration() : new FullVmConfiguration
         {
             BootSource = new BootSource { KernelImagePath = Kernel, InitrdPath = Ramdisk, BootArgs = CommandLine },
             MachineConfig = new MachineConfig { VcpuCount = Vcpus, MemSizeMib = MemoryMib },
-            Drives = Disks.Select(d => new Drive { DriveId = d.Vdev, PathOnHost = d.Path, IsReadOnly = d.ReadOnly, IsRootDevice = false }).ToList(),
+            Drives = Disks.Select(d => new Drive { DriveId = d.Vdev, PathOnHost = d.Path, IsReadOnly = d.ReadOnly, IsRootDevice = false, XenBackend = d.Backend }).ToList(),
             NetworkInterfaces = Vifs.Select((v, i) => new NetworkInterface { IfaceId = $"eth{i}", HostDevName = v.TapName, GuestMac = v.Mac }).ToList(),
             Protection = Protect is null ? null : new ProtectionConfiguration { Policy = Protect },
         },

@@ -11,6 +11,11 @@ public sealed class MonitorDomainMachineFactory : IDomainMachineFactory
     {
         try
         {
+            if (configuration.Xen == XenMode.Driver)
+            {
+                return XenDriverDomainMachine.Start(WithConsole(configuration, serialOutput));
+            }
+
             return new MonitorDomainMachine(VirtualMachineMonitor.Create(WithConsole(configuration, serialOutput)));
         }
         catch (Exception e) when (e is ArgumentException or BootImageException or KvmUnavailableException or IOException or UnauthorizedAccessException)

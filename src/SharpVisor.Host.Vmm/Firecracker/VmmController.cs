@@ -179,7 +179,10 @@ public sealed partial class VmmController : IDisposable
         lock (_lock)
         {
             RequireNotStarted();
-            Vmm.MachineConfiguration spec = _configuration.ToMachineConfiguration(Identity.InstanceId, Identity.Accelerator) with
+            Vmm.MachineConfiguration spec = Identity.Xen == Vmm.XenMode.Driver
+                ? Domains.XenDriverDomainMachine.Configuration(Identity.InstanceId, Identity.DomainId, Identity.XenLinkDirectory)
+                : _configuration.ToMachineConfiguration(Identity.InstanceId, Identity.Accelerator);
+            spec = spec with
             {
                 Log = line => Log.Warning("vmm::devices", line),
                 Xen = Identity.Xen,

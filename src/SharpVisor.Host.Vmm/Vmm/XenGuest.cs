@@ -188,6 +188,9 @@ public sealed class XenGuest : IDisposable
             if (linkDirectory is not null)
             {
                 guest.Link = XenInterdomainLink.Start(linkDirectory, domain, guest.Grants, log);
+
+                // This store holds the back-end directories of our vbds that driver domains serve (docs/xen.md, "Driver domains").
+                guest.Link.Service = new XenStoreLinkService(store, guest.Link);
             }
 
             disks ??= [];
@@ -196,13 +199,33 @@ public sealed class XenGuest : IDisposable
                 throw new ArgumentException($"{disks.Count} disks: a Xen domain here has at most 16 (xvda..xvdp)");
             }
 
+            var drivers = new SortedSet<ushort>();
             for (int i = 0; i < disks.Count; i++)
             {
+                if (disks[i].XenBackendDomain is ushort driver)
+                {
+                    // xl's backend=: the toolstack's nodes only; the driver domain's blkback does the rest.
+                    if (guest.Link is null)
+                    {
+                        throw new ArgumentException($"disk {i} names driver domain {driver}: only a domain under the daemon (--xen-link) reaches other domains");
+                    }
+
+                    XenDriverDomainLayout.SeedVbd(store, domain.DomainId, driver, i, Path.GetFullPath(disks[i].Path), disks[i].ReadOnly);
+                    drivers.Add(driver);
+                    continue;
+                }
+
                 var image = new XenDiskImage(disks[i].Path, disks[i].ReadOnly);
                 guest._images.Add(image);
                 var backend = new XenBlockBackend(domain, store, guest.Grants, image, i, log);
                 guest._blockBackends.Add(backend);
                 backend.Start();
+            }
+
+            foreach (ushort driver in drivers)
+            {
+                // A driver domain already running learns of us now; one started later asks every domain.
+                guest.Link!.Notify(driver, XenLinkMessageType.Introduce, []);
             }
 
             nics ??= [];

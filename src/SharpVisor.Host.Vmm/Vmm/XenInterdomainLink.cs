@@ -113,6 +113,38 @@ public sealed partial class XenInterdomainLink : IXenInterdomainLink, IDisposabl
         return reply is { Length: 2 } ? BinaryPrimitives.ReadInt16LittleEndian(reply) : GrantStatus.BadDomain;
     }
 
+    /// <summary>What this domain serves beyond event channels and grants: the shared XenStore, a driver domain's introductions (docs/xen.md, "Driver domains").</summary>
+    internal IXenLinkService? Service { get; set; }
+
+    /// <summary>A request to <paramref name="peer"/>; null when it is gone or silent.</summary>
+    internal byte[]? Request(ushort peer, XenLinkMessageType type, byte[] payload) => Call(peer, type, payload);
+
+    /// <summary>A one-way message to <paramref name="peer"/>; dropped when it is gone.</summary>
+    internal void Notify(ushort peer, XenLinkMessageType type, byte[] payload) => Post(peer, type, payload);
+
+    public short CopyToGrants(ushort granter, IReadOnlyList<(uint Reference, int Offset, byte[] Data)> copies)
+    {
+        ArgumentNullException.ThrowIfNull(copies);
+        int size = 2 + copies.Sum(c => 8 + c.Data.Length);
+        if (copies.Count > ushort.MaxValue || size > XenLinkMessage.MaxPayload)
+        {
+            return GrantStatus.BadCopyArg;
+        }
+
+        byte[] request = new byte[size];
+        BinaryPrimitives.WriteUInt16LittleEndian(request, (ushort)copies.Count);
+        int at = 2;
+        foreach ((uint reference, int offset, byte[] data) in copies)
+        {
+            GrantHeader(reference, offset, data.Length, 0).CopyTo(request, at);
+            data.CopyTo(request, at + 8);
+            at += 8 + data.Length;
+        }
+
+        byte[]? reply = Call(granter, XenLinkMessageType.GrantWriteBatch, request);
+        return reply is { Length: 2 } ? BinaryPrimitives.ReadInt16LittleEndian(reply) : GrantStatus.BadDomain;
+    }
+
     /// <summary>Closes every connection (the peers unbind this domain's ports) and the socket.</summary>
     public void Dispose()
     {
@@ -322,11 +354,60 @@ public sealed partial class XenInterdomainLink : IXenInterdomainLink, IDisposabl
                 _domain.ReleaseGrantMap(peer, BinaryPrimitives.ReadUInt64LittleEndian(payload));
                 return null;
 
+            case XenLinkMessageType.GrantWriteBatch when payload.Length >= 2:
+                return Status(WriteBatch(peer, payload));
+
+            case XenLinkMessageType.XenStore or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce when Service is { } service:
+                return service.Handle(peer, message.Type, payload);
+
             default:
                 // A request of the wrong shape: answered with a failure so the caller never waits for it.
                 _domain.Counters.Increment("interdomain-malformed");
-                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close or XenLinkMessageType.GrantUnmap ? null : Status(GrantStatus.GeneralError);
+                return message.Type is XenLinkMessageType.Send or XenLinkMessageType.Close or XenLinkMessageType.GrantUnmap or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce
+                    ? null
+                    : Status(GrantStatus.GeneralError);
         }
+    }
+
+    /// <summary>A peer's batch of grant writes: checked whole for shape first, then done in order until one fails.</summary>
+    private short WriteBatch(ushort peer, ReadOnlySpan<byte> payload)
+    {
+        int count = BinaryPrimitives.ReadUInt16LittleEndian(payload);
+        var copies = new List<(uint Reference, int Offset, int Start, int Length)>(count);
+        int at = 2;
+        for (int i = 0; i < count; i++)
+        {
+            if (payload.Length - at < 8)
+            {
+                return GrantStatus.BadCopyArg;
+            }
+
+            (uint reference, int offset, int length) = ParseGrant(payload[at..]);
+            if (payload.Length - at - 8 < length)
+            {
+                return GrantStatus.BadCopyArg;
+            }
+
+            copies.Add((reference, offset, at + 8, length));
+            at += 8 + length;
+        }
+
+        if (at != payload.Length)
+        {
+            return GrantStatus.BadCopyArg;
+        }
+
+        foreach ((uint reference, int offset, int start, int length) in copies)
+        {
+            _domain.Counters.Increment("interdomain-grant-writes");
+            short status = _grants.TryCopyTo(peer, reference, offset, payload.Slice(start, length));
+            if (status != GrantStatus.Okay)
+            {
+                return status;
+            }
+        }
+
+        return GrantStatus.Okay;
     }
 
     private static (uint Reference, int Offset, int Length) ParseGrant(ReadOnlySpan<byte> payload) =>
@@ -359,6 +440,7 @@ public sealed partial class XenInterdomainLink : IXenInterdomainLink, IDisposabl
             _log?.Invoke($"xen: domain {peer} is gone: {released} map(s) of this domain's grants released");
         }
 
+        Service?.PeerGone(peer);
         int unbound = _domain.PeerGone(peer);
         if (unbound > 0)
         {

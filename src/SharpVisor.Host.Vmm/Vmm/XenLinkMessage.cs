@@ -12,8 +12,8 @@ internal readonly record struct XenLinkMessage(XenLinkMessageType Type, uint Id,
 {
     public const int HeaderSize = 9;
 
-    /// <summary>The largest payload: a page of grant data and its header.</summary>
-    public const int MaxPayload = 4096 + 16;
+    /// <summary>The largest payload: a page of grant data and its header, or a XenStore request (an op, a path and a value).</summary>
+    public const int MaxPayload = 1 + XenStoreLinkWire.MaxPath + 1 + XenStoreLinkWire.MaxValue;
 
     public static void Write(Socket socket, XenLinkMessageType type, uint id, ReadOnlySpan<byte> payload)
     {

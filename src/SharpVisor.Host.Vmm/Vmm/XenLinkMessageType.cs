@@ -32,4 +32,16 @@ internal enum XenLinkMessageType : byte
 
     /// <summary>The only message of its own connection: { uint16 caller's domid; uint64 token } → a Reply { int16 status } carrying the memory file (SCM_RIGHTS).</summary>
     MemoryFile = 10,
+
+    /// <summary>A XenStore request made as the caller to the store that holds the path: { uint8 op; path NUL value } → { uint8 0|1; data or errno name } (docs/xen.md, "Driver domains").</summary>
+    XenStore = 11,
+
+    /// <summary>One way, store to watcher: { token } — a watch the peer set fired.</summary>
+    XenStoreWatchEvent = 12,
+
+    /// <summary>One way, front end to driver domain: "my store holds back-end directories of yours".</summary>
+    Introduce = 13,
+
+    /// <summary>{ uint16 count; count × { uint32 ref; uint16 offset; uint16 length; bytes } } → { int16 status }: grant writes done in order, whole.</summary>
+    GrantWriteBatch = 14,
 }

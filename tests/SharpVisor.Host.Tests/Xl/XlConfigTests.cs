@@ -90,9 +90,27 @@ public sealed class XlConfigTests
         Assert.True(DomainTypes.IsXen(config.Type));
     }
 
+    [Fact]
+    public void ADriverDomainConfigIsADriverDomainAndBackendNamesItOnADisk()
+    {
+        XlDomainConfig driver = XlDomainConfig.From(XlConfigFile.Parse("name = 'blkdd'\ntype = 'driver'\n"), "/");
+        CreateDomainRequest request = driver.ToCreateRequest(null, "emulator");
+        Assert.Equal(("blkdd", "driver"), (request.Name, request.Type));
+        Assert.Null(request.Config.BootSource);
+        Assert.Null(request.Config.Drives);
+        string[] arguments = ProcessVmmLauncher.VmmArguments(new DomainPaths("/run/domains/3"), new VmmIdentity("blkdd", 3, "emulator") { Xen = DomainTypes.XenModeOf(driver.Type) }).ToArray();
+        Assert.Equal(["--xen-link", "/run/domains", "--xen", "driver"], arguments[^4..]);
+
+        XlDomainConfig guest = XlDomainConfig.From(XlConfigFile.Parse("kernel = '/k'\ndisk = [ 'file:/d.img,xvda,w,backend=blkdd', 'target=/e.img,vdev=xvdb,access=r' ]\n"), "/");
+        Assert.Equal(["blkdd", null], guest.ToCreateRequest("g", "emulator").Config.Drives!.Select(d => d.XenBackend));
+        Assert.Equal(("/d.img", "xvda", false), (guest.Disks[0].Path, guest.Disks[0].Vdev, guest.Disks[0].ReadOnly));
+    }
+
     [Theory]
     [InlineData("kernel = '/k'\nvnc = 1\n", "line 2: 'vnc' is not a setting SharpVisor supports")]
-    [InlineData("kernel = '/k'\ntype = 'hvm-pv'\n", "type = \"hvm-pv\" is not a domain type (pvh, hvm, pv)")]
+    [InlineData("kernel = '/k'\ntype = 'hvm-pv'\n", "type = \"hvm-pv\" is not a domain type (pvh, hvm, pv, driver)")]
+    [InlineData("name = 'dd'\ntype = 'driver'\nkernel = '/k'\n", "line 3: a driver domain (type = \"driver\") takes no 'kernel'")]
+    [InlineData("kernel = '/k'\ndisk = [ 'a.img,raw,xvda,w,backend=-x' ]\n", "backend '-x' is not a domain name")]
     [InlineData("memory = 128\n", "'kernel' is required")]
     [InlineData("kernel = '/k'\nkernel = '/j'\n", "line 2: 'kernel' is set twice")]
     [InlineData("kernel = '/k\n", "line 1: the string has no closing '")]
