@@ -39,7 +39,7 @@ public static class RunCommand
         mmu.AcceptOnlyFromAmong("shadow", "nested");
         var tier = new Option<string?>("--tier")
         {
-            Description = "The emulator's execution tiers: interpreter, auto (hot blocks compiled by the translator, tier 1) or always (every block compiled; for testing). Default: SHARPVISOR_TIER, else interpreter",
+            Description = "The emulator's execution tiers: interpreter, auto (hot blocks compiled by the translator, tier 1) or always (every block compiled; for testing). Default: SHARPVISOR_TIER, else auto",
         };
         tier.AcceptOnlyFromAmong("interpreter", "auto", "always");
         var cpuVendor = new Option<string?>("--cpu-vendor") { Description = "The CPU vendor the guest sees: intel or amd (default: the host's)" };

@@ -10,9 +10,12 @@ namespace SharpVisor.Emulator.Translator;
 /// </summary>
 public static class TranslatorSettings
 {
-    private static ExecutionTier s_tier = ParseTier(Environment.GetEnvironmentVariable("SHARPVISOR_TIER")) ?? ExecutionTier.Interpreter;
+    private static ExecutionTier s_tier = ParseTier(Environment.GetEnvironmentVariable("SHARPVISOR_TIER")) ?? ExecutionTier.Auto;
 
-    /// <summary>The tier new CPUs start with (<c>sharpvisor run --tier</c> sets it before the machine is built).</summary>
+    /// <summary>
+    /// The tier new CPUs start with (<c>sharpvisor run --tier</c> sets it before the machine is built):
+    /// <c>auto</c> unless <c>SHARPVISOR_TIER</c> says otherwise (docs/emulator.md, "Tiers").
+    /// </summary>
     public static ExecutionTier DefaultTier
     {
         get => s_tier;
