@@ -102,10 +102,18 @@ public sealed class VmmServer : IAsyncDisposable
         StartupTrace.Mark("console socket listening");
         var router = new ApiRouter();
         VmmApi.Map(router, controller);
+
+        // As in Firecracker, whose API answers only once the config file's microVM is built: a request
+        // that arrives meanwhile waits, so a client never sees the machine before its start.
+        var configApplied = new ManualResetEventSlim(config is null);
         UnixSocketHttpServer api;
         try
         {
-            api = UnixSocketHttpServer.Start(options.ApiSocketPath, request => Serve(controller, router, request));
+            api = UnixSocketHttpServer.Start(options.ApiSocketPath, request =>
+            {
+                configApplied.Wait();
+                return Serve(controller, router, request);
+            });
         }
         catch
         {
@@ -118,7 +126,15 @@ public sealed class VmmServer : IAsyncDisposable
         controller.Metrics.MarkApiReady();
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, api, consoleServer);
-        await server.StartAsync(config);
+        try
+        {
+            await server.StartAsync(config);
+        }
+        finally
+        {
+            configApplied.Set();
+        }
+
         return server;
     }
 
