@@ -85,31 +85,42 @@ public sealed class CliSessionTests
         string config = WriteConfig(directory, "vm.json", "loop=20000");
         string socket = directory.File("fc.sock");
         using Process vmm = Start("vmm", "--api-sock", socket, "--config-file", config, "--name", "fc-test", "--accel", "kvm");
-        using HttpClient http = UnixSocketHttp.CreateClient(socket);
-        await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the VMM listens");
-
-        string info = await http.GetStringAsync("/");
-        Assert.Contains("\"id\":\"fc-test\"", info);
-        Assert.Contains("\"state\":\"Running\"", info);
-        using (HttpResponseMessage pause = await http.PatchAsync("/vm", new StringContent("""{"state": "Paused"}""")))
+        try
         {
-            Assert.Equal(HttpStatusCode.NoContent, pause.StatusCode);
-        }
+            using HttpClient http = UnixSocketHttp.CreateClient(socket);
+            await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(30), "the VMM listens");
 
-        Assert.Contains("\"state\":\"Paused\"", await http.GetStringAsync("/"));
-        using (HttpResponseMessage late = await http.PutAsync("/machine-config", new StringContent("""{"vcpu_count": 2, "mem_size_mib": 64}""")))
+            string info = await http.GetStringAsync("/");
+            Assert.Contains("\"id\":\"fc-test\"", info);
+            Assert.Contains("\"state\":\"Running\"", info);
+            using (HttpResponseMessage pause = await http.PatchAsync("/vm", new StringContent("""{"state": "Paused"}""")))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, pause.StatusCode);
+            }
+
+            Assert.Contains("\"state\":\"Paused\"", await http.GetStringAsync("/"));
+            using (HttpResponseMessage late = await http.PutAsync("/machine-config", new StringContent("""{"vcpu_count": 2, "mem_size_mib": 64}""")))
+            {
+                Assert.Equal(HttpStatusCode.BadRequest, late.StatusCode);
+            }
+
+            using (HttpResponseMessage off = await http.PutAsync("/sharpvisor/power", new StringContent("""{"action": "PowerOff"}""")))
+            {
+                Assert.Equal(HttpStatusCode.NoContent, off.StatusCode);
+            }
+
+            Assert.True(vmm.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
+            Assert.Equal(0, vmm.ExitCode);
+            Assert.False(File.Exists(socket));
+        }
+        finally
         {
-            Assert.Equal(HttpStatusCode.BadRequest, late.StatusCode);
+            // A failed assertion must not leave the VMM (and its guest) running.
+            if (!vmm.HasExited)
+            {
+                vmm.Kill(entireProcessTree: true);
+            }
         }
-
-        using (HttpResponseMessage off = await http.PutAsync("/sharpvisor/power", new StringContent("""{"action": "PowerOff"}""")))
-        {
-            Assert.Equal(HttpStatusCode.NoContent, off.StatusCode);
-        }
-
-        Assert.True(vmm.WaitForExit(TimeSpan.FromSeconds(30)), "the VMM exits after the machine powers off");
-        Assert.Equal(0, vmm.ExitCode);
-        Assert.False(File.Exists(socket));
     }
 
     [Fact]
