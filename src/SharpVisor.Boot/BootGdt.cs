@@ -44,24 +44,7 @@ public static class BootGdt
     public static ulong TssDescriptorAt(ulong tssAddress) => EncodeSystem(tssAddress, BootLayout.TssLimit, BusyTssType);
 
     /// <summary>The hidden-cache view of a code or data descriptor loaded through <paramref name="selector"/>.</summary>
-    public static SegmentRegister ToSegment(ushort selector, ulong descriptor)
-    {
-        uint rawLimit = (uint)(descriptor & 0xFFFF) | (uint)((descriptor >> 32) & 0xF_0000);
-        bool granularity = ((descriptor >> 55) & 1) != 0;
-        return new SegmentRegister
-        {
-            Base = ((descriptor >> 16) & 0xFF_FFFF) | (((descriptor >> 56) & 0xFF) << 24),
-            Limit = granularity ? (rawLimit << 12) | 0xFFF : rawLimit,
-            Selector = selector,
-            Type = (byte)((descriptor >> 40) & 0xF),
-            CodeOrData = ((descriptor >> 44) & 1) != 0,
-            Dpl = (byte)((descriptor >> 45) & 3),
-            Present = ((descriptor >> 47) & 1) != 0,
-            Long = ((descriptor >> 53) & 1) != 0,
-            DefaultBig = ((descriptor >> 54) & 1) != 0,
-            Granularity = granularity,
-        };
-    }
+    public static SegmentRegister ToSegment(ushort selector, ulong descriptor) => SegmentRegister.FromDescriptor(selector, descriptor);
 
     private static void Write(GuestMemory memory, ulong codeDescriptor) =>
         Write(memory, codeDescriptor, BootLayout.GdtAddress, BootLayout.TssAddress);

@@ -221,32 +221,13 @@ public sealed partial class PvCpu
             return false;
         }
 
-        segment = ToSegment(selector, descriptor);
+        segment = SegmentRegister.FromDescriptor(selector, descriptor);
         bool code = segment.CodeOrData && (segment.Type & 8) != 0;
         return segment.Present && segment.Dpl == 3 && use switch
         {
             SelectorUse.Code => code && segment.Long && !segment.DefaultBig,
             SelectorUse.Stack => segment.CodeOrData && !code && (segment.Type & 2) != 0,
             _ => segment.CodeOrData && (!code || (segment.Type & 2) != 0),
-        };
-    }
-
-    private static SegmentRegister ToSegment(ushort selector, ulong descriptor)
-    {
-        uint rawLimit = (uint)(descriptor & 0xFFFF) | (uint)((descriptor >> 32) & 0xF_0000);
-        bool granularity = ((descriptor >> 55) & 1) != 0;
-        return new SegmentRegister
-        {
-            Base = ((descriptor >> 16) & 0xFF_FFFF) | (((descriptor >> 56) & 0xFF) << 24),
-            Limit = granularity ? (rawLimit << 12) | 0xFFF : rawLimit,
-            Selector = selector,
-            Type = (byte)((descriptor >> 40) & 0xF),
-            CodeOrData = ((descriptor >> 44) & 1) != 0,
-            Dpl = (byte)((descriptor >> 45) & 3),
-            Present = ((descriptor >> 47) & 1) != 0,
-            Long = ((descriptor >> 53) & 1) != 0,
-            DefaultBig = ((descriptor >> 54) & 1) != 0,
-            Granularity = granularity,
         };
     }
 
