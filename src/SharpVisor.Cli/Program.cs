@@ -11,6 +11,12 @@ if (args.Length > 0 && args[0] == "firecracker")
     return FirecrackerCommand.Run(args[1..]);
 }
 
+// The jailer too: its own Firecracker-style parser, and it must run on the main thread.
+if (args.Length > 0 && args[0] == "jailer")
+{
+    return JailerCommand.Run(args[1..]);
+}
+
 return RunCommandLine(args);
 
 static int RunCommandLine(string[] args)
@@ -42,6 +48,7 @@ static int RunCommandLine(string[] args)
     root.Subcommands.Add(DaemonCommand.Create());
     root.Subcommands.Add(VmmCommand.Create());
     root.Subcommands.Add(FirecrackerCommand.Create());
+    root.Subcommands.Add(JailerCommand.Create());
     root.Subcommands.Add(AttestCommand.Create());
     root.Subcommands.Add(ProtectCommand.Create());
     root.Subcommands.Add(EventsCommand.Create());

@@ -11,6 +11,7 @@ public struct FileStat
     public const uint TypeDirectory = 0x4000;
     public const uint TypeBlockDevice = 0x6000;
 
+    [FieldOffset(16)] public ulong LinkCount;
     [FieldOffset(24)] public uint Mode;
     [FieldOffset(48)] public long Size;
 
