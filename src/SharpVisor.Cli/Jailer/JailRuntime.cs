@@ -70,7 +70,11 @@ public sealed class JailRuntime
             }
         }
 
-        return new JailRuntime(dotnetRoot, vmmDirectory, [.. libraries], ScriptInterpreterOf(execFile));
+        string besideExecFile = Path.Combine(Path.GetDirectoryName(execFile)!, "cli");
+        return new JailRuntime(dotnetRoot, vmmDirectory, [.. libraries], ScriptInterpreterOf(execFile))
+        {
+            BindsCliBesideExecFile = Directory.Exists(besideExecFile) && LibC.Realpath(besideExecFile, out _) == LibC.Realpath(vmmDirectory, out _),
+        };
     }
 
     /// <summary>The environment the jailed process gets: only where the .NET install is (Firecracker's jailer passes none).</summary>
@@ -95,7 +99,19 @@ public sealed class JailRuntime
         {
             Mirror(jailRoot, ScriptInterpreter);
         }
+
+        if (BindsCliBesideExecFile)
+        {
+            Bind(jailRoot, VmmDirectory, "/cli");
+        }
     }
+
+    /// <summary>
+    /// The exec-file is out/firecracker of this build (out/cli is this directory): the copy at
+    /// /&lt;exec-file name&gt; also finds cli/ beside itself, as in out/, for a launcher that looks
+    /// for the VMM relative to its own path.
+    /// </summary>
+    public bool BindsCliBesideExecFile { get; private init; }
 
     /// <summary>
     /// Makes <paramref name="hostPath"/> resolve in the jail as on the host: each symbolic link on
@@ -135,14 +151,14 @@ public sealed class JailRuntime
         Bind(jailRoot, current.Length == 0 ? "/" : current);
     }
 
-    private void Bind(string jailRoot, string realPath)
+    private void Bind(string jailRoot, string realPath, string? pathInJail = null)
     {
-        if (_bound.Any(b => IsUnder(realPath, b)))
+        if (pathInJail is null && _bound.Any(b => IsUnder(realPath, b)))
         {
             return;
         }
 
-        string target = jailRoot + realPath;
+        string target = jailRoot + (pathInJail ?? realPath);
         if (Directory.Exists(realPath))
         {
             Directory.CreateDirectory(target);
@@ -166,7 +182,10 @@ public sealed class JailRuntime
             throw JailerException.Os("MountBind", $"Failed to make {target} read-only", Marshal.GetLastPInvokeError());
         }
 
-        _bound.Add(realPath);
+        if (pathInJail is null)
+        {
+            _bound.Add(realPath);
+        }
     }
 
     private static bool IsUnder(string path, string directory) =>
