@@ -58,9 +58,21 @@ internal sealed class JailerProcess : IAsyncDisposable
         return launcher;
     }
 
-    public static JailerProcess Start(IEnumerable<string> arguments)
+    /// <summary>
+    /// Starts the jailer; with <paramref name="inheritedFile"/>, through a shell that opens that
+    /// file as descriptor 7 without close-on-exec, so the jailer inherits it (it must not reach the jailed VMM).
+    /// </summary>
+    public static JailerProcess Start(IEnumerable<string> arguments, string? inheritedFile = null)
     {
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
+        var start = new ProcessStartInfo(inheritedFile is null ? SharpVisorCommand.Dotnet : "/bin/sh") { RedirectStandardOutput = true, RedirectStandardError = true };
+        if (inheritedFile is not null)
+        {
+            foreach (string argument in new[] { "-c", "exec 7<\"$0\"; exec \"$@\"", inheritedFile, SharpVisorCommand.Dotnet })
+            {
+                start.ArgumentList.Add(argument);
+            }
+        }
+
         start.ArgumentList.Add(SharpVisorCommand.AssemblyPath);
         start.ArgumentList.Add("jailer");
         foreach (string argument in arguments)

@@ -10,7 +10,7 @@ namespace SharpVisor.Host.Tests;
 /// word for word as Firecracker's jailer; then real jails (root): the jailed VMM's API socket in
 /// &lt;base&gt;/firecracker/&lt;id&gt;/root, answering and booting the tiny Multiboot kernel copied into the
 /// jail, the process under the uid/gid given, in the cgroup (and the value written), in the netns
-/// given, with the jail as its root; and --daemonize --new-pid-ns: pid 1 of a new pid namespace in
+/// given, with the jail as its root, without the descriptor its parent left open; and --daemonize --new-pid-ns: pid 1 of a new pid namespace in
 /// its own session, stdio on /dev/null, its pid in &lt;exec-file&gt;.pid.
 /// </summary>
 public sealed class JailerTests
@@ -74,6 +74,7 @@ public sealed class JailerTests
         string id = "jail-" + Guid.NewGuid().ToString("N")[..8];
         string root = Path.Combine(baseDir, "firecracker", id, "root");
         string socket = Path.Combine(root, "run", "firecracker.socket");
+        string inherited = directory.CreateFile("inherited-descriptor");
 
         await using var jailer = JailerProcess.Start(
         [
@@ -81,7 +82,8 @@ public sealed class JailerTests
             "--netns", $"/var/run/netns/{ns.Name}",
             "--cgroup-version", cgroup.Version.ToString(CultureInfo.InvariantCulture), "--cgroup", $"{cgroup.File}={cgroup.Value}", "--parent-cgroup", JailerCgroup.Parent,
             "--resource-limit", "no-file=1536",
-        ]);
+        ],
+        inheritedFile: inherited);
         try
         {
             await Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), TimeSpan.FromSeconds(90), "the jailed VMM's API socket listens at <root>/run/firecracker.socket");
@@ -91,6 +93,8 @@ public sealed class JailerTests
             Assert.Equal(pid.ToString(CultureInfo.InvariantCulture), File.ReadAllText(Path.Combine(root, "firecracker.pid")));
             AssertCredentials(pid);
             Assert.Contains("Max open files            1536                 1536", File.ReadAllText($"/proc/{pid}/limits"));
+            string[] descriptors = [.. Directory.EnumerateFileSystemEntries($"/proc/{pid}/fd").Select(fd => new FileInfo(fd).LinkTarget ?? "")];
+            Assert.DoesNotContain(inherited, descriptors);
 
             Assert.True(cgroup.ListsProcessIn(File.ReadAllText($"/proc/{pid}/cgroup"), id), $"/proc/{pid}/cgroup:\n{File.ReadAllText($"/proc/{pid}/cgroup")}");
             Assert.Equal(cgroup.Value, File.ReadAllText(Path.Combine(cgroup.Directory(id), cgroup.File)).Trim());
