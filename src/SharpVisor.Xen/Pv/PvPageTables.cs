@@ -818,6 +818,59 @@ public sealed class PvPageTables
         return true;
     }
 
+    /// <summary>
+    /// A hypervisor write at a guest virtual address through the page tables of <paramref name="l4Mfn"/>
+    /// (Xen's put_guest for a vCPU that is not running here: the failsafe frame of a vCPU about to
+    /// start): every level present and writable, else false and nothing written. A frame mapped
+    /// writable by validated tables is never a page table or descriptor page in use.
+    /// </summary>
+    public bool TryWriteVirtual(ulong l4Mfn, ulong linearAddress, ReadOnlySpan<byte> bytes)
+    {
+        lock (_lock)
+        {
+            var targets = new List<(ulong Address, int Length)>();
+            for (int done = 0; done < bytes.Length;)
+            {
+                ulong va = linearAddress + (ulong)done;
+                if (!TryFindL1(l4Mfn, va, out ulong l1, out _))
+                {
+                    return false;
+                }
+
+                ulong table = l4Mfn;
+                for (int level = 4; level > 1; level--)
+                {
+                    ulong entry = ReadEntry(table, (int)((va >> (12 + (9 * (level - 1)))) & 511));
+                    if ((entry & PvPte.Writable) == 0)
+                    {
+                        return false;
+                    }
+
+                    table = PvPte.Frame(entry);
+                }
+
+                ulong pte = ReadEntry(l1, (int)((va >> 12) & 511));
+                if ((pte & (PvPte.Present | PvPte.Writable)) != (PvPte.Present | PvPte.Writable))
+                {
+                    return false;
+                }
+
+                int length = Math.Min(bytes.Length - done, 4096 - (int)(va & 0xFFF));
+                targets.Add(((PvPte.Frame(pte) << 12) + (va & 0xFFF), length));
+                done += length;
+            }
+
+            int offset = 0;
+            foreach ((ulong address, int length) in targets)
+            {
+                _memory.Write(address, bytes.Slice(offset, length));   // Write tells the write tracker
+                offset += length;
+            }
+
+            return true;
+        }
+    }
+
     private ulong ReadEntry(ulong mfn, int slot) => _memory.Read<ulong>((mfn << 12) + ((ulong)slot << 3));
 
     private void WriteEntry(ulong mfn, int slot, ulong value)

@@ -62,6 +62,9 @@ internal static class HostilePvGuest
     private const ulong GrantCopy = Data + 0x280;
     private const ulong HexDigits = Data + 0x300;
     private const ulong HexBuffer = Data + 0x320;
+    private const ulong TrapTable = Data + 0x340;
+    private const ulong GpError = Data + 0x360;
+    private const ulong GpRip = Data + 0x368;
     private const ulong Strings = Data + 0x400;
 
     /// <summary>The GDT page (set_gdt), the page whose mapping is attacked, the self-mapping L1, and four pages for an L4 → L3 → L2 → L1 → L4 loop.</summary>
@@ -76,6 +79,7 @@ internal static class HostilePvGuest
 
     // Hypercalls and their commands.
     private const int MmuUpdate = 1;
+    private const int SetTrapTable = 0;
     private const int SetGdt = 2;
     private const int UpdateDescriptor = 10;
     private const int MemoryOp = 12;
@@ -417,6 +421,37 @@ internal static class HostilePvGuest
             a.pop(rax);
             a.and(eax, 0x3000);
             Report("iret-iopl");
+
+            // iret to CS 0x18 (the cleared TSS slot: an empty descriptor): Xen's iretq faults in guest context,
+            // our #GP handler gets the error code and the frame of where the iret was going.
+            Label gpHandler = a.CreateLabel();
+            Label afterBadIret = a.CreateLabel();
+            a.mov(rdi, V(TrapTable));
+            a.mov(__byte_ptr[rdi], 13);
+            a.lea(rax, __[gpHandler]);
+            a.mov(__qword_ptr[rdi + 8], rax);
+            a.mov(eax, SetTrapTable);
+            a.syscall();
+            Report("set-trap-table");
+            IretTo(afterBadIret, 0x0018, 0x0202, 0);
+            a.Label(ref gpHandler);
+            a.mov(rax, __qword_ptr[rsp + 16]);
+            StoreSlot(GpError, rax);
+            a.mov(rax, __qword_ptr[rsp + 24]);
+            StoreSlot(GpRip, rax);
+            a.mov(rsp, r15);
+            a.Label(ref afterBadIret);
+            LoadSlot(rax, GpError);
+            Report("iret-bad-cs-error");
+            LoadSlot(rax, GpRip);
+            a.lea(rcx, __[afterBadIret]);
+            a.cmp(rax, rcx);
+            a.sete(al);
+            a.movzx(eax, al);
+            Report("iret-bad-cs-rip");
+            a.mov(ax, cs);
+            a.movzx(eax, ax);
+            Report("after-bad-iret-cs");
 
             // shared_info placed on the L4 (a PV domain is not translated); grant copies from our page into
             // the L4 and the GDT frame in use, and into the page itself.

@@ -117,6 +117,11 @@ public sealed partial class HostilePvGuestTests
             ["iret-rax"] = 0x1234,
             ["iret-cs"] = 0xE033,
             ["iret-iopl"] = 0,
+            // An iret to a CS that does not load: the guest's #GP (error code the selector) at the iret's target, the domain runs on.
+            ["set-trap-table"] = 0,
+            ["iret-bad-cs-error"] = 0x18,
+            ["iret-bad-cs-rip"] = 1,
+            ["after-bad-iret-cs"] = 0xE033,
             // add_to_physmap in a PV domain (not translated): -EACCES. gnttab_copy into a frame that cannot
             // take the writable type (the L4, the GDT frame): GNTST_general_error; into our own page: okay.
             ["add-to-physmap-l4"] = -XenErrno.EACCES,
@@ -161,6 +166,7 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(3, Count("balloon-refused"));
         Assert.Equal(3, Count("pv-refused-reservation-frame-in-use"));
         Assert.Equal(2, Count("pv-refused-write-typed-frame"));
+        Assert.Equal(1, Count("pv-refused-iret-selector"));
         Assert.Equal(0, Count("pv-domain-crash"));
     }
 }
