@@ -20,7 +20,7 @@ namespace SharpVisor.Xen.Pv;
 /// failure is a negative Xen errno, counted under "pv-refused" and "pv-refused-&lt;reason&gt;".
 /// One lock serializes the domain's updates, as Xen's per-page locks would for these paths.
 /// </summary>
-public sealed class PvPageTables
+public sealed partial class PvPageTables
 {
     public const int EntriesPerTable = 512;
 
@@ -87,6 +87,7 @@ public sealed class PvPageTables
         lock (_lock)
         {
             _frames[mfn].Owned = true;
+            _sharedFrames.Add(mfn);            // the hypervisor's still: never given back by the balloon
         }
     }
 
@@ -143,30 +144,6 @@ public sealed class PvPageTables
                 PutType(mfn);
             }
 
-            return true;
-        }
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> (the balloon's discard or refill of the frame) if machine frame
-    /// <paramref name="mfn"/> is the domain's and unused — no mapping, no type reference, not pinned —
-    /// with the frame table locked, so no update can start using it meanwhile. False otherwise: the
-    /// hypervisor's frames and frames in use are never discarded or zeroed. (Xen accepts a frame in
-    /// use and frees it when its last reference goes; refusing it keeps every count true here.)
-    /// </summary>
-    public bool TryWithUnusedFrame(ulong mfn, Action action)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        lock (_lock)
-        {
-            if (!Owns(mfn) || _frames[mfn].ReferenceCount != 0 || _frames[mfn].TypeCount != 0 || _frames[mfn].Pinned)
-            {
-                Counters.Increment("pv-refused");
-                Counters.Increment("pv-refused-reservation-frame-in-use");
-                return false;
-            }
-
-            action();
             return true;
         }
     }

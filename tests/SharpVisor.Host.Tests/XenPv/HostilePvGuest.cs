@@ -65,6 +65,7 @@ internal static class HostilePvGuest
     private const ulong TrapTable = Data + 0x340;
     private const ulong GpError = Data + 0x360;
     private const ulong GpRip = Data + 0x368;
+    private const ulong XPfn = Data + 0x370;
     private const ulong Strings = Data + 0x400;
 
     /// <summary>The GDT page (set_gdt), the page whose mapping is attacked, the self-mapping L1, and four pages for an L4 → L3 → L2 → L1 → L4 loop.</summary>
@@ -189,6 +190,7 @@ internal static class HostilePvGuest
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 26), 8);
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 32), 8);
 
+            BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)XPfn), X >> 12);
             StoreSlot(StartInfoSave, rsi);
 
             // The frames the attacks need: ours from the P2M, the bootstrap L4 from pt_base, the M2P's L3 from L4 slot 256.
@@ -479,6 +481,23 @@ internal static class HostilePvGuest
             Report("x-unmapped");
             Reserve(DecreaseReservation, XMfn);
             Report("decrease-free");
+            Reserve(DecreaseReservation, XMfn);
+            Report("decrease-twice");
+
+            // populate_physmap of X's pfn: a new machine frame, answered in the extent list, which the M2P maps back to the pfn;
+            // mapped where X was, it reads as a zeroed page.
+            Reserve(PopulatePhysmap, XPfn);
+            Report("populate-x");
+            LoadSlot(rax, Extent);
+            StoreSlot(XMfn, rax);
+            a.mov(rcx, M2pBase);
+            a.mov(rax, __qword_ptr[rcx + (rax * 8)]);
+            Report("populate-x-m2p");
+            UpdateVa(X, () => FrameEntry(XMfn, P | Rw));
+            Report("x-remapped");
+            a.mov(rdi, V(X));
+            a.mov(rax, __qword_ptr[rdi]);
+            Report("x-contents");
 
             a.mov(eax, 1);
             Report("alive");

@@ -128,12 +128,19 @@ public sealed partial class HostilePvGuestTests
             ["grant-copy-into-l4"] = GrantStatus.GeneralError,
             ["grant-copy-into-gdt"] = GrantStatus.GeneralError,
             ["grant-copy-own-page"] = GrantStatus.Okay,
-            // decrease_reservation / populate_physmap: no extent done for a page table in use or the hypervisor's frame; a free page of ours goes.
+            // decrease_reservation / populate_physmap: no extent done for a page table in use or the hypervisor's frame
+            // (nor a populate while nothing was given back); a free page of ours goes, once; populated again, its pfn
+            // gets a new machine frame, zeroed, which the M2P names the pfn of.
             ["decrease-l4"] = 0,
             ["decrease-m2p"] = 0,
             ["populate-l4"] = 0,
             ["x-unmapped"] = 0,
             ["decrease-free"] = 1,
+            ["decrease-twice"] = 0,
+            ["populate-x"] = 1,
+            ["populate-x-m2p"] = 6,
+            ["x-remapped"] = 0,
+            ["x-contents"] = 0,
             ["alive"] = 1,
         };
         foreach ((string name, long value) in expected)
@@ -163,8 +170,9 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(1, Count("pv-refused-machphys-not-owned"));
         Assert.Equal(1, Count("pv-refused-pin-not-owned"));
         Assert.Equal(1, Count("pv-refused-type-not-owned"));
-        Assert.Equal(3, Count("balloon-refused"));
-        Assert.Equal(3, Count("pv-refused-reservation-frame-in-use"));
+        Assert.Equal(4, Count("balloon-refused"));
+        Assert.Equal(1, Count("pv-refused-reservation-frame-in-use"));
+        Assert.Equal(2, Count("pv-refused-release-not-owned"));
         Assert.Equal(2, Count("pv-refused-write-typed-frame"));
         Assert.Equal(1, Count("pv-refused-iret-selector"));
         Assert.Equal(0, Count("pv-domain-crash"));
