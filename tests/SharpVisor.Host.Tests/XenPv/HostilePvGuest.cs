@@ -66,6 +66,8 @@ internal static class HostilePvGuest
     private const ulong GpError = Data + 0x360;
     private const ulong GpRip = Data + 0x368;
     private const ulong XPfn = Data + 0x370;
+    private const ulong FailsafeFrame = Data + 0x380;
+    private const ulong FailsafeRan = Data + 0x3E0;
     private const ulong Strings = Data + 0x400;
 
     /// <summary>The GDT page (set_gdt), the page whose mapping is attacked, the self-mapping L1, and four pages for an L4 → L3 → L2 → L1 → L4 loop.</summary>
@@ -76,11 +78,20 @@ internal static class HostilePvGuest
     private const ulong T3 = 0x8000;
     private const ulong T2 = 0x9000;
     private const ulong T1 = 0xA000;
-    private const int ImageSize = 0xB000;
+
+    /// <summary>vCPU 1's vcpu_guest_context (two pages) and its stack page.</summary>
+    private const ulong Context = 0xB000;
+    private const ulong Vcpu1Stack = 0xD000;
+    private const int ImageSize = 0xE000;
+
+    /// <summary>vCPU 1's context names DS 0x63: GDT entry 12 of a GDT with no entries, which never loads.</summary>
+    public const ushort BadDataSelector = 0x63;
 
     // Hypercalls and their commands.
     private const int MmuUpdate = 1;
     private const int SetTrapTable = 0;
+    private const int VcpuOp = 24;
+    private const int SchedYield = 0;
     private const int SetGdt = 2;
     private const int UpdateDescriptor = 10;
     private const int MemoryOp = 12;
@@ -191,6 +202,17 @@ internal static class HostilePvGuest
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 32), 8);
 
             BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)XPfn), X >> 12);
+
+            // vCPU 1's context: kernel mode, failsafe masks events, Xen's flat CS/SS, no GDT of its own, DS that cannot load.
+            Span<byte> context = image.AsSpan((int)Context);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[512..], 4 | 8);           // VGCF_in_kernel | VGCF_failsafe_disables_events
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 136)..], 0xE033);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[(520 + 144)..], 0x202);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[(520 + 152)..], V(Vcpu1Stack + 0x1000));
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 160)..], 0xE02B);
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 176)..], BadDataSelector);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[4968..], 0xE02B);          // kernel_ss
+            BinaryPrimitives.WriteUInt64LittleEndian(context[4976..], V(Vcpu1Stack + 0x1000));
             StoreSlot(StartInfoSave, rsi);
 
             // The frames the attacks need: ours from the P2M, the bootstrap L4 from pt_base, the M2P's L3 from L4 slot 256.
@@ -499,6 +521,59 @@ internal static class HostilePvGuest
             a.mov(rax, __qword_ptr[rdi]);
             Report("x-contents");
 
+            // vCPU 1 from a context whose DS does not load: Xen's first context switch into it enters the
+            // failsafe callback with the frame naming the selectors; the callback copies the frame for vCPU 0.
+            Label failsafe = a.CreateLabel();
+            Label vcpu1Idle = a.CreateLabel();
+            a.mov(rdi, V(Context));
+            a.lea(rax, __[vcpu1Idle]);
+            a.mov(__qword_ptr[rdi + 520 + 128], rax);
+            a.lea(rax, __[failsafe]);
+            a.mov(__qword_ptr[rdi + 5120], rax);
+            LoadSlot(rax, L4Mfn);
+            a.shl(rax, 12);
+            a.mov(rdi, V(Context));
+            a.mov(__qword_ptr[rdi + 4984 + 24], rax);
+            a.mov(eax, VcpuOp);
+            a.xor(edi, edi);                             // VCPUOP_initialise
+            a.mov(esi, 1);
+            a.mov(rdx, V(Context));
+            a.syscall();
+            Report("vcpu1-initialise");
+            a.mov(eax, VcpuOp);
+            a.mov(edi, 1);                               // VCPUOP_up
+            a.mov(esi, 1);
+            a.xor(edx, edx);
+            a.syscall();
+            Report("vcpu1-up");
+            Label waitFailsafe = a.CreateLabel();
+            Label failsafeSeen = a.CreateLabel();
+            a.mov(r14d, 1_000_000);
+            a.Label(ref waitFailsafe);
+            LoadSlot(rax, FailsafeRan);
+            a.test(rax, rax);
+            a.jnz(failsafeSeen);
+            a.mov(eax, SchedOp);
+            a.mov(edi, SchedYield);
+            a.syscall();
+            a.dec(r14d);
+            a.jnz(waitFailsafe);
+            a.Label(ref failsafeSeen);
+            LoadSlot(rax, FailsafeRan);
+            Report("failsafe-ran");
+            foreach ((int index, string name) in new[] { (2, "failsafe-ds"), (3, "failsafe-es"), (7, "failsafe-cs"), (8, "failsafe-rflags"), (9, "failsafe-rsp"), (10, "failsafe-ss") })
+            {
+                LoadSlot(rax, FailsafeFrame + ((ulong)index * 8));
+                Report(name);
+            }
+
+            LoadSlot(rax, FailsafeFrame + (6 * 8));
+            a.lea(rcx, __[vcpu1Idle]);
+            a.cmp(rax, rcx);
+            a.sete(al);
+            a.movzx(eax, al);
+            Report("failsafe-rip");
+
             a.mov(eax, 1);
             Report("alive");
             a.mov(eax, SchedOp);
@@ -508,6 +583,25 @@ internal static class HostilePvGuest
             Label forever = a.CreateLabel();
             a.Label(ref forever);
             a.jmp(forever);
+
+            // vCPU 1: the failsafe callback keeps the frame for vCPU 0 and takes its vCPU down; the context's own entry idles.
+            a.Label(ref failsafe);
+            for (int i = 0; i < 11; i++)
+            {
+                a.mov(rax, __qword_ptr[rsp + (i * 8)]);
+                StoreSlot(FailsafeFrame + ((ulong)i * 8), rax);
+            }
+
+            a.mov(eax, 1);
+            StoreSlot(FailsafeRan, rax);
+            a.mov(eax, VcpuOp);
+            a.mov(edi, 2);                               // VCPUOP_down, itself
+            a.mov(esi, 1);
+            a.xor(edx, edx);
+            a.syscall();
+            a.Label(ref vcpu1Idle);
+            a.pause();
+            a.jmp(vcpu1Idle);
 
             EmitReport();
             using var stream = new MemoryStream();

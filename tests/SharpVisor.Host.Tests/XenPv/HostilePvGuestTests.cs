@@ -38,6 +38,7 @@ public sealed partial class HostilePvGuestTests
             MemorySize = 32UL << 20,
             Accelerator = AcceleratorKind.Emulator,
             Xen = XenMode.Pv,
+            VcpuCount = 2,
             SerialOutput = console,
         });
 
@@ -141,6 +142,19 @@ public sealed partial class HostilePvGuestTests
             ["populate-x-m2p"] = 6,
             ["x-remapped"] = 0,
             ["x-contents"] = 0,
+            // vCPU 1 from a context whose DS does not load: it starts in its failsafe callback; the frame names the
+            // context's selectors (DS 0x63, ES 0), its CS as the kernel's with the event mask (1) above bit 32,
+            // RFLAGS with IF clear (events were masked), its stack and SS, and the RIP it would have started at.
+            ["vcpu1-initialise"] = 0,
+            ["vcpu1-up"] = 0,
+            ["failsafe-ran"] = 1,
+            ["failsafe-ds"] = HostilePvGuest.BadDataSelector,
+            ["failsafe-es"] = 0,
+            ["failsafe-cs"] = 0x1_0000_E030,
+            ["failsafe-rflags"] = 0x2,
+            ["failsafe-rsp"] = unchecked((long)(HostilePvGuest.VirtBase + 0xE000)),
+            ["failsafe-ss"] = 0xE02B,
+            ["failsafe-rip"] = 1,
             ["alive"] = 1,
         };
         foreach ((string name, long value) in expected)
@@ -175,6 +189,7 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(2, Count("pv-refused-release-not-owned"));
         Assert.Equal(2, Count("pv-refused-write-typed-frame"));
         Assert.Equal(1, Count("pv-refused-iret-selector"));
+        Assert.Equal(1, Count("pv-failsafe"));
         Assert.Equal(0, Count("pv-domain-crash"));
     }
 }
