@@ -15,10 +15,12 @@ public sealed partial class XenDomain
     private long _balloonedPages;
 
     /// <summary>Pages the guest has given back through its balloon driver and not taken again.</summary>
-    public long BalloonedPages => Interlocked.Read(ref _balloonedPages);
+    public long BalloonedPages => _pvTables is { } pv ? pv.FreeFrameCount : Interlocked.Read(ref _balloonedPages);
 
-    /// <summary>XENMEM_current_reservation: the domain's RAM less what it ballooned out.</summary>
-    public long CurrentReservationPages => (long)(Memory.RamSize >> 12) - BalloonedPages;
+    /// <summary>XENMEM_current_reservation: the domain's RAM (a PV domain's pages) less what it ballooned out.</summary>
+    public long CurrentReservationPages => _pvTables is { } pv
+        ? pv.PhysToMachine.PageCount - pv.FreeFrameCount
+        : (long)(Memory.RamSize >> 12) - BalloonedPages;
 
     /// <summary>
     /// Ballooning by frame lists (order-0 extents only), as Xen does it for a translated guest:
@@ -45,6 +47,11 @@ public sealed partial class XenDomain
         if (command == MemIncreaseReservation)
         {
             return 0;
+        }
+
+        if (_pvTables is not null)
+        {
+            return PvReservation(frame, command, extents, n);
         }
 
         long done = 0;
@@ -96,20 +103,11 @@ public sealed partial class XenDomain
                 return $"frame 0x{gfn:x} was already given back";
             }
 
-            // A PV domain names machine frames: only its own unused ones (never a page table in use, the M2P, a GDT).
-            if (_pvTables is { } pv && !pv.TryWithUnusedFrame(gfn, () => Memory.TryDiscard(gfn << 12, 4096)))
-            {
-                return $"machine frame 0x{gfn:x} is in use or not the domain's";
-            }
-
             ballooned[(int)gfn] = true;
             Interlocked.Increment(ref _balloonedPages);
         }
 
-        if (_pvTables is null)
-        {
-            Memory.TryDiscard(gfn << 12, 4096);
-        }
+        Memory.TryDiscard(gfn << 12, 4096);
 
         Counters.Increment("balloon-pages-out");
         return null;
@@ -128,18 +126,8 @@ public sealed partial class XenDomain
             return $"frame 0x{gfn:x} is grant-mapped";
         }
 
-        // A frame that was never given back is replaced by a fresh page too, as in Xen; a PV domain's only if unused.
-        if (_pvTables is { } pv)
-        {
-            if (!pv.TryWithUnusedFrame(gfn, () => Memory.Fill(gfn << 12, 4096, 0)))
-            {
-                return $"machine frame 0x{gfn:x} is in use or not the domain's";
-            }
-        }
-        else
-        {
-            Memory.Fill(gfn << 12, 4096, 0);
-        }
+        // A frame that was never given back is replaced by a fresh page too, as in Xen.
+        Memory.Fill(gfn << 12, 4096, 0);
 
         lock (_balloonLock)
         {

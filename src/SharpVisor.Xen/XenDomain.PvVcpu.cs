@@ -31,7 +31,11 @@ public sealed partial class XenDomain
         }
     }
 
-    /// <summary>VCPUOP_up: -EINVAL before VCPUOP_initialise; the first up starts the vCPU with its context, a later one resumes it.</summary>
+    /// <summary>
+    /// VCPUOP_up: -EINVAL before VCPUOP_initialise; the first up starts the vCPU with its context
+    /// (or in its failsafe callback when the context's data selectors do not load, as Xen's first
+    /// context switch into it does), a later one resumes it.
+    /// </summary>
     private long PvVcpuUp(XenVcpu vcpu)
     {
         Machine.VcpuState? start;
@@ -50,6 +54,15 @@ public sealed partial class XenDomain
             vcpu.Up = true;
             start = vcpu.PvStartState;
             vcpu.PvStartState = null;
+        }
+
+        if (start is not null)
+        {
+            start = _pvCpu!.LoadSegmentsAtStart(vcpu.Id, start);
+            if (start is null)
+            {
+                return 0;                        // the domain is crashed: the vCPU never runs
+            }
         }
 
         Counters.Increment("vcpu-up");
@@ -86,6 +99,9 @@ public sealed partial class XenDomain
     }
 
     /// <summary>A TLB flush for every vCPU but <paramref name="callerVcpuId"/> (which flushed its own; -1: not a vCPU's thread): the others' translations go before they run on.</summary>
+    /// <summary>Xen's domain_crash from outside a vCPU's own path (a vCPU that cannot start): the machine stops as crashed.</summary>
+    internal void CrashPvDomain(string reason) => Host.Control.Crash($"Xen PV: {reason}");
+
     internal void FlushOtherVcpus(int callerVcpuId)
     {
         if (_host is null)

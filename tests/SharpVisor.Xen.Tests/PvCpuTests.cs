@@ -124,6 +124,58 @@ public sealed class PvCpuTests : IDisposable
     }
 
     [Fact]
+    public void IretToACsThatDoesNotLoad_IsTheGuestsGeneralProtectionFault_AtTheReturnState()
+    {
+        // Xen's iretq faults "in guest context": #GP(0) for the null CS, to the trap table, with the frame of where the iret went.
+        SetTrap(13, Handler, flags: 0);
+        _memory.Write(SharedInfo + 1, (byte)0);
+        WriteIretFrame(rax: 7, rip: 0x7_0000, cs: 0, rflags: 0x202, rsp: 0x9_0000, ss: PvCpu.FlatKernelSs);
+        _cpu.SetRegister(0, (ulong)HypercallOp.Iret);
+        Assert.True(_pv.OnSyscall(_cpu, Code + 2));
+
+        Assert.Null(_cpu.Crash);
+        Assert.Equal(Handler, _cpu.Rip);
+        Assert.Equal(PvCpu.FlatKernelCs, _cpu.GetSelector(ParavirtualSegment.Cs));
+        ulong sp = 0x9_0000 - (8 * 8);
+        Assert.Equal(sp, _cpu.GetRegister(4));
+        ulong[] frame = [.. Enumerable.Range(0, 8).Select(i => _memory.Read<ulong>(sp + ((ulong)i * 8)))];
+        Assert.Equal(0UL, frame[2]);                              // error code: the null selector
+        Assert.Equal(0x7_0000UL, frame[3]);                       // RIP: the iret's target
+        Assert.Equal(0UL, frame[4]);                              // CS 0x3 as the kernel's (RPL cleared), mask 0
+        Assert.Equal(0x9_0000UL, frame[6]);                       // RSP: the iret's target
+        Assert.Equal((ulong)PvCpu.FlatKernelSs, frame[7]);
+        Assert.Equal(7UL, _cpu.GetRegister(0));                   // RAX still from the iret frame
+        Assert.Equal(1, _xen.PvTables!.Counters["pv-refused-iret-selector"]);
+        Assert.Equal(1, _xen.Counters["pv-trap-13"]);
+    }
+
+    [Fact]
+    public void IretToANotPresentCodeSegment_IsSegmentNotPresent_AndWithoutAHandlerCrashesTheDomain()
+    {
+        // GDT entry 5 of the vCPU's (hypervisor) GDT: a 64-bit code descriptor, DPL 3, not present.
+        _memory.Write((GdtFrame << 12) + (5 * 8), 0x00AF_7B00_0000_FFFFUL);
+        _cpu.Unloadable.Add(0x2B);
+        SetTrap(11, Handler, flags: 0);
+        WriteIretFrame(rax: 0, rip: 0x7_0000, cs: 0x28, rflags: 0x202, rsp: 0x9_0000, ss: PvCpu.FlatKernelSs);
+        _cpu.SetRegister(0, (ulong)HypercallOp.Iret);
+        _pv.OnSyscall(_cpu, Code + 2);
+        Assert.Null(_cpu.Crash);
+        Assert.Equal(Handler, _cpu.Rip);
+        Assert.Equal(0x28UL, _memory.Read<ulong>(0x9_0000 - (6 * 8)));   // error code: the selector
+        Assert.Equal(1, _xen.Counters["pv-trap-11"]);
+
+        // A bad SS with no #GP handler: the domain is crashed with the reason, not the host.
+        _cpu.Rip = Code;
+        _cpu.SetRegister(4, Stack);
+        _cpu.Unloadable.Add(0x1234 | 3);
+        WriteIretFrame(rax: 0, rip: 0x7_0000, cs: PvCpu.FlatKernelCs & ~3, rflags: 0x202, rsp: 0x9_0000, ss: 0x1234);
+        _cpu.SetRegister(0, (ulong)HypercallOp.Iret);
+        _pv.OnSyscall(_cpu, Code + 2);
+        Assert.Contains("no handler for exception 13", _cpu.Crash, StringComparison.Ordinal);
+        Assert.Equal(PvCpu.FlatKernelCs, _cpu.GetSelector(ParavirtualSegment.Cs));    // the iretq loads both or neither
+    }
+
+    [Fact]
     public void SetGdt_FixesRingZeroToRingThree_RefusesSystemDescriptors_AndPinsTheFrames()
     {
         const ulong frame = 0x40;
@@ -389,6 +441,9 @@ public sealed class PvCpuTests : IDisposable
 
         public (ulong Base, ushort Limit) Gdt { get; private set; }
 
+        /// <summary>Selectors whose load fails (a descriptor the processor refuses).</summary>
+        public HashSet<ushort> Unloadable { get; } = [];
+
         public ulong GetRegister(int index) => _registers[index];
 
         public void SetRegister(int index, ulong value) => _registers[index] = value;
@@ -407,7 +462,7 @@ public sealed class PvCpuTests : IDisposable
 
         public bool TryLoadSegment(ParavirtualSegment segment, ushort selector)
         {
-            if ((selector & 3) != 3 || (selector & 0xFFFC) == 0)
+            if ((selector & 3) != 3 || (selector & 0xFFFC) == 0 || Unloadable.Contains(selector))
             {
                 return false;
             }

@@ -8,7 +8,7 @@ namespace SharpVisor.Xen.Tests;
 /// <summary>
 /// The type/count invariant as a property (<see cref="PvFrameTableInvariant"/>): a seeded random
 /// sequence of mmu_update, mmuext_op, update_va_mapping, writable-page-table stores, descriptor
-/// type references, grant-copy writes and balloon checks over a small machine, the invariant checked after every
+/// type references, grant-copy writes and balloon steps (decrease_reservation, populate_physmap) over a small machine, the invariant checked after every
 /// step. 10,000 steps by default (./test.sh); SHARPVISOR_FUZZ_FULL=1 runs 1,000,000
 /// (<c>scripts/fuzz.sh pv</c>); SHARPVISOR_FUZZ_SEED=N picks another seed.
 /// </summary>
@@ -46,7 +46,7 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
         for (int step = 0; step < steps; step++)
         {
             (string operation, int rc) = RandomStep(random);
-            Assert.True(rc is 0 or -XenErrno.EINVAL or -XenErrno.EBUSY or -XenErrno.EPERM or -XenErrno.EACCES,
+            Assert.True(rc is 0 or -XenErrno.EINVAL or -XenErrno.EBUSY or -XenErrno.EPERM or -XenErrno.EACCES or -XenErrno.ENXIO or -XenErrno.ENOMEM,
                 $"seed {seed} step {step}: {operation} = {rc}");
             outcomes[rc] = outcomes.GetValueOrDefault(rc) + 1;
             string? violation = PvFrameTableInvariant.Check(_tables, _memory, _vcpus.SelectMany(v => new[] { v.KernelBase, v.UserBase }), Held());
@@ -62,6 +62,8 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
         {
             Assert.True(_tables.Counters[$"pv-validated-l{level}"] > 0, $"no L{level} table was ever validated");
         }
+
+        Assert.True(_tables.Counters["pv-balloon-released"] > 0 && _tables.Counters["pv-balloon-populated"] > 0, "the balloon never gave back or populated a frame");
     }
 
     private IEnumerable<(ulong Frame, PvPageType Type)> Held() => _descriptorFrames.Select(f => (f, PvPageType.SegmentDescriptor));
@@ -137,8 +139,15 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
 
             case 10:
             {
-                bool unused = _tables.TryWithUnusedFrame(frame, () => _memory.Fill(frame << 12, 4096, 0));
-                return ($"balloon 0x{frame:x}: {(unused ? "zeroed" : "refused")}", unused ? 0 : -XenErrno.EBUSY);
+                // The balloon: a frame given back (only an unused one of the domain's goes), or a pfn populated from the pool.
+                if (random.Next(2) == 0)
+                {
+                    return ($"decrease_reservation 0x{frame:x}", _tables.TryReleaseFrame(frame, () => _memory.Fill(frame << 12, 4096, 0)));
+                }
+
+                ulong pfn = (ulong)random.Next(DomainFrames + 2);
+                int rc = _tables.TryTakeFrame(pfn, mfn => _memory.Fill(mfn << 12, 4096, 0), out ulong taken);
+                return ($"populate_physmap pfn 0x{pfn:x}{(rc == 0 ? $" = 0x{taken:x}" : string.Empty)}", rc);
             }
 
             case 11:

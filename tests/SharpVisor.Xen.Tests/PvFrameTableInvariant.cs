@@ -14,6 +14,8 @@ namespace SharpVisor.Xen.Tests;
 /// <item>every present entry of a validated table names a frame the domain owns, passes its level's
 /// disallow mask, is user-accessible (64-bit PV), and holds one type reference of the next level
 /// down (at L1: a Writable one when writable); the hypervisor's frames hold no reference at all;</item>
+/// <item>a frame that is not the domain's (the hypervisor's, or given back by the balloon) has an
+/// invalid M2P entry and no reference;</item>
 /// <item>a validated L4 holds Xen's own slots (the M2P entry in 256, nothing in 257-271).</item>
 /// </list>
 /// </summary>
@@ -73,6 +75,11 @@ internal static class PvFrameTableInvariant
             if (!frame.Owned && (frame.TypeCount != 0 || frame.ReferenceCount != 0 || frame.Pinned))
             {
                 return $"frame 0x{mfn:x} is not the domain's yet holds references ({frame.TypeCount}/{frame.ReferenceCount})";
+            }
+
+            if (!frame.Owned && tables.PhysToMachine.ToPhysical(mfn) != PvPhysToMachine.InvalidEntry)
+            {
+                return $"frame 0x{mfn:x} is not the domain's yet its M2P entry names pfn 0x{tables.PhysToMachine.ToPhysical(mfn):x}";
             }
 
             int level = frame.Type is >= PvPageType.L1 and <= PvPageType.L4 ? (int)frame.Type : 0;

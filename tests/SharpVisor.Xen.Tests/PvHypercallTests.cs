@@ -81,6 +81,74 @@ public sealed class PvHypercallTests : IDisposable
         Assert.Equal(1L, _xen.Counters["mmuext_op:5"]);
     }
 
+    [Fact]
+    public void TheBalloon_GivesBackOnlyUnusedFramesOfTheDomain_AndPopulatesPfnsWithNewMachineFrames()
+    {
+        Attach();
+        PvPageTables tables = _xen.PvTables!;
+        const ulong A = 0x80, B = 0x81;
+        ulong pfnA = tables.PhysToMachine.ToPhysical(A), pfnB = tables.PhysToMachine.ToPhysical(B);
+        _memory.Write(A << 12, 0xFEEDUL);
+        WriteMmuext(0, PvMmuextCommand.PinL1Table, L1);
+        Assert.Equal(0, _cpu.Call(_xen, HypercallOp.MmuextOp, Requests, 1, Done, XenDomain.DomidSelf));
+
+        // decrease_reservation names machine frames: both leave the domain, M2P and P2M entries invalid, the host page released.
+        Assert.Equal(2, Reservation(1, [A, B]));
+        Assert.False(tables.Owns(A) || tables.Owns(B));
+        Assert.Equal(PvPhysToMachine.InvalidEntry, tables.PhysToMachine.ToPhysical(A));
+        Assert.Equal(PvPhysToMachine.InvalidEntry, tables.PhysToMachine.P2m[(int)pfnA]);
+        Assert.Equal(0UL, _memory.Read<ulong>(A << 12));
+        Assert.Equal(0x200 - 2, CurrentReservation());
+
+        // Not the domain's any more, a pinned page table, the hypervisor's frame, not memory: no extent done.
+        Assert.Equal(0, Reservation(1, [A]));
+        Assert.Equal(0, Reservation(1, [L1]));
+        Assert.Equal(0, Reservation(1, [HypervisorFrame]));
+        Assert.Equal(0, Reservation(1, [0x10_0000]));
+        Assert.Equal(2, tables.Counters["pv-refused-release-not-owned"]);
+        Assert.Equal(1, tables.Counters["pv-refused-release-in-use"]);
+        Assert.Equal(1, tables.Counters["pv-refused-release-invalid"]);
+        Assert.True(tables.Frame(L1).Pinned);
+
+        // populate_physmap names pfns and answers the new machine frames in the list; the pool holds two, the third is refused.
+        _memory.Write(A << 12, 0xBADUL);                         // whatever the host page holds, the domain gets it zeroed
+        Assert.Equal(2, Reservation(6, [pfnA, pfnB, pfnA]));
+        ulong first = _memory.Read<ulong>(ExtentList), second = _memory.Read<ulong>(ExtentList + 8);
+        Assert.Equal(pfnA, _memory.Read<ulong>(ExtentList + 16));  // untouched: not done
+        Assert.Equal(new[] { A, B }.Order(), new[] { first, second }.Order());
+        Assert.Equal(pfnA, tables.PhysToMachine.ToPhysical(first));
+        Assert.Equal(pfnB, tables.PhysToMachine.ToPhysical(second));
+        Assert.Equal(first, tables.PhysToMachine.P2m[(int)pfnA]);
+        Assert.True(tables.Owns(first) && tables.Owns(second));
+        Assert.Equal(0UL, _memory.Read<ulong>(A << 12));
+        Assert.Equal(1, tables.Counters["pv-refused-populate-no-memory"]);
+        Assert.Equal(0, Reservation(6, [0x200]));                // past the domain's pages
+        Assert.Equal(0x200, CurrentReservation());
+    }
+
+    private const ulong Reservations = 0x12000;
+    private const ulong ExtentList = Reservations + 0x100;
+
+    private long Reservation(int command, ulong[] frames)
+    {
+        for (int i = 0; i < frames.Length; i++)
+        {
+            _memory.Write(ExtentList + ((ulong)i * 8), frames[i]);
+        }
+
+        _memory.Write(Reservations, ExtentList);
+        _memory.Write(Reservations + 8, (ulong)frames.Length);
+        _memory.Write(Reservations + 16, 0UL);
+        _memory.Write<ushort>(Reservations + 24, XenDomain.DomidSelf);
+        return _cpu.Call(_xen, HypercallOp.MemoryOp, (ulong)command, Reservations);
+    }
+
+    private long CurrentReservation()
+    {
+        _memory.Write<ushort>(Reservations, XenDomain.DomidSelf);
+        return _cpu.Call(_xen, HypercallOp.MemoryOp, 3, Reservations);
+    }
+
     private void Attach()
     {
         var p2m = new PvPhysToMachine([.. Enumerable.Range(0, 0x200).Select(i => (ulong)i)], 0x400, seed: 1);

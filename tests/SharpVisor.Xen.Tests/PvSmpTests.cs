@@ -128,6 +128,67 @@ public sealed class PvSmpTests : IDisposable
     }
 
     [Fact]
+    public void AContextWhoseDataSelectorsDoNotLoad_StartsInTheFailsafeCallback_WithXensFrame()
+    {
+        // vCPU 1's kernel stack mapped writable: L4 0x100 → L3 0x101 → L2 0x102 → L1 0x103 → 0x104.
+        MapKernelStack();
+        const ulong FailsafeCallback = 0xFFFF_FFFF_8100_3000;
+        byte[] context = LinuxContext();
+        PutWord(context, 520 + 176, 0x63);                   // DS: GDT entry 12, empty (not present)
+        PutWord(context, 520 + 192, 0x1234);                 // GS: past the context's 16 entries
+        Put(context, 520 + 88, 0xC0C0);                      // RCX
+        Put(context, 520 + 48, 0x1111);                      // R11
+        Put(context, 512, 4 | 8);                            // VGCF_in_kernel | VGCF_failsafe_disables_events
+        _memory.Write(Context, context);
+        _memory.Write(SharedInfo + 64 + 1, (byte)0);        // vCPU 1's events unmasked
+        Assert.Equal(0, Op(VcpuOpInitialise, 1, Context));   // Xen does not check DS/ES/FS/GS here
+        Assert.Equal(0, Op(VcpuOpUp, 1));
+
+        (_, _, VcpuState? state) = Assert.Single(_host.VcpuControls);
+        Assert.NotNull(state);
+        ulong frameSp = (KernelRsp & ~0xFUL) - 88;
+        Assert.Equal((FailsafeCallback, frameSp), (state.Rip, state.Rsp));
+        Assert.Equal((PvCpu.FlatKernelCs, PvCpu.FlatKernelSs), (state.Cs.Selector, state.Ss.Selector));
+        Assert.True(state.Ds.Unusable && state.Gs.Unusable);  // the bad ones loaded as null
+        Assert.Equal(0x2B, state.Es.Selector);
+        Assert.Equal(PerCpuGs, state.Gs.Base);
+
+        // load_segments' frame: { RCX, R11, DS, ES, FS, GS, RIP, CS | mask << 32, RFLAGS, RSP, SS } — the selectors the context named.
+        ulong at = (StackFrame << 12) + (frameSp & 0xFFF);
+        ulong[] frame = [.. Enumerable.Range(0, 11).Select(i => _memory.Read<ulong>(at + ((ulong)i * 8)))];
+        Assert.Equal([0xC0C0UL, 0x1111, 0x63, 0x2B, 0, 0x1234, KernelRip, 0x10, 0x202, KernelRsp, 0x1B], frame);
+        Assert.Equal(1, _memory.Read<byte>(SharedInfo + 64 + 1));   // masked now, as registered
+        Assert.Equal(1, _xen.Counters["pv-failsafe"]);
+        Assert.Null(_host.Control.StopReason);
+    }
+
+    [Fact]
+    public void AContextWhoseDataSelectorsDoNotLoad_WithoutAFailsafeCallback_CrashesTheDomainWithTheReason()
+    {
+        byte[] context = LinuxContext();
+        PutWord(context, 520 + 176, 0x63);
+        Put(context, 5120, 0);                               // no failsafe callback
+        _memory.Write(Context, context);
+        Assert.Equal(0, Op(VcpuOpInitialise, 1, Context));
+        Assert.Equal(0, Op(VcpuOpUp, 1));
+        Assert.Empty(_host.VcpuControls);                    // the vCPU never runs
+        Assert.Equal(MachineStopReason.Crashed, _host.Control.StopReason);
+        Assert.Contains("no failsafe callback", _host.Control.StopDetail, StringComparison.Ordinal);
+    }
+
+    [Fact]
+    public void AFailsafeFrameOnAnUnmappedStack_CrashesTheDomain()
+    {
+        byte[] context = LinuxContext();
+        PutWord(context, 520 + 176, 0x63);
+        _memory.Write(Context, context);
+        Assert.Equal(0, Op(VcpuOpInitialise, 1, Context));  // the L4 maps nothing: the frame cannot be written
+        Assert.Equal(0, Op(VcpuOpUp, 1));
+        Assert.Empty(_host.VcpuControls);
+        Assert.Contains("failsafe callback frame", _host.Control.StopDetail, StringComparison.Ordinal);
+    }
+
+    [Fact]
     public void FlushesForAllVcpus_ReachEveryVcpu_ALocalFlushOnlyTheCaller()
     {
         foreach ((PvMmuextCommand command, bool everywhere) in new[]
@@ -172,6 +233,18 @@ public sealed class PvSmpTests : IDisposable
         }
 
         Assert.Empty(_host.VcpuControls);
+    }
+
+    private const ulong StackFrame = 0x104;
+
+    /// <summary>Maps KernelRsp's page (frame 0x104) writable in vCPU 1's kernel L4 by plain entries, validated when the L4 takes its type.</summary>
+    private void MapKernelStack()
+    {
+        const ulong Flags = 7;                               // present, writable, user (a PV kernel runs at CPL 3)
+        _memory.Write((KernelL4 << 12) + (511 * 8), (0x101UL << 12) | Flags);
+        _memory.Write((0x101UL << 12) + (510 * 8), (0x102UL << 12) | Flags);
+        _memory.Write((0x102UL << 12) + (((KernelRsp >> 21) & 511) * 8), (0x103UL << 12) | Flags);
+        _memory.Write((0x103UL << 12) + (((KernelRsp >> 12) & 511) * 8), (StackFrame << 12) | Flags);
     }
 
     private void AssertRefused(int errno, Action<byte[]> spoil)

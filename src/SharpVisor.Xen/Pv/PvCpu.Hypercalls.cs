@@ -106,6 +106,7 @@ public sealed partial class PvCpu
 
         vcpu.EventCallback = evt;
         vcpu.FailsafeCallback = failsafe;
+        vcpu.FailsafeMasksEvents = false;      // register_guest_callback with no flags, as do_set_callbacks
         vcpu.SyscallCallback = syscall;
         return 0;
     }
@@ -144,6 +145,7 @@ public sealed partial class PvCpu
                 return 0;
             case CallbackFailsafe:
                 vcpu.FailsafeCallback = address;
+                vcpu.FailsafeMasksEvents = (flags & CallbackMaskEvents) != 0;
                 return 0;
             case CallbackSyscall:
                 vcpu.SyscallCallback = address;

@@ -20,7 +20,8 @@ public sealed partial class PvCpu
     /// <paramref name="context"/> is checked here, in one place, with Xen's errno — canonical
     /// addresses (registers, callbacks, trap handlers, LDT, segment bases, kernel stack), the LDT's
     /// alignment and size, the GDT's size, frames and descriptors, the selectors resolvable in that
-    /// GDT (CS a 64-bit code segment, SS writable data; RPL forced to 3 as Xen's fixup does), the
+    /// GDT (CS a 64-bit code segment, SS writable data; RPL forced to 3 as Xen's fixup does; DS, ES,
+    /// FS and GS are Xen's to try at the first context switch, LoadSegmentsAtStart), the
     /// page tables (ctrlreg[3] a valid L4, ctrlreg[1] a valid user L4 or 0), the debug registers and
     /// vm_assist. Only then does it take the GDT frames' and L4s' type references and set the vCPU's
     /// PV state; <paramref name="state"/> is what the vCPU starts with at VCPUOP_up.
@@ -89,13 +90,25 @@ public sealed partial class PvCpu
             return Refuse("gdt", -rc, "a GDT frame is not the domain's or holds a descriptor Xen refuses");
         }
 
-        SegmentRegister cs = default, ss = default, ds = default, es = default, fs = default, gs = default;
+        SegmentRegister cs = default, ss = default;
         bool selectorsOk = TryResolve(context.Cs, copies, (int)context.GdtEntries, SelectorUse.Code, out cs)
-            && TryResolve(context.Ss, copies, (int)context.GdtEntries, SelectorUse.Stack, out ss)
-            && TryResolve(context.Ds, copies, (int)context.GdtEntries, SelectorUse.Data, out ds)
-            && TryResolve(context.Es, copies, (int)context.GdtEntries, SelectorUse.Data, out es)
-            && TryResolve(context.Fs, copies, (int)context.GdtEntries, SelectorUse.Data, out fs)
-            && TryResolve(context.Gs, copies, (int)context.GdtEntries, SelectorUse.Data, out gs);
+            && TryResolve(context.Ss, copies, (int)context.GdtEntries, SelectorUse.Stack, out ss);
+
+        // DS, ES, FS, GS are not checked by Xen: one that does not load is null at the start and
+        // the vCPU's first context switch bounces to the failsafe callback (LoadSegmentsAtStart).
+        ushort[] dataSelectors = [context.Ds, context.Es, context.Fs, context.Gs];
+        var data = new SegmentRegister[4];
+        bool dataOk = true;
+        for (int i = 0; i < data.Length; i++)
+        {
+            if (!TryResolve(dataSelectors[i], copies, (int)context.GdtEntries, SelectorUse.Data, out data[i]))
+            {
+                data[i] = new SegmentRegister { Type = 0x3, Limit = 0xFFFF, Unusable = true };
+                dataOk = false;
+            }
+        }
+
+        (SegmentRegister ds, SegmentRegister es, SegmentRegister fs, SegmentRegister gs) = (data[0], data[1], data[2], data[3]);
         PvVcpuPaging paging = _domain.PvPaging(vcpuId);
         if (selectorsOk && userL4 != 0)
         {
@@ -132,6 +145,8 @@ public sealed partial class PvCpu
 
         vcpu.EventCallback = context.EventCallback;
         vcpu.FailsafeCallback = context.FailsafeCallback;
+        vcpu.FailsafeMasksEvents = (context.Flags & PvVcpuGuestContext.FlagFailsafeDisablesEvents) != 0;
+        vcpu.PendingFailsafeSegments = dataOk ? null : dataSelectors;
         vcpu.SyscallCallback = context.SyscallCallback;
         vcpu.SyscallMasksEvents = (context.Flags & PvVcpuGuestContext.FlagSyscallDisablesEvents) != 0;
         vcpu.KernelStack = context.KernelSp;

@@ -218,11 +218,13 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
     /// guest kernel's stack (its registered stack when coming from user mode, 16-byte aligned),
     /// then the handler in kernel mode with Xen's flat kernel selectors.
     /// </summary>
-    private void Bounce(IParavirtualCpuContext cpu, PvVcpuState vcpu, ulong handler, int bounceFlags, uint errorCode, ulong returnRip)
+    /// <param name="frameCs">The CS for the frame when it is not the one loaded (a return that failed to load it).</param>
+    /// <param name="frameSs">Likewise the SS.</param>
+    private void Bounce(IParavirtualCpuContext cpu, PvVcpuState vcpu, ulong handler, int bounceFlags, uint errorCode, ulong returnRip, ushort? frameCs = null, ushort? frameSs = null)
     {
         ulong rsp = cpu.GetRegister(4);
-        ushort cs = cpu.GetSelector(ParavirtualSegment.Cs);
-        ushort ss = cpu.GetSelector(ParavirtualSegment.Ss);
+        ushort cs = frameCs ?? cpu.GetSelector(ParavirtualSegment.Cs);
+        ushort ss = frameSs ?? cpu.GetSelector(ParavirtualSegment.Ss);
         ulong flags = cpu.Rflags;
         ulong frameSp;
         if (vcpu.KernelMode)
@@ -289,6 +291,7 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
     /// HYPERVISOR_iret: pops { RAX, R11, RCX, flags, RIP, CS, RFLAGS, RSP, SS } from the guest
     /// stack; a CS with RPL 3 returns to user mode (the user page tables); CS and SS are forced to
     /// RPL 3 and RFLAGS.IF to 1, so the guest can never reach ring 0; the event mask follows IF.
+    /// A CS or SS that does not load is the guest's fault at the return (<see cref="IretFault"/>).
     /// </summary>
     private void Iret(IParavirtualCpuContext cpu, PvVcpuState vcpu)
     {
@@ -313,11 +316,14 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
             ToggleMode(cpu, vcpu);
         }
 
-        if (!cpu.TryLoadSegment(ParavirtualSegment.Cs, (ushort)(cs | 3)) || !cpu.TryLoadSegment(ParavirtualSegment.Ss, (ushort)(ss | 3)))
+        // do_iret sets the registers; the iretq that follows loads CS and SS (and may fault on them).
+        ushort newCs = (ushort)(cs | 3), newSs = (ushort)(ss | 3);
+        ushort oldCs = cpu.GetSelector(ParavirtualSegment.Cs);
+        bool csLoaded = cpu.TryLoadSegment(ParavirtualSegment.Cs, newCs);
+        bool loaded = csLoaded && cpu.TryLoadSegment(ParavirtualSegment.Ss, newSs);
+        if (csLoaded && !loaded)
         {
-            _tables.Counters.Increment("pv-refused-iret-selector");
-            Crash(cpu, $"iret to CS 0x{cs:x} SS 0x{ss:x}: not loadable at CPL 3");
-            return;
+            cpu.TryLoadSegment(ParavirtualSegment.Cs, oldCs);   // the iretq loads both or neither
         }
 
         cpu.Rip = rip;
@@ -336,6 +342,10 @@ public sealed partial class PvCpu : IParavirtualCpu, IPvMmuHost
         }
 
         cpu.SetRegister(0, rax);
+        if (!loaded)
+        {
+            IretFault(cpu, vcpu, newCs, newSs, !csLoaded);
+        }
     }
 
     /// <summary>toggle_guest_mode: kernel ↔ user, the other L4 in CR3 and the GS bases swapped (Xen's SWAPGS).</summary>

@@ -20,7 +20,7 @@ namespace SharpVisor.Xen.Pv;
 /// failure is a negative Xen errno, counted under "pv-refused" and "pv-refused-&lt;reason&gt;".
 /// One lock serializes the domain's updates, as Xen's per-page locks would for these paths.
 /// </summary>
-public sealed class PvPageTables
+public sealed partial class PvPageTables
 {
     public const int EntriesPerTable = 512;
 
@@ -87,6 +87,7 @@ public sealed class PvPageTables
         lock (_lock)
         {
             _frames[mfn].Owned = true;
+            _sharedFrames.Add(mfn);            // the hypervisor's still: never given back by the balloon
         }
     }
 
@@ -143,30 +144,6 @@ public sealed class PvPageTables
                 PutType(mfn);
             }
 
-            return true;
-        }
-    }
-
-    /// <summary>
-    /// Runs <paramref name="action"/> (the balloon's discard or refill of the frame) if machine frame
-    /// <paramref name="mfn"/> is the domain's and unused — no mapping, no type reference, not pinned —
-    /// with the frame table locked, so no update can start using it meanwhile. False otherwise: the
-    /// hypervisor's frames and frames in use are never discarded or zeroed. (Xen accepts a frame in
-    /// use and frees it when its last reference goes; refusing it keeps every count true here.)
-    /// </summary>
-    public bool TryWithUnusedFrame(ulong mfn, Action action)
-    {
-        ArgumentNullException.ThrowIfNull(action);
-        lock (_lock)
-        {
-            if (!Owns(mfn) || _frames[mfn].ReferenceCount != 0 || _frames[mfn].TypeCount != 0 || _frames[mfn].Pinned)
-            {
-                Counters.Increment("pv-refused");
-                Counters.Increment("pv-refused-reservation-frame-in-use");
-                return false;
-            }
-
-            action();
             return true;
         }
     }
@@ -816,6 +793,59 @@ public sealed class PvPageTables
         l1Mfn = table;
         why = string.Empty;
         return true;
+    }
+
+    /// <summary>
+    /// A hypervisor write at a guest virtual address through the page tables of <paramref name="l4Mfn"/>
+    /// (Xen's put_guest for a vCPU that is not running here: the failsafe frame of a vCPU about to
+    /// start): every level present and writable, else false and nothing written. A frame mapped
+    /// writable by validated tables is never a page table or descriptor page in use.
+    /// </summary>
+    public bool TryWriteVirtual(ulong l4Mfn, ulong linearAddress, ReadOnlySpan<byte> bytes)
+    {
+        lock (_lock)
+        {
+            var targets = new List<(ulong Address, int Length)>();
+            for (int done = 0; done < bytes.Length;)
+            {
+                ulong va = linearAddress + (ulong)done;
+                if (!TryFindL1(l4Mfn, va, out ulong l1, out _))
+                {
+                    return false;
+                }
+
+                ulong table = l4Mfn;
+                for (int level = 4; level > 1; level--)
+                {
+                    ulong entry = ReadEntry(table, (int)((va >> (12 + (9 * (level - 1)))) & 511));
+                    if ((entry & PvPte.Writable) == 0)
+                    {
+                        return false;
+                    }
+
+                    table = PvPte.Frame(entry);
+                }
+
+                ulong pte = ReadEntry(l1, (int)((va >> 12) & 511));
+                if ((pte & (PvPte.Present | PvPte.Writable)) != (PvPte.Present | PvPte.Writable))
+                {
+                    return false;
+                }
+
+                int length = Math.Min(bytes.Length - done, 4096 - (int)(va & 0xFFF));
+                targets.Add(((PvPte.Frame(pte) << 12) + (va & 0xFFF), length));
+                done += length;
+            }
+
+            int offset = 0;
+            foreach ((ulong address, int length) in targets)
+            {
+                _memory.Write(address, bytes.Slice(offset, length));   // Write tells the write tracker
+                offset += length;
+            }
+
+            return true;
+        }
     }
 
     private ulong ReadEntry(ulong mfn, int slot) => _memory.Read<ulong>((mfn << 12) + ((ulong)slot << 3));

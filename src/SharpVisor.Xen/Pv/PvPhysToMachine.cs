@@ -56,6 +56,9 @@ public sealed class PvPhysToMachine
     /// <summary>The M2P entry of <paramref name="mfn"/>: a pfn, or <see cref="InvalidEntry"/> (also for an mfn out of range).</summary>
     public ulong ToPhysical(ulong mfn) => mfn < (ulong)_m2p.Length ? _m2p[mfn] : InvalidEntry;
 
+    /// <summary>The balloon: pseudo-physical frame <paramref name="pfn"/> is now backed by <paramref name="mfn"/> (<see cref="InvalidEntry"/>: by nothing).</summary>
+    public void SetMachine(ulong pfn, ulong mfn) => _p2m[pfn] = mfn;
+
     /// <summary>MMU_MACHPHYS_UPDATE: the guest says which pfn machine frame <paramref name="mfn"/> now backs (ownership is checked by the caller).</summary>
     public void SetPhysical(ulong mfn, ulong pfn) => _m2p[mfn] = pfn;
 

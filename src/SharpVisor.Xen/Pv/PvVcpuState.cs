@@ -21,6 +21,16 @@ internal sealed class PvVcpuState
 
     public ulong FailsafeCallback { get; set; }
 
+    /// <summary>VGCF_failsafe_disables_events (CALLBACKF_mask_events at registration): the failsafe callback is entered with events masked.</summary>
+    public bool FailsafeMasksEvents { get; set; }
+
+    /// <summary>
+    /// The DS, ES, FS and GS selectors of VCPUOP_initialise's context when one of them did not load
+    /// (the start state holds those null): Xen's load_segments at the vCPU's first context switch
+    /// then bounces to the failsafe callback with them.
+    /// </summary>
+    public ushort[]? PendingFailsafeSegments { get; set; }
+
     public ulong SyscallCallback { get; set; }
 
     public bool SyscallMasksEvents { get; set; }

@@ -62,6 +62,12 @@ internal static class HostilePvGuest
     private const ulong GrantCopy = Data + 0x280;
     private const ulong HexDigits = Data + 0x300;
     private const ulong HexBuffer = Data + 0x320;
+    private const ulong TrapTable = Data + 0x340;
+    private const ulong GpError = Data + 0x360;
+    private const ulong GpRip = Data + 0x368;
+    private const ulong XPfn = Data + 0x370;
+    private const ulong FailsafeFrame = Data + 0x380;
+    private const ulong FailsafeRan = Data + 0x3E0;
     private const ulong Strings = Data + 0x400;
 
     /// <summary>The GDT page (set_gdt), the page whose mapping is attacked, the self-mapping L1, and four pages for an L4 → L3 → L2 → L1 → L4 loop.</summary>
@@ -72,10 +78,20 @@ internal static class HostilePvGuest
     private const ulong T3 = 0x8000;
     private const ulong T2 = 0x9000;
     private const ulong T1 = 0xA000;
-    private const int ImageSize = 0xB000;
+
+    /// <summary>vCPU 1's vcpu_guest_context (two pages) and its stack page.</summary>
+    private const ulong Context = 0xB000;
+    private const ulong Vcpu1Stack = 0xD000;
+    private const int ImageSize = 0xE000;
+
+    /// <summary>vCPU 1's context names DS 0x63: GDT entry 12 of a GDT with no entries, which never loads.</summary>
+    public const ushort BadDataSelector = 0x63;
 
     // Hypercalls and their commands.
     private const int MmuUpdate = 1;
+    private const int SetTrapTable = 0;
+    private const int VcpuOp = 24;
+    private const int SchedYield = 0;
     private const int SetGdt = 2;
     private const int UpdateDescriptor = 10;
     private const int MemoryOp = 12;
@@ -185,6 +201,18 @@ internal static class HostilePvGuest
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 26), 8);
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 32), 8);
 
+            BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)XPfn), X >> 12);
+
+            // vCPU 1's context: kernel mode, failsafe masks events, Xen's flat CS/SS, no GDT of its own, DS that cannot load.
+            Span<byte> context = image.AsSpan((int)Context);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[512..], 4 | 8);           // VGCF_in_kernel | VGCF_failsafe_disables_events
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 136)..], 0xE033);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[(520 + 144)..], 0x202);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[(520 + 152)..], V(Vcpu1Stack + 0x1000));
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 160)..], 0xE02B);
+            BinaryPrimitives.WriteUInt16LittleEndian(context[(520 + 176)..], BadDataSelector);
+            BinaryPrimitives.WriteUInt64LittleEndian(context[4968..], 0xE02B);          // kernel_ss
+            BinaryPrimitives.WriteUInt64LittleEndian(context[4976..], V(Vcpu1Stack + 0x1000));
             StoreSlot(StartInfoSave, rsi);
 
             // The frames the attacks need: ours from the P2M, the bootstrap L4 from pt_base, the M2P's L3 from L4 slot 256.
@@ -418,6 +446,37 @@ internal static class HostilePvGuest
             a.and(eax, 0x3000);
             Report("iret-iopl");
 
+            // iret to CS 0x18 (the cleared TSS slot: an empty descriptor): Xen's iretq faults in guest context,
+            // our #GP handler gets the error code and the frame of where the iret was going.
+            Label gpHandler = a.CreateLabel();
+            Label afterBadIret = a.CreateLabel();
+            a.mov(rdi, V(TrapTable));
+            a.mov(__byte_ptr[rdi], 13);
+            a.lea(rax, __[gpHandler]);
+            a.mov(__qword_ptr[rdi + 8], rax);
+            a.mov(eax, SetTrapTable);
+            a.syscall();
+            Report("set-trap-table");
+            IretTo(afterBadIret, 0x0018, 0x0202, 0);
+            a.Label(ref gpHandler);
+            a.mov(rax, __qword_ptr[rsp + 16]);
+            StoreSlot(GpError, rax);
+            a.mov(rax, __qword_ptr[rsp + 24]);
+            StoreSlot(GpRip, rax);
+            a.mov(rsp, r15);
+            a.Label(ref afterBadIret);
+            LoadSlot(rax, GpError);
+            Report("iret-bad-cs-error");
+            LoadSlot(rax, GpRip);
+            a.lea(rcx, __[afterBadIret]);
+            a.cmp(rax, rcx);
+            a.sete(al);
+            a.movzx(eax, al);
+            Report("iret-bad-cs-rip");
+            a.mov(ax, cs);
+            a.movzx(eax, ax);
+            Report("after-bad-iret-cs");
+
             // shared_info placed on the L4 (a PV domain is not translated); grant copies from our page into
             // the L4 and the GDT frame in use, and into the page itself.
             LoadSlot(rax, L4Mfn);
@@ -444,6 +503,76 @@ internal static class HostilePvGuest
             Report("x-unmapped");
             Reserve(DecreaseReservation, XMfn);
             Report("decrease-free");
+            Reserve(DecreaseReservation, XMfn);
+            Report("decrease-twice");
+
+            // populate_physmap of X's pfn: a new machine frame, answered in the extent list, which the M2P maps back to the pfn;
+            // mapped where X was, it reads as a zeroed page.
+            Reserve(PopulatePhysmap, XPfn);
+            Report("populate-x");
+            LoadSlot(rax, Extent);
+            StoreSlot(XMfn, rax);
+            a.mov(rcx, M2pBase);
+            a.mov(rax, __qword_ptr[rcx + (rax * 8)]);
+            Report("populate-x-m2p");
+            UpdateVa(X, () => FrameEntry(XMfn, P | Rw));
+            Report("x-remapped");
+            a.mov(rdi, V(X));
+            a.mov(rax, __qword_ptr[rdi]);
+            Report("x-contents");
+
+            // vCPU 1 from a context whose DS does not load: Xen's first context switch into it enters the
+            // failsafe callback with the frame naming the selectors; the callback copies the frame for vCPU 0.
+            Label failsafe = a.CreateLabel();
+            Label vcpu1Idle = a.CreateLabel();
+            a.mov(rdi, V(Context));
+            a.lea(rax, __[vcpu1Idle]);
+            a.mov(__qword_ptr[rdi + 520 + 128], rax);
+            a.lea(rax, __[failsafe]);
+            a.mov(__qword_ptr[rdi + 5120], rax);
+            LoadSlot(rax, L4Mfn);
+            a.shl(rax, 12);
+            a.mov(rdi, V(Context));
+            a.mov(__qword_ptr[rdi + 4984 + 24], rax);
+            a.mov(eax, VcpuOp);
+            a.xor(edi, edi);                             // VCPUOP_initialise
+            a.mov(esi, 1);
+            a.mov(rdx, V(Context));
+            a.syscall();
+            Report("vcpu1-initialise");
+            a.mov(eax, VcpuOp);
+            a.mov(edi, 1);                               // VCPUOP_up
+            a.mov(esi, 1);
+            a.xor(edx, edx);
+            a.syscall();
+            Report("vcpu1-up");
+            Label waitFailsafe = a.CreateLabel();
+            Label failsafeSeen = a.CreateLabel();
+            a.mov(r14d, 1_000_000);
+            a.Label(ref waitFailsafe);
+            LoadSlot(rax, FailsafeRan);
+            a.test(rax, rax);
+            a.jnz(failsafeSeen);
+            a.mov(eax, SchedOp);
+            a.mov(edi, SchedYield);
+            a.syscall();
+            a.dec(r14d);
+            a.jnz(waitFailsafe);
+            a.Label(ref failsafeSeen);
+            LoadSlot(rax, FailsafeRan);
+            Report("failsafe-ran");
+            foreach ((int index, string name) in new[] { (2, "failsafe-ds"), (3, "failsafe-es"), (7, "failsafe-cs"), (8, "failsafe-rflags"), (9, "failsafe-rsp"), (10, "failsafe-ss") })
+            {
+                LoadSlot(rax, FailsafeFrame + ((ulong)index * 8));
+                Report(name);
+            }
+
+            LoadSlot(rax, FailsafeFrame + (6 * 8));
+            a.lea(rcx, __[vcpu1Idle]);
+            a.cmp(rax, rcx);
+            a.sete(al);
+            a.movzx(eax, al);
+            Report("failsafe-rip");
 
             a.mov(eax, 1);
             Report("alive");
@@ -454,6 +583,25 @@ internal static class HostilePvGuest
             Label forever = a.CreateLabel();
             a.Label(ref forever);
             a.jmp(forever);
+
+            // vCPU 1: the failsafe callback keeps the frame for vCPU 0 and takes its vCPU down; the context's own entry idles.
+            a.Label(ref failsafe);
+            for (int i = 0; i < 11; i++)
+            {
+                a.mov(rax, __qword_ptr[rsp + (i * 8)]);
+                StoreSlot(FailsafeFrame + ((ulong)i * 8), rax);
+            }
+
+            a.mov(eax, 1);
+            StoreSlot(FailsafeRan, rax);
+            a.mov(eax, VcpuOp);
+            a.mov(edi, 2);                               // VCPUOP_down, itself
+            a.mov(esi, 1);
+            a.xor(edx, edx);
+            a.syscall();
+            a.Label(ref vcpu1Idle);
+            a.pause();
+            a.jmp(vcpu1Idle);
 
             EmitReport();
             using var stream = new MemoryStream();

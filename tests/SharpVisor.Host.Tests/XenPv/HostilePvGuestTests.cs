@@ -38,6 +38,7 @@ public sealed partial class HostilePvGuestTests
             MemorySize = 32UL << 20,
             Accelerator = AcceleratorKind.Emulator,
             Xen = XenMode.Pv,
+            VcpuCount = 2,
             SerialOutput = console,
         });
 
@@ -117,18 +118,43 @@ public sealed partial class HostilePvGuestTests
             ["iret-rax"] = 0x1234,
             ["iret-cs"] = 0xE033,
             ["iret-iopl"] = 0,
+            // An iret to a CS that does not load: the guest's #GP (error code the selector) at the iret's target, the domain runs on.
+            ["set-trap-table"] = 0,
+            ["iret-bad-cs-error"] = 0x18,
+            ["iret-bad-cs-rip"] = 1,
+            ["after-bad-iret-cs"] = 0xE033,
             // add_to_physmap in a PV domain (not translated): -EACCES. gnttab_copy into a frame that cannot
             // take the writable type (the L4, the GDT frame): GNTST_general_error; into our own page: okay.
             ["add-to-physmap-l4"] = -XenErrno.EACCES,
             ["grant-copy-into-l4"] = GrantStatus.GeneralError,
             ["grant-copy-into-gdt"] = GrantStatus.GeneralError,
             ["grant-copy-own-page"] = GrantStatus.Okay,
-            // decrease_reservation / populate_physmap: no extent done for a page table in use or the hypervisor's frame; a free page of ours goes.
+            // decrease_reservation / populate_physmap: no extent done for a page table in use or the hypervisor's frame
+            // (nor a populate while nothing was given back); a free page of ours goes, once; populated again, its pfn
+            // gets a new machine frame, zeroed, which the M2P names the pfn of.
             ["decrease-l4"] = 0,
             ["decrease-m2p"] = 0,
             ["populate-l4"] = 0,
             ["x-unmapped"] = 0,
             ["decrease-free"] = 1,
+            ["decrease-twice"] = 0,
+            ["populate-x"] = 1,
+            ["populate-x-m2p"] = 6,
+            ["x-remapped"] = 0,
+            ["x-contents"] = 0,
+            // vCPU 1 from a context whose DS does not load: it starts in its failsafe callback; the frame names the
+            // context's selectors (DS 0x63, ES 0), its CS as the kernel's with the event mask (1) above bit 32,
+            // RFLAGS with IF clear (events were masked), its stack and SS, and the RIP it would have started at.
+            ["vcpu1-initialise"] = 0,
+            ["vcpu1-up"] = 0,
+            ["failsafe-ran"] = 1,
+            ["failsafe-ds"] = HostilePvGuest.BadDataSelector,
+            ["failsafe-es"] = 0,
+            ["failsafe-cs"] = 0x1_0000_E030,
+            ["failsafe-rflags"] = 0x2,
+            ["failsafe-rsp"] = unchecked((long)(HostilePvGuest.VirtBase + 0xE000)),
+            ["failsafe-ss"] = 0xE02B,
+            ["failsafe-rip"] = 1,
             ["alive"] = 1,
         };
         foreach ((string name, long value) in expected)
@@ -158,9 +184,12 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(1, Count("pv-refused-machphys-not-owned"));
         Assert.Equal(1, Count("pv-refused-pin-not-owned"));
         Assert.Equal(1, Count("pv-refused-type-not-owned"));
-        Assert.Equal(3, Count("balloon-refused"));
-        Assert.Equal(3, Count("pv-refused-reservation-frame-in-use"));
+        Assert.Equal(4, Count("balloon-refused"));
+        Assert.Equal(1, Count("pv-refused-reservation-frame-in-use"));
+        Assert.Equal(2, Count("pv-refused-release-not-owned"));
         Assert.Equal(2, Count("pv-refused-write-typed-frame"));
+        Assert.Equal(1, Count("pv-refused-iret-selector"));
+        Assert.Equal(1, Count("pv-failsafe"));
         Assert.Equal(0, Count("pv-domain-crash"));
     }
 }

@@ -1,6 +1,7 @@
 using System.Text.Json;
 using SharpVisor.Host.Daemon;
 using SharpVisor.TestSupport;
+using Xunit.Abstractions;
 using static SharpVisor.Host.Tests.CliSessionTests;
 
 namespace SharpVisor.Host.Tests.Xl;
@@ -13,7 +14,7 @@ namespace SharpVisor.Host.Tests.Xl;
 /// Two boots of the default guest on the emulator; poweroff (ACPI S5) is the PC path, asserted
 /// by the `run` tests' exit status.
 /// </summary>
-public sealed class XenDomainLifecycleTests
+public sealed class XenDomainLifecycleTests(ITestOutputHelper output)
 {
     [DefaultGuestFact]
     public async Task AnHvmDomainsRebootRestartsItAndItsCrashIsListedWithXensReason()
@@ -75,13 +76,19 @@ public sealed class XenDomainLifecycleTests
     /// <summary>
     /// type = "pv" in an xl.cfg: the daemon starts the VMM with --xen pv and the domain is listed
     /// as pv; the Debian kernel boots as a PV guest to the hook, which sees Xen's PV guest type.
+    /// Then its balloon (the same boot): mem-set 128 has Linux's xen-balloon give machine frames
+    /// back (decrease_reservation) — MemTotal falls — and mem-set 256 has it populate its pfns
+    /// again with the new machine frames Xen answers (populate_physmap) — MemTotal rises back.
     /// </summary>
     [DefaultGuestFact]
-    public async Task APvDomainFromAnXlConfigBootsUnderTheDaemon()
+    public async Task APvDomainFromAnXlConfigBootsUnderTheDaemon_AndItsBalloonGoesDownAndUp()
     {
         using var directory = new TempDirectory();
         string runtime = directory.File("run");
-        string ramdisk = HookedInitrd.Write(directory.File("initrd-hook.img"), "echo \"PV-DOMAIN $(cat /sys/hypervisor/guest_type)\"\nsleep 3600\n");
+        const string Hook =
+            "echo \"PV-DOMAIN $(cat /sys/hypervisor/guest_type)\"\n" +
+            "while true; do echo \"MEMTOTAL $(grep MemTotal /proc/meminfo | tr -s ' ' | cut -d' ' -f2) CURRENT $(cat /sys/devices/system/xen_memory/xen_memory0/info/current_kb)\"; sleep 1; done\n";
+        string ramdisk = HookedInitrd.Write(directory.File("initrd-hook.img"), Hook);
         string config = directory.File("pv.cfg");
         File.WriteAllText(config, $"""
             name = "pvguest"
@@ -101,6 +108,31 @@ public sealed class XenDomainLifecycleTests
                 TimeSpan.FromMinutes(8),
                 "the PV guest runs its hook");
             Assert.Matches(@"pvguest\s+running\s+1\s+256\s+\S+\s+pv\s+emulator", Run(env, "list").Stdout);
+
+            await Eventually.TrueAsync(
+                () => Run(env, "console", "pvguest", "--history").Stdout.Contains("MEMTOTAL", StringComparison.Ordinal),
+                TimeSpan.FromMinutes(3),
+                "the hook reports the guest's memory");
+            (long memTotalStart, _) = LastMemoryReport(env);
+            Assert.Equal(0, Run(env, "mem-set", "pvguest", "128").ExitCode);
+            await Eventually.TrueAsync(
+                () => LastMemoryReport(env).CurrentKib <= 132 * 1024,
+                TimeSpan.FromMinutes(5),
+                "the PV guest's balloon driver reaches the 128 MiB target");
+            (long memTotalDown, _) = LastMemoryReport(env);
+            Assert.True(memTotalStart - memTotalDown >= 100 * 1024, $"MemTotal {memTotalStart} kB -> {memTotalDown} kB");
+
+            Assert.Equal(0, Run(env, "mem-set", "pvguest", "256").ExitCode);
+            await Eventually.TrueAsync(
+                () => LastMemoryReport(env).CurrentKib >= 250 * 1024,
+                TimeSpan.FromMinutes(5),
+                "the PV guest's balloon driver populates its pages again");
+            (long memTotalUp, long currentUp) = LastMemoryReport(env);
+            output.WriteLine($"PV balloon: MemTotal {memTotalStart} -> {memTotalDown} -> {memTotalUp} kB (current_kb at the end {currentUp})");
+            Assert.True(memTotalUp - memTotalDown >= 100 * 1024, $"MemTotal {memTotalDown} kB -> {memTotalUp} kB");
+            string console = Run(env, "console", "pvguest", "--history").Stdout;
+            Assert.DoesNotContain("BUG:", console);
+            Assert.DoesNotContain("Call Trace:", console);
             Assert.Equal(0, Run(env, "destroy", "pvguest").ExitCode);
         }
         finally
@@ -108,6 +140,15 @@ public sealed class XenDomainLifecycleTests
             Run(env, "destroy", "pvguest");
             StopDaemon(runtime);
         }
+    }
+
+    /// <summary>The PV hook's last "MEMTOTAL m CURRENT c" line (kB).</summary>
+    private static (long MemTotalKib, long CurrentKib) LastMemoryReport(IDictionary<string, string> env)
+    {
+        string line = Run(env, "console", "pvguest", "--history").Stdout.Split('\n')
+            .Last(l => l.StartsWith("MEMTOTAL ", StringComparison.Ordinal) && l.Split(' ', StringSplitOptions.RemoveEmptyEntries).Length == 4);
+        string[] fields = line.Split(' ', StringSplitOptions.RemoveEmptyEntries);
+        return (long.Parse(fields[1], System.Globalization.CultureInfo.InvariantCulture), long.Parse(fields[3], System.Globalization.CultureInfo.InvariantCulture));
     }
 
     private static JsonElement Domain(IDictionary<string, string> env)
