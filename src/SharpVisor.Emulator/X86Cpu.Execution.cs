@@ -49,6 +49,9 @@ public sealed unsafe partial class X86Cpu
     /// <summary>Number of blocks decoded since creation (a cache-efficiency figure).</summary>
     public long BlocksDecoded { get; private set; }
 
+    /// <summary>Block lookups the jump cache did not answer (a TLB fetch and the block dictionary instead).</summary>
+    public long JumpCacheMisses { get; private set; }
+
     /// <summary>Stops before executing the instruction at RIP <paramref name="rip"/> (except as the first instruction of a Run call).</summary>
     public void AddBreakpoint(ulong rip)
     {
@@ -380,6 +383,7 @@ public sealed unsafe partial class X86Cpu
             return block;
         }
 
+        JumpCacheMisses++;
         nint page = FetchPage(linear, out ulong physicalPage);
         ulong physical = physicalPage | (linear & 0xFFF);
         ulong key = (physical << 3) | (ulong)_mode;
