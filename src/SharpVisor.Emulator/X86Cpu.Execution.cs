@@ -26,10 +26,11 @@ public sealed unsafe partial class X86Cpu
     private readonly Dictionary<ulong, Block> _blocks = new();
     private readonly Dictionary<ulong, List<Block>> _codePages = new();
     // Linear-address lookups, one array per privilege context so user code never reuses a block
-    // that was looked up (fetch-checked) at CPL 0; _jumpCache is the current one.
-    private readonly Block?[] _supervisorJumpCache = new Block?[JumpCacheSize];
-    private readonly Block?[] _userJumpCache = new Block?[JumpCacheSize];
-    private Block?[] _jumpCache = null!;
+    // that was looked up (fetch-checked) at CPL 0; _jumpCache is the current one. An entry is
+    // valid while its stamp is current (JumpCacheEntry).
+    private readonly JumpCacheEntry[] _supervisorJumpCache = new JumpCacheEntry[JumpCacheSize];
+    private readonly JumpCacheEntry[] _userJumpCache = new JumpCacheEntry[JumpCacheSize];
+    private JumpCacheEntry[] _jumpCache = null!;
     private readonly HashSet<ulong> _breakpoints = new();
     private readonly HashSet<ulong> _reportedUnimplemented = new();
     private readonly BlockCodeReader _codeReader = new();
@@ -47,6 +48,9 @@ public sealed unsafe partial class X86Cpu
 
     /// <summary>Number of blocks decoded since creation (a cache-efficiency figure).</summary>
     public long BlocksDecoded { get; private set; }
+
+    /// <summary>Block lookups the jump cache did not answer (a TLB fetch and the block dictionary instead).</summary>
+    public long JumpCacheMisses { get; private set; }
 
     /// <summary>Stops before executing the instruction at RIP <paramref name="rip"/> (except as the first instruction of a Run call).</summary>
     public void AddBreakpoint(ulong rip)
@@ -372,12 +376,14 @@ public sealed unsafe partial class X86Cpu
         }
 
         int slot = JumpCacheSlot(linear);
-        Block? block = _jumpCache[slot];
-        if (block is not null && block.Valid && block.Linear == linear && (int)(block.Key & 7) == (int)_mode)
+        ref JumpCacheEntry entry = ref _jumpCache[slot];
+        Block? block = entry.Block;
+        if (block is not null && IsCurrent(entry.Stamp) && block.Valid && block.Linear == linear && (int)(block.Key & 7) == (int)_mode)
         {
             return block;
         }
 
+        JumpCacheMisses++;
         nint page = FetchPage(linear, out ulong physicalPage);
         ulong physical = physicalPage | (linear & 0xFFF);
         ulong key = (physical << 3) | (ulong)_mode;
@@ -387,18 +393,35 @@ public sealed unsafe partial class X86Cpu
         }
 
         // Every block the jump caches and chain links can reach comes through here: note the
-        // linear pages it was fetched from, so an INVLPG of another page need not drop them.
-        _lookedUpPages.Add(linear >> 12);
+        // linear pages it was fetched from, so an INVLPG of another page need not drop them. A
+        // lookup made through global translations only (the kernel's text) survives CR3 loads,
+        // as those translations do in the TLB: Linux loads CR3 thousands of times in a boot.
+        PageAccess fetch = PageAccess.Execute | _privilegeAccess;
+        bool global = _tlb.IsGlobal(linear, fetch);
+        ulong secondPage = ulong.MaxValue;
         if (block.SecondPage != ulong.MaxValue)
         {
             ulong next = (linear & PageMask) + 0x1000;
-            _lookedUpPages.Add((_is64 ? next : (uint)next) >> 12);
+            secondPage = _is64 ? next : (uint)next;
+            global &= _tlb.IsGlobal(secondPage, fetch);
+        }
+
+        HashSet<ulong> pages = global ? _globalLookedUpPages : _lookedUpPages;
+        pages.Add(linear >> 12);
+        if (secondPage != ulong.MaxValue)
+        {
+            pages.Add(secondPage >> 12);
         }
 
         block.Linear = linear;
-        _jumpCache[slot] = block;
+        entry.Block = block;
+        entry.Stamp = global ? _globalLookupStamp : _lookupStamp;
         return block;
     }
+
+    /// <summary>Whether a jump cache entry with this stamp was made since the flushes that apply to it.</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool IsCurrent(uint stamp) => stamp == _lookupStamp || stamp == _globalLookupStamp;
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int JumpCacheSlot(ulong linear) => (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
@@ -415,12 +438,32 @@ public sealed unsafe partial class X86Cpu
         return physicalPage == block.SecondPage;
     }
 
+    /// <summary>Drops every linear-address block lookup and chain link.</summary>
     private void FlushJumpCache()
     {
-        Array.Clear(_supervisorJumpCache);
-        Array.Clear(_userJumpCache);
+        _globalLookedUpPages.Clear();
+        _globalLookupStamp++;
+        FlushNonGlobalLookups();
+    }
+
+    /// <summary>
+    /// A CR3 load: drops the block lookups and chain links except lookups made through global
+    /// pages only, whose translations the TLB keeps too (SDM 4.10.4.1).
+    /// </summary>
+    private void FlushNonGlobalLookups()
+    {
         _lookedUpPages.Clear();
+        _lookupStamp++;
         _chainEpoch++;
+        if (_lookupStamp == GlobalLookupStampBit || _globalLookupStamp == 0)
+        {
+            // A stamp ran out (after 2^31 flushes): really clear, and start both over.
+            Array.Clear(_supervisorJumpCache);
+            Array.Clear(_userJumpCache);
+            _globalLookedUpPages.Clear();
+            _lookupStamp = 1;
+            _globalLookupStamp = GlobalLookupStampBit | 1;
+        }
     }
 
     /// <summary>
@@ -431,7 +474,7 @@ public sealed unsafe partial class X86Cpu
     /// </summary>
     private void FlushJumpCachePage(ulong linear)
     {
-        if (_lookedUpPages.Contains(linear >> 12))
+        if (_lookedUpPages.Contains(linear >> 12) || _globalLookedUpPages.Contains(linear >> 12))
         {
             FlushJumpCache();
         }
@@ -443,6 +486,23 @@ public sealed unsafe partial class X86Cpu
     // since the jump caches and chain links were last cleared: a superset of the pages any of them
     // depend on.
     private readonly HashSet<ulong> _lookedUpPages = new();
+
+    // The same for lookups made through global translations only (kept across CR3 loads).
+    private readonly HashSet<ulong> _globalLookedUpPages = new();
+
+    // Jump cache stamps: entries made through non-global pages carry _lookupStamp (advanced by
+    // every flush), the others _globalLookupStamp (advanced by flushes that drop global
+    // translations too); the top bit keeps the two apart. 0 is never current (an empty entry).
+    private const uint GlobalLookupStampBit = 0x8000_0000;
+    private uint _lookupStamp = 1;
+    private uint _globalLookupStamp = GlobalLookupStampBit | 1;
+
+    /// <summary>A linear-address block lookup: the block and the stamp of the flushes it has seen.</summary>
+    private struct JumpCacheEntry
+    {
+        public Block? Block;
+        public uint Stamp;
+    }
 
     /// <summary>Drops every decoded block.</summary>
     public void FlushCodeCache()

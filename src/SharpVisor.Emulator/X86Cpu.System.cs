@@ -184,7 +184,7 @@ public sealed partial class X86Cpu
         }
 
         _cr3 = value;
-        FlushJumpCache();
+        FlushNonGlobalLookups();
         EndBlockAfterThis();
     }
 

@@ -156,8 +156,9 @@ public sealed partial class X86Cpu
                 {
                     // A third target (RET, JMP/CALL r/m): the run loop's jump cache, as LookupBlock
                     // reads it, rather than a return to the run loop; linked like RunBlocks does.
-                    next = _jumpCache[JumpCacheSlot(_rip)];
-                    if (next is null || next.Linear != _rip || (int)(next.Key & 7) != (int)mode)
+                    ref JumpCacheEntry entry = ref _jumpCache[JumpCacheSlot(_rip)];
+                    next = entry.Block;
+                    if (next is null || !IsCurrent(entry.Stamp) || next.Linear != _rip || (int)(next.Key & 7) != (int)mode)
                     {
                         return block;
                     }

@@ -123,6 +123,8 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
 
     private readonly MmuCounters _publishedMmu = new();
     private long _publishedTier1Instructions;
+    private long _publishedJumpCacheMisses;
+    private long _publishedBlocksDecoded;
     private PublishedTranslatorFigures _publishedTier1;
 
     private struct PublishedTranslatorFigures
@@ -311,6 +313,8 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         // Tier 1: this vCPU's instructions in translated code; the process-wide code cache's
         // figures once, on vCPU 0 (the domain's totals sum the vCPUs).
         Publish("tier1-instructions", _cpu.TranslatedInstructions, ref _publishedTier1Instructions);
+        Publish("jump-cache-misses", _cpu.JumpCacheMisses, ref _publishedJumpCacheMisses);
+        Publish("blocks-decoded", _cpu.BlocksDecoded, ref _publishedBlocksDecoded);
         if (Id == 0 && _cpu.Tier != ExecutionTier.Interpreter)
         {
             TranslatorStatistics t = X86Cpu.TranslatorStatistics;

@@ -122,6 +122,21 @@ public sealed class SoftTlb
         return true;
     }
 
+    /// <summary>
+    /// Whether the TLB holds <paramref name="linear"/>'s page for <paramref name="access"/> from a
+    /// global translation, one a CR3 load keeps (<see cref="Flush(bool)"/>).
+    /// </summary>
+    public bool IsGlobal(ulong linear, PageAccess access)
+    {
+        if (!TryGetHostAddress(linear, access, out _))
+        {
+            return false;
+        }
+
+        int index = ((int)ContextFor(access) * Slots) + ((int)(linear >> 12) & _slotMask);
+        return (_slotFlags[index] & SlotGlobal) != 0;
+    }
+
     /// <summary>Caches the 4 KiB page of <paramref name="linear"/> for one context with the accesses it allows.</summary>
     public void Fill(ulong linear, TlbContext context, nint hostPage, ulong physicalPage, bool read, bool write, bool execute, bool global, ulong pageSize)
     {

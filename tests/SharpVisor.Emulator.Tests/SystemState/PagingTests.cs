@@ -275,6 +275,99 @@ public sealed class PagingTests
     [Theory]
     [InlineData(MmuMode.Shadow)]
     [InlineData(MmuMode.Nested)]
+    public void CodeLookupsAcrossCr3LoadsFollowTheMappings(MmuMode mode)
+    {
+        // A CR3 load keeps the block lookups made through global pages only (as the TLB keeps
+        // their translations): code on a non-global page runs the new address space's frame; a
+        // global page's lookup still goes with an INVLPG of it, and with a CR4.PGE toggle.
+        using var m = new SystemMachine(mode);
+        const ulong page = 0x3E_0000;        // not global: frame A here, frame B in the other space
+        const ulong globalPage = 0x3E_2000;  // global: frame C in both, then D, then E
+        const ulong frameA = 0x1D_0000;
+        const ulong frameB = 0x1D_1000;
+        const ulong frameC = 0x1D_2000;
+        const ulong frameD = 0x1D_3000;
+        const ulong frameE = 0x1D_4000;
+        const ulong global = 1UL << 8;
+        m.MapPage(page, frameA, user: false);
+        m.Memory.Write(m.PteAddress(globalPage), frameC | global | 3);
+        (ulong Frame, uint Value)[] functions = [(frameA, 1), (frameB, 2), (frameC, 5), (frameD, 6), (frameE, 7)];
+        foreach ((ulong frame, uint value) in functions)
+        {
+            m.Load(frame + 0x100, a =>
+            {
+                a.mov(eax, value);
+                a.ret();
+            });
+        }
+
+        // The other address space: its own PML4, PDPT, PD and the 2-4 MiB page table, where the
+        // non-global page maps frame B.
+        const ulong pml4B = 0x3A_0000;
+        const ulong ptB = SystemMachine.PtAddress + 0x1_1000;
+        m.Memory.Write(pml4B, (SystemMachine.PdptAddress + 0x1_0000) | 7);
+        m.Memory.Write(SystemMachine.PdptAddress + 0x1_0000, (SystemMachine.PdAddress + 0x1_0000) | 7);
+        m.Memory.Write(SystemMachine.PdAddress + 0x1_0000, SystemMachine.PtAddress | 7);
+        m.Memory.Write(SystemMachine.PdAddress + 0x1_0008, ptB | 7);
+        for (ulong i = 0; i < 512; i++)
+        {
+            ulong linear = (2UL << 20) + (i << 12);
+            m.Memory.Write(ptB + (i * 8), m.Memory.Read<ulong>(m.PteAddress(linear)));
+        }
+
+        m.Memory.Write(ptB + (((page >> 12) & 511) * 8), frameB | 3);
+        ulong globalPteB = ptB + (((globalPage >> 12) & 511) * 8);
+        m.Load(SystemMachine.KernelCode, a =>
+        {
+            a.mov(rbx, page + 0x100);
+            a.mov(rsi, globalPage + 0x100);
+            a.call(rbx);
+            a.mov(r8, rax);                                      // 1
+            a.call(rsi);
+            a.mov(r9, rax);                                      // 5
+            a.mov(rax, pml4B);
+            a.mov(cr3, rax);                                     // the other address space
+            a.call(rbx);
+            a.mov(r10, rax);                                     // 2: frame B
+            a.call(rsi);
+            a.mov(r11, rax);                                     // 5: the global lookup kept
+            a.mov(rdi, globalPteB);
+            a.mov(rax, frameD | global | 3);
+            a.mov(__qword_ptr[rdi], rax);
+            a.mov(rdi, globalPage);
+            a.invlpg(__byte_ptr[rdi]);                           // the global page, remapped
+            a.call(rsi);
+            a.mov(r12, rax);                                     // 6: frame D
+            a.mov(rdi, globalPteB);
+            a.mov(rax, frameE | global | 3);
+            a.mov(__qword_ptr[rdi], rax);
+            a.mov(rax, cr4);
+            a.btr(rax, 7);
+            a.mov(cr4, rax);                                     // PGE off: global translations go ...
+            a.bts(rax, 7);
+            a.mov(cr4, rax);                                     // ... and PGE on again
+            a.call(rsi);
+            a.mov(r13, rax);                                     // 7: frame E
+            a.mov(rax, SystemMachine.Pml4Address);
+            a.mov(cr3, rax);
+            a.call(rbx);
+            a.mov(r14, rax);                                     // 1: frame A again
+            a.hlt();
+        });
+        m.EnterLongMode();
+        m.RunToHalt();
+        Assert.Equal(1UL, m.Cpu.GetRegister(8));
+        Assert.Equal(5UL, m.Cpu.GetRegister(9));
+        Assert.Equal(2UL, m.Cpu.GetRegister(10));
+        Assert.Equal(5UL, m.Cpu.GetRegister(11));
+        Assert.Equal(6UL, m.Cpu.GetRegister(12));
+        Assert.Equal(7UL, m.Cpu.GetRegister(13));
+        Assert.Equal(1UL, m.Cpu.GetRegister(14));
+    }
+
+    [Theory]
+    [InlineData(MmuMode.Shadow)]
+    [InlineData(MmuMode.Nested)]
     public void CodePatchedThroughAnotherVirtualAliasRunsPatched(MmuMode mode)
     {
         using var m = new SystemMachine(mode);
