@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using SharpVisor.Interop;
 using SharpVisor.Interop.Kvm;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Kvm;
@@ -12,7 +13,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -140,6 +141,40 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     internal KvmGsiRouting GsiRouting { get; } = null!;
 
     internal int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(KvmVirtualMachine));
+
+    /// <summary>
+    /// SharpVisor's Xen layer on KVM's Xen support (<see cref="KvmXenHypervisor"/>), or null. Attached
+    /// with <see cref="AttachHypervisorInterface"/> before the vCPUs are created.
+    /// </summary>
+    public KvmXenHypervisor? Xen { get; private set; }
+
+    /// <summary>
+    /// Makes <paramref name="hypervisor"/> (a Xen domain: KVM's support is Xen's) this VM's: KVM_XEN_HVM_CONFIG
+    /// and the vCPUs' CPUID leaves. Throws <see cref="KvmUnavailableException"/> when KVM_CAP_XEN_HVM
+    /// lacks a flag SharpVisor needs (<see cref="KvmXenSupport.RequiredFlags"/>).
+    /// </summary>
+    public void AttachHypervisorInterface(IHypervisorInterface hypervisor)
+    {
+        ArgumentNullException.ThrowIfNull(hypervisor);
+        lock (_vcpuLock)
+        {
+            if (Xen is not null || _vcpus.Any(v => v is not null))
+            {
+                throw new InvalidOperationException("a hypervisor interface is attached once, before the vCPUs are created");
+            }
+
+            Xen = KvmXenHypervisor.Create(this, hypervisor);
+        }
+    }
+
+    /// <summary>vCPU <paramref name="id"/> if it exists yet.</summary>
+    internal KvmVcpu? Vcpu(int id)
+    {
+        lock (_vcpuLock)
+        {
+            return (uint)id < (uint)_vcpus.Length ? _vcpus[id] : null;
+        }
+    }
 
     public IVcpu CreateVcpu(int id)
     {
