@@ -366,7 +366,7 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
                 // Where the guest put its vcpu_info, told to KVM on this thread (a vCPU ioctl).
                 try
                 {
-                    xen.ApplyPending(this);
+                    xen.BeforeRun(this);
                 }
                 catch (LinuxException e)
                 {

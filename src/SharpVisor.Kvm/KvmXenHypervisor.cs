@@ -28,6 +28,8 @@ public sealed unsafe class KvmXenHypervisor : IHypervisorHost, IXenKernelAssist
     private readonly byte[] _vcpuVectors;
     private readonly Dictionary<int, Queue<KvmXenVcpuAttr>> _pending = [];
     private readonly object _lock = new();
+    private ulong _lastClock;
+    private long _failedWakeUps;
 
     private KvmXenHypervisor(KvmVirtualMachine vm, IHypervisorInterface hypervisor, KvmXenSupport support)
     {
@@ -76,13 +78,29 @@ public sealed unsafe class KvmXenHypervisor : IHypervisorHost, IXenKernelAssist
         return xen;
     }
 
-    /// <summary>KVM_GET_CLOCK: the VM's kvmclock in nanoseconds.</summary>
+    /// <summary>
+    /// KVM_GET_CLOCK: the VM's kvmclock in nanoseconds. Xen timers ask from thread-pool threads, also
+    /// while the machine is being torn down: a failed read answers the last value instead of throwing.
+    /// </summary>
     public ulong ReadTsc()
     {
-        KvmClockData clock;
-        VmIoctl(_vm, KvmIoctls.GetClock, &clock, "KVM_GET_CLOCK");
-        return clock.Clock;
+        try
+        {
+            KvmClockData clock;
+            VmIoctl(_vm, KvmIoctls.GetClock, &clock, "KVM_GET_CLOCK");
+            ulong last = Volatile.Read(ref _lastClock);
+            ulong now = Math.Max(clock.Clock, last);
+            Interlocked.CompareExchange(ref _lastClock, now, last);
+            return now;
+        }
+        catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+        {
+            return Volatile.Read(ref _lastClock);
+        }
     }
+
+    /// <summary>Upcalls whose MSI KVM refused (the vCPU was nudged instead); Xen timers wake vCPUs from pool threads, so a failure is counted, never thrown.</summary>
+    public long FailedWakeUps => Interlocked.Read(ref _failedWakeUps);
 
     /// <summary>
     /// Makes vCPU <paramref name="vcpuId"/> see its pending upcall: with a per-vCPU vector, an MSI to
@@ -96,12 +114,19 @@ public sealed unsafe class KvmXenHypervisor : IHypervisorHost, IXenKernelAssist
             return;
         }
 
-        byte own = Volatile.Read(ref _vcpuVectors[vcpuId]);
-        if (own != 0 && Interface.TryGetPendingUpcall(vcpuId, out byte vector) && vector == own)
+        try
         {
-            // Fixed delivery, edge: the Xen layer calls this on each 0→1 of evtchn_upcall_pending.
-            ((KvmInterruptController)_vm.Interrupts).SignalMsi(MsiAddressBase | ((ulong)vcpuId << MsiDestinationShift), own);
-            return;
+            byte own = Volatile.Read(ref _vcpuVectors[vcpuId]);
+            if (own != 0 && Interface.TryGetPendingUpcall(vcpuId, out byte vector) && vector == own)
+            {
+                // Fixed delivery, edge: the Xen layer calls this on each 0→1 of evtchn_upcall_pending.
+                ((KvmInterruptController)_vm.Interrupts).SignalMsi(MsiAddressBase | ((ulong)vcpuId << MsiDestinationShift), own);
+                return;
+            }
+        }
+        catch (Exception e) when (e is LinuxException or ObjectDisposedException)
+        {
+            Interlocked.Increment(ref _failedWakeUps);
         }
 
         _vm.Vcpu(vcpuId)?.Nudge();
@@ -159,8 +184,21 @@ public sealed unsafe class KvmXenHypervisor : IHypervisorHost, IXenKernelAssist
         }
     }
 
-    /// <summary>On vCPU <paramref name="vcpu"/>'s thread before KVM_RUN: the attributes queued for it, in order.</summary>
-    internal void ApplyPending(KvmVcpu vcpu)
+    /// <summary>
+    /// On vCPU <paramref name="vcpu"/>'s thread before each KVM_RUN: the attributes queued for it, in
+    /// order; on vCPU 0 also the Xen layer's interrupt check, which lowers a GSI/INTx callback line
+    /// once the guest cleared evtchn_upcall_pending (QEMU does the same at its vCPU exits).
+    /// </summary>
+    internal void BeforeRun(KvmVcpu vcpu)
+    {
+        ApplyPending(vcpu);
+        if (vcpu.Id == 0)
+        {
+            _ = Interface.TryGetPendingUpcall(0, out _);
+        }
+    }
+
+    private void ApplyPending(KvmVcpu vcpu)
     {
         while (true)
         {
