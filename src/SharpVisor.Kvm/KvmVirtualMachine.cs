@@ -36,6 +36,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
     private int _fd;
     private readonly object _dirtyLogLock = new();
     private bool _logDirtyPages;
+    private int _nextSlot;
 
     private KvmVirtualMachine(KvmSystem system, bool ownsSystem, GuestMemory memory, int vcpuCount)
     {
@@ -47,6 +48,8 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
         VcpuCount = vcpuCount;
         _vcpus = new KvmVcpu?[vcpuCount];
         Interrupts = new KvmInterruptController(this);
+        MappedRegions = memory.Regions.ToArray();
+        _nextSlot = MappedRegions.Count;
 
         // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
         Control.OnStop(KickAll);
@@ -57,11 +60,15 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
             SetUpSystemAreas();
             SetUpIrqchip();
             MapMemory();
+
+            // Regions added while the guest runs (a Xen grant frame in the platform device's BAR) get slots of their own.
+            memory.RegionAdded += MapAddedRegion;
             SupportedCpuid = system.GetSupportedCpuid();
             GsiRouting = new KvmGsiRouting(this);
         }
         catch
         {
+            memory.RegionAdded -= MapAddedRegion;
             LibC.Close(_fd);
             _fd = -1;
             throw;
@@ -214,6 +221,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
 
     public void Dispose()
     {
+        Memory.RegionAdded -= MapAddedRegion;
         lock (_vcpuLock)
         {
             foreach (KvmVcpu? vcpu in _vcpus)
@@ -352,7 +360,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
             {
                 uint slot = 0;
                 ulong firstPage = 0;
-                foreach (MemoryRegion region in Memory.Regions)
+                foreach (MemoryRegion region in MappedRegions)
                 {
                     if (region.IsRam)
                     {
@@ -379,10 +387,32 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInter
         }
     }
 
+    /// <summary>The memory regions at creation, slot i for region i; regions added later have slots from <see cref="AllocateSlot"/>.</summary>
+    internal IReadOnlyList<MemoryRegion> MappedRegions { get; }
+
+    /// <summary>A memory slot number no region uses yet.</summary>
+    internal uint AllocateSlot() => (uint)(Interlocked.Increment(ref _nextSlot) - 1);
+
+    private void MapAddedRegion(MemoryRegion region)
+    {
+        var memoryRegion = new KvmUserspaceMemoryRegion
+        {
+            Slot = AllocateSlot(),
+            Flags = region.ReadOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0,
+            GuestPhysAddr = region.GuestPhysicalAddress,
+            MemorySize = region.Size,
+            UserspaceAddr = (ulong)region.HostAddress,
+        };
+        if (LibC.Ioctl(Fd, KvmIoctls.SetUserMemoryRegion, &memoryRegion) < 0)
+        {
+            throw LinuxException.FromLastError($"KVM_SET_USER_MEMORY_REGION slot {memoryRegion.Slot} at 0x{region.GuestPhysicalAddress:x}+0x{region.Size:x}");
+        }
+    }
+
     private void MapMemory()
     {
         uint slot = 0;
-        foreach (MemoryRegion region in Memory.Regions)
+        foreach (MemoryRegion region in MappedRegions)
         {
             var memoryRegion = new KvmUserspaceMemoryRegion
             {
