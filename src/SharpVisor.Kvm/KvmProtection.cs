@@ -27,7 +27,6 @@ internal sealed unsafe class KvmProtection
     private readonly bool _msrFilterAvailable;
     private int _appliedGeneration;
     private long _lastLockPoll;
-    private uint _nextSlot;
     private string? _failure;
 
     public KvmProtection(KvmVirtualMachine vm, ProtectionMap map)
@@ -51,7 +50,6 @@ internal sealed unsafe class KvmProtection
             }
         }
 
-        _nextSlot = (uint)vm.Memory.Regions.Count;
         _appliedGeneration = map.Generation;
     }
 
@@ -189,7 +187,7 @@ internal sealed unsafe class KvmProtection
     private void SplitSlots()
     {
         ProtectedRange[] ranges = Merge(Map.WriteProtected);
-        IReadOnlyList<MemoryRegion> regions = _vm.Memory.Regions;
+        IReadOnlyList<MemoryRegion> regions = _vm.MappedRegions;
         for (int i = 0; i < regions.Count; i++)
         {
             MemoryRegion region = regions[i];
@@ -225,7 +223,7 @@ internal sealed unsafe class KvmProtection
     private void MapPiece(MemoryRegion region, ulong start, ulong end, bool readOnly)
     {
         ulong host = (ulong)region.HostAddress + (start - region.GuestPhysicalAddress);
-        SetSlot(_nextSlot++, readOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0, start, end - start, host);
+        SetSlot(_vm.AllocateSlot(), readOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0, start, end - start, host);
     }
 
     private void SetSlot(uint slot, uint flags, ulong address, ulong size, ulong host)

@@ -62,6 +62,12 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
 
             _run = (KvmRun*)run;
             KvmCpuidEntry2[] cpuid = KvmCpuidPolicy.Apply(vm.SupportedCpuid, id, vm.VcpuCount);
+            if (vm.Xen is { } xen)
+            {
+                // Xen's leaves at 0x40000000, KVM's moved to 0x40000100 (QEMU's xen-emu layout).
+                cpuid = xen.MergeCpuid(cpuid, id);
+            }
+
             if (vm.CpuTemplate is { } template)
             {
                 KvmCpuTemplate.ApplyCpuid(cpuid, template);
@@ -81,6 +87,7 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
             }
             SetUpFpu();
             SetUpLapicLints();
+            vm.Xen?.VcpuCreated(this);
         }
         catch
         {
@@ -346,11 +353,25 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
         }
 
         KvmProtection? protection = _vm.ProtectionEnforcement;
+        KvmXenHypervisor? xen = _vm.Xen;
         while (true)
         {
             if (protection is not null && protection.Sync() is { } protectionFailure)
             {
                 return ExitWithState(VcpuExitReason.InternalError, protectionFailure);
+            }
+
+            if (xen is not null)
+            {
+                // Where the guest put its vcpu_info, told to KVM on this thread (a vCPU ioctl).
+                try
+                {
+                    xen.BeforeRun(this);
+                }
+                catch (LinuxException e)
+                {
+                    return ExitWithState(VcpuExitReason.InternalError, $"KVM refused a Xen vCPU attribute: {e.Message}");
+                }
             }
 
             if (LibC.Ioctl(_fd, KvmIoctls.Run, 0) < 0)
@@ -450,6 +471,10 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
                 Exits.Increment("system-event");
                 return HandleSystemEvent(control);
 
+            case KvmExitReason.Xen when _vm.Xen is { } xen:
+                Exits.Increment("xen-hypercall");
+                return HandleXenHypercall(xen);
+
             case KvmExitReason.X86Wrmsr when _vm.ProtectionEnforcement is { } protection:
                 // Only pinned MSRs are filtered (KvmProtection); Error = 1 makes KVM inject #GP.
                 Exits.Increment("wrmsr");
@@ -537,6 +562,83 @@ public sealed unsafe class KvmVcpu : IVcpu, ISnapshotable
 
         return null;
     }
+
+    /// <summary>
+    /// KVM_EXIT_XEN: a hypercall for the Xen layer, answered on this thread through the same
+    /// <see cref="SharpVisor.Machine.Hypervisor.IHypervisorInterface"/> the emulator calls; the result
+    /// goes into kvm_run (KVM sets RAX and steps over the instruction on the next KVM_RUN).
+    /// </summary>
+    private VcpuExit? HandleXenHypercall(KvmXenHypervisor xen)
+    {
+        KvmRunXen exit = _run->Xen;
+        if (exit.Type != KvmRunXen.TypeHcall)
+        {
+            return ExitWithState(VcpuExitReason.InternalError, $"unhandled KVM_EXIT_XEN type {exit.Type}");
+        }
+
+        var access = new KvmXenVcpuAccess(this);
+        var context = new KvmXenHypercallContext(Id, exit, access, _vm.Memory);
+        try
+        {
+            xen.Interface.Hypercall(context);
+            access.Complete();
+            if (access.HaltRequested)
+            {
+                // SCHEDOP_block: KVM keeps the vCPU halted until an interrupt (the upcall) is pending.
+                var halted = new KvmMpState { MpState = KvmMpState.Halted };
+                Ioctl(KvmIoctls.SetMpState, &halted, "KVM_SET_MP_STATE");
+            }
+        }
+        catch (Exception e) when (e is not OutOfMemoryException)
+        {
+            return ExitWithState(VcpuExitReason.InternalError, $"Xen hypercall {exit.Input} failed in the host: {e.GetType().Name}: {e.Message}");
+        }
+
+        _run->Xen.Result = context.Result;
+        return null;
+    }
+
+    /// <summary>
+    /// Makes a vCPU inside KVM_RUN (or halted in it) come out and go in again, without stopping it:
+    /// KVM then re-reads what changed (a pending upcall, queued Xen attributes). A vCPU outside KVM_RUN
+    /// sees the change when it enters; from the vCPU's own thread nothing is needed.
+    /// </summary>
+    internal void Nudge()
+    {
+        lock (_threadLock)
+        {
+            int self = LibC.Gettid();
+            if (_run is not null && _threadId != 0 && _threadId != self)
+            {
+                VcpuKickSignal.Send(_threadId);
+            }
+        }
+    }
+
+    internal KvmRegs ReadRegisters()
+    {
+        KvmRegs regs;
+        Ioctl(KvmIoctls.GetRegs, &regs, "KVM_GET_REGS");
+        return regs;
+    }
+
+    internal void WriteRegisters(KvmRegs regs) => Ioctl(KvmIoctls.SetRegs, &regs, "KVM_SET_REGS");
+
+    /// <summary>KVM_TRANSLATE of a guest-virtual address for a hypercall's buffers (paging off: the address is physical).</summary>
+    internal bool TryTranslateForXen(ulong linear, bool write, out ulong physical)
+    {
+        var translation = new KvmTranslation { LinearAddress = linear };
+        if (LibC.Ioctl(Fd, KvmIoctls.Translate, &translation) < 0 || translation.Valid == 0 || (write && translation.Writeable == 0))
+        {
+            physical = 0;
+            return false;
+        }
+
+        physical = translation.PhysicalAddress;
+        return true;
+    }
+
+    internal void SetXenAttribute(KvmXenVcpuAttr attribute, string name) => Ioctl(KvmIoctls.XenVcpuSetAttr, &attribute, name);
 
     private VcpuExit? HandleSystemEvent(MachineControl control)
     {

@@ -3,6 +3,7 @@ using System.Runtime.InteropServices;
 using SharpVisor.Interop;
 using SharpVisor.Interop.Kvm;
 using SharpVisor.Machine;
+using SharpVisor.Machine.Hypervisor;
 using SharpVisor.Memory;
 
 namespace SharpVisor.Kvm;
@@ -12,7 +13,7 @@ namespace SharpVisor.Kvm;
 /// (PIC + I/O APIC + local APICs) and PIT, the I/O buses that exits are dispatched to, and
 /// irqfd/ioeventfd registration for device data paths that bypass user space.
 /// </summary>
-public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
+public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IHypervisorInterfaceHost, IIoEventFdRegistry, ISnapshotable, IDirtyPageTracking, ISnapshotableMachine, SharpVisor.Machine.Protection.IProtectedMachine, SharpVisor.Machine.CpuTemplates.ICpuTemplateMachine
 {
     /// <summary>
     /// The page KVM uses for the identity-mapped page table it needs to run real-mode and
@@ -35,6 +36,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
     private int _fd;
     private readonly object _dirtyLogLock = new();
     private bool _logDirtyPages;
+    private int _nextSlot;
 
     private KvmVirtualMachine(KvmSystem system, bool ownsSystem, GuestMemory memory, int vcpuCount)
     {
@@ -46,6 +48,8 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
         VcpuCount = vcpuCount;
         _vcpus = new KvmVcpu?[vcpuCount];
         Interrupts = new KvmInterruptController(this);
+        MappedRegions = memory.Regions.ToArray();
+        _nextSlot = MappedRegions.Count;
 
         // A stop request (power-off, debug exit, crash) ends every vCPU's Run, with or without a runner.
         Control.OnStop(KickAll);
@@ -56,11 +60,15 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
             SetUpSystemAreas();
             SetUpIrqchip();
             MapMemory();
+
+            // Regions added while the guest runs (a Xen grant frame in the platform device's BAR) get slots of their own.
+            memory.RegionAdded += MapAddedRegion;
             SupportedCpuid = system.GetSupportedCpuid();
             GsiRouting = new KvmGsiRouting(this);
         }
         catch
         {
+            memory.RegionAdded -= MapAddedRegion;
             LibC.Close(_fd);
             _fd = -1;
             throw;
@@ -141,6 +149,40 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
 
     internal int Fd => _fd >= 0 ? _fd : throw new ObjectDisposedException(nameof(KvmVirtualMachine));
 
+    /// <summary>
+    /// SharpVisor's Xen layer on KVM's Xen support (<see cref="KvmXenHypervisor"/>), or null. Attached
+    /// with <see cref="AttachHypervisorInterface"/> before the vCPUs are created.
+    /// </summary>
+    public KvmXenHypervisor? Xen { get; private set; }
+
+    /// <summary>
+    /// Makes <paramref name="hypervisor"/> (a Xen domain: KVM's support is Xen's) this VM's: KVM_XEN_HVM_CONFIG
+    /// and the vCPUs' CPUID leaves. Throws <see cref="KvmUnavailableException"/> when KVM_CAP_XEN_HVM
+    /// lacks a flag SharpVisor needs (<see cref="KvmXenSupport.RequiredFlags"/>).
+    /// </summary>
+    public void AttachHypervisorInterface(IHypervisorInterface hypervisor)
+    {
+        ArgumentNullException.ThrowIfNull(hypervisor);
+        lock (_vcpuLock)
+        {
+            if (Xen is not null || _vcpus.Any(v => v is not null))
+            {
+                throw new InvalidOperationException("a hypervisor interface is attached once, before the vCPUs are created");
+            }
+
+            Xen = KvmXenHypervisor.Create(this, hypervisor);
+        }
+    }
+
+    /// <summary>vCPU <paramref name="id"/> if it exists yet.</summary>
+    internal KvmVcpu? Vcpu(int id)
+    {
+        lock (_vcpuLock)
+        {
+            return (uint)id < (uint)_vcpus.Length ? _vcpus[id] : null;
+        }
+    }
+
     public IVcpu CreateVcpu(int id)
     {
         if (id < 0 || id >= VcpuCount)
@@ -179,6 +221,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
 
     public void Dispose()
     {
+        Memory.RegionAdded -= MapAddedRegion;
         lock (_vcpuLock)
         {
             foreach (KvmVcpu? vcpu in _vcpus)
@@ -317,7 +360,7 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
             {
                 uint slot = 0;
                 ulong firstPage = 0;
-                foreach (MemoryRegion region in Memory.Regions)
+                foreach (MemoryRegion region in MappedRegions)
                 {
                     if (region.IsRam)
                     {
@@ -344,10 +387,32 @@ public sealed unsafe class KvmVirtualMachine : IVirtualMachine, IIoEventFdRegist
         }
     }
 
+    /// <summary>The memory regions at creation, slot i for region i; regions added later have slots from <see cref="AllocateSlot"/>.</summary>
+    internal IReadOnlyList<MemoryRegion> MappedRegions { get; }
+
+    /// <summary>A memory slot number no region uses yet.</summary>
+    internal uint AllocateSlot() => (uint)(Interlocked.Increment(ref _nextSlot) - 1);
+
+    private void MapAddedRegion(MemoryRegion region)
+    {
+        var memoryRegion = new KvmUserspaceMemoryRegion
+        {
+            Slot = AllocateSlot(),
+            Flags = region.ReadOnly ? KvmUserspaceMemoryRegion.MemReadonly : 0,
+            GuestPhysAddr = region.GuestPhysicalAddress,
+            MemorySize = region.Size,
+            UserspaceAddr = (ulong)region.HostAddress,
+        };
+        if (LibC.Ioctl(Fd, KvmIoctls.SetUserMemoryRegion, &memoryRegion) < 0)
+        {
+            throw LinuxException.FromLastError($"KVM_SET_USER_MEMORY_REGION slot {memoryRegion.Slot} at 0x{region.GuestPhysicalAddress:x}+0x{region.Size:x}");
+        }
+    }
+
     private void MapMemory()
     {
         uint slot = 0;
-        foreach (MemoryRegion region in Memory.Regions)
+        foreach (MemoryRegion region in MappedRegions)
         {
             var memoryRegion = new KvmUserspaceMemoryRegion
             {

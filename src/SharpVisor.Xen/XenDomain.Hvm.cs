@@ -108,6 +108,7 @@ public sealed partial class XenDomain
 
                 SetParam(HvmParam.CallbackIrq, value);
                 SetCallbackVia(value);
+                AssistCallbackVia(value);
                 KickAllVcpus();
                 return 0;
             }
@@ -123,6 +124,7 @@ public sealed partial class XenDomain
                 }
 
                 _vcpus[vcpuId].UpcallVector = vector;
+                AssistUpcallVector((int)vcpuId, vector);
                 Host.WakeVcpu((int)vcpuId);
                 return 0;
             }

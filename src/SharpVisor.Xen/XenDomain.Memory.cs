@@ -115,6 +115,7 @@ public sealed partial class XenDomain
             WriteTimeInfo(vcpu);
         }
 
+        AssistSharedInfo(address);
         Counters.Increment("shared-info-maps");
     }
 

@@ -164,6 +164,7 @@ public sealed partial class XenDomain
         }
 
         WriteTimeInfo(vcpu);
+        AssistVcpuInfo(vcpu, address);
         MarkUpcallPending(vcpu, address);
     }
 

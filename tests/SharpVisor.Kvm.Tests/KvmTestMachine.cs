@@ -16,13 +16,14 @@ internal sealed class KvmTestMachine : IDisposable
     public const ushort DebugExitPort = 0xF4;
     public const ulong RamSize = 2 << 20;
 
-    private KvmTestMachine(int vcpuCount, Action<GuestMemory>? addRegions)
+    private KvmTestMachine(int vcpuCount, Action<GuestMemory>? addRegions, Action<KvmVirtualMachine>? beforeVcpus = null)
     {
         Memory = GuestMemory.CreateRam(RamSize);
         try
         {
             addRegions?.Invoke(Memory);
             Vm = KvmVirtualMachine.Create(Memory, vcpuCount);
+            beforeVcpus?.Invoke(Vm);
             Vcpus = Enumerable.Range(0, vcpuCount).Select(id => (KvmVcpu)Vm.CreateVcpu(id)).ToArray();
             Output = new RecordingPortDevice();
             Vm.PortIo.Register(OutputPort, 4, Output, "test-output");
@@ -45,9 +46,10 @@ internal sealed class KvmTestMachine : IDisposable
     public RecordingPortDevice Output { get; }
 
     /// <summary>A machine whose vCPUs all start in long mode at <see cref="LongModeTestGuest.CodeAddress"/>.</summary>
-    public static KvmTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, Action<GuestMemory>? addRegions = null)
+    /// <summary><paramref name="beforeVcpus"/> runs on the VM before its vCPUs exist (a hypervisor interface is attached there).</summary>
+    public static KvmTestMachine LongMode(Action<Assembler> code, int vcpuCount = 1, Action<GuestMemory>? addRegions = null, Action<KvmVirtualMachine>? beforeVcpus = null)
     {
-        var machine = new KvmTestMachine(vcpuCount, addRegions);
+        var machine = new KvmTestMachine(vcpuCount, addRegions, beforeVcpus);
         try
         {
             LongModeTestGuest.Load(machine.Memory, GuestCode.Assemble(64, LongModeTestGuest.CodeAddress, code));

@@ -132,7 +132,8 @@ public sealed partial class DomainRegistry
 
         if (DomainTypes.IsXen(type) && accelerator == "kvm")
         {
-            throw ApiException.BadRequest($"a {type} domain cannot run on KVM here: SharpVisor's Xen layer rides on the emulator (KVM_CAP_XEN_HVM is not used); use accelerator emulator or auto");
+            // The VMM's --accel kvm path for pvh/hvm (KVM_CAP_XEN_HVM) is not offered through the daemon yet.
+            throw ApiException.BadRequest($"a {type} domain cannot run on KVM here: the daemon runs Xen domains on the emulator (only `sharpvisor run --xen pvh|hvm --accel kvm` uses KVM's Xen support, KVM_CAP_XEN_HVM); use accelerator emulator or auto");
         }
 
         if (type == DomainTypes.Driver)

@@ -25,9 +25,9 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     public static AcceleratorSelection Choose(AcceleratorKind kind, string kvmDevicePath, MmuKind? mmu, Action<string>? diagnostics, CpuVendorKind? vendor) =>
         Choose(kind, kvmDevicePath, mmu.ToMmuMode(), diagnostics, vendor.ToCpuVendor());
 
-    /// <summary>As <see cref="ForXen(AcceleratorKind, MmuMode?, Action{string}?, CpuVendor?)"/>, with a machine configuration's choices.</summary>
-    public static AcceleratorSelection ForXen(AcceleratorKind kind, MmuKind? mmu, Action<string>? diagnostics, CpuVendorKind? vendor) =>
-        ForXen(kind, mmu.ToMmuMode(), diagnostics, vendor.ToCpuVendor());
+    /// <summary>The accelerator for a Xen domain of <paramref name="mode"/>, with a machine configuration's choices, probing <paramref name="kvmDevicePath"/>.</summary>
+    public static AcceleratorSelection ForXen(XenMode mode, AcceleratorKind kind, string kvmDevicePath, MmuKind? mmu, Action<string>? diagnostics, CpuVendorKind? vendor) =>
+        ForXen(mode, kind, mmu.ToMmuMode(), kvmDevicePath, () => KvmHost.Probe(kvmDevicePath), () => KvmXenSupport.Probe(kvmDevicePath), diagnostics, vendor.ToCpuVendor(), HostCpu.Vendor);
 
     /// <summary>
     /// The decision itself, with the host probe injected (tests give it PVM, missing or hardware KVM).
@@ -95,22 +95,65 @@ public sealed record AcceleratorSelection(IAccelerator Accelerator, string Reaso
     }
 
     /// <summary>
-    /// The accelerator for a Xen domain: the Xen layer rides on the emulator. Riding on KVM needs
-    /// KVM's Xen support (KVM_CAP_XEN_HVM), which SharpVisor does not use (yet): --accel kvm is
-    /// refused with one line, auto picks the emulator and says why.
+    /// The accelerator for a Xen domain (docs/xen.md, "Accelerators"), with the host probes injected.
+    /// <c>emulator</c>: the emulator. <c>kvm</c>: KVM carrying the Xen layer through KVM's Xen support
+    /// (<see cref="KvmXenHypervisor"/>) when KVM_CAP_XEN_HVM has every flag it needs — else one error
+    /// line naming the capability's value; a PV domain needs SharpVisor's PV CPU and so the emulator.
+    /// <c>auto</c>: the emulator, saying why — the KVM path has not run on real KVM Xen support yet, so
+    /// it is taken only when asked for.
     /// </summary>
-    public static AcceleratorSelection ForXen(AcceleratorKind kind, MmuMode? mmu, Action<string>? diagnostics = null, CpuVendor? vendor = null)
+    public static AcceleratorSelection ForXen(
+        XenMode mode, AcceleratorKind kind, MmuMode? mmu, string kvmDevicePath, Func<KvmHostStatus> probeKvm, Func<KvmXenSupport> probeXen,
+        Action<string>? diagnostics = null, CpuVendor? vendor = null, CpuVendor hostVendor = CpuVendor.Intel)
     {
-        CpuVendor hostVendor = HostCpu.Vendor;
+        ArgumentNullException.ThrowIfNull(probeKvm);
+        ArgumentNullException.ThrowIfNull(probeXen);
+        string option = $"--xen {mode.ToString().ToLowerInvariant()}";
         CpuVendor guestVendor = vendor ?? hostVendor;
         bool foreignVendor = guestVendor != hostVendor;
-        return kind switch
+        switch (kind)
         {
-            AcceleratorKind.Kvm => throw new ArgumentException(
-                "--xen with --accel kvm: SharpVisor's Xen layer cannot ride on KVM here (that needs KVM_CAP_XEN_HVM support, not implemented); use --accel emulator or auto"),
-            AcceleratorKind.Emulator => Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor),
-            _ => Emulator(mmu, "--xen: the Xen layer runs on the emulator (KVM's Xen support, KVM_CAP_XEN_HVM, is not used)", diagnostics, guestVendor, foreignVendor),
-        };
+            case AcceleratorKind.Emulator:
+                return Emulator(mmu, "as asked", diagnostics, guestVendor, foreignVendor);
+
+            case AcceleratorKind.Kvm:
+            {
+                if (mode == XenMode.Pv)
+                {
+                    throw new ArgumentException(
+                        $"{option} with --accel kvm: a PV domain runs on SharpVisor's PV CPU, which is the emulator's (KVM's Xen support is for PVH and HVM domains); use --accel emulator or auto");
+                }
+
+                // The same refusals as a plain guest's (an MMU mode, another vendor, no usable KVM).
+                AcceleratorSelection kvm = Choose(AcceleratorKind.Kvm, mmu, kvmDevicePath, probeKvm, diagnostics, vendor, hostVendor);
+                KvmXenSupport xen = probeXen();
+                if (!xen.IsUsable)
+                {
+                    string lacking = xen.Flags == 0 ? "no Xen support" : $"Xen support without {string.Join(", ", xen.MissingFlags)}";
+                    throw new ArgumentException(
+                        $"{option} with --accel kvm: this KVM has {lacking} ({xen.Describe()}); SharpVisor's Xen layer rides on KVM only with KVM_CAP_XEN_HVM's HYPERCALL_MSR, INTERCEPT_HCALL and SHARED_INFO; use --accel emulator or auto");
+                }
+
+                return kvm with { Reason = $"kvm with KVM's Xen support (as asked; {xen.Describe()}; not yet run on real KVM Xen support: docs/xen.md)" };
+            }
+
+            case AcceleratorKind.Auto:
+            {
+                string why = mode == XenMode.Pv
+                    ? $"{option}: a PV domain runs on SharpVisor's PV CPU, the emulator's"
+                    : $"{option}: the Xen layer runs on the emulator unless --accel kvm asks for KVM's Xen support ({XenProbeSummary(probeXen)})";
+                return Emulator(mmu, why, diagnostics, guestVendor, foreignVendor);
+            }
+
+            default:
+                throw new ArgumentOutOfRangeException(nameof(kind), kind, "unknown accelerator kind");
+        }
+    }
+
+    private static string XenProbeSummary(Func<KvmXenSupport> probeXen)
+    {
+        KvmXenSupport xen = probeXen();
+        return xen.IsUsable ? $"this KVM has it: {xen.Describe()}" : $"this KVM reports {xen.Describe()}";
     }
 
     /// <summary>"shadow" or "nested", as the command line spells it.</summary>

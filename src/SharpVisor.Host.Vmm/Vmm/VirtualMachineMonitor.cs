@@ -102,7 +102,7 @@ public sealed partial class VirtualMachineMonitor : IDisposable
         // One bounded, never-throwing path for everything the guest can make the machine say.
         var guestLog = new GuestLog(configuration.Log);
         AcceleratorSelection accelerator = configuration.Xen != XenMode.None
-            ? AcceleratorSelection.ForXen(configuration.Accelerator, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
+            ? AcceleratorSelection.ForXen(configuration.Xen, configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor)
             : AcceleratorSelection.Choose(configuration.Accelerator, configuration.KvmDevicePath, configuration.Mmu, guestLog.Write, configuration.CpuVendor);
 
         GuestMemory memory;

@@ -116,7 +116,7 @@ public sealed class XenGuest : IDisposable
     {
         if (machine is not IHypervisorInterfaceHost host)
         {
-            throw new ArgumentException("--xen needs an accelerator that carries a hypervisor interface (the emulator)");
+            throw new ArgumentException("--xen needs an accelerator that carries a hypervisor interface (the emulator, or KVM with KVM_CAP_XEN_HVM)");
         }
 
         var outputLock = new object();

@@ -16,6 +16,8 @@ public enum KvmCapability
     Pit2 = 33,
     Ioeventfd = 36,
     SetIdentityMapAddr = 37,
+    /// <summary>KVM_CAP_XEN_HVM: not a yes/no but the KVM_XEN_HVM_CONFIG_* flags this KVM supports (<see cref="KvmXenHvmConfig"/>).</summary>
+    XenHvm = 38,
     AdjustClock = 39,
     Xsave = 55,
     MaxVcpus = 66,

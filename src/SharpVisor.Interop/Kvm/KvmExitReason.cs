@@ -26,6 +26,7 @@ public enum KvmExitReason : uint
     DirtyRingFull = 31,
     ApResetHold = 32,
     X86BusLock = 33,
+    Xen = 34,
     Notify = 37,
     MemoryFault = 39,
 }

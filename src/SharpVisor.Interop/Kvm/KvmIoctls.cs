@@ -45,6 +45,12 @@ public static class KvmIoctls
     public static readonly nuint EnableCap = IoWrite<KvmEnableCap>(0xA3);
     public static readonly nuint SetMsrFilter = IoWrite<KvmMsrFilter>(0xC6);
 
+    // VM ioctls of KVM's Xen support (KVM_CAP_XEN_HVM).
+    public static readonly nuint XenHvmConfig = IoWrite<KvmXenHvmConfig>(0x7A);
+    public static readonly nuint XenHvmGetAttr = IoWriteRead<KvmXenHvmAttr>(0xC8);
+    public static readonly nuint XenHvmSetAttr = IoWrite<KvmXenHvmAttr>(0xC9);
+    public static readonly nuint XenHvmEvtchnSend = IoWrite<KvmIrqRoutingXenEvtchn>(0xD0);
+
     // vCPU ioctls.
     public static readonly nuint Run = Io(0x80);
     public static readonly nuint GetRegs = IoRead<KvmRegs>(0x81);
@@ -67,6 +73,8 @@ public static class KvmIoctls
     public static readonly nuint SetXsave = IoWrite<KvmXsave>(0xA5);
     public static readonly nuint GetVcpuEvents = IoRead<KvmVcpuEvents>(0x9F);
     public static readonly nuint SetVcpuEvents = IoWrite<KvmVcpuEvents>(0xA0);
+    public static readonly nuint XenVcpuGetAttr = IoWriteRead<KvmXenVcpuAttr>(0xCA);
+    public static readonly nuint XenVcpuSetAttr = IoWrite<KvmXenVcpuAttr>(0xCB);
 
     // VM ioctls for snapshots: the in-kernel irqchip, PIT and kvmclock.
     public static readonly nuint GetIrqchip = IoWriteRead<KvmIrqchip>(0x62);

@@ -60,6 +60,9 @@ public struct KvmRun
     [FieldOffset(ExitUnionOffset)]
     public KvmRunMsr Msr;
 
+    [FieldOffset(ExitUnionOffset)]
+    public KvmRunXen Xen;
+
     [FieldOffset(288)]
     public ulong KvmValidRegs;
 
