@@ -15,9 +15,9 @@ log() { printf '[build-firecracker] %s\n' "$*" >&2; }
 "$root/scripts/setup.sh" --quiet
 
 # The front end compiles Host.Vmm and what it references: any source, project or props file under
-# src/ (and this script) is an input.
+# src/ (and this script) is an input; bin/ and obj/ are outputs (builds regenerate .cs files there).
 if [ -x "$out/firecracker" ] && [ -f "$stamp" ] && [ -z "$(find "$root/src" "$root/Directory.Build.props" "$root/Directory.Packages.props" "$root/scripts/build-firecracker.sh" \
-        -newer "$stamp" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.sh' \) -print -quit 2>/dev/null)" ]; then
+        \( -name bin -o -name obj \) -prune -o -newer "$stamp" \( -name '*.cs' -o -name '*.csproj' -o -name '*.props' -o -name '*.sh' \) -print -quit 2>/dev/null)" ]; then
     echo "$out/firecracker"
     exit 0
 fi

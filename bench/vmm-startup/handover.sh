@@ -22,9 +22,9 @@ api() { curl -sS --unix-socket "$sock" -o /dev/null -w '%{http_code} %{time_tota
 # measure NAME COMMAND...: the socket path is appended as --api-sock.
 measure() {
     local name="$1"; shift
-    : >"$work/$name.txt"
+    : >"$work/times.txt"
     for i in $(seq "$runs"); do
-        sock="$work/$name-$i.sock"
+        sock="$work/vmm-$i.sock"
         "$@" --api-sock "$sock" >/dev/null 2>&1 &
         pid=$!
         until curl -s --unix-socket "$sock" http://localhost/ >/dev/null 2>&1; do sleep 0.01; done
@@ -32,10 +32,10 @@ measure() {
         api PUT /boot-source "{\"kernel_image_path\": \"$kernel\", \"boot_args\": \"loop=20000\"}" >/dev/null
         read -r code seconds < <(api PUT /actions '{"action_type": "InstanceStart"}')
         [ "$code" = 204 ] || { echo "$name: InstanceStart answered $code" >&2; exit 1; }
-        awk -v s="$seconds" 'BEGIN {printf "%.1f\n", s * 1000}' >>"$work/$name.txt"
+        awk -v s="$seconds" 'BEGIN {printf "%.1f\n", s * 1000}' >>"$work/times.txt"
         kill "$pid"; wait "$pid" 2>/dev/null || true; pid=
     done
-    echo "$name: InstanceStart to 204 in $(paste -sd' ' "$work/$name.txt") ms; median $(median <"$work/$name.txt") ms"
+    echo "$name: InstanceStart to 204 in $(paste -sd' ' "$work/times.txt") ms; median $(median <"$work/times.txt") ms"
 }
 
 measure "out/firecracker (front end + handover)" "$root/out/firecracker"
