@@ -117,6 +117,37 @@ public sealed class FirecrackerFrontEndTests
         _ = await stdout;
     }
 
+    [Fact]
+    public async Task AReplayThatFailsInTheJitVmmFailsInstanceStartWithTheReason()
+    {
+        using var directory = new TempDirectory();
+        string socket = directory.File("fc.sock");
+        string kernel = directory.File("kernel.elf");
+        File.Copy(TestKernels.MultibootHello, kernel);
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", socket, "--id", "fc-replay"]);
+        try
+        {
+            await firecracker.WaitForApiAsync(socket, TimeSpan.FromSeconds(30));
+            using HttpClient client = UnixSocketHttp.CreateClient(socket, TimeSpan.FromSeconds(120));
+            await Put(client, "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 16}""");
+            await Put(client, "/boot-source", $$"""{"kernel_image_path": "{{kernel}}"}""");
+
+            // Accepted by the front end, gone when the JIT VMM replays it.
+            File.Delete(kernel);
+            using HttpResponseMessage answer = await client.PutAsync("/actions", Json("""{"action_type": "InstanceStart"}"""));
+            string body = await answer.Content.ReadAsStringAsync();
+            Assert.Equal(HttpStatusCode.BadRequest, answer.StatusCode);
+            Assert.Contains("the handover to the JIT VMM failed: replaying PUT /boot-source answered 400", body);
+
+            Assert.True(LoadsJitRuntime(firecracker.Id), "the JIT VMM answered");
+            Assert.Contains("\"state\":\"Not started\"", await client.GetStringAsync("/"));
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw await firecracker.FailureAsync(e);
+        }
+    }
+
     private static bool LoadsJitRuntime(int pid)
     {
         string maps = File.ReadAllText($"/proc/{pid}/maps");
