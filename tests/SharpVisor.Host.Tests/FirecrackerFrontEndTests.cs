@@ -148,6 +148,24 @@ public sealed class FirecrackerFrontEndTests
         }
     }
 
+    /// <summary>
+    /// ILC compiles what the front end reaches, and no machine is ever constructed: the executable's
+    /// metadata names no assembly of the accelerators or Xen, and no type of the machine (it names
+    /// each assembly and type it compiled code of: the positive checks show the search sees them).
+    /// </summary>
+    [Fact]
+    public void TheFrontEndExecutableHasNoAcceleratorXenOrMachineCode()
+    {
+        byte[] executable = File.ReadAllBytes(SharpVisorCommand.FrontEndPath);
+        foreach (string name in new[] { "SharpVisor.Emulator.dll", "SharpVisor.Kvm.dll", "SharpVisor.Xen.dll", "GuestMemory", "X86Cpu", "BlockTranslator", "KvmSystem", "XenDomain", "PciDeviceManager", "VirtualMachineMonitor" })
+        {
+            Assert.True(executable.AsSpan().IndexOf(Encoding.UTF8.GetBytes(name)) < 0, $"out/firecracker contains {name}");
+        }
+
+        Assert.True(executable.AsSpan().IndexOf("SharpVisor.Host.Vmm.dll"u8) >= 0, "the metadata names the assemblies compiled in");
+        Assert.True(executable.AsSpan().IndexOf("VmmHandover"u8) >= 0, "the metadata names the types compiled in");
+    }
+
     private static bool LoadsJitRuntime(int pid)
     {
         string maps = File.ReadAllText($"/proc/{pid}/maps");
