@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # The default guest booted to power-off through Firecracker's API, on the emulator: by
 # out/firecracker (the NativeAOT front end, which hands over to the JIT VMM at InstanceStart) and
-# by out/cli/sharpvisor firecracker (the JIT VMM started directly), alternating. The guest runs in
-# the JIT VMM either way (the emulator's tier-1 translator needs the JIT); this checks that the
-# handover costs the boot nothing. Per run: wall time from process start to exit, the process's
-# CPU time (user+system) and peak RSS (GNU time). Usage: bench/vmm-startup/boot.sh [PAIRS (2)]
+# by out/cli/sharpvisor firecracker (the JIT VMM started directly), in pairs whose order swaps.
+# The guest runs in the JIT VMM either way (the emulator's tier-1 translator needs the JIT); this
+# checks that the handover costs the boot nothing. Per run: wall time from process start to exit,
+# the process's CPU time (user+system) and peak RSS (GNU time). Usage: bench/vmm-startup/boot.sh [PAIRS (2)]
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 pairs="${1:-2}"
@@ -32,8 +32,14 @@ boot() {
     printf '%-44s wall %7.1f s, CPU %6.1f s, peak RSS %4d MiB\n' "$name" "$wall" "$(echo "$user + $system" | bc)" "$((rss / 1024))"
 }
 
+# Each pair swaps the order, so neither road always runs first.
 for i in $(seq "$pairs"); do
-    boot "out/firecracker (front end + handover) #$i" "$root/out/firecracker"
-    boot "out/cli/sharpvisor firecracker (JIT) #$i" "$root/out/cli/sharpvisor" firecracker
+    if [ $((i % 2)) = 1 ]; then
+        boot "out/firecracker (front end + handover) #$i" "$root/out/firecracker"
+        boot "out/cli/sharpvisor firecracker (JIT) #$i" "$root/out/cli/sharpvisor" firecracker
+    else
+        boot "out/cli/sharpvisor firecracker (JIT) #$i" "$root/out/cli/sharpvisor" firecracker
+        boot "out/firecracker (front end + handover) #$i" "$root/out/firecracker"
+    fi
 done
 echo "load average: $(cut -d' ' -f1-3 /proc/loadavg); $(grep -m1 'model name' /proc/cpuinfo | sed 's/\t//'); $(nproc) CPUs"
