@@ -148,6 +148,25 @@ public sealed class FirecrackerFrontEndTests
         }
     }
 
+    [Fact]
+    public async Task AConfigFileHandsOverAtOnceAndTheGuestRunsToItsExit()
+    {
+        using var directory = new TempDirectory();
+        string config = directory.File("vm.json");
+        File.WriteAllText(config, $$$"""{"boot-source": {"kernel_image_path": "{{{TestKernels.MultibootHello}}}", "boot_args": "exit=33"}, "machine-config": {"vcpu_count": 1, "mem_size_mib": 16}}""");
+        await using var firecracker = FirecrackerProcess.Start(["--api-sock", directory.File("fc.sock"), "--config-file", config, "--no-api"]);
+        try
+        {
+            Assert.True(await firecracker.ExitsWithinAsync(TimeSpan.FromSeconds(120)), "the microVM of the config file runs to its exit");
+            Assert.Equal((33 << 1) | 1, firecracker.ExitCode);
+            Assert.Contains("Hello from a multiboot kernel", firecracker.Output);
+        }
+        catch (Exception e) when (e is not OperationCanceledException)
+        {
+            throw await firecracker.FailureAsync(e);
+        }
+    }
+
     /// <summary>
     /// ILC compiles what the front end reaches, and no machine is ever constructed: the executable's
     /// metadata names no assembly of the accelerators or Xen, and no type of the machine (it names

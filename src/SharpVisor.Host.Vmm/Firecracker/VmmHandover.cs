@@ -74,7 +74,7 @@ public sealed class VmmHandover : IDomainMachineFactory, IApiRequestObserver
     {
         try
         {
-            Exec(args, keepOpen: []);
+            Exec(["firecracker", .. args], keepOpen: []);
         }
         catch (DomainConfigurationException e)
         {
