@@ -23,6 +23,10 @@ declare -A wanted=(
     [iproute2]=/usr/sbin/ip
     [acpica-tools]=/usr/bin/iasl
     [tmux]=/usr/bin/tmux
+    # NativeAOT (out/firecracker, scripts/build-firecracker.sh): the ILCompiler's link step calls
+    # clang (gcc is its fallback) and links zlib (https://aka.ms/nativeaot-prerequisites).
+    [clang]=/usr/bin/clang
+    [zlib1g-dev]=/usr/include/zlib.h
 )
 missing=()
 for pkg in "${!wanted[@]}"; do

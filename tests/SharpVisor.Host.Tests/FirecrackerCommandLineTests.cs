@@ -1,5 +1,6 @@
 using System.Diagnostics;
 using SharpVisor.Cli.Commands;
+using SharpVisor.Host.Firecracker;
 
 namespace SharpVisor.Host.Tests;
 
@@ -51,12 +52,7 @@ public sealed class FirecrackerCommandLineTests
     [Fact]
     public async Task TheProcessExitsWith153AndFirecrackersMessages()
     {
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--api-sock", "/tmp/x.sock", "--bogus-flag" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
+        ProcessStartInfo start = SharpVisorCommand.FrontEnd("--api-sock", "/tmp/x.sock", "--bogus-flag");
         using Process process = Process.Start(start)!;
         Task<string> stdout = process.StandardOutput.ReadToEndAsync();
         string stderr = await process.StandardError.ReadToEndAsync();

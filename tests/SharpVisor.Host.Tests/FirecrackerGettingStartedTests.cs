@@ -156,12 +156,7 @@ public sealed class FirecrackerGettingStartedTests
     [Fact]
     public void FirecrackerFlagsAreDocumentedInHelp()
     {
-        var start = new ProcessStartInfo(SharpVisorCommand.Dotnet) { RedirectStandardOutput = true, RedirectStandardError = true };
-        foreach (string argument in new[] { SharpVisorCommand.AssemblyPath, "firecracker", "--help" })
-        {
-            start.ArgumentList.Add(argument);
-        }
-
+        ProcessStartInfo start = SharpVisorCommand.FrontEnd("--help");
         using Process help = Process.Start(start)!;
         string text = help.StandardOutput.ReadToEnd();
         help.WaitForExit();

@@ -52,27 +52,28 @@ internal sealed class FirecrackerProcess : IAsyncDisposable
     /// <summary>The console so far, one line per line.</summary>
     public string Output => string.Join('\n', Lines);
 
-    /// <summary>Starts <c>sharpvisor firecracker ARGUMENTS</c>, inside <paramref name="netns"/> when given.</summary>
+    /// <summary>
+    /// Starts out/firecracker ARGUMENTS (the NativeAOT front end, which hands over to this test
+    /// build's JIT VMM at InstanceStart), inside <paramref name="netns"/> when given.
+    /// </summary>
     public static FirecrackerProcess Start(IEnumerable<string> arguments, NetworkNamespace? netns = null)
     {
-        var start = new ProcessStartInfo(netns is null ? SharpVisorCommand.Dotnet : "ip") { RedirectStandardOutput = true, RedirectStandardError = true };
+        ProcessStartInfo start = SharpVisorCommand.FrontEnd([.. arguments]);
         if (netns is not null)
         {
-            foreach (string argument in new[] { "netns", "exec", netns.Name, SharpVisorCommand.Dotnet })
+            start.ArgumentList.Insert(0, start.FileName);
+            foreach (string argument in new[] { "netns", "exec", netns.Name }.Reverse())
             {
-                start.ArgumentList.Add(argument);
+                start.ArgumentList.Insert(0, argument);
             }
-        }
 
-        start.ArgumentList.Add(SharpVisorCommand.AssemblyPath);
-        start.ArgumentList.Add("firecracker");
-        foreach (string argument in arguments)
-        {
-            start.ArgumentList.Add(argument);
+            start.FileName = "ip";
         }
 
         return new FirecrackerProcess(Process.Start(start)!);
     }
+
+    public int Id => _process.Id;
 
     public Task WaitForApiAsync(string socket, TimeSpan timeout) =>
         Eventually.TrueAsync(() => UnixSocketFiles.IsListening(socket), timeout, "the API socket listens");

@@ -1,54 +1,19 @@
 using System.CommandLine;
-using System.Globalization;
-using System.Runtime.InteropServices;
+using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
-using SharpVisor.Host.Http;
 
 namespace SharpVisor.Cli.Commands;
 
 /// <summary>
-/// <c>sharpvisor firecracker</c> (and out/firecracker): the per-domain VMM under Firecracker's
-/// command line, for orchestrators that launch Firecracker as a binary. Parsed by
-/// <see cref="FirecrackerArgumentParser"/> (Firecracker's rules and refusals, exit code 153),
-/// not System.CommandLine: it is also the fastest way to a ready API. Each flag's help says
-/// what SharpVisor does with it; docs/firecracker.md has the same list.
+/// <c>sharpvisor firecracker</c>: the per-domain VMM under Firecracker's command line
+/// (<see cref="FirecrackerCommandLine"/>, shared with the NativeAOT front end out/firecracker),
+/// and, with the hidden <c>--handover-fd N</c>, the JIT VMM that the front end execs at InstanceStart.
 /// </summary>
 public static class FirecrackerCommand
 {
-    public const string DefaultApiSocket = "/run/firecracker.socket";
-    public const string DefaultInstanceId = "anonymous-instance";
+    public const string DefaultApiSocket = FirecrackerCommandLine.DefaultApiSocket;
 
-    /// <summary>Firecracker's FcExitCode::ArgParsing.</summary>
-    public const int ArgumentParsingExitCode = 153;
-
-    public static IReadOnlyList<FirecrackerArgument> Arguments { get; } =
-    [
-        new("api-sock", true, "Path to unix domain socket used by the API (as Firecracker).") { DefaultValue = DefaultApiSocket },
-        new("id", true, "MicroVM unique identifier: GET / reports it, log lines and metrics carry it (as Firecracker).") { DefaultValue = DefaultInstanceId },
-        new("seccomp-filter", true, "Accepted, checked to exist, and NOT applied: SharpVisor installs no seccomp filter yet.") { Forbids = ["no-seccomp"] },
-        new("no-seccomp", false, "Accepted: SharpVisor installs no seccomp filter yet, so this changes nothing.") { Forbids = ["seccomp-filter"] },
-        new("start-time-us", true, "Accepted and ignored (the jailer passes it)."),
-        new("start-time-cpu-us", true, "Accepted and ignored (the jailer passes it)."),
-        new("parent-cpu-time-us", true, "Accepted and ignored (the jailer passes it)."),
-        new("config-file", true, "Path to a file that contains the microVM configuration in JSON format: configure and start at once (as Firecracker)."),
-        new("metadata", true, "Not supported yet (refused): put the MMDS data with PUT /mmds."),
-        new("no-api", false, "Serve no API socket; needs --config-file (as Firecracker).") { Requires = "config-file" },
-        new("log-path", true, "Path to an existing fifo or file for the VMM's log lines (as Firecracker)."),
-        new("level", true, "Set the logger level: Error, Warning, Info, Debug, Trace, Off (as Firecracker; applies to --log-path)."),
-        new("module", true, "Write only log lines whose origin starts with this module (as Firecracker)."),
-        new("show-level", false, "Whether or not to output the level in the logs (as Firecracker)."),
-        new("show-log-origin", false, "Write each log line's origin: SharpVisor's module name, not a file and line."),
-        new("metrics-path", true, "Path to an existing fifo or file for Firecracker-format JSON metrics, written on FlushMetrics (as Firecracker)."),
-        new("boot-timer", false, "Whether or not to load boot timer device for logging elapsed time since InstanceStart command: the guest writes 123 to 0xc0000000, an Info line \"Guest-boot-time = ...\" goes to the log (as Firecracker)."),
-        new("version", false, "Print the binary version number."),
-        new("snapshot-version", false, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
-        new("describe-snapshot", true, "Not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)."),
-        new("http-api-max-payload-size", true, "Accepted: the API's body limit stays 51200 bytes in SharpVisor.") { DefaultValue = JsonBody.DefaultMaxBytes.ToString(CultureInfo.InvariantCulture) },
-        new("mmds-size-limit", true, "Accepted and ignored: the MMDS data store's limit is 51200 bytes."),
-        new("enable-pci", false, "Accepted: SharpVisor always attaches its virtio devices over PCI (it has no virtio-mmio transport), with or without this flag."),
-        new("accel", true, "SharpVisor: accelerator kvm, emulator or auto.") { DefaultValue = "auto" },
-        new("console-sock", true, "SharpVisor: Unix socket for the serial console (default: API socket + .console); the console also goes to standard output, as Firecracker's does."),
-    ];
+    public static IReadOnlyList<FirecrackerArgument> Arguments => FirecrackerCommandLine.Arguments;
 
     /// <summary>The entry in `sharpvisor --help`; Program dispatches `firecracker` to <see cref="Run"/> before System.CommandLine parses.</summary>
     public static Command Create()
@@ -61,111 +26,11 @@ public static class FirecrackerCommand
 
     public static int Run(IReadOnlyList<string> args)
     {
-        var parser = new FirecrackerArgumentParser(Arguments);
-        try
+        if (args.Count == 2 && args[0] == VmmHandoverState.DescriptorOption)
         {
-            parser.Parse(args);
-        }
-        catch (FirecrackerArgumentException e)
-        {
-            // As Firecracker's main: the Display form to its logger (standard output), the Debug form to standard error.
-            Console.Out.WriteLine($"{LogTime()} [{DefaultInstanceId}:main] Arguments parsing error: {e.Message} \\n\\nFor more information try --help.");
-            Console.Error.WriteLine($"Error: ParseArguments({e.Variant})");
-            Console.Out.WriteLine($"{LogTime()} [{DefaultInstanceId}:main] Firecracker exiting with error. exit_code={ArgumentParsingExitCode}");
-            return ArgumentParsingExitCode;
+            return FirecrackerCommandLine.RunHandedOver(args[1], new MonitorDomainMachineFactory());
         }
 
-        StartupTrace.Mark("command line parsed");
-        if (parser.HelpRequested)
-        {
-            Console.Out.WriteLine($"SharpVisor {VmmVersion.Current} as Firecracker v{VmmVersion.FirecrackerApi}\n");
-            Console.Out.WriteLine(parser.FormattedHelp());
-            return 0;
-        }
-
-        if (parser.VersionRequested)
-        {
-            Console.Out.WriteLine($"Firecracker v{VmmVersion.FirecrackerApi} (SharpVisor {VmmVersion.Current})\n");
-            return 0;
-        }
-
-        if (parser.Flag("snapshot-version") || parser.Flag("describe-snapshot"))
-        {
-            return Toolstack.Fail("--snapshot-version and --describe-snapshot are not supported: SharpVisor's snapshots have their own format (docs/snapshot.md)");
-        }
-
-        if (parser.Value("metadata") is not null)
-        {
-            return Toolstack.Fail("--metadata is not supported yet: put the MMDS data with PUT /mmds");
-        }
-
-        string instanceId = parser.Value("id")!;
-        if (instanceId.Length is 0 or > 64 || !instanceId.All(c => char.IsAsciiLetterOrDigit(c) || c == '-'))
-        {
-            return Toolstack.Fail($"--id '{instanceId}' must be 1 to 64 letters, digits or hyphens (as Firecracker's)");
-        }
-
-        if (parser.Value("seccomp-filter") is { } filter && !File.Exists(filter))
-        {
-            return Toolstack.Fail($"--seccomp-filter '{filter}' does not exist");
-        }
-
-        string accel = parser.Value("accel")!;
-        if (accel is not ("kvm" or "emulator" or "auto"))
-        {
-            return Toolstack.Fail($"--accel '{accel}' is not one of kvm, emulator, auto");
-        }
-
-        string? logFile = parser.Value("log-path");
-        string? level = parser.Value("level");
-        if (level is not null)
-        {
-            try
-            {
-                VmmLog.ParseLevel(level);
-            }
-            catch (ApiException e)
-            {
-                return Toolstack.Fail(e.Message);
-            }
-        }
-
-        LoggerConfiguration? logger = logFile is null && level is null
-            ? null
-            : new LoggerConfiguration
-            {
-                LogPath = logFile,
-                Level = level,
-                ShowLevel = parser.Flag("show-level"),
-                ShowLogOrigin = parser.Flag("show-log-origin"),
-                Module = parser.Value("module"),
-            };
-
-        using var interrupt = new CancellationTokenSource();
-        using var sigint = PosixSignalRegistration.Create(PosixSignal.SIGINT, context =>
-        {
-            context.Cancel = true;
-            interrupt.Cancel();
-        });
-        return VmmCommand.RunServerAsync(
-            new VmmServerOptions
-            {
-                ApiSocketPath = parser.Value("api-sock")!,
-                ServeApi = !parser.Flag("no-api"),
-                ConfigFile = parser.Value("config-file"),
-                ConsoleSocketPath = parser.Value("console-sock"),
-                Logger = logger,
-                Metrics = parser.Value("metrics-path") is { } metrics ? new MetricsConfiguration { MetricsPath = metrics } : null,
-                SerialToStandardOutput = true,
-                Identity = new VmmIdentity(instanceId, 0, accel) { BootTimer = parser.Flag("boot-timer") },
-            },
-            interrupt.Token).GetAwaiter().GetResult();
-    }
-
-    /// <summary>Firecracker's LocalTime format: local time with nanoseconds.</summary>
-    private static string LogTime()
-    {
-        DateTime now = DateTime.Now;
-        return now.ToString("yyyy-MM-dd'T'HH:mm:ss", CultureInfo.InvariantCulture) + "." + ((now.Ticks % TimeSpan.TicksPerSecond) * 100).ToString("D9", CultureInfo.InvariantCulture);
+        return FirecrackerCommandLine.Run(args, new MonitorDomainMachineFactory());
     }
 }

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Runtime.InteropServices;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Http;
@@ -81,33 +80,6 @@ public static class VmmCommand
         }
     }
 
-    internal static async Task<int> RunServerAsync(VmmServerOptions options, CancellationToken cancel)
-    {
-        using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancel);
-        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
-        {
-            context.Cancel = true;
-            terminate.Cancel();
-        });
-        VmmServer server;
-        try
-        {
-            server = await VmmServer.StartAsync(options, new MonitorDomainMachineFactory(), cancel);
-        }
-        catch (Exception e) when (e is ApiException or IOException or UnauthorizedAccessException)
-        {
-            return Toolstack.Fail(e.Message);
-        }
-
-        await using (server)
-        {
-            int status = await server.RunAsync(terminate.Token);
-            if (server.Controller.Status().Stop is { } stop)
-            {
-                Console.Error.WriteLine($"[sharpvisor] domain {options.Identity.InstanceId}: {stop.Detail} (exit status {stop.ExitStatus})");
-            }
-
-            return status;
-        }
-    }
+    internal static Task<int> RunServerAsync(VmmServerOptions options, CancellationToken cancel) =>
+        VmmServer.RunProcessAsync(options, new MonitorDomainMachineFactory(), cancel);
 }

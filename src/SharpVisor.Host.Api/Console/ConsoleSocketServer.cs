@@ -27,6 +27,18 @@ public sealed class ConsoleSocketServer : IAsyncDisposable
         _acceptLoop = AcceptLoopAsync();
     }
 
+    /// <summary>Serves on a socket bound at <paramref name="path"/> that already listens (inherited across exec: the Firecracker front end's handover).</summary>
+    public ConsoleSocketServer(Socket listener, string path, ConsoleBroadcaster console)
+    {
+        _console = console;
+        Path = path;
+        _listener = listener;
+        _acceptLoop = AcceptLoopAsync();
+    }
+
+    /// <summary>The listening socket (the handover passes its descriptor across exec).</summary>
+    public Socket Listener => _listener;
+
     public string Path { get; }
 
     /// <summary>Waits until every client has been sent all output (after the console completed).</summary>

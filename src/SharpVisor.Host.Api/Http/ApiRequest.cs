@@ -32,6 +32,9 @@ public sealed class ApiRequest
     /// <summary>False when the client asked to close the connection after this request.</summary>
     public bool KeepAlive { get; init; } = true;
 
+    /// <summary>The connection the request came on (null for a request not read from a socket).</summary>
+    public ApiConnection? Connection { get; init; }
+
     public IReadOnlyDictionary<string, string> RouteValues { get; internal set; } = new Dictionary<string, string>();
 
     /// <summary>The value of a {name} segment of the matched route.</summary>

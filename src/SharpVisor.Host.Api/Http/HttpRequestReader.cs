@@ -30,6 +30,25 @@ public sealed class HttpRequestReader
         _stream = stream;
     }
 
+    /// <summary>A reader whose first bytes were read by another process (the Firecracker front end's handover).</summary>
+    public HttpRequestReader(Stream stream, ReadOnlySpan<byte> buffered)
+        : this(stream)
+    {
+        if (buffered.Length > _buffer.Length)
+        {
+            throw new ArgumentException($"at most {_buffer.Length} buffered bytes can be handed over", nameof(buffered));
+        }
+
+        buffered.CopyTo(_buffer);
+        _end = buffered.Length;
+    }
+
+    /// <summary>The connection this reader reads, given to each request it returns.</summary>
+    internal ApiConnection? Connection { get; set; }
+
+    /// <summary>Bytes read from the connection and not yet consumed (a pipelined request's start).</summary>
+    public ReadOnlySpan<byte> Buffered => _buffer.AsSpan(_start, _end - _start);
+
     /// <summary>The next request, or null when the client closed the connection between requests.</summary>
     public async Task<ApiRequest?> ReadAsync(CancellationToken cancel)
     {
@@ -64,7 +83,7 @@ public sealed class HttpRequestReader
         }
 
         byte[] body = head.Chunked ? await ReadChunkedBodyAsync(cancel) : await ReadBodyAsync(head.ContentLength, cancel);
-        return new ApiRequest(head.Method, head.Path, head.Query, head.Headers, body) { KeepAlive = head.KeepAlive };
+        return new ApiRequest(head.Method, head.Path, head.Query, head.Headers, body) { KeepAlive = head.KeepAlive, Connection = Connection };
     }
 
     private async Task<byte[]> ReadBodyAsync(int length, CancellationToken cancel)

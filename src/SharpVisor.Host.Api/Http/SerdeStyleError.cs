@@ -25,11 +25,10 @@ public static partial class SerdeStyleError
 
     private static string Clause(JsonException e, JsonTypeInfo root)
     {
-        JsonSerializerOptions options = root.Options;
         string message = e.Message;
         if (UnmappedProperty().Match(message) is { Success: true } unmapped)
         {
-            return $"unknown field `{unmapped.Groups[1].Value}`, {Expected(FieldsOf(unmapped.Groups[2].Value, options))}";
+            return $"unknown field `{unmapped.Groups[1].Value}`, {Expected(FieldsOf(unmapped.Groups[2].Value, root))}";
         }
 
         if (MissingProperties().Match(message) is { Success: true } missing)
@@ -92,12 +91,52 @@ public static partial class SerdeStyleError
         _ => "expected one of " + string.Join(", ", fields.Select(f => $"`{f}`")),
     };
 
-    private static IReadOnlyList<string> FieldsOf(string typeName, JsonSerializerOptions options)
+    /// <summary>
+    /// The JSON fields of the type System.Text.Json named, found among the types reachable from the
+    /// body's root type (no Type.GetType: the Firecracker front end is NativeAOT, without reflection over names).
+    /// </summary>
+    private static IReadOnlyList<string> FieldsOf(string typeName, JsonTypeInfo root)
     {
-        Type? type = Type.GetType(typeName);
-        return type is not null && options.TryGetTypeInfo(type, out JsonTypeInfo? info)
-            ? info.Properties.Select(p => p.Name).ToList()
-            : [];
+        var seen = new HashSet<Type>();
+        var pending = new Queue<Type>([root.Type]);
+        while (pending.TryDequeue(out Type? type))
+        {
+            type = Nullable.GetUnderlyingType(type) ?? type;
+            if (!seen.Add(type))
+            {
+                continue;
+            }
+
+            if (type.IsGenericType)
+            {
+                foreach (Type argument in type.GetGenericArguments())
+                {
+                    pending.Enqueue(argument);
+                }
+            }
+
+            if (!root.Options.TryGetTypeInfo(type, out JsonTypeInfo? info))
+            {
+                continue;
+            }
+
+            if (type.FullName == typeName)
+            {
+                return info.Properties.Select(p => p.Name).ToList();
+            }
+
+            if (info.ElementType is { } element)
+            {
+                pending.Enqueue(element);
+            }
+
+            foreach (JsonPropertyInfo property in info.Properties)
+            {
+                pending.Enqueue(property.PropertyType);
+            }
+        }
+
+        return [];
     }
 
     private static string Friendly(string dotnetType) => dotnetType switch

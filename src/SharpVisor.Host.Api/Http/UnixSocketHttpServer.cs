@@ -45,6 +45,24 @@ public sealed class UnixSocketHttpServer : IAsyncDisposable
         return new UnixSocketHttpServer(listener, handler);
     }
 
+    /// <summary>Serves on a socket that already listens (inherited across exec: the Firecracker front end's handover).</summary>
+    public static UnixSocketHttpServer Adopt(Socket listener, Func<ApiRequest, ApiResponse> handler) => new(listener, handler);
+
+    /// <summary>The listening socket (the handover passes its descriptor across exec).</summary>
+    public Socket Listener => _listener;
+
+    /// <summary>
+    /// Serves a connection accepted by another process: <paramref name="buffered"/> are the bytes
+    /// it had read (the pending request first); that first request goes to <paramref name="first"/>,
+    /// the rest to the server's handler.
+    /// </summary>
+    public void ServeInherited(Socket connection, byte[] buffered, Func<ApiRequest, ApiResponse> first)
+    {
+        var serve = new Task<Task>(() => ServeAsync(connection, buffered, first));
+        _connections[connection] = serve.Unwrap();
+        serve.Start(TaskScheduler.Default);
+    }
+
     private async Task AcceptLoopAsync()
     {
         while (!_stopping.IsCancellationRequested)
@@ -66,7 +84,7 @@ public sealed class UnixSocketHttpServer : IAsyncDisposable
             }
 
             // Registered before it runs, so that its own removal at the end always finds it.
-            var serve = new Task<Task>(() => ServeAsync(connection));
+            var serve = new Task<Task>(() => ServeAsync(connection, [], null));
             _connections[connection] = serve.Unwrap();
             serve.Start(TaskScheduler.Default);
         }
@@ -87,12 +105,13 @@ public sealed class UnixSocketHttpServer : IAsyncDisposable
         }
     }
 
-    private async Task ServeAsync(Socket connection)
+    private async Task ServeAsync(Socket connection, byte[] buffered, Func<ApiRequest, ApiResponse>? first)
     {
         try
         {
             using var stream = new NetworkStream(connection, ownsSocket: true);
-            var reader = new HttpRequestReader(stream);
+            var reader = new HttpRequestReader(stream, buffered);
+            reader.Connection = new ApiConnection(connection, reader);
             while (!_stopping.IsCancellationRequested)
             {
                 ApiRequest? request;
@@ -112,7 +131,8 @@ public sealed class UnixSocketHttpServer : IAsyncDisposable
                     return;
                 }
 
-                ApiResponse response = _handler(request);
+                ApiResponse response = (first ?? _handler)(request);
+                first = null;
                 if (response.WriteBody is { } writeBody)
                 {
                     // A streamed body has no length: it ends where the connection closes.

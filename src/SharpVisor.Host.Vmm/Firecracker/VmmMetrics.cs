@@ -42,6 +42,36 @@ public sealed class VmmMetrics : IDisposable
         _startupCpuMicroseconds = (long)self.TotalProcessorTime.TotalMicroseconds;
     }
 
+    public long StartupMicroseconds => _startupMicroseconds;
+
+    public long StartupCpuMicroseconds => _startupCpuMicroseconds;
+
+    /// <summary>The request counts the next flush would write (what the handover carries to the JIT VMM).</summary>
+    public Dictionary<string, long> UnflushedRequestCounts()
+    {
+        lock (_lock)
+        {
+            return _requests.ToDictionary(r => r.Key, r => r.Value - _flushedRequests.GetValueOrDefault(r.Key));
+        }
+    }
+
+    /// <summary>
+    /// After a handover: the front end's start-up time (the API answered then, not when the JIT VMM
+    /// took over) and the request counts it had not flushed yet.
+    /// </summary>
+    public void Inherit(long startupMicroseconds, long startupCpuMicroseconds, IReadOnlyDictionary<string, long> requestCounts)
+    {
+        lock (_lock)
+        {
+            _startupMicroseconds = startupMicroseconds;
+            _startupCpuMicroseconds = startupCpuMicroseconds;
+            foreach ((string key, long count) in requestCounts)
+            {
+                _requests[key] = _requests.GetValueOrDefault(key) + count;
+            }
+        }
+    }
+
     /// <summary>PUT /metrics: once, as in Firecracker.</summary>
     public void Configure(MetricsConfiguration config)
     {

@@ -1,3 +1,5 @@
+using System.Net.Sockets;
+using System.Runtime.InteropServices;
 using SharpVisor.Host.Console;
 using SharpVisor.Host.Domains;
 using SharpVisor.Host.Http;
@@ -83,6 +85,11 @@ public sealed class VmmServer : IAsyncDisposable
             throw ApiException.BadRequest("--no-api needs --config-file: without the API nothing could configure the microVM");
         }
 
+        if (options.Inherited is { } inherited)
+        {
+            return await AdoptAsync(options, controller, console, inherited);
+        }
+
         if (options.ServeApi)
         {
             UnixSocketFiles.PrepareForListening(options.ApiSocketPath);
@@ -112,7 +119,7 @@ public sealed class VmmServer : IAsyncDisposable
             api = UnixSocketHttpServer.Start(options.ApiSocketPath, request =>
             {
                 configApplied.Wait();
-                return Serve(controller, router, request);
+                return Serve(controller, router, request, options.Observer, logReceived: true);
             });
         }
         catch
@@ -124,6 +131,7 @@ public sealed class VmmServer : IAsyncDisposable
         StartupTrace.Mark("api socket listening");
         UnixSocketFiles.RestrictToOwner(options.ApiSocketPath);
         controller.Metrics.MarkApiReady();
+        options.Observer?.Listening(api, consoleServer, controller);
         controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} serving the Firecracker API on {options.ApiSocketPath}");
         var server = new VmmServer(options, controller, console, api, consoleServer);
         try
@@ -136,6 +144,84 @@ public sealed class VmmServer : IAsyncDisposable
         }
 
         return server;
+    }
+
+    /// <summary>
+    /// The JIT VMM after a handover: serves on the front end's sockets, replays the configuration
+    /// requests it accepted (through the same routes), then answers the pending request (InstanceStart
+    /// or a snapshot load) on its connection. A replay that fails fails that request, with the reason.
+    /// </summary>
+    private static async Task<VmmServer> AdoptAsync(VmmServerOptions options, VmmController controller, ConsoleBroadcaster console, VmmHandoverState inherited)
+    {
+        var consoleServer = new ConsoleSocketServer(new Socket(new SafeSocketHandle(inherited.ConsoleSocketFd, ownsHandle: true)), options.EffectiveConsoleSocketPath, console);
+        var router = new ApiRouter();
+        VmmApi.Map(router, controller);
+        controller.Metrics.Inherit(inherited.StartupMicroseconds, inherited.StartupCpuMicroseconds, inherited.RequestCounts);
+        string? failure = null;
+        foreach (VmmHandoverRequest replay in inherited.Requests)
+        {
+            ApiResponse answer = router.Dispatch(replay.ToApiRequest());
+            if (answer.StatusCode >= 300)
+            {
+                failure = $"cannot start the microVM: the handover to the JIT VMM failed: replaying {replay.Method} {replay.Path} answered {answer.StatusCode}: {System.Text.Encoding.UTF8.GetString(answer.Body)}";
+                controller.Log.Error("vmm::handover", failure);
+                break;
+            }
+        }
+
+        UnixSocketHttpServer api = UnixSocketHttpServer.Adopt(
+            new Socket(new SafeSocketHandle(inherited.ApiSocketFd, ownsHandle: true)),
+            request => Serve(controller, router, request, options.Observer, logReceived: true));
+        var server = new VmmServer(options, controller, console, api, consoleServer);
+        await server.StartAsync(null);
+        var connection = new Socket(new SafeSocketHandle(inherited.ConnectionFd, ownsHandle: true));
+        api.ServeInherited(connection, inherited.Buffered, request =>
+        {
+            // The front end logged this request when it arrived; it is counted here, once answered.
+            if (failure is null)
+            {
+                return Serve(controller, router, request, options.Observer, logReceived: false);
+            }
+
+            controller.Metrics.CountRequest(request.Method, VmmApi.MetricName(request.Path), failed: true);
+            return ApiResponse.Fault(400, failure);
+        });
+        controller.Log.Info("vmm", $"SharpVisor {VmmVersion.Current} took over the Firecracker API on {options.ApiSocketPath} from the front end");
+        return server;
+    }
+
+    /// <summary>
+    /// A VMM process's life: starts the server, waits for the machine to stop (or SIGTERM), and
+    /// returns the exit status; a refusal to start is one line on standard error.
+    /// </summary>
+    public static async Task<int> RunProcessAsync(VmmServerOptions options, IDomainMachineFactory factory, CancellationToken cancel)
+    {
+        using var terminate = CancellationTokenSource.CreateLinkedTokenSource(cancel);
+        using var sigterm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            terminate.Cancel();
+        });
+        VmmServer server;
+        try
+        {
+            server = await StartAsync(options, factory, cancel);
+        }
+        catch (Exception e) when (e is ApiException or IOException or UnauthorizedAccessException)
+        {
+            return FirecrackerCommandLine.Fail(e.Message);
+        }
+
+        await using (server)
+        {
+            int status = await server.RunAsync(terminate.Token);
+            if (server.Controller.Status().Stop is { } stop)
+            {
+                System.Console.Error.WriteLine($"[sharpvisor] domain {options.Identity.InstanceId}: {stop.Detail} (exit status {stop.ExitStatus})");
+            }
+
+            return status;
+        }
     }
 
     private async Task StartAsync(FullVmConfiguration? config)
@@ -298,15 +384,17 @@ public sealed class VmmServer : IAsyncDisposable
     /// Firecracker's API log lines and request metrics, for its own paths only. Refusals go to a
     /// configured log only: standard error (the daemon's vmm.log) stays as it was.
     /// </summary>
-    private static ApiResponse Serve(VmmController controller, ApiRouter router, ApiRequest request)
+    private static ApiResponse Serve(VmmController controller, ApiRouter router, ApiRequest request, IApiRequestObserver? observer, bool logReceived)
     {
         bool firecrackerPath = !request.Path.StartsWith("/sharpvisor/", StringComparison.Ordinal);
-        if (firecrackerPath)
+        if (firecrackerPath && logReceived)
         {
             controller.Log.Info("api_server::request", $"The API server received a {request.Method} request on \"{request.Path}\".");
         }
 
+        observer?.Dispatching(request);
         ApiResponse response = router.Dispatch(request);
+        observer?.Served(request, response);
         StartupTrace.FirstAnswer();
         if (firecrackerPath)
         {

@@ -32,5 +32,11 @@ public sealed record VmmServerOptions
 
     public VmmIdentity Identity { get; init; } = VmmIdentity.Anonymous;
 
+    /// <summary>Sees every API request (the Firecracker front end records them for the handover).</summary>
+    public IApiRequestObserver? Observer { get; init; }
+
+    /// <summary>Set in the JIT VMM after a handover: the sockets, requests and pending request the front end passed.</summary>
+    public VmmHandoverState? Inherited { get; init; }
+
     public string EffectiveConsoleSocketPath => ConsoleSocketPath ?? ApiSocketPath + ".console";
 }

@@ -1,4 +1,4 @@
-namespace SharpVisor.Cli.Commands;
+namespace SharpVisor.Host.Firecracker;
 
 /// <summary>
 /// A command line Firecracker's arg parser refuses. <see cref="Variant"/> is the Rust value's

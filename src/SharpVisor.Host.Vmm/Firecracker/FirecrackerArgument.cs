@@ -1,4 +1,4 @@
-namespace SharpVisor.Cli.Commands;
+namespace SharpVisor.Host.Firecracker;
 
 /// <summary>One flag of Firecracker's command line, as its arg_parser.rs describes it.</summary>
 public sealed record FirecrackerArgument(string Name, bool TakesValue, string Help)

@@ -1,6 +1,6 @@
 using System.Text;
 
-namespace SharpVisor.Cli.Commands;
+namespace SharpVisor.Host.Firecracker;
 
 /// <summary>
 /// Firecracker's command-line parser (src/utils/src/arg_parser.rs) rule for rule, so that an
