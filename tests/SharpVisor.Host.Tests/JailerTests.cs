@@ -67,7 +67,9 @@ public sealed class JailerTests
     public async Task AJailedFirecrackerRunsItsGuestAsTheUserInTheCgroupNetnsAndRootGiven()
     {
         using var directory = new TempDirectory();
-        string launcher = JailerProcess.WriteLauncher(directory.Path);
+        // The real drop-in: out/firecracker, the NativeAOT front end, which execs the JIT VMM (this
+        // test build, bound into the jail at /cli) at InstanceStart.
+        string launcher = SharpVisorCommand.FrontEndPath;
         string baseDir = Directory.CreateDirectory(directory.File("base")).FullName;
         using NetworkNamespace ns = NetworkNamespace.Create();
         JailerCgroup cgroup = JailerCgroup.Find(preferVersion: 2) ?? throw new Xunit.Sdk.XunitException("this host offers no cgroup controller a jail can use");
@@ -124,8 +126,10 @@ public sealed class JailerTests
             Assert.Equal("", Run("chown", $"{Uid}:{Gid}", Path.Combine(root, "hello.elf")));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/machine-config", """{"vcpu_count": 1, "mem_size_mib": 16}"""));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/boot-source", """{"kernel_image_path": "/hello.elf", "boot_args": "loop=20000"}"""));
+            Assert.DoesNotContain("libcoreclr", File.ReadAllText($"/proc/{pid}/maps"));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/actions", """{"action_type": "InstanceStart"}"""));
             await jailer.WaitForLineAsync("Hello from a multiboot kernel", TimeSpan.FromSeconds(120));
+            Assert.Contains("libcoreclr", File.ReadAllText($"/proc/{pid}/maps"));
             Assert.Equal((204, ""), Curl(socket, "PUT", "/sharpvisor/power", """{"action": "PowerOff"}"""));
             Assert.True(await jailer.ExitsWithinAsync(TimeSpan.FromSeconds(60)), "the jailed VMM exits after the machine powers off");
             Assert.Equal(0, jailer.ExitCode);

@@ -10,7 +10,7 @@ namespace SharpVisor.Cli.Jailer;
 /// (the JIT VMM runs on it), the directory of this SharpVisor build (out/cli: the VMM the
 /// exec-file starts), the directories of the shared libraries this very runtime has mapped
 /// (libc, libstdc++, OpenSSL: the same runtime will map the same ones), the x86-64 ELF
-/// interpreter, and for a script exec-file (today's out/firecracker) its interpreter. Symbolic
+/// interpreter, and for a script exec-file its interpreter. Symbolic
 /// links on the way (/lib64 → usr/lib64 on a merged-/usr host) are recreated in the jail.
 /// </summary>
 public sealed class JailRuntime
@@ -70,11 +70,7 @@ public sealed class JailRuntime
             }
         }
 
-        string besideExecFile = Path.Combine(Path.GetDirectoryName(execFile)!, "cli");
-        return new JailRuntime(dotnetRoot, vmmDirectory, [.. libraries], ScriptInterpreterOf(execFile))
-        {
-            BindsCliBesideExecFile = Directory.Exists(besideExecFile) && LibC.Realpath(besideExecFile, out _) == LibC.Realpath(vmmDirectory, out _),
-        };
+        return new JailRuntime(dotnetRoot, vmmDirectory, [.. libraries], ScriptInterpreterOf(execFile));
     }
 
     /// <summary>The environment the jailed process gets: only where the .NET install is (Firecracker's jailer passes none).</summary>
@@ -100,18 +96,10 @@ public sealed class JailRuntime
             Mirror(jailRoot, ScriptInterpreter);
         }
 
-        if (BindsCliBesideExecFile)
-        {
-            Bind(jailRoot, VmmDirectory, "/cli");
-        }
+        // The exec-file's copy is /<name>: out/firecracker looks for its JIT VMM at cli/sharpvisor
+        // beside itself, which in the jail is this build — the jailer's VMM is the one it hands over to.
+        Bind(jailRoot, VmmDirectory, "/cli");
     }
-
-    /// <summary>
-    /// The exec-file is out/firecracker of this build (out/cli is this directory): the copy at
-    /// /&lt;exec-file name&gt; also finds cli/ beside itself, as in out/, for a launcher that looks
-    /// for the VMM relative to its own path.
-    /// </summary>
-    public bool BindsCliBesideExecFile { get; private init; }
 
     /// <summary>
     /// Makes <paramref name="hostPath"/> resolve in the jail as on the host: each symbolic link on
