@@ -197,7 +197,7 @@ public sealed class GrantTable
 
             uint frame = _memory.Read<uint>(entry + 4);
             ulong page = (ulong)frame << 12;
-            if (!_memory.IsValid(page, PageSize))
+            if (_memory.FindRegion(page, PageSize) is null or { IsMapTarget: true })   // a map target holds no page of the domain's
             {
                 throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain", GrantStatus.BadPage);
             }
