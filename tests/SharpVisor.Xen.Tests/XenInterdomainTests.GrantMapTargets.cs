@@ -115,6 +115,31 @@ public sealed partial class XenInterdomainTests
     }
 
     [Fact]
+    public void MapGrant_ATargetShowingAPeersPageMayBeGrantedOnForCopies()
+    {
+        // A Linux driver domain's blkback hands the pages it mapped to its own disk, whose blkfront
+        // grants them to Dom0: Dom0's blkback copies into and out of the front end's page.
+        _a.MapGrantFrame();
+        _b.MapGrantFrame();
+        _a.Memory.Write(WritablePage, "from A"u8);
+        _a.Grant(11, DomainB, WritablePage, readOnly: false);
+        ulong target = UnpopulatedSection;
+        Assert.Equal(GrantStatus.Okay, MapGrant(_b, target, HostMap, 11, DomainA, out uint handle));
+        _b.Grant(40, 0, target, readOnly: false);
+        var dom0 = new GrantTable(_b.Xen);
+
+        byte[] read = new byte[6];
+        Assert.Equal(GrantStatus.Okay, dom0.TryCopyFrom(0, 40, 0, read));
+        Assert.Equal("from A", System.Text.Encoding.ASCII.GetString(read));
+        Assert.Equal(GrantStatus.Okay, dom0.TryCopyTo(0, 40, 64, "disk data"u8));
+        Assert.Equal("disk data", Text(_a, WritablePage + 64, 9));
+
+        Assert.Equal(GrantStatus.Okay, UnmapGrant(_b, target, handle));
+        Assert.Equal(GrantStatus.Okay, dom0.TryCopyFrom(0, 40, 0, read));   // the target's own page now: zeros, nothing of A's
+        Assert.True(read.AsSpan().IndexOfAnyExcept((byte)0) < 0);
+    }
+
+    [Fact]
     public void MapGrant_TargetsOutsideRamAreBoundedPerDomain()
     {
         _a.MapGrantFrame();
