@@ -11,8 +11,17 @@ S=${SHARPVISOR:-$root/sharpvisor}
 cache=${SHARPVISOR_CACHE:-/var/cache/sharpvisor}
 K=$cache/guest/current/vmlinuz
 I=$cache/guest/current/initrd.img
-dir=$(mktemp -d /tmp/sv-xen-dd.XXXXXX); trap 'rm -rf "$dir"' EXIT; cd $dir
+dir=$(mktemp -d /tmp/sv-xen-dd.XXXXXX); cd $dir
 export SHARPVISOR_RUNTIME_DIR=$dir/run
+cleanup() {
+  # Both domains and the daemon go, whatever failed (a VMM outlives its daemon by design).
+  $S destroy fe >/dev/null 2>&1 || true
+  $S destroy dd >/dev/null 2>&1 || true
+  for pid in $(pgrep -f -- "--xen-link $dir/run/domains" || true); do kill "$pid" 2>/dev/null || true; done
+  [ -f "$dir/run/sharpvisord.pid" ] && kill -TERM "$(cat "$dir/run/sharpvisord.pid")" 2>/dev/null || true
+  rm -rf "$dir"
+}
+trap cleanup EXIT
 truncate -s 64M dd.img
 pad() { cat $I; s=$(stat -c %s $I); p=$(( (4 - s % 4) % 4 )); head -c $p /dev/zero; }
 mkdir fe-cpio; cat > fe-cpio/hook.sh <<'H'
@@ -60,5 +69,3 @@ $S create fe.cfg --accel emulator >/dev/null
 until $S console fe --history | grep -q BENCH-END; do sleep 2; done
 $S console fe --history | grep "^BENCH " | awk -v k=$kind '{d=$5-$4; printf "%s %s %d MiB in %.2f s guest time: %.2f MiB/s\n", k, $2, $3, d, $3/d}'
 echo "load $(cat /proc/loadavg)"
-$S destroy fe >/dev/null; $S destroy dd >/dev/null
-[ -f $dir/run/sharpvisord.pid ] && kill -TERM $(cat $dir/run/sharpvisord.pid) || true
