@@ -89,7 +89,10 @@ public sealed unsafe partial class GuestMemory : IDisposable
     /// Adds a region (callable while vCPUs run). <paramref name="countAsRam"/> false: memory the
     /// hypervisor maps for the guest (grant frames) rather than the guest's RAM.
     /// </summary>
-    public MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly = false, string name = "sharpvisor-ram", bool countAsRam = true)
+    public MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly = false, string name = "sharpvisor-ram", bool countAsRam = true) =>
+        AddRegion(guestPhysicalAddress, size, readOnly, name, countAsRam, mapTarget: false);
+
+    private MemoryRegion AddRegion(ulong guestPhysicalAddress, ulong size, bool readOnly, string name, bool countAsRam, bool mapTarget)
     {
         if (guestPhysicalAddress + size < guestPhysicalAddress)
         {
@@ -106,9 +109,16 @@ public sealed unsafe partial class GuestMemory : IDisposable
                 }
             }
 
-            var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name) { IsRam = !readOnly && countAsRam };
-            MemoryRegion[] regions = [.. _regions, region];
-            Array.Sort(regions, (a, b) => a.GuestPhysicalAddress.CompareTo(b.GuestPhysicalAddress));
+            var region = new MemoryRegion(guestPhysicalAddress, size, readOnly, name, anonymous: mapTarget) { IsRam = !readOnly && countAsRam && !mapTarget, IsMapTarget = mapTarget };
+
+            // Inserted in order (no sort): a driver domain adds thousands of one-page map targets.
+            int at = 0;
+            while (at < _regions.Length && _regions[at].GuestPhysicalAddress < guestPhysicalAddress)
+            {
+                at++;
+            }
+
+            MemoryRegion[] regions = [.. _regions.AsSpan(0, at), region, .. _regions.AsSpan(at)];
             Volatile.Write(ref _regions, regions);
             if (!readOnly && countAsRam)
             {
@@ -136,10 +146,30 @@ public sealed unsafe partial class GuestMemory : IDisposable
             return hit;
         }
 
-        foreach (MemoryRegion r in Volatile.Read(ref _regions))
+        // Binary search: the regions are sorted and disjoint, and a Xen driver domain's grant-map
+        // targets outside RAM add a region per page (thousands).
+        MemoryRegion[] regions = Volatile.Read(ref _regions);
+        int low = 0;
+        int high = regions.Length - 1;
+        while (low <= high)
         {
-            if (r.Contains(address, length))
+            int middle = low + ((high - low) >> 1);
+            MemoryRegion r = regions[middle];
+            if (address < r.GuestPhysicalAddress)
             {
+                high = middle - 1;
+            }
+            else if (address >= r.End)
+            {
+                low = middle + 1;
+            }
+            else
+            {
+                if (!r.Contains(address, length))
+                {
+                    return null;
+                }
+
                 _lastHit = r;
                 return r;
             }

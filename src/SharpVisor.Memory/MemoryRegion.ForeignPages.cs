@@ -25,12 +25,17 @@ public sealed partial class MemoryRegion
         }
     }
 
-    /// <summary>Maps this region's own page back at <paramref name="offset"/> (its contents are as they were before the foreign page).</summary>
+    /// <summary>
+    /// Maps this region's own page back at <paramref name="offset"/> (its contents are as they were
+    /// before the foreign page; an anonymous region's page is a fresh zero page).
+    /// </summary>
     internal void RestoreOwnPage(ulong offset)
     {
         CheckPage(offset);
         nint target = _host + (nint)offset;
-        nint mapped = LibC.Mmap(target, (nuint)PageSize, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_NORESERVE | MapFixed, _memfd, (long)offset);
+        nint mapped = _memfd < 0
+            ? LibC.Mmap(target, (nuint)PageSize, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE | MapFixed, -1, 0)
+            : LibC.Mmap(target, (nuint)PageSize, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_SHARED | LibC.MAP_NORESERVE | MapFixed, _memfd, (long)offset);
         if (mapped != target)
         {
             throw LinuxException.FromLastError($"mmap of guest page 0x{GuestPhysicalAddress + offset:x} back");

@@ -14,7 +14,11 @@ public sealed unsafe partial class MemoryRegion : IDisposable
     private nint _reservation;
     private int _memfd;
 
-    internal MemoryRegion(ulong guestPhysicalAddress, ulong size, bool readOnly, string name)
+    /// <param name="anonymous">
+    /// Backed by private anonymous memory rather than a memfd (a map target, whose own page is
+    /// only ever zeros: it costs no file descriptor, and no other process can be given it).
+    /// </param>
+    internal MemoryRegion(ulong guestPhysicalAddress, ulong size, bool readOnly, string name, bool anonymous = false)
     {
         if (size == 0 || (size & (PageSize - 1)) != 0)
         {
@@ -29,6 +33,29 @@ public sealed unsafe partial class MemoryRegion : IDisposable
         GuestPhysicalAddress = guestPhysicalAddress;
         Size = size;
         ReadOnly = readOnly;
+        if (anonymous)
+        {
+            _memfd = -1;
+            _reservation = LibC.Mmap(0, (nuint)(size + 2 * GuardSize), LibC.PROT_NONE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE, -1, 0);
+            if (_reservation == LibC.MAP_FAILED)
+            {
+                _reservation = 0;
+                throw LinuxException.FromLastError("mmap of a map target's reservation");
+            }
+
+            _host = LibC.Mmap(_reservation + (nint)GuardSize, (nuint)size, LibC.PROT_READ | LibC.PROT_WRITE, LibC.MAP_PRIVATE | LibC.MAP_ANONYMOUS | LibC.MAP_NORESERVE | MapFixed, -1, 0);
+            if (_host == LibC.MAP_FAILED)
+            {
+                LinuxException error = LinuxException.FromLastError("mmap of a map target");
+                LibC.Munmap(_reservation, (nuint)(size + 2 * GuardSize));
+                _reservation = 0;
+                _host = 0;
+                throw error;
+            }
+
+            return;
+        }
+
         _memfd = LibC.MemfdCreate(name, LibC.MFD_CLOEXEC);
         LinuxException.ThrowIfFailed(_memfd, "memfd_create");
         if (LibC.Ftruncate(_memfd, (long)size) < 0)
@@ -76,9 +103,17 @@ public sealed unsafe partial class MemoryRegion : IDisposable
     /// <summary>Part of the guest's RAM (what a snapshot's memory file holds), not a ROM or a hypervisor-mapped frame.</summary>
     public bool IsRam { get; internal init; }
 
+    /// <summary>
+    /// A page outside RAM that exists only to show another memory file's page (a Xen grant map
+    /// whose target a driver domain took from unpopulated address space): neither RAM nor a page
+    /// the guest may hand to the hypervisor as its own (<see cref="GuestMemory.AddMapTargetPage"/>).
+    /// </summary>
+    public bool IsMapTarget { get; internal init; }
+
     /// <summary>Start of the host mapping of this region.</summary>
     public nint HostAddress => _host;
 
+    /// <summary>The memory file behind the region; -1 for an anonymous one (a map target).</summary>
     public int MemFd => _memfd;
 
     public bool Contains(ulong address, ulong length) =>

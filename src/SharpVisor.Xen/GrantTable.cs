@@ -197,6 +197,9 @@ public sealed class GrantTable
 
             uint frame = _memory.Read<uint>(entry + 4);
             ulong page = (ulong)frame << 12;
+            // A map target counts: a Linux driver domain's blkback hands the front end's pages it mapped
+            // to its own disk, whose blkfront grants them to the back end for copies. A map of such a grant
+            // is refused by XenDomain (no page of the domain's there).
             if (!_memory.IsValid(page, PageSize))
             {
                 throw Refuse("EINVAL", $"grant {reference} names frame 0x{frame:x}, not memory of the domain", GrantStatus.BadPage);

@@ -88,7 +88,7 @@ internal sealed class HypercallFrame
 
     public static ulong RamFrame(GuestMemory memory, ulong gfn)
     {
-        if (gfn >= 1UL << 40 || !memory.IsValid(gfn << 12, 4096))
+        if (gfn >= 1UL << 40 || memory.FindRegion(gfn << 12, 4096) is null or { IsMapTarget: true })
         {
             throw new XenException(XenErrno.EINVAL, $"frame 0x{gfn:x} is not RAM of this domain");
         }

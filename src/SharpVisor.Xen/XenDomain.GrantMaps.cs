@@ -224,12 +224,13 @@ public sealed partial class XenDomain
         }
 
         ulong page = hostAddress & ~0xFFFUL;
-        if (!IsMappableTarget(page))
+        if (!IsMappableTarget(page, out bool outsideRam))
         {
             return GrantStatus.GeneralError;
         }
 
         int slot;
+        bool newTarget = false;
         lock (_mapLock)
         {
             if (_mappedPages.ContainsKey(page))
@@ -237,7 +238,7 @@ public sealed partial class XenDomain
                 return GrantStatus.GeneralError;   // Xen crashes a domain that maps over a grant map
             }
 
-            if (_maptrackUsed >= MaxGrantMaps)
+            if (_maptrackUsed >= MaxGrantMaps || (outsideRam && !ReserveMapTargetPage(page, out newTarget)))
             {
                 return GrantStatus.NoDeviceSpace;
             }
@@ -259,7 +260,7 @@ public sealed partial class XenDomain
         short status = local ? MapOwnGrant(DomainId, reference, readOnly, out foreign) : link!.MapGrant(granter, reference, readOnly, out foreign);
         if (status == GrantStatus.Okay)
         {
-            bool mapped = Memory.TryMapForeignPage(page, foreign.MemFd, foreign.FileOffset, readOnly);
+            bool mapped = (!outsideRam || EnsureMapTargetRegion(page)) && Memory.TryMapForeignPage(page, foreign.MemFd, foreign.FileOffset, readOnly);
             if (!local)
             {
                 link!.Mapped(foreign);
@@ -285,6 +286,10 @@ public sealed partial class XenDomain
                 _maptrack[slot] = null;
                 _maptrackUsed--;
                 _mappedPages.Remove(page);
+                if (newTarget && Memory.FindRegion(page, 4096) is null)
+                {
+                    _mapTargetPages.Remove(page);   // never used: it does not count against the domain
+                }
             }
         }
 
@@ -341,12 +346,25 @@ public sealed partial class XenDomain
         return GrantStatus.Okay;
     }
 
-    /// <summary>Whether the guest-physical page is RAM of this domain the hypervisor does not itself use.</summary>
-    private bool IsMappableTarget(ulong page)
+    /// <summary>
+    /// Whether the guest-physical page is RAM of this domain the hypervisor does not itself use, or
+    /// a page outside RAM in the domain's map-target window (<paramref name="outsideRam"/>).
+    /// </summary>
+    private bool IsMappableTarget(ulong page, out bool outsideRam)
     {
-        if (page >= 1UL << 40 || Memory.FindRegion(page, 4096) is not { IsRam: true })
+        outsideRam = false;
+        if (page >= 1UL << 40)
         {
             return false;
+        }
+
+        if (Memory.FindRegion(page, 4096) is not { IsRam: true })
+        {
+            outsideRam = true;
+            if (!IsMapTargetOutsideRam(page))
+            {
+                return false;
+            }
         }
 
         ulong gfn = page >> 12;

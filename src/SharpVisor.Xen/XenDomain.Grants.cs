@@ -152,7 +152,7 @@ public sealed partial class XenDomain
     /// </summary>
     private ulong GrantFrameAddress(ulong gpfn)
     {
-        if (gpfn < 1UL << 28 && Memory.IsValid(gpfn << 12, 4096))
+        if (gpfn < 1UL << 28 && Memory.FindRegion(gpfn << 12, 4096) is { IsMapTarget: false })
         {
             return gpfn << 12;
         }

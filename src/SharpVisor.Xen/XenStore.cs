@@ -91,7 +91,8 @@ public sealed class XenStore
         }
     }
 
-    private sealed record Watch(ushort Domain, string Path, string Token, Action<string, string> Fire);
+    /// <summary>A watch; <paramref name="Relative"/>: registered with a path relative to the domain's, so its events are too (as xenstored's).</summary>
+    private sealed record Watch(ushort Domain, string Path, string Token, Action<string, string> Fire, bool Relative = false);
 
     private sealed class Transaction
     {
@@ -228,6 +229,8 @@ public sealed class XenStore
     public void AddWatch(ushort caller, string path, string token, Action<string, string> fire)
     {
         ArgumentNullException.ThrowIfNull(fire);
+        string given = path;
+        bool relative = !path.StartsWith('@') && !path.StartsWith('/');
         lock (_lock)
         {
             if (!path.StartsWith('@'))
@@ -245,10 +248,10 @@ public sealed class XenStore
                 throw new XenStoreException("EEXIST", $"watch {path} {token} exists");
             }
 
-            _watches.Add(new Watch(caller, path, token, fire));
+            _watches.Add(new Watch(caller, path, token, fire, relative));
         }
 
-        fire(path, token);
+        fire(relative ? given : path, token);
     }
 
     public void RemoveWatch(ushort caller, string path, string token, Action<string, string> fire)
@@ -410,7 +413,10 @@ public sealed class XenStore
         foreach ((Watch w, string path) in due)
         {
             Counters.Increment("watch-events");
-            w.Fire(path, w.Token);
+
+            // Linux's xenbus takes a relative watch's event path apart by levels ("backend/vbd/<fe>/<dev>").
+            string prefix = DomainPath(w.Domain) + "/";
+            w.Fire(w.Relative && path.StartsWith(prefix, StringComparison.Ordinal) ? path[prefix.Length..] : path, w.Token);
         }
     }
 

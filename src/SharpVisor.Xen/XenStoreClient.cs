@@ -59,6 +59,19 @@ public sealed class XenStoreClient : IXenStoreClient
         _store.AddWatch(Caller, path, "driver-domain", fire);
     }
 
+    /// <summary>As <see cref="Watch"/>, with the path that changed (a guest's watch, routed here from its own VMM).</summary>
+    public void WatchPaths(string path, Action<string> changed)
+    {
+        ArgumentNullException.ThrowIfNull(changed);
+        Action<string, string> fire = (changedPath, _) => changed(changedPath);
+        lock (_watches)
+        {
+            _watches.Add(fire);
+        }
+
+        _store.AddWatch(Caller, path, "routed", fire);
+    }
+
     /// <summary>Drops every watch made through this client (its domain is gone).</summary>
     public void RemoveWatches()
     {

@@ -70,6 +70,12 @@ public sealed class XenStoreConnection
 
     public int Port { get; }
 
+    /// <summary>
+    /// Where requests for other domains' trees go (null: a domain alone; they are this store's).
+    /// Set before the guest runs.
+    /// </summary>
+    public IXenStoreRemote? Remote { get; set; }
+
     public bool Failed => _failed;
 
     /// <summary>Replies and events waiting for room in `rsp`.</summary>
@@ -148,7 +154,9 @@ public sealed class XenStoreConnection
         {
             string[] args = Encoding.UTF8.GetString(payload).Split('\0');
             string Arg(int i) => i < args.Length ? args[i] : throw new XenStoreException("EINVAL", "missing argument");
-            byte[] reply = type switch
+            byte[] reply = Remote is { } remote && args.Length > 0 && HolderOf(args[0]) is ushort holder
+                ? ServeRemote(remote, holder, type, Arg, payload)
+                : type switch
             {
                 XenStoreMessageType.Read => _store.Read(_guest, transaction, Arg(0)),
                 XenStoreMessageType.Directory => Strings(_store.Directory(_guest, transaction, Arg(0))),
@@ -178,6 +186,59 @@ public sealed class XenStoreConnection
         {
             _store.Counters.Increment($"error-{e.Error}");
             return Message(XenStoreMessageType.Error, requestId, transaction, Encoding.ASCII.GetBytes(e.Error + "\0"));
+        }
+    }
+
+    /// <summary>
+    /// The domain whose VMM holds <paramref name="path"/>: another domain's directory
+    /// (<c>/local/domain/&lt;N&gt;/…</c>, N neither this domain nor Dom0) that this store does not
+    /// hold itself — a SharpVisor driver domain's back-end directories do live here; null: this store's.
+    /// </summary>
+    private ushort? HolderOf(string path)
+    {
+        const string Prefix = "/local/domain/";
+        if (!path.StartsWith(Prefix, StringComparison.Ordinal))
+        {
+            return null;
+        }
+
+        int end = path.IndexOf('/', Prefix.Length);
+        string id = end < 0 ? path[Prefix.Length..] : path[Prefix.Length..end];
+        if (!ushort.TryParse(id, System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out ushort domain)
+            || domain == 0 || domain == _guest || domain >= XenDomain.DomidSelf || id != domain.ToString(System.Globalization.CultureInfo.InvariantCulture))
+        {
+            return null;
+        }
+
+        return _store.TryReadString(XenStore.DomainPath(domain)) is null ? domain : null;
+    }
+
+    /// <summary>
+    /// A request for another domain's tree, run by its VMM as this domain. Outside any transaction:
+    /// a transaction's remote parts happen at once (Linux's back and front ends only read the
+    /// other end's nodes and watch them; what they write in transactions is their own).
+    /// </summary>
+    private byte[] ServeRemote(IXenStoreRemote remote, ushort holder, XenStoreMessageType type, Func<int, string> arg, byte[] payload)
+    {
+        _store.Counters.Increment("routed-requests");
+        switch (type)
+        {
+            case XenStoreMessageType.Read:
+                return remote.Read(holder, arg(0));
+            case XenStoreMessageType.Directory:
+                return Strings(remote.Directory(holder, arg(0)));
+            case XenStoreMessageType.Write:
+                remote.Write(holder, arg(0), Encoding.UTF8.GetString(WriteValue(payload)));
+                return "OK\0"u8.ToArray();
+            case XenStoreMessageType.Watch:
+                remote.Watch(holder, arg(0), arg(1), _onWatch);
+                return "OK\0"u8.ToArray();
+            case XenStoreMessageType.Unwatch:
+                // The watch stays in the holder's store until this connection or the holder ends; Linux
+                // drops events for a token it no longer has.
+                return "OK\0"u8.ToArray();
+            default:
+                throw new XenStoreException("EACCES", $"{type} of another domain's node is not routed");
         }
     }
 

@@ -84,7 +84,7 @@ public sealed partial class XenInterdomainTests
         Assert.Equal(GrantStatus.BadDomain, MapGrant(_b, TargetPage, HostMap, 11, 0, out _));
         Assert.Equal(GrantStatus.BadDomain, MapGrant(_b, TargetPage, HostMap, 11, XenDomain.DomidSelf, out _));
         Assert.Equal(GrantStatus.GeneralError, MapGrant(_b, 0xC000_0000, HostMap, 11, DomainA, out _));           // not B's RAM
-        Assert.Equal(GrantStatus.GeneralError, MapGrant(_b, 16UL << 20, HostMap, 11, DomainA, out _));            // just past B's RAM
+        Assert.Equal(GrantStatus.GeneralError, MapGrant(_b, _b.Xen.MapTargetWindowEnd, HostMap, 11, DomainA, out _)); // past B's map-target window
         Assert.Equal(GrantStatus.GeneralError, MapGrant(_b, bSharedInfo, HostMap, 11, DomainA, out _));           // B's shared_info
         Assert.Equal(0, EntryFlags(_a, 11) & (GrantTable.Reading | GrantTable.Writing));                          // nothing left in use
 

@@ -125,6 +125,80 @@ public sealed class XenStoreTests : IDisposable
         Assert.True(connection.Failed);
     }
 
+    [Fact]
+    public void AnotherDomainsTreeThisStoreDoesNotHoldIsRoutedToItsHolder()
+    {
+        // Domain 2's store (in its own VMM) holds its back-end directory; this guest reads, writes and watches it there.
+        var holder = new XenStore();
+        XenDriverDomainLayout.SeedBackend(holder, frontend: Guest, backend: 2, index: 0, "/dev/xvda", "ca:0", readOnly: false);
+        holder.Mkdir(0, 0, "/local/domain/2/private");
+        holder.SetPerms(0, 0, "/local/domain/2/private", ["n2"]);
+        _store.Mkdir(0, 0, "/local/domain/3/backend");   // a tree this store holds (a SharpVisor driver domain's) stays here
+        _store.SetPerms(0, 0, "/local/domain/3/backend", ["n3", "r1"]);
+        var remote = new StoreInAnotherProcess(holder, Guest);
+        var connection = new XenStoreConnection(_xen, _store, Ring) { Remote = remote };
+        const string Backend = "/local/domain/2/backend/vbd/1/51712";
+
+        Request(2, 1, Backend + "/physical-device\0");                     // XS_READ
+        Request(1, 2, Backend + "\0");                                     // XS_DIRECTORY
+        Request(4, 3, Backend + "/state\0tok\0");                          // XS_WATCH
+        Request(11, 4, Backend + "/state\0" + "4");                        // XS_WRITE: not the front end's node
+        Request(2, 5, "/local/domain/2/private\0");
+        Request(2, 6, "/local/domain/9/name\0");                           // nobody holds domain 9
+        Request(12, 7, Backend + "\0");                                    // XS_MKDIR is not routed
+        Request(2, 8, "/local/domain/3/backend\0");                        // held here
+        connection.Service();
+        List<(uint Type, uint Id, string Payload)> all = Replies();
+        Assert.Contains((15u, 0u, Backend + "/state\0tok\0"), all);   // the watch fires once at once, with the guest's token
+        Dictionary<uint, (uint Type, uint Id, string Payload)> replies = all.Where(r => r.Type != 15).ToDictionary(r => r.Id);
+        Assert.Equal((2u, 1u, "ca:0"), replies[1]);
+        Assert.Contains("physical-device", replies[2].Payload.Split('\0'));
+        Assert.Equal((4u, 3u, "OK\0"), replies[3]);
+        Assert.Equal((16u, 4u, "EACCES\0"), replies[4]);
+        Assert.Equal((16u, 5u, "EACCES\0"), replies[5]);
+        Assert.Equal((16u, 6u, "ENOENT\0"), replies[6]);
+        Assert.Equal((16u, 7u, "EACCES\0"), replies[7]);
+        Assert.Equal((2u, 8u, ""), replies[8]);
+
+        // The back end changes its state in its own store: the guest's watch fires here.
+        holder.Write(2, Backend + "/state", "4");
+        Assert.Equal((15u, 0u, Backend + "/state\0tok\0"), Assert.Single(Replies()));
+        Assert.Equal(7, _store.Counters["routed-requests"]);
+    }
+
+    [Fact]
+    public void ARelativeWatchGetsRelativeEventPathsAsXenstoredGivesThem()
+    {
+        // Linux's xenbus backend watches "backend" and takes each event's path apart by levels.
+        var events = new List<(string Path, string Token)>();
+        _store.AddWatch(Guest, "device", "rel", (path, token) => events.Add((path, token)));
+        _store.AddWatch(Guest, "/local/domain/1/device", "abs", (path, token) => events.Add((path, token)));
+        _store.Write(0, "/local/domain/1/device/vbd/51712/state", "1");
+
+        Assert.Equal(("device", "rel"), events[0]);
+        Assert.Equal(("/local/domain/1/device", "abs"), events[1]);
+        Assert.Contains(("device/vbd/51712/state", "rel"), events);
+        Assert.Contains(("/local/domain/1/device/vbd/51712/state", "abs"), events);
+    }
+
+    /// <summary>A holder's store as the link reaches it: every request run as the caller's domain.</summary>
+    private sealed class StoreInAnotherProcess(XenStore holder, ushort caller) : IXenStoreRemote
+    {
+        public byte[] Read(ushort domain, string path) => holder.Read(Holder(domain), 0, path);
+
+        public IReadOnlyList<string> Directory(ushort domain, string path) => holder.Directory(Holder(domain), 0, path);
+
+        public void Write(ushort domain, string path, string value) => holder.Write(Holder(domain), path, value);
+
+        public void Watch(ushort domain, string path, string token, Action<string, string> fire)
+        {
+            Holder(domain);
+            holder.AddWatch(caller, path, token, fire);
+        }
+
+        private ushort Holder(ushort domain) => domain == 2 ? caller : throw new XenStoreException("ENOENT", "nobody runs it");
+    }
+
     private uint _reqProd;
     private uint _rspCons;
 

@@ -372,7 +372,11 @@ public sealed class VmConfiguration
         }
 
         RequireAbsolutePath(drive.PathOnHost, "path_on_host");
-        Refuse(ConfigurationRules.DiskImage(drive.PathOnHost, "path_on_host"));
+        if (!IsDriverDomainDevice(drive))
+        {
+            Refuse(ConfigurationRules.DiskImage(drive.PathOnHost, "path_on_host"));
+        }
+
         ToRateLimit(drive.RateLimiter, "rate_limiter");
         if (drive.CacheType is not (null or "Unsafe" or "Writeback"))
         {
@@ -607,6 +611,13 @@ public sealed class VmConfiguration
             throw ApiException.BadRequest(reason);
         }
     }
+
+    /// <summary>
+    /// xl's <c>phy:/dev/xvdX,…,backend=NAME</c>: a disk of the guest driver domain NAME (docs/xen.md,
+    /// "A Linux guest as the driver domain"), not a file of the host; that domain's VMM checks it.
+    /// </summary>
+    private static bool IsDriverDomainDevice(Drive drive) =>
+        drive.XenBackend is not null && ConfigurationRules.IsDriverDomainDevice(drive.PathOnHost!);
 
     private static void RequireAbsolutePath(string path, string field)
     {

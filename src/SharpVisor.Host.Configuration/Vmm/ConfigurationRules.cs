@@ -63,6 +63,13 @@ public static partial class ConfigurationRules
         return new FileInfo(path).Length < MinDiskImageBytes ? $"{field} '{path}' is smaller than one {MinDiskImageBytes}-byte sector" : null;
     }
 
+    /// <summary>
+    /// xl's <c>phy:/dev/xvdX</c> target of a disk served by a guest driver domain: one of that
+    /// domain's own disks (docs/xen.md, "A Linux guest as the driver domain"), not a host file.
+    /// </summary>
+    public static bool IsDriverDomainDevice(string path) =>
+        path is { Length: 9 } && path.StartsWith("/dev/xvd", StringComparison.Ordinal) && path[8] is >= 'a' and <= 'p';
+
     /// <summary>Two disks on one image would corrupt it.</summary>
     public static bool SameImage(string a, string b) => Path.GetFullPath(a) == Path.GetFullPath(b);
 

@@ -169,7 +169,12 @@ public sealed record MachineConfiguration
         var ids = new HashSet<string>();
         foreach (DiskConfiguration disk in Disks)
         {
-            Refuse(ConfigurationRules.DiskImage(disk.Path, "disk image"));
+            if (disk.XenBackendDomain is null || !ConfigurationRules.IsDriverDomainDevice(disk.Path))
+            {
+                // A guest driver domain's own disk (phy:/dev/xvdX,…,backend=) is that domain's, not a host file.
+                Refuse(ConfigurationRules.DiskImage(disk.Path, "disk image"));
+            }
+
             if (paths.Any(p => ConfigurationRules.SameImage(p, disk.Path)))
             {
                 throw new ArgumentException($"disk image '{disk.Path}' is given twice");

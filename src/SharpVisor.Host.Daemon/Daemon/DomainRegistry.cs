@@ -226,9 +226,11 @@ public sealed partial class DomainRegistry
                 driver = _byId.Values.FirstOrDefault(d => d.Name == backend);
             }
 
-            if (driver is null || driver.Type != DomainTypes.Driver)
+            // SharpVisor's driver domain (type = "driver"), or a guest that runs its own blkback: a PVH or
+            // HVM domain (docs/xen.md, "A Linux guest as the driver domain"), whose VMM then seeds the vbd.
+            if (driver is null || driver.Type is not (DomainTypes.Driver or DomainTypes.Pvh or DomainTypes.Hvm))
             {
-                throw ApiException.BadRequest($"disk {drive.DriveId}: backend '{backend}' is not a driver domain of this daemon (create it first: type = \"driver\")");
+                throw ApiException.BadRequest($"disk {drive.DriveId}: backend '{backend}' is not a driver domain of this daemon (create it first: type = \"driver\", or a PVH or HVM guest that runs blkback)");
             }
 
             resolved.Add(drive with { XenBackendDomain = (ushort)driver.Id });

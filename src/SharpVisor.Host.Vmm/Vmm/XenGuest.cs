@@ -190,7 +190,12 @@ public sealed class XenGuest : IDisposable
                 guest.Link = XenInterdomainLink.Start(linkDirectory, domain, guest.Grants, log);
 
                 // This store holds the back-end directories of our vbds that driver domains serve (docs/xen.md, "Driver domains").
-                guest.Link.Service = new XenStoreLinkService(store, guest.Link);
+                var storeLink = new XenStoreLinkService(store, guest.Link, domain.DomainId);
+                guest.Link.Service = storeLink;
+
+                // The guest's own requests for other domains' trees (a Linux driver domain's blkback, a front
+                // end of one) go to the VMMs that hold them (docs/xen.md, "A Linux guest as the driver domain").
+                storeConnection.Remote = storeLink;
             }
 
             disks ??= [];
@@ -210,8 +215,21 @@ public sealed class XenGuest : IDisposable
                         throw new ArgumentException($"disk {i} names driver domain {driver}: only a domain under the daemon (--xen-link) reaches other domains");
                     }
 
-                    XenDriverDomainLayout.SeedVbd(store, domain.DomainId, driver, i, Path.GetFullPath(disks[i].Path), disks[i].ReadOnly);
-                    drivers.Add(driver);
+                    if (SeedInGuestDriverDomain(guest.Link, driver, i, disks[i].Path, disks[i].ReadOnly) is { } errno)
+                    {
+                        if (errno != "ENOENT")
+                        {
+                            throw new ArgumentException($"disk {i}: driver domain {driver} refused the vbd ({errno}): a guest driver domain serves phy:/dev/xvdX, one of its own disks");
+                        }
+
+                        // A SharpVisor driver domain (no store of its own): both directories live in ours.
+                        XenDriverDomainLayout.SeedVbd(store, domain.DomainId, driver, i, Path.GetFullPath(disks[i].Path), disks[i].ReadOnly);
+                        drivers.Add(driver);
+                        continue;
+                    }
+
+                    // A guest driver domain wrote the back end's directory into its store; ours names it.
+                    XenDriverDomainLayout.SeedFrontend(store, domain.DomainId, driver, i);
                     continue;
                 }
 
@@ -246,6 +264,23 @@ public sealed class XenGuest : IDisposable
         }
 
         return guest;
+    }
+
+    /// <summary>
+    /// Asks driver domain <paramref name="driver"/>'s VMM to write the vbd's back-end directory into
+    /// its store (a guest driver domain, whose own blkback serves it): null when it did, else the errno
+    /// (ENOENT: a SharpVisor driver domain, which holds no store, or nobody there).
+    /// </summary>
+    private static string? SeedInGuestDriverDomain(XenInterdomainLink link, ushort driver, int index, string target, bool readOnly)
+    {
+        byte[] request = [(byte)index, readOnly ? (byte)1 : (byte)0, .. System.Text.Encoding.UTF8.GetBytes(target)];
+        byte[]? reply = link.Request(driver, XenLinkMessageType.XenStoreSeedVbd, request);
+        if (reply is null or { Length: 0 })
+        {
+            return "ENOENT";
+        }
+
+        return reply[0] == 0 ? null : System.Text.Encoding.ASCII.GetString(reply, 1, Math.Min(reply.Length - 1, 16));
     }
 
     /// <summary>The event channels to other domains, for the toolstack (<c>sharpvisor xen-channels</c>).</summary>

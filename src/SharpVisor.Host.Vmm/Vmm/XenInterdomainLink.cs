@@ -357,7 +357,7 @@ public sealed partial class XenInterdomainLink : IXenInterdomainLink, IDisposabl
             case XenLinkMessageType.GrantWriteBatch when payload.Length >= 2:
                 return Status(WriteBatch(peer, payload));
 
-            case XenLinkMessageType.XenStore or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce when Service is { } service:
+            case XenLinkMessageType.XenStore or XenLinkMessageType.XenStoreWatchEvent or XenLinkMessageType.Introduce or XenLinkMessageType.XenStoreSeedVbd when Service is { } service:
                 return service.Handle(peer, message.Type, payload);
 
             default:

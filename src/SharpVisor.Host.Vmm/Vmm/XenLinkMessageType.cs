@@ -44,4 +44,11 @@ internal enum XenLinkMessageType : byte
 
     /// <summary>{ uint16 count; count × { uint32 ref; uint16 offset; uint16 length; bytes } } → { int16 status }: grant writes done in order, whole.</summary>
     GrantWriteBatch = 14,
+
+    /// <summary>
+    /// Front end to a guest driver domain's VMM: { uint8 device index; uint8 read-only; target } →
+    /// { uint8 0; back-end path } once that VMM wrote the vbd's back-end directory into its store, or
+    /// { uint8 1; errno } (a SharpVisor driver domain holds no store: ENOENT).
+    /// </summary>
+    XenStoreSeedVbd = 15,
 }

@@ -15,6 +15,9 @@ internal static class XenStoreLinkWire
     public const byte Directory = 3;
     public const byte Watch = 4;
 
+    /// <summary>A guest's own watch, routed: its events carry { token NUL changed path }.</summary>
+    public const byte WatchPaths = 5;
+
     public const int MaxPath = XenStore.MaxPathLength;
     public const int MaxValue = XenStore.MaxValueLength;
 
@@ -31,7 +34,7 @@ internal static class XenStoreLinkWire
     /// <summary>The request's parts, or null for a malformed one (no NUL, an unknown op, too long).</summary>
     public static (byte Op, string Path, string Value)? Parse(ReadOnlySpan<byte> payload)
     {
-        if (payload.Length < 2 || payload[0] is not (Read or Write or Directory or Watch))
+        if (payload.Length < 2 || payload[0] is not (Read or Write or Directory or Watch or WatchPaths))
         {
             return null;
         }

@@ -40,6 +40,38 @@ public sealed class RuntimeRegionTests
         Assert.Equal(0x55, machine.Memory.Read<byte>(Added + 1));
     }
 
+    [Theory]
+    [InlineData(MmuMode.Shadow)]
+    [InlineData(MmuMode.Nested)]
+    public void AnotherFilesPageAtAMapTargetIsTheGuestsMemoryUnderBothMmus(MmuMode mode)
+    {
+        // A Xen grant map into unpopulated address space: a map-target page added while the machine
+        // exists, another domain's page mapped over it; the guest reads it and its write reaches that page.
+        using GuestMemory granter = GuestMemory.CreateRam(2 << 20);
+        granter.Write<byte>(0x3000, 0x2A);
+        Assert.True(granter.TryGetPageFile(0x3000, out int memfd, out long offset));
+        using EmulatorTestMachine machine = EmulatorTestMachine.LongMode(a =>
+        {
+            a.mov(rbx, Added);
+            a.mov(__byte_ptr[rbx + 1], 0x55);
+            a.mov(al, __byte_ptr[rbx]);
+            a.@out((byte)EmulatorTestMachine.DebugExitPort, al);
+            Label self = a.CreateLabel();
+            a.Label(ref self);
+            a.jmp(self);
+        }, mmuMode: mode);
+        machine.Memory.AddMapTargetPage(Added);
+        Assert.True(machine.Memory.TryMapForeignPage(Added, memfd, offset, readOnly: false));
+
+        VirtualMachineRunner runner = machine.Run();
+
+        Assert.Null(runner.FailureExit);
+        Assert.Equal((0x2A << 1) | 1, machine.Vm.Control.ExitStatus);
+        Assert.Equal(0x55, granter.Read<byte>(0x3001));
+        Assert.True(machine.Memory.TryRestoreOwnPage(Added));
+        Assert.Equal(0, machine.Memory.Read<byte>(Added + 1));
+    }
+
     [Fact]
     public void TheSecondLevelTableMapsARegionOnlyUntilItIsDisposed()
     {
