@@ -138,6 +138,8 @@ public sealed class PvGrantMapTests : IDisposable
         Assert.Equal(1, _xen.Counters["pv-refused-bad-flags"]);
         Assert.Equal(1, _xen.Counters["pv-refused-l1-entry"]);
         Assert.Equal(0, Balloon(standIn));
+        Assert.Equal(0x200 - 2, _xen.CurrentReservationPages);                // a granted page is not the mapper's
+        Assert.Equal(0, _tables.FreeFrameCount);
         AssertInvariant();
 
         // Unmap: another address is "old mapping invalid"; the right one clears the entry (as Xen) and the granter's flags.
