@@ -180,7 +180,7 @@ public sealed partial class XenDomain
 
         foreach (GrantMapping mapping in held)
         {
-            pv.ReleaseGrantMapping(mapping.Pv!.Value, frame => DetachGrantedPage(frame));
+            pv.ReleaseGrantMapping(mapping.Pv!.Value, DetachGrantedPage);
             ReleaseMap(mapping.Granter, mapping.Reference, mapping.ReadOnly, mapping.Page, mapping.Local);
         }
 

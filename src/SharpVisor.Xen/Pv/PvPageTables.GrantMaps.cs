@@ -64,22 +64,31 @@ public sealed partial class PvPageTables
                 return RefuseGrant("grant-map-over-map", $"grant map at 0x{hostAddress:x}: the entry is a grant map already");
             }
 
-            if (!_freeFrames.TryPop(out ulong frame))
+            if (_freeFrames.Count == 0)
             {
                 return RefuseGrant("grant-map-no-frame", $"grant map at 0x{hostAddress:x}: no free machine frame to stand in for the granted page", GrantStatus.NoDeviceSpace);
             }
 
+            // The map's own references on the table (an L1 in use: only a count more), so it stays validated.
+            _frames[table].ReferenceCount++;
+            if (GetType(table, PvPageType.L1) != 0)
+            {
+                _frames[table].ReferenceCount--;
+                return RefuseGrant("grant-map-entry", $"grant map at 0x{hostAddress:x}: machine frame 0x{table:x} is not a validated L1 table");
+            }
+
+            ulong frame = _freeFrames.Pop();
             if (!attach(frame))
             {
                 _freeFrames.Push(frame);
+                PutType(table);
+                _frames[table].ReferenceCount--;
                 return RefuseGrant("grant-map-host", $"grant map at 0x{hostAddress:x}: the host refused the mapping");
             }
 
             // Xen's grant_to_pte_flags (present, accessed, dirty, _PAGE_GNTTAB, writable unless
             // read-only), adjusted as every 64-bit PV kernel mapping is (user, _PAGE_GUEST_KERNEL).
             ulong entry = (frame << 12) | PvPte.Present | PvPte.Accessed | PvPte.Dirty | PvPte.GrantMapped | extraFlags | (readOnly ? 0 : PvPte.Writable);
-            _frames[table].ReferenceCount++;
-            GetType(table, PvPageType.L1);            // the table is an L1 in use: only a count more
             _frames[frame].GrantMapped = true;
             WriteEntry(table, slot, PvPte.Adjust(1, entry));
             PutEntry(1, old);
@@ -122,18 +131,18 @@ public sealed partial class PvPageTables
                 return RefuseGrant("grant-unmap-host", $"grant unmap at 0x{hostAddress:x}: the host could not take the granted page away");
             }
 
-            Release(mapping);
+            Release(mapping, toPool: true);
             Counters.Increment("pv-grant-unmaps");
             return GrantStatus.Okay;
         }
     }
 
     /// <summary>
-    /// Domain death: the map goes whatever the guest did with its tables since — its entry cleared
-    /// if it still names the stand-in, the table's reference dropped, <paramref name="detach"/> run
-    /// and the stand-in back in the pool.
+    /// Domain death: the map goes whatever the guest did with its tables since — its entry cleared,
+    /// the table's reference dropped, <paramref name="detach"/> run and the stand-in back in the pool
+    /// (or, when the host could not take the granted page away, never handed out again).
     /// </summary>
-    public void ReleaseGrantMapping(PvGrantMapping mapping, Action<ulong> detach)
+    public void ReleaseGrantMapping(PvGrantMapping mapping, Func<ulong, bool> detach)
     {
         ArgumentNullException.ThrowIfNull(detach);
         lock (_lock)
@@ -143,8 +152,7 @@ public sealed partial class PvPageTables
                 return;
             }
 
-            detach(mapping.Frame);
-            Release(mapping);
+            Release(mapping, toPool: detach(mapping.Frame));
         }
     }
 
@@ -161,17 +169,17 @@ public sealed partial class PvPageTables
         }
     }
 
-    private void Release(PvGrantMapping mapping)
+    private void Release(PvGrantMapping mapping, bool toPool)
     {
-        ulong entry = ReadEntry(mapping.Table, mapping.Slot);
-        if ((entry & PvPte.GrantMapped) != 0 && PvPte.Frame(entry) == mapping.Frame)
-        {
-            WriteEntry(mapping.Table, mapping.Slot, 0);
-        }
-
+        // Only the unmap changes a granted entry and the map keeps its table validated: it is still there.
+        WriteEntry(mapping.Table, mapping.Slot, 0);
         _grantMappings.Remove(mapping.Frame);
         _frames[mapping.Frame] = default;
-        _freeFrames.Push(mapping.Frame);
+        if (toPool)
+        {
+            _freeFrames.Push(mapping.Frame);
+        }
+
         PutType(mapping.Table);
         _frames[mapping.Table].ReferenceCount--;
     }
