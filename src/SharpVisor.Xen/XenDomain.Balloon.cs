@@ -15,11 +15,11 @@ public sealed partial class XenDomain
     private long _balloonedPages;
 
     /// <summary>Pages the guest has given back through its balloon driver and not taken again.</summary>
-    public long BalloonedPages => _pvTables is { } pv ? pv.FreeFrameCount : Interlocked.Read(ref _balloonedPages);
+    public long BalloonedPages => _pvTables is { } pv ? pv.GivenBackCount : Interlocked.Read(ref _balloonedPages);
 
     /// <summary>XENMEM_current_reservation: the domain's RAM (a PV domain's pages) less what it ballooned out.</summary>
     public long CurrentReservationPages => _pvTables is { } pv
-        ? pv.PhysToMachine.PageCount - pv.FreeFrameCount
+        ? pv.PhysToMachine.PageCount - pv.GivenBackCount
         : (long)(Memory.RamSize >> 12) - BalloonedPages;
 
     /// <summary>

@@ -172,14 +172,16 @@ public sealed partial class XenDomain
             short status;
             if (map)
             {
-                status = MapOne(op, out uint handle);
+                ulong busAddress = 0;             // dev_bus_addr: no device mapping in a translated domain
+                uint handle;
+                status = _pvTables is { } pv ? MapOnePv(pv, frame.VcpuId, op, out handle, out busAddress) : MapOne(op, out handle);
                 frame.Write(address + 18, status);
                 frame.Write(address + 20, handle);
-                frame.Write(address + 24, 0UL);   // dev_bus_addr: no device mapping in a translated domain
+                frame.Write(address + 24, busAddress);
             }
             else
             {
-                status = UnmapOne(op);
+                status = _pvTables is { } pv ? UnmapOnePv(pv, frame.VcpuId, op) : UnmapOne(op);
                 frame.Write(address + 20, status);
             }
 
@@ -210,7 +212,7 @@ public sealed partial class XenDomain
             return GrantStatus.BadGntref;
         }
 
-        if ((flags & ~GntmapReadOnly) != GntmapHostMap || _pvTables is not null)
+        if ((flags & ~GntmapReadOnly) != GntmapHostMap)
         {
             return GrantStatus.GeneralError;
         }
@@ -490,7 +492,11 @@ public sealed partial class XenDomain
     }
 
     /// <summary>One maptrack entry: whose grant is shown where, and the granter's token for the release.</summary>
-    private sealed record GrantMapping(ushort Granter, uint Reference, ulong Address, bool ReadOnly, XenForeignPage Page, bool Local);
+    private sealed record GrantMapping(ushort Granter, uint Reference, ulong Address, bool ReadOnly, XenForeignPage Page, bool Local)
+    {
+        /// <summary>A PV domain's map: the L1 entry and stand-in frame (XenDomain.PvGrantMaps.cs).</summary>
+        public Pv.PvGrantMapping? Pv { get; init; }
+    }
 
     private readonly record struct ServedGrantMap(ushort Peer, uint Reference, bool Write, XenForeignPage Page);
 }

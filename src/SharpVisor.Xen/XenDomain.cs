@@ -185,6 +185,7 @@ public sealed partial class XenDomain : IHypervisorInterface, IDisposable
     public void Dispose()
     {
         Volatile.Write(ref _disposed, true);
+        ReleasePvGrantMaps();
         foreach (XenVcpu vcpu in _vcpus)
         {
             vcpu.Dispose();

@@ -8,7 +8,8 @@ namespace SharpVisor.Xen.Tests;
 /// <summary>
 /// The type/count invariant as a property (<see cref="PvFrameTableInvariant"/>): a seeded random
 /// sequence of mmu_update, mmuext_op, update_va_mapping, writable-page-table stores, descriptor
-/// type references, grant-copy writes and balloon steps (decrease_reservation, populate_physmap) over a small machine, the invariant checked after every
+/// type references, grant-copy writes, balloon steps (decrease_reservation, populate_physmap) and
+/// grant maps into the tables (map by linear address or entry address, unmap, release at death) over a small machine, the invariant checked after every
 /// step. 10,000 steps by default (./test.sh); SHARPVISOR_FUZZ_FULL=1 runs 1,000,000
 /// (<c>scripts/fuzz.sh pv</c>); SHARPVISOR_FUZZ_SEED=N picks another seed.
 /// </summary>
@@ -25,6 +26,7 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
     private readonly PvPageTables _tables;
     private readonly PvVcpuPaging[] _vcpus = [new(0), new(1)];
     private readonly List<ulong> _descriptorFrames = [];
+    private readonly List<PvGrantMapping> _grantMaps = [];
 
     public PvDirectPagingPropertyTests(ITestOutputHelper output)
     {
@@ -54,7 +56,7 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
         }
 
         string summary = string.Join(", ", outcomes.OrderBy(o => o.Key).Select(o => $"{o.Key}: {o.Value}"));
-        _output.WriteLine($"PV direct paging, seed {seed}: {steps} steps, results {summary}; validated L1-L4 {string.Join('/', Enumerable.Range(1, 4).Select(l => _tables.Counters[$"pv-validated-l{l}"]))}, refused {_tables.Counters["pv-refused"]}, writable-page-table stores applied {_tables.Counters["pv-ptwr-emulated"]}");
+        _output.WriteLine($"PV direct paging, seed {seed}: {steps} steps, results {summary}; validated L1-L4 {string.Join('/', Enumerable.Range(1, 4).Select(l => _tables.Counters[$"pv-validated-l{l}"]))}, refused {_tables.Counters["pv-refused"]}, writable-page-table stores applied {_tables.Counters["pv-ptwr-emulated"]}, grant maps {_tables.Counters["pv-grant-maps"]}, unmaps {_tables.Counters["pv-grant-unmaps"]}, updates refused on a granted entry {_tables.Counters["pv-refused-granted-pte"]}");
 
         // The traffic must exercise both sides: tables of every level validated, and many refusals.
         Assert.InRange(outcomes.GetValueOrDefault(0), steps / 10, steps - (steps / 10));
@@ -64,6 +66,8 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
         }
 
         Assert.True(_tables.Counters["pv-balloon-released"] > 0 && _tables.Counters["pv-balloon-populated"] > 0, "the balloon never gave back or populated a frame");
+        Assert.True(_tables.Counters["pv-grant-maps"] > 0 && _tables.Counters["pv-grant-unmaps"] > 0, "no grant was ever mapped and unmapped");
+        Assert.True(_tables.Counters["pv-refused-granted-pte"] > 0, "no update ever met a granted entry");
     }
 
     private IEnumerable<(ulong Frame, PvPageType Type)> Held() => _descriptorFrames.Select(f => (f, PvPageType.SegmentDescriptor));
@@ -72,7 +76,7 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
     {
         ulong frame = RandomFrame(random);
         PvVcpuPaging vcpu = _vcpus[random.Next(_vcpus.Length)];
-        switch (random.Next(20))
+        switch (random.Next(24))
         {
             case 0:
             case 1:
@@ -163,6 +167,64 @@ public sealed class PvDirectPagingPropertyTests : IDisposable
                 ulong value = RandomEntry(random);
                 bool written = _tables.TryWriteAsWritable(frame, () => _memory.Write((frame << 12) + ((ulong)slot * 8), value));
                 return ($"grant copy into 0x{frame:x}[{slot}] = 0x{value:x}: {(written ? "written" : "refused")}", written ? 0 : -XenErrno.EBUSY);
+            }
+
+            case 13:
+            case 14:
+            {
+                // GNTTABOP_map_grant_ref: by linear address, or by the entry's machine address (sometimes misaligned).
+                // Half by entry address, mostly into an L1 in use (where a map can land), sometimes anywhere.
+                bool containsPte = random.Next(2) == 0;
+                ulong[] tablesInUse = [.. Enumerable.Range(0, 12).Select(f => (ulong)f).Where(f => _tables.Frame(f) is { Type: PvPageType.L1, TypeCount: > 0 })];
+                ulong table = tablesInUse.Length > 0 && random.Next(4) != 0 ? tablesInUse[random.Next(tablesInUse.Length)] : frame;
+                ulong host = containsPte ? (table << 12) + ((ulong)random.Next(4) * 8) + (random.Next(16) == 0 ? 4UL : 0) : RandomAddress(random);
+                bool readOnly = random.Next(2) == 0;
+                bool hostRefuses = random.Next(20) == 0;
+                short status = _tables.TryMapGrant(vcpu, host, containsPte, readOnly, 0, standIn =>
+                {
+                    _memory.Fill(standIn << 12, 4096, 0xAB);          // the granted page behind the stand-in
+                    return !hostRefuses;
+                }, out PvGrantMapping map);
+                Assert.True(status is GrantStatus.Okay or GrantStatus.GeneralError or GrantStatus.NoDeviceSpace, $"grant map status {status}");
+                if (status == GrantStatus.Okay)
+                {
+                    _grantMaps.Add(map);
+                }
+
+                return ($"grant map vCPU {vcpu.VcpuId} {(containsPte ? "pte" : "va")} 0x{host:x}{(readOnly ? " ro" : string.Empty)} = {status}{(status == 0 ? $" stand-in 0x{map.Frame:x}" : string.Empty)}",
+                    status == GrantStatus.Okay ? 0 : status == GrantStatus.NoDeviceSpace ? -XenErrno.ENOMEM : -XenErrno.EINVAL);
+            }
+
+            case 15:
+            {
+                if (_grantMaps.Count == 0)
+                {
+                    return ("no grant map to unmap", 0);
+                }
+
+                int index = random.Next(_grantMaps.Count);
+                PvGrantMapping map = _grantMaps[index];
+                if (random.Next(8) == 0)
+                {
+                    _tables.ReleaseGrantMapping(map, standIn =>
+                    {
+                        _memory.Fill(standIn << 12, 4096, 0);
+                        return random.Next(10) != 0;                   // sometimes the host cannot take the page away: the frame is withheld
+                    });
+                    _grantMaps.RemoveAt(index);
+                    return ($"release grant map 0x{map.Frame:x} (domain death)", 0);
+                }
+
+                ulong host = random.Next(4) == 0 ? RandomAddress(random) : map.LinearAddress != 0 ? map.LinearAddress : (map.Table << 12) + ((ulong)map.Slot * 8);
+                bool detached = random.Next(20) != 0;
+                short status = _tables.TryUnmapGrant(vcpu, host, map, _ => detached);
+                Assert.True(status is GrantStatus.Okay or GrantStatus.GeneralError, $"grant unmap status {status}");
+                if (status == GrantStatus.Okay)
+                {
+                    _grantMaps.RemoveAt(index);
+                }
+
+                return ($"grant unmap vCPU {vcpu.VcpuId} 0x{host:x} of stand-in 0x{map.Frame:x} = {status}", status == GrantStatus.Okay ? 0 : -XenErrno.EINVAL);
             }
 
             default:

@@ -16,7 +16,11 @@ namespace SharpVisor.Xen.Tests;
 /// down (at L1: a Writable one when writable); the hypervisor's frames hold no reference at all;</item>
 /// <item>a frame that is not the domain's (the hypervisor's, or given back by the balloon) has an
 /// invalid M2P entry and no reference;</item>
-/// <item>a validated L4 holds Xen's own slots (the M2P entry in 256, nothing in 257-271).</item>
+/// <item>a validated L4 holds Xen's own slots (the M2P entry in 256, nothing in 257-271);</item>
+/// <item>grant maps: each holds an L1 type reference (and a general one) on the table it wrote into,
+/// its entry there is present, _PAGE_GNTTAB and names its stand-in frame; a stand-in is not the
+/// domain's, holds no reference and is named by exactly one map; no other entry of a validated L1
+/// carries _PAGE_GNTTAB.</item>
 /// </list>
 /// </summary>
 internal static class PvFrameTableInvariant
@@ -52,6 +56,38 @@ internal static class PvFrameTableInvariant
             }
 
             expectedReferences[root]++;
+        }
+
+        var grantEntries = new Dictionary<(ulong Table, int Slot), ulong>();
+        var standIns = new HashSet<ulong>();
+        foreach (PvGrantMapping map in tables.GrantMappings)
+        {
+            if (!standIns.Add(map.Frame) || !grantEntries.TryAdd((map.Table, map.Slot), map.Frame))
+            {
+                return $"grant map of stand-in 0x{map.Frame:x} at L1 0x{map.Table:x} slot {map.Slot} shares its frame or entry with another";
+            }
+
+            if (Need(map.Table, PvPageType.L1, $"the grant map of stand-in 0x{map.Frame:x}") is { } violation)
+            {
+                return violation;
+            }
+
+            expectedReferences[map.Table]++;
+            ulong entry = memory.Read<ulong>((map.Table << 12) + ((ulong)map.Slot * 8));
+            const ulong marks = PvPte.Present | PvPte.GrantMapped;
+            if ((entry & marks) != marks || PvPte.Frame(entry) != map.Frame || ((entry & PvPte.Writable) != 0) == map.ReadOnly)
+            {
+                return $"grant map of stand-in 0x{map.Frame:x}: L1 0x{map.Table:x} slot {map.Slot} holds 0x{entry:x}";
+            }
+        }
+
+        for (ulong mfn = 0; mfn < frames; mfn++)
+        {
+            PvPageFrame frame = tables.Frame(mfn);
+            if (frame.GrantMapped != standIns.Contains(mfn) || (frame.GrantMapped && (frame.Owned || frame.ReferenceCount != 0 || frame.TypeCount != 0)))
+            {
+                return $"frame 0x{mfn:x}: grant-mapped {frame.GrantMapped} (owned {frame.Owned}, {frame.TypeCount}/{frame.ReferenceCount}) but named by {(standIns.Contains(mfn) ? "a" : "no")} grant map";
+            }
         }
 
         foreach ((ulong frame, PvPageType type) in held)
@@ -129,6 +165,17 @@ internal static class PvFrameTableInvariant
 
                 ulong target = PvPte.Frame(entry);
                 string where = $"L{level} 0x{mfn:x} slot {slot} (0x{entry:x})";
+                if (level == 1 && (entry & PvPte.GrantMapped) != 0)
+                {
+                    // The hypervisor's entry for a grant map: it holds the table, not its stand-in.
+                    if (!grantEntries.TryGetValue((mfn, slot), out ulong standIn) || standIn != target || (entry & PvPte.User) == 0)
+                    {
+                        return $"{where} is a granted entry no grant map wrote";
+                    }
+
+                    continue;
+                }
+
                 if (target >= frames || !tables.Owns(target))
                 {
                     return $"{where} names frame 0x{target:x}, not the domain's";

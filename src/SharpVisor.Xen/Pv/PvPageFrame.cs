@@ -22,4 +22,10 @@ internal struct PvPageFrame
 
     /// <summary>A table whose present entries were checked and hold their references.</summary>
     public bool Validated;
+
+    /// <summary>
+    /// A stand-in for another page (PvPageTables.GrantMaps): not the domain's, out of the free pool,
+    /// its host page the granted one, named by exactly one granted L1 entry.
+    /// </summary>
+    public bool GrantMapped;
 }

@@ -28,6 +28,21 @@ public sealed partial class PvPageTables
     }
 
     /// <summary>
+    /// Frames the domain gave back and has not populated again: the free pool and the pool's frames
+    /// standing in for grant maps (a granted page is not the mapper's, as on Xen).
+    /// </summary>
+    public int GivenBackCount
+    {
+        get
+        {
+            lock (_lock)
+            {
+                return _freeFrames.Count + _grantMappings.Count;
+            }
+        }
+    }
+
+    /// <summary>
     /// decrease_reservation of machine frame <paramref name="mfn"/> (guest_remove_page): a frame that
     /// is not memory is -EINVAL, one that is not the domain's (or a hypervisor page shared with it)
     /// -ENXIO, as Xen's failed get_page. A frame in use — mapped, typed, pinned — is -EBUSY here: Xen

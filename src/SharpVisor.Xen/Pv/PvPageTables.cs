@@ -710,6 +710,13 @@ public sealed partial class PvPageTables
         }
 
         ulong old = ReadEntry(tableMfn, slot);
+        if (level == 1 && (old & (PvPte.Present | PvPte.GrantMapped)) == (PvPte.Present | PvPte.GrantMapped))
+        {
+            // Xen's put_page_from_l1e crashes a domain that implicitly unmaps a granted PTE; only
+            // GNTTABOP_unmap_grant_ref may change it here, so the map's accounting stays whole.
+            return Refuse(XenErrno.EINVAL, "granted-pte", $"L1 entry {slot} of machine frame 0x{tableMfn:x} is a grant map: only unmap_grant_ref may change it");
+        }
+
         if ((value & PvPte.Present) != 0)
         {
             if ((value & PvPte.DisallowMask(level)) != 0)

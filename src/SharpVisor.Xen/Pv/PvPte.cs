@@ -17,14 +17,20 @@ internal static class PvPte
     /// <summary>Xen's _PAGE_GUEST_KERNEL (bit 52): marks a kernel mapping it made user-accessible.</summary>
     public const ulong GuestKernel = 1UL << 52;
 
+    /// <summary>
+    /// Xen's _PAGE_GNTTAB (bit 62, ignored by the MMU): an L1 entry the hypervisor wrote for a grant
+    /// map. A guest may never set it (the L1 disallow mask), so only GNTTABOP_map_grant_ref makes one.
+    /// </summary>
+    public const ulong GrantMapped = 1UL << 62;
+
     /// <summary>Bits 12-51: the machine frame (MAXPHYADDR 52).</summary>
     public const ulong FrameMask = 0x000F_FFFF_FFFF_F000;
 
     /// <summary>Xen's base_disallow_mask: everything but P, RW, US, A, D, AVAIL (9-11), AVAIL_HIGH (52-62), NX.</summary>
     private const ulong Allowed = Present | Writable | User | Accessed | Dirty | (7UL << 9) | (0x7FFUL << 52) | NoExecute | FrameMask;
 
-    /// <summary>L1 also allows Global (user mappings); cache attributes stay refused for an unprivileged domain.</summary>
-    public static ulong DisallowMask(int level) => level == 1 ? ~(Allowed | Global) : ~Allowed;
+    /// <summary>L1 also allows Global (user mappings) but not _PAGE_GNTTAB; cache attributes stay refused for an unprivileged domain.</summary>
+    public static ulong DisallowMask(int level) => level == 1 ? ~(Allowed | Global) | GrantMapped : ~Allowed;
 
     /// <summary>Xen's L4 slots 256-271 (0xFFFF800000000000-0xFFFF87FFFFFFFFFF) belong to the hypervisor.</summary>
     public const int FirstHypervisorSlot = 256;

@@ -68,7 +68,21 @@ internal static class HostilePvGuest
     private const ulong XPfn = Data + 0x370;
     private const ulong FailsafeFrame = Data + 0x380;
     private const ulong FailsafeRan = Data + 0x3E0;
-    private const ulong Strings = Data + 0x400;
+    private const ulong GrantSetup = Data + 0x400;
+    private const ulong GrantFrameList = Data + 0x418;
+    private const ulong GrantFrameMfn = Data + 0x420;
+    private const ulong PoolMfn = Data + 0x428;
+    private const ulong GrantHandle = Data + 0x430;
+    private const ulong GrantMapOp = Data + 0x440;
+    private const ulong GrantUnmapOp = Data + 0x460;
+    private const ulong Strings = Data + 0x480;
+
+    /// <summary>Pseudo-physical pages mapped by the bootstrap tables that nothing uses: a grant-map target and a page to give back.</summary>
+    private const ulong GrantTarget = 0x200000;
+    private const ulong PoolPage = 0x201000;
+
+    /// <summary>The domain's own id in process (the VMM's default): its own grants name it (DOMID_SELF is not a granter).</summary>
+    private const ushort OwnDomid = 1;
 
     /// <summary>The GDT page (set_gdt), the page whose mapping is attacked, the self-mapping L1, and four pages for an L4 → L3 → L2 → L1 → L4 loop.</summary>
     private const ulong G = 0x4000;
@@ -99,6 +113,12 @@ internal static class HostilePvGuest
     private const int ConsoleIo = 18;
     private const int GrantTableOp = 20;
     private const int GnttabCopy = 5;
+    private const int GnttabMapGrantRef = 0;
+    private const int GnttabUnmapGrantRef = 1;
+    private const int GnttabSetupTable = 2;
+    private const uint GntmapHostMap = 2;
+    private const uint GntmapReadOnly = 4;
+    private const uint GntmapContainsPte = 16;
     private const int XenmemAddToPhysmap = 7;
     private const int Iret = 23;
     private const int MmuextOp = 26;
@@ -202,6 +222,11 @@ internal static class HostilePvGuest
             BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantCopy + 32), 8);
 
             BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)XPfn), X >> 12);
+
+            // struct gnttab_setup_table { DOMID_SELF, nr_frames 1, status, frame_list }.
+            BinaryPrimitives.WriteUInt16LittleEndian(image.AsSpan((int)GrantSetup), DomidSelf);
+            BinaryPrimitives.WriteUInt32LittleEndian(image.AsSpan((int)GrantSetup + 4), 1);
+            BinaryPrimitives.WriteUInt64LittleEndian(image.AsSpan((int)GrantSetup + 16), V(GrantFrameList));
 
             // vCPU 1's context: kernel mode, failsafe masks events, Xen's flat CS/SS, no GDT of its own, DS that cannot load.
             Span<byte> context = image.AsSpan((int)Context);
@@ -521,6 +546,8 @@ internal static class HostilePvGuest
             a.mov(rax, __qword_ptr[rdi]);
             Report("x-contents");
 
+            EmitGrantMaps();
+
             // vCPU 1 from a context whose DS does not load: Xen's first context switch into it enters the
             // failsafe callback with the frame naming the selectors; the callback copies the frame for vCPU 0.
             Label failsafe = a.CreateLabel();
@@ -662,6 +689,11 @@ internal static class HostilePvGuest
         private void Report(string name)
         {
             byte[] text = Encoding.ASCII.GetBytes(name + "=");
+            if (_nextString + (ulong)text.Length > G)
+            {
+                throw new InvalidOperationException("the report names overflow the data page");
+            }
+
             text.CopyTo(image, (int)_nextString);
             _a.mov(rbx, V(_nextString));
             _a.mov(r12d, text.Length);
@@ -785,6 +817,108 @@ internal static class HostilePvGuest
             _a.xor(edx, edx);
             _a.mov(r10d, DomidSelf);
             _a.syscall();
+        }
+
+        /// <summary>
+        /// Grant maps into our own page tables: the grant table set up and mapped at X, ref 0 granting
+        /// page S and ref 1 the L4 to ourselves; a writable map of the L4's grant, a map with no frame
+        /// in the balloon pool, a contains_pte map into the L4; then a page given back and S mapped
+        /// read-only at <see cref="GrantTarget"/>, read through the map, mapped over and overwritten
+        /// (both refused), unmapped twice.
+        /// </summary>
+        private void EmitGrantMaps()
+        {
+            var a = _a;
+            a.mov(eax, GrantTableOp);
+            a.mov(edi, GnttabSetupTable);
+            a.mov(rsi, V(GrantSetup));
+            a.mov(edx, 1);
+            a.syscall();
+            Report("grant-setup");
+            LoadSlot(rax, GrantFrameList);
+            StoreSlot(GrantFrameMfn, rax);
+            UpdateVa(X, () => FrameEntry(GrantFrameMfn, P | Rw));
+            Report("grant-frame-mapped");
+            a.mov(rdi, V(X));
+            a.mov(__dword_ptr[rdi], 1 | (OwnDomid << 16));    // ref 0: GTF_permit_access, to ourselves, page S
+            LoadSlot(rax, SMfn);
+            a.mov(__dword_ptr[rdi + 4], eax);
+            a.mov(__dword_ptr[rdi + 8], 1 | (OwnDomid << 16)); // ref 1: the L4
+            LoadSlot(rax, L4Mfn);
+            a.mov(__dword_ptr[rdi + 12], eax);
+
+            MapGrant(() => a.mov(rax, V(GrantTarget)), GntmapHostMap, 1);
+            Report("grant-map-own-l4");
+            MapGrant(() => a.mov(rax, V(GrantTarget)), GntmapHostMap | GntmapReadOnly, 0);
+            Report("grant-map-no-frame");
+            MapGrant(() => EntryOf(L4Mfn, 1), GntmapHostMap | GntmapReadOnly | GntmapContainsPte, 0);
+            Report("grant-map-into-l4");
+
+            // A page of ours given back (unmapped first), so the pool has a frame to stand in.
+            a.mov(rax, PoolPage >> 12);
+            MfnOfPfnInRax();
+            StoreSlot(PoolMfn, rax);
+            UpdateVa(PoolPage, () => a.xor(eax, eax));
+            Report("pool-unmapped");
+            Reserve(DecreaseReservation, PoolMfn);
+            Report("pool-given");
+
+            MapGrant(() => a.mov(rax, V(GrantTarget)), GntmapHostMap | GntmapReadOnly, 0);
+            Report("grant-map");
+            a.mov(rsi, V(GrantMapOp));
+            a.mov(eax, __dword_ptr[rsi + 20]);
+            StoreSlot(GrantHandle, rax);
+            a.mov(rsi, V(GrantTarget));
+            a.mov(rax, __qword_ptr[rsi]);
+            a.mov(rsi, V(S));
+            a.cmp(rax, __qword_ptr[rsi]);
+            a.sete(al);
+            a.movzx(eax, al);
+            Report("grant-map-reads-s");
+            MapGrant(() => a.mov(rax, V(GrantTarget)), GntmapHostMap | GntmapReadOnly, 0);
+            Report("grant-map-over-map");
+            UpdateVa(GrantTarget, () => FrameEntry(SMfn, P));
+            Report("granted-pte-overwrite");
+            UnmapGrant();
+            Report("grant-unmap");
+            UnmapGrant();
+            Report("grant-unmap-twice");
+        }
+
+        /// <summary>GNTTABOP_map_grant_ref of one op (host_addr from RAX, our own domid); RAX = its status.</summary>
+        private void MapGrant(Action hostAddress, uint flags, uint reference)
+        {
+            hostAddress();
+            StoreSlot(GrantMapOp, rax);
+            _a.mov(rdi, V(GrantMapOp));
+            _a.mov(__dword_ptr[rdi + 8], flags);
+            _a.mov(__dword_ptr[rdi + 12], reference);
+            _a.mov(__dword_ptr[rdi + 16], OwnDomid | (0x7FFFu << 16));   // dom, and a status the hypervisor must overwrite
+            _a.mov(eax, GrantTableOp);
+            _a.mov(edi, GnttabMapGrantRef);
+            _a.mov(rsi, V(GrantMapOp));
+            _a.mov(edx, 1);
+            _a.syscall();
+            _a.mov(rsi, V(GrantMapOp) + 18);
+            _a.movsx(rax, __word_ptr[rsi]);
+        }
+
+        /// <summary>GNTTABOP_unmap_grant_ref of the saved handle at <see cref="GrantTarget"/>; RAX = its status.</summary>
+        private void UnmapGrant()
+        {
+            _a.mov(rax, V(GrantTarget));
+            StoreSlot(GrantUnmapOp, rax);
+            LoadSlot(rax, GrantHandle);
+            _a.mov(rdi, V(GrantUnmapOp));
+            _a.mov(__dword_ptr[rdi + 16], eax);
+            _a.mov(__word_ptr[rdi + 20], 0x7FFF);
+            _a.mov(eax, GrantTableOp);
+            _a.mov(edi, GnttabUnmapGrantRef);
+            _a.mov(rsi, V(GrantUnmapOp));
+            _a.mov(edx, 1);
+            _a.syscall();
+            _a.mov(rsi, V(GrantUnmapOp) + 20);
+            _a.movsx(rax, __word_ptr[rsi]);
         }
 
         /// <summary>set_gdt(FrameList, 512 entries).</summary>

@@ -11,7 +11,8 @@ namespace SharpVisor.Host.Tests.XenPv;
 /// VMM in process with <c>--xen pv</c> on the emulator tries to map frames it does not own, to make
 /// page-table frames writable, to pin tables that map themselves writable, to install ring-0 and
 /// system descriptors, to iret to ring 0, to give back frames in use, to have the hypervisor write
-/// into its page tables (shared_info placed on one, grant copies into one). Each call's result is
+/// into its page tables (shared_info placed on one, grant copies into one), to grant-map its own L4
+/// writable and to overwrite a grant map's entry. Each call's result is
 /// asserted against Xen's answer (xen/arch/x86/mm.c, pv/descriptor-tables.c, pv/iret.c), the
 /// domain runs on to its own power-off, and the VMM's counters show every refusal by reason.
 /// </summary>
@@ -142,6 +143,24 @@ public sealed partial class HostilePvGuestTests
             ["populate-x-m2p"] = 6,
             ["x-remapped"] = 0,
             ["x-contents"] = 0,
+            // Grant maps into our own tables (docs/xen.md, "Grant mapping", the PV mapper): a writable map of
+            // a grant of the L4 is GNTST_bad_page (it cannot take the writable type), no frame in the pool to
+            // stand in GNTST_no_device_space, an entry in the L4 GNTST_general_error; with a page given back,
+            // S maps read-only and reads as S; a map over it and an ordinary update of its entry are refused;
+            // the unmap is okay once, then GNTST_bad_handle.
+            ["grant-setup"] = 0,
+            ["grant-frame-mapped"] = 0,
+            ["grant-map-own-l4"] = GrantStatus.BadPage,
+            ["grant-map-no-frame"] = GrantStatus.NoDeviceSpace,
+            ["grant-map-into-l4"] = GrantStatus.GeneralError,
+            ["pool-unmapped"] = 0,
+            ["pool-given"] = 1,
+            ["grant-map"] = GrantStatus.Okay,
+            ["grant-map-reads-s"] = 1,
+            ["grant-map-over-map"] = GrantStatus.GeneralError,
+            ["granted-pte-overwrite"] = Einval,
+            ["grant-unmap"] = GrantStatus.Okay,
+            ["grant-unmap-twice"] = GrantStatus.BadHandle,
             // vCPU 1 from a context whose DS does not load: it starts in its failsafe callback; the frame names the
             // context's selectors (DS 0x63, ES 0), its CS as the kernel's with the event mask (1) above bit 32,
             // RFLAGS with IF clear (events were masked), its stack and SS, and the RIP it would have started at.
@@ -191,5 +210,12 @@ public sealed partial class HostilePvGuestTests
         Assert.Equal(1, Count("pv-refused-iret-selector"));
         Assert.Equal(1, Count("pv-failsafe"));
         Assert.Equal(0, Count("pv-domain-crash"));
+        Assert.Equal(1, Count("pv-refused-granted-pte"));
+        Assert.Equal(1, Count("pv-grant-maps"));
+        Assert.Equal(1, Count("pv-grant-unmaps"));
+        Assert.Equal(1, Count("grant-map-status-9"));
+        Assert.Equal(1, Count("grant-map-status-7"));
+        Assert.Equal(2, Count("grant-map-status-1"));
+        Assert.Equal(1, Count("grant-unmap-status-4"));
     }
 }
