@@ -55,7 +55,16 @@ public sealed class DirtyLogTests
             Assert.Contains(statePage, DirtyPageLog.PagesIn(machine.FetchDirtyPages()));
             for (int round = 0; round < 5; round++)
             {
-                Thread.Sleep(30);
+                // Wait for a store after the last fetch (the counter moving), not for a fixed time:
+                // on a loaded host the vCPU thread may not run at all for tens of milliseconds.
+                uint before = vmm.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4);
+                DateTime storeDeadline = DateTime.UtcNow + TimeSpan.FromSeconds(60);
+                while (vmm.Machine.Memory.Read<uint>(EmulatorSnapshotTests.StateAddress + 4) == before)
+                {
+                    Assert.True(DateTime.UtcNow < storeDeadline, "the guest stopped counting");
+                    Thread.Sleep(5);
+                }
+
                 ulong[] pages = machine.FetchDirtyPages();
                 Assert.Contains(statePage, DirtyPageLog.PagesIn(pages));
                 Assert.InRange(DirtyPageLog.CountPages(pages), 1, 16);
