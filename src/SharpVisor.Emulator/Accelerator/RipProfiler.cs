@@ -14,29 +14,47 @@ namespace SharpVisor.Emulator.Accelerator;
 internal sealed class RipProfiler
 {
     private readonly X86Cpu _cpu;
-    private readonly string _path;
+    private readonly StreamWriter _writer;
     private readonly Thread _thread;
 
-    private RipProfiler(X86Cpu cpu, string path)
+    private RipProfiler(X86Cpu cpu, StreamWriter writer)
     {
         _cpu = cpu;
-        _path = path;
-        _thread = new Thread(Sample) { IsBackground = true, Name = "rip-profile" };
+        _writer = writer;
+        _thread = new Thread(Run) { IsBackground = true, Name = "rip-profile" };
     }
 
-    /// <summary>Starts the profiler for <paramref name="cpu"/> when the environment asks for one.</summary>
+    /// <summary>
+    /// Starts the profiler for <paramref name="cpu"/> when the environment asks for one; a file
+    /// that cannot be created fails here, on the caller's thread, not on the sampler's.
+    /// </summary>
     public static void StartIfRequested(X86Cpu cpu)
     {
         string? path = Environment.GetEnvironmentVariable("SHARPVISOR_RIP_PROFILE");
         if (!string.IsNullOrEmpty(path))
         {
-            new RipProfiler(cpu, path)._thread.Start();
+            new RipProfiler(cpu, new StreamWriter(path, append: false))._thread.Start();
         }
     }
 
-    private void Sample()
+    private void Run()
     {
-        using var writer = new StreamWriter(_path, append: false);
+        try
+        {
+            Sample(_writer);
+        }
+        catch (IOException)
+        {
+            // A full disk ends the profile, not the machine.
+        }
+        finally
+        {
+            _writer.Dispose();
+        }
+    }
+
+    private void Sample(StreamWriter writer)
+    {
         long ticksPerMicrosecond = Stopwatch.Frequency / 1_000_000;
         var spin = new SpinWait();
         long next = Stopwatch.GetTimestamp();
