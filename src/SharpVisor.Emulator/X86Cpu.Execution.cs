@@ -236,6 +236,17 @@ public sealed unsafe partial class X86Cpu
                 }
             }
 
+            // A back edge within a page makes the blocks run until the code leaves that page
+            // count as loop runs (TranslatorSettings.LoopHeat).
+            if (previous is null || ((block.Linear ^ previous.Linear) >> 12) != 0)
+            {
+                _heatStep = 1;
+            }
+            else if (block.Linear <= previous.Linear)
+            {
+                _heatStep = Translator.TranslatorSettings.LoopHeat;
+            }
+
             int cpl = _cpl;
             if (block.Translated is not null && CanChainTranslated(block))
             {
@@ -339,6 +350,7 @@ public sealed unsafe partial class X86Cpu
                     // A loop whose back edge targets this block's start: run it again in place
                     // (a boundary for the write tracking too; with reports waiting, leave to apply them).
                     loopAgain = true;
+                    _heatStep = Translator.TranslatorSettings.LoopHeat;
                 }
 
                 _exitBlock = ExitNone;

@@ -13,6 +13,20 @@ public sealed partial class X86Cpu
     // Set while RunTranslatedChain runs compiled code: only then may a region's code switch blocks.
     private bool _chaining;
 
+    // What the next interpreted run of a block adds to its heat: TranslatorSettings.LoopHeat
+    // since a back edge within one page, 1 again once the code leaves that page (RunBlocks).
+    private int _heatStep = 1;
+
+    /// <summary>
+    /// The running block's address and whether translated code runs it, read from another thread
+    /// without synchronisation (<see cref="Accelerator.RipProfiler"/>): a diagnostic sample only.
+    /// </summary>
+    internal ulong SampleBlockAddress(out bool translated)
+    {
+        translated = Volatile.Read(ref _block)?.Translated is not null;
+        return Volatile.Read(ref _regs[RegisterFile.BlockRip]);
+    }
+
     /// <summary>The execution tiers this CPU uses (<see cref="TranslatorSettings.DefaultTier"/> at creation).</summary>
     public ExecutionTier Tier
     {
@@ -53,7 +67,8 @@ public sealed partial class X86Cpu
             return block.Translated;
         }
 
-        if (++block.Heat >= TranslatorSettings.HotThreshold)
+        block.Heat += _heatStep;
+        if (block.Heat >= TranslatorSettings.HotThreshold)
         {
             block.TranslationQueued = true;
             TranslationCache.Enqueue(block);

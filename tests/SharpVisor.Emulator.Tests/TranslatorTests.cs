@@ -291,6 +291,59 @@ public sealed unsafe class TranslatorTests
     }
 
     /// <summary>
+    /// A loop within one page heats its blocks <see cref="TranslatorSettings.LoopHeat"/> times
+    /// faster than straight-line code (a boot's inflate loop runs about a second and was half
+    /// interpreted): 100 iterations of a three-block loop queue its blocks for tier 1 at a
+    /// threshold of 1000 with a loop heat of 16, and leave them with the interpreter at 1.
+    /// </summary>
+    [Theory]
+    [InlineData(16, true)]
+    [InlineData(1, false)]
+    public void LoopBlocksReachTheThresholdSooner(int loopHeat, bool queued)
+    {
+        int threshold = TranslatorSettings.HotThreshold;
+        int heat = TranslatorSettings.LoopHeat;
+        TranslatorSettings.HotThreshold = 1000;
+        TranslatorSettings.LoopHeat = loopHeat;
+        try
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = ExecutionTier.Auto;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                Label top = a.CreateLabel();
+                Label even = a.CreateLabel();
+                a.mov(ecx, 100_000);
+                a.Label(ref top);
+                a.add(rax, rcx);
+                a.test(ecx, 1);
+                a.jz(even);
+                a.xor(rbx, rax);
+                a.Label(ref even);
+                a.dec(ecx);
+                a.jnz(top);
+                a.hlt();
+            });
+
+            // About 100 iterations (6.5 instructions each), stopped inside the loop.
+            Assert.Equal(CpuStopReason.InstructionLimit, t.Cpu.Run(651).Reason);
+            Block block = t.Cpu._block!;
+            Assert.True(block.Linear > t.Cpu.GetState().Rip - 64, "the run stopped outside the loop");
+            Assert.Equal(queued, block.TranslationQueued || block.Translated is not null);
+            if (!queued)
+            {
+                Assert.InRange(block.Heat, 50, 200);
+            }
+        }
+        finally
+        {
+            TranslatorSettings.HotThreshold = threshold;
+            TranslatorSettings.LoopHeat = heat;
+        }
+    }
+
+    /// <summary>
     /// Regions (several blocks of one page in one method): a loop of data-dependent branches
     /// between blocks (light forward and back edges), a shift whose flags a later block reads,
     /// CALL/RET into and out of a function in the page (edges after a handler), stack and memory

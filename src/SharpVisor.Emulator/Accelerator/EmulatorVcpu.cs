@@ -77,6 +77,11 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         {
             ApplyTemplate(template);
         }
+
+        if (id == 0)
+        {
+            RipProfiler.StartIfRequested(_cpu);
+        }
     }
 
     /// <summary>

@@ -3,7 +3,7 @@ namespace SharpVisor.Emulator.Translator;
 /// <summary>
 /// Process-wide settings of the translating tier, read once from the environment:
 /// <c>SHARPVISOR_TIER</c> (interpreter, auto, always), <c>SHARPVISOR_TIER1_THRESHOLD</c> (runs
-/// of a block before it is queued for compilation) and <c>SHARPVISOR_TIER1_CACHE</c> (the most
+/// of a block before it is queued for compilation), <c>SHARPVISOR_TIER1_LOOP_HEAT</c> (what a run inside a loop counts) and <c>SHARPVISOR_TIER1_CACHE</c> (the most
 /// translated blocks kept; the oldest are evicted past it), <c>SHARPVISOR_TIER1_REGION</c> (the
 /// most blocks of one page compiled into one method; 1: every block alone) and
 /// <c>SHARPVISOR_TIER1_REGION_THRESHOLD</c> (runs of a compiled block before its region is compiled).
@@ -29,6 +29,15 @@ public static class TranslatorSettings
     /// run three quarters of its instructions (docs/emulator.md, "Fourth step").
     /// </summary>
     public static int HotThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_THRESHOLD"), 64_000, 1, 1 << 30);
+
+    /// <summary>
+    /// What one run of a block counts towards <see cref="HotThreshold"/> while the interpreter runs
+    /// a loop within one page (<c>SHARPVISOR_TIER1_LOOP_HEAT</c>; 1: every run counts one). A loop
+    /// such as the kernel's inflate runs for about a second and then never again: at one per run
+    /// half of its instructions were interpreted before its blocks were compiled (docs/emulator.md,
+    /// "Seventh step"), while straight-line code keeps the full threshold.
+    /// </summary>
+    public static int LoopHeat { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_LOOP_HEAT"), 16, 1, 1 << 16);
 
     public static int CacheCapacity { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_CACHE"), 16384, 16, 1 << 24);
 
