@@ -8,13 +8,13 @@ namespace SharpVisor.Cli.Commands;
 /// <summary>
 /// <c>sharpvisor jailer</c> (and out/jailer): Firecracker's jailer contract — the same command
 /// line, refusals, jail layout and order of operations — around SharpVisor's firecracker (see
-/// <see cref="Jailer.Jailer"/>; docs/firecracker.md, "Jailer"). Parsed by its own
-/// Firecracker-style parser; a refusal is the jailer's message on standard error, then Rust's
+/// <see cref="Jailer.Jailer"/>; docs/firecracker.md, "Jailer"). Parsed by Firecracker's arg parser,
+/// as Firecracker's jailer is; a refusal is the jailer's message on standard error, then Rust's
 /// "Error: ..." line, and exit status 1.
 /// </summary>
 public static class JailerCommand
 {
-    public static IReadOnlyList<JailerArgument> Arguments { get; } =
+    public static IReadOnlyList<FirecrackerArgument> Arguments { get; } =
     [
         new("id", true, "Jail ID.") { Required = true },
         new("exec-file", true, "File path to exec into.") { Required = true },
@@ -49,7 +49,7 @@ public static class JailerCommand
         // process. Marked close-on-exec rather than closed: the .NET runtime's own are among them.
         LibC.CloseRange(3, uint.MaxValue, LibC.CLOSE_RANGE_CLOEXEC);
 
-        var parser = new JailerArgumentParser(Arguments);
+        var parser = new FirecrackerArgumentParser(Arguments);
         try
         {
             parser.Parse(args);
@@ -69,6 +69,13 @@ public static class JailerCommand
 
             JailerOptions options = JailerOptions.FromArguments(parser);
             return new Jailer.Jailer(options, startTimeUs, startCpuUs).Run();
+        }
+        catch (FirecrackerArgumentException e)
+        {
+            // JailerError::ArgumentParsing around one of arg_parser's errors.
+            Console.Error.WriteLine("Failed to parse arguments: " + e.Message);
+            Console.Error.WriteLine($"Error: ArgumentParsing({e.Variant})");
+            return 1;
         }
         catch (JailerException e)
         {

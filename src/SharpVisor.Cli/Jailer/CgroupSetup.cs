@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text.RegularExpressions;
+using SharpVisor.Host.Firecracker;
 
 namespace SharpVisor.Cli.Jailer;
 
@@ -146,7 +147,7 @@ public sealed partial class CgroupSetup
         int dot = file.IndexOf('.', StringComparison.Ordinal);
         if (dot < 0)
         {
-            throw new JailerException($"CgroupInvalidFile({JailerArgumentParser.Debug(file)})", $"Cgroup invalid file: {file}");
+            throw new JailerException($"CgroupInvalidFile({FirecrackerArgumentParser.Debug(file)})", $"Cgroup invalid file: {file}");
         }
 
         return file[..dot];

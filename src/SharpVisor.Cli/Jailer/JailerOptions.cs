@@ -1,5 +1,6 @@
 using System.Globalization;
 using System.Text;
+using SharpVisor.Host.Firecracker;
 using SharpVisor.Interop;
 
 namespace SharpVisor.Cli.Jailer;
@@ -48,7 +49,7 @@ public sealed class JailerOptions
 
     public IReadOnlyList<string> ExtraArguments { get; init; } = [];
 
-    public static JailerOptions FromArguments(JailerArgumentParser arguments, string procMounts = "/proc/mounts", string procMisc = "/proc/misc")
+    public static JailerOptions FromArguments(FirecrackerArgumentParser arguments, string procMounts = "/proc/mounts", string procMisc = "/proc/misc")
     {
         string id = arguments.Value("id")!;
         ValidateInstanceId(id);
@@ -70,13 +71,13 @@ public sealed class JailerOptions
         string uidText = arguments.Value("uid")!;
         if (!uint.TryParse(uidText, NumberStyles.None, CultureInfo.InvariantCulture, out uint uid))
         {
-            throw new JailerException($"Uid({JailerArgumentParser.Debug(uidText)})", $"Invalid uid: {uidText}");
+            throw new JailerException($"Uid({FirecrackerArgumentParser.Debug(uidText)})", $"Invalid uid: {uidText}");
         }
 
         string gidText = arguments.Value("gid")!;
         if (!uint.TryParse(gidText, NumberStyles.None, CultureInfo.InvariantCulture, out uint gid))
         {
-            throw new JailerException($"Gid({JailerArgumentParser.Debug(gidText)})", $"Invalid gid: {gidText}");
+            throw new JailerException($"Gid({FirecrackerArgumentParser.Debug(gidText)})", $"Invalid gid: {gidText}");
         }
 
         string parentCgroup = arguments.Value("parent-cgroup") ?? Path.GetFileName(execFile);
@@ -88,7 +89,7 @@ public sealed class JailerOptions
         string versionText = arguments.Value("cgroup-version")!;
         if (!byte.TryParse(versionText, NumberStyles.None, CultureInfo.InvariantCulture, out byte cgroupVersion))
         {
-            throw new JailerException($"CgroupInvalidVersion({JailerArgumentParser.Debug(versionText)})", $"{versionText} is an invalid cgroup version specifier");
+            throw new JailerException($"CgroupInvalidVersion({FirecrackerArgumentParser.Debug(versionText)})", $"{versionText} is an invalid cgroup version specifier");
         }
 
         IReadOnlyList<string>? cgroupArguments = arguments.Values("cgroup");
@@ -120,12 +121,12 @@ public sealed class JailerOptions
                 string[] parts = cgroup.Split('=');
                 if (parts.Length != 2 || parts[1].Length == 0)
                 {
-                    throw new JailerException($"CgroupFormat({JailerArgumentParser.Debug(cgroup)})", $"Invalid format for cgroups: {cgroup}");
+                    throw new JailerException($"CgroupFormat({FirecrackerArgumentParser.Debug(cgroup)})", $"Invalid format for cgroups: {cgroup}");
                 }
 
                 if (HasSpecialComponent(parts[0]))
                 {
-                    throw new JailerException($"CgroupInvalidFile({JailerArgumentParser.Debug(cgroup)})", $"Cgroup invalid file: {cgroup}");
+                    throw new JailerException($"CgroupInvalidFile({FirecrackerArgumentParser.Debug(cgroup)})", $"Cgroup invalid file: {cgroup}");
                 }
 
                 cgroups.Add(parts[0], parts[1], id, parentCgroup);
@@ -139,7 +140,7 @@ public sealed class JailerOptions
             int equals = limit.IndexOf('=', StringComparison.Ordinal);
             if (equals < 0)
             {
-                throw new JailerException($"ResLimitFormat({JailerArgumentParser.Debug(limit)})", $"Invalid format for resources limits: {limit}");
+                throw new JailerException($"ResLimitFormat({FirecrackerArgumentParser.Debug(limit)})", $"Invalid format for resources limits: {limit}");
             }
 
             string name = limit[..equals];
@@ -154,7 +155,7 @@ public sealed class JailerOptions
                     noFile = parsed;
                     break;
                 default:
-                    throw new JailerException($"ResLimitArgument({JailerArgumentParser.Debug(name)})", $"Invalid resource argument: {name}");
+                    throw new JailerException($"ResLimitArgument({FirecrackerArgumentParser.Debug(name)})", $"Invalid resource argument: {name}");
             }
         }
 
@@ -222,7 +223,7 @@ public sealed class JailerOptions
             return parsed;
         }
 
-        throw new JailerException($"ResLimitValue({JailerArgumentParser.Debug(value)}, {JailerArgumentParser.Debug(error)})", $"Invalid limit value for resource: {value}: {error}");
+        throw new JailerException($"ResLimitValue({FirecrackerArgumentParser.Debug(value)}, {FirecrackerArgumentParser.Debug(error)})", $"Invalid limit value for resource: {value}: {error}");
     }
 
     /// <summary>Absolute, ".", ".." or empty components: refused in --parent-cgroup and a --cgroup file.</summary>

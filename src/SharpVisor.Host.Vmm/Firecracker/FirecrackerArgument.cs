@@ -1,9 +1,15 @@
 namespace SharpVisor.Host.Firecracker;
 
-/// <summary>One flag of Firecracker's command line, as its arg_parser.rs describes it.</summary>
+/// <summary>One flag of Firecracker's (or its jailer's) command line, as its arg_parser.rs describes it.</summary>
 public sealed record FirecrackerArgument(string Name, bool TakesValue, string Help)
 {
     public string? DefaultValue { get; init; }
+
+    /// <summary>Must be given (the jailer's --id, --exec-file, --uid, --gid).</summary>
+    public bool Required { get; init; }
+
+    /// <summary>May be given more than once (the jailer's --cgroup, --resource-limit); takes a value.</summary>
+    public bool AllowMultiple { get; init; }
 
     /// <summary>A flag that must come with this one (--no-api needs --config-file).</summary>
     public string? Requires { get; init; }

@@ -3,10 +3,11 @@ using System.Text;
 namespace SharpVisor.Host.Firecracker;
 
 /// <summary>
-/// Firecracker's command-line parser (src/utils/src/arg_parser.rs) rule for rule, so that an
-/// orchestrator sees the same refusals: "--" ends the options, --help/-h and --version win over
-/// everything else, every option is "--name" (a value is the next word unless it starts with
-/// "--"), no option twice, then required/requires/forbids checked in the options' name order.
+/// Firecracker's command-line parser (src/utils/src/arg_parser.rs, which its jailer uses too) rule
+/// for rule, so that an orchestrator sees the same refusals: "--" ends the options, --help/-h and
+/// --version win over everything else, every option is "--name" (a value is the next word unless it
+/// starts with "--"), no option twice unless it allows several, then required/requires/forbids
+/// checked in the options' name order.
 /// </summary>
 public sealed class FirecrackerArgumentParser
 {
@@ -14,7 +15,7 @@ public sealed class FirecrackerArgumentParser
     // An array, not a SortedDictionary: its generic code is not precompiled and would be jitted at start-up.
     private readonly FirecrackerArgument[] _sorted;
     private readonly Dictionary<string, FirecrackerArgument> _arguments = new(StringComparer.Ordinal);
-    private readonly Dictionary<string, string?> _values = new(StringComparer.Ordinal);
+    private readonly Dictionary<string, List<string>> _values = new(StringComparer.Ordinal);
 
     public FirecrackerArgumentParser(IEnumerable<FirecrackerArgument> arguments)
     {
@@ -67,23 +68,25 @@ public sealed class FirecrackerArgumentParser
                 throw Unexpected(name);
             }
 
-            if (_values.ContainsKey(name))
+            if (!argument.AllowMultiple && _values.ContainsKey(name))
             {
                 throw new FirecrackerArgumentException($"DuplicateArgument({Debug(name)})", $"The argument '{name}' was provided more than once.");
             }
 
-            if (argument.TakesValue)
+            if (!_values.TryGetValue(name, out List<string>? values))
+            {
+                values = [];
+                _values[name] = values;
+            }
+
+            if (argument.TakesValue || argument.AllowMultiple)
             {
                 if (i + 1 >= options.Count || options[i + 1].StartsWith("--", StringComparison.Ordinal))
                 {
                     throw new FirecrackerArgumentException($"MissingValue({Debug(name)})", $"The argument '{name}' requires a value, but none was supplied.");
                 }
 
-                _values[name] = options[++i];
-            }
-            else
-            {
-                _values[name] = null;
+                values.Add(options[++i]);
             }
         }
 
@@ -91,6 +94,11 @@ public sealed class FirecrackerArgumentParser
         {
             if (!_values.ContainsKey(argument.Name))
             {
+                if (argument.Required)
+                {
+                    throw new FirecrackerArgumentException($"MissingArgument({Debug(argument.Name)})", $"Argument '{argument.Name}' required, but not found.");
+                }
+
                 continue;
             }
 
@@ -111,23 +119,41 @@ public sealed class FirecrackerArgumentParser
         }
     }
 
-    /// <summary>The value given for a value-taking option, else its default, else null.</summary>
+    /// <summary>The value given for a value-taking option (the first, for a repeatable one), else its default, else null.</summary>
     public string? Value(string name) =>
-        _values.TryGetValue(name, out string? value) && value is not null ? value : _arguments[name].DefaultValue;
+        _values.TryGetValue(name, out List<string>? values) && values.Count > 0 ? values[0] : _arguments[name].DefaultValue;
+
+    /// <summary>Every value given for a repeatable option, in order; null when it was not given.</summary>
+    public IReadOnlyList<string>? Values(string name) => _values.TryGetValue(name, out List<string>? values) ? values : null;
 
     public bool Flag(string name) => _values.ContainsKey(name);
 
-    /// <summary>Firecracker's help text: "optional arguments:" and each option aligned, with its default.</summary>
+    /// <summary>Firecracker's help text: "required arguments:" (when there are any), then "optional arguments:", each group aligned, with defaults.</summary>
     public string FormattedHelp()
     {
-        int width = _sorted.Max(a => a.FormattedName.Length);
-        var help = new StringBuilder("optional arguments:");
-        foreach (FirecrackerArgument argument in _sorted)
+        var help = new StringBuilder();
+        foreach (bool required in new[] { true, false })
         {
-            help.Append('\n').Append(argument.FormattedName.PadRight(width)).Append("   ").Append(argument.Help);
-            if (argument.DefaultValue is { } value)
+            FirecrackerArgument[] group = Array.FindAll(_sorted, a => a.Required == required);
+            if (group.Length == 0)
             {
-                help.Append(" [default: \"").Append(value).Append("\"]");
+                continue;
+            }
+
+            if (help.Length > 0)
+            {
+                help.Append("\n\n");
+            }
+
+            help.Append(required ? "required arguments:" : "optional arguments:");
+            int width = group.Max(a => a.FormattedName.Length);
+            foreach (FirecrackerArgument argument in group)
+            {
+                help.Append('\n').Append(argument.FormattedName.PadRight(width)).Append("   ").Append(argument.Help);
+                if (argument.DefaultValue is { } value)
+                {
+                    help.Append(" [default: \"").Append(value).Append("\"]");
+                }
             }
         }
 
