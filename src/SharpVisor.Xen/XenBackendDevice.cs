@@ -15,11 +15,9 @@ namespace SharpVisor.Xen;
 public abstract class XenBackendDevice : IDisposable
 {
     private readonly object _lock = new();
-    private readonly AutoResetEvent _work = new(false);
+    private readonly XenBackendWorker _worker;
     private readonly Action<string, string> _onWatch;
     private readonly Action<string>? _log;
-    private Thread? _worker;
-    private volatile bool _stopping;
     private XenbusState _frontendState = XenbusState.Unknown;
     private bool _failed;
     private bool _disposed;
@@ -39,7 +37,8 @@ public abstract class XenBackendDevice : IDisposable
         Name = name;
         Driver = driver;
         _log = log;
-        _onWatch = (_, _) => _work.Set();
+        _worker = new XenBackendWorker($"xen-{driver}-{name}", Process);
+        _onWatch = (_, _) => _worker.Wake();
         string dom = domain.DomainId.ToString(CultureInfo.InvariantCulture);
         string id = deviceId.ToString(CultureInfo.InvariantCulture);
         FrontendPath = $"{XenStore.DomainPath(domain.DomainId)}/device/{type}/{id}";
@@ -78,16 +77,13 @@ public abstract class XenBackendDevice : IDisposable
     {
         lock (_lock)
         {
-            if (_worker is not null || _disposed)
+            if (_disposed)
             {
                 return;
             }
-
-            _worker = new Thread(Run) { IsBackground = true, Name = $"xen-{Driver}-{Name}" };
-            _worker.Start();
         }
 
-        _work.Set();
+        _worker.Start();
     }
 
     /// <summary>One pass: follow the front end's state, then serve the rings if connected.</summary>
@@ -120,13 +116,7 @@ public abstract class XenBackendDevice : IDisposable
 
     public void Dispose()
     {
-        _stopping = true;
-        _work.Set();
-        if (_worker is not null && _worker != Thread.CurrentThread)
-        {
-            _worker.Join();
-        }
-
+        _worker.Stop();
         lock (_lock)
         {
             if (_disposed)
@@ -140,7 +130,7 @@ public abstract class XenBackendDevice : IDisposable
         }
 
         OnDisposed();
-        _work.Dispose();
+        _worker.Dispose();
         GC.SuppressFinalize(this);
     }
 
@@ -191,7 +181,7 @@ public abstract class XenBackendDevice : IDisposable
     }
 
     /// <summary>Asks the worker for another pass (a guest notification, a packet from the host).</summary>
-    protected void Wake() => _work.Set();
+    protected void Wake() => _worker.Wake();
 
     protected string? ReadFrontend(string key) => Store.TryReadString($"{FrontendPath}/{key}");
 
@@ -251,18 +241,6 @@ public abstract class XenBackendDevice : IDisposable
     }
 
     protected void Log(string line) => _log?.Invoke($"xen {Driver} {Name}: {line}");
-
-    private void Run()
-    {
-        while (!_stopping)
-        {
-            _work.WaitOne();
-            if (!_stopping)
-            {
-                Process();
-            }
-        }
-    }
 
     private void SwitchState(XenbusState state)
     {

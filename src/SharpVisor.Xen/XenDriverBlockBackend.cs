@@ -21,15 +21,13 @@ public sealed class XenDriverBlockBackend : IDisposable
     private const int RspEventOffset = 12;
 
     private readonly object _lock = new();
-    private readonly AutoResetEvent _work = new(false);
     private readonly XenDomain _domain;
     private readonly IXenStoreClient _store;
     private readonly IXenDiskImage _image;
     private readonly Action<string>? _log;
     private readonly XenBlkifRequests _requests;
     private readonly byte[] _response = new byte[16];
-    private Thread? _worker;
-    private volatile bool _stopping;
+    private readonly XenBackendWorker _worker;
     private XenbusState _frontendState = XenbusState.Unknown;
     private EventChannel? _channel;
     private uint _ringRef;
@@ -62,6 +60,7 @@ public sealed class XenDriverBlockBackend : IDisposable
         FrontendPath = frontendPath;
         DeviceId = id;
         Name = store.Read(backendPath + "/dev") is { Length: > 0 and <= 8 } dev ? dev : id.ToString(CultureInfo.InvariantCulture);
+        _worker = new XenBackendWorker($"xen-dd-blkback-{frontendDomain}-{Name}", Process);
         _requests = new XenBlkifRequests(image, new ForeignGrants(domain, frontendDomain), Counters, Log);
         WriteBackend("removable", "0");
         WriteBackend("bootable", "1");
@@ -75,7 +74,7 @@ public sealed class XenDriverBlockBackend : IDisposable
         WriteBackend("feature-max-indirect-segments", XenBlockBackend.MaxIndirectSegments.ToString(CultureInfo.InvariantCulture));
         WriteBackend("hotplug-status", "connected");
         SwitchState(XenbusState.InitWait);
-        store.Watch(FrontendPath + "/state", () => _work.Set());
+        store.Watch(FrontendPath + "/state", () => _worker.Wake());
     }
 
     public ushort FrontendDomain { get; }
@@ -99,16 +98,13 @@ public sealed class XenDriverBlockBackend : IDisposable
     {
         lock (_lock)
         {
-            if (_worker is not null || _disposed)
+            if (_disposed)
             {
                 return;
             }
-
-            _worker = new Thread(Run) { IsBackground = true, Name = $"xen-dd-blkback-{FrontendDomain}-{Name}" };
-            _worker.Start();
         }
 
-        _work.Set();
+        _worker.Start();
     }
 
     /// <summary>One pass: follow the front end's state, then serve the ring if connected.</summary>
@@ -139,13 +135,7 @@ public sealed class XenDriverBlockBackend : IDisposable
 
     public void Dispose()
     {
-        _stopping = true;
-        _work.Set();
-        if (_worker is not null && _worker != Thread.CurrentThread)
-        {
-            _worker.Join();
-        }
-
+        _worker.Stop();
         lock (_lock)
         {
             if (!_disposed)
@@ -155,19 +145,7 @@ public sealed class XenDriverBlockBackend : IDisposable
             }
         }
 
-        _work.Dispose();
-    }
-
-    private void Run()
-    {
-        while (!_stopping)
-        {
-            _work.WaitOne();
-            if (!_stopping)
-            {
-                Process();
-            }
-        }
+        _worker.Dispose();
     }
 
     private void Log(string line) => _log?.Invoke($"xen driver-domain blkback {FrontendDomain}/{Name}: {line}");
@@ -256,7 +234,7 @@ public sealed class XenDriverBlockBackend : IDisposable
 
         try
         {
-            _channel = _domain.BindInterdomainForKernel(FrontendDomain, port, () => _work.Set());
+            _channel = _domain.BindInterdomainForKernel(FrontendDomain, port, () => _worker.Wake());
         }
         catch (XenException e)
         {
@@ -384,7 +362,7 @@ public sealed class XenDriverBlockBackend : IDisposable
             {
                 if (served >= XenBlockBackend.RingEntries * 8)
                 {
-                    _work.Set();
+                    _worker.Wake();
                     break;
                 }
 
