@@ -90,7 +90,7 @@ static int randread(const char *dev, double seconds)
         }
         t = now();
     } while (t < end);
-    printf("RESULT rand-read-4k %.0f IOPS\n", ios / (t - start));
+    printf("RESULT rand-read-4k %.0f IOPS %llu requests\n", ios / (t - start), (unsigned long long)ios);
     close(fd);
     return 0;
 }

@@ -60,12 +60,19 @@ trap cleanup EXIT
 # The guest side: iobench and a hook, appended to the default initrd (4-byte aligned).
 mkdir -p "$work/h"
 gcc -O2 -static -o "$work/h/iobench" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
+# A BENCH-PHASE line before each phase lets the host take the VMM's CPU time (and SharpVisor's
+# counters) between phases; the short sleep after it lets that happen before the phase starts.
 cat >"$work/h/hook.sh" <<HOOK
 ip addr add 10.80.0.2/24 dev eth0 && ip link set eth0 up
+echo BENCH-PHASE seq-write-1m; sleep 0.2
 /iobench seqwrite /dev/vda $mib
+echo BENCH-PHASE seq-read-1m; sleep 0.2
 /iobench seqread /dev/vda $mib
+echo BENCH-PHASE rand-read-4k; sleep 0.2
 /iobench randread /dev/vda $rand
+echo BENCH-PHASE tcp-guest-to-host; sleep 0.2
 /iobench send 10.80.0.1 7000 $netmib
+echo BENCH-PHASE end; sleep 0.2
 echo BENCH-DONE
 HOOK
 (cd "$work/h" && printf 'hook.sh\niobench\n' | cpio -o -H newc -R 0:0 --quiet) >"$work/hook.cpio"
@@ -85,14 +92,14 @@ gcc -O2 -o "$work/sink" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
 cmdline="console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff"
 run_qemu() {
     ip netns exec "$ns" timeout 3600 qemu-system-x86_64 -M pc -accel "$qemu_accel" -m 512 -smp 1 -nographic -no-reboot \
-        -kernel "$KERNEL" -initrd "$work/initrd-bench.img" -append "$cmdline" \
+        -kernel "$KERNEL" -initrd "$work/initrd-bench.img" -append "$cmdline" -pidfile "$work/vmm.pid" \
         -drive "file=$work/disk.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
         -netdev tap,id=n0,ifname=svb0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0 </dev/null 2>&1
 }
 run_sharpvisor() {
     ip netns exec "$ns" timeout 3600 "$root/sharpvisor" run --accel "$sharpvisor_accel" --memory 512M --cpus 1 \
         --kernel "$KERNEL" --initrd "$INITRD" --extra-initrd "$work/hook.cpio" --cmdline "$cmdline" \
-        --disk "$work/disk.img" --net tap=svb0 --no-rng --serial stdio </dev/null 2>&1
+        --disk "$work/disk.img" --net tap=svb0 --no-rng --serial stdio --counters "$work/counters" </dev/null 2>&1
 }
 
 # One run: fresh image, the sink listening, the VMM booting the guest; RESULT lines collected.
@@ -103,7 +110,8 @@ one_run() { # $1 = qemu | sharpvisor, $2 = run number
     sink_pid=$!
     until grep -q LISTENING "$work/sink.log" 2>/dev/null; do sleep 0.05; done
     local log="$work/$1-$2.log"
-    "run_$1" >"$log" || true
+    rm -f "$work/vmm.pid" "$work/counters" "$work/phases"
+    "run_$1" | tee "$log" | phase_cpu "$1" || true
     wait "$sink_pid" || true
     sink_pid=""
     if ! grep -q BENCH-DONE "$log"; then
@@ -115,6 +123,51 @@ one_run() { # $1 = qemu | sharpvisor, $2 = run number
         results["$1,$name"]+="$value "
     done < <(grep -h '^RESULT' "$log" | grep -v tcp-guest-to-host; grep -h '^RESULT' "$work/sink.log" | sed 's/tcp-received/tcp-guest-to-host/')
     echo "$1 run $2: $(grep -h '^RESULT' "$log" "$work/sink.log" | grep -v tcp-guest-to-host | awk '{printf "%s=%s %s  ", $2, $3, $4}')"
+    # CPU time per unit of work: the phase's CPU (all of the VMM's threads) over MiB moved or requests.
+    local requests
+    requests=$(tr -d '\r' <"$log" | awk '$1 == "RESULT" && $2 == "rand-read-4k" {print $5}')
+    local units="seq-write-1m=$mib seq-read-1m=$mib rand-read-4k=${requests:-0} tcp-guest-to-host=$netmib"
+    while read -r name per_unit; do
+        results["$1,cpu,$name"]+="$per_unit "
+    done < <(awk -v units="$units" '
+        BEGIN { n = split(units, u, " "); for (i = 1; i <= n; i++) { split(u[i], kv, "="); work[kv[1]] = kv[2] } }
+        { name[NR] = $1; cpu[NR] = $2 }
+        END { for (i = 1; i < NR; i++) if (work[name[i]] > 0) printf "%s %.3f\n", name[i], (cpu[i + 1] - cpu[i]) / 1e6 / work[name[i]] }' "$work/phases")
+    if [ "$1" = sharpvisor ] && [ -f "$work/counters" ]; then
+        # The emulator's counters at each phase boundary (one COUNTERS line per SIGUSR2, in order).
+        while read -r name per_unit; do
+            results["sharpvisor,counters,$name"]+="$per_unit|"
+        done < <(awk -v units="$units" -v phases="$(awk '{printf "%s ", $1}' "$work/phases")" '
+            BEGIN { n = split(units, u, " "); for (i = 1; i <= n; i++) { split(u[i], kv, "="); work[kv[1]] = kv[2] }; split(phases, phase, " ") }
+            $1 == "COUNTERS" { k = $2 + 1; for (i = 3; i <= NF; i++) { split($i, kv, "="); c[k, kv[1]] = kv[2] }; last = k }
+            END {
+                for (k = 1; k < last; k++) {
+                    w = work[phase[k]]; if (!(w > 0)) continue
+                    insns = c[k + 1, "instructions"] - c[k, "instructions"]
+                    printf "%s instructions=%.0f mmio=%.2f irq=%.2f hlt=%.2f tier1=%.0f%%\n", phase[k], insns / w,
+                        (c[k + 1, "mmio"] - c[k, "mmio"]) / w, (c[k + 1, "irq-injection"] - c[k, "irq-injection"]) / w,
+                        (c[k + 1, "hlt"] - c[k, "hlt"]) / w, 100 * (c[k + 1, "tier1-instructions"] - c[k, "tier1-instructions"]) / (insns > 0 ? insns : 1)
+                }
+            }' "$work/counters")
+    fi
+}
+
+# Reads the VMM's console; at each BENCH-PHASE line appends "phase cpu-ns" (the sum of every
+# thread's run time from /proc/PID/task/*/schedstat) to $work/phases, and has SharpVisor append
+# its counters (SIGUSR2, --counters).
+phase_cpu() { # $1 = qemu | sharpvisor
+    local line phase pid
+    while IFS= read -r line; do
+        case "$line" in
+        BENCH-PHASE*)
+            phase=$(echo "${line#BENCH-PHASE }" | tr -d '\r')
+            if [ "$1" = qemu ]; then pid=$(cat "$work/vmm.pid" 2>/dev/null || true); else pid=$(awk '$1 == "PID" {print $2}' "$work/counters" 2>/dev/null || true); fi
+            [ -n "$pid" ] || continue
+            [ "$1" = sharpvisor ] && kill -USR2 "$pid" 2>/dev/null
+            echo "$phase $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')" >>"$work/phases"
+            ;;
+        esac
+    done
 }
 
 sides=()
@@ -137,3 +190,25 @@ for metric in seq-write-1m:MiB/s seq-read-1m:MiB/s rand-read-4k:IOPS tcp-guest-t
     printf '%-20s %8s %16s %22s %8s\n' "$name" "$unit" "$q" "$s" "$ratio"
 done
 echo "(medians of $runs runs; $mib MiB sequential, ${rand} s random, $netmib MiB TCP; ratio = SharpVisor / QEMU, higher is better)"
+
+# The same work by CPU time, which a loaded host moves far less than wall-clock throughput.
+echo
+printf '%-20s %12s %16s %22s %8s\n' metric "CPU per" "qemu ($qemu_accel)" "sharpvisor (${sharpvisor_accel:-none})" ratio
+for metric in seq-write-1m:MiB:ms seq-read-1m:MiB:ms rand-read-4k:request:us tcp-guest-to-host:MiB:ms; do
+    IFS=: read -r name unit scale <<<"$metric"
+    factor=1; [ "$scale" = us ] && factor=1000
+    q=$(echo "${results[qemu,cpu,$name]:-}" | median)
+    s=$(echo "${results[sharpvisor,cpu,$name]:-}" | median)
+    q=$(awk -v v="$q" -v f="$factor" 'BEGIN { if (v == "-") print "-"; else printf "%.3g", v * f }')
+    s=$(awk -v v="$s" -v f="$factor" 'BEGIN { if (v == "-") print "-"; else printf "%.3g", v * f }')
+    ratio=$(awk -v q="$q" -v s="$s" 'BEGIN { if (s+0 > 0 && q != "-") printf "%.2f", q / s; else print "-" }')
+    printf '%-20s %12s %16s %22s %8s\n' "$name" "$scale/$unit" "$q" "$s" "$ratio"
+done
+echo "(CPU time of the whole VMM process, all threads, over each phase; ratio = QEMU / SharpVisor, higher is better)"
+if [ -n "$sharpvisor_accel" ] && [ "$only" != qemu ]; then
+    echo
+    echo "SharpVisor's counters per unit (per MiB, per request for rand-read-4k), each run:"
+    for name in seq-write-1m seq-read-1m rand-read-4k tcp-guest-to-host; do
+        echo "  $name: ${results[sharpvisor,counters,$name]:-}" | sed 's/|$//; s/|/ | /g'
+    done
+fi
