@@ -10,11 +10,13 @@
 # exists, else hardware KVM against QEMU KVM; with neither, only QEMU runs and the script says why.
 # The guest side is iobench.c, built static and appended to the initrd with a /hook.sh.
 #
-# Usage: bench/io/run.sh [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor]
+# Usage: bench/io/run.sh [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor] [--append TEXT]
+# --append adds TEXT to both guests' kernel command line (e.g. "retbleed=off spec_rstack_overflow=off":
+# without return thunks, like QEMU's qemu64 guest; a diagnostic, docs/virtio.md "Performance").
 # Needs root (network namespace, TAP). Prints every run, then medians and SharpVisor/QEMU ratios.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-runs=3 mib=64 netmib=64 rand=5 only=""
+runs=3 mib=64 netmib=64 rand=5 only="" append=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -22,7 +24,8 @@ while [ $# -gt 0 ]; do
     --net-mib) netmib="$2"; shift 2 ;;
     --rand-seconds) rand="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor]" >&2; exit 2 ;;
+    --append) append="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor] [--append TEXT]" >&2; exit 2 ;;
     esac
 done
 [ "$(id -u)" = 0 ] || { echo "bench/io: needs root (network namespace and TAP)" >&2; exit 1; }
@@ -89,7 +92,7 @@ ip -n "$ns" addr add 10.80.0.1/24 dev svb0
 ip -n "$ns" link set svb0 up
 gcc -O2 -o "$work/sink" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
 
-cmdline="console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff"
+cmdline="console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff${append:+ $append}"
 run_qemu() {
     ip netns exec "$ns" timeout 3600 qemu-system-x86_64 -M pc -accel "$qemu_accel" -m 512 -smp 1 -nographic -no-reboot \
         -kernel "$KERNEL" -initrd "$work/initrd-bench.img" -append "$cmdline" -pidfile "$work/vmm.pid" \
