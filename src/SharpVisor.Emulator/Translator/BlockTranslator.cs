@@ -43,6 +43,7 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_shift32 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size32));
     private static readonly MethodInfo s_shift64 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size64));
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_profileCount = typeof(Tier1CallProfile).GetMethod(nameof(Tier1CallProfile.Count))!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
 
@@ -582,7 +583,7 @@ internal static unsafe class BlockTranslator
             InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
             if (!CanInline(in op, form))
             {
-                EmitHandlerCall(in op, i);
+                EmitHandlerCall(in op, i, form.Kind == InlineKind.None ? Tier1CallReason.NoForm : Tier1CallReason.NotInlinable);
                 return;
             }
 
@@ -917,7 +918,7 @@ internal static unsafe class BlockTranslator
 
             _il.MarkLabel(bad);
             SpillAll(markClean: false);
-            CallHandler(in op, i);
+            CallHandler(in op, i, Tier1CallReason.BadTarget);
             EmitReturn(i + 1);
         }
 
@@ -1054,17 +1055,18 @@ internal static unsafe class BlockTranslator
 
         // ---- Handler calls ------------------------------------------------------------
 
-        private void EmitHandlerCall(in Op op, int i)
+        private void EmitHandlerCall(in Op op, int i, Tier1CallReason reason)
         {
             _handlerInMember = true;
             SpillAll(markClean: true);
-            CallHandler(in op, i);
+            CallHandler(in op, i, reason);
             Array.Clear(_state);
         }
 
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
-        private void CallHandler(in Op op, int i)
+        private void CallHandler(in Op op, int i, Tier1CallReason reason)
         {
+            EmitProfileCount(in op, reason);
             EmitSyncBlock();
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
@@ -1105,6 +1107,28 @@ internal static unsafe class BlockTranslator
 
             EmitReturn(i + 1);
             _il.MarkLabel(go);
+        }
+
+        /// <summary>With <see cref="Tier1CallProfile"/> on: counts the call about to be made (nothing is emitted otherwise).</summary>
+        private void EmitProfileCount(in Op op, Tier1CallReason reason)
+        {
+            if (!Tier1CallProfile.Enabled)
+            {
+                return;
+            }
+
+            string form = op.Number < _block.Instructions.Length ? _block.Instructions[op.Number].Code.ToString() : "?";
+            if ((op.Flags & OpFlags.Memory) != 0)
+            {
+                form += " (mem)";
+            }
+
+            int site = Tier1CallProfile.Site((nint)op.Handler, form, reason);
+            if (site >= 0)
+            {
+                _il.Emit(OpCodes.Ldc_I4, site);
+                _il.Emit(OpCodes.Call, s_profileCount);
+            }
         }
 
         // ---- ALU ----------------------------------------------------------------------
@@ -1175,6 +1199,7 @@ internal static unsafe class BlockTranslator
         /// <summary>A shift or rotate of a register by a non-zero constant whose flags are live: <see cref="ShiftSemantics.Apply{TSize}"/> computes the result and sets the flags as the handler does.</summary>
         private void EmitShiftWithFlags(in Op op, InlineForm form, int count)
         {
+            EmitProfileCount(in op, Tier1CallReason.ShiftFlags);
             LoadReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Stloc, _a);
             _il.Emit(OpCodes.Ldarg_1);
@@ -1535,7 +1560,7 @@ internal static unsafe class BlockTranslator
             Cached[] after = (Cached[])_state.Clone();
             Array.Copy(before, _state, Slots);
             SpillAll(markClean: false);
-            CallHandler(in op, i);
+            CallHandler(in op, i, Tier1CallReason.TlbMiss);
             if (IsRegion)
             {
                 // The handler may have reached MMIO or the MMU: the next region edge checks everything.
