@@ -53,6 +53,15 @@ internal static unsafe class BlockTranslator
     private static readonly Type[] s_methodParameters = [typeof(Block[]), typeof(X86Cpu), typeof(Op).MakeByRefType()];
     private static int s_serial;
 
+    // The handlers called for ops without a usable inline form (not on TLB-miss paths) in the code
+    // this thread compiled: lets tests see that a form was emitted inline (tier Always compiles on
+    // the vCPU's thread).
+    [ThreadStatic]
+    private static HashSet<nint>? t_calledHandlers;
+
+    /// <summary>The handlers that code compiled on this thread calls for ops not emitted inline (tests clear it).</summary>
+    internal static HashSet<nint> CalledHandlersOnThisThread => t_calledHandlers ??= [];
+
     private static FieldInfo Field(string name) =>
         typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
 
@@ -547,7 +556,7 @@ internal static unsafe class BlockTranslator
                 }
 
                 used[op.Reg / 8 & 15] = true;
-                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR)
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR or InlineKind.ExtendRR or InlineKind.CmovRR)
                 {
                     used[op.Rm / 8 & 15] = true;
                 }
@@ -562,7 +571,7 @@ internal static unsafe class BlockTranslator
                     used[op.Index] = true;
                 }
 
-                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR)
+                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR or InlineKind.CallRel or InlineKind.Ret)
                 {
                     used[X86Cpu.Rsp] = true;
                 }
@@ -579,8 +588,16 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            _flagsKind = LazyFlags.None;
             InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
+            if (form.Kind is InlineKind.SetccR or InlineKind.CmovRR && CanInline(in op, form))
+            {
+                // Flag readers that write no flags and leave _a/_b/_r alone: a later Jcc can still
+                // take its condition from the producer's locals.
+                EmitConditionalMove(in op, form);
+                return;
+            }
+
+            _flagsKind = LazyFlags.None;
             if (!CanInline(in op, form))
             {
                 EmitHandlerCall(in op, i, form.Kind == InlineKind.None ? Tier1CallReason.NoForm : Tier1CallReason.NotInlinable);
@@ -635,6 +652,13 @@ internal static unsafe class BlockTranslator
                     }
 
                     break;
+                case InlineKind.Nop:
+                    break;
+                case InlineKind.ExtendRR:
+                    LoadReg(op.Rm / 8, 3);
+                    EmitExtend(form.SourceIndex, form.Signed);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
                     _flagsKind = form.Alu == InlineAlu.Add ? LazyFlags.Inc : LazyFlags.Dec;
@@ -658,14 +682,22 @@ internal static unsafe class BlockTranslator
             bool rmOk = op.Rm % 8 == 0 && op.Rm < 128;
             return form.Kind switch
             {
-                InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.MovRR or InlineKind.AluRR or InlineKind.ExtendRR or InlineKind.CmovRR => regOk && rmOk,
+                InlineKind.Nop => true,
+                InlineKind.SetccR => regOk,
                 InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
                 InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
-                InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
+                InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.ExtendRM
                     => _is64 && regOk && AddressOk(in op),
-                InlineKind.MovMI or InlineKind.AluMI or InlineKind.PushI => _is64 && AddressOk(in op),
+                InlineKind.MovMI or InlineKind.AluMI => _is64 && AddressOk(in op),
+
+                // The stack forms have no address operand (RSP, 64-bit in 64-bit mode).
+                InlineKind.PushR or InlineKind.PopR => _is64 && regOk,
+                InlineKind.PushI => _is64,
+                InlineKind.CallRel => _is64 && op.OpSize == 8,
+                InlineKind.Ret => _is64,
                 _ => false,
             };
         }
@@ -697,6 +729,8 @@ internal static unsafe class BlockTranslator
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
                     case InlineKind.Lea:
+                    case InlineKind.Nop:
+                    case InlineKind.ExtendRR:
                         continue;
                     default:
                         return true;
@@ -1057,6 +1091,7 @@ internal static unsafe class BlockTranslator
 
         private void EmitHandlerCall(in Op op, int i, Tier1CallReason reason)
         {
+            CalledHandlersOnThisThread.Add((nint)op.Handler);
             _handlerInMember = true;
             SpillAll(markClean: true);
             CallHandler(in op, i, reason);
@@ -1418,37 +1453,170 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Brfalse, miss);
         }
 
+        /// <summary>Pushes the operand at _host, zero-extended to 64 bits.</summary>
         private void EmitHostLoad(int sizeIndex)
         {
             _il.Emit(OpCodes.Ldloc, _host);
-            _il.Emit(OpCodes.Unaligned, (byte)1);
-            if (sizeIndex == 2)
+            if (sizeIndex == 0)
             {
-                _il.Emit(OpCodes.Ldind_U4);
+                _il.Emit(OpCodes.Ldind_U1);
                 _il.Emit(OpCodes.Conv_U8);
+                return;
             }
-            else
+
+            _il.Emit(OpCodes.Unaligned, (byte)1);
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Ldind_I8);
+                case 1:
+                    _il.Emit(OpCodes.Ldind_U2);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Ldind_U4);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                default:
+                    _il.Emit(OpCodes.Ldind_I8);
+                    break;
             }
         }
 
-        /// <summary>Stores the value on the stack (truncated for size index 2) at _host.</summary>
+        /// <summary>Stores <paramref name="value"/> (truncated to the operand size) at _host.</summary>
         private void EmitHostStore(int sizeIndex, LocalBuilder value)
         {
             _il.Emit(OpCodes.Ldloc, _host);
             _il.Emit(OpCodes.Ldloc, value);
-            if (sizeIndex == 2)
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Conv_U4);
-                _il.Emit(OpCodes.Unaligned, (byte)1);
-                _il.Emit(OpCodes.Stind_I4);
+                case 0:
+                    _il.Emit(OpCodes.Conv_U1);
+                    _il.Emit(OpCodes.Stind_I1);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_U2);
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I2);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_U4);
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I4);
+                    break;
+                default:
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I8);
+                    break;
             }
-            else
+        }
+
+        /// <summary>
+        /// CALL rel32 in 64-bit mode: the return address stored below RSP through the TLB, RSP
+        /// lowered, and the block left at the target as the handler leaves it. A non-canonical
+        /// target or a TLB miss runs the handler for the whole instruction instead (its #GP comes
+        /// after the store with RSP unchanged; #PF and #SS precisely).
+        /// </summary>
+        private void EmitCall(in Op op, int i, Label miss)
+        {
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _a);
+            EmitBranchIfNotCanonical(_a, miss);
+            LoadReg(X86Cpu.Rsp, 3);
+            _il.Emit(OpCodes.Ldc_I8, 8L);
+            _il.Emit(OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _linear);
+            EmitTlbCheck(write: true, 8, miss);
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.NextOffset);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _b);
+            EmitHostStore(3, _b);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            StoreReg(X86Cpu.Rsp, 3);
+            EmitLeaveTo(_a, i);
+        }
+
+        /// <summary>
+        /// RET / RET imm16 in 64-bit mode: the return address read at RSP through the TLB, RSP
+        /// raised past it and the released bytes, and the block left at it. A TLB miss or a
+        /// non-canonical return address runs the handler (which faults with RSP unchanged).
+        /// </summary>
+        private void EmitRet(in Op op, int i, Label miss)
+        {
+            LoadReg(X86Cpu.Rsp, 3);
+            _il.Emit(OpCodes.Stloc, _linear);
+            EmitTlbCheck(write: false, 8, miss);
+            EmitHostLoad(3);
+            _il.Emit(OpCodes.Stloc, _a);
+            EmitBranchIfNotCanonical(_a, miss);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Ldc_I8, 8L + (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            StoreReg(X86Cpu.Rsp, 3);
+            EmitLeaveTo(_a, i);
+        }
+
+        /// <summary>Branches to <paramref name="target"/> unless <paramref name="address"/> is canonical (bits 63..47 equal).</summary>
+        private void EmitBranchIfNotCanonical(LocalBuilder address, Label target)
+        {
+            _il.Emit(OpCodes.Ldloc, address);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shr);
+            _il.Emit(OpCodes.Ldloc, address);
+            _il.Emit(OpCodes.Bne_Un, target);
+        }
+
+        /// <summary>
+        /// Leaves the block after op <paramref name="i"/> at <paramref name="target"/> as a jump
+        /// handler would (registers written back, RIP set, <see cref="X86Cpu.ExitJump"/>); in a
+        /// region, on into a member the block was seen to go to, as after a handler's jump.
+        /// </summary>
+        private void EmitLeaveTo(LocalBuilder target, int i)
+        {
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, target);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            if (IsRegion && i == _block.Count - 1)
             {
-                _il.Emit(OpCodes.Unaligned, (byte)1);
-                _il.Emit(OpCodes.Stind_I8);
+                EmitHandlerJumpDispatch(i);
             }
+
+            EmitReturn(i + 1);
+        }
+
+        /// <summary>
+        /// SETcc r8 and CMOVcc r, r: the condition as the Jcc's (from the producer's locals or the
+        /// lazy state), the move branch-free. A 32-bit CMOV writes its destination zero-extended
+        /// even when the condition is false, as the handler does.
+        /// </summary>
+        private void EmitConditionalMove(in Op op, InlineForm form)
+        {
+            EmitCondition(op.Aux);
+            _il.Emit(OpCodes.Conv_U8);
+            if (form.Kind == InlineKind.SetccR)
+            {
+                StoreReg(op.Reg / 8, 0);
+                return;
+            }
+
+            _il.Emit(OpCodes.Neg);
+            _il.Emit(OpCodes.Stloc, _t);
+            LoadReg(op.Rm / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.And);
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.Not);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Or);
+            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
         /// <summary>
@@ -1461,9 +1629,22 @@ internal static unsafe class BlockTranslator
             Cached[] before = (Cached[])_state.Clone();
             Label miss = _il.DefineLabel();
             Label done = _il.DefineLabel();
-            int size = form.SizeIndex == 2 ? 4 : 8;
+            int size = 1 << form.SizeIndex;
             switch (form.Kind)
             {
+                case InlineKind.ExtendRM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: false, 1 << form.SourceIndex, miss);
+                    EmitHostLoad(form.SourceIndex);
+                    EmitExtend(form.SourceIndex, form.Signed);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
+                case InlineKind.CallRel:
+                    EmitCall(in op, i, miss);
+                    break;
+                case InlineKind.Ret:
+                    EmitRet(in op, i, miss);
+                    break;
                 case InlineKind.MovRM:
                     EmitLinear(in op);
                     EmitTlbCheck(write: false, size, miss);
