@@ -687,6 +687,68 @@ public sealed unsafe class TranslatorTests
             SeedEdgeValues);
     }
 
+    /// <summary>ADC r,r / r,imm (CF in, lazy state out) and SHR r,imm with live flags (CF, OF, SF, ZF, PF set eagerly) on edge values.</summary>
+    [Fact]
+    public void InlineAdcAndShrFlagsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.mov(ecx, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + rcx * 8 + 0x100]);
+                a.mov(rbx, __qword_ptr[rsi + rcx * 8 + 0x140]);
+                a.mov(rdx, rax);
+                a.mov(r8, rbx);
+                a.add(rax, rbx);                     // CF from an inline ADD
+                a.adc(rdx, r8);
+                a.adc(r8d, 7);
+                a.setb(r9b);
+                a.seto(r10b);
+                a.sets(r11b);
+                a.setz(r12b);
+                a.mov(r13, rdx);
+                a.shr(r13, 5);
+                a.setb(r14b);
+                a.seto(r15b);
+                a.setp(bpl);
+                a.mov(__qword_ptr[rdi + rcx * 8], rdx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 64], r8);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 128], r13);
+                a.mov(eax, __dword_ptr[rsi + rcx * 4 + 32]);
+                a.shr(eax, 1);
+                a.adc(r13d, 0);                      // CF from the SHR
+                a.sete(dl);
+                a.shr(rbx, 63);
+                a.sets(al);
+                a.adc(rbx, rbx);
+                a.shl(r9, 8);
+                a.or(r9, r10);
+                a.shl(r9, 8);
+                a.or(r9, r11);
+                a.shl(r9, 8);
+                a.or(r9, r12);
+                a.shl(r9, 8);
+                a.or(r9, r14);
+                a.shl(r9, 8);
+                a.or(r9, r15);
+                a.shl(r9, 8);
+                a.or(r9, rbp);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 192], r9);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 256], r13);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 320], rdx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 384], rbx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 448], rax);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues);
+    }
+
     /// <summary>CALL rel32 and RET / RET imm16 inline: nested and recursive calls give the interpreter's registers, stack and memory.</summary>
     [Fact]
     public void InlineCallAndRetMatchTheInterpreter()

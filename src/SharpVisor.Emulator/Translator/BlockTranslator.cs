@@ -43,6 +43,8 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_shift32 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size32));
     private static readonly MethodInfo s_shift64 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size64));
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_resultFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ResultFlags), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_setStatusFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.SetStatusFlags), Instance)!;
     private static readonly MethodInfo s_profileCount = typeof(Tier1CallProfile).GetMethod(nameof(Tier1CallProfile.Count))!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
@@ -640,7 +642,11 @@ internal static unsafe class BlockTranslator
                     break;
                 case InlineKind.ShiftRI:
                     int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
-                    if (flagsLive && count != 0)
+                    if (flagsLive && count != 0 && op.Aux == ShiftSemantics.Shr)
+                    {
+                        EmitShrWithFlags(in op, form, count);
+                    }
+                    else if (flagsLive && count != 0)
                     {
                         // The flag rules stay with the interpreter's ShiftSemantics.Apply, called
                         // directly on the register in its local (it cannot fault or leave).
@@ -721,10 +727,10 @@ internal static unsafe class BlockTranslator
 
                 switch (next.Kind)
                 {
-                    case InlineKind.AluRR:
-                    case InlineKind.AluRI:
+                    case InlineKind.AluRR when next.Alu != InlineAlu.Adc:
+                    case InlineKind.AluRI when next.Alu != InlineAlu.Adc:
                     case InlineKind.ImulR:
-                        // Writers of all six status flags that cannot fault.
+                        // Writers of all six status flags that cannot fault (ADC reads CF first).
                         return false;
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
@@ -874,6 +880,7 @@ internal static unsafe class BlockTranslator
         {
             _flagsKind = form.Alu switch
             {
+                InlineAlu.Adc => LazyFlags.None,
                 InlineAlu.Add => LazyFlags.Add,
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
@@ -1171,6 +1178,12 @@ internal static unsafe class BlockTranslator
         /// <summary>_a and _b hold the operands (masked to the size); computes, writes the result and the lazy flags.</summary>
         private void EmitAlu(in Op op, InlineForm form, bool flagsLive)
         {
+            if (form.Alu == InlineAlu.Adc)
+            {
+                EmitAdc(in op, form, flagsLive);
+                return;
+            }
+
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Ldloc, _b);
             _il.Emit(form.Alu switch
@@ -1229,6 +1242,86 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloc, _r);
             EmitSignExtend(form.SizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>ADC r, r / r, imm: a + b + CF, the lazy state as <see cref="AdcOp"/> records it (CF in _lazyCarry).</summary>
+        private void EmitAdc(in Op op, InlineForm form, bool flagsLive)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Call, s_carryFlag);
+            _il.Emit(OpCodes.Conv_U8);
+            _il.Emit(OpCodes.Stloc, _t);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _r);
+            if (flagsLive)
+            {
+                // Before StoreReg, which may use _t for a narrow register.
+                _il.Emit(OpCodes.Ldarg_1);
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Stfld, s_lazyCarry);
+            }
+
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            if (!flagsLive)
+            {
+                return;
+            }
+
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, (LazyFlags.Adc << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazy);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Stfld, s_lazyA);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Stfld, s_lazyB);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>
+        /// SHR r, imm (count 1..bits-1) with live flags, as <see cref="ShiftSemantics.Apply{TSize}"/>
+        /// sets them: CF the last bit shifted out, OF the operand's top bit, SF/ZF/PF of the result
+        /// (<see cref="X86Cpu.ResultFlags"/>), stored eagerly through <see cref="X86Cpu.SetStatusFlags"/>.
+        /// </summary>
+        private void EmitShrWithFlags(in Op op, InlineForm form, int count)
+        {
+            int top = form.SizeIndex == 3 ? 63 : 31;
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, count - 1);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, top);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldc_I4, 11);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Or);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Call, s_resultFlags);
+            _il.Emit(OpCodes.Or);
+            _il.Emit(OpCodes.Call, s_setStatusFlags);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
         /// <summary>A shift or rotate of a register by a non-zero constant whose flags are live: <see cref="ShiftSemantics.Apply{TSize}"/> computes the result and sets the flags as the handler does.</summary>

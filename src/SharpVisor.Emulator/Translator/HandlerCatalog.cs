@@ -88,6 +88,15 @@ internal static unsafe class HandlerCatalog
         AddAlu(forms, AluHandlers.Table<OrOp>(), InlineAlu.Or);
         AddAlu(forms, AluHandlers.Table<XorOp>(), InlineAlu.Xor);
         AddAlu(forms, AluHandlers.Table<TestOp>(), InlineAlu.Test);
+
+        // ADC between registers and with an immediate (carry chains: checksums, multi-word arithmetic).
+        nint[] adc = AluHandlers.Table<AdcOp>();
+        for (int size = 2; size <= 3; size++)
+        {
+            Add(forms, adc[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, InlineAlu.Adc));
+            Add(forms, adc[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, InlineAlu.Adc));
+        }
+
         return forms;
     }
 

@@ -65,6 +65,9 @@ internal enum InlineAlu : byte
     Or,
     Xor,
     Test,
+
+    /// <summary>ADC: reads CF (the interpreter's CarryFlag on the lazy state) and records it in _lazyCarry.</summary>
+    Adc,
 }
 
 /// <summary>
