@@ -1106,7 +1106,7 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
-        private void CallHandler(in Op op, int i, Tier1CallReason reason)
+        private void CallHandler(in Op op, int i, Tier1CallReason reason, bool alwaysLeaves = false)
         {
             EmitProfileCount(in op, reason);
             EmitSyncBlock();
@@ -1137,6 +1137,17 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldc_I8, (long)(nint)op.Handler);
             _il.Emit(OpCodes.Conv_I);
             _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
+            if (alwaysLeaves)
+            {
+                // CALL and RET jump or fault: no way on in this block, so no check and no code after.
+                if (IsRegion && i == _block.Count - 1)
+                {
+                    EmitHandlerJumpDispatch(i);
+                }
+
+                EmitReturn(i + 1);
+                return;
+            }
 
             Label go = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_1);
@@ -1834,6 +1845,14 @@ internal static unsafe class BlockTranslator
             Cached[] after = (Cached[])_state.Clone();
             Array.Copy(before, _state, Slots);
             SpillAll(markClean: false);
+            if (form.Kind is InlineKind.CallRel or InlineKind.Ret)
+            {
+                CallHandler(in op, i, Tier1CallReason.TlbMiss, alwaysLeaves: true);
+                Array.Copy(after, _state, Slots);
+                _il.MarkLabel(done);
+                return;
+            }
+
             CallHandler(in op, i, Tier1CallReason.TlbMiss);
             if (IsRegion)
             {
