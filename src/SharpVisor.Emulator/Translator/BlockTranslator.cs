@@ -175,6 +175,10 @@ internal static unsafe class BlockTranslator
         private readonly bool _is64;
         private readonly LocalBuilder?[] _locals = new LocalBuilder?[Slots];
         private readonly Cached[] _state = new Cached[Slots];
+
+        // The register state where the last TLB check branched to its miss path: the locals loaded
+        // by then hold their registers on that path too.
+        private readonly Cached[] _stateAtMiss = new Cached[Slots];
         private readonly LocalBuilder _regsRef;
         private readonly LocalBuilder _a;
         private readonly LocalBuilder _b;
@@ -862,11 +866,18 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Reloads every register the emitter holds in a local (after a handler ran on a side path).</summary>
-        private void ReloadCached()
+        /// <summary>
+        /// After a memory form's handler ran on its miss path: reloads the locals the hit path
+        /// holds that the miss path does not — those loaded after the TLB check, and the registers
+        /// the instruction writes (the handler writes no others, and its exits leave the method).
+        /// </summary>
+        private void ReloadAfterMiss(in Op op, InlineForm form)
         {
+            int written = form.Kind is InlineKind.MovRM or InlineKind.ExtendRM or InlineKind.AluRM or InlineKind.PopR ? op.Reg / 8 : -1;
+            int stack = form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR ? X86Cpu.Rsp : -1;
             for (int slot = 0; slot < Slots; slot++)
             {
-                if (_state[slot] != Cached.Unknown)
+                if (_state[slot] != Cached.Unknown && (_stateAtMiss[slot] == Cached.Unknown || slot == written || slot == stack))
                 {
                     LoadFromFile(slot);
                     _il.Emit(OpCodes.Stloc, Local(slot));
@@ -1555,6 +1566,7 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloca, _host);
             _il.Emit(OpCodes.Call, write ? s_tryWrite : s_tryRead);
             _il.Emit(OpCodes.Brfalse, miss);
+            Array.Copy(_state, _stateAtMiss, Slots);
         }
 
         /// <summary>Pushes the operand at _host, zero-extended to 64 bits.</summary>
@@ -1862,7 +1874,7 @@ internal static unsafe class BlockTranslator
             }
 
             Array.Copy(after, _state, Slots);
-            ReloadCached();
+            ReloadAfterMiss(in op, form);
             _il.MarkLabel(done);
         }
     }
