@@ -531,6 +531,386 @@ public sealed unsafe class TranslatorTests
         Assert.Equal(5L, t.Cpu.InstructionsExecuted);
     }
 
+    /// <summary>MOVZX/MOVSX/MOVSXD from 8-, 16- and 32-bit registers and memory on edge values: inline, the interpreter's results.</summary>
+    [Fact]
+    public void InlineExtendsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.mov(ecx, 7);
+                a.mov(r15, 0x0123_4567_89AB_CDEF);
+                a.Label(ref loop);
+                a.movzx(eax, __byte_ptr[rsi + rcx]);
+                a.movsx(ebx, __byte_ptr[rsi + rcx + 1]);
+                a.movzx(edx, __word_ptr[rsi + rcx * 2 + 16]);
+                a.movsx(r8, __word_ptr[rsi + rcx * 2 + 17]);
+                a.movsxd(r9, __dword_ptr[rsi + rcx * 4 + 32]);
+                a.movsx(r10, __byte_ptr[rsi + rcx + 2]);
+                a.movzx(r11, __word_ptr[rsi + rcx * 2 + 18]);
+                a.movzx(r12d, al);
+                a.movsx(r13, bl);
+                a.movsxd(r14, r9d);
+                a.mov(r15, r14);
+                a.movsx(r15w, dl);                   // 16-bit destination: the upper 48 bits kept
+                a.movzx(rbp, r8w);
+                a.movsx(eax, r8w);
+                a.movzx(ebx, r10b);
+                a.add(rax, rbx);
+                a.add(rax, r11);
+                a.xor(rax, r12);
+                a.add(rax, r13);
+                a.add(rax, r14);
+                a.add(rax, r15);
+                a.add(rax, rbp);
+                a.mov(__qword_ptr[rdi + rcx * 8], rax);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 64], r15);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues);
+    }
+
+    /// <summary>SETcc and CMOVcc after inline producers (conditions from locals), after handlers (from the lazy state), and a Jcc after them that still reads the producer.</summary>
+    [Fact]
+    public void InlineConditionalMovesMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label skip = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.mov(ecx, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + rcx * 8 + 0x100]);
+                a.mov(rbx, __qword_ptr[rsi + rcx * 8 + 0x140]);
+                a.mov(r9, -1L);
+                a.mov(r11, -1L);
+                a.mov(r13, -1L);
+                a.cmp(rax, rbx);
+                a.setb(dl);
+                a.setl(r8b);
+                a.cmovae(r9, rax);
+                a.cmovg(r11d, ebx);                  // 32-bit: RAX's upper half cleared even when false
+                a.cmovne(r13w, ax);
+                a.sete(r10b);
+                a.jbe(skip);                         // still from the CMP's operands in locals
+                a.add(rdx, 0x100);
+                a.Label(ref skip);
+                a.test(eax, ebx);
+                a.sets(r12b);
+                a.setle(r14b);
+                a.cmovle(r15, rbx);
+                a.bt(rax, 3);                        // a handler: CF from the lazy state
+                a.setb(bpl);
+                a.cmovb(r13, rcx);
+                a.setp(sil);
+                a.seto(dil);
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.shl(rdx, 8);
+                a.or(rdx, r8);
+                a.shl(rdx, 8);
+                a.or(rdx, r10);
+                a.shl(rdx, 8);
+                a.or(rdx, r12);
+                a.shl(rdx, 8);
+                a.or(rdx, r14);
+                a.shl(rdx, 8);
+                a.or(rdx, rbp);
+                a.mov(__qword_ptr[rdi + rcx * 8], rdx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 64], r9);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 128], r11);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 192], r13);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 256], r15);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&BitHandlers.RI<Size64>);
+    }
+
+    /// <summary>8- and 16-bit MOV r,m / m,r / m,imm and ADD/CMP/TEST with a narrow memory operand: inline, same memory, registers and flags.</summary>
+    [Fact]
+    public void InlineNarrowMemoryFormsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label skip = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.mov(ecx, 7);
+                a.mov(rax, 0x1111_2222_3333_4444);
+                a.Label(ref loop);
+                a.mov(al, __byte_ptr[rsi + rcx]);
+                a.mov(bx, __word_ptr[rsi + rcx * 2 + 16]);
+                a.mov(__byte_ptr[rdi + rcx], al);
+                a.mov(__word_ptr[rdi + rcx * 2 + 16], bx);
+                a.mov(__byte_ptr[rdi + rcx + 48], 0x5A);
+                a.mov(__word_ptr[rdi + rcx * 2 + 64], 0x1234);
+                a.add(dl, __byte_ptr[rsi + rcx + 3]);
+                a.sub(r8w, __word_ptr[rsi + rcx * 2 + 20]);
+                a.cmp(__byte_ptr[rsi + rcx], 0x80);
+                a.setae(r9b);
+                a.test(__byte_ptr[rsi + rcx + 1], 0x81);
+                a.setne(r10b);
+                a.cmp(__word_ptr[rsi + rcx * 2 + 16], 0x7FFF);
+                a.setg(r11b);
+                a.cmp(cl, __byte_ptr[rsi + rcx]);
+                a.setbe(r12b);
+                a.cmp(__byte_ptr[rsi + rcx], bl);
+                a.jl(skip);
+                a.add(r13, 1);
+                a.Label(ref skip);
+                a.test(__word_ptr[rsi + rcx * 2 + 18], r8w);
+                a.sets(r14b);
+                a.mov(__byte_ptr[rdi + rcx + 96], r9b);
+                a.mov(__byte_ptr[rdi + rcx + 104], r10b);
+                a.mov(__byte_ptr[rdi + rcx + 112], r11b);
+                a.mov(__byte_ptr[rdi + rcx + 120], r12b);
+                a.mov(__byte_ptr[rdi + rcx + 128], r14b);
+                a.mov(__word_ptr[rdi + rcx * 2 + 136], dx);
+                a.mov(__word_ptr[rdi + rcx * 2 + 160], r8w);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues);
+    }
+
+    /// <summary>ADC r,r / r,imm (CF in, lazy state out) and SHR r,imm with live flags (CF, OF, SF, ZF, PF set eagerly) on edge values.</summary>
+    [Fact]
+    public void InlineAdcAndShrFlagsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x800]);
+                a.mov(ecx, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + rcx * 8 + 0x100]);
+                a.mov(rbx, __qword_ptr[rsi + rcx * 8 + 0x140]);
+                a.mov(rdx, rax);
+                a.mov(r8, rbx);
+                a.add(rax, rbx);                     // CF from an inline ADD
+                a.adc(rdx, r8);
+                a.adc(r8d, 7);
+                a.setb(r9b);
+                a.seto(r10b);
+                a.sets(r11b);
+                a.setz(r12b);
+                a.mov(r13, rdx);
+                a.shr(r13, 5);
+                a.setb(r14b);
+                a.seto(r15b);
+                a.setp(bpl);
+                a.mov(__qword_ptr[rdi + rcx * 8], rdx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 64], r8);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 128], r13);
+                a.mov(eax, __dword_ptr[rsi + rcx * 4 + 32]);
+                a.shr(eax, 1);
+                a.adc(r13d, 0);                      // CF from the SHR
+                a.sete(dl);
+                a.shr(rbx, 63);
+                a.sets(al);
+                a.adc(rbx, rbx);
+                a.shl(r9, 8);
+                a.or(r9, r10);
+                a.shl(r9, 8);
+                a.or(r9, r11);
+                a.shl(r9, 8);
+                a.or(r9, r12);
+                a.shl(r9, 8);
+                a.or(r9, r14);
+                a.shl(r9, 8);
+                a.or(r9, r15);
+                a.shl(r9, 8);
+                a.or(r9, rbp);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 192], r9);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 256], r13);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 320], rdx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 384], rbx);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 448], rax);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues);
+    }
+
+    /// <summary>CALL rel32 and RET / RET imm16 inline: nested and recursive calls give the interpreter's registers, stack and memory.</summary>
+    [Fact]
+    public void InlineCallAndRetMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label leaf = a.CreateLabel();
+                Label release = a.CreateLabel();
+                Label middle = a.CreateLabel();
+                Label recurse = a.CreateLabel();
+                Label done = a.CreateLabel();
+                a.mov(ecx, 200);
+                a.xor(eax, eax);
+                a.Label(ref loop);
+                a.call(middle);
+                a.push(rcx);
+                a.call(release);                     // RET 8 releases the pushed RCX
+                a.mov(edx, 6);
+                a.call(recurse);
+                a.sub(ecx, 1);
+                a.jnz(loop);
+                a.hlt();
+                a.Label(ref middle);
+                a.call(leaf);
+                a.add(rax, 3);
+                a.ret();
+                a.Label(ref leaf);
+                a.add(rax, rcx);
+                a.ret();
+                a.Label(ref release);
+                a.add(rax, __qword_ptr[rsp + 8]);
+                a.mov(rbx, rsp);
+                a.ret(8);
+                a.Label(ref recurse);
+                a.sub(edx, 1);
+                a.jz(done);
+                a.call(recurse);
+                a.add(rax, rdx);
+                a.Label(ref done);
+                a.ret();
+            });
+    }
+
+    /// <summary>CALL and RET whose stack access faults (#PF), and a RET to a non-canonical address (#GP): the interpreter's exception, RIP, RSP and registers.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void InlineCallAndRetFaultLikeTheInterpreter(int which)
+    {
+        string Run(ExecutionTier tier, out CpuRunResult result)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                Label callee = a.CreateLabel();
+                a.mov(rbx, 0x1234);
+                a.add(rbx, 1);
+                switch (which)
+                {
+                    case 0:
+                        a.mov(rsp, 0x10_0000_0000);    // above the identity map: the push faults
+                        a.call(callee);
+                        break;
+                    case 1:
+                        a.mov(rsp, 0x10_0000_0000);    // the pop faults
+                        a.ret();
+                        break;
+                    default:
+                        a.mov(rax, 0x0000_8000_0000_0000);
+                        a.push(rax);                   // a non-canonical return address: #GP with RSP unchanged
+                        a.ret();
+                        break;
+                }
+
+                a.hlt();
+                a.Label(ref callee);
+                a.hlt();
+            });
+            result = t.Cpu.Run(1000);
+            return t.Cpu.GetState().Format() + $"\n{t.Cpu.InstructionsExecuted} {t.Memory.Read<ulong>(TestCpu.StackTop - 8):x}";
+        }
+
+        string interpreted = Run(ExecutionTier.Interpreter, out CpuRunResult a);
+        string translated = Run(ExecutionTier.Always, out CpuRunResult b);
+        Assert.Equal(CpuStopReason.Exception, a.Reason);
+        Assert.Equal(a.Reason, b.Reason);
+        Assert.Equal(which == 2 ? (byte)ExceptionVector.GeneralProtection : (byte)ExceptionVector.PageFault, a.Exception!.Vector);
+        Assert.Equal(a.Exception.Vector, b.Exception!.Vector);
+        Assert.Equal(a.Exception.FaultAddress, b.Exception.FaultAddress);
+        Assert.Equal(interpreted, translated);
+    }
+
+    /// <summary>Edge values for the inline-form tests: bytes, words, dwords and qwords at Data.</summary>
+    private static void SeedEdgeValues(TestCpu t)
+    {
+        byte[] bytes = [0x00, 0x7F, 0x80, 0xFF, 0x01, 0xFE, 0x81, 0x7E, 0x55, 0xAA, 0x00, 0x80, 0xFF, 0x7F, 0x01, 0x00];
+        for (int k = 0; k < 16; k++)
+        {
+            t.Memory.Write(Data + (ulong)k, new[] { bytes[k] });
+        }
+
+        ushort[] words = [0x0000, 0x7FFF, 0x8000, 0xFFFF, 0x0080, 0xFF7F, 0x8001, 0x1234, 0xFEDC, 0x0001, 0x00FF, 0xFF00, 0x7FFE, 0x8000, 0xFFFF, 0x0000];
+        for (int k = 0; k < 16; k++)
+        {
+            t.Memory.Write(Data + 16 + (ulong)(k * 2), BitConverter.GetBytes(words[k]));
+        }
+
+        uint[] dwords = [0, 0x7FFF_FFFF, 0x8000_0000, 0xFFFF_FFFF, 0x80, 0xFFFF_FF7F, 0x1234_5678, 0x8765_4321, 0xFFFF_0000, 0x0000_FFFF, 1, 0x8000_0001];
+        for (int k = 0; k < dwords.Length; k++)
+        {
+            t.Memory.Write(Data + 32 + (ulong)(k * 4), BitConverter.GetBytes(dwords[k]));
+        }
+
+        ulong[] left = [0, 1, 0x8000_0000_0000_0000, ulong.MaxValue, 0x7FFF_FFFF_FFFF_FFFF, 0xFFFF_FFFF, 0x1_0000_0000, 0x80];
+        ulong[] right = [0, 2, 1, ulong.MaxValue, 0x8000_0000_0000_0000, 0xFFFF_FFFF, 0x80, 0x1_0000_0080];
+        for (int k = 0; k < 8; k++)
+        {
+            t.Memory.Write(Data + 0x100 + (ulong)(k * 8), BitConverter.GetBytes(left[k]));
+            t.Memory.Write(Data + 0x140 + (ulong)(k * 8), BitConverter.GetBytes(right[k]));
+        }
+    }
+
+    /// <summary>
+    /// Runs <paramref name="program"/> to HLT interpreted and with every block translated first:
+    /// same registers, flags, data and stack, and the translated run's blocks call no more than
+    /// <paramref name="handlerCalls"/> handlers (the forms under test were emitted inline).
+    /// </summary>
+    private static void AssertInlineMatchesInterpreter(Action<Assembler> program, Action<TestCpu>? seed = null, params nint[] handlersCalled)
+    {
+        (string State, byte[] Data, byte[] Stack) Run(ExecutionTier tier, out long translated)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            seed?.Invoke(t);
+            t.Load(64, program);
+            t.RunToHalt();
+            translated = t.Cpu.TranslatedInstructions;
+            var data = new byte[0x1000];
+            t.Memory.Read(Data, data);
+            var stack = new byte[256];
+            t.Memory.Read(TestCpu.StackTop - 256, stack);
+            return (t.Cpu.GetState().Format(), data, stack);
+        }
+
+        (string State, byte[] Data, byte[] Stack) interpreted = Run(ExecutionTier.Interpreter, out long _);
+        BlockTranslator.CalledHandlersOnThisThread.Clear();
+        (string State, byte[] Data, byte[] Stack) translated = Run(ExecutionTier.Always, out long tier1);
+        nint[] called = [.. BlockTranslator.CalledHandlersOnThisThread];
+        Assert.Equal(interpreted.State, translated.State);
+        Assert.Equal(interpreted.Data, translated.Data);
+        Assert.Equal(interpreted.Stack, translated.Stack);
+        Assert.True(tier1 > 0, "nothing ran in tier 1");
+        nint hlt = (nint)(delegate*<X86Cpu, ref Op, void>)&MiscHandlers.Hlt;
+        Assert.All(called, handler => Assert.True(handler == hlt || handlersCalled.Contains(handler), $"a handler call for an op expected inline: 0x{handler:x}"));
+    }
+
     private static void LoadMix(TestCpu t)
     {
         t.Load(64, a =>

@@ -43,6 +43,9 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_shift32 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size32));
     private static readonly MethodInfo s_shift64 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size64));
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_resultFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ResultFlags), BindingFlags.Static | BindingFlags.NonPublic)!;
+    private static readonly MethodInfo s_setStatusFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.SetStatusFlags), Instance)!;
+    private static readonly MethodInfo s_profileCount = typeof(Tier1CallProfile).GetMethod(nameof(Tier1CallProfile.Count))!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
 
@@ -51,6 +54,15 @@ internal static unsafe class BlockTranslator
     // entry block's first op.
     private static readonly Type[] s_methodParameters = [typeof(Block[]), typeof(X86Cpu), typeof(Op).MakeByRefType()];
     private static int s_serial;
+
+    // The handlers called for ops without a usable inline form (not on TLB-miss paths) in the code
+    // this thread compiled: lets tests see that a form was emitted inline (tier Always compiles on
+    // the vCPU's thread).
+    [ThreadStatic]
+    private static HashSet<nint>? t_calledHandlers;
+
+    /// <summary>The handlers that code compiled on this thread calls for ops not emitted inline (tests clear it).</summary>
+    internal static HashSet<nint> CalledHandlersOnThisThread => t_calledHandlers ??= [];
 
     private static FieldInfo Field(string name) =>
         typeof(X86Cpu).GetField(name, Instance) ?? throw new MissingFieldException(nameof(X86Cpu), name);
@@ -163,6 +175,10 @@ internal static unsafe class BlockTranslator
         private readonly bool _is64;
         private readonly LocalBuilder?[] _locals = new LocalBuilder?[Slots];
         private readonly Cached[] _state = new Cached[Slots];
+
+        // The register state where the last TLB check branched to its miss path: the locals loaded
+        // by then hold their registers on that path too.
+        private readonly Cached[] _stateAtMiss = new Cached[Slots];
         private readonly LocalBuilder _regsRef;
         private readonly LocalBuilder _a;
         private readonly LocalBuilder _b;
@@ -546,7 +562,7 @@ internal static unsafe class BlockTranslator
                 }
 
                 used[op.Reg / 8 & 15] = true;
-                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR)
+                if (form.Kind is InlineKind.MovRR or InlineKind.AluRR or InlineKind.ImulR or InlineKind.ExtendRR or InlineKind.CmovRR)
                 {
                     used[op.Rm / 8 & 15] = true;
                 }
@@ -561,7 +577,7 @@ internal static unsafe class BlockTranslator
                     used[op.Index] = true;
                 }
 
-                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR)
+                if (form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR or InlineKind.CallRel or InlineKind.Ret)
                 {
                     used[X86Cpu.Rsp] = true;
                 }
@@ -578,11 +594,19 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            _flagsKind = LazyFlags.None;
             InlineForm form = HandlerCatalog.FormOf((nint)op.Handler);
+            if (form.Kind is InlineKind.SetccR or InlineKind.CmovRR && CanInline(in op, form))
+            {
+                // Flag readers that write no flags and leave _a/_b/_r alone: a later Jcc can still
+                // take its condition from the producer's locals.
+                EmitConditionalMove(in op, form);
+                return;
+            }
+
+            _flagsKind = LazyFlags.None;
             if (!CanInline(in op, form))
             {
-                EmitHandlerCall(in op, i);
+                EmitHandlerCall(in op, i, form.Kind == InlineKind.None ? Tier1CallReason.NoForm : Tier1CallReason.NotInlinable);
                 return;
             }
 
@@ -622,7 +646,11 @@ internal static unsafe class BlockTranslator
                     break;
                 case InlineKind.ShiftRI:
                     int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
-                    if (flagsLive && count != 0)
+                    if (flagsLive && count != 0 && op.Aux == ShiftSemantics.Shr)
+                    {
+                        EmitShrWithFlags(in op, form, count);
+                    }
+                    else if (flagsLive && count != 0)
                     {
                         // The flag rules stay with the interpreter's ShiftSemantics.Apply, called
                         // directly on the register in its local (it cannot fault or leave).
@@ -633,6 +661,13 @@ internal static unsafe class BlockTranslator
                         EmitShift(in op, form, count);
                     }
 
+                    break;
+                case InlineKind.Nop:
+                    break;
+                case InlineKind.ExtendRR:
+                    LoadReg(op.Rm / 8, 3);
+                    EmitExtend(form.SourceIndex, form.Signed);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
                     break;
                 case InlineKind.IncDecR:
                     EmitIncDec(in op, form);
@@ -657,14 +692,22 @@ internal static unsafe class BlockTranslator
             bool rmOk = op.Rm % 8 == 0 && op.Rm < 128;
             return form.Kind switch
             {
-                InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.MovRR or InlineKind.AluRR or InlineKind.ExtendRR or InlineKind.CmovRR => regOk && rmOk,
+                InlineKind.Nop => true,
+                InlineKind.SetccR => regOk,
                 InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
                 InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
-                InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
+                InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.ExtendRM
                     => _is64 && regOk && AddressOk(in op),
-                InlineKind.MovMI or InlineKind.AluMI or InlineKind.PushI => _is64 && AddressOk(in op),
+                InlineKind.MovMI or InlineKind.AluMI => _is64 && AddressOk(in op),
+
+                // The stack forms have no address operand (RSP, 64-bit in 64-bit mode).
+                InlineKind.PushR or InlineKind.PopR => _is64 && regOk,
+                InlineKind.PushI => _is64,
+                InlineKind.CallRel => _is64 && op.OpSize == 8,
+                InlineKind.Ret => _is64,
                 _ => false,
             };
         }
@@ -688,14 +731,16 @@ internal static unsafe class BlockTranslator
 
                 switch (next.Kind)
                 {
-                    case InlineKind.AluRR:
-                    case InlineKind.AluRI:
+                    case InlineKind.AluRR when next.Alu != InlineAlu.Adc:
+                    case InlineKind.AluRI when next.Alu != InlineAlu.Adc:
                     case InlineKind.ImulR:
-                        // Writers of all six status flags that cannot fault.
+                        // Writers of all six status flags that cannot fault (ADC reads CF first).
                         return false;
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
                     case InlineKind.Lea:
+                    case InlineKind.Nop:
+                    case InlineKind.ExtendRR:
                         continue;
                     default:
                         return true;
@@ -821,11 +866,18 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Reloads every register the emitter holds in a local (after a handler ran on a side path).</summary>
-        private void ReloadCached()
+        /// <summary>
+        /// After a memory form's handler ran on its miss path: reloads the locals the hit path
+        /// holds that the miss path does not — those loaded after the TLB check, and the registers
+        /// the instruction writes (the handler writes no others, and its exits leave the method).
+        /// </summary>
+        private void ReloadAfterMiss(in Op op, InlineForm form)
         {
+            int written = form.Kind is InlineKind.MovRM or InlineKind.ExtendRM or InlineKind.AluRM or InlineKind.PopR ? op.Reg / 8 : -1;
+            int stack = form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR ? X86Cpu.Rsp : -1;
             for (int slot = 0; slot < Slots; slot++)
             {
-                if (_state[slot] != Cached.Unknown)
+                if (_state[slot] != Cached.Unknown && (_stateAtMiss[slot] == Cached.Unknown || slot == written || slot == stack))
                 {
                     LoadFromFile(slot);
                     _il.Emit(OpCodes.Stloc, Local(slot));
@@ -839,6 +891,7 @@ internal static unsafe class BlockTranslator
         {
             _flagsKind = form.Alu switch
             {
+                InlineAlu.Adc => LazyFlags.None,
                 InlineAlu.Add => LazyFlags.Add,
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
@@ -917,7 +970,7 @@ internal static unsafe class BlockTranslator
 
             _il.MarkLabel(bad);
             SpillAll(markClean: false);
-            CallHandler(in op, i);
+            CallHandler(in op, i, Tier1CallReason.BadTarget);
             EmitReturn(i + 1);
         }
 
@@ -1054,17 +1107,19 @@ internal static unsafe class BlockTranslator
 
         // ---- Handler calls ------------------------------------------------------------
 
-        private void EmitHandlerCall(in Op op, int i)
+        private void EmitHandlerCall(in Op op, int i, Tier1CallReason reason)
         {
+            CalledHandlersOnThisThread.Add((nint)op.Handler);
             _handlerInMember = true;
             SpillAll(markClean: true);
-            CallHandler(in op, i);
+            CallHandler(in op, i, reason);
             Array.Clear(_state);
         }
 
         /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
-        private void CallHandler(in Op op, int i)
+        private void CallHandler(in Op op, int i, Tier1CallReason reason, bool alwaysLeaves = false)
         {
+            EmitProfileCount(in op, reason);
             EmitSyncBlock();
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
@@ -1093,6 +1148,17 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldc_I8, (long)(nint)op.Handler);
             _il.Emit(OpCodes.Conv_I);
             _il.EmitCalli(OpCodes.Calli, CallingConventions.Standard, typeof(void), s_parameters, null);
+            if (alwaysLeaves)
+            {
+                // CALL and RET jump or fault: no way on in this block, so no check and no code after.
+                if (IsRegion && i == _block.Count - 1)
+                {
+                    EmitHandlerJumpDispatch(i);
+                }
+
+                EmitReturn(i + 1);
+                return;
+            }
 
             Label go = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_1);
@@ -1107,11 +1173,39 @@ internal static unsafe class BlockTranslator
             _il.MarkLabel(go);
         }
 
+        /// <summary>With <see cref="Tier1CallProfile"/> on: counts the call about to be made (nothing is emitted otherwise).</summary>
+        private void EmitProfileCount(in Op op, Tier1CallReason reason)
+        {
+            if (!Tier1CallProfile.Enabled)
+            {
+                return;
+            }
+
+            string form = op.Number < _block.Instructions.Length ? _block.Instructions[op.Number].Code.ToString() : "?";
+            if ((op.Flags & OpFlags.Memory) != 0)
+            {
+                form += " (mem)";
+            }
+
+            int site = Tier1CallProfile.Site((nint)op.Handler, form, reason);
+            if (site >= 0)
+            {
+                _il.Emit(OpCodes.Ldc_I4, site);
+                _il.Emit(OpCodes.Call, s_profileCount);
+            }
+        }
+
         // ---- ALU ----------------------------------------------------------------------
 
         /// <summary>_a and _b hold the operands (masked to the size); computes, writes the result and the lazy flags.</summary>
         private void EmitAlu(in Op op, InlineForm form, bool flagsLive)
         {
+            if (form.Alu == InlineAlu.Adc)
+            {
+                EmitAdc(in op, form, flagsLive);
+                return;
+            }
+
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Ldloc, _b);
             _il.Emit(form.Alu switch
@@ -1172,9 +1266,90 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stfld, s_lazyRes);
         }
 
+        /// <summary>ADC r, r / r, imm: a + b + CF, the lazy state as <see cref="AdcOp"/> records it (CF in _lazyCarry).</summary>
+        private void EmitAdc(in Op op, InlineForm form, bool flagsLive)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Call, s_carryFlag);
+            _il.Emit(OpCodes.Conv_U8);
+            _il.Emit(OpCodes.Stloc, _t);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _r);
+            if (flagsLive)
+            {
+                // Before StoreReg, which may use _t for a narrow register.
+                _il.Emit(OpCodes.Ldarg_1);
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Stfld, s_lazyCarry);
+            }
+
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            if (!flagsLive)
+            {
+                return;
+            }
+
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, (LazyFlags.Adc << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazy);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Stfld, s_lazyA);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Stfld, s_lazyB);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        /// <summary>
+        /// SHR r, imm (count 1..bits-1) with live flags, as <see cref="ShiftSemantics.Apply{TSize}"/>
+        /// sets them: CF the last bit shifted out, OF the operand's top bit, SF/ZF/PF of the result
+        /// (<see cref="X86Cpu.ResultFlags"/>), stored eagerly through <see cref="X86Cpu.SetStatusFlags"/>.
+        /// </summary>
+        private void EmitShrWithFlags(in Op op, InlineForm form, int count)
+        {
+            int top = form.SizeIndex == 3 ? 63 : 31;
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, count);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, count - 1);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldc_I4, top);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldc_I4, 11);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Or);
+            _il.Emit(OpCodes.Ldloc, _r);
+            EmitSignExtend(form.SizeIndex);
+            _il.Emit(OpCodes.Call, s_resultFlags);
+            _il.Emit(OpCodes.Or);
+            _il.Emit(OpCodes.Call, s_setStatusFlags);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
         /// <summary>A shift or rotate of a register by a non-zero constant whose flags are live: <see cref="ShiftSemantics.Apply{TSize}"/> computes the result and sets the flags as the handler does.</summary>
         private void EmitShiftWithFlags(in Op op, InlineForm form, int count)
         {
+            EmitProfileCount(in op, Tier1CallReason.ShiftFlags);
             LoadReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Stloc, _a);
             _il.Emit(OpCodes.Ldarg_1);
@@ -1391,39 +1566,173 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldloca, _host);
             _il.Emit(OpCodes.Call, write ? s_tryWrite : s_tryRead);
             _il.Emit(OpCodes.Brfalse, miss);
+            Array.Copy(_state, _stateAtMiss, Slots);
         }
 
+        /// <summary>Pushes the operand at _host, zero-extended to 64 bits.</summary>
         private void EmitHostLoad(int sizeIndex)
         {
             _il.Emit(OpCodes.Ldloc, _host);
-            _il.Emit(OpCodes.Unaligned, (byte)1);
-            if (sizeIndex == 2)
+            if (sizeIndex == 0)
             {
-                _il.Emit(OpCodes.Ldind_U4);
+                _il.Emit(OpCodes.Ldind_U1);
                 _il.Emit(OpCodes.Conv_U8);
+                return;
             }
-            else
+
+            _il.Emit(OpCodes.Unaligned, (byte)1);
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Ldind_I8);
+                case 1:
+                    _il.Emit(OpCodes.Ldind_U2);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Ldind_U4);
+                    _il.Emit(OpCodes.Conv_U8);
+                    break;
+                default:
+                    _il.Emit(OpCodes.Ldind_I8);
+                    break;
             }
         }
 
-        /// <summary>Stores the value on the stack (truncated for size index 2) at _host.</summary>
+        /// <summary>Stores <paramref name="value"/> (truncated to the operand size) at _host.</summary>
         private void EmitHostStore(int sizeIndex, LocalBuilder value)
         {
             _il.Emit(OpCodes.Ldloc, _host);
             _il.Emit(OpCodes.Ldloc, value);
-            if (sizeIndex == 2)
+            switch (sizeIndex)
             {
-                _il.Emit(OpCodes.Conv_U4);
-                _il.Emit(OpCodes.Unaligned, (byte)1);
-                _il.Emit(OpCodes.Stind_I4);
+                case 0:
+                    _il.Emit(OpCodes.Conv_U1);
+                    _il.Emit(OpCodes.Stind_I1);
+                    break;
+                case 1:
+                    _il.Emit(OpCodes.Conv_U2);
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I2);
+                    break;
+                case 2:
+                    _il.Emit(OpCodes.Conv_U4);
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I4);
+                    break;
+                default:
+                    _il.Emit(OpCodes.Unaligned, (byte)1);
+                    _il.Emit(OpCodes.Stind_I8);
+                    break;
             }
-            else
+        }
+
+        /// <summary>
+        /// CALL rel32 in 64-bit mode: the return address stored below RSP through the TLB, RSP
+        /// lowered, and the block left at the target as the handler leaves it. A non-canonical
+        /// target or a TLB miss runs the handler for the whole instruction instead (its #GP comes
+        /// after the store with RSP unchanged; #PF and #SS precisely).
+        /// </summary>
+        private void EmitCall(in Op op, int i, Label miss)
+        {
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _a);
+            EmitBranchIfNotCanonical(_a, miss);
+            LoadReg(X86Cpu.Rsp, 3);
+            _il.Emit(OpCodes.Ldc_I8, 8L);
+            _il.Emit(OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _linear);
+            EmitTlbCheck(write: true, 8, miss);
+            LoadFromFile(RegisterFile.BlockRip);
+            _il.Emit(OpCodes.Ldc_I8, (long)op.NextOffset);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _b);
+            EmitHostStore(3, _b);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            StoreReg(X86Cpu.Rsp, 3);
+            EmitLeaveTo(_a, i);
+        }
+
+        /// <summary>
+        /// RET / RET imm16 in 64-bit mode: the return address read at RSP through the TLB, RSP
+        /// raised past it and the released bytes, and the block left at it. A TLB miss or a
+        /// non-canonical return address runs the handler (which faults with RSP unchanged).
+        /// </summary>
+        private void EmitRet(in Op op, int i, Label miss)
+        {
+            LoadReg(X86Cpu.Rsp, 3);
+            _il.Emit(OpCodes.Stloc, _linear);
+            EmitTlbCheck(write: false, 8, miss);
+            EmitHostLoad(3);
+            _il.Emit(OpCodes.Stloc, _a);
+            EmitBranchIfNotCanonical(_a, miss);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Ldc_I8, 8L + (long)op.Imm);
+            _il.Emit(OpCodes.Add);
+            StoreReg(X86Cpu.Rsp, 3);
+            EmitLeaveTo(_a, i);
+        }
+
+        /// <summary>Branches to <paramref name="target"/> unless <paramref name="address"/> is canonical (bits 63..47 equal).</summary>
+        private void EmitBranchIfNotCanonical(LocalBuilder address, Label target)
+        {
+            _il.Emit(OpCodes.Ldloc, address);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shl);
+            _il.Emit(OpCodes.Ldc_I4, 16);
+            _il.Emit(OpCodes.Shr);
+            _il.Emit(OpCodes.Ldloc, address);
+            _il.Emit(OpCodes.Bne_Un, target);
+        }
+
+        /// <summary>
+        /// Leaves the block after op <paramref name="i"/> at <paramref name="target"/> as a jump
+        /// handler would (registers written back, RIP set, <see cref="X86Cpu.ExitJump"/>); in a
+        /// region, on into a member the block was seen to go to, as after a handler's jump.
+        /// </summary>
+        private void EmitLeaveTo(LocalBuilder target, int i)
+        {
+            SpillAll(markClean: false);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldloc, target);
+            _il.Emit(OpCodes.Stfld, s_rip);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldc_I4, X86Cpu.ExitJump);
+            _il.Emit(OpCodes.Stfld, s_exitBlock);
+            if (IsRegion && i == _block.Count - 1)
             {
-                _il.Emit(OpCodes.Unaligned, (byte)1);
-                _il.Emit(OpCodes.Stind_I8);
+                EmitHandlerJumpDispatch(i);
             }
+
+            EmitReturn(i + 1);
+        }
+
+        /// <summary>
+        /// SETcc r8 and CMOVcc r, r: the condition as the Jcc's (from the producer's locals or the
+        /// lazy state), the move branch-free. A 32-bit CMOV writes its destination zero-extended
+        /// even when the condition is false, as the handler does.
+        /// </summary>
+        private void EmitConditionalMove(in Op op, InlineForm form)
+        {
+            EmitCondition(op.Aux);
+            _il.Emit(OpCodes.Conv_U8);
+            if (form.Kind == InlineKind.SetccR)
+            {
+                StoreReg(op.Reg / 8, 0);
+                return;
+            }
+
+            _il.Emit(OpCodes.Neg);
+            _il.Emit(OpCodes.Stloc, _t);
+            LoadReg(op.Rm / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.And);
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Ldloc, _t);
+            _il.Emit(OpCodes.Not);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Or);
+            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
         /// <summary>
@@ -1436,9 +1745,22 @@ internal static unsafe class BlockTranslator
             Cached[] before = (Cached[])_state.Clone();
             Label miss = _il.DefineLabel();
             Label done = _il.DefineLabel();
-            int size = form.SizeIndex == 2 ? 4 : 8;
+            int size = 1 << form.SizeIndex;
             switch (form.Kind)
             {
+                case InlineKind.ExtendRM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: false, 1 << form.SourceIndex, miss);
+                    EmitHostLoad(form.SourceIndex);
+                    EmitExtend(form.SourceIndex, form.Signed);
+                    StoreReg(op.Reg / 8, form.SizeIndex);
+                    break;
+                case InlineKind.CallRel:
+                    EmitCall(in op, i, miss);
+                    break;
+                case InlineKind.Ret:
+                    EmitRet(in op, i, miss);
+                    break;
                 case InlineKind.MovRM:
                     EmitLinear(in op);
                     EmitTlbCheck(write: false, size, miss);
@@ -1535,7 +1857,15 @@ internal static unsafe class BlockTranslator
             Cached[] after = (Cached[])_state.Clone();
             Array.Copy(before, _state, Slots);
             SpillAll(markClean: false);
-            CallHandler(in op, i);
+            if (form.Kind is InlineKind.CallRel or InlineKind.Ret)
+            {
+                CallHandler(in op, i, Tier1CallReason.TlbMiss, alwaysLeaves: true);
+                Array.Copy(after, _state, Slots);
+                _il.MarkLabel(done);
+                return;
+            }
+
+            CallHandler(in op, i, Tier1CallReason.TlbMiss);
             if (IsRegion)
             {
                 // The handler may have reached MMIO or the MMU: the next region edge checks everything.
@@ -1544,7 +1874,7 @@ internal static unsafe class BlockTranslator
             }
 
             Array.Copy(after, _state, Slots);
-            ReloadCached();
+            ReloadAfterMiss(in op, form);
             _il.MarkLabel(done);
         }
     }

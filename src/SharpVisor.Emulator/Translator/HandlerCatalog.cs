@@ -51,6 +51,30 @@ internal static unsafe class HandlerCatalog
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size64>, new(InlineKind.ShiftRI, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size32>, new(InlineKind.ImulR, 2));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size64>, new(InlineKind.ImulR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRM<Size8>, new(InlineKind.MovRM, 0));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRM<Size16>, new(InlineKind.MovRM, 1));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMR<Size8>, new(InlineKind.MovMR, 0));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMR<Size16>, new(InlineKind.MovMR, 1));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMI<Size8>, new(InlineKind.MovMI, 0));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovMI<Size16>, new(InlineKind.MovMI, 1));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.Nop, new(InlineKind.Nop, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.SetccR, new(InlineKind.SetccR, 0));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.CmovRR<Size16>, new(InlineKind.CmovRR, 1));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.CmovRR<Size32>, new(InlineKind.CmovRR, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.CmovRR<Size64>, new(InlineKind.CmovRR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&BranchHandlers.CallRel<Size64>, new(InlineKind.CallRel, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&BranchHandlers.Ret<Size64>, new(InlineKind.Ret, 3));
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRR<Size16, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRM<Size16, Size8>, 1, 0, signed: false);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRR<Size32, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRM<Size32, Size8>, 2, 0, signed: false);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRR<Size64, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRM<Size64, Size8>, 3, 0, signed: false);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRR<Size32, Size16>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRM<Size32, Size16>, 2, 1, signed: false);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRR<Size64, Size16>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovzxRM<Size64, Size16>, 3, 1, signed: false);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size16, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size16, Size8>, 1, 0, signed: true);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size32, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size32, Size8>, 2, 0, signed: true);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size64, Size8>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size64, Size8>, 3, 0, signed: true);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size32, Size16>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size32, Size16>, 2, 1, signed: true);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size64, Size16>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size64, Size16>, 3, 1, signed: true);
+        AddExtend(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRR<Size64, Size32>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size64, Size32>, 3, 2, signed: true);
         for (int size = 2; size <= 3; size++)
         {
             Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Add));
@@ -64,6 +88,15 @@ internal static unsafe class HandlerCatalog
         AddAlu(forms, AluHandlers.Table<OrOp>(), InlineAlu.Or);
         AddAlu(forms, AluHandlers.Table<XorOp>(), InlineAlu.Xor);
         AddAlu(forms, AluHandlers.Table<TestOp>(), InlineAlu.Test);
+
+        // ADC between registers and with an immediate (carry chains: checksums, multi-word arithmetic).
+        nint[] adc = AluHandlers.Table<AdcOp>();
+        for (int size = 2; size <= 3; size++)
+        {
+            Add(forms, adc[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, InlineAlu.Adc));
+            Add(forms, adc[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, InlineAlu.Adc));
+        }
+
         return forms;
     }
 
@@ -72,14 +105,8 @@ internal static unsafe class HandlerCatalog
         bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
         for (int size = 0; size <= 3; size++)
         {
-            // 8- and 16-bit forms only between registers (TEST AL,1; CMP CL,DL): no narrow memory forms yet.
             Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
             Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
-            if (size < 2)
-            {
-                continue;
-            }
-
             Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
             if (readsOnly)
             {
@@ -87,6 +114,12 @@ internal static unsafe class HandlerCatalog
                 Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
             }
         }
+    }
+
+    private static void AddExtend(Dictionary<nint, InlineForm> forms, nint fromRegister, nint fromMemory, int size, int source, bool signed)
+    {
+        Add(forms, fromRegister, new(InlineKind.ExtendRR, size, InlineAlu.None, source, signed));
+        Add(forms, fromMemory, new(InlineKind.ExtendRM, size, InlineAlu.None, source, signed));
     }
 
     private static void Add(Dictionary<nint, InlineForm> forms, nint handler, InlineForm form) => forms.TryAdd(handler, form);

@@ -31,6 +31,27 @@ internal enum InlineKind : byte
 
     /// <summary>ROL/ROR/SHL/SHR/SAR r, imm (<see cref="Op.Aux"/> = ShiftSemantics kind): inline when no later instruction can read the flags, else the handler.</summary>
     ShiftRI,
+
+    /// <summary>NOP (the multi-byte forms too): nothing to emit.</summary>
+    Nop,
+
+    /// <summary>MOVZX/MOVSX/MOVSXD r, r: <see cref="InlineForm.SourceIndex"/> is the source size, <see cref="InlineForm.Signed"/> the extension.</summary>
+    ExtendRR,
+
+    /// <summary>MOVZX/MOVSX/MOVSXD r, m.</summary>
+    ExtendRM,
+
+    /// <summary>SETcc r8 (<see cref="Op.Aux"/> = condition code): reads the flags, writes none.</summary>
+    SetccR,
+
+    /// <summary>CMOVcc r, r (<see cref="Op.Aux"/> = condition code): a 32-bit destination is written (zero-extended) either way.</summary>
+    CmovRR,
+
+    /// <summary>CALL rel32 in 64-bit mode: the return address pushed inline, then the block is left at the target.</summary>
+    CallRel,
+
+    /// <summary>RET / RET imm16 in 64-bit mode: the return address popped inline, then the block is left at it.</summary>
+    Ret,
 }
 
 /// <summary>The ALU operations tier 1 emits inline, with the lazy-flags kind each records.</summary>
@@ -44,7 +65,13 @@ internal enum InlineAlu : byte
     Or,
     Xor,
     Test,
+
+    /// <summary>ADC: reads CF (the interpreter's CarryFlag on the lazy state) and records it in _lazyCarry.</summary>
+    Adc,
 }
 
-/// <summary>A handler recognized as an inline form: what it does and at which operand size (index 2 = 32-bit, 3 = 64-bit).</summary>
-internal readonly record struct InlineForm(InlineKind Kind, int SizeIndex, InlineAlu Alu = InlineAlu.None);
+/// <summary>
+/// A handler recognized as an inline form: what it does and at which operand size (index 0 = 8-bit,
+/// 1 = 16-bit, 2 = 32-bit, 3 = 64-bit); for MOVZX/MOVSX the source's size index and signedness.
+/// </summary>
+internal readonly record struct InlineForm(InlineKind Kind, int SizeIndex, InlineAlu Alu = InlineAlu.None, int SourceIndex = 0, bool Signed = false);
