@@ -1,3 +1,5 @@
+using System.Runtime.CompilerServices;
+
 namespace SharpVisor.Emulator;
 
 /// <summary>
@@ -29,7 +31,12 @@ public sealed partial class X86Cpu
     private ulong _heldDebugTraps;
 
     /// <summary>Whether the next instruction must go through <see cref="DebugStep"/>.</summary>
-    private bool DebugStepNeeded => _breakpointsEnabled || (_flags & (RflagsBits.Trap | RflagsBits.Resume)) != 0 || _heldDebugTraps != 0;
+    private bool DebugStepNeeded
+    {
+        // Read between every two blocks: the profile showed the getter as a call.
+        [MethodImpl(MethodImplOptions.AggressiveInlining)]
+        get => _breakpointsEnabled || (_flags & (RflagsBits.Trap | RflagsBits.Resume)) != 0 || _heldDebugTraps != 0;
+    }
 
     /// <summary>Recomputes what DR7 enables after a debug-register write, RESET, INIT or a state load.</summary>
     private void RefreshDebugState()

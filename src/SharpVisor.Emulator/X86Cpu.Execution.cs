@@ -44,7 +44,18 @@ public sealed unsafe partial class X86Cpu
     private bool _inBlock;
     private long _instructions;
     private long _runLimit;
-    private volatile bool _stopRequested;
+
+    // What the run loop must look at between blocks, one bit per reason, so that the check
+    // between two blocks is one load and compare: a stop request (also from other threads), a
+    // latched NMI, an interrupt window, breakpoints. The bit is the state itself (no separate
+    // field to keep in step) and every change is atomic (Interlocked), so a stop request from
+    // another thread is never lost to a concurrent change made by the CPU's own thread.
+    private const int AttentionStop = 1;
+    private const int AttentionNmi = 2;
+    private const int AttentionInterruptWindow = 4;
+    private const int AttentionBreakpoints = 8;
+    private const int AttentionEvents = AttentionNmi | AttentionInterruptWindow;
+    private int _attention;
 
     /// <summary>Number of blocks decoded since creation (a cache-efficiency figure).</summary>
     public long BlocksDecoded { get; private set; }
@@ -56,17 +67,19 @@ public sealed unsafe partial class X86Cpu
     public void AddBreakpoint(ulong rip)
     {
         _breakpoints.Add(rip);
+        SetAttention(AttentionBreakpoints, true);
         FlushCodeCache();
     }
 
     public void ClearBreakpoints()
     {
         _breakpoints.Clear();
+        SetAttention(AttentionBreakpoints, false);
         FlushCodeCache();
     }
 
     /// <summary>Asks a running <see cref="Run"/> to return at the next block boundary; callable from any thread.</summary>
-    public void RequestStop() => _stopRequested = true;
+    public void RequestStop() => SetAttention(AttentionStop, true);
 
     /// <summary>
     /// From the CPU's own thread while it runs (the guest wrote its local APIC or CR8): returns
@@ -75,8 +88,39 @@ public sealed unsafe partial class X86Cpu
     /// </summary>
     public void RequestEventCheck()
     {
-        _stopRequested = true;
+        SetAttention(AttentionStop, true);
         EndBlockAfterThis();
+    }
+
+    /// <summary>The attention bits now; a fresh read every time (another thread may have set <see cref="AttentionStop"/>).</summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private int Attention() => Volatile.Read(ref _attention);
+
+    /// <summary>
+    /// Whether a loop running in place (the interpreter's, or a translated self-loop's back edge)
+    /// must go back to the run loop for what <paramref name="attention"/> says: a stop, breakpoints,
+    /// or an NMI or interrupt window that could be taken now. An event that must wait (NMIs
+    /// blocked, IF clear) does not end a loop: a spin loop with interrupts off would otherwise
+    /// return to the run loop on every iteration.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private bool LoopMustLeave(int attention) => attention != 0 && AttentionEndsLoop(attention);
+
+    private bool AttentionEndsLoop(int attention) =>
+        (attention & (AttentionStop | AttentionBreakpoints)) != 0
+        || ((attention & AttentionNmi) != 0 && !_nmiBlocked)
+        || ((attention & AttentionInterruptWindow) != 0 && (_flags & RflagsBits.Interrupt) != 0);
+
+    private void SetAttention(int bit, bool on)
+    {
+        if (on)
+        {
+            Interlocked.Or(ref _attention, bit);
+        }
+        else
+        {
+            Interlocked.And(ref _attention, ~bit);
+        }
     }
 
     /// <summary>
@@ -163,9 +207,10 @@ public sealed unsafe partial class X86Cpu
         Block? previous = null;
         while (true)
         {
-            if (_stopRequested)
+            int attention = Attention();
+            if ((attention & AttentionStop) != 0)
             {
-                _stopRequested = false;
+                SetAttention(AttentionStop, false);
                 return new CpuRunResult(CpuStopReason.StopRequested);
             }
 
@@ -174,7 +219,9 @@ public sealed unsafe partial class X86Cpu
                 ServiceWriteTracking();
             }
 
-            if ((_nmiPending || InterruptWindowRequested) && ServiceEventRequests())
+            // The CPU's own thread alone changes the NMI, window and breakpoint bits: the value
+            // read above still holds for them.
+            if ((attention & AttentionEvents) != 0 && ServiceEventRequests())
             {
                 return _shutdownReason is not null
                     ? new CpuRunResult(CpuStopReason.TripleFault, Detail: _shutdownReason)
@@ -186,7 +233,7 @@ public sealed unsafe partial class X86Cpu
                 return new CpuRunResult(CpuStopReason.InstructionLimit);
             }
 
-            if (!first && _breakpoints.Count != 0 && _breakpoints.Contains(_rip))
+            if ((attention & AttentionBreakpoints) != 0 && !first && _breakpoints.Contains(_rip))
             {
                 return new CpuRunResult(CpuStopReason.Breakpoint);
             }
@@ -214,8 +261,8 @@ public sealed unsafe partial class X86Cpu
                 }
                 else if ((next = previous.NextOther) is not null && next.Linear == _rip && next.Valid)
                 {
-                    previous.NextOther = previous.Next;
-                    previous.Next = next;
+                    // Left in place, not swapped to the front: a branch alternating between its two
+                    // targets would pay two GC write barriers per run (the chain loop does the same).
                     block = next;
                 }
                 else
@@ -345,7 +392,7 @@ public sealed unsafe partial class X86Cpu
                 {
                     _rip = (blockRip + (ulong)last.NextOffset) & _ipMask;
                 }
-                else if (_rip == blockRip && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
+                else if (_rip == blockRip && block.Valid && !LoopMustLeave(Attention()) && !_tracking.PassBoundary())
                 {
                     // A loop whose back edge targets this block's start: run it again in place
                     // (a boundary for the write tracking too; with reports waiting, leave to apply them).
@@ -370,36 +417,40 @@ public sealed unsafe partial class X86Cpu
         _inBlock = false;
     }
 
+    /// <summary>The block at RIP: the jump cache's entry when it is current (the common case, kept small), else <see cref="LookupBlockMiss"/>.</summary>
     private Block LookupBlock()
     {
-        ulong linear;
-        if (_is64)
-        {
-            linear = _rip;
-        }
-        else
-        {
-            if (_rip > _segs[SegCs].Limit && _mode != CpuMode.Real)
-            {
-                throw new CpuException(ExceptionVector.GeneralProtection, 0);
-            }
-
-            linear = (uint)(_segs[SegCs].Base + _rip);
-        }
-
-        int slot = JumpCacheSlot(linear);
-        ref JumpCacheEntry entry = ref _jumpCache[slot];
+        ulong linear = _is64 ? _rip : LegacyCodeLinear();
+        ref JumpCacheEntry entry = ref _jumpCache[JumpCacheSlot(linear)];
         Block? block = entry.Block;
         if (block is not null && IsCurrent(entry.Stamp) && block.Valid && block.Linear == linear && (int)(block.Key & 7) == (int)_mode)
         {
             return block;
         }
 
+        return LookupBlockMiss(linear, ref entry);
+    }
+
+    /// <summary>Outside 64-bit mode: RIP through CS, with its limit checked.</summary>
+    private ulong LegacyCodeLinear()
+    {
+        if (_rip > _segs[SegCs].Limit && _mode != CpuMode.Real)
+        {
+            throw new CpuException(ExceptionVector.GeneralProtection, 0);
+        }
+
+        return (uint)(_segs[SegCs].Base + _rip);
+    }
+
+    /// <summary>A jump cache miss: the block through the TLB and the block dictionary (decoded if new), entered in the cache.</summary>
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private Block LookupBlockMiss(ulong linear, ref JumpCacheEntry entry)
+    {
         JumpCacheMisses++;
         nint page = FetchPage(linear, out ulong physicalPage);
         ulong physical = physicalPage | (linear & 0xFFF);
         ulong key = (physical << 3) | (ulong)_mode;
-        if (!_blocks.TryGetValue(key, out block) || !SecondPageMatches(block, linear))
+        if (!_blocks.TryGetValue(key, out Block? block) || !SecondPageMatches(block, linear))
         {
             block = DecodeBlock(linear, physical, (byte*)page);
         }
@@ -637,7 +688,7 @@ public sealed unsafe partial class X86Cpu
         var binder = new InstructionBinder(this, bitness);
         while (count < MaxBlockInstructions)
         {
-            if (count > 0 && _breakpoints.Count != 0 && _breakpoints.Contains((_rip + (ulong)offset) & _ipMask))
+            if (count > 0 && (Attention() & AttentionBreakpoints) != 0 && _breakpoints.Contains((_rip + (ulong)offset) & _ipMask))
             {
                 break;
             }

@@ -13,7 +13,6 @@ public sealed partial class X86Cpu
 {
     private bool _waitingForStartup;
     private bool _nmiBlocked;
-    private bool _nmiPending;
     private string? _shutdownReason;
 
     // External interrupts (and NMIs after MOV SS) wait while _instructions <= this: the STI/MOV SS shadow.
@@ -57,7 +56,30 @@ public sealed partial class X86Cpu
     /// <see cref="CanAcceptInterrupt"/> holds (after an STI and its shadow, a POPF or an IRET that sets
     /// IF), so a pending interrupt is not held back until the instruction budget runs out.
     /// </summary>
-    public bool InterruptWindowRequested { get; set; }
+    public bool InterruptWindowRequested
+    {
+        get => (Attention() & AttentionInterruptWindow) != 0;
+        set
+        {
+            if (value != InterruptWindowRequested)
+            {
+                SetAttention(AttentionInterruptWindow, value);
+            }
+        }
+    }
+
+    /// <summary>An NMI is latched (held by NMI blocking or a shadow) until it can be delivered: an attention bit.</summary>
+    private bool NmiPending
+    {
+        get => (Attention() & AttentionNmi) != 0;
+        set
+        {
+            if (value != NmiPending)
+            {
+                SetAttention(AttentionNmi, value);
+            }
+        }
+    }
 
     /// <summary>True when an external interrupt may be delivered now: RFLAGS.IF=1, no STI/MOV SS shadow, not waiting for SIPI.</summary>
     public bool CanAcceptInterrupt =>
@@ -108,7 +130,7 @@ public sealed partial class X86Cpu
         _halted = false;
         if (_nmiBlocked || InInterruptShadow)
         {
-            _nmiPending = true;
+            NmiPending = true;
             return;
         }
 
@@ -125,7 +147,7 @@ public sealed partial class X86Cpu
 
     private void DeliverNmiNow()
     {
-        _nmiPending = false;
+        NmiPending = false;
         _nmiBlocked = true;
         RaiseEvent((byte)ExceptionVector.Nmi, null, EventKind.Nmi, _rip, _rip);
     }
@@ -161,7 +183,7 @@ public sealed partial class X86Cpu
         _halted = false;
         _waitingForStartup = false;
         _nmiBlocked = false;
-        _nmiPending = false;
+        NmiPending = false;
         _shutdownReason = null;
         _interruptShadowEnd = -1;
     }
@@ -176,7 +198,7 @@ public sealed partial class X86Cpu
     /// </summary>
     private bool ServiceEventRequests()
     {
-        if (_nmiPending && !_nmiBlocked && !InInterruptShadow)
+        if (NmiPending && !_nmiBlocked && !InInterruptShadow)
         {
             DeliverNmiNow();
             if (_shutdownReason is not null)
@@ -194,7 +216,7 @@ public sealed partial class X86Cpu
     /// </summary>
     private bool TakeLatchedNmiInHalt()
     {
-        if (!_nmiPending || _nmiBlocked || InInterruptShadow)
+        if (!NmiPending || _nmiBlocked || InInterruptShadow)
         {
             return false;
         }

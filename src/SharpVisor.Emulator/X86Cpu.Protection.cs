@@ -117,7 +117,7 @@ public sealed unsafe partial class X86Cpu
         if (_cpl == 3 && _mmu.Protection is { IsLocked: false })
         {
             _userModeEntered = true;
-            _stopRequested = true;
+            SetAttention(AttentionStop, true);
         }
     }
 

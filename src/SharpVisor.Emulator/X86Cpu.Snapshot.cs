@@ -73,7 +73,7 @@ public sealed partial class X86Cpu
         w.Write(_halted);
         w.Write(_waitingForStartup);
         w.Write(_nmiBlocked);
-        w.Write(_nmiPending);
+        w.Write(NmiPending);
         w.Write(_shutdownReason ?? string.Empty);
         w.Write(_interruptShadowEnd >= _instructions ? _interruptShadowEnd - _instructions : -1L);
     }
@@ -160,7 +160,7 @@ public sealed partial class X86Cpu
         _halted = r.ReadBoolean();
         _waitingForStartup = r.ReadBoolean();
         _nmiBlocked = r.ReadBoolean();
-        _nmiPending = r.ReadBoolean();
+        NmiPending = r.ReadBoolean();
         string shutdown = r.ReadString();
         _shutdownReason = shutdown.Length == 0 ? null : shutdown;
         long shadow = r.ReadInt64();

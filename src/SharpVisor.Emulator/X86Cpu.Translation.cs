@@ -90,7 +90,7 @@ public sealed partial class X86Cpu
     /// <summary>What ends a chain of translated blocks (besides a successor that is not compiled): each is a reason for <see cref="RunBlocks"/> to look.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private bool ChainMustStop() =>
-        _stopRequested || _halted || _nmiPending || InterruptWindowRequested || _breakpoints.Count != 0 || (DeliverExceptions && DebugStepNeeded);
+        Attention() != 0 || _halted || (DeliverExceptions && DebugStepNeeded);
 
     /// <summary>
     /// Runs compiled blocks one after another without going back to <see cref="RunBlocks"/>: after
@@ -113,13 +113,16 @@ public sealed partial class X86Cpu
     {
         CpuMode mode = _mode;
         int cpl = _cpl;
+
+        // In a block from here to the return (nothing between two blocks reads it; a fault leaves
+        // through RunInGuest, which clears it).
+        _inBlock = true;
         while (true)
         {
             TranslatedBlock code = block.Translated!;
             ulong blockRip = _rip;
             _regs[RegisterFile.BlockRip] = blockRip;
             _block = block;
-            _inBlock = true;
             ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
             int i = code(this, ref first);
             if (++block.Heat == TranslatorSettings.RegionThreshold)
@@ -151,16 +154,15 @@ public sealed partial class X86Cpu
                 _exitBlock = ExitNone;
             }
 
-            _inBlock = false;
             if (ChainMustStop() || _mode != mode || _cpl != cpl || _tracking.PassBoundary())
             {
-                return block;
+                break;
             }
 
             // The successor through the run loop's links (same epoch: no TLB flush since they were made).
             if (block.NextEpoch != _chainEpoch)
             {
-                return block;
+                break;
             }
 
             Block? next = block.Next;
@@ -175,7 +177,7 @@ public sealed partial class X86Cpu
                     next = entry.Block;
                     if (next is null || !IsCurrent(entry.Stamp) || next.Linear != _rip || (int)(next.Key & 7) != (int)mode)
                     {
-                        return block;
+                        break;
                     }
 
                     block.NextOther = block.Next;
@@ -185,11 +187,14 @@ public sealed partial class X86Cpu
 
             if (!next.Valid || next.Translated is null || _runLimit - _instructions < next.Count)
             {
-                return block;
+                break;
             }
 
             block = next;
         }
+
+        _inBlock = false;
+        return block;
     }
 
     /// <summary>
@@ -201,7 +206,7 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool ContinueTranslatedLoop(int count)
     {
-        if (!_block!.Valid || _stopRequested || _breakpoints.Count != 0 || _runLimit - _instructions < 2L * count || _tracking.PassBoundary())
+        if (!_block!.Valid || LoopMustLeave(Attention()) || _runLimit - _instructions < 2L * count || _tracking.PassBoundary())
         {
             return false;
         }
@@ -294,7 +299,7 @@ public sealed partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool RetireIntoRegionLoop(ulong linear, int retired, int nextCount)
     {
-        if (_stopRequested || _nmiPending || InterruptWindowRequested || _breakpoints.Count != 0 || _tracking.PassBoundary())
+        if (Attention() != 0 || _tracking.PassBoundary())
         {
             return false;
         }

@@ -469,6 +469,140 @@ public sealed unsafe class TranslatorTests
         a.ret();
     }
 
+    public enum LoopShape
+    {
+        SelfLoop,
+        Chain,
+        Region,
+    }
+
+    /// <summary>
+    /// A stop request or an interrupt window asked for by another thread while translated code
+    /// loops without end (a self-loop inside one method, two blocks in the chain loop, the same
+    /// two compiled as one region) ends the run at a block boundary: the run loop's attention
+    /// word carries both, and no check between blocks may lose them.
+    /// </summary>
+    [Theory]
+    [InlineData(LoopShape.SelfLoop, CpuStopReason.StopRequested, ExecutionTier.Always)]
+    [InlineData(LoopShape.SelfLoop, CpuStopReason.InterruptWindow, ExecutionTier.Always)]
+    [InlineData(LoopShape.Chain, CpuStopReason.StopRequested, ExecutionTier.Always)]
+    [InlineData(LoopShape.Chain, CpuStopReason.InterruptWindow, ExecutionTier.Always)]
+    [InlineData(LoopShape.Region, CpuStopReason.StopRequested, ExecutionTier.Always)]
+    [InlineData(LoopShape.Region, CpuStopReason.InterruptWindow, ExecutionTier.Always)]
+    [InlineData(LoopShape.SelfLoop, CpuStopReason.StopRequested, ExecutionTier.Interpreter)]   // the interpreter's in-place loop
+    [InlineData(LoopShape.SelfLoop, CpuStopReason.InterruptWindow, ExecutionTier.Interpreter)]
+    public void EventFromAnotherThreadEndsAnEndlessLoop(LoopShape shape, CpuStopReason reason, ExecutionTier tier)
+    {
+        int regionThreshold = TranslatorSettings.RegionThreshold;
+        TranslatorSettings.RegionThreshold = shape == LoopShape.Region ? 16 : 1 << 30;
+        try
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                Label head = a.CreateLabel();
+                Label second = a.CreateLabel();
+                a.sti();                             // IF = 1: a window, once asked for, is open
+                a.nop();
+                a.mov(rsi, Data);
+                a.xor(eax, eax);
+                a.Label(ref head);
+                a.inc(__qword_ptr[rsi]);             // the counter the test thread watches
+                if (shape == LoopShape.SelfLoop)
+                {
+                    a.add(rax, 1);
+                    a.jnz(head);                     // a block that branches to its own start
+                }
+                else
+                {
+                    a.jmp(second);
+                    a.Label(ref second);
+                    a.add(rax, 1);
+                    a.jnz(head);                     // two blocks that branch to each other
+                }
+
+                a.hlt();
+            });
+            t.Memory.Write(Data, new byte[8]);
+            long regionMembers = TranslationCache.RegionMembers;
+
+            CpuRunResult? result = null;
+            Exception? failure = null;
+            var run = new Thread(() =>
+            {
+                try
+                {
+                    result = t.Cpu.Run();
+                }
+                catch (Exception e)
+                {
+                    failure = e;
+                }
+            });
+            run.Start();
+            var counter = new byte[8];
+            bool joined = false;
+            try
+            {
+                var deadline = DateTime.UtcNow.AddSeconds(120);
+                while (true)
+                {
+                    // The guest's own progress decides when to ask, never a fixed sleep.
+                    t.Memory.Read(Data, counter);
+                    bool regionReady = shape != LoopShape.Region || TranslationCache.RegionMembers > regionMembers;
+                    if (BitConverter.ToUInt64(counter) > 100_000 && regionReady)
+                    {
+                        break;
+                    }
+
+                    Assert.True(run.IsAlive, $"the run ended on its own: {result} {failure}");
+                    Assert.True(DateTime.UtcNow < deadline, "the guest did not count to 100,000 (and compile its region) within 120 s");
+                    Thread.Yield();
+                }
+
+                if (reason == CpuStopReason.StopRequested)
+                {
+                    t.Cpu.RequestStop();
+                }
+                else
+                {
+                    t.Cpu.InterruptWindowRequested = true;
+                }
+
+                joined = run.Join(TimeSpan.FromSeconds(120));
+                Assert.True(joined, $"{reason} was not taken within 120 s");
+            }
+            finally
+            {
+                if (!joined)
+                {
+                    // A failed check must not leave the CPU running over memory the test frees.
+                    t.Cpu.RequestStop();
+                    run.Join();
+                }
+            }
+
+            Assert.Null(failure);
+            Assert.Equal(reason, result!.Value.Reason);
+            if (tier == ExecutionTier.Always)
+            {
+                Assert.True(t.Cpu.TranslatedInstructions > 100_000, $"{t.Cpu.TranslatedInstructions} instructions in tier 1");
+            }
+
+
+            // Stopped at a block boundary: after a whole iteration, or (two blocks) between its increment and its ADD.
+            t.Memory.Read(Data, counter);
+            ulong behind = BitConverter.ToUInt64(counter) - t.Cpu.GetRegister(0);
+            Assert.True(behind == 0 || (behind == 1 && shape != LoopShape.SelfLoop), $"counter {BitConverter.ToUInt64(counter)}, RAX {t.Cpu.GetRegister(0)}");
+        }
+        finally
+        {
+            TranslatorSettings.RegionThreshold = regionThreshold;
+        }
+    }
+
     [Fact]
     public void HotBlocksAreCompiledInTheBackground()
     {
