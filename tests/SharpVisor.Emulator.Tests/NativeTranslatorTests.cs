@@ -21,7 +21,7 @@ public sealed class NativeTranslatorTests
 
     /// <summary>
     /// Each inline form at each size it has (MOV, LEA, the ALU forms with registers, immediates and
-    /// memory, INC/DEC, PUSH/POP, JMP/Jcc) on edge values, with RFLAGS read by PUSHFQ (a handler:
+    /// memory, INC/DEC, PUSH/POP, shifts and IMUL with dead flags, JMP/Jcc) on edge values, with RFLAGS read by PUSHFQ (a handler:
     /// the flags computed from the lazy state native code stored) after every flag writer and ADC
     /// reading CF: the interpreter's registers, flags and memory.
     /// </summary>
@@ -65,6 +65,16 @@ public sealed class NativeTranslatorTests
                     a.mov(r12d, ebx);
                     a.mov(r13, rax);
                     a.mov(r14d, 0xFFFF_FFFF);
+                    a.shl(r12d, 3);                 // shifts and IMUL with dead flags: the result only
+                    a.imul(r13, r12, 77);
+                    a.sar(r13, 2);
+                    a.ror(r12d, 5);
+                    a.imul(r12d, r13d);
+                    a.rol(r13, 0);                  // a zero count: nothing written, flags kept
+                    a.shr(r12d, 0);                 // a zero count still zero-extends a 32-bit register
+                    a.xor(r12, r13);
+                    a.shl(rax, 1); Flags(a);        // flags read: the handler's rules
+                    a.imul(r13d, r12d, -3); Flags(a);
                     a.push(r13);
                     a.push(0x55);
                     a.pop(r15);

@@ -98,7 +98,7 @@ internal static unsafe class NativeCompiler
                 ref Op op = ref _block.Ops[i];
                 labels[i] = _asm.CreateLabel();
                 _asm.Label(ref labels[i]);
-                inline[i] = EmitOp(ref op, i, ref flags);
+                inline[i] = EmitOp(ref op, i, FlagsLiveAfter(i), ref flags);
                 if (!inline[i])
                 {
                     // The handler runs it: native code stops here, and what it did to the flags is unknown.
@@ -148,7 +148,7 @@ internal static unsafe class NativeCompiler
         }
 
         /// <summary>Emits op <paramref name="i"/> inline if it is an inline form here; false if its handler must run it.</summary>
-        private bool EmitOp(ref Op op, int i, ref KnownFlags flags)
+        private bool EmitOp(ref Op op, int i, bool flagsLive, ref KnownFlags flags)
         {
             nint handler = (nint)op.Handler;
             if (_is64 && op.OpSize == 8)
@@ -199,14 +199,38 @@ internal static unsafe class NativeCompiler
                 case InlineKind.AluRR:
                     LoadReg(Rax, op.Reg, s);
                     LoadReg(R9, op.Rm, s);
-                    Alu(in op, form);
-                    flags = Produced(form);
+                    Alu(in op, form, flagsLive);
+                    flags = flagsLive ? Produced(form) : KnownFlags.Unknown;
                     return true;
                 case InlineKind.AluRI:
                     LoadReg(Rax, op.Reg, s);
                     _asm.mov(r9, Truncate(op.Imm, s));
-                    Alu(in op, form);
-                    flags = Produced(form);
+                    Alu(in op, form, flagsLive);
+                    flags = flagsLive ? Produced(form) : KnownFlags.Unknown;
+                    return true;
+                case InlineKind.ShiftRI:
+                    int count = (int)(op.Imm & (s == 3 ? 0x3FUL : 0x1FUL));
+                    if (flagsLive && count != 0)
+                    {
+                        // The flag rules (OF of rotates by more than one, ...) stay with the handler.
+                        return false;
+                    }
+
+                    EmitShift(in op, s, count);
+                    if (count != 0)
+                    {
+                        flags = KnownFlags.Unknown;
+                    }
+
+                    return true;
+                case InlineKind.ImulR:
+                    if (flagsLive || (op.Aux != 0 && s == 3 && (long)op.Imm != (int)op.Imm))
+                    {
+                        return false;
+                    }
+
+                    EmitImul(in op, s);
+                    flags = KnownFlags.Unknown;
                     return true;
                 case InlineKind.IncDecR:
                     if (!flags.IsKnown)
@@ -243,7 +267,7 @@ internal static unsafe class NativeCompiler
                     TlbCheck(write: false, 1 << s, ReturnLabel(i));
                     LoadHost(R9, s);
                     LoadReg(Rax, op.Reg, s);
-                    Alu(in op, form);
+                    Alu(in op, form, flagsLive: true);
                     flags = Produced(form);
                     return true;
                 case InlineKind.AluMR:
@@ -260,7 +284,7 @@ internal static unsafe class NativeCompiler
                     }
 
                     LoadHost(Rax, s);
-                    Alu(in op, form);
+                    Alu(in op, form, flagsLive: true);
                     flags = Produced(form);
                     return true;
                 case InlineKind.PushR:
@@ -297,6 +321,42 @@ internal static unsafe class NativeCompiler
         }
 
         /// <summary>Whole 64-bit register slots only (no AH..BH); memory and stack forms in 64-bit mode (no segment checks), no LOCK.</summary>
+        /// <summary>
+        /// Whether the flags op <paramref name="i"/> writes can be observed: not when the next
+        /// flag writer is a register ALU op or register IMUL (writers of all six status flags that
+        /// cannot fault) and only register moves and LEA come between (nothing that can fault,
+        /// leave or read flags).
+        /// </summary>
+        private bool FlagsLiveAfter(int i)
+        {
+            for (int j = i + 1; j < _block.Count; j++)
+            {
+                ref Op next = ref _block.Ops[j];
+                InlineForm form = HandlerCatalog.FormOf((nint)next.Handler);
+                if (!CanInline(in next, form))
+                {
+                    return true;
+                }
+
+                switch (form.Kind)
+                {
+                    case InlineKind.AluRR:
+                    case InlineKind.AluRI:
+                        return false;
+                    case InlineKind.ImulR when (next.Flags & OpFlags.Memory) == 0:
+                        return false;
+                    case InlineKind.MovRR:
+                    case InlineKind.MovRI:
+                    case InlineKind.Lea:
+                        continue;
+                    default:
+                        return true;
+                }
+            }
+
+            return true;
+        }
+
         private bool CanInline(in Op op, InlineForm form)
         {
             if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0)
@@ -310,6 +370,8 @@ internal static unsafe class NativeCompiler
             return form.Kind switch
             {
                 InlineKind.MovRR or InlineKind.AluRR => regOk && rmOk,
+                InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
+                InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
                 InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
                 InlineKind.Lea => regOk && addressOk,
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.PushR or InlineKind.PopR
@@ -424,7 +486,7 @@ internal static unsafe class NativeCompiler
         // ---- ALU and flags --------------------------------------------------------------
 
         /// <summary>a in rax, b in r9 (both zero-extended from the operand size): the result, the destination, then the lazy flags as the handler's SetFlags writes them.</summary>
-        private void Alu(in Op op, InlineForm form)
+        private void Alu(in Op op, InlineForm form, bool flagsLive)
         {
             int s = form.SizeIndex;
             _asm.mov(r8, rax);
@@ -455,6 +517,12 @@ internal static unsafe class NativeCompiler
                 StoreReg(Rax, op.Reg, s);
             }
 
+            if (!flagsLive)
+            {
+                // The next flag writer follows before anything can observe these (dead stores).
+                return;
+            }
+
             KnownFlags produced = Produced(form);
             _asm.mov(__dword_ptr[rdi + _layout.Lazy], (produced.Kind << 2) | s);
             if (produced.Kind == LazyFlags.Logic)
@@ -471,6 +539,60 @@ internal static unsafe class NativeCompiler
 
             SignExtend(R10, Rax, s);
             _asm.mov(__qword_ptr[rdi + _layout.LazyRes], r10);
+        }
+
+        /// <summary>A shift or rotate of a register by a constant, result only (its flags are dead, or the count is zero and changes none); a 32-bit destination is written even for a zero count.</summary>
+        private void EmitShift(in Op op, int sizeIndex, int count)
+        {
+            LoadReg(Rax, op.Reg, sizeIndex);
+            if (count != 0)
+            {
+                var c = (byte)count;
+                bool wide = sizeIndex == 3;
+                switch (op.Aux)
+                {
+                    case ShiftSemantics.Rol:
+                        if (wide) { _asm.rol(rax, c); } else { _asm.rol(eax, c); }
+                        break;
+                    case ShiftSemantics.Ror:
+                        if (wide) { _asm.ror(rax, c); } else { _asm.ror(eax, c); }
+                        break;
+                    case ShiftSemantics.Shl:
+                    case ShiftSemantics.Sal:
+                        if (wide) { _asm.shl(rax, c); } else { _asm.shl(eax, c); }
+                        break;
+                    case ShiftSemantics.Shr:
+                        if (wide) { _asm.shr(rax, c); } else { _asm.shr(eax, c); }
+                        break;
+                    default:
+                        if (wide) { _asm.sar(rax, c); } else { _asm.sar(eax, c); }
+                        break;
+                }
+            }
+            else if (sizeIndex == 3)
+            {
+                return;
+            }
+
+            StoreReg(Rax, op.Reg, sizeIndex);
+        }
+
+        /// <summary>IMUL r, r / r, r, imm with dead flags: the low product only.</summary>
+        private void EmitImul(in Op op, int sizeIndex)
+        {
+            bool wide = sizeIndex == 3;
+            LoadReg(R9, op.Rm, sizeIndex);
+            if (op.Aux != 0)
+            {
+                if (wide) { _asm.imul(rax, r9, (int)op.Imm); } else { _asm.imul(eax, r9d, (int)op.Imm); }
+            }
+            else
+            {
+                LoadReg(Rax, op.Reg, sizeIndex);
+                if (wide) { _asm.imul(rax, r9); } else { _asm.imul(eax, r9d); }
+            }
+
+            StoreReg(Rax, op.Reg, sizeIndex);
         }
 
         private void SignExtend(Host to, Host from, int sizeIndex)
