@@ -14,6 +14,17 @@ public sealed unsafe partial class X86Cpu
     private NativeCodeBuffer? _nativeCode;
     private bool _nativeUnavailable;
 
+    // Guest instructions a native self-loop may still retire at its back edges in this call,
+    // beyond one whole block (set before each call, counted down by the code).
+    private int _nativeLoopBudget;
+
+    /// <summary>
+    /// The most instructions a native self-loop retires in one call: native code runs without a
+    /// GC transition, so a loop must come back to managed code regularly (and to the write
+    /// tracker's boundary, which other vCPUs may wait for): about 0.1 ms.
+    /// </summary>
+    private const int NativeLoopCap = 1 << 16;
+
     /// <summary>Bytes of this vCPU's code buffer when it is mapped (<see cref="TranslatorSettings.NativeCodeBytes"/>; tests make it small).</summary>
     internal long NativeCodeCapacity { get; set; } = TranslatorSettings.NativeCodeBytes;
 
@@ -63,6 +74,8 @@ public sealed unsafe partial class X86Cpu
         return code;
     }
 
+    // The stop request's address for native code, which reads it with a plain load (an x86 load has acquire semantics).
+#pragma warning disable CS0420
     private NativeLayout ComputeNativeLayout()
     {
         ref byte regs = ref Unsafe.As<RegisterFile, byte>(ref _regs);
@@ -74,8 +87,11 @@ public sealed unsafe partial class X86Cpu
             LazyCarry: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<ulong, byte>(ref _lazyCarry)),
             Rip: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<ulong, byte>(ref _rip)),
             ExitBlock: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<int, byte>(ref _exitBlock)),
-            SegBase: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<SegmentBases, byte>(ref _segBase)));
+            SegBase: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<SegmentBases, byte>(ref _segBase)),
+            StopRequested: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<bool, byte>(ref _stopRequested)),
+            LoopBudget: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<int, byte>(ref _nativeLoopBudget)));
     }
+#pragma warning restore CS0420
 
     /// <summary>
     /// Runs a block with native code (its <see cref="TranslatedBlock"/>): native code for the
@@ -109,9 +125,24 @@ public sealed unsafe partial class X86Cpu
                 nint entry = entries[i];
                 if (entry != 0)
                 {
+                    // Back edges to the block's start taken in native code, under the in-place loop's
+                    // conditions (ExecuteBlock): checked here for the whole call, the stop request
+                    // again at every back edge; an iteration is taken only while a whole block
+                    // still fits the run's budget after it, so the budget ends the run exactly
+                    // where the interpreter ends it.
+                    int budget = 0;
+                    if (native.SelfLoop && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
+                    {
+                        budget = (int)Math.Clamp(_runLimit - _instructions - count, 0, NativeLoopCap);
+                    }
+
+                    _nativeLoopBudget = budget;
                     var code = (delegate* unmanaged[SuppressGCTransition]<ulong*, TlbEntry*, ulong, ulong, int>)entry;
                     int next = code(regs, tlb + _tlbContextBase, _tlb.Stamp, (ulong)_tlbSlotMask);
-                    NativeInstructions += next - i;
+                    long looped = budget - _nativeLoopBudget;
+                    _instructions += looped;
+                    TranslatedInstructions += looped;
+                    NativeInstructions += next - i + looped;
                     i = next;
                     if (_exitBlock != ExitNone || i == count)
                     {

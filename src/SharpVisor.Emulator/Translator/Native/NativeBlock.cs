@@ -10,8 +10,9 @@ namespace SharpVisor.Emulator.Translator.Native;
 /// </summary>
 internal sealed class NativeBlock
 {
-    public NativeBlock(Block block, NativeCodeBuffer buffer, nint[] entries, int codeBytes)
+    public NativeBlock(Block block, NativeCodeBuffer buffer, nint[] entries, int codeBytes, bool selfLoop)
     {
+        SelfLoop = selfLoop;
         Block = block;
         Buffer = buffer;
         Generation = buffer.Generation;
@@ -29,6 +30,9 @@ internal sealed class NativeBlock
     public nint[] Entries { get; }
 
     public int CodeBytes { get; }
+
+    /// <summary>The block has a branch to its own start that native code takes without returning, while <see cref="X86Cpu.RunNative"/> gives it a loop budget.</summary>
+    public bool SelfLoop { get; }
 
     /// <summary>The block's <see cref="TranslatedBlock"/> (the delegate is closed over this object).</summary>
     public int Run(X86Cpu cpu, ref Op first) => cpu.RunNative(this, ref first);

@@ -37,7 +37,7 @@ internal static unsafe class NativeCompiler
     {
         long start = ThreadCpuClock.Now();
         var emitter = new Emitter(block, is64, layout);
-        byte[] code = emitter.Encode(out ulong[] offsets);
+        byte[] code = emitter.Encode(out ulong[] offsets, out bool selfLoop);
         byte* p = buffer.TryAdd(code);
         if (p is null)
         {
@@ -56,7 +56,7 @@ internal static unsafe class NativeCompiler
             entries[i] = offsets[i] == ulong.MaxValue ? 0 : (nint)(p + offsets[i]);
         }
 
-        var native = new NativeBlock(block, buffer, entries, code.Length);
+        var native = new NativeBlock(block, buffer, entries, code.Length, selfLoop);
         Interlocked.Increment(ref s_compiled);
         Interlocked.Add(ref s_codeBytes, code.Length);
         Interlocked.Add(ref s_encodeTicks, ThreadCpuClock.Now() - start);
@@ -79,6 +79,8 @@ internal static unsafe class NativeCompiler
         private readonly Assembler _asm = new(64);
         private readonly List<(Label Label, int Index)> _returns = new();
         private readonly List<(Label Label, int Index, ulong Target)> _taken = new();
+        private Label _start;
+        private bool _selfLoop;
 
         public Emitter(Block block, bool is64, NativeLayout layout)
         {
@@ -87,16 +89,21 @@ internal static unsafe class NativeCompiler
             _layout = layout;
         }
 
-        public byte[] Encode(out ulong[] offsets)
+        public byte[] Encode(out ulong[] offsets, out bool selfLoop)
         {
             int count = _block.Count;
             var labels = new Label[count];
+            for (int i = 0; i < count; i++)
+            {
+                labels[i] = _asm.CreateLabel();
+            }
+
+            _start = labels[0];
             var inline = new bool[count];
             KnownFlags flags = KnownFlags.Unknown;
             for (int i = 0; i < count; i++)
             {
                 ref Op op = ref _block.Ops[i];
-                labels[i] = _asm.CreateLabel();
                 _asm.Label(ref labels[i]);
                 inline[i] = EmitOp(ref op, i, FlagsLiveAfter(i), ref flags);
                 if (!inline[i])
@@ -122,6 +129,7 @@ internal static unsafe class NativeCompiler
                 EmitTakenBranch(index, target);
             }
 
+            selfLoop = _selfLoop;
             using var stream = new MemoryStream();
             AssemblerResult result = _asm.Assemble(new StreamCodeWriter(stream), 0, BlockEncoderOptions.ReturnNewInstructionOffsets);
             offsets = new ulong[count];
@@ -748,6 +756,23 @@ internal static unsafe class NativeCompiler
         /// <summary>A taken JMP/Jcc (64-bit operand size): RIP = block RIP + offset unless non-canonical (the handler raises #GP), leave the block after it.</summary>
         private void EmitTakenBranch(int i, ulong offset)
         {
+            if (offset == 0)
+            {
+                // A branch to the block's own start: round again while the loop budget (guest
+                // instructions beyond one whole block that may still retire here) covers this
+                // iteration and no stop is requested; else leave as the handler would.
+                Label leave = _asm.CreateLabel();
+                _asm.cmp(__byte_ptr[rdi + _layout.StopRequested], 0);
+                _asm.jne(leave);
+                _asm.mov(eax, __dword_ptr[rdi + _layout.LoopBudget]);
+                _asm.sub(eax, i + 1);
+                _asm.jb(leave);
+                _asm.mov(__dword_ptr[rdi + _layout.LoopBudget], eax);
+                _asm.jmp(_start);
+                _asm.Label(ref leave);
+                _selfLoop = true;
+            }
+
             _asm.mov(rax, __qword_ptr[rdi + (RegisterFile.BlockRip * 8)]);
             _asm.mov(r9, offset);
             _asm.add(rax, r9);
