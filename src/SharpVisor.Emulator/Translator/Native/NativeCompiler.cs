@@ -76,7 +76,11 @@ internal static unsafe class NativeCompiler
         private readonly Block _block;
         private readonly bool _is64;
         private readonly NativeLayout _layout;
-        private readonly Assembler _asm = new(64);
+        // One assembler per thread, reset for each block, rather than a new one (and its buffers) per block.
+        [ThreadStatic]
+        private static Assembler? t_assembler;
+
+        private readonly Assembler _asm;
         private readonly List<(Label Label, int Index)> _returns = new();
         private readonly List<(Label Label, int Index, ulong Target)> _taken = new();
         private Label _start;
@@ -87,6 +91,8 @@ internal static unsafe class NativeCompiler
             _block = block;
             _is64 = is64;
             _layout = layout;
+            _asm = t_assembler ??= new Assembler(64);
+            _asm.Reset();
         }
 
         public byte[] Encode(out ulong[] offsets, out bool selfLoop)
