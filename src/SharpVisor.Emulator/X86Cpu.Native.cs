@@ -28,9 +28,6 @@ public sealed unsafe partial class X86Cpu
     /// <summary>Bytes of this vCPU's code buffer when it is mapped (<see cref="TranslatorSettings.NativeCodeBytes"/>; tests make it small).</summary>
     internal long NativeCodeCapacity { get; set; } = TranslatorSettings.NativeCodeBytes;
 
-    /// <summary>Blocks the native compiler failed on (a compiler bug: they stay interpreted).</summary>
-    internal static long NativeFailures;
-
     /// <summary>Instructions retired by native code itself (inline forms; the handlers it returns to are not counted here).</summary>
     public long NativeInstructions { get; private set; }
 
@@ -65,7 +62,7 @@ public sealed unsafe partial class X86Cpu
         {
             // A compiler bug (the guest chose only the block's instructions): the block stays
             // interpreted and the failure is counted, rather than the vCPU going down.
-            Interlocked.Increment(ref NativeFailures);
+            NativeCompiler.CountFailure();
             return null;
         }
 

@@ -101,6 +101,7 @@ public sealed class NativeTranslatorTests
 
         (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
         (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
+        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
         Assert.Equal(interpreted, native);
         Assert.Equal(interpretedData, nativeData);
         Assert.True(inline > 3000, $"{inline} instructions in native code");
@@ -165,6 +166,7 @@ public sealed class NativeTranslatorTests
 
         (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
         (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
+        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
         Assert.Equal(interpreted, native);
         Assert.Equal(interpretedData, nativeData);
         Assert.Contains((byte)1, nativeData);

@@ -151,6 +151,7 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         public long CodeBytes;
         public long EncodeMicroseconds;
         public long Resets;
+        public long Failed;
     }
 
     /// <summary>The interpreter; for tests and diagnostics. Use it only while <see cref="Run"/> is not running.</summary>
@@ -352,6 +353,7 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
                 Publish("native-code-bytes", n.CodeBytes, ref _publishedNative.CodeBytes);
                 Publish("native-encode-us", (long)n.EncodeTime.TotalMicroseconds, ref _publishedNative.EncodeMicroseconds);
                 Publish("native-buffer-resets", n.Resets, ref _publishedNative.Resets);
+                Publish("native-failed-blocks", n.Failed, ref _publishedNative.Failed);
             }
         }
 

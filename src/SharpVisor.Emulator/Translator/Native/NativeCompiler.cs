@@ -25,12 +25,17 @@ internal static unsafe class NativeCompiler
     private static long s_codeBytes;
     private static long s_encodeTicks;
     private static long s_resets;
+    private static long s_failed;
 
     public static NativeStatistics Statistics => new(
         Interlocked.Read(ref s_compiled),
         Interlocked.Read(ref s_codeBytes),
         TimeSpan.FromTicks(Interlocked.Read(ref s_encodeTicks) * TimeSpan.TicksPerSecond / Stopwatch.Frequency),
-        Interlocked.Read(ref s_resets));
+        Interlocked.Read(ref s_resets),
+        Interlocked.Read(ref s_failed));
+
+    /// <summary>Counts a block the compiler threw on (a compiler bug: the block stays interpreted).</summary>
+    public static void CountFailure() => Interlocked.Increment(ref s_failed);
 
     /// <summary>Encodes <paramref name="block"/> (run in <paramref name="mode"/>) into <paramref name="buffer"/>; starts the buffer over when it is full.</summary>
     public static NativeBlock Compile(Block block, bool is64, NativeLayout layout, NativeCodeBuffer buffer)

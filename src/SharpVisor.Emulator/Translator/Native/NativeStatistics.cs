@@ -5,4 +5,5 @@ namespace SharpVisor.Emulator.Translator.Native;
 /// <param name="CodeBytes">Bytes of native code written (over all buffer generations).</param>
 /// <param name="EncodeTime">CPU time spent encoding (the vCPU threads' CPU clock).</param>
 /// <param name="Resets">Times a vCPU's code buffer was full and started over.</param>
-public readonly record struct NativeStatistics(long Compiled, long CodeBytes, TimeSpan EncodeTime, long Resets);
+/// <param name="Failed">Blocks the compiler failed on (they stay interpreted).</param>
+public readonly record struct NativeStatistics(long Compiled, long CodeBytes, TimeSpan EncodeTime, long Resets, long Failed);
