@@ -99,6 +99,7 @@ public sealed unsafe partial class X86Cpu
     /// GC can start while it runs, which is why native code is a leaf that always returns soon
     /// (no loops; a block's back edge returns).
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal int RunNative(NativeBlock native, ref Op first)
     {
         Block block = native.Block;
@@ -136,10 +137,15 @@ public sealed unsafe partial class X86Cpu
                     _nativeLoopBudget = budget;
                     var code = (delegate* unmanaged[SuppressGCTransition]<ulong*, TlbEntry*, ulong, ulong, int>)entry;
                     int next = code(regs, tlb + _tlbContextBase, _tlb.Stamp, (ulong)_tlbSlotMask);
-                    long looped = budget - _nativeLoopBudget;
-                    _instructions += looped;
-                    TranslatedInstructions += looped;
-                    NativeInstructions += next - i + looped;
+                    NativeInstructions += next - i;
+                    if (budget != 0)
+                    {
+                        long looped = budget - _nativeLoopBudget;
+                        _instructions += looped;
+                        TranslatedInstructions += looped;
+                        NativeInstructions += looped;
+                    }
+
                     i = next;
                     if (_exitBlock != ExitNone || i == count)
                     {
