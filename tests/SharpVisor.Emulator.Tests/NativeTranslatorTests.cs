@@ -269,6 +269,45 @@ public sealed class NativeTranslatorTests
         Assert.True(inline > 1000, $"{inline} instructions in native code");
     }
 
+    /// <summary>
+    /// An endless native self-loop comes back to managed code regularly: a garbage collection on
+    /// another thread completes while it runs (a thread in native code without a GC transition
+    /// holds every GC off) and a stop request ends the run.
+    /// </summary>
+    [Fact]
+    public void NativeLoopsLetCollectionsAndStopRequestsIn()
+    {
+        CompileAtFirstRun(ExecutionTier.Native);
+        using var t = new TestCpu();
+        t.Cpu.Tier = ExecutionTier.Native;
+        t.EnterLongMode();
+        t.Load(64, a =>
+        {
+            Label loop = a.CreateLabel();
+            a.Label(ref loop);
+            a.add(rax, 3);
+            a.xor(rbx, rax);
+            a.jmp(loop);
+        });
+        CpuRunResult? result = null;
+        var runner = new Thread(() => result = t.Cpu.Run()) { IsBackground = true };
+        runner.Start();
+        var deadline = DateTime.UtcNow.AddSeconds(120);
+        while (t.Cpu.NativeInstructions < 10_000_000 && DateTime.UtcNow < deadline && runner.IsAlive)
+        {
+            Thread.Yield();
+        }
+
+        Assert.True(t.Cpu.NativeInstructions >= 10_000_000, $"{t.Cpu.NativeInstructions} instructions in native code within 120 s");
+        int collections = GC.CollectionCount(2);
+        GC.Collect(2, GCCollectionMode.Forced, blocking: true);
+        Assert.True(GC.CollectionCount(2) > collections);
+        Assert.True(runner.IsAlive, "the endless loop ended by itself");
+        t.Cpu.RequestStop();
+        Assert.True(runner.Join(TimeSpan.FromSeconds(120)), "the run did not stop");
+        Assert.Equal(CpuStopReason.StopRequested, result!.Value.Reason);
+    }
+
     private static void LoadManyBlocks(Assembler a)
     {
         Label outer = a.CreateLabel();
