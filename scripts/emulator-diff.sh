@@ -3,13 +3,15 @@
 # host CPU (tests/native/difftest.c) and in SharpVisor's emulator, compared register by
 # register, flag by flag (minus the flags the SDM leaves undefined) and byte by byte.
 #
-#   scripts/emulator-diff.sh [--cases N] [--seed S] [--family NAME] [--tier interpreter|auto|always]
+#   scripts/emulator-diff.sh [--cases N] [--seed S] [--family NAME] [--tier interpreter|auto|always|native]
 #
 # --cases N     total cases, spread evenly over the families (default 1000000)
 # --seed S      run seed, hex (default 5eed0001, the seed ./test.sh uses at reduced size)
 # --family NAME only this family (alu, x87, xsave, bytes, ...; see DiffGenerator.Families.cs)
 # --tier T      the emulator's execution tier (SHARPVISOR_TIER): always = every block translated
-#               by tier 1 before it runs; default: the interpreter (docs/emulator.md, "Tiers")
+#               by tier 1 before it runs; native = every block encoded to x86-64 code at its
+#               first run (SHARPVISOR_NATIVE_THRESHOLD=1 unless set); default: the interpreter
+#               (docs/emulator.md, "Tiers")
 #
 # Prints a progress line every 10000 cases and a summary per family; a mismatch prints a
 # one-line reproducer (SHARPVISOR_DIFFTEST_REPRO=family:seed:index, re-run with
@@ -27,8 +29,13 @@ while [ $# -gt 0 ]; do
         --cases) cases="$2"; shift 2 ;;
         --seed) seed="${2#0x}"; shift 2 ;;
         --family) family="$2"; shift 2 ;;
-        --tier) export SHARPVISOR_TIER="$2"; shift 2 ;;
-        -h|--help) sed -n '2,19p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+        --tier)
+            export SHARPVISOR_TIER="$2"
+            if [ "$2" = native ]; then
+                export SHARPVISOR_NATIVE_THRESHOLD="${SHARPVISOR_NATIVE_THRESHOLD:-1}"
+            fi
+            shift 2 ;;
+        -h|--help) sed -n '2,21p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
         *) echo "emulator-diff: unknown argument $1 (try --help)" >&2; exit 2 ;;
     esac
 done

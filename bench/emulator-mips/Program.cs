@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using System.Globalization;
 using SharpVisor.Emulator;
+using SharpVisor.Emulator.Translator.Native;
 using SharpVisor.Machine;
 using SharpVisor.Memory;
 
@@ -109,6 +110,13 @@ internal static class Program
         cpuSeconds += jitSeconds;
         s_lastTierLine = $"tier {cpu.Tier}: {cpu.TranslatedInstructions * 100.0 / Math.Max(1, cpu.InstructionsExecuted):F1}% of instructions in tier-1 code, "
             + $"{jitSeconds:F3} s compiling (in the CPU time), cache {X86Cpu.TranslatorStatistics.Resident} blocks / {X86Cpu.TranslatorStatistics.IlBytes:N0} IL bytes";
+        if (cpu.Tier == ExecutionTier.Native)
+        {
+            // Native code is encoded on the vCPU's thread: its time is already in the CPU figure.
+            NativeStatistics n = X86Cpu.NativeStatistics;
+            s_lastTierLine += $"; native: {n.Compiled} blocks, {n.CodeBytes:N0} code bytes, {n.EncodeTime.TotalMilliseconds:F1} ms encoding "
+                + $"({n.EncodeTime.TotalMicroseconds / Math.Max(1, n.Compiled):F1} us a block), {cpu.NativeInstructions * 100.0 / Math.Max(1, cpu.InstructionsExecuted):F1}% of instructions in native code itself";
+        }
         if (result.Reason != CpuStopReason.Halted)
         {
             throw new InvalidOperationException($"the workload did not finish: {result} at RIP 0x{cpu.Rip:x}");

@@ -39,9 +39,9 @@ public static class RunCommand
         mmu.AcceptOnlyFromAmong("shadow", "nested");
         var tier = new Option<string?>("--tier")
         {
-            Description = "The emulator's execution tiers: interpreter, auto (hot blocks compiled by the translator, tier 1) or always (every block compiled; for testing). Default: SHARPVISOR_TIER, else auto",
+            Description = "The emulator's execution tiers: interpreter, auto (hot blocks compiled by the translator, tier 1), always (every block compiled; for testing) or native (hot blocks encoded to x86-64 code; opt-in). Default: SHARPVISOR_TIER, else auto",
         };
-        tier.AcceptOnlyFromAmong("interpreter", "auto", "always");
+        tier.AcceptOnlyFromAmong("interpreter", "auto", "always", "native");
         var cpuVendor = new Option<string?>("--cpu-vendor") { Description = "The CPU vendor the guest sees: intel or amd (default: the host's)" };
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };

@@ -11,4 +11,10 @@ public enum ExecutionTier
 
     /// <summary>Every block is compiled before its first run, on the vCPU's thread (for the differential suite and tests).</summary>
     Always,
+
+    /// <summary>
+    /// Tier 0, and native x86-64 code for blocks run <see cref="Translator.TranslatorSettings.NativeThreshold"/>
+    /// times, encoded on the vCPU's thread (opt-in; docs/emulator.md, "Eighth step").
+    /// </summary>
+    Native,
 }

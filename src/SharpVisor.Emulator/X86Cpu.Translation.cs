@@ -68,6 +68,18 @@ public sealed partial class X86Cpu
         }
 
         block.Heat += _heatStep;
+        if (_tier == ExecutionTier.Native)
+        {
+            // Encoding costs microseconds: done here, on the vCPU's thread, at a low threshold.
+            if (block.Heat < TranslatorSettings.NativeThreshold)
+            {
+                return null;
+            }
+
+            block.TranslationQueued = true;
+            return CompileNative(block);
+        }
+
         if (block.Heat >= TranslatorSettings.HotThreshold)
         {
             block.TranslationQueued = true;
@@ -223,7 +235,7 @@ public sealed partial class X86Cpu
     /// </summary>
     private void QueueRegion(Block block)
     {
-        if (TranslatorSettings.RegionBlocks <= 1 || block.RegionQueued)
+        if (TranslatorSettings.RegionBlocks <= 1 || block.RegionQueued || _tier == ExecutionTier.Native)
         {
             return;
         }

@@ -80,10 +80,11 @@ public sealed class RunTests
         Assert.Contains("debug exit", result.StandardError);
     }
 
-    /// <summary>Both tiers run a guest to the same end; always makes tier 1 compile every block first.</summary>
+    /// <summary>Every tier runs a guest to the same end; always makes tier 1 compile every block first; native encodes hot blocks to x86-64 code.</summary>
     [Theory]
     [InlineData("interpreter")]
     [InlineData("always")]
+    [InlineData("native")]
     public void TierOptionRunsTheGuest(string tier)
     {
         SharpVisorProcess.Result result = SharpVisorProcess.Run(

@@ -22,11 +22,14 @@ public sealed unsafe class TranslatorTests
     }
 
     /// <summary>A loop over the inline forms and handler calls (ADC, SHL, IMUL, CALL/RET, Jcc) gives the interpreter's state and memory.</summary>
-    [Fact]
-    public void TranslatedLoopEndsInTheInterpretersState()
+    [Theory]
+    [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
+    public void TranslatedLoopEndsInTheInterpretersState(ExecutionTier tier)
     {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
         (VcpuStateSnapshot interpreted, byte[] interpretedData) = RunMix(ExecutionTier.Interpreter, out long _);
-        (VcpuStateSnapshot translated, byte[] translatedData) = RunMix(ExecutionTier.Always, out long tier1);
+        (VcpuStateSnapshot translated, byte[] translatedData) = RunMix(tier, out long tier1);
         Assert.Equal(interpreted, translated);
         Assert.Equal(interpretedData, translatedData);
         Assert.True(tier1 > 10_000, $"{tier1} instructions in tier 1");
@@ -36,13 +39,16 @@ public sealed unsafe class TranslatorTests
     /// Self-loops run inside the translated method: stopped by the instruction budget at the same
     /// instruction, with the same state, as the interpreter, slice after slice.
     /// </summary>
-    [Fact]
-    public void TranslatedSelfLoopStopsWhereTheInterpreterDoes()
+    [Theory]
+    [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
+    public void TranslatedSelfLoopStopsWhereTheInterpreterDoes(ExecutionTier tier)
     {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
         using var interpreted = new TestCpu();
         using var translated = new TestCpu();
         interpreted.Cpu.Tier = ExecutionTier.Interpreter;
-        translated.Cpu.Tier = ExecutionTier.Always;
+        translated.Cpu.Tier = tier;
         foreach (TestCpu t in new[] { interpreted, translated })
         {
             t.EnterLongMode();
@@ -102,9 +108,12 @@ public sealed unsafe class TranslatorTests
     /// after a MOV in between, and in the next block: tier 1's inline branches (conditions from
     /// locals or from the lazy state) take the interpreter's branches.
     /// </summary>
-    [Fact]
-    public void InlineBranchesTakeTheInterpretersBranches()
+    [Theory]
+    [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
+    public void InlineBranchesTakeTheInterpretersBranches(ExecutionTier tier)
     {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
         const ulong results = 0x10_0000;
         (ulong A, ulong B)[] pairs = [(0, 0), (1, 2), (2, 1), (0x80, 0x7F), (0xFFFF_FFFF, 1), (0x8000_0000_0000_0000, 1), (ulong.MaxValue, ulong.MaxValue), (0x1_0000_0080, 0x80)];
         byte[] Run(ExecutionTier tier, out long translated)
@@ -183,7 +192,7 @@ public sealed unsafe class TranslatorTests
 
         byte[] interpreted = Run(ExecutionTier.Interpreter, out _);
         long failed = X86Cpu.TranslatorStatistics.Failed;
-        byte[] compiled = Run(ExecutionTier.Always, out long tier1);
+        byte[] compiled = Run(tier, out long tier1);
         Assert.Equal(failed, X86Cpu.TranslatorStatistics.Failed);
         Assert.Equal(interpreted, compiled);
         Assert.True(tier1 > interpreted.Length * 4, $"{tier1} instructions in tier 1");
@@ -629,8 +638,10 @@ public sealed unsafe class TranslatorTests
     [Theory]
     [InlineData(ExecutionTier.Interpreter)]
     [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
     public void FaultInTranslatedCodeIsPrecise(ExecutionTier tier)
     {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
         using var t = new TestCpu();
         t.Cpu.Tier = tier;
         t.EnterLongMode();

@@ -2,6 +2,7 @@ using SharpVisor.Machine.Snapshots;
 using SharpVisor.Emulator.Mmu;
 using SharpVisor.Emulator.Platform;
 using SharpVisor.Emulator.Translator;
+using SharpVisor.Emulator.Translator.Native;
 using SharpVisor.Machine;
 
 namespace SharpVisor.Emulator.Accelerator;
@@ -131,6 +132,8 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
     private long _publishedJumpCacheMisses;
     private long _publishedBlocksDecoded;
     private PublishedTranslatorFigures _publishedTier1;
+    private long _publishedNativeInstructions;
+    private PublishedNativeFigures _publishedNative;
 
     private struct PublishedTranslatorFigures
     {
@@ -140,6 +143,15 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
         public long Resident;
         public long IlBytes;
         public long JitMicroseconds;
+    }
+
+    private struct PublishedNativeFigures
+    {
+        public long Compiled;
+        public long CodeBytes;
+        public long EncodeMicroseconds;
+        public long Resets;
+        public long Failed;
     }
 
     /// <summary>The interpreter; for tests and diagnostics. Use it only while <see cref="Run"/> is not running.</summary>
@@ -329,6 +341,20 @@ public sealed class EmulatorVcpu : IVcpu, ISnapshotable
             Publish("tier1-cache-blocks", t.Resident, ref _publishedTier1.Resident);
             Publish("tier1-cache-il-bytes", t.IlBytes, ref _publishedTier1.IlBytes);
             Publish("tier1-jit-us", (long)t.JitTime.TotalMicroseconds, ref _publishedTier1.JitMicroseconds);
+        }
+
+        if (_cpu.Tier == ExecutionTier.Native)
+        {
+            Publish("native-instructions", _cpu.NativeInstructions, ref _publishedNativeInstructions);
+            if (Id == 0)
+            {
+                NativeStatistics n = X86Cpu.NativeStatistics;
+                Publish("native-compiled-blocks", n.Compiled, ref _publishedNative.Compiled);
+                Publish("native-code-bytes", n.CodeBytes, ref _publishedNative.CodeBytes);
+                Publish("native-encode-us", (long)n.EncodeTime.TotalMicroseconds, ref _publishedNative.EncodeMicroseconds);
+                Publish("native-buffer-resets", n.Resets, ref _publishedNative.Resets);
+                Publish("native-failed-blocks", n.Failed, ref _publishedNative.Failed);
+            }
         }
 
         void Publish(string name, long current, ref long published)

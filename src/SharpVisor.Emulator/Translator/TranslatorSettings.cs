@@ -2,7 +2,7 @@ namespace SharpVisor.Emulator.Translator;
 
 /// <summary>
 /// Process-wide settings of the translating tier, read once from the environment:
-/// <c>SHARPVISOR_TIER</c> (interpreter, auto, always), <c>SHARPVISOR_TIER1_THRESHOLD</c> (runs
+/// <c>SHARPVISOR_TIER</c> (interpreter, auto, always, native), <c>SHARPVISOR_TIER1_THRESHOLD</c> (runs
 /// of a block before it is queued for compilation), <c>SHARPVISOR_TIER1_LOOP_HEAT</c> (what a run inside a loop counts) and <c>SHARPVISOR_TIER1_CACHE</c> (the most
 /// translated blocks kept; the oldest are evicted past it), <c>SHARPVISOR_TIER1_REGION</c> (the
 /// most blocks of one page compiled into one method; 1: every block alone) and
@@ -44,6 +44,12 @@ public static class TranslatorSettings
     /// <summary>Runs of a compiled block in the chain loop before it is compiled again with its region (<c>SHARPVISOR_TIER1_REGION_THRESHOLD</c>).</summary>
     public static int RegionThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION_THRESHOLD"), 500_000, 1, 1 << 30);
 
+    /// <summary>Runs of a block before the native tier encodes it (<c>SHARPVISOR_NATIVE_THRESHOLD</c>; docs/emulator.md, "Eighth step").</summary>
+    public static int NativeThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_NATIVE_THRESHOLD"), 50, 1, 1 << 30);
+
+    /// <summary>Bytes of one vCPU's native code buffer (<c>SHARPVISOR_NATIVE_CODE_MB</c>, default 16 MiB); a full buffer starts over.</summary>
+    public static long NativeCodeBytes { get; set; } = (long)ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_NATIVE_CODE_MB"), 16, 1, 1024) << 20;
+
     public static int RegionBlocks { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION"), 8, 1, 64);
 
     /// <summary>Parses a tier name as <c>--tier</c> and <c>SHARPVISOR_TIER</c> spell it; null if it is none.</summary>
@@ -52,6 +58,7 @@ public static class TranslatorSettings
         "interpreter" or "0" => ExecutionTier.Interpreter,
         "auto" or "1" => ExecutionTier.Auto,
         "always" => ExecutionTier.Always,
+        "native" => ExecutionTier.Native,
         _ => null,
     };
 
