@@ -39,6 +39,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
             RedirectStandardOutput = false,
             RedirectStandardError = false,
         };
+        VmmRuntimeEnvironment.ApplyTo(start.Environment);
 
         // sh redirects and execs setsid, which execs the VMM: the pid we get is the VMM's.
         start.ArgumentList.Add("-c");
