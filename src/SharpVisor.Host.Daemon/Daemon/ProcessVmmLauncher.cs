@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Vmm;
+using SharpVisor.Interop;
 
 namespace SharpVisor.Host.Daemon;
 

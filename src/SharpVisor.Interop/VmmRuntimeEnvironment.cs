@@ -1,4 +1,4 @@
-namespace SharpVisor.Host.Vmm;
+namespace SharpVisor.Interop;
 
 /// <summary>
 /// .NET runtime settings a VMM process starts with, set by whoever starts it (the `sharpvisor`
