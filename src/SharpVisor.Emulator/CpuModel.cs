@@ -157,9 +157,10 @@ public sealed class CpuModel
             }
 
             case 0x8000_0000:
-                // AMD repeats the vendor string here; Intel returns zeros.
+                // AMD repeats the vendor string here; Intel returns zeros. AMD goes up to 8000_0021H
+                // for its SRSO_NO bit.
                 return Vendor == CpuVendor.Amd
-                    ? (0x8000_0008, VendorWord(0), VendorWord(2), VendorWord(1))
+                    ? (0x8000_0021, VendorWord(0), VendorWord(2), VendorWord(1))
                     : (0x8000_0008, 0, 0, 0);
             case 0x8000_0001:
             {
@@ -184,7 +185,13 @@ public sealed class CpuModel
             case 0x8000_0007:
                 return (0, 0, 0, Bit(CpuFeature.InvariantTsc, 8));
             case 0x8000_0008:
-                return ((uint)PhysicalAddressBits | (48u << 8), 0, 0, 0); // MAXPHYADDR, 48-bit linear addresses
+                // MAXPHYADDR, 48-bit linear addresses; on AMD, BTC_NO (EBX[29]): an emulator has no branch
+                // predictor to poison, and without the bit Linux puts a return thunk on every kernel RET
+                // (retbleed) — work QEMU's qemu64 guest does not do.
+                return ((uint)PhysicalAddressBits | (48u << 8), Vendor == CpuVendor.Amd ? 1u << 29 : 0, 0, 0);
+            case 0x8000_0021 when Vendor == CpuVendor.Amd:
+                // SRSO_NO (EAX[29]): no return-address speculation either, so no "safe RET" thunk.
+                return (1u << 29, 0, 0, 0);
             default:
                 return (0, 0, 0, 0);
         }

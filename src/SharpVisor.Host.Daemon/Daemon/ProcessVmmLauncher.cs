@@ -1,6 +1,7 @@
 using System.Diagnostics;
 using SharpVisor.Host.Firecracker;
 using SharpVisor.Host.Vmm;
+using SharpVisor.Interop;
 
 namespace SharpVisor.Host.Daemon;
 
@@ -39,6 +40,7 @@ public sealed class ProcessVmmLauncher : IVmmLauncher
             RedirectStandardOutput = false,
             RedirectStandardError = false,
         };
+        VmmRuntimeEnvironment.ApplyTo(start.Environment);
 
         // sh redirects and execs setsid, which execs the VMM: the pid we get is the VMM's.
         start.ArgumentList.Add("-c");

@@ -186,10 +186,17 @@ public sealed class VmmHandover : IDomainMachineFactory, IApiRequestObserver
 
     private static List<string> EnvironmentBlock()
     {
-        var environment = new List<string>();
+        var variables = new Dictionary<string, string?>(StringComparer.Ordinal);
         foreach (DictionaryEntry variable in Environment.GetEnvironmentVariables())
         {
-            environment.Add($"{variable.Key}={variable.Value}");
+            variables[(string)variable.Key] = (string?)variable.Value;
+        }
+
+        VmmRuntimeEnvironment.ApplyTo(variables);
+        var environment = new List<string>();
+        foreach ((string name, string? value) in variables)
+        {
+            environment.Add($"{name}={value}");
         }
 
         return environment;

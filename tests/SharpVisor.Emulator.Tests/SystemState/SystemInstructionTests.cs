@@ -415,6 +415,21 @@ public sealed class SystemInstructionTests
         Assert.True(m.Mmu.Options.Supports1GiBPages);
     }
 
+    [Fact]
+    public void TheAmdProfileSaysItsReturnsCannotBePoisoned()
+    {
+        // An emulator does not speculate: BTC_NO and SRSO_NO keep Linux from putting a return thunk
+        // on every kernel RET (retbleed, SRSO), as it does not under QEMU's qemu64 either.
+        using var amd = new SystemMachine(model: CpuModel.ForVendor(CpuVendor.Amd));
+        Assert.Equal(0x8000_0021u, Query(amd, 0x8000_0000).Item1);
+        Assert.Equal(1u << 29, Query(amd, 0x8000_0008).Item2 & (1u << 29));
+        Assert.Equal(1u << 29, Query(amd, 0x8000_0021).Item1 & (1u << 29));
+
+        using var intel = new SystemMachine(model: CpuModel.ForVendor(CpuVendor.Intel));
+        Assert.Equal(0x8000_0008u, Query(intel, 0x8000_0000).Item1);
+        Assert.Equal(0u, Query(intel, 0x8000_0008).Item2);
+    }
+
     private static (uint, uint, uint, uint) Query(SystemMachine m, uint leaf)
     {
         m.Load(SystemMachine.KernelCode, a =>
