@@ -14,7 +14,7 @@ public enum ExecutionTier
 
     /// <summary>
     /// Tier 0, and native x86-64 code for blocks run <see cref="Translator.TranslatorSettings.NativeThreshold"/>
-    /// times, encoded on the vCPU's thread (opt-in; docs/emulator.md, "Eighth step").
+    /// times, encoded on the vCPU's thread (opt-in; docs/emulator.md, "Tenth step").
     /// </summary>
     Native,
 }

@@ -44,7 +44,7 @@ public static class TranslatorSettings
     /// <summary>Runs of a compiled block in the chain loop before it is compiled again with its region (<c>SHARPVISOR_TIER1_REGION_THRESHOLD</c>).</summary>
     public static int RegionThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_TIER1_REGION_THRESHOLD"), 500_000, 1, 1 << 30);
 
-    /// <summary>Runs of a block before the native tier encodes it (<c>SHARPVISOR_NATIVE_THRESHOLD</c>; docs/emulator.md, "Eighth step").</summary>
+    /// <summary>Runs of a block before the native tier encodes it (<c>SHARPVISOR_NATIVE_THRESHOLD</c>; docs/emulator.md, "Tenth step").</summary>
     public static int NativeThreshold { get; set; } = ParseInt(Environment.GetEnvironmentVariable("SHARPVISOR_NATIVE_THRESHOLD"), 50, 1, 1 << 30);
 
     /// <summary>Bytes of one vCPU's native code buffer (<c>SHARPVISOR_NATIVE_CODE_MB</c>, default 16 MiB); a full buffer starts over.</summary>

@@ -5,7 +5,7 @@ using static Iced.Intel.AssemblerRegisters;
 namespace SharpVisor.Emulator.Translator.Native;
 
 /// <summary>
-/// Encodes a block to x86-64 machine code with Iced's assembler (docs/emulator.md, "Eighth step").
+/// Encodes a block to x86-64 machine code with Iced's assembler (docs/emulator.md, "Tenth step").
 /// The code is a leaf: it never calls anything, so it is entered from managed code without a GC
 /// transition. Arguments (System V): rdi = the register file (every CPU field it touches is at a
 /// <see cref="NativeLayout"/> offset from it), rsi = the current privilege context's TLB slots,
