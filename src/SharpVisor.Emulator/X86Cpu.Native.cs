@@ -85,7 +85,8 @@ public sealed unsafe partial class X86Cpu
             Rip: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<ulong, byte>(ref _rip)),
             ExitBlock: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<int, byte>(ref _exitBlock)),
             SegBase: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<SegmentBases, byte>(ref _segBase)),
-            StopRequested: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<bool, byte>(ref _stopRequested)),
+            Attention: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<int, byte>(ref _attention)),
+            AttentionLeaveMask: AttentionStop | AttentionBreakpoints,
             LoopBudget: (int)Unsafe.ByteOffset(ref regs, ref Unsafe.As<int, byte>(ref _nativeLoopBudget)));
     }
 #pragma warning restore CS0420
@@ -129,7 +130,7 @@ public sealed unsafe partial class X86Cpu
                     // still fits the run's budget after it, so the budget ends the run exactly
                     // where the interpreter ends it.
                     int budget = 0;
-                    if (native.SelfLoop && block.Valid && !_stopRequested && _breakpoints.Count == 0 && !_tracking.PassBoundary())
+                    if (native.SelfLoop && block.Valid && !LoopMustLeave(Attention()) && !_tracking.PassBoundary())
                     {
                         budget = (int)Math.Clamp(_runLimit - _instructions - count, 0, NativeLoopCap);
                     }

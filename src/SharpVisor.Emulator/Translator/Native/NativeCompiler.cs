@@ -771,9 +771,10 @@ internal static unsafe class NativeCompiler
             {
                 // A branch to the block's own start: round again while the loop budget (guest
                 // instructions beyond one whole block that may still retire here) covers this
-                // iteration and no stop is requested; else leave as the handler would.
+                // iteration and no stop (or breakpoint) is asked for; else leave as the handler
+                // would. Events wait for the budget's end (at most NativeLoopCap instructions).
                 Label leave = _asm.CreateLabel();
-                _asm.cmp(__byte_ptr[rdi + _layout.StopRequested], 0);
+                _asm.test(__dword_ptr[rdi + _layout.Attention], _layout.AttentionLeaveMask);
                 _asm.jne(leave);
                 _asm.mov(eax, __dword_ptr[rdi + _layout.LoopBudget]);
                 _asm.sub(eax, i + 1);

@@ -5,4 +5,4 @@ namespace SharpVisor.Emulator.Translator.Native;
 /// (<see cref="X86Cpu._regs"/>): the object's layout is fixed for its type, so one CPU's offsets
 /// are every CPU's. Native code addresses all of it from one base register.
 /// </summary>
-internal readonly record struct NativeLayout(int Lazy, int LazyA, int LazyB, int LazyRes, int LazyCarry, int Rip, int ExitBlock, int SegBase, int StopRequested, int LoopBudget);
+internal readonly record struct NativeLayout(int Lazy, int LazyA, int LazyB, int LazyRes, int LazyCarry, int Rip, int ExitBlock, int SegBase, int Attention, int AttentionLeaveMask, int LoopBudget);
