@@ -378,7 +378,16 @@ internal static unsafe class NativeCompiler
 
         private bool CanInline(in Op op, InlineForm form)
         {
-            if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0)
+            // The catalog is the CIL tier's: forms it inlines that this back end does not emit yet
+            // (ADC's carry-in; memory operands of 8 and 16 bits) stay with their handlers.
+            if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0 || form.Alu == InlineAlu.Adc)
+            {
+                return false;
+            }
+
+            bool narrowMemory = form.SizeIndex < 2 && form.Kind is InlineKind.MovRM or InlineKind.MovMR or InlineKind.MovMI
+                or InlineKind.AluRM or InlineKind.AluMR or InlineKind.AluMI;
+            if (narrowMemory)
             {
                 return false;
             }
