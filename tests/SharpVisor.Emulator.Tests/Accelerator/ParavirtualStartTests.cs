@@ -12,6 +12,9 @@ namespace SharpVisor.Emulator.Tests.Accelerator;
 /// </summary>
 public sealed class ParavirtualStartTests
 {
+    // A flag vCPU 0 sets after its output: without it vCPU 1's debug exit could stop the machine first.
+    private const ulong OutputDone = 0x20000;
+
     [Fact]
     public void AnApStartsWithTheStateTheHypervisorGives_WithoutASipi_AndTakesAPendingRemoteFlush()
     {
@@ -25,11 +28,15 @@ public sealed class ParavirtualStartTests
             a.vmcall();                                   // vCPU 0: "start vCPU 1"
             a.mov(dx, EmulatorTestMachine.OutputPort);
             a.@out(dx, eax);
+            a.mov(__byte_ptr[OutputDone], 1);           // vCPU 1 ends the run only after this output
             Label spin = a.CreateLabel();
             a.Label(ref spin);
             a.pause();
             a.jmp(spin);
             a.Label(ref ap);                              // vCPU 1, RBX = 1 in the state it was given
+            a.pause();
+            a.cmp(__byte_ptr[OutputDone], 1);
+            a.jne(ap);
             a.mov(eax, 0x77);
             a.mov(dx, EmulatorTestMachine.OutputPort);
             a.@out(dx, eax);
