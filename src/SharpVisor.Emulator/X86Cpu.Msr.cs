@@ -46,11 +46,12 @@ public sealed partial class X86Cpu
 
     /// <summary>
     /// IA32_ARCH_CAPABILITIES: RDCL_NO, SKIP_L1DFL_VMENTRY, SSB_NO, MDS_NO, PSCHANGE_MC_NO, TAA_NO,
-    /// SBDR_SSDP_NO, FBSDP_NO, PSDP_NO — an emulator leaks nothing through speculation, so Linux
-    /// needs none of those mitigations (page-table isolation among them).
+    /// SBDR_SSDP_NO, FBSDP_NO, PSDP_NO, ITS_NO — an emulator leaks nothing through speculation, so
+    /// Linux needs none of those mitigations (page-table isolation among them; without ITS_NO a
+    /// return thunk on every kernel RET, as BTC_NO/SRSO_NO spare the AMD profile's guest).
     /// </summary>
     public const ulong ArchCapabilitiesValue = (1UL << 0) | (1UL << 3) | (1UL << 4) | (1UL << 5) | (1UL << 6) | (1UL << 8)
-        | (1UL << 13) | (1UL << 14) | (1UL << 15);
+        | (1UL << 13) | (1UL << 14) | (1UL << 15) | (1UL << 62);
 
     /// <summary>IA32_MISC_ENABLE bits 11 and 12 (BTS, PEBS unavailable): a write that changes them is #GP.</summary>
     private const ulong MiscEnableReadOnly = (1UL << 11) | (1UL << 12);

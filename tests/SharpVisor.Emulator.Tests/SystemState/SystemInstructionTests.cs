@@ -320,6 +320,7 @@ public sealed class SystemInstructionTests
             a.mov(ecx, 0x10A);      // IA32_ARCH_CAPABILITIES
             a.rdmsr();
             a.mov(r10, rax);
+            a.mov(r11, rdx);
             a.mov(ecx, 0x277);      // PAT: an invalid memory type faults
             a.mov(eax, 0x0202_0202);
             a.mov(edx, eax);
@@ -330,6 +331,8 @@ public sealed class SystemInstructionTests
         Assert.Equal(X86Cpu.MiscEnableDefault, m.Cpu.GetRegister(8));
         Assert.Equal(1UL, m.Cpu.GetRegister(9));
         Assert.Equal(X86Cpu.ArchCapabilitiesValue & 0xFFFF_FFFF, m.Cpu.GetRegister(10));
+        Assert.Equal(X86Cpu.ArchCapabilitiesValue >> 32, m.Cpu.GetRegister(11));
+        Assert.NotEqual(0UL, X86Cpu.ArchCapabilitiesValue & (1UL << 62)); // ITS_NO: no ITS return thunks in the guest
         Assert.Equal(0UL, m.StackSlot(0));
 
         using var n = new SystemMachine();
