@@ -1235,35 +1235,39 @@ internal static unsafe class BlockTranslator
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
             };
+            EmitLazyStore(kind, form.SizeIndex);
+        }
+
+        /// <summary>
+        /// The lazy flags as the interpreter records them: the kind and size, the operands _a and
+        /// _b (zero for a logic op, which has none) and the sign-extended result _r.
+        /// </summary>
+        private void EmitLazyStore(int kind, int sizeIndex)
+        {
             _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, (kind << 2) | form.SizeIndex);
+            _il.Emit(OpCodes.Ldc_I4, (kind << 2) | sizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_1);
-            if (kind == LazyFlags.Logic)
-            {
-                _il.Emit(OpCodes.Ldc_I8, 0L);
-            }
-            else
-            {
-                _il.Emit(OpCodes.Ldloc, _a);
-            }
-
-            _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_1);
-            if (kind == LazyFlags.Logic)
-            {
-                _il.Emit(OpCodes.Ldc_I8, 0L);
-            }
-            else
-            {
-                _il.Emit(OpCodes.Ldloc, _b);
-            }
-
-            _il.Emit(OpCodes.Stfld, s_lazyB);
+            EmitLazyOperand(_a, s_lazyA, kind);
+            EmitLazyOperand(_b, s_lazyB, kind);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldloc, _r);
-            EmitSignExtend(form.SizeIndex);
+            EmitSignExtend(sizeIndex);
             _il.Emit(OpCodes.Stfld, s_lazyRes);
+        }
+
+        private void EmitLazyOperand(LocalBuilder operand, FieldInfo field, int kind)
+        {
+            _il.Emit(OpCodes.Ldarg_1);
+            if (kind == LazyFlags.Logic)
+            {
+                _il.Emit(OpCodes.Ldc_I8, 0L);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Ldloc, operand);
+            }
+
+            _il.Emit(OpCodes.Stfld, field);
         }
 
         /// <summary>ADC r, r / r, imm: a + b + CF, the lazy state as <see cref="AdcOp"/> records it (CF in _lazyCarry).</summary>
@@ -1294,19 +1298,7 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, (LazyFlags.Adc << 2) | form.SizeIndex);
-            _il.Emit(OpCodes.Stfld, s_lazy);
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _a);
-            _il.Emit(OpCodes.Stfld, s_lazyA);
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _b);
-            _il.Emit(OpCodes.Stfld, s_lazyB);
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _r);
-            EmitSignExtend(form.SizeIndex);
-            _il.Emit(OpCodes.Stfld, s_lazyRes);
+            EmitLazyStore(LazyFlags.Adc, form.SizeIndex);
         }
 
         /// <summary>
