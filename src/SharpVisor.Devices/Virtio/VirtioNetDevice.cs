@@ -318,9 +318,10 @@ public sealed class VirtioNetDevice : VirtioDevice
             queue.PushUsed(c.Head, (uint)written, publish: false);
         }
 
-        queue.PublishUsed();
+        // Counted before the driver can see the frame, so whoever sees it used sees it counted.
         RxFrames++;
         IoCounters.AddRead(frame.Length - HeaderSize);
+        queue.PublishUsed();
         return true;
     }
 
