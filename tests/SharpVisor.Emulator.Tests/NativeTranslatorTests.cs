@@ -147,7 +147,7 @@ public sealed class NativeTranslatorTests
                                 a.bswap(rcx); // a handler between: the Jcc's condition comes from the handler
                             }
 
-                            Jcc(a, cc, taken);
+                            TranslatorTests.EmitJcc(a, cc, taken);
                             a.mov(edx, 1);
                             a.jmp(next);
                             a.Label(ref taken);
@@ -349,28 +349,5 @@ public sealed class NativeTranslatorTests
         t.Memory.Read(Results, results);
         data = [.. data, .. results];
         return (t.Cpu.GetState().Format(), data, t.Cpu.NativeInstructions);
-    }
-
-    private static void Jcc(Assembler a, int cc, Label target)
-    {
-        switch (cc)
-        {
-            case 0: a.jo(target); break;
-            case 1: a.jno(target); break;
-            case 2: a.jb(target); break;
-            case 3: a.jae(target); break;
-            case 4: a.je(target); break;
-            case 5: a.jne(target); break;
-            case 6: a.jbe(target); break;
-            case 7: a.ja(target); break;
-            case 8: a.js(target); break;
-            case 9: a.jns(target); break;
-            case 10: a.jp(target); break;
-            case 11: a.jnp(target); break;
-            case 12: a.jl(target); break;
-            case 13: a.jge(target); break;
-            case 14: a.jle(target); break;
-            default: a.jg(target); break;
-        }
     }
 }

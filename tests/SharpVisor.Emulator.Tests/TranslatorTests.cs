@@ -276,7 +276,8 @@ public sealed unsafe class TranslatorTests
         }
     }
 
-    private static void EmitJcc(Assembler a, int cc, Label target)
+    /// <summary>The Jcc with condition code <paramref name="cc"/> (0 = JO ... 15 = JG); NativeTranslatorTests uses it too.</summary>
+    internal static void EmitJcc(Assembler a, int cc, Label target)
     {
         switch (cc)
         {
