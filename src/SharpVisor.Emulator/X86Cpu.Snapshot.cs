@@ -63,7 +63,7 @@ public sealed partial class X86Cpu
         w.Write(_mxcsr);
         for (int i = 0; i < 16; i++)
         {
-            var x = _xmm[i].AsUInt64();
+            var x = Xmm(i).AsUInt64();
             w.Write(x.GetElement(0));
             w.Write(x.GetElement(1));
         }
@@ -152,7 +152,7 @@ public sealed partial class X86Cpu
         _mxcsr = r.ReadUInt32() & (_mxcsrMask | 0xFFFF);
         for (int i = 0; i < 16; i++)
         {
-            _xmm[i] = Vector128.Create(r.ReadUInt64(), r.ReadUInt64()).AsByte();
+            Xmm(i) = Vector128.Create(r.ReadUInt64(), r.ReadUInt64()).AsByte();
         }
 
         _xinuse = r.ReadInt32();

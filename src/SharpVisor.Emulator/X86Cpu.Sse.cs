@@ -52,7 +52,7 @@ public sealed unsafe partial class X86Cpu
         bool inUse = !_amd;
         for (int i = 0; !inUse && i < 16; i++)
         {
-            inUse = _xmm[i] != Vector128<byte>.Zero;
+            inUse = Xmm(i) != Vector128<byte>.Zero;
         }
 
         _xinuse = inUse ? _xinuse | XinuseSse : _xinuse & ~XinuseSse;

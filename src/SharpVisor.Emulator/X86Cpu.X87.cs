@@ -132,7 +132,7 @@ public sealed partial class X86Cpu
     {
         for (int i = 0; i < 16; i++)
         {
-            System.Runtime.Intrinsics.Vector128.CopyTo(_xmm[i], image.Slice(160 + (16 * i), 16));
+            System.Runtime.Intrinsics.Vector128.CopyTo(Xmm(i), image.Slice(160 + (16 * i), 16));
         }
     }
 
@@ -207,7 +207,7 @@ public sealed partial class X86Cpu
     {
         for (int i = 0; i < 16; i++)
         {
-            _xmm[i] = System.Runtime.Intrinsics.Vector128.Create<byte>(image.Slice(160 + (16 * i), 16));
+            Xmm(i) = System.Runtime.Intrinsics.Vector128.Create<byte>(image.Slice(160 + (16 * i), 16));
         }
     }
 }

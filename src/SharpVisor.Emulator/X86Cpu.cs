@@ -180,12 +180,12 @@ public sealed unsafe partial class X86Cpu
 
     public UInt128 GetXmm(int index)
     {
-        Vector128<ulong> v = _xmm[CheckXmm(index)].AsUInt64();
+        Vector128<ulong> v = Xmm(CheckXmm(index)).AsUInt64();
         return new UInt128(v.GetElement(1), v.GetElement(0));
     }
 
     public void SetXmm(int index, UInt128 value) =>
-        _xmm[CheckXmm(index)] = Vector128.Create((ulong)value, (ulong)(value >> 64)).AsByte();
+        Xmm(CheckXmm(index)) = Vector128.Create((ulong)value, (ulong)(value >> 64)).AsByte();
 
     public ulong GetSegmentBase(int segment) => _segs[segment].Base;
 
@@ -238,7 +238,7 @@ public sealed unsafe partial class X86Cpu
             _mxcsr = 0x1F80;
             for (int i = 0; i < 16; i++)
             {
-                _xmm[i] = default;
+                Xmm(i) = default;
             }
 
             ResetX87();
@@ -341,7 +341,7 @@ public sealed unsafe partial class X86Cpu
     internal ref byte GprBytes(int byteOffset) => ref Unsafe.AddByteOffset(ref Unsafe.As<ulong, byte>(ref _regs[0]), (nint)byteOffset);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal ref Vector128<byte> Xmm(int index) => ref Unsafe.Add(ref _xmm[0], index);
+    internal ref Vector128<byte> Xmm(int index) => ref Unsafe.As<XmmSlot, Vector128<byte>>(ref Unsafe.Add(ref _xmm[0], index));
 
     private static int CheckGpr(int index) =>
         (uint)index < 16 ? index : throw new ArgumentOutOfRangeException(nameof(index), "general registers are numbered 0-15");
