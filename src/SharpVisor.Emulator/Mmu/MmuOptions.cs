@@ -9,8 +9,12 @@ public sealed class MmuOptions
     /// <summary>1 GiB pages (CPUID 80000001H:EDX.Page1GB); without them PDPTE.PS is a reserved bit.</summary>
     public bool Supports1GiBPages { get; init; } = true;
 
-    /// <summary>Software TLB slots per privilege context; a power of two.</summary>
-    public int TlbSlots { get; init; } = 1024;
+    /// <summary>
+    /// Software TLB slots per privilege context; a power of two. Direct-mapped, so it needs room
+    /// beyond the working set: with 1024 a default-guest boot refilled entries 4.1 M times (conflict
+    /// misses, 57 ns each through the MMU), with 4096 0.3 M, for 0.5 MiB per vCPU.
+    /// </summary>
+    public int TlbSlots { get; init; } = 4096;
 
     /// <summary>
     /// Shadow mode: when more guest page-table pages than this are shadowed, all are dropped and
