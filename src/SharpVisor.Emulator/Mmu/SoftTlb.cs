@@ -268,13 +268,21 @@ public sealed class SoftTlb
     /// </summary>
     public void RevokeWrite(ulong physicalPage)
     {
+        // A vectorised search: every entry is looked at (a page can be mapped at any linear
+        // address), and tracking starts thousands of times in a boot.
         physicalPage &= PageMask;
-        for (int i = 0; i < _physicalPages.Length; i++)
+        ReadOnlySpan<ulong> pages = _physicalPages;
+        int start = 0;
+        while (true)
         {
-            if (Volatile.Read(ref _physicalPages[i]) == physicalPage)
+            int found = pages[start..].IndexOf(physicalPage);
+            if (found < 0)
             {
-                Volatile.Write(ref _entries[i].WriteTag, InvalidTag);
+                break;
             }
+
+            Volatile.Write(ref _entries[start + found].WriteTag, InvalidTag);
+            start += found + 1;
         }
     }
 

@@ -90,7 +90,10 @@ public class SoftTlbTests
         tlb.Fill(0x1000, TlbContext.Supervisor, Host, 0x5000, true, true, true, false, 4096);
         tlb.Fill(0x1000, TlbContext.User, Host, 0x5000, true, true, true, false, 4096);
         tlb.Fill(0x2000, TlbContext.Supervisor, Host + 0x1000, 0x6000, true, true, true, false, 4096);
+        tlb.Fill(0x3F000, TlbContext.Supervisor, Host, 0x5000, true, true, true, false, 4096); // an alias in the context's last slot
         tlb.RevokeWrite(0x5000);
+        Assert.False(tlb.TryGetHostAddress(0x3F000, PageAccess.Write, out _));
+        Assert.True(tlb.TryGetHostAddress(0x3F000, PageAccess.Read, out _));
         Assert.False(tlb.TryGetHostAddress(0x1000, PageAccess.Write, out _));
         Assert.False(tlb.TryGetHostAddress(0x1000, PageAccess.User | PageAccess.Write, out _));
         Assert.True(tlb.TryGetHostAddress(0x1000, PageAccess.Read, out _));
