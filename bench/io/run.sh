@@ -11,12 +11,16 @@
 # The guest side is iobench.c, built static and appended to the initrd with a /hook.sh.
 #
 # Usage: bench/io/run.sh [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor] [--append TEXT]
+#                        [--threads] [--perf PHASE[,PHASE] --keep DIR]
 # --append adds TEXT to both guests' kernel command line (e.g. "retbleed=off spec_rstack_overflow=off":
 # without return thunks, like QEMU's qemu64 guest; a diagnostic, docs/virtio.md "Performance").
+# --threads prints each run's CPU per phase broken down by thread name; --perf PHASE[,PHASE...]
+# records a `perf record -g` of the VMM during those phases into DIR/perf-SIDE-RUN-PHASE.data
+# (--keep DIR also keeps the logs, the phase and thread tables and the counters).
 # Needs root (network namespace, TAP). Prints every run, then medians and SharpVisor/QEMU ratios.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-runs=3 mib=64 netmib=64 rand=5 only="" append=""
+runs=3 mib=64 netmib=64 rand=5 only="" append="" threads="" perf_phase="" keep=""
 while [ $# -gt 0 ]; do
     case "$1" in
     --runs) runs="$2"; shift 2 ;;
@@ -25,9 +29,14 @@ while [ $# -gt 0 ]; do
     --rand-seconds) rand="$2"; shift 2 ;;
     --only) only="$2"; shift 2 ;;
     --append) append="$2"; shift 2 ;;
-    *) echo "usage: $0 [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor] [--append TEXT]" >&2; exit 2 ;;
+    --threads) threads=1; shift ;;
+    --perf) perf_phase="$2"; shift 2 ;;
+    --keep) keep="$2"; shift 2 ;;
+    *) echo "usage: $0 [--runs N] [--mib M] [--net-mib M] [--rand-seconds S] [--only qemu|sharpvisor] [--append TEXT] [--threads] [--perf PHASE[,PHASE] --keep DIR]" >&2; exit 2 ;;
     esac
 done
+[ -z "$perf_phase" ] || [ -n "$keep" ] || { echo "bench/io: --perf needs --keep DIR" >&2; exit 2; }
+[ -z "$keep" ] || mkdir -p "$keep"
 [ "$(id -u)" = 0 ] || { echo "bench/io: needs root (network namespace and TAP)" >&2; exit 1; }
 
 say() { echo "bench/io: $*" >&2; }
@@ -55,6 +64,7 @@ work="$(mktemp -d /tmp/sharpvisor-bench-io.XXXXXX)"
 ns="svbio$$"
 cleanup() {
     [ -n "${sink_pid:-}" ] && kill "$sink_pid" 2>/dev/null || true
+    [ -n "$keep" ] && cp "$work"/*.log "$keep"/ 2>/dev/null
     ip netns del "$ns" 2>/dev/null || true
     rm -rf "$work"
 }
@@ -97,13 +107,16 @@ gcc -O2 -o "$work/sink" "$(dirname "${BASH_SOURCE[0]}")/iobench.c"
 
 cmdline="console=ttyS0 reboot=k panic=-1 no_timer_check autopoweroff${append:+ $append}"
 run_qemu() {
-    ip netns exec "$ns" timeout 3600 qemu-system-x86_64 -M pc -accel "$qemu_accel" -m 512 -smp 1 -nographic -no-reboot \
+    ip netns exec "$ns" timeout 3600 qemu-system-x86_64 -M pc -accel "$qemu_accel" -m 512 -smp 1 -nographic -no-reboot -name bench,debug-threads=on \
         -kernel "$KERNEL" -initrd "$work/initrd-bench.img" -append "$cmdline" -pidfile "$work/vmm.pid" \
         -drive "file=$work/disk.img,if=none,id=d0,format=raw" -device virtio-blk-pci,drive=d0 \
         -netdev tap,id=n0,ifname=svb0,script=no,downscript=no,vhost=off -device virtio-net-pci,netdev=n0 </dev/null 2>&1
 }
 run_sharpvisor() {
-    ip netns exec "$ns" timeout 3600 "$root/sharpvisor" run --accel "$sharpvisor_accel" --memory 512M --cpus 1 \
+    # Symbols for perf: the JIT's map file, and code pages that perf can read.
+    local perf_env=()
+    [ -n "$perf_phase" ] && perf_env=(env DOTNET_PerfMapEnabled=1 DOTNET_EnableWriteXorExecute=0)
+    ip netns exec "$ns" timeout 3600 "${perf_env[@]}" "$root/sharpvisor" run --accel "$sharpvisor_accel" --memory 512M --cpus 1 \
         --kernel "$KERNEL" --initrd "$INITRD" --extra-initrd "$work/hook.cpio" --cmdline "$cmdline" \
         --disk "$work/disk.img" --net tap=svb0 --no-rng --serial stdio --counters "$work/counters" </dev/null 2>&1
 }
@@ -116,8 +129,8 @@ one_run() { # $1 = qemu | sharpvisor, $2 = run number
     sink_pid=$!
     until grep -q LISTENING "$work/sink.log" 2>/dev/null; do sleep 0.05; done
     local log="$work/$1-$2.log"
-    rm -f "$work/vmm.pid" "$work/counters" "$work/phases"
-    "run_$1" | tee "$log" | phase_cpu "$1" || true
+    rm -f "$work/vmm.pid" "$work/counters" "$work/phases" "$work/threads"
+    "run_$1" | tee "$log" | phase_cpu "$1" "$2" || true
     wait "$sink_pid" || true
     sink_pid=""
     if ! grep -q BENCH-DONE "$log"; then
@@ -129,6 +142,8 @@ one_run() { # $1 = qemu | sharpvisor, $2 = run number
         results["$1,$name"]+="$value "
     done < <(grep -h '^RESULT' "$log" | grep -v tcp-guest-to-host; grep -h '^RESULT' "$work/sink.log" | sed 's/tcp-received/tcp-guest-to-host/')
     echo "$1 run $2: $(grep -h '^RESULT' "$log" "$work/sink.log" | grep -v tcp-guest-to-host | awk '{printf "%s=%s %s  ", $2, $3, $4}')"
+    [ -n "$threads" ] && thread_cpu
+    [ -n "$keep" ] && cp "$work/phases" "$keep/phases-$1-$2" && cp "$work/threads" "$keep/threads-$1-$2" && { [ ! -f "$work/counters" ] || cp "$work/counters" "$keep/counters-$1-$2"; }
     # CPU time per unit of work: the phase's CPU (all of the VMM's threads) over MiB moved or requests.
     local requests
     requests=$(tr -d '\r' <"$log" | awk '$1 == "RESULT" && $2 == "rand-read-4k" {print $5}')
@@ -163,11 +178,26 @@ one_run() { # $1 = qemu | sharpvisor, $2 = run number
     fi
 }
 
+# Each phase's CPU (ms) by thread name (threads of one name summed).
+thread_cpu() {
+    awk '
+        $1 == "PHASE" { p++; phase[p] = $2; next }
+        { key = $2; t[p, key] += $3; names[key] = 1 }
+        END {
+            for (i = 1; i < p; i++) {
+                if (phase[i] == "idle" || phase[i] == "end") continue
+                line = ""
+                for (n in names) { d = (t[i + 1, n] - t[i, n]) / 1e6; if (d >= 1) line = line sprintf("  %s=%.0f", n, d) }
+                printf "    %s (ms):%s\n", phase[i], line
+            }
+        }' "$work/threads"
+}
+
 # Reads the VMM's console; at each BENCH-PHASE line appends "phase cpu-ns" (the sum of every
 # thread's run time from /proc/PID/task/*/schedstat) to $work/phases, and has SharpVisor append
 # its counters (SIGUSR2, --counters).
-phase_cpu() { # $1 = qemu | sharpvisor
-    local line phase pid
+phase_cpu() { # $1 = qemu | sharpvisor, $2 = run number
+    local line phase pid perf_pid=""
     while IFS= read -r line; do
         case "$line" in
         BENCH-PHASE*)
@@ -176,6 +206,15 @@ phase_cpu() { # $1 = qemu | sharpvisor
             [ -n "$pid" ] || continue
             [ "$1" = sharpvisor ] && kill -USR2 "$pid" 2>/dev/null
             echo "$phase $(cat /proc/"$pid"/task/*/schedstat 2>/dev/null | awk '{s += $1} END {printf "%.0f", s}')" >>"$work/phases"
+            echo "PHASE $phase" >>"$work/threads"
+            for task in /proc/"$pid"/task/*; do
+                echo "${task##*/} $(tr ' ' '_' <"$task/comm" 2>/dev/null) $(cut -d' ' -f1 "$task/schedstat" 2>/dev/null)"
+            done >>"$work/threads" 2>/dev/null || true
+            if [ -n "$perf_pid" ]; then kill -INT "$perf_pid" 2>/dev/null; wait "$perf_pid" 2>/dev/null || true; perf_pid=""; fi
+            if [[ ",$perf_phase," == *",$phase,"* ]]; then
+                perf record -q -g -p "$pid" -o "$keep/perf-$1-$2-$phase.data" >/dev/null 2>&1 &
+                perf_pid=$!
+            fi
             ;;
         esac
     done

@@ -46,6 +46,57 @@ public sealed unsafe partial class X86Cpu
         return elements;
     }
 
+    /// <summary>
+    /// <see cref="CopyForward"/> when the two pages are not both in the TLB: translates the source
+    /// page for reading, then the destination page for writing (their faults in that order, as the
+    /// first element would raise them) and copies up to the nearer page end. Both pages can map to
+    /// one TLB slot (linear addresses a multiple of the TLB's reach apart), where filling one entry
+    /// evicts the other and the element-at-a-time path walks both pages for every element. Returns
+    /// 0 (take the element path) for MMIO, a write-filtered frame, watched pages or an overlap.
+    /// </summary>
+    internal ulong CopyForwardTranslated(ulong source, ulong destination, ulong count, int size)
+    {
+        if (_dataBreakpointsEnabled || !IsCanonical(source) || !IsCanonical(destination))
+        {
+            return 0;
+        }
+
+        ulong bytes = Math.Min(0x1000 - (source & 0xFFF), 0x1000 - (destination & 0xFFF));
+        ulong elements = Math.Min(count, bytes / (ulong)size);
+        if (elements == 0)
+        {
+            return 0;
+        }
+
+        byte* from = (byte*)TranslatePage(source, MemoryAccess.Read);
+        if (from == null)
+        {
+            return 0;
+        }
+
+        byte* to = (byte*)TranslatePage(destination, MemoryAccess.Write);
+        if (to == null || _lastFiltered)
+        {
+            return 0;
+        }
+
+        bool tracked = _lastTracked;
+        ulong physical = _lastPhysical;
+        ulong length = elements * (ulong)size;
+        if (to > from && to < from + length)
+        {
+            return 0;
+        }
+
+        Buffer.MemoryCopy(from, to, length, length);
+        if (tracked)
+        {
+            OnTrackedStore(physical, (int)length);
+        }
+
+        return elements;
+    }
+
     /// <summary>Fills up to <paramref name="count"/> elements forward at <paramref name="destination"/> within its page (see <see cref="CopyForward"/>).</summary>
     internal ulong FillForward(ulong destination, ulong count, int size, ulong value)
     {

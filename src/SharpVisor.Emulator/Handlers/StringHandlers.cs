@@ -143,7 +143,19 @@ internal static unsafe class StringHandlers
 
             ulong si = cpu.Gpr(6) & mask;
             ulong di = cpu.Gpr(7) & mask;
-            ulong done = step == (ulong)TSize.Bytes && cpu._is64 ? cpu.CopyForward(si + cpu._segBase[op.Seg], di + cpu._segBase[X86Cpu.SegEs], count, TSize.Bytes) : 0;
+            ulong done = 0;
+            if (step == (ulong)TSize.Bytes && cpu._is64)
+            {
+                ulong source = si + cpu._segBase[op.Seg];
+                ulong destination = di + cpu._segBase[X86Cpu.SegEs];
+                done = cpu.CopyForward(source, destination, count, TSize.Bytes);
+                if (done == 0)
+                {
+                    // A page not yet in the TLB, or both pages competing for one slot.
+                    done = cpu.CopyForwardTranslated(source, destination, count, TSize.Bytes);
+                }
+            }
+
             if (done == 0)
             {
                 ulong value = TSize.Read(cpu, cpu.SegmentLinear(op.Seg, si, TSize.Bytes, MemoryAccess.Read));
