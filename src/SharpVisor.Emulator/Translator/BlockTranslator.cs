@@ -1365,7 +1365,7 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stloc, _r);
             if (flagsLive && count != 0)
             {
-                EmitShiftFlags(op.Aux, form.SizeIndex, PushCount);
+                EmitShiftFlags(in op, form.SizeIndex, PushCount);
             }
 
             _il.Emit(OpCodes.Ldloc, _r);
@@ -1390,7 +1390,7 @@ internal static unsafe class BlockTranslator
                 Label unchanged = _il.DefineLabel();
                 _il.Emit(OpCodes.Ldloc, _count);
                 _il.Emit(OpCodes.Brfalse, unchanged);
-                EmitShiftFlags(op.Aux, form.SizeIndex, PushCount);
+                EmitShiftFlags(in op, form.SizeIndex, PushCount);
                 _il.MarkLabel(unchanged);
             }
 
@@ -1451,9 +1451,15 @@ internal static unsafe class BlockTranslator
         /// replace all six (CF the last bit out, OF for SHL the result's top bit XOR CF, for SHR
         /// the operand's top bit, for SAR 0; SF/ZF/PF of the result; AF 0), ROL/ROR only CF and OF.
         /// </summary>
-        private void EmitShiftFlags(int kind, int sizeIndex, Action pushCount)
+        private void EmitShiftFlags(in Op op, int sizeIndex, Action pushCount)
         {
+            int kind = op.Aux;
             int top = sizeIndex == 3 ? 63 : 31;
+            if (kind is ShiftSemantics.Rol or ShiftSemantics.Ror)
+            {
+                EmitProfileCount(in op, Tier1CallReason.RotateFlags);
+            }
+
             _il.Emit(OpCodes.Ldarg_1);
             if (kind is ShiftSemantics.Rol or ShiftSemantics.Ror)
             {
