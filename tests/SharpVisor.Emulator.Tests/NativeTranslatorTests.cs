@@ -109,7 +109,7 @@ public sealed class NativeTranslatorTests
 
     /// <summary>
     /// The CIL tier's forms this back end does not emit (SBB, NEG, NOT, BSWAP, shifts by CL,
-    /// rotates with live flags, DIV) between inline forms: their handlers run, with the
+    /// rotates with live flags, DIV, ADD m, r and INC m) between inline forms: their handlers run, with the
     /// interpreter's registers, flags and memory, and no block fails to compile.
     /// </summary>
     [Fact]
@@ -149,6 +149,8 @@ public sealed class NativeTranslatorTests
                     a.add(rax, r8);
                     a.mov(__qword_ptr[rdi], rax);
                     a.mov(__qword_ptr[rdi + 8], rdx);
+                    a.add(__qword_ptr[rdi], rbx);
+                    a.inc(__dword_ptr[rdi + 8]);
                     a.add(rdi, 16);
                 }
             }

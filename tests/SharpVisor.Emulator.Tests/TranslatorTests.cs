@@ -1125,6 +1125,114 @@ public sealed unsafe class TranslatorTests
             (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopM<Size64>);
     }
 
+    /// <summary>
+    /// ADD/SUB/AND/OR/XOR m, r and m, imm and INC/DEC m at 8, 16, 32 and 64 bits (read-modify-write
+    /// through the TLB's write check) on edge values: memory, registers and flags (PUSHFQ, SETcc,
+    /// a Jcc, ADC reading INC's preserved CF) as the interpreter's.
+    /// </summary>
+    [Fact]
+    public void InlineReadModifyWriteFormsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label skip = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x200]);
+                a.mov(ecx, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + rcx * 8 + 0x100]);
+                a.mov(rbx, __qword_ptr[rsi + rcx * 8 + 0x140]);
+                a.mov(__qword_ptr[rdi + rcx * 8], rax);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 0x40], rbx);
+                a.add(__qword_ptr[rdi + rcx * 8], rbx);
+                a.setc(r8b);
+                a.sub(__dword_ptr[rdi + rcx * 8 + 4], ebx);
+                a.seto(r9b);
+                a.and(__word_ptr[rdi + rcx * 8 + 0x40], ax);
+                a.sets(r10b);
+                a.or(__byte_ptr[rdi + rcx * 8 + 0x41], al);
+                a.setp(r11b);
+                a.xor(__qword_ptr[rdi + rcx * 8 + 0x40], rax);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0x80]);
+                a.add(__dword_ptr[rdi + rcx * 8], 0x7FFF_FFFF);
+                a.jo(skip);
+                a.sub(__word_ptr[rdi + rcx * 8 + 2], 0x8000);
+                a.Label(ref skip);
+                a.xor(__byte_ptr[rdi + rcx * 8 + 6], 0x80);
+                a.and(__qword_ptr[rdi + rcx * 8 + 0x40], -0x100);
+                a.or(__dword_ptr[rdi + rcx * 8 + 0x44], 1);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0xC0]);
+                a.cmp(rax, rbx);                     // CF that INC and DEC keep
+                a.inc(__byte_ptr[rdi + rcx * 8 + 0x100 + 7]);
+                a.dec(__word_ptr[rdi + rcx * 8 + 0x100 + 2]);
+                a.inc(__dword_ptr[rdi + rcx * 8]);
+                a.setz(r12b);
+                a.dec(__qword_ptr[rdi + rcx * 8 + 0x40]);
+                a.adc(r13, 0);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0x140]);
+                a.mov(__byte_ptr[rdi + rcx + 0x180], r8b);
+                a.mov(__byte_ptr[rdi + rcx + 0x188], r9b);
+                a.mov(__byte_ptr[rdi + rcx + 0x190], r10b);
+                a.mov(__byte_ptr[rdi + rcx + 0x198], r11b);
+                a.mov(__byte_ptr[rdi + rcx + 0x1A0], r12b);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.Pushf<Size64>,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopM<Size64>);
+    }
+
+    /// <summary>ADD m, r and INC m on an unmapped address (#PF), and ADD m, r into the running code page (the handler's code-page path): the interpreter's exception, RIP, registers and memory.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void InlineReadModifyWriteFaultsLikeTheInterpreter(int which)
+    {
+        string Run(ExecutionTier tier, out CpuRunResult result)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                a.mov(rax, 0x1234_5678_9ABC);
+                a.add(rax, 1);
+                a.mov(rsi, which == 2 ? TestCpu.CodeAddress : 0x10_0000_0000);
+                if (which == 1)
+                {
+                    a.inc(__dword_ptr[rsi + 8]);
+                }
+                else
+                {
+                    a.add(__qword_ptr[rsi + 8], rax);
+                }
+
+                a.hlt();
+            });
+            result = t.Cpu.Run(1000);
+            return t.Cpu.GetState().Format() + $"\n{t.Cpu.InstructionsExecuted} {t.Memory.Read<ulong>(TestCpu.CodeAddress + 8):x}";
+        }
+
+        string interpreted = Run(ExecutionTier.Interpreter, out CpuRunResult a);
+        string translated = Run(ExecutionTier.Always, out CpuRunResult b);
+        Assert.Equal(a.Reason, b.Reason);
+        Assert.Equal(interpreted, translated);
+        if (which != 2)
+        {
+            Assert.Equal(CpuStopReason.Exception, a.Reason);
+            Assert.Equal((byte)ExceptionVector.PageFault, a.Exception!.Vector);
+            Assert.Equal(a.Exception.FaultAddress, b.Exception!.FaultAddress);
+        }
+    }
+
     /// <summary>DIV by zero from a register and from memory, DIV whose quotient overflows, DIV from an unmapped address: the interpreter's #DE / #PF, RIP and registers.</summary>
     [Theory]
     [InlineData(0)]

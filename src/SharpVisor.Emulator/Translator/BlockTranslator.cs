@@ -726,7 +726,7 @@ internal static unsafe class BlockTranslator
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.ExtendRM
                     => _is64 && regOk && AddressOk(in op),
-                InlineKind.MovMI or InlineKind.AluMI => _is64 && AddressOk(in op),
+                InlineKind.MovMI or InlineKind.AluMI or InlineKind.IncDecM => _is64 && AddressOk(in op),
 
                 // The stack forms have no address operand (RSP, 64-bit in 64-bit mode).
                 InlineKind.PushR or InlineKind.PopR => _is64 && regOk,
@@ -1670,12 +1670,18 @@ internal static unsafe class BlockTranslator
         {
             LoadReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Stloc, _a);
+            EmitIncDecOfA(form);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
+        /// <summary>INC/DEC of _a (zero-extended at the size) into _r, with the lazy state and the preserved CF as <see cref="IncOp"/>/<see cref="DecOp"/> record them.</summary>
+        private void EmitIncDecOfA(InlineForm form)
+        {
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Ldc_I8, 1L);
             _il.Emit(form.Alu == InlineAlu.Add ? OpCodes.Add : OpCodes.Sub);
             _il.Emit(OpCodes.Stloc, _r);
-            _il.Emit(OpCodes.Ldloc, _r);
-            StoreReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Call, s_carryFlag);
@@ -2047,8 +2053,10 @@ internal static unsafe class BlockTranslator
                     break;
                 case InlineKind.AluMR:
                 case InlineKind.AluMI:
+                    // CMP/TEST read memory; the others write the result back (the handler's RmwRef fast path).
+                    bool writes = form.Alu is not (InlineAlu.Cmp or InlineAlu.Test);
                     EmitLinear(in op);
-                    EmitTlbCheck(write: false, size, miss);
+                    EmitTlbCheck(write: writes, size, miss);
                     EmitHostLoad(form.SizeIndex);
                     _il.Emit(OpCodes.Stloc, _a);
                     if (form.Kind == InlineKind.AluMR)
@@ -2062,6 +2070,19 @@ internal static unsafe class BlockTranslator
 
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    if (writes)
+                    {
+                        EmitHostStore(form.SizeIndex, _r);
+                    }
+
+                    break;
+                case InlineKind.IncDecM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: true, size, miss);
+                    EmitHostLoad(form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    EmitIncDecOfA(form);
+                    EmitHostStore(form.SizeIndex, _r);
                     break;
                 case InlineKind.PushR:
                 case InlineKind.PushI:

@@ -87,6 +87,13 @@ internal static unsafe class HandlerCatalog
             Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Sub));
         }
 
+        // INC/DEC of memory at every size (the memory forms are the second four of each kind's row).
+        for (int size = 0; size <= 3; size++)
+        {
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + 4 + size], new(InlineKind.IncDecM, size, InlineAlu.Add));
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + 4 + size], new(InlineKind.IncDecM, size, InlineAlu.Sub));
+        }
+
         // NEG and NOT of a register at every size (the register forms are the first four of each kind's row).
         for (int size = 0; size <= 3; size++)
         {
@@ -119,17 +126,13 @@ internal static unsafe class HandlerCatalog
 
     private static void AddAlu(Dictionary<nint, InlineForm> forms, nint[] table, InlineAlu alu)
     {
-        bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
         for (int size = 0; size <= 3; size++)
         {
             Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
             Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
             Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
-            if (readsOnly)
-            {
-                Add(forms, table[(AluHandlers.FormMR * 4) + size], new(InlineKind.AluMR, size, alu));
-                Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
-            }
+            Add(forms, table[(AluHandlers.FormMR * 4) + size], new(InlineKind.AluMR, size, alu));
+            Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
         }
     }
 

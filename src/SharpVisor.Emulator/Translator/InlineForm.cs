@@ -14,10 +14,10 @@ internal enum InlineKind : byte
     AluRI,
     AluRM,
 
-    /// <summary>CMP/TEST with a memory first operand and a register second (reads memory only).</summary>
+    /// <summary>An ALU op with a memory first operand and a register second: CMP/TEST read memory, the others read, modify and write it (the TLB's write check).</summary>
     AluMR,
 
-    /// <summary>CMP/TEST with a memory first operand and an immediate.</summary>
+    /// <summary>An ALU op with a memory first operand and an immediate (as <see cref="AluMR"/>).</summary>
     AluMI,
     PushR,
     PushI,
@@ -25,6 +25,9 @@ internal enum InlineKind : byte
 
     /// <summary>INC/DEC of a register (<see cref="InlineForm.Alu"/> Add for INC, Sub for DEC): CF preserved through _lazyCarry.</summary>
     IncDecR,
+
+    /// <summary>INC/DEC of memory (read, modify, write through the TLB's write check), flags as <see cref="IncDecR"/>.</summary>
+    IncDecM,
 
     /// <summary>IMUL r, r and IMUL r, r, imm (<see cref="Op.Aux"/> != 0): CF = OF = signed overflow, flags set eagerly as the handler does.</summary>
     ImulR,

@@ -386,6 +386,12 @@ internal static unsafe class NativeCompiler
                 return false;
             }
 
+            // Read-modify-write ALU forms and INC/DEC of memory (the CIL tier's since its twelfth step): not emitted here.
+            if (form.Kind is InlineKind.AluMR or InlineKind.AluMI && form.Alu is not (InlineAlu.Cmp or InlineAlu.Test))
+            {
+                return false;
+            }
+
             bool narrowMemory = form.SizeIndex < 2 && form.Kind is InlineKind.MovRM or InlineKind.MovMR or InlineKind.MovMI
                 or InlineKind.AluRM or InlineKind.AluMR or InlineKind.AluMI;
             if (narrowMemory)
