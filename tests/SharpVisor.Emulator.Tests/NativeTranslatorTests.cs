@@ -108,6 +108,65 @@ public sealed class NativeTranslatorTests
     }
 
     /// <summary>
+    /// The CIL tier's forms this back end does not emit (SBB, NEG, NOT, BSWAP, shifts by CL,
+    /// rotates with live flags, DIV, ADD m, r and INC m) between inline forms: their handlers run, with the
+    /// interpreter's registers, flags and memory, and no block fails to compile.
+    /// </summary>
+    [Fact]
+    public void FormsOnlyTheCilTierEmitsRunTheirHandlers()
+    {
+        ulong[] values = [0, 1, 0x80, 0xFFFF_FFFF, 0x8000_0000_0000_0000, ulong.MaxValue, 0x1234_5678_9ABC_DEF0];
+        void Program(Assembler a)
+        {
+            a.mov(rdi, Results);
+            foreach (ulong x in values)
+            {
+                foreach (ulong y in values)
+                {
+                    a.mov(rax, x);
+                    a.mov(rbx, y);
+                    a.cmp(rax, rbx);
+                    a.sbb(rdx, rdx);
+                    a.sbb(ebx, 3);
+                    a.add(rdx, rbx);
+                    a.neg(eax);
+                    a.pushfq();
+                    a.pop(rbp);
+                    a.add(rdx, rbp);
+                    a.not(rbx);
+                    a.bswap(rdx);
+                    a.mov(ecx, eax);
+                    a.shl(rbx, cl);
+                    a.ror(edx, 7);
+                    a.pushfq();
+                    a.pop(rbp);
+                    a.add(rdx, rbp);
+                    a.mov(rcx, rbx);
+                    a.or(rcx, 1);
+                    a.mov(r8, rdx);
+                    a.xor(edx, edx);
+                    a.div(rcx);
+                    a.add(rax, r8);
+                    a.mov(__qword_ptr[rdi], rax);
+                    a.mov(__qword_ptr[rdi + 8], rdx);
+                    a.add(__qword_ptr[rdi], rbx);
+                    a.inc(__dword_ptr[rdi + 8]);
+                    a.add(rdi, 16);
+                }
+            }
+
+            a.hlt();
+        }
+
+        (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
+        (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
+        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
+        Assert.Equal(interpreted, native);
+        Assert.Equal(interpretedData, nativeData);
+        Assert.True(inline > 500, $"{inline} instructions in native code");
+    }
+
+    /// <summary>
     /// Every condition after each producer, with the Jcc in the producer's block: native code
     /// recomputes the flags on the host from the lazy operands; an INC/DEC after a known producer
     /// keeps the carry it computed. Also across a handler (unknown producer: the Jcc's handler).

@@ -895,6 +895,401 @@ public sealed unsafe class TranslatorTests
             SeedEdgeValues);
     }
 
+    /// <summary>
+    /// ROL/ROR/SHL/SHR/SAR of 32- and 64-bit registers by an immediate and by CL, on edge values
+    /// and counts (0, 1, size - 1, size, above it, masked; CL with garbage above the count), after a
+    /// CMP whose flags a zero count must leave: result and RFLAGS (PUSHFQ) as the interpreter's,
+    /// flags also through SETcc and a Jcc; with the flags dead (an ADD or another rotate next).
+    /// </summary>
+    [Theory]
+    [InlineData(ShiftSemantics.Rol, 32)]
+    [InlineData(ShiftSemantics.Rol, 64)]
+    [InlineData(ShiftSemantics.Ror, 32)]
+    [InlineData(ShiftSemantics.Ror, 64)]
+    [InlineData(ShiftSemantics.Shl, 32)]
+    [InlineData(ShiftSemantics.Shl, 64)]
+    [InlineData(ShiftSemantics.Shr, 32)]
+    [InlineData(ShiftSemantics.Shr, 64)]
+    [InlineData(ShiftSemantics.Sar, 32)]
+    [InlineData(ShiftSemantics.Sar, 64)]
+    public void InlineShiftsMatchTheInterpreter(int kind, int bits)
+    {
+        int[] counts = [0, 1, 2, bits - 1, bits, bits + 1, bits + 7, 255];
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x200]);
+                a.mov(r15d, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + r15 * 8 + 0x100]);
+                a.mov(rdx, __qword_ptr[rsi + r15 * 8 + 0x140]);
+                int slot = 0;
+                foreach (int count in counts)
+                {
+                    foreach (bool byCl in new[] { false, true })
+                    {
+                        Label over = a.CreateLabel();
+                        a.mov(rbx, rax);
+                        a.mov(rcx, 0x1234_5600UL | (uint)count);
+                        a.cmp(rax, rdx);                     // flags a zero count keeps
+                        EmitShift(a, kind, bits, byCl, count);
+                        a.setc(r8b);
+                        a.seto(r9b);
+                        a.pushfq();
+                        a.pop(r10);
+                        a.jbe(over);                         // a Jcc on the shift's CF (or the CMP's)
+                        a.or(r10, 0x10000);
+                        a.Label(ref over);
+                        a.shl(r9, 8);
+                        a.or(r8, r9);
+                        a.mov(__qword_ptr[rdi + r15 * 8 + (slot * 64)], rbx);
+                        a.mov(__qword_ptr[rdi + r15 * 8 + (slot * 64) + 0x800], r10);
+                        a.mov(__byte_ptr[rdi + r15 + (slot * 8) + 0xC00], r8b);
+                        slot++;
+                    }
+                }
+
+                // Flags dead: the next flag writer overwrites them (a rotate's by another rotate).
+                a.mov(rbx, rax);
+                a.mov(rcx, rdx);
+                EmitShift(a, kind, bits, byCl: false, 3);
+                EmitShift(a, kind, bits, byCl: false, 5);
+                a.add(rcx, rbx);
+                EmitShift(a, kind, bits, byCl: true, 0);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0xD00], rbx);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0xD40], rcx);
+                a.mov(rbx, rdx);
+                a.rol(ebx, 7);
+                a.ror(ebx, 9);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0xD80]);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0xDC0], rbx);
+                a.sub(r15d, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.Pushf<Size64>,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopM<Size64>);
+    }
+
+    private static void EmitShift(Assembler a, int kind, int bits, bool byCl, int count)
+    {
+        byte imm = (byte)count;
+        if (bits == 32)
+        {
+            switch (kind)
+            {
+                case ShiftSemantics.Rol: if (byCl) { a.rol(ebx, cl); } else { a.rol(ebx, imm); } break;
+                case ShiftSemantics.Ror: if (byCl) { a.ror(ebx, cl); } else { a.ror(ebx, imm); } break;
+                case ShiftSemantics.Shl: if (byCl) { a.shl(ebx, cl); } else { a.shl(ebx, imm); } break;
+                case ShiftSemantics.Shr: if (byCl) { a.shr(ebx, cl); } else { a.shr(ebx, imm); } break;
+                default: if (byCl) { a.sar(ebx, cl); } else { a.sar(ebx, imm); } break;
+            }
+
+            return;
+        }
+
+        switch (kind)
+        {
+            case ShiftSemantics.Rol: if (byCl) { a.rol(rbx, cl); } else { a.rol(rbx, imm); } break;
+            case ShiftSemantics.Ror: if (byCl) { a.ror(rbx, cl); } else { a.ror(rbx, imm); } break;
+            case ShiftSemantics.Shl: if (byCl) { a.shl(rbx, cl); } else { a.shl(rbx, imm); } break;
+            case ShiftSemantics.Shr: if (byCl) { a.shr(rbx, cl); } else { a.shr(rbx, imm); } break;
+            default: if (byCl) { a.sar(rbx, cl); } else { a.sar(rbx, imm); } break;
+        }
+    }
+
+    /// <summary>
+    /// NEG and NOT at 8, 16, 32 and 64 bits, SBB r, r / r, imm at 32 and 64 (CF in from an inline
+    /// CMP, the SUB-then-SBB borrow chain), BSWAP r32 / r64 and DIV r/m32, r/m64 (the inline case
+    /// and the wide dividends the handler takes): registers, RFLAGS (PUSHFQ), SETcc and Jcc as the interpreter's.
+    /// </summary>
+    [Fact]
+    public void InlineNegNotSbbBswapAndDivMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label skip = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x200]);
+                a.mov(r15d, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + r15 * 8 + 0x100]);
+                a.mov(rdx, __qword_ptr[rsi + r15 * 8 + 0x140]);
+
+                // NEG at every size (AH untouched by NEG AL), flags read by SETcc, PUSHFQ and a Jcc.
+                a.mov(rbx, rax);
+                a.neg(bl);
+                a.setc(cl);
+                a.mov(__qword_ptr[rdi + r15 * 8], rbx);
+                a.mov(rbx, rax);
+                a.neg(bx);
+                a.seto(r14b);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x40], rbx);
+                a.mov(rbx, rax);
+                a.neg(ebx);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0x80]);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0xC0], rbx);
+                a.mov(rbx, rax);
+                a.neg(rbx);
+                a.jl(skip);
+                a.add(rcx, 1);
+                a.Label(ref skip);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0x100]);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x140], rbx);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x180], rcx);
+
+                // NOT at every size, between a CMP and the SETcc/PUSHFQ that read the CMP's flags.
+                a.mov(rbx, rdx);
+                a.cmp(rax, rdx);
+                a.not(bl);
+                a.not(bx);
+                a.not(ebx);
+                a.setb(cl);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0x1C0]);
+                a.mov(r8, rbx);
+                a.not(r8);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x200], rbx);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x240], r8);
+
+                // SBB: CMP then SBB r, r (the mask idiom), SUB/SBB borrow chains, SBB r, imm; BSWAP.
+                a.cmp(rax, rdx);
+                a.sbb(rbx, rbx);
+                a.mov(r8, rax);
+                a.mov(r9, rdx);
+                a.sub(r8, rdx);
+                a.sbb(r9, rax);
+                a.setb(r10b);
+                a.sbb(r8d, 0x7F);
+                a.seto(r11b);
+                a.sbb(r9, -2);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0x280]);
+                a.sbb(ebx, edx);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + r15 * 8 + 0x2C0]);
+                a.bswap(r8d);
+                a.bswap(r9);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x300], rbx);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x340], r8);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x380], r9);
+                a.mov(__byte_ptr[rdi + r15 + 0x3C0], r10b);
+                a.mov(__byte_ptr[rdi + r15 + 0x3C8], r11b);
+
+                // DIV: 64-bit by a register and from memory with RDX 0 (inline) and RDX below the
+                // divisor (the handler); 32-bit with EDX below the divisor. Divisors are never 0 here.
+                a.mov(r12, rax);
+                a.mov(r13, rdx);
+                a.or(r13, 3);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x400], r13);
+                a.xor(edx, edx);
+                a.div(r13);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x440], rax);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x480], rdx);
+                a.mov(rax, r12);
+                a.xor(edx, edx);
+                a.div(__qword_ptr[rdi + r15 * 8 + 0x400]);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x4C0], rax);
+                a.mov(rax, r12);
+                a.mov(rdx, r13);
+                a.shr(rdx, 1);                       // RDX below the divisor, not 0: a 128-bit dividend
+                a.div(r13);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x500], rax);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x540], rdx);
+                a.mov(rax, r12);
+                a.mov(edx, r13d);
+                a.shr(edx, 1);                       // EDX below the divisor: EDX:EAX / r13d inline
+                a.div(r13d);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x580], rax);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x5C0], rdx);
+                a.mov(rax, r12);
+                a.xor(edx, edx);
+                a.div(__dword_ptr[rdi + r15 * 8 + 0x400]);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x600], rax);
+                a.mov(__qword_ptr[rdi + r15 * 8 + 0x640], rdx);
+                a.mov(rax, r12);
+                a.sub(r15d, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.Pushf<Size64>,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopM<Size64>);
+    }
+
+    /// <summary>
+    /// ADD/SUB/AND/OR/XOR m, r and m, imm and INC/DEC m at 8, 16, 32 and 64 bits (read-modify-write
+    /// through the TLB's write check) on edge values: memory, registers and flags (PUSHFQ, SETcc,
+    /// a Jcc, ADC reading INC's preserved CF) as the interpreter's.
+    /// </summary>
+    [Fact]
+    public void InlineReadModifyWriteFormsMatchTheInterpreter()
+    {
+        AssertInlineMatchesInterpreter(
+            a =>
+            {
+                Label loop = a.CreateLabel();
+                Label skip = a.CreateLabel();
+                a.mov(rsi, Data);
+                a.lea(rdi, __[rsi + 0x200]);
+                a.mov(ecx, 7);
+                a.Label(ref loop);
+                a.mov(rax, __qword_ptr[rsi + rcx * 8 + 0x100]);
+                a.mov(rbx, __qword_ptr[rsi + rcx * 8 + 0x140]);
+                a.mov(__qword_ptr[rdi + rcx * 8], rax);
+                a.mov(__qword_ptr[rdi + rcx * 8 + 0x40], rbx);
+                a.add(__qword_ptr[rdi + rcx * 8], rbx);
+                a.setc(r8b);
+                a.sub(__dword_ptr[rdi + rcx * 8 + 4], ebx);
+                a.seto(r9b);
+                a.and(__word_ptr[rdi + rcx * 8 + 0x40], ax);
+                a.sets(r10b);
+                a.or(__byte_ptr[rdi + rcx * 8 + 0x41], al);
+                a.setp(r11b);
+                a.xor(__qword_ptr[rdi + rcx * 8 + 0x40], rax);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0x80]);
+                a.add(__dword_ptr[rdi + rcx * 8], 0x7FFF_FFFF);
+                a.jo(skip);
+                a.sub(__word_ptr[rdi + rcx * 8 + 2], 0x8000);
+                a.Label(ref skip);
+                a.xor(__byte_ptr[rdi + rcx * 8 + 6], 0x80);
+                a.and(__qword_ptr[rdi + rcx * 8 + 0x40], -0x100);
+                a.or(__dword_ptr[rdi + rcx * 8 + 0x44], 1);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0xC0]);
+                a.cmp(rax, rbx);                     // CF that INC and DEC keep
+                a.inc(__byte_ptr[rdi + rcx * 8 + 0x100 + 7]);
+                a.dec(__word_ptr[rdi + rcx * 8 + 0x100 + 2]);
+                a.inc(__dword_ptr[rdi + rcx * 8]);
+                a.setz(r12b);
+                a.dec(__qword_ptr[rdi + rcx * 8 + 0x40]);
+                a.adc(r13, 0);
+                a.pushfq();
+                a.pop(__qword_ptr[rdi + rcx * 8 + 0x140]);
+                a.mov(__byte_ptr[rdi + rcx + 0x180], r8b);
+                a.mov(__byte_ptr[rdi + rcx + 0x188], r9b);
+                a.mov(__byte_ptr[rdi + rcx + 0x190], r10b);
+                a.mov(__byte_ptr[rdi + rcx + 0x198], r11b);
+                a.mov(__byte_ptr[rdi + rcx + 0x1A0], r12b);
+                a.sub(ecx, 1);
+                a.jns(loop);
+                a.hlt();
+            },
+            SeedEdgeValues,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.Pushf<Size64>,
+            (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopM<Size64>);
+    }
+
+    /// <summary>ADD m, r and INC m on an unmapped address (#PF), and ADD m, r into the running code page (the handler's code-page path): the interpreter's exception, RIP, registers and memory.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    public void InlineReadModifyWriteFaultsLikeTheInterpreter(int which)
+    {
+        string Run(ExecutionTier tier, out CpuRunResult result)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                a.mov(rax, 0x1234_5678_9ABC);
+                a.add(rax, 1);
+                a.mov(rsi, which == 2 ? TestCpu.CodeAddress : 0x10_0000_0000);
+                if (which == 1)
+                {
+                    a.inc(__dword_ptr[rsi + 8]);
+                }
+                else
+                {
+                    a.add(__qword_ptr[rsi + 8], rax);
+                }
+
+                a.hlt();
+            });
+            result = t.Cpu.Run(1000);
+            return t.Cpu.GetState().Format() + $"\n{t.Cpu.InstructionsExecuted} {t.Memory.Read<ulong>(TestCpu.CodeAddress + 8):x}";
+        }
+
+        string interpreted = Run(ExecutionTier.Interpreter, out CpuRunResult a);
+        string translated = Run(ExecutionTier.Always, out CpuRunResult b);
+        Assert.Equal(a.Reason, b.Reason);
+        Assert.Equal(interpreted, translated);
+        if (which != 2)
+        {
+            Assert.Equal(CpuStopReason.Exception, a.Reason);
+            Assert.Equal((byte)ExceptionVector.PageFault, a.Exception!.Vector);
+            Assert.Equal(a.Exception.FaultAddress, b.Exception!.FaultAddress);
+        }
+    }
+
+    /// <summary>DIV by zero from a register and from memory, DIV whose quotient overflows, DIV from an unmapped address: the interpreter's #DE / #PF, RIP and registers.</summary>
+    [Theory]
+    [InlineData(0)]
+    [InlineData(1)]
+    [InlineData(2)]
+    [InlineData(3)]
+    public void InlineDivFaultsLikeTheInterpreter(int which)
+    {
+        string Run(ExecutionTier tier, out CpuRunResult result)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            t.Load(64, a =>
+            {
+                a.mov(rsi, Data);
+                a.mov(rax, 0x1234_5678_9ABC);
+                a.mov(rbx, 0x55);
+                a.add(rbx, 1);
+                a.xor(ecx, ecx);
+                a.mov(__qword_ptr[rsi], rcx);
+                switch (which)
+                {
+                    case 0:
+                        a.xor(edx, edx);
+                        a.div(rcx);                    // by a zero register
+                        break;
+                    case 1:
+                        a.xor(edx, edx);
+                        a.div(__qword_ptr[rsi]);       // by zero from memory
+                        break;
+                    case 2:
+                        a.mov(edx, 0x56);
+                        a.div(ebx);                    // EDX = divisor: the quotient does not fit
+                        break;
+                    default:
+                        a.mov(rsi, 0x10_0000_0000);   // above the identity map
+                        a.xor(edx, edx);
+                        a.div(__qword_ptr[rsi]);
+                        break;
+                }
+
+                a.hlt();
+            });
+            result = t.Cpu.Run(1000);
+            return t.Cpu.GetState().Format() + $"\n{t.Cpu.InstructionsExecuted}";
+        }
+
+        string interpreted = Run(ExecutionTier.Interpreter, out CpuRunResult a);
+        string translated = Run(ExecutionTier.Always, out CpuRunResult b);
+        Assert.Equal(CpuStopReason.Exception, a.Reason);
+        Assert.Equal(a.Reason, b.Reason);
+        Assert.Equal(which == 3 ? (byte)ExceptionVector.PageFault : (byte)ExceptionVector.DivideError, a.Exception!.Vector);
+        Assert.Equal(a.Exception.Vector, b.Exception!.Vector);
+        Assert.Equal(interpreted, translated);
+    }
+
     /// <summary>CALL rel32 and RET / RET imm16 inline: nested and recursive calls give the interpreter's registers, stack and memory.</summary>
     [Fact]
     public void InlineCallAndRetMatchTheInterpreter()

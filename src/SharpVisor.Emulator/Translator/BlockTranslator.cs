@@ -1,3 +1,5 @@
+using System.Buffers.Binary;
+using System.Numerics;
 using System.Reflection;
 using System.Reflection.Emit;
 using System.Runtime.CompilerServices;
@@ -40,8 +42,13 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
     private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
     private static readonly MethodInfo s_bigMul = typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
-    private static readonly MethodInfo s_shift32 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size32));
-    private static readonly MethodInfo s_shift64 = typeof(ShiftSemantics).GetMethod(nameof(ShiftSemantics.Apply))!.MakeGenericMethod(typeof(Size64));
+    private static readonly MethodInfo s_rotateLeft32 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateLeft), [typeof(uint), typeof(int)])!;
+    private static readonly MethodInfo s_rotateLeft64 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateLeft), [typeof(ulong), typeof(int)])!;
+    private static readonly MethodInfo s_rotateRight32 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateRight), [typeof(uint), typeof(int)])!;
+    private static readonly MethodInfo s_rotateRight64 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateRight), [typeof(ulong), typeof(int)])!;
+    private static readonly MethodInfo s_byteSwap32 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(uint)])!;
+    private static readonly MethodInfo s_byteSwap64 = typeof(BinaryPrimitives).GetMethod(nameof(BinaryPrimitives.ReverseEndianness), [typeof(ulong)])!;
+    private static readonly MethodInfo s_updateStatusFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.UpdateStatusFlags), Instance)!;
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_resultFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ResultFlags), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_setStatusFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.SetStatusFlags), Instance)!;
@@ -168,6 +175,9 @@ internal static unsafe class BlockTranslator
     private sealed class Emitter
     {
         private const int Slots = RegisterFile.Slots;
+        private const int Rax = 0;
+        private const int Rcx = 1;
+        private const int Rdx = 2;
 
         private readonly Block[] _region;
         private readonly long[] _offsets;
@@ -186,6 +196,7 @@ internal static unsafe class BlockTranslator
         private readonly LocalBuilder _linear;
         private readonly LocalBuilder _host;
         private readonly LocalBuilder _t;
+        private readonly LocalBuilder _count;
 
         // The last flag producer is an inline op whose operands and result are still in _a/_b/_r
         // (kind LazyFlags.*, or None): a Jcc right after it tests them without the lazy state.
@@ -223,6 +234,7 @@ internal static unsafe class BlockTranslator
             _linear = il.DeclareLocal(typeof(ulong));
             _host = il.DeclareLocal(typeof(nint));
             _t = il.DeclareLocal(typeof(ulong));
+            _count = il.DeclareLocal(typeof(int));
         }
 
         public void Emit()
@@ -581,6 +593,20 @@ internal static unsafe class BlockTranslator
                 {
                     used[X86Cpu.Rsp] = true;
                 }
+
+                if (form.Kind == InlineKind.ShiftRCl)
+                {
+                    used[Rcx] = true;
+                }
+
+                if (form.Kind == InlineKind.DivRM)
+                {
+                    used[Rax] = used[Rdx] = true;
+                    if ((op.Flags & OpFlags.Memory) == 0)
+                    {
+                        used[op.Rm / 8 & 15] = true;
+                    }
+                }
             }
 
             return used;
@@ -600,6 +626,13 @@ internal static unsafe class BlockTranslator
                 // Flag readers that write no flags and leave _a/_b/_r alone: a later Jcc can still
                 // take its condition from the producer's locals.
                 EmitConditionalMove(in op, form);
+                return;
+            }
+
+            if (form.Kind is InlineKind.NotR or InlineKind.BswapR && CanInline(in op, form))
+            {
+                // No flags written and _a/_b/_r left alone, as above.
+                EmitNotOrByteSwap(in op, form);
                 return;
             }
 
@@ -645,22 +678,13 @@ internal static unsafe class BlockTranslator
                     EmitImul(in op, form, flagsLive);
                     break;
                 case InlineKind.ShiftRI:
-                    int count = (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
-                    if (flagsLive && count != 0 && op.Aux == ShiftSemantics.Shr)
-                    {
-                        EmitShrWithFlags(in op, form, count);
-                    }
-                    else if (flagsLive && count != 0)
-                    {
-                        // The flag rules stay with the interpreter's ShiftSemantics.Apply, called
-                        // directly on the register in its local (it cannot fault or leave).
-                        EmitShiftWithFlags(in op, form, count);
-                    }
-                    else
-                    {
-                        EmitShift(in op, form, count);
-                    }
-
+                    EmitShiftByConstant(in op, form, flagsLive);
+                    break;
+                case InlineKind.ShiftRCl:
+                    EmitShiftByCl(in op, form, flagsLive);
+                    break;
+                case InlineKind.NegR:
+                    EmitNeg(in op, form, flagsLive);
                     break;
                 case InlineKind.Nop:
                     break;
@@ -696,12 +720,13 @@ internal static unsafe class BlockTranslator
                 InlineKind.Nop => true,
                 InlineKind.SetccR => regOk,
                 InlineKind.ImulR => regOk && rmOk && (op.Flags & OpFlags.Memory) == 0,
-                InlineKind.ShiftRI => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
-                InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR => regOk,
+                InlineKind.ShiftRI or InlineKind.ShiftRCl => regOk && op.Aux is not (ShiftSemantics.Rcl or ShiftSemantics.Rcr),
+                InlineKind.MovRI or InlineKind.AluRI or InlineKind.IncDecR or InlineKind.NegR or InlineKind.NotR or InlineKind.BswapR => regOk,
+                InlineKind.DivRM => (op.Flags & OpFlags.Memory) != 0 ? _is64 && AddressOk(in op) : rmOk,
                 InlineKind.Lea => regOk && AddressOk(in op),
                 InlineKind.MovRM or InlineKind.MovMR or InlineKind.AluRM or InlineKind.AluMR or InlineKind.ExtendRM
                     => _is64 && regOk && AddressOk(in op),
-                InlineKind.MovMI or InlineKind.AluMI => _is64 && AddressOk(in op),
+                InlineKind.MovMI or InlineKind.AluMI or InlineKind.IncDecM => _is64 && AddressOk(in op),
 
                 // The stack forms have no address operand (RSP, 64-bit in 64-bit mode).
                 InlineKind.PushR or InlineKind.PopR => _is64 && regOk,
@@ -716,11 +741,13 @@ internal static unsafe class BlockTranslator
             op.Base < Slots && op.Index < Slots && op.AddrSize is 2 or 4 or 8 && op.Seg <= 6;
 
         /// <summary>
-        /// Whether the lazy flags an inline ALU op writes can be observed: not when the next flag
-        /// writer is an inline register ALU op and nothing before it can fault, exit or read flags.
+        /// Whether the flags op <paramref name="i"/> writes can be observed: not when the next flag
+        /// writer overwrites all of them and nothing before it can fault, exit or read flags.
         /// </summary>
         private bool FlagsLiveAfter(Op[] ops, int i)
         {
+            // A rotate writes only CF and OF, which the next rotate by a non-zero count overwrites.
+            bool rotate = IsRotateByConstant(in ops[i], HandlerCatalog.FormOf((nint)ops[i].Handler));
             for (int j = i + 1; j < _block.Count; j++)
             {
                 InlineForm next = HandlerCatalog.FormOf((nint)ops[j].Handler);
@@ -731,16 +758,27 @@ internal static unsafe class BlockTranslator
 
                 switch (next.Kind)
                 {
-                    case InlineKind.AluRR when next.Alu != InlineAlu.Adc:
-                    case InlineKind.AluRI when next.Alu != InlineAlu.Adc:
+                    case InlineKind.AluRR when next.Alu is not (InlineAlu.Adc or InlineAlu.Sbb):
+                    case InlineKind.AluRI when next.Alu is not (InlineAlu.Adc or InlineAlu.Sbb):
                     case InlineKind.ImulR:
-                        // Writers of all six status flags that cannot fault (ADC reads CF first).
+                    case InlineKind.NegR:
+                        // Writers of all six status flags that cannot fault (ADC and SBB read CF first).
                         return false;
+                    case InlineKind.ShiftRI when ShiftCount(in ops[j], next) != 0:
+                        // SHL/SHR/SAR by a non-zero count write all six; a rotate only CF and OF.
+                        if (!IsRotateByConstant(in ops[j], next) || rotate)
+                        {
+                            return false;
+                        }
+
+                        return true;
                     case InlineKind.MovRR:
                     case InlineKind.MovRI:
                     case InlineKind.Lea:
                     case InlineKind.Nop:
                     case InlineKind.ExtendRR:
+                    case InlineKind.NotR:
+                    case InlineKind.BswapR:
                         continue;
                     default:
                         return true;
@@ -749,6 +787,11 @@ internal static unsafe class BlockTranslator
 
             return true;
         }
+
+        private static int ShiftCount(in Op op, InlineForm form) => (int)(op.Imm & (form.SizeIndex == 3 ? 0x3FUL : 0x1FUL));
+
+        private static bool IsRotateByConstant(in Op op, InlineForm form) =>
+            form.Kind == InlineKind.ShiftRI && op.Aux is ShiftSemantics.Rol or ShiftSemantics.Ror && ShiftCount(in op, form) != 0;
 
         private static ulong Truncate(ulong value, int sizeIndex) => value & LazyFlags.Masks[sizeIndex];
 
@@ -873,11 +916,13 @@ internal static unsafe class BlockTranslator
         /// </summary>
         private void ReloadAfterMiss(in Op op, InlineForm form)
         {
-            int written = form.Kind is InlineKind.MovRM or InlineKind.ExtendRM or InlineKind.AluRM or InlineKind.PopR ? op.Reg / 8 : -1;
-            int stack = form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR ? X86Cpu.Rsp : -1;
+            int written = form.Kind is InlineKind.MovRM or InlineKind.ExtendRM or InlineKind.AluRM or InlineKind.PopR ? op.Reg / 8
+                : form.Kind == InlineKind.DivRM ? Rax : -1;
+            int alsoWritten = form.Kind is InlineKind.PushR or InlineKind.PushI or InlineKind.PopR ? X86Cpu.Rsp
+                : form.Kind == InlineKind.DivRM ? Rdx : -1;
             for (int slot = 0; slot < Slots; slot++)
             {
-                if (_state[slot] != Cached.Unknown && (_stateAtMiss[slot] == Cached.Unknown || slot == written || slot == stack))
+                if (_state[slot] != Cached.Unknown && (_stateAtMiss[slot] == Cached.Unknown || slot == written || slot == alsoWritten))
                 {
                     LoadFromFile(slot);
                     _il.Emit(OpCodes.Stloc, Local(slot));
@@ -891,7 +936,7 @@ internal static unsafe class BlockTranslator
         {
             _flagsKind = form.Alu switch
             {
-                InlineAlu.Adc => LazyFlags.None,
+                InlineAlu.Adc or InlineAlu.Sbb => LazyFlags.None,
                 InlineAlu.Add => LazyFlags.Add,
                 InlineAlu.Sub or InlineAlu.Cmp => LazyFlags.Sub,
                 _ => LazyFlags.Logic,
@@ -1200,9 +1245,9 @@ internal static unsafe class BlockTranslator
         /// <summary>_a and _b hold the operands (masked to the size); computes, writes the result and the lazy flags.</summary>
         private void EmitAlu(in Op op, InlineForm form, bool flagsLive)
         {
-            if (form.Alu == InlineAlu.Adc)
+            if (form.Alu is InlineAlu.Adc or InlineAlu.Sbb)
             {
-                EmitAdc(in op, form, flagsLive);
+                EmitCarryAlu(in op, form, flagsLive);
                 return;
             }
 
@@ -1270,18 +1315,22 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Stfld, field);
         }
 
-        /// <summary>ADC r, r / r, imm: a + b + CF, the lazy state as <see cref="AdcOp"/> records it (CF in _lazyCarry).</summary>
-        private void EmitAdc(in Op op, InlineForm form, bool flagsLive)
+        /// <summary>
+        /// ADC / SBB r, r / r, imm: a + b + CF or a - b - CF, the lazy state as <see cref="AdcOp"/>
+        /// and <see cref="SbbOp"/> record it (CF in _lazyCarry).
+        /// </summary>
+        private void EmitCarryAlu(in Op op, InlineForm form, bool flagsLive)
         {
+            bool add = form.Alu == InlineAlu.Adc;
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Call, s_carryFlag);
             _il.Emit(OpCodes.Conv_U8);
             _il.Emit(OpCodes.Stloc, _t);
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Ldloc, _b);
-            _il.Emit(OpCodes.Add);
+            _il.Emit(add ? OpCodes.Add : OpCodes.Sub);
             _il.Emit(OpCodes.Ldloc, _t);
-            _il.Emit(OpCodes.Add);
+            _il.Emit(add ? OpCodes.Add : OpCodes.Sub);
             _il.Emit(OpCodes.Stloc, _r);
             if (flagsLive)
             {
@@ -1298,103 +1347,254 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            EmitLazyStore(LazyFlags.Adc, form.SizeIndex);
+            EmitLazyStore(add ? LazyFlags.Adc : LazyFlags.Sbb, form.SizeIndex);
         }
 
         /// <summary>
-        /// SHR r, imm (count 1..bits-1) with live flags, as <see cref="ShiftSemantics.Apply{TSize}"/>
-        /// sets them: CF the last bit shifted out, OF the operand's top bit, SF/ZF/PF of the result
-        /// (<see cref="X86Cpu.ResultFlags"/>), stored eagerly through <see cref="X86Cpu.SetStatusFlags"/>.
+        /// ROL/ROR/SHL/SHR/SAR r, imm: the result, and with live flags a non-zero count's flags as
+        /// <see cref="ShiftSemantics.Apply{TSize}"/> sets them (a zero count changes no flag; a
+        /// 32-bit register is written zero-extended either way, as the handler writes it).
         /// </summary>
-        private void EmitShrWithFlags(in Op op, InlineForm form, int count)
+        private void EmitShiftByConstant(in Op op, InlineForm form, bool flagsLive)
         {
-            int top = form.SizeIndex == 3 ? 63 : 31;
+            int count = ShiftCount(in op, form);
             LoadReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Stloc, _a);
-            _il.Emit(OpCodes.Ldloc, _a);
-            _il.Emit(OpCodes.Ldc_I4, count);
-            _il.Emit(OpCodes.Shr_Un);
+            void PushCount() => _il.Emit(OpCodes.Ldc_I4, count);
+            EmitShiftResult(op.Aux, form.SizeIndex, PushCount);
             _il.Emit(OpCodes.Stloc, _r);
+            if (flagsLive && count != 0)
+            {
+                EmitShiftFlags(in op, form.SizeIndex, PushCount);
+            }
+
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
+        /// <summary>ROL/ROR/SHL/SHR/SAR r, CL: as by a constant, with the masked count from RCX; the flags only when it is not zero.</summary>
+        private void EmitShiftByCl(in Op op, InlineForm form, bool flagsLive)
+        {
+            LoadReg(Rcx, 3);
+            _il.Emit(OpCodes.Conv_I4);
+            _il.Emit(OpCodes.Ldc_I4, form.SizeIndex == 3 ? 0x3F : 0x1F);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Stloc, _count);
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _a);
+            void PushCount() => _il.Emit(OpCodes.Ldloc, _count);
+            EmitShiftResult(op.Aux, form.SizeIndex, PushCount);
+            _il.Emit(OpCodes.Stloc, _r);
+            if (flagsLive)
+            {
+                Label unchanged = _il.DefineLabel();
+                _il.Emit(OpCodes.Ldloc, _count);
+                _il.Emit(OpCodes.Brfalse, unchanged);
+                EmitShiftFlags(in op, form.SizeIndex, PushCount);
+                _il.MarkLabel(unchanged);
+            }
+
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
+        /// <summary>
+        /// Pushes shift <paramref name="kind"/> of _a (zero-extended at the size) by the masked count
+        /// <paramref name="pushCount"/> pushes (0 included: the operand unchanged), not truncated
+        /// to the size above bit 31 for SHL/SAR of 32 bits; a rotate's result is truncated.
+        /// </summary>
+        private void EmitShiftResult(int kind, int sizeIndex, Action pushCount)
+        {
+            bool wide = sizeIndex == 3;
+            switch (kind)
+            {
+                case ShiftSemantics.Rol:
+                case ShiftSemantics.Ror:
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    if (!wide)
+                    {
+                        _il.Emit(OpCodes.Conv_U4);
+                    }
+
+                    pushCount();
+                    _il.Emit(OpCodes.Call, kind == ShiftSemantics.Rol ? (wide ? s_rotateLeft64 : s_rotateLeft32) : (wide ? s_rotateRight64 : s_rotateRight32));
+                    if (!wide)
+                    {
+                        _il.Emit(OpCodes.Conv_U8);
+                    }
+
+                    break;
+                case ShiftSemantics.Shl:
+                case ShiftSemantics.Sal:
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    pushCount();
+                    _il.Emit(OpCodes.Shl);
+                    break;
+                case ShiftSemantics.Shr:
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    pushCount();
+                    _il.Emit(OpCodes.Shr_Un);
+                    break;
+                default:
+                    // SAR: arithmetic shift of the sign-extended operand.
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    EmitSignExtend(sizeIndex);
+                    pushCount();
+                    _il.Emit(OpCodes.Shr);
+                    break;
+            }
+        }
+
+        /// <summary>
+        /// The flags of shift <paramref name="kind"/> by a non-zero masked count, from the operand
+        /// _a and the result _r, as <see cref="ShiftSemantics.Apply{TSize}"/> sets them: SHL/SHR/SAR
+        /// replace all six (CF the last bit out, OF for SHL the result's top bit XOR CF, for SHR
+        /// the operand's top bit, for SAR 0; SF/ZF/PF of the result; AF 0), ROL/ROR only CF and OF.
+        /// </summary>
+        private void EmitShiftFlags(in Op op, int sizeIndex, Action pushCount)
+        {
+            int kind = op.Aux;
+            int top = sizeIndex == 3 ? 63 : 31;
+            if (kind is ShiftSemantics.Rol or ShiftSemantics.Ror)
+            {
+                EmitProfileCount(in op, Tier1CallReason.RotateFlags);
+            }
+
             _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldloc, _a);
-            _il.Emit(OpCodes.Ldc_I4, count - 1);
-            _il.Emit(OpCodes.Shr_Un);
-            _il.Emit(OpCodes.Ldc_I8, 1L);
-            _il.Emit(OpCodes.And);
-            _il.Emit(OpCodes.Ldloc, _a);
-            _il.Emit(OpCodes.Ldc_I4, top);
-            _il.Emit(OpCodes.Shr_Un);
-            _il.Emit(OpCodes.Ldc_I8, 1L);
-            _il.Emit(OpCodes.And);
+            if (kind is ShiftSemantics.Rol or ShiftSemantics.Ror)
+            {
+                _il.Emit(OpCodes.Ldc_I8, (long)(RflagsBits.Carry | RflagsBits.Overflow));
+                if (kind == ShiftSemantics.Rol)
+                {
+                    // CF = bit 0, OF = top bit XOR CF.
+                    EmitBitOf(_r, 0);
+                    EmitBitOf(_r, top);
+                    EmitBitOf(_r, 0);
+                }
+                else
+                {
+                    // CF = top bit, OF = top bit XOR the bit below it.
+                    EmitBitOf(_r, top);
+                    EmitBitOf(_r, top);
+                    EmitBitOf(_r, top - 1);
+                }
+
+                _il.Emit(OpCodes.Xor);
+                _il.Emit(OpCodes.Ldc_I4, 11);
+                _il.Emit(OpCodes.Shl);
+                _il.Emit(OpCodes.Or);
+                _il.Emit(OpCodes.Call, s_updateStatusFlags);
+                return;
+            }
+
+            switch (kind)
+            {
+                case ShiftSemantics.Shl:
+                case ShiftSemantics.Sal:
+                    // CF = operand bit (bits - count); OF = result's top bit XOR CF.
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    _il.Emit(OpCodes.Ldc_I4, top + 1);
+                    pushCount();
+                    _il.Emit(OpCodes.Sub);
+                    _il.Emit(OpCodes.Shr_Un);
+                    _il.Emit(OpCodes.Ldc_I8, 1L);
+                    _il.Emit(OpCodes.And);
+                    _il.Emit(OpCodes.Stloc, _t);
+                    _il.Emit(OpCodes.Ldloc, _t);
+                    EmitBitOf(_r, top);
+                    _il.Emit(OpCodes.Ldloc, _t);
+                    _il.Emit(OpCodes.Xor);
+                    break;
+                case ShiftSemantics.Shr:
+                    // CF = operand bit (count - 1); OF = the operand's top bit.
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    pushCount();
+                    _il.Emit(OpCodes.Ldc_I4_1);
+                    _il.Emit(OpCodes.Sub);
+                    _il.Emit(OpCodes.Shr_Un);
+                    _il.Emit(OpCodes.Ldc_I8, 1L);
+                    _il.Emit(OpCodes.And);
+                    EmitBitOf(_a, top);
+                    break;
+                default:
+                    // SAR: CF = bit (count - 1) of the sign-extended operand; OF = 0.
+                    _il.Emit(OpCodes.Ldloc, _a);
+                    EmitSignExtend(sizeIndex);
+                    pushCount();
+                    _il.Emit(OpCodes.Ldc_I4_1);
+                    _il.Emit(OpCodes.Sub);
+                    _il.Emit(OpCodes.Shr);
+                    _il.Emit(OpCodes.Ldc_I8, 1L);
+                    _il.Emit(OpCodes.And);
+                    _il.Emit(OpCodes.Ldc_I8, 0L);
+                    break;
+            }
+
             _il.Emit(OpCodes.Ldc_I4, 11);
             _il.Emit(OpCodes.Shl);
             _il.Emit(OpCodes.Or);
             _il.Emit(OpCodes.Ldloc, _r);
-            EmitSignExtend(form.SizeIndex);
+            EmitSignExtend(sizeIndex);
             _il.Emit(OpCodes.Call, s_resultFlags);
             _il.Emit(OpCodes.Or);
             _il.Emit(OpCodes.Call, s_setStatusFlags);
-            _il.Emit(OpCodes.Ldloc, _r);
-            StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
-        /// <summary>A shift or rotate of a register by a non-zero constant whose flags are live: <see cref="ShiftSemantics.Apply{TSize}"/> computes the result and sets the flags as the handler does.</summary>
-        private void EmitShiftWithFlags(in Op op, InlineForm form, int count)
+        /// <summary>Pushes bit <paramref name="bit"/> of <paramref name="value"/> as 0 or 1 (64-bit).</summary>
+        private void EmitBitOf(LocalBuilder value, int bit)
         {
-            EmitProfileCount(in op, Tier1CallReason.ShiftFlags);
-            LoadReg(op.Reg / 8, form.SizeIndex);
-            _il.Emit(OpCodes.Stloc, _a);
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldc_I4, (int)op.Aux);
-            _il.Emit(OpCodes.Ldloc, _a);
-            _il.Emit(OpCodes.Ldc_I4, count);
-            _il.Emit(OpCodes.Call, form.SizeIndex == 3 ? s_shift64 : s_shift32);
-            StoreReg(op.Reg / 8, form.SizeIndex);
-        }
-
-        /// <summary>A shift or rotate of a register by a constant, result only (the caller knows the flags are dead, or the count is zero and changes none).</summary>
-        private void EmitShift(in Op op, InlineForm form, int count)
-        {
-            int bits = form.SizeIndex == 3 ? 64 : 32;
-            LoadReg(op.Reg / 8, form.SizeIndex);
-            if (count != 0)
+            _il.Emit(OpCodes.Ldloc, value);
+            if (bit != 0)
             {
-                _il.Emit(OpCodes.Stloc, _a);
-                switch (op.Aux)
-                {
-                    case ShiftSemantics.Rol:
-                    case ShiftSemantics.Ror:
-                        bool left = op.Aux == ShiftSemantics.Rol;
-                        _il.Emit(OpCodes.Ldloc, _a);
-                        _il.Emit(OpCodes.Ldc_I4, count);
-                        _il.Emit(left ? OpCodes.Shl : OpCodes.Shr_Un);
-                        _il.Emit(OpCodes.Ldloc, _a);
-                        _il.Emit(OpCodes.Ldc_I4, bits - count);
-                        _il.Emit(left ? OpCodes.Shr_Un : OpCodes.Shl);
-                        _il.Emit(OpCodes.Or);
-                        break;
-                    case ShiftSemantics.Shl:
-                    case ShiftSemantics.Sal:
-                        _il.Emit(OpCodes.Ldloc, _a);
-                        _il.Emit(OpCodes.Ldc_I4, count);
-                        _il.Emit(OpCodes.Shl);
-                        break;
-                    case ShiftSemantics.Shr:
-                        _il.Emit(OpCodes.Ldloc, _a);
-                        _il.Emit(OpCodes.Ldc_I4, count);
-                        _il.Emit(OpCodes.Shr_Un);
-                        break;
-                    default:
-                        // SAR: arithmetic shift of the sign-extended operand.
-                        _il.Emit(OpCodes.Ldloc, _a);
-                        EmitSignExtend(form.SizeIndex);
-                        _il.Emit(OpCodes.Ldc_I4, count);
-                        _il.Emit(OpCodes.Shr);
-                        break;
-                }
+                _il.Emit(OpCodes.Ldc_I4, bit);
+                _il.Emit(OpCodes.Shr_Un);
             }
 
-            // StoreReg truncates a 32-bit result and zero-extends it (even for a zero count, as the handler writes).
+            _il.Emit(OpCodes.Ldc_I8, 1L);
+            _il.Emit(OpCodes.And);
+        }
+
+        /// <summary>NEG r: 0 - r, the lazy state as <see cref="NegOp"/> records it (SUB of 0 and the operand), so a Jcc after it reads the locals as after a SUB.</summary>
+        private void EmitNeg(in Op op, InlineForm form, bool flagsLive)
+        {
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            _il.Emit(OpCodes.Stloc, _b);
+            _il.Emit(OpCodes.Ldc_I8, 0L);
+            _il.Emit(OpCodes.Stloc, _a);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Sub);
+            _il.Emit(OpCodes.Stloc, _r);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+            if (flagsLive)
+            {
+                EmitLazyStore(LazyFlags.Sub, form.SizeIndex);
+            }
+
+            _flagsKind = LazyFlags.Sub;
+            _flagsSize = form.SizeIndex;
+        }
+
+        /// <summary>NOT r and BSWAP r32/r64: the register only (neither writes a flag).</summary>
+        private void EmitNotOrByteSwap(in Op op, InlineForm form)
+        {
+            LoadReg(op.Reg / 8, form.SizeIndex);
+            if (form.Kind == InlineKind.NotR)
+            {
+                _il.Emit(OpCodes.Not);
+            }
+            else if (form.SizeIndex == 3)
+            {
+                _il.Emit(OpCodes.Call, s_byteSwap64);
+            }
+            else
+            {
+                _il.Emit(OpCodes.Conv_U4);
+                _il.Emit(OpCodes.Call, s_byteSwap32);
+                _il.Emit(OpCodes.Conv_U8);
+            }
+
             StoreReg(op.Reg / 8, form.SizeIndex);
         }
 
@@ -1470,12 +1670,18 @@ internal static unsafe class BlockTranslator
         {
             LoadReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Stloc, _a);
+            EmitIncDecOfA(form);
+            _il.Emit(OpCodes.Ldloc, _r);
+            StoreReg(op.Reg / 8, form.SizeIndex);
+        }
+
+        /// <summary>INC/DEC of _a (zero-extended at the size) into _r, with the lazy state and the preserved CF as <see cref="IncOp"/>/<see cref="DecOp"/> record them.</summary>
+        private void EmitIncDecOfA(InlineForm form)
+        {
             _il.Emit(OpCodes.Ldloc, _a);
             _il.Emit(OpCodes.Ldc_I8, 1L);
             _il.Emit(form.Alu == InlineAlu.Add ? OpCodes.Add : OpCodes.Sub);
             _il.Emit(OpCodes.Stloc, _r);
-            _il.Emit(OpCodes.Ldloc, _r);
-            StoreReg(op.Reg / 8, form.SizeIndex);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Call, s_carryFlag);
@@ -1700,6 +1906,67 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>
+        /// DIV r/m32 and r/m64, the common case inline: EDX below the divisor (32 bits: the 64-bit
+        /// dividend EDX:EAX gives a 32-bit quotient), RDX zero and the divisor not (64 bits).
+        /// Anything else, and a TLB miss, goes to <paramref name="slow"/>, where the handler runs
+        /// the instruction (#DE, a 128-bit dividend). DIV writes no flags.
+        /// </summary>
+        private void EmitDiv(in Op op, InlineForm form, Label slow)
+        {
+            int size = form.SizeIndex;
+
+            // The registers first, so that every branch to the slow path sees them loaded.
+            LoadReg(Rax, size);
+            _il.Emit(OpCodes.Stloc, _a);
+            LoadReg(Rdx, size);
+            _il.Emit(OpCodes.Stloc, _t);
+            if ((op.Flags & OpFlags.Memory) != 0)
+            {
+                EmitLinear(in op);
+                EmitTlbCheck(write: false, 1 << size, slow);
+                EmitHostLoad(size);
+            }
+            else
+            {
+                LoadReg(op.Rm / 8, size);
+                Array.Copy(_state, _stateAtMiss, Slots);
+            }
+
+            _il.Emit(OpCodes.Stloc, _b);
+            if (size == 3)
+            {
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Brtrue, slow);
+                _il.Emit(OpCodes.Ldloc, _b);
+                _il.Emit(OpCodes.Brfalse, slow);
+            }
+            else
+            {
+                // EDX < divisor (so the divisor is not 0 and the quotient fits); dividend EDX:EAX.
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Ldloc, _b);
+                _il.Emit(OpCodes.Bge_Un, slow);
+                _il.Emit(OpCodes.Ldloc, _t);
+                _il.Emit(OpCodes.Ldc_I4, 32);
+                _il.Emit(OpCodes.Shl);
+                _il.Emit(OpCodes.Ldloc, _a);
+                _il.Emit(OpCodes.Or);
+                _il.Emit(OpCodes.Stloc, _a);
+            }
+
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Rem_Un);
+            _il.Emit(OpCodes.Stloc, _t);
+            _il.Emit(OpCodes.Ldloc, _a);
+            _il.Emit(OpCodes.Ldloc, _b);
+            _il.Emit(OpCodes.Div_Un);
+            StoreReg(Rax, size);
+            _il.Emit(OpCodes.Ldloc, _t);
+            StoreReg(Rdx, size);
+        }
+
+        /// <summary>
         /// SETcc r8 and CMOVcc r, r: the condition as the Jcc's (from the producer's locals or the
         /// lazy state), the move branch-free. A 32-bit CMOV writes its destination zero-extended
         /// even when the condition is false, as the handler does.
@@ -1786,8 +2053,10 @@ internal static unsafe class BlockTranslator
                     break;
                 case InlineKind.AluMR:
                 case InlineKind.AluMI:
+                    // CMP/TEST read memory; the others write the result back (the handler's RmwRef fast path).
+                    bool writes = form.Alu is not (InlineAlu.Cmp or InlineAlu.Test);
                     EmitLinear(in op);
-                    EmitTlbCheck(write: false, size, miss);
+                    EmitTlbCheck(write: writes, size, miss);
                     EmitHostLoad(form.SizeIndex);
                     _il.Emit(OpCodes.Stloc, _a);
                     if (form.Kind == InlineKind.AluMR)
@@ -1801,6 +2070,19 @@ internal static unsafe class BlockTranslator
 
                     _il.Emit(OpCodes.Stloc, _b);
                     EmitAlu(in op, form, flagsLive);
+                    if (writes)
+                    {
+                        EmitHostStore(form.SizeIndex, _r);
+                    }
+
+                    break;
+                case InlineKind.IncDecM:
+                    EmitLinear(in op);
+                    EmitTlbCheck(write: true, size, miss);
+                    EmitHostLoad(form.SizeIndex);
+                    _il.Emit(OpCodes.Stloc, _a);
+                    EmitIncDecOfA(form);
+                    EmitHostStore(form.SizeIndex, _r);
                     break;
                 case InlineKind.PushR:
                 case InlineKind.PushI:
@@ -1823,6 +2105,9 @@ internal static unsafe class BlockTranslator
                     EmitHostStore(3, _b);
                     _il.Emit(OpCodes.Ldloc, _linear);
                     StoreReg(X86Cpu.Rsp, 3);
+                    break;
+                case InlineKind.DivRM:
+                    EmitDiv(in op, form, miss);
                     break;
                 case InlineKind.PopR:
                     LoadReg(X86Cpu.Rsp, 3);
@@ -1857,7 +2142,7 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            CallHandler(in op, i, Tier1CallReason.TlbMiss);
+            CallHandler(in op, i, form.Kind == InlineKind.DivRM ? Tier1CallReason.SlowCase : Tier1CallReason.TlbMiss);
             if (IsRegion)
             {
                 // The handler may have reached MMIO or the MMU: the next region edge checks everything.

@@ -49,6 +49,12 @@ internal static unsafe class HandlerCatalog
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&StackHandlers.PopR<Size64>, new(InlineKind.PopR, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size32>, new(InlineKind.ShiftRI, 2));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RImm<Size64>, new(InlineKind.ShiftRI, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RCl<Size32>, new(InlineKind.ShiftRCl, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&ShiftHandlers.RCl<Size64>, new(InlineKind.ShiftRCl, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.Bswap32, new(InlineKind.BswapR, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.Bswap64, new(InlineKind.BswapR, 3));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Div<Size32>, new(InlineKind.DivRM, 2));
+        Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Div<Size64>, new(InlineKind.DivRM, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size32>, new(InlineKind.ImulR, 2));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MulDivHandlers.Imul2<Size64>, new(InlineKind.ImulR, 3));
         Add(forms, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRM<Size8>, new(InlineKind.MovRM, 0));
@@ -81,6 +87,20 @@ internal static unsafe class HandlerCatalog
             Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + size], new(InlineKind.IncDecR, size, InlineAlu.Sub));
         }
 
+        // INC/DEC of memory at every size (the memory forms are the second four of each kind's row).
+        for (int size = 0; size <= 3; size++)
+        {
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Inc * 12) + 4 + size], new(InlineKind.IncDecM, size, InlineAlu.Add));
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Dec * 12) + 4 + size], new(InlineKind.IncDecM, size, InlineAlu.Sub));
+        }
+
+        // NEG and NOT of a register at every size (the register forms are the first four of each kind's row).
+        for (int size = 0; size <= 3; size++)
+        {
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Neg * 12) + size], new(InlineKind.NegR, size));
+            Add(forms, UnaryHandlers.Table[(UnaryHandlers.Not * 12) + size], new(InlineKind.NotR, size));
+        }
+
         AddAlu(forms, AluHandlers.Table<AddOp>(), InlineAlu.Add);
         AddAlu(forms, AluHandlers.Table<SubOp>(), InlineAlu.Sub);
         AddAlu(forms, AluHandlers.Table<CmpOp>(), InlineAlu.Cmp);
@@ -89,12 +109,16 @@ internal static unsafe class HandlerCatalog
         AddAlu(forms, AluHandlers.Table<XorOp>(), InlineAlu.Xor);
         AddAlu(forms, AluHandlers.Table<TestOp>(), InlineAlu.Test);
 
-        // ADC between registers and with an immediate (carry chains: checksums, multi-word arithmetic).
+        // ADC and SBB between registers and with an immediate (carry chains: checksums, multi-word
+        // arithmetic; CMP then SBB r, r: the kernel's array_index_mask_nospec).
         nint[] adc = AluHandlers.Table<AdcOp>();
+        nint[] sbb = AluHandlers.Table<SbbOp>();
         for (int size = 2; size <= 3; size++)
         {
             Add(forms, adc[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, InlineAlu.Adc));
             Add(forms, adc[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, InlineAlu.Adc));
+            Add(forms, sbb[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, InlineAlu.Sbb));
+            Add(forms, sbb[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, InlineAlu.Sbb));
         }
 
         return forms;
@@ -102,17 +126,13 @@ internal static unsafe class HandlerCatalog
 
     private static void AddAlu(Dictionary<nint, InlineForm> forms, nint[] table, InlineAlu alu)
     {
-        bool readsOnly = alu is InlineAlu.Cmp or InlineAlu.Test;
         for (int size = 0; size <= 3; size++)
         {
             Add(forms, table[(AluHandlers.FormRR * 4) + size], new(InlineKind.AluRR, size, alu));
             Add(forms, table[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, alu));
             Add(forms, table[(AluHandlers.FormRM * 4) + size], new(InlineKind.AluRM, size, alu));
-            if (readsOnly)
-            {
-                Add(forms, table[(AluHandlers.FormMR * 4) + size], new(InlineKind.AluMR, size, alu));
-                Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
-            }
+            Add(forms, table[(AluHandlers.FormMR * 4) + size], new(InlineKind.AluMR, size, alu));
+            Add(forms, table[(AluHandlers.FormMI * 4) + size], new(InlineKind.AluMI, size, alu));
         }
     }
 

@@ -14,10 +14,10 @@ internal enum InlineKind : byte
     AluRI,
     AluRM,
 
-    /// <summary>CMP/TEST with a memory first operand and a register second (reads memory only).</summary>
+    /// <summary>An ALU op with a memory first operand and a register second: CMP/TEST read memory, the others read, modify and write it (the TLB's write check).</summary>
     AluMR,
 
-    /// <summary>CMP/TEST with a memory first operand and an immediate.</summary>
+    /// <summary>An ALU op with a memory first operand and an immediate (as <see cref="AluMR"/>).</summary>
     AluMI,
     PushR,
     PushI,
@@ -26,11 +26,29 @@ internal enum InlineKind : byte
     /// <summary>INC/DEC of a register (<see cref="InlineForm.Alu"/> Add for INC, Sub for DEC): CF preserved through _lazyCarry.</summary>
     IncDecR,
 
+    /// <summary>INC/DEC of memory (read, modify, write through the TLB's write check), flags as <see cref="IncDecR"/>.</summary>
+    IncDecM,
+
     /// <summary>IMUL r, r and IMUL r, r, imm (<see cref="Op.Aux"/> != 0): CF = OF = signed overflow, flags set eagerly as the handler does.</summary>
     ImulR,
 
-    /// <summary>ROL/ROR/SHL/SHR/SAR r, imm (<see cref="Op.Aux"/> = ShiftSemantics kind): inline when no later instruction can read the flags, else the handler.</summary>
+    /// <summary>ROL/ROR/SHL/SHR/SAR r, imm (<see cref="Op.Aux"/> = ShiftSemantics kind): the result, and the flags as ShiftSemantics sets them when a later instruction can read them.</summary>
     ShiftRI,
+
+    /// <summary>ROL/ROR/SHL/SHR/SAR r, CL: as <see cref="ShiftRI"/> with the count from RCX; a masked count of 0 changes no flag.</summary>
+    ShiftRCl,
+
+    /// <summary>NEG r: the flags of 0 - r (lazy SUB with operands 0 and r).</summary>
+    NegR,
+
+    /// <summary>NOT r: writes no flags.</summary>
+    NotR,
+
+    /// <summary>BSWAP r32 / r64: writes no flags.</summary>
+    BswapR,
+
+    /// <summary>DIV r/m (32/64): inline when the high half of the dividend (EDX/RDX) is 0 and the divisor is not; else the handler (#DE, wide dividends). Writes no flags.</summary>
+    DivRM,
 
     /// <summary>NOP (the multi-byte forms too): nothing to emit.</summary>
     Nop,
@@ -68,6 +86,9 @@ internal enum InlineAlu : byte
 
     /// <summary>ADC: reads CF (the interpreter's CarryFlag on the lazy state) and records it in _lazyCarry.</summary>
     Adc,
+
+    /// <summary>SBB: a - b - CF, CF recorded in _lazyCarry as for ADC.</summary>
+    Sbb,
 }
 
 /// <summary>

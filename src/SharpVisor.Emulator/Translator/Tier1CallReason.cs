@@ -15,6 +15,9 @@ internal enum Tier1CallReason : byte
     /// <summary>A taken inline branch to a non-canonical target: the handler raises #GP.</summary>
     BadTarget,
 
-    /// <summary>A shift with live flags: <see cref="ShiftSemantics.Apply{TSize}"/> is called directly (not a handler).</summary>
-    ShiftFlags,
+    /// <summary>An inline form's uncommon case: DIV's handler ran (a TLB miss, a zero divisor, EDX/RDX not below it for 32 bits, not 0 for 64).</summary>
+    SlowCase,
+
+    /// <summary>A rotate with live flags: CF and OF merged into RFLAGS by <see cref="X86Cpu.UpdateStatusFlags"/>, which evaluates lazy flags first (not a handler).</summary>
+    RotateFlags,
 }

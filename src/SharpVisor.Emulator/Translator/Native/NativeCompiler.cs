@@ -379,8 +379,15 @@ internal static unsafe class NativeCompiler
         private bool CanInline(in Op op, InlineForm form)
         {
             // The catalog is the CIL tier's: forms it inlines that this back end does not emit yet
-            // (ADC's carry-in; memory operands of 8 and 16 bits) stay with their handlers.
-            if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0 || form.Alu == InlineAlu.Adc)
+            // (ADC's and SBB's carry-in; memory operands of 8 and 16 bits; shifts by CL, NEG, NOT,
+            // BSWAP and DIV, which the switch below does not list) stay with their handlers.
+            if (form.Kind == InlineKind.None || (op.Flags & OpFlags.Lock) != 0 || form.Alu is InlineAlu.Adc or InlineAlu.Sbb)
+            {
+                return false;
+            }
+
+            // Read-modify-write ALU forms and INC/DEC of memory (the CIL tier's since its twelfth step): not emitted here.
+            if (form.Kind is InlineKind.AluMR or InlineKind.AluMI && form.Alu is not (InlineAlu.Cmp or InlineAlu.Test))
             {
                 return false;
             }
