@@ -11,8 +11,10 @@ namespace SharpVisor.Emulator.Tests;
 /// </summary>
 public sealed class RepMovsTests
 {
-    private const ulong RamSize = 16 << 20;
     private static readonly ulong TlbReach = (ulong)new MmuOptions().TlbSlots << 12;
+
+    // Room for a destination one TLB reach above the source.
+    private static readonly ulong RamSize = TlbReach + (16 << 20);
 
     [Fact]
     public void CopyBetweenPagesSharingATlbSlotTranslatesEachPageOnce()
