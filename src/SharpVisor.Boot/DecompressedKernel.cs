@@ -1,0 +1,99 @@
+using System.Diagnostics;
+
+namespace SharpVisor.Boot;
+
+/// <summary>
+/// A bzImage's payload decompressed by the VMM, checked to be what Linux's own decompressor would
+/// run (arch/x86/boot/compressed/misc.c, parse_elf): an ELF64 x86-64 vmlinux whose PT_LOAD segments
+/// lie at or above LOAD_PHYSICAL_ADDR (the header's pref_address), each copied to the load address
+/// plus its p_paddr's distance from it, entered at e_entry's physical address (startup_64, the
+/// image's first byte in Linux 6.1, where the decompressor jumps).
+/// </summary>
+internal sealed class DecompressedKernel
+{
+    private DecompressedKernel(byte[] vmlinux, ElfFile elf, string compression, ulong entryOffset, ulong extent, TimeSpan decodeTime)
+    {
+        Vmlinux = vmlinux;
+        Elf = elf;
+        Compression = compression;
+        EntryOffset = entryOffset;
+        Extent = extent;
+        DecodeTime = decodeTime;
+    }
+
+    public byte[] Vmlinux { get; }
+
+    public ElfFile Elf { get; }
+
+    /// <summary>"LZ4" or "gzip".</summary>
+    public string Compression { get; }
+
+    /// <summary>startup_64's distance from pref_address.</summary>
+    public ulong EntryOffset { get; }
+
+    /// <summary>Bytes from pref_address to the end of the highest segment (its bss and brk included).</summary>
+    public ulong Extent { get; }
+
+    /// <summary>How long the host took to decompress (near zero when the process had it already).</summary>
+    public TimeSpan DecodeTime { get; }
+
+    /// <summary>
+    /// The decompressed kernel, or null and <paramref name="whyNot"/> when the VMM cannot stand in
+    /// for the guest's decompressor (a compression it does not decode, a payload that is not such
+    /// an ELF): the caller then boots the bzImage as it is, as before.
+    /// </summary>
+    public static DecompressedKernel? TryCreate(BzImage bz, byte[] image, out string whyNot)
+    {
+        string path = bz.Path;
+        try
+        {
+            ReadOnlySpan<byte> payload = BzImagePayload.Find(path, image, bz.SetupSize);
+            string? compression = BzImagePayload.Identify(payload);
+            if (!BzImagePayload.CanDecompress(compression))
+            {
+                whyNot = compression is null
+                    ? "its payload's compression is not one the VMM recognises"
+                    : $"its payload is {compression}-compressed and the VMM decodes LZ4 and gzip";
+                return null;
+            }
+
+            long started = Stopwatch.GetTimestamp();
+            byte[] vmlinux = BzImagePayload.Decompress(path, payload, out string kind);
+            TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
+            ElfFile elf = ElfFile.Parse(path, vmlinux);
+            if (elf.Bits != 64 || !elf.LoadSegments.Any())
+            {
+                whyNot = "its payload is not a loadable ELF64 vmlinux";
+                return null;
+            }
+
+            ulong loadPhysical = bz.PrefAddress;
+            ulong end = 0;
+            foreach (ElfProgramHeader segment in elf.LoadSegments)
+            {
+                if (segment.PhysicalAddress < loadPhysical)
+                {
+                    whyNot = $"a segment of its vmlinux lies at 0x{segment.PhysicalAddress:x}, below pref_address 0x{loadPhysical:x}";
+                    return null;
+                }
+
+                end = Math.Max(end, segment.PhysicalAddress + segment.MemorySize);
+            }
+
+            ulong entry = elf.Entry >= LinuxBoot.StartKernelMap ? elf.Entry - LinuxBoot.StartKernelMap : elf.Entry;
+            if (!ElfLoader.IsInsideSegment(elf, entry))
+            {
+                whyNot = $"its vmlinux's entry 0x{elf.Entry:x} is not inside a loadable segment";
+                return null;
+            }
+
+            whyNot = "";
+            return new DecompressedKernel(vmlinux, elf, kind, entry - loadPhysical, end - loadPhysical, decodeTime);
+        }
+        catch (BootImageException e)
+        {
+            whyNot = e.Problem;
+            return null;
+        }
+    }
+}
