@@ -199,13 +199,8 @@ public sealed class BzImage : KernelImage
     {
         var plan = new MemoryPlan(request.MemoryMap(memory));
         ulong load = ChooseLoadAddress();
-        string? fallback = null;
-        DecompressedKernel? kernel = null;
-        if (request.KernelDecompressor == KernelDecompressor.Vmm)
-        {
-            kernel = DecompressedKernel.TryCreate(this, _image, out string whyNot);
-            fallback = kernel is null ? $"kernel decompressor: the guest's, because {whyNot}" : null;
-        }
+        string? whyNot = null;
+        using DecompressedKernel? kernel = request.KernelDecompressor == KernelDecompressor.Vmm ? DecompressedKernel.TryCreate(this, _image, out whyNot) : null;
 
         // What the kernel may use from its load address before it reads the memory map: init_size
         // (which covers the decompressed image and the decompressor's work space), or the ELF's
@@ -226,7 +221,7 @@ public sealed class BzImage : KernelImage
             memory.Write(load, _image.AsSpan(SetupSize, (int)ProtectedModeSize));
             result = LinuxBoot.Finish(memory, request, plan, zeroPage, load + Entry64Offset, CommandLineSize, InitrdAddressMax, Format, Description);
             result.Decompressor = KernelDecompressor.Guest;
-            result.Notes = fallback is null ? [] : [fallback];
+            result.Notes = whyNot is null ? [] : [$"kernel decompressor: the guest's, because {whyNot}"];
             return result;
         }
 
@@ -257,7 +252,7 @@ public sealed class BzImage : KernelImage
         foreach (ElfProgramHeader segment in kernel.Elf.LoadSegments)
         {
             ulong at = load + (segment.PhysicalAddress - PrefAddress);
-            memory.Write(at, kernel.Vmlinux.AsSpan((int)segment.Offset, (int)segment.FileSize));
+            memory.Write(at, kernel.Vmlinux.Slice((int)segment.Offset, (int)segment.FileSize));
             ElfLoader.Zero(memory, at + segment.FileSize, segment.MemorySize - segment.FileSize);
         }
     }

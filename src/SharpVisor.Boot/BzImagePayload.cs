@@ -5,9 +5,8 @@ namespace SharpVisor.Boot;
 
 /// <summary>
 /// The compressed kernel inside a bzImage: payload_offset and payload_length (boot protocol 2.08+)
-/// locate it in the protected-mode code; its first bytes say how it is compressed. Decompressed
-/// payloads are kept weakly per process, so booting a kernel and then reading its sections (kernel
-/// protection, a second boot in the same process) decodes it once while the result is alive.
+/// locate it in the protected-mode code; its first bytes say how it is compressed. Nothing is
+/// cached: a decoded kernel is some 50 MiB a VMM would otherwise keep for its whole life.
 /// </summary>
 public static class BzImagePayload
 {
@@ -16,9 +15,6 @@ public static class BzImagePayload
 
     /// <summary>The largest vmlinux accepted from any decoder.</summary>
     public const int MaxOutput = Lz4LegacyFrame.MaxOutput;
-
-    private static readonly Lock s_cacheLock = new();
-    private static WeakReference<CachedPayload>? s_cache;
 
     /// <summary>The payload's bytes; a <see cref="BootImageException"/> when the header points outside the file.</summary>
     public static ReadOnlySpan<byte> Find(string path, byte[] image, int setupSize)
@@ -47,11 +43,22 @@ public static class BzImagePayload
         _ => null,
     };
 
-    /// <summary>Whether <see cref="Decompress"/> decodes this compression (what the default guest and most distributions use).</summary>
+    /// <summary>Whether this compression is decoded here (what the default guest and most distributions use).</summary>
     public static bool CanDecompress(string? compression) => compression is "LZ4" or "gzip";
 
-    /// <summary>The decompressed payload (an ELF vmlinux, maybe with relocations after it); shared, so callers must not change it.</summary>
+    /// <summary>The decompressed payload (an ELF vmlinux, maybe with relocations after it).</summary>
     public static byte[] Decompress(string path, ReadOnlySpan<byte> payload, out string compression)
+    {
+        byte[] vmlinux = GC.AllocateUninitializedArray<byte>(DecompressedSize(path, payload, out compression));
+        DecompressInto(path, payload, vmlinux);
+        return vmlinux;
+    }
+
+    /// <summary>
+    /// How many bytes the payload expands to, from its trailer (LZ4: the size Linux's build
+    /// appends; gzip: ISIZE): 1 byte to <see cref="MaxOutput"/>, or a <see cref="BootImageException"/>.
+    /// </summary>
+    public static int DecompressedSize(string path, ReadOnlySpan<byte> payload, out string compression)
     {
         string? kind = Identify(payload);
         if (!CanDecompress(kind))
@@ -60,48 +67,57 @@ public static class BzImagePayload
         }
 
         compression = kind!;
-        lock (s_cacheLock)
+        if (kind == "LZ4")
         {
-            if (s_cache is not null && s_cache.TryGetTarget(out CachedPayload? cached) && payload.SequenceEqual(cached.Compressed))
-            {
-                return cached.Vmlinux;
-            }
+            return Lz4LegacyFrame.DeclaredSize(path, payload);
         }
 
-        byte[] vmlinux = kind == "LZ4" ? Lz4LegacyFrame.Decode(path, payload) : Gunzip(path, payload);
-        lock (s_cacheLock)
-        {
-            s_cache = new WeakReference<CachedPayload>(new CachedPayload(payload.ToArray(), vmlinux));
-        }
-
-        return vmlinux;
+        uint size = BinaryPrimitives.ReadUInt32LittleEndian(payload[^4..]);
+        return size is > 0 and <= MaxOutput ? (int)size : throw new BootImageException(path, $"gzip payload declares {size} bytes uncompressed");
     }
 
-    private static byte[] Gunzip(string path, ReadOnlySpan<byte> payload)
+    /// <summary>Decompresses into <paramref name="output"/>, which must be <see cref="DecompressedSize"/> bytes; the payload must fill it exactly.</summary>
+    public static void DecompressInto(string path, ReadOnlySpan<byte> payload, Span<byte> output)
+    {
+        int size = DecompressedSize(path, payload, out string compression);
+        if (output.Length != size)
+        {
+            throw new ArgumentException($"the output is {output.Length} bytes, the payload expands to {size}", nameof(output));
+        }
+
+        if (compression == "LZ4")
+        {
+            Lz4LegacyFrame.Decode(path, payload, output);
+        }
+        else
+        {
+            Gunzip(path, payload, output);
+        }
+    }
+
+    private static unsafe void Gunzip(string path, ReadOnlySpan<byte> payload, Span<byte> output)
     {
         try
         {
-            using var input = new GZipStream(new MemoryStream(payload.ToArray()), CompressionMode.Decompress);
-            using var output = new MemoryStream();
-            byte[] buffer = new byte[1 << 16];
-            int read;
-            while ((read = input.Read(buffer)) > 0)
+            fixed (byte* compressed = payload)
             {
-                if (output.Length + read > MaxOutput)
+                using var input = new GZipStream(new UnmanagedMemoryStream(compressed, payload.Length), CompressionMode.Decompress);
+                int written = 0;
+                int read;
+                while (written < output.Length && (read = input.Read(output[written..])) > 0)
                 {
-                    throw new BootImageException(path, $"gzip payload expands beyond {MaxOutput >> 20} MiB");
+                    written += read;
                 }
 
-                output.Write(buffer, 0, read);
+                if (written != output.Length || input.Read(stackalloc byte[1]) != 0)
+                {
+                    throw new BootImageException(path, $"gzip payload does not expand to the {output.Length} bytes it declares");
+                }
             }
-
-            return output.ToArray();
         }
         catch (InvalidDataException e)
         {
             throw new BootImageException(path, $"corrupt gzip payload: {e.Message}", e);
         }
     }
-
-    private sealed record CachedPayload(byte[] Compressed, byte[] Vmlinux);
 }

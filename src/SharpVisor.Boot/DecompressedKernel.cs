@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Runtime.InteropServices;
 
 namespace SharpVisor.Boot;
 
@@ -7,13 +8,19 @@ namespace SharpVisor.Boot;
 /// run (arch/x86/boot/compressed/misc.c, parse_elf): an ELF64 x86-64 vmlinux whose PT_LOAD segments
 /// lie at or above LOAD_PHYSICAL_ADDR (the header's pref_address), each copied to the load address
 /// plus its p_paddr's distance from it, entered at e_entry's physical address (startup_64, the
-/// image's first byte in Linux 6.1, where the decompressor jumps).
+/// image's first byte in Linux 6.1, where the decompressor jumps). The decompressed bytes live in
+/// native memory, freed by <see cref="Dispose"/> once the segments are copied: a managed array of
+/// that size would stay in the VMM's resident set until a full garbage collection.
 /// </summary>
-internal sealed class DecompressedKernel
+internal sealed unsafe class DecompressedKernel : IDisposable
 {
-    private DecompressedKernel(byte[] vmlinux, ElfFile elf, string compression, ulong entryOffset, ulong extent, TimeSpan decodeTime)
+    private byte* _vmlinux;
+    private readonly int _length;
+
+    private DecompressedKernel(byte* vmlinux, int length, ElfFile elf, string compression, ulong entryOffset, ulong extent, TimeSpan decodeTime)
     {
-        Vmlinux = vmlinux;
+        _vmlinux = vmlinux;
+        _length = length;
         Elf = elf;
         Compression = compression;
         EntryOffset = entryOffset;
@@ -21,7 +28,14 @@ internal sealed class DecompressedKernel
         DecodeTime = decodeTime;
     }
 
-    public byte[] Vmlinux { get; }
+    public ReadOnlySpan<byte> Vmlinux
+    {
+        get
+        {
+            ObjectDisposedException.ThrowIf(_vmlinux is null, this);
+            return new ReadOnlySpan<byte>(_vmlinux, _length);
+        }
+    }
 
     public ElfFile Elf { get; }
 
@@ -45,6 +59,7 @@ internal sealed class DecompressedKernel
     public static DecompressedKernel? TryCreate(BzImage bz, byte[] image, out string whyNot)
     {
         string path = bz.Path;
+        byte* vmlinux = null;
         try
         {
             ReadOnlySpan<byte> payload = BzImagePayload.Find(path, image, bz.SetupSize);
@@ -58,42 +73,66 @@ internal sealed class DecompressedKernel
             }
 
             long started = Stopwatch.GetTimestamp();
-            byte[] vmlinux = BzImagePayload.Decompress(path, payload, out string kind);
+            int length = BzImagePayload.DecompressedSize(path, payload, out string kind);
+            vmlinux = (byte*)NativeMemory.Alloc((nuint)length);
+            var bytes = new Span<byte>(vmlinux, length);
+            BzImagePayload.DecompressInto(path, payload, bytes);
             TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
-            ElfFile elf = ElfFile.Parse(path, vmlinux);
-            if (elf.Bits != 64 || !elf.LoadSegments.Any())
+            if (Check(bz, bytes, out whyNot) is not { } elf)
             {
-                whyNot = "its payload is not a loadable ELF64 vmlinux";
                 return null;
-            }
-
-            ulong loadPhysical = bz.PrefAddress;
-            ulong end = 0;
-            foreach (ElfProgramHeader segment in elf.LoadSegments)
-            {
-                if (segment.PhysicalAddress < loadPhysical)
-                {
-                    whyNot = $"a segment of its vmlinux lies at 0x{segment.PhysicalAddress:x}, below pref_address 0x{loadPhysical:x}";
-                    return null;
-                }
-
-                end = Math.Max(end, segment.PhysicalAddress + segment.MemorySize);
             }
 
             ulong entry = elf.Entry >= LinuxBoot.StartKernelMap ? elf.Entry - LinuxBoot.StartKernelMap : elf.Entry;
-            if (!ElfLoader.IsInsideSegment(elf, entry))
-            {
-                whyNot = $"its vmlinux's entry 0x{elf.Entry:x} is not inside a loadable segment";
-                return null;
-            }
-
-            whyNot = "";
-            return new DecompressedKernel(vmlinux, elf, kind, entry - loadPhysical, end - loadPhysical, decodeTime);
+            ulong end = elf.LoadSegments.Max(s => s.PhysicalAddress + s.MemorySize);
+            var kernel = new DecompressedKernel(vmlinux, length, elf, kind, entry - bz.PrefAddress, end - bz.PrefAddress, decodeTime);
+            vmlinux = null;
+            return kernel;
         }
         catch (BootImageException e)
         {
             whyNot = e.Problem;
             return null;
         }
+        finally
+        {
+            NativeMemory.Free(vmlinux);
+        }
+    }
+
+    public void Dispose()
+    {
+        NativeMemory.Free(_vmlinux);
+        _vmlinux = null;
+    }
+
+    /// <summary>The vmlinux's ELF when it is one the decompressor would run from pref_address, else null and why not.</summary>
+    private static ElfFile? Check(BzImage bz, ReadOnlySpan<byte> vmlinux, out string whyNot)
+    {
+        ElfFile elf = ElfFile.Parse(bz.Path, vmlinux);
+        if (elf.Bits != 64 || !elf.LoadSegments.Any())
+        {
+            whyNot = "its payload is not a loadable ELF64 vmlinux";
+            return null;
+        }
+
+        foreach (ElfProgramHeader segment in elf.LoadSegments)
+        {
+            if (segment.PhysicalAddress < bz.PrefAddress)
+            {
+                whyNot = $"a segment of its vmlinux lies at 0x{segment.PhysicalAddress:x}, below pref_address 0x{bz.PrefAddress:x}";
+                return null;
+            }
+        }
+
+        ulong entry = elf.Entry >= LinuxBoot.StartKernelMap ? elf.Entry - LinuxBoot.StartKernelMap : elf.Entry;
+        if (!ElfLoader.IsInsideSegment(elf, entry))
+        {
+            whyNot = $"its vmlinux's entry 0x{elf.Entry:x} is not inside a loadable segment";
+            return null;
+        }
+
+        whyNot = "";
+        return elf;
     }
 }

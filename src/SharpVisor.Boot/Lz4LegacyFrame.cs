@@ -23,6 +23,15 @@ public static class Lz4LegacyFrame
 
     public static byte[] Decode(string path, ReadOnlySpan<byte> data)
     {
+        // Every byte is written before Decode's length check passes.
+        byte[] output = GC.AllocateUninitializedArray<byte>(DeclaredSize(path, data));
+        Decode(path, data, output);
+        return output;
+    }
+
+    /// <summary>The uncompressed size the kernel's build appended (checked: 1 byte to <see cref="MaxOutput"/>).</summary>
+    public static int DeclaredSize(string path, ReadOnlySpan<byte> data)
+    {
         if (!HasMagic(data) || data.Length < 8)
         {
             throw new BootImageException(path, "payload is not an LZ4 legacy frame");
@@ -34,8 +43,18 @@ public static class Lz4LegacyFrame
             throw new BootImageException(path, $"LZ4 payload declares {declared} bytes uncompressed");
         }
 
-        // Every byte is written before the length check below passes.
-        byte[] output = GC.AllocateUninitializedArray<byte>((int)declared);
+        return (int)declared;
+    }
+
+    /// <summary>Decodes the frame into <paramref name="output"/>, which must be <see cref="DeclaredSize"/> bytes; the frame must fill it exactly.</summary>
+    public static void Decode(string path, ReadOnlySpan<byte> data, Span<byte> output)
+    {
+        int declared = DeclaredSize(path, data);
+        if (output.Length != declared)
+        {
+            throw new ArgumentException($"the output is {output.Length} bytes, the frame declares {declared}", nameof(output));
+        }
+
         int written = 0;
         int position = 4;
         while (data.Length - position >= 4)
@@ -55,7 +74,7 @@ public static class Lz4LegacyFrame
             }
 
             int limit = Math.Min(MaxBlockOutput, output.Length - written);
-            written += DecodeBlock(path, data.Slice(position, (int)size), output.AsSpan(written, limit));
+            written += DecodeBlock(path, data.Slice(position, (int)size), output.Slice(written, limit));
             position += (int)size;
         }
 
@@ -63,8 +82,6 @@ public static class Lz4LegacyFrame
         {
             throw new BootImageException(path, $"LZ4 payload expanded to {written} bytes, not the {declared} it declares");
         }
-
-        return output;
     }
 
     /// <summary>

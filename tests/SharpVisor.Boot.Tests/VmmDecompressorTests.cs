@@ -90,14 +90,8 @@ public sealed class VmmDecompressorTests : IDisposable
     [Fact]
     public void GzipPayloadsAreDecompressedToo()
     {
-        var compressed = new MemoryStream();
-        using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
-        {
-            gzip.Write(Vmlinux());
-        }
-
         using GuestMemory memory = GuestMemory.CreateRam(Ram);
-        BootResult result = Boot(memory, Spec(compressed.ToArray()));
+        BootResult result = Boot(memory, Spec(Gzip(Vmlinux())));
 
         Assert.Equal(KernelDecompressor.Vmm, result.Decompressor);
         Assert.Equal(0x100_0000UL, result.EntryPoint);
@@ -154,6 +148,7 @@ public sealed class VmmDecompressorTests : IDisposable
         { "zstd", [0x28, 0xB5, 0x2F, 0xFD, 0, 0x58, 0, 0, 0, 0, 0, 0], "its payload is zstd-compressed" },
         { "unknown", [1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12], "compression is not one the VMM recognises" },
         { "corrupt LZ4", [0x02, 0x21, 0x4C, 0x18, 2, 0, 0, 0, 0x10, (byte)'x', 9, 0, 0, 0], "LZ4 payload expanded to 1 bytes" },
+        { "gzip with a wrong size", Gzip(Vmlinux(), sizeDelta: 1), "gzip payload" },
         { "not an ELF", Lz4TestEncoder.LegacyFrame(TestImages.Pattern(0x2000, 5)), "not an ELF file" },
         { "segment below pref_address", Lz4TestEncoder.LegacyFrame(Vmlinux(physical: 0x100_0000, dataPhysical: 0x80_0000)), "below pref_address 0x1000000" },
     };
@@ -227,6 +222,20 @@ public sealed class VmmDecompressorTests : IDisposable
 
         byte[] original = data.ToArray();
         Assert.Equal(original, Lz4LegacyFrame.Decode("t", Lz4TestEncoder.LegacyFrame(original)));
+    }
+
+    /// <summary>A gzip file, its ISIZE trailer off by <paramref name="sizeDelta"/> when asked.</summary>
+    private static byte[] Gzip(byte[] data, int sizeDelta = 0)
+    {
+        var compressed = new MemoryStream();
+        using (var gzip = new GZipStream(compressed, CompressionLevel.Fastest, leaveOpen: true))
+        {
+            gzip.Write(data);
+        }
+
+        byte[] bytes = compressed.ToArray();
+        BitConverter.GetBytes(data.Length + sizeDelta).CopyTo(bytes, bytes.Length - 4);
+        return bytes;
     }
 
     private static void AssertGuestDecompressorBoot(GuestMemory memory, BzImageSpec spec, byte[] image, BootResult result)
