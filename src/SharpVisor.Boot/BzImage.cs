@@ -200,11 +200,11 @@ public sealed class BzImage : KernelImage
         var plan = new MemoryPlan(request.MemoryMap(memory));
         ulong load = ChooseLoadAddress();
         string? whyNot = null;
-        using DecompressedKernel? kernel = request.KernelDecompressor == KernelDecompressor.Vmm ? DecompressedKernel.TryCreate(this, _image, out whyNot) : null;
+        DecompressedKernel? kernel = request.KernelDecompressor == KernelDecompressor.Vmm ? DecompressedKernel.TryLoad(this, _image, memory, plan, load, out whyNot) : null;
 
         // What the kernel may use from its load address before it reads the memory map: init_size
-        // (which covers the decompressed image and the decompressor's work space), or the ELF's
-        // extent when that reaches further.
+        // (which covers the decompressed image and the decompressor's work space), or what the VMM's
+        // decoding and the ELF's segments reached when that is further.
         ulong span = Math.Max(RuntimeSize, kernel?.Extent ?? 0);
         span = (span + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
         if (!plan.Map.IsUsable(load, span))
@@ -225,8 +225,6 @@ public sealed class BzImage : KernelImage
             return result;
         }
 
-        LoadSegments(memory, load, kernel);
-
         // What the guest's decompressor leaves in boot_params (compressed/misc.c, extract_kernel):
         // KASLR_FLAG clear (it sets it only when it randomized, and the VMM does not), and the
         // RSDP address it would have found by scanning the BIOS area.
@@ -236,25 +234,10 @@ public sealed class BzImage : KernelImage
             zeroPage.WriteU64(BootParams.AcpiRsdpAddrOffset, rsdp);
         }
 
-        string description = $"{Description}; {kernel.Compression} payload decompressed by the VMM ({kernel.Vmlinux.Length >> 20} MiB in {kernel.DecodeTime.TotalMilliseconds:0} ms), KASLR off";
+        string description = $"{Description}; {kernel.Compression} payload decompressed by the VMM ({kernel.Length >> 20} MiB in {kernel.DecodeTime.TotalMilliseconds:0} ms), KASLR off";
         result = LinuxBoot.Finish(memory, request, plan, zeroPage, load + kernel.EntryOffset, CommandLineSize, InitrdAddressMax, Format, description);
         result.Decompressor = KernelDecompressor.Vmm;
         return result;
-    }
-
-    /// <summary>
-    /// The vmlinux's PT_LOAD segments, each at the load address plus its p_paddr's distance from
-    /// pref_address (LOAD_PHYSICAL_ADDR), as parse_elf puts them; bss is zeroed, which the kernel
-    /// would do itself. The kernel corrects its page tables for a load address other than pref_address.
-    /// </summary>
-    private void LoadSegments(GuestMemory memory, ulong load, DecompressedKernel kernel)
-    {
-        foreach (ElfProgramHeader segment in kernel.Elf.LoadSegments)
-        {
-            ulong at = load + (segment.PhysicalAddress - PrefAddress);
-            memory.Write(at, kernel.Vmlinux.Slice((int)segment.Offset, (int)segment.FileSize));
-            ElfLoader.Zero(memory, at + segment.FileSize, segment.MemorySize - segment.FileSize);
-        }
     }
 
     private static ushort U16(byte[] image, int offset) => BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(offset));

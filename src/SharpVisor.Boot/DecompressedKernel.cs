@@ -1,65 +1,52 @@
 using System.Diagnostics;
-using System.Runtime.InteropServices;
+using SharpVisor.Memory;
 
 namespace SharpVisor.Boot;
 
 /// <summary>
-/// A bzImage's payload decompressed by the VMM, checked to be what Linux's own decompressor would
-/// run (arch/x86/boot/compressed/misc.c, parse_elf): an ELF64 x86-64 vmlinux whose PT_LOAD segments
-/// lie at or above LOAD_PHYSICAL_ADDR (the header's pref_address), each copied to the load address
-/// plus its p_paddr's distance from it, entered at e_entry's physical address (startup_64, the
-/// image's first byte in Linux 6.1, where the decompressor jumps). The decompressed bytes live in
-/// native memory, freed by <see cref="Dispose"/> once the segments are copied: a managed array of
-/// that size would stay in the VMM's resident set until a full garbage collection.
+/// A bzImage's payload decompressed by the VMM the way Linux's own decompressor does it
+/// (arch/x86/boot/compressed/misc.c: __decompress, then parse_elf): decoded into guest RAM at the
+/// load address, then each PT_LOAD segment moved to the load address plus its p_paddr's distance
+/// from LOAD_PHYSICAL_ADDR (the header's pref_address), entered at e_entry's physical address
+/// (startup_64, the image's first byte in Linux 6.1, where the decompressor jumps). Decoding in
+/// place needs no host buffer: 50 MiB of fresh host memory costs more in page faults than the decode.
 /// </summary>
-internal sealed unsafe class DecompressedKernel : IDisposable
+internal sealed class DecompressedKernel
 {
-    private byte* _vmlinux;
-    private readonly int _length;
-
-    private DecompressedKernel(byte* vmlinux, int length, ElfFile elf, string compression, ulong entryOffset, ulong extent, TimeSpan decodeTime)
+    private DecompressedKernel(string compression, int length, ulong entryOffset, ulong extent, TimeSpan decodeTime)
     {
-        _vmlinux = vmlinux;
-        _length = length;
-        Elf = elf;
         Compression = compression;
+        Length = length;
         EntryOffset = entryOffset;
         Extent = extent;
         DecodeTime = decodeTime;
     }
 
-    public ReadOnlySpan<byte> Vmlinux
-    {
-        get
-        {
-            ObjectDisposedException.ThrowIf(_vmlinux is null, this);
-            return new ReadOnlySpan<byte>(_vmlinux, _length);
-        }
-    }
-
-    public ElfFile Elf { get; }
-
     /// <summary>"LZ4" or "gzip".</summary>
     public string Compression { get; }
 
-    /// <summary>startup_64's distance from pref_address.</summary>
+    /// <summary>The decompressed payload's size (the ELF and what follows it).</summary>
+    public int Length { get; }
+
+    /// <summary>startup_64's distance from the load address.</summary>
     public ulong EntryOffset { get; }
 
-    /// <summary>Bytes from pref_address to the end of the highest segment (its bss and brk included).</summary>
+    /// <summary>Bytes from the load address that decoding and the segments used (their bss included).</summary>
     public ulong Extent { get; }
 
-    /// <summary>How long the host took to decompress (near zero when the process had it already).</summary>
+    /// <summary>How long the host took to decompress and move the segments.</summary>
     public TimeSpan DecodeTime { get; }
 
     /// <summary>
-    /// The decompressed kernel, or null and <paramref name="whyNot"/> when the VMM cannot stand in
-    /// for the guest's decompressor (a compression it does not decode, a payload that is not such
-    /// an ELF): the caller then boots the bzImage as it is, as before.
+    /// Decompresses <paramref name="bz"/>'s payload at <paramref name="load"/> and puts its segments
+    /// in place; or returns null and <paramref name="whyNot"/> when the VMM cannot stand in for the
+    /// guest's decompressor (a compression it does not decode, a payload that is not such an ELF, no
+    /// free RAM at the load address). Guest RAM from the load address may then hold decoded bytes:
+    /// the caller loads the bzImage there as before.
     /// </summary>
-    public static DecompressedKernel? TryCreate(BzImage bz, byte[] image, out string whyNot)
+    public static DecompressedKernel? TryLoad(BzImage bz, byte[] image, GuestMemory memory, MemoryPlan plan, ulong load, out string whyNot)
     {
         string path = bz.Path;
-        byte* vmlinux = null;
         try
         {
             ReadOnlySpan<byte> payload = BzImagePayload.Find(path, image, bz.SetupSize);
@@ -72,42 +59,54 @@ internal sealed unsafe class DecompressedKernel : IDisposable
                 return null;
             }
 
-            long started = Stopwatch.GetTimestamp();
             int length = BzImagePayload.DecompressedSize(path, payload, out string kind);
-            vmlinux = (byte*)NativeMemory.Alloc((nuint)length);
-            var bytes = new Span<byte>(vmlinux, length);
-            BzImagePayload.DecompressInto(path, payload, bytes);
-            TimeSpan decodeTime = Stopwatch.GetElapsedTime(started);
-            if (Check(bz, bytes, out whyNot) is not { } elf)
+            if (!plan.IsFree(load, (ulong)length))
+            {
+                whyNot = $"its decompressed kernel ({BootPlacement.FormatSize((ulong)length)}) does not fit in guest RAM at 0x{load:x}";
+                return null;
+            }
+
+            long started = Stopwatch.GetTimestamp();
+            Span<byte> decoded = memory.GetSpan(load, length);
+            BzImagePayload.DecompressInto(path, payload, decoded);
+            if (Check(bz, decoded, load, out whyNot) is not { } elf)
             {
                 return null;
             }
 
+            ulong extent = (ulong)length;
+            foreach (ElfProgramHeader segment in elf.LoadSegments.OrderBy(s => s.Offset))
+            {
+                decoded.Slice((int)segment.Offset, (int)segment.FileSize).CopyTo(memory.GetSpan(Destination(bz, load, segment), (int)segment.FileSize));
+                extent = Math.Max(extent, segment.PhysicalAddress - bz.PrefAddress + segment.MemorySize);
+            }
+
+            // After every move: a bss may lie on a later segment's source bytes.
+            foreach (ElfProgramHeader segment in elf.LoadSegments)
+            {
+                ElfLoader.Zero(memory, Destination(bz, load, segment) + segment.FileSize, segment.MemorySize - segment.FileSize);
+            }
+
+            memory.NotifyExternalWrite(load, extent);
             ulong entry = elf.Entry >= LinuxBoot.StartKernelMap ? elf.Entry - LinuxBoot.StartKernelMap : elf.Entry;
-            ulong end = elf.LoadSegments.Max(s => s.PhysicalAddress + s.MemorySize);
-            var kernel = new DecompressedKernel(vmlinux, length, elf, kind, entry - bz.PrefAddress, end - bz.PrefAddress, decodeTime);
-            vmlinux = null;
-            return kernel;
+            return new DecompressedKernel(kind, length, entry - bz.PrefAddress, extent, Stopwatch.GetElapsedTime(started));
         }
         catch (BootImageException e)
         {
             whyNot = e.Problem;
             return null;
         }
-        finally
-        {
-            NativeMemory.Free(vmlinux);
-        }
     }
 
-    public void Dispose()
-    {
-        NativeMemory.Free(_vmlinux);
-        _vmlinux = null;
-    }
+    /// <summary>Where parse_elf puts a segment: load + (p_paddr - LOAD_PHYSICAL_ADDR).</summary>
+    private static ulong Destination(BzImage bz, ulong load, ElfProgramHeader segment) => load + (segment.PhysicalAddress - bz.PrefAddress);
 
-    /// <summary>The vmlinux's ELF when it is one the decompressor would run from pref_address, else null and why not.</summary>
-    private static ElfFile? Check(BzImage bz, ReadOnlySpan<byte> vmlinux, out string whyNot)
+    /// <summary>
+    /// The vmlinux's ELF when the decompressor could run it from pref_address and its segments can
+    /// be moved in place in file order (each move lands below every later segment's source, as in
+    /// a vmlinux, whose file offsets run ahead of its addresses), else null and why not.
+    /// </summary>
+    private static ElfFile? Check(BzImage bz, ReadOnlySpan<byte> vmlinux, ulong load, out string whyNot)
     {
         ElfFile elf = ElfFile.Parse(bz.Path, vmlinux);
         if (elf.Bits != 64 || !elf.LoadSegments.Any())
@@ -116,11 +115,28 @@ internal sealed unsafe class DecompressedKernel : IDisposable
             return null;
         }
 
-        foreach (ElfProgramHeader segment in elf.LoadSegments)
+        ElfProgramHeader[] segments = elf.LoadSegments.OrderBy(s => s.Offset).ToArray();
+        foreach (ElfProgramHeader segment in segments)
         {
             if (segment.PhysicalAddress < bz.PrefAddress)
             {
                 whyNot = $"a segment of its vmlinux lies at 0x{segment.PhysicalAddress:x}, below pref_address 0x{bz.PrefAddress:x}";
+                return null;
+            }
+
+            if (segment.PhysicalAddress - bz.PrefAddress > int.MaxValue || segment.MemorySize > int.MaxValue)
+            {
+                whyNot = $"a segment of its vmlinux at 0x{segment.PhysicalAddress:x} (+0x{segment.MemorySize:x}) is out of reach";
+                return null;
+            }
+        }
+
+        for (int i = 0; i < segments.Length; i++)
+        {
+            ulong end = Destination(bz, load, segments[i]) - load + segments[i].FileSize;
+            if (segments.Skip(i + 1).Any(later => later.FileSize > 0 && later.Offset < end))
+            {
+                whyNot = $"its vmlinux's segment at file offset 0x{segments[i].Offset:x} would overwrite a later one's bytes when moved in place";
                 return null;
             }
         }

@@ -150,6 +150,7 @@ public sealed class VmmDecompressorTests : IDisposable
         { "corrupt LZ4", [0x02, 0x21, 0x4C, 0x18, 2, 0, 0, 0, 0x10, (byte)'x', 9, 0, 0, 0], "LZ4 payload expanded to 1 bytes" },
         { "gzip with a wrong size", Gzip(Vmlinux(), sizeDelta: 1), "gzip payload" },
         { "not an ELF", Lz4TestEncoder.LegacyFrame(TestImages.Pattern(0x2000, 5)), "not an ELF file" },
+        { "segments that cannot move in place", Lz4TestEncoder.LegacyFrame(Vmlinux(physical: 0x100_2000)), "would overwrite a later one's bytes when moved in place" },
         { "segment below pref_address", Lz4TestEncoder.LegacyFrame(Vmlinux(physical: 0x100_0000, dataPhysical: 0x80_0000)), "below pref_address 0x1000000" },
     };
 
