@@ -74,11 +74,16 @@ internal sealed class DecompressedKernel
                 return null;
             }
 
-            ulong extent = (ulong)length;
+            ulong extent = Math.Max((ulong)length, elf.LoadSegments.Max(s => s.PhysicalAddress - bz.PrefAddress + s.MemorySize));
+            if (!plan.IsFree(load, extent))
+            {
+                whyNot = $"its segments reach 0x{load + extent:x}, beyond the RAM free from 0x{load:x}";
+                return null;
+            }
+
             foreach (ElfProgramHeader segment in elf.LoadSegments.OrderBy(s => s.Offset))
             {
                 decoded.Slice((int)segment.Offset, (int)segment.FileSize).CopyTo(memory.GetSpan(Destination(bz, load, segment), (int)segment.FileSize));
-                extent = Math.Max(extent, segment.PhysicalAddress - bz.PrefAddress + segment.MemorySize);
             }
 
             // After every move: a bss may lie on a later segment's source bytes.
@@ -94,6 +99,11 @@ internal sealed class DecompressedKernel
         catch (BootImageException e)
         {
             whyNot = e.Problem;
+            return null;
+        }
+        catch (GuestMemoryException e)
+        {
+            whyNot = $"its decompressed kernel does not fit in one stretch of guest RAM ({e.Message})";
             return null;
         }
     }

@@ -151,6 +151,7 @@ public sealed class VmmDecompressorTests : IDisposable
         { "gzip with a wrong size", Gzip(Vmlinux(), sizeDelta: 1), "gzip payload" },
         { "not an ELF", Lz4TestEncoder.LegacyFrame(TestImages.Pattern(0x2000, 5)), "not an ELF file" },
         { "segments that cannot move in place", Lz4TestEncoder.LegacyFrame(Vmlinux(physical: 0x100_2000)), "would overwrite a later one's bytes when moved in place" },
+        { "segment beyond RAM", Lz4TestEncoder.LegacyFrame(Vmlinux(dataPhysical: 0x7000_0000)), "beyond the RAM free from 0x1000000" },
         { "segment below pref_address", Lz4TestEncoder.LegacyFrame(Vmlinux(physical: 0x100_0000, dataPhysical: 0x80_0000)), "below pref_address 0x1000000" },
     };
 
