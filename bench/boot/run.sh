@@ -4,7 +4,10 @@
 # side: the same kernel, initramfs, memory and command line, one vCPU, serial console only.
 # QEMU runs twice per round: `-M pc` (the PC SharpVisor models) and `-M microvm` (QEMU's
 # fastest-booting machine: no PCI, no firmware tables beyond ACPI; issue 13 asks for both).
-# For each run it records, from process start, the time to the guest's INIT-START line and to
+# SharpVisor runs twice per round too: as it boots by default (the VMM decompresses the bzImage and
+# enters the kernel directly, as QEMU's microvm and Firecracker do with a vmlinux) and with
+# `--kernel-decompressor guest` (the bzImage's own decompressor runs, as under QEMU -M pc: the
+# like-for-like row). For each run it records, from process start, the time to the guest's INIT-START line and to
 # power-off (process exit), and the process's peak RSS (GNU time). Prints every run as it ends,
 # then the medians and the ratios SharpVisor/QEMU.
 #
@@ -67,10 +70,33 @@ boot() {
 	if [ "$status" = 0 ] && [ -n "$t_init" ] && grep -q 'reboot: Power down' "$log"; then ok=1; fi
 }
 
+# sharpvisor_boot RUN NAME OPTIONS: one SharpVisor boot (sv: the default, svg: the guest's
+# decompressor); true when it booted. After a failure that variant's later runs are skipped.
+declare -A sv_failed=()
+sharpvisor_boot() {
+	local i=$1 name=$2 options=$3
+	[ -z "${sv_failed[$name]:-}" ] || return 1
+	# shellcheck disable=SC2086 # options is a list of words
+	boot "$work/$name-$i.log" "$root/sharpvisor" run --accel emulator --memory "$memory" --cmdline "$cmdline" \
+		--kernel "$KERNEL" --initrd "$INITRD" $options
+	if [ "$ok" = 1 ]; then
+		say "sharpvisor${options:+ $options} run $i/$runs: INIT-START $init_s s, power-off $off_s s, peak RSS $rss_mib MiB"
+		return 0
+	fi
+
+	# A failed boot is a bug to look at, not a figure: say so once, with SharpVisor's own last
+	# words, and time the others alone.
+	sv_failed[$name]=$(grep -E '^\[sharpvisor\]|^sharpvisor:' "$work/$name-$i.log" | tail -n 3 | tr '\n' ' ')
+	say "sharpvisor${options:+ $options} run $i/$runs: the emulator did not boot the default guest to power-off (INIT-START: $init_s)."
+	say "  SharpVisor said: ${sv_failed[$name]:-nothing}"
+	say "  skipping the remaining runs of this variant. Full log: $work/$name-$i.log"
+	return 1
+}
+
 qemu_init=() qemu_off=() qemu_rss=()
 micro_init=() micro_off=() micro_rss=()
 sv_init=() sv_off=() sv_rss=()
-sv_failed=""
+svg_init=() svg_off=() svg_rss=()
 for ((i = 1; i <= runs; i++)); do
 	boot "$work/qemu-$i.log" qemu-system-x86_64 -M pc -accel tcg -smp 1 -m "$memory" -nographic -no-reboot -nic none \
 		-kernel "$KERNEL" -initrd "$INITRD" -append "$cmdline"
@@ -90,23 +116,8 @@ for ((i = 1; i <= runs; i++)); do
 		say "qemu-micro run $i/$runs: FAILED (no INIT-START or no clean power-off; log $work/microvm-$i.log)"
 	fi
 
-	if [ -n "$sv_failed" ]; then
-		continue
-	fi
-
-	boot "$work/sharpvisor-$i.log" "$root/sharpvisor" run --accel emulator --memory "$memory" --cmdline "$cmdline" \
-		--kernel "$KERNEL" --initrd "$INITRD"
-	if [ "$ok" = 1 ]; then
-		sv_init+=("$init_s") sv_off+=("$off_s") sv_rss+=("$rss_mib")
-		say "sharpvisor run $i/$runs: INIT-START $init_s s, power-off $off_s s, peak RSS $rss_mib MiB"
-	else
-		# A failed boot is a bug to look at, not a figure: say so once, with SharpVisor's own last
-		# words, and time QEMU alone.
-		sv_failed=$(grep -E '^\[sharpvisor\]|^sharpvisor:' "$work/sharpvisor-$i.log" | tail -n 3 | tr '\n' ' ')
-		say "sharpvisor run $i/$runs: the emulator did not boot the default guest to power-off (INIT-START: $init_s)."
-		say "  SharpVisor said: ${sv_failed:-nothing}"
-		say "  skipping the remaining SharpVisor runs. Full log: $work/sharpvisor-$i.log"
-	fi
+	sharpvisor_boot "$i" sv "" && sv_init+=("$init_s") sv_off+=("$off_s") sv_rss+=("$rss_mib")
+	sharpvisor_boot "$i" svg "--kernel-decompressor guest" && svg_init+=("$init_s") svg_off+=("$off_s") svg_rss+=("$rss_mib")
 done
 
 q_init=$(printf '%s\n' "${qemu_init[@]}" | median)
@@ -118,15 +129,20 @@ m_rss=$(printf '%s\n' "${micro_rss[@]}" | median)
 s_init=$(printf '%s\n' "${sv_init[@]}" | median)
 s_off=$(printf '%s\n' "${sv_off[@]}" | median)
 s_rss=$(printf '%s\n' "${sv_rss[@]}" | median)
+g_init=$(printf '%s\n' "${svg_init[@]}" | median)
+g_off=$(printf '%s\n' "${svg_off[@]}" | median)
+g_rss=$(printf '%s\n' "${svg_rss[@]}" | median)
 
 echo
-echo "boot of the default guest ($memory, 1 vCPU), medians of ${#qemu_off[@]} QEMU -M pc, ${#micro_off[@]} QEMU -M microvm and ${#sv_off[@]} SharpVisor runs:"
+echo "boot of the default guest ($memory, 1 vCPU), medians of ${#qemu_off[@]} QEMU -M pc, ${#micro_off[@]} QEMU -M microvm, ${#sv_off[@]} SharpVisor and ${#svg_off[@]} SharpVisor guest-decompressor runs:"
 printf '  %-28s %14s %14s %14s\n' "" "INIT-START (s)" "power-off (s)" "peak RSS (MiB)"
 printf '  %-28s %14s %14s %14s\n' "QEMU TCG (-M pc -accel tcg)" "$q_init" "$q_off" "$q_rss"
 printf '  %-28s %14s %14s %14s\n' "QEMU TCG (-M microvm)" "$m_init" "$m_off" "$m_rss"
 printf '  %-28s %14s %14s %14s\n' "SharpVisor --accel emulator" "$s_init" "$s_off" "$s_rss"
+printf '  %-28s %14s %14s %14s\n' "  --kernel-decompressor guest" "$g_init" "$g_off" "$g_rss"
 printf '  %-28s %14s %14s %14s\n' "ratio SharpVisor/QEMU pc" "$(ratio "$s_init" "$q_init")" "$(ratio "$s_off" "$q_off")" "$(ratio "$s_rss" "$q_rss")"
 printf '  %-28s %14s %14s %14s\n' "ratio SharpVisor/QEMU microvm" "$(ratio "$s_init" "$m_init")" "$(ratio "$s_off" "$m_off")" "$(ratio "$s_rss" "$m_rss")"
-if [ -n "$sv_failed" ]; then
-	echo "  (SharpVisor: a boot failed, the remaining runs were skipped; see above)"
+printf '  %-28s %14s %14s %14s\n' "ratio guest-decompressor/pc" "$(ratio "$g_init" "$q_init")" "$(ratio "$g_off" "$q_off")" "$(ratio "$g_rss" "$q_rss")"
+if [ "${#sv_failed[@]}" -gt 0 ]; then
+	echo "  (SharpVisor: a boot failed, the remaining runs of that variant were skipped; see above)"
 fi

@@ -58,6 +58,9 @@ public sealed class BootParams
     public const byte LoaderTypeUndefined = 0xFF;
 
     public const byte LoadedHigh = 0x01;
+
+    /// <summary>loadflags bit 1: set by the kernel's decompressor when it randomized the kernel's address.</summary>
+    public const byte KaslrFlag = 0x02;
     public const byte CanUseHeap = 0x80;
 
     public const ushort XlfKernel64 = 1 << 0;

@@ -21,6 +21,18 @@ public sealed record BootRequest(string KernelPath)
     public IReadOnlyList<BootModule> Modules { get; init; } = [];
 
     /// <summary>
+    /// Who decompresses a bzImage (<see cref="KernelDecompressor.Vmm"/> unless asked otherwise); other
+    /// formats ignore it.
+    /// </summary>
+    public KernelDecompressor KernelDecompressor { get; init; }
+
+    /// <summary>
+    /// Where the machine's ACPI RSDP is, or null for no ACPI: when the VMM decompresses a bzImage it
+    /// puts it in boot_params.acpi_rsdp_addr, as the guest's decompressor would after its scan.
+    /// </summary>
+    public ulong? AcpiRsdpAddress { get; init; }
+
+    /// <summary>
     /// RAM ranges the memory map reports reserved (pages a hypervisor keeps for itself, such as
     /// Xen's console and XenStore rings under `--xen hvm`); nothing is loaded there.
     /// </summary>

@@ -30,6 +30,12 @@ public sealed class BootResult
     /// <summary>The memory map the kernel was given (e820 in boot_params or the Multiboot mmap).</summary>
     public E820Map MemoryMap { get; }
 
+    /// <summary>For a bzImage, whose decompressor ran: the VMM's (the kernel entered at startup_64) or the guest's; else null.</summary>
+    public KernelDecompressor? Decompressor { get; internal set; }
+
+    /// <summary>Lines for --verbose beyond the placements, such as why the guest's decompressor runs although the VMM's was asked for.</summary>
+    public IReadOnlyList<string> Notes { get; internal set; } = [];
+
     public BootPlacement? Find(string name) => Placements.Where(p => p.Name == name).Cast<BootPlacement?>().FirstOrDefault();
 
     /// <summary>A few lines for --verbose output.</summary>
@@ -40,6 +46,11 @@ public sealed class BootResult
         foreach (BootPlacement placement in Placements)
         {
             text.Append("\n  ").Append(placement);
+        }
+
+        foreach (string note in Notes)
+        {
+            text.Append('\n').Append(note);
         }
 
         return text.ToString();

@@ -199,7 +199,14 @@ public sealed class BzImage : KernelImage
     {
         var plan = new MemoryPlan(request.MemoryMap(memory));
         ulong load = ChooseLoadAddress();
-        ulong span = (RuntimeSize + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
+        string? whyNot = null;
+        DecompressedKernel? kernel = request.KernelDecompressor == KernelDecompressor.Vmm ? DecompressedKernel.TryLoad(this, _image, memory, plan, load, out whyNot) : null;
+
+        // What the kernel may use from its load address before it reads the memory map: init_size
+        // (which covers the decompressed image and the decompressor's work space), or what the VMM's
+        // decoding and the ELF's segments reached when that is further.
+        ulong span = Math.Max(RuntimeSize, kernel?.Extent ?? 0);
+        span = (span + MemoryRegion.PageSize - 1) & ~(MemoryRegion.PageSize - 1);
         if (!plan.Map.IsUsable(load, span))
         {
             ulong needed = load + span;
@@ -207,10 +214,30 @@ public sealed class BzImage : KernelImage
         }
 
         plan.Place(Path, "kernel", load, span);
-        memory.Write(load, _image.AsSpan(SetupSize, (int)ProtectedModeSize));
-
         BootParams zeroPage = BootParams.FromSetupHeader(_image, SetupHeaderEnd);
-        return LinuxBoot.Finish(memory, request, plan, zeroPage, load + Entry64Offset, CommandLineSize, InitrdAddressMax, Format, Description);
+        BootResult result;
+        if (kernel is null)
+        {
+            memory.Write(load, _image.AsSpan(SetupSize, (int)ProtectedModeSize));
+            result = LinuxBoot.Finish(memory, request, plan, zeroPage, load + Entry64Offset, CommandLineSize, InitrdAddressMax, Format, Description);
+            result.Decompressor = KernelDecompressor.Guest;
+            result.Notes = whyNot is null ? [] : [$"kernel decompressor: the guest's, because {whyNot}"];
+            return result;
+        }
+
+        // What the guest's decompressor leaves in boot_params (compressed/misc.c, extract_kernel):
+        // KASLR_FLAG clear (it sets it only when it randomized, and the VMM does not), and the
+        // RSDP address it would have found by scanning the BIOS area.
+        zeroPage.WriteU8(BootParams.LoadFlagsOffset, (byte)(zeroPage.ReadU8(BootParams.LoadFlagsOffset) & ~BootParams.KaslrFlag));
+        if (request.AcpiRsdpAddress is { } rsdp)
+        {
+            zeroPage.WriteU64(BootParams.AcpiRsdpAddrOffset, rsdp);
+        }
+
+        string description = $"{Description}; {kernel.Compression} payload decompressed by the VMM ({kernel.Length >> 20} MiB in {kernel.DecodeTime.TotalMilliseconds:0} ms), KASLR off";
+        result = LinuxBoot.Finish(memory, request, plan, zeroPage, load + kernel.EntryOffset, CommandLineSize, InitrdAddressMax, Format, description);
+        result.Decompressor = KernelDecompressor.Vmm;
+        return result;
     }
 
     private static ushort U16(byte[] image, int offset) => BinaryPrimitives.ReadUInt16LittleEndian(image.AsSpan(offset));

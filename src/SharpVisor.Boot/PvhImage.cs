@@ -1,6 +1,3 @@
-using System.Buffers.Binary;
-using System.IO.Compression;
-
 namespace SharpVisor.Boot;
 
 /// <summary>
@@ -9,9 +6,6 @@ namespace SharpVisor.Boot;
 /// </summary>
 public sealed class PvhImage
 {
-    private const int PayloadOffsetField = 0x248;
-    private const int PayloadLengthField = 0x24C;
-
     private PvhImage(string path, byte[] vmlinux, ElfFile elf, uint entry, string source)
     {
         Path = path;
@@ -67,37 +61,9 @@ public sealed class PvhImage
         }
 
         BzImage bz = BzImage.Parse(path, image);
-        (byte[] vmlinux, string compression) = ExtractPayload(path, image, bz.SetupSize);
+        byte[] vmlinux = BzImagePayload.Decompress(path, BzImagePayload.Find(path, image, bz.SetupSize), out string compression);
         source = $"bzImage, {compression} payload";
         return vmlinux;
-    }
-
-    /// <summary>The bzImage's payload (payload_offset/payload_length, relative to the protected-mode code), decompressed.</summary>
-    private static (byte[] Vmlinux, string Compression) ExtractPayload(string path, byte[] image, int setupSize)
-    {
-        uint offset = BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(PayloadOffsetField));
-        uint length = BinaryPrimitives.ReadUInt32LittleEndian(image.AsSpan(PayloadLengthField));
-        ulong start = (ulong)setupSize + offset;
-        if (length < 8 || start + length > (ulong)image.Length)
-        {
-            throw new BootImageException(path, $"payload 0x{offset:x}+0x{length:x} is outside the file");
-        }
-
-        ReadOnlySpan<byte> payload = image.AsSpan((int)start, (int)length);
-        if (Lz4LegacyFrame.HasMagic(payload))
-        {
-            return (Lz4LegacyFrame.Decode(path, payload), "LZ4");
-        }
-
-        if (payload[0] == 0x1F && payload[1] == 0x8B)
-        {
-            using var input = new GZipStream(new MemoryStream(payload.ToArray()), CompressionMode.Decompress);
-            using var output = new MemoryStream();
-            input.CopyTo(output);
-            return (output.ToArray(), "gzip");
-        }
-
-        throw new BootImageException(path, $"payload compression (magic {payload[0]:x2} {payload[1]:x2} {payload[2]:x2} {payload[3]:x2}) is not LZ4 or gzip");
     }
 
     /// <summary>The XEN_ELFNOTE_PHYS32_ENTRY note's value (a 32- or 64-bit number), or null when there is none.</summary>

@@ -43,6 +43,11 @@ public static class RunCommand
         };
         tier.AcceptOnlyFromAmong("interpreter", "auto", "always", "native");
         var cpuVendor = new Option<string?>("--cpu-vendor") { Description = "The CPU vendor the guest sees: intel or amd (default: the host's)" };
+        var decompressor = new Option<string?>("--kernel-decompressor")
+        {
+            Description = "Who decompresses a bzImage: vmm (default: the VMM decodes an LZ4 or gzip payload and enters startup_64, KASLR off; other payloads fall back to guest) or guest (the bzImage's own decompressor, with KASLR)",
+        };
+        decompressor.AcceptOnlyFromAmong("vmm", "guest");
         var serial = new Option<string>("--serial") { Description = "Serial console (16550 at 0x3F8): stdio, file:PATH or none", DefaultValueFactory = _ => "stdio" };
         var modules = new Option<string[]>("--module") { Description = "Multiboot module file (repeatable)", AllowMultipleArgumentsPerToken = false };
         var timeout = new Option<double?>("--timeout") { Description = "Stop the guest after this many seconds (exit status 124)" };
@@ -67,7 +72,7 @@ public static class RunCommand
 
         var command = new Command("run", "Boot a guest with its serial console on this terminal (Ctrl-A x quits).")
         {
-            kernel, initrd, cmdline, memory, cpus, accel, mmu, tier, cpuVendor, serial, modules, timeout, verbose,
+            kernel, initrd, cmdline, decompressor, memory, cpus, accel, mmu, tier, cpuVendor, serial, modules, timeout, verbose,
             extraInitrds, disks, nets, balloon, virtioConsole, noRng, xen, protect,
             attestQuote, attestNonce, attestKey, counters,
         };
@@ -75,6 +80,7 @@ public static class RunCommand
             result.GetValue(kernel),
             result.GetValue(initrd),
             result.GetValue(cmdline),
+            result.GetValue(decompressor),
             result.GetValue(memory)!,
             result.GetValue(cpus),
             result.GetValue(accel)!,
@@ -116,7 +122,7 @@ public static class RunCommand
     private sealed record AttestArguments(string? QuotePath, string? Nonce, string? KeyDirectory);
 
     private static int Execute(
-        string? kernel, string? initrd, string? cmdline, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
+        string? kernel, string? initrd, string? cmdline, string? decompressor, string memory, int cpus, string accel, string? mmu, string? cpuVendor,
         string serial, string[] modules, double? timeoutSeconds, bool verbose, DeviceArguments devices, AttestArguments attest, string? countersPath)
     {
         var startedAt = Stopwatch.StartNew();
@@ -152,6 +158,7 @@ public static class RunCommand
                 CommandLine = cmdline ?? (devices.Xen is null ? DefaultGuest.CommandLine : DefaultGuest.XenCommandLine),
                 Xen = XenModes.Parse(devices.Xen),
                 Modules = modules.Select(m => new BootModule(m)).ToArray(),
+                KernelDecompressor = decompressor == "guest" ? KernelDecompressor.Guest : KernelDecompressor.Vmm,
                 MemorySize = MemorySize.Parse(memory),
                 VcpuCount = cpus,
                 Accelerator = accel switch

@@ -87,6 +87,7 @@ public sealed class VirtualMachine : IDisposable, IAsyncDisposable
                 KernelPath = options.KernelPath,
                 InitrdPath = options.InitrdPath,
                 CommandLine = options.CommandLine,
+                KernelDecompressor = options.KernelDecompressor == KernelDecompressor.Guest ? SharpVisor.Boot.KernelDecompressor.Guest : SharpVisor.Boot.KernelDecompressor.Vmm,
                 MemorySize = (ulong)options.MemoryMib << 20,
                 VcpuCount = options.VcpuCount,
                 Accelerator = options.Accelerator switch

@@ -12,6 +12,12 @@ public sealed record VirtualMachineOptions
     /// <summary>The kernel command line, e.g. "console=ttyS0"; the serial console is COM1 (ttyS0).</summary>
     public string CommandLine { get; init; } = "";
 
+    /// <summary>
+    /// Who decompresses a bzImage kernel (default: SharpVisor, which enters the kernel directly with
+    /// KASLR off and falls back to the kernel's own decompressor for payloads it cannot decode).
+    /// </summary>
+    public KernelDecompressor KernelDecompressor { get; init; } = KernelDecompressor.Vmm;
+
     /// <summary>Guest RAM in MiB (default 512).</summary>
     public int MemoryMib { get; init; } = 512;
 

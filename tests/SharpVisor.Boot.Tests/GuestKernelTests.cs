@@ -25,7 +25,7 @@ public sealed class GuestKernelTests : IDisposable
     }
 
     [GuestKernelFact]
-    public void LoadsTheRealKernelWithAnInitrdInto256MiB()
+    public void LoadsTheRealKernelWithAnInitrdInto256MiBForItsOwnDecompressor()
     {
         const ulong ram = 256UL << 20;
         string kernel = GuestKernelFactAttribute.Path;
@@ -34,7 +34,7 @@ public sealed class GuestKernelTests : IDisposable
         string initrd = _files.WritePattern("initrd", 1 << 20, 42);
         using GuestMemory memory = GuestMemory.CreateRam(ram);
 
-        BootResult result = BootLoader.Load(memory, new BootRequest(kernel) { CommandLine = "console=ttyS0 panic=-1", InitrdPath = initrd });
+        BootResult result = BootLoader.Load(memory, new BootRequest(kernel) { CommandLine = "console=ttyS0 panic=-1", InitrdPath = initrd, KernelDecompressor = KernelDecompressor.Guest });
 
         // The protected-mode kernel is at pref_address, byte for byte.
         ulong load = image.PrefAddress;
@@ -67,6 +67,50 @@ public sealed class GuestKernelTests : IDisposable
 
         Assert.True(result.State.Cs.Long);
         Assert.Equal(zp, result.State.Rsi);
+    }
+
+    [GuestKernelFact]
+    public void TheVmmDecompressesTheRealKernelAndEntersStartup64()
+    {
+        const ulong ram = 256UL << 20;
+        string kernel = GuestKernelFactAttribute.Path;
+        byte[] file = File.ReadAllBytes(kernel);
+        BzImage image = (BzImage)KernelImage.Detect(kernel);
+        byte[] vmlinux = PvhImage.ExtractVmlinux(kernel, file, out _);
+        ElfFile elf = ElfFile.Parse(kernel, vmlinux);
+        string initrd = _files.WritePattern("initrd", 1 << 20, 42);
+        using GuestMemory memory = GuestMemory.CreateRam(ram);
+
+        BootResult result = BootLoader.Load(memory, new BootRequest(kernel) { CommandLine = "console=ttyS0", InitrdPath = initrd, AcpiRsdpAddress = 0xE_0000 });
+
+        // Debian's kernel: linked at pref_address (16 MiB), e_entry is phys_startup_64, the image's first byte.
+        Assert.Equal(KernelDecompressor.Vmm, result.Decompressor);
+        Assert.Equal(image.PrefAddress, result.EntryPoint);
+        Assert.Equal(image.PrefAddress, elf.Entry);
+        foreach (ElfProgramHeader segment in elf.LoadSegments)
+        {
+            byte[] loaded = new byte[Math.Min(4096, (int)segment.FileSize)];
+            memory.Read(segment.PhysicalAddress, loaded);
+            Assert.Equal(vmlinux.AsSpan((int)segment.Offset, loaded.Length).ToArray(), loaded);
+        }
+
+        // boot_params: the bzImage's header, no KASLR_FLAG, the RSDP.
+        const ulong zp = BootLayout.ZeroPageAddress;
+        // (Everything but what a loader fills in: type_of_loader, loadflags, ramdisk, heap_end_ptr, cmd_line_ptr, setup_data.)
+        foreach ((int start, int end) in new[] { (0x1F1, 0x210), (0x212, 0x218), (0x220, 0x224), (0x22C, 0x250), (0x258, image.SetupHeaderEnd) })
+        {
+            Assert.Equal(file.AsSpan(start, end - start).ToArray(), memory.GetSpan(zp + (ulong)start, end - start).ToArray());
+        }
+
+        Assert.Equal(image.InitSize, memory.Read<uint>(zp + BootParams.InitSizeOffset));
+        Assert.Equal(0, memory.Read<byte>(zp + BootParams.LoadFlagsOffset) & BootParams.KaslrFlag);
+        Assert.Equal(0xE_0000UL, memory.Read<ulong>(zp + BootParams.AcpiRsdpAddrOffset));
+
+        // The initrd stays clear of init_size and of everything the segments reach.
+        ulong extent = elf.LoadSegments.Max(s => s.PhysicalAddress + s.MemorySize);
+        ulong rd = memory.Read<uint>(zp + BootParams.RamdiskImageOffset);
+        Assert.True(rd >= Math.Max(image.PrefAddress + image.InitSize, extent));
+        Assert.Contains("LZ4 payload decompressed by the VMM", result.KernelDescription);
     }
 
     [GuestKernelFact]

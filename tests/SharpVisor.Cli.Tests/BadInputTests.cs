@@ -195,6 +195,15 @@ public sealed class BadInputTests : IDisposable
     }
 
     [Fact]
+    public void UnknownKernelDecompressor()
+    {
+        SharpVisorProcess.Result result = Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "emulator", "--kernel-decompressor", "bios");
+        Assert.NotEqual(0, result.ExitCode);
+        Assert.Contains("bios", result.StandardError);
+        Assert.DoesNotContain("   at ", result.StandardError);
+    }
+
+    [Fact]
     public void UnknownTier()
     {
         SharpVisorProcess.Result result = Run("--kernel", DefaultGuestFiles.Kernel, "--accel", "emulator", "--tier", "turbo");

@@ -18,6 +18,7 @@ public sealed class PublicSurfaceTests
             "SharpVisor.Accelerator",
             "SharpVisor.DiskOptions",
             "SharpVisor.ExitReason",
+            "SharpVisor.KernelDecompressor",
             "SharpVisor.NetworkInterfaceOptions",
             "SharpVisor.VirtualMachine",
             "SharpVisor.VirtualMachineException",

@@ -21,6 +21,12 @@ public sealed record MachineConfiguration
 
     public IReadOnlyList<BootModule> Modules { get; init; } = [];
 
+    /// <summary>
+    /// Who decompresses a bzImage (<c>--kernel-decompressor vmm|guest</c>): the VMM by default, which
+    /// enters the kernel at startup_64 with KASLR off; the guest's own decompressor otherwise.
+    /// </summary>
+    public KernelDecompressor KernelDecompressor { get; init; }
+
     public ulong MemorySize { get; init; } = DefaultMemorySize;
 
     public int VcpuCount { get; init; } = 1;

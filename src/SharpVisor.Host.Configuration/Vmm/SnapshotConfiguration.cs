@@ -75,6 +75,7 @@ public static class SnapshotConfiguration
         w.Write(c.VirtioConsoleOutput is not null);
         w.Write(c.EntropyDevice);
         WriteCpuTemplate(w, c.CpuTemplate);
+        w.Write((int)c.KernelDecompressor);
         return w.ToArray();
     }
 
@@ -148,6 +149,14 @@ public static class SnapshotConfiguration
         hasVirtioConsole = r.ReadBoolean();
         bool entropy = r.ReadBoolean();
         CpuTemplate? template = ReadCpuTemplate(r);
+
+        // Written after the CPU template since the VMM decompresses bzImages; earlier snapshots end here.
+        var decompressor = r.Remaining > 0 ? (KernelDecompressor)r.ReadInt32() : KernelDecompressor.Guest;
+        if (!Enum.IsDefined(decompressor))
+        {
+            throw r.Invalid($"unknown kernel decompressor {(int)decompressor}");
+        }
+
         return new MachineConfiguration
         {
             KernelPath = kernel,
@@ -165,6 +174,7 @@ public static class SnapshotConfiguration
             Balloon = balloon,
             EntropyDevice = entropy,
             CpuTemplate = template,
+            KernelDecompressor = decompressor,
         };
     }
 

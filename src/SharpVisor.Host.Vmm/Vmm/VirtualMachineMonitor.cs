@@ -128,6 +128,10 @@ public sealed partial class VirtualMachineMonitor : IDisposable
                 InitrdPath = configuration.InitrdPath,
                 ExtraInitrdPaths = configuration.ExtraInitrdPaths,
                 Modules = configuration.Modules,
+                KernelDecompressor = configuration.KernelDecompressor,
+
+                // The tables written below start with the RSDP (AcpiTables.RsdpAddress).
+                AcpiRsdpAddress = AcpiTables.DefaultBaseAddress,
 
                 // An HVM domain boots as a PC; the hypervisor's ring pages stay out of its RAM.
                 ReservedRanges = configuration.Xen == XenMode.Hvm ? [(XenGuest.SpecialArea(memory), XenGuest.SpecialPages * 4096UL)] : [],

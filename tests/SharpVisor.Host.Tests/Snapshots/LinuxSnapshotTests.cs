@@ -30,6 +30,7 @@ public sealed class LinuxSnapshotTests
         int lastAtDiff;
         using (VirtualMachineMonitor source = VirtualMachineMonitor.Create(configuration))
         {
+            Assert.Equal(SharpVisor.Boot.KernelDecompressor.Vmm, source.Boot.Decompressor);
             var run = new Thread(() => source.Run(TimeSpan.FromMinutes(10)));
             run.Start();
             WaitUntil(() => Counts(before.Text).LastOrDefault() >= 3, TimeSpan.FromMinutes(8), () => $"the guest never counted to 3:\n{Tail(before.Text)}");
@@ -50,6 +51,7 @@ public sealed class LinuxSnapshotTests
 
         var after = new CapturedOutput();
         using VirtualMachineMonitor restored = VirtualMachineMonitor.Restore(state, memory, c => c with { SerialOutput = after });
+        Assert.Equal(SharpVisor.Boot.KernelDecompressor.Vmm, restored.Configuration.KernelDecompressor);
         var restoredRun = new Thread(() => restored.Run(TimeSpan.FromMinutes(5)));
         restoredRun.Start();
         int target = lastBefore + 4;

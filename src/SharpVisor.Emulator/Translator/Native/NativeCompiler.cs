@@ -386,7 +386,7 @@ internal static unsafe class NativeCompiler
                 return false;
             }
 
-            // Read-modify-write ALU forms and INC/DEC of memory (the CIL tier's since its twelfth step): not emitted here.
+            // Read-modify-write ALU forms and INC/DEC of memory (the CIL tier's since its fourteenth step): not emitted here.
             if (form.Kind is InlineKind.AluMR or InlineKind.AluMI && form.Alu is not (InlineAlu.Cmp or InlineAlu.Test))
             {
                 return false;
