@@ -111,7 +111,7 @@ public sealed class SoftTlb
     /// <summary>As <see cref="TryGetHostAddress"/>, also giving the guest-physical address.</summary>
     public bool TryLookup(ulong linear, PageAccess access, out nint host, out ulong physical)
     {
-        if (!TryGetHostAddress(linear, access, out host))
+        if (!TryGetHostAddress(linear, access, out host) && !(TryRevive(linear, access) && TryGetHostAddress(linear, access, out host)))
         {
             physical = 0;
             return false;
@@ -244,21 +244,9 @@ public sealed class SoftTlb
             return;
         }
 
-        int kept = 0;
-        for (int i = 0; i < _globalSlots.Count; i++)
-        {
-            int index = _globalSlots[i];
-            if ((_slotFlags[index] & SlotGlobal) != 0 && Restamp(ref _entries[index], old))
-            {
-                _globalSlots[kept++] = index;
-            }
-            else
-            {
-                _slotFlags[index] = 0;
-            }
-        }
-
-        _globalSlots.RemoveRange(kept, _globalSlots.Count - kept);
+        // Global entries keep their older stamp: TryLookup re-stamps one at its next use. Linux loads
+        // CR3 some 18,500 times in a boot, most of them around text_poke, touching a few of the
+        // thousands of global entries in between; re-stamping them all each time cost more.
     }
 
     /// <summary>
@@ -301,34 +289,47 @@ public sealed class SoftTlb
     /// <summary>Takes write access away from the entry of <paramref name="linear"/> in one context.</summary>
     public void RevokeWrite(ulong linear, TlbContext context) => Volatile.Write(ref EntryFor(linear, context).WriteTag, InvalidTag);
 
-    private bool Restamp(ref TlbEntry entry, ulong old)
+    /// <summary>
+    /// A global entry a non-global flush left with an older stamp (a global translation survives CR3
+    /// loads): re-stamped, tag by tag, for the page of <paramref name="linear"/>. False when the slot
+    /// holds no global entry for that page.
+    /// </summary>
+    private bool TryRevive(ulong linear, PageAccess access)
     {
-        bool any = Restamp(ref entry.ReadTag, old);
-        any |= Shared ? RestampShared(ref entry.WriteTag, old) : Restamp(ref entry.WriteTag, old);
-        any |= Restamp(ref entry.ExecuteTag, old);
+        int index = ((int)ContextFor(access) * Slots) + ((int)(linear >> 12) & _slotMask);
+        if ((_slotFlags[index] & SlotGlobal) == 0)
+        {
+            return false;
+        }
+
+        ulong page = linear & PageMask;
+        ref TlbEntry entry = ref _entries[index];
+        bool any = Revive(ref entry.ReadTag, page);
+        any |= Shared ? ReviveShared(ref entry.WriteTag, page) : Revive(ref entry.WriteTag, page);
+        any |= Revive(ref entry.ExecuteTag, page);
         return any;
     }
 
     /// <summary>Re-stamps a write tag another thread may be revoking: a revoked tag stays revoked.</summary>
-    private bool RestampShared(ref ulong tag, ulong old)
+    private bool ReviveShared(ref ulong tag, ulong page)
     {
         ulong current = Volatile.Read(ref tag);
-        if ((current & 0xFFF) != old)
+        if (current == InvalidTag || (current & PageMask) != page)
         {
             return false;
         }
 
-        return Interlocked.CompareExchange(ref tag, (current & PageMask) | _stamp, current) == current;
+        return Interlocked.CompareExchange(ref tag, page | _stamp, current) == current;
     }
 
-    private bool Restamp(ref ulong tag, ulong old)
+    private bool Revive(ref ulong tag, ulong page)
     {
-        if ((tag & 0xFFF) != old)
+        if (tag == InvalidTag || (tag & PageMask) != page)
         {
             return false;
         }
 
-        tag = (tag & PageMask) | _stamp;
+        tag = page | _stamp;
         return true;
     }
 

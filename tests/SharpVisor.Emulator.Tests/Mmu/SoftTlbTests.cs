@@ -43,10 +43,23 @@ public class SoftTlbTests
         tlb.Fill(0x1000, TlbContext.Supervisor, Host, 0, true, true, true, global: true, 4096);
         tlb.Fill(0x2000, TlbContext.Supervisor, Host, 0, true, true, true, global: false, 4096);
         tlb.Flush(includeGlobal: false);
-        Assert.True(tlb.TryGetHostAddress(0x1000, PageAccess.Write, out _));
-        Assert.False(tlb.TryGetHostAddress(0x2000, PageAccess.Read, out _));
+
+        // The global entry keeps its older stamp until its next use, which re-stamps it (TryLookup).
+        Assert.False(tlb.TryGetHostAddress(0x1000, PageAccess.Write, out _));
+        Assert.True(tlb.TryLookup(0x1000, PageAccess.Write, out nint host, out _));
+        Assert.Equal(Host, host);
+        Assert.True(tlb.TryGetHostAddress(0x1000, PageAccess.Read, out _));
+        Assert.False(tlb.TryLookup(0x2000, PageAccess.Read, out _, out _));
+
+        // Still held after many CR3 loads; a global flush drops it for good.
+        for (int i = 0; i < 100; i++)
+        {
+            tlb.Flush(includeGlobal: false);
+        }
+
+        Assert.True(tlb.TryLookup(0x1000, PageAccess.Execute, out _, out _));
         tlb.Flush(includeGlobal: true);
-        Assert.False(tlb.TryGetHostAddress(0x1000, PageAccess.Read, out _));
+        Assert.False(tlb.TryLookup(0x1000, PageAccess.Read, out _, out _));
     }
 
     [Fact]
@@ -59,7 +72,20 @@ public class SoftTlbTests
         tlb.Fill(0x1000, TlbContext.Supervisor, Host, 0, true, true, true, global: true, 4096);
         tlb.Fill(0x1000, TlbContext.Supervisor, Host, 0, true, true, true, global: false, 4096);
         tlb.Flush(includeGlobal: false);
-        Assert.False(tlb.TryGetHostAddress(0x1000, PageAccess.Read, out _));
+        Assert.False(tlb.TryLookup(0x1000, PageAccess.Read, out _, out _));
+    }
+
+    [Fact]
+    public void ARevokedWriteTagStaysRevokedWhenAGlobalEntryIsRevived()
+    {
+        var tlb = new SoftTlb(64) { Shared = true };
+        tlb.Fill(0x1000, TlbContext.Supervisor, Host, 0x5000, true, true, true, global: true, 4096);
+        tlb.Flush(includeGlobal: false);
+        tlb.RevokeWrite(0x5000);
+        Assert.True(tlb.TryLookup(0x1000, PageAccess.Read, out _, out _));
+        Assert.False(tlb.TryLookup(0x1000, PageAccess.Write, out _, out _));
+        tlb.FlushPage(0x1000);
+        Assert.False(tlb.TryLookup(0x1000, PageAccess.Read, out _, out _));
     }
 
     [Fact]

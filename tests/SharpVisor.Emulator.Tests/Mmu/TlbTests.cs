@@ -75,8 +75,8 @@ public class TlbTests
         h.Translate(UserLinear);
 
         Assert.True(h.Mmu.OnCr3Write(h.Tables.Root));
-        Assert.True(h.Mmu.Tlb.TryGetHostAddress(KernelLinear, PageAccess.Read, out _));
-        Assert.False(h.Mmu.Tlb.TryGetHostAddress(UserLinear, PageAccess.Read, out _));
+        Assert.True(h.Mmu.Tlb.TryLookup(KernelLinear, PageAccess.Read, out _, out _));
+        Assert.False(h.Mmu.Tlb.TryLookup(UserLinear, PageAccess.Read, out _, out _));
         long hits = h.Mmu.Counters.TlbHits;
         MmuAssert.Ram(h.Translate(KernelLinear + 4), Page + 4);
         Assert.Equal(hits + 1, h.Mmu.Counters.TlbHits);
@@ -87,14 +87,14 @@ public class TlbTests
             Assert.True(h.Mmu.OnCr3Write(h.Tables.Root));
         }
 
-        Assert.True(h.Mmu.Tlb.TryGetHostAddress(KernelLinear, PageAccess.Read, out _));
+        Assert.True(h.Mmu.Tlb.TryLookup(KernelLinear, PageAccess.Read, out _, out _));
 
         // Clearing CR4.PGE flushes globals, and without it G means nothing.
         Assert.True(h.Mmu.OnCr4Write(h.Cr4 & ~VcpuState.Cr4Pge));
-        Assert.False(h.Mmu.Tlb.TryGetHostAddress(KernelLinear, PageAccess.Read, out _));
+        Assert.False(h.Mmu.Tlb.TryLookup(KernelLinear, PageAccess.Read, out _, out _));
         h.Translate(KernelLinear);
         Assert.True(h.Mmu.OnCr3Write(h.Tables.Root));
-        Assert.False(h.Mmu.Tlb.TryGetHostAddress(KernelLinear, PageAccess.Read, out _));
+        Assert.False(h.Mmu.Tlb.TryLookup(KernelLinear, PageAccess.Read, out _, out _));
     }
 
     [Theory]
