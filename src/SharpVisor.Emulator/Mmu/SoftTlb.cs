@@ -9,7 +9,8 @@ namespace SharpVisor.Emulator.Mmu;
 /// </summary>
 /// <remarks>
 /// Tags carry a generation stamp in their low 12 bits, so a full flush is a counter increment.
-/// A CR3 load flushes all but global entries: those are re-stamped from a list. A tag is set
+/// A CR3 load flushes all but global entries: those keep their older stamp and are re-stamped at
+/// their next lookup (<see cref="TryLookup"/>, the slow path every TLB miss takes). A tag is set
 /// only when that access needs no MMU work: writes need the leaf's dirty bit already set, a
 /// writable host page, and a frame no vCPU write-tracks (<see cref="WriteTracker"/>).
 /// In a machine with more vCPUs, other threads revoke write tags (<see cref="RevokeWrite(ulong)"/>):
