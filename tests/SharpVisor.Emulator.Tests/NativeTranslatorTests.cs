@@ -99,12 +99,7 @@ public sealed class NativeTranslatorTests
             a.rol(rdx, 5);
         }
 
-        (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
-        (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
-        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
-        Assert.Equal(interpreted, native);
-        Assert.Equal(interpretedData, nativeData);
-        Assert.True(inline > 3000, $"{inline} instructions in native code");
+        AssertNativeMatchesInterpreter(Program, minimumInline: 3000);
     }
 
     /// <summary>
@@ -158,12 +153,7 @@ public sealed class NativeTranslatorTests
             a.hlt();
         }
 
-        (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
-        (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
-        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
-        Assert.Equal(interpreted, native);
-        Assert.Equal(interpretedData, nativeData);
-        Assert.True(inline > 500, $"{inline} instructions in native code");
+        AssertNativeMatchesInterpreter(Program, minimumInline: 500);
     }
 
     /// <summary>
@@ -223,14 +213,9 @@ public sealed class NativeTranslatorTests
             a.hlt();
         }
 
-        (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, Program);
-        (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, Program);
-        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
-        Assert.Equal(interpreted, native);
-        Assert.Equal(interpretedData, nativeData);
+        byte[] nativeData = AssertNativeMatchesInterpreter(Program, minimumInline: 10_000);
         Assert.Contains((byte)1, nativeData);
         Assert.Contains((byte)2, nativeData);
-        Assert.True(inline > 10_000, $"{inline} instructions in native code");
     }
 
     /// <summary>
@@ -387,6 +372,22 @@ public sealed class NativeTranslatorTests
         a.dec(ecx);
         a.jnz(outer);
         a.hlt();
+    }
+
+    /// <summary>
+    /// Runs <paramref name="program"/> interpreted and under the native back end: no block fails to
+    /// compile, state and memory agree, and more than <paramref name="minimumInline"/> instructions ran
+    /// in native code itself. Returns the native run's memory.
+    /// </summary>
+    private static byte[] AssertNativeMatchesInterpreter(Action<Assembler> program, long minimumInline)
+    {
+        (string interpreted, byte[] interpretedData, _) = Run(ExecutionTier.Interpreter, program);
+        (string native, byte[] nativeData, long inline) = Run(ExecutionTier.Native, program);
+        Assert.Equal(0, X86Cpu.NativeStatistics.Failed);
+        Assert.Equal(interpreted, native);
+        Assert.Equal(interpretedData, nativeData);
+        Assert.True(inline > minimumInline, $"{inline} instructions in native code");
+        return nativeData;
     }
 
     private static (string State, byte[] Data, long Inline) Run(ExecutionTier tier, Action<Assembler> program, long codeCapacity = 0)
