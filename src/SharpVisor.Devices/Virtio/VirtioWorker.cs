@@ -89,8 +89,10 @@ public sealed unsafe class VirtioWorker : IDisposable
             fds[i + 1] = new PollFd { Fd = _queueEvents[i].Fd, Events = LibC.POLLIN };
         }
 
+        // A frozen device's back ends wait (a readable TAP would wake the poll again and again);
+        // the thaw notifies the queues, which ends the poll and brings them back.
         int count = fixedCount;
-        for (int s = 0; s < _sources.Count; s++)
+        for (int s = 0; s < _sources.Count && !_device.IsFrozen; s++)
         {
             if (_sources[s].Wanted())
             {

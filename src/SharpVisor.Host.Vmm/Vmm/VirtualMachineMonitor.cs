@@ -1,6 +1,7 @@
 using SharpVisor.Boot;
 using SharpVisor.Boot.Acpi;
 using SharpVisor.Devices.Pci;
+using SharpVisor.Devices.Virtio;
 using SharpVisor.Devices.Legacy;
 using SharpVisor.Emulator.Accelerator;
 using SharpVisor.Kvm;
@@ -282,10 +283,19 @@ public sealed partial class VirtualMachineMonitor : IDisposable
         return new RunOutcome(control.ExitStatus, reason, control.StopDetail ?? reason.ToString(), report);
     }
 
-    /// <summary>Parks every vCPU; on the emulator virtual time (TSC, timers, kvmclock) stops too.</summary>
+    /// <summary>
+    /// Parks every vCPU and freezes the virtio devices (<see cref="VirtioDevice.Freeze"/>: no
+    /// request in flight, no frame sent or received, guest memory still — what a snapshot and a
+    /// migration's last copy need); on the emulator virtual time (TSC, timers, kvmclock) stops too.
+    /// </summary>
     public bool Pause(TimeSpan timeout)
     {
         bool paused = _runner.Pause(timeout);
+        foreach (AttachedVirtioDevice device in Devices.Devices)
+        {
+            device.Device.Freeze();
+        }
+
         _machine.PauseTime();
         return paused;
     }
@@ -320,6 +330,11 @@ public sealed partial class VirtualMachineMonitor : IDisposable
     public void Resume()
     {
         _machine.ResumeTime();
+        foreach (AttachedVirtioDevice device in Devices.Devices)
+        {
+            device.Device.Thaw();
+        }
+
         _runner.Resume();
     }
 

@@ -288,4 +288,49 @@ public sealed class VirtioPciTransportTests : IDisposable
         SpinWait.SpinUntil(() => ring.UsedIndex == 6, TimeSpan.FromSeconds(5));
         Assert.Equal(6, ring.UsedIndex);
     }
+
+    [Theory]
+    [InlineData(false)]
+    [InlineData(true)]
+    public void AFrozenDeviceServesNothingUntilItThaws(bool withWorker)
+    {
+        if (withWorker)
+        {
+            _device.StartWorker();
+        }
+
+        Assert.True(_driver.Negotiate(Features));
+        DriverRing ring = _driver.SetupQueue(0, Ring0, 8);
+        _driver.DriverOk();
+        _p.Memory.Write(Data, (byte)0x5A);
+        _p.Memory.Write(Data + 0x100, (byte)0);
+
+        // A paused machine: requests queued and notified while frozen leave guest memory as it is.
+        _device.Freeze();
+        Assert.True(_device.IsFrozen);
+        ring.AddChain((Data, 1, false), (Data + 0x100, 1, true));
+        _driver.Notify(0);
+        if (withWorker)
+        {
+            _device.GetNotifyEvent(0)!.Signal();
+            Thread.Sleep(200);
+        }
+
+        Assert.Equal(0, ring.UsedIndex);
+        Assert.Equal(0, _p.Memory.Read<byte>(Data + 0x100));
+        Assert.Empty(_device.Seen);
+
+        // The thaw serves what the freeze held back, without another notification.
+        _device.Thaw();
+        Assert.False(_device.IsFrozen);
+        SpinWait.SpinUntil(() => ring.UsedIndex == 1, TimeSpan.FromSeconds(5));
+        Assert.Equal(1, ring.UsedIndex);
+        Assert.Equal(0x5A, _p.Memory.Read<byte>(Data + 0x100));
+
+        // And the device works on as before.
+        ring.AddChain((Data, 1, false), (Data + 0x200, 1, true));
+        _driver.Notify(0);
+        SpinWait.SpinUntil(() => ring.UsedIndex == 2, TimeSpan.FromSeconds(5));
+        Assert.Equal(2, ring.UsedIndex);
+    }
 }

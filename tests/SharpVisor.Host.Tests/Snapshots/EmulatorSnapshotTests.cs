@@ -100,6 +100,23 @@ public sealed class EmulatorSnapshotTests
     }
 
     [Fact]
+    public void PausingTheMachineFreezesItsVirtioDevicesAndResumingThawsThem()
+    {
+        using var directory = new TempDirectory();
+        string kernel = directory.File("lcg.bin");
+        File.WriteAllBytes(kernel, BuildKernel());
+        using VirtualMachineMonitor vmm = VirtualMachineMonitor.Create(Configuration(kernel) with { EntropyDevice = true });
+        Assert.NotEmpty(vmm.Devices.Devices);
+        Assert.DoesNotContain(vmm.Devices.Devices, d => d.Device.IsFrozen);
+
+        // A snapshot or a migration's last copy must not race a device writing guest memory or a TAP.
+        vmm.Pause(TimeSpan.FromMilliseconds(10));
+        Assert.All(vmm.Devices.Devices, d => Assert.True(d.Device.IsFrozen, d.Name));
+        vmm.Resume();
+        Assert.DoesNotContain(vmm.Devices.Devices, d => d.Device.IsFrozen);
+    }
+
+    [Fact]
     public void ADiffSnapshotHoldsOnlyThePagesThatChanged()
     {
         using var directory = new TempDirectory();
