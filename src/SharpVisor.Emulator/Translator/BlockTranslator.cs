@@ -89,9 +89,10 @@ internal static unsafe class BlockTranslator
         ILGenerator il = method.GetILGenerator(256 + (ops * 96));
         new Emitter(region, il).Emit();
         ilBytes = il.ILOffset;
-        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), region);
+        // Compiled before the delegate is made, so that the delegate points at the code: made
+        // first, it points at the method's precode stub, one more jump on every call.
         Precompile(method);
-        return code;
+        return (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), region);
     }
 
     /// <summary>
