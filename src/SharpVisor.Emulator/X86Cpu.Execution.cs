@@ -9,7 +9,9 @@ namespace SharpVisor.Emulator;
 public sealed unsafe partial class X86Cpu
 {
     private const int MaxBlockInstructions = 64;
-    private const int JumpCacheSize = 4096;
+    // 16K entries per privilege context (256 KiB each): a boot's kernel code conflicted in 4K,
+    // a third of the jump cache misses (608 K a boot at 4K, 406 K at 16K, 341 K at 64K).
+    private const int JumpCacheSize = 16384;
 
     // Exit requests raised by a handler in the middle of a block.
     internal const int ExitNone = 0;
@@ -450,7 +452,7 @@ public sealed unsafe partial class X86Cpu
         nint page = FetchPage(linear, out ulong physicalPage);
         ulong physical = physicalPage | (linear & 0xFFF);
         ulong key = (physical << 3) | (ulong)_mode;
-        if (!_blocks.TryGetValue(key, out Block? block) || !SecondPageMatches(block, linear))
+        if (!_blocks.TryGetValue(key, out Block? block) || (block.SecondPage != ulong.MaxValue && !SecondPageMatches(block, linear)))
         {
             block = DecodeBlock(linear, physical, (byte*)page);
         }
@@ -489,13 +491,9 @@ public sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int JumpCacheSlot(ulong linear) => (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
 
+    /// <summary>Whether the second page of a straddling block is still the one it was decoded from.</summary>
     private bool SecondPageMatches(Block block, ulong linear)
     {
-        if (block.SecondPage == ulong.MaxValue)
-        {
-            return true;
-        }
-
         ulong next = (linear & PageMask) + 0x1000;
         FetchPage(_is64 ? next : (uint)next, out ulong physicalPage);
         return physicalPage == block.SecondPage;
