@@ -293,6 +293,9 @@ internal static unsafe class BlockTranslator
             // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
             Label leave = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ldelem_Ref);
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Call, s_continueLoop);
             _il.Emit(OpCodes.Brfalse, leave);
@@ -383,25 +386,30 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>
-        /// Returns <paramref name="count"/> (the current block's instructions retired). In a region
-        /// the CPU's running block is first made the current member: a light edge does not set it
-        /// (see <see cref="EmitRegionEdge"/>), and the chain loop and the fault path read it.
+        /// Returns <paramref name="count"/> (the current block's instructions retired). From a
+        /// region's other member the CPU's running block is first made that member: no edge
+        /// stores it (see <see cref="EmitRegionEdge"/>), and the chain loop reads it when the
+        /// block's address moved. The entry member needs no store: the chain loop knows it.
         /// </summary>
         private void EmitReturn(int count)
         {
-            EmitSyncBlock();
+            if (_member != 0)
+            {
+                EmitSyncBlock();
+            }
+
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Ret);
         }
 
-        /// <summary>In a region: X86Cpu._block = the member being emitted, stored only if it is another (a GC write barrier).</summary>
+        /// <summary>
+        /// X86Cpu._block = the member being emitted, stored only if it is another (a GC write
+        /// barrier): before every handler call, the only code that reads it (a fault, a code
+        /// write, a diagnostic) — the chain loop does not store it for every block it runs.
+        /// </summary>
         private void EmitSyncBlock()
         {
-            if (!IsRegion)
-            {
-                return;
-            }
-
+            _memberBlock ??= _il.DeclareLocal(typeof(Block));
             Label same = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldc_I4, _member);
