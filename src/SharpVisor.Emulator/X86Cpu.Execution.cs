@@ -326,6 +326,7 @@ public sealed unsafe partial class X86Cpu
     /// Runs a block; while an interrupt window is wanted and an STI/MOV SS shadow is active, only
     /// up to the instruction that ends the shadow, so the window opens exactly there.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ExecuteBlockWithinShadow(Block block)
     {
         if (!InterruptWindowRequested || !InInterruptShadow || _interruptShadowEnd + 1 >= _runLimit)
@@ -334,6 +335,12 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
+        ExecuteBlockToShadowEnd(block);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ExecuteBlockToShadowEnd(Block block)
+    {
         long limit = _runLimit;
         _runLimit = _interruptShadowEnd + 1;
         try

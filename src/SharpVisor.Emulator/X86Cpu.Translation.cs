@@ -46,21 +46,36 @@ public sealed partial class X86Cpu
     private TranslatedBlock? TranslatedCodeFor(Block block)
     {
         TranslatedBlock? code = block.Translated;
-        if (code is not null || _tier == ExecutionTier.Interpreter)
+        if (code is not null || _tier == ExecutionTier.Interpreter || block.TranslationQueued)
         {
             return code;
+        }
+
+        if (_tier == ExecutionTier.Auto)
+        {
+            // The default tier's run, here rather than in a call for every interpreted block.
+            block.Heat += _heatStep;
+            if (block.Heat >= TranslatorSettings.HotThreshold)
+            {
+                Enqueue(block);
+            }
+
+            return null;
         }
 
         return Heat(block);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Enqueue(Block block)
+    {
+        block.TranslationQueued = true;
+        TranslationCache.Enqueue(block);
+    }
+
+    /// <summary>The tiers that compile on the vCPU's thread (always, native): a block not yet queued.</summary>
     private TranslatedBlock? Heat(Block block)
     {
-        if (block.TranslationQueued)
-        {
-            return null;
-        }
-
         if (_tier == ExecutionTier.Always)
         {
             block.TranslationQueued = true;
@@ -68,26 +83,15 @@ public sealed partial class X86Cpu
             return block.Translated;
         }
 
+        // Native: encoding costs microseconds, done here on the vCPU's thread at a low threshold.
         block.Heat += _heatStep;
-        if (_tier == ExecutionTier.Native)
+        if (block.Heat < TranslatorSettings.NativeThreshold)
         {
-            // Encoding costs microseconds: done here, on the vCPU's thread, at a low threshold.
-            if (block.Heat < TranslatorSettings.NativeThreshold)
-            {
-                return null;
-            }
-
-            block.TranslationQueued = true;
-            return CompileNative(block);
+            return null;
         }
 
-        if (block.Heat >= TranslatorSettings.HotThreshold)
-        {
-            block.TranslationQueued = true;
-            TranslationCache.Enqueue(block);
-        }
-
-        return null;
+        block.TranslationQueued = true;
+        return CompileNative(block);
     }
 
     /// <summary>
