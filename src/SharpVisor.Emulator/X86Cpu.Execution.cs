@@ -9,9 +9,7 @@ namespace SharpVisor.Emulator;
 public sealed unsafe partial class X86Cpu
 {
     private const int MaxBlockInstructions = 64;
-    // 16K entries per privilege context (256 KiB each): a boot's kernel code conflicted in 4K,
-    // a third of the jump cache misses (608 K a boot at 4K, 406 K at 16K, 341 K at 64K).
-    private const int JumpCacheSize = 16384;
+    private const int JumpCacheSize = 4096;
 
     // Exit requests raised by a handler in the middle of a block.
     internal const int ExitNone = 0;
