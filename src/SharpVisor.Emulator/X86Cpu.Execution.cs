@@ -324,6 +324,7 @@ public sealed unsafe partial class X86Cpu
     /// Runs a block; while an interrupt window is wanted and an STI/MOV SS shadow is active, only
     /// up to the instruction that ends the shadow, so the window opens exactly there.
     /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private void ExecuteBlockWithinShadow(Block block)
     {
         if (!InterruptWindowRequested || !InInterruptShadow || _interruptShadowEnd + 1 >= _runLimit)
@@ -332,6 +333,12 @@ public sealed unsafe partial class X86Cpu
             return;
         }
 
+        ExecuteBlockToShadowEnd(block);
+    }
+
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private void ExecuteBlockToShadowEnd(Block block)
+    {
         long limit = _runLimit;
         _runLimit = _interruptShadowEnd + 1;
         try
@@ -450,7 +457,7 @@ public sealed unsafe partial class X86Cpu
         nint page = FetchPage(linear, out ulong physicalPage);
         ulong physical = physicalPage | (linear & 0xFFF);
         ulong key = (physical << 3) | (ulong)_mode;
-        if (!_blocks.TryGetValue(key, out Block? block) || !SecondPageMatches(block, linear))
+        if (!_blocks.TryGetValue(key, out Block? block) || (block.SecondPage != ulong.MaxValue && !SecondPageMatches(block, linear)))
         {
             block = DecodeBlock(linear, physical, (byte*)page);
         }
@@ -489,13 +496,9 @@ public sealed unsafe partial class X86Cpu
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static int JumpCacheSlot(ulong linear) => (int)((linear ^ (linear >> 12)) & (JumpCacheSize - 1));
 
+    /// <summary>Whether the second page of a straddling block is still the one it was decoded from.</summary>
     private bool SecondPageMatches(Block block, ulong linear)
     {
-        if (block.SecondPage == ulong.MaxValue)
-        {
-            return true;
-        }
-
         ulong next = (linear & PageMask) + 0x1000;
         FetchPage(_is64 ? next : (uint)next, out ulong physicalPage);
         return physicalPage == block.SecondPage;

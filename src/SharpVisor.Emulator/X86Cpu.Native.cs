@@ -104,6 +104,13 @@ public sealed unsafe partial class X86Cpu
     internal int RunNative(NativeBlock native, ref Op first)
     {
         Block block = native.Block;
+        if (!ReferenceEquals(_block, block))
+        {
+            // The handlers below may fault or find the block overwritten: they read _block, which
+            // the chain loop does not store (a GC write barrier per block; see RunTranslatedChainCore).
+            _block = block;
+        }
+
         int count = block.Count;
         nint[] entries = native.Entries;
         if (native.Generation != native.Buffer.Generation)

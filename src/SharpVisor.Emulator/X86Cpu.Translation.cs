@@ -23,7 +23,8 @@ public sealed partial class X86Cpu
     /// </summary>
     internal ulong SampleBlockAddress(out bool translated)
     {
-        translated = Volatile.Read(ref _block)?.Translated is not null;
+        // The chain loop runs only compiled code, and does not store _block for every block.
+        translated = Volatile.Read(ref _chaining) || Volatile.Read(ref _block)?.Translated is not null;
         return Volatile.Read(ref _regs[RegisterFile.BlockRip]);
     }
 
@@ -45,21 +46,36 @@ public sealed partial class X86Cpu
     private TranslatedBlock? TranslatedCodeFor(Block block)
     {
         TranslatedBlock? code = block.Translated;
-        if (code is not null || _tier == ExecutionTier.Interpreter)
+        if (code is not null || _tier == ExecutionTier.Interpreter || block.TranslationQueued)
         {
             return code;
+        }
+
+        if (_tier == ExecutionTier.Auto)
+        {
+            // The default tier's run, here rather than in a call for every interpreted block.
+            block.Heat += _heatStep;
+            if (block.Heat >= TranslatorSettings.HotThreshold)
+            {
+                Enqueue(block);
+            }
+
+            return null;
         }
 
         return Heat(block);
     }
 
+    [MethodImpl(MethodImplOptions.NoInlining)]
+    private static void Enqueue(Block block)
+    {
+        block.TranslationQueued = true;
+        TranslationCache.Enqueue(block);
+    }
+
+    /// <summary>The tiers that compile on the vCPU's thread (always, native): a block not yet queued.</summary>
     private TranslatedBlock? Heat(Block block)
     {
-        if (block.TranslationQueued)
-        {
-            return null;
-        }
-
         if (_tier == ExecutionTier.Always)
         {
             block.TranslationQueued = true;
@@ -67,26 +83,15 @@ public sealed partial class X86Cpu
             return block.Translated;
         }
 
+        // Native: encoding costs microseconds, done here on the vCPU's thread at a low threshold.
         block.Heat += _heatStep;
-        if (_tier == ExecutionTier.Native)
+        if (block.Heat < TranslatorSettings.NativeThreshold)
         {
-            // Encoding costs microseconds: done here, on the vCPU's thread, at a low threshold.
-            if (block.Heat < TranslatorSettings.NativeThreshold)
-            {
-                return null;
-            }
-
-            block.TranslationQueued = true;
-            return CompileNative(block);
+            return null;
         }
 
-        if (block.Heat >= TranslatorSettings.HotThreshold)
-        {
-            block.TranslationQueued = true;
-            TranslationCache.Enqueue(block);
-        }
-
-        return null;
+        block.TranslationQueued = true;
+        return CompileNative(block);
     }
 
     /// <summary>
@@ -127,14 +132,15 @@ public sealed partial class X86Cpu
         int cpl = _cpl;
 
         // In a block from here to the return (nothing between two blocks reads it; a fault leaves
-        // through RunInGuest, which clears it).
+        // through RunInGuest, which clears it). _block is not stored here: the compiled code
+        // stores it before a handler call, the only code that reads it while the block runs
+        // (BlockTranslator), so a block of inline code alone pays no GC write barrier for it.
         _inBlock = true;
         while (true)
         {
             TranslatedBlock code = block.Translated!;
             ulong blockRip = _rip;
             _regs[RegisterFile.BlockRip] = blockRip;
-            _block = block;
             ref Op first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
             int i = code(this, ref first);
             if (++block.Heat == TranslatorSettings.RegionThreshold)
@@ -142,11 +148,13 @@ public sealed partial class X86Cpu
                 QueueRegion(block);
             }
 
-            if (!ReferenceEquals(_block, block))
+            ulong endRip = _regs[RegisterFile.BlockRip];
+            if (endRip != blockRip)
             {
-                // A region's code went on into another of its blocks (EnterRegionBlock): i counts that block's instructions.
+                // A region's code went on into another of its blocks (each at its own address) and
+                // made it _block before returning: i counts that block's instructions.
                 block = _block!;
-                blockRip = _regs[RegisterFile.BlockRip];
+                blockRip = endRip;
                 first = ref MemoryMarshal.GetArrayDataReference(block.Ops);
             }
 
@@ -210,15 +218,15 @@ public sealed partial class X86Cpu
     }
 
     /// <summary>
-    /// At the back edge of a translated self-loop (the branch to the block's start was taken):
-    /// whether to go round again inside the translated code, under the conditions of
+    /// At the back edge of a translated self-loop (the branch to the start of
+    /// <paramref name="block"/> was taken): whether to go round again inside the translated code, under the conditions of
     /// <see cref="ExecuteBlock"/>'s in-place loop plus room in the budget for a whole block. If so
     /// the iteration is retired here.
     /// </summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool ContinueTranslatedLoop(int count)
+    internal bool ContinueTranslatedLoop(Block block, int count)
     {
-        if (!_block!.Valid || LoopMustLeave(Attention()) || _runLimit - _instructions < 2L * count || _tracking.PassBoundary())
+        if (!block.Valid || LoopMustLeave(Attention()) || _runLimit - _instructions < 2L * count || _tracking.PassBoundary())
         {
             return false;
         }
@@ -260,7 +268,8 @@ public sealed partial class X86Cpu
     /// <see cref="ExecuteBlock"/>'s loop) plus the same privilege and TLB epoch as at the region's
     /// entry (the blocks share one page, so the entry's mapping is theirs) and the block still
     /// valid. If so the current block's instructions are retired and <paramref name="next"/>
-    /// becomes the running block, exactly as if the chain loop had looked it up.
+    /// becomes the running block, exactly as if the chain loop had looked it up (the code makes it
+    /// <see cref="_block"/> before that is read: a handler call, a return).
     /// </summary>
     [MethodImpl(MethodImplOptions.NoInlining)]
     internal bool EnterRegionBlock(Block next, ulong linear, int retired, int cpl, int epoch)
@@ -277,7 +286,6 @@ public sealed partial class X86Cpu
         _rip = linear;
         _regs[RegisterFile.BlockRip] = linear;
         next.Linear = linear;
-        _block = next;
         return true;
     }
 

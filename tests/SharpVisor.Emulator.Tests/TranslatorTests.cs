@@ -677,6 +677,113 @@ public sealed unsafe class TranslatorTests
         Assert.Equal(5L, t.Cpu.InstructionsExecuted);
     }
 
+    /// <summary>
+    /// A loop of three blocks run by the chain loop (a handler call in the first, inline code only
+    /// in the second) whose third block faults at its fourth instruction in the sixth iteration:
+    /// the chain loop does not record the running block itself (the compiled code does, before a
+    /// handler call), yet the fault is at that block's store, with the instructions before it retired.
+    /// </summary>
+    [Theory]
+    [InlineData(ExecutionTier.Interpreter)]
+    [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
+    public void FaultInAChainedBlockIsPrecise(ExecutionTier tier)
+    {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
+        using var t = new TestCpu();
+        t.Cpu.Tier = tier;
+        t.EnterLongMode();
+        Label first = default, second = default, third = default, store = default;
+        byte[] code = t.Load(64, a =>
+        {
+            first = a.CreateLabel();
+            second = a.CreateLabel();
+            third = a.CreateLabel();
+            store = a.CreateLabel();
+            a.xor(ecx, ecx);
+            a.xor(ebx, ebx);
+            a.mov(rsi, 0x10_0000_0000);          // above the 4 GiB identity map: #PF
+            a.Label(ref first);
+            a.bt(ecx, 0);                        // a handler call (no inline form)
+            a.inc(ecx);
+            a.jmp(second);
+            a.Label(ref second);
+            a.add(rbx, 1);                       // inline code only
+            a.jmp(third);
+            a.Label(ref third);
+            a.cmp(ecx, 5);
+            a.mov(rdx, Data);
+            a.cmova(rdx, rsi);                   // the sixth iteration stores to the unmapped address
+            a.Label(ref store);
+            a.mov(__qword_ptr[rdx + 8], rbx);
+            a.jmp(first);
+        });
+        CpuRunResult result = t.Cpu.Run(1000);
+        Assert.Equal(CpuStopReason.Exception, result.Reason);
+        Assert.Equal((byte)ExceptionVector.PageFault, result.Exception!.Vector);
+        Assert.Equal(0x10_0000_0008UL, result.Exception.FaultAddress);
+        Assert.Equal(TestCpu.CodeAddress + (ulong)(code.Length - 4 - 2), t.Cpu.Rip); // the store (4 bytes), then a short JMP
+        Assert.Equal(6UL, t.Cpu.GetRegister(1));
+        Assert.Equal(6UL, t.Cpu.GetRegister(3));
+        Assert.Equal(5UL, t.Memory.Read<ulong>(Data + 8));
+        Assert.Equal(3 + (5 * 10) + 3 + 2 + 3L, t.Cpu.InstructionsExecuted);
+        if (tier != ExecutionTier.Interpreter)
+        {
+            Assert.True(t.Cpu.TranslatedInstructions >= 4 * 10, $"tier-1 code ran {t.Cpu.TranslatedInstructions} instructions");
+        }
+    }
+
+    /// <summary>
+    /// A loop of blocks run by the chain loop, one of them (in another page than the others) a
+    /// block that overwrites its own next instruction in the fifth iteration: the running block is
+    /// found overwritten (the chain loop does not record it; the compiled code does before the
+    /// handler that stores) and the instruction runs as written, from then on.
+    /// </summary>
+    [Theory]
+    [InlineData(ExecutionTier.Interpreter)]
+    [InlineData(ExecutionTier.Always)]
+    [InlineData(ExecutionTier.Native)]
+    public void ChainedBlockThatOverwritesItselfRunsTheNewCode(ExecutionTier tier)
+    {
+        NativeTranslatorTests.CompileAtFirstRun(tier);
+        using var t = new TestCpu();
+        t.Cpu.Tier = tier;
+        t.EnterLongMode();
+        Label first = default, writer = default, last = default, patched = default;
+        t.Load(64, a =>
+        {
+            first = a.CreateLabel();
+            writer = a.CreateLabel();
+            last = a.CreateLabel();
+            patched = a.CreateLabel();
+            a.xor(ecx, ecx);
+            a.xor(r8d, r8d);
+            a.Label(ref first);
+            a.inc(ecx);
+            a.jmp(writer);
+            a.Label(ref last);                   // run after the writer: the interpreter's last block in the first iteration
+            a.add(r8, rax);
+            a.cmp(ecx, 8);
+            a.jb(first);
+            a.hlt();
+            a.db(new byte[0x1000]);              // the writer in the next page
+            a.Label(ref writer);
+            a.mov(rdx, Data);
+            a.lea(rdi, __[patched]);
+            a.inc(rdi);                          // the immediate of the MOV below
+            a.cmp(ecx, 5);
+            a.cmove(rdx, rdi);                   // the fifth iteration stores into the code
+            a.mov(__byte_ptr[rdx], 0x42);
+            a.Label(ref patched);
+            a.mov(eax, 0x11);
+            a.jmp(last);
+        });
+        CpuRunResult result = t.Cpu.Run(1000);
+        Assert.Equal(CpuStopReason.Halted, result.Reason);
+        Assert.Equal(8UL, t.Cpu.GetRegister(1));
+        Assert.Equal((4 * 0x11UL) + (4 * 0x42UL), t.Cpu.GetRegister(8));
+    }
+
     /// <summary>MOVZX/MOVSX/MOVSXD from 8-, 16- and 32-bit registers and memory on edge values: inline, the interpreter's results.</summary>
     [Fact]
     public void InlineExtendsMatchTheInterpreter()

@@ -89,9 +89,10 @@ internal static unsafe class BlockTranslator
         ILGenerator il = method.GetILGenerator(256 + (ops * 96));
         new Emitter(region, il).Emit();
         ilBytes = il.ILOffset;
-        var code = (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), region);
+        // Compiled before the delegate is made, so that the delegate points at the code: made
+        // first, it points at the method's precode stub, one more jump on every call.
         Precompile(method);
-        return code;
+        return (TranslatedBlock)method.CreateDelegate(typeof(TranslatedBlock), region);
     }
 
     /// <summary>
@@ -213,6 +214,11 @@ internal static unsafe class BlockTranslator
         private LocalBuilder? _memberBlock;
         private LocalBuilder? _slowPathRan;
         private bool _handlerInMember;
+
+        // Every path to the code being emitted has made this member X86Cpu._block (EmitSyncBlock
+        // on the member's straight-line path, not only in a TLB miss's branch): no other store
+        // is needed until the member ends.
+        private bool _blockStored;
         private Label[] _memberLabels = [];
 
         public Emitter(Block[] region, ILGenerator il)
@@ -292,6 +298,9 @@ internal static unsafe class BlockTranslator
             // Taken: go round again if the interpreter's in-place loop would (budget, stop, boundary).
             Label leave = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldarg_0);
+            _il.Emit(OpCodes.Ldc_I4_0);
+            _il.Emit(OpCodes.Ldelem_Ref);
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Call, s_continueLoop);
             _il.Emit(OpCodes.Brfalse, leave);
@@ -361,6 +370,7 @@ internal static unsafe class BlockTranslator
                 Array.Clear(_state);
                 _flagsKind = LazyFlags.None;
                 _handlerInMember = false;
+                _blockStored = false;
                 Op[] ops = _block.Ops;
                 int count = _block.Count;
                 for (int i = 0; i < count; i++)
@@ -382,25 +392,43 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>
-        /// Returns <paramref name="count"/> (the current block's instructions retired). In a region
-        /// the CPU's running block is first made the current member: a light edge does not set it
-        /// (see <see cref="EmitRegionEdge"/>), and the chain loop and the fault path read it.
+        /// Returns <paramref name="count"/> (the current block's instructions retired). From a
+        /// region's other member the CPU's running block is first made that member: no edge
+        /// stores it (see <see cref="EmitRegionEdge"/>), and the chain loop reads it when the
+        /// block's address moved. The entry member needs no store: the chain loop knows it.
         /// </summary>
         private void EmitReturn(int count)
         {
-            EmitSyncBlock();
+            if (_member != 0 && !_blockStored)
+            {
+                EmitSyncBlock();
+            }
+
             _il.Emit(OpCodes.Ldc_I4, count);
             _il.Emit(OpCodes.Ret);
         }
 
-        /// <summary>In a region: X86Cpu._block = the member being emitted, stored only if it is another (a GC write barrier).</summary>
-        private void EmitSyncBlock()
+        /// <summary>
+        /// X86Cpu._block = the member being emitted, before a handler call (the only code that
+        /// reads it while the block runs: a fault, a code write, a diagnostic; the chain loop
+        /// does not store it for every block it runs). On the straight-line path it is stored
+        /// only if it is another block (a reference store is a GC write barrier, and a self-loop
+        /// passes here every iteration); in a TLB miss's branch, which is rare and would otherwise
+        /// add a branch to every inline memory access, always.
+        /// </summary>
+        private void EmitSyncBlock(bool onlyIfChanged = true)
         {
-            if (!IsRegion)
+            if (!onlyIfChanged)
             {
+                _il.Emit(OpCodes.Ldarg_1);
+                _il.Emit(OpCodes.Ldarg_0);
+                _il.Emit(OpCodes.Ldc_I4, _member);
+                _il.Emit(OpCodes.Ldelem_Ref);
+                _il.Emit(OpCodes.Stfld, s_blockField);
                 return;
             }
 
+            _memberBlock ??= _il.DeclareLocal(typeof(Block));
             Label same = _il.DefineLabel();
             _il.Emit(OpCodes.Ldarg_0);
             _il.Emit(OpCodes.Ldc_I4, _member);
@@ -1157,15 +1185,20 @@ internal static unsafe class BlockTranslator
             CalledHandlersOnThisThread.Add((nint)op.Handler);
             _handlerInMember = true;
             SpillAll(markClean: true);
-            CallHandler(in op, i, reason);
+            CallHandler(in op, i, reason, straightLine: true);
+            _blockStored = true; // on the straight-line path: every later op of the member comes after it
             Array.Clear(_state);
         }
 
-        /// <summary>Sets _opIndex, calls the op's handler, and leaves the block if it asked to.</summary>
-        private void CallHandler(in Op op, int i, Tier1CallReason reason, bool alwaysLeaves = false)
+        /// <summary>Makes the member X86Cpu._block, sets _opIndex, calls the op's handler, and leaves the block if it asked to (<paramref name="straightLine"/>: not in a branch of the op).</summary>
+        private void CallHandler(in Op op, int i, Tier1CallReason reason, bool alwaysLeaves = false, bool straightLine = false)
         {
             EmitProfileCount(in op, reason);
-            EmitSyncBlock();
+            if (!_blockStored)
+            {
+                EmitSyncBlock(onlyIfChanged: straightLine);
+            }
+
             _il.Emit(OpCodes.Ldarg_1);
             _il.Emit(OpCodes.Ldc_I4, i);
             _il.Emit(OpCodes.Stfld, s_opIndex);
