@@ -370,7 +370,18 @@ public sealed unsafe partial class X86Cpu
             }
             else
             {
-                i = Interpret(ref first, n);
+                i = 0;
+                while (true)
+                {
+                    _opIndex = i;
+                    ref Op op = ref Unsafe.Add(ref first, i);
+                    op.Handler(this, ref op);
+                    i++;
+                    if (_exitBlock != ExitNone || i == n)
+                    {
+                        break;
+                    }
+                }
             }
 
             ref Op last = ref Unsafe.Add(ref first, i - 1);
@@ -404,29 +415,6 @@ public sealed unsafe partial class X86Cpu
         }
 
         _inBlock = false;
-    }
-
-    /// <summary>
-    /// Tier 0: runs the ops from <paramref name="first"/> on until one asks to leave or
-    /// <paramref name="count"/> have run; returns how many ran. <see cref="_opIndex"/> is set before
-    /// each, so a fault is precise. A method of its own so that its four live values stay in
-    /// callee-saved registers across the handler calls (inside <see cref="ExecuteBlock"/> the loop
-    /// spilled the index and the count to the stack around every call).
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining | MethodImplOptions.AggressiveOptimization)]
-    private int Interpret(ref Op first, int count)
-    {
-        int i = 0;
-        do
-        {
-            _opIndex = i;
-            ref Op op = ref Unsafe.Add(ref first, i);
-            op.Handler(this, ref op);
-            i++;
-        }
-        while (_exitBlock == ExitNone && i != count);
-
-        return i;
     }
 
     /// <summary>The block at RIP: the jump cache's entry when it is current (the common case, kept small), else <see cref="LookupBlockMiss"/>.</summary>
