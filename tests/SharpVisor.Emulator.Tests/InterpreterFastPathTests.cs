@@ -44,6 +44,14 @@ public sealed unsafe class InterpreterFastPathTests
             a.mov(r10, __qword_ptr[constant]);               // RIP-relative
             a.mov(r11, __qword_ptr[Data + 40]);              // displacement only
             a.mov(r12d, __dword_ptr[rsi * 4 + (long)(Data - 4)]); // index without base
+            a.mov(r13, 100);
+            a.add(__qword_ptr[rbx + rsi * 8 + 0x40], r13);  // ALU m,r: read, modify, write
+            a.sub(__dword_ptr[rbx + rsi * 8 + 0x40], 30);   // ALU m,imm
+            a.add(r13, __qword_ptr[rbx + rsi * 8 + 0x40]);  // ALU r,m
+            a.cmp(__byte_ptr[rbx + 3], 0x7F);               // CMP m,imm: ZF
+            a.sete(r14b);
+            a.test(__qword_ptr[rbx + 8], r13);
+            a.setne(r15b);
             a.hlt();
             a.Label(ref constant);
             a.dq(0xCAFE_F00D_DEAD_BEEF);
@@ -58,6 +66,10 @@ public sealed unsafe class InterpreterFastPathTests
         Assert.Equal(0xCAFE_F00D_DEAD_BEEFUL, t.Cpu.GetRegister(10));
         Assert.Equal(unchecked((ulong)-5L), t.Cpu.GetRegister(11));
         Assert.Equal(0x5566_7788UL, t.Cpu.GetRegister(12));
+        Assert.Equal(170UL, t.Cpu.GetRegister(13));
+        Assert.Equal(70UL, t.Memory.Read<ulong>(Data + 0x58));
+        Assert.Equal(1UL, t.Cpu.GetRegister(14) & 0xFF);
+        Assert.Equal(1UL, t.Cpu.GetRegister(15) & 0xFF); // 0x..5566_7788 & 170 != 0
         Assert.Equal(0x7F, t.Memory.Read<byte>(Data + 3));
         Assert.Equal((ushort)0x7788, t.Memory.Read<ushort>(Data + 0x26));
     }
@@ -142,6 +154,8 @@ public sealed unsafe class InterpreterFastPathTests
         StoreImmediate,
         ZeroExtend,
         SignExtend,
+        AluStore,
+        AluLoad,
         Push,
         Pop,
     }
@@ -159,6 +173,10 @@ public sealed unsafe class InterpreterFastPathTests
     [InlineData(ExecutionTier.Interpreter, Access.SignExtend, Unmapped, false, ExceptionVector.PageFault)]
     [InlineData(ExecutionTier.Interpreter, Access.Load, NonCanonical, false, ExceptionVector.GeneralProtection)]
     [InlineData(ExecutionTier.Interpreter, Access.Store, NonCanonical, true, ExceptionVector.StackSegment)]
+    [InlineData(ExecutionTier.Interpreter, Access.AluStore, Unmapped, false, ExceptionVector.PageFault)]
+    [InlineData(ExecutionTier.Interpreter, Access.AluLoad, Unmapped, false, ExceptionVector.PageFault)]
+    [InlineData(ExecutionTier.Interpreter, Access.AluStore, NonCanonical, true, ExceptionVector.StackSegment)]
+    [InlineData(ExecutionTier.Interpreter, Access.AluLoad, NonCanonical, false, ExceptionVector.GeneralProtection)]
     [InlineData(ExecutionTier.Interpreter, Access.Push, Unmapped, false, ExceptionVector.PageFault)]
     [InlineData(ExecutionTier.Interpreter, Access.Pop, Unmapped, false, ExceptionVector.PageFault)]
     [InlineData(ExecutionTier.Interpreter, Access.Push, NonCanonical, false, ExceptionVector.StackSegment)]
@@ -169,6 +187,8 @@ public sealed unsafe class InterpreterFastPathTests
     [InlineData(ExecutionTier.Always, Access.SignExtend, Unmapped, false, ExceptionVector.PageFault)]
     [InlineData(ExecutionTier.Always, Access.Load, NonCanonical, false, ExceptionVector.GeneralProtection)]
     [InlineData(ExecutionTier.Always, Access.Store, NonCanonical, true, ExceptionVector.StackSegment)]
+    [InlineData(ExecutionTier.Always, Access.AluStore, Unmapped, false, ExceptionVector.PageFault)]
+    [InlineData(ExecutionTier.Always, Access.AluLoad, NonCanonical, false, ExceptionVector.GeneralProtection)]
     [InlineData(ExecutionTier.Always, Access.Push, Unmapped, false, ExceptionVector.PageFault)]
     [InlineData(ExecutionTier.Always, Access.Pop, NonCanonical, false, ExceptionVector.StackSegment)]
     public void FaultsArePrecise(ExecutionTier tier, Access access, ulong address, bool rbpBase, ExceptionVector expected)
@@ -197,6 +217,8 @@ public sealed unsafe class InterpreterFastPathTests
                 case Access.StoreImmediate: a.mov(__dword_ptr[b + 8], 7); break;
                 case Access.ZeroExtend: a.movzx(ecx, __byte_ptr[b + 8]); break;
                 case Access.SignExtend: a.movsx(rcx, __word_ptr[b + 8]); break;
+                case Access.AluStore: a.add(__qword_ptr[b + 8], rax); break;
+                case Access.AluLoad: a.cmp(rcx, __qword_ptr[b + 8]); break;
                 case Access.Push: a.push(rax); break;
                 case Access.Pop: a.pop(rcx); break;
             }
@@ -234,8 +256,9 @@ public sealed unsafe class InterpreterFastPathTests
             pairs++;
         }
 
-        Assert.True(pairs >= 20, $"{pairs} flat forms");
+        Assert.True(pairs >= 100, $"{pairs} flat forms");
         Assert.NotEqual(InlineKind.None, HandlerCatalog.FormOf((nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovRMFlat<Size64>).Kind);
+        Assert.Equal(InlineKind.AluMI, HandlerCatalog.FormOf((nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.MIFlat<CmpOp, Size32>).Kind);
     }
 
     // RIP of the instruction after the first `skip` (the faulting one), decoded from the loaded code.

@@ -1,7 +1,7 @@
 namespace SharpVisor.Emulator;
 
 /// <summary>
-/// The handlers that have a flat form — the same instruction with its memory operand's linear
+/// The handlers that have a flat form (MOV, MOVZX/MOVSX, the two-operand ALU memory forms) — the same instruction with its memory operand's linear
 /// address computed by <see cref="X86Cpu.FlatLinear"/> (no address-size mask, no segment base)
 /// — by their general form. The binder picks the flat one for a flat operand
 /// (<see cref="InstructionBinder.IsFlat"/>); tier 1 treats both alike (<c>HandlerCatalog</c>).
@@ -29,7 +29,34 @@ internal static unsafe class FlatForms
         Extend<Size32, Size16>(pairs);
         Extend<Size64, Size16>(pairs);
         pairs.Add((nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRM<Size64, Size32>, (nint)(delegate*<X86Cpu, ref Op, void>)&MoveHandlers.MovsxRMFlat<Size64, Size32>);
+        Alu<AddOp>(pairs);
+        Alu<OrOp>(pairs);
+        Alu<AdcOp>(pairs);
+        Alu<SbbOp>(pairs);
+        Alu<AndOp>(pairs);
+        Alu<SubOp>(pairs);
+        Alu<XorOp>(pairs);
+        Alu<CmpOp>(pairs);
+        Alu<TestOp>(pairs);
         return pairs;
+    }
+
+    private static void Alu<TOp>(Dictionary<nint, nint> pairs)
+        where TOp : struct, IBinaryOp
+    {
+        Alu<TOp, Size8>(pairs);
+        Alu<TOp, Size16>(pairs);
+        Alu<TOp, Size32>(pairs);
+        Alu<TOp, Size64>(pairs);
+    }
+
+    private static void Alu<TOp, TSize>(Dictionary<nint, nint> pairs)
+        where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize
+    {
+        pairs.Add((nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.RM<TOp, TSize>, (nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.RMFlat<TOp, TSize>);
+        pairs.Add((nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.MR<TOp, TSize>, (nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.MRFlat<TOp, TSize>);
+        pairs.Add((nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.MI<TOp, TSize>, (nint)(delegate*<X86Cpu, ref Op, void>)&AluHandlers.MIFlat<TOp, TSize>);
     }
 
     private static void Move<TSize>(Dictionary<nint, nint> pairs)
