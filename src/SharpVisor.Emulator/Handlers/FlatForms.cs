@@ -1,10 +1,11 @@
 namespace SharpVisor.Emulator;
 
 /// <summary>
-/// The handlers that have a flat form (MOV, MOVZX/MOVSX, the two-operand ALU memory forms) — the same instruction with its memory operand's linear
-/// address computed by <see cref="X86Cpu.FlatLinear"/> (no address-size mask, no segment base)
-/// — by their general form. The binder picks the flat one for a flat operand
-/// (<see cref="InstructionBinder.IsFlat"/>); tier 1 treats both alike (<c>HandlerCatalog</c>).
+/// The handlers that have a flat form (MOV, MOVZX/MOVSX, the two-operand ALU memory forms), by
+/// their general form: the same instruction with its memory operand's linear address computed by
+/// <see cref="X86Cpu.FlatLinear"/> (no address-size mask, no segment base). The binder picks the
+/// flat one for a flat operand (<see cref="InstructionBinder.IsFlat"/>); tier 1 treats both alike
+/// (<c>HandlerCatalog</c>).
 /// </summary>
 internal static unsafe class FlatForms
 {
