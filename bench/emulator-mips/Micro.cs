@@ -52,6 +52,37 @@ internal static class Micro
             a.jnz(l);
             a.hlt();
         });
+        Measure("memory alu loop", a =>
+        {
+            Label l = a.CreateLabel();
+            a.mov(ecx, 20_000_000);
+            a.mov(rsi, 0x20_0000);
+            a.Label(ref l);
+            a.add(__qword_ptr[rsi], rcx);
+            a.or(rax, __qword_ptr[rsi + 8]);
+            a.and(__dword_ptr[rsi + 16], 0x7FFF);
+            a.dec(ecx);
+            a.jnz(l);
+            a.hlt();
+        });
+        Measure("push/pop/call/ret loop", a =>
+        {
+            Label l = a.CreateLabel();
+            Label f = a.CreateLabel();
+            a.mov(ecx, 10_000_000);
+            a.Label(ref l);
+            a.push(rcx);
+            a.push(rax);
+            a.call(f);
+            a.pop(rax);
+            a.pop(rdx);
+            a.dec(ecx);
+            a.jnz(l);
+            a.hlt();
+            a.Label(ref f);
+            a.add(rax, rdx);
+            a.ret();
+        });
 
         // Guest page faults: a load from the unmapped second GiB, taken through the IDT to a
         // handler that steps over the 3-byte load (the cost of a #PF from raise to IRETQ).

@@ -55,6 +55,11 @@ internal unsafe partial struct InstructionBinder
         bound ??= BindSystem(in ins, ref op);
         if (bound is bool ends)
         {
+            if ((op.Flags & OpFlags.Memory) != 0 && IsFlat(in op))
+            {
+                op.Handler = (delegate*<X86Cpu, ref Op, void>)FlatForms.Of((nint)op.Handler);
+            }
+
             return ends;
         }
 
@@ -185,6 +190,13 @@ internal unsafe partial struct InstructionBinder
 
         SetSegment(segment, ref op);
     }
+
+    /// <summary>
+    /// A memory operand whose linear address is its effective address plus the canonical check
+    /// (<see cref="X86Cpu.FlatLinear"/>): 64-bit code (the block runs only in the mode it was decoded
+    /// in), 64-bit address size, and ES, CS, SS or DS, whose bases 64-bit mode takes as 0.
+    /// </summary>
+    internal bool IsFlat(in Op op) => _bitness == 64 && op.AddrSize == 8 && op.Seg <= X86Cpu.SegDs;
 
     private static void SetSegment(Register segment, ref Op op)
     {

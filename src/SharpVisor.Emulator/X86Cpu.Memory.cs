@@ -121,6 +121,23 @@ public sealed unsafe partial class X86Cpu
         return LegacyLinear(op.Seg, ea, size, access);
     }
 
+    /// <summary>
+    /// <see cref="Linear"/> for an operand the binder found flat (<see cref="InstructionBinder.IsFlat"/>):
+    /// 64-bit mode, 64-bit address size and ES, CS, SS or DS, whose base is 0 there, so the linear
+    /// address is the effective address and the canonical check is the only one.
+    /// </summary>
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    internal ulong FlatLinear(ref Op op)
+    {
+        ulong linear = Gpr(op.Base) + (Gpr(op.Index) << op.Scale) + op.Disp;
+        if (!IsCanonical(linear))
+        {
+            NonCanonical(op.Seg);
+        }
+
+        return linear;
+    }
+
     /// <summary>Linear address of <paramref name="offset"/> in segment <paramref name="seg"/> (string and stack operands).</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal ulong SegmentLinear(int seg, ulong offset, int size, MemoryAccess access)

@@ -13,6 +13,20 @@ public sealed partial class X86Cpu
     internal void Push<TSize>(ulong value)
         where TSize : struct, IOperandSize
     {
+        if (_is64)
+        {
+            // 64-bit mode: SS's base is 0 and the stack pointer is RSP whole; only the canonical check remains.
+            ulong top = Gpr(Rsp) - (ulong)TSize.Bytes;
+            if (!IsCanonical(top))
+            {
+                NonCanonical(SegSs);
+            }
+
+            TSize.Write(this, top, value);
+            Gpr(Rsp) = top;
+            return;
+        }
+
         ulong rsp = Gpr(Rsp);
         ulong newRsp = (rsp & ~_stackMask) | ((rsp - (ulong)TSize.Bytes) & _stackMask);
         TSize.Write(this, SegmentLinear(SegSs, newRsp & _stackMask, TSize.Bytes, MemoryAccess.Write), value);
@@ -23,6 +37,19 @@ public sealed partial class X86Cpu
     internal ulong Pop<TSize>()
         where TSize : struct, IOperandSize
     {
+        if (_is64)
+        {
+            ulong top = Gpr(Rsp);
+            if (!IsCanonical(top))
+            {
+                NonCanonical(SegSs);
+            }
+
+            ulong popped = TSize.Read(this, top);
+            Gpr(Rsp) = top + (ulong)TSize.Bytes;
+            return popped;
+        }
+
         ulong rsp = Gpr(Rsp);
         ulong value = TSize.Read(this, SegmentLinear(SegSs, rsp & _stackMask, TSize.Bytes, MemoryAccess.Read));
         Gpr(Rsp) = (rsp & ~_stackMask) | ((rsp + (ulong)TSize.Bytes) & _stackMask);

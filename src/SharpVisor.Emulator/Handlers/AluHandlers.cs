@@ -72,9 +72,14 @@ internal static unsafe class AluHandlers
 
     public static void RM<TOp, TSize>(X86Cpu cpu, ref Op op)
         where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize =>
+        RegisterDestination<TOp, TSize>(cpu, ref op, TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read)));
+
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static void RegisterDestination<TOp, TSize>(X86Cpu cpu, ref Op op, ulong b)
+        where TOp : struct, IBinaryOp
         where TSize : struct, IOperandSize
     {
-        ulong b = TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read));
         ulong a = TSize.ReadReg(cpu, op.Reg);
         ulong r = TOp.Compute(cpu, a, b);
         if (TOp.WritesResult)
@@ -86,13 +91,13 @@ internal static unsafe class AluHandlers
     }
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    private static void MemoryOperand<TOp, TSize>(X86Cpu cpu, ref Op op, ulong b)
+    private static void MemoryOperand<TOp, TSize>(X86Cpu cpu, ulong linear, ulong b)
         where TOp : struct, IBinaryOp
         where TSize : struct, IOperandSize
     {
         if (TOp.WritesResult)
         {
-            ref byte p = ref cpu.RmwRef(cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Write), TSize.Bytes);
+            ref byte p = ref cpu.RmwRef(linear, TSize.Bytes);
             ulong a = TSize.Load(ref p);
             ulong r = TOp.Compute(cpu, a, b);
             TSize.Store(ref p, r);
@@ -101,20 +106,42 @@ internal static unsafe class AluHandlers
         }
         else
         {
-            ulong a = TSize.Read(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Read));
+            ulong a = TSize.Read(cpu, linear);
             TOp.SetFlags<TSize>(cpu, a, b, TOp.Compute(cpu, a, b));
         }
     }
 
+    [MethodImpl(MethodImplOptions.AggressiveInlining)]
+    private static ulong MemoryLinear<TOp, TSize>(X86Cpu cpu, ref Op op)
+        where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize =>
+        cpu.Linear(ref op, TSize.Bytes, TOp.WritesResult ? MemoryAccess.Write : MemoryAccess.Read);
+
     public static void MR<TOp, TSize>(X86Cpu cpu, ref Op op)
         where TOp : struct, IBinaryOp
         where TSize : struct, IOperandSize =>
-        MemoryOperand<TOp, TSize>(cpu, ref op, TSize.ReadReg(cpu, op.Reg));
+        MemoryOperand<TOp, TSize>(cpu, MemoryLinear<TOp, TSize>(cpu, ref op), TSize.ReadReg(cpu, op.Reg));
 
     public static void MI<TOp, TSize>(X86Cpu cpu, ref Op op)
         where TOp : struct, IBinaryOp
         where TSize : struct, IOperandSize =>
-        MemoryOperand<TOp, TSize>(cpu, ref op, op.Imm);
+        MemoryOperand<TOp, TSize>(cpu, MemoryLinear<TOp, TSize>(cpu, ref op), op.Imm);
+
+    // The flat forms (FlatForms): the same, with the address from X86Cpu.FlatLinear.
+    public static void RMFlat<TOp, TSize>(X86Cpu cpu, ref Op op)
+        where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize =>
+        RegisterDestination<TOp, TSize>(cpu, ref op, TSize.Read(cpu, cpu.FlatLinear(ref op)));
+
+    public static void MRFlat<TOp, TSize>(X86Cpu cpu, ref Op op)
+        where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize =>
+        MemoryOperand<TOp, TSize>(cpu, cpu.FlatLinear(ref op), TSize.ReadReg(cpu, op.Reg));
+
+    public static void MIFlat<TOp, TSize>(X86Cpu cpu, ref Op op)
+        where TOp : struct, IBinaryOp
+        where TSize : struct, IOperandSize =>
+        MemoryOperand<TOp, TSize>(cpu, cpu.FlatLinear(ref op), op.Imm);
 
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     private static void LockedMemoryOperand<TOp, TSize>(X86Cpu cpu, ref Op op, ulong b)

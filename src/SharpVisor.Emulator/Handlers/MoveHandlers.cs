@@ -17,6 +17,19 @@ internal static class MoveHandlers
         where TSize : struct, IOperandSize =>
         TSize.Write(cpu, cpu.Linear(ref op, TSize.Bytes, MemoryAccess.Write), TSize.ReadReg(cpu, op.Reg));
 
+    // The flat forms: the same instructions with an operand InstructionBinder.IsFlat accepts.
+    public static void MovRMFlat<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize =>
+        TSize.WriteReg(cpu, op.Reg, TSize.Read(cpu, cpu.FlatLinear(ref op)));
+
+    public static void MovMRFlat<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize =>
+        TSize.Write(cpu, cpu.FlatLinear(ref op), TSize.ReadReg(cpu, op.Reg));
+
+    public static void MovMIFlat<TSize>(X86Cpu cpu, ref Op op)
+        where TSize : struct, IOperandSize =>
+        TSize.Write(cpu, cpu.FlatLinear(ref op), op.Imm);
+
     public static void MovRI<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize =>
         TSize.WriteReg(cpu, op.Reg, op.Imm);
@@ -35,6 +48,11 @@ internal static class MoveHandlers
         where TSrc : struct, IOperandSize =>
         TDst.WriteReg(cpu, op.Reg, TSrc.Read(cpu, cpu.Linear(ref op, TSrc.Bytes, MemoryAccess.Read)));
 
+    public static void MovzxRMFlat<TDst, TSrc>(X86Cpu cpu, ref Op op)
+        where TDst : struct, IOperandSize
+        where TSrc : struct, IOperandSize =>
+        TDst.WriteReg(cpu, op.Reg, TSrc.Read(cpu, cpu.FlatLinear(ref op)));
+
     public static void MovsxRR<TDst, TSrc>(X86Cpu cpu, ref Op op)
         where TDst : struct, IOperandSize
         where TSrc : struct, IOperandSize =>
@@ -44,6 +62,11 @@ internal static class MoveHandlers
         where TDst : struct, IOperandSize
         where TSrc : struct, IOperandSize =>
         TDst.WriteReg(cpu, op.Reg, TSrc.SignExtend(TSrc.Read(cpu, cpu.Linear(ref op, TSrc.Bytes, MemoryAccess.Read))));
+
+    public static void MovsxRMFlat<TDst, TSrc>(X86Cpu cpu, ref Op op)
+        where TDst : struct, IOperandSize
+        where TSrc : struct, IOperandSize =>
+        TDst.WriteReg(cpu, op.Reg, TSrc.SignExtend(TSrc.Read(cpu, cpu.FlatLinear(ref op))));
 
     public static void Lea<TSize>(X86Cpu cpu, ref Op op)
         where TSize : struct, IOperandSize =>

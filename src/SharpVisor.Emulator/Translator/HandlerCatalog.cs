@@ -121,6 +121,15 @@ internal static unsafe class HandlerCatalog
             Add(forms, sbb[(AluHandlers.FormRI * 4) + size], new(InlineKind.AluRI, size, InlineAlu.Sbb));
         }
 
+        // A flat form is the same instruction as its general form (the binder's choice of address computation).
+        foreach (KeyValuePair<nint, nint> pair in FlatForms.Pairs)
+        {
+            if (forms.TryGetValue(pair.Key, out InlineForm form))
+            {
+                Add(forms, pair.Value, form);
+            }
+        }
+
         return forms;
     }
 
