@@ -88,7 +88,11 @@ internal static unsafe class BlockTranslator
     /// <summary>Emits and compiles the block's method.</summary>
     public static TranslatedBlock Translate(Block block, bool withRegion, out int ilBytes, out int members)
     {
-        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
+        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true)
+        {
+            // Every local is stored before it is read (the emitter loads a register on first use).
+            InitLocals = false,
+        };
         Block[] region = withRegion ? SelectRegion(block) : [block];
         members = region.Length;
         int ops = 0;
@@ -1877,10 +1881,21 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Add);
             _il.Emit(OpCodes.Stloc, _host);
 
-            // A hit: the entry's tag is the page's under the current stamp ...
+            // A hit: the entry's tag is that of the page of the access's last byte under the
+            // current stamp. One compare tests both that the entry maps the page of _linear and
+            // that the access stays in it: the entry sits in the slot of _linear's page, and the
+            // next page's slot is another (the TLB has at least 16), so it never holds that
+            // page's tag. A wrap past 2^64 gives page 0, which misses as well.
             _il.Emit(OpCodes.Ldloc, _entry);
             _il.Emit(OpCodes.Ldfld, write ? s_entryWriteTag : s_entryReadTag);
             _il.Emit(OpCodes.Ldloc, _linear);
+            if (size > 1)
+            {
+                _il.Emit(OpCodes.Ldc_I4, size - 1);
+                _il.Emit(OpCodes.Conv_I8);
+                _il.Emit(OpCodes.Add);
+            }
+
             _il.Emit(OpCodes.Ldc_I8, unchecked((long)SoftTlb.PageMask));
             _il.Emit(OpCodes.And);
             _il.Emit(OpCodes.Ldarg_1);
@@ -1888,18 +1903,6 @@ internal static unsafe class BlockTranslator
             _il.Emit(OpCodes.Ldfld, s_tlbStamp);
             _il.Emit(OpCodes.Or);
             _il.Emit(OpCodes.Bne_Un, miss);
-
-            // ... and the access stays in the page (always, for a byte).
-            if (size > 1)
-            {
-                _il.Emit(OpCodes.Ldloc, _linear);
-                _il.Emit(OpCodes.Ldc_I4, 0xFFF);
-                _il.Emit(OpCodes.Conv_I8);
-                _il.Emit(OpCodes.And);
-                _il.Emit(OpCodes.Ldc_I4, 0x1000 - size);
-                _il.Emit(OpCodes.Conv_I8);
-                _il.Emit(OpCodes.Bgt_Un, miss);
-            }
 
             Array.Copy(_state, _stateAtMiss, Slots);
         }
