@@ -231,13 +231,11 @@ internal static unsafe class BlockTranslator
         private bool _handlerInMember;
         private Label[] _memberLabels = [];
 
-        // The slow paths (TLB misses, DIV's rare cases) of a single block that does not loop on
-        // itself (_shareSlowPaths) share one handler call: each writes back its dirty registers,
-        // puts its op index in _slowOp and branches to _slowTail, which runs the op and either
-        // leaves or switches back to the op's resume label (_slowResume, by op index). One call
-        // site instead of one per memory op keeps the method's calls, returns and live ranges
-        // few, which is what the JIT's time grows with.
-        private bool _shareSlowPaths;
+        // A single block's slow paths (TLB misses, DIV's rare cases) share one handler call: each
+        // writes back its dirty registers, puts its op index in _slowOp and branches to
+        // _slowTail, which runs the op and either leaves or switches back to the op's resume
+        // label (_slowResume, by op index). One call site instead of one per memory op keeps the
+        // method's calls, returns and live ranges few, which is what the JIT's time grows with.
         private LocalBuilder? _slowOp;
         private Label _slowTail;
         private Label?[]? _slowResume;
@@ -288,9 +286,6 @@ internal static unsafe class BlockTranslator
             Type? loopCondition = SelfLoopCondition(ops, count);
             if (loopCondition is null)
             {
-                // Straight-line code only: from the shared tail back into a loop's body would be a
-                // second entry into the loop, which the JIT does not optimize as a loop.
-                _shareSlowPaths = true;
                 for (int i = 0; i < count; i++)
                 {
                     EmitOp(ops, i);
@@ -2288,7 +2283,7 @@ internal static unsafe class BlockTranslator
             }
 
             Tier1CallReason reason = form.Kind == InlineKind.DivRM ? Tier1CallReason.SlowCase : Tier1CallReason.TlbMiss;
-            if (_shareSlowPaths)
+            if (!IsRegion)
             {
                 // Back from the shared handler call: every register the hit path holds is in the file.
                 _il.MarkLabel(EmitGoToSlowTail(in op, i, reason));
