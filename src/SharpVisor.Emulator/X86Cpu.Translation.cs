@@ -319,20 +319,6 @@ public sealed partial class X86Cpu
         return RetireIntoRegionBlock(linear, retired, nextCount);
     }
 
-    /// <summary>
-    /// Tier-1 code's slow path (<see cref="BlockTranslator"/>): runs op <paramref name="index"/> of
-    /// the running block through its handler, with the registers in the file, as the interpreter
-    /// would (a fault finds RIP through <see cref="_opIndex"/>); whether the handler left the block.
-    /// </summary>
-    [MethodImpl(MethodImplOptions.NoInlining)]
-    internal unsafe bool RunOpFromTier1(ref Op first, int index)
-    {
-        _opIndex = index;
-        ref Op op = ref Unsafe.Add(ref first, index);
-        op.Handler(this, ref op);
-        return _exitBlock != ExitNone;
-    }
-
     /// <summary>The TLB's hit check for a read of <paramref name="size"/> bytes that stays in one page; <paramref name="host"/> is its host address.</summary>
     [MethodImpl(MethodImplOptions.AggressiveInlining)]
     internal bool TryReadHost(ulong linear, int size, out nint host)

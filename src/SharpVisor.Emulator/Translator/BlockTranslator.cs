@@ -62,7 +62,6 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_setMulFlags = typeof(MulDivHandlers).GetMethod(nameof(MulDivHandlers.SetMulFlagsOf), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_resultFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ResultFlags), BindingFlags.Static | BindingFlags.NonPublic)!;
     private static readonly MethodInfo s_setStatusFlags = typeof(X86Cpu).GetMethod(nameof(X86Cpu.SetStatusFlags), Instance)!;
-    private static readonly MethodInfo s_runOpFromTier1 = typeof(X86Cpu).GetMethod(nameof(X86Cpu.RunOpFromTier1), Instance)!;
     private static readonly MethodInfo s_profileCount = typeof(Tier1CallProfile).GetMethod(nameof(Tier1CallProfile.Count))!;
     private static readonly MethodInfo? s_methodDescriptor = typeof(DynamicMethod).GetMethod("GetMethodDescriptor", Instance);
     private static readonly Type[] s_parameters = [typeof(X86Cpu), typeof(Op).MakeByRefType()];
@@ -231,15 +230,6 @@ internal static unsafe class BlockTranslator
         private bool _handlerInMember;
         private Label[] _memberLabels = [];
 
-        // A single block's slow paths (TLB misses, DIV's rare cases) share one handler call: each
-        // writes back its dirty registers, puts its op index in _slowOp and branches to
-        // _slowTail, which runs the op and either leaves or switches back to the op's resume
-        // label (_slowResume, by op index). One call site instead of one per memory op keeps the
-        // method's calls, returns and live ranges few, which is what the JIT's time grows with.
-        private LocalBuilder? _slowOp;
-        private Label _slowTail;
-        private Label?[]? _slowResume;
-
         public Emitter(Block[] region, ILGenerator il)
         {
             _region = region;
@@ -273,13 +263,6 @@ internal static unsafe class BlockTranslator
                 EmitRegion();
                 return;
             }
-
-            EmitBlock();
-            EmitSlowTail();
-        }
-
-        private void EmitBlock()
-        {
 
             Op[] ops = _block.Ops;
             int count = _block.Count;
@@ -355,63 +338,6 @@ internal static unsafe class BlockTranslator
         }
 
         private bool IsRegion => _region.Length > 1;
-
-        /// <summary>
-        /// The shared slow path of a single block (see <see cref="_slowResume"/>): runs op _slowOp
-        /// through its handler with the registers in the file; if the handler left the block
-        /// (a fault, a jump), returns the instructions retired, else goes on at the op's resume label.
-        /// </summary>
-        private void EmitSlowTail()
-        {
-            if (_slowResume is null)
-            {
-                return;
-            }
-
-            // An op without a slow path is never dispatched to.
-            Label leave = _il.DefineLabel();
-            var targets = new Label[_slowResume.Length];
-            for (int i = 0; i < targets.Length; i++)
-            {
-                targets[i] = _slowResume[i] ?? leave;
-            }
-
-            _il.MarkLabel(_slowTail);
-            _il.Emit(OpCodes.Ldarg_1);
-            _il.Emit(OpCodes.Ldarg_2);
-            _il.Emit(OpCodes.Ldloc, _slowOp!);
-            _il.Emit(OpCodes.Call, s_runOpFromTier1);
-            _il.Emit(OpCodes.Brtrue, leave);
-            _il.Emit(OpCodes.Ldloc, _slowOp!);
-            _il.Emit(OpCodes.Switch, targets);
-            _il.MarkLabel(leave);
-            _il.Emit(OpCodes.Ldloc, _slowOp!);
-            _il.Emit(OpCodes.Ldc_I4_1);
-            _il.Emit(OpCodes.Add);
-            _il.Emit(OpCodes.Ret);
-        }
-
-        /// <summary>
-        /// A single block's slow path for op <paramref name="i"/>, with the registers written back:
-        /// to the shared handler call, and back at the returned label (where the caller reloads).
-        /// </summary>
-        private Label EmitGoToSlowTail(in Op op, int i, Tier1CallReason reason)
-        {
-            if (_slowResume is null)
-            {
-                _slowOp = _il.DeclareLocal(typeof(int));
-                _slowTail = _il.DefineLabel();
-                _slowResume = new Label?[_block.Count];
-            }
-
-            EmitProfileCount(in op, reason);
-            _il.Emit(OpCodes.Ldc_I4, i);
-            _il.Emit(OpCodes.Stloc, _slowOp!);
-            _il.Emit(OpCodes.Br, _slowTail);
-            Label resume = _il.DefineLabel();
-            _slowResume[i] = resume;
-            return resume;
-        }
 
         /// <summary>
         /// A region: the members one after another, each starting at its label with the guest
@@ -2282,26 +2208,7 @@ internal static unsafe class BlockTranslator
                 return;
             }
 
-            Tier1CallReason reason = form.Kind == InlineKind.DivRM ? Tier1CallReason.SlowCase : Tier1CallReason.TlbMiss;
-            if (!IsRegion)
-            {
-                // Back from the shared handler call: every register the hit path holds is in the file.
-                _il.MarkLabel(EmitGoToSlowTail(in op, i, reason));
-                Array.Copy(after, _state, Slots);
-                for (int slot = 0; slot < Slots; slot++)
-                {
-                    if (_state[slot] != Cached.Unknown)
-                    {
-                        LoadFromFile(slot);
-                        _il.Emit(OpCodes.Stloc, Local(slot));
-                    }
-                }
-
-                _il.MarkLabel(done);
-                return;
-            }
-
-            CallHandler(in op, i, reason);
+            CallHandler(in op, i, form.Kind == InlineKind.DivRM ? Tier1CallReason.SlowCase : Tier1CallReason.TlbMiss);
             if (IsRegion)
             {
                 // The handler may have reached MMIO or the MMU: the next region edge checks everything.
