@@ -1234,7 +1234,7 @@ public sealed unsafe class TranslatorTests
     }
 
     /// <summary>
-    /// A block whose memory ops share one slow path (TLB misses on a cold TLB, accesses that
+    /// A block whose memory ops take their slow paths (TLB misses on a cold TLB, accesses that
     /// cross into the next page, registers dirty at each): looping, it ends in the interpreter's
     /// registers and memory. With the base of op <paramref name="op"/> unmapped, or in a window
     /// whose next page is not present (where the op's access crosses into it), it faults there
@@ -1252,7 +1252,7 @@ public sealed unsafe class TranslatorTests
     [InlineData(2, true)]
     [InlineData(3, true)]
     [InlineData(4, true)]
-    public void SharedSlowPathResumesAndFaultsLikeTheInterpreter(int op, bool window)
+    public void SlowPathsResumeAndFaultLikeTheInterpreter(int op, bool window)
     {
         const ulong Unmapped = 0x10_0000_0000;
         const ulong Window = 0x80_0000_0000; // 4 KiB pages: Data, then a page not present
