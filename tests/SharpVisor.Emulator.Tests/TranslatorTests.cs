@@ -1340,6 +1340,109 @@ public sealed unsafe class TranslatorTests
         }
     }
 
+    /// <summary>
+    /// A block whose memory ops take their slow paths (TLB misses on a cold TLB, accesses that
+    /// cross into the next page, registers dirty at each): looping, it ends in the interpreter's
+    /// registers and memory. With the base of op <paramref name="op"/> unmapped, or in a window
+    /// whose next page is not present (where the op's access crosses into it), it faults there
+    /// with the interpreter's #PF, CR2, RIP, registers and memory (op -1: no fault).
+    /// </summary>
+    [Theory]
+    [InlineData(-1, false)]
+    [InlineData(0, false)]
+    [InlineData(1, false)]
+    [InlineData(2, false)]
+    [InlineData(3, false)]
+    [InlineData(4, false)]
+    [InlineData(0, true)]
+    [InlineData(1, true)]
+    [InlineData(2, true)]
+    [InlineData(3, true)]
+    [InlineData(4, true)]
+    public void SlowPathsResumeAndFaultLikeTheInterpreter(int op, bool window)
+    {
+        const ulong Unmapped = 0x10_0000_0000;
+        const ulong Window = 0x80_0000_0000; // 4 KiB pages: Data, then a page not present
+        AssemblerRegister64[] bases = [r12, r13, r14, r15, rsi];
+        bool[] crosses = [false, true, true, false, true];
+        string Run(ExecutionTier tier, out CpuRunResult result, out long translated)
+        {
+            using var t = new TestCpu();
+            t.Cpu.Tier = tier;
+            t.EnterLongMode();
+            MapWindow(t, Window);
+            t.Memory.Write(Data + 0xFF8, 0x0123_4567_89AB_CDEFUL);
+            t.Memory.Write(Data + 0x1000, 0xFEDC_BA98_7654_3210UL);
+            t.Load(64, a =>
+            {
+                Label loop = a.CreateLabel();
+                for (int k = 0; k < bases.Length; k++)
+                {
+                    a.mov(bases[k], k != op ? Data : window ? Window : Unmapped);
+                }
+
+                if (window)
+                {
+                    // The window's first page in the TLB (a write fills both tags): a crossing access hits its tag.
+                    a.mov(__qword_ptr[bases[op] + 0x100], rax);
+                }
+
+                a.mov(rax, 0x1111_2222_3333_4444);
+                a.mov(edi, 3);
+                a.Label(ref loop);
+                a.add(rax, 3);
+                a.mov(__qword_ptr[r12 + 0x10], rax);          // a store
+                a.lea(rcx, __[rax + 7]);
+                a.mov(rdx, __qword_ptr[r13 + 0xFFC]);         // a load across the page end
+                a.add(rdx, rcx);
+                a.mov(__qword_ptr[r14 + 0xFFA], rdx);         // a store across it
+                a.inc(r8);
+                a.add(__dword_ptr[r15 + 0x20], ecx);          // read-modify-write
+                a.xor(r10, rdx);
+                a.movzx(r11d, __word_ptr[rsi + 0xFFF]);       // a word across it
+                a.add(r11, r10);
+                a.dec(edi);
+                a.jnz(loop);
+                a.hlt();
+            });
+            result = t.Cpu.Run(1000);
+            translated = t.Cpu.TranslatedInstructions;
+            var data = new byte[0x2000];
+            t.Memory.Read(Data, data);
+            return t.Cpu.GetState().Format() + $"\n{t.Cpu.InstructionsExecuted} {Convert.ToHexString(data)}";
+        }
+
+        string interpreted = Run(ExecutionTier.Interpreter, out CpuRunResult a, out long _);
+        string compiled = Run(ExecutionTier.Always, out CpuRunResult b, out long tier1);
+        Assert.Equal(a.Reason, b.Reason);
+        Assert.Equal(interpreted, compiled);
+        if (op < 0 || (window && !crosses[op]))
+        {
+            Assert.Equal(CpuStopReason.Halted, a.Reason);
+            Assert.True(tier1 > 0, "nothing ran in tier 1");
+        }
+        else
+        {
+            Assert.Equal(CpuStopReason.Exception, a.Reason);
+            Assert.Equal((byte)ExceptionVector.PageFault, a.Exception!.Vector);
+            Assert.Equal(window ? Window + 0x1000 : Unmapped, a.Exception.FaultAddress & ~0xFFFUL);
+            Assert.Equal(a.Exception.FaultAddress, b.Exception!.FaultAddress);
+        }
+    }
+
+    /// <summary>Maps <paramref name="window"/> (PML4 slot 1 and up) with 4 KiB pages: its first page on <see cref="Data"/>, the next not present.</summary>
+    private static void MapWindow(TestCpu t, ulong window)
+    {
+        const ulong presentWritableUser = 0x7;
+        const ulong pdpt = 0x10_0000;
+        const ulong pd = 0x10_1000;
+        const ulong pt = 0x10_2000;
+        t.Memory.Write(t.IdentityPml4 + (((window >> 39) & 0x1FF) * 8), pdpt | presentWritableUser);
+        t.Memory.Write(pdpt + (((window >> 30) & 0x1FF) * 8), pd | presentWritableUser);
+        t.Memory.Write(pd + (((window >> 21) & 0x1FF) * 8), pt | presentWritableUser);
+        t.Memory.Write(pt + (((window >> 12) & 0x1FF) * 8), Data | presentWritableUser);
+    }
+
     /// <summary>DIV by zero from a register and from memory, DIV whose quotient overflows, DIV from an unmapped address: the interpreter's #DE / #PF, RIP and registers.</summary>
     [Theory]
     [InlineData(0)]

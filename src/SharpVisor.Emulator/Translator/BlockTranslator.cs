@@ -3,6 +3,8 @@ using System.Numerics;
 using System.Reflection;
 using System.Reflection.Emit;
 using System.Runtime.CompilerServices;
+using System.Runtime.InteropServices;
+using SharpVisor.Emulator.Mmu;
 
 namespace SharpVisor.Emulator.Translator;
 
@@ -39,8 +41,16 @@ internal static unsafe class BlockTranslator
     private static readonly MethodInfo s_blockOps = typeof(Block).GetProperty(nameof(Block.Ops))!.GetMethod!;
     private static readonly MethodInfo s_carryFlag = typeof(X86Cpu).GetProperty("CarryFlag", Instance)!.GetMethod!;
     private static readonly MethodInfo s_continueLoop = typeof(X86Cpu).GetMethod(nameof(X86Cpu.ContinueTranslatedLoop), Instance)!;
-    private static readonly MethodInfo s_tryRead = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryReadHost), Instance)!;
-    private static readonly MethodInfo s_tryWrite = typeof(X86Cpu).GetMethod(nameof(X86Cpu.TryWriteHost), Instance)!;
+    private static readonly FieldInfo s_tlb = Field("_tlb");
+    private static readonly FieldInfo s_tlbEntries = Field("_tlbEntries");
+    private static readonly FieldInfo s_tlbSlotMask = Field("_tlbSlotMask");
+    private static readonly FieldInfo s_tlbContextBase = Field("_tlbContextBase");
+    private static readonly FieldInfo s_tlbStamp = typeof(SoftTlb).GetField("_stamp", Instance) ?? throw new MissingFieldException(nameof(SoftTlb), "_stamp");
+    private static readonly FieldInfo s_entryReadTag = typeof(TlbEntry).GetField(nameof(TlbEntry.ReadTag))!;
+    private static readonly FieldInfo s_entryWriteTag = typeof(TlbEntry).GetField(nameof(TlbEntry.WriteTag))!;
+    private static readonly FieldInfo s_entryAddend = typeof(TlbEntry).GetField(nameof(TlbEntry.Addend))!;
+    private static readonly MethodInfo s_arrayData = typeof(MemoryMarshal).GetMethod(
+        nameof(MemoryMarshal.GetArrayDataReference), 1, [Type.MakeGenericMethodParameter(0).MakeArrayType()])!.MakeGenericMethod(typeof(TlbEntry));
     private static readonly MethodInfo s_bigMul = typeof(Math).GetMethod(nameof(Math.BigMul), [typeof(long), typeof(long), typeof(long).MakeByRefType()])!;
     private static readonly MethodInfo s_rotateLeft32 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateLeft), [typeof(uint), typeof(int)])!;
     private static readonly MethodInfo s_rotateLeft64 = typeof(BitOperations).GetMethod(nameof(BitOperations.RotateLeft), [typeof(ulong), typeof(int)])!;
@@ -77,7 +87,11 @@ internal static unsafe class BlockTranslator
     /// <summary>Emits and compiles the block's method.</summary>
     public static TranslatedBlock Translate(Block block, bool withRegion, out int ilBytes, out int members)
     {
-        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true);
+        var method = new DynamicMethod($"tier1_{Interlocked.Increment(ref s_serial)}_{block.PhysicalAddress:x}", typeof(int), s_methodParameters, typeof(X86Cpu).Module, skipVisibility: true)
+        {
+            // Every local is stored before it is read (the emitter loads a register on first use).
+            InitLocals = false,
+        };
         Block[] region = withRegion ? SelectRegion(block) : [block];
         members = region.Length;
         int ops = 0;
@@ -196,6 +210,7 @@ internal static unsafe class BlockTranslator
         private readonly LocalBuilder _r;
         private readonly LocalBuilder _linear;
         private readonly LocalBuilder _host;
+        private readonly LocalBuilder _entry;
         private readonly LocalBuilder _t;
         private readonly LocalBuilder _count;
 
@@ -239,6 +254,7 @@ internal static unsafe class BlockTranslator
             _r = il.DeclareLocal(typeof(ulong));
             _linear = il.DeclareLocal(typeof(ulong));
             _host = il.DeclareLocal(typeof(nint));
+            _entry = il.DeclareLocal(typeof(TlbEntry).MakeByRefType());
             _t = il.DeclareLocal(typeof(ulong));
             _count = il.DeclareLocal(typeof(int));
         }
@@ -1789,14 +1805,64 @@ internal static unsafe class BlockTranslator
         }
 
         /// <summary>Branches to <paramref name="miss"/> unless the TLB maps _linear for the access; on a hit _host holds the host address.</summary>
+        /// <remarks>
+        /// The check of <see cref="X86Cpu.TryReadHost"/> and <see cref="X86Cpu.TryWriteHost"/>,
+        /// emitted here rather than called: the JIT inlined four small methods per access, which
+        /// cost more to compile than the few instructions they come to.
+        /// </remarks>
         private void EmitTlbCheck(bool write, int size, Label miss)
         {
+            // entry = ref _tlbEntries[_tlbContextBase + ((int)(linear >> 12) & _tlbSlotMask)]
             _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_tlbEntries);
+            _il.Emit(OpCodes.Call, s_arrayData);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_tlbContextBase);
             _il.Emit(OpCodes.Ldloc, _linear);
-            _il.Emit(OpCodes.Ldc_I4, size);
-            _il.Emit(OpCodes.Ldloca, _host);
-            _il.Emit(OpCodes.Call, write ? s_tryWrite : s_tryRead);
-            _il.Emit(OpCodes.Brfalse, miss);
+            _il.Emit(OpCodes.Ldc_I4, 12);
+            _il.Emit(OpCodes.Shr_Un);
+            _il.Emit(OpCodes.Conv_I4);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_tlbSlotMask);
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Conv_I);
+            _il.Emit(OpCodes.Sizeof, typeof(TlbEntry));
+            _il.Emit(OpCodes.Mul);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _entry);
+
+            // host = linear + entry.Addend
+            _il.Emit(OpCodes.Ldloc, _linear);
+            _il.Emit(OpCodes.Conv_I);
+            _il.Emit(OpCodes.Ldloc, _entry);
+            _il.Emit(OpCodes.Ldfld, s_entryAddend);
+            _il.Emit(OpCodes.Add);
+            _il.Emit(OpCodes.Stloc, _host);
+
+            // A hit: the entry's tag is that of the page of the access's last byte under the
+            // current stamp. One compare tests both that the entry maps the page of _linear and
+            // that the access stays in it: the entry sits in the slot of _linear's page, and the
+            // next page's slot is another (the TLB has at least 16), so it never holds that
+            // page's tag. A wrap past 2^64 gives page 0, which misses as well.
+            _il.Emit(OpCodes.Ldloc, _entry);
+            _il.Emit(OpCodes.Ldfld, write ? s_entryWriteTag : s_entryReadTag);
+            _il.Emit(OpCodes.Ldloc, _linear);
+            if (size > 1)
+            {
+                _il.Emit(OpCodes.Ldc_I4, size - 1);
+                _il.Emit(OpCodes.Conv_I8);
+                _il.Emit(OpCodes.Add);
+            }
+
+            _il.Emit(OpCodes.Ldc_I8, unchecked((long)SoftTlb.PageMask));
+            _il.Emit(OpCodes.And);
+            _il.Emit(OpCodes.Ldarg_1);
+            _il.Emit(OpCodes.Ldfld, s_tlb);
+            _il.Emit(OpCodes.Ldfld, s_tlbStamp);
+            _il.Emit(OpCodes.Or);
+            _il.Emit(OpCodes.Bne_Un, miss);
+
             Array.Copy(_state, _stateAtMiss, Slots);
         }
 
