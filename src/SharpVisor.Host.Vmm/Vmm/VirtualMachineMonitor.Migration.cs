@@ -106,7 +106,18 @@ public sealed partial class VirtualMachineMonitor
             throw new MigrationException("the vCPUs did not stop within 10 s");
         }
 
-        phases.Pause = downtime.Elapsed;
+        // Each phase ends where the next begins (one clock read per boundary), so the phases add
+        // up to the downtime even when the thread is descheduled between two of them.
+        TimeSpan mark = TimeSpan.Zero;
+        TimeSpan Lap()
+        {
+            TimeSpan now = downtime.Elapsed;
+            TimeSpan lap = now - mark;
+            mark = now;
+            return lap;
+        }
+
+        phases.Pause = Lap();
         try
         {
             ulong[] last = tracking.FetchDirtyPages();
@@ -115,24 +126,21 @@ public sealed partial class VirtualMachineMonitor
                 last[i] |= dirty[i];
             }
 
-            phases.DirtyFetch = downtime.Elapsed - phases.Pause;
+            phases.DirtyFetch = Lap();
             long lastCount = SendPages(channel, log, last, frame);
             pagesSent += lastCount;
-            phases.LastPages = downtime.Elapsed - phases.Pause - phases.DirtyFetch;
-            TimeSpan mark = downtime.Elapsed;
+            phases.LastPages = Lap();
             byte[] state = MachineStateBytes();
-            phases.State = downtime.Elapsed - mark;
-            mark = downtime.Elapsed;
+            phases.State = Lap();
             channel.Send(MigrationFrameType.State, state);
             channel.Flush();
             byte[] ready = channel.Expect(MigrationFrameType.Ready);
-            phases.Ready = downtime.Elapsed - mark;
+            phases.Ready = Lap();
             phases.DestinationLoad = ReadReadyLoadTime(ready);
-            mark = downtime.Elapsed;
             channel.Send(MigrationFrameType.Commit, ReadOnlySpan<byte>.Empty);
             channel.Flush();
             downtime.Stop();
-            phases.Commit = downtime.Elapsed - mark;
+            phases.Commit = Lap();
             progress($"stop-and-copy: {lastCount} pages and the device state ({state.Length / 1024.0:0.0} KiB); the destination was ready after {downtime.Elapsed.TotalMilliseconds:0} ms paused");
             progress($"stop-and-copy phases: {phases.Describe()}");
             return new MigrationResult(round + 1, pagesSent, channel.BytesSent, total.Elapsed, downtime.Elapsed) { Phases = phases };
