@@ -326,22 +326,4 @@ public sealed partial class X86Cpu
 
         return RetireIntoRegionBlock(linear, retired, nextCount);
     }
-
-    /// <summary>The TLB's hit check for a read of <paramref name="size"/> bytes that stays in one page; <paramref name="host"/> is its host address.</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryReadHost(ulong linear, int size, out nint host)
-    {
-        ref TlbEntry e = ref TlbFor(linear);
-        host = (nint)linear + e.Addend;
-        return e.ReadTag == Tag(linear) && (linear & 0xFFF) <= (ulong)(0x1000 - size);
-    }
-
-    /// <summary>The TLB's hit check for a write (code pages and tracked frames miss, as in <see cref="Write32"/>).</summary>
-    [MethodImpl(MethodImplOptions.AggressiveInlining)]
-    internal bool TryWriteHost(ulong linear, int size, out nint host)
-    {
-        ref TlbEntry e = ref TlbFor(linear);
-        host = (nint)linear + e.Addend;
-        return e.WriteTag == Tag(linear) && (linear & 0xFFF) <= (ulong)(0x1000 - size);
-    }
 }

@@ -1806,9 +1806,9 @@ internal static unsafe class BlockTranslator
 
         /// <summary>Branches to <paramref name="miss"/> unless the TLB maps _linear for the access; on a hit _host holds the host address.</summary>
         /// <remarks>
-        /// The check of <see cref="X86Cpu.TryReadHost"/> and <see cref="X86Cpu.TryWriteHost"/>,
-        /// emitted here rather than called: the JIT inlined four small methods per access, which
-        /// cost more to compile than the few instructions they come to.
+        /// The interpreter's TLB fast path (X86Cpu.TlbFor and Tag, as <c>Read32</c>/<c>Write32</c>
+        /// use them), emitted here rather than called: the JIT inlined four small methods per
+        /// access, which cost more to compile than the few instructions they come to.
         /// </remarks>
         private void EmitTlbCheck(bool write, int size, Label miss)
         {

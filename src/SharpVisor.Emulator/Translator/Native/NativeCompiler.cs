@@ -872,7 +872,7 @@ internal static unsafe class NativeCompiler
             }
         }
 
-        /// <summary>The TLB hit check of TryReadHost/TryWriteHost on rax: on a hit rax becomes the host address, else to <paramref name="miss"/> with no guest state changed.</summary>
+        /// <summary>The TLB hit check (X86Cpu.TlbFor and Tag, the interpreter's fast path) on rax: on a hit rax becomes the host address, else to <paramref name="miss"/> with no guest state changed.</summary>
         private void TlbCheck(bool write, int size, Label miss)
         {
             _asm.mov(r9, rax);
